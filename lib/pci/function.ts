@@ -1,0 +1,49 @@
+// The PciFunction interface: what the virtio-pci transport needs from a PCI function, whoever
+// provides it — VfioPciFunction (lib/vfio) on a real device, SimPciFunction (lib/sim) in-process.
+
+import type { DmaAllocator } from '../mem/dma.js';
+
+/**
+ * A BAR as a register window. Offsets are relative to the BAR's start. Accesses have exactly the
+ * width named (virtio 1.2 §4.1.3.1: the driver accesses each field with its own width), and each
+ * access is performed in program order with respect to the others and to ring memory writes.
+ */
+export interface RegisterWindow {
+  readonly size: number;
+  read8(offset: number): number;
+  read16(offset: number): number;
+  read32(offset: number): number;
+  write8(offset: number, value: number): void;
+  write16(offset: number, value: number): void;
+  write32(offset: number, value: number): void;
+}
+
+/** MSI-X as seen by a driver: a table of vectors, each delivered to a handler. */
+export interface MsixController {
+  /** Vectors the function's MSI-X table has (0 when it has no MSI-X capability). */
+  readonly tableSize: number;
+  /**
+   * Enables vectors 0..count-1 and routes each interrupt to `handler(vector)`. Returns the number
+   * actually enabled (may be fewer than asked; 0 means none: poll instead).
+   */
+  enable(count: number, handler: (vector: number) => void): number;
+  disable(): void;
+}
+
+export interface PciFunction {
+  /** Where the function lives, for messages: "0000:00:02.0", "sim:blk". */
+  readonly address: string;
+  configRead8(offset: number): number;
+  configRead16(offset: number): number;
+  configRead32(offset: number): number;
+  configWrite8(offset: number, value: number): void;
+  configWrite16(offset: number, value: number): void;
+  configWrite32(offset: number, value: number): void;
+  /** BAR i (0–5) as a register window; throws E_CAP_MISSING when the BAR is absent or not memory. */
+  bar(index: number): RegisterWindow;
+  /** DMA memory the function can reach. */
+  readonly dma: DmaAllocator;
+  readonly msix: MsixController;
+  /** Releases everything the function holds (mappings, file descriptors, interrupts). Idempotent. */
+  close(): void;
+}

@@ -1,0 +1,84 @@
+// One error hierarchy for the whole SDK. Every error has a stable `code` a script can match on and
+// a `hint` a person can act on. Codes are part of the public API: add new ones, never rename.
+
+export type ErrorCode =
+  // usage and input
+  | 'E_INVALID_ARGUMENT'
+  | 'E_BAD_ADDRESS'
+  // feature negotiation and the status machine (virtio 1.2 §3.1)
+  | 'E_FEATURE_MISSING'
+  | 'E_FEATURES_NOT_OK'
+  | 'E_DEVICE_NEEDS_RESET'
+  | 'E_DEVICE_FAILED'
+  | 'E_RESET_TIMEOUT'
+  | 'E_BAD_STATE'
+  | 'E_CLOSED'
+  // transport discovery
+  | 'E_NOT_VIRTIO'
+  | 'E_CAP_MISSING'
+  | 'E_CAP_INVALID'
+  | 'E_QUEUE_UNAVAILABLE'
+  | 'E_CONFIG_UNSTABLE'
+  // memory
+  | 'E_DMA_EXHAUSTED'
+  | 'E_DMA_RANGE'
+  // virtqueues
+  | 'E_QUEUE_FULL'
+  | 'E_QUEUE_BROKEN'
+  | 'E_BAD_CHAIN'
+  // a device that broke the rules (each its own code: ARCHITECTURE.md "the device is not trusted")
+  | 'E_DEVICE_BAD_USED_ID'
+  | 'E_DEVICE_BAD_USED_LEN'
+  | 'E_DEVICE_USED_INDEX_JUMP'
+  | 'E_DEVICE_BAD_PACKED_FLAGS'
+  // requests
+  | 'E_REQUEST_TIMEOUT'
+  | 'E_REQUEST_CANCELLED';
+
+export class UvirtioError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = hint;
+  }
+  /** `E_CODE: message (hint: …)` — the one-line form the CLI prints. */
+  toLine(): string {
+    return `${this.code}: ${this.message}${this.hint ? ` (hint: ${this.hint})` : ''}`;
+  }
+  toJSON(): { code: ErrorCode; message: string; hint?: string } {
+    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
+  }
+}
+
+/** Feature negotiation, status machine and transport discovery. */
+export class DeviceError extends UvirtioError {}
+
+/** The caller broke a rule of the API (bad size, bad segment, wrong state). */
+export class UsageError extends UvirtioError {}
+
+/** DMA memory could not be had or an address is outside what the driver owns. */
+export class DmaError extends UvirtioError {}
+
+/**
+ * A virtqueue fault. When `device` is true the device broke the ring protocol; the queue is then
+ * broken for good and every pending request is rejected with this error.
+ */
+export class VirtqueueError extends UvirtioError {
+  readonly queue: number;
+  readonly device: boolean;
+  constructor(code: ErrorCode, queue: number, message: string, hint?: string, device = false) {
+    super(code, `queue ${queue}: ${message}`, hint, undefined);
+    this.queue = queue;
+    this.device = device;
+  }
+}
+
+/** A wait on the device that did not end in time. The message names what was awaited and for how long. */
+export class TimeoutError extends UvirtioError {}
+
+export function isUvirtioError(e: unknown): e is UvirtioError {
+  return e instanceof UvirtioError;
+}
