@@ -38,6 +38,12 @@ export const Feature = {
   SUSPEND: 43,
   /** PROVISIONAL (proposal): 40, 41 and 43 are taken; 44–49 are reserved in 1.4. */
   RING_STATE: 44,
+  /**
+   * PROVISIONAL (uvirtio extension, on top of the proposal's "device-specific state"): the device
+   * can save and load extra state (e.g. requests fetched but not finished) through a DMA mailbox,
+   * registers DEVICE_STATE_* below. Only with RING_STATE.
+   */
+  DEVICE_STATE: 45,
 } as const;
 export type FeatureName = keyof typeof Feature;
 
@@ -107,9 +113,24 @@ export const CommonCfg = {
   QUEUE_AVAIL_STATE: 0x40,
   /** PROVISIONAL (proposal): le16 used state of the selected queue. */
   QUEUE_USED_STATE: 0x42,
+  /** PROVISIONAL (DEVICE_STATE): le32 bytes of extra state; the device sets it on STOP, the driver before LOAD. */
+  DEVICE_STATE_LEN: 0x44,
+  /** PROVISIONAL (DEVICE_STATE): le64 IOVA of the driver's mailbox buffer. */
+  DEVICE_STATE_ADDR: 0x48,
+  /** PROVISIONAL (DEVICE_STATE): le16 command (DeviceStateCmd); reads 0 when done, 0xffff when refused. */
+  DEVICE_STATE_CMD: 0x50,
 } as const;
-/** Size of the common configuration with the provisional state registers. */
+/** Size of the common configuration with the provisional state registers (RING_STATE). */
 export const COMMON_CFG_LEN = 0x44;
+/** Size of the common configuration with the DEVICE_STATE mailbox as well. */
+export const COMMON_CFG_EXT_LEN = 0x52;
+/**
+ * DEVICE_STATE commands. SAVE: allowed while STOP shows; the device writes DEVICE_STATE_LEN bytes
+ * to DEVICE_STATE_ADDR. LOAD: allowed between FEATURES_OK and DRIVER_OK; the device reads
+ * DEVICE_STATE_LEN bytes from DEVICE_STATE_ADDR and acts on them at DRIVER_OK. The bytes are
+ * device-specific and opaque to the driver, which carries them in the snapshot.
+ */
+export const DeviceStateCmd = { SAVE: 1, LOAD: 2, REFUSED: 0xffff } as const;
 /** Size of the common configuration a virtio 1.2 device without them must at least expose. */
 export const COMMON_CFG_MIN_LEN = 0x38;
 

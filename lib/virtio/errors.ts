@@ -33,7 +33,42 @@ export type ErrorCode =
   | 'E_DEVICE_BAD_PACKED_FLAGS'
   // requests
   | 'E_REQUEST_TIMEOUT'
-  | 'E_REQUEST_CANCELLED';
+  | 'E_REQUEST_CANCELLED'
+  | 'E_IO_ERROR'
+  | 'E_UNSUPPORTED'
+  | 'E_OUT_OF_RANGE'
+  | 'E_READ_ONLY'
+  | 'E_FRAME_TOO_LARGE'
+  // the operating system (lib/sys) and VFIO (lib/vfio)
+  | 'E_SYSCALL'
+  | 'E_PERMISSION'
+  | 'E_NO_DEVICE'
+  | 'E_DRIVER_BOUND'
+  | 'E_NOT_BOUND'
+  | 'E_GROUP_NOT_VIABLE'
+  | 'E_VFIO_UNAVAILABLE'
+  | 'E_NO_IOMMU'
+  | 'E_REGION_MISSING'
+  | 'E_IRQ_MISSING'
+  // stop / virtqueue state / reinit
+  | 'E_STATE_UNSUPPORTED'
+  | 'E_STATE_NOT_STOPPED'
+  | 'E_STOP_TIMEOUT'
+  | 'E_SUSPEND_TIMEOUT'
+  | 'E_STATE_REFUSED'
+  // snapshot files (untrusted input: each fault its own code)
+  | 'E_SNAPSHOT_NOT_JSON'
+  | 'E_SNAPSHOT_TRUNCATED'
+  | 'E_SNAPSHOT_VERSION'
+  | 'E_SNAPSHOT_SCHEMA'
+  | 'E_SNAPSHOT_DEVICE_TYPE'
+  | 'E_SNAPSHOT_QUEUE_COUNT'
+  | 'E_SNAPSHOT_QUEUE_SIZE'
+  | 'E_SNAPSHOT_FEATURES'
+  | 'E_SNAPSHOT_INDEX'
+  | 'E_SNAPSHOT_USED_AHEAD'
+  | 'E_SNAPSHOT_ADDRESS'
+  | 'E_SNAPSHOT_IO';
 
 export class UvirtioError extends Error {
   readonly code: ErrorCode;
@@ -75,6 +110,12 @@ export class VirtqueueError extends UvirtioError {
     this.device = device;
   }
 }
+
+/** A request the device answered with an error status, or that was refused before it reached the device. */
+export class RequestError extends UvirtioError {}
+
+/** A snapshot file or object that cannot be used; the message names the field. */
+export class SnapshotError extends UvirtioError {}
 
 /** A wait on the device that did not end in time. The message names what was awaited and for how long. */
 export class TimeoutError extends UvirtioError {}

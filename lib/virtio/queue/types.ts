@@ -80,7 +80,8 @@ export interface Virtqueue<T = unknown> {
   readonly broken: VirtqueueError | null;
 
   /**
-   * Adds a chain (readable segments, then writable ones) with its token. Does not notify.
+   * Adds a chain (readable segments, then writable ones) with its token and makes it available at
+   * once (a polling device may take it before kick). Does not notify.
    * Throws E_QUEUE_FULL when there is no room now (back-pressure: wait for used buffers),
    * E_BAD_CHAIN when the chain can never fit or is malformed, E_QUEUE_BROKEN when broken.
    */
@@ -88,8 +89,9 @@ export interface Virtqueue<T = unknown> {
   /** Whether a chain of this shape fits now. */
   canAdd(readable: number, writable: number): boolean;
   /**
-   * Publishes what was added and notifies the device unless it suppressed notifications
-   * (flags, or EVENT_IDX's rule of virtio 1.2 §2.7.10 / §2.8.10). Returns whether it notified.
+   * Notifies the device of the chains added since the last kick unless it suppressed notifications
+   * (flags, or EVENT_IDX's rule of virtio 1.2 §2.7.10 / §2.8.10). Returns whether it notified
+   * (false when nothing was added since the last kick).
    */
   kick(): boolean;
   /**
@@ -97,16 +99,22 @@ export interface Virtqueue<T = unknown> {
    * violation the queue becomes broken and the VirtqueueError is thrown.
    */
   popUsed(): UsedElement<T> | null;
-  /** Asks the device for used-buffer notifications. Returns false when used buffers are already pending (poll again). */
+  /**
+   * Asks the device for used-buffer notifications. Returns false when used buffers are already
+   * pending (poll again). On a broken queue it does nothing and returns true.
+   */
   enableInterrupts(): boolean;
   disableInterrupts(): void;
   /** Marks the queue broken (e.g. the transport failed) and returns the tokens of every chain in flight. */
   fail(error: VirtqueueError): T[];
   /** The tokens of every chain in flight, without returning them (for stop/state reporting). */
   inFlightTokens(): T[];
-  /** Forgets every chain in flight and zeroes the rings, as after a device reset: the queue restarts at index 0. */
+  /**
+   * Forgets every chain in flight and zeroes the rings, as after a device reset: the queue restarts
+   * at index 0 and is no longer broken. Returns the forgotten chains' tokens.
+   */
   reset(): T[];
   exportState(): VqDriverState;
-  /** Frees ring memory and indirect tables. */
+  /** Frees ring memory and indirect tables. The queue is then broken with E_CLOSED. */
   close(): void;
 }

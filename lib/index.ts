@@ -1,0 +1,23 @@
+// uvirtio's public API. Layers, bottom up: mem, pci, transport, virtio (device, queues, state),
+// sim (the reference device). See README.md for a tour.
+
+export * from './virtio/constants.js';
+export * from './virtio/errors.js';
+export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio/features.js';
+export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, type ReinitOptions, type DevicePhase } from './virtio/device.js';
+export { createVirtqueue } from './virtio/queue/index.js';
+export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
+export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/requests.js';
+export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
+export {
+  parseSnapshot, readSnapshotFile, writeSnapshotFile, validateSnapshot, checkSnapshotTarget,
+  SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type DeviceSnapshot, type SnapshotQueue, type Mechanism,
+} from './virtio/snapshot.js';
+export { HeapDmaAllocator, type DmaAllocator, type DmaRegion, type GuestMemory } from './mem/dma.js';
+export type { PciFunction, RegisterWindow, MsixController } from './pci/function.js';
+export { walkCapabilities, enableBusMaster, PciConfig } from './pci/config.js';
+export type { VirtioTransport, QueueSetup, RingStateAccess, VqState } from './transport/types.js';
+export { VirtioPciTransport } from './transport/pci/transport.js';
+export { discoverVirtioPci, virtioDeviceType } from './transport/pci/caps.js';
+export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress } from './address.js';
+export { createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimBlkOptions, type SimNetOptions } from './sim/index.js';

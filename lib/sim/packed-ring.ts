@@ -1,0 +1,162 @@
+// The device side of a packed virtqueue (virtio 1.2 §2.8): poll the next descriptor for AVAIL/USED
+// against the driver ring wrap counter, walk the list (or its indirect table), write one used
+// descriptor per buffer carrying the buffer id — flags last — and apply the event-suppression
+// structures. Progress lives in the queue's QueueDeviceState, not here.
+
+import type { GuestMemory } from '../mem/dma.js';
+import { PackedAlign, PackedDesc, PackedEventFlag, PackedFlag } from '../virtio/constants.js';
+import type { SimQueue } from './queue.js';
+import {
+  addSegment, badChain, dataView, emptyChain, guestBytes,
+  type Chain, type DeviceRing, type RingFeatures, type UsedFault,
+} from './ring.js';
+
+// struct pvirtq_event_suppress (virtio 1.2 §2.8.14).
+const EVENT_OFF_WRAP = 0;
+const EVENT_FLAGS = 2;
+const EVENT_SIZE = 4;
+const EVENT_WRAP = 0x8000;
+const EVENT_OFF_MASK = 0x7fff;
+
+/** Is the descriptor with these flags available in the lap whose driver wrap counter is `wrap`? (§2.8.1) */
+function isAvailable(flags: number, wrap: boolean): boolean {
+  return ((flags & PackedFlag.AVAIL) !== 0) === wrap && ((flags & PackedFlag.USED) !== 0) !== wrap;
+}
+
+export class PackedDeviceRing implements DeviceRing {
+  private readonly desc: DataView;
+  private readonly driverEvent: DataView;
+  private readonly deviceEvent: DataView;
+
+  constructor(
+    private readonly queue: SimQueue,
+    private readonly mem: GuestMemory,
+    private readonly features: RingFeatures,
+  ) {
+    for (const [addr, align, what] of [
+      [queue.desc, PackedAlign.DESC, 'descriptor ring'],
+      [queue.driver, PackedAlign.EVENT, 'driver event suppression'],
+      [queue.device, PackedAlign.EVENT, 'device event suppression'],
+    ] as const) {
+      if (addr % BigInt(align) !== 0n) {
+        throw badChain(queue.index, `${what} address 0x${addr.toString(16)} is not ${align}-byte aligned (virtio 1.2 §2.8.10.1)`);
+      }
+    }
+    this.desc = dataView(guestBytes(mem, queue.index, queue.desc, PackedDesc.SIZE * queue.size, 'descriptor ring'));
+    this.driverEvent = dataView(guestBytes(mem, queue.index, queue.driver, EVENT_SIZE, 'driver event suppression'));
+    this.deviceEvent = dataView(guestBytes(mem, queue.index, queue.device, EVENT_SIZE, 'device event suppression'));
+  }
+
+  /** §2.8.2 polling: the descriptor at the device's position, if the driver made it available. */
+  fetch(): Chain | undefined {
+    const { state, size, index } = this.queue;
+    if (!isAvailable(this.flagsAt(state.availIdx), state.availWrap)) return undefined;
+    const chain = emptyChain(0);
+    let slot = state.availIdx;
+    let wrap = state.availWrap;
+    for (;;) {
+      if (chain.ringDescs === size) throw badChain(index, `list at slot ${state.availIdx} is longer than the ring of ${size}`);
+      const at = slot * PackedDesc.SIZE;
+      const addr = this.desc.getBigUint64(at + PackedDesc.ADDR, true);
+      const len = this.desc.getUint32(at + PackedDesc.LEN, true);
+      const flags = this.desc.getUint16(at + PackedDesc.FLAGS, true);
+      // §2.8.6: every descriptor of a list carries correct AVAIL/USED bits, not only the first.
+      if (!isAvailable(flags, wrap)) throw badChain(index, `descriptor at slot ${slot} of a list is not available`);
+      chain.ringDescs++;
+      // §2.8.6: the buffer id is in the last descriptor of the list.
+      chain.id = this.desc.getUint16(at + PackedDesc.ID, true);
+      if (flags & PackedFlag.INDIRECT) {
+        // §2.8.19: only with INDIRECT_DESC, and never in a list linked by NEXT.
+        if (!this.features.indirect) throw badChain(index, `slot ${slot} uses INDIRECT, which was not negotiated`);
+        if ((flags & PackedFlag.NEXT) || chain.ringDescs > 1) throw badChain(index, `slot ${slot}: INDIRECT inside a list linked by NEXT`);
+        this.readIndirect(chain, addr, len);
+      } else {
+        addSegment(chain, index, this.mem, addr, len, (flags & PackedFlag.WRITE) !== 0);
+      }
+      slot++;
+      if (slot === size) {
+        slot = 0;
+        wrap = !wrap;
+      }
+      if (!(flags & PackedFlag.NEXT)) break;
+    }
+    state.availIdx = slot;
+    state.availWrap = wrap;
+    return chain;
+  }
+
+  /** §2.8.7: descriptors one after another; WRITE is the only flag that counts, ids are ignored. */
+  private readIndirect(chain: Chain, addr: bigint, len: number): void {
+    const { index } = this.queue;
+    if (len === 0 || len % PackedDesc.SIZE !== 0) {
+      throw badChain(index, `indirect table length ${len} is not a non-zero multiple of ${PackedDesc.SIZE}`);
+    }
+    const table = dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
+    for (let at = 0; at < len; at += PackedDesc.SIZE) {
+      const flags = table.getUint16(at + PackedDesc.FLAGS, true);
+      addSegment(chain, index, this.mem, table.getBigUint64(at + PackedDesc.ADDR, true),
+        table.getUint32(at + PackedDesc.LEN, true), (flags & PackedFlag.WRITE) !== 0);
+    }
+  }
+
+  supports(fault: UsedFault): boolean {
+    return fault !== 'used-index-jump';
+  }
+
+  /**
+   * §2.8.6 / §2.8.15: one used descriptor per buffer at the device's position, id and len first,
+   * flags (AVAIL = USED = the device wrap counter; WRITE when data was written) last; then skip
+   * the slots the list occupied.
+   */
+  markUsed(chain: Chain, written: number, fault?: UsedFault): void {
+    const { state, size } = this.queue;
+    const at = state.usedIdx * PackedDesc.SIZE;
+    const len = fault === 'used-len-overflow' ? chain.writableLen + 1 : written;
+    this.desc.setUint16(at + PackedDesc.ID, fault === 'bad-used-id' ? size : chain.id, true);
+    this.desc.setUint32(at + PackedDesc.LEN, len, true);
+    // bad-packed-flags: USED marks the descriptor used (so the driver looks at it) but AVAIL differs.
+    const avail = (fault === 'bad-packed-flags' ? !state.usedWrap : state.usedWrap) ? PackedFlag.AVAIL : 0;
+    const used = state.usedWrap ? PackedFlag.USED : 0;
+    this.desc.setUint16(at + PackedDesc.FLAGS, avail | used | (len > 0 ? PackedFlag.WRITE : 0), true);
+    state.usedIdx += chain.ringDescs;
+    if (state.usedIdx >= size) {
+      state.usedIdx -= size;
+      state.usedWrap = !state.usedWrap;
+    }
+  }
+
+  /**
+   * §2.8.10: the driver event suppression structure. DESC (only meaningful with EVENT_IDX) asks
+   * for a notification once the descriptor at off/wrap has been used since the last decision.
+   */
+  needsInterrupt(): boolean {
+    const { state, size } = this.queue;
+    const previous = state.signalled;
+    state.signalled = { idx: state.usedIdx, wrap: state.usedWrap };
+    const flags = this.driverEvent.getUint16(EVENT_FLAGS, true) & 3;
+    if (flags === PackedEventFlag.DISABLE) return false;
+    if (flags !== PackedEventFlag.DESC || !this.features.eventIdx || previous === undefined) return true;
+    // Positions on one line: the current lap counts from 0, the previous one from -size.
+    const linear = (idx: number, wrap: boolean): number => (wrap === state.usedWrap ? idx : idx - size);
+    const offWrap = this.driverEvent.getUint16(EVENT_OFF_WRAP, true);
+    const event = linear(offWrap & EVENT_OFF_MASK, (offWrap & EVENT_WRAP) !== 0);
+    return linear(previous.idx, previous.wrap) <= event && event < state.usedIdx;
+  }
+
+  /** §2.8.10: the device event suppression structure, with DESC at the next slot under EVENT_IDX. */
+  publishNotifyWish(wanted: boolean): void {
+    const { state } = this.queue;
+    if (!wanted) {
+      this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.DISABLE, true);
+    } else if (this.features.eventIdx) {
+      this.deviceEvent.setUint16(EVENT_OFF_WRAP, state.availIdx | (state.availWrap ? EVENT_WRAP : 0), true);
+      this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.DESC, true);
+    } else {
+      this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.ENABLE, true);
+    }
+  }
+
+  private flagsAt(slot: number): number {
+    return this.desc.getUint16(slot * PackedDesc.SIZE + PackedDesc.FLAGS, true);
+  }
+}

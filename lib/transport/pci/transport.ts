@@ -1,0 +1,272 @@
+// The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction: common configuration,
+// notifications with notify_off_multiplier, ISR, device configuration with the generation retry,
+// MSI-X vector assignment with read-back.
+
+import { enableBusMaster } from '../../pci/config.js';
+import type { PciFunction, RegisterWindow } from '../../pci/function.js';
+import type { DmaAllocator } from '../../mem/dma.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
+import { DeviceError, TimeoutError, UsageError } from '../../virtio/errors.js';
+import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
+import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
+
+/** How often a device configuration read is retried while config_generation keeps changing. */
+const CONFIG_READ_ATTEMPTS = 64;
+
+export class VirtioPciTransport implements VirtioTransport {
+  readonly address: string;
+  readonly deviceType: number;
+  readonly numQueues: number;
+  readonly configLength: number;
+  private readonly layout: VirtioPciLayout;
+  private readonly c: RegisterWindow;
+  private readonly cb: number;
+  private readonly notifiers = new Map<number, () => void>();
+  private closed = false;
+  readonly ringState: RingStateAccess | undefined;
+
+  constructor(readonly fn: PciFunction) {
+    this.address = fn.address;
+    this.layout = discoverVirtioPci(fn);
+    this.deviceType = this.layout.deviceType;
+    this.c = this.layout.common.window;
+    this.cb = this.layout.common.offset;
+    this.configLength = this.layout.device?.length ?? 0;
+    enableBusMaster(fn);
+    this.numQueues = this.c.read16(this.cb + CommonCfg.NUM_QUEUES);
+    this.ringState = this.layout.common.length >= COMMON_CFG_LEN ? this.makeRingState() : undefined;
+  }
+
+  get dma(): DmaAllocator {
+    return this.fn.dma;
+  }
+
+  /** Whether the common configuration is long enough to hold a register at `offset` (width bytes). */
+  hasCommonRegister(offset: number, width: number): boolean {
+    return offset + width <= this.layout.common.length;
+  }
+
+  // ---- status and reset (virtio 1.2 §2.1, §2.4) ----
+  readStatus(): number {
+    return this.c.read8(this.cb + CommonCfg.DEVICE_STATUS);
+  }
+  writeStatus(status: number): void {
+    this.c.write8(this.cb + CommonCfg.DEVICE_STATUS, status);
+  }
+  async reset(timeoutMs: number): Promise<void> {
+    this.writeStatus(0);
+    // §4.1.4.3.2: after writing 0 the driver MUST wait for a read of device_status to return 0.
+    const deadline = Date.now() + timeoutMs;
+    for (let spins = 0; this.readStatus() !== 0; spins++) {
+      if (Date.now() > deadline) {
+        throw new TimeoutError('E_RESET_TIMEOUT', `${this.address}: device_status did not read 0 within ${timeoutMs} ms of a reset`,
+          'the device is wedged; a function-level reset (or a VM restart) is needed');
+      }
+      await pause(spins);
+    }
+    this.notifiers.clear();
+  }
+
+  // ---- features (virtio 1.2 §4.1.4.3: 32-bit windows chosen by the select registers) ----
+  deviceFeatures(): bigint {
+    let features = 0n;
+    for (let word = 0; word < 4; word++) {
+      this.c.write32(this.cb + CommonCfg.DEVICE_FEATURE_SELECT, word);
+      features |= BigInt(this.c.read32(this.cb + CommonCfg.DEVICE_FEATURE) >>> 0) << BigInt(32 * word);
+    }
+    return features;
+  }
+  writeDriverFeatures(features: bigint): void {
+    for (let word = 0; word < 4; word++) {
+      this.c.write32(this.cb + CommonCfg.DRIVER_FEATURE_SELECT, word);
+      this.c.write32(this.cb + CommonCfg.DRIVER_FEATURE, Number((features >> BigInt(32 * word)) & 0xffffffffn));
+    }
+  }
+
+  // ---- queues (virtio 1.2 §4.1.5.1.3) ----
+  selectQueue(q: number): void {
+    if (!Number.isInteger(q) || q < 0 || q >= this.numQueues) {
+      throw new UsageError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${q} does not exist (the device has ${this.numQueues})`);
+    }
+    this.c.write16(this.cb + CommonCfg.QUEUE_SELECT, q);
+  }
+  queueMaxSize(q: number): number {
+    this.selectQueue(q);
+    return this.c.read16(this.cb + CommonCfg.QUEUE_SIZE);
+  }
+  configureQueue(q: number, setup: QueueSetup): number {
+    this.selectQueue(q);
+    const c = this.c;
+    const base = this.cb;
+    c.write16(base + CommonCfg.QUEUE_SIZE, setup.size);
+    write64(c, base + CommonCfg.QUEUE_DESC, setup.addresses.desc);
+    write64(c, base + CommonCfg.QUEUE_DRIVER, setup.addresses.driver);
+    write64(c, base + CommonCfg.QUEUE_DEVICE, setup.addresses.device);
+    c.write16(base + CommonCfg.QUEUE_MSIX_VECTOR, setup.vector);
+    // §4.1.5.1.2: read the vector back; NO_VECTOR means the device could not allocate it.
+    const vector = c.read16(base + CommonCfg.QUEUE_MSIX_VECTOR);
+    this.notifiers.set(q, this.makeNotifier(q));
+    return vector;
+  }
+  enableQueue(q: number): void {
+    this.selectQueue(q);
+    this.c.write16(this.cb + CommonCfg.QUEUE_ENABLE, 1);
+  }
+  notifier(q: number): () => void {
+    const n = this.notifiers.get(q);
+    if (!n) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not configured`);
+    return n;
+  }
+
+  /** §4.1.4.4: the notify address is cap.offset + queue_notify_off × notify_off_multiplier. */
+  private makeNotifier(q: number): () => void {
+    const notifyOff = this.c.read16(this.cb + CommonCfg.QUEUE_NOTIFY_OFF);
+    const { window, offset, length, multiplier } = this.layout.notify;
+    const at = notifyOff * multiplier;
+    if (at + 2 > length) {
+      throw new DeviceError('E_CAP_INVALID',
+        `${this.address}: queue ${q} notify offset ${notifyOff}×${multiplier} lies outside the ${length}-byte notification area`,
+        'the device gave a queue_notify_off it does not have room for');
+    }
+    const address = offset + at;
+    return () => window.write16(address, q);
+  }
+
+  // ---- interrupts ----
+  enableInterrupts(vectorsWanted: number, handler: (vector: number) => void): number {
+    return this.fn.msix.enable(vectorsWanted, handler);
+  }
+  setConfigVector(vector: number): number {
+    this.c.write16(this.cb + CommonCfg.CONFIG_MSIX_VECTOR, vector);
+    return this.c.read16(this.cb + CommonCfg.CONFIG_MSIX_VECTOR);
+  }
+  disableInterrupts(): void {
+    if (this.closed) return;
+    this.setConfigVector(VIRTIO_MSI_NO_VECTOR);
+    this.fn.msix.disable();
+  }
+  /** Reads (and so clears) the ISR status byte (virtio 1.2 §4.1.4.5). */
+  readIsr(): number {
+    return this.layout.isr.window.read8(this.layout.isr.offset);
+  }
+
+  // ---- device configuration (virtio 1.2 §2.5.1, §4.1.4.6) ----
+  private deviceRegion(offset: number, width: number): VirtioRegion {
+    const dev = this.layout.device;
+    if (!dev || !Number.isInteger(offset) || offset < 0 || offset + width > dev.length) {
+      throw new UsageError('E_INVALID_ARGUMENT',
+        `${this.address}: device configuration access at ${offset}+${width} is outside its ${dev?.length ?? 0} bytes`);
+    }
+    return dev;
+  }
+  private generation(): number {
+    return this.c.read8(this.cb + CommonCfg.CONFIG_GENERATION);
+  }
+  /** Runs `read` until config_generation reads the same before and after. */
+  private consistent<T>(read: () => T): T {
+    for (let attempt = 0; attempt < CONFIG_READ_ATTEMPTS; attempt++) {
+      const before = this.generation();
+      const value = read();
+      if (this.generation() === before) return value;
+    }
+    throw new DeviceError('E_CONFIG_UNSTABLE', `${this.address}: device configuration changed on each of ${CONFIG_READ_ATTEMPTS} reads`,
+      'the device keeps bumping config_generation; it may be misbehaving');
+  }
+  readConfig8(offset: number): number {
+    const d = this.deviceRegion(offset, 1);
+    return this.consistent(() => d.window.read8(d.offset + offset));
+  }
+  readConfig16(offset: number): number {
+    const d = this.deviceRegion(offset, 2);
+    return this.consistent(() => d.window.read16(d.offset + offset));
+  }
+  readConfig32(offset: number): number {
+    const d = this.deviceRegion(offset, 4);
+    return this.consistent(() => d.window.read32(d.offset + offset) >>> 0);
+  }
+  /** 64-bit fields are read as two 32-bit halves, inside one generation (§2.5.1). */
+  readConfig64(offset: number): bigint {
+    const d = this.deviceRegion(offset, 8);
+    return this.consistent(() => {
+      const lo = BigInt(d.window.read32(d.offset + offset) >>> 0);
+      const hi = BigInt(d.window.read32(d.offset + offset + 4) >>> 0);
+      return (hi << 32n) | lo;
+    });
+  }
+  readConfigBytes(offset: number, length: number): Uint8Array {
+    const d = this.deviceRegion(offset, length);
+    return this.consistent(() => {
+      const out = new Uint8Array(length);
+      for (let i = 0; i < length; i++) out[i] = d.window.read8(d.offset + offset + i);
+      return out;
+    });
+  }
+  writeConfig8(offset: number, value: number): void {
+    const d = this.deviceRegion(offset, 1);
+    d.window.write8(d.offset + offset, value);
+  }
+  writeConfig16(offset: number, value: number): void {
+    const d = this.deviceRegion(offset, 2);
+    d.window.write16(d.offset + offset, value);
+  }
+  writeConfig32(offset: number, value: number): void {
+    const d = this.deviceRegion(offset, 4);
+    d.window.write32(d.offset + offset, value);
+  }
+
+  // ---- the proposal's registers (PROVISIONAL offsets, constants.ts; SPEC-NOTES §1) ----
+  private makeRingState(): RingStateAccess {
+    const c = this.c;
+    const base = this.cb;
+    const hasDeviceState = this.layout.common.length >= COMMON_CFG_EXT_LEN;
+    const mailbox = (cmd: number, iova: bigint, length: number): void => {
+      write64(c, base + CommonCfg.DEVICE_STATE_ADDR, iova);
+      if (cmd === DeviceStateCmd.LOAD) c.write32(base + CommonCfg.DEVICE_STATE_LEN, length);
+      c.write16(base + CommonCfg.DEVICE_STATE_CMD, cmd);
+      if (c.read16(base + CommonCfg.DEVICE_STATE_CMD) !== 0) {
+        throw new DeviceError('E_STATE_REFUSED', `${this.address} refused DEVICE_STATE ${cmd === DeviceStateCmd.SAVE ? 'SAVE' : 'LOAD'}`,
+          cmd === DeviceStateCmd.SAVE ? 'SAVE is allowed only while STOP shows' : 'LOAD is allowed only between FEATURES_OK and DRIVER_OK, with a state the device recognises');
+      }
+    };
+    return {
+      hasDeviceState,
+      readVqState: (q: number): VqState => {
+        this.selectQueue(q);
+        return { avail: c.read16(base + CommonCfg.QUEUE_AVAIL_STATE), used: c.read16(base + CommonCfg.QUEUE_USED_STATE) };
+      },
+      writeVqState: (q: number, state: VqState): void => {
+        this.selectQueue(q);
+        c.write16(base + CommonCfg.QUEUE_AVAIL_STATE, state.avail);
+        c.write16(base + CommonCfg.QUEUE_USED_STATE, state.used);
+      },
+      deviceStateLength: (): number => (hasDeviceState ? c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0 : 0),
+      saveDeviceState: (iova: bigint, capacity: number): number => {
+        const length = c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0;
+        if (length > capacity) {
+          throw new DeviceError('E_STATE_REFUSED', `${this.address} has ${length} bytes of device state, more than the ${capacity}-byte buffer`);
+        }
+        if (length > 0) mailbox(DeviceStateCmd.SAVE, iova, length);
+        return length;
+      },
+      loadDeviceState: (iova: bigint, length: number): void => mailbox(DeviceStateCmd.LOAD, iova, length),
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.notifiers.clear();
+    this.fn.close();
+  }
+}
+
+/** §4.1.3.1: 64-bit fields are written as two 32-bit halves, low first. */
+function write64(w: RegisterWindow, offset: number, value: bigint): void {
+  w.write32(offset, Number(value & 0xffffffffn));
+  w.write32(offset + 4, Number((value >> 32n) & 0xffffffffn));
+}
+
+/** Short waits first (a real device resets in microseconds), then yield to timers. */
+export function pause(spins: number): Promise<void> {
+  return new Promise((resolve) => (spins < 16 ? setImmediate(resolve) : setTimeout(resolve, Math.min(10, spins - 15))));
+}

@@ -1,0 +1,94 @@
+// Feature negotiation (virtio 1.2 §2.2, §3.1.1 steps 4–6): the driver accepts the subset of the
+// device's offer that it implements, never a bit it does not.
+
+import { Feature, bit, featureNames, hasFeature } from './constants.js';
+import { DeviceError, UsageError } from './errors.js';
+import type { Layout } from './queue/types.js';
+
+export interface FeaturePolicy {
+  /** Device-type feature bits the driver cannot work without. */
+  required?: readonly number[];
+  /** Device-type feature bits the driver implements and uses when offered. */
+  optional?: readonly number[];
+  /** Ring layout: 'packed' requires RING_PACKED, 'split' refuses it, 'auto' (default) takes packed when offered. */
+  layout?: Layout | 'auto';
+  /** Accept INDIRECT_DESC when offered (default true). */
+  indirect?: boolean;
+  /** Accept EVENT_IDX when offered (default true). */
+  eventIdx?: boolean;
+  /** Transport bits that a higher layer of the SDK implements (e.g. RING_STATE, SUSPEND); accepted when offered. */
+  transportExtras?: readonly number[];
+}
+
+/**
+ * Transport bits the SDK itself implements. Anything else in 24–49 (IN_ORDER, NOTIFICATION_DATA,
+ * RING_RESET, …) is never accepted, whatever the caller asks.
+ */
+const SDK_TRANSPORT_BITS: ReadonlySet<number> = new Set([
+  Feature.INDIRECT_DESC, Feature.EVENT_IDX, Feature.VERSION_1, Feature.ACCESS_PLATFORM, Feature.RING_PACKED,
+]);
+/** Transport bits a higher layer may opt into through `transportExtras`. */
+const EXTRA_TRANSPORT_BITS: ReadonlySet<number> = new Set([Feature.RING_STATE, Feature.DEVICE_STATE, Feature.SUSPEND]);
+
+function isTransportBit(n: number): boolean {
+  return n >= 24 && n <= 49;
+}
+
+export interface Negotiated {
+  features: bigint;
+  layout: Layout;
+}
+
+/** Computes the features to write to the device, or throws naming what is missing. */
+export function negotiateFeatures(offered: bigint, policy: FeaturePolicy, deviceType?: number, where = 'device'): Negotiated {
+  const required = policy.required ?? [];
+  const optional = policy.optional ?? [];
+  for (const n of [...required, ...optional]) {
+    if (!Number.isInteger(n) || n < 0 || n > 127) {
+      throw new UsageError('E_INVALID_ARGUMENT', `feature bit ${n} is not a bit number (0–127)`);
+    }
+    if (isTransportBit(n)) {
+      throw new UsageError('E_INVALID_ARGUMENT',
+        `feature bit ${n} (${featureNames(bit(n))}) is a transport bit; the SDK decides those`,
+        'use the policy\'s layout, indirect and eventIdx options');
+    }
+  }
+  for (const n of policy.transportExtras ?? []) {
+    if (!EXTRA_TRANSPORT_BITS.has(n)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `the SDK does not implement transport feature ${featureNames(bit(n))}`);
+    }
+  }
+  if (!hasFeature(offered, Feature.VERSION_1)) {
+    throw new DeviceError('E_FEATURE_MISSING', `${where} does not offer VERSION_1: it is a legacy-only device`,
+      'uvirtio drives modern (virtio 1.0+) devices; for QEMU use disable-legacy=on or a modern device');
+  }
+  const missing = required.filter((n) => !hasFeature(offered, n));
+  if (missing.length > 0) {
+    const names = featureNames(missing.reduce((m, n) => m | bit(n), 0n), deviceType);
+    throw new DeviceError('E_FEATURE_MISSING', `${where} does not offer required feature${missing.length > 1 ? 's' : ''} ${names}`,
+      `the device offers ${featureNames(offered, deviceType)}`);
+  }
+  const layoutWanted = policy.layout ?? 'auto';
+  const packedOffered = hasFeature(offered, Feature.RING_PACKED);
+  if (layoutWanted === 'packed' && !packedOffered) {
+    throw new DeviceError('E_FEATURE_MISSING', `${where} does not offer RING_PACKED, and the packed layout was asked for`,
+      'ask for layout "split" or "auto"; for QEMU add packed=on to the device');
+  }
+  const layout: Layout = layoutWanted === 'split' || !packedOffered ? 'split' : 'packed';
+
+  let accept = bit(Feature.VERSION_1);
+  // With ACCESS_PLATFORM the device uses the platform's IOMMU addresses; every DmaAllocator hands
+  // out exactly those, so accepting it is always right (virtio 1.2 §6.1: a driver SHOULD accept it).
+  if (hasFeature(offered, Feature.ACCESS_PLATFORM)) accept |= bit(Feature.ACCESS_PLATFORM);
+  if (layout === 'packed') accept |= bit(Feature.RING_PACKED);
+  if (policy.indirect !== false && hasFeature(offered, Feature.INDIRECT_DESC)) accept |= bit(Feature.INDIRECT_DESC);
+  if (policy.eventIdx !== false && hasFeature(offered, Feature.EVENT_IDX)) accept |= bit(Feature.EVENT_IDX);
+  for (const n of policy.transportExtras ?? []) if (hasFeature(offered, n)) accept |= bit(n);
+  for (const n of [...required, ...optional]) if (hasFeature(offered, n)) accept |= bit(n);
+  return { features: accept, layout };
+}
+
+/** Whether every bit of `accepted` is one the SDK or the caller's policy could have accepted. */
+export function isImplementedTransportBit(n: number): boolean {
+  return SDK_TRANSPORT_BITS.has(n) || EXTRA_TRANSPORT_BITS.has(n);
+}

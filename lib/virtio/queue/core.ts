@@ -1,0 +1,276 @@
+// What the split and packed queues share: options and chain checks, the bookkeeping of chains in
+// flight (keyed by split head index or packed buffer id), indirect tables, and the broken state.
+// The layouts themselves (split.ts, packed.ts) only deal with their ring memory.
+
+import type { DmaRegion } from '../../mem/dma.js';
+import { UsageError, VirtqueueError, type ErrorCode } from '../errors.js';
+import { IndirectPool, type IndirectTable } from './indirect.js';
+import type { Layout, QueueAddresses, QueueFeatures, Segment, VirtqueueOptions, VqDriverState } from './types.js';
+
+const MAX_SEGMENT_LEN = 0xffff_ffff; // le32 len (virtio 1.2 §2.7.5, §2.8.13)
+const MAX_CHAIN_BYTES = 2 ** 32; // virtio 1.2 §2.7.5.2: no chain longer than 2^32 bytes in total
+const MAX_ADDR = 0xffff_ffff_ffff_ffffn; // le64 addr
+
+export abstract class QueueCore<T> {
+  readonly index: number;
+  readonly size: number;
+  abstract readonly layout: Layout;
+  abstract readonly addresses: QueueAddresses;
+  protected readonly features: QueueFeatures;
+  protected readonly notifyDevice: () => void;
+  protected readonly region: DmaRegion;
+  /** Little-endian accessors over the ring memory (the host is little-endian, see mem/dma.ts). */
+  protected readonly ring: DataView;
+  /**
+   * The same memory as 16-bit words, for the stores that publish (split avail->idx, packed head
+   * flags) and the loads that poll (used->idx, packed flags, event suppression fields).
+   *
+   * Ordering: those go through Atomics.store / Atomics.load, which are sequentially consistent.
+   * V8 neither reorders plain typed-array accesses across them nor lets the CPU do so (x86-64 emits
+   * a locked store, arm64 stlr/ldar), so they are the write barrier the spec asks for before a
+   * publishing store (virtio 1.2 §2.7.13.3.1, §2.8.21.1.1), the barrier between publishing and
+   * reading the notification suppression fields (§2.7.13.4, §2.8.21.2), and the read barrier
+   * between seeing a used entry and reading its contents (§2.7.14, §2.8.22).
+   */
+  protected readonly ring16: Uint16Array;
+  /** Descriptors free for new chains. */
+  protected free: number;
+  /** Whether the driver currently asks for used-buffer notifications. */
+  protected interruptsWanted = true;
+
+  private readonly dma: VirtqueueOptions['dma'];
+  private readonly indirectThreshold: number;
+  private readonly indirectPool: IndirectPool | null;
+  private fault: VirtqueueError | null = null;
+  private closed = false;
+
+  // Chains in flight, by id: token, ring descriptors taken, writable bytes, indirect table.
+  private liveCount = 0;
+  private readonly live: Uint8Array;
+  private readonly tokens: (T | undefined)[];
+  private readonly descsOf: Uint16Array;
+  private readonly writableOf: Float64Array;
+  private readonly tableOf: (IndirectTable | null)[];
+
+  protected constructor(opts: VirtqueueOptions, ringBytes: number, ringAlign: number) {
+    if (!Number.isInteger(opts.index) || opts.index < 0 || opts.index > 0xffff) {
+      throw new UsageError('E_INVALID_ARGUMENT', `queue index must be an integer 0..65535, got ${opts.index}`);
+    }
+    const threshold = opts.indirectThreshold ?? 2;
+    if (!(threshold >= 1)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `indirectThreshold must be at least 1, got ${threshold}`);
+    }
+    this.index = opts.index;
+    this.size = opts.size;
+    this.features = { ...opts.features };
+    this.notifyDevice = opts.notify;
+    this.dma = opts.dma;
+    this.indirectThreshold = threshold;
+    this.indirectPool = opts.features.indirect ? new IndirectPool(opts.dma) : null;
+    this.region = opts.dma.alloc(ringBytes, ringAlign);
+    const { buffer, byteOffset } = this.region.bytes;
+    this.ring = new DataView(buffer, byteOffset, ringBytes);
+    this.ring16 = new Uint16Array(buffer, byteOffset, ringBytes >> 1);
+    this.free = this.size;
+    this.live = new Uint8Array(this.size);
+    this.tokens = new Array<T | undefined>(this.size);
+    this.descsOf = new Uint16Array(this.size);
+    this.writableOf = new Float64Array(this.size);
+    this.tableOf = new Array<IndirectTable | null>(this.size).fill(null);
+  }
+
+  get numFree(): number {
+    return this.closed ? 0 : this.free;
+  }
+
+  get inFlight(): number {
+    return this.liveCount;
+  }
+
+  get broken(): VirtqueueError | null {
+    return this.fault;
+  }
+
+  canAdd(readable: number, writable: number): boolean {
+    const n = readable + writable;
+    if (this.fault || n < 1 || n > this.size) return false;
+    return (this.usesIndirect(n) ? 1 : n) <= this.free;
+  }
+
+  fail(error: VirtqueueError): T[] {
+    this.fault ??= error;
+    return this.forgetAll();
+  }
+
+  inFlightTokens(): T[] {
+    const tokens: T[] = [];
+    for (let id = 0; id < this.size; id++) if (this.live[id]) tokens.push(this.tokens[id] as T);
+    return tokens;
+  }
+
+  reset(): T[] {
+    this.assertOpen();
+    const tokens = this.forgetAll();
+    this.region.bytes.fill(0);
+    this.fault = null;
+    this.free = this.size;
+    this.interruptsWanted = true;
+    this.restartRing();
+    return tokens;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.forgetAll();
+    this.indirectPool?.close();
+    this.dma.free(this.region);
+    this.closed = true;
+    this.fault = new VirtqueueError('E_CLOSED', this.index, 'the queue is closed');
+  }
+
+  exportState(): VqDriverState {
+    const inFlight: VqDriverState['inFlight'] = [];
+    for (let id = 0; id < this.size; id++) {
+      if (this.live[id]) inFlight.push({ id, descs: this.descsOf[id]!, writable: this.writableOf[id]! });
+    }
+    const hex = (a: bigint): string => `0x${a.toString(16)}`;
+    const a = this.addresses;
+    return {
+      layout: this.layout,
+      size: this.size,
+      addresses: { desc: hex(a.desc), driver: hex(a.driver), device: hex(a.device) },
+      ...this.ringIndices(),
+      inFlight,
+    };
+  }
+
+  /** Sets the layout's indices and free lists back to their initial values (memory is already zero). */
+  protected abstract restartRing(): void;
+  protected abstract ringIndices(): { nextAvail: number; lastUsed: number };
+
+  /**
+   * Throws unless the queue takes new chains and the chain is well formed; returns the bytes the
+   * device may write. Checks come before any change, so a failed add leaves the queue as it was.
+   */
+  protected checkChain(readable: readonly Segment[], writable: readonly Segment[]): number {
+    if (this.fault) {
+      if (this.closed) throw this.fault;
+      throw new VirtqueueError('E_QUEUE_BROKEN', this.index, `the queue is broken (${this.fault.code})`,
+        'reset the device and the queue, or recreate them');
+    }
+    const n = readable.length + writable.length;
+    if (n === 0) throw this.badChain('a chain needs at least one segment');
+    if (n > this.size) {
+      // virtio 1.2 §2.7.5.3.1 and §2.8.17: no chain longer than the queue size, indirect or not.
+      throw this.badChain(`a chain of ${n} segments can never fit a queue of size ${this.size}`);
+    }
+    const writableBytes = this.checkSegments(writable);
+    if (this.checkSegments(readable) + writableBytes > MAX_CHAIN_BYTES) {
+      throw this.badChain('the chain is longer than 2^32 bytes in total (virtio 1.2 §2.7.5.2)');
+    }
+    return writableBytes;
+  }
+
+  protected usesIndirect(segments: number): boolean {
+    return this.indirectPool !== null && segments >= this.indirectThreshold;
+  }
+
+  protected takeTable(segments: number): IndirectTable {
+    return this.indirectPool!.take(segments);
+  }
+
+  protected queueFull(needed: number): VirtqueueError {
+    return new VirtqueueError('E_QUEUE_FULL', this.index, `${needed} descriptors needed, ${this.free} free`,
+      'wait for used buffers (popUsed) and add again');
+  }
+
+  /** The device broke the ring protocol: the queue is broken for good (until reset). */
+  protected deviceFault(code: ErrorCode, message: string): VirtqueueError {
+    this.fault = new VirtqueueError(code, this.index, message,
+      'the device wrote an invalid used ring; reset it (its pending requests were rejected)', true);
+    return this.fault;
+  }
+
+  /** Throws what broke the queue (for popUsed). */
+  protected assertNotBroken(): void {
+    if (this.fault) throw this.fault;
+  }
+
+  protected track(id: number, token: T, descs: number, writable: number, table: IndirectTable | null): void {
+    this.live[id] = 1;
+    this.tokens[id] = token;
+    this.descsOf[id] = descs;
+    this.writableOf[id] = writable;
+    this.tableOf[id] = table;
+    this.liveCount++;
+    this.free -= descs;
+  }
+
+  protected isLive(id: number): boolean {
+    return id < this.size && this.live[id] === 1;
+  }
+
+  protected descsIn(id: number): number {
+    return this.descsOf[id]!;
+  }
+
+  protected writableIn(id: number): number {
+    return this.writableOf[id]!;
+  }
+
+  /** Forgets a used chain and returns its token; the layout frees its ring slots. */
+  protected release(id: number): T {
+    const token = this.tokens[id] as T;
+    const table = this.tableOf[id];
+    if (table) {
+      this.indirectPool!.give(table);
+      this.tableOf[id] = null;
+    }
+    this.tokens[id] = undefined;
+    this.live[id] = 0;
+    this.liveCount--;
+    this.free += this.descsOf[id]!;
+    return token;
+  }
+
+  /** Checks each segment and returns their total length. */
+  private checkSegments(segments: readonly Segment[]): number {
+    let total = 0;
+    for (const { addr, len } of segments) {
+      if (!Number.isInteger(len) || len < 1 || len > MAX_SEGMENT_LEN) {
+        throw this.badChain(`segment length must be an integer 1..${MAX_SEGMENT_LEN}, got ${len}`);
+      }
+      if (typeof addr !== 'bigint' || addr < 0n || addr > MAX_ADDR) {
+        throw this.badChain(`segment address must be a 64-bit bigint, got ${String(addr)}`);
+      }
+      total += len;
+    }
+    return total;
+  }
+
+  private badChain(message: string): VirtqueueError {
+    return new VirtqueueError('E_BAD_CHAIN', this.index, message);
+  }
+
+  private forgetAll(): T[] {
+    const tokens = this.inFlightTokens();
+    for (let id = 0; id < this.size; id++) if (this.live[id]) this.release(id);
+    return tokens;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new VirtqueueError('E_CLOSED', this.index, 'the queue is closed');
+  }
+}
+
+/** virtio 1.2 §2.7.10 / §2.8.10 (EVENT_IDX): was `event` among the indices in [old, now), modulo `m`? */
+export function needsEvent(event: number, now: number, old: number, m: number): boolean {
+  // The spec's (u16)(new − event − 1) < (u16)(new − old), with the modulus as a parameter so the
+  // packed ring can use positions modulo 2 × size. Inputs lie in [0, m).
+  return (now - event - 1 + 2 * m) % m < (now - old + m) % m;
+}
+
+/** Segment `i` of a chain: the readable ones first, then the writable ones. */
+export function segmentAt(readable: readonly Segment[], writable: readonly Segment[], i: number): Segment {
+  return i < readable.length ? readable[i]! : writable[i - readable.length]!;
+}

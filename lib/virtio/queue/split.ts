@@ -1,0 +1,204 @@
+// Split virtqueue (virtio 1.2 §2.7): a descriptor table, an available ring the driver writes and a
+// used ring the device writes, with free-running 16-bit indices.
+//
+// The driver keeps its own copy of everything it needs (free list, chain lengths, indices) and reads
+// only used->idx, the used elements and the notification suppression fields from device-writable
+// memory, each once, each checked before use.
+
+import { alignUp } from '../../mem/dma.js';
+import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitDesc, UsedFlag } from '../constants.js';
+import { UsageError } from '../errors.js';
+import { QueueCore, needsEvent, segmentAt } from './core.js';
+import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
+
+const U16 = 0x10000;
+
+/** Byte offsets of the three areas in one region (virtio 1.2 §2.7: alignments 16, 2 and 4). */
+function splitLayout(size: number): { avail: number; used: number; bytes: number } {
+  if (!Number.isInteger(size) || size < 2 || size > SPLIT_MAX_SIZE || (size & (size - 1)) !== 0) {
+    throw new UsageError('E_INVALID_ARGUMENT', `a split queue size must be a power of two 2..${SPLIT_MAX_SIZE}, got ${size}`);
+  }
+  const avail = SplitDesc.SIZE * size; // desc[size]
+  const used = alignUp(avail + 6 + 2 * size, SplitAlign.USED); // avail: flags, idx, ring[size], used_event
+  return { avail, used, bytes: used + 6 + 8 * size }; // used: flags, idx, ring[size] of {id, len}, avail_event
+}
+
+export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtqueue<T> {
+  readonly layout = 'split';
+  readonly addresses: QueueAddresses;
+
+  // Positions of the ring fields, as 16-bit word indices into ring16 (or bytes into ring).
+  private readonly availFlagsAt: number;
+  private readonly availIdxAt: number;
+  private readonly availRingAt: number;
+  private readonly usedEventAt: number;
+  private readonly usedFlagsAt: number;
+  private readonly usedIdxAt: number;
+  private readonly usedRingByte: number;
+  private readonly availEventAt: number;
+
+  /** Free descriptors, linked through nextFree; a chain keeps the links it was allocated with. */
+  private readonly nextFree: Uint16Array;
+  private freeHead = 0;
+  /** avail->idx as last published. */
+  private availIdx = 0;
+  /** avail->idx at the last kick, and chains added since (the EVENT_IDX window). */
+  private kickedIdx = 0;
+  private addedSinceKick = 0;
+  /** The used index the driver has consumed up to. */
+  private lastUsed = 0;
+
+  constructor(opts: VirtqueueOptions) {
+    const layout = splitLayout(opts.size);
+    super(opts, layout.bytes, SplitAlign.DESC);
+    const iova = this.region.iova;
+    this.addresses = { desc: iova, driver: iova + BigInt(layout.avail), device: iova + BigInt(layout.used) };
+    this.availFlagsAt = layout.avail >> 1;
+    this.availIdxAt = this.availFlagsAt + 1;
+    this.availRingAt = this.availFlagsAt + 2;
+    this.usedEventAt = this.availRingAt + this.size;
+    this.usedFlagsAt = layout.used >> 1;
+    this.usedIdxAt = this.usedFlagsAt + 1;
+    this.usedRingByte = layout.used + 4;
+    this.availEventAt = (this.usedRingByte >> 1) + 4 * this.size;
+    this.nextFree = new Uint16Array(this.size);
+    this.restartRing();
+  }
+
+  /** virtio 1.2 §2.7.13: descriptors, then the available ring entry, then avail->idx. */
+  add(readable: readonly Segment[], writable: readonly Segment[], token: T): void {
+    const writableBytes = this.checkChain(readable, writable);
+    const segments = readable.length + writable.length;
+    const indirect = this.usesIndirect(segments);
+    const descs = indirect ? 1 : segments;
+    if (descs > this.free) throw this.queueFull(descs);
+
+    const head = this.freeHead;
+    const table = indirect ? this.takeTable(segments) : null;
+    if (table) {
+      // §2.7.5.3: the table is an ordinary chain linked 0, 1, 2…; the ring descriptor has INDIRECT
+      // and never NEXT (§2.7.5.3.1).
+      for (let i = 0; i < segments; i++) this.writeSegment(table.view, i, i + 1, readable, writable, i);
+      writeDesc(this.ring, head, table.iova, SplitDesc.SIZE * segments, DescFlag.INDIRECT, 0);
+      this.freeHead = this.nextFree[head]!;
+    } else {
+      let d = head;
+      for (let i = 0; i < segments; i++) {
+        const next = this.nextFree[d]!;
+        this.writeSegment(this.ring, d, next, readable, writable, i);
+        d = next;
+      }
+      this.freeHead = d;
+    }
+    this.track(head, token, descs, writableBytes, table);
+
+    this.ring16[this.availRingAt + (this.availIdx & (this.size - 1))] = head;
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.addedSinceKick++;
+    Atomics.store(this.ring16, this.availIdxAt, this.availIdx); // §2.7.13.3.1: after the ring entry
+  }
+
+  /** virtio 1.2 §2.7.13.4 and §2.7.10: notify unless the device suppressed it. */
+  kick(): boolean {
+    if (this.broken || this.addedSinceKick === 0) return false;
+    const old = this.kickedIdx;
+    const now = this.availIdx;
+    const added = this.addedSinceKick;
+    this.kickedIdx = now;
+    this.addedSinceKick = 0;
+    let notify: boolean;
+    if (this.features.eventIdx) {
+      // More than 2^16 chains since the last kick leaves the window ambiguous: notify.
+      notify = added >= U16 || needsEvent(Atomics.load(this.ring16, this.availEventAt), now, old, U16);
+    } else {
+      notify = (Atomics.load(this.ring16, this.usedFlagsAt) & UsedFlag.NO_NOTIFY) === 0;
+    }
+    if (notify) this.notifyDevice();
+    return notify;
+  }
+
+  /** virtio 1.2 §2.7.14, with every value the device wrote checked (§2.7.8). */
+  popUsed(): UsedElement<T> | null {
+    this.assertNotBroken();
+    const usedIdx = Atomics.load(this.ring16, this.usedIdxAt);
+    const lastUsed = this.lastUsed;
+    if (usedIdx === lastUsed) return null;
+    if (((usedIdx - lastUsed) & 0xffff) > this.inFlight) {
+      throw this.deviceFault('E_DEVICE_USED_INDEX_JUMP',
+        `used idx went from ${lastUsed} to ${usedIdx} with ${this.inFlight} chains in flight`);
+    }
+    const at = this.usedRingByte + 8 * (lastUsed & (this.size - 1));
+    const id = this.ring.getUint32(at, true);
+    const len = this.ring.getUint32(at + 4, true);
+    if (!this.isLive(id)) {
+      throw this.deviceFault('E_DEVICE_BAD_USED_ID', `used element ${lastUsed} names descriptor ${id}, which is not the head of a chain in flight`);
+    }
+    if (len > this.writableIn(id)) {
+      throw this.deviceFault('E_DEVICE_BAD_USED_LEN', `used element ${lastUsed} reports ${len} bytes written into a chain with ${this.writableIn(id)} writable bytes`);
+    }
+    const descs = this.descsIn(id);
+    const token = this.release(id);
+    this.freeChain(id, descs);
+    this.lastUsed = (lastUsed + 1) & 0xffff;
+    // §2.7.7: keep asking for a notification at the next used element while interrupts are wanted.
+    if (this.features.eventIdx && this.interruptsWanted) Atomics.store(this.ring16, this.usedEventAt, this.lastUsed);
+    return { token, len };
+  }
+
+  /** virtio 1.2 §2.7.7: avail->flags without EVENT_IDX, used_event with it. */
+  enableInterrupts(): boolean {
+    if (this.broken) return true;
+    this.interruptsWanted = true;
+    if (this.features.eventIdx) Atomics.store(this.ring16, this.usedEventAt, this.lastUsed);
+    else Atomics.store(this.ring16, this.availFlagsAt, 0);
+    // Re-read after the store: a used element written before it may have raised no notification.
+    return Atomics.load(this.ring16, this.usedIdxAt) === this.lastUsed;
+  }
+
+  disableInterrupts(): void {
+    if (this.broken) return;
+    this.interruptsWanted = false;
+    // With EVENT_IDX flags must stay 0 (§2.7.7.1); an event index just behind lastUsed is reached
+    // only after 2^16 more used elements, more than can ever be in flight.
+    if (this.features.eventIdx) Atomics.store(this.ring16, this.usedEventAt, (this.lastUsed - 1) & 0xffff);
+    else Atomics.store(this.ring16, this.availFlagsAt, AvailFlag.NO_INTERRUPT);
+  }
+
+  protected restartRing(): void {
+    for (let i = 0; i < this.size; i++) this.nextFree[i] = i + 1;
+    this.freeHead = 0;
+    this.availIdx = 0;
+    this.kickedIdx = 0;
+    this.addedSinceKick = 0;
+    this.lastUsed = 0;
+  }
+
+  protected ringIndices(): { nextAvail: number; lastUsed: number } {
+    return { nextAvail: this.availIdx, lastUsed: this.lastUsed };
+  }
+
+  /** Writes segment `i` of the chain as descriptor `d` of `table`, linked to `next` unless it is the last. */
+  private writeSegment(table: DataView, d: number, next: number, readable: readonly Segment[], writable: readonly Segment[], i: number): void {
+    const { addr, len } = segmentAt(readable, writable, i);
+    const last = i === readable.length + writable.length - 1;
+    const flags = (i < readable.length ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
+    writeDesc(table, d, addr, len, flags, last ? 0 : next);
+  }
+
+  /** Puts a used chain's descriptors back on the free list, following the links it was built with. */
+  private freeChain(head: number, descs: number): void {
+    let last = head;
+    for (let i = 1; i < descs; i++) last = this.nextFree[last]!;
+    this.nextFree[last] = this.freeHead;
+    this.freeHead = head;
+  }
+}
+
+/** struct virtq_desc (virtio 1.2 §2.7.5), entry `d` of a table. */
+function writeDesc(table: DataView, d: number, addr: bigint, len: number, flags: number, next: number): void {
+  const at = d * SplitDesc.SIZE;
+  table.setBigUint64(at + SplitDesc.ADDR, addr, true);
+  table.setUint32(at + SplitDesc.LEN, len, true);
+  table.setUint16(at + SplitDesc.FLAGS, flags, true);
+  table.setUint16(at + SplitDesc.NEXT, next, true);
+}

@@ -1,0 +1,230 @@
+// Requests as promises over one virtqueue.
+//
+// submit() adds a chain and kicks; the promise settles when the device returns the chain, which
+// processUsed() notices (the transport calls it from an interrupt handler, or startPolling() does).
+// When the ring is full, submitters wait in FIFO order for used buffers to free room; nothing is
+// dropped. When the queue breaks, every pending and waiting request is rejected with the error and
+// later submits are rejected at once.
+//
+// For stop/reinit: pause() holds new requests back (they wait, in order) while the device is
+// stopped; repost() makes chains that a restarted ring forgot available again, in the order they
+// were first submitted; resume() lets the waiting requests in.
+
+import { VirtqueueError } from './errors.js';
+import type { Segment, Virtqueue } from './queue/types.js';
+
+export interface Completion<T> {
+  /** Bytes the device wrote into the writable segments. */
+  len: number;
+  token: T;
+}
+
+/** What the virtqueue under a RequestQueue carries as its token for each chain. */
+export interface RequestToken<T> {
+  readonly token: T;
+  readonly resolve: (c: Completion<T>) => void;
+  readonly reject: (e: Error) => void;
+  /** The chain, kept so that a ring restarted at index 0 can be given it again (repost). */
+  readonly readable: readonly Segment[];
+  readonly writable: readonly Segment[];
+  /** Submission order. */
+  readonly seq: number;
+}
+
+export interface RequestSpec<T> {
+  readable: readonly Segment[];
+  writable: readonly Segment[];
+  token?: T;
+}
+
+interface Waiting<T> {
+  readonly readable: readonly Segment[];
+  readonly writable: readonly Segment[];
+  readonly request: RequestToken<T>;
+}
+
+function waitingOf<T>(request: RequestToken<T>): Waiting<T> {
+  return { readable: request.readable, writable: request.writable, request };
+}
+
+export class RequestQueue<T = undefined> {
+  /** Requests waiting for room, oldest at `waitingHead`. */
+  private waiting: Waiting<T>[] = [];
+  private waitingHead = 0;
+  private addedSinceKick = false;
+  private failure: VirtqueueError | null = null;
+  private drainers: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private polling = false;
+  private pollTimer: NodeJS.Immediate | null = null;
+  private paused = false;
+  private nextSeq = 0;
+
+  constructor(readonly vq: Virtqueue<RequestToken<T>>) {}
+
+  /** Requests added to the ring and not yet returned, plus those waiting for room. */
+  get pending(): number {
+    return this.vq.inFlight + this.waitingCount;
+  }
+
+  /** The error that broke the queue, or null. */
+  get error(): VirtqueueError | null {
+    return this.failure;
+  }
+
+  submit(readable: readonly Segment[], writable: readonly Segment[], token?: T): Promise<Completion<T>> {
+    const done = this.enqueue(readable, writable, token as T);
+    this.kick();
+    return done;
+  }
+
+  /** Adds every request that fits, kicks once; the rest wait their turn. */
+  submitMany(requests: readonly RequestSpec<T>[]): Promise<Completion<T>>[] {
+    const done = requests.map((r) => this.enqueue(r.readable, r.writable, r.token as T));
+    this.kick();
+    return done;
+  }
+
+  /** Settles the requests the device returned and admits waiting ones. Returns how many were returned. */
+  processUsed(): number {
+    if (this.failure) return 0;
+    let returned = 0;
+    try {
+      for (let used = this.vq.popUsed(); used; used = this.vq.popUsed()) {
+        used.token.resolve({ len: used.len, token: used.token.token });
+        returned++;
+      }
+    } catch (e) {
+      if (!(e instanceof VirtqueueError)) throw e;
+      this.fail(e);
+      return returned;
+    }
+    this.admitWaiting();
+    return returned;
+  }
+
+  /** Holds new requests back (they wait in order) until resume(); what is in flight goes on. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Lets waiting requests in again. */
+  resume(): void {
+    this.paused = false;
+    this.admitWaiting();
+    this.schedulePoll();
+  }
+
+  /**
+   * Puts chains a reset ring forgot (tokens returned by Virtqueue.reset()) back at the head of the
+   * line, in the order they were first submitted; they are added as room allows, before anything
+   * submitted later, and keep their promises.
+   */
+  repost(forgotten: readonly RequestToken<T>[]): void {
+    if (forgotten.length === 0) return;
+    const again = [...forgotten].sort((a, b) => a.seq - b.seq).map(waitingOf);
+    this.waiting = [...again, ...this.waiting.slice(this.waitingHead)];
+    this.waitingHead = 0;
+    if (!this.paused) this.admitWaiting();
+    this.schedulePoll();
+  }
+
+  /** Resolves when nothing is in flight or waiting; rejects if the queue breaks first. */
+  drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.drainers.push({ resolve, reject }));
+  }
+
+  /** Breaks the queue: rejects everything pending and waiting with `error`, and every later submit. */
+  fail(error: VirtqueueError): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.stopPolling();
+    for (const request of this.vq.fail(error)) request.reject(error);
+    for (; this.waitingCount > 0; this.dequeueWaiting()) this.waiting[this.waitingHead]!.request.reject(error);
+    for (const d of this.takeDrainers()) d.reject(error);
+  }
+
+  /** Calls processUsed on every turn of the event loop (setImmediate) while requests are pending. */
+  startPolling(): void {
+    this.polling = true;
+    this.schedulePoll();
+  }
+
+  stopPolling(): void {
+    this.polling = false;
+    if (this.pollTimer) clearImmediate(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  private enqueue(readable: readonly Segment[], writable: readonly Segment[], token: T): Promise<Completion<T>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const done = new Promise<Completion<T>>((resolve, reject) => {
+      const w = waitingOf({ token, resolve, reject, readable, writable, seq: this.nextSeq++ });
+      // Behind others already waiting, a request waits too: first come, first served.
+      if (this.paused || this.waitingCount > 0 || !this.place(w)) this.waiting.push(w);
+    });
+    this.schedulePoll();
+    return done;
+  }
+
+  /** Adds the chain; false when the ring has no room now. Any other error rejects the request. */
+  private place(w: Waiting<T>): boolean {
+    try {
+      this.vq.add(w.readable, w.writable, w.request);
+      this.addedSinceKick = true;
+    } catch (e) {
+      if (e instanceof VirtqueueError && e.code === 'E_QUEUE_FULL') return false;
+      w.request.reject(e as Error);
+    }
+    return true;
+  }
+
+  private admitWaiting(): void {
+    if (!this.paused) {
+      while (this.waitingCount > 0 && this.place(this.waiting[this.waitingHead]!)) this.dequeueWaiting();
+    }
+    this.kick();
+    if (this.pending === 0) for (const d of this.takeDrainers()) d.resolve();
+  }
+
+  private kick(): void {
+    if (!this.addedSinceKick) return;
+    this.addedSinceKick = false;
+    this.vq.kick();
+  }
+
+  private get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  private dequeueWaiting(): void {
+    this.waitingHead++;
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    } else if (this.waitingHead >= 1024 && this.waitingHead * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitingHead); // keep the FIFO's memory bounded
+      this.waitingHead = 0;
+    }
+  }
+
+  private takeDrainers(): { resolve: () => void; reject: (e: Error) => void }[] {
+    const drainers = this.drainers;
+    this.drainers = [];
+    return drainers;
+  }
+
+  private schedulePoll(): void {
+    if (!this.polling || this.pollTimer || this.failure || this.pending === 0) return;
+    this.pollTimer = setImmediate(() => {
+      this.pollTimer = null;
+      this.processUsed();
+      this.schedulePoll();
+    });
+  }
+}

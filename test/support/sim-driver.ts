@@ -1,0 +1,402 @@
+// A deliberately minimal driver for testing the reference device at register level: raw BAR and
+// config-space accesses, and rings built by hand in the shared DMA memory. It does not use the
+// SDK's driver-side queues or transport, so the device is checked against the spec, not against
+// the driver's reading of it.
+
+import type { DmaRegion } from '../../lib/mem/dma.js';
+import { PciConfig, enableBusMaster, walkCapabilities } from '../../lib/pci/config.js';
+import type { RegisterWindow } from '../../lib/pci/function.js';
+import type { SimDevice } from '../../lib/sim/index.js';
+import {
+  CommonCfg, DescFlag, Feature, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc, Status, bit,
+} from '../../lib/virtio/constants.js';
+
+export interface Seg {
+  addr: bigint;
+  len: number;
+  write?: boolean;
+}
+
+export interface Used {
+  id: number;
+  len: number;
+}
+
+export interface VirtioCap {
+  bar: number;
+  offset: number;
+  length: number;
+  /** Where the capability itself sits in configuration space. */
+  at: number;
+}
+
+/** Lets the device's setImmediate processing and microtask interrupts run. */
+export async function settle(rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+export class SimDriver {
+  readonly bar: RegisterWindow;
+  readonly caps = new Map<number, VirtioCap>();
+  /** Vectors received through MSI-X, in order. */
+  readonly vectors: number[] = [];
+
+  constructor(readonly sim: SimDevice) {
+    for (const cap of walkCapabilities(sim.fn)) {
+      if (cap.id !== PCI_CAP_ID_VENDOR) continue;
+      const type = sim.fn.configRead8(cap.offset + PciCapField.CFG_TYPE);
+      if (this.caps.has(type)) continue;
+      this.caps.set(type, {
+        bar: sim.fn.configRead8(cap.offset + PciCapField.BAR),
+        offset: sim.fn.configRead32(cap.offset + PciCapField.OFFSET),
+        length: sim.fn.configRead32(cap.offset + PciCapField.LENGTH),
+        at: cap.offset,
+      });
+    }
+    this.bar = sim.fn.bar(4);
+  }
+
+  cap(type: number): VirtioCap {
+    const c = this.caps.get(type);
+    if (!c) throw new Error(`no virtio capability of type ${type}`);
+    return c;
+  }
+
+  // ---- common configuration (type 1) ----
+  private get common(): number {
+    return this.cap(1).offset;
+  }
+  r8(off: number): number { return this.bar.read8(this.common + off); }
+  r16(off: number): number { return this.bar.read16(this.common + off); }
+  r32(off: number): number { return this.bar.read32(this.common + off); }
+  w8(off: number, v: number): void { this.bar.write8(this.common + off, v); }
+  w16(off: number, v: number): void { this.bar.write16(this.common + off, v); }
+  w32(off: number, v: number): void { this.bar.write32(this.common + off, v); }
+
+  get status(): number {
+    return this.r8(CommonCfg.DEVICE_STATUS);
+  }
+  addStatus(bits: number): void {
+    this.w8(CommonCfg.DEVICE_STATUS, this.status | bits);
+  }
+  reset(): void {
+    this.w8(CommonCfg.DEVICE_STATUS, 0);
+  }
+
+  deviceFeatures(): bigint {
+    let f = 0n;
+    for (const sel of [0, 1]) {
+      this.w32(CommonCfg.DEVICE_FEATURE_SELECT, sel);
+      f |= BigInt(this.r32(CommonCfg.DEVICE_FEATURE) >>> 0) << BigInt(32 * sel);
+    }
+    return f;
+  }
+
+  writeDriverFeatures(f: bigint): void {
+    for (const sel of [0, 1]) {
+      this.w32(CommonCfg.DRIVER_FEATURE_SELECT, sel);
+      this.w32(CommonCfg.DRIVER_FEATURE, Number((f >> BigInt(32 * sel)) & 0xffff_ffffn));
+    }
+  }
+
+  /** reset → ACKNOWLEDGE → DRIVER → features → FEATURES_OK; true when FEATURES_OK reads back. */
+  negotiate(features: bigint): boolean {
+    this.reset();
+    enableBusMaster(this.sim.fn);
+    this.addStatus(Status.ACKNOWLEDGE);
+    this.addStatus(Status.DRIVER);
+    this.writeDriverFeatures(features);
+    this.addStatus(Status.FEATURES_OK);
+    return (this.status & Status.FEATURES_OK) !== 0;
+  }
+
+  /** Negotiates VERSION_1 plus `extra` (which must be offered), enables MSI-X, returns the features. */
+  start(extra: bigint = 0n): bigint {
+    const features = bit(Feature.VERSION_1) | extra;
+    if (!this.negotiate(features)) throw new Error('FEATURES_OK refused');
+    this.sim.fn.msix.enable(this.sim.fn.msix.tableSize, (v) => this.vectors.push(v));
+    return features;
+  }
+
+  driverOk(): void {
+    this.addStatus(Status.DRIVER_OK);
+  }
+
+  selectQueue(q: number): void {
+    this.w16(CommonCfg.QUEUE_SELECT, q);
+  }
+
+  write64(off: number, v: bigint): void {
+    this.w32(off, Number(v & 0xffff_ffffn));
+    this.w32(off + 4, Number(v >> 32n));
+  }
+
+  /** Programs queue `q` with `ring`, maps it to vector `q`, enables it. */
+  setupQueue(q: number, ring: TestRing): void {
+    this.selectQueue(q);
+    this.w16(CommonCfg.QUEUE_SIZE, ring.size);
+    this.w16(CommonCfg.QUEUE_MSIX_VECTOR, q);
+    this.write64(CommonCfg.QUEUE_DESC, ring.desc.iova);
+    this.write64(CommonCfg.QUEUE_DRIVER, ring.driverArea.iova);
+    this.write64(CommonCfg.QUEUE_DEVICE, ring.deviceArea.iova);
+    this.w16(CommonCfg.QUEUE_ENABLE, 1);
+  }
+
+  notify(q: number): void {
+    this.selectQueue(q);
+    const off = this.r16(CommonCfg.QUEUE_NOTIFY_OFF);
+    const cap = this.cap(2);
+    const mult = this.sim.fn.configRead32(cap.at + PciCapField.NOTIFY_OFF_MULTIPLIER);
+    this.bar.write16(cap.offset + off * mult, q);
+  }
+
+  readIsr(): number {
+    return this.bar.read8(this.cap(3).offset);
+  }
+
+  config8(off: number): number { return this.bar.read8(this.cap(4).offset + off); }
+  config16(off: number): number { return this.bar.read16(this.cap(4).offset + off); }
+  config32(off: number): number { return this.bar.read32(this.cap(4).offset + off); }
+
+  /** A zeroed buffer in the shared memory. */
+  alloc(len: number): DmaRegion {
+    return this.sim.dma.alloc(len);
+  }
+
+  buffer(bytes: Uint8Array): DmaRegion {
+    const r = this.alloc(bytes.length);
+    r.bytes.set(bytes);
+    return r;
+  }
+
+  get commandRegister(): number {
+    return this.sim.fn.configRead16(PciConfig.COMMAND);
+  }
+}
+
+export interface TestRing {
+  readonly size: number;
+  readonly desc: DmaRegion;
+  readonly driverArea: DmaRegion;
+  readonly deviceArea: DmaRegion;
+  /** Makes a chain available; returns its id (split: head index; packed: buffer id). */
+  add(segs: Seg[], options?: { indirect?: boolean }): number;
+  /** Used elements the device wrote since the last call. */
+  takeUsed(): Used[];
+}
+
+function view(r: DmaRegion): DataView {
+  return new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+}
+
+export class SplitRing implements TestRing {
+  readonly desc: DmaRegion;
+  readonly driverArea: DmaRegion;
+  readonly deviceArea: DmaRegion;
+  readonly descs: DataView;
+  readonly avail: DataView;
+  readonly used: DataView;
+  private nextDesc = 0;
+  private availIdx = 0;
+  private lastUsed = 0;
+
+  constructor(private readonly driver: SimDriver, readonly size: number) {
+    this.desc = driver.sim.dma.alloc(SplitDesc.SIZE * size, 16);
+    this.driverArea = driver.sim.dma.alloc(6 + 2 * size, 2);
+    this.deviceArea = driver.sim.dma.alloc(6 + 8 * size, 4);
+    this.descs = view(this.desc);
+    this.avail = view(this.driverArea);
+    this.used = view(this.deviceArea);
+  }
+
+  writeDesc(table: DataView, i: number, s: Seg, flags: number, next: number): void {
+    const at = i * SplitDesc.SIZE;
+    table.setBigUint64(at + SplitDesc.ADDR, s.addr, true);
+    table.setUint32(at + SplitDesc.LEN, s.len, true);
+    table.setUint16(at + SplitDesc.FLAGS, flags | (s.write ? DescFlag.WRITE : 0), true);
+    table.setUint16(at + SplitDesc.NEXT, next, true);
+  }
+
+  add(segs: Seg[], options: { indirect?: boolean } = {}): number {
+    const head = this.nextDesc % this.size;
+    if (options.indirect) {
+      const table = this.driver.alloc(SplitDesc.SIZE * segs.length);
+      const tv = view(table);
+      segs.forEach((s, i) => this.writeDesc(tv, i, s, i < segs.length - 1 ? DescFlag.NEXT : 0, i + 1));
+      this.writeDesc(this.descs, head, { addr: table.iova, len: table.size }, DescFlag.INDIRECT, 0);
+      this.nextDesc++;
+    } else {
+      segs.forEach((s, i) => {
+        const idx = (this.nextDesc + i) % this.size;
+        this.writeDesc(this.descs, idx, s, i < segs.length - 1 ? DescFlag.NEXT : 0, (idx + 1) % this.size);
+      });
+      this.nextDesc += segs.length;
+    }
+    this.publish(head);
+    return head;
+  }
+
+  /** Puts `head` in the available ring and moves avail->idx. */
+  publish(head: number): void {
+    this.avail.setUint16(4 + 2 * (this.availIdx % this.size), head, true);
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.avail.setUint16(2, this.availIdx, true);
+  }
+
+  get usedIdx(): number {
+    return this.used.getUint16(2, true);
+  }
+
+  takeUsed(): Used[] {
+    const out: Used[] = [];
+    const idx = this.usedIdx;
+    while (this.lastUsed !== idx) {
+      const at = 4 + 8 * (this.lastUsed % this.size);
+      out.push({ id: this.used.getUint32(at, true), len: this.used.getUint32(at + 4, true) });
+      this.lastUsed = (this.lastUsed + 1) & 0xffff;
+    }
+    return out;
+  }
+
+  /** The used element at used-ring slot `slot`, whatever idx says. */
+  usedAt(slot: number): Used {
+    const at = 4 + 8 * slot;
+    return { id: this.used.getUint32(at, true), len: this.used.getUint32(at + 4, true) };
+  }
+
+  set usedEvent(v: number) {
+    this.avail.setUint16(4 + 2 * this.size, v, true);
+  }
+  set availFlags(v: number) {
+    this.avail.setUint16(0, v, true);
+  }
+  get usedFlags(): number {
+    return this.used.getUint16(0, true);
+  }
+  get availEvent(): number {
+    return this.used.getUint16(4 + 8 * this.size, true);
+  }
+}
+
+export class PackedRing implements TestRing {
+  readonly desc: DmaRegion;
+  readonly driverArea: DmaRegion;
+  readonly deviceArea: DmaRegion;
+  readonly descs: DataView;
+  readonly driverEvent: DataView;
+  readonly deviceEvent: DataView;
+  private nextAvail = 0;
+  private availWrap = true;
+  private nextUsed = 0;
+  private usedWrap = true;
+  private nextId = 0;
+  private readonly descCount = new Map<number, number>();
+
+  constructor(private readonly driver: SimDriver, readonly size: number) {
+    this.desc = driver.sim.dma.alloc(PackedDesc.SIZE * size, 16);
+    this.driverArea = driver.sim.dma.alloc(4, 4);
+    this.deviceArea = driver.sim.dma.alloc(4, 4);
+    this.descs = view(this.desc);
+    this.driverEvent = view(this.driverArea);
+    this.deviceEvent = view(this.deviceArea);
+  }
+
+  private availFlags(wrap: boolean): number {
+    return wrap ? PackedFlag.AVAIL : PackedFlag.USED;
+  }
+
+  add(segs: Seg[], options: { indirect?: boolean } = {}): number {
+    const id = this.nextId++ % this.size;
+    const ringSegs = options.indirect ? [this.indirectTable(segs)] : segs;
+    const first = this.nextAvail;
+    let firstFlags = 0;
+    ringSegs.forEach((s, i) => {
+      const at = this.nextAvail * PackedDesc.SIZE;
+      const flags = (i < ringSegs.length - 1 ? PackedFlag.NEXT : 0) | (s.write ? PackedFlag.WRITE : 0)
+        | (options.indirect ? PackedFlag.INDIRECT : 0) | this.availFlags(this.availWrap);
+      this.descs.setBigUint64(at + PackedDesc.ADDR, s.addr, true);
+      this.descs.setUint32(at + PackedDesc.LEN, s.len, true);
+      this.descs.setUint16(at + PackedDesc.ID, id, true);
+      if (i === 0) firstFlags = flags;
+      else this.descs.setUint16(at + PackedDesc.FLAGS, flags, true);
+      if (++this.nextAvail === this.size) {
+        this.nextAvail = 0;
+        this.availWrap = !this.availWrap;
+      }
+    });
+    // §2.8.6: the first descriptor's flags go last, making the whole list available at once.
+    this.descs.setUint16(first * PackedDesc.SIZE + PackedDesc.FLAGS, firstFlags, true);
+    this.descCount.set(id, ringSegs.length);
+    return id;
+  }
+
+  private indirectTable(segs: Seg[]): Seg {
+    const table = this.driver.alloc(PackedDesc.SIZE * segs.length);
+    const tv = view(table);
+    segs.forEach((s, i) => {
+      tv.setBigUint64(i * PackedDesc.SIZE + PackedDesc.ADDR, s.addr, true);
+      tv.setUint32(i * PackedDesc.SIZE + PackedDesc.LEN, s.len, true);
+      tv.setUint16(i * PackedDesc.SIZE + PackedDesc.FLAGS, s.write ? PackedFlag.WRITE : 0, true);
+    });
+    return { addr: table.iova, len: table.size };
+  }
+
+  flagsAt(slot: number): number {
+    return this.descs.getUint16(slot * PackedDesc.SIZE + PackedDesc.FLAGS, true);
+  }
+
+  takeUsed(): Used[] {
+    const out: Used[] = [];
+    for (;;) {
+      const at = this.nextUsed * PackedDesc.SIZE;
+      const flags = this.descs.getUint16(at + PackedDesc.FLAGS, true);
+      const avail = (flags & PackedFlag.AVAIL) !== 0;
+      const used = (flags & PackedFlag.USED) !== 0;
+      if (avail !== this.usedWrap || used !== this.usedWrap) return out;
+      const id = this.descs.getUint16(at + PackedDesc.ID, true);
+      out.push({ id, len: this.descs.getUint32(at + PackedDesc.LEN, true) });
+      this.nextUsed += this.descCount.get(id) ?? 1;
+      if (this.nextUsed >= this.size) {
+        this.nextUsed -= this.size;
+        this.usedWrap = !this.usedWrap;
+      }
+    }
+  }
+
+  /** Driver event suppression: flags (ENABLE 0, DISABLE 1, DESC 2) and off|wrap<<15. */
+  setDriverEvent(flags: number, offWrap = 0): void {
+    this.driverEvent.setUint16(0, offWrap, true);
+    this.driverEvent.setUint16(2, flags, true);
+  }
+  get deviceEventFlags(): number {
+    return this.deviceEvent.getUint16(2, true);
+  }
+  get deviceEventOffWrap(): number {
+    return this.deviceEvent.getUint16(0, true);
+  }
+}
+
+export interface BlkRequest {
+  segs: Seg[];
+  header: DmaRegion;
+  data: DmaRegion | undefined;
+  status: DmaRegion;
+}
+
+/**
+ * A virtio-blk request (virtio 1.2 §5.2.6): header, then data (device-readable for OUT, writable
+ * for IN, GET_ID), then the status byte. `data` is the bytes to write or the length to read.
+ */
+export function blkRequest(driver: SimDriver, type: number, sector: bigint, data?: Uint8Array | number): BlkRequest {
+  const header = driver.alloc(16);
+  const hv = view(header);
+  hv.setUint32(0, type, true);
+  hv.setBigUint64(8, sector, true);
+  const region = data === undefined ? undefined : typeof data === 'number' ? driver.alloc(data) : driver.buffer(data);
+  const status = driver.alloc(1);
+  status.bytes[0] = 0xff;
+  const segs: Seg[] = [{ addr: header.iova, len: 16 }];
+  if (region) segs.push({ addr: region.iova, len: region.size, write: typeof data === 'number' });
+  segs.push({ addr: status.iova, len: 1, write: true });
+  return { segs, header, data: region, status };
+}
