@@ -214,13 +214,15 @@ void t.test('driver event suppression: ENABLE/DISABLE, and DESC at the next used
   t.same(vq.popUsed(), { token: 3, len: 0 });
 });
 
-void t.test('the used length is ignored when the device did not set WRITE (§2.8.4)', async (t) => {
+void t.test('the used length counts without WRITE too (QEMU sets none), and is still checked', async (t) => {
   const { vq, dev } = setup(4);
-  vq.add([seg(0x1000, 8)], [], 1);
-  const [c] = dev.takeAll();
-  dev.writeUsedRaw(0, c!.id, 0xffff_ffff, dev.usedFlags());
-  t.same(vq.popUsed(), { token: 1, len: 0 });
-  t.equal(vq.broken, null);
+  vq.add([seg(0x1000, 8)], [seg(0x2000, 16)], 1);
+  dev.writeUsedRaw(0, dev.takeAll()[0]!.id, 16, dev.usedFlags());
+  t.same(vq.popUsed(), { token: 1, len: 16 }, 'a used descriptor without WRITE reports its length');
+  const other = setup(4);
+  other.vq.add([seg(0x1000, 8)], [], 2);
+  other.dev.writeUsedRaw(0, other.dev.takeAll()[0]!.id, 0xffff_ffff, other.dev.usedFlags());
+  t.throws(() => other.vq.popUsed(), { code: 'E_DEVICE_BAD_USED_LEN' }, 'a length beyond the writable bytes is a fault either way');
 });
 
 void t.test('a hostile device: each fault has its own code, breaks the queue, and crashes nothing', async (t) => {

@@ -141,8 +141,10 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     }
     const at = slot * PackedDesc.SIZE;
     const id = this.ring.getUint16(at + PackedDesc.ID, true);
-    // §2.8.4: the length is reserved (and ignored) when the device did not set WRITE.
-    const len = flags & PackedFlag.WRITE ? this.ring.getUint32(at + PackedDesc.LEN, true) : 0;
+    // §2.8.4 says the device sets WRITE when it wrote data, but devices in the field do not (QEMU
+    // 7.2 never does), so the length is read either way — and still checked against the writable
+    // bytes, which is what makes it safe to use.
+    const len = this.ring.getUint32(at + PackedDesc.LEN, true);
     if (!this.isLive(id)) {
       throw this.deviceFault('E_DEVICE_BAD_USED_ID', `used descriptor ${slot} names buffer id ${id}, which is not in flight`);
     }

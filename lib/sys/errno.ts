@@ -1,0 +1,45 @@
+// errno → typed errors. Every failing libc call in lib/sys becomes a SysError that carries the
+// errno number, its name (from koffi's table of the platform's POSIX codes) and the call that failed.
+
+import koffi from 'koffi';
+import { UvirtioError, type ErrorCode } from '../virtio/errors.js';
+
+/** Errno numbers by name, as the running platform defines them (Linux x86_64 here). */
+export const Errno: Readonly<Record<string, number>> = koffi.os.errno;
+
+const names = new Map<number, string>();
+for (const [name, value] of Object.entries(Errno)) {
+  // Some numbers have two names (EAGAIN/EWOULDBLOCK, EDEADLK/EDEADLOCK): keep the first, the usual one.
+  if (!names.has(value)) names.set(value, name);
+}
+
+export function errnoName(errno: number): string {
+  return names.get(errno) ?? `errno ${errno}`;
+}
+
+/** A system call that failed. `code` is E_PERMISSION for EACCES/EPERM, E_SYSCALL otherwise. */
+export class SysError extends UvirtioError {
+  readonly errno: number;
+  readonly errnoName: string;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, what: string, hint?: string) {
+    const name = errnoName(errno);
+    const permission = errno === Errno.EACCES || errno === Errno.EPERM;
+    const code: ErrorCode = permission ? 'E_PERMISSION' : 'E_SYSCALL';
+    super(code, `${syscall}(${what}) failed: ${name}`, hint ?? (permission ? 'run as root (VFIO and /proc/self/pagemap need it)' : undefined));
+    this.errno = errno;
+    this.errnoName = name;
+    this.syscall = syscall;
+  }
+}
+
+/** The errno the last koffi call left behind. */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** Throws a SysError when a libc call returned a negative number; returns the value otherwise. */
+export function check(ret: number, syscall: string, what: string, hint?: string): number {
+  if (ret < 0) throw new SysError(syscall, lastErrno(), what, hint);
+  return ret;
+}

@@ -1,0 +1,10 @@
+// VFIO's errors: the same hierarchy as the rest of the SDK (lib/virtio/errors.ts), each with a
+// stable code and a hint that names the command that fixes it.
+
+import { UvirtioError } from '../virtio/errors.js';
+
+/** VFIO, sysfs binding, regions and interrupts. */
+export class VfioError extends UvirtioError {}
+
+export const bindHint = (bdf: string): string => `run \`uvirtio bind ${bdf}\` to give it to vfio-pci`;
+export const MODPROBE_HINT = 'load the driver: `modprobe vfio-pci` (and `modprobe vfio_iommu_type1` where there is an IOMMU)';

@@ -1,0 +1,149 @@
+// VfioPciFunction: a PCI function opened through VFIO, as the PciFunction the virtio-pci transport
+// drives. Opening follows Documentation/driver-api/vfio.rst: container → group (viable) → attach →
+// IOMMU model → device fd; config space is region 7 (pread/pwrite), BARs are regions 0–5.
+
+import { PciConfig } from '../pci/config.js';
+import type { PciFunction, RegisterWindow } from '../pci/function.js';
+import * as libc from '../sys/libc.js';
+import { PciRegion, RegionFlag } from '../sys/vfio-uapi.js';
+import { DeviceError } from '../virtio/errors.js';
+import { VfioContainer, type IommuModel } from './container.js';
+import { VfioDevice, type RegionInfo } from './device.js';
+import { NoIommuBackend, Type1Backend, VfioDmaAllocator } from './dma.js';
+import { VfioError } from './errors.js';
+import { VfioGroup } from './group.js';
+import { VfioMsix } from './msix.js';
+import { FdWindow, MmapWindow, type ClosableWindow } from './region.js';
+import { requireVfioUsable } from './sysfs.js';
+import { registerTeardown, unregisterTeardown } from './teardown.js';
+
+const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
+
+export class VfioPciFunction implements PciFunction {
+  readonly dma: VfioDmaAllocator;
+  readonly msix: VfioMsix;
+  private readonly config: FdWindow;
+  private readonly bars = new Map<number, ClosableWindow>();
+  private closed = false;
+
+  private constructor(
+    readonly address: string,
+    readonly iommu: IommuModel,
+    readonly device: VfioDevice,
+    private readonly group: VfioGroup,
+    private readonly container: VfioContainer,
+  ) {
+    const cfg = device.regionInfo(PciRegion.CONFIG);
+    if (cfg.size === 0) throw new VfioError('E_REGION_MISSING', `${address}: VFIO shows no configuration space region`);
+    this.config = new FdWindow(`${address} config`, device.fd, cfg.offset, cfg.size);
+    this.dma = new VfioDmaAllocator(iommu === 'noiommu' ? new NoIommuBackend() : new Type1Backend(container));
+    this.msix = new VfioMsix(device);
+  }
+
+  /**
+   * Opens a function bound to vfio-pci. Throws E_BAD_ADDRESS, E_NO_DEVICE, E_NOT_VIRTIO,
+   * E_DRIVER_BOUND/E_NOT_BOUND, E_VFIO_UNAVAILABLE, E_NO_IOMMU, E_GROUP_NOT_VIABLE or E_PERMISSION.
+   */
+  static open(bdfText: string): VfioPciFunction {
+    const info = requireVfioUsable(bdfText);
+    const opened: { close(): void }[] = [];
+    try {
+      const container = new VfioContainer();
+      opened.push(container);
+      const group = new VfioGroup(info.groupPath, info.iommuGroup, info.noIommu);
+      opened.push(group);
+      group.attach(container);
+      const iommu: IommuModel = info.noIommu ? 'noiommu' : 'type1v2';
+      container.setIommu(iommu);
+      const device = new VfioDevice(group.deviceFd(info.bdf), info.bdf);
+      opened.push(device);
+      const fn = new VfioPciFunction(info.bdf, iommu, device, group, container);
+      registerTeardown(fn);
+      return fn;
+    } catch (e) {
+      for (const o of opened.reverse()) o.close();
+      throw e;
+    }
+  }
+
+  private live(): void {
+    if (this.closed) throw new DeviceError('E_CLOSED', `${this.address} is closed`);
+  }
+
+  configRead8(offset: number): number { this.live(); return this.config.read8(offset); }
+  configRead16(offset: number): number { this.live(); return this.config.read16(offset); }
+  configRead32(offset: number): number { this.live(); return this.config.read32(offset); }
+  configWrite8(offset: number, value: number): void { this.live(); this.config.write8(offset, value); }
+  configWrite16(offset: number, value: number): void { this.live(); this.config.write16(offset, value); }
+  configWrite32(offset: number, value: number): void { this.live(); this.config.write32(offset, value); }
+
+  regionInfo(index: number): RegionInfo {
+    this.live();
+    return this.device.regionInfo(index);
+  }
+
+  /** Whether bar(i) is an mmap (true) or goes through pread/pwrite (false); undefined before bar(i). */
+  barIsMapped(index: number): boolean | undefined {
+    const w = this.bars.get(index);
+    return w === undefined ? undefined : w instanceof MmapWindow;
+  }
+
+  bar(index: number): RegisterWindow {
+    this.live();
+    const open = this.bars.get(index);
+    if (open) return open;
+    if (!Number.isInteger(index) || index < PciRegion.BAR0 || index > PciRegion.BAR5) {
+      throw new DeviceError('E_CAP_MISSING', `${this.address}: there is no BAR ${index} (BARs are 0–5)`);
+    }
+    const r = this.device.regionInfo(index);
+    if (r.size === 0) throw new DeviceError('E_CAP_MISSING', `${this.address}: BAR ${index} is not implemented`);
+    if (this.configRead32(PciConfig.BAR0 + 4 * index) & PCI_BASE_ADDRESS_SPACE_IO) {
+      throw new DeviceError('E_CAP_MISSING', `${this.address}: BAR ${index} is an I/O-port BAR, not memory`);
+    }
+    const name = `${this.address} BAR${index}`;
+    let w: ClosableWindow | null = null;
+    if (r.flags & RegionFlag.MMAP) {
+      try {
+        const len = Math.ceil(r.size / libc.PAGE_SIZE) * libc.PAGE_SIZE;
+        const m = libc.mmap(len, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.SHARED, this.device.fd, r.offset, name);
+        w = new MmapWindow(name, m, r.size);
+      } catch {
+        w = null; // e.g. a sparse-mmap region: fall back to pread/pwrite
+      }
+    }
+    w ??= new FdWindow(name, this.device.fd, r.offset, r.size);
+    this.bars.set(index, w);
+    return w;
+  }
+
+  /** VFIO_DEVICE_RESET. */
+  reset(): void {
+    this.live();
+    this.device.reset();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    unregisterTeardown(this);
+    const steps: (() => void)[] = [
+      () => this.msix.disable(),
+      ...[...this.bars.values()].map((w) => () => w.close()),
+      () => this.dma.close(),
+      () => this.config.close(),
+      () => this.device.close(),
+      () => this.group.close(),
+      () => this.container.close(),
+    ];
+    let first: unknown;
+    for (const step of steps) {
+      try {
+        step();
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    this.bars.clear();
+    if (first) throw first;
+  }
+}

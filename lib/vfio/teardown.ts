@@ -1,0 +1,54 @@
+// Everything that holds kernel resources (mappings, fds, DMA maps, interrupt waits) registers here,
+// so that a process leaving by exit, SIGINT or SIGTERM still unmaps and closes in reverse order.
+// The signal handlers are installed only while something is registered, and after closing they
+// re-raise the signal so the process ends the way it would have.
+
+export interface Closable {
+  close(): void;
+}
+
+const live = new Set<Closable>();
+let installed = false;
+
+function closeAll(): void {
+  for (const c of [...live].reverse()) {
+    live.delete(c);
+    try {
+      c.close();
+    } catch {
+      // Leaving anyway: the kernel releases what remains when the process ends.
+    }
+  }
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  closeAll();
+  uninstall();
+  process.kill(process.pid, signal);
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.on('exit', closeAll);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+}
+
+function uninstall(): void {
+  if (!installed) return;
+  installed = false;
+  process.off('exit', closeAll);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+}
+
+export function registerTeardown(c: Closable): void {
+  live.add(c);
+  install();
+}
+
+export function unregisterTeardown(c: Closable): void {
+  live.delete(c);
+  if (live.size === 0) uninstall();
+}

@@ -1,0 +1,39 @@
+#!/bin/sh
+# The test VM's /init (busybox sh). The kernel console (ttyS0) gets init's own messages and the
+# exit marker the host runner waits for; the command's output goes to ttyS1, which the host streams.
+#   kernel command line: uvirtio.profile=viommu|noiommu  uvirtio.cmd=<base64 of a shell script>
+export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TERM=dumb
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp /run /root /dev/shm /dev/pts
+echo "UVIRTIO-INIT $(cut -d' ' -f1 /proc/uptime)"
+
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | head -n1; }
+profile=$(arg uvirtio.profile)
+
+fail() { echo "UVIRTIO-SETUP-FAILED $*"; echo "UVIRTIO-EXIT 125"; poweroff -f; reboot -f; }
+
+# Modules in dependency order, with their parameters (written by scripts/vm/initramfs.mjs).
+while read -r mod params; do
+  [ -n "$mod" ] || continue
+  insmod "/lib/modules/$(uname -r)/$mod" $params || fail "insmod $mod"
+done < /etc/uvirtio/modules
+
+# No-IOMMU DMA regions bigger than a page need hugepages (lib/vfio/dma.ts).
+[ "$profile" = noiommu ] && echo 64 > /proc/sys/vm/nr_hugepages
+
+# Every virtio function (vendor 0x1af4) to vfio-pci (VM-NOTES.md "Binding in the guest").
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat "$d/vendor")" = 0x1af4 ] || continue
+  echo vfio-pci > "$d/driver_override"
+  echo "${d##*/}" > /sys/bus/pci/drivers_probe || fail "binding ${d##*/} to vfio-pci"
+done
+
+arg uvirtio.cmd | base64 -d > /tmp/uvirtio-cmd.sh || fail "decoding the command"
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+echo "UVIRTIO-RUN $(cut -d' ' -f1 /proc/uptime)"
+cd /project && sh /tmp/uvirtio-cmd.sh > /dev/ttyS1 2>&1 < /dev/null
+echo "UVIRTIO-EXIT $?"
+poweroff -f
+reboot -f

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the VM test tier needs on a Debian 12 host (idempotent; run as root):
+#   qemu-system-x86   the emulator (TCG; KVM when the host really has it)
+#   busybox-static    the guest's shell and init
+#   kmod              depmod, for the unpacked kernel's modules.dep
+#   linux-source-6.1, linux-headers-<kernel>-amd64, gcc, make
+#                     to rebuild vfio.ko with CONFIG_VFIO_NOIOMMU for the noiommu profile
+# The guest kernel itself is not installed: scripts/vm/image.mjs fetches its .deb with
+# `apt-get download` into .cache/vm/debs and unpacks it there (the host's /boot is never touched).
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps.sh: run as root (apt-get install)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+
+# The kernel the guest boots: the one the linux-image-amd64 metapackage depends on.
+kver=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(6\.1\.0-[0-9]*-amd64\).*/\1/p' | head -n1)
+if [ -z "$kver" ]; then
+  echo "install-deps.sh: cannot tell which 6.1 kernel linux-image-amd64 depends on" >&2
+  exit 1
+fi
+
+pkgs=(qemu-system-x86 qemu-utils busybox-static kmod linux-source-6.1 "linux-headers-$kver" gcc make xz-utils zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps.sh: ready (guest kernel $kver)"
