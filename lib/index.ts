@@ -21,3 +21,5 @@ export { VirtioPciTransport } from './transport/pci/transport.js';
 export { discoverVirtioPci, virtioDeviceType } from './transport/pci/caps.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress } from './address.js';
 export { createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimBlkOptions, type SimNetOptions } from './sim/index.js';
+export { openTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
+export { initialVqState, type StateFacility } from './virtio/state.js';

@@ -6,19 +6,34 @@
 // A driver that breaks the rules (bad addresses, looping chains, malformed requests) puts the
 // device into DEVICE_NEEDS_RESET with a config interrupt (virtio 1.2 §2.1.2); nothing is thrown
 // out of the event loop.
+//
+// Quiet states (SPEC-NOTES §1, §2): on STOP (proposal, RING_STATE) or SUSPEND (virtio 1.4 §2.1) the
+// device stops fetching at once; it then finishes what it fetched — always for SUSPEND, in 'drain'
+// mode for STOP, while 'hold' mode keeps those requests for the DEVICE_STATE mailbox — and shows
+// the bit one setImmediate later, after its used elements and interrupts. From then on it reads and
+// writes no ring memory and sends no interrupt until a reset (STOP) or a resume (SUSPEND).
 
 import type { GuestMemory } from '../mem/dma.js';
 import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../virtio/constants.js';
-import { UsageError, VirtqueueError } from '../virtio/errors.js';
-import { CommonConfig, type CommonConfigHost } from './common-cfg.js';
+import { DeviceError, UsageError, VirtqueueError } from '../virtio/errors.js';
+import { CommonConfig, type CommonConfigHost, type QuietPhase } from './common-cfg.js';
+import { decodeDeviceState, encodeDeviceState, heldRequest, type HeldRequest } from './device-state.js';
 import type { DeviceModel, ModelHost } from './model.js';
 import { PackedDeviceRing } from './packed-ring.js';
 import { SimQueue } from './queue.js';
-import type { Chain, RingFeatures, UsedFault } from './ring.js';
+import { outstanding, stateProblem } from './queue-state.js';
+import { addSegment, emptyChain, type Chain, type RingFeatures, type UsedFault } from './ring.js';
 import { SplitDeviceRing } from './split-ring.js';
+import { StateMailbox, type MailboxHost } from './state-mailbox.js';
 
 /** When fetched requests are completed: at once, when the test says so, or after a delay. */
 export type Completion = 'immediate' | 'manual' | { latencyMs: number };
+
+/**
+ * What STOP does with requests fetched and not yet completed: complete them before showing STOP
+ * ('drain'), or keep them, unfinished, for DEVICE_STATE SAVE ('hold'). SUSPEND always drains.
+ */
+export type StopMode = 'drain' | 'hold';
 
 export interface SimFault {
   kind: UsedFault;
@@ -52,24 +67,40 @@ export interface SimVirtioDeviceOptions {
   /** Transport feature bits offered (24–63); VERSION_1 is always added. */
   transportFeatures: bigint;
   completion: Completion;
+  stopMode: StopMode;
   msixTableSize: number;
+  /** Bytes of common configuration the capability exposes (decides which registers exist). */
+  commonLength: number;
   pci: PciSide;
 }
 
 const FAULT_KINDS: readonly UsedFault[] = ['bad-used-id', 'used-len-overflow', 'used-index-jump', 'bad-packed-flags'];
 
-export class SimVirtioDevice implements CommonConfigHost, ModelHost {
+export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost {
   readonly common: CommonConfig;
   readonly queues: SimQueue[];
   readonly offeredFeatures: bigint;
   readonly msixTableSize: number;
+  readonly commonLength: number;
   readonly mem: GuestMemory;
   readonly stats: SimStats;
+  readonly mailbox: StateMailbox;
   /** Why the device set DEVICE_NEEDS_RESET, until the next reset. */
   failure: Error | undefined;
+  phase: QuietPhase = 'running';
   private readonly model: DeviceModel;
   private readonly completion: Completion;
+  private readonly stopMode: StopMode;
   private readonly pci: PciSide;
+  /** Held requests taken in by LOAD, served after DRIVER_OK; cleared by reset. */
+  private loaded: HeldRequest[] | undefined;
+  /** Restored chains per queue, waiting for the queue's first processing after DRIVER_OK. */
+  private readonly restored = new Map<number, Chain[]>();
+  /** Bumped on reset, so quiesce steps scheduled before it do nothing after it. */
+  private epoch = 0;
+  /** Inside complete(): receive queues a model woke meanwhile, delivered at the end of the batch. */
+  private serving = false;
+  private readonly woken = new Set<number>();
   private ringFeatures: RingFeatures = { indirect: false, eventIdx: false };
   private packed = false;
   private isr = 0;
@@ -84,8 +115,11 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
     this.model = options.model;
     this.mem = options.mem;
     this.completion = options.completion;
+    this.stopMode = options.stopMode;
     this.pci = options.pci;
     this.msixTableSize = options.msixTableSize;
+    this.commonLength = options.commonLength;
+    this.mailbox = new StateMailbox(this);
     this.offeredFeatures = options.model.features | options.transportFeatures | bit(Feature.VERSION_1);
     this.queues = Array.from({ length: options.model.queueCount }, (_, i) => new SimQueue(i, options.queueMaxSize));
     const perQueue = (): number[] => this.queues.map(() => 0);
@@ -105,11 +139,14 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   // ---- register side (called by the BAR window) ----
 
-  /** §4.1.4.4: an available-buffer notification for queue `q`; processed later, not in this write. */
+  /**
+   * §4.1.4.4: an available-buffer notification for queue `q`; processed later, not in this write.
+   * Counted always; ignored by a device that is not fetching (stopping, stopped, suspended).
+   */
   notify(q: number): void {
     if (this.closed || q >= this.queues.length) return;
     this.stats.notifications[q]!++;
-    this.schedule(q);
+    if (this.phase === 'running') this.schedule(q);
   }
 
   /** §4.1.4.5: reading the ISR returns and clears it. */
@@ -133,9 +170,15 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   // ---- CommonConfigHost ----
 
+  /** §2.4: also leaves STOP and SUSPEND, and forgets held requests and a loaded state. */
   reset(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.cancelTimers();
+    this.epoch++;
+    this.phase = 'running';
+    this.loaded = undefined;
+    this.restored.clear();
+    this.woken.clear();
+    this.mailbox.reset();
     this.common.reset();
     for (const q of this.queues) q.reset();
     this.isr = 0;
@@ -150,8 +193,80 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
     this.packed = hasFeature(features, Feature.RING_PACKED);
   }
 
+  /**
+   * DRIVER_OK: check the state the driver wrote (the proposal) and take in the held requests a
+   * LOAD brought; an impossible state or one the held requests do not account for sets
+   * DEVICE_NEEDS_RESET. Then look at every enabled queue.
+   */
   driverOk(): void {
+    this.guarded(() => this.restoreHeld());
+    if (!this.live()) return;
     for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+  }
+
+  quiesce(kind: 'stop' | 'suspend'): void {
+    this.phase = kind === 'stop' ? 'stopping' : 'suspending';
+    // Completion timers would finish held requests behind the device's back; drain finishes them itself.
+    this.cancelTimers();
+    const epoch = this.epoch;
+    setImmediate(() => {
+      if (epoch !== this.epoch || this.closed) return;
+      if (kind === 'suspend' || this.stopMode === 'drain') this.completeNow();
+      // Data the device already has for the driver (net: frames on the cable) goes into receive
+      // buffers already available, in either mode: it is finished work, not a fetched request.
+      for (const q of this.queues) if (!this.model.fetchesRequests(q.index)) this.guarded(() => this.receive(q));
+      // Shown one turn later: the used-buffer interrupts (microtasks) have been delivered by then.
+      setImmediate(() => {
+        if (epoch !== this.epoch || this.closed) return;
+        if (kind === 'stop') {
+          this.phase = 'stopped';
+          this.common.status |= Status.STOP;
+        } else {
+          this.phase = 'suspended';
+          this.common.status = (this.common.status & ~Status.DRIVER_OK) | Status.SUSPEND;
+        }
+      });
+    });
+  }
+
+  /** virtio 1.4 §2.1: SUSPEND cleared, DRIVER_OK set again; re-check every queue for buffers made available meanwhile. */
+  resume(): void {
+    this.phase = 'running';
+    for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+  }
+
+  // ---- MailboxHost (DEVICE_STATE, state-mailbox.ts) ----
+
+  savableState(): Uint8Array | undefined {
+    if (this.phase !== 'stopped') return undefined;
+    const held = this.queues.flatMap((q) => q.state.inFlight.map((chain) => heldRequest(q.index, chain)));
+    // Nothing held, no extra state: DEVICE_STATE_LEN reads 0 and the driver has nothing to carry.
+    return held.length === 0 ? new Uint8Array(0) : encodeDeviceState(held);
+  }
+
+  loadAllowed(): boolean {
+    const s = this.common.status;
+    return this.phase === 'running' && (s & Status.FEATURES_OK) !== 0 && (s & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === 0;
+  }
+
+  writeGuest(addr: bigint, bytes: Uint8Array): void {
+    this.requireBusMaster(0);
+    this.mem.view(addr, bytes.length).set(bytes);
+  }
+
+  readGuest(addr: bigint, len: number): Uint8Array {
+    this.requireBusMaster(0);
+    return this.mem.view(addr, len).slice();
+  }
+
+  /** Format checks here; the checks against the queues' state wait for DRIVER_OK (restoreHeld). */
+  load(bytes: Uint8Array): void {
+    const held = decodeDeviceState(bytes, { queueCount: this.queues.length, queueMaxSize: this.queues[0]?.maxSize ?? 0 });
+    for (const r of held) {
+      if (!this.model.fetchesRequests(r.queue)) throw new Error(`device state: queue ${r.queue} never holds requests`);
+      this.toChain(r);
+    }
+    this.loaded = held;
   }
 
   /** Builds the ring over driver memory; addresses it does not own put the device in NEEDS_RESET. */
@@ -166,8 +281,14 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   // ---- ModelHost ----
 
+  /**
+   * A model has data for receive queue `q` (net: a frame came back on the cable). While the device
+   * is serving requests it delivers in the same turn — the cable has no delay, so a frame is in a
+   * receive buffer by the time its transmit is used, when a buffer is there; otherwise soon.
+   */
   wake(q: number): void {
-    this.schedule(q);
+    if (this.serving) this.woken.add(q);
+    else this.schedule(q);
   }
 
   configChanged(): void {
@@ -177,7 +298,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   // ---- test and CLI controls ----
 
-  /** Completes every request held in flight; returns how many. */
+  /** Completes every request held in flight; returns how many (none once STOP or SUSPEND shows). */
   completeNow(): number {
     let n = 0;
     for (const q of this.queues) this.guarded(() => { n += this.complete(q, [...q.state.inFlight]); });
@@ -200,7 +321,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
     if (!queue) throw new UsageError('E_INVALID_ARGUMENT', `the device has no queue ${q}`);
     queue.notifySuppressed = suppressed;
     const ring = queue.ring;
-    if (!ring || !this.live()) return;
+    if (!ring || !this.fetching()) return;
     this.guarded(() => {
       this.requireBusMaster(q);
       ring.publishNotifyWish(!suppressed);
@@ -210,8 +331,49 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   close(): void {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.cancelTimers();
+  }
+
+  // ---- restoring held requests (DEVICE_STATE LOAD, then DRIVER_OK) ----
+
+  /**
+   * Every enabled queue's state must be possible for its layout, and the requests between its used
+   * and available positions must be exactly the held ones loaded for it (when DEVICE_STATE was
+   * negotiated: without a LOAD, none). Each is then in flight again, to be served once.
+   */
+  private restoreHeld(): void {
+    const packed = this.packed;
+    const loaded = this.loaded ?? [];
+    this.loaded = undefined;
+    for (const r of loaded) {
+      const queue = this.queues[r.queue]!;
+      if (!queue.enabled) throw new DeviceError('E_STATE_REFUSED', `device state: held request ${r.id} is for queue ${r.queue}, which is not enabled`);
+      if (r.id >= queue.size) throw new DeviceError('E_STATE_REFUSED', `device state: held request id ${r.id} is beyond queue ${r.queue}'s size ${queue.size}`);
+    }
+    for (const queue of this.queues) {
+      if (!queue.enabled) continue;
+      const problem = stateProblem(queue, packed);
+      if (problem) throw new DeviceError('E_STATE_REFUSED', problem);
+      if (!this.common.has(Feature.DEVICE_STATE)) continue;
+      const mine = loaded.filter((r) => r.queue === queue.index);
+      const accounted = mine.reduce((n, r) => n + (packed ? r.ringDescs : 1), 0);
+      const gap = outstanding(queue, packed)!;
+      if (accounted !== gap) {
+        throw new DeviceError('E_STATE_REFUSED',
+          `queue ${queue.index}: ${gap} ${packed ? 'descriptor slots' : 'requests'} lie between the used and available state, but the device state holds ${accounted}`);
+      }
+      const chains = mine.map((r) => this.toChain(r));
+      queue.state.inFlight.push(...chains);
+      if (chains.length > 0) this.restored.set(queue.index, chains);
+    }
+  }
+
+  /** A held request as the chain the ring would have given (checks its memory like a fetch does). */
+  private toChain(r: HeldRequest): Chain {
+    const chain = emptyChain(r.id);
+    chain.ringDescs = r.ringDescs;
+    for (const s of r.segments) addSegment(chain, r.queue, this.mem, s.addr, s.len, s.writable);
+    return chain;
   }
 
   // ---- processing ----
@@ -219,6 +381,21 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
   private live(): boolean {
     const s = this.common.status;
     return !this.closed && (s & Status.DRIVER_OK) !== 0 && (s & (Status.DEVICE_NEEDS_RESET | Status.FAILED)) === 0;
+  }
+
+  /** The device takes new available buffers only while running. */
+  private fetching(): boolean {
+    return this.live() && this.phase === 'running';
+  }
+
+  /** Ring memory is touched while running or quietening, never once STOP or SUSPEND shows. */
+  private ringAccess(): boolean {
+    return this.live() && this.phase !== 'stopped' && this.phase !== 'suspended';
+  }
+
+  private cancelTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
   }
 
   private schedule(q: number): void {
@@ -233,8 +410,13 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
   private process(q: number): void {
     const queue = this.queues[q]!;
     const ring = queue.ring;
-    if (!this.live() || !queue.enabled || !ring || queue.notifySuppressed) return;
+    if (!this.fetching() || !queue.enabled || !ring || queue.notifySuppressed) return;
     this.requireBusMaster(q);
+    const restored = this.restored.get(q);
+    if (restored) {
+      this.restored.delete(q);
+      this.dispatch(queue, restored);
+    }
     if (this.model.fetchesRequests(q)) {
       const fetched: Chain[] = [];
       for (let chain = ring.fetch(); chain; chain = ring.fetch()) {
@@ -244,11 +426,19 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
       ring.publishNotifyWish(true);
       if (fetched.length > 0) this.dispatch(queue, fetched);
     } else {
-      const filled = this.model.receive(q, () => ring.fetch());
-      for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
+      this.receive(queue);
       ring.publishNotifyWish(true);
-      if (filled.length > 0) this.interruptIfWanted(queue);
     }
+  }
+
+  /** Fills receive buffers with the data the model has waiting; then maybe interrupts. */
+  private receive(queue: SimQueue): void {
+    const ring = queue.ring;
+    if (!this.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed) return;
+    this.requireBusMaster(queue.index);
+    const filled = this.model.receive(queue.index, () => ring.fetch());
+    for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
+    if (filled.length > 0) this.interruptIfWanted(queue);
   }
 
   private dispatch(queue: SimQueue, chains: Chain[]): void {
@@ -267,18 +457,26 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   /** Serves and returns those of `chains` still in flight (a reset forgets them); then maybe interrupts. */
   private complete(queue: SimQueue, chains: Chain[]): number {
-    if (!this.live() || !queue.ring) return 0;
+    if (!this.ringAccess() || !queue.ring) return 0;
     this.requireBusMaster(queue.index);
     let n = 0;
-    for (const chain of chains) {
-      const at = queue.state.inFlight.indexOf(chain);
-      if (at < 0) continue;
-      queue.state.inFlight.splice(at, 1);
-      this.writeUsed(queue, chain, this.model.serve(queue.index, chain));
-      this.stats.completed[queue.index]!++;
-      n++;
+    this.serving = true;
+    try {
+      for (const chain of chains) {
+        const at = queue.state.inFlight.indexOf(chain);
+        if (at < 0) continue;
+        queue.state.inFlight.splice(at, 1);
+        this.writeUsed(queue, chain, this.model.serve(queue.index, chain));
+        this.stats.completed[queue.index]!++;
+        n++;
+      }
+    } finally {
+      this.serving = false;
     }
     if (n > 0) this.interruptIfWanted(queue);
+    const woken = [...this.woken];
+    this.woken.clear();
+    for (const q of woken) this.receive(this.queues[q]!);
     return n;
   }
 
@@ -303,7 +501,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost {
 
   /** §4.1.4.5 / §4.1.5.4: the ISR config bit is always set; the config vector is used with MSI-X. */
   private sendConfigInterrupt(): void {
-    if (this.closed || !(this.common.status & Status.DRIVER_OK)) return;
+    if (this.closed || !(this.common.status & Status.DRIVER_OK) || this.phase === 'stopped') return;
     this.isr |= Isr.CONFIG;
     this.stats.configInterrupts++;
     const vector = this.common.configMsixVector;

@@ -6,9 +6,8 @@
 import type { HeapDmaAllocator } from '../mem/dma.js';
 import type { PciFunction, RegisterWindow } from '../pci/function.js';
 import { PciCommand } from '../pci/config.js';
-import { COMMON_CFG_LEN } from '../virtio/constants.js';
 import { DeviceError } from '../virtio/errors.js';
-import { SimVirtioDevice, type Completion } from './device.js';
+import { SimVirtioDevice, type Completion, type StopMode } from './device.js';
 import type { DeviceModel } from './model.js';
 import { SimMsix } from './msix.js';
 import { Bar4, NOTIFY_OFF_MULTIPLIER, SIM_BAR, SimConfigSpace, type BarAccess } from './pci-config.js';
@@ -17,13 +16,18 @@ export interface SimPciFunctionOptions {
   address: string;
   model: DeviceModel;
   dma: HeapDmaAllocator;
+  /** The function created `dma` and closes it with itself; memory passed in belongs to its owner. */
+  ownsDma: boolean;
   queueMaxSize: number;
   /** Transport feature bits the device offers besides VERSION_1. */
   transportFeatures: bigint;
   completion: Completion;
+  stopMode: StopMode;
   msixVectors: number;
   /** PCI class code (24 bits). */
   classCode: number;
+  /** Length of the common configuration capability: COMMON_CFG_LEN, or COMMON_CFG_EXT_LEN with DEVICE_STATE. */
+  commonCfgLength: number;
 }
 
 type Width = 1 | 2 | 4;
@@ -37,14 +41,16 @@ export class SimPciFunction implements PciFunction {
   readonly device: SimVirtioDevice;
   private readonly config: SimConfigSpace;
   private readonly window: RegisterWindow;
+  private readonly ownsDma: boolean;
   private closed = false;
 
   constructor(o: SimPciFunctionOptions) {
     this.address = o.address;
     this.dma = o.dma;
+    this.ownsDma = o.ownsDma;
     this.config = new SimConfigSpace({
       deviceType: o.model.deviceType, classCode: o.classCode, notifyQueues: o.model.queueCount,
-      deviceConfigLen: o.model.config.bytes.length, msixVectors: o.msixVectors,
+      deviceConfigLen: o.model.config.bytes.length, msixVectors: o.msixVectors, commonCfgLength: o.commonCfgLength,
     });
     this.msix = new SimMsix(o.msixVectors, {
       read: () => this.config.readMsixControl(),
@@ -52,7 +58,7 @@ export class SimPciFunction implements PciFunction {
     });
     this.device = new SimVirtioDevice({
       model: o.model, mem: o.dma, queueMaxSize: o.queueMaxSize, transportFeatures: o.transportFeatures,
-      completion: o.completion, msixTableSize: o.msixVectors,
+      completion: o.completion, stopMode: o.stopMode, msixTableSize: o.msixVectors, commonLength: o.commonCfgLength,
       pci: {
         msixActive: () => this.msix.active,
         signal: (vector) => this.msix.signal(vector),
@@ -105,7 +111,8 @@ export class SimPciFunction implements PciFunction {
     this.closed = true;
     this.device.close();
     this.msix.disable();
-    this.dma.close();
+    // A shared allocator (options.dma: e.g. a migration target reaching the driver's memory) outlives us.
+    if (this.ownsDma) this.dma.close();
   }
 }
 
@@ -120,7 +127,7 @@ class Bar4Decoder implements BarAccess {
   read(offset: number, width: Width): number {
     if (!this.accepts(offset, width)) return 0;
     const d = this.device;
-    if (within(offset, Bar4.COMMON, COMMON_CFG_LEN)) return d.common.read(offset - Bar4.COMMON, width);
+    if (within(offset, Bar4.COMMON, d.commonLength)) return d.common.read(offset - Bar4.COMMON, width);
     if (offset === Bar4.ISR && width === 1) return d.readIsr();
     if (within(offset, Bar4.DEVICE, Bar4.NOTIFY - Bar4.DEVICE) && (width === 1 || width === 2 || width === 4)) {
       return d.readDeviceConfig(offset - Bar4.DEVICE, width);
@@ -136,7 +143,7 @@ class Bar4Decoder implements BarAccess {
     if (!this.accepts(offset, width)) return;
     const v = (value >>> 0) & WIDTH_MASK[width];
     const d = this.device;
-    if (within(offset, Bar4.COMMON, COMMON_CFG_LEN)) {
+    if (within(offset, Bar4.COMMON, d.commonLength)) {
       d.common.write(offset - Bar4.COMMON, width, v);
     } else if (within(offset, Bar4.NOTIFY, d.queues.length * NOTIFY_OFF_MULTIPLIER)) {
       // §4.1.4.4 / §4.1.5.2: a 16-bit write of the queue index at that queue's notify address.

@@ -1,18 +1,23 @@
 // The reference device: `createSimDevice({ type: 'blk' })` gives an in-process virtio-pci function
 // (the CLI's `sim:blk` / `sim:net`) and the controls a test needs — completion timing, fault
 // injection, notification suppression, statistics — plus the memory it shares with the driver.
+// With `state` it offers the proposal's STOP + virtqueue state (RING_STATE), the DEVICE_STATE
+// mailbox and virtio 1.4 SUSPEND (SPEC-NOTES §1–§2).
 
 import { HeapDmaAllocator } from '../mem/dma.js';
-import { Feature, bit } from '../virtio/constants.js';
+import { BLK_SECTOR_SIZE, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../virtio/constants.js';
 import { UsageError } from '../virtio/errors.js';
 import { BlkModel } from './blk.js';
-import type { Completion, SimFault, SimStats } from './device.js';
+import type { QuietPhase } from './common-cfg.js';
+import type { Completion, SimFault, SimStats, StopMode } from './device.js';
 import { SimPciFunction } from './function.js';
 import type { DeviceModel } from './model.js';
 import { NetModel } from './net.js';
 import { MAX_MSIX_VECTORS } from './pci-config.js';
 
-export type { Completion, SimFault, SimStats } from './device.js';
+export type { Completion, SimFault, SimStats, StopMode } from './device.js';
+export type { QuietPhase } from './common-cfg.js';
+export { DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest } from './device-state.js';
 export type { UsedFault } from './ring.js';
 export { SimPciFunction } from './function.js';
 
@@ -28,6 +33,16 @@ export interface SimOffer {
   accessPlatform?: boolean;
 }
 
+/** The stop/state facilities the device offers (each default false). */
+export interface SimStateOffer {
+  /** VIRTIO_F_RING_STATE (PROVISIONAL 44): the STOP status bit and the per-queue state registers. */
+  ringState?: boolean;
+  /** VIRTIO_F_DEVICE_STATE (PROVISIONAL 45): the mailbox for held requests. Only with ringState; defaults to it. */
+  deviceState?: boolean;
+  /** VIRTIO_F_SUSPEND (virtio 1.4, 43): the two-way SUSPEND status bit. */
+  suspend?: boolean;
+}
+
 interface CommonOptions {
   /** Largest queue size the device allows (default 256; at most 32768, a power of two). */
   queueMaxSize?: number;
@@ -36,16 +51,25 @@ interface CommonOptions {
   completion?: Completion;
   /** MSI-X table size (default: one per queue plus one for configuration changes). */
   msixVectors?: number;
-  /** Memory shared with the driver (default: a new HeapDmaAllocator). */
+  /**
+   * Memory shared with the driver (default: a new HeapDmaAllocator, closed with the function).
+   * One passed in is never closed by the device: a second device on the same memory (a migration
+   * target) survives the first one's close().
+   */
   dma?: HeapDmaAllocator;
+  state?: SimStateOffer;
+  /** What STOP does with fetched, unfinished requests (default 'drain'); SUSPEND always drains. */
+  mode?: StopMode;
 }
 
 export interface SimBlkOptions extends CommonOptions {
   type: 'blk';
   /** Request queues (default 1); MQ and num_queues are offered when more than one. */
   queues?: number;
-  /** Disk size in 512-byte sectors (default 2048, 1 MiB). */
+  /** Disk size in 512-byte sectors (default 2048 — or diskFrom's length, rounded up to a sector). */
   capacitySectors?: number;
+  /** Initial disk contents, copied (e.g. a migration source's `disk`, modelling shared storage). */
+  diskFrom?: Uint8Array;
   /** The GET_ID answer, up to 20 ASCII bytes (default "uvirtio-sim"). */
   serial?: string;
 }
@@ -70,6 +94,10 @@ export interface SimDevice {
   suppressNotifications(q: number, suppressed: boolean): void;
   /** Why the device set DEVICE_NEEDS_RESET, until the driver resets it. */
   readonly failure: Error | undefined;
+  /** Running, or on its way to / in STOP or SUSPEND. */
+  readonly phase: QuietPhase;
+  /** Why the last DEVICE_STATE command was refused (CMD read 0xffff), until the next command or reset. */
+  readonly stateRefusal: string | undefined;
 }
 
 export interface SimBlkDevice extends SimDevice {
@@ -103,12 +131,19 @@ export function createSimDevice(options: SimBlkOptions | SimNetOptions): SimBlkD
   }
   const dma = options.dma ?? new HeapDmaAllocator();
   if (options.type === 'blk') {
+    const from = options.diskFrom;
+    const defaultSectors = from ? Math.max(1, Math.ceil(from.length / BLK_SECTOR_SIZE)) : 2048;
+    const capacitySectors = positiveInt(options.capacitySectors ?? defaultSectors, 'capacitySectors');
+    if (from && from.length > capacitySectors * BLK_SECTOR_SIZE) {
+      throw new UsageError('E_INVALID_ARGUMENT', `diskFrom has ${from.length} bytes, more than ${capacitySectors} sectors`);
+    }
     const model = new BlkModel({
-      capacitySectors: positiveInt(options.capacitySectors ?? 2048, 'capacitySectors'),
+      capacitySectors,
       queues: positiveInt(options.queues ?? 1, 'queues'),
       queueMaxSize,
       serial: options.serial ?? 'uvirtio-sim',
     });
+    if (from) model.disk.set(from);
     return new SimBlkHandle(build('blk', options, model, dma, queueMaxSize, CLASS_STORAGE), model);
   }
   if (options.type === 'net') {
@@ -122,10 +157,22 @@ function build(
   type: 'blk' | 'net', options: CommonOptions, model: DeviceModel, dma: HeapDmaAllocator, queueMaxSize: number, classCode: number,
 ): SimPciFunction {
   const offer = options.offer ?? {};
+  const ringState = options.state?.ringState ?? false;
+  const deviceState = options.state?.deviceState ?? ringState;
+  if (deviceState && !ringState) {
+    throw new UsageError('E_INVALID_ARGUMENT', 'state.deviceState needs state.ringState', 'the DEVICE_STATE mailbox is saved while STOP shows');
+  }
+  const mode = options.mode ?? 'drain';
+  if (mode !== 'drain' && mode !== 'hold') {
+    throw new UsageError('E_INVALID_ARGUMENT', `mode must be 'drain' or 'hold', got ${String(mode)}`);
+  }
   const transportFeatures = (offer.packed ?? true ? bit(Feature.RING_PACKED) : 0n)
     | (offer.indirect ?? true ? bit(Feature.INDIRECT_DESC) : 0n)
     | (offer.eventIdx ?? true ? bit(Feature.EVENT_IDX) : 0n)
-    | (offer.accessPlatform ?? true ? bit(Feature.ACCESS_PLATFORM) : 0n);
+    | (offer.accessPlatform ?? true ? bit(Feature.ACCESS_PLATFORM) : 0n)
+    | (ringState ? bit(Feature.RING_STATE) : 0n)
+    | (deviceState ? bit(Feature.DEVICE_STATE) : 0n)
+    | (options.state?.suspend ? bit(Feature.SUSPEND) : 0n);
   const msixVectors = options.msixVectors ?? model.queueCount + 1;
   if (!Number.isInteger(msixVectors) || msixVectors < 1 || msixVectors > MAX_MSIX_VECTORS) {
     throw new UsageError('E_INVALID_ARGUMENT', `msixVectors must be 1 to ${MAX_MSIX_VECTORS}, got ${msixVectors}`);
@@ -135,7 +182,11 @@ function build(
     throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be ≥ 0, got ${completion.latencyMs}`);
   }
   return new SimPciFunction({
-    address: `sim:${type}`, model, dma, queueMaxSize, transportFeatures, completion, msixVectors, classCode,
+    address: `sim:${type}`, model, dma, ownsDma: options.dma === undefined, queueMaxSize, transportFeatures, completion,
+    stopMode: mode, msixVectors, classCode,
+    // The capability covers the provisional registers offered (SPEC-NOTES §1): the mailbox with
+    // DEVICE_STATE; without it COMMON_CFG_LEN, the state registers included, as the device always had.
+    commonCfgLength: deviceState ? COMMON_CFG_EXT_LEN : COMMON_CFG_LEN,
   });
 }
 
@@ -161,6 +212,12 @@ class SimDeviceHandle implements SimDevice {
   }
   get failure(): Error | undefined {
     return this.fn.device.failure;
+  }
+  get phase(): QuietPhase {
+    return this.fn.device.phase;
+  }
+  get stateRefusal(): string | undefined {
+    return this.fn.device.mailbox.refusal;
   }
 }
 

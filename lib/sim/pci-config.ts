@@ -5,7 +5,7 @@
 
 import { PciConfig, PciCommand, PCI_CONFIG_SPACE_SIZE, PCI_STATUS_CAP_LIST } from '../pci/config.js';
 import {
-  COMMON_CFG_LEN, PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PCI_CAP_LEN, PCI_DEVICE_MODERN_BASE, PCI_NOTIFY_CAP_LEN,
+  PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PCI_CAP_LEN, PCI_DEVICE_MODERN_BASE, PCI_NOTIFY_CAP_LEN,
   PCI_VENDOR_VIRTIO, PciCapField, PciCapType,
 } from '../virtio/constants.js';
 import { MSIX_ENTRY_SIZE, MsixControl } from './msix.js';
@@ -43,6 +43,8 @@ export interface ConfigSpaceOptions {
   notifyQueues: number;
   deviceConfigLen: number;
   msixVectors: number;
+  /** Length of the common configuration structure (with or without the provisional registers). */
+  commonCfgLength: number;
 }
 
 /** A register window the PCI_CFG capability reads and writes through. */
@@ -74,7 +76,7 @@ export class SimConfigSpace {
     v.setUint16(PciConfig.SUBSYSTEM_ID, 0x40, true); // §4.1.2.1: 0x40 or higher for non-transitional
     v.setUint8(PciConfig.CAPABILITIES_PTR, CapAt.COMMON);
 
-    this.vendorCap(CapAt.COMMON, CapAt.NOTIFY, PCI_CAP_LEN, PciCapType.COMMON, Bar4.COMMON, COMMON_CFG_LEN);
+    this.vendorCap(CapAt.COMMON, CapAt.NOTIFY, PCI_CAP_LEN, PciCapType.COMMON, Bar4.COMMON, o.commonCfgLength);
     this.vendorCap(CapAt.NOTIFY, CapAt.ISR, PCI_NOTIFY_CAP_LEN, PciCapType.NOTIFY, Bar4.NOTIFY,
       o.notifyQueues * NOTIFY_OFF_MULTIPLIER);
     v.setUint32(CapAt.NOTIFY + PciCapField.NOTIFY_OFF_MULTIPLIER, NOTIFY_OFF_MULTIPLIER, true);

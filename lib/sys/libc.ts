@@ -27,6 +27,8 @@ const c = {
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   sysconf: lib.func('long sysconf(int name)'),
+  memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
+  ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
 };
 
 export const PAGE_SIZE: number = Number(c.sysconf(SC_PAGESIZE));
@@ -89,6 +91,18 @@ export function pwrite(fd: number, buf: Uint8Array, offset: bigint | number, wha
   if (n !== buf.length) throw new SysError('pwrite', Errno.EIO, `${what}: ${n} of ${buf.length} bytes`);
 }
 
+/** MFD_CLOEXEC (include/uapi/linux/memfd.h). */
+export const MFD_CLOEXEC = 1;
+
+/** An anonymous, close-on-exec memory file (memfd_create(2)), to share memory by descriptor. */
+export function memfdCreate(name: string): number {
+  return check(c.memfd_create(name, MFD_CLOEXEC) as number, 'memfd_create', name);
+}
+
+export function ftruncate(fd: number, length: number): void {
+  check(c.ftruncate(fd, BigInt(length)) as number, 'ftruncate', `${fd}, ${length}`);
+}
+
 /** A non-blocking, close-on-exec eventfd (eventfd(2)). */
 export function eventfd(): number {
   return check(c.eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC) as number, 'eventfd', '0, EFD_NONBLOCK|EFD_CLOEXEC');
@@ -131,6 +145,27 @@ export function pollReadableAsync(fds: readonly number[], done: (err: Error | nu
     else if (ret < 0) {
       const errno = lastErrno();
       done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${fds.length} fds`));
+    } else done(null);
+  });
+}
+
+/**
+ * Like pollReadableAsync with each fd's own poll(2) events (e.g. POLLRDHUP to see a socket's peer
+ * hang up without waking on its data). Calls `done` once something is ready; ask pollSync (timeout
+ * 0) which one.
+ */
+export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null) => void): void {
+  const pfd = new Uint8Array(8 * entries.length);
+  const view = new DataView(pfd.buffer);
+  entries.forEach((e, i) => {
+    view.setInt32(i * 8, e.fd, true);
+    view.setInt16(i * 8 + 4, e.events, true);
+  });
+  c.poll.async(pfd, entries.length, -1, (err: unknown, ret: number) => {
+    if (err) done(err instanceof Error ? err : new Error(String(err)));
+    else if (ret < 0) {
+      const errno = lastErrno();
+      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${entries.length} fds`));
     } else done(null);
   });
 }

@@ -3,6 +3,7 @@
 
 import type { DmaAllocator } from '../mem/dma.js';
 import type { QueueAddresses } from '../virtio/queue/types.js';
+import type { UvirtioError } from '../virtio/errors.js';
 
 export interface QueueSetup {
   size: number;
@@ -17,6 +18,11 @@ export type InterruptMode = 'msix' | 'poll';
 export interface VqState {
   avail: number;
   used: number;
+}
+
+export interface BackendStateAccess {
+  /** Stops ring q and returns its state (vhost-user GET_VRING_BASE: the next available index; SPEC-NOTES §2). */
+  stopQueue(q: number): Promise<VqState>;
 }
 
 /**
@@ -89,6 +95,17 @@ export interface VirtioTransport {
   readonly configLength: number;
   /** The proposal's state registers, when the transport has room for them (else undefined). */
   readonly ringState: RingStateAccess | undefined;
+  /**
+   * A back-end that stops a ring and reports its state itself (vhost-user GET_VRING_BASE;
+   * vhost-vdpa later). With it, reinit writes the state through `ringState.writeVqState`
+   * (SET_VRING_BASE), so such a transport provides both.
+   */
+  readonly backendState?: BackendStateAccess | undefined;
+  /**
+   * Where the device can vanish (vhost-user: the back-end process exits): calls `listener` once
+   * when it does, with the error pending requests should be rejected with. Returns an unsubscribe.
+   */
+  onLost?(listener: (error: UvirtioError) => void): () => void;
 
   close(): void;
 }

@@ -6,7 +6,7 @@ import { Struct } from '../sys/layout.js';
 import { GroupFlag, groupStatus, VfioIoctl } from '../sys/vfio-uapi.js';
 import type { VfioContainer } from './container.js';
 import { VfioError } from './errors.js';
-import { groupMembers } from './sysfs.js';
+import { groupBlockers, groupMembers } from './sysfs.js';
 
 export class VfioGroup {
   readonly fd: number;
@@ -19,8 +19,10 @@ export class VfioGroup {
     try {
       const status = this.status();
       if (!(status & GroupFlag.VIABLE)) {
-        const others = groupMembers(id).map((m) => `${m.bdf} (${m.driver ?? 'no driver'})`).join(', ');
-        throw new VfioError('E_GROUP_NOT_VIABLE', `IOMMU group ${id} is not viable: it holds ${others}`,
+        const blockers = groupBlockers(id);
+        const others = blockers.length ? blockers.map((m) => `${m.bdf} (${m.driver})`).join(', ')
+          : groupMembers(id).map((m) => `${m.bdf} (${m.driver ?? 'no driver'})`).join(', ');
+        throw new VfioError('E_GROUP_NOT_VIABLE', `IOMMU group ${id} is not viable: ${blockers.length ? 'it also holds' : 'it holds'} ${others}`,
           'bind every function of the group to vfio-pci (`uvirtio bind BDF`) or unbind it');
       }
     } catch (e) {

@@ -1,5 +1,6 @@
 // Linux VFIO: open a virtio PCI function bound to vfio-pci as a PciFunction.
-export { VfioPciFunction } from './pci-function.js';
+export { VfioPciFunction, type VfioOpenOptions } from './pci-function.js';
+export { VfioAddressSpace } from './space.js';
 export { VfioDmaAllocator, Type1Backend, NoIommuBackend } from './dma.js';
 export { VfioMsix } from './msix.js';
 export { VfioContainer, type IommuModel, type IommuInfo, type IovaRange } from './container.js';
@@ -8,5 +9,5 @@ export { VfioDevice, type RegionInfo, type IrqInfo } from './device.js';
 export { VfioError } from './errors.js';
 export {
   listVirtioDevices, describeDevice, requireVfioUsable, bindVfio, unbindVfio, parseBdf, previousDriver,
-  groupMembers, type VirtioPciInfo,
+  groupMembers, groupBlockers, type VirtioPciInfo,
 } from './sysfs.js';

@@ -6,18 +6,28 @@ import { PciConfig } from '../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../pci/function.js';
 import * as libc from '../sys/libc.js';
 import { PciRegion, RegionFlag } from '../sys/vfio-uapi.js';
-import { DeviceError } from '../virtio/errors.js';
-import { VfioContainer, type IommuModel } from './container.js';
+import { DeviceError, UsageError } from '../virtio/errors.js';
+import type { IommuModel } from './container.js';
 import { VfioDevice, type RegionInfo } from './device.js';
-import { NoIommuBackend, Type1Backend, VfioDmaAllocator } from './dma.js';
+import type { VfioDmaAllocator } from './dma.js';
 import { VfioError } from './errors.js';
-import { VfioGroup } from './group.js';
 import { VfioMsix } from './msix.js';
 import { FdWindow, MmapWindow, type ClosableWindow } from './region.js';
+import { VfioAddressSpace } from './space.js';
 import { requireVfioUsable } from './sysfs.js';
 import { registerTeardown, unregisterTeardown } from './teardown.js';
 
 const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
+
+export interface VfioOpenOptions {
+  /**
+   * An open function whose DMA address space this one joins: its group is attached to the same
+   * container and the same allocator serves both, so every region either allocates (rings,
+   * buffers) is reachable by both devices at the same IOVA. A migration target uses it to reach
+   * the source's rings. The shared space lives until the last function using it closes.
+   */
+  shareWith?: VfioPciFunction;
+}
 
 export class VfioPciFunction implements PciFunction {
   readonly dma: VfioDmaAllocator;
@@ -30,40 +40,64 @@ export class VfioPciFunction implements PciFunction {
     readonly address: string,
     readonly iommu: IommuModel,
     readonly device: VfioDevice,
-    private readonly group: VfioGroup,
-    private readonly container: VfioContainer,
+    /** The IOMMU group number. */
+    readonly groupId: number,
+    /** The container, groups and DMA allocator this function uses (shared with `shareWith` functions). */
+    readonly space: VfioAddressSpace,
   ) {
     const cfg = device.regionInfo(PciRegion.CONFIG);
     if (cfg.size === 0) throw new VfioError('E_REGION_MISSING', `${address}: VFIO shows no configuration space region`);
     this.config = new FdWindow(`${address} config`, device.fd, cfg.offset, cfg.size);
-    this.dma = new VfioDmaAllocator(iommu === 'noiommu' ? new NoIommuBackend() : new Type1Backend(container));
+    this.dma = space.dma;
     this.msix = new VfioMsix(device);
   }
 
   /**
    * Opens a function bound to vfio-pci. Throws E_BAD_ADDRESS, E_NO_DEVICE, E_NOT_VIRTIO,
-   * E_DRIVER_BOUND/E_NOT_BOUND, E_VFIO_UNAVAILABLE, E_NO_IOMMU, E_GROUP_NOT_VIABLE or E_PERMISSION.
+   * E_DRIVER_BOUND/E_NOT_BOUND, E_VFIO_UNAVAILABLE, E_NO_IOMMU, E_GROUP_NOT_VIABLE or E_PERMISSION;
+   * with `shareWith`, E_CLOSED when that function is closed, E_INVALID_ARGUMENT when it is this
+   * same function or uses another IOMMU model.
    */
-  static open(bdfText: string): VfioPciFunction {
+  static open(bdfText: string, options: VfioOpenOptions = {}): VfioPciFunction {
     const info = requireVfioUsable(bdfText);
-    const opened: { close(): void }[] = [];
+    const iommu: IommuModel = info.noIommu ? 'noiommu' : 'type1v2';
+    const peer = options.shareWith;
+    if (peer) {
+      if (peer.closed) throw new DeviceError('E_CLOSED', `${peer.address} is closed: ${info.bdf} cannot share its DMA memory`);
+      if (peer.address === info.bdf) {
+        throw new UsageError('E_INVALID_ARGUMENT', `${info.bdf} cannot share DMA memory with itself`, 'open a different function as the target');
+      }
+    }
+    const space = peer ? peer.space.retain() : VfioAddressSpace.create(iommu).retain();
+    let groupHeld = false;
+    let device: VfioDevice | undefined;
     try {
-      const container = new VfioContainer();
-      opened.push(container);
-      const group = new VfioGroup(info.groupPath, info.iommuGroup, info.noIommu);
-      opened.push(group);
-      group.attach(container);
-      const iommu: IommuModel = info.noIommu ? 'noiommu' : 'type1v2';
-      container.setIommu(iommu);
-      const device = new VfioDevice(group.deviceFd(info.bdf), info.bdf);
-      opened.push(device);
-      const fn = new VfioPciFunction(info.bdf, iommu, device, group, container);
+      const group = space.acquireGroup(info.groupPath, info.iommuGroup, info.noIommu);
+      groupHeld = true;
+      device = new VfioDevice(group.deviceFd(info.bdf), info.bdf);
+      const fn = new VfioPciFunction(info.bdf, iommu, device, info.iommuGroup, space);
       registerTeardown(fn);
       return fn;
     } catch (e) {
-      for (const o of opened.reverse()) o.close();
+      const undo = [() => device?.close(), () => groupHeld && space.releaseGroup(info.iommuGroup), () => space.release()];
+      for (const step of undo) {
+        try {
+          step();
+        } catch {
+          // the first error is the one to report
+        }
+      }
       throw e;
     }
+  }
+
+  /** Whether another open function uses the same DMA address space (shareWith). */
+  sharesMemoryWith(other: VfioPciFunction): boolean {
+    return this.space === other.space;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   private live(): void {
@@ -129,11 +163,11 @@ export class VfioPciFunction implements PciFunction {
     const steps: (() => void)[] = [
       () => this.msix.disable(),
       ...[...this.bars.values()].map((w) => () => w.close()),
-      () => this.dma.close(),
       () => this.config.close(),
       () => this.device.close(),
-      () => this.group.close(),
-      () => this.container.close(),
+      // The DMA memory, group and container are shared with `shareWith` functions: the last user frees them.
+      () => this.space.releaseGroup(this.groupId),
+      () => this.space.release(),
     ];
     let first: unknown;
     for (const step of steps) {

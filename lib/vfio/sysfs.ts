@@ -87,6 +87,12 @@ export function groupMembers(group: number): { bdf: string; driver: string | nul
   return fs.readdirSync(dir).sort().map((bdf) => ({ bdf, driver: driverOf(bdf) }));
 }
 
+/** The functions of a group that make it unusable for VFIO: bound to a driver VFIO does not allow. */
+export function groupBlockers(group: number, except?: string): { bdf: string; driver: string }[] {
+  return groupMembers(group).filter((m): m is { bdf: string; driver: string } =>
+    m.bdf !== except && m.driver !== null && !VIABLE_DRIVERS.has(m.driver));
+}
+
 function virtioTypeOf(dir: string, deviceId: number): { type: number; transitional: boolean } | null {
   if (deviceId >= PCI_DEVICE_MODERN_BASE && deviceId <= PCI_DEVICE_MODERN_BASE + 0x3f) {
     return { type: deviceId - PCI_DEVICE_MODERN_BASE, transitional: false };
@@ -110,7 +116,7 @@ function whyNotUsable(info: Omit<VirtioPciInfo, 'vfioUsable' | 'reason'>): strin
   if (info.iommuGroup === null) return 'no IOMMU group';
   if (!fs.existsSync(DEV_VFIO)) return `${DEV_VFIO} is missing`;
   if (!info.groupPath) return `no ${DEV_VFIO} node for IOMMU group ${info.iommuGroup}`;
-  const blockers = groupMembers(info.iommuGroup).filter((m) => m.bdf !== info.bdf && m.driver && !VIABLE_DRIVERS.has(m.driver));
+  const blockers = groupBlockers(info.iommuGroup, info.bdf);
   if (blockers.length) return `IOMMU group ${info.iommuGroup} also holds ${blockers.map((m) => `${m.bdf} (${m.driver})`).join(', ')}`;
   return undefined;
 }

@@ -8,7 +8,7 @@
 //   await dev.close();                      // reset, free rings, release the transport
 
 import { Status, VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames, hasFeature, Feature } from './constants.js';
-import { DeviceError, SnapshotError, UsageError } from './errors.js';
+import { DeviceError, SnapshotError, UsageError, type UvirtioError } from './errors.js';
 import { negotiateFeatures, type FeaturePolicy } from './features.js';
 import { createVirtqueue } from './queue/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';
@@ -72,6 +72,8 @@ export class VirtioDevice {
   private vectors = 0;
   private interruptPreference: 'auto' | 'msix' | 'poll' = 'auto';
   private readonly resetTimeoutMs: number;
+  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
+  private unwatchLost: (() => void) | undefined;
 
   private constructor(transport: VirtioTransport, offered: bigint, features: bigint, layout: Layout, resetTimeoutMs: number) {
     this.t = transport;
@@ -79,6 +81,23 @@ export class VirtioDevice {
     this.features = features;
     this.layout = layout;
     this.resetTimeoutMs = resetTimeoutMs;
+    this.watchLost();
+  }
+
+  /** Follows the current transport's loss (vhost-user back-end gone): the device fails, listeners hear it. */
+  private watchLost(): void {
+    this.unwatchLost?.();
+    this.unwatchLost = this.t.onLost?.((e) => {
+      if (this.phase === 'closed') return;
+      this.phase = 'failed';
+      for (const l of this.lostListeners) l(e);
+    });
+  }
+
+  /** Called when the device is lost for good (its transport says so); QueueSet fails its queues. */
+  onLost(listener: (e: UvirtioError) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
   }
 
   /** The transport of the device now driven (after reinit onto a target, the target's). */
@@ -295,6 +314,7 @@ export class VirtioDevice {
       for (const vq of this.queues.values()) vq.close();
       this.queues.clear();
       this.t.disableInterrupts();
+      this.unwatchLost?.();
       this.t.close();
       this.phase = 'closed';
     }
@@ -310,6 +330,7 @@ export class VirtioDevice {
   mechanisms(): Mechanism[] {
     const m: Mechanism[] = [];
     if (this.has(Feature.RING_STATE) && this.t.ringState) m.push('ring-state');
+    if (this.t.backendState) m.push('backend');
     if (this.has(Feature.SUSPEND)) m.push('suspend');
     m.push('quiesce');
     return m;
@@ -430,11 +451,15 @@ export class VirtioDevice {
     if (snap.mechanism === 'ring-state' && !(hasFeature(features, Feature.RING_STATE) && target.ringState)) {
       throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`);
     }
-    const restoresIndices = snap.mechanism === 'ring-state';
+    if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
+      throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
+    }
+    const restoresIndices = snap.mechanism === 'ring-state' || snap.mechanism === 'backend';
     if (target !== this.t) {
       this.t.disableInterrupts();
       this.t = target;
       this.offeredFeatures = offered;
+      this.watchLost();
     }
     const timeoutMs = options.timeoutMs ?? this.resetTimeoutMs;
     const t = this.t;

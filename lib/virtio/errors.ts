@@ -50,6 +50,13 @@ export type ErrorCode =
   | 'E_NO_IOMMU'
   | 'E_REGION_MISSING'
   | 'E_IRQ_MISSING'
+  // vhost-user (lib/transport/vhost-user)
+  | 'E_VHOST_UNREACHABLE'
+  | 'E_VHOST_NOT_SOCKET'
+  | 'E_VHOST_PROTOCOL'
+  | 'E_VHOST_REFUSED'
+  | 'E_VHOST_TIMEOUT'
+  | 'E_VHOST_LOST'
   // stop / virtqueue state / reinit
   | 'E_STATE_UNSUPPORTED'
   | 'E_STATE_NOT_STOPPED'

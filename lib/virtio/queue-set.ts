@@ -5,6 +5,7 @@
 //   resume: leave the stop without a reset (SUSPEND, quiesce), notify, unpause
 
 import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
+import { VirtqueueError } from './errors.js';
 import { RequestQueue, type RequestToken } from './requests.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot.js';
 
@@ -16,7 +17,13 @@ export interface QueueSetOptions extends QueueOptions {
 export class QueueSet {
   private readonly queues = new Map<number, RequestQueue<unknown>>();
 
-  constructor(readonly device: VirtioDevice) {}
+  constructor(readonly device: VirtioDevice) {
+    // A device that vanished (vhost-user back-end exited) will never return what is in flight:
+    // reject every pending and waiting request at once with the transport's error.
+    device.onLost((e) => {
+      for (const [index, rq] of this.queues) rq.fail(new VirtqueueError(e.code, index, e.message, e.hint, true));
+    });
+  }
 
   /** Sets up queue `index` on the device (before DRIVER_OK) and returns its RequestQueue. */
   add<T>(index: number, options: QueueSetOptions = {}): RequestQueue<T> {

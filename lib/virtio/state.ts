@@ -6,13 +6,14 @@
 //               reinit restarts the rings at 0 and makes the unfetched chains available again
 //   quiesce     no device support: stop submitting, wait until nothing is in flight, and on reinit
 //               reset and restart at index 0 — lossless only because the driver drained first
-// (the vhost-user back-end mechanism lives with that transport.)
+//   backend     the back-end stops each ring and reports its state (vhost-user GET_VRING_BASE);
+//               reinit sets it with SET_VRING_BASE on a fresh connection
 
 import { Status, PACKED_STATE_WRAP } from './constants.js';
 import { DeviceError, TimeoutError } from './errors.js';
 import type { Mechanism } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
-import type { RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
+import type { BackendStateAccess, RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
 import { pause } from '../transport/pci/transport.js';
 
 export interface StateContext {
@@ -100,6 +101,22 @@ export function suspendFacility(): StateFacility {
   };
 }
 
+/** The back-end stops each ring (in queue order) and hands back its state. */
+export function backendFacility(access: BackendStateAccess): StateFacility {
+  const states = new Map<number, VqState>();
+  return {
+    mechanism: 'backend',
+    restoresIndices: true,
+    async stop(ctx) {
+      states.clear();
+      for (const q of [...ctx.queues.keys()].sort((a, b) => a - b)) states.set(q, await access.stopQueue(q));
+    },
+    vqState(ctx, q) {
+      return states.get(q) ?? initialVqState(ctx.layout);
+    },
+  };
+}
+
 /** No device support: wait until every draining queue has nothing in flight. */
 export function quiesceFacility(): StateFacility {
   return {
@@ -145,6 +162,7 @@ export function facilityFor(mechanism: Mechanism, transport: VirtioTransport): S
     case 'quiesce':
       return quiesceFacility();
     case 'backend':
-      throw new DeviceError('E_STATE_UNSUPPORTED', `${transport.address}: the back-end mechanism needs a vhost-user transport`);
+      if (!transport.backendState) throw new DeviceError('E_STATE_UNSUPPORTED', `${transport.address}: the back-end mechanism needs a vhost-user transport`);
+      return backendFacility(transport.backendState);
   }
 }

@@ -8,7 +8,8 @@ import { PciConfig, enableBusMaster, walkCapabilities } from '../../lib/pci/conf
 import type { RegisterWindow } from '../../lib/pci/function.js';
 import type { SimDevice } from '../../lib/sim/index.js';
 import {
-  CommonCfg, DescFlag, Feature, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc, Status, bit,
+  CommonCfg, DescFlag, DeviceStateCmd, Feature, PACKED_STATE_WRAP, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc,
+  Status, bit,
 } from '../../lib/virtio/constants.js';
 
 export interface Seg {
@@ -28,6 +29,12 @@ export interface VirtioCap {
   length: number;
   /** Where the capability itself sits in configuration space. */
   at: number;
+}
+
+/** The provisional state registers of one queue (SPEC-NOTES §1). */
+export interface VqState {
+  avail: number;
+  used: number;
 }
 
 /** Lets the device's setImmediate processing and microtask interrupts run. */
@@ -131,15 +138,63 @@ export class SimDriver {
     this.w32(off + 4, Number(v >> 32n));
   }
 
-  /** Programs queue `q` with `ring`, maps it to vector `q`, enables it. */
-  setupQueue(q: number, ring: TestRing): void {
+  /** Programs queue `q` with `ring`, maps it to vector `q`, writes `state` if given (RING_STATE), enables it. */
+  setupQueue(q: number, ring: TestRing, state?: VqState): void {
     this.selectQueue(q);
     this.w16(CommonCfg.QUEUE_SIZE, ring.size);
     this.w16(CommonCfg.QUEUE_MSIX_VECTOR, q);
     this.write64(CommonCfg.QUEUE_DESC, ring.desc.iova);
     this.write64(CommonCfg.QUEUE_DRIVER, ring.driverArea.iova);
     this.write64(CommonCfg.QUEUE_DEVICE, ring.deviceArea.iova);
+    if (state) this.writeVqState(q, state);
     this.w16(CommonCfg.QUEUE_ENABLE, 1);
+  }
+
+  // ---- the proposal: STOP, state registers, DEVICE_STATE mailbox (PROVISIONAL, SPEC-NOTES §1) ----
+
+  readVqState(q: number): VqState {
+    this.selectQueue(q);
+    return { avail: this.r16(CommonCfg.QUEUE_AVAIL_STATE), used: this.r16(CommonCfg.QUEUE_USED_STATE) };
+  }
+
+  writeVqState(q: number, state: VqState): void {
+    this.selectQueue(q);
+    this.w16(CommonCfg.QUEUE_AVAIL_STATE, state.avail);
+    this.w16(CommonCfg.QUEUE_USED_STATE, state.used);
+  }
+
+  /** Polls device_status once per event-loop turn until `done`; returns the turns it took. */
+  async waitStatus(done: (status: number) => boolean, turns = 50): Promise<number> {
+    for (let i = 0; i < turns; i++) {
+      if (done(this.status)) return i;
+      await settle(1);
+    }
+    throw new Error(`device_status 0x${this.status.toString(16)} did not reach the wanted state in ${turns} turns`);
+  }
+
+  get deviceStateLen(): number {
+    return this.r32(CommonCfg.DEVICE_STATE_LEN) >>> 0;
+  }
+
+  /** Runs a DEVICE_STATE command on `region`; returns what CMD reads back (0 done, 0xffff refused). */
+  deviceStateCommand(cmd: number, region: { iova: bigint }, length?: number): number {
+    this.write64(CommonCfg.DEVICE_STATE_ADDR, region.iova);
+    if (length !== undefined) this.w32(CommonCfg.DEVICE_STATE_LEN, length);
+    this.w16(CommonCfg.DEVICE_STATE_CMD, cmd);
+    return this.r16(CommonCfg.DEVICE_STATE_CMD);
+  }
+
+  /** SAVE into a new buffer: the bytes, or undefined when refused. */
+  saveDeviceState(): Uint8Array | undefined {
+    const len = this.deviceStateLen;
+    const buf = this.alloc(Math.max(len, 1));
+    if (this.deviceStateCommand(DeviceStateCmd.SAVE, buf) !== 0) return undefined;
+    return buf.bytes.slice(0, len);
+  }
+
+  /** LOAD `bytes` from a new buffer: true when the device took them. */
+  loadDeviceState(bytes: Uint8Array): boolean {
+    return this.deviceStateCommand(DeviceStateCmd.LOAD, this.buffer(bytes.length > 0 ? bytes : new Uint8Array(1)), bytes.length) === 0;
   }
 
   notify(q: number): void {
@@ -183,6 +238,11 @@ export interface TestRing {
   add(segs: Seg[], options?: { indirect?: boolean }): number;
   /** Used elements the device wrote since the last call. */
   takeUsed(): Used[];
+}
+
+/** A copy of every byte of a ring (descriptors, driver area, device area), to prove nobody wrote it. */
+export function ringBytes(ring: TestRing): Uint8Array[] {
+  return [ring.desc.bytes.slice(), ring.driverArea.bytes.slice(), ring.deviceArea.bytes.slice()];
 }
 
 function view(r: DmaRegion): DataView {
@@ -234,6 +294,17 @@ export class SplitRing implements TestRing {
     }
     this.publish(head);
     return head;
+  }
+
+  /**
+   * A ring whose free-running indices start at `idx` (as memory holds them after a run that got
+   * there): avail->idx = used->idx = idx. The device must be told the same through the state registers.
+   */
+  startAt(idx: number): void {
+    this.availIdx = idx & 0xffff;
+    this.lastUsed = idx & 0xffff;
+    this.avail.setUint16(2, this.availIdx, true);
+    this.used.setUint16(2, this.lastUsed, true);
   }
 
   /** Puts `head` in the available ring and moves avail->idx. */
@@ -399,4 +470,20 @@ export function blkRequest(driver: SimDriver, type: number, sector: bigint, data
   if (region) segs.push({ addr: region.iova, len: region.size, write: typeof data === 'number' });
   segs.push({ addr: status.iova, len: 1, write: true });
   return { segs, header, data: region, status };
+}
+
+export type Layout = 'split' | 'packed';
+
+export function newRing(driver: SimDriver, layout: Layout, size: number): SplitRing | PackedRing {
+  return layout === 'split' ? new SplitRing(driver, size) : new PackedRing(driver, size);
+}
+
+/** The state a fresh start writes (the proposal): split 0/0; packed index 0 with both wrap counters 1. */
+export function initialState(layout: Layout): VqState {
+  return layout === 'split' ? { avail: 0, used: 0 } : { avail: PACKED_STATE_WRAP, used: PACKED_STATE_WRAP };
+}
+
+/** The transport features for `layout`, plus `extra`. */
+export function layoutFeatures(layout: Layout, extra = 0n): bigint {
+  return (layout === 'packed' ? bit(Feature.RING_PACKED) : 0n) | extra;
 }

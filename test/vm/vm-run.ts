@@ -32,12 +32,57 @@ export function vmUnavailable(): string | null {
   return null;
 }
 
-export function runInVm(profile: 'viommu' | 'noiommu', command: string, timeoutSec = 240): Promise<VmRun> {
+export type Profile = 'viommu' | 'noiommu';
+
+export interface RunOptions {
+  timeoutSec?: number;
+  /** More QEMU arguments for this boot (given the work directory that holds the disk images). */
+  qemuArgs?: (workDir: string, profile: Profile) => string[];
+}
+
+/**
+ * A third virtio-blk function (split ring, one queue, like 0000:01:00.0) on the same image as
+ * 0000:01:00.0 (blk0.img), behind its own root port: the target of a migration between two devices
+ * whose storage is shared. The second opener of the image does not lock it; both QEMU block nodes
+ * go through the host's page cache (raw, cache=writeback), so each sees the other's writes.
+ * The guest finds it at 0000:05:00.0 (the bus after the four functions of scripts/vm/qemu.mjs).
+ */
+export function thirdBlkArgs(workDir: string, profile: Profile): string[] {
+  const iommu = profile === 'viommu' ? ',iommu_platform=on,ats=on' : '';
+  return [
+    '-device', 'pcie-root-port,id=rp9,chassis=9,slot=9,addr=09.0',
+    '-drive', `file=${path.join(workDir, 'blk0.img')},if=none,id=d9,format=raw,cache=writeback,file.locking=off`,
+    '-device', `virtio-blk-pci,disable-legacy=on,drive=d9,bus=rp9,addr=00.0,num-queues=1${iommu}`,
+  ];
+}
+
+/**
+ * A virtio-rng function whose IOMMU group is not viable: it sits behind a PCIe-to-PCI bridge
+ * together with a QEMU pci-serial (1b36:0002), which the guest kernel's built-in 8250_pci driver
+ * takes. Functions behind a conventional bridge share the bridge's requester ID, so Linux puts them
+ * in one group, and VFIO refuses a group in which a function has a driver other than vfio-pci.
+ * The bridge's root port comes after thirdBlkArgs's, so the guest sees the serial at 0000:07:01.0
+ * and the rng at 0000:07:02.0 (its group is viable without the IOMMU: noiommu groups are per function).
+ */
+export const NOT_VIABLE_BDF = '0000:07:02.0';
+export function notViableArgs(_workDir: string, profile: Profile): string[] {
+  const iommu = profile === 'viommu' ? ',iommu_platform=on' : '';
+  return [
+    '-device', 'pcie-root-port,id=rp10,chassis=10,slot=10,addr=0a.0',
+    '-device', 'pcie-pci-bridge,id=br0,bus=rp10,addr=00.0',
+    '-device', 'pci-serial,bus=br0,addr=01.0',
+    '-device', `virtio-rng-pci,disable-legacy=on,bus=br0,addr=02.0${iommu}`,
+  ];
+}
+
+export function runInVm(profile: Profile, command: string, options: RunOptions | number = {}): Promise<VmRun> {
+  const { timeoutSec = 240, qemuArgs } = typeof options === 'number' ? { timeoutSec: options } : options;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `uvirtio-vm-${profile}-`));
+  const extra = (qemuArgs?.(workDir, profile) ?? []).flatMap((a) => ['--qemu-arg', a]);
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(PROJECT, 'scripts', 'vm', 'run.mjs'), '--profile', profile,
-      '--workdir', workDir, '--timeout', String(timeoutSec), '--', command], { cwd: PROJECT, stdio: ['ignore', 'pipe', 'pipe'] });
+      '--workdir', workDir, '--timeout', String(timeoutSec), ...extra, '--', command], { cwd: PROJECT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => { output += b.toString(); });

@@ -18,6 +18,17 @@ export function expectError(check: string, fn: () => unknown): void {
   }
 }
 
+/** expectError for an async operation; `extra` is merged into the report. */
+export async function expectErrorAsync(check: string, fn: () => Promise<unknown>, extra: Record<string, unknown> = {}): Promise<void> {
+  try {
+    await fn();
+    report(check, { ...extra, threw: false });
+  } catch (e) {
+    report(check, isUvirtioError(e) ? { ...extra, threw: true, code: e.code, message: e.message, hint: e.hint ?? null }
+      : { ...extra, threw: true, code: null, message: String(e) });
+  }
+}
+
 /** Runs a check; an unexpected throw is reported as the check's failure instead of ending the program. */
 export async function step(check: string, fn: () => Promise<Record<string, unknown>> | Record<string, unknown>): Promise<void> {
   try {

@@ -1,0 +1,174 @@
+// AF_UNIX stream sockets through koffi, with file descriptors passed as SCM_RIGHTS ancillary data
+// (unix(7), cmsg(3)). What the vhost-user front-end needs: connect, sendmsg/recvmsg with fds, and a
+// bounded poll. Layouts are Linux x86_64 glibc (<bits/socket.h>, <sys/un.h>); test/vhost-user/
+// layout.test.ts checks each against the C compiler's sizeof/offsetof.
+//
+// struct msghdr points at other memory (the iovec, the control buffer), so messages are built in
+// native memory from koffi.alloc whose addresses are known, never in JavaScript buffers.
+
+import koffi from 'koffi';
+import { check, Errno, lastErrno, SysError } from './errno.js';
+import { defineLayout, Struct } from './layout.js';
+
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+export const MSG = { DONTWAIT: 0x40, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000, CTRUNC: 0x8 } as const;
+export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20, RDHUP: 0x2000 } as const;
+/** Most descriptors one message carries (vhost-user: VHOST_MEMORY_BASELINE_NREGIONS = 8). */
+export const MAX_FDS = 8;
+
+/** struct msghdr (glibc <bits/socket.h>): pointers are 8 bytes, socklen_t 4, size_t 8. */
+export const MsghdrLayout = defineLayout('struct msghdr', 56, {
+  msg_name: [0, 'u64'], msg_namelen: [8, 'u32'], msg_iov: [16, 'u64'], msg_iovlen: [24, 'u64'],
+  msg_control: [32, 'u64'], msg_controllen: [40, 'u64'], msg_flags: [48, 's32'],
+});
+/** struct iovec (<bits/types/struct_iovec.h>). */
+export const IovecLayout = defineLayout('struct iovec', 16, { iov_base: [0, 'u64'], iov_len: [8, 'u64'] });
+/** struct cmsghdr: cmsg_len is size_t; the data follows at CMSG_DATA = 16 (CMSG_ALIGN of the header). */
+export const CmsghdrLayout = defineLayout('struct cmsghdr', 16, { cmsg_len: [0, 'u64'], cmsg_level: [8, 's32'], cmsg_type: [12, 's32'] });
+/** struct sockaddr_un: sa_family_t sun_family, char sun_path[108]. */
+export const SockaddrUnLayout = defineLayout('struct sockaddr_un', 110, { sun_family: [0, 'u16'] });
+export const SUN_PATH_OFFSET = 2;
+export const SUN_PATH_MAX = 108;
+const CMSG_HDR = CmsghdrLayout.size;
+/** CMSG_SPACE(n): the header plus n bytes rounded up to 8. */
+export function cmsgSpace(n: number): number {
+  return CMSG_HDR + Math.ceil(n / 8) * 8;
+}
+
+const lib = koffi.load('libc.so.6');
+const c = {
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+  recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
+  close: lib.func('int close(int fd)'),
+};
+
+/** A connected AF_UNIX stream socket (non-blocking I/O is the caller's choice through flags). */
+export function connectUnix(path: string): number {
+  const sa = new Uint8Array(SockaddrUnLayout.size);
+  new Struct(SockaddrUnLayout, sa).set('sun_family', AF_UNIX);
+  const p = Buffer.from(path, 'utf8');
+  if (p.length >= SUN_PATH_MAX) {
+    throw new SysError('connect', Errno.ENAMETOOLONG, path, `a UNIX socket path has at most ${SUN_PATH_MAX - 1} bytes; use a shorter path`);
+  }
+  sa.set(p, SUN_PATH_OFFSET);
+  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
+  if ((c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0) {
+    const errno = lastErrno();
+    closeQuietly(fd);
+    throw new SysError('connect', errno, path);
+  }
+  return fd;
+}
+
+/** shutdown(fd, SHUT_RDWR): the peer sees end-of-file at once, even while other copies of fd live. */
+export function shutdownBoth(fd: number): void {
+  c.shutdown(fd, 2);
+}
+
+function closeQuietly(fd: number): void {
+  c.close(fd);
+}
+
+/**
+ * Native scratch memory for one socket's messages: msghdr, one iovec, a control buffer with room
+ * for MAX_FDS descriptors, and a data buffer of `capacity` bytes. Reused for every message.
+ */
+export class MessageBuffer {
+  private readonly ptr: unknown;
+  private readonly base: bigint;
+  private readonly mem: Uint8Array;
+  private readonly hdr: Struct<keyof typeof MsghdrLayout.fields>;
+  private readonly iov: Struct<keyof typeof IovecLayout.fields>;
+  private readonly cmsg: Struct<keyof typeof CmsghdrLayout.fields>;
+  private static readonly IOV = 56;
+  private static readonly CTRL = 72;
+  private static readonly CTRL_LEN = cmsgSpace(4 * MAX_FDS);
+  private static readonly DATA = MessageBuffer.CTRL + MessageBuffer.CTRL_LEN;
+  /** The payload area: write what to send here, read what was received from here. */
+  readonly data: Uint8Array;
+
+  constructor(readonly capacity: number) {
+    const total = MessageBuffer.DATA + capacity;
+    this.ptr = koffi.alloc('uint8_t', total);
+    this.base = koffi.address(this.ptr);
+    this.mem = new Uint8Array(koffi.view(this.ptr, total));
+    this.hdr = new Struct(MsghdrLayout, this.mem.subarray(0, 56));
+    this.iov = new Struct(IovecLayout, this.mem.subarray(MessageBuffer.IOV, MessageBuffer.IOV + 16));
+    this.cmsg = new Struct(CmsghdrLayout, this.mem.subarray(MessageBuffer.CTRL, MessageBuffer.CTRL + CMSG_HDR));
+    this.data = this.mem.subarray(MessageBuffer.DATA);
+  }
+
+  private prepare(offset: number, length: number, controlLen: number): void {
+    this.mem.fill(0, 0, MessageBuffer.DATA);
+    this.iov.set('iov_base', this.base + BigInt(MessageBuffer.DATA + offset)).set('iov_len', length);
+    this.hdr.set('msg_iov', this.base + BigInt(MessageBuffer.IOV)).set('msg_iovlen', 1);
+    if (controlLen > 0) this.hdr.set('msg_control', this.base + BigInt(MessageBuffer.CTRL)).set('msg_controllen', controlLen);
+  }
+
+  /**
+   * sendmsg(2) of data[offset, offset+length) with `fds` as SCM_RIGHTS; returns the bytes sent
+   * (fds go with the first byte). MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE.
+   */
+  send(fd: number, offset: number, length: number, fds: readonly number[] = []): number {
+    if (fds.length > MAX_FDS) throw new RangeError(`at most ${MAX_FDS} descriptors per message, got ${fds.length}`);
+    this.prepare(offset, length, fds.length > 0 ? cmsgSpace(4 * fds.length) : 0);
+    if (fds.length > 0) {
+      this.cmsg.set('cmsg_len', CMSG_HDR + 4 * fds.length).set('cmsg_level', SOL_SOCKET).set('cmsg_type', SCM_RIGHTS);
+      const dv = new DataView(this.mem.buffer, this.mem.byteOffset + MessageBuffer.CTRL + CMSG_HDR, 4 * fds.length);
+      fds.forEach((f, i) => dv.setInt32(4 * i, f, true));
+    }
+    return check(Number(c.sendmsg(fd, this.ptr, MSG.NOSIGNAL | MSG.DONTWAIT)), 'sendmsg', `fd ${fd}, ${length} bytes`);
+  }
+
+  /**
+   * recvmsg(2) without blocking into data[offset, offset+length). Returns the bytes read (0: the
+   * peer closed), or -1 when nothing is there yet (EAGAIN); descriptors that came along are
+   * appended to `fds` (close-on-exec).
+   */
+  recv(fd: number, offset: number, length: number, fds: number[]): number {
+    this.prepare(offset, length, MessageBuffer.CTRL_LEN);
+    const n = Number(c.recvmsg(fd, this.ptr, MSG.DONTWAIT | MSG.CMSG_CLOEXEC));
+    if (n < 0) {
+      const errno = lastErrno();
+      if (errno === Errno.EAGAIN || errno === Errno.EINTR) return -1;
+      throw new SysError('recvmsg', errno, `fd ${fd}`);
+    }
+    const controllen = Number(this.hdr.get64('msg_controllen'));
+    if (controllen >= CMSG_HDR && this.cmsg.get('cmsg_level') === SOL_SOCKET && this.cmsg.get('cmsg_type') === SCM_RIGHTS) {
+      const count = (Number(this.cmsg.get64('cmsg_len')) - CMSG_HDR) / 4;
+      const dv = new DataView(this.mem.buffer, this.mem.byteOffset + MessageBuffer.CTRL + CMSG_HDR, 4 * MAX_FDS);
+      for (let i = 0; i < Math.min(count, MAX_FDS); i++) fds.push(dv.getInt32(4 * i, true));
+    }
+    return n;
+  }
+
+  /** Frees the native memory; the buffer is unusable afterwards. */
+  free(): void {
+    koffi.free(this.ptr);
+  }
+}
+
+/** poll(2) on the calling thread, bounded by timeoutMs (0: just look). Returns each fd's revents. */
+export function pollSync(entries: readonly { fd: number; events: number }[], timeoutMs: number): number[] {
+  const pfd = new Uint8Array(8 * entries.length);
+  const view = new DataView(pfd.buffer);
+  entries.forEach((e, i) => {
+    view.setInt32(i * 8, e.fd, true);
+    view.setInt16(i * 8 + 4, e.events, true);
+  });
+  const ret = c.poll(pfd, entries.length, Math.max(0, Math.floor(timeoutMs))) as number;
+  if (ret < 0) {
+    const errno = lastErrno();
+    if (errno !== Errno.EINTR) throw new SysError('poll', errno, `${entries.length} fds`);
+    return entries.map(() => 0);
+  }
+  return entries.map((_, i) => view.getUint16(i * 8 + 6, true));
+}

@@ -1,0 +1,135 @@
+// DMA memory for vhost-user: one memfd arena (default 64 MiB), mapped once in this process and
+// shared once with each back-end by VHOST_USER_SET_MEM_TABLE (vhost-user.rst "Memory access").
+// Rings and buffers are sub-allocated from it; the IOVA a device sees is the "guest address" we
+// chose for the region (GUEST_BASE + offset), and SET_VRING_ADDR takes the matching "user address"
+// (our mapping's virtual address), since VIRTIO_F_IOMMU_PLATFORM is never negotiated.
+//
+// A migration target (openTransport(…, { shareWith })) retains the same arena, so the rings stay
+// in the same memory; the arena is unmapped when the last transport holding it is closed.
+
+import * as libc from '../../sys/libc.js';
+import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
+import { DmaError } from '../../virtio/errors.js';
+
+/** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
+export const GUEST_BASE = 0x1_0000_0000n;
+export const DEFAULT_ARENA_BYTES = 64 << 20;
+const MIN_ALIGN = 64;
+
+interface Hole {
+  offset: number;
+  size: number;
+}
+
+export class MemfdArena implements DmaAllocator {
+  readonly fd: number;
+  readonly size: number;
+  readonly guestBase = GUEST_BASE;
+  private readonly map: libc.Mapping;
+  private readonly bytes: Uint8Array;
+  /** Free space, sorted by offset, adjacent holes merged. */
+  private holes: Hole[];
+  /** Live regions by offset. */
+  private readonly live = new Map<number, DmaRegion>();
+  private holders = 1;
+  private closed = false;
+
+  constructor(size = DEFAULT_ARENA_BYTES) {
+    if (!Number.isInteger(size) || size <= 0 || size % libc.PAGE_SIZE !== 0) {
+      throw new DmaError('E_INVALID_ARGUMENT', `the vhost-user arena size must be a positive multiple of ${libc.PAGE_SIZE}, got ${size}`);
+    }
+    this.size = size;
+    this.fd = libc.memfdCreate('uvirtio-vhost-user');
+    try {
+      libc.ftruncate(this.fd, size);
+      this.map = libc.mmap(size, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.SHARED, this.fd, 0n, `memfd arena of ${size} bytes`);
+    } catch (e) {
+      libc.close(this.fd);
+      throw e;
+    }
+    this.bytes = new Uint8Array(this.map.buffer);
+    this.holes = [{ offset: 0, size }];
+  }
+
+  /** Our virtual address of the arena (the SET_MEM_TABLE "user address"). */
+  get userBase(): bigint {
+    return this.map.address;
+  }
+
+  /** The user address for an IOVA in the arena (SET_VRING_ADDR carries user addresses). */
+  userAddress(iova: bigint): bigint {
+    return this.map.address + (iova - this.guestBase);
+  }
+
+  /** A byte view by IOVA (the transport reads used->idx through it). */
+  view(iova: bigint, len: number): Uint8Array {
+    const off = Number(iova - this.guestBase);
+    if (off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`);
+    return this.bytes.subarray(off, off + len);
+  }
+
+  /** Another transport shares this arena (a migration target): close() then needs one more call. */
+  retain(): this {
+    if (this.closed) throw new DmaError('E_CLOSED', 'the vhost-user arena is closed');
+    this.holders++;
+    return this;
+  }
+
+  alloc(size: number, align = MIN_ALIGN): DmaRegion {
+    checkAllocRequest(size, align);
+    if (this.closed) throw new DmaError('E_CLOSED', 'the vhost-user arena is closed');
+    const a = Math.max(align, MIN_ALIGN);
+    const need = alignUp(size, MIN_ALIGN);
+    for (let i = 0; i < this.holes.length; i++) {
+      const h = this.holes[i]!;
+      const start = alignUp(h.offset, a);
+      if (start + need > h.offset + h.size) continue;
+      // Split the hole into what lies before the region and what lies after it.
+      const after = { offset: start + need, size: h.offset + h.size - (start + need) };
+      const pieces = [{ offset: h.offset, size: start - h.offset }, after].filter((p) => p.size > 0);
+      this.holes.splice(i, 1, ...pieces);
+      const bytes = this.bytes.subarray(start, start + size);
+      bytes.fill(0);
+      const region: DmaRegion = { bytes, iova: this.guestBase + BigInt(start), size };
+      this.live.set(start, region);
+      return region;
+    }
+    throw new DmaError('E_DMA_EXHAUSTED', `the vhost-user arena (${this.size} bytes) has no room for ${size} bytes aligned to ${a}`,
+      'free regions you no longer need, or open the device with a larger arena (vhost-user:/path?arena=MiB)');
+  }
+
+  free(region: DmaRegion): void {
+    const offset = Number(region.iova - this.guestBase);
+    if (this.live.get(offset) !== region) return;
+    this.live.delete(offset);
+    const hole = { offset, size: alignUp(region.size, MIN_ALIGN) };
+    const i = this.holes.findIndex((h) => h.offset > offset);
+    this.holes.splice(i < 0 ? this.holes.length : i, 0, hole);
+    const merged: Hole[] = [];
+    for (const h of this.holes) {
+      const last = merged.at(-1);
+      if (last && last.offset + last.size === h.offset) last.size += h.size;
+      else merged.push({ ...h });
+    }
+    this.holes = merged;
+  }
+
+  lookup(iova: bigint, len: number): DmaRegion | undefined {
+    if (len < 0) return undefined;
+    for (const r of this.live.values()) {
+      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
+    }
+    return undefined;
+  }
+
+  /** Drops one holder; the last one unmaps the memory and closes the memfd. */
+  close(): void {
+    if (this.closed) return;
+    if (--this.holders > 0) return;
+    this.closed = true;
+    this.live.clear();
+    this.holes = [];
+    libc.munmap(this.map);
+    libc.close(this.fd);
+  }
+}

@@ -1,0 +1,50 @@
+// The real `uvirtio` binary, spawned as a user's shell script would: JSON on stdout, one-line
+// errors with codes, documented exit statuses.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = join(process.cwd(), 'bin', 'uvirtio.js');
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('rehearse on the reference device: one JSON verdict, exit 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-cli-'));
+  const r = run('rehearse', '--cycles', '3', '--inflight', '8', '--seed', '5', '--snapshot-dir', dir, '--json');
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.match(out, { ok: true, device: 'sim:blk', target: 'sim:blk', mechanism: 'ring-state', cycles: 3, requests: { lost: 0, duplicated: 0, corrupted: 0 } });
+  t.equal(out.requests.submitted, out.requests.completed);
+  t.ok(out.pause_ms.median > 0 && out.pause_ms.max >= out.pause_ms.p99, 'pause statistics present');
+  t.same(readdirSync(dir).sort(), ['cycle-1.json', 'cycle-2.json', 'cycle-3.json'], 'each snapshot file kept, no temp files');
+});
+
+t.test('info --json names features and mechanisms', async (t) => {
+  const r = run('info', 'sim:net?state=suspend', '--json');
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.equal(out.type, 'net');
+  t.same(out.mechanisms, ['suspend', 'quiesce']);
+  t.match(out.offeredNames, /MAC/);
+  t.equal(out.config.mac, '52:54:00:12:34:56');
+});
+
+t.test('bad input: one line with a code and a hint, exit 2, no stack trace', async (t) => {
+  for (const args of [['info', 'sim:gpu'], ['info', 'vfio:00:02'], ['rehearse', '--device', 'sim:blk?mode=sideways'], ['rehearse', '--inflight', 'many']]) {
+    const r = run(...args);
+    t.equal(r.status, 2, `${args.join(' ')} → exit 2`);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  const r = run('rehearse', '--device', 'sim:blk?mode=sideways', '--json');
+  t.match(JSON.parse(r.stdout), { ok: false, error: { code: 'E_BAD_ADDRESS' } });
+});
+
+t.test('a mechanism the device lacks is a device error (exit 3) naming it', async (t) => {
+  const r = run('rehearse', '--device', 'sim:blk?state=none', '--mechanism', 'ring-state');
+  t.equal(r.status, 3);
+  t.match(r.stderr, /E_STATE_UNSUPPORTED.*ring-state/);
+});

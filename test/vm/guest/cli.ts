@@ -1,0 +1,85 @@
+// Runs inside the test VM (viommu, with thirdBlkArgs and notViableArgs from test/vm/vm-run.ts):
+// the `uvirtio` command on vfio: addresses, as a migration engineer would script it, and the
+// errors a person meets with bad input. Each run is reported with its exit status and the JSON it
+// printed. The host side is test/vm/cli.test.ts.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BlkDriver } from '../../../drivers/blk/index.js';
+import { openTransport } from '../../../lib/open.js';
+import { bindVfio, unbindVfio, VfioPciFunction } from '../../../lib/vfio/index.js';
+import { VfioGroup } from '../../../lib/vfio/group.js';
+import { expectError, expectErrorAsync, report, step } from './report.js';
+
+const NOT_VIABLE = '0000:07:02.0'; // test/vm/vm-run.ts NOT_VIABLE_BDF
+
+function uvirtio(name: string, args: string[]): void {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['bin/uvirtio.js', ...args], { encoding: 'utf8', timeout: 120_000 });
+  let json: unknown = null;
+  try {
+    json = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
+  } catch {
+    json = null;
+  }
+  report('cli', { name, args, status: r.status, json, stderr: r.stderr.slice(-2000), ms: Date.now() - t0 });
+}
+
+/**
+ * Zeroes the sectors a blk rehearsal uses (0–1023): its workload expects a blank disk, and a
+ * second rehearsal on the same image would otherwise read the first one's versions as corruption.
+ */
+async function blank(address: string): Promise<void> {
+  const dev = await openTransport(address);
+  const blk = await BlkDriver.open(dev.transport, { maxTransfer: 64 * 1024 });
+  try {
+    const zeros = new Uint8Array(64 * 1024);
+    for (let s = 0; s < 1024; s += 128) await blk.write(s, zeros);
+  } finally {
+    await blk.close();
+  }
+}
+
+async function main(): Promise<void> {
+  // info: every function offers quiesce only (QEMU 7.2: no RING_STATE, no SUSPEND).
+  uvirtio('info-split-blk', ['info', 'vfio:0000:01:00.0', '--json']);
+  uvirtio('info-packed-net', ['info', '04:00.0', '--json']); // a bare BDF means vfio (the domain may be left out)
+
+  // rehearse: auto falls back to quiesce; on one device, then between two of the same kind.
+  uvirtio('rehearse-split', ['rehearse', '--device', 'vfio:0000:01:00.0', '--mechanism', 'auto', '--json']);
+  uvirtio('rehearse-packed', ['rehearse', '--device', 'vfio:0000:02:00.0', '--mechanism', 'auto', '--json']);
+  await step('blank', async () => {
+    await blank('vfio:0000:01:00.0');
+    return {};
+  });
+  uvirtio('rehearse-to', ['rehearse', '--device', 'vfio:0000:01:00.0', '--to', 'vfio:0000:05:00.0', '--mechanism', 'auto', '--json']);
+  uvirtio('rehearse-to-refused', ['rehearse', '--device', 'vfio:0000:02:00.0', '--to', 'vfio:0000:01:00.0', '--cycles', '2', '--json']);
+  uvirtio('rehearse-ring-state', ['rehearse', '--device', 'vfio:0000:01:00.0', '--mechanism', 'ring-state', '--cycles', '1', '--json']);
+
+  // Bad input, through the API the CLI uses (lib/open.ts) and through the CLI where the exit status matters.
+  await expectErrorAsync('open-malformed', () => openTransport('vfio:00:02'));
+  await expectErrorAsync('open-no-device', () => openTransport('vfio:0000:00:1e.0'));
+  await expectErrorAsync('open-not-virtio', () => openTransport('0000:00:1f.0'));
+  await step('unbind', () => unbindVfio('0000:04:00.0'));
+  uvirtio('info-not-bound', ['info', 'vfio:0000:04:00.0', '--json']);
+  await step('rebind', () => bindVfio('0000:04:00.0'));
+  await step('open-rebound', async () => {
+    const dev = await openTransport('vfio:0000:04:00.0');
+    dev.transport.close();
+    return { address: dev.address };
+  });
+  uvirtio('info-not-viable', ['info', `vfio:${NOT_VIABLE}`, '--json']);
+  expectError('open-not-viable', () => VfioPciFunction.open(NOT_VIABLE));
+  // The kernel's own verdict (VFIO_GROUP_GET_STATUS without VIABLE), past the sysfs check.
+  expectError('kernel-not-viable', () => {
+    const id = Number(path.basename(fs.readlinkSync(`/sys/bus/pci/devices/${NOT_VIABLE}/iommu_group`)));
+    new VfioGroup(`/dev/vfio/${id}`, id, false).close();
+  });
+  report('done', {});
+}
+
+main().catch((e: unknown) => {
+  report('fatal', { error: String((e as Error)?.stack ?? e) });
+  process.exitCode = 1;
+});
