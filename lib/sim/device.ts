@@ -438,6 +438,9 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.requireBusMaster(queue.index);
     const filled = this.model.receive(queue.index, () => ring.fetch());
     for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
+    // Buffers were taken from the ring: move avail_event along with them (§2.7.10), or the driver's
+    // next posting would look "already announced" and never notify a device that has data waiting.
+    if (filled.length > 0) ring.publishNotifyWish(true);
     if (filled.length > 0) this.interruptIfWanted(queue);
   }
 
