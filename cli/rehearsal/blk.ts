@@ -10,10 +10,8 @@
 
 import { BLK_SECTOR_SIZE } from '../../lib/virtio/constants.js';
 import type { BlkDriver } from '../../drivers/blk/index.js';
-import type { ReinitOptions, StopOptions } from '../../lib/virtio/device.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 import { fnv1a, randomInt, type Random } from './random.js';
-import type { Verdict, Workload } from './workload.js';
+import { DriverWorkload, type Verdict, type Workload } from './workload.js';
 
 const MAGIC = 0x55565248; // "UVRH"
 
@@ -36,7 +34,7 @@ export function readVersion(sector: number, b: Uint8Array): number | 'corrupt' {
   return v.getUint32(12, true) === fnv1a(b.subarray(16)) ? v.getUint32(8, true) : 'corrupt';
 }
 
-export class BlkWorkload implements Workload {
+export class BlkWorkload extends DriverWorkload implements Workload {
   readonly kind = 'blk';
   submitted = 0;
   completed = 0;
@@ -49,14 +47,11 @@ export class BlkWorkload implements Workload {
   private readonly sectors: number;
 
   constructor(private readonly blk: BlkDriver, private readonly rng: Random, sectors = 1024) {
+    super(blk);
     this.sectors = Math.min(sectors, blk.capacitySectors);
     this.latest = new Uint32Array(this.sectors);
     this.nextVersion = new Uint32Array(this.sectors).fill(1);
     this.busy = new Uint8Array(this.sectors);
-  }
-
-  get device() {
-    return this.blk.device;
   }
 
   /** A sector with nothing in flight (random, then the next free one). */
@@ -104,18 +99,5 @@ export class BlkWorkload implements Workload {
       await Promise.all(batch);
     }
     return v;
-  }
-
-  stop(options: StopOptions): Promise<Mechanism> {
-    return this.blk.stop(options);
-  }
-  snapshot(): DeviceSnapshot {
-    return this.blk.snapshot();
-  }
-  reinit(snapshot: DeviceSnapshot, options: ReinitOptions): Promise<void> {
-    return this.blk.reinit(snapshot, options);
-  }
-  close(): Promise<void> {
-    return this.blk.close();
   }
 }

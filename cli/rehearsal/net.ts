@@ -6,10 +6,8 @@
 //   corrupted   bad checksum, or a sequence number never sent
 
 import type { NetDriver, ReceivedFrame } from '../../drivers/net/index.js';
-import type { ReinitOptions, StopOptions } from '../../lib/virtio/device.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 import { fnv1a, randomInt, type Random } from './random.js';
-import type { Verdict, Workload } from './workload.js';
+import { DriverWorkload, type Verdict, type Workload } from './workload.js';
 
 const ETH_HEADER = 14;
 const PAYLOAD_HEADER = 12; // le32 seq, le32 length, le32 checksum
@@ -28,7 +26,7 @@ function frameFor(seq: number, length: number, mac: Uint8Array): Uint8Array {
   return f;
 }
 
-export class NetWorkload implements Workload {
+export class NetWorkload extends DriverWorkload implements Workload {
   readonly kind = 'net';
   submitted = 0;
   completed = 0;
@@ -38,11 +36,8 @@ export class NetWorkload implements Workload {
   private readonly received = new Map<number, number>();
 
   constructor(private readonly net: NetDriver, private readonly rng: Random) {
+    super(net);
     net.onFrame((f) => this.onFrame(f));
-  }
-
-  get device() {
-    return this.net.device;
   }
 
   private onFrame({ frame }: ReceivedFrame): void {
@@ -76,18 +71,5 @@ export class NetWorkload implements Workload {
     while (Date.now() < deadline && [...this.sent].some((s) => !this.received.has(s))) await new Promise((r) => setTimeout(r, 5));
     const lost = [...this.sent].filter((s) => !this.received.has(s)).length;
     return { ...this.problems, lost: this.problems.lost + lost };
-  }
-
-  stop(options: StopOptions): Promise<Mechanism> {
-    return this.net.stop(options);
-  }
-  snapshot(): DeviceSnapshot {
-    return this.net.snapshot();
-  }
-  reinit(snapshot: DeviceSnapshot, options: ReinitOptions): Promise<void> {
-    return this.net.reinit(snapshot, options);
-  }
-  close(): Promise<void> {
-    return this.net.close();
   }
 }

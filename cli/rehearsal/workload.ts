@@ -1,9 +1,9 @@
 // What a rehearsal drives: a driver (stop / snapshot / reinit) plus traffic whose every request
 // can be checked afterwards for being done exactly once with the right data.
 
-import type { ReinitOptions, StopOptions } from '../../lib/virtio/device.js';
+import type { ReinitOptions, StopOptions, VirtioDevice } from '../../lib/virtio/device.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
-import type { VirtioDevice } from '../../lib/virtio/device.js';
+import type { StatefulDriver } from '../../drivers/stateful.js';
 
 export interface Verdict {
   lost: number;
@@ -27,4 +27,24 @@ export interface Workload {
   /** Problems counted so far (during traffic). */
   readonly problems: Verdict;
   close(): Promise<void>;
+}
+
+/** The driver-facing half every workload shares: stop, snapshot, reinit and close go to the driver. */
+export abstract class DriverWorkload {
+  constructor(protected readonly driver: StatefulDriver) {}
+  get device(): VirtioDevice {
+    return this.driver.device;
+  }
+  stop(options: StopOptions): Promise<Mechanism> {
+    return this.driver.stop(options);
+  }
+  snapshot(): DeviceSnapshot {
+    return this.driver.snapshot();
+  }
+  reinit(snapshot: DeviceSnapshot, options: ReinitOptions): Promise<void> {
+    return this.driver.reinit(snapshot, options);
+  }
+  close(): Promise<void> {
+    return this.driver.close();
+  }
 }

@@ -8,13 +8,13 @@ import {
   BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, BlkStatus, DeviceType,
 } from '../../lib/virtio/constants.js';
 import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
+import { StatefulDriver } from '../stateful.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout, Segment } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 
 export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   layout?: Layout | 'auto';
@@ -36,20 +36,17 @@ interface Slot {
   view: DataView;
 }
 
-export class BlkDriver {
-  readonly device: VirtioDevice;
+export class BlkDriver extends StatefulDriver {
   readonly capacitySectors: number;
   readonly readOnly: boolean;
   readonly maxTransfer: number;
-  private readonly queues: QueueSet;
   private readonly rq: RequestQueue<undefined>;
   private readonly free: Slot[] = [];
   private readonly slotWaiters: ((s: Slot) => void)[] = [];
   private closed = false;
 
   private constructor(device: VirtioDevice, queues: QueueSet, slots: Slot[], maxTransfer: number) {
-    this.device = device;
-    this.queues = queues;
+    super(device, queues);
     this.rq = queues.get(0) as RequestQueue<undefined>;
     this.free = slots;
     this.maxTransfer = maxTransfer;
@@ -194,20 +191,6 @@ export class BlkDriver {
     const next = this.slotWaiters.shift();
     if (next) next(s);
     else this.free.push(s);
-  }
-
-  // ---- stop / state / reinit ----
-  async stop(options: StopOptions = {}): Promise<Mechanism> {
-    return this.queues.stop(options);
-  }
-  snapshot(): DeviceSnapshot {
-    return this.device.snapshot();
-  }
-  async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
-    await this.queues.reinit(snapshot, options);
-  }
-  async resume(): Promise<void> {
-    await this.queues.resume();
   }
 
   async close(): Promise<void> {

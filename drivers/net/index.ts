@@ -4,13 +4,13 @@
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/virtio/constants.js';
 import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
+import { StatefulDriver } from '../stateful.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 
 export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   layout?: Layout | 'auto';
@@ -30,11 +30,9 @@ export interface ReceivedFrame {
 const RX_QUEUE = 0;
 const TX_QUEUE = 1;
 
-export class NetDriver {
-  readonly device: VirtioDevice;
+export class NetDriver extends StatefulDriver {
   readonly mac: Uint8Array;
   readonly maxFrame: number;
-  private readonly queues: QueueSet;
   private readonly rx: RequestQueue<DmaRegion>;
   private readonly tx: RequestQueue<DmaRegion>;
   private readonly txFree: DmaRegion[] = [];
@@ -42,8 +40,7 @@ export class NetDriver {
   private closed = false;
 
   private constructor(device: VirtioDevice, queues: QueueSet, maxFrame: number) {
-    this.device = device;
-    this.queues = queues;
+    super(device, queues);
     this.rx = queues.get(RX_QUEUE) as RequestQueue<DmaRegion>;
     this.tx = queues.get(TX_QUEUE) as RequestQueue<DmaRegion>;
     this.maxFrame = maxFrame;
@@ -116,20 +113,6 @@ export class NetDriver {
       }
       this.postReceiveBuffer(buf);
     }, () => undefined); // a broken or closed queue: the error surfaces on send() and through device health
-  }
-
-  // ---- stop / state / reinit: posted receive buffers are reclaimed and posted again, not drained ----
-  async stop(options: StopOptions = {}): Promise<Mechanism> {
-    return this.queues.stop(options);
-  }
-  snapshot(): DeviceSnapshot {
-    return this.device.snapshot();
-  }
-  async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
-    await this.queues.reinit(snapshot, options);
-  }
-  async resume(): Promise<void> {
-    await this.queues.resume();
   }
 
   async close(): Promise<void> {
