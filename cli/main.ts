@@ -12,9 +12,10 @@ import { openTransport } from '../lib/open.js';
 import { Feature, deviceTypeName, featureNames, hasFeature, BlkConfig, DeviceType, NetConfig } from '../lib/virtio/constants.js';
 import { isUvirtioError, type UvirtioError } from '../lib/virtio/errors.js';
 import { rehearse, type RehearsalReport } from './rehearsal/engine.js';
+import { registerSessionCommands } from './session/commands.js';
 
 const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, INTERRUPTED: 130 } as const;
-const USAGE_CODES = new Set(['E_INVALID_ARGUMENT', 'E_BAD_ADDRESS']);
+const USAGE_CODES = new Set(['E_INVALID_ARGUMENT', 'E_BAD_ADDRESS', 'E_NO_SESSION', 'E_SESSION_EXISTS', 'E_SESSION_AMBIGUOUS', 'E_STATE_NOT_STOPPED']);
 
 const EXIT_HELP = `
 Exit status:
@@ -123,6 +124,8 @@ const program = new Command('uvirtio')
   .hook('preAction', (cmd) => { debug = Boolean(cmd.opts().debug); })
   // Set before the subcommands are added, which inherit it: usage errors exit 2, --help exits 0.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.USAGE));
+
+registerSessionCommands(program, (human, data, json) => console.log(json ? JSON.stringify(data) : human), report);
 
 program.command('info')
   .description('device type, offered features by name, queues, config, and which stop/state mechanisms it supports')

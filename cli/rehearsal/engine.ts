@@ -15,6 +15,7 @@ import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
 import { NetWorkload } from './net.js';
 import { randomInt, seededRandom } from './random.js';
+import { Traffic } from './traffic.js';
 import type { Verdict, Workload } from './workload.js';
 
 export interface RehearsalOptions {
@@ -71,7 +72,7 @@ function percentile(sorted: number[], p: number): number {
 }
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
-async function openWorkload(kind: 'blk' | 'net', dev: OpenedDevice, layout: Layout | 'auto', rng: () => number): Promise<Workload> {
+export async function openWorkload(kind: 'blk' | 'net', dev: OpenedDevice, layout: Layout | 'auto', rng: () => number): Promise<Workload> {
   const chosen = layout === 'auto' ? dev.layout ?? 'auto' : layout;
   if (kind === 'blk') return new BlkWorkload(await BlkDriver.open(dev.transport, { layout: chosen, depth: 64 }), rng);
   return new NetWorkload(await NetDriver.open(dev.transport, { layout: chosen }), rng);
@@ -98,37 +99,16 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const reports: CycleReport[] = [];
   let current = source;
   let failure: unknown;
-  let outstanding = 0;
-  let issued = 0;
-  let stopPointReached: (() => void) | null = null;
-  let stopAt = Infinity;
-  const errors: unknown[] = [];
-  // Traffic: keep `inflight` requests outstanding until the budget of the whole rehearsal is spent.
-  const budget = perCycle * (o.cycles + 1);
-  const pump = (): void => {
-    while (outstanding < o.inflight && issued < budget && !o.signal?.aborted) {
-      outstanding++;
-      issued++;
-      work.issue().catch((e: unknown) => errors.push(e)).finally(() => {
-        outstanding--;
-        if (work.completed >= stopAt && stopPointReached) {
-          stopPointReached();
-          stopPointReached = null;
-        }
-        pump();
-      });
-    }
-  };
+  const traffic = new Traffic(work, { inflight: o.inflight, budget: perCycle * (o.cycles + 1) });
   try {
-    pump();
+    traffic.start();
     for (let cycle = 1; cycle <= o.cycles && !o.signal?.aborted; cycle++) {
       // Stop at a seeded random point of this cycle, while requests are in flight.
-      stopAt = (cycle - 1) * perCycle + randomInt(rng, 1, perCycle);
-      if (work.completed < stopAt) await new Promise<void>((resolve) => (stopPointReached = resolve));
-      if (errors.length > 0) throw errors[0];
+      await traffic.completedAtLeast((cycle - 1) * perCycle + randomInt(rng, 1, perCycle));
+      if (traffic.errors.length > 0) throw traffic.errors[0];
       const next = target ? (current === source ? target : source) : source;
       const started = process.hrtime.bigint();
-      const inFlightAtStop = outstanding;
+      const inFlightAtStop = traffic.outstanding;
       const mechanism = await work.stop({ mechanism: o.mechanism, timeoutMs: o.stopTimeoutMs ?? 5000 });
       const file = join(dir, `cycle-${cycle}.json`);
       writeSnapshotFile(file, work.snapshot());
@@ -144,11 +124,12 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       o.onCycle?.(report);
       current = next;
     }
-    stopAt = Infinity;
-    while (outstanding > 0) await new Promise((r) => setTimeout(r, 1));
-    if (errors.length > 0) throw errors[0];
+    traffic.stop();
+    await traffic.idle();
+    if (traffic.errors.length > 0) throw traffic.errors[0];
   } catch (e) {
     failure = e;
+    traffic.stop();
   }
   let verdict: Verdict = { ...work.problems };
   let executions: number | undefined;

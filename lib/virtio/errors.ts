@@ -75,7 +75,11 @@ export type ErrorCode =
   | 'E_SNAPSHOT_INDEX'
   | 'E_SNAPSHOT_USED_AHEAD'
   | 'E_SNAPSHOT_ADDRESS'
-  | 'E_SNAPSHOT_IO';
+  | 'E_SNAPSHOT_IO'
+  // CLI sessions
+  | 'E_NO_SESSION'
+  | 'E_SESSION_EXISTS'
+  | 'E_SESSION_AMBIGUOUS';
 
 export class UvirtioError extends Error {
   readonly code: ErrorCode;

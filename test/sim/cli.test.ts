@@ -1,8 +1,9 @@
 // The real `uvirtio` binary, spawned as a user's shell script would: JSON on stdout, one-line
 // errors with codes, documented exit statuses.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { parseSnapshot } from '../../lib/virtio/snapshot.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,4 +48,25 @@ t.test('a mechanism the device lacks is a device error (exit 3) naming it', asyn
   const r = run('rehearse', '--device', 'sim:blk?state=none', '--mechanism', 'ring-state');
   t.equal(r.status, 3);
   t.match(r.stderr, /E_STATE_UNSUPPORTED.*ring-state/);
+});
+
+t.test('Ctrl-C during a rehearsal: exit 130, and every snapshot file is complete', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-cli-int-'));
+  const child = spawn(process.execPath, [bin, 'rehearse', '--cycles', '100000', '--device', 'sim:blk?latency=1', '--snapshot-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (out.includes('cycle 3:')) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 20);
+  });
+  child.kill('SIGINT');
+  const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.equal(status, 130, 'interrupted');
+  const files = readdirSync(dir);
+  t.ok(files.length >= 3, `${files.length} snapshot files`);
+  for (const f of files) t.doesNotThrow(() => parseSnapshot(readFileSync(join(dir, f), 'utf8')), `${f} is a complete snapshot`);
 });

@@ -1,0 +1,74 @@
+// Sessions across separate invocations of the real binary: attach holds the device in an agent;
+// stop, vq-state, snapshot, reinit (same device and --to another), status and detach talk to it.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = join(process.cwd(), 'bin', 'uvirtio.js');
+const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-sessions-'));
+const work = mkdtempSync(join(tmpdir(), 'uvirtio-session-files-'));
+
+function uv(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000, cwd: work, env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: (): Record<string, unknown> => JSON.parse(r.stdout) as Record<string, unknown> };
+}
+
+t.teardown(() => {
+  for (const s of ['mig', 'net1']) uv('detach', '--session', s);
+});
+
+t.test('attach → stop → vq-state → snapshot → reinit --to → detach --verify, with traffic running', async (t) => {
+  const a = uv('attach', 'sim:blk?mode=hold&latency=1', '--name', 'mig', '--traffic', '8', '--json');
+  t.equal(a.status, 0, a.stderr);
+  t.match(a.json(), { session: 'mig', device: 'sim:blk?mode=hold&latency=1' });
+  t.equal(uv('attach', 'sim:blk?mode=hold&latency=1', '--name', 'other').status, 2, 'a second attach of the same device is refused');
+  t.match(uv('attach', 'sim:blk?mode=hold&latency=1', '--name', 'other').stderr, /E_SESSION_EXISTS/);
+  t.equal(uv('vq-state', '--session', 'mig').status, 2, 'no state from a running device');
+  const stop = uv('stop', '--session', 'mig', '--json');
+  t.equal(stop.status, 0, stop.stderr);
+  t.match(stop.json(), { phase: 'stopped', mechanism: 'ring-state' });
+  const vq = uv('vq-state', '--session', 'mig', '--json').json() as { queues: { availState: number; usedState: number }[] };
+  t.equal(vq.queues.length, 1);
+  const snap = uv('snapshot', '--session', 'mig', '--out', 'state.json', '--json');
+  t.equal(snap.status, 0, snap.stderr);
+  const file = JSON.parse(readFileSync(join(work, 'state.json'), 'utf8')) as { queues: { availState: number }[]; mechanism: string };
+  t.equal(file.queues[0]!.availState, vq.queues[0]!.availState, 'the file holds the state vq-state showed');
+  const re = uv('reinit', '--session', 'mig', '--from', 'state.json', '--to', 'sim:blk?mode=hold&latency=1&capacity=2048', '--json');
+  t.equal(re.status, 0, re.stderr);
+  t.match(re.json(), { phase: 'live', driving: 'sim:blk' });
+  await new Promise((r) => setTimeout(r, 300)); // traffic goes on on the destination
+  const st = uv('status', '--session', 'mig', '--json').json() as { requests: { completed: number } };
+  t.ok(st.requests.completed > 0);
+  const d = uv('detach', '--session', 'mig', '--verify', '--json');
+  t.equal(d.status, 0, d.stderr);
+  t.match(d.json(), { verdict: { lost: 0, duplicated: 0, corrupted: 0 } });
+  t.equal(uv('status', '--session', 'mig').status, 2, 'the session is gone');
+});
+
+t.test('bad input: missing session, corrupted snapshot, snapshot of another device type', async (t) => {
+  const none = uv('stop', '--session', 'nope');
+  t.equal(none.status, 2);
+  t.match(none.stderr, /E_NO_SESSION/);
+  t.equal(uv('attach', 'sim:net', '--name', 'net1').status, 0);
+  t.equal(uv('stop', '--session', 'net1').status, 0);
+  writeFileSync(join(work, 'cut.json'), '{"format":"uvirtio-snapshot","version":1,"queues":[');
+  const cut = uv('reinit', '--session', 'net1', '--from', 'cut.json');
+  t.equal(cut.status, 2);
+  t.match(cut.stderr, /E_SNAPSHOT_TRUNCATED/);
+  const wrongType = uv('reinit', '--session', 'net1', '--from', 'state.json');
+  t.equal(wrongType.status, 2, 'a blk snapshot onto a net device');
+  t.match(wrongType.stderr, /E_SNAPSHOT_DEVICE_TYPE/);
+  t.match(uv('status', '--session', 'net1', '--json').json(), { phase: 'stopped' }, 'the device was left as it was');
+  t.equal(uv('resume', '--session', 'net1').status, 3, 'STOP is one-way: resume refused (a device error, exit 3)');
+  t.equal(uv('detach', '--session', 'net1').status, 0);
+});
+
+t.test('a stale socket (agent gone) is cleaned up and reported', async (t) => {
+  writeFileSync(join(runtime, 'ghost.sock'), '');
+  const r = uv('status', '--session', 'ghost');
+  t.equal(r.status, 2);
+  t.match(r.stderr, /E_NO_SESSION/);
+  t.notOk(existsSync(join(runtime, 'ghost.sock')), 'the stale socket was removed');
+});
