@@ -13,9 +13,12 @@ import { Feature, deviceTypeName, featureNames, hasFeature, BlkConfig, DeviceTyp
 import { isUvirtioError, type UvirtioError } from '../lib/virtio/errors.js';
 import { rehearse, type RehearsalReport } from './rehearsal/engine.js';
 import { registerSessionCommands } from './session/commands.js';
+import { bindVfio, listVirtioDevices, parseBdf, unbindVfio } from '../lib/vfio/sysfs.js';
+import { hostUses } from '../lib/vfio/in-use.js';
+import { DeviceError } from '../lib/virtio/errors.js';
 
 const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, INTERRUPTED: 130 } as const;
-const USAGE_CODES = new Set(['E_INVALID_ARGUMENT', 'E_BAD_ADDRESS', 'E_NO_SESSION', 'E_SESSION_EXISTS', 'E_SESSION_AMBIGUOUS', 'E_STATE_NOT_STOPPED']);
+const USAGE_CODES = new Set(['E_INVALID_ARGUMENT', 'E_BAD_ADDRESS', 'E_NO_DEVICE', 'E_NOT_VIRTIO', 'E_DRIVER_BOUND', 'E_NOT_BOUND', 'E_DEVICE_IN_USE', 'E_NO_SESSION', 'E_SESSION_EXISTS', 'E_SESSION_AMBIGUOUS', 'E_STATE_NOT_STOPPED']);
 
 const EXIT_HELP = `
 Exit status:
@@ -126,6 +129,57 @@ const program = new Command('uvirtio')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.USAGE));
 
 registerSessionCommands(program, (human, data, json) => console.log(json ? JSON.stringify(data) : human), report);
+
+program.command('list')
+  .description('virtio PCI devices: address, type, driver, IOMMU group, and whether VFIO can use them (and why not)')
+  .option('--json', 'a JSON array on stdout')
+  .action((o: { json?: boolean }) => {
+    try {
+      const all = listVirtioDevices();
+      if (o.json) {
+        console.log(JSON.stringify(all));
+        return;
+      }
+      if (all.length === 0) console.log('no virtio PCI devices (the reference device is always there: sim:blk, sim:net)');
+      for (const d of all) {
+        console.log(`vfio:${d.bdf}  virtio-${d.typeName}  driver ${d.driver ?? '(none)'}  group ${d.iommuGroup ?? '-'}  ${d.vfioUsable ? 'usable' : `not usable: ${d.reason ?? ''}`}`);
+      }
+    } catch (e) {
+      report(e, Boolean(o.json));
+    }
+  });
+
+program.command('bind')
+  .description('bind a virtio PCI device to vfio-pci (driver_override + drivers_probe), remembering its driver')
+  .argument('<bdf>', 'PCI address, e.g. 0000:00:03.0')
+  .option('--force', 'bind even if the host uses the device (a mounted disk, an interface that is up)')
+  .option('--json', 'one JSON object on stdout')
+  .action((bdf: string, o: { json?: boolean; force?: boolean }) => {
+    try {
+      const inUse = hostUses(parseBdf(bdf));
+      if (inUse.length > 0 && !o.force) {
+        throw new DeviceError('E_DEVICE_IN_USE', `${parseBdf(bdf)} is in use by this host: ${inUse.join('; ')}`,
+          'taking it would take that disk or network away from the machine; unmount / bring it down first, or pass --force');
+      }
+      const r = bindVfio(bdf);
+      console.log(o.json ? JSON.stringify(r) : `${r.bdf} bound to vfio-pci${r.previous ? ` (was ${r.previous})` : ''}`);
+    } catch (e) {
+      report(e, Boolean(o.json));
+    }
+  });
+
+program.command('unbind')
+  .description('release a device from vfio-pci and give it back to its previous driver')
+  .argument('<bdf>', 'PCI address')
+  .option('--json', 'one JSON object on stdout')
+  .action((bdf: string, o: { json?: boolean }) => {
+    try {
+      const r = unbindVfio(bdf);
+      console.log(o.json ? JSON.stringify(r) : `${r.bdf} released${r.driver ? `, now bound to ${r.driver}` : ''}`);
+    } catch (e) {
+      report(e, Boolean(o.json));
+    }
+  });
 
 program.command('info')
   .description('device type, offered features by name, queues, config, and which stop/state mechanisms it supports')

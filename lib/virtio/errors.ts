@@ -76,6 +76,7 @@ export type ErrorCode =
   | 'E_SNAPSHOT_USED_AHEAD'
   | 'E_SNAPSHOT_ADDRESS'
   | 'E_SNAPSHOT_IO'
+  | 'E_DEVICE_IN_USE'
   // CLI sessions
   | 'E_NO_SESSION'
   | 'E_SESSION_EXISTS'

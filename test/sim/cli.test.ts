@@ -24,6 +24,16 @@ t.test('rehearse on the reference device: one JSON verdict, exit 0', async (t) =
   t.same(readdirSync(dir).sort(), ['cycle-1.json', 'cycle-2.json', 'cycle-3.json'], 'each snapshot file kept, no temp files');
 });
 
+for (const layout of ['split', 'packed']) {
+  for (const [device, mechanism] of [['sim:blk?state=ring-state&latency=1', 'ring-state'], ['sim:blk?state=ring-state&mode=hold&latency=1', 'ring-state'], ['sim:blk?state=suspend&latency=1', 'suspend'], ['sim:net?state=ring-state&mode=hold', 'ring-state'], ['sim:net?state=suspend', 'suspend']] as const) {
+    t.test(`rehearse ${device} --layout ${layout} --to a second device: exactly once`, async (t) => {
+      const r = run('rehearse', '--device', device, '--to', device, '--layout', layout, '--cycles', '4', '--inflight', '12', '--json');
+      t.equal(r.status, 0, r.stderr);
+      t.match(JSON.parse(r.stdout), { ok: true, layout, mechanism, cycles: 4, requests: { lost: 0, duplicated: 0, corrupted: 0 } });
+    });
+  }
+}
+
 t.test('info --json names features and mechanisms', async (t) => {
   const r = run('info', 'sim:net?state=suspend', '--json');
   t.equal(r.status, 0, r.stderr);
