@@ -13,6 +13,7 @@ import { defineLayout, Struct } from './layout.js';
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
+const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 export const MSG = { DONTWAIT: 0x40, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000, CTRUNC: 0x8 } as const;
@@ -50,8 +51,12 @@ const c = {
   close: lib.func('int close(int fd)'),
 };
 
-/** A connected AF_UNIX stream socket (non-blocking I/O is the caller's choice through flags). */
-export function connectUnix(path: string): number {
+/**
+ * A connected, non-blocking AF_UNIX stream socket. A listener whose backlog is full answers a
+ * non-blocking connect with EAGAIN (unix(7)); that is retried until `timeoutMs`, so connecting
+ * to a back-end that accepts nothing fails in bounded time instead of blocking the process.
+ */
+export function connectUnix(path: string, timeoutMs = 5000): number {
   const sa = new Uint8Array(SockaddrUnLayout.size);
   new Struct(SockaddrUnLayout, sa).set('sun_family', AF_UNIX);
   const p = Buffer.from(path, 'utf8');
@@ -59,11 +64,16 @@ export function connectUnix(path: string): number {
     throw new SysError('connect', Errno.ENAMETOOLONG, path, `a UNIX socket path has at most ${SUN_PATH_MAX - 1} bytes; use a shorter path`);
   }
   sa.set(p, SUN_PATH_OFFSET);
-  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
-  if ((c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0) {
+  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
+  const deadline = Date.now() + timeoutMs;
+  while ((c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0) {
     const errno = lastErrno();
+    if ((errno === Errno.EAGAIN || errno === Errno.EINTR) && Date.now() < deadline) {
+      pollSync([], 5); // the listener's backlog is full: look again shortly
+      continue;
+    }
     closeQuietly(fd);
-    throw new SysError('connect', errno, path);
+    throw new SysError('connect', errno, errno === Errno.EAGAIN ? `${path}: the listener accepted nothing within ${timeoutMs} ms` : path);
   }
   return fd;
 }

@@ -5,6 +5,8 @@
 #   kmod              depmod, for the unpacked kernel's modules.dep
 #   linux-source-6.1, linux-headers-<kernel>-amd64, gcc, make
 #                     to rebuild vfio.ko with CONFIG_VFIO_NOIOMMU for the noiommu profile
+#   qemu-system-common  ships /usr/bin/qemu-storage-daemon on Debian 12 (`dpkg -S`), the
+#                     vhost-user-blk back-end the vhost-user test tier and bench start
 # The guest kernel itself is not installed: scripts/vm/image.mjs fetches its .deb with
 # `apt-get download` into .cache/vm/debs and unpacks it there (the host's /boot is never touched).
 set -euo pipefail
@@ -24,7 +26,7 @@ if [ -z "$kver" ]; then
   exit 1
 fi
 
-pkgs=(qemu-system-x86 qemu-utils busybox-static kmod linux-source-6.1 "linux-headers-$kver" gcc make xz-utils zstd)
+pkgs=(qemu-system-x86 qemu-system-common qemu-utils busybox-static kmod linux-source-6.1 "linux-headers-$kver" gcc make xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

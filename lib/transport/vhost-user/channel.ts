@@ -21,9 +21,9 @@ function reqName(r: number): string {
 }
 
 /** Connects to a back-end's socket; ENOENT/ECONNREFUSED and non-sockets become typed errors with hints. */
-export function connectBackend(path: string, address: string): number {
+export function connectBackend(path: string, address: string, timeoutMs = 5000): number {
   try {
-    return connectUnix(path);
+    return connectUnix(path, timeoutMs);
   } catch (e) {
     if (!(e instanceof SysError)) throw e;
     let isSocket: boolean | undefined;
@@ -36,6 +36,10 @@ export function connectBackend(path: string, address: string): number {
       throw new DeviceError('E_VHOST_UNREACHABLE', `${address}: no vhost-user back-end is listening (${e.errnoName})`,
         `start the back-end first, e.g. qemu-storage-daemon --blockdev driver=file,node-name=f0,filename=IMG --export type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=${path},writable=on`,
         { cause: e });
+    }
+    if (e.errno === Errno.EAGAIN) {
+      throw new TimeoutError('E_VHOST_TIMEOUT', `${address}: the back-end accepted no connection within ${timeoutMs} ms (its backlog is full)`,
+        'another front-end may hold the back-end (it serves one at a time), or it is stuck', { cause: e });
     }
     if (isSocket === false || e.errno === Errno.ENOTSOCK || e.errno === Errno.EPROTOTYPE) {
       throw new DeviceError('E_VHOST_NOT_SOCKET', `${address}: ${path} is not a UNIX stream socket (${isSocket === false ? 'not a socket' : e.errnoName})`,

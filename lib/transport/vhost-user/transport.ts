@@ -33,7 +33,6 @@ import { Feature, PACKED_STATE_WRAP, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeatu
 import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../virtio/errors.js';
 import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
-import { pause } from '../pci/transport.js';
 import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
 import { MemfdArena } from './arena.js';
 import { Channel, connectBackend } from './channel.js';
@@ -58,7 +57,7 @@ export interface VhostUserOptions {
 /** Device configuration bytes asked with GET_CONFIG, by device type (virtio 1.2 §5.2.4, §5.1.4). */
 const CONFIG_LENGTH: Readonly<Record<number, number>> = { 1: 12, 2: 60 };
 /** A back-end whose used->idx has not moved for this long is taken to be done with what it can finish. */
-const SETTLE_MS = 500;
+const SETTLE_MS = 2000;
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
 const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
 
@@ -151,7 +150,8 @@ export class VhostUserTransport implements VirtioTransport {
   // ---- the connection ----
 
   private connect(): void {
-    const ch = new Channel(connectBackend(this.path, this.address), this.address, { replyTimeoutMs: this.options.replyTimeoutMs ?? 5000 });
+    const timeout = this.options.replyTimeoutMs ?? 5000;
+    const ch = new Channel(connectBackend(this.path, this.address, timeout), this.address, { replyTimeoutMs: timeout });
     try {
       ch.send(Req.SET_OWNER); // "Issued when a new connection is established"
       this.backendFeatures = u64Of(expectSize(ch.call(Req.GET_FEATURES), 8, 'GET_FEATURES', this.address));
@@ -416,7 +416,7 @@ export class VhostUserTransport implements VirtioTransport {
       const used = view.getUint16(0, true);
       if (used !== last) [last, moved] = [used, now];
       if (now - moved > SETTLE_MS || now - t0 > limit) return;
-      await pause(spins);
+      await tick(spins);
     }
   }
 
@@ -450,7 +450,7 @@ export class VhostUserTransport implements VirtioTransport {
             `${this.address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
             'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout');
         }
-        await pause(spins);
+        await tick(spins);
       }
       state = { avail, used: view.getUint16(0, true) };
       this.stops.push({
@@ -543,6 +543,11 @@ export class VhostUserTransport implements VirtioTransport {
     this.lostListeners.clear();
     this.dma.close();
   }
+}
+
+/** Waits between looks at ring memory: the next turn of the event loop at first, then 1 ms. */
+function tick(spins: number): Promise<void> {
+  return new Promise((resolve) => (spins < 64 ? setImmediate(resolve) : setTimeout(resolve, 1)));
 }
 
 function protocolError(address: string, message: string): DeviceError {
