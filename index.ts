@@ -1,4 +1,4 @@
 // The package entry: the SDK (lib/) and the drivers built on it (drivers/).
 export * from './lib/index.js';
-export { BlkDriver, type BlkOpenOptions } from './drivers/blk/index.js';
-export { NetDriver, type NetOpenOptions, type ReceivedFrame } from './drivers/net/index.js';
+export { BlkDriver, type BlkOpenOptions, type BlkWrite, type BlkLimits, type RangeLimits, type SectorRange } from './drivers/blk/index.js';
+export { NetDriver, decodeNetHeader, encodeNetHeader, type NetOpenOptions, type NetHeader, type ReceivedFrame } from './drivers/net/index.js';

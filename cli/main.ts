@@ -28,8 +28,9 @@ Exit status:
   3    device or platform error (missing feature, timeout, device fault, VFIO)
   130  interrupted (the device is left stopped or reset, never half-set)
 
-Devices: sim:blk, sim:net (the built-in reference device; options e.g.
-  sim:blk?layout=packed&mode=hold&latency=1&state=ring-state), vfio:0000:00:02.0 or a bare BDF,
+Devices: sim:blk, sim:net, sim:rng (the built-in reference device; options e.g.
+  sim:blk?layout=packed&mode=hold&latency=1&state=ring-state&queues=4&ro=1&discard=1&blksize=4096,
+  sim:net?pairs=4&mergeable=1), vfio:0000:00:02.0 or a bare BDF,
   vhost-user:/path/to.sock`;
 
 let debug = false;

@@ -1,7 +1,7 @@
 // Device addresses, as the CLI and openDevice() take them (ARCHITECTURE.md "Addressing a device"):
 //   vfio:0000:00:02.0   or a bare BDF (0000:00:02.0, 00:02.0)
 //   vhost-user:/run/vhost.sock
-//   sim:blk  sim:net  with options: sim:blk?layout=packed&queues=4
+//   sim:blk  sim:net  sim:rng  with options: sim:blk?layout=packed&queues=4
 // Parsing only; opening is lib/open.ts.
 
 import { UsageError } from './virtio/errors.js';
@@ -9,7 +9,7 @@ import { UsageError } from './virtio/errors.js';
 export type DeviceAddress =
   | { kind: 'vfio'; bdf: string }
   | { kind: 'vhost-user'; path: string }
-  | { kind: 'sim'; type: 'blk' | 'net'; options: Record<string, string> };
+  | { kind: 'sim'; type: 'blk' | 'net' | 'rng'; options: Record<string, string> };
 
 const BDF = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([01][0-9a-f])\.([0-7])$/i;
 
@@ -22,7 +22,7 @@ export function normaliseBdf(text: string): string | undefined {
 
 function bad(text: string, why: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `"${text}" is not a device address: ${why}`,
-    'use vfio:0000:00:02.0 (or a bare BDF), vhost-user:/path/to.sock, sim:blk or sim:net');
+    'use vfio:0000:00:02.0 (or a bare BDF), vhost-user:/path/to.sock, sim:blk, sim:net or sim:rng');
 }
 
 export function parseAddress(text: string): DeviceAddress {
@@ -40,7 +40,7 @@ export function parseAddress(text: string): DeviceAddress {
   }
   if (s.startsWith('sim:')) {
     const [type, query = ''] = s.slice(4).split('?', 2) as [string, string?];
-    if (type !== 'blk' && type !== 'net') throw bad(s, `the reference device models blk and net, not "${type}"`);
+    if (type !== 'blk' && type !== 'net' && type !== 'rng') throw bad(s, `the reference device models blk, net and rng, not "${type}"`);
     const options: Record<string, string> = {};
     for (const pair of query.split('&').filter(Boolean)) {
       const [k, v] = pair.split('=', 2);

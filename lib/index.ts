@@ -20,6 +20,9 @@ export type { VirtioTransport, QueueSetup, RingStateAccess, VqState } from './tr
 export { VirtioPciTransport } from './transport/pci/transport.js';
 export { discoverVirtioPci, virtioDeviceType } from './transport/pci/caps.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress } from './address.js';
-export { createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimBlkOptions, type SimNetOptions } from './sim/index.js';
+export {
+  createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimRngDevice, type AnySimDevice,
+  type SimBlkOptions, type SimNetOptions, type SimRngOptions, type SimOptions, type BlkRequestRecord,
+} from './sim/index.js';
 export { openTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
 export { initialVqState, type StateFacility } from './virtio/state.js';

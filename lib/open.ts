@@ -7,6 +7,8 @@
 //   mode=drain|hold          what STOP does with requests in flight (default drain)
 //   latency=MS               completion latency, so requests are in flight at a stop (default 0)
 //   queues=N capacity=SECTORS queuesize=N indirect=0|1 eventidx=0|1 mac=52:54:00:12:34:56
+//   blk: ro=1 discard=1 writezeroes=1 blksize=BYTES segmax=N sizemax=BYTES
+//   net: mergeable=1 pairs=N (control queue + MQ with N pairs)      rng: seed=N
 // vfio:BDF (or a bare BDF): the function bound to vfio-pci, through lib/vfio. With shareWith, the
 //   new function joins the other one's DMA address space (same container, same allocator), so a
 //   migration target reaches the source's rings at the same IOVAs.
@@ -16,11 +18,11 @@
 
 import { parseAddress, formatAddress, type DeviceAddress } from './address.js';
 import { HeapDmaAllocator } from './mem/dma.js';
-import { createSimDevice, type SimBlkDevice, type SimNetDevice, type SimBlkOptions, type SimNetOptions } from './sim/index.js';
+import { createSimDevice, type AnySimDevice, type SimOptions } from './sim/index.js';
 import { VirtioPciTransport } from './transport/pci/transport.js';
 import type { VirtioTransport } from './transport/types.js';
+import type { VfioPciFunction as VfioFunction } from './vfio/pci-function.js';
 import { openVhostUser } from './transport/vhost-user/open.js';
-import { VfioPciFunction } from './vfio/pci-function.js';
 import { UsageError } from './virtio/errors.js';
 import type { Layout } from './virtio/queue/types.js';
 
@@ -28,7 +30,7 @@ export interface OpenedDevice {
   address: string;
   transport: VirtioTransport;
   /** The reference device behind a sim: address (for tests and rehearsals). */
-  sim?: SimBlkDevice | SimNetDevice;
+  sim?: AnySimDevice;
   /** A layout the address asks for (sim:…?layout=…), else undefined. */
   layout?: Layout;
 }
@@ -41,7 +43,10 @@ export interface OpenTransportOptions {
   shareWith?: OpenedDevice;
 }
 
-const SIM_OPTIONS = new Set(['layout', 'state', 'mode', 'latency', 'queues', 'capacity', 'queuesize', 'indirect', 'eventidx', 'mac', 'completion']);
+const SIM_OPTIONS = new Set([
+  'layout', 'state', 'mode', 'latency', 'queues', 'capacity', 'queuesize', 'indirect', 'eventidx', 'mac', 'completion',
+  'ro', 'discard', 'writezeroes', 'blksize', 'segmax', 'sizemax', 'mergeable', 'pairs', 'seed',
+]);
 
 function bad(address: string, message: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `${address}: ${message}`, 'see `uvirtio --help` for the sim: options');
@@ -90,16 +95,32 @@ function openSim(a: Extract<DeviceAddress, { kind: 'sim' }>, shareWith?: OpenedD
     mode,
     ...(dma ? { dma } : {}),
   } as const;
-  const options: SimBlkOptions | SimNetOptions = a.type === 'blk'
-    ? { type: 'blk', ...common, ...(o.queues ? { queues: intOption(address, o, 'queues', 1, 64)! } : {}), ...(o.capacity ? { capacitySectors: intOption(address, o, 'capacity', 1, 1 << 22)! } : {}) }
-    : { type: 'net', ...common, ...(o.mac ? { mac: o.mac } : {}) };
+  const int = (key: string, min: number, max: number): number | undefined => intOption(address, o, key, min, max);
+  const options: SimOptions = a.type === 'blk'
+    ? {
+      type: 'blk', ...common, ...(o.queues ? { queues: intOption(address, o, 'queues', 1, 64)! } : {}), ...(o.capacity ? { capacitySectors: intOption(address, o, 'capacity', 1, 1 << 22)! } : {}),
+      readOnly: flagOption(address, o, 'ro') ?? false,
+      ...(flagOption(address, o, 'discard') ? { discard: {} } : {}),
+      ...(flagOption(address, o, 'writezeroes') ? { writeZeroes: {} } : {}),
+      ...given('blkSize', int('blksize', 512, 65536)), ...given('segMax', int('segmax', 1, 32768)), ...given('sizeMax', int('sizemax', 512, 1 << 30)),
+    }
+    : a.type === 'net'
+      ? { type: 'net', ...common, ...(o.mac ? { mac: o.mac } : {}), mergeable: flagOption(address, o, 'mergeable') ?? false, ...given('queuePairs', int('pairs', 1, 64)) }
+      : { type: 'rng', ...common, ...given('seed', int('seed', 1, 0xffffffff)) };
   const sim = createSimDevice(options);
   return { address, transport: new VirtioPciTransport(sim.fn), sim, ...(layout ? { layout } : {}) };
 }
 
-function openVfio(bdf: string, shareWith?: OpenedDevice): OpenedDevice {
+/** `{ [key]: value }`, or nothing when the option was not given. */
+function given(key: string, value: number | undefined): Record<string, number> {
+  return value === undefined ? {} : { [key]: value };
+}
+
+async function openVfio(bdf: string, shareWith?: OpenedDevice): Promise<OpenedDevice> {
   const address = `vfio:${bdf}`;
-  let peer: VfioPciFunction | undefined;
+  // Loaded on first use, so that sim: users never load libc through koffi.
+  const { VfioPciFunction } = await import('./vfio/pci-function.js');
+  let peer: VfioFunction | undefined;
   if (shareWith) {
     const fn = shareWith.transport instanceof VirtioPciTransport ? shareWith.transport.fn : undefined;
     if (!(fn instanceof VfioPciFunction)) {

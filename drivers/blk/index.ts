@@ -1,20 +1,28 @@
-// virtio-blk driver (virtio 1.2 §5.2) on VirtioDevice: read, write, flush, get-id, with a bounded
-// queue depth and back-pressure, in interrupt or polling mode, and taking part in stop/reinit.
+// virtio-blk driver (virtio 1.2 §5.2) on VirtioDevice: read, write, flush, get-id, discard and
+// write-zeroes; one or many request queues (MQ); a bounded queue depth with back-pressure; a
+// Promise API and a batch API that kicks each queue once; interrupt or polling delivery; and
+// stop/reinit across all queues (StatefulDriver).
 //
-// A request is three pieces of DMA memory in one slot: the 16-byte header (device-readable), the
-// data (readable for OUT, writable for IN), and the status byte (device-writable, last).
+// Requests are planned here (plan.ts) and carried out by runner.ts over the slots (slots.ts).
+// Everything the device would refuse — beyond capacity,
+// not whole logical blocks, a write to a read-only disk, a command it does not offer — is refused
+// here first, with its own code.
 
-import {
-  BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, BlkStatus, DeviceType,
-} from '../../lib/virtio/constants.js';
+import { BLK_ID_BYTES, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/virtio/constants.js';
 import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
 import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
-import { StatefulDriver } from '../stateful.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import type { DmaRegion } from '../../lib/mem/dma.js';
-import type { Layout, Segment } from '../../lib/virtio/queue/types.js';
+import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
+import { StatefulDriver } from '../stateful.js';
+import { readLimits, type BlkLimits, type RangeLimits } from './limits.js';
+import { encodeRanges, planRanges, splitTransfer, type SectorRange } from './plan.js';
+import { DATA_OFFSET, RequestRunner, type Planned } from './runner.js';
+import { SlotPool } from './slots.js';
+
+export type { SectorRange } from './plan.js';
+export type { BlkLimits, RangeLimits } from './limits.js';
 
 export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   layout?: Layout | 'auto';
@@ -22,36 +30,34 @@ export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   eventIdx?: boolean;
   /** Ring size (default: the device's maximum, at most 256). */
   queueSize?: number;
-  /** Requests in flight at most (default 32); more wait their turn. */
+  /** Request queues to use with MQ (default: all num_queues the device has, at most 16). */
+  queues?: number;
+  /** Requests in flight per queue at most (default 32); more wait their turn. */
   depth?: number;
-  /** Largest transfer of one request in bytes (default 64 KiB; a multiple of 512). */
+  /** Largest transfer of one request in bytes (default 64 KiB); larger reads and writes become several requests. */
   maxTransfer?: number;
 }
 
-const STATUS_OFFSET = BLK_REQ_HEADER_LEN;
-const DATA_OFFSET = 64;
-
-interface Slot {
-  region: DmaRegion;
-  view: DataView;
+export interface BlkWrite {
+  sector: number;
+  data: Uint8Array;
 }
 
 export class BlkDriver extends StatefulDriver {
-  readonly capacitySectors: number;
-  readonly readOnly: boolean;
-  readonly maxTransfer: number;
-  private readonly rq: RequestQueue<undefined>;
-  private readonly free: Slot[] = [];
-  private readonly slotWaiters: ((s: Slot) => void)[] = [];
-  private closed = false;
+  readonly limits: BlkLimits;
+  /** The request queues in use (indices 0 … n − 1). */
+  readonly queueCount: number;
+  private readonly rqs: RequestQueue<undefined>[];
+  private readonly pool: SlotPool;
+  private readonly runner: RequestRunner;
 
-  private constructor(device: VirtioDevice, queues: QueueSet, slots: Slot[], maxTransfer: number) {
+  private constructor(device: VirtioDevice, queues: QueueSet, rqs: RequestQueue<undefined>[], pool: SlotPool, limits: BlkLimits) {
     super(device, queues);
-    this.rq = queues.get(0) as RequestQueue<undefined>;
-    this.free = slots;
-    this.maxTransfer = maxTransfer;
-    this.capacitySectors = Number(device.transport.readConfig64(BlkConfig.CAPACITY));
-    this.readOnly = device.has(BlkFeature.RO);
+    this.rqs = rqs;
+    this.queueCount = rqs.length;
+    this.pool = pool;
+    this.limits = limits;
+    this.runner = new RequestRunner(rqs, pool, limits, device);
   }
 
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
@@ -69,135 +75,162 @@ export class BlkDriver extends StatefulDriver {
     const device = await VirtioDevice.open(transport, {
       ...options,
       features: {
-        optional: [BlkFeature.FLUSH, BlkFeature.RO, BlkFeature.BLK_SIZE, BlkFeature.SEG_MAX, BlkFeature.SIZE_MAX],
+        optional: [BlkFeature.FLUSH, BlkFeature.RO, BlkFeature.BLK_SIZE, BlkFeature.SEG_MAX, BlkFeature.SIZE_MAX,
+          BlkFeature.MQ, BlkFeature.DISCARD, BlkFeature.WRITE_ZEROES],
         layout: options.layout ?? 'auto', indirect: options.indirect ?? true, eventIdx: options.eventIdx ?? true,
       },
     });
     try {
-      const max = transport.queueMaxSize(0);
+      // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ.
+      const offered = device.has(BlkFeature.MQ) ? Math.max(1, transport.readConfig16(BlkConfig.NUM_QUEUES)) : 1;
+      const count = Math.min(offered, options.queues ?? 16);
+      if (!Number.isInteger(count) || count < 1) throw new UsageError('E_INVALID_ARGUMENT', `queues must be a positive integer, got ${options.queues}`);
       const queues = new QueueSet(device);
-      queues.add(0, { size: options.queueSize ?? Math.min(max, 256) });
+      const rqs: RequestQueue<undefined>[] = [];
+      for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));
+      const limits = readLimits(device, Math.min(...rqs.map((rq) => rq.vq.size)), maxTransfer);
       device.driverOk();
-      const slots: Slot[] = [];
-      for (let i = 0; i < depth; i++) {
-        const region = transport.dma.alloc(DATA_OFFSET + maxTransfer, 4096);
-        slots.push({ region, view: new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size) });
-      }
-      return new BlkDriver(device, queues, slots, maxTransfer);
+      const pool = new SlotPool(transport.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer);
+      return new BlkDriver(device, queues, rqs, pool, limits);
     } catch (e) {
       await device.close();
       throw e;
     }
   }
 
-  /** The request queue (for batch submission and statistics). */
+  get capacitySectors(): number {
+    return this.limits.capacitySectors;
+  }
+  get readOnly(): boolean {
+    return this.limits.readOnly;
+  }
+  /** Bytes one request carries at most. */
+  get maxTransfer(): number {
+    return this.limits.maxTransfer;
+  }
+  /** The first request queue (statistics, and the state a test inspects). */
   get requests(): RequestQueue<undefined> {
-    return this.rq;
+    return this.rqs[0]!;
+  }
+  /** Request queue `q`. */
+  requestQueue(q: number): RequestQueue<undefined> {
+    const rq = this.rqs[q];
+    if (!rq) throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no request queue ${q} (the driver uses ${this.queueCount})`);
+    return rq;
   }
 
-  /** Reads `sectors` sectors from `sector`. */
+  /** Reads `sectors` sectors from `sector` (whole logical blocks). */
   async read(sector: number, sectors: number): Promise<Uint8Array> {
-    const bytes = this.checkRange(sector, sectors);
-    const slot = await this.takeSlot();
-    try {
-      await this.submit(slot, BlkReq.IN, sector, [], [{ addr: slot.region.iova + BigInt(DATA_OFFSET), len: bytes }]);
-      return slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + bytes);
-    } finally {
-      this.giveSlot(slot);
-    }
+    return (await this.readMany([{ sector, sectors }]))[0]!;
   }
 
-  /** Writes `data` (a whole number of sectors) at `sector`. */
+  /** Writes `data` (whole logical blocks) at `sector`. */
   async write(sector: number, data: Uint8Array): Promise<void> {
-    if (data.length % BLK_SECTOR_SIZE !== 0 || data.length === 0) {
-      throw new UsageError('E_INVALID_ARGUMENT', `write length ${data.length} is not a positive multiple of ${BLK_SECTOR_SIZE}`);
+    await this.writeMany([{ sector, data }]);
+  }
+
+  /** Reads every range; results in order. All are planned and checked before any reaches the device. */
+  async readMany(ranges: readonly SectorRange[]): Promise<Uint8Array[]> {
+    const planned = ranges.map((r) => this.planTransfer(BlkReq.IN, r.sector, r.sectors, undefined));
+    const results = await this.runner.run(planned.flat());
+    const out: Uint8Array[] = [];
+    let at = 0;
+    for (const [i, pieces] of planned.entries()) {
+      const first = ranges[i]!.sector;
+      if (pieces.length === 1) {
+        out.push(results[at++]!);
+        continue;
+      }
+      const buf = new Uint8Array(ranges[i]!.sectors * BLK_SECTOR_SIZE);
+      for (const p of pieces) buf.set(results[at++]!, (p.sector - first) * BLK_SECTOR_SIZE);
+      out.push(buf);
     }
-    if (this.readOnly) throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO)`);
-    const bytes = this.checkRange(sector, data.length / BLK_SECTOR_SIZE);
-    const slot = await this.takeSlot();
-    try {
-      slot.region.bytes.set(data, DATA_OFFSET);
-      await this.submit(slot, BlkReq.OUT, sector, [{ addr: slot.region.iova + BigInt(DATA_OFFSET), len: bytes }], []);
-    } finally {
-      this.giveSlot(slot);
-    }
+    return out;
+  }
+
+  /** Writes every buffer; resolves when all are done. Checked in full before any reaches the device. */
+  async writeMany(writes: readonly BlkWrite[]): Promise<void> {
+    const planned = writes.map((w) => {
+      if (w.data.length === 0 || w.data.length % BLK_SECTOR_SIZE !== 0) {
+        throw new UsageError('E_INVALID_ARGUMENT', `write length ${w.data.length} is not a positive multiple of ${BLK_SECTOR_SIZE}`);
+      }
+      this.refuseIfReadOnly('write');
+      return this.planTransfer(BlkReq.OUT, w.sector, w.data.length / BLK_SECTOR_SIZE, w.data);
+    });
+    await this.runner.run(planned.flat());
+  }
+
+  /** VIRTIO_BLK_T_DISCARD over `ranges` (each aligned to discard_sector_alignment). */
+  async discard(ranges: readonly SectorRange[]): Promise<void> {
+    await this.runner.run(this.planRangeCommand(BlkReq.DISCARD, 'discard', this.limits.discard, ranges, false));
+  }
+
+  /** VIRTIO_BLK_T_WRITE_ZEROES over `ranges`; with `unmap` the device may deallocate them (reads still return zeros). */
+  async writeZeroes(ranges: readonly SectorRange[], options: { unmap?: boolean } = {}): Promise<void> {
+    await this.runner.run(this.planRangeCommand(BlkReq.WRITE_ZEROES, 'write zeroes', this.limits.writeZeroes, ranges, options.unmap ?? false));
   }
 
   /** Makes completed writes durable (VIRTIO_BLK_T_FLUSH); a no-op on a device without FLUSH. */
   async flush(): Promise<void> {
     if (!this.device.has(BlkFeature.FLUSH)) return;
-    const slot = await this.takeSlot();
-    try {
-      await this.submit(slot, BlkReq.FLUSH, 0, [], []);
-    } finally {
-      this.giveSlot(slot);
-    }
+    await this.runner.run([{ type: BlkReq.FLUSH, sector: 0, out: undefined, inBytes: 0 }]);
   }
 
   /** The device's id string (VIRTIO_BLK_T_GET_ID, up to 20 bytes, NUL-padded). */
   async getId(): Promise<string> {
-    const slot = await this.takeSlot();
-    try {
-      await this.submit(slot, BlkReq.GET_ID, 0, [], [{ addr: slot.region.iova + BigInt(DATA_OFFSET), len: BLK_ID_BYTES }]);
-      const raw = slot.region.bytes.subarray(DATA_OFFSET, DATA_OFFSET + BLK_ID_BYTES);
-      const end = raw.indexOf(0);
-      return new TextDecoder().decode(raw.subarray(0, end < 0 ? BLK_ID_BYTES : end));
-    } finally {
-      this.giveSlot(slot);
-    }
+    const [raw] = await this.runner.run([{ type: BlkReq.GET_ID, sector: 0, out: undefined, inBytes: BLK_ID_BYTES }]);
+    const end = raw!.indexOf(0);
+    return new TextDecoder().decode(raw!.subarray(0, end < 0 ? BLK_ID_BYTES : end));
   }
 
-  private checkRange(sector: number, sectors: number): number {
+  /** Checks a transfer against capacity and the logical block size, and cuts it into requests. */
+  private planTransfer(type: number, sector: number, sectors: number, data: Uint8Array | undefined): Planned[] {
+    this.checkRange(sector, sectors);
+    const blockSectors = this.limits.blockSize / BLK_SECTOR_SIZE;
+    if (sector % blockSectors !== 0 || sectors % blockSectors !== 0) {
+      throw new UsageError('E_INVALID_ARGUMENT', `sectors ${sector}+${sectors} are not whole ${this.limits.blockSize}-byte logical blocks (blk_size)`,
+        `align the start and the length to ${blockSectors} sectors`);
+    }
+    return splitTransfer(sector, sectors, this.limits.maxTransfer / BLK_SECTOR_SIZE).map((p) => ({
+      type, sector: p.sector,
+      out: data?.subarray(p.offset, p.offset + p.sectors * BLK_SECTOR_SIZE),
+      inBytes: data ? 0 : p.sectors * BLK_SECTOR_SIZE,
+    }));
+  }
+
+  private planRangeCommand(type: number, what: string, limits: RangeLimits | undefined, ranges: readonly SectorRange[], unmap: boolean): Planned[] {
+    if (!limits) {
+      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not offer ${what} (VIRTIO_BLK_F_${type === BlkReq.DISCARD ? 'DISCARD' : 'WRITE_ZEROES'})`);
+    }
+    this.refuseIfReadOnly(what);
+    for (const r of ranges) {
+      this.checkRange(r.sector, r.sectors);
+      if (r.sector % limits.alignment !== 0 || r.sectors % limits.alignment !== 0) {
+        throw new UsageError('E_INVALID_ARGUMENT', `${what} of sectors ${r.sector}+${r.sectors} is not aligned to ${limits.alignment} sectors (discard_sector_alignment)`);
+      }
+    }
+    return planRanges(ranges, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0 }));
+  }
+
+  private checkRange(sector: number, sectors: number): void {
     if (!Number.isSafeInteger(sector) || sector < 0 || !Number.isSafeInteger(sectors) || sectors < 1) {
       throw new UsageError('E_INVALID_ARGUMENT', `sector ${sector} and count ${sectors} must be non-negative integers (count ≥ 1)`);
     }
-    if (sector + sectors > this.capacitySectors) {
-      throw new RequestError('E_OUT_OF_RANGE', `sectors ${sector}..${sector + sectors - 1} are beyond the device's ${this.capacitySectors}`,
+    if (sector + sectors > this.limits.capacitySectors) {
+      throw new RequestError('E_OUT_OF_RANGE', `sectors ${sector}..${sector + sectors - 1} are beyond the device's ${this.limits.capacitySectors}`,
         'the capacity is in 512-byte sectors');
     }
-    const bytes = sectors * BLK_SECTOR_SIZE;
-    if (bytes > this.maxTransfer) {
-      throw new UsageError('E_INVALID_ARGUMENT', `${bytes} bytes is more than the ${this.maxTransfer}-byte maxTransfer of one request`);
-    }
-    return bytes;
   }
 
-  private async submit(slot: Slot, type: number, sector: number, readable: Segment[], writable: Segment[]): Promise<void> {
-    slot.view.setUint32(0, type, true);
-    slot.view.setUint32(4, 0, true);
-    slot.view.setBigUint64(8, BigInt(sector), true);
-    slot.view.setUint8(STATUS_OFFSET, 0xff); // not a status the device can leave by accident
-    const header = { addr: slot.region.iova, len: BLK_REQ_HEADER_LEN };
-    const status = { addr: slot.region.iova + BigInt(STATUS_OFFSET), len: 1 };
-    const done = await this.rq.submit([header, ...readable], [...writable, status]);
-    const expected = writable.reduce((n, s) => n + s.len, 0) + 1;
-    const code = slot.view.getUint8(STATUS_OFFSET);
-    if (code === BlkStatus.OK && done.len >= 1) return;
-    if (code === BlkStatus.UNSUPP) {
-      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${type}`);
-    }
-    throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${type} at sector ${sector} failed (status ${code}, ${done.len} of ${expected} bytes)`,
-      'the device reported an I/O error');
-  }
-
-  private takeSlot(): Promise<Slot> {
-    if (this.closed) return Promise.reject(new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`));
-    const s = this.free.pop();
-    if (s) return Promise.resolve(s);
-    return new Promise((resolve) => this.slotWaiters.push(resolve));
-  }
-
-  private giveSlot(s: Slot): void {
-    const next = this.slotWaiters.shift();
-    if (next) next(s);
-    else this.free.push(s);
+  private refuseIfReadOnly(what: string): void {
+    if (this.limits.readOnly) throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO): ${what} refused`);
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.runner.closed) return;
+    this.runner.closed = true;
     this.queues.close();
-    for (const s of this.free) this.device.transport.dma.free(s.region);
+    this.pool.release(this.device.transport.dma);
     await this.device.close();
   }
 }

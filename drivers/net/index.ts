@@ -1,49 +1,65 @@
-// virtio-net driver (virtio 1.2 §5.1) on VirtioDevice: one queue pair, frames with the 12-byte
-// virtio_net_hdr, receive buffers kept posted (refilled as frames arrive), MAC and link status
-// from the device configuration, and stop/reinit in which posted receive buffers survive.
+// virtio-net driver (virtio 1.2 §5.1) on VirtioDevice: frames with the 12-byte virtio_net_hdr
+// (offload metadata on send, what the device wrote on receive), receive buffers kept posted and
+// refilled, MRG_RXBUF frames put back together from several buffers, several queue pairs through
+// the control queue (CTRL_VQ + MQ: VQ_PAIRS_SET), MAC and link status from the configuration, and
+// stop/reinit in which posted receive buffers survive (QueueSet drains: false, then repost).
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/virtio/constants.js';
 import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
-import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
-import { StatefulDriver } from '../stateful.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { DeviceSnapshot } from '../../lib/virtio/snapshot.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
+import { StatefulDriver } from '../stateful.js';
+import { ControlQueue } from './ctrl.js';
+import { encodeNetHeader, type NetHeader } from './header.js';
+import { RxQueue, type ReceivedFrame } from './rx.js';
+
+export type { ReceivedFrame } from './rx.js';
+export { decodeNetHeader, encodeNetHeader, type NetHeader } from './header.js';
 
 export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   layout?: Layout | 'auto';
   queueSize?: number;
-  /** Receive buffers kept posted (default 64). */
+  /** Receive buffers kept posted per pair (default 64). */
   rxBuffers?: number;
   /** Largest frame without the header (default 1514: Ethernet without FCS). */
   mtu?: number;
+  /** Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). */
+  queuePairs?: number;
+  /** Accept MRG_RXBUF when offered (default true). */
+  mergeable?: boolean;
+  /** With MRG_RXBUF: bytes per receive buffer, header included (default: header + mtu). */
+  rxBufferSize?: number;
 }
-
-export interface ReceivedFrame {
-  /** The virtio_net_hdr the device wrote. */
-  header: Uint8Array;
-  frame: Uint8Array;
-}
-
-const RX_QUEUE = 0;
-const TX_QUEUE = 1;
 
 export class NetDriver extends StatefulDriver {
   readonly mac: Uint8Array;
   readonly maxFrame: number;
-  private readonly rx: RequestQueue<DmaRegion>;
-  private readonly tx: RequestQueue<DmaRegion>;
+  /** Queue pairs set up (the most VQ_PAIRS_SET may ask for). */
+  readonly queuePairs: number;
+  private pairsInUse = 1;
+  private nextPair = 0;
+  private readonly rx: RxQueue[] = [];
+  private readonly tx: RequestQueue<DmaRegion>[] = [];
+  private readonly ctrl: ControlQueue | undefined;
   private readonly txFree: DmaRegion[] = [];
   private readonly frameListeners = new Set<(f: ReceivedFrame) => void>();
   private closed = false;
 
-  private constructor(device: VirtioDevice, queues: QueueSet, maxFrame: number) {
+  private constructor(device: VirtioDevice, queues: QueueSet, pairs: number, ctrlIndex: number | undefined, maxFrame: number) {
     super(device, queues);
-    this.rx = queues.get(RX_QUEUE) as RequestQueue<DmaRegion>;
-    this.tx = queues.get(TX_QUEUE) as RequestQueue<DmaRegion>;
     this.maxFrame = maxFrame;
+    this.queuePairs = pairs;
+    const mergeable = device.has(NetFeature.MRG_RXBUF);
+    for (let p = 0; p < pairs; p++) {
+      this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, p, mergeable, (f) => this.emit(f), () => this.closed));
+      this.tx.push(queues.get(2 * p + 1) as RequestQueue<DmaRegion>);
+    }
+    if (ctrlIndex !== undefined) this.ctrl = new ControlQueue(queues.get(ctrlIndex) as RequestQueue<undefined>, device.transport.dma, device.address);
     this.mac = device.has(NetFeature.MAC) ? device.transport.readConfigBytes(NetConfig.MAC, 6) : new Uint8Array(6);
   }
 
@@ -54,18 +70,34 @@ export class NetDriver extends StatefulDriver {
     const maxFrame = options.mtu ?? 1514;
     const rxBuffers = options.rxBuffers ?? 64;
     if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new UsageError('E_INVALID_ARGUMENT', `rxBuffers must be a positive integer, got ${rxBuffers}`);
-    const device = await VirtioDevice.open(transport, {
-      ...options,
-      features: { optional: [NetFeature.MAC, NetFeature.STATUS], layout: options.layout ?? 'auto' },
-    });
+    const wanted = options.queuePairs;
+    if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be a positive integer, got ${wanted}`);
+    const optional: number[] = [NetFeature.MAC, NetFeature.STATUS];
+    if (options.mergeable ?? true) optional.push(NetFeature.MRG_RXBUF);
+    if (wanted !== 1) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);
+    const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
     try {
+      // §5.1.5: max_virtqueue_pairs with MQ; the control queue follows the last pair the device has.
+      const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, transport.readConfig16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
+      const pairs = Math.min(maxPairs, wanted ?? maxPairs);
+      const ctrlIndex = device.has(NetFeature.CTRL_VQ) ? (device.has(NetFeature.MQ) ? 2 * maxPairs : 2) : undefined;
       const queues = new QueueSet(device);
-      const size = options.queueSize ?? Math.min(transport.queueMaxSize(RX_QUEUE), 256);
-      queues.add(RX_QUEUE, { size, drains: false });
-      queues.add(TX_QUEUE, { size: options.queueSize ?? Math.min(transport.queueMaxSize(TX_QUEUE), 256) });
+      const sizeOf = (q: number): number => options.queueSize ?? Math.min(transport.queueMaxSize(q), 256);
+      for (let p = 0; p < pairs; p++) {
+        queues.add(2 * p, { size: sizeOf(2 * p), drains: false });
+        queues.add(2 * p + 1, { size: sizeOf(2 * p + 1) });
+      }
+      if (ctrlIndex !== undefined) queues.add(ctrlIndex, { size: Math.min(sizeOf(ctrlIndex), 64) });
       device.driverOk();
-      const net = new NetDriver(device, queues, maxFrame);
-      for (let i = 0; i < Math.min(rxBuffers, size); i++) net.postReceiveBuffer(transport.dma.alloc(NET_HDR_LEN + maxFrame, 64));
+      const net = new NetDriver(device, queues, pairs, ctrlIndex, maxFrame);
+      const bufferSize = device.has(NetFeature.MRG_RXBUF) ? options.rxBufferSize ?? NET_HDR_LEN + maxFrame : NET_HDR_LEN + maxFrame;
+      if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {
+        throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${bufferSize}`);
+      }
+      for (const rx of net.rx) {
+        for (let i = 0; i < Math.min(rxBuffers, sizeOf(2 * rx.pair)); i++) rx.post(transport.dma.alloc(bufferSize, 64));
+      }
+      if (pairs > 1) await net.setQueuePairs(pairs);
       return net;
     } catch (e) {
       await device.close();
@@ -79,46 +111,73 @@ export class NetDriver extends StatefulDriver {
     return (this.device.transport.readConfig16(NetConfig.STATUS) & NetStatus.LINK_UP) !== 0;
   }
 
-  /** Calls `listener` for each frame received, in order. Returns a function that unsubscribes. */
+  /** Frames dropped because the device described them impossibly (num_buffers 0 or beyond the ring). */
+  get malformedFrames(): number {
+    return this.rx.reduce((n, rx) => n + rx.malformed, 0);
+  }
+
+  /** Queue pairs the device is using now. */
+  get activePairs(): number {
+    return this.pairsInUse;
+  }
+
+  /** Asks the device to use `pairs` queue pairs (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET); 1 to queuePairs. */
+  async setQueuePairs(pairs: number): Promise<void> {
+    if (!this.ctrl || !Number.isInteger(pairs) || pairs < 1 || pairs > this.queuePairs) {
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: can use 1 to ${this.queuePairs} queue pairs${this.ctrl ? '' : ' (no control queue)'}, not ${pairs}`);
+    }
+    await this.ctrl.setQueuePairs(pairs);
+    this.pairsInUse = pairs;
+  }
+
+  /** Calls `listener` for each frame received, in order per pair. Returns a function that unsubscribes. */
   onFrame(listener: (f: ReceivedFrame) => void): () => void {
     this.frameListeners.add(listener);
     return () => this.frameListeners.delete(listener);
   }
 
-  /** Sends one frame (without header; a zeroed virtio_net_hdr is prepended: no offloads). */
-  async send(frame: Uint8Array): Promise<void> {
+  /**
+   * Sends one frame (without header) behind a virtio_net_hdr built from `header` (default all
+   * zero: no offloads), on `pair` (default: the pairs in use, in turn).
+   */
+  async send(frame: Uint8Array, header: Partial<NetHeader> = {}, pair?: number): Promise<void> {
     if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
     if (frame.length === 0 || frame.length > this.maxFrame) {
       throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${frame.length} bytes does not fit (1 to ${this.maxFrame})`,
         'split the payload, or open the driver with a larger mtu');
     }
+    const p = pair ?? this.nextPair++ % this.pairsInUse;
+    if (!Number.isInteger(p) || p < 0 || p >= this.pairsInUse) {
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: pair ${p} is not in use (0 to ${this.pairsInUse - 1})`);
+    }
     const buf = this.txFree.pop() ?? this.device.transport.dma.alloc(NET_HDR_LEN + this.maxFrame, 64);
     try {
-      buf.bytes.fill(0, 0, NET_HDR_LEN);
+      encodeNetHeader(header, buf.bytes);
       buf.bytes.set(frame, NET_HDR_LEN);
-      await this.tx.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
+      await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
     } finally {
       this.txFree.push(buf);
     }
   }
 
-  /** Posts `buf` for a frame; when one arrives, listeners get it and the buffer is posted again. */
-  private postReceiveBuffer(buf: DmaRegion): void {
-    this.rx.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
-      if (this.closed) return;
-      const got = Math.min(len, buf.size);
-      if (got > NET_HDR_LEN) {
-        const f: ReceivedFrame = { header: buf.bytes.slice(0, NET_HDR_LEN), frame: buf.bytes.slice(NET_HDR_LEN, got) };
-        for (const l of this.frameListeners) l(f);
-      }
-      this.postReceiveBuffer(buf);
-    }, () => undefined); // a broken or closed queue: the error surfaces on send() and through device health
+  /**
+   * After reinit the device starts from reset with one pair in use: the driver sends
+   * VQ_PAIRS_SET again (as QEMU's vhost-vdpa replays control commands on a migration target).
+   */
+  override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
+    await super.reinit(snapshot, options);
+    if (this.pairsInUse > 1) await this.ctrl!.setQueuePairs(this.pairsInUse);
+  }
+
+  private emit(f: ReceivedFrame): void {
+    for (const l of this.frameListeners) l(f);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.queues.close();
+    this.ctrl?.release(this.device.transport.dma);
     await this.device.close();
   }
 }

@@ -191,6 +191,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   featuresAccepted(features: bigint): void {
     this.ringFeatures = { indirect: hasFeature(features, Feature.INDIRECT_DESC), eventIdx: hasFeature(features, Feature.EVENT_IDX) };
     this.packed = hasFeature(features, Feature.RING_PACKED);
+    this.model.featuresAccepted?.(features);
   }
 
   /**
@@ -410,7 +411,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   private process(q: number): void {
     const queue = this.queues[q]!;
     const ring = queue.ring;
-    if (!this.fetching() || !queue.enabled || !ring || queue.notifySuppressed) return;
+    if (!this.fetching() || !queue.enabled || !ring || queue.notifySuppressed || !(this.model.queueActive?.(q) ?? true)) return;
     this.requireBusMaster(q);
     const restored = this.restored.get(q);
     if (restored) {
@@ -436,7 +437,23 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     const ring = queue.ring;
     if (!this.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed) return;
     this.requireBusMaster(queue.index);
-    const filled = this.model.receive(queue.index, () => ring.fetch());
+    const state = queue.state;
+    const taken: { availIdx: number; availWrap: boolean }[] = [];
+    const filled = this.model.receive(queue.index, {
+      take: () => {
+        const before = { availIdx: state.availIdx, availWrap: state.availWrap };
+        const chain = ring.fetch();
+        if (chain) taken.push(before);
+        return chain;
+      },
+      // Fetching only reads ring memory, so moving the position back undoes it.
+      putBack: (count) => {
+        if (count <= 0) return;
+        const at = taken.splice(taken.length - count, count)[0]!;
+        state.availIdx = at.availIdx;
+        state.availWrap = at.availWrap;
+      },
+    });
     for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
     // Buffers were taken from the ring: move avail_event along with them (§2.7.10), or the driver's
     // next posting would look "already announced" and never notify a device that has data waiting.
@@ -479,7 +496,11 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     if (n > 0) this.interruptIfWanted(queue);
     const woken = [...this.woken];
     this.woken.clear();
-    for (const q of woken) this.receive(this.queues[q]!);
+    // A model may also wake a request queue (net: pairs enabled by VQ_PAIRS_SET): process it soon.
+    for (const q of woken) {
+      if (this.model.fetchesRequests(q)) this.schedule(q);
+      else this.receive(this.queues[q]!);
+    }
     return n;
   }
 

@@ -1,5 +1,5 @@
 // The reference device: `createSimDevice({ type: 'blk' })` gives an in-process virtio-pci function
-// (the CLI's `sim:blk` / `sim:net`) and the controls a test needs — completion timing, fault
+// (the CLI's `sim:blk` / `sim:net` / `sim:rng`) and the controls a test needs — completion timing, fault
 // injection, notification suppression, statistics — plus the memory it shares with the driver.
 // With `state` it offers the proposal's STOP + virtqueue state (RING_STATE), the DEVICE_STATE
 // mailbox and virtio 1.4 SUSPEND (SPEC-NOTES §1–§2).
@@ -7,18 +7,20 @@
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { BLK_SECTOR_SIZE, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../virtio/constants.js';
 import { UsageError } from '../virtio/errors.js';
-import { BlkModel } from './blk.js';
+import { BlkModel, type BlkRequestRecord } from './blk.js';
 import type { QuietPhase } from './common-cfg.js';
 import type { Completion, SimFault, SimStats, StopMode } from './device.js';
 import { SimPciFunction } from './function.js';
 import type { DeviceModel } from './model.js';
 import { NetModel } from './net.js';
 import { MAX_MSIX_VECTORS } from './pci-config.js';
+import { RngModel } from './rng.js';
 
 export type { Completion, SimFault, SimStats, StopMode } from './device.js';
 export type { QuietPhase } from './common-cfg.js';
 export { DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest } from './device-state.js';
 export type { UsedFault } from './ring.js';
+export type { BlkRequestRecord } from './blk.js';
 export { SimPciFunction } from './function.js';
 
 /** Transport features the device offers besides VERSION_1 (always offered). */
@@ -72,12 +74,40 @@ export interface SimBlkOptions extends CommonOptions {
   diskFrom?: Uint8Array;
   /** The GET_ID answer, up to 20 ASCII bytes (default "uvirtio-sim"). */
   serial?: string;
+  /** VIRTIO_BLK_F_RO: writes, discards and write-zeroes answer IOERR (default false). */
+  readOnly?: boolean;
+  /** blk_size in bytes, a power of two from 512 to 65536 (default 512); transfers must be whole blocks. */
+  blkSize?: number;
+  /** seg_max: data segments per request at most (default queueMaxSize − 2). */
+  segMax?: number;
+  /** size_max: bytes per segment at most (default 1 MiB). */
+  sizeMax?: number;
+  /** Offers VIRTIO_BLK_F_DISCARD with these limits (each defaulted). */
+  discard?: { maxSectors?: number; maxSegments?: number; alignment?: number };
+  /** Offers VIRTIO_BLK_F_WRITE_ZEROES with these limits (each defaulted; mayUnmap default true). */
+  writeZeroes?: { maxSectors?: number; maxSegments?: number; mayUnmap?: boolean };
+  /** Sectors whose requests fail with IOERR (also settable later through `failSectors`). */
+  failSectors?: readonly number[];
+  /** Request types answered UNSUPP even when offered (also settable later through `unsupportedTypes`). */
+  unsupportedTypes?: readonly number[];
 }
 
 export interface SimNetOptions extends CommonOptions {
   type: 'net';
   /** "52:54:00:12:34:56" (the default) or 6 bytes. */
   mac?: string | Uint8Array;
+  /** max_virtqueue_pairs; when given the device offers CTRL_VQ and MQ (default: one pair, no control queue). */
+  queuePairs?: number;
+  /** Offers VIRTIO_NET_F_MRG_RXBUF (default false). */
+  mergeable?: boolean;
+  /** Joins the cable to another reference NIC: frames sent on one arrive at the other (default: loopback). */
+  peer?: SimNetDevice;
+}
+
+export interface SimRngOptions extends CommonOptions {
+  type: 'rng';
+  /** A seed for a repeatable byte stream (default: crypto randomness). */
+  seed?: number;
 }
 
 export interface SimDevice {
@@ -106,6 +136,12 @@ export interface SimBlkDevice extends SimDevice {
   readonly disk: Uint8Array;
   /** Changes the capacity: a config change (config_generation, config interrupt). */
   resize(capacitySectors: number): void;
+  /** Sectors whose requests answer IOERR; add and delete to inject and clear faults. */
+  readonly failSectors: Set<number>;
+  /** Request types answered UNSUPP; add and delete to inject and clear faults. */
+  readonly unsupportedTypes: Set<number>;
+  /** The most recent requests the device saw (type, sector, data segments, status), oldest first. */
+  readonly requests: readonly BlkRequestRecord[];
 }
 
 export interface SimNetDevice extends SimDevice {
@@ -115,16 +151,30 @@ export interface SimNetDevice extends SimDevice {
   readonly dropped: number;
   /** Sets the link status bit: a config change. */
   setLinkUp(up: boolean): void;
+  /** Queue pairs in use: 1 until the driver's VQ_PAIRS_SET. */
+  readonly activePairs: number;
 }
+
+export interface SimRngDevice extends SimDevice {
+  readonly type: 'rng';
+  /** Bytes of entropy handed out. */
+  readonly delivered: number;
+}
+
+export type SimOptions = SimBlkOptions | SimNetOptions | SimRngOptions;
+export type AnySimDevice = SimBlkDevice | SimNetDevice | SimRngDevice;
 
 /** PCI class codes: mass storage / SCSI (as QEMU's virtio-blk-pci), network / Ethernet. */
 const CLASS_STORAGE = 0x010000;
 const CLASS_NETWORK = 0x020000;
+/** virtio-rng: "unclassified device", as QEMU's virtio-rng-pci. */
+const CLASS_OTHER = 0xff0000;
 
 export function createSimDevice(options: SimBlkOptions): SimBlkDevice;
 export function createSimDevice(options: SimNetOptions): SimNetDevice;
-export function createSimDevice(options: SimBlkOptions | SimNetOptions): SimBlkDevice | SimNetDevice;
-export function createSimDevice(options: SimBlkOptions | SimNetOptions): SimBlkDevice | SimNetDevice {
+export function createSimDevice(options: SimRngOptions): SimRngDevice;
+export function createSimDevice(options: SimOptions): AnySimDevice;
+export function createSimDevice(options: SimOptions): AnySimDevice {
   const queueMaxSize = options.queueMaxSize ?? 256;
   if (!Number.isInteger(queueMaxSize) || queueMaxSize < 2 || queueMaxSize > 32768 || (queueMaxSize & (queueMaxSize - 1)) !== 0) {
     throw new UsageError('E_INVALID_ARGUMENT', `queueMaxSize must be a power of two from 2 to 32768, got ${queueMaxSize}`);
@@ -137,24 +187,70 @@ export function createSimDevice(options: SimBlkOptions | SimNetOptions): SimBlkD
     if (from && from.length > capacitySectors * BLK_SECTOR_SIZE) {
       throw new UsageError('E_INVALID_ARGUMENT', `diskFrom has ${from.length} bytes, more than ${capacitySectors} sectors`);
     }
+    const blkSize = options.blkSize ?? BLK_SECTOR_SIZE;
+    if (!Number.isInteger(blkSize) || blkSize < BLK_SECTOR_SIZE || blkSize > 65536 || (blkSize & (blkSize - 1)) !== 0) {
+      throw new UsageError('E_INVALID_ARGUMENT', `blkSize must be a power of two from 512 to 65536, got ${blkSize}`);
+    }
+    const d = options.discard;
+    const wz = options.writeZeroes;
     const model = new BlkModel({
       capacitySectors,
       queues: positiveInt(options.queues ?? 1, 'queues'),
-      queueMaxSize,
       serial: options.serial ?? 'uvirtio-sim',
+      readOnly: options.readOnly ?? false,
+      blkSize,
+      segMax: positiveInt(options.segMax ?? queueMaxSize - 2, 'segMax'),
+      sizeMax: positiveInt(options.sizeMax ?? DEFAULT_SIZE_MAX, 'sizeMax'),
+      discard: d && {
+        maxSectors: positiveInt(d.maxSectors ?? DEFAULT_RANGE_SECTORS, 'discard.maxSectors'),
+        maxSegments: positiveInt(d.maxSegments ?? DEFAULT_RANGE_SEGMENTS, 'discard.maxSegments'),
+        alignment: positiveInt(d.alignment ?? 1, 'discard.alignment'),
+      },
+      writeZeroes: wz && {
+        maxSectors: positiveInt(wz.maxSectors ?? DEFAULT_RANGE_SECTORS, 'writeZeroes.maxSectors'),
+        maxSegments: positiveInt(wz.maxSegments ?? DEFAULT_RANGE_SEGMENTS, 'writeZeroes.maxSegments'),
+        alignment: 1,
+        mayUnmap: wz.mayUnmap ?? true,
+      },
+      failSectors: new Set(options.failSectors ?? []),
+      unsupportedTypes: new Set(options.unsupportedTypes ?? []),
     });
     if (from) model.disk.set(from);
     return new SimBlkHandle(build('blk', options, model, dma, queueMaxSize, CLASS_STORAGE), model);
   }
   if (options.type === 'net') {
-    const model = new NetModel(parseMac(options.mac ?? '52:54:00:12:34:56'));
-    return new SimNetHandle(build('net', options, model, dma, queueMaxSize, CLASS_NETWORK), model);
+    const pairs = options.queuePairs;
+    if (pairs !== undefined && (!Number.isInteger(pairs) || pairs < 1 || pairs > 64)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be 1 to 64, got ${pairs}`);
+    }
+    const model = new NetModel({ mac: parseMac(options.mac ?? '52:54:00:12:34:56'), queuePairs: pairs, mergeable: options.mergeable ?? false });
+    if (options.peer) {
+      const other = netModels.get(options.peer);
+      if (!other) throw new UsageError('E_INVALID_ARGUMENT', 'peer must be a reference NIC made by createSimDevice');
+      model.join(other);
+    }
+    const handle = new SimNetHandle(build('net', options, model, dma, queueMaxSize, CLASS_NETWORK), model);
+    netModels.set(handle, model);
+    return handle;
   }
-  throw new UsageError('E_INVALID_ARGUMENT', `unknown device type ${String((options as { type: unknown }).type)}`, "use 'blk' or 'net'");
+  if (options.type === 'rng') {
+    const model = new RngModel(options.seed);
+    return new SimRngHandle(build('rng', options, model, dma, queueMaxSize, CLASS_OTHER), model);
+  }
+  throw new UsageError('E_INVALID_ARGUMENT', `unknown device type ${String((options as { type: unknown }).type)}`, "use 'blk', 'net' or 'rng'");
 }
 
+/** Largest segment (size_max) by default. */
+const DEFAULT_SIZE_MAX = 1 << 20;
+/** Default discard / write-zeroes limits: sectors per segment and segments per request. */
+const DEFAULT_RANGE_SECTORS = 8192;
+const DEFAULT_RANGE_SEGMENTS = 16;
+
+/** The model behind each NIC handle, for joining cables (peer). */
+const netModels = new WeakMap<SimNetDevice, NetModel>();
+
 function build(
-  type: 'blk' | 'net', options: CommonOptions, model: DeviceModel, dma: HeapDmaAllocator, queueMaxSize: number, classCode: number,
+  type: 'blk' | 'net' | 'rng', options: CommonOptions, model: DeviceModel, dma: HeapDmaAllocator, queueMaxSize: number, classCode: number,
 ): SimPciFunction {
   const offer = options.offer ?? {};
   const ringState = options.state?.ringState ?? false;
@@ -232,6 +328,15 @@ class SimBlkHandle extends SimDeviceHandle implements SimBlkDevice {
   resize(capacitySectors: number): void {
     this.model.resize(positiveInt(capacitySectors, 'capacitySectors'));
   }
+  get failSectors(): Set<number> {
+    return this.model.failSectors;
+  }
+  get unsupportedTypes(): Set<number> {
+    return this.model.unsupportedTypes;
+  }
+  get requests(): readonly BlkRequestRecord[] {
+    return this.model.log;
+  }
 }
 
 class SimNetHandle extends SimDeviceHandle implements SimNetDevice {
@@ -247,6 +352,19 @@ class SimNetHandle extends SimDeviceHandle implements SimNetDevice {
   }
   setLinkUp(up: boolean): void {
     this.model.setLinkUp(up);
+  }
+  get activePairs(): number {
+    return this.model.activePairs;
+  }
+}
+
+class SimRngHandle extends SimDeviceHandle implements SimRngDevice {
+  readonly type = 'rng';
+  constructor(fn: SimPciFunction, private readonly model: RngModel) {
+    super(fn);
+  }
+  get delivered(): number {
+    return this.model.delivered;
   }
 }
 

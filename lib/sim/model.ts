@@ -21,6 +21,17 @@ export interface Filled {
   written: number;
 }
 
+/**
+ * The receive buffers of one queue, fetched one at a time. putBack(n) un-fetches the last n taken
+ * in this call (their ring positions are restored, nothing was written): a frame that needs more
+ * buffers than are available waits whole (virtio 1.2 §5.1.6.4, MRG_RXBUF), as vhost's
+ * vhost_discard_vq_desc does.
+ */
+export interface ReceiveBuffers {
+  take(): Chain | undefined;
+  putBack(count: number): void;
+}
+
 export interface DeviceModel {
   /** virtio device id (virtio 1.2 §5). */
   readonly deviceType: number;
@@ -36,8 +47,12 @@ export interface DeviceModel {
   fetchesRequests(q: number): boolean;
   /** Carries out one request from queue `q`; returns the bytes written to its writable part. */
   serve(q: number, chain: Chain): number;
-  /** Fills buffers of receive queue `q` with waiting data, fetching them with `take`. */
-  receive(q: number, take: () => Chain | undefined): Filled[];
+  /** Fills buffers of receive queue `q` with waiting data, fetching them from `buffers`. */
+  receive(q: number, buffers: ReceiveBuffers): Filled[];
+  /** The driver's accepted features, at FEATURES_OK (a queue layout may depend on them: net's control queue). */
+  featuresAccepted?(features: bigint): void;
+  /** Whether the device uses queue `q` now (net: pairs beyond VQ_PAIRS_SET are left alone); default all. */
+  queueActive?(q: number): boolean;
   /** The device was reset: drop anything held for the driver. */
   reset(): void;
 }

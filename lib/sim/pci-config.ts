@@ -80,8 +80,10 @@ export class SimConfigSpace {
     this.vendorCap(CapAt.NOTIFY, CapAt.ISR, PCI_NOTIFY_CAP_LEN, PciCapType.NOTIFY, Bar4.NOTIFY,
       o.notifyQueues * NOTIFY_OFF_MULTIPLIER);
     v.setUint32(CapAt.NOTIFY + PciCapField.NOTIFY_OFF_MULTIPLIER, NOTIFY_OFF_MULTIPLIER, true);
-    this.vendorCap(CapAt.ISR, CapAt.DEVICE, PCI_CAP_LEN, PciCapType.ISR, Bar4.ISR, 1);
-    this.vendorCap(CapAt.DEVICE, CapAt.PCI_CFG, PCI_CAP_LEN, PciCapType.DEVICE, Bar4.DEVICE, o.deviceConfigLen);
+    // A device type without configuration (virtio-rng, §5.4.4) has no device capability.
+    const hasDeviceCfg = o.deviceConfigLen > 0;
+    this.vendorCap(CapAt.ISR, hasDeviceCfg ? CapAt.DEVICE : CapAt.PCI_CFG, PCI_CAP_LEN, PciCapType.ISR, Bar4.ISR, 1);
+    if (hasDeviceCfg) this.vendorCap(CapAt.DEVICE, CapAt.PCI_CFG, PCI_CAP_LEN, PciCapType.DEVICE, Bar4.DEVICE, o.deviceConfigLen);
     // PCI configuration access capability: its bar, offset and length are the driver's to set.
     this.vendorCap(CapAt.PCI_CFG, CapAt.MSIX, PCI_CFG_CAP_LEN, PciCapType.PCI_CFG, 0, 0);
 

@@ -6,7 +6,9 @@
 //            stays put) and its address is read from /proc/self/pagemap (root only;
 //            Documentation/admin-guide/mm/pagemap.rst). Physically contiguous memory is only ever a
 //            single page, so a region is kept inside one 4 KiB page, or on a 2 MiB hugepage when
-//            it is bigger (needs vm.nr_hugepages > 0).
+//            it is bigger (needs vm.nr_hugepages > 0). Regions of up to 2 MiB share hugepages: each
+//            hugepage is an arena carved up first-fit, so 32 request slots of 16 KiB take one
+//            hugepage, not 32.
 
 import fs from 'node:fs';
 import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
@@ -18,8 +20,18 @@ import { IovaAllocator } from './iova.js';
 interface Backing {
   region: DmaRegion;
   mapping: libc.Mapping;
-  /** Bytes mapped for the device (a multiple of the page size). */
+  /** Bytes mapped for the device (a multiple of the page size); for an arena piece, its rounded size. */
   length: number;
+  /** No-IOMMU: the shared hugepage this region is a piece of, and where in it. */
+  arena?: Arena;
+  offset?: number;
+}
+
+/** A locked 2 MiB hugepage (physically contiguous) that several regions are carved from. */
+interface Arena {
+  mapping: libc.Mapping;
+  phys: bigint;
+  space: IovaAllocator;
 }
 
 export interface DmaBackend {
@@ -72,9 +84,18 @@ const HUGEPAGE = 2 * 1024 * 1024;
 const PFN_MASK = (1n << 55n) - 1n;
 const PRESENT = 1n << 63n;
 
+/** Arena pieces are rounded to this, so that every piece starts cache-line aligned. */
+const PIECE = 64;
+
 export class NoIommuBackend implements DmaBackend {
   readonly kind = 'noiommu';
   private pagemap: number | null = null;
+  private readonly arenas: Arena[] = [];
+
+  /** Hugepages held as arenas now (for tests and diagnostics). */
+  get arenaCount(): number {
+    return this.arenas.length;
+  }
 
   /** The physical address behind a (locked, touched) virtual address. */
   physicalAddress(vaddr: bigint): bigint {
@@ -92,32 +113,68 @@ export class NoIommuBackend implements DmaBackend {
     return pfn * page + (vaddr % page);
   }
 
-  alloc(size: number, align: number): Backing {
-    const small = size <= libc.PAGE_SIZE && align <= libc.PAGE_SIZE;
-    const length = small ? libc.PAGE_SIZE : alignUp(size, HUGEPAGE);
-    if (!small && align > HUGEPAGE) {
-      throw new DmaError('E_INVALID_ARGUMENT', `no-IOMMU DMA cannot align to ${align} bytes (at most ${HUGEPAGE})`);
-    }
-    const flags = libc.MAP.PRIVATE | libc.MAP.ANONYMOUS | libc.MAP.POPULATE | (small ? 0 : libc.MAP.HUGETLB);
+  /** A 2 MiB hugepage, locked, with its physical address. */
+  private hugepage(length: number, size: number): { mapping: libc.Mapping; phys: bigint } {
     let mapping: libc.Mapping;
     try {
-      mapping = libc.mmap(length, libc.PROT.READ | libc.PROT.WRITE, flags, -1, 0n, `${length} bytes of DMA memory`);
+      mapping = libc.mmap(length, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.PRIVATE | libc.MAP.ANONYMOUS | libc.MAP.POPULATE | libc.MAP.HUGETLB,
+        -1, 0n, `${length} bytes of DMA memory`);
     } catch (e) {
-      if (small) throw e;
       throw new DmaError('E_DMA_EXHAUSTED', `no-IOMMU DMA of ${size} bytes needs a 2 MiB hugepage and none could be had`,
         'reserve hugepages (`echo 64 > /proc/sys/vm/nr_hugepages`) or allocate at most one page per region', { cause: e });
     }
     try {
       libc.mlock(mapping);
-      const iova = this.physicalAddress(mapping.address);
+      const phys = this.physicalAddress(mapping.address);
       // A hugepage is contiguous; several hugepages in a row must be checked.
-      for (let off = HUGEPAGE; !small && off < length; off += HUGEPAGE) {
-        if (this.physicalAddress(mapping.address + BigInt(off)) !== iova + BigInt(off)) {
+      for (let off = HUGEPAGE; off < length; off += HUGEPAGE) {
+        if (this.physicalAddress(mapping.address + BigInt(off)) !== phys + BigInt(off)) {
           throw new DmaError('E_DMA_EXHAUSTED', `no-IOMMU DMA of ${size} bytes: the hugepages are not physically contiguous`,
             'allocate at most 2 MiB per region');
         }
       }
-      return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova, size }, mapping, length };
+      return { mapping, phys };
+    } catch (e) {
+      libc.munmap(mapping);
+      throw e;
+    }
+  }
+
+  /** A piece of a shared hugepage (first fit over the arenas, a new arena when none has room). */
+  private piece(size: number, align: number): Backing {
+    const length = alignUp(size, PIECE);
+    const a = BigInt(Math.max(align, PIECE));
+    for (const arena of this.arenas) {
+      let offset: bigint;
+      try {
+        offset = arena.space.alloc(BigInt(length), a);
+      } catch {
+        continue;
+      }
+      const bytes = new Uint8Array(arena.mapping.buffer, Number(offset), size);
+      bytes.fill(0); // a reused piece: the allocator hands out zeroed memory
+      return { region: { bytes, iova: arena.phys + offset, size }, mapping: arena.mapping, length, arena, offset: Number(offset) };
+    }
+    const { mapping, phys } = this.hugepage(HUGEPAGE, size);
+    this.arenas.push({ mapping, phys, space: new IovaAllocator([{ start: 0n, end: BigInt(HUGEPAGE) - 1n }], 0n) });
+    return this.piece(size, align);
+  }
+
+  alloc(size: number, align: number): Backing {
+    if (align > HUGEPAGE) throw new DmaError('E_INVALID_ARGUMENT', `no-IOMMU DMA cannot align to ${align} bytes (at most ${HUGEPAGE})`);
+    if (size > libc.PAGE_SIZE || align > libc.PAGE_SIZE) {
+      if (size <= HUGEPAGE) return this.piece(size, align);
+      const length = alignUp(size, HUGEPAGE);
+      const { mapping, phys } = this.hugepage(length, size);
+      return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova: phys, size }, mapping, length };
+    }
+    // Within one page: a locked page of its own (no hugepage needed).
+    const mapping = libc.mmap(libc.PAGE_SIZE, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.PRIVATE | libc.MAP.ANONYMOUS | libc.MAP.POPULATE,
+      -1, 0n, `${libc.PAGE_SIZE} bytes of DMA memory`);
+    try {
+      libc.mlock(mapping);
+      const iova = this.physicalAddress(mapping.address);
+      return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova, size }, mapping, length: libc.PAGE_SIZE };
     } catch (e) {
       libc.munmap(mapping);
       throw e;
@@ -125,10 +182,20 @@ export class NoIommuBackend implements DmaBackend {
   }
 
   free(b: Backing): void {
-    libc.munmap(b.mapping); // also unlocks
+    const arena = b.arena;
+    if (!arena) {
+      libc.munmap(b.mapping); // also unlocks
+      return;
+    }
+    arena.space.release(BigInt(b.offset!), BigInt(b.length));
+    if (arena.space.isEmpty(BigInt(HUGEPAGE))) {
+      this.arenas.splice(this.arenas.indexOf(arena), 1);
+      libc.munmap(arena.mapping);
+    }
   }
 
   close(): void {
+    for (const arena of this.arenas.splice(0)) libc.munmap(arena.mapping);
     if (this.pagemap !== null) fs.closeSync(this.pagemap);
     this.pagemap = null;
   }

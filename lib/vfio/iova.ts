@@ -11,10 +11,11 @@ export class IovaAllocator {
   /** Free [start, end) pairs, sorted by start. */
   private free: [bigint, bigint][];
 
-  constructor(ranges: IovaRange[]) {
+  /** `floor`: nothing below it is handed out (default 1 MiB; 0 for offsets inside one buffer). */
+  constructor(ranges: IovaRange[], floor = FLOOR) {
     const usable = ranges.length ? ranges : [{ start: 0n, end: (1n << 39n) - 1n }];
     this.free = usable
-      .map((r): [bigint, bigint] => [r.start < FLOOR ? FLOOR : r.start, r.end + 1n])
+      .map((r): [bigint, bigint] => [r.start < floor ? floor : r.start, r.end + 1n])
       .filter(([s, e]) => e > s)
       .sort((a, b) => (a[0] < b[0] ? -1 : 1));
   }
@@ -32,6 +33,11 @@ export class IovaAllocator {
     }
     throw new DmaError('E_DMA_EXHAUSTED', `no free IOVA range of ${size} bytes aligned to ${align}`,
       'free DMA regions you no longer need');
+  }
+
+  /** Whether everything is free again (one range, as constructed). */
+  isEmpty(whole: bigint): boolean {
+    return this.free.length === 1 && this.free[0]![1] - this.free[0]![0] === whole;
   }
 
   release(start: bigint, size: bigint): void {

@@ -15,7 +15,7 @@ import { openTransport, type OpenedDevice } from '../../../lib/open.js';
 import type { VirtioPciTransport } from '../../../lib/transport/pci/transport.js';
 import { DeviceType } from '../../../lib/virtio/constants.js';
 import { parseSnapshot } from '../../../lib/virtio/snapshot.js';
-import { listVirtioDevices, type VfioPciFunction } from '../../../lib/vfio/index.js';
+import { listVirtioDevices, NoIommuBackend, type VfioPciFunction } from '../../../lib/vfio/index.js';
 import { MIGRATE_FIRST, MIGRATE_WRITES, pattern, regionsOf, sectorBytes, STATE_FIRST, STATE_WRITES } from './blk-layout.js';
 import { expectErrorAsync, report, step } from './report.js';
 
@@ -67,8 +67,11 @@ async function perDisk(address: string, n: number): Promise<void> {
     await step('mode', async () => {
       const blk = await openBlk(address, { interrupts: mode });
       try {
+        const backend = ((blk.device.transport as VirtioPciTransport).fn as VfioPciFunction).dma.backend;
         return { address, mode, interrupts: blk.device.interruptMode, queueInterrupts: blk.device.queueHasInterrupts(0),
-          layout: blk.device.layout, readBack: await writeRegion(blk, region) };
+          layout: blk.device.layout, readBack: await writeRegion(blk, region),
+          // no-IOMMU: the 16 KiB request slots share 2 MiB hugepages instead of taking one each
+          hugepages: backend instanceof NoIommuBackend ? backend.arenaCount : null };
       } finally {
         await blk.close();
       }

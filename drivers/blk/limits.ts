@@ -1,0 +1,72 @@
+// What a virtio-blk device allows, read once from its configuration (virtio 1.2 §5.2.4, §5.2.5)
+// and turned into the numbers the driver plans requests with. Every limit the device advertises
+// through a negotiated feature is honoured; one it does not advertise leaves the driver's own.
+
+import { BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkConfigExt, BlkDiscardSegment } from '../../lib/virtio/constants.js';
+import { DeviceError, UsageError } from '../../lib/virtio/errors.js';
+import type { VirtioDevice } from '../../lib/virtio/device.js';
+
+/** Limits for DISCARD or WRITE_ZEROES (sectors per segment, segments per request, alignment in sectors). */
+export interface RangeLimits {
+  maxSectors: number;
+  maxSegments: number;
+  alignment: number;
+}
+
+export interface BlkLimits {
+  capacitySectors: number;
+  readOnly: boolean;
+  /** Logical block size in bytes (blk_size with BLK_SIZE, else 512): transfers are whole blocks. */
+  blockSize: number;
+  /** Data segments per request (seg_max, and what fits the ring without indirect descriptors). */
+  segMax: number;
+  /** Bytes per data segment (size_max with SIZE_MAX, else the whole transfer). */
+  sizeMax: number;
+  /** Bytes per request: at most maxTransfer, segMax × sizeMax, whole blocks. */
+  maxTransfer: number;
+  discard: RangeLimits | undefined;
+  writeZeroes: RangeLimits | undefined;
+}
+
+/** u32 limits of 0 mean "not set"; fall back to `otherwise`. */
+function orElse(v: number, otherwise: number): number {
+  return v === 0 ? otherwise : v;
+}
+
+export function readLimits(device: VirtioDevice, queueSize: number, maxTransfer: number): BlkLimits {
+  const t = device.transport;
+  const blockSize = device.has(BlkFeature.BLK_SIZE) ? t.readConfig32(BlkConfig.BLK_SIZE) : BLK_SECTOR_SIZE;
+  if (blockSize < BLK_SECTOR_SIZE || blockSize % BLK_SECTOR_SIZE !== 0 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new DeviceError('E_CAP_INVALID', `${device.address}: blk_size ${blockSize} is not a power-of-two multiple of ${BLK_SECTOR_SIZE}`);
+  }
+  // Header and status take two descriptors of a direct chain (virtio 1.2 §2.7.5.3.1: no chain longer than the queue).
+  const ringSegments = queueSize - 2;
+  const segMax = Math.min(ringSegments, device.has(BlkFeature.SEG_MAX) ? orElse(t.readConfig32(BlkConfig.SEG_MAX), ringSegments) : ringSegments);
+  const sizeMax = device.has(BlkFeature.SIZE_MAX) ? orElse(t.readConfig32(BlkConfig.SIZE_MAX), maxTransfer) : maxTransfer;
+  const perRequest = Math.min(maxTransfer, segMax * sizeMax);
+  const transfer = perRequest - (perRequest % blockSize);
+  if (transfer < blockSize || segMax < 1) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${device.address}: no request can carry one ${blockSize}-byte block (seg_max ${segMax}, size_max ${sizeMax}, maxTransfer ${maxTransfer})`);
+  }
+  // Range segments are 16 bytes of request data; a request's data must fit a slot.
+  const slotSegments = Math.floor(transfer / BlkDiscardSegment.LEN);
+  const range = (sectors: number, segments: number, alignment: number): RangeLimits => ({
+    maxSectors: orElse(t.readConfig32(sectors), 0xffffffff),
+    maxSegments: Math.min(slotSegments, orElse(t.readConfig32(segments), 1)),
+    alignment,
+  });
+  return {
+    capacitySectors: Number(t.readConfig64(BlkConfig.CAPACITY)),
+    readOnly: device.has(BlkFeature.RO),
+    blockSize,
+    segMax,
+    sizeMax,
+    maxTransfer: transfer,
+    discard: device.has(BlkFeature.DISCARD)
+      ? range(BlkConfigExt.MAX_DISCARD_SECTORS, BlkConfigExt.MAX_DISCARD_SEG, orElse(t.readConfig32(BlkConfigExt.DISCARD_SECTOR_ALIGNMENT), 1))
+      : undefined,
+    writeZeroes: device.has(BlkFeature.WRITE_ZEROES)
+      ? range(BlkConfigExt.MAX_WRITE_ZEROES_SECTORS, BlkConfigExt.MAX_WRITE_ZEROES_SEG, 1)
+      : undefined,
+  };
+}

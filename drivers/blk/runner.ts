@@ -1,0 +1,99 @@
+// Carrying out planned blk requests (virtio 1.2 §5.2.6). A request is three pieces of DMA memory in
+// one slot (slots.ts): the 16-byte header (device-readable), the data (readable for OUT, writable
+// for IN, split at size_max), and the status byte (device-writable, last). Slots taken together
+// are submitted together, one kick per queue; the status byte becomes a result or a typed error.
+
+import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/virtio/constants.js';
+import { RequestError, UsageError } from '../../lib/virtio/errors.js';
+import type { RequestQueue, RequestSpec } from '../../lib/virtio/requests.js';
+import type { BlkLimits } from './limits.js';
+import { dataSegments } from './plan.js';
+import type { Slot, SlotPool } from './slots.js';
+
+/** One device request, planned: what goes out, how many bytes come back. */
+export interface Planned {
+  type: number;
+  sector: number;
+  out: Uint8Array | undefined;
+  inBytes: number;
+}
+
+const STATUS_OFFSET = BLK_REQ_HEADER_LEN;
+/** Where a slot's data starts (after the header and the status byte, cache-line aligned). */
+export const DATA_OFFSET = 64;
+
+export class RequestRunner {
+  /** Set by the driver's close(): later requests are refused. */
+  closed = false;
+
+  constructor(
+    private readonly rqs: readonly RequestQueue<undefined>[],
+    private readonly pool: SlotPool,
+    private readonly limits: BlkLimits,
+    private readonly device: { readonly address: string },
+  ) {}
+
+  /**
+   * Runs requests over the queues as slots allow: each group of slots taken together is submitted
+   * with one kick per queue. Resolves with each request's returned data, in order; if any failed,
+   * rejects with the first failure (in order) once all have finished.
+   */
+  async run(planned: readonly Planned[]): Promise<(Uint8Array | undefined)[]> {
+    if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+    const done: Promise<Uint8Array | undefined>[] = new Array(planned.length);
+    for (let next = 0; next < planned.length;) {
+      const slots = await this.pool.takeSome(planned.length - next);
+      const byQueue = new Map<number, { slot: Slot; index: number }[]>();
+      for (const slot of slots) {
+        const list = byQueue.get(slot.queue) ?? [];
+        list.push({ slot, index: next++ });
+        byQueue.set(slot.queue, list);
+      }
+      for (const [q, items] of byQueue) {
+        const completions = this.rqs[q]!.submitMany(items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
+        items.forEach(({ slot, index }, k) => {
+          done[index] = this.finish(slot, planned[index]!, completions[k]!);
+        });
+      }
+    }
+    const settled = await Promise.allSettled(done);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<Uint8Array | undefined>).value);
+  }
+
+  /** Writes the header (and outgoing data) into the slot; returns the chain (virtio 1.2 §5.2.6). */
+  private fill(slot: Slot, p: Planned): RequestSpec<undefined> {
+    slot.view.setUint32(0, p.type, true);
+    slot.view.setUint32(4, 0, true);
+    slot.view.setBigUint64(8, BigInt(p.sector), true);
+    slot.view.setUint8(STATUS_OFFSET, 0xff); // not a status the device can leave by accident
+    const data = slot.region.iova + BigInt(DATA_OFFSET);
+    if (p.out) slot.region.bytes.set(p.out, DATA_OFFSET);
+    // Range segments are not block data: they go as one piece (their size is far below size_max).
+    const sizeMax = p.type === BlkReq.IN || p.type === BlkReq.OUT ? this.limits.sizeMax : Number.MAX_SAFE_INTEGER;
+    const header = { addr: slot.region.iova, len: BLK_REQ_HEADER_LEN };
+    const status = { addr: slot.region.iova + BigInt(STATUS_OFFSET), len: 1 };
+    return {
+      readable: [header, ...(p.out ? dataSegments(data, p.out.length, sizeMax) : [])],
+      writable: [...(p.inBytes > 0 ? dataSegments(data, p.inBytes, sizeMax) : []), status],
+    };
+  }
+
+  /** Waits for the request, maps its status to a result or a typed error, and frees the slot. */
+  private async finish(slot: Slot, p: Planned, completion: Promise<{ len: number }>): Promise<Uint8Array | undefined> {
+    try {
+      const { len } = await completion;
+      const code = slot.view.getUint8(STATUS_OFFSET);
+      if (code === BlkStatus.OK && len >= 1) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
+      if (code === BlkStatus.UNSUPP) {
+        throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
+      }
+      throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (status ${code}, ${len} of ${p.inBytes + 1} bytes)`,
+        'the device reported an I/O error');
+    } finally {
+      this.pool.give(slot);
+    }
+  }
+
+}

@@ -1,0 +1,47 @@
+// The driver's request slots: one DMA region each (header, status byte, data), spread over the
+// request queues, at most `depth` per queue. A caller without a free slot waits, first come first
+// served: that is the driver's bounded queue depth and its back-pressure.
+
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+
+export interface Slot {
+  region: DmaRegion;
+  view: DataView;
+  /** The request queue this slot's requests go to. */
+  queue: number;
+}
+
+export class SlotPool {
+  private readonly free: Slot[] = [];
+  private readonly waiters: ((s: Slot) => void)[] = [];
+  private readonly all: Slot[] = [];
+
+  constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number) {
+    // Interleaved (q0, q1, …, q0, q1, …) and taken from the end: consecutive requests go to different queues.
+    for (let i = 0; i < depth; i++) {
+      for (const queue of queues) {
+        const region = dma.alloc(bytes, 4096);
+        this.all.push({ region, view: new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size), queue });
+      }
+    }
+    this.free.push(...this.all.reverse());
+  }
+
+  /** Waits for one slot, then takes up to `max` − 1 more that are free now (a batch kicks once). */
+  async takeSome(max: number): Promise<Slot[]> {
+    const first = this.free.pop() ?? await new Promise<Slot>((resolve) => this.waiters.push(resolve));
+    const slots = [first];
+    while (slots.length < max && this.free.length > 0) slots.push(this.free.pop()!);
+    return slots;
+  }
+
+  give(s: Slot): void {
+    const next = this.waiters.shift();
+    if (next) next(s);
+    else this.free.push(s);
+  }
+
+  release(dma: DmaAllocator): void {
+    for (const s of this.all) dma.free(s.region);
+  }
+}

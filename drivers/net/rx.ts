@@ -1,0 +1,84 @@
+// One receive queue: its buffers kept posted (each refilled as soon as its contents are copied
+// out) and frames put back together. Without MRG_RXBUF a buffer holds a whole frame; with it the
+// header's num_buffers says how many consecutive used buffers the frame spans (virtio 1.2
+// §5.1.6.4.2). The device is not trusted: a num_buffers of 0 or beyond the ring is counted as
+// malformed and the frame dropped.
+
+import { NET_HDR_LEN } from '../../lib/virtio/constants.js';
+import type { DmaRegion } from '../../lib/mem/dma.js';
+import type { RequestQueue } from '../../lib/virtio/requests.js';
+import { decodeNetHeader, type NetHeader } from './header.js';
+
+export interface ReceivedFrame {
+  /** The virtio_net_hdr the device wrote (raw bytes). */
+  header: Uint8Array;
+  /** The same, decoded. */
+  hdr: NetHeader;
+  frame: Uint8Array;
+  /** The queue pair it arrived on. */
+  pair: number;
+}
+
+interface Partial {
+  header: Uint8Array;
+  parts: Uint8Array[];
+  left: number;
+}
+
+export class RxQueue {
+  /** Frames dropped because the device described them impossibly. */
+  malformed = 0;
+  private partial: Partial | undefined;
+
+  constructor(
+    private readonly rq: RequestQueue<DmaRegion>,
+    readonly pair: number,
+    private readonly mergeable: boolean,
+    private readonly deliver: (f: ReceivedFrame) => void,
+    private readonly closed: () => boolean,
+  ) {}
+
+  /** Posts `buf`; when the device fills it, its bytes are taken and it is posted again. */
+  post(buf: DmaRegion): void {
+    this.rq.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
+      if (this.closed()) return;
+      this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
+      this.post(buf);
+    }, () => undefined); // a broken or closed queue: the error surfaces on send() and through device health
+  }
+
+  /** Buffers come back in the order the device used them (the RequestQueue settles in used order). */
+  private take(bytes: Uint8Array): void {
+    if (this.partial) {
+      this.partial.parts.push(bytes);
+      if (--this.partial.left === 0) this.complete();
+      return;
+    }
+    if (bytes.length < NET_HDR_LEN) return; // nothing written: a frame the device dropped
+    const header = bytes.slice(0, NET_HDR_LEN);
+    const buffers = this.mergeable ? decodeNetHeader(header).numBuffers : 1;
+    if (buffers < 1 || buffers > this.rq.vq.size) {
+      this.malformed++;
+      return;
+    }
+    this.partial = { header, parts: [bytes.subarray(NET_HDR_LEN)], left: buffers - 1 };
+    if (this.partial.left === 0) this.complete();
+  }
+
+  private complete(): void {
+    const { header, parts } = this.partial!;
+    this.partial = undefined;
+    const frame = parts.length === 1 ? parts[0]! : concat(parts);
+    if (frame.length > 0) this.deliver({ header, hdr: decodeNetHeader(header), frame, pair: this.pair });
+  }
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
