@@ -1,6 +1,7 @@
 // The blk rehearsal workload: versioned, checksummed single-sector writes and checked reads.
 //
-// Each sector carries { magic, sector, version, checksum } and data derived from them. At most one
+// Each sector carries { magic, sector, version, run, checksum } and data derived from them; `run`
+// tells this rehearsal's sectors from those an earlier one left on the same disk. At most one
 // request per sector is in flight, so "the latest completed version" of a sector is well defined:
 //   corrupted  a sector whose checksum, magic or sector number is wrong
 //   lost       a sector older than the latest completed write to it (the write is not there, or an
@@ -15,23 +16,30 @@ import { DriverWorkload, type Verdict, type Workload } from './workload.js';
 
 const MAGIC = 0x55565248; // "UVRH"
 
-export function sectorPayload(sector: number, version: number): Uint8Array {
+const DATA = 20;
+
+export function sectorPayload(sector: number, version: number, run = 0): Uint8Array {
   const b = new Uint8Array(BLK_SECTOR_SIZE);
   const v = new DataView(b.buffer);
-  for (let i = 16; i < b.length; i++) b[i] = (sector * 31 + version * 17 + i) & 0xff;
+  for (let i = DATA; i < b.length; i++) b[i] = (sector * 31 + version * 17 + run + i) & 0xff;
   v.setUint32(0, MAGIC, true);
   v.setUint32(4, sector, true);
   v.setUint32(8, version, true);
-  v.setUint32(12, fnv1a(b.subarray(16)), true);
+  v.setUint32(12, run, true);
+  v.setUint32(16, fnv1a(b.subarray(DATA)), true);
   return b;
 }
 
-/** The version a sector holds, or 'corrupt'; 0 for a never-written (zero) sector. */
-export function readVersion(sector: number, b: Uint8Array): number | 'corrupt' {
+/**
+ * The version a sector holds for rehearsal `run`, or 'corrupt'; 0 for a sector this run never
+ * wrote (zeroes, or an intact sector of another run).
+ */
+export function readVersion(sector: number, b: Uint8Array, run = 0): number | 'corrupt' {
   const v = new DataView(b.buffer, b.byteOffset, b.length);
   if (b.every((x) => x === 0)) return 0;
   if (v.getUint32(0, true) !== MAGIC || v.getUint32(4, true) !== sector) return 'corrupt';
-  return v.getUint32(12, true) === fnv1a(b.subarray(16)) ? v.getUint32(8, true) : 'corrupt';
+  if (v.getUint32(16, true) !== fnv1a(b.subarray(DATA))) return 'corrupt';
+  return v.getUint32(12, true) === run ? v.getUint32(8, true) : 0;
 }
 
 export class BlkWorkload extends DriverWorkload implements Workload {
@@ -45,6 +53,8 @@ export class BlkWorkload extends DriverWorkload implements Workload {
   private readonly nextVersion: Uint32Array;
   private readonly busy: Uint8Array;
   private readonly sectors: number;
+  /** Tells this rehearsal's sectors from an earlier one's on the same disk. */
+  private readonly run = (Math.random() * 0xffffffff) >>> 0 || 1;
 
   constructor(private readonly blk: BlkDriver, private readonly rng: Random, sectors = 1024) {
     super(blk);
@@ -70,7 +80,7 @@ export class BlkWorkload extends DriverWorkload implements Workload {
         this.check(sector, await this.blk.read(sector, 1));
       } else {
         const version = this.nextVersion[sector]!++;
-        await this.blk.write(sector, sectorPayload(sector, version));
+        await this.blk.write(sector, sectorPayload(sector, version, this.run));
         this.latest[sector] = version;
       }
       this.completed++;
@@ -80,7 +90,7 @@ export class BlkWorkload extends DriverWorkload implements Workload {
   }
 
   private check(sector: number, data: Uint8Array): void {
-    const got = readVersion(sector, data);
+    const got = readVersion(sector, data, this.run);
     if (got === 'corrupt' || got > this.latest[sector]!) this.problems.corrupted++;
     else if (got < this.latest[sector]!) this.problems.lost++;
   }
@@ -89,7 +99,7 @@ export class BlkWorkload extends DriverWorkload implements Workload {
     const v = { ...this.problems };
     const checkSector = async (s: number): Promise<void> => {
       this.verifyReads++;
-      const got = readVersion(s, await this.blk.read(s, 1));
+      const got = readVersion(s, await this.blk.read(s, 1), this.run);
       if (got === 'corrupt' || got > this.latest[s]!) v.corrupted++;
       else if (got < this.latest[s]!) v.lost++;
     };

@@ -124,8 +124,8 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       o.onCycle?.(report);
       current = next;
     }
-    traffic.stop();
-    await traffic.idle();
+    if (o.signal?.aborted) traffic.stop(); // Ctrl-C: finish what is in flight, issue nothing more
+    await traffic.idle(); // the rest of the budget runs on the device the last cycle left live
     if (traffic.errors.length > 0) throw traffic.errors[0];
   } catch (e) {
     failure = e;

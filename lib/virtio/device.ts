@@ -455,13 +455,17 @@ export class VirtioDevice {
       throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
     }
     const restoresIndices = snap.mechanism === 'ring-state' || snap.mechanism === 'backend';
+    const timeoutMs = options.timeoutMs ?? this.resetTimeoutMs;
     if (target !== this.t) {
+      // The source must let go of the rings before the target takes them: a stopped, suspended or
+      // quiesced source still has DRIVER_OK (or could resume) and the ring addresses. A source that
+      // cannot be reset (gone, wedged) does not hold up the migration; it is failed instead.
       this.t.disableInterrupts();
+      await this.t.reset(timeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
       this.t = target;
       this.offeredFeatures = offered;
       this.watchLost();
     }
-    const timeoutMs = options.timeoutMs ?? this.resetTimeoutMs;
     const t = this.t;
     await t.reset(timeoutMs);
     t.writeStatus(Status.ACKNOWLEDGE);

@@ -44,11 +44,15 @@ t.test('rng-driver: a driver written on the public API reads entropy from sim:rn
   t.match(wrong.stderr, /E_NOT_VIRTIO/);
 });
 
-t.test('rehearse.sh: exit 0 on a clean rehearsal, non-zero on a failed one', async (t) => {
-  const ok = run('sh', join('examples', 'rehearse.sh'), 'sim:blk?queues=2', '--cycles', '2');
+t.test('rehearse.sh: attach, stop, vq-state, snapshot, reinit --to, detach --verify — exit 0', async (t) => {
+  const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-example-rt-'));
+  const env = { ...process.env, UVIRTIO_RUNTIME_DIR: runtime };
+  const ok = spawnSync('sh', [join('examples', 'rehearse.sh'), 'sim:blk?mode=hold&latency=1', 'sim:blk?latency=1', '2'], { encoding: 'utf8', env, timeout: 120_000 });
   t.equal(ok.status, 0, ok.stderr);
-  t.match(ok.stdout, /rehearse\.sh: ok/);
-  const bad = run('sh', join('examples', 'rehearse.sh'), 'sim:blk?state=none', '--mechanism', 'ring-state');
-  t.not(bad.status, 0);
-  t.match(bad.stderr, /FAILED E_STATE_UNSUPPORTED/);
+  t.match(ok.stdout, /attached sim:blk\?mode=hold&latency=1/);
+  t.match(ok.stdout, /queue 0: avail \d+, used \d+/);
+  t.match(ok.stdout, /lost 0, duplicated 0, corrupted 0/);
+  const bad = spawnSync('sh', [join('examples', 'rehearse.sh'), 'sim:gpu'], { encoding: 'utf8', env, timeout: 60_000 });
+  t.not(bad.status, 0, 'a bad address stops the script');
+  t.match(bad.stderr, /E_BAD_ADDRESS/);
 });
