@@ -30,16 +30,24 @@ export function sectorPayload(sector: number, version: number, run = 0): Uint8Ar
   return b;
 }
 
+/** What a sector holds: blank (zeroes), a rehearsal's write (its run and version), or corruption. */
+export function inspectSector(sector: number, b: Uint8Array): 'blank' | 'corrupt' | { run: number; version: number } {
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  if (b.every((x) => x === 0)) return 'blank';
+  if (v.getUint32(0, true) !== MAGIC || v.getUint32(4, true) !== sector) return 'corrupt';
+  if (v.getUint32(16, true) !== fnv1a(b.subarray(DATA))) return 'corrupt';
+  return { run: v.getUint32(12, true), version: v.getUint32(8, true) };
+}
+
 /**
  * The version a sector holds for rehearsal `run`, or 'corrupt'; 0 for a sector this run never
  * wrote (zeroes, or an intact sector of another run).
  */
 export function readVersion(sector: number, b: Uint8Array, run = 0): number | 'corrupt' {
-  const v = new DataView(b.buffer, b.byteOffset, b.length);
-  if (b.every((x) => x === 0)) return 0;
-  if (v.getUint32(0, true) !== MAGIC || v.getUint32(4, true) !== sector) return 'corrupt';
-  if (v.getUint32(16, true) !== fnv1a(b.subarray(DATA))) return 'corrupt';
-  return v.getUint32(12, true) === run ? v.getUint32(8, true) : 0;
+  const got = inspectSector(sector, b);
+  if (got === 'blank') return 0;
+  if (got === 'corrupt') return 'corrupt';
+  return got.run === run ? got.version : 0;
 }
 
 export class BlkWorkload extends DriverWorkload implements Workload {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { rehearse } from '../../cli/rehearsal/engine.js';
-import { readVersion } from '../../cli/rehearsal/blk.js';
+import { inspectSector } from '../../cli/rehearsal/blk.js';
 import { openTransport } from '../../lib/open.js';
 import type { VhostUserTransport } from '../../lib/transport/vhost-user/transport.js';
 import { Payload, Req, stateOf } from '../../lib/transport/vhost-user/protocol.js';
@@ -23,9 +23,9 @@ function checkImage(t: Test, img: Image, sectors: number): void {
   let corrupt = 0;
   let written = 0;
   for (let s = 0; s < sectors; s++) {
-    const v = readVersion(s, disk.subarray(s * 512, s * 512 + 512));
+    const v = inspectSector(s, disk.subarray(s * 512, s * 512 + 512));
     if (v === 'corrupt') corrupt++;
-    else if (v > 0) written++;
+    else if (v !== 'blank') written++;
   }
   t.equal(corrupt, 0, `no corrupted sector in the image file (${written} of ${sectors} written)`);
   t.ok(written > 0, 'the rehearsal wrote to the image');

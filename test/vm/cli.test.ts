@@ -3,7 +3,7 @@
 // virtio function in a group that is not viable (test/vm/vm-run.ts thirdBlkArgs, notViableArgs).
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
-import { NOT_VIABLE_BDF, notViableArgs, resultsOf, runInVm, thirdBlkArgs, vmUnavailable, type GuestResult } from './vm-run.js';
+import { NOT_VIABLE_BDF, RNG_BDF, notViableArgs, resultsOf, rngArgs, runInVm, thirdBlkArgs, vmUnavailable, type GuestResult } from './vm-run.js';
 
 const exactlyOnce = { lost: 0, duplicated: 0, corrupted: 0 };
 
@@ -21,7 +21,7 @@ function failedAsError(t: Test, r: GuestResult | undefined): void {
 const why = vmUnavailable();
 t.test('uvirtio on vfio: addresses (viommu)', { skip: why ?? false }, async (t) => {
   const run = await runInVm('viommu', 'node dist/test/vm/guest/cli.js',
-    { qemuArgs: (dir, profile) => [...thirdBlkArgs(dir, profile), ...notViableArgs(dir, profile)] });
+    { qemuArgs: (dir, profile) => [...thirdBlkArgs(dir, profile), ...notViableArgs(dir, profile), ...rngArgs(dir, profile)] });
   t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
   t.teardown(() => fs.rmSync(run.workDir, { recursive: true, force: true })); // after the subtests
   if (run.status !== 0) t.comment(run.output + run.stderr);
@@ -34,6 +34,13 @@ t.test('uvirtio on vfio: addresses (viommu)', { skip: why ?? false }, async (t) 
     t.comment(`uvirtio ${(r?.args as string[] | undefined)?.join(' ')}: exit ${String(r?.status)} in ${String(r?.ms)} ms`);
     return r;
   };
+
+  t.test('a driver written outside the SDK (examples/rng-driver.ts) reads entropy from QEMU\'s virtio-rng', async (t) => {
+    const r = resultsOf(run, 'example').find((x) => x.name === 'rng-driver');
+    t.match(r, { status: 0, json: { ok: true, device: `vfio:${RNG_BDF}`, bytes: 4096 } }, String(r?.stderr ?? ''));
+    const distinct = (r?.json as { distinct?: number } | null)?.distinct ?? 0;
+    t.ok(distinct > 200, `4096 bytes of entropy take ${distinct} distinct byte values`);
+  });
 
   t.test('info lists quiesce as the only mechanism', async (t) => {
     t.match(commented('info-split-blk'), { status: 0, json: { address: 'vfio:0000:01:00.0', type: 'blk', deviceState: false, queues: [{ index: 0 }] } });

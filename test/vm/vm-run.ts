@@ -75,6 +75,20 @@ export function notViableArgs(_workDir: string, profile: Profile): string[] {
   ];
 }
 
+/**
+ * QEMU's virtio-rng-pci behind its own root port (a viable group), for the driver written outside
+ * the SDK (examples/rng-driver.ts). Its port comes after notViableArgs's, so with both the guest
+ * sees it at 0000:08:00.0.
+ */
+export const RNG_BDF = '0000:08:00.0';
+export function rngArgs(_workDir: string, profile: Profile): string[] {
+  const iommu = profile === 'viommu' ? ',iommu_platform=on,ats=on' : '';
+  return [
+    '-device', 'pcie-root-port,id=rp11,chassis=11,slot=11,addr=0b.0',
+    '-device', `virtio-rng-pci,disable-legacy=on,bus=rp11,addr=00.0${iommu}`,
+  ];
+}
+
 export function runInVm(profile: Profile, command: string, options: RunOptions | number = {}): Promise<VmRun> {
   const { timeoutSec = 240, qemuArgs } = typeof options === 'number' ? { timeoutSec: options } : options;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `uvirtio-vm-${profile}-`));
