@@ -8,14 +8,15 @@
 //   await dev.close();                      // reset, free rings, release the transport
 
 import { Status, VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames, hasFeature, Feature } from './constants.js';
-import { DeviceError, SnapshotError, UsageError, type UvirtioError } from './errors.js';
+import { DeviceError, UsageError, type UvirtioError } from './errors.js';
 import { negotiateFeatures, type FeaturePolicy } from './features.js';
 import { createVirtqueue } from './queue/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import {
-  SNAPSHOT_FORMAT, SNAPSHOT_VERSION, checkSnapshotTarget, validateSnapshot, type DeviceSnapshot, type Mechanism,
+  SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot, type Mechanism,
 } from './snapshot.js';
 import { facilityFor, initialVqState, type StateContext, type StateFacility } from './state.js';
+import { checkReinit, loadExtraState, saveExtraState } from './reinit-checks.js';
 import type { VirtioTransport, VqState } from '../transport/types.js';
 
 export interface OpenOptions {
@@ -409,17 +410,8 @@ export class VirtioDevice {
 
   /** The DEVICE_STATE mailbox (ring-state only): the device's extra state, opaque, as hex. */
   private saveDeviceState(): { bytes: string } | null {
-    const rs = this.t.ringState;
-    if (this.facility?.mechanism !== 'ring-state' || !rs?.hasDeviceState || !this.has(Feature.DEVICE_STATE)) return null;
-    const length = rs.deviceStateLength();
-    if (length === 0) return null;
-    const buf = this.t.dma.alloc(length, 64);
-    try {
-      const got = rs.saveDeviceState(buf.iova, buf.size);
-      return { bytes: Buffer.from(buf.bytes.subarray(0, got)).toString('hex') };
-    } finally {
-      this.t.dma.free(buf);
-    }
+    if (this.facility?.mechanism !== 'ring-state' || !this.has(Feature.DEVICE_STATE)) return null;
+    return saveExtraState(this.t);
   }
 
   /**
@@ -437,23 +429,8 @@ export class VirtioDevice {
     this.expectPhase('stopped', 'reinit');
     const target = options.target ?? this.t;
     const offered = target.deviceFeatures();
-    checkSnapshotTarget(snap, {
-      address: target.address, deviceType: target.deviceType, numQueues: target.numQueues, offered,
-      queueMaxSize: (q) => target.queueMaxSize(q),
-      owns: (iova, len) => target.dma.lookup(iova, len) !== undefined,
-    });
-    this.checkSnapshotQueues(snap);
+    checkReinit(snap, { deviceType: this.deviceType, features: this.features, layout: this.layout, queues: this.queues }, target, offered);
     const features = BigInt(snap.features);
-    if (features !== this.features || snap.layout !== this.layout) {
-      throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: its features ${snap.featureNames} differ from this driver's ${featureNames(this.features, this.deviceType)}`,
-        'a snapshot is restored by the driver that took it');
-    }
-    if (snap.mechanism === 'ring-state' && !(hasFeature(features, Feature.RING_STATE) && target.ringState)) {
-      throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`);
-    }
-    if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
-      throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
-    }
     const restoresIndices = snap.mechanism === 'ring-state' || snap.mechanism === 'backend';
     const timeoutMs = options.timeoutMs ?? this.resetTimeoutMs;
     if (target !== this.t) {
@@ -480,7 +457,7 @@ export class VirtioDevice {
     t.disableInterrupts();
     this.vectors = 0;
     if (this.interruptPreference !== 'poll') this.routeInterrupts(this.interruptPreference === 'msix');
-    let stateBuf = null;
+    let stateBuf: { free(): void } | null = null;
     const orphans = new Map<number, unknown[]>();
     try {
       for (const sq of snap.queues) {
@@ -495,10 +472,7 @@ export class VirtioDevice {
         t.enableQueue(sq.index);
       }
       if (snap.deviceState && restoresIndices && this.has(Feature.DEVICE_STATE) && t.ringState?.hasDeviceState) {
-        const bytes = Buffer.from(snap.deviceState.bytes, 'hex');
-        stateBuf = t.dma.alloc(bytes.length, 64);
-        stateBuf.bytes.set(bytes);
-        t.ringState.loadDeviceState(stateBuf.iova, bytes.length);
+        stateBuf = loadExtraState(t, snap.deviceState.bytes);
       }
       this.phase = 'features-ok';
       this.driverOk();
@@ -506,29 +480,10 @@ export class VirtioDevice {
       this.fail();
       throw e;
     } finally {
-      if (stateBuf) t.dma.free(stateBuf);
+      stateBuf?.free();
     }
     this.facility = null;
     return orphans;
-  }
-
-  /** The snapshot must describe exactly the queues this driver has, at the same addresses. */
-  private checkSnapshotQueues(snap: DeviceSnapshot): void {
-    const mine = [...this.queues.keys()].sort((a, b) => a - b);
-    const theirs = snap.queues.map((q) => q.index).sort((a, b) => a - b);
-    if (mine.join(',') !== theirs.join(',')) {
-      throw new SnapshotError('E_SNAPSHOT_QUEUE_COUNT', `snapshot: it has queues [${theirs.join(', ')}], this driver has [${mine.join(', ')}]`);
-    }
-    for (const sq of snap.queues) {
-      const vq = this.queues.get(sq.index)!;
-      if (sq.size !== vq.size) {
-        throw new SnapshotError('E_SNAPSHOT_QUEUE_SIZE', `snapshot: queue ${sq.index} has size ${sq.size}, this driver's ring has ${vq.size}`);
-      }
-      if (BigInt(sq.desc) !== vq.addresses.desc || BigInt(sq.driver) !== vq.addresses.driver || BigInt(sq.device) !== vq.addresses.device) {
-        throw new SnapshotError('E_SNAPSHOT_ADDRESS', `snapshot: queue ${sq.index}'s rings are not at this driver's ring addresses`,
-          'a snapshot is restored by the driver (process) whose memory holds its rings');
-      }
-    }
   }
 
   /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way. */

@@ -1,0 +1,86 @@
+// What reinit() checks before it touches any device: the snapshot must fit the target (type,
+// queue count and sizes, features, addresses the driver owns — lib/virtio/snapshot.ts) and be
+// exactly this driver's (same queues at the same ring addresses, same features and layout), and
+// the target must be able to take the snapshot's mechanism. Plus the DEVICE_STATE mailbox, both ways.
+
+import { Feature, featureNames, hasFeature } from './constants.js';
+import { SnapshotError } from './errors.js';
+import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot.js';
+import type { Layout, Virtqueue } from './queue/types.js';
+import type { VirtioTransport } from '../transport/types.js';
+
+export interface DriverSide {
+  deviceType: number;
+  features: bigint;
+  layout: Layout;
+  queues: ReadonlyMap<number, Virtqueue<unknown>>;
+}
+
+/** Throws the first mismatch as a SnapshotError; `offered` is the target's device features. */
+export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: VirtioTransport, offered: bigint): void {
+  checkSnapshotTarget(snap, {
+    address: target.address, deviceType: target.deviceType, numQueues: target.numQueues, offered,
+    queueMaxSize: (q) => target.queueMaxSize(q),
+    owns: (iova, len) => target.dma.lookup(iova, len) !== undefined,
+  });
+  checkSameQueues(snap, driver.queues);
+  const features = BigInt(snap.features);
+  if (features !== driver.features || snap.layout !== driver.layout) {
+    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: its features ${snap.featureNames} differ from this driver's ${featureNames(driver.features, driver.deviceType)}`,
+      'a snapshot is restored by the driver that took it');
+  }
+  if (snap.mechanism === 'ring-state' && !(hasFeature(features, Feature.RING_STATE) && target.ringState)) {
+    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`);
+  }
+  if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
+    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
+  }
+}
+
+/** The snapshot must describe exactly the queues this driver has, at the same addresses. */
+function checkSameQueues(snap: DeviceSnapshot, queues: ReadonlyMap<number, Virtqueue<unknown>>): void {
+  const mine = [...queues.keys()].sort((a, b) => a - b);
+  const theirs = snap.queues.map((q) => q.index).sort((a, b) => a - b);
+  if (mine.join(',') !== theirs.join(',')) {
+    throw new SnapshotError('E_SNAPSHOT_QUEUE_COUNT', `snapshot: it has queues [${theirs.join(', ')}], this driver has [${mine.join(', ')}]`);
+  }
+  for (const sq of snap.queues) {
+    const vq = queues.get(sq.index)!;
+    if (sq.size !== vq.size) {
+      throw new SnapshotError('E_SNAPSHOT_QUEUE_SIZE', `snapshot: queue ${sq.index} has size ${sq.size}, this driver's ring has ${vq.size}`);
+    }
+    if (BigInt(sq.desc) !== vq.addresses.desc || BigInt(sq.driver) !== vq.addresses.driver || BigInt(sq.device) !== vq.addresses.device) {
+      throw new SnapshotError('E_SNAPSHOT_ADDRESS', `snapshot: queue ${sq.index}'s rings are not at this driver's ring addresses`,
+        'a snapshot is restored by the driver (process) whose memory holds its rings');
+    }
+  }
+}
+
+/** DEVICE_STATE SAVE (the device must show STOP): its extra state, opaque, as hex; null when it has none. */
+export function saveExtraState(t: VirtioTransport): { bytes: string } | null {
+  const rs = t.ringState;
+  if (!rs?.hasDeviceState) return null;
+  const length = rs.deviceStateLength();
+  if (length === 0) return null;
+  const buf = t.dma.alloc(length, 64);
+  try {
+    const got = rs.saveDeviceState(buf.iova, buf.size);
+    return { bytes: Buffer.from(buf.bytes.subarray(0, got)).toString('hex') };
+  } finally {
+    t.dma.free(buf);
+  }
+}
+
+/** DEVICE_STATE LOAD (between FEATURES_OK and DRIVER_OK). Returns the buffer to free after DRIVER_OK. */
+export function loadExtraState(t: VirtioTransport, hex: string): { free(): void } {
+  const bytes = Buffer.from(hex, 'hex');
+  const buf = t.dma.alloc(bytes.length, 64);
+  buf.bytes.set(bytes);
+  try {
+    t.ringState!.loadDeviceState(buf.iova, bytes.length);
+  } catch (e) {
+    t.dma.free(buf);
+    throw e;
+  }
+  return { free: () => t.dma.free(buf) };
+}
