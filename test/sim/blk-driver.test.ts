@@ -8,7 +8,7 @@ import { createSimDevice, type SimBlkOptions } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver, type BlkOpenOptions } from '../../drivers/blk/index.js';
 import { BLK_SECTOR_SIZE, BlkReq } from '../../lib/virtio/constants.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { codeOfAsync } from '../support/codes.js';
 
 const LAYOUTS = ['split', 'packed'] as const;
 
@@ -19,14 +19,6 @@ async function bringUp(t: { teardown(fn: () => unknown): void }, sim: Omit<SimBl
   return { sim: dev, blk };
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -90,15 +82,15 @@ for (const layout of LAYOUTS) {
     t.ok((await blk.read(260, 100)).every((b) => b === 0), 'write-zeroes reads back zeros');
     t.ok((await blk.read(256, 4)).every((b) => b === 0xa5), 'before it untouched');
     t.equal(sim.requests.filter((r) => r.type === BlkReq.WRITE_ZEROES).length, 2, '4 + 1 segments of ≤ 32 sectors, 3 to a request');
-    t.equal(await codeOf(blk.discard([{ sector: 3, sectors: 8 }])), 'E_INVALID_ARGUMENT', 'unaligned discard refused before the device');
-    t.equal(await codeOf(blk.discard([{ sector: 8184, sectors: 16 }])), 'E_OUT_OF_RANGE');
+    t.equal(await codeOfAsync(blk.discard([{ sector: 3, sectors: 8 }])), 'E_INVALID_ARGUMENT', 'unaligned discard refused before the device');
+    t.equal(await codeOfAsync(blk.discard([{ sector: 8184, sectors: 16 }])), 'E_OUT_OF_RANGE');
   });
 }
 
 t.test('a device without DISCARD / WRITE_ZEROES: E_UNSUPPORTED before the device', async (t) => {
   const { sim, blk } = await bringUp(t, {});
-  t.equal(await codeOf(blk.discard([{ sector: 0, sectors: 8 }])), 'E_UNSUPPORTED');
-  t.equal(await codeOf(blk.writeZeroes([{ sector: 0, sectors: 8 }])), 'E_UNSUPPORTED');
+  t.equal(await codeOfAsync(blk.discard([{ sector: 0, sectors: 8 }])), 'E_UNSUPPORTED');
+  t.equal(await codeOfAsync(blk.writeZeroes([{ sector: 0, sectors: 8 }])), 'E_UNSUPPORTED');
   t.equal(sim.requests.length, 0, 'nothing reached the device');
 });
 
@@ -107,7 +99,7 @@ t.test('read-only: writes, discards and write-zeroes refused with E_READ_ONLY be
   t.ok(blk.readOnly);
   for (const op of [blk.write(0, new Uint8Array(512)), blk.writeMany([{ sector: 0, data: new Uint8Array(512) }]),
     blk.discard([{ sector: 0, sectors: 1 }]), blk.writeZeroes([{ sector: 0, sectors: 1 }])]) {
-    t.equal(await codeOf(op), 'E_READ_ONLY');
+    t.equal(await codeOfAsync(op), 'E_READ_ONLY');
   }
   t.equal(sim.requests.length, 0, 'nothing reached the device');
   t.ok((await blk.read(0, 8)).every((b) => b === 7), 'reads work');
@@ -124,8 +116,8 @@ t.test('read-only: writes, discards and write-zeroes refused with E_READ_ONLY be
 t.test('blk_size 4096: transfers must be whole 4 KiB blocks; the driver refuses the rest', async (t) => {
   const { sim, blk } = await bringUp(t, { blkSize: 4096 });
   t.equal(blk.limits.blockSize, 4096);
-  t.equal(await codeOf(blk.read(1, 8)), 'E_INVALID_ARGUMENT', 'start not on a block');
-  t.equal(await codeOf(blk.write(8, new Uint8Array(512))), 'E_INVALID_ARGUMENT', 'length not a block');
+  t.equal(await codeOfAsync(blk.read(1, 8)), 'E_INVALID_ARGUMENT', 'start not on a block');
+  t.equal(await codeOfAsync(blk.write(8, new Uint8Array(512))), 'E_INVALID_ARGUMENT', 'length not a block');
   t.equal(sim.requests.length, 0);
   const data = new Uint8Array(randomBytes(8192));
   await blk.write(16, data);
@@ -147,14 +139,14 @@ t.test('seg_max 3 and size_max 2 KiB: a 64 KiB write becomes requests the device
 
 t.test('device IOERR and UNSUPP become E_IO_ERROR and E_UNSUPPORTED; a batch reports its first failure after all finish', async (t) => {
   const { sim, blk } = await bringUp(t, { failSectors: [100] });
-  t.equal(await codeOf(blk.read(96, 8)), 'E_IO_ERROR');
-  t.equal(await codeOf(blk.write(100, new Uint8Array(512))), 'E_IO_ERROR');
+  t.equal(await codeOfAsync(blk.read(96, 8)), 'E_IO_ERROR');
+  t.equal(await codeOfAsync(blk.write(100, new Uint8Array(512))), 'E_IO_ERROR');
   const batch = blk.writeMany([0, 100, 200].map((sector) => ({ sector, data: new Uint8Array(512).fill(9) })));
-  t.equal(await codeOf(batch), 'E_IO_ERROR');
+  t.equal(await codeOfAsync(batch), 'E_IO_ERROR');
   t.ok(sim.disk[0] === 9 && sim.disk[200 * 512] === 9, 'the others in the batch were carried out');
   sim.failSectors.delete(100);
-  t.equal(await codeOf(blk.read(96, 8)), 'no error', 'fault cleared');
+  t.equal(await codeOfAsync(blk.read(96, 8)), 'no error', 'fault cleared');
   sim.unsupportedTypes.add(BlkReq.FLUSH);
-  t.equal(await codeOf(blk.flush()), 'E_UNSUPPORTED');
-  t.equal(await codeOf(blk.read(8190, 4)), 'E_OUT_OF_RANGE', 'beyond capacity: refused before the device');
+  t.equal(await codeOfAsync(blk.flush()), 'E_UNSUPPORTED');
+  t.equal(await codeOfAsync(blk.read(8190, 4)), 'E_OUT_OF_RANGE', 'beyond capacity: refused before the device');
 });

@@ -10,6 +10,7 @@ import { BLK_SECTOR_SIZE, BlkFeature, Feature, Status, hasFeature } from '../../
 import { UvirtioError } from '../../lib/virtio/errors.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
+import { codeOfAsync } from '../support/codes.js';
 
 function pattern(sector: number, sectors: number, salt = 0): Uint8Array {
   const out = new Uint8Array(sectors * BLK_SECTOR_SIZE);
@@ -17,14 +18,6 @@ function pattern(sector: number, sectors: number, salt = 0): Uint8Array {
   return out;
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 
 for (const layout of ['split', 'packed'] as const) {
   for (const interrupts of ['auto', 'poll'] as const) {
@@ -50,8 +43,8 @@ for (const layout of ['split', 'packed'] as const) {
       }
       t.same(sim.disk.subarray(8 * BLK_SECTOR_SIZE, 16 * BLK_SECTOR_SIZE), pattern(8, 8, 1), 'the device\'s disk holds it');
       t.equal(await blk.getId(), 'disk-7');
-      t.equal(await codeOf(blk.read(4095, 2)), 'E_OUT_OF_RANGE', 'beyond capacity: refused before the device');
-      t.equal(await codeOf(blk.write(0, new Uint8Array(100))), 'E_INVALID_ARGUMENT', 'not whole sectors');
+      t.equal(await codeOfAsync(blk.read(4095, 2)), 'E_OUT_OF_RANGE', 'beyond capacity: refused before the device');
+      t.equal(await codeOfAsync(blk.write(0, new Uint8Array(100))), 'E_INVALID_ARGUMENT', 'not whole sectors');
       if (interrupts === 'auto') t.ok(sim.stats.interrupts[0]! > 0, 'interrupts were delivered');
     });
   }
@@ -77,7 +70,7 @@ t.test('a device that drops FEATURES_OK is detected on the re-read', async (t) =
   const sneaky: VirtioTransport = Object.create(real, {
     writeDriverFeatures: { value: (f: bigint) => real.writeDriverFeatures(f | (1n << BigInt(Feature.EVENT_IDX))) },
   });
-  t.equal(await codeOf(VirtioDevice.open(sneaky)), 'E_FEATURES_NOT_OK');
+  t.equal(await codeOfAsync(VirtioDevice.open(sneaky)), 'E_FEATURES_NOT_OK');
 });
 
 t.test('a bad address given to the device makes it set NEEDS_RESET; the driver reports it', async (t) => {
@@ -109,12 +102,12 @@ for (const layout of ['split', 'packed'] as const) {
       t.equal(sim.held, 4, 'four requests in flight');
       sim.injectFault({ kind, queue: 0 });
       sim.completeNow();
-      const codes = await Promise.all(pending.map(codeOf));
+      const codes = await Promise.all(pending.map((p) => codeOfAsync(p)));
       const expected = { 'bad-used-id': 'E_DEVICE_BAD_USED_ID', 'used-len-overflow': 'E_DEVICE_BAD_USED_LEN', 'used-index-jump': 'E_DEVICE_USED_INDEX_JUMP', 'bad-packed-flags': 'E_DEVICE_BAD_PACKED_FLAGS' }[kind];
       t.ok(codes.includes(expected), `${expected} among ${codes.join(', ')}`);
       t.ok(codes.every((c) => c === expected || c === 'no error'), 'nothing else went wrong');
       t.equal(blk.requests.error?.code, expected, 'the queue is broken with that fault');
-      t.equal(await codeOf(blk.read(9, 1)), expected, 'later requests are refused at once');
+      t.equal(await codeOfAsync(blk.read(9, 1)), expected, 'later requests are refused at once');
     });
   }
 }

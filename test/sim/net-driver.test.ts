@@ -9,7 +9,7 @@ import { mqCommand } from '../../lib/sim/net-ctrl.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { NetDriver, decodeNetHeader, encodeNetHeader, type NetOpenOptions, type ReceivedFrame } from '../../drivers/net/index.js';
 import { NET_HDR_LEN, NetFeature, NetCtrl, NetGso, NetHdrFlag } from '../../lib/virtio/constants.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { codeOfAsync } from '../support/codes.js';
 
 async function bringUp(t: { teardown(fn: () => unknown): void }, sim: Omit<SimNetOptions, 'type'> = {}, driver: NetOpenOptions = {}) {
   const dev = createSimDevice({ type: 'net', ...sim });
@@ -32,14 +32,6 @@ function frame(seq: number, len: number): Uint8Array {
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 
 for (const layout of ['split', 'packed'] as const) {
   for (const interrupts of ['auto', 'poll'] as const) {
@@ -85,8 +77,8 @@ for (const layout of ['split', 'packed'] as const) {
     t.equal(sim.stats.completed[8], 1, 'one control command');
     await net.setQueuePairs(2);
     t.equal(sim.activePairs, 2);
-    t.equal(await codeOf(net.send(frame(1, 100), {}, 3)), 'E_INVALID_ARGUMENT', 'pair 3 is no longer in use');
-    t.equal(await codeOf(net.setQueuePairs(5)), 'E_INVALID_ARGUMENT');
+    t.equal(await codeOfAsync(net.send(frame(1, 100), {}, 3)), 'E_INVALID_ARGUMENT', 'pair 3 is no longer in use');
+    t.equal(await codeOfAsync(net.setQueuePairs(5)), 'E_INVALID_ARGUMENT');
     got.length = 0;
     await Promise.all(Array.from({ length: 8 }, (_, i) => net.send(frame(i, 80))));
     await until(() => got.length >= 8);
@@ -121,8 +113,8 @@ t.test('headers: offload metadata encodes on send and decodes on receive', async
 
 t.test('oversized and empty frames: E_FRAME_TOO_LARGE before the device', async (t) => {
   const { sim, net } = await bringUp(t);
-  t.equal(await codeOf(net.send(new Uint8Array(1515))), 'E_FRAME_TOO_LARGE');
-  t.equal(await codeOf(net.send(new Uint8Array(0))), 'E_FRAME_TOO_LARGE');
+  t.equal(await codeOfAsync(net.send(new Uint8Array(1515))), 'E_FRAME_TOO_LARGE');
+  t.equal(await codeOfAsync(net.send(new Uint8Array(0))), 'E_FRAME_TOO_LARGE');
   t.equal(sim.stats.completed[1], 0);
 });
 

@@ -10,20 +10,12 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport } from '../../lib/open.js';
 import { PACKED_STATE_WRAP, Status } from '../../lib/virtio/constants.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot.js';
 import { sectorPayload, readVersion } from '../../cli/rehearsal/blk.js';
+import { codeOfAsync } from '../support/codes.js';
 
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 
 async function blkOn(query: string, layout: 'split' | 'packed') {
   const dev = await openTransport(`sim:blk?${query}`);
@@ -96,13 +88,13 @@ t.test('stopping twice is harmless; state is read only while stopped; STOP is on
   const { blk } = await blkOn('state=ring-state', 'split');
   t.teardown(() => blk.close());
   await blk.write(0, sectorPayload(0, 1));
-  t.equal(await codeOf(() => blk.device.vqState(0)), 'E_STATE_NOT_STOPPED', 'no state read from a running device');
+  t.equal(await codeOfAsync(() => blk.device.vqState(0)), 'E_STATE_NOT_STOPPED', 'no state read from a running device');
   t.equal(await blk.stop(), 'ring-state');
   const first = blk.device.vqState(0);
   t.equal(await blk.stop(), 'ring-state', 'a second stop does nothing');
   t.same(blk.device.vqState(0), first, 'and the state is unchanged');
   t.ok(blk.device.status() & Status.STOP, 'STOP shows');
-  t.equal(await codeOf(blk.resume()), 'E_STATE_UNSUPPORTED', 'STOP cannot be undone: resume refused');
+  t.equal(await codeOfAsync(blk.resume()), 'E_STATE_UNSUPPORTED', 'STOP cannot be undone: resume refused');
   t.ok(blk.device.status() & Status.STOP, 'STOP still shows');
   await blk.reinit(blk.snapshot());
   t.notOk(blk.device.status() & Status.STOP, 'only the reset of a reinit clears it');
@@ -118,11 +110,11 @@ t.test('a snapshot of another device type, or a corrupt one, is refused and the 
   t.teardown(() => blk.close());
   await blk.stop();
   const statusBefore = blk.device.status();
-  t.equal(await codeOf(blk.reinit(netSnap)), 'E_SNAPSHOT_DEVICE_TYPE');
+  t.equal(await codeOfAsync(blk.reinit(netSnap)), 'E_SNAPSHOT_DEVICE_TYPE');
   const good = blk.snapshot();
-  t.equal(await codeOf(blk.reinit({ ...good, queues: [{ ...good.queues[0]!, usedState: (good.queues[0]!.availState + 1) & 0xffff }] })), 'E_SNAPSHOT_USED_AHEAD');
-  t.equal(await codeOf(blk.reinit({ ...good, queues: [{ ...good.queues[0]!, desc: '0x10' }] })), 'E_SNAPSHOT_ADDRESS');
-  t.equal(await codeOf(blk.reinit({ ...good, version: 9 as 1 })), 'E_SNAPSHOT_VERSION');
+  t.equal(await codeOfAsync(blk.reinit({ ...good, queues: [{ ...good.queues[0]!, usedState: (good.queues[0]!.availState + 1) & 0xffff }] })), 'E_SNAPSHOT_USED_AHEAD');
+  t.equal(await codeOfAsync(blk.reinit({ ...good, queues: [{ ...good.queues[0]!, desc: '0x10' }] })), 'E_SNAPSHOT_ADDRESS');
+  t.equal(await codeOfAsync(blk.reinit({ ...good, version: 9 as 1 })), 'E_SNAPSHOT_VERSION');
   t.equal(blk.device.status(), statusBefore, 'the device was not touched by any refused snapshot');
   await blk.reinit(good);
   t.equal(blk.device.state, 'live', 'the good snapshot still works afterwards');
@@ -132,7 +124,7 @@ t.test('quiesce on a device with no stop support says so, drains, and restarts t
   const { blk } = await blkOn('state=none&latency=2', 'split');
   t.teardown(() => blk.close());
   t.same(blk.device.mechanisms(), ['quiesce']);
-  t.equal(await codeOf(blk.stop({ mechanism: 'ring-state' })), 'E_STATE_UNSUPPORTED', 'ring-state refused on a device without it');
+  t.equal(await codeOfAsync(blk.stop({ mechanism: 'ring-state' })), 'E_STATE_UNSUPPORTED', 'ring-state refused on a device without it');
   const writes = [0, 1, 2, 3].map((k) => blk.write(k, sectorPayload(k, 9)));
   for (let i = 0; i < 100 && blk.device.queue(0).inFlight < 4; i++) await new Promise((r) => setImmediate(r));
   t.equal(blk.device.queue(0).inFlight, 4, 'four writes in flight, held by the device');

@@ -10,7 +10,7 @@ import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { BlkConfig, CommonCfg, PciCapField, PciCapType, VIRTIO_MSI_NO_VECTOR } from '../../lib/virtio/constants.js';
 import { PciConfig } from '../../lib/pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../lib/pci/function.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { codeOf } from '../support/codes.js';
 
 /** The sim's function with some config-space bytes or BAR registers replaced. */
 function tampered(fn: PciFunction, config: Map<number, number>, bar?: (w: RegisterWindow) => RegisterWindow): PciFunction {
@@ -31,14 +31,6 @@ function capAt(fn: PciFunction, type: number): number {
   throw new Error(`no cap ${type}`);
 }
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 
 t.test('hostile capability lists are refused with their own codes', async (t) => {
   const fn = createSimDevice({ type: 'blk' }).fn;

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Feature, bit, packPackedState } from '../../lib/virtio/constants.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
 import {
   checkSnapshotTarget, parseSnapshot, readSnapshotFile, writeSnapshotFile, type DeviceSnapshot, type SnapshotTarget,
 } from '../../lib/virtio/snapshot.js';
+import { codeOf } from '../support/codes.js';
 
 function good(): DeviceSnapshot {
   return {
@@ -22,14 +22,6 @@ const target: SnapshotTarget = {
   queueMaxSize: () => 256, owns: (iova) => iova >= 0x1_0000_0000n && iova < 0x1_0001_0000n,
 };
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;
-  }
-}
 const mutate = (f: (s: DeviceSnapshot & Record<string, unknown>) => void): string => {
   const s = good() as DeviceSnapshot & Record<string, unknown>;
   f(s);
