@@ -15,7 +15,7 @@ import { VfioMsix } from './msix.js';
 import { FdWindow, MmapWindow, type ClosableWindow } from './region.js';
 import { VfioAddressSpace } from './space.js';
 import { requireVfioUsable } from './sysfs.js';
-import { registerTeardown, unregisterTeardown } from './teardown.js';
+import { registerTeardown, runAllSteps, unregisterTeardown } from './teardown.js';
 
 const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
 
@@ -169,15 +169,10 @@ export class VfioPciFunction implements PciFunction {
       () => this.space.releaseGroup(this.groupId),
       () => this.space.release(),
     ];
-    let first: unknown;
-    for (const step of steps) {
-      try {
-        step();
-      } catch (e) {
-        first ??= e;
-      }
+    try {
+      runAllSteps(steps);
+    } finally {
+      this.bars.clear();
     }
-    this.bars.clear();
-    if (first) throw first;
   }
 }

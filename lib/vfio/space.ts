@@ -12,6 +12,7 @@ import { VfioContainer, type IommuModel } from './container.js';
 import { NoIommuBackend, Type1Backend, VfioDmaAllocator } from './dma.js';
 import { VfioGroup } from './group.js';
 import { UsageError } from '../virtio/errors.js';
+import { runAllSteps } from './teardown.js';
 
 interface GroupRef {
   group: VfioGroup;
@@ -118,15 +119,7 @@ export class VfioAddressSpace {
     ];
     this.groups.clear();
     this.lastGroups.length = 0;
-    let first: unknown;
-    for (const step of steps) {
-      try {
-        step();
-      } catch (e) {
-        first ??= e;
-      }
-    }
-    if (first) throw first;
+    runAllSteps(steps);
   }
 
   get isClosed(): boolean {

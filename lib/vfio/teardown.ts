@@ -52,3 +52,19 @@ export function unregisterTeardown(c: Closable): void {
   live.delete(c);
   if (live.size === 0) uninstall();
 }
+
+/**
+ * Runs every closing step even when one fails (a half-closed function leaks the rest), then
+ * throws the first failure.
+ */
+export function runAllSteps(steps: readonly (() => void)[]): void {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      step();
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  if (first) throw first;
+}

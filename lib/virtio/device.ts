@@ -67,6 +67,7 @@ export class VirtioDevice {
   private phase: DevicePhase = 'features-ok';
   private readonly queues = new Map<number, Virtqueue<unknown>>();
   private readonly queueListeners = new Map<number, Listener>();
+  private readonly notifiers: (() => void)[] = [];
   private readonly configListeners = new Set<Listener>();
   /** vector → queues it serves; vector 0 also carries configuration changes. */
   private readonly vectorQueues = new Map<number, number[]>();
@@ -192,7 +193,7 @@ export class VirtioDevice {
       size,
       dma: this.t.dma,
       features: { indirect: hasFeature(this.features, Feature.INDIRECT_DESC), eventIdx: hasFeature(this.features, Feature.EVENT_IDX) },
-      notify: () => this.t.notifier(index)(),
+      notify: () => this.notifiers[index]!(),
       ...(options.indirectThreshold !== undefined ? { indirectThreshold: options.indirectThreshold } : {}),
     });
     try {
@@ -222,6 +223,9 @@ export class VirtioDevice {
     const own = 1 + index < this.vectors ? 1 + index : this.vectors > 1 ? 1 : this.vectors === 1 ? 0 : VIRTIO_MSI_NO_VECTOR;
     const setup = { size: vq.size, addresses: vq.addresses, vector: own };
     const accepted = this.t.configureQueue(index, setup);
+    // The notify store of the transport now driving the queue: looked up once here (set-up and
+    // reinit), not on every kick.
+    this.notifiers[index] = this.t.notifier(index);
     if (accepted !== VIRTIO_MSI_NO_VECTOR) {
       const list = this.vectorQueues.get(accepted) ?? [];
       list.push(index);
@@ -237,7 +241,7 @@ export class VirtioDevice {
   }
   /** Notifies the device of queue `index` unconditionally (after a reinit or resume: the device's suppression state is fresh). */
   notifyQueue(index: number): void {
-    if (this.queues.has(index)) this.t.notifier(index)();
+    this.notifiers[index]?.();
   }
 
   /** Whether queue `index` gets interrupts (false: its user must poll). */
@@ -301,6 +305,7 @@ export class VirtioDevice {
       vq.close();
     }
     this.queues.clear();
+    this.notifiers.length = 0;
     this.vectorQueues.clear();
     this.phase = 'reset';
     return orphans;
@@ -314,6 +319,7 @@ export class VirtioDevice {
     } finally {
       for (const vq of this.queues.values()) vq.close();
       this.queues.clear();
+      this.notifiers.length = 0;
       this.t.disableInterrupts();
       this.unwatchLost?.();
       this.t.close();

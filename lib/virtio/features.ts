@@ -21,13 +21,11 @@ export interface FeaturePolicy {
 }
 
 /**
- * Transport bits the SDK itself implements. Anything else in 24–49 (IN_ORDER, NOTIFICATION_DATA,
- * RING_RESET, …) is never accepted, whatever the caller asks.
+ * The transport bits the SDK implements are accepted one by one in negotiateFeatures (VERSION_1,
+ * ACCESS_PLATFORM, RING_PACKED, INDIRECT_DESC, EVENT_IDX), plus these, which a higher layer opts
+ * into through `transportExtras`. Anything else in 24–49 (IN_ORDER, NOTIFICATION_DATA, RING_RESET,
+ * …) is never accepted, whatever the caller asks.
  */
-const SDK_TRANSPORT_BITS: ReadonlySet<number> = new Set([
-  Feature.INDIRECT_DESC, Feature.EVENT_IDX, Feature.VERSION_1, Feature.ACCESS_PLATFORM, Feature.RING_PACKED,
-]);
-/** Transport bits a higher layer may opt into through `transportExtras`. */
 const EXTRA_TRANSPORT_BITS: ReadonlySet<number> = new Set([Feature.RING_STATE, Feature.DEVICE_STATE, Feature.SUSPEND]);
 
 function isTransportBit(n: number): boolean {
@@ -86,9 +84,4 @@ export function negotiateFeatures(offered: bigint, policy: FeaturePolicy, device
   for (const n of policy.transportExtras ?? []) if (hasFeature(offered, n)) accept |= bit(n);
   for (const n of [...required, ...optional]) if (hasFeature(offered, n)) accept |= bit(n);
   return { features: accept, layout };
-}
-
-/** Whether every bit of `accepted` is one the SDK or the caller's policy could have accepted. */
-export function isImplementedTransportBit(n: number): boolean {
-  return SDK_TRANSPORT_BITS.has(n) || EXTRA_TRANSPORT_BITS.has(n);
 }

@@ -107,10 +107,6 @@ export class RequestQueue<T = undefined> {
     this.paused = true;
   }
 
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
   /** Lets waiting requests in again. */
   resume(): void {
     this.paused = false;

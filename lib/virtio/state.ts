@@ -14,7 +14,7 @@ import { DeviceError, TimeoutError } from './errors.js';
 import type { Mechanism } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { BackendStateAccess, RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
-import { pause } from '../transport/pci/transport.js';
+import { backoff } from '../transport/backoff.js';
 
 export interface StateContext {
   transport: VirtioTransport;
@@ -56,7 +56,7 @@ async function waitForStatus(ctx: StateContext, done: (s: number) => boolean, ti
       throw new TimeoutError(code, `${t.address}: ${what} did not show in device_status within ${timeoutMs} ms (status 0x${s.toString(16)})`,
         'the device may still be finishing requests; retry with a longer timeout, or reset it');
     }
-    await pause(spins);
+    await backoff(spins);
   }
 }
 
@@ -132,7 +132,7 @@ export function quiesceFacility(): StateFacility {
             `${ctx.transport.address}: quiesce waited ${timeoutMs} ms and ${busy.map(([q, vq]) => `queue ${q} still has ${vq.inFlight}`).join(', ')} in flight`,
             'the device is not completing requests; a quiesce cannot be lossless without them');
         }
-        await pause(spins);
+        await backoff(spins);
       }
     },
     vqState(ctx, q) {

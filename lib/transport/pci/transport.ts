@@ -8,6 +8,7 @@ import type { DmaAllocator } from '../../mem/dma.js';
 import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
 import { DeviceError, TimeoutError, UsageError } from '../../virtio/errors.js';
 import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
+import { backoff } from '../backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
 
 /** How often a device configuration read is retried while config_generation keeps changing. */
@@ -41,11 +42,6 @@ export class VirtioPciTransport implements VirtioTransport {
     return this.fn.dma;
   }
 
-  /** Whether the common configuration is long enough to hold a register at `offset` (width bytes). */
-  hasCommonRegister(offset: number, width: number): boolean {
-    return offset + width <= this.layout.common.length;
-  }
-
   // ---- status and reset (virtio 1.2 §2.1, §2.4) ----
   readStatus(): number {
     return this.c.read8(this.cb + CommonCfg.DEVICE_STATUS);
@@ -62,7 +58,7 @@ export class VirtioPciTransport implements VirtioTransport {
         throw new TimeoutError('E_RESET_TIMEOUT', `${this.address}: device_status did not read 0 within ${timeoutMs} ms of a reset`,
           'the device is wedged; a function-level reset (or a VM restart) is needed');
       }
-      await pause(spins);
+      await backoff(spins);
     }
     this.notifiers.clear();
   }
@@ -264,9 +260,4 @@ export class VirtioPciTransport implements VirtioTransport {
 function write64(w: RegisterWindow, offset: number, value: bigint): void {
   w.write32(offset, Number(value & 0xffffffffn));
   w.write32(offset + 4, Number((value >> 32n) & 0xffffffffn));
-}
-
-/** Short waits first (a real device resets in microseconds), then yield to timers. */
-export function pause(spins: number): Promise<void> {
-  return new Promise((resolve) => (spins < 16 ? setImmediate(resolve) : setTimeout(resolve, Math.min(10, spins - 15))));
 }

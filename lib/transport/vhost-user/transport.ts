@@ -29,6 +29,7 @@
 // GET_VRING_BASE, then checks (bounded) that used->idx reaches the answer; a back-end that keeps
 // fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them.
 
+import { backoff } from '../backoff.js';
 import { Feature, PACKED_STATE_WRAP, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../virtio/constants.js';
 import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../virtio/errors.js';
 import * as libc from '../../sys/libc.js';
@@ -416,7 +417,7 @@ export class VhostUserTransport implements VirtioTransport {
       const used = view.getUint16(0, true);
       if (used !== last) [last, moved] = [used, now];
       if (now - moved > SETTLE_MS || now - t0 > limit) return;
-      await tick(spins);
+      await backoff(spins);
     }
   }
 
@@ -450,7 +451,7 @@ export class VhostUserTransport implements VirtioTransport {
             `${this.address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
             'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout');
         }
-        await tick(spins);
+        await backoff(spins);
       }
       state = { avail, used: view.getUint16(0, true) };
       this.stops.push({
@@ -543,11 +544,6 @@ export class VhostUserTransport implements VirtioTransport {
     this.lostListeners.clear();
     this.dma.close();
   }
-}
-
-/** Waits between looks at ring memory: the next turn of the event loop at first, then 1 ms. */
-function tick(spins: number): Promise<void> {
-  return new Promise((resolve) => (spins < 64 ? setImmediate(resolve) : setTimeout(resolve, 1)));
 }
 
 function protocolError(address: string, message: string): DeviceError {

@@ -171,17 +171,23 @@ export abstract class QueueCore<T> {
     return writableBytes;
   }
 
-  protected usesIndirect(segments: number): boolean {
+  private usesIndirect(segments: number): boolean {
     return this.indirectPool !== null && segments >= this.indirectThreshold;
   }
 
-  protected takeTable(segments: number): IndirectTable {
-    return this.indirectPool!.take(segments);
-  }
-
-  protected queueFull(needed: number): VirtqueueError {
-    return new VirtqueueError('E_QUEUE_FULL', this.index, `${needed} descriptors needed, ${this.free} free`,
-      'wait for used buffers (popUsed) and add again');
+  /**
+   * Decides how a chain of `segments` goes into the ring — through an indirect table (returned;
+   * it takes one ring descriptor) or directly (null; one descriptor per segment) — and throws
+   * E_QUEUE_FULL when the ring has no room for it now. Both layouts' add() start here.
+   */
+  protected reserve(segments: number): IndirectTable | null {
+    const indirect = this.usesIndirect(segments);
+    const descs = indirect ? 1 : segments;
+    if (descs > this.free) {
+      throw new VirtqueueError('E_QUEUE_FULL', this.index, `${descs} descriptors needed, ${this.free} free`,
+        'wait for used buffers (popUsed) and add again');
+    }
+    return indirect ? this.indirectPool!.take(segments) : null;
   }
 
   /** The device broke the ring protocol: the queue is broken for good (until reset). */

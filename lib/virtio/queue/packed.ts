@@ -68,14 +68,12 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
   add(readable: readonly Segment[], writable: readonly Segment[], token: T): void {
     const writableBytes = this.checkChain(readable, writable);
     const segments = readable.length + writable.length;
-    const indirect = this.usesIndirect(segments);
-    const descs = indirect ? 1 : segments;
-    if (descs > this.free) throw this.queueFull(descs);
+    const table = this.reserve(segments);
+    const descs = table ? 1 : segments;
 
     const id = this.freeIds[--this.freeIdCount]!;
     const head = this.nextAvail;
     let headFlags: number;
-    const table = indirect ? this.takeTable(segments) : null;
     if (table) {
       // §2.8.7: table entries carry only WRITE (their id is ignored); the ring descriptor carries
       // INDIRECT and no NEXT (§2.8.19).

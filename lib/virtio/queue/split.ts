@@ -69,12 +69,10 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   add(readable: readonly Segment[], writable: readonly Segment[], token: T): void {
     const writableBytes = this.checkChain(readable, writable);
     const segments = readable.length + writable.length;
-    const indirect = this.usesIndirect(segments);
-    const descs = indirect ? 1 : segments;
-    if (descs > this.free) throw this.queueFull(descs);
+    const table = this.reserve(segments);
+    const descs = table ? 1 : segments;
 
     const head = this.freeHead;
-    const table = indirect ? this.takeTable(segments) : null;
     if (table) {
       // §2.7.5.3: the table is an ordinary chain linked 0, 1, 2…; the ring descriptor has INDIRECT
       // and never NEXT (§2.7.5.3.1).
