@@ -83,9 +83,12 @@ function openSim(a: Extract<DeviceAddress, { kind: 'sim' }>, shareWith?: OpenedD
   const queueSize = intOption(address, o, 'queuesize', 2, 32768);
   if (queueSize !== undefined && (queueSize & (queueSize - 1)) !== 0) throw bad(address, `queuesize=${queueSize} must be a power of two`);
   let dma: HeapDmaAllocator | undefined;
+  let sharedDisk: Uint8Array | undefined;
   if (shareWith) {
     if (!shareWith.sim) throw bad(address, `a reference device can only take over from another reference device, not ${shareWith.address}`);
     dma = shareWith.sim.dma;
+    // A migration target reaches the same storage, as a second daemon on the same image would.
+    if (shareWith.sim.type === 'blk') sharedDisk = shareWith.sim.disk;
   }
   const common = {
     ...(queueSize !== undefined ? { queueMaxSize: queueSize } : {}),
@@ -99,6 +102,7 @@ function openSim(a: Extract<DeviceAddress, { kind: 'sim' }>, shareWith?: OpenedD
   const options: SimOptions = a.type === 'blk'
     ? {
       type: 'blk', ...common, ...(o.queues ? { queues: intOption(address, o, 'queues', 1, 64)! } : {}), ...(o.capacity ? { capacitySectors: intOption(address, o, 'capacity', 1, 1 << 22)! } : {}),
+      ...(sharedDisk ? { sharedDisk } : {}),
       readOnly: flagOption(address, o, 'ro') ?? false,
       ...(flagOption(address, o, 'discard') ? { discard: {} } : {}),
       ...(flagOption(address, o, 'writezeroes') ? { writeZeroes: {} } : {}),

@@ -113,10 +113,6 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       const file = join(dir, `cycle-${cycle}.json`);
       writeSnapshotFile(file, work.snapshot());
       const snap = readSnapshotFile(file);
-      const [from, into] = [current.sim, next.sim];
-      if (next !== current && from?.type === 'blk' && into?.type === 'blk') {
-        into.disk.set(from.disk); // the storage behind both devices (shared in a real migration)
-      }
       await work.reinit(snap, next === current ? {} : { target: next.transport });
       const pauseMs = Number(process.hrtime.bigint() - started) / 1e6;
       const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, snapshotFile: file, pauseMs: round(pauseMs) };

@@ -124,8 +124,6 @@ class Agent {
         if (typeof a.to === 'string') {
           target = this.devices.find((d) => d.address === a.to) ?? await openTransport(a.to, { shareWith: this.devices[0]! });
           if (!this.devices.includes(target)) this.devices.push(target);
-          const current = this.devices.find((d) => d.transport === this.work.device.transport);
-          if (current?.sim?.type === 'blk' && target.sim?.type === 'blk' && current !== target) target.sim.disk.set(current.sim.disk);
         }
         await this.work.reinit(snap, target ? { target: target.transport } : {});
         this.mechanism = null;

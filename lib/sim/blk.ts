@@ -57,6 +57,8 @@ export interface BlkRequestRecord {
 
 export interface BlkModelOptions {
   capacitySectors: number;
+  /** Backing bytes shared with another device (not copied); default a new zeroed disk. */
+  storage?: Uint8Array;
   /** Request queues; MQ is offered when more than one. */
   queues: number;
   /** GET_ID answer: ASCII, at most 20 bytes. */
@@ -94,7 +96,7 @@ export class BlkModel implements DeviceModel {
   constructor(options: BlkModelOptions) {
     this.o = options;
     this.queueCount = options.queues;
-    this.storage = new Uint8Array(options.capacitySectors * BLK_SECTOR_SIZE);
+    this.storage = options.storage ?? new Uint8Array(options.capacitySectors * BLK_SECTOR_SIZE);
     this.serial = new Uint8Array(BLK_ID_BYTES);
     this.serial.set(new TextEncoder().encode(options.serial).subarray(0, BLK_ID_BYTES));
     this.features = bit(BlkFeature.SIZE_MAX) | bit(BlkFeature.SEG_MAX) | bit(BlkFeature.BLK_SIZE) | bit(BlkFeature.FLUSH)

@@ -72,6 +72,11 @@ export interface SimBlkOptions extends CommonOptions {
   capacitySectors?: number;
   /** Initial disk contents, copied (e.g. a migration source's `disk`, modelling shared storage). */
   diskFrom?: Uint8Array;
+  /**
+   * The disk IS this array (not a copy): two devices on one backing store, as two daemons serving
+   * one image. A migration target shares the source's disk this way. Capacity follows its length.
+   */
+  sharedDisk?: Uint8Array;
   /** The GET_ID answer, up to 20 ASCII bytes (default "uvirtio-sim"). */
   serial?: string;
   /** VIRTIO_BLK_F_RO: writes, discards and write-zeroes answer IOERR (default false). */
@@ -182,7 +187,11 @@ export function createSimDevice(options: SimOptions): AnySimDevice {
   const dma = options.dma ?? new HeapDmaAllocator();
   if (options.type === 'blk') {
     const from = options.diskFrom;
-    const defaultSectors = from ? Math.max(1, Math.ceil(from.length / BLK_SECTOR_SIZE)) : 2048;
+    const shared = options.sharedDisk;
+    if (shared && (from || shared.length === 0 || shared.length % BLK_SECTOR_SIZE !== 0)) {
+      throw new UsageError('E_INVALID_ARGUMENT', 'sharedDisk must be a whole number of sectors, and excludes diskFrom');
+    }
+    const defaultSectors = shared ? shared.length / BLK_SECTOR_SIZE : from ? Math.max(1, Math.ceil(from.length / BLK_SECTOR_SIZE)) : 2048;
     const capacitySectors = positiveInt(options.capacitySectors ?? defaultSectors, 'capacitySectors');
     if (from && from.length > capacitySectors * BLK_SECTOR_SIZE) {
       throw new UsageError('E_INVALID_ARGUMENT', `diskFrom has ${from.length} bytes, more than ${capacitySectors} sectors`);
@@ -193,8 +202,12 @@ export function createSimDevice(options: SimOptions): AnySimDevice {
     }
     const d = options.discard;
     const wz = options.writeZeroes;
+    if (shared && capacitySectors * BLK_SECTOR_SIZE !== shared.length) {
+      throw new UsageError('E_INVALID_ARGUMENT', `capacitySectors ${capacitySectors} differs from the shared disk's ${shared.length / BLK_SECTOR_SIZE}`);
+    }
     const model = new BlkModel({
       capacitySectors,
+      ...(shared ? { storage: shared } : {}),
       queues: positiveInt(options.queues ?? 1, 'queues'),
       serial: options.serial ?? 'uvirtio-sim',
       readOnly: options.readOnly ?? false,

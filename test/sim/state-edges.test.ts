@@ -64,6 +64,7 @@ t.test('packed: wrap counters in the state encoding, across laps', async (t) => 
 t.test('a queue never used has the initial state and survives reinit on another device', async (t) => {
   const src = await openTransport('sim:blk?queues=2&state=ring-state&layout=packed');
   const dst = await openTransport('sim:blk?queues=2&state=ring-state&layout=packed', { shareWith: src });
+  t.ok(src.sim?.type === 'blk' && dst.sim?.type === 'blk' && dst.sim.disk === src.sim.disk, 'the target shares the source\'s storage, not a copy');
   const dev = await VirtioDevice.open(src.transport, { features: { layout: 'packed' } });
   const qs = new QueueSet(dev);
   const q0 = qs.add(0);
