@@ -7,7 +7,12 @@
 import fc from 'fast-check';
 import type { GuestMemory } from '../../lib/mem/dma.js';
 import { DescFlag, PackedFlag } from '../../lib/virtio/constants.js';
-import type { QueueAddresses, Virtqueue } from '../../lib/virtio/queue/types.js';
+import type { QueueAddresses, Segment, Virtqueue } from '../../lib/virtio/queue/types.js';
+
+/** A segment at a made-up address (the hand devices only look at the numbers). */
+export const seg = (addr: number, len: number): Segment => ({ addr: BigInt(addr), len });
+/** `n` segments of `len` bytes, 4 KiB apart from `base`. */
+export const segs = (n: number, base: number, len = 64): Segment[] => Array.from({ length: n }, (_, i) => seg(base + i * 0x1000, len));
 
 export interface DeviceSegment {
   addr: bigint;

@@ -2,20 +2,13 @@ import t from 'tap';
 import { BlkFeature, DeviceType, Feature, bit, hasFeature } from '../../lib/virtio/constants.js';
 import { negotiateFeatures } from '../../lib/virtio/features.js';
 import { UvirtioError } from '../../lib/virtio/errors.js';
+import { codeOf } from '../support/codes.js';
 
 const modern = bit(Feature.VERSION_1);
 const offerAll = modern | bit(Feature.RING_PACKED) | bit(Feature.INDIRECT_DESC) | bit(Feature.EVENT_IDX) |
   bit(Feature.ACCESS_PLATFORM) | bit(Feature.IN_ORDER) | bit(Feature.NOTIFICATION_DATA) | bit(Feature.RING_RESET) |
   bit(Feature.RING_STATE) | bit(BlkFeature.FLUSH) | bit(BlkFeature.RO);
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof UvirtioError ? e.code : 'not-a-uvirtio-error';
-  }
-  return undefined;
-}
 
 t.test('accepts only bits the SDK implements, and the driver\'s offered device bits', async (t) => {
   const { features, layout } = negotiateFeatures(offerAll, { optional: [BlkFeature.FLUSH, BlkFeature.MQ] });
@@ -32,7 +25,7 @@ t.test('accepts only bits the SDK implements, and the driver\'s offered device b
 t.test('layout, indirect and event idx follow the policy', async (t) => {
   t.equal(negotiateFeatures(offerAll, { layout: 'split' }).layout, 'split');
   t.equal(negotiateFeatures(modern, {}).layout, 'split', 'auto falls back to split');
-  t.equal(code(() => negotiateFeatures(modern, { layout: 'packed' })), 'E_FEATURE_MISSING');
+  t.equal(codeOf(() => negotiateFeatures(modern, { layout: 'packed' })), 'E_FEATURE_MISSING');
   const f = negotiateFeatures(offerAll, { indirect: false, eventIdx: false }).features;
   t.notOk(hasFeature(f, Feature.INDIRECT_DESC));
   t.notOk(hasFeature(f, Feature.EVENT_IDX));
@@ -54,8 +47,8 @@ t.test('a missing required feature is a typed error naming the bit', async (t) =
 });
 
 t.test('legacy-only devices and bad policies are refused', async (t) => {
-  t.equal(code(() => negotiateFeatures(bit(BlkFeature.FLUSH), {})), 'E_FEATURE_MISSING');
-  t.equal(code(() => negotiateFeatures(offerAll, { required: [Feature.IN_ORDER] })), 'E_INVALID_ARGUMENT', 'transport bits are the SDK\'s');
-  t.equal(code(() => negotiateFeatures(offerAll, { optional: [-1] })), 'E_INVALID_ARGUMENT');
-  t.equal(code(() => negotiateFeatures(offerAll, { transportExtras: [Feature.IN_ORDER] })), 'E_INVALID_ARGUMENT');
+  t.equal(codeOf(() => negotiateFeatures(bit(BlkFeature.FLUSH), {})), 'E_FEATURE_MISSING');
+  t.equal(codeOf(() => negotiateFeatures(offerAll, { required: [Feature.IN_ORDER] })), 'E_INVALID_ARGUMENT', 'transport bits are the SDK\'s');
+  t.equal(codeOf(() => negotiateFeatures(offerAll, { optional: [-1] })), 'E_INVALID_ARGUMENT');
+  t.equal(codeOf(() => negotiateFeatures(offerAll, { transportExtras: [Feature.IN_ORDER] })), 'E_INVALID_ARGUMENT');
 });

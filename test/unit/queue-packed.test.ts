@@ -4,8 +4,9 @@ import fc from 'fast-check';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { PackedEventFlag, PackedFlag } from '../../lib/virtio/constants.js';
 import { VirtqueueError } from '../../lib/virtio/errors.js';
-import { PackedVirtqueue, createVirtqueue, type QueueFeatures, type Segment } from '../../lib/virtio/queue/index.js';
-import { PackedHandDevice, runInterleaving, stepArbitrary } from '../support/hand-device.js';
+import { PackedVirtqueue, createVirtqueue, type QueueFeatures } from '../../lib/virtio/queue/index.js';
+import { PackedHandDevice, runInterleaving, stepArbitrary, seg, segs } from '../support/hand-device.js';
+import { codeOf } from '../support/codes.js';
 
 const QUEUE_INDEX = 5;
 
@@ -20,17 +21,7 @@ function setup(size = 8, features: Partial<QueueFeatures> = {}) {
   return { dma, vq, dev: new PackedHandDevice(dma, vq), notifications: () => notifications };
 }
 
-const seg = (addr: number, len: number): Segment => ({ addr: BigInt(addr), len });
-const segs = (n: number, base: number, len = 64): Segment[] => Array.from({ length: n }, (_, i) => seg(base + i * 0x1000, len));
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 void t.test('a single request goes to the device and comes back with its token and length', async (t) => {
   const { vq, dev, notifications } = setup();
@@ -74,11 +65,11 @@ void t.test('a list as long as the ring fits and wraps mid-list; one segment mor
   t.same(chain!.segments.map((s) => [s.addr, s.write]), [[0x10000n, false], [0x11000n, false], [0x20000n, true], [0x21000n, true], [0x22000n, true]]);
   dev.complete(chain!, 300);
   t.same(vq.popUsed(), { token: 3, len: 300 });
-  t.equal(code(() => vq.add(segs(3, 0x10000), segs(3, 0x20000), 4)), 'E_BAD_CHAIN');
-  t.equal(code(() => setup(4, { indirect: true }).vq.add(segs(5, 0x10000), [], 1)), 'E_BAD_CHAIN', 'indirect lists are bounded by the queue size too (§2.8.5)');
-  t.equal(code(() => vq.add([], [], 5)), 'E_BAD_CHAIN');
-  t.equal(code(() => vq.add([seg(0x1000, 0)], [], 5)), 'E_BAD_CHAIN');
-  t.equal(code(() => vq.add([], [seg(0x1000, 2 ** 32)], 5)), 'E_BAD_CHAIN');
+  t.equal(codeOf(() => vq.add(segs(3, 0x10000), segs(3, 0x20000), 4)), 'E_BAD_CHAIN');
+  t.equal(codeOf(() => setup(4, { indirect: true }).vq.add(segs(5, 0x10000), [], 1)), 'E_BAD_CHAIN', 'indirect lists are bounded by the queue size too (§2.8.5)');
+  t.equal(codeOf(() => vq.add([], [], 5)), 'E_BAD_CHAIN');
+  t.equal(codeOf(() => vq.add([seg(0x1000, 0)], [], 5)), 'E_BAD_CHAIN');
+  t.equal(codeOf(() => vq.add([], [seg(0x1000, 2 ** 32)], 5)), 'E_BAD_CHAIN');
   t.equal(vq.numFree, 5);
 });
 
@@ -128,14 +119,14 @@ void t.test('sizes 1, 2, 3 and 32768 fill completely and drain; other sizes are 
       let n = 0;
       while (vq.canAdd(1, 0)) vq.add([seg(0x1000, 8)], [], n++);
       t.equal(n, size, `size ${size}, round ${round}: ${size} buffers fit`);
-      t.equal(code(() => vq.add([seg(0x1000, 8)], [], -1)), 'E_QUEUE_FULL');
+      t.equal(codeOf(() => vq.add([seg(0x1000, 8)], [], -1)), 'E_QUEUE_FULL');
       for (const c of dev.takeAll()) dev.complete(c, 0);
       let back = 0;
       while (vq.popUsed()) back++;
       t.equal(back, size);
     }
   }
-  for (const size of [0, 32769, 1.5]) t.equal(code(() => setup(size)), 'E_INVALID_ARGUMENT', `size ${size}`);
+  for (const size of [0, 32769, 1.5]) t.equal(codeOf(() => setup(size)), 'E_INVALID_ARGUMENT', `size ${size}`);
 });
 
 void t.test('device event suppression: ENABLE and DISABLE (§2.8.10)', async (t) => {
@@ -251,8 +242,8 @@ void t.test('a hostile device: each fault has its own code, breaks the queue, an
     t.equal(e.code, expected, `${what}: ${expected}`);
     t.ok(e.device && e.queue === QUEUE_INDEX, `${what}: blames the device, names queue ${QUEUE_INDEX}`);
     t.equal(s.vq.broken, e, `${what}: the queue is broken`);
-    t.equal(code(() => s.vq.popUsed()), expected, `${what}: popUsed keeps throwing the fault`);
-    t.equal(code(() => s.vq.add([seg(0x1000, 8)], [], 3)), 'E_QUEUE_BROKEN', `${what}: add refuses`);
+    t.equal(codeOf(() => s.vq.popUsed()), expected, `${what}: popUsed keeps throwing the fault`);
+    t.equal(codeOf(() => s.vq.add([seg(0x1000, 8)], [], 3)), 'E_QUEUE_BROKEN', `${what}: add refuses`);
     t.ok(s.vq.fail(e).length >= 1, `${what}: fail() hands back the buffers in flight`);
   }
 });

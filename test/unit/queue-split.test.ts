@@ -5,7 +5,8 @@ import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { AvailFlag, UsedFlag } from '../../lib/virtio/constants.js';
 import { VirtqueueError } from '../../lib/virtio/errors.js';
 import { SplitVirtqueue, createVirtqueue, type QueueFeatures, type Segment } from '../../lib/virtio/queue/index.js';
-import { SplitHandDevice, runInterleaving, stepArbitrary } from '../support/hand-device.js';
+import { SplitHandDevice, runInterleaving, stepArbitrary, seg, segs } from '../support/hand-device.js';
+import { codeOf } from '../support/codes.js';
 
 const QUEUE_INDEX = 3;
 
@@ -20,17 +21,7 @@ function setup(size = 8, features: Partial<QueueFeatures> = {}, indirectThreshol
   return { dma, vq, dev: new SplitHandDevice(dma, vq), notifications: () => notifications };
 }
 
-const seg = (addr: number, len: number): Segment => ({ addr: BigInt(addr), len });
-const segs = (n: number, base: number, len = 64): Segment[] => Array.from({ length: n }, (_, i) => seg(base + i * 0x1000, len));
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 void t.test('a single request goes to the device and comes back with its token and length', async (t) => {
   const { vq, dev, notifications } = setup();
@@ -72,9 +63,9 @@ void t.test('a chain as long as the ring fits; one segment more never does', asy
   t.same(chain!.segments.map((s) => s.addr), [...segs(3, 0x10000), ...segs(5, 0x20000)].map((s) => s.addr));
   dev.complete(chain!, 500);
   t.same(vq.popUsed(), { token: 1, len: 500 });
-  t.equal(code(() => vq.add(segs(4, 0x10000), segs(5, 0x20000), 2)), 'E_BAD_CHAIN');
+  t.equal(codeOf(() => vq.add(segs(4, 0x10000), segs(5, 0x20000), 2)), 'E_BAD_CHAIN');
   const indirect = setup(8, { indirect: true });
-  t.equal(code(() => indirect.vq.add(segs(9, 0x10000), [], 2)), 'E_BAD_CHAIN', 'indirect chains are bounded by the queue size too (§2.7.5.3.1)');
+  t.equal(codeOf(() => indirect.vq.add(segs(9, 0x10000), [], 2)), 'E_BAD_CHAIN', 'indirect chains are bounded by the queue size too (§2.7.5.3.1)');
 });
 
 void t.test('malformed chains are refused with E_BAD_CHAIN and change nothing', async (t) => {
@@ -138,10 +129,10 @@ void t.test('a full ring refuses with E_QUEUE_FULL until a used buffer frees roo
   const { vq, dev } = setup(4);
   for (let i = 0; i < 3; i++) vq.add([seg(0x1000 * (i + 1), 8)], [], i);
   t.equal(vq.canAdd(1, 1), false);
-  t.equal(code(() => vq.add([seg(0x9000, 8)], [seg(0xa000, 8)], 9)), 'E_QUEUE_FULL', 'two descriptors needed, one free');
+  t.equal(codeOf(() => vq.add([seg(0x9000, 8)], [seg(0xa000, 8)], 9)), 'E_QUEUE_FULL', 'two descriptors needed, one free');
   vq.add([seg(0x4000, 8)], [], 3);
   t.equal(vq.canAdd(1, 0), false);
-  t.equal(code(() => vq.add([seg(0x5000, 8)], [], 4)), 'E_QUEUE_FULL');
+  t.equal(codeOf(() => vq.add([seg(0x5000, 8)], [], 4)), 'E_QUEUE_FULL');
   vq.kick();
   const chains = dev.takeAll();
   dev.complete(chains[2]!, 0);
@@ -195,7 +186,7 @@ void t.test('sizes 2 and 32768 fill completely and drain; other sizes are refuse
     }
   }
   for (const size of [0, 1, 3, 6, 65536, 2.5]) {
-    t.equal(code(() => setup(size)), 'E_INVALID_ARGUMENT', `size ${size}`);
+    t.equal(codeOf(() => setup(size)), 'E_INVALID_ARGUMENT', `size ${size}`);
   }
 });
 
@@ -305,8 +296,8 @@ void t.test('a hostile device: each fault has its own code, breaks the queue, an
     t.equal(e.code, expected, `${what}: ${expected}`);
     t.ok(e.device && e.queue === QUEUE_INDEX, `${what}: blames the device, names queue ${QUEUE_INDEX}`);
     t.equal(s.vq.broken, e, `${what}: the queue is broken`);
-    t.equal(code(() => s.vq.popUsed()), expected, `${what}: popUsed keeps throwing the fault`);
-    t.equal(code(() => s.vq.add([seg(0x1000, 8)], [], 3)), 'E_QUEUE_BROKEN', `${what}: add refuses`);
+    t.equal(codeOf(() => s.vq.popUsed()), expected, `${what}: popUsed keeps throwing the fault`);
+    t.equal(codeOf(() => s.vq.add([seg(0x1000, 8)], [], 3)), 'E_QUEUE_BROKEN', `${what}: add refuses`);
     t.equal(s.vq.kick(), false);
     const left = s.vq.fail(e).sort();
     t.ok(left.length >= 1 && left.every((x) => x === 1 || x === 2), `${what}: fail() hands back the chains in flight`);
@@ -346,15 +337,15 @@ void t.test('reset clears a device fault; close frees the ring and refuses every
   const { dma, vq, dev } = setup(8);
   vq.add([seg(0x1000, 8)], [], 1);
   dev.setUsedIdx(5);
-  t.equal(code(() => vq.popUsed()), 'E_DEVICE_USED_INDEX_JUMP');
+  t.equal(codeOf(() => vq.popUsed()), 'E_DEVICE_USED_INDEX_JUMP');
   t.same(vq.reset(), [1]);
   t.equal(vq.broken, null);
   vq.add([seg(0x1000, 8)], [], 2);
   vq.close();
   t.equal(dma.lookup(vq.addresses.desc, 16), undefined, 'the ring memory went back to the allocator');
-  t.equal(code(() => vq.add([seg(0x1000, 8)], [], 3)), 'E_CLOSED');
-  t.equal(code(() => vq.popUsed()), 'E_CLOSED');
-  t.equal(code(() => vq.reset()), 'E_CLOSED');
+  t.equal(codeOf(() => vq.add([seg(0x1000, 8)], [], 3)), 'E_CLOSED');
+  t.equal(codeOf(() => vq.popUsed()), 'E_CLOSED');
+  t.equal(codeOf(() => vq.reset()), 'E_CLOSED');
   t.equal(vq.kick(), false);
   t.equal(vq.numFree, 0);
   vq.close();

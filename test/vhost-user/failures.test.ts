@@ -9,6 +9,7 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { isUvirtioError } from '../../lib/virtio/errors.js';
 import { Daemon, makeImage } from './daemon.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uvirtio-vuf-'));
@@ -58,7 +59,7 @@ t.test('not a socket: E_VHOST_NOT_SOCKET', async (t) => {
   t.equal(await code(openTransport(`vhost-user:${file}`)), 'E_VHOST_NOT_SOCKET', 'a regular file');
 });
 
-t.test('the wrong socket type: E_VHOST_NOT_SOCKET', { skip: python ? false : 'python3 is needed to bind a SOCK_DGRAM socket' }, async (t) => {
+t.test('the wrong socket type: E_VHOST_NOT_SOCKET', prerequisite(python ? false : 'python3 is needed to bind a SOCK_DGRAM socket'), async (t) => {
   const dir = tempDir(t);
   const dgram = path.join(dir, 'dgram.sock');
   const child = spawn(python, ['-c', `import socket,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(dgram)})\ntime.sleep(60)`], { stdio: 'ignore' });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { CmsghdrLayout, IovecLayout, MsghdrLayout, SockaddrUnLayout, SUN_PATH_OFFSET, cmsgSpace, MSG, POLL } from '../../lib/sys/socket.js';
 import { MFD_CLOEXEC } from '../../lib/sys/libc.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const layouts = [MsghdrLayout, IovecLayout, CmsghdrLayout, SockaddrUnLayout];
 const WIDTH = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 } as const;
@@ -48,7 +49,7 @@ function facts(): Map<string, number[]> | string {
 }
 
 const f = facts();
-t.test('socket struct layouts and constants match the C headers', { skip: typeof f === 'string' ? f : false }, async (t) => {
+t.test('socket struct layouts and constants match the C headers', prerequisite(typeof f === 'string' && f), async (t) => {
   const m = f as Map<string, number[]>;
   for (const l of layouts) {
     t.equal(l.size, m.get(l.cName)?.[0], `sizeof(${l.cName})`);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { MIGRATE_FIRST, MIGRATE_WRITES, pattern, regionsOf, sectorBytes, STATE_FIRST, STATE_WRITES } from './guest/blk-layout.js';
 import { resultsOf, runInVm, thirdBlkArgs, vmUnavailable } from './vm-run.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const DISKS = [
   { address: 'vfio:0000:01:00.0', image: 'blk0.img', layout: 'split' },
@@ -17,7 +18,7 @@ const sectorsOf = (image: Buffer, sector: number, count: number): Buffer => imag
 
 const why = vmUnavailable();
 for (const profile of ['viommu', 'noiommu'] as const) {
-  t.test(`BlkDriver over vfio: (${profile})`, { skip: why ?? false }, async (t) => {
+  t.test(`BlkDriver over vfio: (${profile})`, prerequisite(why), async (t) => {
     const run = await runInVm(profile, 'node dist/test/vm/guest/blk-driver.js', { qemuArgs: thirdBlkArgs });
     t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
     t.teardown(() => fs.rmSync(run.workDir, { recursive: true, force: true })); // after the subtests

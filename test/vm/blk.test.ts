@@ -5,6 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { FIRST_SECTOR, pattern, SECTORS } from './guest/blk-pattern.js';
 import { resultsOf, runInVm, vmUnavailable } from './vm-run.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 /** scripts/vm/qemu.mjs: blk0.img behind 0000:01:00.0 (split ring), blk1.img behind 0000:02:00.0 (packed). */
 const DISKS = [
@@ -14,7 +15,7 @@ const DISKS = [
 
 const why = vmUnavailable();
 for (const profile of ['viommu', 'noiommu'] as const) {
-  t.test(`virtio-blk through VFIO (${profile})`, { skip: why ?? false }, async (t) => {
+  t.test(`virtio-blk through VFIO (${profile})`, prerequisite(why), async (t) => {
     const run = await runInVm(profile, 'node dist/test/vm/guest/blk-io.js');
     if (run.status !== 0) t.comment(run.output + run.stderr);
     t.equal(run.status, 0, 'the guest program exits 0');

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { NOT_VIABLE_BDF, RNG_BDF, notViableArgs, resultsOf, rngArgs, runInVm, thirdBlkArgs, vmUnavailable, type GuestResult } from './vm-run.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const exactlyOnce = { lost: 0, duplicated: 0, corrupted: 0 };
 
@@ -19,7 +20,7 @@ function failedAsError(t: Test, r: GuestResult | undefined): void {
 }
 
 const why = vmUnavailable();
-t.test('uvirtio on vfio: addresses (viommu)', { skip: why ?? false }, async (t) => {
+t.test('uvirtio on vfio: addresses (viommu)', prerequisite(why), async (t) => {
   const run = await runInVm('viommu', 'node dist/test/vm/guest/cli.js',
     { qemuArgs: (dir, profile) => [...thirdBlkArgs(dir, profile), ...notViableArgs(dir, profile), ...rngArgs(dir, profile)] });
   t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);

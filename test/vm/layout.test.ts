@@ -8,6 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { IO, IOR, IOW, IOWR } from '../../lib/sys/ioctl.js';
 import { allLayouts, VfioIoctl } from '../../lib/sys/vfio-uapi.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const WIDTH = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 } as const;
 
@@ -46,7 +47,7 @@ function compileAndRun(): Map<string, number[]> | string {
 }
 
 const c = compileAndRun();
-t.test('VFIO struct layouts and ioctl numbers match <linux/vfio.h>', { skip: typeof c === 'string' ? c : false }, async (t) => {
+t.test('VFIO struct layouts and ioctl numbers match <linux/vfio.h>', prerequisite(typeof c === 'string' && c), async (t) => {
   const facts = c as Map<string, number[]>;
   for (const l of allLayouts) {
     t.equal(l.size, facts.get(l.cName)?.[0], `sizeof(${l.cName})`);

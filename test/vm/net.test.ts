@@ -4,12 +4,13 @@
 import fs from 'node:fs';
 import t from 'tap';
 import { resultsOf, runInVm, vmUnavailable } from './vm-run.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const exactlyOnce = (sent: number): Record<string, number> => ({ sent, once: sent, missing: 0, duplicated: 0, unexpected: 0 });
 
 const why = vmUnavailable();
 for (const profile of ['viommu', 'noiommu'] as const) {
-  t.test(`virtio-net through VFIO, NIC to NIC (${profile})`, { skip: why ?? false }, async (t) => {
+  t.test(`virtio-net through VFIO, NIC to NIC (${profile})`, prerequisite(why), async (t) => {
     const run = await runInVm(profile, 'node dist/test/vm/guest/net-io.js');
     t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
     if (run.status !== 0) t.comment(run.output + run.stderr);

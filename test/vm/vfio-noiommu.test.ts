@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import t from 'tap';
 import { checkProbe } from './vfio-checks.js';
 import { runInVm, vmUnavailable } from './vm-run.js';
+import { prerequisite } from '../support/prerequisite.js';
 
 const why = vmUnavailable();
-t.test('VFIO in the test VM (noiommu: enable_unsafe_noiommu_mode)', { skip: why ?? false }, async (t) => {
+t.test('VFIO in the test VM (noiommu: enable_unsafe_noiommu_mode)', prerequisite(why), async (t) => {
   const run = await runInVm('noiommu', 'node dist/test/vm/guest/vfio-probe.js');
   t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
   if (run.status !== 0) t.comment(run.output + run.stderr);

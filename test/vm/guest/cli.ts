@@ -13,30 +13,21 @@ import { expectError, expectErrorAsync, report, step } from './report.js';
 
 const NOT_VIABLE = '0000:07:02.0'; // test/vm/vm-run.ts NOT_VIABLE_BDF
 
-function uvirtio(name: string, args: string[]): void {
+/** Runs a node program (the CLI, or an example as its header says) and reports its exit status and last JSON line. */
+function runNode(check: 'cli' | 'example', name: string, args: string[], program: string[]): void {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['bin/uvirtio.js', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [...program, ...args], { encoding: 'utf8', timeout: 120_000 });
   let json: unknown = null;
   try {
     json = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
   } catch {
     json = null;
   }
-  report('cli', { name, args, status: r.status, json, stderr: r.stderr.slice(-2000), ms: Date.now() - t0 });
+  report(check, { name, args, status: r.status, json, stderr: r.stderr.slice(-2000), ms: Date.now() - t0 });
 }
 
-/** Runs an example program the way its header says, and reports its exit status and JSON line. */
-function example(name: string, args: string[]): void {
-  const t0 = Date.now();
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
-  let json: unknown = null;
-  try {
-    json = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
-  } catch {
-    json = null;
-  }
-  report('example', { name, args, status: r.status, json, stderr: r.stderr.slice(-2000), ms: Date.now() - t0 });
-}
+const uvirtio = (name: string, args: string[]): void => runNode('cli', name, args, ['bin/uvirtio.js']);
+const example = (name: string, args: string[]): void => runNode('example', name, args, []);
 
 async function main(): Promise<void> {
   // A driver the SDK does not ship (examples/rng-driver.ts) on QEMU's virtio-rng-pci.
