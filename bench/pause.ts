@@ -32,7 +32,7 @@ async function measure(mechanism: Mechanism, queues: number, cycles: number): Pr
   const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), { features: { layout: 'split' } });
   const qs = new QueueSet(dev);
   const rqs = Array.from({ length: queues }, (_, q) => qs.add(q, { size: 64 }));
-  dev.driverOk();
+  await dev.driverOk();
   const req = dma.alloc(64);
   new DataView(req.bytes.buffer, req.bytes.byteOffset).setUint32(0, BlkReq.FLUSH, true);
   const chain = { readable: [{ addr: req.iova, len: BLK_REQ_HEADER_LEN }], writable: [{ addr: req.iova + 32n, len: 1 }] };

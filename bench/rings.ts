@@ -27,7 +27,7 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
   const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), { features: { layout }, interrupts });
   const qs = new QueueSet(dev);
   const rq = qs.add(0, { size: 256 });
-  dev.driverOk();
+  await dev.driverOk();
   const dma = dev.transport.dma;
   const reqs = Array.from({ length: batch }, () => {
     const r = dma.alloc(64);

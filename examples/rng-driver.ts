@@ -28,7 +28,7 @@ export class RngDriver {
     try {
       const queues = new QueueSet(device);
       const rq = queues.add<undefined>(0, { size: Math.min(transport.queueMaxSize(0), 64) });
-      device.driverOk();
+      await device.driverOk();
       return new RngDriver(device, queues, rq, transport.dma.alloc(4096, 64));
     } catch (e) {
       await device.close();

@@ -89,7 +89,7 @@ export class BlkDriver extends StatefulDriver {
       const rqs: RequestQueue<undefined>[] = [];
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));
       const limits = readLimits(device, Math.min(...rqs.map((rq) => rq.vq.size)), maxTransfer);
-      device.driverOk();
+      await device.driverOk();
       const pool = new SlotPool(transport.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer);
       return new BlkDriver(device, queues, rqs, pool, limits);
     } catch (e) {

@@ -88,7 +88,7 @@ export class NetDriver extends StatefulDriver {
         queues.add(2 * p + 1, { size: sizeOf(2 * p + 1) });
       }
       if (ctrlIndex !== undefined) queues.add(ctrlIndex, { size: Math.min(sizeOf(ctrlIndex), 64) });
-      device.driverOk();
+      await device.driverOk();
       const net = new NetDriver(device, queues, pairs, ctrlIndex, maxFrame);
       const bufferSize = device.has(NetFeature.MRG_RXBUF) ? options.rxBufferSize ?? NET_HDR_LEN + maxFrame : NET_HDR_LEN + maxFrame;
       if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {

@@ -57,7 +57,18 @@ export interface VirtioTransport {
   readonly numQueues: number;
 
   readStatus(): number;
+  /**
+   * The status register store. A transport whose device answers status changes asynchronously
+   * (vhost-user: FEATURES_OK and DRIVER_OK become messages) starts that work here and finishes it
+   * in flush(); readStatus() shows the outcome afterwards (a refused FEATURES_OK reads clear).
+   */
   writeStatus(status: number): void;
+  /**
+   * Waits (bounded by timeoutMs) until the device has taken every status change and queue set-up
+   * written so far. Rejects with the transport's typed error (E_VHOST_TIMEOUT, E_VHOST_LOST, …).
+   * Absent where register writes take effect at once (virtio-pci).
+   */
+  flush?(timeoutMs: number): Promise<void>;
   /** Writes 0 and waits (bounded) until the device reads back 0 (virtio 1.2 §2.4). */
   reset(timeoutMs: number): Promise<void>;
 

@@ -119,7 +119,7 @@ export const CommonCfg = {
   DEVICE_STATE_LEN: 0x44,
   /** PROVISIONAL (DEVICE_STATE): le64 IOVA of the driver's mailbox buffer. */
   DEVICE_STATE_ADDR: 0x48,
-  /** PROVISIONAL (DEVICE_STATE): le16 command (DeviceStateCmd); reads 0 when done, 0xffff when refused. */
+  /** PROVISIONAL (DEVICE_STATE): le16 command (DeviceStateCmd); reads 0 when done, else a DeviceStateRefusal (0xffff: no reason). */
   DEVICE_STATE_CMD: 0x50,
 } as const;
 /** Size of the common configuration with the provisional state registers (RING_STATE). */
@@ -133,6 +133,31 @@ export const COMMON_CFG_EXT_LEN = 0x52;
  * device-specific and opaque to the driver, which carries them in the snapshot.
  */
 export const DeviceStateCmd = { SAVE: 1, LOAD: 2, REFUSED: 0xffff } as const;
+/**
+ * PROVISIONAL (DEVICE_STATE): what DEVICE_STATE_CMD reads after a refused command — the device's
+ * reason. REFUSED (0xffff) is a refusal without a reason; 0xff01… name one.
+ */
+export const DeviceStateRefusal = {
+  /** SAVE outside STOP, or LOAD outside FEATURES_OK … DRIVER_OK. */
+  NOT_NOW: 0xff01,
+  /** A command value the device does not know. */
+  UNKNOWN_COMMAND: 0xff02,
+  /** LOAD: the bytes are not a state this device recognises (format, version, length). */
+  MALFORMED: 0xff03,
+  /** LOAD: a well-formed state that does not fit this device (queue count or sizes, request types). */
+  MISMATCH: 0xff04,
+  /** The address and length name memory the device cannot reach. */
+  BAD_ADDRESS: 0xff05,
+} as const;
+/** A person's words for each DeviceStateRefusal value (and REFUSED). */
+export const DEVICE_STATE_REFUSAL_REASONS: Readonly<Record<number, string>> = {
+  [DeviceStateCmd.REFUSED]: 'no reason given',
+  [DeviceStateRefusal.NOT_NOW]: 'not allowed in the current device status',
+  [DeviceStateRefusal.UNKNOWN_COMMAND]: 'unknown command',
+  [DeviceStateRefusal.MALFORMED]: 'the state is malformed or of an unknown format',
+  [DeviceStateRefusal.MISMATCH]: 'the state does not fit this device',
+  [DeviceStateRefusal.BAD_ADDRESS]: 'the buffer is not memory the device can reach',
+};
 /** Size of the common configuration a virtio 1.2 device without them must at least expose. */
 export const COMMON_CFG_MIN_LEN = 0x38;
 

@@ -3,7 +3,7 @@
 //
 //   const dev = await VirtioDevice.open(transport, { features: { required: [...] } });
 //   const q = dev.setupQueue(0);            // between FEATURES_OK and DRIVER_OK
-//   dev.driverOk();                         // the device is live
+//   await dev.driverOk();                   // the device is live
 //   ...
 //   await dev.close();                      // reset, free rings, release the transport
 
@@ -139,6 +139,7 @@ export class VirtioDevice {
       const { features, layout } = negotiateFeatures(offered, policy, transport.deviceType, transport.address);
       transport.writeDriverFeatures(features);
       transport.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
+      await transport.flush?.(resetTimeoutMs);
       // §3.1.1 step 6: re-read; a device that cannot work with the subset clears FEATURES_OK.
       if ((transport.readStatus() & Status.FEATURES_OK) === 0) {
         throw new DeviceError('E_FEATURES_NOT_OK', `${transport.address} refused features ${featureNames(features, transport.deviceType)} (FEATURES_OK did not stick)`,
@@ -258,11 +259,16 @@ export class VirtioDevice {
     return () => this.configListeners.delete(listener);
   }
 
-  /** Sets DRIVER_OK (virtio 1.2 §3.1.1 step 8): the device is live. */
-  driverOk(): void {
+  /**
+   * Sets DRIVER_OK (virtio 1.2 §3.1.1 step 8) and waits (bounded) until the device has taken it:
+   * the device is live. Rejects when the device refuses (E_DEVICE_NEEDS_RESET, E_DEVICE_FAILED,
+   * the transport's own codes).
+   */
+  async driverOk(): Promise<void> {
     this.expectPhase('features-ok', 'set DRIVER_OK');
     this.t.writeStatus(this.t.readStatus() | Status.DRIVER_OK);
     this.phase = 'live';
+    await this.t.flush?.(this.resetTimeoutMs);
     this.checkHealth();
   }
 
@@ -455,6 +461,7 @@ export class VirtioDevice {
     t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);
     t.writeDriverFeatures(features);
     t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
+    await t.flush?.(timeoutMs);
     if ((t.readStatus() & Status.FEATURES_OK) === 0) {
       this.fail();
       throw new DeviceError('E_FEATURES_NOT_OK', `${t.address} refused the snapshot's features ${snap.featureNames}`);
@@ -481,7 +488,7 @@ export class VirtioDevice {
         stateBuf = loadExtraState(t, snap.deviceState.bytes);
       }
       this.phase = 'features-ok';
-      this.driverOk();
+      await this.driverOk();
     } catch (e) {
       this.fail();
       throw e;

@@ -31,9 +31,19 @@ export type ErrorCode =
   | 'E_DEVICE_BAD_USED_LEN'
   | 'E_DEVICE_USED_INDEX_JUMP'
   | 'E_DEVICE_BAD_PACKED_FLAGS'
+  /** The device wrote fewer bytes than the request needs (used len below what its reply takes; virtio 1.2 §2.7.8.1). */
+  | 'E_DEVICE_SHORT_USED_LEN'
+  /** A device-written reply field outside what the spec allows (a blk status byte that is not OK/IOERR/UNSUPP, …). */
+  | 'E_DEVICE_BAD_REPLY'
+  /** Queue state the device reported that the driver's own view of its rings rules out. */
+  | 'E_DEVICE_BAD_STATE'
+  /** Requests in flight saw no progress within the request timeout: the device is not answering. */
+  | 'E_DEVICE_UNRESPONSIVE'
   // requests
   | 'E_REQUEST_TIMEOUT'
   | 'E_REQUEST_CANCELLED'
+  /** The operation was interrupted (SIGINT/SIGTERM, an AbortSignal). */
+  | 'E_INTERRUPTED'
   | 'E_IO_ERROR'
   | 'E_UNSUPPORTED'
   | 'E_OUT_OF_RANGE'
@@ -57,6 +67,8 @@ export type ErrorCode =
   | 'E_VHOST_REFUSED'
   | 'E_VHOST_TIMEOUT'
   | 'E_VHOST_LOST'
+  /** The back-end still serves another front-end (it takes one connection at a time). */
+  | 'E_VHOST_BUSY'
   // stop / virtqueue state / reinit
   | 'E_STATE_UNSUPPORTED'
   | 'E_STATE_NOT_STOPPED'
@@ -75,6 +87,8 @@ export type ErrorCode =
   | 'E_SNAPSHOT_INDEX'
   | 'E_SNAPSHOT_USED_AHEAD'
   | 'E_SNAPSHOT_ADDRESS'
+  /** The snapshot disagrees with what the driver knows about its own rings (indices, requests in flight). */
+  | 'E_SNAPSHOT_INCONSISTENT'
   | 'E_SNAPSHOT_IO'
   | 'E_DEVICE_IN_USE'
   // CLI sessions

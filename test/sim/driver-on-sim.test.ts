@@ -78,7 +78,7 @@ t.test('a bad address given to the device makes it set NEEDS_RESET; the driver r
   const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn));
   const qs = new QueueSet(dev);
   const rq = qs.add(0);
-  dev.driverOk();
+  await dev.driverOk();
   let configChanges = 0;
   dev.onConfigChange(() => configChanges++);
   void rq.submit([{ addr: 0xdead_0000n, len: 16 }], [{ addr: 0xdead_1000n, len: 1 }]).catch(() => undefined);
@@ -118,7 +118,7 @@ t.test('net loopback through raw queues: each frame comes back once, with its he
   const qs = new QueueSet(dev);
   const rx = qs.add(0, { drains: false });
   const tx = qs.add(1);
-  dev.driverOk();
+  await dev.driverOk();
   t.teardown(async () => {
     qs.close();
     await dev.close();

@@ -69,7 +69,7 @@ t.test('a queue never used has the initial state and survives reinit on another 
   const qs = new QueueSet(dev);
   const q0 = qs.add(0);
   qs.add(1);
-  dev.driverOk();
+  await dev.driverOk();
   const hdr = dev.transport.dma.alloc(64);
   new DataView(hdr.bytes.buffer, hdr.bytes.byteOffset).setUint32(0, 4, true); // FLUSH
   await q0.submit([{ addr: hdr.iova, len: 16 }], [{ addr: hdr.iova + 32n, len: 1 }]);

@@ -69,7 +69,7 @@ t.test('device configuration: 64-bit reads in one generation; a config change is
   const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn));
   let changes = 0;
   dev.onConfigChange(() => changes++);
-  dev.driverOk();
+  await dev.driverOk();
   t.equal(dev.transport.readConfig64(BlkConfig.CAPACITY), 1000n);
   sim.resize(3000);
   t.equal(dev.transport.readConfig64(BlkConfig.CAPACITY), 3000n, 'the new capacity');
@@ -91,7 +91,7 @@ for (const vectors of [1, 2]) {
     const qs = new QueueSet(dev);
     const rx = qs.add(0, { drains: false });
     const tx = qs.add(1);
-    dev.driverOk();
+    await dev.driverOk();
     t.equal(dev.interruptMode, 'msix');
     t.ok(dev.queueHasInterrupts(0) && dev.queueHasInterrupts(1), 'both queues have a (shared) vector');
     const buf = dev.transport.dma.alloc(2048);
@@ -117,7 +117,7 @@ t.test('a device that refuses queue vectors is polled instead', async (t) => {
   const dev = await VirtioDevice.open(refusing);
   const qs = new QueueSet(dev);
   const rq = qs.add(0);
-  dev.driverOk();
+  await dev.driverOk();
   t.notOk(dev.queueHasInterrupts(0), 'no vector: the queue is polled');
   const r = dev.transport.dma.alloc(64);
   new DataView(r.bytes.buffer, r.bytes.byteOffset).setUint32(0, 4, true);

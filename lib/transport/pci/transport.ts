@@ -5,7 +5,7 @@
 import { enableBusMaster } from '../../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import type { DmaAllocator } from '../../mem/dma.js';
-import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
 import { DeviceError, TimeoutError, UsageError } from '../../virtio/errors.js';
 import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
 import { backoff } from '../backoff.js';
@@ -219,8 +219,11 @@ export class VirtioPciTransport implements VirtioTransport {
       write64(c, base + CommonCfg.DEVICE_STATE_ADDR, iova);
       if (cmd === DeviceStateCmd.LOAD) c.write32(base + CommonCfg.DEVICE_STATE_LEN, length);
       c.write16(base + CommonCfg.DEVICE_STATE_CMD, cmd);
-      if (c.read16(base + CommonCfg.DEVICE_STATE_CMD) !== 0) {
-        throw new DeviceError('E_STATE_REFUSED', `${this.address} refused DEVICE_STATE ${cmd === DeviceStateCmd.SAVE ? 'SAVE' : 'LOAD'}`,
+      const result = c.read16(base + CommonCfg.DEVICE_STATE_CMD);
+      if (result !== 0) {
+        // The device's reason (constants.ts DeviceStateRefusal), in its code and in words.
+        const reason = DEVICE_STATE_REFUSAL_REASONS[result] ?? `unknown refusal code 0x${result.toString(16)}`;
+        throw new DeviceError('E_STATE_REFUSED', `${this.address} refused DEVICE_STATE ${cmd === DeviceStateCmd.SAVE ? 'SAVE' : 'LOAD'}: ${reason} (CMD read 0x${result.toString(16)})`,
           cmd === DeviceStateCmd.SAVE ? 'SAVE is allowed only while STOP shows' : 'LOAD is allowed only between FEATURES_OK and DRIVER_OK, with a state the device recognises');
       }
     };
