@@ -128,40 +128,58 @@ export function eventfdSignal(fd: number, value = 1n): void {
 }
 
 /**
- * Waits on a worker thread until one of `fds` is readable (poll(2) with POLLIN), then calls `done`
- * on the main thread. Node has no readiness watcher for an arbitrary fd (net.Socket refuses an
- * eventfd: ERR_INVALID_FD_TYPE), so the wait runs through koffi's asynchronous call, which occupies
- * one libuv worker while it waits. Write to one of the fds to end the wait early.
+ * The longest one worker-thread poll(2) waits before it returns with nothing ready (callers simply
+ * arm it again). The bound matters at exit: libuv joins its worker threads when the process ends
+ * (uv_library_shutdown), so a poll with no timeout would hold `process.exit()` — and with it
+ * Ctrl-C — forever once nothing writes to its fds.
+ */
+export const ASYNC_POLL_SLICE_MS = 500;
+
+/** Wake-up eventfds of the pollers that run on worker threads: all written when the process exits. */
+const exitWakes = new Set<number>();
+let exitHooked = false;
+
+/**
+ * Registers `fd` (an eventfd among a worker-thread poll's fds) to be written when the process
+ * exits, so that poll returns at once instead of after up to ASYNC_POLL_SLICE_MS. Returns the
+ * function that unregisters it (call it before closing the fd).
+ */
+export function wakeOnExit(fd: number): () => void {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => {
+      for (const w of exitWakes) c.write(w, EXIT_WAKE, 8);
+    });
+  }
+  exitWakes.add(fd);
+  return () => exitWakes.delete(fd);
+}
+const EXIT_WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+
+/**
+ * Waits on a worker thread until one of `fds` is readable (poll(2) with POLLIN) or
+ * ASYNC_POLL_SLICE_MS passed, then calls `done` on the main thread. Node has no readiness watcher
+ * for an arbitrary fd (net.Socket refuses an eventfd: ERR_INVALID_FD_TYPE), so the wait runs
+ * through koffi's asynchronous call, which occupies one libuv worker while it waits. Write to one
+ * of the fds to end the wait early.
  */
 export function pollReadableAsync(fds: readonly number[], done: (err: Error | null) => void): void {
-  const pfd = new Uint8Array(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
-  const view = new DataView(pfd.buffer);
-  fds.forEach((fd, i) => {
-    view.setInt32(i * 8, fd, true);
-    view.setInt16(i * 8 + 4, POLLIN, true);
-  });
-  c.poll.async(pfd, fds.length, -1, (err: unknown, ret: number) => {
-    if (err) done(err instanceof Error ? err : new Error(String(err)));
-    else if (ret < 0) {
-      const errno = lastErrno();
-      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${fds.length} fds`));
-    } else done(null);
-  });
+  pollAsync(fds.map((fd) => ({ fd, events: POLLIN })), done);
 }
 
 /**
  * Like pollReadableAsync with each fd's own poll(2) events (e.g. POLLRDHUP to see a socket's peer
- * hang up without waking on its data). Calls `done` once something is ready; ask pollSync (timeout
- * 0) which one.
+ * hang up without waking on its data). Calls `done` once something is ready or the slice is over;
+ * ask pollSync (timeout 0) which fd, if any, is ready.
  */
 export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null) => void): void {
-  const pfd = new Uint8Array(8 * entries.length);
+  const pfd = new Uint8Array(8 * entries.length); // struct pollfd { int fd; short events; short revents; }
   const view = new DataView(pfd.buffer);
   entries.forEach((e, i) => {
     view.setInt32(i * 8, e.fd, true);
     view.setInt16(i * 8 + 4, e.events, true);
   });
-  c.poll.async(pfd, entries.length, -1, (err: unknown, ret: number) => {
+  c.poll.async(pfd, entries.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
     if (err) done(err instanceof Error ? err : new Error(String(err)));
     else if (ret < 0) {
       const errno = lastErrno();

@@ -13,6 +13,8 @@ import { VfioError } from './errors.js';
 interface VectorSet {
   fds: number[];
   wake: number;
+  /** Unregisters `wake` from the exit-time wake-ups (libc.wakeOnExit). */
+  unhook: () => void;
   handler: (vector: number) => void;
   active: boolean;
   polling: boolean;
@@ -43,7 +45,8 @@ export class VfioMsix implements MsixController {
       fds.forEach((fd) => libc.close(fd));
       throw e;
     }
-    const set: VectorSet = { fds, wake: libc.eventfd(), handler, active: true, polling: false };
+    const wake = libc.eventfd();
+    const set: VectorSet = { fds, wake, unhook: libc.wakeOnExit(wake), handler, active: true, polling: false };
     this.current = set;
     this.arm(set);
     return n;
@@ -89,6 +92,7 @@ export class VfioMsix implements MsixController {
   }
 
   private static release(set: VectorSet): void {
+    set.unhook();
     for (const fd of [...set.fds, set.wake]) {
       try {
         libc.close(fd);

@@ -16,6 +16,7 @@ export interface Watched {
 
 export class Watcher {
   private readonly wake = libc.eventfd();
+  private readonly unhook = libc.wakeOnExit(this.wake);
   private polling = false;
   private stopped = false;
   private deferred: (() => void)[] = [];
@@ -52,6 +53,7 @@ export class Watcher {
       this.deferred = [];
       if (this.stopped) {
         deferred.forEach((f) => f());
+        this.unhook();
         libc.close(this.wake);
         return;
       }
@@ -70,6 +72,9 @@ export class Watcher {
     if (this.stopped) return;
     this.stopped = true;
     if (this.polling) libc.eventfdSignal(this.wake);
-    else libc.close(this.wake);
+    else {
+      this.unhook();
+      libc.close(this.wake);
+    }
   }
 }
