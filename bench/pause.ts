@@ -47,8 +47,7 @@ async function measure(mechanism: Mechanism, queues: number, cycles: number): Pr
     pauses.push(Number(process.hrtime.bigint() - start) / 1e6);
     await Promise.all(inFlight);
   }
-  qs.close();
-  await dev.close();
+  await qs.close();
   pauses.sort((a, b) => a - b);
   return { mechanism, queues, median: percentile(pauses, 50), p99: percentile(pauses, 99) };
 }

@@ -44,8 +44,7 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
     done += batch;
   }
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  qs.close();
-  await dev.close();
+  await qs.close();
   return { layout, batch, interrupts: dev.interruptMode, perSecond: done / elapsed };
 }
 

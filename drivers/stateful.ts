@@ -2,6 +2,7 @@
 // pauses, stops, re-initialises and resumes all of its queues together.
 
 import type { VirtioDevice, ReinitOptions, StopOptions } from '../lib/virtio/device.js';
+import type { UvirtioError } from '../lib/virtio/errors.js';
 import type { QueueSet } from '../lib/virtio/queue-set.js';
 import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot.js';
 
@@ -24,5 +25,17 @@ export abstract class StatefulDriver {
   resume(): Promise<void> {
     return this.queues.resume();
   }
-  abstract close(): Promise<void>;
+  /**
+   * Brings the device back after it failed (DEVICE_NEEDS_RESET, E_DEVICE_UNRESPONSIVE, a broken
+   * ring, a lost back-end that is reachable again): reset and re-initialise with the same features
+   * and queues. Requests pending at the failure were rejected with its error; retry them after this.
+   */
+  recover(): Promise<void> {
+    return this.queues.recover();
+  }
+  /**
+   * Resets the device and releases everything; requests still pending are rejected with `reason`
+   * (default E_CLOSED). Idempotent.
+   */
+  abstract close(reason?: UvirtioError): Promise<void>;
 }

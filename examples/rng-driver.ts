@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import {
   DeviceError, DeviceType, QueueSet, RequestError, UsageError, VirtioDevice, isUvirtioError, openTransport,
-  type DmaRegion, type OpenOptions, type RequestQueue, type VirtioTransport,
+  type DmaAllocator, type DmaRegion, type OpenOptions, type RequestQueue, type VirtioTransport,
 } from '../index.js';
 
 export class RngDriver {
@@ -17,6 +17,7 @@ export class RngDriver {
     private readonly queues: QueueSet,
     private readonly rq: RequestQueue<undefined>,
     private readonly buf: DmaRegion,
+    private readonly dma: DmaAllocator,
   ) {}
 
   /** Negotiates (no device features: §5.4.3), sets up requestq (queue 0), and goes live. */
@@ -29,7 +30,7 @@ export class RngDriver {
       const queues = new QueueSet(device);
       const rq = queues.add<undefined>(0, { size: Math.min(transport.queueMaxSize(0), 64) });
       await device.driverOk();
-      return new RngDriver(device, queues, rq, transport.dma.alloc(4096, 64));
+      return new RngDriver(device, queues, rq, transport.dma.alloc(4096, 64), transport.dma);
     } catch (e) {
       await device.close();
       throw e;
@@ -51,10 +52,10 @@ export class RngDriver {
     return out;
   }
 
+  /** Resets the device (a pending read is rejected), then frees the buffer nothing can write into any more. */
   async close(): Promise<void> {
-    this.queues.close();
-    this.device.transport.dma.free(this.buf);
-    await this.device.close();
+    await this.queues.close();
+    this.dma.free(this.buf);
   }
 }
 

@@ -9,12 +9,13 @@
 // here first, with its own code.
 
 import { BLK_ID_BYTES, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/virtio/constants.js';
-import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
+import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/virtio/errors.js';
 import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
+import type { DmaAllocator } from '../../lib/mem/dma.js';
 import { StatefulDriver } from '../stateful.js';
 import { readLimits, type BlkLimits, type RangeLimits } from './limits.js';
 import { encodeRanges, planRanges, splitTransfer, type SectorRange } from './plan.js';
@@ -51,8 +52,12 @@ export class BlkDriver extends StatefulDriver {
   private readonly pool: SlotPool;
   private readonly runner: RequestRunner;
 
-  private constructor(device: VirtioDevice, queues: QueueSet, rqs: RequestQueue<undefined>[], pool: SlotPool, limits: BlkLimits) {
+  /** The memory the slots came from (the source's; a reinit target shares it). */
+  private readonly dma: DmaAllocator;
+
+  private constructor(device: VirtioDevice, queues: QueueSet, rqs: RequestQueue<undefined>[], pool: SlotPool, limits: BlkLimits, dma: DmaAllocator) {
     super(device, queues);
+    this.dma = dma;
     this.rqs = rqs;
     this.queueCount = rqs.length;
     this.pool = pool;
@@ -91,7 +96,7 @@ export class BlkDriver extends StatefulDriver {
       const limits = readLimits(device, Math.min(...rqs.map((rq) => rq.vq.size)), maxTransfer);
       await device.driverOk();
       const pool = new SlotPool(transport.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer);
-      return new BlkDriver(device, queues, rqs, pool, limits);
+      return new BlkDriver(device, queues, rqs, pool, limits, transport.dma);
     } catch (e) {
       await device.close();
       throw e;
@@ -226,11 +231,13 @@ export class BlkDriver extends StatefulDriver {
     if (this.limits.readOnly) throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO): ${what} refused`);
   }
 
-  async close(): Promise<void> {
+  async close(reason?: UvirtioError): Promise<void> {
     if (this.runner.closed) return;
     this.runner.closed = true;
-    this.queues.close();
-    this.pool.release(this.device.transport.dma);
-    await this.device.close();
+    const error = reason ?? new UsageError('E_CLOSED', `${this.device.address}: the driver was closed with this request waiting`);
+    this.pool.close(error);
+    await this.queues.close(reason);
+    // Only now that the device was reset can nothing write into the slots any more.
+    this.pool.release(this.dma);
   }
 }

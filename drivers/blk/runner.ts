@@ -80,17 +80,35 @@ export class RequestRunner {
     };
   }
 
-  /** Waits for the request, maps its status to a result or a typed error, and frees the slot. */
+  /**
+   * Waits for the request, checks what the device wrote, maps its status to a result or a typed
+   * error, and frees the slot.
+   *
+   * virtio 1.2 §5.2.6: the device writes the data, then the status byte, the last writable byte;
+   * §2.7.8.1: the driver must not rely on bytes beyond the used length. So a reply counts only
+   * when the used length covers the data and the status byte; anything shorter is the device's
+   * fault (E_DEVICE_SHORT_USED_LEN), never a success with stale bytes from the reused slot.
+   */
   private async finish(slot: Slot, p: Planned, completion: Promise<{ len: number }>): Promise<Uint8Array | undefined> {
     try {
       const { len } = await completion;
+      const needed = p.inBytes + 1;
+      if (len < needed) {
+        throw new RequestError('E_DEVICE_SHORT_USED_LEN',
+          `${this.device.address}: request type ${p.type} at sector ${p.sector}: the device reported ${len} byte(s) written, the reply takes ${needed} (${p.inBytes} of data and the status byte)`,
+          'the device did not write the whole reply, so neither its data nor its status can be trusted; retry the request, and check the device (it breaks virtio 1.2 §2.7.8)');
+      }
       const code = slot.view.getUint8(STATUS_OFFSET);
-      if (code === BlkStatus.OK && len >= 1) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
+      if (code === BlkStatus.OK) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
       if (code === BlkStatus.UNSUPP) {
         throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
       }
-      throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (status ${code}, ${len} of ${p.inBytes + 1} bytes)`,
-        'the device reported an I/O error');
+      if (code === BlkStatus.IOERR) {
+        throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (VIRTIO_BLK_S_IOERR)`,
+          'the device reported an I/O error');
+      }
+      throw new RequestError('E_DEVICE_BAD_REPLY', `${this.device.address}: request type ${p.type} at sector ${p.sector}: status byte ${code} is none of OK (0), IOERR (1), UNSUPP (2)`,
+        'the device broke virtio 1.2 §5.2.6; the request may or may not have been carried out');
     } finally {
       this.pool.give(slot);
     }

@@ -3,6 +3,7 @@
 // served: that is the driver's bounded queue depth and its back-pressure.
 
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+import type { UvirtioError } from '../../lib/virtio/errors.js';
 
 export interface Slot {
   region: DmaRegion;
@@ -13,8 +14,9 @@ export interface Slot {
 
 export class SlotPool {
   private readonly free: Slot[] = [];
-  private readonly waiters: ((s: Slot) => void)[] = [];
+  private readonly waiters: { resolve: (s: Slot) => void; reject: (e: Error) => void }[] = [];
   private readonly all: Slot[] = [];
+  private closedBy: UvirtioError | null = null;
 
   constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number) {
     // Interleaved (q0, q1, …, q0, q1, …) and taken from the end: consecutive requests go to different queues.
@@ -27,9 +29,14 @@ export class SlotPool {
     this.free.push(...this.all.reverse());
   }
 
-  /** Waits for one slot, then takes up to `max` − 1 more that are free now (a batch kicks once). */
+  /**
+   * Waits for one slot, then takes up to `max` − 1 more that are free now (a batch kicks once).
+   * The wait ends when a request settles (each does, within the device's request timeout) or the
+   * pool closes (rejected with the reason).
+   */
   async takeSome(max: number): Promise<Slot[]> {
-    const first = this.free.pop() ?? await new Promise<Slot>((resolve) => this.waiters.push(resolve));
+    if (this.closedBy) throw this.closedBy;
+    const first = this.free.pop() ?? await new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
     const slots = [first];
     while (slots.length < max && this.free.length > 0) slots.push(this.free.pop()!);
     return slots;
@@ -37,10 +44,17 @@ export class SlotPool {
 
   give(s: Slot): void {
     const next = this.waiters.shift();
-    if (next) next(s);
+    if (next) next.resolve(s);
     else this.free.push(s);
   }
 
+  /** Rejects everyone waiting for a slot, and every later take, with `reason`. */
+  close(reason: UvirtioError): void {
+    this.closedBy ??= reason;
+    for (const w of this.waiters.splice(0)) w.reject(reason);
+  }
+
+  /** Frees the slots' memory (once the device that could write into them was reset). */
   release(dma: DmaAllocator): void {
     for (const s of this.all) dma.free(s.region);
   }

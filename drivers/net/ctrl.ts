@@ -29,10 +29,16 @@ export class ControlQueue {
       b[1] = cmd;
       b.set(data, 2);
       b[ACK_OFFSET] = 0xff; // neither OK nor ERR until the device writes it
-      await this.rq.submit([{ addr: this.buf.iova, len: 2 + data.length }], [{ addr: this.buf.iova + BigInt(ACK_OFFSET), len: 1 }]);
+      const { len } = await this.rq.submit([{ addr: this.buf.iova, len: 2 + data.length }], [{ addr: this.buf.iova + BigInt(ACK_OFFSET), len: 1 }]);
+      // §5.1.6.5: the device writes the ack byte; a used length of 0 says it wrote nothing.
+      if (len < 1) {
+        throw new RequestError('E_DEVICE_SHORT_USED_LEN', `${this.address}: the device returned ${what} without writing its ack byte (used length 0)`,
+          'the command may or may not have taken effect; the device broke virtio 1.2 §2.7.8');
+      }
       const ack = b[ACK_OFFSET];
+      if (ack === NetCtrl.ACK_ERR) throw new RequestError('E_IO_ERROR', `${this.address}: the device answered VIRTIO_NET_ERR to ${what}`);
       if (ack !== NetCtrl.ACK_OK) {
-        throw new RequestError('E_IO_ERROR', `${this.address}: the device answered ${ack === NetCtrl.ACK_ERR ? 'VIRTIO_NET_ERR' : `ack ${ack}`} to ${what}`);
+        throw new RequestError('E_DEVICE_BAD_REPLY', `${this.address}: the device answered ack ${ack} to ${what} (neither VIRTIO_NET_OK nor VIRTIO_NET_ERR)`);
       }
     };
     const next = this.last.then(run, run);

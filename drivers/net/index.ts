@@ -5,12 +5,12 @@
 // stop/reinit in which posted receive buffers survive (QueueSet drains: false, then repost).
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/virtio/constants.js';
-import { DeviceError, RequestError, UsageError } from '../../lib/virtio/errors.js';
+import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/virtio/errors.js';
 import { VirtioDevice, type OpenOptions, type ReinitOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import type { DeviceSnapshot } from '../../lib/virtio/snapshot.js';
-import type { DmaRegion } from '../../lib/mem/dma.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
 import { StatefulDriver } from '../stateful.js';
@@ -49,9 +49,12 @@ export class NetDriver extends StatefulDriver {
   private readonly txFree: DmaRegion[] = [];
   private readonly frameListeners = new Set<(f: ReceivedFrame) => void>();
   private closed = false;
+  /** The memory buffers came from (the source's; a reinit target shares it). */
+  private readonly dma: DmaAllocator;
 
   private constructor(device: VirtioDevice, queues: QueueSet, pairs: number, ctrlIndex: number | undefined, maxFrame: number) {
     super(device, queues);
+    this.dma = device.transport.dma;
     this.maxFrame = maxFrame;
     this.queuePairs = pairs;
     const mergeable = device.has(NetFeature.MRG_RXBUF);
@@ -59,7 +62,7 @@ export class NetDriver extends StatefulDriver {
       this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, p, mergeable, (f) => this.emit(f), () => this.closed));
       this.tx.push(queues.get(2 * p + 1) as RequestQueue<DmaRegion>);
     }
-    if (ctrlIndex !== undefined) this.ctrl = new ControlQueue(queues.get(ctrlIndex) as RequestQueue<undefined>, device.transport.dma, device.address);
+    if (ctrlIndex !== undefined) this.ctrl = new ControlQueue(queues.get(ctrlIndex) as RequestQueue<undefined>, this.dma, device.address);
     this.mac = device.has(NetFeature.MAC) ? device.transport.readConfigBytes(NetConfig.MAC, 6) : new Uint8Array(6);
   }
 
@@ -111,9 +114,17 @@ export class NetDriver extends StatefulDriver {
     return (this.device.transport.readConfig16(NetConfig.STATUS) & NetStatus.LINK_UP) !== 0;
   }
 
-  /** Frames dropped because the device described them impossibly (num_buffers 0 or beyond the ring). */
+  /**
+   * Receive buffers dropped because the device described them impossibly: a used length shorter
+   * than the virtio_net_hdr (E_DEVICE_SHORT_USED_LEN) or a num_buffers of 0 or beyond the ring
+   * (E_DEVICE_BAD_REPLY).
+   */
   get malformedFrames(): number {
     return this.rx.reduce((n, rx) => n + rx.malformed, 0);
+  }
+  /** The last of those, as an error with its code (null when there was none). */
+  get lastMalformed(): UvirtioError | null {
+    return this.rx.reduce<UvirtioError | null>((last, rx) => rx.lastMalformed ?? last, null);
   }
 
   /** Queue pairs the device is using now. */
@@ -150,7 +161,7 @@ export class NetDriver extends StatefulDriver {
     if (!Number.isInteger(p) || p < 0 || p >= this.pairsInUse) {
       throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: pair ${p} is not in use (0 to ${this.pairsInUse - 1})`);
     }
-    const buf = this.txFree.pop() ?? this.device.transport.dma.alloc(NET_HDR_LEN + this.maxFrame, 64);
+    const buf = this.txFree.pop() ?? this.dma.alloc(NET_HDR_LEN + this.maxFrame, 64);
     try {
       encodeNetHeader(header, buf.bytes);
       buf.bytes.set(frame, NET_HDR_LEN);
@@ -173,11 +184,11 @@ export class NetDriver extends StatefulDriver {
     for (const l of this.frameListeners) l(f);
   }
 
-  async close(): Promise<void> {
+  async close(reason?: UvirtioError): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.queues.close();
-    this.ctrl?.release(this.device.transport.dma);
-    await this.device.close();
+    await this.queues.close(reason);
+    // Only now that the device was reset can nothing write into the control buffer any more.
+    this.ctrl?.release(this.dma);
   }
 }

@@ -5,6 +5,7 @@
 // malformed and the frame dropped.
 
 import { NET_HDR_LEN } from '../../lib/virtio/constants.js';
+import { RequestError, type UvirtioError } from '../../lib/virtio/errors.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
@@ -26,8 +27,10 @@ interface Partial {
 }
 
 export class RxQueue {
-  /** Frames dropped because the device described them impossibly. */
+  /** Receive buffers dropped because the device described them impossibly. */
   malformed = 0;
+  /** The last of those, with its code. */
+  lastMalformed: UvirtioError | null = null;
   private partial: Partial | undefined;
 
   constructor(
@@ -54,15 +57,24 @@ export class RxQueue {
       if (--this.partial.left === 0) this.complete();
       return;
     }
-    if (bytes.length < NET_HDR_LEN) return; // nothing written: a frame the device dropped
+    // §5.1.6.4: every frame's first buffer starts with the header the device wrote.
+    if (bytes.length < NET_HDR_LEN) {
+      this.drop(new RequestError('E_DEVICE_SHORT_USED_LEN', `receive queue ${this.rq.vq.index}: the device returned a buffer with ${bytes.length} byte(s), less than the ${NET_HDR_LEN}-byte virtio_net_hdr`));
+      return;
+    }
     const header = bytes.slice(0, NET_HDR_LEN);
     const buffers = this.mergeable ? decodeNetHeader(header).numBuffers : 1;
     if (buffers < 1 || buffers > this.rq.vq.size) {
-      this.malformed++;
+      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`));
       return;
     }
     this.partial = { header, parts: [bytes.subarray(NET_HDR_LEN)], left: buffers - 1 };
     if (this.partial.left === 0) this.complete();
+  }
+
+  private drop(e: UvirtioError): void {
+    this.malformed++;
+    this.lastMalformed = e;
   }
 
   private complete(): void {

@@ -1,11 +1,15 @@
 // VirtioDevice: the device status machine and its queues over any VirtioTransport
-// (virtio 1.2 §2.1 status, §3.1.1 initialisation, §2.4 reset).
+// (virtio 1.2 §2.1 status, §3.1.1 initialisation, §2.4 reset), and the device's failure:
+// DEVICE_NEEDS_RESET (§2.1.2), a transport that lost its device, or a driver that gave up on it.
 //
 //   const dev = await VirtioDevice.open(transport, { features: { required: [...] } });
 //   const q = dev.setupQueue(0);            // between FEATURES_OK and DRIVER_OK
 //   await dev.driverOk();                   // the device is live
 //   ...
 //   await dev.close();                      // reset, free rings, release the transport
+//
+// Phases: features-ok → live ⇄ stopped (stop/reinit/resume; state.ts), live → needs-reset (the
+// device failed; recover() or close()), → failed (given up for good), → closed.
 
 import { Status, VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames, hasFeature, Feature } from './constants.js';
 import { DeviceError, UsageError, type UvirtioError } from './errors.js';
@@ -17,6 +21,7 @@ import {
 } from './snapshot.js';
 import { facilityFor, initialVqState, type StateContext, type StateFacility } from './state.js';
 import { checkReinit, loadExtraState, saveExtraState } from './reinit-checks.js';
+import { queueStateProblem, type DriverView } from './state-checks.js';
 import type { VirtioTransport, VqState } from '../transport/types.js';
 
 export interface OpenOptions {
@@ -28,8 +33,14 @@ export interface OpenOptions {
   stateFeatures?: boolean;
   /** 'auto' (default) uses MSI-X when the platform gives vectors, else polling. */
   interrupts?: 'auto' | 'msix' | 'poll';
-  /** Bound on the wait for device_status to read 0 after a reset (default 1000 ms). */
+  /** Bound on the wait for device_status to read 0 after a reset, and on each status change (default 1000 ms). */
   resetTimeoutMs?: number;
+  /**
+   * Bound on how long requests in flight may see no progress before the device is declared
+   * unresponsive (E_DEVICE_UNRESPONSIVE): it is reset and those requests are rejected
+   * (QueueSet's watchdog). Default 30 000 ms; 1 to 3 600 000.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface QueueOptions {
@@ -39,7 +50,12 @@ export interface QueueOptions {
   indirectThreshold?: number;
 }
 
-export type DevicePhase = 'features-ok' | 'live' | 'stopped' | 'reset' | 'failed' | 'closed';
+/**
+ * features-ok: queues can be set up; live: DRIVER_OK; stopped: stop() succeeded (snapshot,
+ * reinit, resume); needs-reset: the device failed (recover() or close()); failed: given up for
+ * good (close()); reset: reset() forgot every queue; closed.
+ */
+export type DevicePhase = 'features-ok' | 'live' | 'stopped' | 'needs-reset' | 'failed' | 'reset' | 'closed';
 
 export interface StopOptions {
   /** 'auto' (default) picks the best the device offers: ring-state, then suspend, then quiesce. */
@@ -51,10 +67,13 @@ export interface StopOptions {
 export interface ReinitOptions {
   /** Another device of the same type to bring up with the state (default: this device). */
   target?: VirtioTransport;
+  /** Bound on each reset and status change of the re-initialisation (default: resetTimeoutMs). */
   timeoutMs?: number;
 }
 
 type Listener = () => void;
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export class VirtioDevice {
   private t: VirtioTransport;
@@ -62,9 +81,11 @@ export class VirtioDevice {
   readonly features: bigint;
   private offeredFeatures: bigint;
   readonly layout: Layout;
+  /** See OpenOptions.requestTimeoutMs. */
+  readonly requestTimeoutMs: number;
   private facility: StateFacility | null = null;
   private readonly drainPolicy = new Map<number, boolean>();
-  private phase: DevicePhase = 'features-ok';
+  private devicePhase: DevicePhase = 'features-ok';
   private readonly queues = new Map<number, Virtqueue<unknown>>();
   private readonly queueListeners = new Map<number, Listener>();
   private readonly notifiers: (() => void)[] = [];
@@ -74,32 +95,63 @@ export class VirtioDevice {
   private vectors = 0;
   private interruptPreference: 'auto' | 'msix' | 'poll' = 'auto';
   private readonly resetTimeoutMs: number;
-  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
+  private readonly failureListeners = new Set<(e: UvirtioError) => void>();
   private unwatchLost: (() => void) | undefined;
+  private failureError: UvirtioError | null = null;
+  /** Each queue as the driver left it at the stop, taken when first needed (state-checks.ts). */
+  private viewsAtStop: Map<number, DriverView> | null = null;
+  /** Tokens of chains restarted rings forgot during failed reinit attempts, handed back on success. */
+  private readonly carried = new Map<number, unknown[]>();
+  /** The stopped source was reset for a reinit onto another device (it let go of the rings). */
+  private sourceReleased = false;
 
-  private constructor(transport: VirtioTransport, offered: bigint, features: bigint, layout: Layout, resetTimeoutMs: number) {
+  private constructor(transport: VirtioTransport, offered: bigint, features: bigint, layout: Layout, options: OpenOptions) {
     this.t = transport;
     this.offeredFeatures = offered;
     this.features = features;
     this.layout = layout;
-    this.resetTimeoutMs = resetTimeoutMs;
+    this.resetTimeoutMs = options.resetTimeoutMs ?? 1000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.interruptPreference = options.interrupts ?? 'auto';
     this.watchLost();
   }
 
-  /** Follows the current transport's loss (vhost-user back-end gone): the device fails, listeners hear it. */
+  /** Follows the current transport's loss (vhost-user back-end gone): the device needs a reset. */
   private watchLost(): void {
     this.unwatchLost?.();
-    this.unwatchLost = this.t.onLost?.((e) => {
-      if (this.phase === 'closed') return;
-      this.phase = 'failed';
-      for (const l of this.lostListeners) l(e);
-    });
+    this.unwatchLost = this.t.onLost?.((e) => this.markFailed(e));
   }
 
-  /** Called when the device is lost for good (its transport says so); QueueSet fails its queues. */
-  onLost(listener: (e: UvirtioError) => void): () => void {
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
+  /**
+   * Called once each time the device fails while live — DEVICE_NEEDS_RESET or FAILED seen, the
+   * transport lost its device, a queue's ring protocol broken, or markFailed() by a watchdog —
+   * with the error pending requests are to be rejected with. QueueSet resets the device and
+   * settles its requests. Returns an unsubscribe.
+   */
+  onFailure(listener: (e: UvirtioError) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
+  }
+
+  /**
+   * Treats the device as failed with `error` (it is then in needs-reset). Only a live device
+   * fails this way; for a stopped one the error is remembered (a reinit onto it will fail on its
+   * own) and nothing pending is touched: its requests wait for a reinit onto another device.
+   */
+  markFailed(error: UvirtioError): void {
+    if (this.devicePhase === 'closed' || this.devicePhase === 'failed') return;
+    if (this.devicePhase !== 'live') {
+      this.failureError ??= error;
+      return;
+    }
+    this.failureError = error;
+    this.devicePhase = 'needs-reset';
+    for (const l of [...this.failureListeners]) l(error);
+  }
+
+  /** Why the device failed (needs-reset, failed), or null. */
+  get failure(): UvirtioError | null {
+    return this.failureError;
   }
 
   /** The transport of the device now driven (after reinit onto a target, the target's). */
@@ -116,8 +168,13 @@ export class VirtioDevice {
   get address(): string {
     return this.t.address;
   }
+  /** The device's lifecycle phase (see DevicePhase). */
+  get phase(): DevicePhase {
+    return this.devicePhase;
+  }
+  /** @deprecated the lifecycle phase; use `phase` ("state" means virtqueue state elsewhere). */
   get state(): DevicePhase {
-    return this.phase;
+    return this.devicePhase;
   }
   /** 'msix' when interrupts are delivered, 'poll' when the driver must poll used rings. */
   get interruptMode(): 'msix' | 'poll' {
@@ -130,27 +187,22 @@ export class VirtioDevice {
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
     const resetTimeoutMs = options.resetTimeoutMs ?? 1000;
-    await transport.reset(resetTimeoutMs);
-    transport.writeStatus(Status.ACKNOWLEDGE);
-    transport.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);
+    const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > 3_600_000) {
+      throw new UsageError('E_INVALID_ARGUMENT', `requestTimeoutMs must be an integer from 1 to 3600000, got ${requestTimeoutMs}`);
+    }
+    let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
-      const offered = transport.deviceFeatures();
-      const policy = { ...options.features, transportExtras: [...(options.features?.transportExtras ?? []), ...stateExtras(transport, options.stateFeatures)] };
-      const { features, layout } = negotiateFeatures(offered, policy, transport.deviceType, transport.address);
-      transport.writeDriverFeatures(features);
-      transport.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
-      await transport.flush?.(resetTimeoutMs);
-      // §3.1.1 step 6: re-read; a device that cannot work with the subset clears FEATURES_OK.
-      if ((transport.readStatus() & Status.FEATURES_OK) === 0) {
-        throw new DeviceError('E_FEATURES_NOT_OK', `${transport.address} refused features ${featureNames(features, transport.deviceType)} (FEATURES_OK did not stick)`,
-          'the device needs a feature the driver does not accept; compare `uvirtio info` with your feature policy');
-      }
-      const dev = new VirtioDevice(transport, offered, features, layout, resetTimeoutMs);
-      dev.interruptPreference = options.interrupts ?? 'auto';
+      await initialise(transport, resetTimeoutMs, (offered) => {
+        const policy = { ...options.features, transportExtras: [...(options.features?.transportExtras ?? []), ...stateExtras(transport, options.stateFeatures)] };
+        negotiated = { ...negotiateFeatures(offered, policy, transport.deviceType, transport.address), offered };
+        return negotiated.features;
+      });
+      const dev = new VirtioDevice(transport, negotiated!.offered, negotiated!.features, negotiated!.layout, options);
       if (dev.interruptPreference !== 'poll') dev.routeInterrupts(dev.interruptPreference === 'msix');
       return dev;
     } catch (e) {
-      transport.writeStatus(transport.readStatus() | Status.FAILED);
+      if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
       throw e;
     }
   }
@@ -170,9 +222,11 @@ export class VirtioDevice {
   }
 
   private onInterrupt(vector: number): void {
-    if (this.phase === 'closed') return;
+    if (this.devicePhase === 'closed') return;
     for (const q of this.vectorQueues.get(vector) ?? []) this.queueListeners.get(q)?.();
     if (vector === 0) {
+      // §4.1.4.5 / §2.1.2: a configuration interrupt also announces DEVICE_NEEDS_RESET.
+      this.pollHealth();
       for (const l of this.configListeners) l();
     }
   }
@@ -198,10 +252,7 @@ export class VirtioDevice {
       ...(options.indirectThreshold !== undefined ? { indirectThreshold: options.indirectThreshold } : {}),
     });
     try {
-      this.configureQueueVector(index, vq);
-      // The proposal: with RING_STATE the driver writes the state on every initialisation.
-      if (this.has(Feature.RING_STATE)) this.t.ringState?.writeVqState(index, initialVqState(this.layout));
-      this.t.enableQueue(index);
+      this.programQueue(index, vq as Virtqueue<unknown>, initialVqState(this.layout));
     } catch (e) {
       vq.close();
       throw e;
@@ -211,12 +262,28 @@ export class VirtioDevice {
   }
 
   /**
+   * Programs queue `index` on the current transport: size, addresses and vector, its state when
+   * RING_STATE was negotiated (the proposal: written on every initialisation), then queue_enable.
+   */
+  private programQueue(index: number, vq: Virtqueue<unknown>, state: VqState, restore = false): void {
+    this.configureQueueVector(index, vq);
+    // A restored state (ring-state, a back-end's vring base) is always written; a fresh one only
+    // when RING_STATE was negotiated.
+    if (restore) this.t.ringState!.writeVqState(index, state);
+    else if (this.has(Feature.RING_STATE)) this.t.ringState?.writeVqState(index, state);
+    this.t.enableQueue(index);
+  }
+
+  /**
    * Whether queue `index`'s chains complete by themselves (true, default: blk requests, net tx) or
    * wait on outside events and are reclaimed instead of drained (net rx). Quiesce waits only for
-   * the former.
+   * the former; after a failure, only the former's are rejected (the latter are posted again).
    */
   setDrainPolicy(index: number, drains: boolean): void {
     this.drainPolicy.set(index, drains);
+  }
+  drains(index: number): boolean {
+    return this.drainPolicy.get(index) ?? true;
   }
 
   /** Queue q gets its own vector when there are enough, else shares vector 1 (or 0); refused → polled. */
@@ -267,24 +334,35 @@ export class VirtioDevice {
   async driverOk(): Promise<void> {
     this.expectPhase('features-ok', 'set DRIVER_OK');
     this.t.writeStatus(this.t.readStatus() | Status.DRIVER_OK);
-    this.phase = 'live';
+    this.devicePhase = 'live';
     await this.t.flush?.(this.resetTimeoutMs);
     this.checkHealth();
   }
 
-  /**
-   * Throws when the device has signalled DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) or shows FAILED.
-   * Drivers call it when a request fails or a configuration interrupt arrives.
-   */
-  checkHealth(): void {
+  /** The device's health from its status: DEVICE_NEEDS_RESET (§2.1.2) or FAILED as an error, else null. */
+  healthError(): UvirtioError | null {
     const status = this.t.readStatus();
     if (status & Status.DEVICE_NEEDS_RESET) {
-      throw new DeviceError('E_DEVICE_NEEDS_RESET', `${this.address} set DEVICE_NEEDS_RESET: it hit an error it cannot recover from`,
-        'reset and re-initialise the device (device.reset(), then open it again)');
+      return new DeviceError('E_DEVICE_NEEDS_RESET', `${this.address} set DEVICE_NEEDS_RESET: it hit an error it cannot recover from`,
+        'its requests in flight were rejected (the device may or may not have carried them out); recover() resets and re-initialises it');
     }
     if (status & Status.FAILED) {
-      throw new DeviceError('E_DEVICE_FAILED', `${this.address} shows FAILED`, 'reset the device and open it again');
+      return new DeviceError('E_DEVICE_FAILED', `${this.address} shows FAILED`, 'reset the device and open it again');
     }
+    return null;
+  }
+
+  /** Throws healthError() when there is one. */
+  checkHealth(): void {
+    const e = this.healthError();
+    if (e) throw e;
+  }
+
+  /** Looks at the status register; a live device that shows NEEDS_RESET or FAILED is marked failed. */
+  pollHealth(): void {
+    if (this.devicePhase !== 'live') return;
+    const e = this.healthError();
+    if (e) this.markFailed(e);
   }
 
   /** Reads the status register (for diagnostics and the state facilities). */
@@ -292,11 +370,11 @@ export class VirtioDevice {
     return this.t.readStatus();
   }
 
-  /** Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1). */
+  /** Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1); it is given up. */
   fail(): void {
-    if (this.phase === 'closed') return;
+    if (this.devicePhase === 'closed') return;
     this.t.writeStatus(this.t.readStatus() | Status.FAILED);
-    this.phase = 'failed';
+    this.devicePhase = 'failed';
   }
 
   /**
@@ -313,24 +391,93 @@ export class VirtioDevice {
     this.queues.clear();
     this.notifiers.length = 0;
     this.vectorQueues.clear();
-    this.phase = 'reset';
+    this.devicePhase = 'reset';
     return orphans;
   }
 
-  /** Resets the device, frees the rings, releases interrupts and the transport. Idempotent. */
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
+  // ---- failure and recovery (QueueSet drives these) ----
+
+  /**
+   * After a failure: resets the device so it no longer touches the rings or the buffers (bounded;
+   * a device that will not reset is marked FAILED instead). The rings keep what the device wrote.
+   */
+  async resetAfterFailure(): Promise<void> {
+    await this.t.reset(this.resetTimeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
+  }
+
+  /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
+  restartRings(): Map<number, unknown[]> {
+    const orphans = new Map<number, unknown[]>();
+    for (const [q, vq] of this.queues) orphans.set(q, vq.reset());
+    return orphans;
+  }
+
+  /**
+   * Brings a failed device back (needs-reset → live): reset, §3.1.1 with the same features, every
+   * queue set up again in the same memory at index 0, DRIVER_OK. Returns, by queue, the tokens of
+   * chains the restarted rings forgot (QueueSet posts receive buffers again). On failure the device
+   * stays in needs-reset.
+   */
+  async recover(timeoutMs = this.resetTimeoutMs): Promise<Map<number, unknown[]>> {
+    this.expectPhase('needs-reset', 'recover');
+    const t = this.t;
     try {
-      await this.t.reset(this.resetTimeoutMs);
+      await initialise(t, timeoutMs, () => this.features);
+      this.reprogram((_q, vq) => ({ state: initialVqState(this.layout), forgotten: vq.reset() }));
+      this.devicePhase = 'features-ok';
+      await this.driverOk();
+    } catch (e) {
+      this.devicePhase = 'needs-reset';
+      await t.reset(timeoutMs).catch(() => t.writeStatus(Status.FAILED));
+      throw e;
+    }
+    this.failureError = null;
+    return this.takeCarried();
+  }
+
+  /** Routes interrupts again and programs every queue; `plan` gives each queue's state (and what a restart forgot). */
+  private reprogram(plan: (q: number, vq: Virtqueue<unknown>) => { state: VqState; restore?: boolean; forgotten?: unknown[] }): void {
+    this.vectorQueues.clear();
+    this.t.disableInterrupts();
+    this.vectors = 0;
+    if (this.interruptPreference !== 'poll') this.routeInterrupts(this.interruptPreference === 'msix');
+    for (const q of [...this.queues.keys()].sort((a, b) => a - b)) {
+      const vq = this.queues.get(q)!;
+      const { state, restore, forgotten } = plan(q, vq);
+      if (forgotten && forgotten.length > 0) this.carried.set(q, [...(this.carried.get(q) ?? []), ...forgotten]);
+      this.programQueue(q, vq, state, restore);
+    }
+  }
+
+  private takeCarried(): Map<number, unknown[]> {
+    const out = new Map(this.carried);
+    this.carried.clear();
+    return out;
+  }
+
+  /**
+   * Resets the device, frees the rings, releases interrupts and the transport. Idempotent; never
+   * throws for a device that will not reset (it is marked FAILED). Returns, by queue, the tokens of
+   * every chain that was still in flight, for their owners to reject.
+   */
+  async close(): Promise<Map<number, unknown[]>> {
+    const orphans = this.takeCarried();
+    if (this.devicePhase === 'closed') return orphans;
+    try {
+      await this.t.reset(this.resetTimeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
     } finally {
-      for (const vq of this.queues.values()) vq.close();
+      for (const [q, vq] of this.queues) {
+        if (!vq.broken || vq.broken.code !== 'E_CLOSED') orphans.set(q, [...(orphans.get(q) ?? []), ...vq.inFlightTokens()]);
+        vq.close();
+      }
       this.queues.clear();
       this.notifiers.length = 0;
       this.t.disableInterrupts();
       this.unwatchLost?.();
       this.t.close();
-      this.phase = 'closed';
+      this.devicePhase = 'closed';
     }
+    return orphans;
   }
 
   has(feature: number): boolean {
@@ -355,7 +502,7 @@ export class VirtioDevice {
   }
 
   private stateContext(): StateContext {
-    return { transport: this.t, layout: this.layout, queues: this.queues, drains: (q) => this.drainPolicy.get(q) ?? true };
+    return { transport: this.t, layout: this.layout, queues: this.queues, drains: (q) => this.drains(q) };
   }
 
   /**
@@ -364,7 +511,7 @@ export class VirtioDevice {
    * Stopping a stopped device does nothing.
    */
   async stop(options: StopOptions = {}): Promise<Mechanism> {
-    if (this.phase === 'stopped' && this.facility) return this.facility.mechanism;
+    if (this.devicePhase === 'stopped' && this.facility) return this.facility.mechanism;
     this.expectPhase('live', 'stop');
     const offered = this.mechanisms();
     const wanted = options.mechanism ?? 'auto';
@@ -375,19 +522,55 @@ export class VirtioDevice {
     }
     const facility = facilityFor(mechanism, this.t);
     await facility.stop(this.stateContext(), options.timeoutMs ?? 5000);
+    // The device may have failed while it was being stopped (a watchdog, a lost back-end).
+    if (this.devicePhase !== 'live') throw this.failureError ?? new UsageError('E_BAD_STATE', `${this.address}: the device is ${this.devicePhase}`);
     this.facility = facility;
-    this.phase = 'stopped';
+    this.devicePhase = 'stopped';
+    this.viewsAtStop = null;
+    this.sourceReleased = false;
     return mechanism;
   }
 
-  /** Queue `q`'s state. Only while stopped: the proposal lets the driver read it only while STOP shows. */
+  /**
+   * Each queue as the driver left it at this stop (what it made available and consumed), taken the
+   * first time it is needed after stop() — by then the caller has taken every used element.
+   */
+  private stopViews(): Map<number, DriverView> {
+    if (!this.viewsAtStop) {
+      this.viewsAtStop = new Map();
+      for (const [q, vq] of this.queues) {
+        const s = vq.exportState();
+        this.viewsAtStop.set(q, { layout: this.layout, size: vq.size, nextAvail: s.nextAvail, lastUsed: s.lastUsed, inFlight: vq.inFlight });
+      }
+    }
+    return this.viewsAtStop;
+  }
+
+  /**
+   * Queue `q`'s state. Only while stopped: the proposal lets the driver read it only while STOP
+   * shows. State a device reports (ring-state registers, a back-end) is checked against the
+   * driver's own rings first: E_DEVICE_BAD_STATE when it cannot be true.
+   */
   vqState(q: number): VqState {
-    if (this.phase !== 'stopped' || !this.facility) {
-      throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: queue state can only be read while the device is stopped (it is ${this.phase})`,
+    if (this.devicePhase !== 'stopped' || !this.facility || this.sourceReleased) {
+      throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: queue state can only be read while the device is stopped (it is ${this.devicePhase})`,
         'call stop() first; a running device\'s state registers do not describe a consistent point');
     }
-    if (!this.queues.has(q)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not set up`);
-    return this.facility.vqState(this.stateContext(), q);
+    const vq = this.queues.get(q);
+    if (!vq) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not set up`);
+    if (vq.usedPending()) {
+      throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} has used elements the driver has not taken yet`,
+        'take them first (RequestQueue.processUsed(), Virtqueue.popUsed()): the state is checked against what the driver consumed; QueueSet.stop() does this');
+    }
+    const state = this.facility.vqState(this.stateContext(), q);
+    if (this.facility.restoresIndices) {
+      const problem = queueStateProblem(this.stopViews().get(q)!, state);
+      if (problem) {
+        throw new DeviceError('E_DEVICE_BAD_STATE', `${this.address}: queue ${q} reports impossible state: ${problem}`,
+          `the device's ${this.facility.mechanism} state disagrees with the rings the driver keeps; a reinit from it would lose or repeat requests — reset the device, or stop with --mechanism quiesce`);
+      }
+    }
+    return state;
   }
 
   /** Everything reinit() needs, as plain JSON-serialisable data (lib/virtio/snapshot.ts). */
@@ -429,93 +612,120 @@ export class VirtioDevice {
   /**
    * Resets the device (or brings up `target`, another device of the same type reaching the same
    * DMA memory) and re-initialises it with the snapshot: the rings stay where they are, as guest
-   * memory does in a live migration. The snapshot is validated in full first (SnapshotError codes).
+   * memory does in a live migration. The snapshot is validated in full first (SnapshotError codes),
+   * against the target and against the driver's own rings (E_SNAPSHOT_INCONSISTENT).
    *
-   * With ring-state the device continues from the snapshot's indices. Otherwise (suspend, quiesce)
-   * each ring restarts at index 0, and the tokens of chains still in flight — ones the old device
-   * never fetched, or receive buffers it never filled — are returned by queue, for the caller to
-   * make available again (RequestQueue.repost) after this resolves.
+   * With ring-state (and backend) the device continues from the snapshot's indices. Otherwise
+   * (suspend, quiesce) each ring restarts at index 0, and the tokens of chains still in flight —
+   * ones the old device never fetched, or receive buffers it never filled — are returned by queue,
+   * for the caller to make available again (RequestQueue.repost) after this resolves.
+   *
+   * A transaction: when the target refuses (features, device state, a timeout), it is reset, the
+   * driver stays stopped, and the same snapshot can be tried again — on another target, or on the
+   * source (`target` omitted, or the source's transport). Only when the refusing target had already
+   * completed requests (so a retry would do them twice) does the device go to `failed`: then no
+   * retry is possible and the caller rejects what is pending.
    */
   async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
     const snap = validateSnapshot(snapshot);
     this.expectPhase('stopped', 'reinit');
     const target = options.target ?? this.t;
     const offered = target.deviceFeatures();
-    checkReinit(snap, { deviceType: this.deviceType, features: this.features, layout: this.layout, queues: this.queues }, target, offered);
-    const features = BigInt(snap.features);
+    checkReinit(snap, { deviceType: this.deviceType, features: this.features, layout: this.layout, queues: this.queues, views: this.stopViews() }, target, offered);
     const restoresIndices = snap.mechanism === 'ring-state' || snap.mechanism === 'backend';
     const timeoutMs = options.timeoutMs ?? this.resetTimeoutMs;
-    if (target !== this.t) {
+    const source = this.t;
+    if (target !== source && !this.sourceReleased) {
       // The source must let go of the rings before the target takes them: a stopped, suspended or
       // quiesced source still has DRIVER_OK (or could resume) and the ring addresses. A source that
       // cannot be reset (gone, wedged) does not hold up the migration; it is failed instead.
-      this.t.disableInterrupts();
-      await this.t.reset(timeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
-      this.t = target;
-      this.offeredFeatures = offered;
-      this.watchLost();
+      source.disableInterrupts();
+      await source.reset(timeoutMs).catch(() => source.writeStatus(Status.FAILED));
+      this.sourceReleased = true;
     }
-    const t = this.t;
-    await t.reset(timeoutMs);
-    t.writeStatus(Status.ACKNOWLEDGE);
-    t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);
-    t.writeDriverFeatures(features);
-    t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
-    await t.flush?.(timeoutMs);
-    if ((t.readStatus() & Status.FEATURES_OK) === 0) {
-      this.fail();
-      throw new DeviceError('E_FEATURES_NOT_OK', `${t.address} refused the snapshot's features ${snap.featureNames}`);
-    }
-    this.vectorQueues.clear();
-    t.disableInterrupts();
-    this.vectors = 0;
-    if (this.interruptPreference !== 'poll') this.routeInterrupts(this.interruptPreference === 'msix');
+    this.t = target;
     let stateBuf: { free(): void } | null = null;
-    const orphans = new Map<number, unknown[]>();
     try {
-      for (const sq of snap.queues) {
-        const vq = this.queues.get(sq.index)!;
-        this.configureQueueVector(sq.index, vq);
-        if (restoresIndices) {
-          t.ringState!.writeVqState(sq.index, { avail: sq.availState, used: sq.usedState });
-        } else {
-          orphans.set(sq.index, vq.reset());
-          if (this.has(Feature.RING_STATE)) t.ringState?.writeVqState(sq.index, initialVqState(this.layout));
-        }
-        t.enableQueue(sq.index);
+      await initialise(target, timeoutMs, () => BigInt(snap.features));
+      this.reprogram((q, vq) => {
+        const sq = snap.queues.find((x) => x.index === q)!;
+        return restoresIndices ? { state: { avail: sq.availState, used: sq.usedState }, restore: true } : { state: initialVqState(this.layout), forgotten: vq.reset() };
+      });
+      if (snap.deviceState && restoresIndices && this.has(Feature.DEVICE_STATE) && target.ringState?.hasDeviceState) {
+        stateBuf = loadExtraState(target, snap.deviceState.bytes);
       }
-      if (snap.deviceState && restoresIndices && this.has(Feature.DEVICE_STATE) && t.ringState?.hasDeviceState) {
-        stateBuf = loadExtraState(t, snap.deviceState.bytes);
-      }
-      this.phase = 'features-ok';
+      this.devicePhase = 'features-ok';
       await this.driverOk();
     } catch (e) {
-      this.fail();
+      await this.rollBack(source, target, timeoutMs);
       throw e;
     } finally {
       stateBuf?.free();
     }
+    if (target !== source) {
+      this.offeredFeatures = offered;
+      this.watchLost();
+    }
     this.facility = null;
-    return orphans;
+    this.viewsAtStop = null;
+    this.sourceReleased = false;
+    this.failureError = null;
+    return this.takeCarried();
+  }
+
+  /**
+   * A reinit attempt failed: the target lets go of the rings, and the driver is stopped again on
+   * the source, ready for another attempt. If the target completed requests before it failed, a
+   * retry would do them twice: the device goes to `failed` instead.
+   */
+  private async rollBack(source: VirtioTransport, target: VirtioTransport, timeoutMs: number): Promise<void> {
+    target.disableInterrupts();
+    await target.reset(timeoutMs).catch(() => target.writeStatus(Status.FAILED));
+    this.t = source;
+    this.vectors = 0;
+    this.vectorQueues.clear();
+    if (target !== source) this.sourceReleased = true;
+    const worked = [...this.queues.values()].some((vq) => vq.usedPending());
+    this.devicePhase = worked ? 'failed' : 'stopped';
   }
 
   /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way. */
   async resume(timeoutMs = 5000): Promise<void> {
     this.expectPhase('stopped', 'resume');
     const f = this.facility!;
-    if (!f.resume) {
-      throw new DeviceError('E_STATE_UNSUPPORTED', `${this.address}: ${f.mechanism} cannot be resumed: STOP is one-way`,
+    if (!f.resume || this.sourceReleased) {
+      throw new DeviceError('E_STATE_UNSUPPORTED', `${this.address}: ${f.mechanism} cannot be resumed${this.sourceReleased ? ' (the device was reset for a reinit)' : ': STOP is one-way'}`,
         'reinit the device (the same one or another) from its snapshot');
     }
     await f.resume(this.stateContext(), timeoutMs);
     this.facility = null;
-    this.phase = 'live';
+    this.devicePhase = 'live';
   }
 
   private expectPhase(phase: DevicePhase, what: string): void {
-    if (this.phase !== phase) {
-      throw new UsageError('E_BAD_STATE', `${this.address}: cannot ${what} while the device is ${this.phase}`);
+    if (this.devicePhase !== phase) {
+      const why = this.failureError ? ` (${this.failureError.code}: ${this.failureError.message})` : '';
+      throw new UsageError('E_BAD_STATE', `${this.address}: cannot ${what} while the device is ${this.devicePhase}${why}`);
     }
+  }
+}
+
+/**
+ * virtio 1.2 §3.1.1 steps 1–6, written once for open, reinit and recover: reset (bounded),
+ * ACKNOWLEDGE, DRIVER, the features `choose` picks from those offered, FEATURES_OK, and the
+ * read-back — a device that cannot work with the subset leaves FEATURES_OK clear.
+ */
+async function initialise(t: VirtioTransport, timeoutMs: number, choose: (offered: bigint) => bigint): Promise<void> {
+  await t.reset(timeoutMs);
+  t.writeStatus(Status.ACKNOWLEDGE);
+  t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);
+  const features = choose(t.deviceFeatures());
+  t.writeDriverFeatures(features);
+  t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
+  await t.flush?.(timeoutMs);
+  if ((t.readStatus() & Status.FEATURES_OK) === 0) {
+    throw new DeviceError('E_FEATURES_NOT_OK', `${t.address} refused features ${featureNames(features, t.deviceType)} (FEATURES_OK did not stick)`,
+      'the device cannot work with this feature set; compare `uvirtio info` with the driver\'s feature policy, or use a device that offers the same features');
   }
 }
 

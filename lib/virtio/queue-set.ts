@@ -1,27 +1,45 @@
 // QueueSet: a driver's queues on one VirtioDevice, each as a RequestQueue fed by its interrupt
-// vector or by polling, and the stop / reinit / resume choreography across all of them:
-//   stop:   pause every RequestQueue (new requests wait), stop the device, collect what completed
-//   reinit: re-initialise the device (or a target) from the snapshot, notify every queue, unpause
-//   resume: leave the stop without a reset (SUSPEND, quiesce), notify, unpause
+// vector or by polling, and the choreography across all of them:
+//   stop:    pause every RequestQueue (new requests wait), stop the device, collect what completed
+//   reinit:  re-initialise the device (or a target) from the snapshot, notify every queue, unpause;
+//            a refused reinit leaves everything paused for another attempt, unless no retry is
+//            possible — then every pending request is rejected with the cause
+//   resume:  leave the stop without a reset (SUSPEND, quiesce), notify, unpause
+//   failure: the device failed (NEEDS_RESET, lost, unresponsive, a broken ring): refuse new
+//            requests, reset the device, settle what it finished, reject the rest with the cause;
+//            receive buffers (drains: false) are kept for recover()
+//   recover: reset and re-initialise a failed device, post the kept receive buffers again
+//   close:   reset the device and reject whatever is still pending
+//
+// Every request a RequestQueue accepted settles exactly once, within a bounded time of the device
+// going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
 import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
-import { VirtqueueError } from './errors.js';
+import { DeviceError, UsageError, type UvirtioError } from './errors.js';
 import { RequestQueue, type RequestToken } from './requests.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot.js';
+import { Watchdog, type WatchdogStats } from './watchdog.js';
 
 export interface QueueSetOptions extends QueueOptions {
   /** False for queues whose chains wait on outside events (net rx): quiesce reclaims them instead of draining. */
   drains?: boolean;
 }
 
+type Tokens = RequestToken<unknown>[];
+
 export class QueueSet {
   private readonly queues = new Map<number, RequestQueue<unknown>>();
+  private readonly watchdog: Watchdog;
+  /** Receive buffers a failed device's reset rings forgot, by queue: posted again by recover(). */
+  private readonly kept = new Map<number, Tokens>();
+  /** The failure being handled (reset, settling); recover() and close() wait for it. */
+  private handling: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(readonly device: VirtioDevice) {
-    // A device that vanished (vhost-user back-end exited) will never return what is in flight:
-    // reject every pending and waiting request at once with the transport's error.
-    device.onLost((e) => {
-      for (const [index, rq] of this.queues) rq.fail(new VirtqueueError(e.code, index, e.message, e.hint, true));
+    this.watchdog = new Watchdog(device, this.queues);
+    device.onFailure((e) => {
+      this.handling = this.handling.then(() => this.settleFailure(e));
     });
   }
 
@@ -31,6 +49,8 @@ export class QueueSet {
     const rq = new RequestQueue<T>(vq);
     this.device.setDrainPolicy(index, options.drains ?? true);
     this.queues.set(index, rq as RequestQueue<unknown>);
+    rq.onBusy = () => this.watchdog.arm();
+    rq.onFault = (e) => this.device.markFailed(e);
     this.device.onQueueInterrupt(index, () => rq.processUsed());
     this.chooseDelivery(index, rq as RequestQueue<unknown>);
     return rq;
@@ -38,6 +58,11 @@ export class QueueSet {
 
   get(index: number): RequestQueue<unknown> | undefined {
     return this.queues.get(index);
+  }
+
+  /** Missed interrupts the watchdog made up for. */
+  get stats(): WatchdogStats {
+    return this.watchdog.stats;
   }
 
   /** Interrupts where the queue has a vector, else polling on every turn of the event loop. */
@@ -58,33 +83,116 @@ export class QueueSet {
       for (const rq of this.queues.values()) rq.processUsed();
       return mechanism;
     } catch (e) {
-      if (this.device.state === 'live') for (const rq of this.queues.values()) rq.resume();
+      if (this.device.phase === 'live') this.restart(false);
       throw e;
     }
   }
 
+  /**
+   * Re-initialises the device (or options.target) from the snapshot; chains a restarted ring
+   * forgot are made available again. When the target refuses, the device stays stopped and the
+   * requests stay paused for another attempt (on the source, or another target); when the device
+   * failed for good (the refusing target had completed requests), what it completed is settled and
+   * every other pending request is rejected with the error.
+   */
   async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
-    const orphans = await this.device.reinit(snapshot, options);
-    for (const [index, tokens] of orphans) this.queues.get(index)?.repost(tokens as RequestToken<unknown>[]);
-    this.restart();
+    let forgotten: Map<number, unknown[]>;
+    try {
+      forgotten = await this.device.reinit(snapshot, options);
+    } catch (e) {
+      if (this.device.phase === 'failed') this.abandon(e as UvirtioError);
+      throw e;
+    }
+    for (const [index, tokens] of forgotten) this.queues.get(index)?.repost(tokens as Tokens);
+    this.restart(true);
   }
 
   async resume(): Promise<void> {
     await this.device.resume();
-    this.restart();
+    this.restart(true);
+  }
+
+  /**
+   * Brings a failed device back (DEVICE_NEEDS_RESET, E_DEVICE_UNRESPONSIVE, a broken ring, a
+   * transport that reconnects): reset, re-initialise with the same features and queues, post the
+   * receive buffers again, accept requests again. Requests pending at the failure were rejected
+   * then; retry them after this resolves. Rejects (the device stays failed) when the device does
+   * not come back (E_RESET_TIMEOUT, E_FEATURES_NOT_OK, the transport's codes).
+   */
+  async recover(): Promise<void> {
+    if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+    await this.handling;
+    const forgotten = await this.device.recover();
+    for (const [q, rq] of this.queues) {
+      const again = [...(this.kept.get(q) ?? []), ...((forgotten.get(q) ?? []) as Tokens)];
+      rq.revive();
+      rq.repost(again);
+    }
+    this.kept.clear();
+    this.restart(true);
   }
 
   /** After the device is live again: re-pick interrupt or polling delivery, notify, unpause. */
-  private restart(): void {
+  private restart(notify: boolean): void {
     for (const [index, rq] of this.queues) {
       this.chooseDelivery(index, rq);
-      this.device.notifyQueue(index);
+      if (notify) this.device.notifyQueue(index);
       rq.resume();
       rq.processUsed();
+      if (rq.pending > 0) this.watchdog.arm();
     }
   }
 
-  close(): void {
-    for (const rq of this.queues.values()) rq.stopPolling();
+  /**
+   * The device failed: no new requests; once it is reset, what it finished is settled, the chains
+   * its rings still held are rejected with `error` (it may or may not have carried them out), and
+   * receive buffers are kept for recover().
+   */
+  private async settleFailure(error: UvirtioError): Promise<void> {
+    if (this.closed) return;
+    this.watchdog.disarm();
+    for (const rq of this.queues.values()) rq.halt(error);
+    await this.device.resetAfterFailure();
+    if (this.closed) return;
+    for (const rq of this.queues.values()) rq.processUsed();
+    const forgotten = this.device.restartRings();
+    for (const [q, rq] of this.queues) {
+      const tokens = (forgotten.get(q) ?? []) as Tokens;
+      if (this.device.drains(q)) {
+        rq.settle(tokens, error);
+      } else {
+        this.kept.set(q, [...(this.kept.get(q) ?? []), ...tokens]);
+        rq.settle([], error, true);
+      }
+    }
+  }
+
+  /** No retry is possible: settle what the device completed, reject everything else with `error`. */
+  private abandon(error: UvirtioError): void {
+    for (const rq of this.queues.values()) {
+      rq.halt(error);
+      rq.processUsed();
+    }
+    const forgotten = this.device.restartRings();
+    for (const [q, rq] of this.queues) rq.settle((forgotten.get(q) ?? []) as Tokens, error);
+  }
+
+  /**
+   * Resets and closes the device, then rejects every request still pending — in flight, waiting
+   * for room, or kept for recover() — with `reason` (default E_CLOSED). Idempotent.
+   */
+  async close(reason?: UvirtioError): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.watchdog.disarm();
+    const error = reason ?? new DeviceError('E_CLOSED', `${this.device.address}: the device was closed with this request pending`,
+      'the request may or may not have been carried out; close the driver only once its requests have settled');
+    for (const rq of this.queues.values()) rq.halt(error, true);
+    await this.handling;
+    const orphans = await this.device.close();
+    for (const [q, rq] of this.queues) {
+      rq.settle([...((orphans.get(q) ?? []) as Tokens), ...(this.kept.get(q) ?? [])], error);
+    }
+    this.kept.clear();
   }
 }

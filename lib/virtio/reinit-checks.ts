@@ -7,6 +7,7 @@ import { Feature, featureNames, hasFeature } from './constants.js';
 import { SnapshotError } from './errors.js';
 import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
+import { queueStateProblem, type DriverView } from './state-checks.js';
 import type { VirtioTransport } from '../transport/types.js';
 
 export interface DriverSide {
@@ -14,6 +15,8 @@ export interface DriverSide {
   features: bigint;
   layout: Layout;
   queues: ReadonlyMap<number, Virtqueue<unknown>>;
+  /** Each queue as the driver left it at the stop (state-checks.ts). */
+  views: ReadonlyMap<number, DriverView>;
 }
 
 /** Throws the first mismatch as a SnapshotError; `offered` is the target's device features. */
@@ -34,6 +37,28 @@ export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: Vi
   }
   if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
     throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
+  }
+  checkAgainstRings(snap, driver.views);
+}
+
+/**
+ * The snapshot's queue state must be one the driver's own rings allow (state-checks.ts): a file
+ * edited by hand, or taken at another stop, would otherwise skip or replay requests. Mechanisms
+ * whose state comes from the rings (suspend, quiesce) must match them exactly.
+ */
+function checkAgainstRings(snap: DeviceSnapshot, views: ReadonlyMap<number, DriverView>): void {
+  const exact = snap.mechanism === 'suspend' || snap.mechanism === 'quiesce';
+  for (const sq of snap.queues) {
+    const view = views.get(sq.index)!;
+    if (sq.inFlight !== view.inFlight) {
+      throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index} has ${sq.inFlight} chain(s) in flight, the driver's ring has ${view.inFlight}`,
+        'restore the snapshot taken at this stop (a snapshot from another stop, or an edited one, does not describe these rings)');
+    }
+    const problem = queueStateProblem(view, { avail: sq.availState, used: sq.usedState }, exact);
+    if (problem) {
+      throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index}: ${problem}`,
+        'restore the snapshot taken at this stop (a snapshot from another stop, or an edited one, does not describe these rings)');
+    }
   }
 }
 

@@ -9,8 +9,16 @@
 // For stop/reinit: pause() holds new requests back (they wait, in order) while the device is
 // stopped; repost() makes chains that a restarted ring forgot available again, in the order they
 // were first submitted; resume() lets the waiting requests in.
+//
+// For device failure (QueueSet): halt() refuses new submits with the device's error while the
+// device is reset; settle() rejects the chains the reset ring forgot and the requests waiting for
+// room; revive() accepts submits again once the device is back (recover, reinit).
+//
+// Every request settles exactly once: the device returns it, or it is rejected (a broken queue,
+// a failed or closed device). A chain the ring still holds is rejected only after the device that
+// could write into its buffers was reset (QueueSet orders that), never while it may still use them.
 
-import { VirtqueueError } from './errors.js';
+import { VirtqueueError, type UvirtioError } from './errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
 
 export interface Completion<T> {
@@ -48,11 +56,23 @@ function waitingOf<T>(request: RequestToken<T>): Waiting<T> {
 }
 
 export class RequestQueue<T = undefined> {
+  /** Chains the device has returned so far (a watchdog compares it between looks). */
+  completions = 0;
+  /** Called when a submit finds nothing pending: the queue just became busy. */
+  onBusy: (() => void) | undefined;
+  /**
+   * When set, a device that breaks this queue's ring protocol halts the queue and calls this,
+   * instead of rejecting its requests at once (fail()): the caller resets the device and then
+   * settles them (QueueSet).
+   */
+  onFault: ((e: VirtqueueError) => void) | undefined;
   /** Requests waiting for room, oldest at `waitingHead`. */
   private waiting: Waiting<T>[] = [];
   private waitingHead = 0;
   private addedSinceKick = false;
   private failure: VirtqueueError | null = null;
+  /** The device failed: submits are refused with this until revive(). */
+  private halted: UvirtioError | null = null;
   private drainers: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private polling = false;
   private pollTimer: NodeJS.Immediate | null = null;
@@ -71,6 +91,11 @@ export class RequestQueue<T = undefined> {
     return this.failure;
   }
 
+  /** The device error new submits are refused with while the device is being reset, or null. */
+  get haltedBy(): UvirtioError | null {
+    return this.halted;
+  }
+
   submit(readable: readonly Segment[], writable: readonly Segment[], token?: T): Promise<Completion<T>> {
     const done = this.enqueue(readable, writable, token as T);
     this.kick();
@@ -84,7 +109,10 @@ export class RequestQueue<T = undefined> {
     return done;
   }
 
-  /** Settles the requests the device returned and admits waiting ones. Returns how many were returned. */
+  /**
+   * Settles the requests the device returned and admits waiting ones. Returns how many were
+   * returned. Works while halted too: what a failing device finished before its reset is done.
+   */
   processUsed(): number {
     if (this.failure) return 0;
     let returned = 0;
@@ -95,10 +123,17 @@ export class RequestQueue<T = undefined> {
       }
     } catch (e) {
       if (!(e instanceof VirtqueueError)) throw e;
-      this.fail(e);
+      this.completions += returned;
+      if (!this.onFault) this.fail(e);
+      else if (!this.halted) {
+        // Someone resets the device first (QueueSet): the requests are settled after that.
+        this.halt(e);
+        this.onFault(e);
+      }
       return returned;
     }
-    this.admitWaiting();
+    this.completions += returned;
+    if (!this.halted) this.admitWaiting();
     return returned;
   }
 
@@ -128,19 +163,54 @@ export class RequestQueue<T = undefined> {
     this.schedulePoll();
   }
 
-  /** Resolves when nothing is in flight or waiting; rejects if the queue breaks first. */
+  /** Resolves when nothing is in flight or waiting; rejects if the queue breaks or the device fails first. */
   drain(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.halted) return Promise.reject(this.halted);
     if (this.pending === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainers.push({ resolve, reject }));
   }
 
-  /** Breaks the queue: rejects everything pending and waiting with `error`, and every later submit. */
+  /**
+   * Breaks the queue: rejects everything pending and waiting with `error`, and every later submit
+   * (until revive(), after the device was reset).
+   */
   fail(error: VirtqueueError): void {
     if (this.failure) return;
     this.failure = error;
     this.stopPolling();
     for (const request of this.vq.fail(error)) request.reject(error);
+    this.rejectWaiting(error);
+  }
+
+  /**
+   * The device failed: refuses new submits with `error` (the first one given, unless `replace`)
+   * and stops polling. What is in flight stays in the ring until the device is reset; then
+   * settle() rejects it.
+   */
+  halt(error: UvirtioError, replace = false): void {
+    if (replace || !this.halted) this.halted = error;
+    this.stopPolling();
+    for (const d of this.takeDrainers()) d.reject(error);
+  }
+
+  /**
+   * After the device was reset: rejects `forgotten` (tokens Virtqueue.reset() returned) and, unless
+   * `keepWaiting`, every request still waiting for room, with `error`.
+   */
+  settle(forgotten: readonly RequestToken<T>[], error: UvirtioError, keepWaiting = false): void {
+    for (const request of forgotten) request.reject(error);
+    if (!keepWaiting) this.rejectWaiting(error);
+    for (const d of this.takeDrainers()) d.reject(error);
+  }
+
+  /** The device is working again (recovered or re-initialised): submits are accepted again. */
+  revive(): void {
+    this.failure = null;
+    this.halted = null;
+  }
+
+  private rejectWaiting(error: UvirtioError): void {
     for (; this.waitingCount > 0; this.dequeueWaiting()) this.waiting[this.waitingHead]!.request.reject(error);
     for (const d of this.takeDrainers()) d.reject(error);
   }
@@ -159,6 +229,8 @@ export class RequestQueue<T = undefined> {
 
   private enqueue(readable: readonly Segment[], writable: readonly Segment[], token: T): Promise<Completion<T>> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.halted) return Promise.reject(this.halted);
+    if (this.onBusy && this.vq.inFlight === 0 && this.waitingCount === 0) this.onBusy();
     const done = new Promise<Completion<T>>((resolve, reject) => {
       const w = waitingOf({ token, resolve, reject, readable, writable, seq: this.nextSeq++ });
       // Behind others already waiting, a request waits too: first come, first served.
@@ -216,7 +288,7 @@ export class RequestQueue<T = undefined> {
   }
 
   private schedulePoll(): void {
-    if (!this.polling || this.pollTimer || this.failure || this.pending === 0) return;
+    if (!this.polling || this.pollTimer || this.failure || this.halted || this.pending === 0) return;
     this.pollTimer = setImmediate(() => {
       this.pollTimer = null;
       this.processUsed();

@@ -80,8 +80,7 @@ t.test('a queue never used has the initial state and survives reinit on another 
   t.equal(dev.transport, dst.transport, 'the driver now drives the second device');
   await q0.submit([{ addr: hdr.iova, len: 16 }], [{ addr: hdr.iova + 32n, len: 1 }]);
   t.equal(dst.sim!.stats.completed[0], 1, 'the second device served the next request');
-  qs.close();
-  await dev.close();
+  await qs.close();
   src.transport.close();
 });
 

@@ -161,6 +161,12 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     return { token, len };
   }
 
+  usedPending(): boolean {
+    if (this.inFlight === 0) return false;
+    const flags = Atomics.load(this.ring16, this.lastUsed * WORDS_PER_DESC + FLAGS_WORD);
+    return ((flags & PackedFlag.USED) !== 0) === this.usedWrap;
+  }
+
   /** virtio 1.2 §2.8.10: ENABLE, or with EVENT_IDX a DESC event at the next used descriptor. */
   enableInterrupts(): boolean {
     if (this.broken) return true;

@@ -143,6 +143,10 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     return { token, len };
   }
 
+  usedPending(): boolean {
+    return Atomics.load(this.ring16, this.usedIdxAt) !== this.lastUsed;
+  }
+
   /** virtio 1.2 §2.7.7: avail->flags without EVENT_IDX, used_event with it. */
   enableInterrupts(): boolean {
     if (this.broken) return true;

@@ -107,6 +107,11 @@ export interface Virtqueue<T = unknown> {
   disableInterrupts(): void;
   /** Marks the queue broken (e.g. the transport failed) and returns the tokens of every chain in flight. */
   fail(error: VirtqueueError): T[];
+  /**
+   * Whether the device has marked a chain used that popUsed() has not taken yet. Reads device
+   * memory once and changes nothing (a reinit checks that a device it gave up on did no work).
+   */
+  usedPending(): boolean;
   /** The tokens of every chain in flight, without returning them (for stop/state reporting). */
   inFlightTokens(): T[];
   /**

@@ -1,0 +1,90 @@
+// The request watchdog of a QueueSet: while requests are in flight on a live device it looks, every
+// `period` ms, at
+//   - the status register: DEVICE_NEEDS_RESET or FAILED (virtio 1.2 §2.1.2) fails the device even
+//     when no configuration interrupt announced it (polling, or a device that sends none);
+//   - each draining queue's used ring: a used element that no interrupt announced is taken (and
+//     counted as a missed interrupt);
+//   - progress: a queue whose requests in flight saw no used element for requestTimeoutMs fails
+//     the device with E_DEVICE_UNRESPONSIVE.
+// Receive queues (drains: false) are not timed: their buffers wait on outside events.
+//
+// The timer runs only while something is pending (a queue becoming busy arms it, an idle look
+// disarms it), and it keeps the process alive while it runs: a request waiting on a silent device
+// is settled by it, not abandoned when the event loop empties.
+
+import { DeviceError } from './errors.js';
+import type { VirtioDevice } from './device.js';
+import type { RequestQueue } from './requests.js';
+
+export interface WatchdogStats {
+  /** Used elements found by the watchdog on queues that have interrupts (interrupts that never came). */
+  missedInterrupts: number;
+}
+
+export class Watchdog {
+  readonly stats: WatchdogStats = { missedInterrupts: 0 };
+  private timer: NodeJS.Timeout | null = null;
+  private lastLook = 0;
+  /** Per queue: its completions at the last look, and for how long they have not moved. */
+  private readonly progress = new Map<number, { completions: number; stalledMs: number }>();
+
+  constructor(
+    private readonly device: VirtioDevice,
+    private readonly queues: ReadonlyMap<number, RequestQueue<unknown>>,
+  ) {}
+
+  /** How often it looks: an eighth of the request timeout, between 5 and 100 ms. */
+  get periodMs(): number {
+    return Math.max(5, Math.min(100, Math.floor(this.device.requestTimeoutMs / 8)));
+  }
+
+  /** Something became pending: make sure the watchdog is looking. */
+  arm(): void {
+    if (this.timer) return;
+    this.lastLook = Date.now();
+    this.timer = setInterval(() => this.look(), this.periodMs);
+  }
+
+  disarm(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.progress.clear();
+  }
+
+  private look(): void {
+    const now = Date.now();
+    const elapsed = now - this.lastLook;
+    this.lastLook = now;
+    if (this.device.phase === 'live') this.device.pollHealth();
+    // Stopped, failed or closed: nothing is expected of the device (restarting re-arms).
+    if (this.device.phase !== 'live') {
+      this.disarm();
+      return;
+    }
+    let busy = false;
+    for (const [q, rq] of this.queues) {
+      if (rq.pending === 0) {
+        this.progress.delete(q);
+        continue;
+      }
+      busy = true;
+      if (!this.device.drains(q) || rq.vq.inFlight === 0) continue;
+      const got = rq.processUsed();
+      if (got > 0 && this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q)) this.stats.missedInterrupts += got;
+      const seen = this.progress.get(q);
+      if (!seen || seen.completions !== rq.completions) {
+        this.progress.set(q, { completions: rq.completions, stalledMs: 0 });
+        continue;
+      }
+      seen.stalledMs += elapsed;
+      if (seen.stalledMs >= this.device.requestTimeoutMs) {
+        this.disarm();
+        this.device.markFailed(new DeviceError('E_DEVICE_UNRESPONSIVE',
+          `${this.device.address}: queue ${q} has ${rq.vq.inFlight} request(s) in flight and the device returned none for ${seen.stalledMs} ms (request timeout ${this.device.requestTimeoutMs} ms)`,
+          'the device stopped answering: it was reset and its requests rejected (it may or may not have carried them out); recover() re-initialises it, or raise requestTimeoutMs'));
+        return;
+      }
+    }
+    if (!busy) this.disarm();
+  }
+}
