@@ -564,7 +564,8 @@ export class VirtioDevice {
     }
     const state = this.facility.vqState(this.stateContext(), q);
     if (this.facility.restoresIndices) {
-      const problem = queueStateProblem(this.stopViews().get(q)!, state);
+      const mayHold = this.facility.mechanism === 'ring-state' && this.has(Feature.DEVICE_STATE);
+      const problem = queueStateProblem(this.stopViews().get(q)!, state, { mayHold });
       if (problem) {
         throw new DeviceError('E_DEVICE_BAD_STATE', `${this.address}: queue ${q} reports impossible state: ${problem}`,
           `the device's ${this.facility.mechanism} state disagrees with the rings the driver keeps; a reinit from it would lose or repeat requests — reset the device, or stop with --mechanism quiesce`);

@@ -47,14 +47,17 @@ export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: Vi
  * whose state comes from the rings (suspend, quiesce) must match them exactly.
  */
 function checkAgainstRings(snap: DeviceSnapshot, views: ReadonlyMap<number, DriverView>): void {
-  const exact = snap.mechanism === 'suspend' || snap.mechanism === 'quiesce';
+  const rules = {
+    exact: snap.mechanism === 'suspend' || snap.mechanism === 'quiesce',
+    mayHold: snap.mechanism === 'ring-state' && hasFeature(BigInt(snap.features), Feature.DEVICE_STATE),
+  };
   for (const sq of snap.queues) {
     const view = views.get(sq.index)!;
     if (sq.inFlight !== view.inFlight) {
       throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index} has ${sq.inFlight} chain(s) in flight, the driver's ring has ${view.inFlight}`,
         'restore the snapshot taken at this stop (a snapshot from another stop, or an edited one, does not describe these rings)');
     }
-    const problem = queueStateProblem(view, { avail: sq.availState, used: sq.usedState }, exact);
+    const problem = queueStateProblem(view, { avail: sq.availState, used: sq.usedState }, rules);
     if (problem) {
       throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index}: ${problem}`,
         'restore the snapshot taken at this stop (a snapshot from another stop, or an edited one, does not describe these rings)');

@@ -45,11 +45,19 @@ function ring(view: DriverView): { pos(s: number): number | null; dist(a: number
   };
 }
 
-/**
- * Why `state` cannot be this queue's state after a stop (null when it can). `exact`: the state
- * must be the driver's own (mechanisms whose state is read from the rings: suspend, quiesce).
- */
-export function queueStateProblem(view: DriverView, state: VqState, exact = false): string | null {
+/** How strictly a state is judged: see queueStateProblem. */
+export interface StateRules {
+  /** The state must be the driver's own (mechanisms whose state is read from the rings: suspend, quiesce). */
+  exact?: boolean;
+  /**
+   * The device may hold fetched, unfinished requests at the stop (ring-state with DEVICE_STATE,
+   * which hands them over). Without it a stopped device has finished all it fetched: avail = used.
+   */
+  mayHold?: boolean;
+}
+
+/** Why `state` cannot be this queue's state after a stop (null when it can). */
+export function queueStateProblem(view: DriverView, state: VqState, rules: StateRules = {}): string | null {
   const r = ring(view);
   const used = r.pos(state.used);
   const avail = r.pos(state.avail);
@@ -64,8 +72,11 @@ export function queueStateProblem(view: DriverView, state: VqState, exact = fals
   if (fetched > given) {
     return `avail state ${r.show(state.avail)} is ${fetched} past the used state, but the driver made only ${given} available (up to ${r.show(view.nextAvail)})`;
   }
-  if (exact && avail !== nextAvail) {
+  if (rules.exact && avail !== nextAvail) {
     return `avail state ${r.show(state.avail)} is not the driver's next available position ${r.show(view.nextAvail)}`;
+  }
+  if (!rules.exact && !rules.mayHold && fetched !== 0) {
+    return `avail state ${r.show(state.avail)} says ${fetched} fetched request(s) are unfinished, but the device has no way to hand them over (no DEVICE_STATE)`;
   }
   return null;
 }

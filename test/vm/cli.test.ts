@@ -68,6 +68,17 @@ t.test('uvirtio on vfio: addresses (viommu)', prerequisite(why), async (t) => {
     t.ok(hops.every((c) => c.inFlightAtStop > 0), 'every stop came with requests in flight');
   });
 
+  t.test('soak: 44 stop/restore cycles on QEMU with requests in flight, exactly once', async (t) => {
+    for (const [name, cycles, layout] of [['soak-to', 24, 'split'], ['soak-packed', 20, 'packed']] as const) {
+      const r = commented(name);
+      t.match(r, { status: 0, json: { ok: true, mechanism: 'quiesce', layout, cycles, requests: exactlyOnce } },
+        `${name}: ${cycles} cycles, nothing lost, duplicated or corrupted`);
+      allCompleted(t, r);
+      const hops = ((r?.json as Record<string, unknown> | undefined)?.cycle_reports as { inFlightAtStop: number }[] | undefined) ?? [];
+      t.ok(hops.filter((c) => c.inFlightAtStop > 0).length >= cycles / 2, `${name}: most stops came with requests in flight`);
+    }
+  });
+
   t.test('rehearse refusals', async (t) => {
     // Whichever check fires first: the second queue (BlkDriver drives every queue the device has) or RING_PACKED.
     t.match(commented('rehearse-to-refused'), { status: 2, json: { ok: false, error: { code: /^E_SNAPSHOT_(QUEUE_COUNT|FEATURES)$/, message: /queue|RING_PACKED/ } } },

@@ -41,6 +41,10 @@ async function main(): Promise<void> {
   uvirtio('rehearse-packed', ['rehearse', '--device', 'vfio:0000:02:00.0', '--mechanism', 'auto', '--json']);
   // A second rehearsal on the same disk: the first one's sectors carry another run id (no blanking needed).
   uvirtio('rehearse-to', ['rehearse', '--device', 'vfio:0000:01:00.0', '--to', 'vfio:0000:05:00.0', '--mechanism', 'auto', '--json']);
+  // Soak: ≥ 20 stop/restore cycles at random points with requests in flight, ping-pong between two
+  // functions on the same image, and 20 on the packed one with its own queues.
+  uvirtio('soak-to', ['rehearse', '--device', 'vfio:0000:01:00.0', '--to', 'vfio:0000:05:00.0', '--cycles', '24', '--inflight', '8', '--seed', '11', '--json']);
+  uvirtio('soak-packed', ['rehearse', '--device', 'vfio:0000:02:00.0', '--cycles', '20', '--inflight', '8', '--seed', '12', '--json']);
   uvirtio('rehearse-to-refused', ['rehearse', '--device', 'vfio:0000:02:00.0', '--to', 'vfio:0000:01:00.0', '--cycles', '2', '--json']);
   uvirtio('rehearse-ring-state', ['rehearse', '--device', 'vfio:0000:01:00.0', '--mechanism', 'ring-state', '--cycles', '1', '--json']);
 
