@@ -245,9 +245,9 @@ export class CommonConfig {
     if (!q.enabled && (s & Status.FEATURES_OK) !== 0 && (s & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === 0) return true;
     if (s & Status.DEVICE_NEEDS_RESET) return false;
     const field = QUEUE_FIELD_NAMES[offset] ?? (offset === C.QUEUE_AVAIL_STATE ? 'queue_avail_state' : 'queue_used_state');
-    if (rule) this.host.violation(rule, `${field} of queue ${q.index} written ${q.enabled ? 'while the queue is enabled' : 'outside FEATURES_OK … DRIVER_OK'}`, q.index);
-    else if (q.enabled) this.host.violation('queue-config-while-enabled', `${field} of queue ${q.index} written while the queue is enabled`, q.index);
-    else this.host.violation('queue-config-out-of-window', `${field} of queue ${q.index} written ${s & Status.DRIVER_OK ? 'after DRIVER_OK' : 'before FEATURES_OK'}`, q.index);
+    const when = s & Status.DRIVER_OK ? 'after DRIVER_OK' : q.enabled ? 'while the queue is enabled' : 'before FEATURES_OK';
+    const id = rule ?? (q.enabled ? 'queue-config-while-enabled' : 'queue-config-out-of-window');
+    this.host.violation(id, `${field} of queue ${q.index} written ${when}`, q.index);
     return false;
   }
 

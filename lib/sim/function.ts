@@ -163,7 +163,11 @@ class Bar4Decoder implements BarAccess {
   }
 
   private accepts(offset: number, width: Width): boolean {
-    return this.decoding() && Number.isInteger(offset) && offset >= 0 && offset + width <= Bar4.SIZE && offset % width === 0;
+    if (!this.decoding() || !Number.isInteger(offset) || offset < 0 || offset + width > Bar4.SIZE) return false;
+    if (offset % width === 0) return true;
+    // §4.1.3.1: every field is accessed aligned to its width.
+    this.device.violation('register-access-invalid', `a misaligned ${width}-byte access at BAR offset 0x${offset.toString(16)}`);
+    return false;
   }
 }
 

@@ -90,6 +90,6 @@ export function stateProblem(queue: SimQueue, packed: boolean): string | undefin
   const r = readStateRegisters(queue, packed);
   const hex = (v: number): string => `0x${v.toString(16)}`;
   return packed
-    ? `queue ${queue.index}: state avail ${hex(r.avail)} / used ${hex(r.used)} is impossible for a packed ring of ${queue.size} (index ≥ size, or used ahead of available)`
-    : `queue ${queue.index}: state avail ${r.avail} / used ${r.used} is impossible for a split ring of ${queue.size} (used ahead of available, or more than the ring behind)`;
+    ? `state avail ${hex(r.avail)} / used ${hex(r.used)} is impossible for a packed ring of ${queue.size} (index ≥ size, or used ahead of available)`
+    : `state avail ${r.avail} / used ${r.used} is impossible for a split ring of ${queue.size} (used ahead of available, or more than the ring behind)`;
 }

@@ -129,6 +129,12 @@ export class SimDriver {
     this.addStatus(Status.DRIVER_OK);
   }
 
+  /** Maps configuration changes to `vector` and reads it back (§4.1.5.1.2.2); returns what reads back. */
+  setConfigVector(vector: number): number {
+    this.w16(CommonCfg.CONFIG_MSIX_VECTOR, vector);
+    return this.r16(CommonCfg.CONFIG_MSIX_VECTOR);
+  }
+
   selectQueue(q: number): void {
     this.w16(CommonCfg.QUEUE_SELECT, q);
   }
@@ -138,11 +144,15 @@ export class SimDriver {
     this.w32(off + 4, Number(v >> 32n));
   }
 
-  /** Programs queue `q` with `ring`, maps it to vector `q`, writes `state` if given (RING_STATE), enables it. */
+  /**
+   * Programs queue `q` with `ring`, maps it to vector `q` (and reads the vector back, virtio 1.2
+   * §4.1.5.1.2.2), writes `state` if given (RING_STATE), enables it.
+   */
   setupQueue(q: number, ring: TestRing, state?: VqState): void {
     this.selectQueue(q);
     this.w16(CommonCfg.QUEUE_SIZE, ring.size);
     this.w16(CommonCfg.QUEUE_MSIX_VECTOR, q);
+    this.r16(CommonCfg.QUEUE_MSIX_VECTOR);
     this.write64(CommonCfg.QUEUE_DESC, ring.desc.iova);
     this.write64(CommonCfg.QUEUE_DRIVER, ring.driverArea.iova);
     this.write64(CommonCfg.QUEUE_DEVICE, ring.deviceArea.iova);
@@ -176,7 +186,7 @@ export class SimDriver {
     return this.r32(CommonCfg.DEVICE_STATE_LEN) >>> 0;
   }
 
-  /** Runs a DEVICE_STATE command on `region`; returns what CMD reads back (0 done, 0xffff refused). */
+  /** Runs a DEVICE_STATE command on `region`; returns what CMD reads back (0 done, else the refusal code). */
   deviceStateCommand(cmd: number, region: { iova: bigint }, length?: number): number {
     this.write64(CommonCfg.DEVICE_STATE_ADDR, region.iova);
     if (length !== undefined) this.w32(CommonCfg.DEVICE_STATE_LEN, length);
@@ -473,6 +483,26 @@ export function blkRequest(driver: SimDriver, type: number, sector: bigint, data
 }
 
 export type Layout = 'split' | 'packed';
+
+/**
+ * `sim` brought up by the book: features (VERSION_1 + `extra`, and RING_PACKED for packed), the
+ * config vector, queue 0 of `size` entries (with the initial state when RING_STATE is negotiated),
+ * DRIVER_OK. A correct bring-up records no violation.
+ */
+export function liveDevice<S extends SimDevice>(sim: S, layout: Layout = 'split', extra = 0n, size = 8): { sim: S; d: SimDriver; ring: SplitRing | PackedRing } {
+  const d = new SimDriver(sim);
+  const features = d.start(layoutFeatures(layout, extra));
+  d.setConfigVector(sim.fn.msix.tableSize - 1);
+  const ring = newRing(d, layout, size);
+  d.setupQueue(0, ring, (features & bit(Feature.RING_STATE)) !== 0n ? initialState(layout) : undefined);
+  d.driverOk();
+  return { sim, d, ring };
+}
+
+/** The ids of the violations `sim` recorded, in order. */
+export function ruleIds(sim: SimDevice): string[] {
+  return sim.violations.map((v) => v.id);
+}
 
 export function newRing(driver: SimDriver, layout: Layout, size: number): SplitRing | PackedRing {
   return layout === 'split' ? new SplitRing(driver, size) : new PackedRing(driver, size);
