@@ -74,8 +74,9 @@ export class HeldRequests {
       if (!this.host.fetchesRequests(r.queue)) mismatch(`queue ${r.queue} never holds requests`);
       const size = queue.enabled ? queue.size : queue.maxSize;
       if (r.id >= size) mismatch(`held request id ${r.id} is beyond queue ${r.queue}'s ${queue.enabled ? 'size' : 'largest size'} ${size}`);
-      const used = (slots.get(r.queue) ?? 0) + (this.host.packed ? r.ringDescs : 1);
-      if (r.ringDescs > size || used > size) mismatch(`queue ${r.queue} cannot hold ${used} ${this.host.packed ? 'descriptor slots' : 'requests'} in a ring of ${size}`);
+      // Held chains keep their descriptors (split: in the table; packed: their slots): all of them fit the ring.
+      const used = (slots.get(r.queue) ?? 0) + r.ringDescs;
+      if (used > size) mismatch(`queue ${r.queue} cannot hold requests of ${used} descriptors in a ring of ${size}`);
       slots.set(r.queue, used);
       try {
         this.toChain(r);
