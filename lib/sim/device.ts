@@ -1,7 +1,7 @@
 // The generic virtio device behind the PCI function: it owns the common configuration, the
-// queues and their device-side state, decides when to process a queue (always asynchronously,
-// never inside the register write that notified it), holds fetched requests in flight according
-// to the completion mode, and sends interrupts. Device types plug in as a DeviceModel.
+// queues and their device-side state, the status machine's consequences (reset, DRIVER_OK, STOP,
+// SUSPEND) and the interrupts; engine.ts serves the queues (always asynchronously, never inside
+// the register write that notified it). Device types plug in as a DeviceModel.
 //
 // A strict device: every driver access the spec forbids is recorded in `violations` (rules.ts);
 // the ones that leave the rings or the state untrustworthy put the device into
@@ -18,12 +18,13 @@ import type { GuestMemory } from '../mem/dma.js';
 import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../virtio/constants.js';
 import { DeviceError, UsageError } from '../virtio/errors.js';
 import { CommonConfig, type CommonConfigHost, type QuietPhase } from './common-cfg.js';
+import { QueueEngine, type EngineHost } from './engine.js';
 import { FaultSet, checkFault, isImmediate, type SimFault, type StickyFault } from './faults.js';
 import { HeldRequests, type HeldHost } from './held.js';
 import type { DeviceModel, ModelHost } from './model.js';
 import { PackedDeviceRing } from './packed-ring.js';
 import { SimQueue } from './queue.js';
-import type { Chain, RingContext } from './ring.js';
+import type { RingContext } from './ring.js';
 import { RuleViolation, ViolationLog, type RuleId } from './rules.js';
 import { SplitDeviceRing } from './split-ring.js';
 import { StateMailbox, type MailboxHost } from './state-mailbox.js';
@@ -72,7 +73,7 @@ export interface SimVirtioDeviceOptions {
   pci: PciSide;
 }
 
-export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost, HeldHost {
+export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost, HeldHost, EngineHost {
   readonly common: CommonConfig;
   readonly queues: SimQueue[];
   readonly offeredFeatures: bigint;
@@ -86,17 +87,15 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   /** Why the device set DEVICE_NEEDS_RESET, until the next reset. */
   failure: Error | undefined;
   phase: QuietPhase = 'running';
-  private readonly model: DeviceModel;
-  private readonly completion: Completion;
+  readonly model: DeviceModel;
+  readonly completion: Completion;
+  readonly pci: PciSide;
+  readonly held: HeldRequests;
+  readonly faults = new FaultSet();
+  private readonly engine: QueueEngine;
   private readonly stopMode: StopMode;
-  private readonly pci: PciSide;
-  private readonly held: HeldRequests;
-  private readonly faults = new FaultSet();
   /** Bumped on reset, so quiesce steps scheduled before it do nothing after it. */
   private epoch = 0;
-  /** Inside complete(): receive queues a model woke meanwhile, delivered at the end of the batch. */
-  private serving = false;
-  private readonly woken = new Set<number>();
   private ringFeatures = { indirect: false, eventIdx: false };
   private isr = 0;
   private generation = 0;
@@ -105,10 +104,6 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   private stuckReset = false;
   /** A STOP or SUSPEND that cannot finish yet (stop-stuck, or draining a hung queue). */
   private quietPending: 'stop' | 'suspend' | undefined;
-  /** Fault completion-silence: chains fetched and held back, per queue. */
-  private readonly stalled = new Map<number, Chain[]>();
-  private readonly scheduled = new Set<number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(options: SimVirtioDeviceOptions) {
@@ -121,6 +116,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.commonLength = options.commonLength;
     this.mailbox = new StateMailbox(this);
     this.held = new HeldRequests(this);
+    this.engine = new QueueEngine(this);
     this.offeredFeatures = options.model.features | options.transportFeatures | bit(Feature.VERSION_1);
     this.queues = Array.from({ length: options.model.queueCount }, (_, i) => new SimQueue(i, options.queueMaxSize));
     const perQueue = (): number[] => this.queues.map(() => 0);
@@ -160,7 +156,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     } else if (!(this.common.status & Status.DRIVER_OK)) {
       this.violation('notify-before-driver-ok', `notification for queue ${q} before DRIVER_OK`, q);
     }
-    if (this.phase === 'running') this.schedule(q);
+    if (this.phase === 'running') this.engine.schedule(q);
   }
 
   /** §4.1.4.5: reading the ISR returns and clears it. */
@@ -192,7 +188,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
 
   /** §2.4: also leaves STOP and SUSPEND, and forgets held requests and a loaded state. */
   reset(): void {
-    this.cancelTimers();
+    this.engine.cancelTimers();
     this.epoch++;
     if (this.sticky('reset-stuck')) {
       // The reset never completes: the device goes quiet, device_status keeps its old value.
@@ -201,9 +197,8 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     }
     this.phase = 'running';
     this.quietPending = undefined;
-    this.stalled.clear();
+    this.engine.reset();
     this.held.reset();
-    this.woken.clear();
     this.mailbox.reset();
     this.common.reset();
     for (const q of this.queues) q.reset();
@@ -245,7 +240,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.common.checkBeforeLive();
     this.guarded(() => this.held.restore());
     if (!this.live()) return;
-    for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+    for (const q of this.queues) if (q.enabled) this.engine.schedule(q.index);
   }
 
   /** STOP or SUSPEND requested: stop fetching now; finish (or hold), then show the bit (settleQuiet). */
@@ -254,7 +249,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     // 1.4 §3.4.1: from now on the driver makes no buffer available; remember where it stood.
     if (kind === 'suspend') for (const q of this.queues) q.suspendMark = q.ring?.driverMark();
     // Completion timers would finish held requests behind the device's back; drain finishes them itself.
-    this.cancelTimers();
+    this.engine.cancelTimers();
     const epoch = this.epoch;
     setImmediate(() => this.settleQuiet(kind, epoch));
   }
@@ -267,7 +262,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
         this.violation('avail-while-suspended', `queue ${q.index}: buffers were made available while the device was suspended`, q.index);
       }
       q.suspendMark = undefined;
-      if (q.enabled) this.schedule(q.index);
+      if (q.enabled) this.engine.schedule(q.index);
     }
   }
 
@@ -300,12 +295,12 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   }
 
   writeGuest(addr: bigint, bytes: Uint8Array): void {
-    this.requireBusMaster(0);
+    this.engine.requireBusMaster(0);
     this.mem.view(addr, bytes.length).set(bytes);
   }
 
   readGuest(addr: bigint, len: number): Uint8Array {
-    this.requireBusMaster(0);
+    this.engine.requireBusMaster(0);
     return this.mem.view(addr, len).slice();
   }
 
@@ -319,14 +314,9 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
 
   // ---- ModelHost ----
 
-  /**
-   * A model has data for receive queue `q` (net: a frame came back on the cable). While the device
-   * is serving requests it delivers in the same turn — the cable has no delay, so a frame is in a
-   * receive buffer by the time its transmit is used, when a buffer is there; otherwise soon.
-   */
+  /** A model has data for receive queue `q` (engine.ts). */
   wake(q: number): void {
-    if (this.serving) this.woken.add(q);
-    else this.schedule(q);
+    this.engine.wake(q);
   }
 
   configChanged(): void {
@@ -342,12 +332,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
 
   /** Completes every request held in flight; returns how many (none once STOP or SUSPEND shows; none of a hung queue). */
   completeNow(): number {
-    let n = 0;
-    for (const q of this.queues) {
-      if (this.silenced(q.index)) continue;
-      this.guarded(() => { n += this.complete(q, [...q.state.inFlight]); });
-    }
-    return n;
+    return this.engine.completeNow();
   }
 
   /** Misbehaves as faults.ts describes: immediate kinds now, the others from now on. */
@@ -379,17 +364,16 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
       this.reset();
       return;
     }
-    const stalled = [...this.stalled];
-    this.stalled.clear();
     const pending = this.quietPending;
     this.quietPending = undefined;
+    // A pending drain completes what completion-silence held back itself; otherwise serve it now.
+    this.engine.releaseStalled(!pending);
     if (pending) {
       const epoch = this.epoch;
       setImmediate(() => this.settleQuiet(pending, epoch));
       return;
     }
-    for (const [q, chains] of stalled) this.guarded(() => this.dispatch(this.queues[q]!, chains));
-    for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+    for (const q of this.queues) if (q.enabled) this.engine.schedule(q.index);
   }
 
   /**
@@ -403,15 +387,15 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     const ring = queue.ring;
     if (!ring || !this.fetching()) return;
     this.guarded(() => {
-      this.requireBusMaster(q);
+      this.engine.requireBusMaster(q);
       ring.publishNotifyWish(!suppressed);
     });
-    if (!suppressed) this.schedule(q);
+    if (!suppressed) this.engine.schedule(q);
   }
 
   close(): void {
     this.closed = true;
-    this.cancelTimers();
+    this.engine.cancelTimers();
   }
 
   // ---- quiet states ----
@@ -427,7 +411,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     if (drains) this.completeNow();
     // Data the device already has for the driver (net: frames on the cable) goes into receive
     // buffers already available, in either mode: it is finished work, not a fetched request.
-    for (const q of this.queues) if (!this.model.fetchesRequests(q.index)) this.guarded(() => this.receive(q));
+    for (const q of this.queues) if (!this.model.fetchesRequests(q.index)) this.guarded(() => this.engine.receive(q));
     const hung = drains && this.queues.some((q) => q.state.inFlight.length > 0 && this.silenced(q.index));
     if (hung || this.sticky('stop-stuck')) {
       this.quietPending = kind;
@@ -454,177 +438,26 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   }
 
   /** The device takes new available buffers only while running. */
-  private fetching(): boolean {
+  fetching(): boolean {
     return this.live() && this.phase === 'running';
   }
 
   /** Ring memory is touched while running or quietening, never once STOP or SUSPEND shows. */
-  private ringAccess(): boolean {
+  ringAccess(): boolean {
     return this.live() && this.phase !== 'stopped' && this.phase !== 'suspended';
   }
 
-  private sticky(kind: StickyFault, q?: number): boolean {
+  sticky(kind: StickyFault, q?: number): boolean {
     return this.faults.any && this.faults.active(kind, q) !== undefined;
   }
 
   /** Fault completion-silence on queue `q`. */
-  private silenced(q: number): boolean {
+  silenced(q: number): boolean {
     return this.sticky('completion-silence', q);
   }
 
-  private cancelTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-  }
-
-  private schedule(q: number): void {
-    if (this.scheduled.has(q)) return;
-    this.scheduled.add(q);
-    setImmediate(() => {
-      this.scheduled.delete(q);
-      this.guarded(() => this.process(q));
-    });
-  }
-
-  private process(q: number): void {
-    const queue = this.queues[q]!;
-    const ring = queue.ring;
-    if (!this.fetching() || !queue.enabled || !ring || queue.notifySuppressed || !(this.model.queueActive?.(q) ?? true)) return;
-    this.requireBusMaster(q);
-    const restored = this.held.take(q);
-    if (restored) this.dispatch(queue, restored);
-    if (this.model.fetchesRequests(q)) {
-      const fetched: Chain[] = [];
-      for (let chain = ring.fetch(); chain; chain = ring.fetch()) {
-        this.claim(queue, chain);
-        fetched.push(chain);
-        queue.state.inFlight.push(chain);
-      }
-      ring.publishNotifyWish(true);
-      if (fetched.length > 0) this.dispatch(queue, fetched);
-    } else {
-      this.receive(queue);
-      ring.publishNotifyWish(true);
-    }
-  }
-
-  /** virtio 1.2 §3.3.1: an exposed buffer is not made available again while the device holds it. */
-  private claim(queue: SimQueue, chain: Chain): void {
-    if (!queue.claim(chain.id)) {
-      throw new RuleViolation('buffer-in-use', queue.index,
-        `${this.packed ? 'buffer id' : 'head descriptor'} ${chain.id} was made available again while the device still holds it`);
-    }
-  }
-
-  /** Fills receive buffers with the data the model has waiting; then maybe interrupts. */
-  private receive(queue: SimQueue): void {
-    const ring = queue.ring;
-    if (!this.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed || this.silenced(queue.index)) return;
-    this.requireBusMaster(queue.index);
-    const state = queue.state;
-    const taken: { chain: Chain; availIdx: number; availWrap: boolean }[] = [];
-    const filled = this.model.receive(queue.index, {
-      take: () => {
-        const before = { availIdx: state.availIdx, availWrap: state.availWrap };
-        const chain = ring.fetch();
-        if (chain) {
-          this.claim(queue, chain);
-          taken.push({ chain, ...before });
-        }
-        return chain;
-      },
-      // Fetching only reads ring memory, so moving the position back undoes it.
-      putBack: (count) => {
-        if (count <= 0) return;
-        const back = taken.splice(taken.length - count, count);
-        for (const t of back) queue.release(t.chain.id);
-        state.availIdx = back[0]!.availIdx;
-        state.availWrap = back[0]!.availWrap;
-      },
-    });
-    if (filled.length === 0) return;
-    if (this.faults.any) {
-      const fault = this.faults.takeReply(queue.index, (f) => this.model.supportsReplyFault?.(queue.index, f) ?? false);
-      if (fault) this.model.receiveFault?.(queue.index, fault, filled[0]!);
-    }
-    for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
-    // Buffers were taken from the ring: move avail_event along with them (§2.7.10), or the driver's
-    // next posting would look "already announced" and never notify a device that has data waiting.
-    ring.publishNotifyWish(true);
-    this.interruptIfWanted(queue);
-  }
-
-  private dispatch(queue: SimQueue, chains: Chain[]): void {
-    if (this.silenced(queue.index)) {
-      // completion-silence: held back until clearFaults().
-      const stalled = this.stalled.get(queue.index) ?? [];
-      stalled.push(...chains);
-      this.stalled.set(queue.index, stalled);
-      return;
-    }
-    const completion = this.completion;
-    if (completion === 'manual') return;
-    if (completion === 'immediate') {
-      this.complete(queue, chains);
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.guarded(() => this.complete(queue, chains));
-    }, completion.latencyMs);
-    this.timers.add(timer);
-  }
-
-  /** Serves and returns those of `chains` still in flight (a reset forgets them); then maybe interrupts. */
-  private complete(queue: SimQueue, chains: Chain[]): number {
-    if (!this.ringAccess() || !queue.ring) return 0;
-    this.requireBusMaster(queue.index);
-    let n = 0;
-    this.serving = true;
-    try {
-      for (const chain of chains) {
-        const at = queue.state.inFlight.indexOf(chain);
-        if (at < 0) continue;
-        queue.state.inFlight.splice(at, 1);
-        const fault = this.faults.any
-          ? this.faults.takeReply(queue.index, (f) => this.model.supportsReplyFault?.(queue.index, f) ?? false)
-          : undefined;
-        this.writeUsed(queue, chain, this.model.serve(queue.index, chain, fault));
-        this.stats.completed[queue.index]!++;
-        n++;
-      }
-    } finally {
-      this.serving = false;
-    }
-    if (n > 0) this.interruptIfWanted(queue);
-    const woken = [...this.woken];
-    this.woken.clear();
-    // A model may also wake a request queue (net: pairs enabled by VQ_PAIRS_SET): process it soon.
-    for (const q of woken) {
-      if (this.model.fetchesRequests(q)) this.schedule(q);
-      else this.receive(this.queues[q]!);
-    }
-    return n;
-  }
-
-  private writeUsed(queue: SimQueue, chain: Chain, written: number): void {
-    const ring = queue.ring!;
-    const fault = this.faults.any ? this.faults.takeUsed(queue.index, (f) => ring.supports(f)) : undefined;
-    queue.release(chain.id);
-    ring.markUsed(chain, written, fault);
-  }
-
-  private interruptIfWanted(queue: SimQueue): void {
-    if (!queue.ring!.needsInterrupt()) return;
-    if (this.sticky('interrupt-silence', queue.index)) return;
-    if (this.pci.msixActive()) {
-      // §4.1.5.3.1: a queue mapped to NO_VECTOR gets no interrupt.
-      if (queue.msixVector === VIRTIO_MSI_NO_VECTOR) return;
-      this.pci.signal(queue.msixVector);
-    } else {
-      this.isr |= Isr.QUEUE;
-    }
-    this.stats.interrupts[queue.index]!++;
+  raiseIsr(bits: number): void {
+    this.isr |= bits;
   }
 
   /** §4.1.4.5.1 / §4.1.5.4: the ISR config bit is always set; the config vector is used with MSI-X. */
@@ -636,12 +469,6 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     if (this.pci.msixActive() && vector !== VIRTIO_MSI_NO_VECTOR) this.pci.signal(vector);
   }
 
-  private requireBusMaster(q: number): void {
-    if (!this.pci.busMaster()) {
-      throw new RuleViolation('bus-master-disabled', q, 'the device must access driver memory but Bus Master Enable is off');
-    }
-  }
-
   /** §2.1.2: on an error the device sets DEVICE_NEEDS_RESET and, once live, sends a config interrupt. */
   private fail(error: Error): void {
     if (this.common.status & Status.DEVICE_NEEDS_RESET) return;
@@ -651,7 +478,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   }
 
   /** Runs device work; a driver's broken rule is recorded, and it or any other error sets NEEDS_RESET. */
-  private guarded(work: () => void): void {
+  guarded(work: () => void): void {
     try {
       work();
     } catch (e) {
