@@ -95,6 +95,12 @@ export class BlkModel implements DeviceModel {
   private readonly serial: Uint8Array;
   private readonly o: BlkModelOptions;
   private host: ModelHost | undefined;
+  /** The request being carried out, for report (made once: no closure per request on the hot path). */
+  private currentQueue = 0;
+  private currentId = 0;
+  private readonly report = (rule: RuleId, message: string): void => {
+    this.host?.violation(rule, `blk request ${this.currentId}: ${message}`, this.currentQueue);
+  };
 
   constructor(options: BlkModelOptions) {
     this.o = options;
@@ -202,7 +208,9 @@ export class BlkModel implements DeviceModel {
 
   private execute(q: number, mem: ModelHost['mem'], chain: Chain, type: number, sector: bigint, dataIn: number): number {
     const dataOut = chain.readableLen - BLK_REQ_HEADER_LEN;
-    const report = (rule: RuleId, message: string): void => this.host?.violation(rule, `blk request ${chain.id}: ${message}`, q);
+    this.currentQueue = q;
+    this.currentId = chain.id;
+    const report = this.report;
     if (this.o.unsupportedTypes.has(type)) return BlkStatus.UNSUPP;
     switch (type) {
       case BlkReq.IN: {

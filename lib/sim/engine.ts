@@ -166,7 +166,7 @@ export class QueueEngine {
   }
 
   dispatch(queue: SimQueue, chains: Chain[]): void {
-    if (this.host.silenced(queue.index)) {
+    if (this.host.faults.any && this.host.silenced(queue.index)) {
       // completion-silence: held back until clearFaults().
       const stalled = this.stalled.get(queue.index) ?? [];
       stalled.push(...chains);
@@ -227,7 +227,7 @@ export class QueueEngine {
 
   private interruptIfWanted(queue: SimQueue): void {
     if (!queue.ring!.needsInterrupt()) return;
-    if (this.host.sticky('interrupt-silence', queue.index)) return;
+    if (this.host.faults.any && this.host.sticky('interrupt-silence', queue.index)) return;
     if (this.host.pci.msixActive()) {
       // §4.1.5.3.1: a queue mapped to NO_VECTOR gets no interrupt.
       if (queue.msixVector === VIRTIO_MSI_NO_VECTOR) return;
