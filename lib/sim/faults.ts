@@ -21,7 +21,8 @@
 //   bad-blk-status       one-shot   blk only: the request is carried out, but its status byte is
 //                                   BAD_BLK_STATUS (0x7e), none of OK / IOERR / UNSUPP (§5.2.6)
 //   needs-reset          immediate  DEVICE_NEEDS_RESET now, `failure` set, and the configuration
-//                                   interrupt when DRIVER_OK is set (§2.1.2)
+//                                   interrupt when DRIVER_OK is set (§2.1.2) — not once STOP
+//                                   shows: a stopped device sends nothing (SPEC-NOTES §1)
 //   interrupt-storm      immediate  `count` (default 1) spurious interrupts on every MSI-X vector;
 //                                   without MSI-X the ISR queue and config bits are set
 //   reset-stuck          sticky     a write of 0 to device_status never completes: the device

@@ -72,42 +72,57 @@ export const RULES = {
   'notify-before-driver-ok': ignore('3.1.1', 'send no available buffer notification before DRIVER_OK'),
   'notify-invalid': ignore('4.1.5.2', 'notify by writing the 16-bit queue index at that queue\'s notify address'),
   'notify-while-suspended': ignore('1.4 3.4.1', 'send no notification once SUSPEND is set'),
+  // The buffers are well formed; the device fetches them after the resume, as it would have anyway.
   'avail-while-suspended': ignore('1.4 3.4.1', 'make no buffer available once SUSPEND is set'),
   // ---- PCI configuration space (pci-config.ts) ----
   'capability-write': ignore('4.1.4.1', 'never write a virtio capability, except the PCI_CFG access fields'),
   'pci-cfg-access-invalid': ignore('4.1.4.9.2', 'pci_cfg_data only with length 1, 2 or 4, offset aligned to it, inside another capability\'s structure'),
   'bus-master-disabled': reset('PCI 6.2.2', 'E_BAD_STATE', 'enable Bus Master before the device must reach driver memory'),
   // ---- rings (split-ring.ts, packed-ring.ts, ring.ts) ----
+  // Ring and buffer memory the device cannot use: there is nothing sensible left to do.
   'ring-misaligned': reset('2.7.1', 'E_BAD_CHAIN', 'align each ring part as §2.7.1 / §2.8.11 require'),
   'ring-address-invalid': reset('6.1', 'E_BAD_ADDRESS', 'place the rings in memory the device can reach (IOVAs with ACCESS_PLATFORM)'),
   'buffer-address-invalid': reset('6.1', 'E_BAD_ADDRESS', 'pass only buffer addresses the device can reach'),
+  // The available ring's index or a chain's links are corrupt: which buffers are meant is unknown.
   'avail-idx-decreased': reset('2.7.6.1', 'E_BAD_CHAIN', 'never decrement the available idx'),
   'avail-idx-too-far': reset('2.7', 'E_BAD_CHAIN', 'make at most queue size buffers available beyond the device\'s position'),
   'avail-head-out-of-range': reset('2.7.6', 'E_BAD_CHAIN', 'name only descriptors of the table in the available ring'),
   'desc-next-out-of-range': reset('2.7.5', 'E_BAD_CHAIN', 'link (next) only to descriptors of the same table'),
   'chain-loop': reset('2.7.5.2', 'E_BAD_CHAIN', 'no loops: a chain never longer than its table (packed: the ring, §2.8.17)'),
+  // Linux and QEMU serve an indirect table longer than the ring; the chain is well formed otherwise.
   'chain-longer-than-queue': ignore('2.7.5.3.1', 'no descriptor chain longer than the queue size, indirect tables included (packed §2.8.17)'),
+  // A used len is 32 bits: the device could not even say how much it wrote.
   'chain-too-large': reset('2.7.5.2', 'E_BAD_CHAIN', 'no chain longer than 2^32 bytes in total'),
   'readable-after-writable': reset('2.7.4.2', 'E_BAD_CHAIN', 'device-writable descriptors after all device-readable ones (packed §2.8.17)'),
+  // Malformed chains: nothing of the request can be trusted (QEMU's virtio_error in each case).
   'zero-length-descriptor': reset('2.7.5', 'E_BAD_CHAIN', 'no zero-length buffers (no 1.2 MUST; refused as QEMU\'s virtqueue_map_desc does)'),
   'indirect-not-negotiated': reset('2.7.5.3.1', 'E_BAD_CHAIN', 'INDIRECT only with VIRTIO_F_INDIRECT_DESC (packed §2.8.19)'),
   'indirect-nested': reset('2.7.5.3.1', 'E_BAD_CHAIN', 'no INDIRECT inside an indirect table'),
   'indirect-with-next': reset('2.7.5.3.1', 'E_BAD_CHAIN', 'never INDIRECT together with NEXT, nor in a list linked by NEXT (packed §2.8.19)'),
   'indirect-table-invalid': reset('2.7.5.3', 'E_BAD_CHAIN', 'an indirect table is a non-zero whole number of 16-byte descriptors'),
+  // §2.8.7 tells the device to ignore those flags, so it does.
   'indirect-entry-flags': ignore('2.8.19', 'packed: no flag but WRITE inside an indirect table (the device ignores them, §2.8.7)'),
+  // Two outstanding buffers with one id: every used element for it would be ambiguous.
   'buffer-in-use': reset('3.3.1', 'E_BAD_CHAIN', 'never alter an exposed buffer: no head / buffer id made available again while the device holds it'),
   'list-partially-available': reset('2.8.17', 'E_BAD_CHAIN', 'packed: make a list\'s first descriptor available only after the rest (every descriptor\'s AVAIL/USED set, §2.8.6)'),
+  // The driver overwrote a descriptor the device still owns: which request it meant is lost.
   'ring-overrun': reset('2.8.17', 'E_BAD_CHAIN', 'packed: make a list available only with room in the ring for all of it'),
+  // Notification hints only (§2.7.7: "not reliable"): the device reads them as the spec says and goes on.
   'avail-flags-invalid': ignore('2.7.7.1', 'avail->flags: 0 with EVENT_IDX, else 0 or 1'),
   'driver-event-invalid': ignore('2.8.14', 'packed driver event suppression: flags 0–2, DESC only with EVENT_IDX and an offset inside the ring, reserved bits 0'),
   // ---- virtqueue state and the DEVICE_STATE mailbox (held.ts, state-mailbox.ts) ----
+  // Restoring from a state no ring can be in, or one the held requests do not add up to, would
+  // serve requests twice or lose them — the one thing a reinit must never do.
   'state-impossible': reset('proposal', 'E_STATE_REFUSED', 'write a virtqueue state possible for the layout and the queue size'),
   'state-held-mismatch': reset('proposal', 'E_STATE_REFUSED', 'the requests between used and available state are exactly the held ones LOADed'),
+  // Mailbox mistakes are refused with their code in DEVICE_STATE_CMD (state-mailbox.ts): the
+  // driver learns at once, and the device's state is untouched.
   'state-command-not-now': ignore('proposal', 'DEVICE_STATE SAVE only while STOP shows; LOAD only between FEATURES_OK and DRIVER_OK'),
   'state-command-unknown': ignore('proposal', 'write only SAVE or LOAD to DEVICE_STATE_CMD'),
   'state-mailbox-address': ignore('proposal', 'point DEVICE_STATE_ADDR / LEN at memory the device can reach'),
   // ---- device types (blk.ts, net.ts, rng.ts) ----
   'blk-request-malformed': reset('5.2.6', 'E_BAD_CHAIN', 'blk: a 16-byte device-readable header first, the device-writable status byte last'),
+  // Device-type mistakes in a well-formed chain get the answer the device type prescribes.
   'blk-beyond-capacity': ignore('5.2.6.1', 'blk: no read or write beyond capacity (answered IOERR)'),
   'blk-flush-sector': ignore('5.2.6.1', 'blk: sector 0 in a FLUSH request'),
   'blk-data-length': ignore('5.2.6.1', 'blk: IN/OUT data a multiple of 512, GET_ID 20 bytes, DISCARD/WRITE_ZEROES whole 16-byte ranges (answered IOERR)'),
