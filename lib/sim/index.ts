@@ -23,7 +23,7 @@ import type { Violation } from './rules.js';
 
 export type { Completion, SimStats, StopMode } from './device.js';
 export { BAD_BLK_STATUS, FAULT_KINDS, SHORT_NET_RX_LEN, type FaultKind, type SimFault } from './faults.js';
-export { RULES, type Rule, type RuleAction, type RuleId, type Violation } from './rules.js';
+export { RULES, RULE_GROUPS, type Rule, type RuleAction, type RuleGroup, type RuleId, type Violation } from './rules.js';
 export type { QuietPhase } from './common-cfg.js';
 export { DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest } from './device-state.js';
 export type { UsedFault } from './ring.js';

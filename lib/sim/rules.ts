@@ -40,8 +40,8 @@ export interface Rule {
 const ignore = (section: string, rule: string): Rule => ({ section, action: 'ignore', rule });
 const reset = (section: string, code: ErrorCode, rule: string): Rule => ({ section, action: 'needs-reset', rule, code });
 
-export const RULES = {
-  // ---- device status (status.ts) ----
+// device status (status.ts)
+const STATUS = {
   'status-bit-cleared': ignore('2.1.1', 'never clear a device status bit (only a write of 0, a reset)'),
   'stop-cleared': ignore('proposal', 'never clear STOP: only a reset leaves it'),
   'init-after-failed': ignore('2.1.1', 'after setting FAILED, reset before initialising again'),
@@ -54,7 +54,10 @@ export const RULES = {
   'version-1-not-accepted': ignore('6.1', 'accept VIRTIO_F_VERSION_1 when offered'),
   'stop-not-allowed': ignore('proposal', 'set STOP only with RING_STATE negotiated, on a running device'),
   'suspend-not-allowed': ignore('1.4 3.4.1', 'set SUSPEND only with VIRTIO_F_SUSPEND negotiated, after DRIVER_OK (SHOULD NOT; the device MUST ignore it, 1.4 §3.4.2)'),
-  // ---- common configuration registers (common-cfg.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// common configuration registers (common-cfg.ts)
+const REGISTERS = {
   'register-access-invalid': ignore('4.1.3.1', 'access each common configuration field with its own width, aligned'),
   'read-only-register-write': ignore('4.1.4.3.2', 'never write device_feature, num_queues, config_generation, queue_notify_off'),
   'queue-size-invalid': ignore('4.1.4.3.2', 'queue_size: a power of 2 (split), never 0, at most the maximum (§4.1.5.1.3)'),
@@ -68,17 +71,26 @@ export const RULES = {
   'state-not-written': ignore('proposal', 'with RING_STATE, write every enabled queue\'s state on every initialisation'),
   'config-access-invalid': ignore('4.1.3.1', 'access each device configuration field with its own width, aligned (64-bit as 32-bit halves)'),
   'config-field-not-offered': ignore('2.5.1', 'read an optional configuration field only when its feature is offered'),
-  // ---- notifications (device.ts, function.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// notifications (device.ts, function.ts)
+const NOTIFICATIONS = {
   'notify-before-driver-ok': ignore('3.1.1', 'send no available buffer notification before DRIVER_OK'),
   'notify-invalid': ignore('4.1.5.2', 'notify by writing the 16-bit queue index at that queue\'s notify address'),
   'notify-while-suspended': ignore('1.4 3.4.1', 'send no notification once SUSPEND is set'),
   // The buffers are well formed; the device fetches them after the resume, as it would have anyway.
   'avail-while-suspended': ignore('1.4 3.4.1', 'make no buffer available once SUSPEND is set'),
-  // ---- PCI configuration space (pci-config.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// PCI configuration space (pci-config.ts)
+const PCI = {
   'capability-write': ignore('4.1.4.1', 'never write a virtio capability, except the PCI_CFG access fields'),
   'pci-cfg-access-invalid': ignore('4.1.4.9.2', 'pci_cfg_data only with length 1, 2 or 4, offset aligned to it, inside another capability\'s structure'),
   'bus-master-disabled': reset('PCI 6.2.2', 'E_BAD_STATE', 'enable Bus Master before the device must reach driver memory'),
-  // ---- rings (split-ring.ts, packed-ring.ts, ring.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// rings (split-ring.ts, packed-ring.ts, ring.ts)
+const RINGS = {
   // Ring and buffer memory the device cannot use: there is nothing sensible left to do.
   'ring-misaligned': reset('2.7.1', 'E_BAD_CHAIN', 'align each ring part as §2.7.1 / §2.8.11 require'),
   'ring-address-invalid': reset('6.1', 'E_BAD_ADDRESS', 'place the rings in memory the device can reach (IOVAs with ACCESS_PLATFORM)'),
@@ -110,7 +122,10 @@ export const RULES = {
   // Notification hints only (§2.7.7: "not reliable"): the device reads them as the spec says and goes on.
   'avail-flags-invalid': ignore('2.7.7.1', 'avail->flags: 0 with EVENT_IDX, else 0 or 1'),
   'driver-event-invalid': ignore('2.8.14', 'packed driver event suppression: flags 0–2, DESC only with EVENT_IDX and an offset inside the ring, reserved bits 0'),
-  // ---- virtqueue state and the DEVICE_STATE mailbox (held.ts, state-mailbox.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// virtqueue state and the DEVICE_STATE mailbox (held.ts, state-mailbox.ts)
+const STATE = {
   // Restoring from a state no ring can be in, or one the held requests do not add up to, would
   // serve requests twice or lose them — the one thing a reinit must never do.
   'state-impossible': reset('proposal', 'E_STATE_REFUSED', 'write a virtqueue state possible for the layout and the queue size'),
@@ -120,7 +135,10 @@ export const RULES = {
   'state-command-not-now': ignore('proposal', 'DEVICE_STATE SAVE only while STOP shows; LOAD only between FEATURES_OK and DRIVER_OK'),
   'state-command-unknown': ignore('proposal', 'write only SAVE or LOAD to DEVICE_STATE_CMD'),
   'state-mailbox-address': ignore('proposal', 'point DEVICE_STATE_ADDR / LEN at memory the device can reach'),
-  // ---- device types (blk.ts, net.ts, rng.ts) ----
+} as const satisfies Record<string, Rule>;
+
+// device types (blk.ts, net.ts, rng.ts)
+const DEVICE_TYPES = {
   'blk-request-malformed': reset('5.2.6', 'E_BAD_CHAIN', 'blk: a 16-byte device-readable header first, the device-writable status byte last'),
   // Device-type mistakes in a well-formed chain get the answer the device type prescribes.
   'blk-beyond-capacity': ignore('5.2.6.1', 'blk: no read or write beyond capacity (answered IOERR)'),
@@ -134,6 +152,20 @@ export const RULES = {
   'net-ctrl-malformed': reset('5.1.6.5', 'E_BAD_CHAIN', 'net: a control command is class, command, data (readable), then the ack byte (writable)'),
   'rng-request-malformed': reset('5.4.6.1', 'E_BAD_CHAIN', 'rng: device-writable buffers only'),
 } as const satisfies Record<string, Rule>;
+
+export const RULES = { ...STATUS, ...REGISTERS, ...NOTIFICATIONS, ...PCI, ...RINGS, ...STATE, ...DEVICE_TYPES } as const;
+
+/** The rules by where the device checks them (each rule in one group). */
+export const RULE_GROUPS = {
+  'status': Object.keys(STATUS) as (keyof typeof STATUS)[],
+  'registers': Object.keys(REGISTERS) as (keyof typeof REGISTERS)[],
+  'notifications': Object.keys(NOTIFICATIONS) as (keyof typeof NOTIFICATIONS)[],
+  'pci': Object.keys(PCI) as (keyof typeof PCI)[],
+  'rings': Object.keys(RINGS) as (keyof typeof RINGS)[],
+  'state': Object.keys(STATE) as (keyof typeof STATE)[],
+  'device-types': Object.keys(DEVICE_TYPES) as (keyof typeof DEVICE_TYPES)[],
+} as const;
+export type RuleGroup = keyof typeof RULE_GROUPS;
 
 export type RuleId = keyof typeof RULES;
 
