@@ -54,6 +54,16 @@
 // One-shot kinds apply to the next `count` (default 1) used elements they fit — of `queue` when
 // given; a kind that does not fit a queue (a split-only fault on a packed ring, a blk fault on net)
 // waits for one that it fits.
+//
+// What a driver on the SDK's contract (lib/virtio/errors.ts) is expected to report for each:
+// bad-used-id E_DEVICE_BAD_USED_ID, used-len-overflow E_DEVICE_BAD_USED_LEN, used-index-jump
+// E_DEVICE_USED_INDEX_JUMP, bad-packed-flags E_DEVICE_BAD_PACKED_FLAGS, used-len-short
+// E_DEVICE_SHORT_USED_LEN, bad-blk-status E_DEVICE_BAD_REPLY, needs-reset E_DEVICE_NEEDS_RESET,
+// interrupt-storm nothing (spurious interrupts are allowed, §2.7.7.1), reset-stuck E_RESET_TIMEOUT,
+// stop-stuck E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT, config-churn E_CONFIG_UNSTABLE, interrupt-silence
+// nothing lost (requests still complete, found by polling) or E_DEVICE_UNRESPONSIVE,
+// completion-silence E_DEVICE_UNRESPONSIVE (or the stop timeout), state-lie E_DEVICE_BAD_STATE,
+// device-state-refuse E_STATE_REFUSED with the reason, features-refuse E_FEATURES_NOT_OK.
 
 import { DeviceStateCmd } from '../virtio/constants.js';
 import { UsageError } from '../virtio/errors.js';
