@@ -13,31 +13,34 @@ import {
 import { parseRanges, zeroRanges, type RangeLimits } from './blk-discard.js';
 import { gather, scatter } from './chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from './device-config.js';
+import { BAD_BLK_STATUS, type ReplyFault } from './faults.js';
 import type { DeviceModel, Filled, ModelHost } from './model.js';
 import { badChain, type Chain } from './ring.js';
+import type { RuleId } from './rules.js';
 
 // struct virtio_blk_config (virtio 1.2 §5.2.4), field by field.
+// Each field with the feature that makes it exist (§5.2.4, §2.5.1).
 const BLK_CONFIG_FIELDS: readonly ConfigField[] = [
   { offset: BlkConfig.CAPACITY, size: 8 },
-  { offset: BlkConfig.SIZE_MAX, size: 4 },
-  { offset: BlkConfig.SEG_MAX, size: 4 },
-  { offset: BlkConfig.GEOMETRY, size: 2 }, // cylinders
-  { offset: BlkConfig.GEOMETRY + 2, size: 1 }, // heads
-  { offset: BlkConfig.GEOMETRY + 3, size: 1 }, // sectors
-  { offset: BlkConfig.BLK_SIZE, size: 4 },
-  { offset: 24, size: 1 }, // topology.physical_block_exp
-  { offset: 25, size: 1 }, // topology.alignment_offset
-  { offset: 26, size: 2 }, // topology.min_io_size
-  { offset: 28, size: 4 }, // topology.opt_io_size
-  { offset: 32, size: 1 }, // writeback
+  { offset: BlkConfig.SIZE_MAX, size: 4, feature: BlkFeature.SIZE_MAX },
+  { offset: BlkConfig.SEG_MAX, size: 4, feature: BlkFeature.SEG_MAX },
+  { offset: BlkConfig.GEOMETRY, size: 2, feature: BlkFeature.GEOMETRY }, // cylinders
+  { offset: BlkConfig.GEOMETRY + 2, size: 1, feature: BlkFeature.GEOMETRY }, // heads
+  { offset: BlkConfig.GEOMETRY + 3, size: 1, feature: BlkFeature.GEOMETRY }, // sectors
+  { offset: BlkConfig.BLK_SIZE, size: 4, feature: BlkFeature.BLK_SIZE },
+  { offset: 24, size: 1, feature: BlkFeature.TOPOLOGY }, // topology.physical_block_exp
+  { offset: 25, size: 1, feature: BlkFeature.TOPOLOGY }, // topology.alignment_offset
+  { offset: 26, size: 2, feature: BlkFeature.TOPOLOGY }, // topology.min_io_size
+  { offset: 28, size: 4, feature: BlkFeature.TOPOLOGY }, // topology.opt_io_size
+  { offset: 32, size: 1, feature: BlkFeature.CONFIG_WCE }, // writeback
   { offset: 33, size: 1 }, // unused0
-  { offset: BlkConfig.NUM_QUEUES, size: 2 },
-  { offset: BlkConfigExt.MAX_DISCARD_SECTORS, size: 4 },
-  { offset: BlkConfigExt.MAX_DISCARD_SEG, size: 4 },
-  { offset: BlkConfigExt.DISCARD_SECTOR_ALIGNMENT, size: 4 },
-  { offset: BlkConfigExt.MAX_WRITE_ZEROES_SECTORS, size: 4 },
-  { offset: BlkConfigExt.MAX_WRITE_ZEROES_SEG, size: 4 },
-  { offset: BlkConfigExt.WRITE_ZEROES_MAY_UNMAP, size: 1 },
+  { offset: BlkConfig.NUM_QUEUES, size: 2, feature: BlkFeature.MQ },
+  { offset: BlkConfigExt.MAX_DISCARD_SECTORS, size: 4, feature: BlkFeature.DISCARD },
+  { offset: BlkConfigExt.MAX_DISCARD_SEG, size: 4, feature: BlkFeature.DISCARD },
+  { offset: BlkConfigExt.DISCARD_SECTOR_ALIGNMENT, size: 4, feature: BlkFeature.DISCARD },
+  { offset: BlkConfigExt.MAX_WRITE_ZEROES_SECTORS, size: 4, feature: BlkFeature.WRITE_ZEROES },
+  { offset: BlkConfigExt.MAX_WRITE_ZEROES_SEG, size: 4, feature: BlkFeature.WRITE_ZEROES },
+  { offset: BlkConfigExt.WRITE_ZEROES_MAY_UNMAP, size: 1, feature: BlkFeature.WRITE_ZEROES },
 ];
 
 /** The log keeps at least this many of the most recent requests (trimmed in halves, not per request). */
@@ -92,6 +95,12 @@ export class BlkModel implements DeviceModel {
   private readonly serial: Uint8Array;
   private readonly o: BlkModelOptions;
   private host: ModelHost | undefined;
+  /** The request being carried out, for report (made once: no closure per request on the hot path). */
+  private currentQueue = 0;
+  private currentId = 0;
+  private readonly report = (rule: RuleId, message: string): void => {
+    this.host?.violation(rule, `blk request ${this.currentId}: ${message}`, this.currentQueue);
+  };
 
   constructor(options: BlkModelOptions) {
     this.o = options;
@@ -154,10 +163,15 @@ export class BlkModel implements DeviceModel {
     return true;
   }
 
-  serve(q: number, chain: Chain): number {
+  /**
+   * One request (§5.2.6). Faults (faults.ts): used-len-short answers OK with len 1 and leaves the
+   * data buffer untouched (len 0 without one); bad-blk-status carries the request out and writes
+   * BAD_BLK_STATUS.
+   */
+  serve(q: number, chain: Chain, fault?: ReplyFault): number {
     const mem = this.requireHost().mem;
     if (chain.readableLen < BLK_REQ_HEADER_LEN || chain.writableLen < 1) {
-      throw badChain(q, `blk request ${chain.id} lacks the 16-byte header or the status byte (virtio 1.2 §5.2.6)`);
+      throw badChain(q, 'blk-request-malformed', `blk request ${chain.id} lacks the 16-byte header or the status byte (virtio 1.2 §5.2.6)`);
     }
     const header = new DataView(gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN).buffer);
     const type = header.getUint32(0, true);
@@ -165,15 +179,23 @@ export class BlkModel implements DeviceModel {
     const dataIn = chain.writableLen - 1;
     const segments = [...chain.readable.slice(1), ...chain.writable.slice(0, -1)];
     const overSegmented = segments.length > this.o.segMax || segments.some((s) => s.len > this.o.sizeMax);
-    const status = overSegmented ? BlkStatus.IOERR : this.execute(mem, chain, type, sector, dataIn);
+    const short = fault === 'used-len-short' && dataIn > 0;
+    let status = short ? BlkStatus.OK : overSegmented ? BlkStatus.IOERR : this.execute(q, mem, chain, type, sector, dataIn);
     if (status !== BlkStatus.OK && dataIn > 0) scatter(mem, chain.writable, 0, new Uint8Array(dataIn));
+    if (fault === 'bad-blk-status') status = BAD_BLK_STATUS;
     scatter(mem, chain.writable, dataIn, Uint8Array.of(status));
     this.record({
       queue: q, type, sector: Number(sector), dataSegments: segments.length,
       largestSegment: segments.reduce((m, s) => Math.max(m, s.len), 0), status,
     });
+    if (fault === 'used-len-short') return short ? 1 : 0;
     // Everything up to the status byte has been written (data, or zeros on error): §2.7.8 len.
     return chain.writableLen;
+  }
+
+  /** Both reply faults fit every blk request. */
+  supportsReplyFault(): boolean {
+    return true;
   }
 
   receive(): Filled[] {
@@ -184,34 +206,42 @@ export class BlkModel implements DeviceModel {
     // The disk keeps its contents across a device reset, as a real disk does.
   }
 
-  private execute(mem: ModelHost['mem'], chain: Chain, type: number, sector: bigint, dataIn: number): number {
+  private execute(q: number, mem: ModelHost['mem'], chain: Chain, type: number, sector: bigint, dataIn: number): number {
     const dataOut = chain.readableLen - BLK_REQ_HEADER_LEN;
+    this.currentQueue = q;
+    this.currentId = chain.id;
+    const report = this.report;
     if (this.o.unsupportedTypes.has(type)) return BlkStatus.UNSUPP;
     switch (type) {
       case BlkReq.IN: {
-        const start = this.range(sector, dataIn);
+        const start = this.range(sector, dataIn, report);
         if (start === undefined) return BlkStatus.IOERR;
         scatter(mem, chain.writable, 0, this.storage.subarray(start, start + dataIn));
         return BlkStatus.OK;
       }
       case BlkReq.OUT: {
-        const start = this.range(sector, dataOut);
+        const start = this.range(sector, dataOut, report);
         if (start === undefined || this.o.readOnly) return BlkStatus.IOERR;
         this.storage.set(gather(mem, chain.readable, BLK_REQ_HEADER_LEN, dataOut), start);
         return BlkStatus.OK;
       }
       case BlkReq.FLUSH:
+        // §5.2.6.1: the driver sets sector to 0 (the device does not need it).
+        if (sector !== 0n) report('blk-flush-sector', `FLUSH with sector ${sector}`);
         return BlkStatus.OK; // RAM is always stable
       case BlkReq.GET_ID:
         // §5.2.6.1: data is exactly 20 bytes; the id is NUL-padded.
-        if (dataIn !== BLK_ID_BYTES) return BlkStatus.IOERR;
+        if (dataIn !== BLK_ID_BYTES) {
+          report('blk-data-length', `GET_ID with ${dataIn} bytes of data, not ${BLK_ID_BYTES}`);
+          return BlkStatus.IOERR;
+        }
         scatter(mem, chain.writable, 0, this.serial);
         return BlkStatus.OK;
       case BlkReq.DISCARD:
       case BlkReq.WRITE_ZEROES: {
         const limits = type === BlkReq.DISCARD ? this.o.discard : this.o.writeZeroes;
         if (!limits) return BlkStatus.UNSUPP;
-        const ranges = parseRanges(type, gather(mem, chain.readable, BLK_REQ_HEADER_LEN, dataOut), limits, this.capacity);
+        const ranges = parseRanges(type, gather(mem, chain.readable, BLK_REQ_HEADER_LEN, dataOut), limits, this.capacity, report);
         if (typeof ranges === 'number') return ranges;
         if (this.o.readOnly || ranges.some((r) => this.failing(r.sector, r.sectors))) return BlkStatus.IOERR;
         zeroRanges(this.storage, ranges);
@@ -228,13 +258,18 @@ export class BlkModel implements DeviceModel {
 
   /**
    * Byte offset of a transfer, or undefined when it is not whole logical blocks inside the disk,
-   * or touches a failing sector.
+   * or touches a failing sector. §5.2.6.1: the driver keeps IN/OUT data a multiple of 512 and
+   * within capacity (recorded when it does not).
    */
-  private range(sector: bigint, len: number): number | undefined {
+  private range(sector: bigint, len: number, report: (rule: RuleId, message: string) => void): number | undefined {
     const block = this.o.blkSize;
     const offset = sector * BigInt(BLK_SECTOR_SIZE);
+    if (len % BLK_SECTOR_SIZE !== 0) report('blk-data-length', `${len} bytes of data, not a multiple of ${BLK_SECTOR_SIZE}`);
     if (len % block !== 0 || offset % BigInt(block) !== 0n) return undefined;
-    if (offset + BigInt(len) > BigInt(this.storage.length)) return undefined;
+    if (offset + BigInt(len) > BigInt(this.storage.length)) {
+      report('blk-beyond-capacity', `sector ${sector} + ${len} bytes is beyond the capacity of ${this.capacity} sectors`);
+      return undefined;
+    }
     if (this.failing(Number(sector), len / BLK_SECTOR_SIZE)) return undefined;
     return Number(offset);
   }

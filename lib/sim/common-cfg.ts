@@ -1,47 +1,40 @@
 // struct virtio_pci_common_cfg as a strict device implements it (virtio 1.2 §4.1.4.3): feature
-// select windows, the device status machine (§2.1, §3.1.1), per-queue registers behind
-// queue_select, and MSI-X vector mapping (§4.1.5.1.2). Every field has one access width; any other
-// access, or one outside the structure, is ignored and reads 0.
+// select windows, the device status field (status.ts), per-queue registers behind queue_select,
+// and MSI-X vector mapping (§4.1.5.1.2). Every field has one access width; any other access, or
+// one outside the structure, is ignored and reads 0 (§4.1.3.1).
 //
 // With VIRTIO_F_RING_STATE (PROVISIONAL, SPEC-NOTES §1) it adds the proposal's STOP status bit and
 // the per-queue state registers (queue-state.ts); with DEVICE_STATE, the mailbox (state-mailbox.ts);
-// with VIRTIO_F_SUSPEND, the virtio 1.4 SUSPEND bit (§2.1). Those registers read 0 and ignore
-// writes unless their feature was negotiated.
+// with VIRTIO_F_SUSPEND, the virtio 1.4 SUSPEND bit. Those registers read 0 and ignore writes
+// unless their feature was negotiated.
+//
+// Each driver access the spec forbids is recorded (rules.ts) and has no effect: a field written
+// outside its window keeps its value, a vector that cannot be mapped reads NO_VECTOR.
 
-import { CommonCfg, Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../virtio/constants.js';
+import { CommonCfg, Feature, Status, VIRTIO_MSI_NO_VECTOR, bit } from '../virtio/constants.js';
 import type { SimQueue } from './queue.js';
-import { readStateRegisters, writeAvailState, writeUsedState } from './queue-state.js';
+import { lieAbout, readStateRegisters, writeAvailState, writeUsedState } from './queue-state.js';
+import type { RuleId } from './rules.js';
 import type { StateMailbox } from './state-mailbox.js';
+import { DeviceStatus, type StatusHost } from './status.js';
 
-/**
- * Where the device is between running and quiet. STOP (proposal) and SUSPEND (1.4) are each
- * requested by a status write and shown later, once the device has quietened ('stopping' →
- * 'stopped', 'suspending' → 'suspended').
- */
-export type QuietPhase = 'running' | 'stopping' | 'stopped' | 'suspending' | 'suspended';
+export type { QuietPhase } from './status.js';
 
 /** What the common configuration needs from the device behind it. */
-export interface CommonConfigHost {
-  readonly offeredFeatures: bigint;
+export interface CommonConfigHost extends StatusHost {
   readonly queues: readonly SimQueue[];
   readonly msixTableSize: number;
-  readonly configGeneration: number;
-  /** 0 was written to device_status: reset the whole device (this structure included). */
-  reset(): void;
-  /** FEATURES_OK was accepted with these features. */
-  featuresAccepted(features: bigint): void;
-  /** DRIVER_OK was set: the device is live. */
-  driverOk(): void;
+  /** config_generation as the driver reads it (fault config-churn: a new one on every read). */
+  readConfigGeneration(): number;
   /** The driver wrote 1 to queue_enable for a configured queue. */
   enableQueue(queue: SimQueue): void;
   /** Bytes of the structure the capability exposes: accesses beyond it are ignored. */
   readonly commonLength: number;
-  readonly phase: QuietPhase;
-  /** The driver asked a running device to STOP or SUSPEND: stop fetching now, show the bit later. */
-  quiesce(kind: 'stop' | 'suspend'): void;
-  /** The driver wrote DRIVER_OK with SUSPEND clear to a suspended device (already shown in status). */
-  resume(): void;
   readonly mailbox: StateMailbox;
+  /** Fault state-lie: how far queue `q`'s state registers read off the truth (0: the truth). */
+  stateLie(q: number): number;
+  /** A driver broke an 'ignore' rule (rules.ts), on a queue or on the device. */
+  violation(rule: RuleId, message: string, queue?: number): void;
 }
 
 const C = CommonCfg;
@@ -59,28 +52,45 @@ const WIDTH: Readonly<Record<number, 1 | 2 | 4>> = {
   [C.DEVICE_STATE_LEN]: 4, [C.DEVICE_STATE_ADDR]: 4, [C.DEVICE_STATE_ADDR + 4]: 4, [C.DEVICE_STATE_CMD]: 2,
 };
 const MAILBOX_REGISTERS: readonly number[] = [C.DEVICE_STATE_LEN, C.DEVICE_STATE_ADDR, C.DEVICE_STATE_ADDR + 4, C.DEVICE_STATE_CMD];
-
-/** Status bits a driver may set; DEVICE_NEEDS_RESET belongs to the device. */
-const DRIVER_STATUS_BITS = Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK | Status.FAILED;
+/** §4.1.4.3.2: the driver never writes these (queue_notify_data is queue_notif_config_data). */
+const READ_ONLY: readonly number[] = [C.DEVICE_FEATURE, C.NUM_QUEUES, C.CONFIG_GENERATION, C.QUEUE_NOTIFY_OFF, C.QUEUE_NOTIF_CONFIG_DATA];
 const LOW32 = 0xffff_ffffn;
+const QUEUE_FIELD_NAMES: Readonly<Record<number, string>> = {
+  [C.QUEUE_SIZE]: 'queue_size', [C.QUEUE_ENABLE]: 'queue_enable', [C.QUEUE_DESC]: 'queue_desc', [C.QUEUE_DESC + 4]: 'queue_desc',
+  [C.QUEUE_DRIVER]: 'queue_driver', [C.QUEUE_DRIVER + 4]: 'queue_driver', [C.QUEUE_DEVICE]: 'queue_device', [C.QUEUE_DEVICE + 4]: 'queue_device',
+};
 
 export class CommonConfig {
-  status = 0;
-  /** Features fixed at FEATURES_OK; 0n before. */
-  negotiated = 0n;
+  private readonly status_: DeviceStatus;
   configMsixVector = VIRTIO_MSI_NO_VECTOR;
+  private configVectorUnverified = false;
   private deviceFeatureSelect = 0;
   private driverFeatureSelect = 0;
   /** driver_feature as written, 32 bits per select value. */
   private driverFeatureWindows = new Map<number, number>();
   private queueSelect = 0;
 
-  constructor(private readonly host: CommonConfigHost) {}
+  constructor(private readonly host: CommonConfigHost) {
+    this.status_ = new DeviceStatus(host);
+  }
+
+  /** device_status as the device holds it (the device sets NEEDS_RESET, STOP and SUSPEND itself). */
+  get status(): number {
+    return this.status_.value;
+  }
+  set status(v: number) {
+    this.status_.value = v;
+  }
+
+  /** Features fixed at FEATURES_OK; 0n before. */
+  get negotiated(): bigint {
+    return this.status_.negotiated;
+  }
 
   reset(): void {
-    this.status = 0;
-    this.negotiated = 0n;
+    this.status_.clear();
     this.configMsixVector = VIRTIO_MSI_NO_VECTOR;
+    this.configVectorUnverified = false;
     this.deviceFeatureSelect = 0;
     this.driverFeatureSelect = 0;
     this.driverFeatureWindows = new Map();
@@ -96,14 +106,18 @@ export class CommonConfig {
       case C.DEVICE_FEATURE: return Number((this.host.offeredFeatures >> BigInt(32 * this.deviceFeatureSelect)) & LOW32);
       case C.DRIVER_FEATURE_SELECT: return this.driverFeatureSelect;
       case C.DRIVER_FEATURE: return this.driverFeatureWindows.get(this.driverFeatureSelect) ?? 0;
-      case C.CONFIG_MSIX_VECTOR: return this.configMsixVector;
+      case C.CONFIG_MSIX_VECTOR:
+        this.configVectorUnverified = false;
+        return this.configMsixVector;
       case C.NUM_QUEUES: return this.host.queues.length;
-      case C.DEVICE_STATUS: return this.status;
-      case C.CONFIG_GENERATION: return this.host.configGeneration;
+      case C.DEVICE_STATUS: return this.status_.read();
+      case C.CONFIG_GENERATION: return this.host.readConfigGeneration();
       case C.QUEUE_SELECT: return this.queueSelect;
       // §4.1.4.3.1: queue_size reads 0 for a queue the device does not have.
       case C.QUEUE_SIZE: return q?.size ?? 0;
-      case C.QUEUE_MSIX_VECTOR: return q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
+      case C.QUEUE_MSIX_VECTOR:
+        if (q) q.vectorUnverified = false;
+        return q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
       case C.QUEUE_ENABLE: return q?.enabled ? 1 : 0;
       case C.QUEUE_NOTIFY_OFF: return q?.index ?? 0;
       case C.QUEUE_DESC: return low(q?.desc);
@@ -112,8 +126,8 @@ export class CommonConfig {
       case C.QUEUE_DRIVER + 4: return high(q?.driver);
       case C.QUEUE_DEVICE: return low(q?.device);
       case C.QUEUE_DEVICE + 4: return high(q?.device);
-      case C.QUEUE_AVAIL_STATE: return q && this.has(Feature.RING_STATE) ? readStateRegisters(q, this.packed).avail : 0;
-      case C.QUEUE_USED_STATE: return q && this.has(Feature.RING_STATE) ? readStateRegisters(q, this.packed).used : 0;
+      case C.QUEUE_AVAIL_STATE: return this.readState(q, 'avail');
+      case C.QUEUE_USED_STATE: return this.readState(q, 'used');
       default: return 0;
     }
   }
@@ -125,53 +139,79 @@ export class CommonConfig {
       if (this.has(Feature.DEVICE_STATE)) this.host.mailbox.write(offset, value);
       return;
     }
+    if (READ_ONLY.includes(offset)) {
+      this.host.violation('read-only-register-write', `the driver wrote ${value} to read-only common configuration offset 0x${offset.toString(16)}`);
+      return;
+    }
     switch (offset) {
       case C.DEVICE_FEATURE_SELECT: this.deviceFeatureSelect = value; return;
       case C.DRIVER_FEATURE_SELECT: this.driverFeatureSelect = value; return;
-      case C.DRIVER_FEATURE:
-        // §3.1.1: the feature set is fixed once FEATURES_OK is set.
-        if (!(this.status & Status.FEATURES_OK)) this.driverFeatureWindows.set(this.driverFeatureSelect, value);
+      case C.DRIVER_FEATURE: this.writeDriverFeature(value); return;
+      case C.CONFIG_MSIX_VECTOR:
+        this.configMsixVector = this.mapVector(value, undefined);
+        this.configVectorUnverified = this.configMsixVector !== VIRTIO_MSI_NO_VECTOR;
         return;
-      case C.CONFIG_MSIX_VECTOR: this.configMsixVector = this.mapVector(value); return;
-      case C.DEVICE_STATUS: this.writeStatus(value); return;
+      case C.DEVICE_STATUS: this.status_.write(value, () => this.driverFeatures()); return;
       case C.QUEUE_SELECT: this.queueSelect = value; return;
-      case C.QUEUE_MSIX_VECTOR: if (q) q.msixVector = this.mapVector(value); return;
-      case C.QUEUE_SIZE: if (q && this.configurable(q) && this.validSize(q, value)) q.size = value; return;
-      // §4.1.4.3.2: the driver never writes 0 to queue_enable; the device ignores it.
-      case C.QUEUE_ENABLE: if (q && value === 1 && this.configurable(q)) this.host.enableQueue(q); return;
+      case C.QUEUE_MSIX_VECTOR:
+        if (!q) return;
+        q.msixVector = this.mapVector(value, q.index);
+        q.vectorUnverified = q.msixVector !== VIRTIO_MSI_NO_VECTOR;
+        return;
+      case C.QUEUE_SIZE:
+        if (!q || !this.configurable(q, offset)) return;
+        if (this.validSize(q, value)) q.size = value;
+        else this.host.violation('queue-size-invalid', this.sizeProblem(q, value), q.index);
+        return;
+      case C.QUEUE_ENABLE:
+        if (!q) return;
+        // §4.1.4.3.2: the driver never writes 0 to queue_enable; the device ignores it.
+        if (value === 0) this.host.violation('queue-enable-zero', `0 written to queue_enable of queue ${q.index}`, q.index);
+        else if (value === 1 && !q.enabled && this.configurable(q, offset)) this.host.enableQueue(q);
+        return;
       case C.QUEUE_DESC: case C.QUEUE_DESC + 4:
-        if (q && this.configurable(q)) q.desc = setHalf(q.desc, offset - C.QUEUE_DESC, value);
+        if (q && this.configurable(q, offset)) q.desc = setHalf(q.desc, offset - C.QUEUE_DESC, value);
         return;
       case C.QUEUE_DRIVER: case C.QUEUE_DRIVER + 4:
-        if (q && this.configurable(q)) q.driver = setHalf(q.driver, offset - C.QUEUE_DRIVER, value);
+        if (q && this.configurable(q, offset)) q.driver = setHalf(q.driver, offset - C.QUEUE_DRIVER, value);
         return;
       case C.QUEUE_DEVICE: case C.QUEUE_DEVICE + 4:
-        if (q && this.configurable(q)) q.device = setHalf(q.device, offset - C.QUEUE_DEVICE, value);
+        if (q && this.configurable(q, offset)) q.device = setHalf(q.device, offset - C.QUEUE_DEVICE, value);
         return;
-      // The proposal: the driver writes the state during initialisation, after FEATURES_OK and
-      // before DRIVER_OK — the window in which queue registers are programmed, queue disabled.
-      case C.QUEUE_AVAIL_STATE:
-        if (q && this.has(Feature.RING_STATE) && this.configurable(q)) writeAvailState(q, this.packed, value);
+      case C.QUEUE_AVAIL_STATE: case C.QUEUE_USED_STATE:
+        this.writeState(q, offset === C.QUEUE_AVAIL_STATE ? 'avail' : 'used', value);
         return;
-      case C.QUEUE_USED_STATE:
-        if (q && this.has(Feature.RING_STATE) && this.configurable(q)) writeUsedState(q, this.packed, value);
-        return;
-      default: // read-only fields: device_feature, num_queues, config_generation, queue_notify_off, …
+      default: // queue_reset, admin_queue_*: their features are never offered
     }
   }
 
   /** Whether `feature` was accepted at FEATURES_OK. */
   has(feature: number): boolean {
-    return hasFeature(this.negotiated, feature);
+    return (this.status_.negotiated & bit(feature)) !== 0n;
   }
 
   private get packed(): boolean {
     return this.has(Feature.RING_PACKED);
   }
 
-  /** A field of the right width inside the structure the capability exposes. */
+  /** A field of the right width inside the structure the capability exposes (§4.1.3.1), else recorded. */
   private decodes(offset: number, width: number): boolean {
-    return WIDTH[offset] === width && offset + width <= this.host.commonLength;
+    if (WIDTH[offset] === width && offset + width <= this.host.commonLength) return true;
+    if (offset + width <= this.host.commonLength) {
+      this.host.violation('register-access-invalid', `a ${width}-byte access at common configuration offset 0x${offset.toString(16)}`);
+    }
+    return false;
+  }
+
+  /** §3.1.1 step 4–5: features are written after DRIVER and fixed once FEATURES_OK is set. */
+  private writeDriverFeature(value: number): void {
+    const s = this.status_.value;
+    if (s & Status.FEATURES_OK) {
+      this.host.violation('features-written-late', `driver_feature window ${this.driverFeatureSelect} written after FEATURES_OK`);
+      return;
+    }
+    if (!(s & Status.DRIVER)) this.host.violation('features-written-early', `driver_feature window ${this.driverFeatureSelect} written before DRIVER`);
+    this.driverFeatureWindows.set(this.driverFeatureSelect, value);
   }
 
   /** The features the driver has written so far, all select windows together. */
@@ -182,70 +222,72 @@ export class CommonConfig {
   }
 
   /**
-   * §2.1.1: the driver never clears a bit (writing 0 resets) and never sets DEVICE_NEEDS_RESET.
-   * §3.1.1: FEATURES_OK sticks only after DRIVER, for a subset of the offered features that
-   * includes VERSION_1 (and, PROVISIONAL, DEVICE_STATE only with RING_STATE); DRIVER_OK only after
-   * FEATURES_OK. A refused bit simply does not read back.
-   * STOP and SUSPEND are requests to a running device (DRIVER_OK already set, neither pending); the
-   * device shows them later (device.ts). STOP is one-way: no write clears it, only a reset.
+   * At DRIVER_OK (the device calls it before going live): every vector mapped was read back
+   * (§4.1.5.1.2.2), every enabled queue's state written (the proposal).
    */
-  private writeStatus(value: number): void {
-    if (value === 0) {
-      this.host.reset();
-      return;
-    }
-    if (this.host.phase === 'suspended') {
-      this.writeWhileSuspended(value);
-      return;
-    }
-    const old = this.status;
-    let added = value & DRIVER_STATUS_BITS & ~old;
-    if (added & Status.FEATURES_OK) {
-      const features = this.driverFeatures();
-      const acceptable = (old & Status.DRIVER) !== 0
-        && (features & ~this.host.offeredFeatures) === 0n
-        && hasFeature(features, Feature.VERSION_1)
-        && (!hasFeature(features, Feature.DEVICE_STATE) || hasFeature(features, Feature.RING_STATE));
-      if (acceptable) {
-        this.negotiated = features;
-        this.host.featuresAccepted(features);
-      } else {
-        added &= ~Status.FEATURES_OK;
+  checkBeforeLive(): void {
+    if (this.configVectorUnverified) this.host.violation('msix-vector-unverified', 'config_msix_vector was never read back after it was mapped');
+    for (const q of this.host.queues) {
+      if (q.vectorUnverified) this.host.violation('msix-vector-unverified', `queue_msix_vector of queue ${q.index} was never read back`, q.index);
+      if (q.enabled && this.has(Feature.RING_STATE) && !(q.stateWritten.avail && q.stateWritten.used)) {
+        this.host.violation('state-not-written', `queue ${q.index} went live without its state written (RING_STATE negotiated)`, q.index);
       }
     }
-    if ((added & Status.DRIVER_OK) && !((old | added) & Status.FEATURES_OK)) added &= ~Status.DRIVER_OK;
-    this.status = old | added;
-    if (added & Status.DRIVER_OK) this.host.driverOk();
-    const running = (old & Status.DRIVER_OK) !== 0 && this.host.phase === 'running';
-    if (!running) return;
-    if ((value & Status.STOP) && this.has(Feature.RING_STATE)) this.host.quiesce('stop');
-    else if ((value & Status.SUSPEND) && this.has(Feature.SUSPEND)) this.host.quiesce('suspend');
   }
 
-  /** virtio 1.4 §2.1 (SUSPEND): DRIVER_OK with SUSPEND clear resumes the device; FAILED may still be set. */
-  private writeWhileSuspended(value: number): void {
-    this.status |= value & Status.FAILED;
-    if ((value & Status.DRIVER_OK) && !(value & Status.SUSPEND)) {
-      this.status = (this.status & ~Status.SUSPEND) | Status.DRIVER_OK;
-      this.host.resume();
-    }
+  /**
+   * Queue registers are programmed after FEATURES_OK and before DRIVER_OK (§3.1.1 step 7), while
+   * the queue is disabled (§4.1.4.3.2); a write outside that window is recorded and ignored (not
+   * recorded once the device needs a reset: nothing the driver does then is meaningful).
+   */
+  private configurable(q: SimQueue, offset: number, rule?: RuleId): boolean {
+    const s = this.status_.value;
+    if (!q.enabled && (s & Status.FEATURES_OK) !== 0 && (s & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === 0) return true;
+    if (s & Status.DEVICE_NEEDS_RESET) return false;
+    const field = QUEUE_FIELD_NAMES[offset] ?? (offset === C.QUEUE_AVAIL_STATE ? 'queue_avail_state' : 'queue_used_state');
+    const when = s & Status.DRIVER_OK ? 'after DRIVER_OK' : q.enabled ? 'while the queue is enabled' : 'before FEATURES_OK';
+    const id = rule ?? (q.enabled ? 'queue-config-while-enabled' : 'queue-config-out-of-window');
+    this.host.violation(id, `${field} of queue ${q.index} written ${when}`, q.index);
+    return false;
   }
 
-  /** Queue registers are programmed after FEATURES_OK and before DRIVER_OK (§3.1.1 step 7), while disabled. */
-  private configurable(q: SimQueue): boolean {
-    const s = this.status;
-    return !q.enabled && (s & Status.FEATURES_OK) !== 0 && (s & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === 0;
-  }
-
-  /** §4.1.4.3.2: non-zero, at most the maximum; a power of two unless RING_PACKED was negotiated. */
+  /** §4.1.4.3.2: non-zero, at most the maximum (§4.1.5.1.3); a power of two unless RING_PACKED was negotiated. */
   private validSize(q: SimQueue, size: number): boolean {
     if (size < 1 || size > q.maxSize) return false;
-    return (this.negotiated & bit(Feature.RING_PACKED)) !== 0n || (size & (size - 1)) === 0;
+    return this.packed || (size & (size - 1)) === 0;
   }
 
-  /** §4.1.5.1.2: a vector beyond the MSI-X table cannot be mapped; it reads back NO_VECTOR. */
-  private mapVector(vector: number): number {
-    return vector < this.host.msixTableSize ? vector : VIRTIO_MSI_NO_VECTOR;
+  private sizeProblem(q: SimQueue, size: number): string {
+    if (size === 0) return `queue_size 0 written for queue ${q.index}`;
+    if (size > q.maxSize) return `queue_size ${size} written for queue ${q.index}, above its maximum ${q.maxSize}`;
+    return `queue_size ${size} written for split queue ${q.index}: not a power of 2`;
+  }
+
+  /** §4.1.5.1.2: a vector beyond the MSI-X table cannot be mapped; it reads back NO_VECTOR (§4.1.5.1.2.2: the driver never asks). */
+  private mapVector(vector: number, queue: number | undefined): number {
+    if (vector === VIRTIO_MSI_NO_VECTOR || vector < this.host.msixTableSize) return vector;
+    this.host.violation('msix-vector-out-of-range', `vector ${vector} asked for ${queue === undefined ? 'configuration changes' : `queue ${queue}`}; the MSI-X table has ${this.host.msixTableSize}`, queue);
+    return VIRTIO_MSI_NO_VECTOR;
+  }
+
+  /** The proposal: the state is read only while STOP shows (read anyway: the live values). */
+  private readState(q: SimQueue | undefined, which: 'avail' | 'used'): number {
+    if (!q || !this.has(Feature.RING_STATE)) return 0;
+    if (this.host.phase !== 'stopped') {
+      this.host.violation('state-read-not-stopped', `queue_${which}_state of queue ${q.index} read while the device is ${this.host.phase}`, q.index);
+    }
+    const lie = this.host.stateLie(q.index);
+    const regs = readStateRegisters(q, this.packed);
+    return lie === 0 ? regs[which] : lieAbout(regs, this.packed, lie)[which];
+  }
+
+  /** The proposal: the driver writes the state during initialisation, after FEATURES_OK and before DRIVER_OK, queue disabled. */
+  private writeState(q: SimQueue | undefined, which: 'avail' | 'used', value: number): void {
+    if (!q || !this.has(Feature.RING_STATE)) return;
+    if (!this.configurable(q, which === 'avail' ? C.QUEUE_AVAIL_STATE : C.QUEUE_USED_STATE, 'state-write-out-of-window')) return;
+    if (which === 'avail') writeAvailState(q, this.packed, value);
+    else writeUsedState(q, this.packed, value);
+    q.stateWritten[which] = true;
   }
 
   private selected(): SimQueue | undefined {

@@ -42,14 +42,14 @@ export interface HeldSegment extends Segment {
   writable: boolean;
 }
 
-/** What decode() checks the fields against. */
+/** What decode() can also check the fields against (without it: the format only). */
 export interface DeviceStateLimits {
   queueCount: number;
   /** Largest queue size: ids and ringDescs are below / at most it. */
   queueMaxSize: number;
 }
 
-/** The blob is malformed; the message names the field. */
+/** The blob is malformed (or, with limits, beyond them); the message names the field. */
 export class DeviceStateFormatError extends Error {}
 
 export function heldRequest(queue: number, chain: Chain): HeldRequest {
@@ -91,7 +91,7 @@ export function encodeDeviceState(held: readonly HeldRequest[]): Uint8Array {
   return out;
 }
 
-export function decodeDeviceState(bytes: Uint8Array, limits: DeviceStateLimits): HeldRequest[] {
+export function decodeDeviceState(bytes: Uint8Array, limits?: DeviceStateLimits): HeldRequest[] {
   const fail = (why: string): never => {
     throw new DeviceStateFormatError(`device state: ${why}`);
   };
@@ -112,9 +112,9 @@ export function decodeDeviceState(bytes: Uint8Array, limits: DeviceStateLimits):
     const ringDescs = v.getUint16(at + 4, true);
     const segmentCount = v.getUint16(at + 6, true);
     at += REQUEST_HEADER_LEN;
-    if (queue >= limits.queueCount) fail(`request ${i} names queue ${queue}; the device has ${limits.queueCount}`);
-    if (id >= limits.queueMaxSize) fail(`request ${i} has id ${id}, beyond the largest queue size ${limits.queueMaxSize}`);
-    if (ringDescs < 1 || ringDescs > limits.queueMaxSize) fail(`request ${i} occupies ${ringDescs} ring descriptors`);
+    if (limits && queue >= limits.queueCount) fail(`request ${i} names queue ${queue}; the device has ${limits.queueCount}`);
+    if (limits && id >= limits.queueMaxSize) fail(`request ${i} has id ${id}, beyond the largest queue size ${limits.queueMaxSize}`);
+    if (ringDescs < 1 || (limits && ringDescs > limits.queueMaxSize)) fail(`request ${i} occupies ${ringDescs} ring descriptors`);
     if (segmentCount < 1) fail(`request ${i} has no segments`);
     const key = `${queue}:${id}`;
     if (seen.has(key)) fail(`queue ${queue} id ${id} is held twice`);

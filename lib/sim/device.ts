@@ -1,13 +1,14 @@
 // The generic virtio device behind the PCI function: it owns the common configuration, the
-// queues and their device-side state, decides when to process a queue (always asynchronously,
-// never inside the register write that notified it), holds fetched requests in flight according
-// to the completion mode, and sends interrupts. Device types plug in as a DeviceModel.
+// queues and their device-side state, the status machine's consequences (reset, DRIVER_OK, STOP,
+// SUSPEND) and the interrupts; engine.ts serves the queues (always asynchronously, never inside
+// the register write that notified it). Device types plug in as a DeviceModel.
 //
-// A driver that breaks the rules (bad addresses, looping chains, malformed requests) puts the
-// device into DEVICE_NEEDS_RESET with a config interrupt (virtio 1.2 §2.1.2); nothing is thrown
-// out of the event loop.
+// A strict device: every driver access the spec forbids is recorded in `violations` (rules.ts);
+// the ones that leave the rings or the state untrustworthy put the device into
+// DEVICE_NEEDS_RESET with a config interrupt (virtio 1.2 §2.1.2). Nothing is thrown out of the
+// event loop. On demand it also misbehaves itself (faults.ts).
 //
-// Quiet states (SPEC-NOTES §1, §2): on STOP (proposal, RING_STATE) or SUSPEND (virtio 1.4 §2.1) the
+// Quiet states (SPEC-NOTES §1, §2): on STOP (proposal, RING_STATE) or SUSPEND (virtio 1.4 §3.4) the
 // device stops fetching at once; it then finishes what it fetched — always for SUSPEND, in 'drain'
 // mode for STOP, while 'hold' mode keeps those requests for the DEVICE_STATE mailbox — and shows
 // the bit one setImmediate later, after its used elements and interrupts. From then on it reads and
@@ -15,14 +16,16 @@
 
 import type { GuestMemory } from '../mem/dma.js';
 import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../virtio/constants.js';
-import { DeviceError, UsageError, VirtqueueError } from '../virtio/errors.js';
+import { DeviceError, UsageError } from '../virtio/errors.js';
 import { CommonConfig, type CommonConfigHost, type QuietPhase } from './common-cfg.js';
-import { decodeDeviceState, encodeDeviceState, heldRequest, type HeldRequest } from './device-state.js';
+import { QueueEngine, type EngineHost } from './engine.js';
+import { FaultSet, checkFault, isImmediate, type SimFault, type StickyFault } from './faults.js';
+import { HeldRequests, type HeldHost } from './held.js';
 import type { DeviceModel, ModelHost } from './model.js';
 import { PackedDeviceRing } from './packed-ring.js';
 import { SimQueue } from './queue.js';
-import { outstanding, stateProblem } from './queue-state.js';
-import { addSegment, emptyChain, type Chain, type RingFeatures, type UsedFault } from './ring.js';
+import type { RingContext } from './ring.js';
+import { RuleViolation, ViolationLog, type RuleId } from './rules.js';
 import { SplitDeviceRing } from './split-ring.js';
 import { StateMailbox, type MailboxHost } from './state-mailbox.js';
 
@@ -35,12 +38,6 @@ export type Completion = 'immediate' | 'manual' | { latencyMs: number };
  */
 export type StopMode = 'drain' | 'hold';
 
-export interface SimFault {
-  kind: UsedFault;
-  /** Only this queue's next used element; any queue's when omitted. */
-  queue?: number;
-}
-
 export interface SimStats {
   /** Available-buffer notifications received, per queue. */
   notifications: number[];
@@ -49,6 +46,8 @@ export interface SimStats {
   /** Used elements written for requests, per queue. */
   completed: number[];
   configInterrupts: number;
+  /** Interrupts sent for nothing (fault interrupt-storm). */
+  spuriousInterrupts: number;
 }
 
 /** How the device reaches the PCI side: interrupts and the command register. */
@@ -74,9 +73,7 @@ export interface SimVirtioDeviceOptions {
   pci: PciSide;
 }
 
-const FAULT_KINDS: readonly UsedFault[] = ['bad-used-id', 'used-len-overflow', 'used-index-jump', 'bad-packed-flags'];
-
-export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost {
+export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost, HeldHost, EngineHost {
   readonly common: CommonConfig;
   readonly queues: SimQueue[];
   readonly offeredFeatures: bigint;
@@ -85,30 +82,28 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   readonly mem: GuestMemory;
   readonly stats: SimStats;
   readonly mailbox: StateMailbox;
+  /** Every driver rule broken since the device was made (rules.ts). */
+  readonly violations = new ViolationLog();
   /** Why the device set DEVICE_NEEDS_RESET, until the next reset. */
   failure: Error | undefined;
   phase: QuietPhase = 'running';
-  private readonly model: DeviceModel;
-  private readonly completion: Completion;
+  readonly model: DeviceModel;
+  readonly completion: Completion;
+  readonly pci: PciSide;
+  readonly held: HeldRequests;
+  readonly faults = new FaultSet();
+  private readonly engine: QueueEngine;
   private readonly stopMode: StopMode;
-  private readonly pci: PciSide;
-  /** Held requests taken in by LOAD, served after DRIVER_OK; cleared by reset. */
-  private loaded: HeldRequest[] | undefined;
-  /** Restored chains per queue, waiting for the queue's first processing after DRIVER_OK. */
-  private readonly restored = new Map<number, Chain[]>();
   /** Bumped on reset, so quiesce steps scheduled before it do nothing after it. */
   private epoch = 0;
-  /** Inside complete(): receive queues a model woke meanwhile, delivered at the end of the batch. */
-  private serving = false;
-  private readonly woken = new Set<number>();
-  private ringFeatures: RingFeatures = { indirect: false, eventIdx: false };
-  private packed = false;
+  private ringFeatures = { indirect: false, eventIdx: false };
   private isr = 0;
   private generation = 0;
   private configDirty = false;
-  private readonly faults: SimFault[] = [];
-  private readonly scheduled = new Set<number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Fault reset-stuck: a reset was written and never completes (until clearFaults). */
+  private stuckReset = false;
+  /** A STOP or SUSPEND that cannot finish yet (stop-stuck, or draining a hung queue). */
+  private quietPending: 'stop' | 'suspend' | undefined;
   private closed = false;
 
   constructor(options: SimVirtioDeviceOptions) {
@@ -120,33 +115,48 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.msixTableSize = options.msixTableSize;
     this.commonLength = options.commonLength;
     this.mailbox = new StateMailbox(this);
+    this.held = new HeldRequests(this);
+    this.engine = new QueueEngine(this);
     this.offeredFeatures = options.model.features | options.transportFeatures | bit(Feature.VERSION_1);
     this.queues = Array.from({ length: options.model.queueCount }, (_, i) => new SimQueue(i, options.queueMaxSize));
     const perQueue = (): number[] => this.queues.map(() => 0);
-    this.stats = { notifications: perQueue(), interrupts: perQueue(), completed: perQueue(), configInterrupts: 0 };
+    this.stats = { notifications: perQueue(), interrupts: perQueue(), completed: perQueue(), configInterrupts: 0, spuriousInterrupts: 0 };
     this.common = new CommonConfig(this);
     this.model.attach(this);
   }
 
-  get configGeneration(): number {
-    return this.generation;
+  /** Requests fetched and not yet completed, over all queues. */
+  get heldCount(): number {
+    return this.queues.reduce((n, q) => n + q.state.inFlight.length, 0);
   }
 
-  /** Requests fetched and not yet completed, over all queues. */
-  get held(): number {
-    return this.queues.reduce((n, q) => n + q.state.inFlight.length, 0);
+  get packed(): boolean {
+    return this.common.has(Feature.RING_PACKED);
+  }
+
+  get deviceStateNegotiated(): boolean {
+    return this.common.has(Feature.DEVICE_STATE);
+  }
+
+  get resetStuck(): boolean {
+    return this.stuckReset;
   }
 
   // ---- register side (called by the BAR window) ----
 
   /**
-   * §4.1.4.4: an available-buffer notification for queue `q`; processed later, not in this write.
+   * §4.1.5.2: an available-buffer notification for queue `q`; processed later, not in this write.
    * Counted always; ignored by a device that is not fetching (stopping, stopped, suspended).
    */
   notify(q: number): void {
     if (this.closed || q >= this.queues.length) return;
     this.stats.notifications[q]!++;
-    if (this.phase === 'running') this.schedule(q);
+    if (this.phase === 'suspending' || this.phase === 'suspended') {
+      this.violation('notify-while-suspended', `notification for queue ${q} after SUSPEND was set`, q);
+    } else if (!(this.common.status & Status.DRIVER_OK)) {
+      this.violation('notify-before-driver-ok', `notification for queue ${q} before DRIVER_OK`, q);
+    }
+    if (this.phase === 'running') this.engine.schedule(q);
   }
 
   /** §4.1.4.5: reading the ISR returns and clears it. */
@@ -165,84 +175,118 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
       this.generation = (this.generation + 1) & 0xff;
       this.configDirty = false;
     }
-    return this.model.config.read(offset, width);
+    return this.model.config.access(offset, width, this.offeredFeatures, (rule, message) => this.violation(rule, message));
   }
 
-  // ---- CommonConfigHost ----
+  // ---- CommonConfigHost (and StatusHost) ----
+
+  /** Fault config-churn: a new generation on every read. */
+  readConfigGeneration(): number {
+    if (this.sticky('config-churn')) this.generation = (this.generation + 1) & 0xff;
+    return this.generation;
+  }
 
   /** §2.4: also leaves STOP and SUSPEND, and forgets held requests and a loaded state. */
   reset(): void {
-    this.cancelTimers();
+    this.engine.cancelTimers();
     this.epoch++;
+    if (this.sticky('reset-stuck')) {
+      // The reset never completes: the device goes quiet, device_status keeps its old value.
+      this.stuckReset = true;
+      return;
+    }
     this.phase = 'running';
-    this.loaded = undefined;
-    this.restored.clear();
-    this.woken.clear();
+    this.quietPending = undefined;
+    this.engine.reset();
+    this.held.reset();
     this.mailbox.reset();
     this.common.reset();
     for (const q of this.queues) q.reset();
     this.isr = 0;
     this.failure = undefined;
     this.ringFeatures = { indirect: false, eventIdx: false };
-    this.packed = false;
     this.model.reset();
+  }
+
+  /** §2.2.1 / §6.1: a subset of the offer, with VERSION_1 and every feature's prerequisite. */
+  featureProblem(features: bigint): { rule: RuleId; message: string } | undefined {
+    const extra = features & ~this.offeredFeatures;
+    if (extra !== 0n) return { rule: 'feature-not-offered', message: `features 0x${extra.toString(16)} were not offered` };
+    if (!hasFeature(features, Feature.VERSION_1)) return { rule: 'version-1-not-accepted', message: 'VIRTIO_F_VERSION_1 was offered and not accepted' };
+    const needs: (readonly [number, number])[] = [[Feature.DEVICE_STATE, Feature.RING_STATE], ...(this.model.featureDependencies ?? [])];
+    for (const [feature, requires] of needs) {
+      if (hasFeature(features, feature) && !hasFeature(features, requires)) {
+        return { rule: 'feature-dependency', message: `feature ${feature} accepted without feature ${requires}, which it requires` };
+      }
+    }
+    return undefined;
+  }
+
+  featuresRefused(): boolean {
+    return this.sticky('features-refuse');
   }
 
   featuresAccepted(features: bigint): void {
     this.ringFeatures = { indirect: hasFeature(features, Feature.INDIRECT_DESC), eventIdx: hasFeature(features, Feature.EVENT_IDX) };
-    this.packed = hasFeature(features, Feature.RING_PACKED);
     this.model.featuresAccepted?.(features);
   }
 
   /**
-   * DRIVER_OK: check the state the driver wrote (the proposal) and take in the held requests a
-   * LOAD brought; an impossible state or one the held requests do not account for sets
-   * DEVICE_NEEDS_RESET. Then look at every enabled queue.
+   * DRIVER_OK: the register checks (vectors read back, states written), then the state the driver
+   * wrote and the held requests a LOAD brought (held.ts; a violation sets DEVICE_NEEDS_RESET). Then
+   * look at every enabled queue.
    */
   driverOk(): void {
-    this.guarded(() => this.restoreHeld());
+    this.common.checkBeforeLive();
+    this.guarded(() => this.held.restore());
     if (!this.live()) return;
-    for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+    for (const q of this.queues) if (q.enabled) this.engine.schedule(q.index);
   }
 
+  /** STOP or SUSPEND requested: stop fetching now; finish (or hold), then show the bit (settleQuiet). */
   quiesce(kind: 'stop' | 'suspend'): void {
     this.phase = kind === 'stop' ? 'stopping' : 'suspending';
+    // 1.4 §3.4.1: from now on the driver makes no buffer available; remember where it stood.
+    if (kind === 'suspend') for (const q of this.queues) q.suspendMark = q.ring?.driverMark();
     // Completion timers would finish held requests behind the device's back; drain finishes them itself.
-    this.cancelTimers();
+    this.engine.cancelTimers();
     const epoch = this.epoch;
-    setImmediate(() => {
-      if (epoch !== this.epoch || this.closed) return;
-      if (kind === 'suspend' || this.stopMode === 'drain') this.completeNow();
-      // Data the device already has for the driver (net: frames on the cable) goes into receive
-      // buffers already available, in either mode: it is finished work, not a fetched request.
-      for (const q of this.queues) if (!this.model.fetchesRequests(q.index)) this.guarded(() => this.receive(q));
-      // Shown one turn later: the used-buffer interrupts (microtasks) have been delivered by then.
-      setImmediate(() => {
-        if (epoch !== this.epoch || this.closed) return;
-        if (kind === 'stop') {
-          this.phase = 'stopped';
-          this.common.status |= Status.STOP;
-        } else {
-          this.phase = 'suspended';
-          this.common.status = (this.common.status & ~Status.DRIVER_OK) | Status.SUSPEND;
-        }
-      });
+    setImmediate(() => this.settleQuiet(kind, epoch));
+  }
+
+  /** virtio 1.4 §3.4: SUSPEND cleared, DRIVER_OK set again; re-check every queue for buffers made available meanwhile. */
+  resume(): void {
+    this.phase = 'running';
+    for (const q of this.queues) {
+      if (q.ring && q.suspendMark !== undefined && q.ring.driverMark() !== q.suspendMark) {
+        this.violation('avail-while-suspended', `queue ${q.index}: buffers were made available while the device was suspended`, q.index);
+      }
+      q.suspendMark = undefined;
+      if (q.enabled) this.engine.schedule(q.index);
+    }
+  }
+
+  /** Builds the ring over driver memory; addresses it does not own put the device in NEEDS_RESET. */
+  enableQueue(queue: SimQueue): void {
+    this.guarded(() => {
+      const ctx: RingContext = { ...this.ringFeatures, report: (rule, message) => this.violation(rule, message, queue.index) };
+      queue.ring = this.packed ? new PackedDeviceRing(queue, this.mem, ctx) : new SplitDeviceRing(queue, this.mem, ctx);
+      queue.enabled = true;
     });
   }
 
-  /** virtio 1.4 §2.1: SUSPEND cleared, DRIVER_OK set again; re-check every queue for buffers made available meanwhile. */
-  resume(): void {
-    this.phase = 'running';
-    for (const q of this.queues) if (q.enabled) this.schedule(q.index);
+  stateLie(q: number): number {
+    return this.faults.any ? (this.faults.active('state-lie', q)?.count ?? 0) : 0;
+  }
+
+  violation(rule: RuleId, message: string, queue?: number): void {
+    this.violations.record(rule, message, queue);
   }
 
   // ---- MailboxHost (DEVICE_STATE, state-mailbox.ts) ----
 
   savableState(): Uint8Array | undefined {
-    if (this.phase !== 'stopped') return undefined;
-    const held = this.queues.flatMap((q) => q.state.inFlight.map((chain) => heldRequest(q.index, chain)));
-    // Nothing held, no extra state: DEVICE_STATE_LEN reads 0 and the driver has nothing to carry.
-    return held.length === 0 ? new Uint8Array(0) : encodeDeviceState(held);
+    return this.phase === 'stopped' ? this.held.save() : undefined;
   }
 
   loadAllowed(): boolean {
@@ -251,45 +295,28 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
   }
 
   writeGuest(addr: bigint, bytes: Uint8Array): void {
-    this.requireBusMaster(0);
+    this.engine.requireBusMaster(0);
     this.mem.view(addr, bytes.length).set(bytes);
   }
 
   readGuest(addr: bigint, len: number): Uint8Array {
-    this.requireBusMaster(0);
+    this.engine.requireBusMaster(0);
     return this.mem.view(addr, len).slice();
   }
 
-  /** Format checks here; the checks against the queues' state wait for DRIVER_OK (restoreHeld). */
   load(bytes: Uint8Array): void {
-    const held = decodeDeviceState(bytes, { queueCount: this.queues.length, queueMaxSize: this.queues[0]?.maxSize ?? 0 });
-    for (const r of held) {
-      if (!this.model.fetchesRequests(r.queue)) throw new Error(`device state: queue ${r.queue} never holds requests`);
-      this.toChain(r);
-    }
-    this.loaded = held;
+    this.held.load(bytes);
   }
 
-  /** Builds the ring over driver memory; addresses it does not own put the device in NEEDS_RESET. */
-  enableQueue(queue: SimQueue): void {
-    this.guarded(() => {
-      queue.ring = this.packed
-        ? new PackedDeviceRing(queue, this.mem, this.ringFeatures)
-        : new SplitDeviceRing(queue, this.mem, this.ringFeatures);
-      queue.enabled = true;
-    });
+  injectedRefusal(command: 'save' | 'load'): number | undefined {
+    return this.faults.any ? this.faults.refusal(command) : undefined;
   }
 
   // ---- ModelHost ----
 
-  /**
-   * A model has data for receive queue `q` (net: a frame came back on the cable). While the device
-   * is serving requests it delivers in the same turn — the cable has no delay, so a frame is in a
-   * receive buffer by the time its transmit is used, when a buffer is there; otherwise soon.
-   */
+  /** A model has data for receive queue `q` (engine.ts). */
   wake(q: number): void {
-    if (this.serving) this.woken.add(q);
-    else this.schedule(q);
+    this.engine.wake(q);
   }
 
   configChanged(): void {
@@ -297,20 +324,56 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.sendConfigInterrupt();
   }
 
-  // ---- test and CLI controls ----
-
-  /** Completes every request held in flight; returns how many (none once STOP or SUSPEND shows). */
-  completeNow(): number {
-    let n = 0;
-    for (const q of this.queues) this.guarded(() => { n += this.complete(q, [...q.state.inFlight]); });
-    return n;
+  fetchesRequests(q: number): boolean {
+    return this.model.fetchesRequests(q);
   }
 
+  // ---- test and CLI controls ----
+
+  /** Completes every request held in flight; returns how many (none once STOP or SUSPEND shows; none of a hung queue). */
+  completeNow(): number {
+    return this.engine.completeNow();
+  }
+
+  /** Misbehaves as faults.ts describes: immediate kinds now, the others from now on. */
   injectFault(fault: SimFault): void {
-    if (!FAULT_KINDS.includes(fault.kind)) {
-      throw new UsageError('E_INVALID_ARGUMENT', `unknown fault ${String(fault.kind)}`, `use one of ${FAULT_KINDS.join(', ')}`);
+    const f = checkFault(fault, this.queues.length);
+    if (!isImmediate(f.kind)) {
+      this.faults.add(f);
+      return;
     }
-    this.faults.push({ ...fault });
+    if (f.kind === 'needs-reset') {
+      this.fail(new DeviceError('E_DEVICE_NEEDS_RESET', 'the device needs a reset (injected fault needs-reset)', 'reset the device'));
+      return;
+    }
+    // interrupt-storm: every vector `count` times; without MSI-X, both ISR bits.
+    if (this.pci.msixActive()) {
+      for (let v = 0; v < this.msixTableSize; v++) for (let i = 0; i < f.count; i++) this.pci.signal(v);
+      this.stats.spuriousInterrupts += this.msixTableSize * f.count;
+    } else {
+      this.isr |= Isr.QUEUE | Isr.CONFIG;
+      this.stats.spuriousInterrupts++;
+    }
+  }
+
+  /** Back to normal: a stuck reset completes, a pending STOP / SUSPEND shows, held-back requests complete. */
+  clearFaults(): void {
+    this.faults.clear();
+    if (this.stuckReset) {
+      this.stuckReset = false;
+      this.reset();
+      return;
+    }
+    const pending = this.quietPending;
+    this.quietPending = undefined;
+    // A pending drain completes what completion-silence held back itself; otherwise serve it now.
+    this.engine.releaseStalled(!pending);
+    if (pending) {
+      const epoch = this.epoch;
+      setImmediate(() => this.settleQuiet(pending, epoch));
+      return;
+    }
+    for (const q of this.queues) if (q.enabled) this.engine.schedule(q.index);
   }
 
   /**
@@ -324,222 +387,89 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     const ring = queue.ring;
     if (!ring || !this.fetching()) return;
     this.guarded(() => {
-      this.requireBusMaster(q);
+      this.engine.requireBusMaster(q);
       ring.publishNotifyWish(!suppressed);
     });
-    if (!suppressed) this.schedule(q);
+    if (!suppressed) this.engine.schedule(q);
   }
 
   close(): void {
     this.closed = true;
-    this.cancelTimers();
+    this.engine.cancelTimers();
   }
 
-  // ---- restoring held requests (DEVICE_STATE LOAD, then DRIVER_OK) ----
+  // ---- quiet states ----
 
   /**
-   * Every enabled queue's state must be possible for its layout, and the requests between its used
-   * and available positions must be exactly the held ones loaded for it (when DEVICE_STATE was
-   * negotiated: without a LOAD, none). Each is then in flight again, to be served once.
+   * Drains (SUSPEND, STOP in 'drain' mode) or holds, fills receive buffers with data already on
+   * hand, then shows the bit a turn later — unless stop-stuck holds it back, or a hung queue
+   * (completion-silence) cannot drain: then it waits for clearFaults().
    */
-  private restoreHeld(): void {
-    const packed = this.packed;
-    const loaded = this.loaded ?? [];
-    this.loaded = undefined;
-    for (const r of loaded) {
-      const queue = this.queues[r.queue]!;
-      if (!queue.enabled) throw new DeviceError('E_STATE_REFUSED', `device state: held request ${r.id} is for queue ${r.queue}, which is not enabled`);
-      if (r.id >= queue.size) throw new DeviceError('E_STATE_REFUSED', `device state: held request id ${r.id} is beyond queue ${r.queue}'s size ${queue.size}`);
+  private settleQuiet(kind: 'stop' | 'suspend', epoch: number): void {
+    if (epoch !== this.epoch || this.closed) return;
+    const drains = kind === 'suspend' || this.stopMode === 'drain';
+    if (drains) this.completeNow();
+    // Data the device already has for the driver (net: frames on the cable) goes into receive
+    // buffers already available, in either mode: it is finished work, not a fetched request.
+    for (const q of this.queues) if (!this.model.fetchesRequests(q.index)) this.guarded(() => this.engine.receive(q));
+    const hung = drains && this.queues.some((q) => q.state.inFlight.length > 0 && this.silenced(q.index));
+    if (hung || this.sticky('stop-stuck')) {
+      this.quietPending = kind;
+      return;
     }
-    for (const queue of this.queues) {
-      if (!queue.enabled) continue;
-      const problem = stateProblem(queue, packed);
-      if (problem) throw new DeviceError('E_STATE_REFUSED', problem);
-      if (!this.common.has(Feature.DEVICE_STATE)) continue;
-      const mine = loaded.filter((r) => r.queue === queue.index);
-      const accounted = mine.reduce((n, r) => n + (packed ? r.ringDescs : 1), 0);
-      const gap = outstanding(queue, packed)!;
-      if (accounted !== gap) {
-        throw new DeviceError('E_STATE_REFUSED',
-          `queue ${queue.index}: ${gap} ${packed ? 'descriptor slots' : 'requests'} lie between the used and available state, but the device state holds ${accounted}`);
+    // Shown one turn later: the used-buffer interrupts (microtasks) have been delivered by then.
+    setImmediate(() => {
+      if (epoch !== this.epoch || this.closed) return;
+      if (kind === 'stop') {
+        this.phase = 'stopped';
+        this.common.status |= Status.STOP;
+      } else {
+        this.phase = 'suspended';
+        this.common.status = (this.common.status & ~Status.DRIVER_OK) | Status.SUSPEND;
       }
-      const chains = mine.map((r) => this.toChain(r));
-      queue.state.inFlight.push(...chains);
-      if (chains.length > 0) this.restored.set(queue.index, chains);
-    }
-  }
-
-  /** A held request as the chain the ring would have given (checks its memory like a fetch does). */
-  private toChain(r: HeldRequest): Chain {
-    const chain = emptyChain(r.id);
-    chain.ringDescs = r.ringDescs;
-    for (const s of r.segments) addSegment(chain, r.queue, this.mem, s.addr, s.len, s.writable);
-    return chain;
+    });
   }
 
   // ---- processing ----
 
   private live(): boolean {
     const s = this.common.status;
-    return !this.closed && (s & Status.DRIVER_OK) !== 0 && (s & (Status.DEVICE_NEEDS_RESET | Status.FAILED)) === 0;
+    return !this.closed && !this.stuckReset && (s & Status.DRIVER_OK) !== 0 && (s & (Status.DEVICE_NEEDS_RESET | Status.FAILED)) === 0;
   }
 
   /** The device takes new available buffers only while running. */
-  private fetching(): boolean {
+  fetching(): boolean {
     return this.live() && this.phase === 'running';
   }
 
   /** Ring memory is touched while running or quietening, never once STOP or SUSPEND shows. */
-  private ringAccess(): boolean {
+  ringAccess(): boolean {
     return this.live() && this.phase !== 'stopped' && this.phase !== 'suspended';
   }
 
-  private cancelTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+  sticky(kind: StickyFault, q?: number): boolean {
+    return this.faults.any && this.faults.active(kind, q) !== undefined;
   }
 
-  private schedule(q: number): void {
-    if (this.scheduled.has(q)) return;
-    this.scheduled.add(q);
-    setImmediate(() => {
-      this.scheduled.delete(q);
-      this.guarded(() => this.process(q));
-    });
+  /** Fault completion-silence on queue `q`. */
+  silenced(q: number): boolean {
+    return this.sticky('completion-silence', q);
   }
 
-  private process(q: number): void {
-    const queue = this.queues[q]!;
-    const ring = queue.ring;
-    if (!this.fetching() || !queue.enabled || !ring || queue.notifySuppressed || !(this.model.queueActive?.(q) ?? true)) return;
-    this.requireBusMaster(q);
-    const restored = this.restored.get(q);
-    if (restored) {
-      this.restored.delete(q);
-      this.dispatch(queue, restored);
-    }
-    if (this.model.fetchesRequests(q)) {
-      const fetched: Chain[] = [];
-      for (let chain = ring.fetch(); chain; chain = ring.fetch()) {
-        fetched.push(chain);
-        queue.state.inFlight.push(chain);
-      }
-      ring.publishNotifyWish(true);
-      if (fetched.length > 0) this.dispatch(queue, fetched);
-    } else {
-      this.receive(queue);
-      ring.publishNotifyWish(true);
-    }
+  raiseIsr(bits: number): void {
+    this.isr |= bits;
   }
 
-  /** Fills receive buffers with the data the model has waiting; then maybe interrupts. */
-  private receive(queue: SimQueue): void {
-    const ring = queue.ring;
-    if (!this.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed) return;
-    this.requireBusMaster(queue.index);
-    const state = queue.state;
-    const taken: { availIdx: number; availWrap: boolean }[] = [];
-    const filled = this.model.receive(queue.index, {
-      take: () => {
-        const before = { availIdx: state.availIdx, availWrap: state.availWrap };
-        const chain = ring.fetch();
-        if (chain) taken.push(before);
-        return chain;
-      },
-      // Fetching only reads ring memory, so moving the position back undoes it.
-      putBack: (count) => {
-        if (count <= 0) return;
-        const at = taken.splice(taken.length - count, count)[0]!;
-        state.availIdx = at.availIdx;
-        state.availWrap = at.availWrap;
-      },
-    });
-    for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
-    // Buffers were taken from the ring: move avail_event along with them (§2.7.10), or the driver's
-    // next posting would look "already announced" and never notify a device that has data waiting.
-    if (filled.length > 0) ring.publishNotifyWish(true);
-    if (filled.length > 0) this.interruptIfWanted(queue);
-  }
-
-  private dispatch(queue: SimQueue, chains: Chain[]): void {
-    const completion = this.completion;
-    if (completion === 'manual') return;
-    if (completion === 'immediate') {
-      this.complete(queue, chains);
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.guarded(() => this.complete(queue, chains));
-    }, completion.latencyMs);
-    this.timers.add(timer);
-  }
-
-  /** Serves and returns those of `chains` still in flight (a reset forgets them); then maybe interrupts. */
-  private complete(queue: SimQueue, chains: Chain[]): number {
-    if (!this.ringAccess() || !queue.ring) return 0;
-    this.requireBusMaster(queue.index);
-    let n = 0;
-    this.serving = true;
-    try {
-      for (const chain of chains) {
-        const at = queue.state.inFlight.indexOf(chain);
-        if (at < 0) continue;
-        queue.state.inFlight.splice(at, 1);
-        this.writeUsed(queue, chain, this.model.serve(queue.index, chain));
-        this.stats.completed[queue.index]!++;
-        n++;
-      }
-    } finally {
-      this.serving = false;
-    }
-    if (n > 0) this.interruptIfWanted(queue);
-    const woken = [...this.woken];
-    this.woken.clear();
-    // A model may also wake a request queue (net: pairs enabled by VQ_PAIRS_SET): process it soon.
-    for (const q of woken) {
-      if (this.model.fetchesRequests(q)) this.schedule(q);
-      else this.receive(this.queues[q]!);
-    }
-    return n;
-  }
-
-  private writeUsed(queue: SimQueue, chain: Chain, written: number): void {
-    const ring = queue.ring!;
-    const at = this.faults.findIndex((f) => (f.queue === undefined || f.queue === queue.index) && ring.supports(f.kind));
-    const fault = at < 0 ? undefined : this.faults.splice(at, 1)[0]!.kind;
-    ring.markUsed(chain, written, fault);
-  }
-
-  private interruptIfWanted(queue: SimQueue): void {
-    if (!queue.ring!.needsInterrupt()) return;
-    if (this.pci.msixActive()) {
-      // §4.1.5.1.2: a queue mapped to NO_VECTOR gets no interrupt.
-      if (queue.msixVector === VIRTIO_MSI_NO_VECTOR) return;
-      this.pci.signal(queue.msixVector);
-    } else {
-      this.isr |= Isr.QUEUE;
-    }
-    this.stats.interrupts[queue.index]!++;
-  }
-
-  /** §4.1.4.5 / §4.1.5.4: the ISR config bit is always set; the config vector is used with MSI-X. */
+  /** §4.1.4.5.1 / §4.1.5.4: the ISR config bit is always set; the config vector is used with MSI-X. */
   private sendConfigInterrupt(): void {
-    if (this.closed || !(this.common.status & Status.DRIVER_OK) || this.phase === 'stopped') return;
+    if (this.closed || this.stuckReset || !(this.common.status & Status.DRIVER_OK) || this.phase === 'stopped') return;
     this.isr |= Isr.CONFIG;
     this.stats.configInterrupts++;
     const vector = this.common.configMsixVector;
     if (this.pci.msixActive() && vector !== VIRTIO_MSI_NO_VECTOR) this.pci.signal(vector);
   }
 
-  private requireBusMaster(q: number): void {
-    if (!this.pci.busMaster()) {
-      throw new VirtqueueError('E_BAD_STATE', q, 'the device must access driver memory but Bus Master Enable is off',
-        'set bit 2 of the PCI command register (lib/pci/config.ts enableBusMaster)');
-    }
-  }
-
-  /** §2.1.2: on a driver error the device sets DEVICE_NEEDS_RESET and, once live, sends a config interrupt. */
+  /** §2.1.2: on an error the device sets DEVICE_NEEDS_RESET and, once live, sends a config interrupt. */
   private fail(error: Error): void {
     if (this.common.status & Status.DEVICE_NEEDS_RESET) return;
     this.failure = error;
@@ -547,10 +477,12 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, MailboxHost
     this.sendConfigInterrupt();
   }
 
-  private guarded(work: () => void): void {
+  /** Runs device work; a driver's broken rule is recorded, and it or any other error sets NEEDS_RESET. */
+  guarded(work: () => void): void {
     try {
       work();
     } catch (e) {
+      if (e instanceof RuleViolation) this.violations.record(e.rule, e.message, e.queue);
       this.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }

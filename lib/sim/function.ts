@@ -67,6 +67,7 @@ export class SimPciFunction implements PciFunction {
     });
     const bar = new Bar4Decoder(this.device, this.msix, () => !this.closed && (this.config.command & PciCommand.MEMORY) !== 0);
     this.config.bar = bar;
+    this.config.onViolation = (rule, message) => this.device.violation(rule, message);
     this.config.onMsixControl = () => this.msix.controlWritten();
     this.window = {
       size: Bar4.SIZE,
@@ -128,7 +129,11 @@ class Bar4Decoder implements BarAccess {
     if (!this.accepts(offset, width)) return 0;
     const d = this.device;
     if (within(offset, Bar4.COMMON, d.commonLength)) return d.common.read(offset - Bar4.COMMON, width);
-    if (offset === Bar4.ISR && width === 1) return d.readIsr();
+    if (offset === Bar4.ISR) {
+      if (width === 1) return d.readIsr();
+      d.violation('register-access-invalid', `a ${width}-byte read of the 1-byte ISR status`);
+      return 0;
+    }
     if (within(offset, Bar4.DEVICE, Bar4.NOTIFY - Bar4.DEVICE) && (width === 1 || width === 2 || width === 4)) {
       return d.readDeviceConfig(offset - Bar4.DEVICE, width);
     }
@@ -150,6 +155,7 @@ class Bar4Decoder implements BarAccess {
       const rel = offset - Bar4.NOTIFY;
       const q = rel / NOTIFY_OFF_MULTIPLIER;
       if (width === 2 && rel % NOTIFY_OFF_MULTIPLIER === 0 && v === q) d.notify(q);
+      else d.violation('notify-invalid', `a ${width}-byte write of ${v} at notify offset ${rel}`);
     } else if (width === 4 && within(offset, Bar4.MSIX_TABLE, Bar4.MSIX_PBA - Bar4.MSIX_TABLE)) {
       this.msix.writeTable(offset - Bar4.MSIX_TABLE, v);
     }
@@ -157,7 +163,11 @@ class Bar4Decoder implements BarAccess {
   }
 
   private accepts(offset: number, width: Width): boolean {
-    return this.decoding() && Number.isInteger(offset) && offset >= 0 && offset + width <= Bar4.SIZE && offset % width === 0;
+    if (!this.decoding() || !Number.isInteger(offset) || offset < 0 || offset + width > Bar4.SIZE) return false;
+    if (offset % width === 0) return true;
+    // §4.1.3.1: every field is accessed aligned to its width.
+    this.device.violation('register-access-invalid', `a misaligned ${width}-byte access at BAR offset 0x${offset.toString(16)}`);
+    return false;
   }
 }
 

@@ -3,20 +3,27 @@
 // injection, notification suppression, statistics — plus the memory it shares with the driver.
 // With `state` it offers the proposal's STOP + virtqueue state (RING_STATE), the DEVICE_STATE
 // mailbox and virtio 1.4 SUSPEND (SPEC-NOTES §1–§2).
+//
+// It is a strict device: `violations` lists every driver rule broken (rules.ts), `failure` says why
+// it set DEVICE_NEEDS_RESET. `injectFault` makes it misbehave (faults.ts); `clearFaults` undoes it.
 
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { BLK_SECTOR_SIZE, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../virtio/constants.js';
 import { UsageError } from '../virtio/errors.js';
 import { BlkModel, type BlkRequestRecord } from './blk.js';
 import type { QuietPhase } from './common-cfg.js';
-import type { Completion, SimFault, SimStats, StopMode } from './device.js';
+import type { Completion, SimStats, StopMode } from './device.js';
+import type { SimFault } from './faults.js';
 import { SimPciFunction } from './function.js';
 import type { DeviceModel } from './model.js';
 import { NetModel } from './net.js';
 import { MAX_MSIX_VECTORS } from './pci-config.js';
 import { RngModel } from './rng.js';
+import type { Violation } from './rules.js';
 
-export type { Completion, SimFault, SimStats, StopMode } from './device.js';
+export type { Completion, SimStats, StopMode } from './device.js';
+export { BAD_BLK_STATUS, FAULT_KINDS, SHORT_NET_RX_LEN, type FaultKind, type SimFault } from './faults.js';
+export { RULES, RULE_GROUPS, type Rule, type RuleAction, type RuleGroup, type RuleId, type Violation } from './rules.js';
 export type { QuietPhase } from './common-cfg.js';
 export { DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest } from './device-state.js';
 export type { UsedFault } from './ring.js';
@@ -123,15 +130,21 @@ export interface SimDevice {
   /** Requests fetched from the rings and not yet completed. */
   readonly held: number;
   readonly stats: SimStats;
-  /** Makes the device misbehave on its next used element (of `fault.queue`, or any queue). */
+  /** Makes the device misbehave: now, on its next used elements, or until clearFaults() (faults.ts). */
   injectFault(fault: SimFault): void;
+  /** Back to normal: pending faults dropped, a stuck reset completes, a held-back STOP / SUSPEND shows. */
+  clearFaults(): void;
+  /** Every driver rule broken since the device was made, one entry per rule and queue (rules.ts). */
+  readonly violations: readonly Violation[];
+  /** Forgets the violations recorded so far. */
+  clearViolations(): void;
   /** Asks the driver not to notify queue `q` (a polling device) or, with false, to notify again. */
   suppressNotifications(q: number, suppressed: boolean): void;
   /** Why the device set DEVICE_NEEDS_RESET, until the driver resets it. */
   readonly failure: Error | undefined;
   /** Running, or on its way to / in STOP or SUSPEND. */
   readonly phase: QuietPhase;
-  /** Why the last DEVICE_STATE command was refused (CMD read 0xffff), until the next command or reset. */
+  /** Why the last DEVICE_STATE command was refused (CMD read its code), until the next command or reset. */
   readonly stateRefusal: string | undefined;
 }
 
@@ -308,13 +321,22 @@ class SimDeviceHandle implements SimDevice {
     return this.fn.device.completeNow();
   }
   get held(): number {
-    return this.fn.device.held;
+    return this.fn.device.heldCount;
   }
   get stats(): SimStats {
     return this.fn.device.stats;
   }
   injectFault(fault: SimFault): void {
     this.fn.device.injectFault(fault);
+  }
+  clearFaults(): void {
+    this.fn.device.clearFaults();
+  }
+  get violations(): readonly Violation[] {
+    return this.fn.device.violations.list;
+  }
+  clearViolations(): void {
+    this.fn.device.violations.clear();
   }
   suppressNotifications(q: number, suppressed: boolean): void {
     this.fn.device.suppressNotifications(q, suppressed);

@@ -4,7 +4,9 @@
 
 import type { GuestMemory } from '../mem/dma.js';
 import type { DeviceConfigSpace } from './device-config.js';
+import type { ReplyFault } from './faults.js';
 import type { Chain } from './ring.js';
+import type { RuleId } from './rules.js';
 
 /** What the generic device offers a model. */
 export interface ModelHost {
@@ -13,6 +15,11 @@ export interface ModelHost {
   wake(q: number): void;
   /** The device configuration changed: bump config_generation and send a config interrupt. */
   configChanged(): void;
+  /**
+   * The driver broke an 'ignore' rule of the device type (rules.ts): recorded, and the model goes
+   * on. A 'needs-reset' rule is thrown instead, as RuleViolation.
+   */
+  violation(rule: RuleId, message: string, queue?: number): void;
 }
 
 /** A buffer of a receive queue and the bytes the model wrote into it. */
@@ -38,6 +45,8 @@ export interface DeviceModel {
   readonly queueCount: number;
   /** Device-type feature bits offered (0–23). */
   readonly features: bigint;
+  /** [feature, feature it requires] pairs the driver must respect (virtio 1.2 §2.2.1, e.g. net §5.1.3.1). */
+  readonly featureDependencies?: readonly (readonly [number, number])[];
   readonly config: DeviceConfigSpace;
   attach(host: ModelHost): void;
   /**
@@ -45,8 +54,15 @@ export interface DeviceModel {
    * false for receive queues, whose buffers wait in the ring until the device has data.
    */
   fetchesRequests(q: number): boolean;
-  /** Carries out one request from queue `q`; returns the bytes written to its writable part. */
-  serve(q: number, chain: Chain): number;
+  /**
+   * Carries out one request from queue `q`; returns the bytes written to its writable part. With
+   * `fault` (one the model said it supports) it misbehaves as faults.ts describes.
+   */
+  serve(q: number, chain: Chain, fault?: ReplyFault): number;
+  /** Whether queue `q`'s replies can carry `fault` (faults.ts); default none. */
+  supportsReplyFault?(q: number, fault: ReplyFault): boolean;
+  /** Applies `fault` to a filled receive buffer of queue `q` (used-len-short: the len it reports). */
+  receiveFault?(q: number, fault: ReplyFault, filled: Filled): void;
   /** Fills buffers of receive queue `q` with waiting data, fetching them from `buffers`. */
   receive(q: number, buffers: ReceiveBuffers): Filled[];
   /** The driver's accepted features, at FEATURES_OK (a queue layout may depend on them: net's control queue). */

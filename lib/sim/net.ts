@@ -6,9 +6,10 @@
 // count in num_buffers, §5.1.6.4) and, with more than one pair, the control queue with MQ: only
 // pair 0 is used until the driver sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (§5.1.6.5.5).
 
-import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit, hasFeature, NetHdr } from '../virtio/constants.js';
+import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit, hasFeature, NetHdr, NetGso } from '../virtio/constants.js';
 import { gather, scatter } from './chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from './device-config.js';
+import { SHORT_NET_RX_LEN, type ReplyFault } from './faults.js';
 import type { DeviceModel, Filled, ModelHost, ReceiveBuffers } from './model.js';
 import { mqCommand } from './net-ctrl.js';
 import { badChain, type Chain } from './ring.js';
@@ -17,11 +18,12 @@ export const NET_RX_QUEUE = 0;
 export const NET_TX_QUEUE = 1;
 
 // struct virtio_net_config (virtio 1.2 §5.1.4): mac is an array of bytes, read one by one.
+// Each field with the feature that makes it exist (§2.5.1).
 const NET_CONFIG_FIELDS: readonly ConfigField[] = [
-  ...Array.from({ length: 6 }, (_, i) => ({ offset: NetConfig.MAC + i, size: 1 as const })),
-  { offset: NetConfig.STATUS, size: 2 },
-  { offset: NetConfig.MAX_VIRTQUEUE_PAIRS, size: 2 },
-  { offset: NetConfig.MTU, size: 2 },
+  ...Array.from({ length: 6 }, (_, i) => ({ offset: NetConfig.MAC + i, size: 1 as const, feature: NetFeature.MAC })),
+  { offset: NetConfig.STATUS, size: 2, feature: NetFeature.STATUS },
+  { offset: NetConfig.MAX_VIRTQUEUE_PAIRS, size: 2, feature: NetFeature.MQ },
+  { offset: NetConfig.MTU, size: 2, feature: NetFeature.MTU },
 ];
 
 export interface NetModelOptions {
@@ -39,6 +41,8 @@ export class NetModel implements DeviceModel {
   readonly queueCount: number;
   readonly features: bigint;
   readonly config = new DeviceConfigSpace(NetConfig.LEN, NET_CONFIG_FIELDS);
+  /** §5.1.3.1: of what this device offers, MQ requires CTRL_VQ. */
+  readonly featureDependencies = [[NetFeature.MQ, NetFeature.CTRL_VQ]] as const;
   /** Frames dropped: link down, or a receive buffer too small for header and frame. */
   dropped = 0;
   private readonly maxPairs: number;
@@ -114,8 +118,9 @@ export class NetModel implements DeviceModel {
     if (role.kind === 'ctrl') return this.control(q, chain);
     // §5.1.6.2: a transmit chain is the header then the frame, all device-readable.
     if (role.kind !== 'tx' || chain.readableLen < NET_HDR_LEN) {
-      throw badChain(q, `tx chain ${chain.id} is shorter than the ${NET_HDR_LEN}-byte virtio_net_hdr`);
+      throw badChain(q, 'net-tx-malformed', `tx chain ${chain.id} is shorter than the ${NET_HDR_LEN}-byte virtio_net_hdr`);
     }
+    this.checkTxHeader(q, chain, gather(host.mem, chain.readable, 0, NET_HDR_LEN));
     const target = this.peer ?? this;
     if (!this.linkUp || !target.linkUp) {
       this.dropped++;
@@ -131,12 +136,22 @@ export class NetModel implements DeviceModel {
     const waiting = this.backlog[role.pair]!;
     const filled: Filled[] = [];
     while (waiting.length > 0) {
-      const got = hasFeature(this.negotiated, NetFeature.MRG_RXBUF) ? this.fillMerged(waiting[0]!, buffers) : this.fillOne(waiting[0]!, buffers);
+      const got = hasFeature(this.negotiated, NetFeature.MRG_RXBUF) ? this.fillMerged(q, waiting[0]!, buffers) : this.fillOne(q, waiting[0]!, buffers);
       if (!got) break;
       waiting.shift();
       filled.push(...got);
     }
     return filled;
+  }
+
+  /** used-len-short fits receive buffers only: transmit and control replies are legitimately short. */
+  supportsReplyFault(q: number, fault: ReplyFault): boolean {
+    return fault === 'used-len-short' && this.role(q).kind === 'rx';
+  }
+
+  /** used-len-short: the buffer reports fewer bytes than the 12-byte header (the frame is there). */
+  receiveFault(_q: number, _fault: ReplyFault, filled: Filled): void {
+    filled.written = SHORT_NET_RX_LEN;
   }
 
   reset(): void {
@@ -152,9 +167,32 @@ export class NetModel implements DeviceModel {
     this.host?.wake(2 * p);
   }
 
-  /** Without MRG_RXBUF one buffer holds the frame, num_buffers is 1; a buffer too small drops it. */
-  private fillOne(frame: Uint8Array, buffers: ReceiveBuffers): Filled[] | undefined {
+  /**
+   * §5.1.6.2.1: num_buffers 0; flags 0 without CSUM (never offered here), so no NEEDS_CSUM and
+   * never DATA_VALID / RSC_INFO; gso_type NONE without the HOST_* offloads (never offered here).
+   */
+  private checkTxHeader(q: number, chain: Chain, header: Uint8Array): void {
+    const v = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    const flags = v.getUint8(NetHdr.FLAGS);
+    const gso = v.getUint8(NetHdr.GSO_TYPE);
+    const numBuffers = v.getUint16(NetHdr.NUM_BUFFERS, true);
+    if (flags !== 0 || gso !== NetGso.NONE || numBuffers !== 0) {
+      this.host?.violation('net-tx-header', `tx chain ${chain.id}: header flags ${flags}, gso_type ${gso}, num_buffers ${numBuffers}`, q);
+    }
+  }
+
+  /** §5.1.6.3.1: with MRG_RXBUF every receive buffer holds at least the header (recorded; used anyway). */
+  private takeBuffer(q: number, buffers: ReceiveBuffers): Chain | undefined {
     const chain = buffers.take();
+    if (chain && chain.writableLen < NET_HDR_LEN && hasFeature(this.negotiated, NetFeature.MRG_RXBUF)) {
+      this.host?.violation('net-rx-buffer-small', `receive buffer ${chain.id} has ${chain.writableLen} bytes, less than the ${NET_HDR_LEN}-byte header`, q);
+    }
+    return chain;
+  }
+
+  /** Without MRG_RXBUF one buffer holds the frame, num_buffers is 1; a buffer too small drops it. */
+  private fillOne(q: number, frame: Uint8Array, buffers: ReceiveBuffers): Filled[] | undefined {
+    const chain = this.takeBuffer(q, buffers);
     if (!chain) return undefined;
     if (chain.writableLen < NET_HDR_LEN + frame.length) {
       this.dropped++;
@@ -165,11 +203,11 @@ export class NetModel implements DeviceModel {
   }
 
   /** §5.1.6.4.2: the header in the first buffer, the frame across as many as it needs, all or none. */
-  private fillMerged(frame: Uint8Array, buffers: ReceiveBuffers): Filled[] | undefined {
+  private fillMerged(q: number, frame: Uint8Array, buffers: ReceiveBuffers): Filled[] | undefined {
     const need = NET_HDR_LEN + frame.length;
     const chains: Chain[] = [];
     for (let room = 0; room < need; ) {
-      const chain = buffers.take();
+      const chain = this.takeBuffer(q, buffers);
       if (!chain) {
         buffers.putBack(chains.length);
         return undefined;
@@ -197,7 +235,7 @@ export class NetModel implements DeviceModel {
   /** §5.1.6.5: class, command, data (device-readable), then the ack byte (device-writable). */
   private control(q: number, chain: Chain): number {
     const mem = this.requireHost().mem;
-    if (chain.readableLen < 2 || chain.writableLen < 1) throw badChain(q, `control chain ${chain.id} lacks class, command or the ack byte`);
+    if (chain.readableLen < 2 || chain.writableLen < 1) throw badChain(q, 'net-ctrl-malformed', `control chain ${chain.id} lacks class, command or the ack byte`);
     const command = gather(mem, chain.readable, 0, chain.readableLen);
     const result = mqCommand(command, hasFeature(this.negotiated, NetFeature.MQ), this.maxPairs);
     if (result.pairs !== undefined) this.setPairs(result.pairs);

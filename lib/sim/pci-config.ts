@@ -9,6 +9,7 @@ import {
   PCI_VENDOR_VIRTIO, PciCapField, PciCapType,
 } from '../virtio/constants.js';
 import { MSIX_ENTRY_SIZE, MsixControl } from './msix.js';
+import type { RuleId } from './rules.js';
 
 /** The one BAR the device has, and where each structure lives in it. */
 export const SIM_BAR = 4;
@@ -60,6 +61,10 @@ export class SimConfigSpace {
   /** Set once the function is assembled: where PCI_CFG accesses go, and who hears MSI-X control writes. */
   bar: BarAccess | undefined;
   onMsixControl: (() => void) | undefined;
+  /** Where a broken driver rule is reported (rules.ts capability-write, pci-cfg-access-invalid). */
+  onViolation: ((rule: RuleId, message: string) => void) | undefined;
+  /** BAR 4 ranges of the structures other than PCI_CFG: pci_cfg_data may only reach into these (§4.1.4.9.2). */
+  private readonly structures: { offset: number; length: number }[] = [];
 
   constructor(o: ConfigSpaceOptions) {
     const v = this.view;
@@ -112,6 +117,7 @@ export class SimConfigSpace {
 
   write(offset: number, width: 1 | 2 | 4, value: number): void {
     if (!this.inRange(offset, width)) return;
+    this.checkCapabilityWrite(offset, width);
     for (let i = 0; i < width; i++) {
       const mask = this.writable[offset + i]!;
       const byte = (value >>> (8 * i)) & 0xff;
@@ -134,7 +140,21 @@ export class SimConfigSpace {
     this.view.setUint16(CapAt.MSIX + MSIX_CAP_CONTROL, (value & ~MsixControl.TABLE_SIZE_MASK) | sizeBits, true);
   }
 
+  /** §4.1.4.1: the virtio capabilities are not the driver's to write, but PCI_CFG's bar, offset, length and data. */
+  private checkCapabilityWrite(offset: number, width: number): void {
+    const caps = { start: CapAt.COMMON, end: CapAt.PCI_CFG + PCI_CFG_CAP_LEN };
+    if (offset + width <= caps.start || offset >= caps.end) return;
+    const pciCfgRw = (b: number): boolean => b === CapAt.PCI_CFG + PciCapField.BAR || (b >= CapAt.PCI_CFG + PciCapField.OFFSET && b < CapAt.PCI_CFG + PCI_CFG_CAP_LEN);
+    for (let b = offset; b < offset + width; b++) {
+      if (b >= caps.start && b < caps.end && !pciCfgRw(b)) {
+        this.onViolation?.('capability-write', `a ${width}-byte write at configuration offset 0x${offset.toString(16)}, inside a virtio capability`);
+        return;
+      }
+    }
+  }
+
   private vendorCap(at: number, next: number, len: number, type: number, offset: number, length: number): void {
+    if (type !== PciCapType.PCI_CFG) this.structures.push({ offset, length });
     const v = this.view;
     v.setUint8(at + PciCapField.VNDR, PCI_CAP_ID_VENDOR);
     v.setUint8(at + PciCapField.NEXT, next);
@@ -149,12 +169,20 @@ export class SimConfigSpace {
     for (let i = 0; i < width; i++) this.writable[offset + i] = (mask >>> (8 * i)) & 0xff;
   }
 
-  /** pci_cfg_data is a window of cap.length (1, 2, 4) bytes at cap.offset of cap.bar. */
+  /**
+   * pci_cfg_data is a window of cap.length (1, 2, 4) bytes at cap.offset of cap.bar. §4.1.4.9.2:
+   * the driver keeps the offset aligned to the length and the window inside another virtio
+   * structure; otherwise the access is recorded and not carried out.
+   */
   private pciCfgWindow(): { offset: number; width: 1 | 2 | 4 } | undefined {
     const bar = this.view.getUint8(CapAt.PCI_CFG + PciCapField.BAR);
     const offset = this.view.getUint32(CapAt.PCI_CFG + PciCapField.OFFSET, true);
     const width = this.view.getUint32(CapAt.PCI_CFG + PciCapField.LENGTH, true);
-    if (bar !== SIM_BAR || (width !== 1 && width !== 2 && width !== 4) || offset % width !== 0) return undefined;
+    const inside = this.structures.some((s) => offset >= s.offset && offset + width <= s.offset + s.length);
+    if (bar !== SIM_BAR || (width !== 1 && width !== 2 && width !== 4) || offset % width !== 0 || !inside) {
+      this.onViolation?.('pci-cfg-access-invalid', `pci_cfg_data used with bar ${bar}, offset 0x${offset.toString(16)}, length ${width}`);
+      return undefined;
+    }
     return { offset, width };
   }
 

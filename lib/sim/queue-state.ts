@@ -13,7 +13,7 @@
 // consistent point (nothing moves any more); before that they are live and may be stale the moment
 // they are read — the proposal lets the driver read them only while STOP is set, and the SDK does.
 
-import { packPackedState, unpackPackedState } from '../virtio/constants.js';
+import { PACKED_STATE_INDEX_MASK, PACKED_STATE_WRAP, packPackedState, unpackPackedState } from '../virtio/constants.js';
 import type { SimQueue } from './queue.js';
 
 const U16 = 0xffff;
@@ -27,6 +27,17 @@ export function readStateRegisters(queue: SimQueue, packed: boolean): StateRegis
   const s = queue.state;
   if (packed) return { avail: packPackedState(s.availIdx, s.availWrap), used: packPackedState(s.usedIdx, s.usedWrap) };
   return { avail: s.availIdx, used: s.usedIdx };
+}
+
+/**
+ * Fault state-lie (faults.ts): avail `offset` ahead of the truth, used `offset` behind it. Split:
+ * mod 2^16. Packed: the 15-bit index shifted, the wrap counter untouched — an index at or beyond
+ * the queue size can come out, a state no packed ring can be in.
+ */
+export function lieAbout(regs: StateRegisters, packed: boolean, offset: number): StateRegisters {
+  if (!packed) return { avail: (regs.avail + offset) & U16, used: (regs.used - offset) & U16 };
+  const shift = (v: number, by: number): number => (v & PACKED_STATE_WRAP) | ((v + by) & PACKED_STATE_INDEX_MASK);
+  return { avail: shift(regs.avail, offset), used: shift(regs.used, -offset) };
 }
 
 /** The driver writes the available state during initialisation (checked at DRIVER_OK, see stateProblem). */
@@ -79,6 +90,6 @@ export function stateProblem(queue: SimQueue, packed: boolean): string | undefin
   const r = readStateRegisters(queue, packed);
   const hex = (v: number): string => `0x${v.toString(16)}`;
   return packed
-    ? `queue ${queue.index}: state avail ${hex(r.avail)} / used ${hex(r.used)} is impossible for a packed ring of ${queue.size} (index ≥ size, or used ahead of available)`
-    : `queue ${queue.index}: state avail ${r.avail} / used ${r.used} is impossible for a split ring of ${queue.size} (used ahead of available, or more than the ring behind)`;
+    ? `state avail ${hex(r.avail)} / used ${hex(r.used)} is impossible for a packed ring of ${queue.size} (index ≥ size, or used ahead of available)`
+    : `state avail ${r.avail} / used ${r.used} is impossible for a split ring of ${queue.size} (used ahead of available, or more than the ring behind)`;
 }

@@ -41,11 +41,40 @@ export class SimQueue {
   ring: DeviceRing | undefined;
   /** Test control: the device asks the driver not to notify, as a device that polls would. */
   notifySuppressed = false;
+  /** queue_msix_vector was written and not read back yet (virtio 1.2 §4.1.5.1.2.2). */
+  vectorUnverified = false;
+  /** Where the driver's available buffers ended when SUSPEND was set (DeviceRing.driverMark). */
+  suspendMark: number | undefined;
+  /** Both state registers written since the last reset (the proposal: on every initialisation). */
+  stateWritten = { avail: false, used: false };
+  /** Ids (split: heads; packed: buffer ids) the device holds: fetched, not yet used (virtio 1.2 §3.3.1). */
+  private readonly busy: Uint8Array;
+  /** Packed buffer ids at or beyond maxSize, which the spec allows but a ring rarely uses. */
+  private busyHigh: Set<number> | undefined;
 
   constructor(index: number, maxSize: number) {
     this.index = index;
     this.maxSize = maxSize;
     this.size = maxSize;
+    this.busy = new Uint8Array(maxSize);
+  }
+
+  /** Marks `id` held; false when it already was (the driver exposed it again). */
+  claim(id: number): boolean {
+    if (id < this.maxSize) {
+      if (this.busy[id]) return false;
+      this.busy[id] = 1;
+      return true;
+    }
+    this.busyHigh ??= new Set();
+    if (this.busyHigh.has(id)) return false;
+    this.busyHigh.add(id);
+    return true;
+  }
+
+  release(id: number): void {
+    if (id < this.maxSize) this.busy[id] = 0;
+    else this.busyHigh?.delete(id);
   }
 
   /** Device reset (virtio 1.2 §4.1.4.3.1): registers back to defaults, no state kept. */
@@ -58,5 +87,10 @@ export class SimQueue {
     this.device = 0n;
     this.state = initialQueueState();
     this.ring = undefined;
+    this.vectorUnverified = false;
+    this.suspendMark = undefined;
+    this.stateWritten = { avail: false, used: false };
+    this.busy.fill(0);
+    this.busyHigh = undefined;
   }
 }

@@ -3,7 +3,7 @@
 // (virtio 1.2 §2.6–§2.8). The two layouts live in split-ring.ts and packed-ring.ts.
 
 import type { GuestMemory } from '../mem/dma.js';
-import { VirtqueueError } from '../virtio/errors.js';
+import { RuleViolation, type RuleId } from './rules.js';
 
 /** A piece of driver memory named by a descriptor: device address and length in bytes. */
 export interface Segment {
@@ -25,19 +25,10 @@ export interface Chain {
   writableLen: number;
 }
 
-/**
- * Misbehaviours a test can ask the device for on its next used element; each is a rule of
- * virtio 1.2 §2.7.8 (used ring) / §2.8.22 (receiving used buffers) that a driver must check
- * rather than trust.
- * - bad-used-id: the used element names id = queue size (never a valid head or buffer id).
- * - used-len-overflow: len = the chain's writable bytes + 1.
- * - used-index-jump (split): used->idx advances by 2 for one element.
- * - bad-packed-flags (packed): the used descriptor has USED = the device wrap counter (it looks used)
- *   but AVAIL != USED.
- */
+/** The faults a ring applies to a used element it writes (faults.ts describes each). */
 export type UsedFault = 'bad-used-id' | 'used-len-overflow' | 'used-index-jump' | 'bad-packed-flags';
 
-/** The device side of one ring. Every method may throw VirtqueueError when the driver broke the rules. */
+/** The device side of one ring. Every method may throw RuleViolation when the driver broke a rule (rules.ts). */
 export interface DeviceRing {
   /** The next available chain, or undefined when the driver has made none available. */
   fetch(): Chain | undefined;
@@ -49,6 +40,11 @@ export interface DeviceRing {
   needsInterrupt(): boolean;
   /** Tells the driver whether it needs to notify (avail_event, NO_NOTIFY, device event struct). */
   publishNotifyWish(wanted: boolean): void;
+  /**
+   * Where the driver's available buffers end, as a number that moves only when the driver makes
+   * more available (not when the device fetches): 1.4 §3.4.1 forbids it while suspended.
+   */
+  driverMark(): number;
 }
 
 /** Negotiated transport features a ring honours. */
@@ -57,16 +53,22 @@ export interface RingFeatures {
   eventIdx: boolean;
 }
 
+/** What a ring is given besides its queue and memory: the features, and where to report a rule the device ignores. */
+export interface RingContext extends RingFeatures {
+  /** A driver broke an 'ignore' rule (rules.ts): recorded, and the ring carries on. */
+  report(rule: RuleId, message: string): void;
+}
+
 /**
- * A view of driver memory, or VirtqueueError E_BAD_ADDRESS when the driver does not own it
- * (the device model of an IOMMU fault).
+ * A view of driver memory, or RuleViolation (E_BAD_ADDRESS) when the driver does not own it (the
+ * device model of an IOMMU fault): `rule` says whether it was ring or buffer memory.
  */
-export function guestBytes(mem: GuestMemory, queue: number, addr: bigint, len: number, what: string): Uint8Array {
+export function guestBytes(mem: GuestMemory, queue: number, addr: bigint, len: number, what: string,
+  rule: 'ring-address-invalid' | 'buffer-address-invalid' = 'buffer-address-invalid'): Uint8Array {
   try {
     return mem.view(addr, len);
   } catch {
-    throw new VirtqueueError('E_BAD_ADDRESS', queue,
-      `${what} at 0x${addr.toString(16)}+${len} is outside the driver's memory`, undefined, false);
+    throw new RuleViolation(rule, queue, `${what} at 0x${addr.toString(16)}+${len} is outside the driver's memory`);
   }
 }
 
@@ -75,24 +77,33 @@ export function dataView(bytes: Uint8Array): DataView {
 }
 
 /** A driver error the device found in ring memory (the chain is not used; the device needs reset). */
-export function badChain(queue: number, message: string): VirtqueueError {
-  return new VirtqueueError('E_BAD_CHAIN', queue, message, 'the driver broke the ring protocol; reset the device');
+export function badChain(queue: number, rule: RuleId, message: string): RuleViolation {
+  return new RuleViolation(rule, queue, message);
 }
 
-/** Adds a segment to a chain under construction, enforcing readable-before-writable
- * (virtio 1.2 §2.7.5.2 / §2.8.17, scatter-gather driver requirements); zero-length buffers are refused. */
+/** virtio 1.2 §2.7.5.2: a chain carries at most 2^32 bytes in total. */
+const MAX_CHAIN_BYTES = 2 ** 32;
+
+/**
+ * Adds a segment to a chain under construction, enforcing readable-before-writable (virtio 1.2
+ * §2.7.4.2 / §2.8.17) and the 2^32-byte total (§2.7.5.2); zero-length buffers are refused, as
+ * QEMU's virtqueue_map_desc refuses them.
+ */
 export function addSegment(chain: Chain, queue: number, mem: GuestMemory, addr: bigint, len: number, writable: boolean): void {
-  if (len === 0) throw badChain(queue, `descriptor of chain ${chain.id} has length 0`);
+  if (len === 0) throw badChain(queue, 'zero-length-descriptor', `descriptor of chain ${chain.id} has length 0`);
   guestBytes(mem, queue, addr, len, 'buffer');
   if (writable) {
     chain.writable.push({ addr, len });
     chain.writableLen += len;
   } else {
     if (chain.writable.length > 0) {
-      throw badChain(queue, `chain ${chain.id} has a device-readable descriptor after a device-writable one`);
+      throw badChain(queue, 'readable-after-writable', `chain ${chain.id} has a device-readable descriptor after a device-writable one`);
     }
     chain.readable.push({ addr, len });
     chain.readableLen += len;
+  }
+  if (chain.readableLen + chain.writableLen > MAX_CHAIN_BYTES) {
+    throw badChain(queue, 'chain-too-large', `chain ${chain.id} carries more than 2^32 bytes`);
   }
 }
 

@@ -37,7 +37,7 @@ export class RngModel implements DeviceModel {
   serve(q: number, chain: Chain): number {
     if (!this.host) throw new Error('RngModel used before attach()');
     if (chain.readableLen > 0 || chain.writableLen === 0) {
-      throw badChain(q, `rng request ${chain.id} must be device-writable buffers only (virtio 1.2 §5.4.6)`);
+      throw badChain(q, 'rng-request-malformed', `rng request ${chain.id} must be device-writable buffers only (virtio 1.2 §5.4.6.1)`);
     }
     scatter(this.host.mem, chain.writable, 0, this.bytes(chain.writableLen));
     this.delivered += chain.writableLen;

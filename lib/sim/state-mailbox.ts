@@ -1,29 +1,53 @@
 // The DEVICE_STATE mailbox registers (PROVISIONAL, constants.ts CommonCfg.DEVICE_STATE_*): a
 // length, a DMA address and a command through which the device hands its extra state to the
 // driver (SAVE) and takes it back (LOAD). Commands run inside the register write; CMD then reads 0
-// when done, DeviceStateCmd.REFUSED (0xffff) when refused.
+// when done, or the reason it was refused (constants.ts DeviceStateRefusal):
+//
+//   NOT_NOW          SAVE while STOP does not show; LOAD outside FEATURES_OK … DRIVER_OK
+//   UNKNOWN_COMMAND  neither SAVE nor LOAD
+//   MALFORMED        LOAD: not a state this device wrote (magic, version, lengths, fields)
+//   MISMATCH         LOAD: a well-formed state that does not fit this device and its queues
+//   BAD_ADDRESS      the buffer (DEVICE_STATE_ADDR, LEN) is not memory the device can reach
+//   REFUSED 0xffff   only when a test injects device-state-refuse without a reason (faults.ts)
 //
 // DEVICE_STATE_LEN reads the bytes of state the device holds while STOP shows (0 when it holds
 // nothing); between FEATURES_OK and DRIVER_OK it reads back what the driver wrote for LOAD; at any
 // other time 0. DEVICE_STATE_ADDR reads back what was written.
 
-import { CommonCfg, DeviceStateCmd } from '../virtio/constants.js';
+import { CommonCfg, DeviceStateCmd, DeviceStateRefusal } from '../virtio/constants.js';
+import type { RuleId } from './rules.js';
 
-/** What the mailbox needs from the device. Each may throw; a throw refuses the command. */
+/** A refused command: `code` is what DEVICE_STATE_CMD reads. */
+export class Refusal extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+/** What the mailbox needs from the device. */
 export interface MailboxHost {
   /** The state to SAVE, or undefined when SAVE is not allowed now (STOP does not show). */
   savableState(): Uint8Array | undefined;
   /** Whether LOAD is allowed now (after FEATURES_OK, before DRIVER_OK). */
   loadAllowed(): boolean;
-  /** Copies `bytes` to driver memory at `addr`. */
+  /** Copies `bytes` to driver memory at `addr`; throws when the device cannot reach it. */
   writeGuest(addr: bigint, bytes: Uint8Array): void;
-  /** Copies `len` bytes of driver memory at `addr`. */
+  /** Copies `len` bytes of driver memory at `addr`; throws when the device cannot reach it. */
   readGuest(addr: bigint, len: number): Uint8Array;
-  /** Validates and keeps a loaded state for DRIVER_OK. */
+  /** Validates and keeps a loaded state for DRIVER_OK; throws Refusal (MALFORMED, MISMATCH). */
   load(bytes: Uint8Array): void;
+  /** Fault device-state-refuse: the code to refuse this command with, if any. */
+  injectedRefusal(command: 'save' | 'load'): number | undefined;
+  violation(rule: RuleId, message: string): void;
 }
 
 const LOW32 = 0xffff_ffffn;
+/** Refusals that are the driver's protocol errors (rules.ts), not a verdict on the state's contents. */
+const DRIVER_ERRORS: Readonly<Record<number, RuleId>> = {
+  [DeviceStateRefusal.NOT_NOW]: 'state-command-not-now',
+  [DeviceStateRefusal.UNKNOWN_COMMAND]: 'state-command-unknown',
+  [DeviceStateRefusal.BAD_ADDRESS]: 'state-mailbox-address',
+};
 
 export class StateMailbox {
   private driverLen = 0;
@@ -80,22 +104,45 @@ export class StateMailbox {
     try {
       if (cmd === DeviceStateCmd.SAVE) this.save();
       else if (cmd === DeviceStateCmd.LOAD) this.load();
-      else throw new Error(`unknown command ${cmd}`);
+      else throw new Refusal(DeviceStateRefusal.UNKNOWN_COMMAND, `unknown command ${cmd}`);
       this.result = 0;
     } catch (e) {
-      this.refusal = e instanceof Error ? e.message : String(e);
-      this.result = DeviceStateCmd.REFUSED;
+      const refusal = e instanceof Refusal ? e : new Refusal(DeviceStateCmd.REFUSED, e instanceof Error ? e.message : String(e));
+      this.refusal = refusal.message;
+      this.result = refusal.code;
+      const rule = DRIVER_ERRORS[refusal.code];
+      if (rule && !(e instanceof InjectedRefusal)) this.host.violation(rule, `DEVICE_STATE command ${cmd} refused: ${refusal.message}`);
     }
   }
 
   private save(): void {
+    this.injected('save');
     const bytes = this.host.savableState();
-    if (!bytes) throw new Error('SAVE is allowed only while STOP shows');
-    if (bytes.length > 0) this.host.writeGuest(this.addr, bytes);
+    if (!bytes) throw new Refusal(DeviceStateRefusal.NOT_NOW, 'SAVE is allowed only while STOP shows');
+    if (bytes.length > 0) this.guest(() => this.host.writeGuest(this.addr, bytes), bytes.length);
   }
 
   private load(): void {
-    if (!this.host.loadAllowed()) throw new Error('LOAD is allowed only after FEATURES_OK and before DRIVER_OK');
-    this.host.load(this.host.readGuest(this.addr, this.driverLen));
+    this.injected('load');
+    if (!this.host.loadAllowed()) throw new Refusal(DeviceStateRefusal.NOT_NOW, 'LOAD is allowed only after FEATURES_OK and before DRIVER_OK');
+    const bytes = this.guest(() => this.host.readGuest(this.addr, this.driverLen), this.driverLen);
+    this.host.load(bytes);
+  }
+
+  private injected(command: 'save' | 'load'): void {
+    const code = this.host.injectedRefusal(command);
+    if (code !== undefined) throw new InjectedRefusal(code, `${command.toUpperCase()} refused by the injected fault device-state-refuse`);
+  }
+
+  /** The mailbox buffer itself: memory the device cannot reach is BAD_ADDRESS. */
+  private guest<T>(access: () => T, len: number): T {
+    try {
+      return access();
+    } catch (e) {
+      throw new Refusal(DeviceStateRefusal.BAD_ADDRESS,
+        `the buffer at 0x${this.addr.toString(16)}+${len} is not reachable (${e instanceof Error ? e.message : String(e)})`);
+    }
   }
 }
+
+class InjectedRefusal extends Refusal {}

@@ -5,7 +5,7 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import {
   BlkConfig, BlkFeature, CommonCfg, Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit,
 } from '../../lib/virtio/constants.js';
-import { SimDriver, SplitRing, settle } from '../support/sim-driver.js';
+import { SimDriver, SplitRing, ruleIds, settle } from '../support/sim-driver.js';
 
 t.test('device_feature select windows', async (t) => {
   const d = new SimDriver(createSimDevice({ type: 'blk', offer: { packed: false, accessPlatform: false } }));
@@ -37,6 +37,7 @@ t.test('FEATURES_OK is refused for unoffered bits or without VERSION_1', async (
   d.writeDriverFeatures(bit(Feature.VERSION_1) | bit(Feature.EVENT_IDX));
   d.w32(CommonCfg.DRIVER_FEATURE_SELECT, 0);
   t.equal(d.r32(CommonCfg.DRIVER_FEATURE), 1 << BlkFeature.FLUSH, 'features are fixed after FEATURES_OK');
+  t.same(ruleIds(d.sim), ['feature-not-offered', 'version-1-not-accepted', 'features-written-late'], 'each refusal recorded (strict-rules.test.ts)');
 });
 
 t.test('status machine: FEATURES_OK needs DRIVER, DRIVER_OK needs FEATURES_OK, bits never clear', async (t) => {
@@ -51,6 +52,7 @@ t.test('status machine: FEATURES_OK needs DRIVER, DRIVER_OK needs FEATURES_OK, b
   t.equal(d.status, Status.ACKNOWLEDGE | Status.DRIVER, 'the driver cannot clear a bit');
   d.w8(CommonCfg.DEVICE_STATUS, Status.DRIVER | Status.DEVICE_NEEDS_RESET);
   t.equal(d.status & Status.DEVICE_NEEDS_RESET, 0, 'the driver cannot set NEEDS_RESET');
+  t.same(ruleIds(d.sim), ['features-written-early', 'status-out-of-order', 'status-bit-cleared'], 'recorded');
 });
 
 t.test('queue registers: size rules, 64-bit halves, notify_off, vectors, unknown queues', async (t) => {
@@ -79,6 +81,7 @@ t.test('queue registers: size rules, 64-bit halves, notify_off, vectors, unknown
   d.selectQueue(2);
   t.equal(d.r16(CommonCfg.QUEUE_SIZE), 0, 'no queue 2');
   t.equal(d.r16(CommonCfg.QUEUE_MSIX_VECTOR), VIRTIO_MSI_NO_VECTOR);
+  t.same(ruleIds(d.sim), ['queue-config-out-of-window', 'queue-size-invalid', 'msix-vector-out-of-range', 'msix-vector-out-of-range'], 'recorded (the queue vector, the config vector)');
 });
 
 t.test('packed rings allow any queue size', async (t) => {
@@ -89,6 +92,7 @@ t.test('packed rings allow any queue size', async (t) => {
   t.equal(d.r16(CommonCfg.QUEUE_SIZE), 48);
   d.w16(CommonCfg.QUEUE_SIZE, 0);
   t.equal(d.r16(CommonCfg.QUEUE_SIZE), 48, '0 is never a size');
+  t.same(ruleIds(d.sim), ['queue-size-invalid'], 'recorded');
 });
 
 t.test('reset (write 0) clears features, status, vectors and all queue state', async (t) => {
@@ -128,6 +132,7 @@ t.test('queue_enable: only after FEATURES_OK, never after DRIVER_OK; 0 is ignore
   t.equal(d.r16(CommonCfg.QUEUE_ENABLE), 1, 'writing 0 does not disable');
   d.write64(CommonCfg.QUEUE_DESC, 0x4000n);
   t.equal(d.r32(CommonCfg.QUEUE_DESC) >>> 0, Number(ring.desc.iova & 0xffff_ffffn), 'an enabled queue keeps its addresses');
+  t.same(ruleIds(d.sim), ['queue-enable-zero', 'queue-config-while-enabled'], 'recorded');
 });
 
 t.test('config_generation changes across a config change; config interrupt sent', async (t) => {

@@ -2,15 +2,15 @@
 // broken ring with DEVICE_NEEDS_RESET, never crashing).
 import t from 'tap';
 import { PciCommand, PciConfig } from '../../lib/pci/config.js';
-import { createSimDevice } from '../../lib/sim/index.js';
+import { createSimDevice, type RuleId } from '../../lib/sim/index.js';
 import { BlkReq, BlkStatus, CommonCfg, DescFlag, Feature, PackedFlag, Status, bit } from '../../lib/virtio/constants.js';
-import { PackedRing, SimDriver, SplitRing, blkRequest, settle } from '../support/sim-driver.js';
+import { PackedRing, SimDriver, SplitRing, blkRequest, ruleIds, settle } from '../support/sim-driver.js';
 
 function bringUp(packed = false, extra = 0n) {
   const sim = createSimDevice({ type: 'blk', queues: 2, capacitySectors: 64 });
   const d = new SimDriver(sim);
   d.start((packed ? bit(Feature.RING_PACKED) : 0n) | extra);
-  d.w16(CommonCfg.CONFIG_MSIX_VECTOR, 2);
+  d.setConfigVector(2);
   const ring = packed ? new PackedRing(d, 8) : new SplitRing(d, 8);
   d.setupQueue(0, ring);
   d.driverOk();
@@ -80,6 +80,7 @@ t.test('a descriptor outside driver memory: DEVICE_NEEDS_RESET and a config inte
   await settle();
   t.equal(d.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
   t.equal(sim.failure && 'code' in sim.failure ? sim.failure.code : undefined, 'E_BAD_ADDRESS');
+  t.same(ruleIds(sim), ['buffer-address-invalid'], 'recorded');
   t.same(d.vectors, [2], 'config interrupt on the config vector');
   t.equal((ring as SplitRing).usedIdx, 0, 'nothing used');
   await flush(d, ring);
@@ -98,9 +99,9 @@ t.test('a descriptor outside driver memory: DEVICE_NEEDS_RESET and a config inte
 const buf = (d: SimDriver) => ({ addr: d.alloc(64).iova, len: 64 });
 
 /** Split-ring driver errors: each builds raw descriptors and must end in DEVICE_NEEDS_RESET. */
-const driverErrors: { name: string; features?: bigint; build: (d: SimDriver, ring: SplitRing) => void; why: RegExp }[] = [
+const driverErrors: { name: string; rule: RuleId; features?: bigint; build: (d: SimDriver, ring: SplitRing) => void; why: RegExp }[] = [
   {
-    name: 'a looping chain', why: /longer than its table/,
+    name: 'a looping chain', rule: 'chain-loop', why: /longer than its table/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, buf(d), DescFlag.NEXT, 1);
       ring.writeDesc(ring.descs, 1, buf(d), DescFlag.NEXT, 0);
@@ -108,19 +109,19 @@ const driverErrors: { name: string; features?: bigint; build: (d: SimDriver, rin
     },
   },
   {
-    name: 'next beyond the ring', why: /beyond its table/,
+    name: 'next beyond the ring', rule: 'desc-next-out-of-range', why: /beyond its table/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, buf(d), DescFlag.NEXT, 8);
       ring.publish(0);
     },
   },
-  { name: 'a head beyond the ring', why: /head 9/, build: (_d, ring) => ring.publish(9) },
+  { name: 'a head beyond the ring', rule: 'avail-head-out-of-range', why: /head 9/, build: (_d, ring) => ring.publish(9) },
   {
-    name: 'avail idx moved by more than the ring size', why: /more than the 8 entries/,
+    name: 'avail idx moved by more than the ring size', rule: 'avail-idx-too-far', why: /more than the 8 entries/,
     build: (_d, ring) => ring.avail.setUint16(2, 20, true),
   },
   {
-    name: 'readable after writable', why: /readable descriptor after a device-writable/,
+    name: 'readable after writable', rule: 'readable-after-writable', why: /readable descriptor after a device-writable/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, { ...buf(d), write: true }, DescFlag.NEXT, 1);
       ring.writeDesc(ring.descs, 1, buf(d), 0, 0);
@@ -128,21 +129,21 @@ const driverErrors: { name: string; features?: bigint; build: (d: SimDriver, rin
     },
   },
   {
-    name: 'INDIRECT without the feature', why: /not negotiated/,
+    name: 'INDIRECT without the feature', rule: 'indirect-not-negotiated', why: /not negotiated/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, buf(d), DescFlag.INDIRECT, 0);
       ring.publish(0);
     },
   },
   {
-    name: 'INDIRECT with NEXT', features: bit(Feature.INDIRECT_DESC), why: /INDIRECT together with NEXT/,
+    name: 'INDIRECT with NEXT', rule: 'indirect-with-next', features: bit(Feature.INDIRECT_DESC), why: /INDIRECT together with NEXT/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, buf(d), DescFlag.INDIRECT | DescFlag.NEXT, 1);
       ring.publish(0);
     },
   },
   {
-    name: 'nested indirect', features: bit(Feature.INDIRECT_DESC), why: /nests/,
+    name: 'nested indirect', rule: 'indirect-nested', features: bit(Feature.INDIRECT_DESC), why: /nests/,
     build: (d, ring) => {
       const table = d.alloc(16);
       ring.writeDesc(new DataView(table.bytes.buffer), 0, buf(d), DescFlag.INDIRECT, 0);
@@ -151,14 +152,14 @@ const driverErrors: { name: string; features?: bigint; build: (d: SimDriver, rin
     },
   },
   {
-    name: 'a zero-length buffer', why: /length 0/,
+    name: 'a zero-length buffer', rule: 'zero-length-descriptor', why: /length 0/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, { addr: d.alloc(8).iova, len: 0 }, 0, 0);
       ring.publish(0);
     },
   },
   {
-    name: 'a blk request without a status byte', why: /status byte/,
+    name: 'a blk request without a status byte', rule: 'blk-request-malformed', why: /status byte/,
     build: (d, ring) => {
       ring.writeDesc(ring.descs, 0, buf(d), 0, 0);
       ring.publish(0);
@@ -174,6 +175,7 @@ for (const c of driverErrors) {
     await settle();
     t.equal(d.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
     t.match(sim.failure?.message, c.why);
+    t.same(ruleIds(sim), [c.rule], `recorded as ${c.rule}`);
   });
 }
 
@@ -190,6 +192,7 @@ t.test('a packed list longer than the ring', async (t) => {
   await settle();
   t.equal(d.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
   t.match(sim.failure?.message, /longer than the ring/);
+  t.same(ruleIds(sim), ['chain-loop'], 'recorded');
 });
 
 t.test('ring memory the driver does not own fails at queue_enable', async (t) => {
@@ -202,6 +205,7 @@ t.test('ring memory the driver does not own fails at queue_enable', async (t) =>
   t.equal(d.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
   t.equal(d.r16(CommonCfg.QUEUE_ENABLE), 0);
   t.same(d.vectors, [], 'no config interrupt before DRIVER_OK');
+  t.same(ruleIds(sim), ['ring-address-invalid'], 'recorded');
 });
 
 t.test('DMA without Bus Master Enable is refused', async (t) => {
@@ -210,4 +214,5 @@ t.test('DMA without Bus Master Enable is refused', async (t) => {
   await flush(d, ring);
   t.equal(d.status & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
   t.match(sim.failure?.message, /Bus Master/);
+  t.same(ruleIds(sim), ['bus-master-disabled'], 'recorded');
 });

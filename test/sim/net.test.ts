@@ -2,7 +2,7 @@
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { Feature, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit } from '../../lib/virtio/constants.js';
-import { PackedRing, SimDriver, SplitRing, settle } from '../support/sim-driver.js';
+import { PackedRing, SimDriver, SplitRing, ruleIds, settle } from '../support/sim-driver.js';
 
 const RX = 0;
 const TX = 1;
@@ -113,4 +113,5 @@ t.test('a tx chain shorter than the header is a driver error', async (t) => {
   await settle();
   t.ok(d.status & 64, 'DEVICE_NEEDS_RESET');
   t.match(sim.failure?.message, /shorter than the 12-byte/);
+  t.same(ruleIds(sim), ['net-tx-malformed'], 'recorded');
 });

@@ -5,7 +5,7 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import {
   COMMON_CFG_LEN, CommonCfg, PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PciCapField, PciCapType, Status,
 } from '../../lib/virtio/constants.js';
-import { SimDriver } from '../support/sim-driver.js';
+import { SimDriver, ruleIds } from '../support/sim-driver.js';
 
 t.test('identity: virtio vendor, modern device id, revision 1, class', async (t) => {
   const blk = createSimDevice({ type: 'blk' });
@@ -68,6 +68,7 @@ t.test('wrong-width and out-of-range register accesses are ignored and read 0', 
   t.equal(d.config32(0), 2048, 'capacity low half');
   t.equal(d.config32(4), 0, 'capacity high half');
   t.equal(d.config16(0), 0, 'a 16-bit read of the 64-bit capacity reads 0');
+  t.same(ruleIds(d.sim), ['register-access-invalid', 'config-access-invalid'], 'recorded (§4.1.3.1)');
 });
 
 t.test('the PCI_CFG capability is a window onto BAR 4', async (t) => {

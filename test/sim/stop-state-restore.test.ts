@@ -8,7 +8,7 @@ import t from 'tap';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { createSimDevice, encodeDeviceState, type HeldRequest, type SimBlkDevice } from '../../lib/sim/index.js';
 import {
-  BLK_SECTOR_SIZE, BlkReq, BlkStatus, DeviceStateCmd, Feature, NET_HDR_LEN, PACKED_STATE_WRAP, Status, bit, packPackedState,
+  BLK_SECTOR_SIZE, BlkReq, BlkStatus, DeviceStateCmd, DeviceStateRefusal, Feature, NET_HDR_LEN, PACKED_STATE_WRAP, Status, bit, packPackedState,
 } from '../../lib/virtio/constants.js';
 import {
   SimDriver, blkRequest, initialState, layoutFeatures, newRing, settle, type BlkRequest, type Layout, type TestRing, type VqState,
@@ -238,8 +238,8 @@ t.test('LOAD refuses a corrupt or misplaced blob; SAVE and LOAD only at their ti
     t.notOk(d.loadDeviceState(bytes), `${why}: refused`);
     t.match(sim.stateRefusal, /./, `the device says why: ${sim.stateRefusal ?? ''}`);
   }
-  t.equal(d.deviceStateCommand(DeviceStateCmd.LOAD, { iova: 0x1234n }, 40), DeviceStateCmd.REFUSED, 'an address outside the driver\'s memory');
-  t.equal(d.deviceStateCommand(7, d.alloc(8)), DeviceStateCmd.REFUSED, 'an unknown command');
+  t.equal(d.deviceStateCommand(DeviceStateCmd.LOAD, { iova: 0x1234n }, 40), DeviceStateRefusal.BAD_ADDRESS, 'an address outside the driver\'s memory: BAD_ADDRESS');
+  t.equal(d.deviceStateCommand(7, d.alloc(8)), DeviceStateRefusal.UNKNOWN_COMMAND, 'an unknown command: UNKNOWN_COMMAND');
   t.equal(d.saveDeviceState(), undefined, 'SAVE before DRIVER_OK');
   d.setupQueue(0, newRing(d, 'split', 16), initialState('split'));
   d.driverOk();

@@ -11,7 +11,7 @@ import {
   packPackedState,
 } from '../../lib/virtio/constants.js';
 import {
-  SimDriver, SplitRing, blkRequest, initialState, layoutFeatures, newRing, ringBytes, settle, type BlkRequest, type Layout, type TestRing,
+  SimDriver, SplitRing, blkRequest, initialState, layoutFeatures, newRing, ringBytes, ruleIds, settle, type BlkRequest, type Layout, type TestRing,
 } from '../support/sim-driver.js';
 
 const RING_STATE = bit(Feature.RING_STATE) | bit(Feature.DEVICE_STATE);
@@ -158,6 +158,7 @@ for (const layout of ['split', 'packed'] as const) {
     d.writeVqState(0, other);
     t.same(d.readVqState(0), initialState(layout), 'ignored while DRIVER_OK');
     t.notOk(d.status & Status.DEVICE_NEEDS_RESET);
+    t.same(ruleIds(sim).filter((id) => id !== 'state-read-not-stopped'), ['state-write-out-of-window'], 'the ignored writes recorded');
   });
 }
 
@@ -226,6 +227,7 @@ t.test('the capability length and the registers follow what is offered', async (
   d.addStatus(Status.STOP);
   await settle(5);
   t.notOk(stopped(d.status), 'STOP is ignored when RING_STATE was not negotiated');
+  t.ok(ruleIds(d.sim).includes('stop-not-allowed'), 'and recorded');
   t.same(d.readVqState(0), { avail: 0, used: 0 }, 'and the state registers read 0');
 });
 

@@ -7,7 +7,7 @@ import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { BLK_SECTOR_SIZE, BlkReq, BlkStatus, CommonCfg, Feature, NET_HDR_LEN, Status, bit } from '../../lib/virtio/constants.js';
 import {
-  SimDriver, SplitRing, blkRequest, layoutFeatures, newRing, ringBytes, settle, type Layout, type TestRing,
+  SimDriver, SplitRing, blkRequest, layoutFeatures, newRing, ringBytes, ruleIds, settle, type Layout, type TestRing,
 } from '../support/sim-driver.js';
 
 const SUSPEND = bit(Feature.SUSPEND);
@@ -66,6 +66,7 @@ for (const layout of ['split', 'packed'] as const) {
     t.same(ring.takeUsed().map((u) => u.id), later);
     t.equal(sim.disk[4 * BLK_SECTOR_SIZE], 5);
     t.equal(sim.stats.completed[0], 5, 'five writes, each once');
+    t.same(ruleIds(sim), ['notify-while-suspended', 'avail-while-suspended'], 'what the driver did while suspended is recorded (1.4 §3.4.1)');
   });
 }
 

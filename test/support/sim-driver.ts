@@ -6,7 +6,8 @@
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import { PciConfig, enableBusMaster, walkCapabilities } from '../../lib/pci/config.js';
 import type { RegisterWindow } from '../../lib/pci/function.js';
-import type { SimDevice } from '../../lib/sim/index.js';
+import type { Test } from 'tap';
+import { RULES, RULE_GROUPS, createSimDevice, type Rule, type RuleGroup, type RuleId, type SimBlkDevice, type SimBlkOptions, type SimDevice } from '../../lib/sim/index.js';
 import {
   CommonCfg, DescFlag, DeviceStateCmd, Feature, PACKED_STATE_WRAP, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc,
   Status, bit,
@@ -129,6 +130,12 @@ export class SimDriver {
     this.addStatus(Status.DRIVER_OK);
   }
 
+  /** Maps configuration changes to `vector` and reads it back (§4.1.5.1.2.2); returns what reads back. */
+  setConfigVector(vector: number): number {
+    this.w16(CommonCfg.CONFIG_MSIX_VECTOR, vector);
+    return this.r16(CommonCfg.CONFIG_MSIX_VECTOR);
+  }
+
   selectQueue(q: number): void {
     this.w16(CommonCfg.QUEUE_SELECT, q);
   }
@@ -138,11 +145,15 @@ export class SimDriver {
     this.w32(off + 4, Number(v >> 32n));
   }
 
-  /** Programs queue `q` with `ring`, maps it to vector `q`, writes `state` if given (RING_STATE), enables it. */
+  /**
+   * Programs queue `q` with `ring`, maps it to vector `q` (and reads the vector back, virtio 1.2
+   * §4.1.5.1.2.2), writes `state` if given (RING_STATE), enables it.
+   */
   setupQueue(q: number, ring: TestRing, state?: VqState): void {
     this.selectQueue(q);
     this.w16(CommonCfg.QUEUE_SIZE, ring.size);
     this.w16(CommonCfg.QUEUE_MSIX_VECTOR, q);
+    this.r16(CommonCfg.QUEUE_MSIX_VECTOR);
     this.write64(CommonCfg.QUEUE_DESC, ring.desc.iova);
     this.write64(CommonCfg.QUEUE_DRIVER, ring.driverArea.iova);
     this.write64(CommonCfg.QUEUE_DEVICE, ring.deviceArea.iova);
@@ -176,7 +187,7 @@ export class SimDriver {
     return this.r32(CommonCfg.DEVICE_STATE_LEN) >>> 0;
   }
 
-  /** Runs a DEVICE_STATE command on `region`; returns what CMD reads back (0 done, 0xffff refused). */
+  /** Runs a DEVICE_STATE command on `region`; returns what CMD reads back (0 done, else the refusal code). */
   deviceStateCommand(cmd: number, region: { iova: bigint }, length?: number): number {
     this.write64(CommonCfg.DEVICE_STATE_ADDR, region.iova);
     if (length !== undefined) this.w32(CommonCfg.DEVICE_STATE_LEN, length);
@@ -474,6 +485,26 @@ export function blkRequest(driver: SimDriver, type: number, sector: bigint, data
 
 export type Layout = 'split' | 'packed';
 
+/**
+ * `sim` brought up by the book: features (VERSION_1 + `extra`, and RING_PACKED for packed), the
+ * config vector, queue 0 of `size` entries (with the initial state when RING_STATE is negotiated),
+ * DRIVER_OK. A correct bring-up records no violation.
+ */
+export function liveDevice<S extends SimDevice>(sim: S, layout: Layout = 'split', extra = 0n, size = 8): { sim: S; d: SimDriver; ring: SplitRing | PackedRing } {
+  const d = new SimDriver(sim);
+  const features = d.start(layoutFeatures(layout, extra));
+  d.setConfigVector(sim.fn.msix.tableSize - 1);
+  const ring = newRing(d, layout, size);
+  d.setupQueue(0, ring, (features & bit(Feature.RING_STATE)) !== 0n ? initialState(layout) : undefined);
+  d.driverOk();
+  return { sim, d, ring };
+}
+
+/** The ids of the violations `sim` recorded, in order. */
+export function ruleIds(sim: SimDevice): string[] {
+  return sim.violations.map((v) => v.id);
+}
+
 export function newRing(driver: SimDriver, layout: Layout, size: number): SplitRing | PackedRing {
   return layout === 'split' ? new SplitRing(driver, size) : new PackedRing(driver, size);
 }
@@ -486,4 +517,85 @@ export function initialState(layout: Layout): VqState {
 /** The transport features for `layout`, plus `extra`. */
 export function layoutFeatures(layout: Layout, extra = 0n): bigint {
   return (layout === 'packed' ? bit(Feature.RING_PACKED) : 0n) | extra;
+}
+
+// ---- strict-device rule cases (strict-rules-*.test.ts) ----
+
+/** A blk device of 64 sectors with `o`. */
+export function smallBlk(o: Omit<SimBlkOptions, 'type'> = {}): SimBlkDevice {
+  return createSimDevice({ type: 'blk', capacitySectors: 64, ...o });
+}
+
+/** Sends `segs` on queue 0 and lets the device run. */
+export async function sendChain(d: SimDriver, ring: TestRing, segs: Seg[], options?: { indirect?: boolean }): Promise<void> {
+  ring.add(segs, options);
+  d.notify(0);
+  await settle();
+}
+
+/** A blk request of `type` on the live device's queue 0; resolves with its status byte. */
+export async function blkStatus(d: SimDriver, ring: TestRing, type: number, sector: bigint, data?: Uint8Array | number): Promise<number> {
+  const r = blkRequest(d, type, sector, data);
+  await sendChain(d, ring, r.segs);
+  return r.status.bytes[0]!;
+}
+
+/** A 64-byte buffer, device-readable unless `write`. */
+export function buf64(d: SimDriver, write = false): Seg {
+  return { addr: d.alloc(64).iova, len: 64, write };
+}
+
+/** A net device with its rx (0) and tx (1) queues set up (DRIVER_OK not yet set); `extra` features. */
+export function liveNet(options: { mergeable?: boolean; queuePairs?: number } = {}, extra = 0n) {
+  const sim = createSimDevice({ type: 'net', ...options });
+  const d = new SimDriver(sim);
+  d.start(extra);
+  d.setConfigVector(0);
+  const rx = new SplitRing(d, 8);
+  const tx = new SplitRing(d, 8);
+  d.setupQueue(0, rx);
+  d.setupQueue(1, tx);
+  return { sim, d, rx, tx };
+}
+
+/** One driver rule broken once (lib/sim/rules.ts). */
+export interface RuleCase {
+  rule: RuleId;
+  /** What the driver does wrong. */
+  name: string;
+  /** Breaks the rule (checking what became of the access on the way); returns the device. */
+  run: (t: Test) => Promise<SimDevice> | SimDevice;
+}
+
+/**
+ * Runs each case: the violations recorded are exactly the case's rule, with its section and
+ * action; a 'needs-reset' rule sets DEVICE_NEEDS_RESET with a failure naming the rule, an 'ignore'
+ * rule neither. Then checks that every rule of `groups` has exactly one case.
+ */
+export function runRuleCases(t: Test, cases: readonly RuleCase[], groups: readonly RuleGroup[]): void {
+  for (const c of cases) {
+    t.test(`${c.rule}: ${c.name}`, async (t) => {
+      const sim = await c.run(t);
+      t.same(ruleIds(sim), [c.rule], `recorded: ${c.rule}`);
+      const v = sim.violations.find((x) => x.id === c.rule);
+      const rule: Rule = RULES[c.rule];
+      t.equal(v?.section, rule.section, `section ${rule.section}`);
+      t.equal(v?.action, rule.action, `action ${rule.action}`);
+      t.ok(v && v.message.length > 0 && v.count >= 1, `message: ${v?.message ?? ''}`);
+      const status = new SimDriver(sim).status;
+      if (rule.action === 'needs-reset') {
+        t.ok(status & Status.DEVICE_NEEDS_RESET, 'DEVICE_NEEDS_RESET');
+        t.equal((sim.failure as { rule?: string } | undefined)?.rule, c.rule, 'failure names the rule');
+        t.equal((sim.failure as { code?: string } | undefined)?.code, rule.code, `failure code ${rule.code ?? ''}`);
+      } else {
+        t.notOk(status & Status.DEVICE_NEEDS_RESET, 'no DEVICE_NEEDS_RESET');
+        t.equal(sim.failure, undefined, 'no failure');
+      }
+      sim.fn.close();
+    });
+  }
+  t.test(`every rule of ${groups.join(', ')} has one case here`, async (t) => {
+    const wanted = groups.flatMap((g) => [...RULE_GROUPS[g]] as RuleId[]);
+    t.same(cases.map((c) => c.rule).sort(), [...wanted].sort());
+  });
 }
