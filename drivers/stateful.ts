@@ -21,6 +21,10 @@ export abstract class StatefulDriver {
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     return this.queues.reinit(snapshot, options);
   }
+  /** Used elements the watchdog found that no interrupt announced (a device that forgot to notify). */
+  get missedInterrupts(): number {
+    return this.queues.stats.missedInterrupts;
+  }
   /** Leaves a SUSPEND (or quiesce) stop without a reset. */
   resume(): Promise<void> {
     return this.queues.resume();

@@ -106,6 +106,17 @@ export class BlkDriver extends StatefulDriver {
   get capacitySectors(): number {
     return this.limits.capacitySectors;
   }
+
+  /**
+   * Reads the capacity again from the device configuration (virtio 1.2 §5.2.4) — after a
+   * configuration change, e.g. a resize — and returns it (512-byte sectors). Throws
+   * E_CONFIG_UNSTABLE when config_generation keeps changing (the old capacity stays).
+   */
+  refreshCapacity(): number {
+    const sectors = Number(this.device.transport.readConfig64(BlkConfig.CAPACITY));
+    this.limits.capacitySectors = sectors;
+    return sectors;
+  }
   get readOnly(): boolean {
     return this.limits.readOnly;
   }

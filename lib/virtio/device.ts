@@ -334,9 +334,11 @@ export class VirtioDevice {
   async driverOk(): Promise<void> {
     this.expectPhase('features-ok', 'set DRIVER_OK');
     this.t.writeStatus(this.t.readStatus() | Status.DRIVER_OK);
-    this.devicePhase = 'live';
     await this.t.flush?.(this.resetTimeoutMs);
     this.checkHealth();
+    // Live only once the device took it: a failure before then is the caller's to handle (open,
+    // reinit and recover roll back), not a live device's to settle.
+    this.devicePhase = 'live';
   }
 
   /** The device's health from its status: DEVICE_NEEDS_RESET (§2.1.2) or FAILED as an error, else null. */
@@ -502,7 +504,11 @@ export class VirtioDevice {
   }
 
   private stateContext(): StateContext {
-    return { transport: this.t, layout: this.layout, queues: this.queues, drains: (q) => this.drains(q) };
+    const live = this.devicePhase;
+    return {
+      transport: this.t, layout: this.layout, queues: this.queues, drains: (q) => this.drains(q),
+      failure: () => (live === 'live' && this.devicePhase === 'needs-reset' ? this.failureError : null),
+    };
   }
 
   /**
@@ -577,7 +583,6 @@ export class VirtioDevice {
   /** Everything reinit() needs, as plain JSON-serialisable data (lib/virtio/snapshot.ts). */
   snapshot(): DeviceSnapshot {
     const states = [...this.queues.keys()].sort((a, b) => a - b).map((q) => ({ q, s: this.vqState(q), vq: this.queues.get(q)! }));
-    const config = this.t.configLength > 0 ? Buffer.from(this.t.readConfigBytes(0, this.t.configLength)).toString('hex') : '';
     return validateSnapshot({
       format: SNAPSHOT_FORMAT,
       version: SNAPSHOT_VERSION,
@@ -594,7 +599,10 @@ export class VirtioDevice {
         desc: hex(vq.addresses.desc), driver: hex(vq.addresses.driver), device: hex(vq.addresses.device),
         availState: s.avail, usedState: s.used, inFlight: vq.inFlight,
       })),
-      config,
+      // Not copied: a generic read of the device configuration would read multi-byte fields byte by
+      // byte and fields of features never offered, which virtio 1.2 §4.1.3.1 and §2.5.1 forbid;
+      // reinit never needs it (the target's own configuration is the one that counts).
+      config: '',
       deviceState: this.saveDeviceState(),
     });
   }

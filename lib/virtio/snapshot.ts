@@ -14,7 +14,8 @@
 //   queues[]      { index, size, desc, driver, device (hex IOVAs), vector,
 //                   availState, usedState (SPEC-NOTES §1 encoding: split 16-bit index;
 //                   packed bits 0–14 index + bit 15 wrap counter), inFlight (chains outstanding) }
-//   config        device configuration bytes, hex
+//   config        reserved: empty (""); a generic copy of the device configuration is not
+//                 allowed (virtio 1.2 §4.1.3.1, §2.5.1) and reinit does not need it
 //   deviceState   device-specific extra state (DEVICE_STATE mailbox, constants.ts) or null:
 //                 { bytes: hex } — opaque to the SDK; the reference device's hold mode puts the
 //                 requests it fetched and had not finished there (lib/sim documents the format)

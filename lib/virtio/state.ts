@@ -10,7 +10,7 @@
 //               reinit sets it with SET_VRING_BASE on a fresh connection
 
 import { Status, PACKED_STATE_WRAP } from './constants.js';
-import { DeviceError, TimeoutError } from './errors.js';
+import { DeviceError, TimeoutError, type UvirtioError } from './errors.js';
 import type { Mechanism } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { BackendStateAccess, RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
@@ -22,6 +22,8 @@ export interface StateContext {
   queues: ReadonlyMap<number, Virtqueue<unknown>>;
   /** Queues whose chains complete by themselves (blk, tx); others (net rx) are reclaimed, not drained. */
   drains: (q: number) => boolean;
+  /** Non-null once the device failed (it was reset meanwhile): a wait on it ends with this error. */
+  failure: () => UvirtioError | null;
 }
 
 export interface StateFacility {
@@ -45,6 +47,8 @@ async function waitForStatus(ctx: StateContext, done: (s: number) => boolean, ti
   const t = ctx.transport;
   const deadline = Date.now() + timeoutMs;
   for (let spins = 0; ; spins++) {
+    const failed = ctx.failure();
+    if (failed) throw failed;
     const s = t.readStatus();
     if (s & Status.DEVICE_NEEDS_RESET) {
       throw new DeviceError('E_DEVICE_NEEDS_RESET', `${t.address} set DEVICE_NEEDS_RESET while waiting for ${what}`,
@@ -125,6 +129,8 @@ export function quiesceFacility(): StateFacility {
     async stop(ctx, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       for (let spins = 0; ; spins++) {
+        const failed = ctx.failure();
+        if (failed) throw failed;
         const busy = [...ctx.queues].filter(([q, vq]) => ctx.drains(q) && vq.inFlight > 0);
         if (busy.length === 0) return;
         if (Date.now() > deadline) {

@@ -2,12 +2,6 @@
 // snapshot / reinit cycles with every mechanism (ring-state in drain and hold mode, suspend with a
 // resume and with a reinit, quiesce), on the same device and on a second one sharing the memory,
 // split and packed — and the device's `violations` stay empty throughout.
-//
-// One known exception, kept visible as a TODO rather than hidden: VirtioDevice.snapshot()
-// (lib/virtio/device.ts, the driver-side core) copies the device configuration with byte reads
-// (readConfigBytes), which virtio 1.2 §4.1.3.1 forbids for multi-byte fields and §2.5.1 for
-// fields whose feature is not offered; a strict device answers those reads 0, so the snapshot's
-// `config` bytes are wrong. Everything else must be clean, and is asserted strictly.
 
 import t, { type Test } from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
@@ -22,19 +16,13 @@ const MECHANISMS = [
   { query: 'state=none', mechanism: 'quiesce' },
 ] as const;
 
-/** What snapshot() breaks today (see above); only after a snapshot may these appear. */
-const SNAPSHOT_CONFIG_READS = new Set(['config-access-invalid', 'config-field-not-offered']);
-const SNAPSHOT_TODO = 'driver-side: VirtioDevice.snapshot() reads device configuration byte by byte (virtio 1.2 §4.1.3.1, §2.5.1)';
-
 function violations(...devs: OpenedDevice[]): Violation[] {
   return devs.flatMap((d) => [...(d.sim?.violations ?? [])]);
 }
 
-/** Everything strictly empty but the known snapshot() reads, which are a TODO. */
+/** Nothing recorded at all. */
 function assertClean(t: Test, devs: OpenedDevice[]): void {
-  const all = violations(...devs);
-  t.same(all.filter((v) => !SNAPSHOT_CONFIG_READS.has(v.id)), [], 'the driver broke no rule');
-  t.same(all.filter((v) => SNAPSHOT_CONFIG_READS.has(v.id)).map((v) => v.id), [], { todo: SNAPSHOT_TODO });
+  t.same(violations(...devs), [], 'the driver broke no rule');
 }
 
 function pattern(sector: number, round: number): Uint8Array {

@@ -1,0 +1,127 @@
+// The fault fuzzer's property (fast-check): a random device configuration and a random sequence of
+// steps (blk-run.ts), run to the end within a deadline. Used by the CI test (test/sim/fuzz.test.ts,
+// ≥ 10,000 runs) and by `npm run fuzz -- --runs N --seed S` for long runs; a failure prints the
+// seed and path that replay it.
+
+import fc from 'fast-check';
+import { BlkRun, faultFor, type BlkRunConfig, type Corruption, type Step } from './blk-run.js';
+import { CATALOGUE } from './catalogue.js';
+import { FuzzFailure } from './ledger.js';
+
+/** Bound on one run, start to close (a hang is a failure, not a stuck test). */
+export const RUN_DEADLINE_MS = 5000;
+
+export interface FuzzStats {
+  runs: number;
+  requests: number;
+  rejected: number;
+  /** Request rejections by code. */
+  codes: Record<string, number>;
+  /** Failed operations (stop, snapshot, reinit, resume, recover) by code. */
+  operations: Record<string, number>;
+  /** Fault classes injected, by kind. */
+  faults: Record<string, number>;
+  worstSettleMs: number;
+  /** Longest a request stayed pending, issue to settle, over all runs (ms). */
+  longestPendingMs: number;
+  missedInterrupts: number;
+  slowestRunMs: number;
+}
+
+export function newStats(): FuzzStats {
+  return { runs: 0, requests: 0, rejected: 0, codes: {}, operations: {}, faults: {}, worstSettleMs: 0, longestPendingMs: 0, missedInterrupts: 0, slowestRunMs: 0 };
+}
+
+/**
+ * Bounds on silence, stops and resets. Short ones only in runs with a fault that makes the device
+ * go quiet (so those runs end fast); elsewhere long enough that a busy machine never trips them —
+ * there, a timeout is a failure the fuzzer reports.
+ */
+const QUIET_FAULTS = new Set(['completion-silence', 'stop-stuck', 'reset-stuck', 'interrupt-silence']);
+const SHORT_BOUNDS = { requestTimeoutMs: 30, stopTimeoutMs: 30 };
+const LONG_BOUNDS = { requestTimeoutMs: 2000, stopTimeoutMs: 1000 };
+
+const configArb: fc.Arbitrary<Omit<BlkRunConfig, 'requestTimeoutMs' | 'stopTimeoutMs'>> = fc.record({
+  layout: fc.constantFrom('split', 'packed'),
+  interrupts: fc.constantFrom('auto', 'poll'),
+  state: fc.constantFrom('ring-state', 'suspend', 'none'),
+  mode: fc.constantFrom('drain', 'hold'),
+  latency: fc.constantFrom(0, 1),
+  queueSize: fc.constantFrom(8, 16),
+});
+
+const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('none' as const) },
+  { weight: 1, arbitrary: fc.constantFrom('index', 'inflight', 'version', 'truncate', 'type', 'address') },
+);
+
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('io' as const), n: fc.integer({ min: 1, max: 12 }), writes: fc.constantFrom(0.3, 0.7, 1) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.constantFrom(0, 0, 1, 3) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('migrate' as const), other: fc.boolean(), corrupt: corruptionArb }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'pause' as const }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('fault' as const), fault: fc.nat({ max: CATALOGUE.length * 4 }), count: fc.integer({ min: 1, max: 6 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'clear' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'recover' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'config' as const }) },
+);
+
+export const runArb = fc.record({ config: configArb, steps: fc.array(stepArb, { minLength: 1, maxLength: 14 }), seed: fc.integer() });
+
+/** A small deterministic generator for the run's own choices (which sector, read or write). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One run, bounded by RUN_DEADLINE_MS; throws a FuzzFailure when a property breaks. */
+export async function runOnce(input: { config: Omit<BlkRunConfig, 'requestTimeoutMs' | 'stopTimeoutMs'>; steps: Step[]; seed: number }, stats: FuzzStats): Promise<void> {
+  const started = performance.now();
+  const quiet = input.steps.some((s) => s.op === 'fault' && QUIET_FAULTS.has(faultFor(input.config, s.fault).kind));
+  const run = new BlkRun({ ...input.config, ...(quiet ? SHORT_BOUNDS : LONG_BOUNDS) }, mulberry32(input.seed));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new FuzzFailure(`the run did not end within ${RUN_DEADLINE_MS} ms (a hang); faults: ${run.faults.map((f) => f.kind).join(', ') || 'none'}`)), RUN_DEADLINE_MS);
+  });
+  try {
+    await Promise.race([deadline, (async () => {
+      await run.open();
+      for (const step of input.steps) {
+        await run.step(step);
+        run.ledger.rethrow();
+      }
+      await run.finish();
+    })()]);
+  } finally {
+    clearTimeout(timer);
+  }
+  run.ledger.rethrow();
+  if (run.ledger.issued !== run.ledger.resolved + run.ledger.rejected) {
+    throw new FuzzFailure(`${run.ledger.issued} requests issued, ${run.ledger.resolved + run.ledger.rejected} settled`);
+  }
+  stats.runs++;
+  stats.requests += run.ledger.issued;
+  stats.rejected += run.ledger.rejected;
+  for (const [code, n] of run.ledger.codes) stats.codes[code] = (stats.codes[code] ?? 0) + n;
+  for (const [code, n] of run.ledger.operationCodes) stats.operations[code] = (stats.operations[code] ?? 0) + n;
+  for (const f of run.faults) stats.faults[f.kind] = (stats.faults[f.kind] ?? 0) + 1;
+  stats.worstSettleMs = Math.max(stats.worstSettleMs, run.ledger.worstSettleMs);
+  stats.longestPendingMs = Math.max(stats.longestPendingMs, run.ledger.longestPendingMs);
+  stats.missedInterrupts += run.missedInterrupts;
+  stats.slowestRunMs = Math.max(stats.slowestRunMs, performance.now() - started);
+}
+
+/** Runs the property `runs` times from `seed`; resolves with the stats, rejects with fast-check's report (seed and path). */
+export async function fuzz(runs: number, seed: number, path?: string): Promise<FuzzStats> {
+  const stats = newStats();
+  await fc.assert(fc.asyncProperty(runArb, (input) => runOnce(input, stats)), {
+    numRuns: runs, seed, ...(path ? { path } : {}), endOnFailure: true, includeErrorInReport: true,
+  });
+  return stats;
+}
