@@ -1,0 +1,99 @@
+// One fuzz run on the reference net device, in loopback (run.ts has the steps every device type
+// shares). Its requests: frames sent, each numbered and checksummed; whatever comes back on the
+// receive queue must be a frame that was sent, intact, and seen once. Frames may be lost (a reset
+// drops what the device held: that is network semantics); they may never be duplicated or corrupt.
+// At the end, with the device live, one last frame must make the round trip.
+
+import { NetDriver, type ReceivedFrame } from '../../drivers/net/index.js';
+import { fnv1a } from '../../cli/rehearsal/random.js';
+import { createSimDevice, type SimNetDevice } from '../../lib/sim/index.js';
+import type { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
+import { FuzzFailure } from './ledger.js';
+import { FuzzRun, type RunConfig } from './run.js';
+
+const MAGIC = 0x55564e46; // "UVNF"
+const HEAD = 16;
+/** Bound on the last frame's round trip once the device is quiet and live. */
+const ROUND_TRIP_MS = 1000;
+
+export class NetRun extends FuzzRun<NetDriver> {
+  private nextSeq = 1;
+  private readonly seen = new Set<number>();
+  private readonly run = 1 + Math.floor(Math.random() * 0xfffffff);
+
+  constructor(config: RunConfig, rng: () => number) {
+    const device = {
+      type: 'net' as const, queueMaxSize: config.queueSize,
+      offer: { packed: config.layout === 'packed' },
+      completion: config.latency > 0 ? { latencyMs: config.latency } : 'immediate' as const,
+      state: { ringState: config.state === 'ring-state', suspend: config.state === 'suspend' },
+      mode: config.mode,
+    };
+    const source: SimNetDevice = createSimDevice(device);
+    super(config, rng, source, createSimDevice({ ...device, dma: source.dma }));
+  }
+
+  protected async openDriver(transport: VirtioPciTransport): Promise<NetDriver> {
+    const net = await NetDriver.open(transport, { ...this.openOptions, rxBuffers: 8 });
+    net.onFrame((f) => this.received(f));
+    return net;
+  }
+
+  protected readConfig(): void {
+    if (!this.driver.linkUp) throw new FuzzFailure('the link reads down');
+  }
+
+  private frame(seq: number): Uint8Array {
+    const f = new Uint8Array(60 + Math.floor(this.rng() * 200));
+    for (let i = HEAD; i < f.length; i++) f[i] = (seq * 13 + i) & 0xff;
+    const v = new DataView(f.buffer);
+    v.setUint32(0, MAGIC, true);
+    v.setUint32(4, seq, true);
+    v.setUint32(8, this.run, true);
+    v.setUint32(12, fnv1a(f.subarray(HEAD)), true);
+    return f;
+  }
+
+  private received(f: ReceivedFrame): void {
+    try {
+      const v = new DataView(f.frame.buffer, f.frame.byteOffset, f.frame.length);
+      if (f.frame.length < HEAD || v.getUint32(0, true) !== MAGIC || v.getUint32(8, true) !== this.run) throw new FuzzFailure(`a frame that was never sent came back (${f.frame.length} bytes)`);
+      const seq = v.getUint32(4, true);
+      if (v.getUint32(12, true) !== fnv1a(f.frame.subarray(HEAD))) throw new FuzzFailure(`frame ${seq} came back corrupt`);
+      if (seq >= this.nextSeq) throw new FuzzFailure(`frame ${seq} came back before it was sent`);
+      if (this.seen.has(seq)) throw new FuzzFailure(`frame ${seq} came back twice`);
+      this.seen.add(seq);
+    } catch (e) {
+      this.ledger.fail(e);
+    }
+  }
+
+  protected issue(): void {
+    const seq = this.nextSeq++;
+    this.ledger.track(`send ${seq}`, this.driver.send(this.frame(seq)), {
+      rejected: (e) => this.expectCode(`send ${seq}`, e, [], false),
+    });
+  }
+
+  protected async verify(): Promise<void> {
+    const last = this.driver.lastMalformed;
+    if (last) this.expectCode('a receive buffer', last);
+    const seq = this.nextSeq++;
+    try {
+      await this.driver.send(this.frame(seq));
+    } catch (e) {
+      this.expectCode('the last frame', e);
+      return;
+    }
+    const deadline = performance.now() + ROUND_TRIP_MS;
+    while (!this.seen.has(seq)) {
+      if (this.driver.device.phase !== 'live') return;
+      if (performance.now() > deadline) throw new FuzzFailure(`the last frame (${seq}) did not come back within ${ROUND_TRIP_MS} ms: the receive path stalled`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  protected extraExecutions(): number {
+    return 1; // the last frame
+  }
+}
