@@ -107,10 +107,12 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     await new Promise((r) => setTimeout(r, 60));
     const killedAt = Date.now();
     await d.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
     const codes = await Promise.race([
       Promise.all(results),
-      new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), 5000))),
     ]);
+    clearTimeout(timer);
     t.ok(codes, 'every request settled within 5 s of the kill');
     const lost = codes!.filter((c) => c === 'E_VHOST_LOST').length;
     const ok = codes!.filter((c) => c === 'resolved').length;

@@ -16,7 +16,7 @@
 // on every reinit. So readiness is checked, and handlers are taken, from the current set.
 
 import * as libc from '../../sys/libc.js';
-import { pollSync } from '../../sys/socket.js';
+import { readyNow } from '../../sys/socket.js';
 
 export interface Watched {
   fd: number;
@@ -78,7 +78,7 @@ export class Watcher {
     }
     // The set as it is now (see the top of this file), every fd of it open.
     const current = this.sources();
-    const revents = err ? [] : pollSync(current, 0);
+    const revents = err ? [] : readyNow(current);
     try {
       current.forEach((w, i) => {
         if (revents[i]) w.ready(revents[i]!);
