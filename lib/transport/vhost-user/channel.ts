@@ -152,7 +152,7 @@ export class Channel {
       if (n < 0) {
         // The back-end reads nothing: a busy or stuck back-end must not hold us beyond the bound.
         if (Date.now() - m.since > this.replyTimeoutMs) {
-          this.fail(this.silence(`${err.reqName(m.request)}`));
+          this.fail(this.silence(err.reqName(m.request), this.replyTimeoutMs));
           return;
         }
         this.pumpTimer = setTimeout(() => this.pump(tries + 1), Math.min(20, 1 + tries));
@@ -205,16 +205,28 @@ export class Channel {
   }
 
   private timedOut(request: number): void {
-    this.fail(this.silence(err.reqName(request)));
+    this.fail(this.silence(err.reqName(request), this.replyTimeoutMs));
   }
 
   /**
-   * Why the back-end did not answer `what` in time. A back-end that never sent a byte and left our
-   * bytes unread (SIOCOUTQ) has not taken the connection up: it serves another front-end.
+   * Why the back-end did not answer `what` within `ms`. A back-end that never sent a byte and left
+   * our bytes unread (SIOCOUTQ) has not taken the connection up: it serves another front-end.
    */
-  private silence(what: string): UvirtioError {
-    if (!this.heard && unreadByPeer(this.fd) > 0) return err.busy(this.address, what, this.replyTimeoutMs);
-    return err.timeout(this.address, what, this.replyTimeoutMs);
+  private silence(what: string, ms: number): UvirtioError {
+    if (!this.heard && unreadByPeer(this.fd) > 0) return err.busy(this.address, what, ms);
+    return err.timeout(this.address, what, ms);
+  }
+
+  /** An overall bound the owner set ran out (e.g. the whole handshake): fails the connection as a reply timeout would. */
+  expire(what: string, ms: number): UvirtioError {
+    this.fail(this.silence(what, ms));
+    return this.failure ?? err.closed(this.address, `while ${what} waited`);
+  }
+
+  /** The owner found the back-end's answers inconsistent: the connection ends with `e`, as on any protocol fault. */
+  abort(e: UvirtioError): UvirtioError {
+    this.fail(e);
+    return e;
   }
 
   // ---- the end ----

@@ -73,14 +73,15 @@ export const SETTLE_MS = 2000;
 /**
  * Before GET_VRING_BASE: lets the back-end finish what the driver made available (the driver adds
  * nothing meanwhile). Ends when used->idx reaches avail->idx, when used->idx has not moved for
- * SETTLE_MS (buffers that wait on outside events, e.g. net rx, never complete by themselves), or
- * after limitMs. Never waits on the main thread (backoff yields to the event loop).
+ * SETTLE_MS (buffers that wait on outside events, e.g. net rx, never complete by themselves),
+ * after limitMs, or once `gone()` reports the connection ended. Never waits on the main thread
+ * (backoff yields to the event loop).
  */
-export async function settle(ring: SplitIndices, limitMs: number): Promise<void> {
+export async function settle(ring: SplitIndices, limitMs: number, gone: () => boolean): Promise<void> {
   const t0 = Date.now();
   let last = ring.usedIdx();
   let moved = t0;
-  for (let spins = 0; ring.usedIdx() !== ring.availIdx(); spins++) {
+  for (let spins = 0; ring.usedIdx() !== ring.availIdx() && !gone(); spins++) {
     const now = Date.now();
     const used = ring.usedIdx();
     if (used !== last) [last, moved] = [used, now];

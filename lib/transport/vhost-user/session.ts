@@ -92,13 +92,23 @@ export async function handshake(ch: Channel, deviceType: number): Promise<Backen
   return info;
 }
 
-/** connectBackend + handshake, bounded by timeoutMs for the connect and for each answer. */
+/**
+ * connectBackend + handshake, bounded by timeoutMs as a whole (the connect, and every answer,
+ * also by the channel's reply timeout): a back-end that dawdles through each step cannot add them up.
+ */
 export async function openSession(path: string, address: string, deviceType: number, timeoutMs: number): Promise<Session> {
+  const deadline = Date.now() + timeoutMs;
   const channel = await connectBackend(path, address, timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
   try {
-    return { channel, info: await handshake(channel, deviceType) };
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(channel.expire('the handshake (GET_FEATURES … GET_CONFIG)', timeoutMs)), Math.max(0, deadline - Date.now()));
+    });
+    return { channel, info: await Promise.race([handshake(channel, deviceType), expired]) };
   } catch (e) {
     channel.close();
     throw e;
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -274,7 +274,7 @@ export class VhostUserTransport implements VirtioTransport {
       for (const [q, conf] of rings) {
         if (s.channel.failed) break;
         const ring = packed ? null : new SplitIndices(this.dma, conf);
-        if (ring) await settle(ring, left());
+        if (ring) await settle(ring, left(), () => s.channel.failed !== null);
         const answer = await withDeadline(s.channel.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]), left());
         if (ring && answer) await drained(ring, new DataView(answer.buffer, answer.byteOffset, 8).getUint32(4, true) & 0xffff, left(), () => s.channel.failed !== null);
       }
@@ -424,15 +424,16 @@ export class VhostUserTransport implements VirtioTransport {
     const ring = this.packed() ? null : new SplitIndices(this.dma, conf);
     const availBefore = ring?.availIdx() ?? -1;
     const usedBefore = ring?.usedIdx() ?? -1;
-    const settleStart = Date.now();
-    if (ring) await settle(ring, limit);
-    const settleMs = Date.now() - settleStart;
     const ch = this.channel();
+    const settleStart = Date.now();
+    if (ring) await settle(ring, limit, () => ch.failed !== null);
+    const settleMs = Date.now() - settleStart;
+    if (ch.failed) throw ch.failed;
     const answer = await ch.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]);
     const v = new DataView(answer.buffer, answer.byteOffset, 8);
     const index = v.getUint32(0, true);
     const num = v.getUint32(4, true);
-    if (index !== q) throw err.protocol(this.address, `GET_VRING_BASE for ring ${q} answered ring ${index}`);
+    if (index !== q) throw ch.abort(err.protocol(this.address, `GET_VRING_BASE for ring ${q} answered ring ${index}`));
     this.started.delete(q);
     let state: VqState;
     if (!ring) {
@@ -444,9 +445,13 @@ export class VhostUserTransport implements VirtioTransport {
       if (!(await drained(ring, avail, limit, () => ch.failed !== null))) {
         if (ch.failed) throw ch.failed;
         const used = ring.usedIdx();
-        throw new TimeoutError('E_STOP_TIMEOUT',
+        // The ring is stopped with requests the back-end fetched and will not complete where we
+        // can see it (libvhost-user drops completions once GET_VRING_BASE closed the call fd): the
+        // session cannot go on, and those requests must not wait for ever. Ending it tells the
+        // onLost listeners, which reject every pending request with this error.
+        throw ch.abort(new TimeoutError('E_STOP_TIMEOUT',
           `${this.address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
-          'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout (vhost-user:PATH?drain=MS)');
+          'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout (vhost-user:PATH?drain=MS)'));
       }
       state = { avail, used: ring.usedIdx() };
       this.stops.push({
