@@ -26,7 +26,7 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
 }
 
-/** A peer in another process (our requests block this one's event loop): `script` is its body. */
+/** A peer in another process, as a real back-end is (hostile.test.ts has the in-process fake): `script` is its body. */
 async function fakeBackend(t: Test, sock: string, script: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['-e', `const net=require('net');const s=net.createServer((c)=>{${script}});s.listen(${JSON.stringify(sock)});`], { stdio: 'ignore' });
   t.teardown(() => {

@@ -38,8 +38,9 @@ export function timeout(address: string, what: string, ms: number): TimeoutError
  * it serves another front-end. qemu-storage-daemon serves one at a time (util/vhost-user-server.c
  * stops accepting while a client is connected and starts again once that client's session ended).
  */
-export function busy(address: string, what: string, ms: number): DeviceError {
-  return new DeviceError('E_VHOST_BUSY', `${address}: the back-end did not read ${what} within ${ms} ms: it is serving another front-end`,
+export function busy(address: string, what: string, ms: number, connecting = false): DeviceError {
+  const happened = connecting ? `accepted no connection within ${ms} ms (its listen backlog stayed full)` : `did not read ${what} within ${ms} ms`;
+  return new DeviceError('E_VHOST_BUSY', `${address}: the back-end ${happened}: it is serving another front-end`,
     'qemu-storage-daemon serves one front-end at a time: another one (a uvirtio process or session agent, a VM) is connected, or its session is still ending; close that one first, or give each front-end its own daemon (--export … addr.path=OTHER.sock)');
 }
 

@@ -9,6 +9,7 @@
 
 import { lstatSync } from 'node:fs';
 import { Errno, SysError } from '../../sys/errno.js';
+import { close as closeFd } from '../../sys/libc.js';
 import { connectUnix } from '../../sys/socket.js';
 import { Channel } from './channel.js';
 import * as err from './errors.js';
@@ -39,8 +40,9 @@ export function hasProtocol(info: BackendInfo, n: number): boolean {
 
 /** Connects (bounded by timeoutMs) and hands the socket to a Channel; the failures become typed errors with hints. */
 export async function connectBackend(path: string, address: string, timeoutMs: number): Promise<Channel> {
+  let fd: number;
   try {
-    return new Channel(await connectUnix(path, timeoutMs), address, timeoutMs);
+    fd = await connectUnix(path, timeoutMs);
   } catch (e) {
     if (!(e instanceof SysError)) throw e;
     let isSocket: boolean | undefined;
@@ -52,10 +54,16 @@ export async function connectBackend(path: string, address: string, timeoutMs: n
     if (e.errno === Errno.ENOENT || (e.errno === Errno.ECONNREFUSED && isSocket !== false)) throw err.unreachable(address, path, e.errnoName, e);
     // A listener whose backlog stays full: qemu-storage-daemon listens with a backlog of 1 and
     // stops accepting while it serves a front-end, so a second waiting connection fills it.
-    if (e.errno === Errno.EAGAIN) throw err.busy(address, 'a connection (its listen backlog stayed full)', timeoutMs);
+    if (e.errno === Errno.EAGAIN) throw err.busy(address, 'a connection', timeoutMs, true);
     if (isSocket === false || e.errno === Errno.ENOTSOCK || e.errno === Errno.EPROTOTYPE) {
       throw err.notSocket(address, path, isSocket === false ? 'not a socket' : e.errnoName, e);
     }
+    throw e;
+  }
+  try {
+    return new Channel(fd, address, timeoutMs);
+  } catch (e) {
+    closeFd(fd);
     throw e;
   }
 }

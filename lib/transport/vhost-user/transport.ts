@@ -465,7 +465,11 @@ export class VhostUserTransport implements VirtioTransport {
 
   // ---- interrupts: each queue's call eventfd is its vector ----
 
-  /** With interrupts on, each configured queue's call eventfd (the back-end writes it when it used buffers). */
+  /**
+   * With interrupts on, each configured queue's call eventfd (the back-end writes it when it used
+   * buffers). The watcher asks for this set again whenever a poll returns and takes the handlers
+   * from it — never from the set a poll was armed with (watcher.ts: the reinit stall of issue 10).
+   */
   private watched(): Watched[] {
     const irq = this.irq;
     if (!irq || this.closed) return [];
