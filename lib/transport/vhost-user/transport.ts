@@ -17,33 +17,26 @@
 // shows DEVICE_NEEDS_RESET and onLost listeners hear the typed error (VirtioDevice then fails the
 // queues' pending requests with it).
 //
-// Stop/state ('backend' mechanism): GET_VRING_BASE stops a ring and returns its next available
-// index (split: bits 0–15; packed: SPEC-NOTES §2). For a split ring the used state is used->idx in
-// ring memory. SET_VRING_BASE carries the state into a fresh session (same or other back-end).
-//
-// Requests in flight at GET_VRING_BASE: qemu-storage-daemon 7.2 (libvhost-user) answers at once
-// with an index that counts requests it fetched but has not finished; it still carries them out
-// (writes land on disk) but never publishes their completions (it closed the call fd, then logs
-// "vu_panic: Error writing eventfd: Bad file descriptor" and drops every later used element).
-// Their completions would be lost in a migration. So stopQueue (split) first lets the back-end
-// finish what the driver made available (the driver's queues are paused: settle()), then sends
-// GET_VRING_BASE, then checks (bounded) that used->idx reaches the answer; a back-end that keeps
-// fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them. A reset
-// does the same before it ends a session with rings running, so that no request of ours is still
-// in the back-end when the next session (or another driver) takes the memory (virtio 1.2 §2.4).
+// Stop/state ('backend' mechanism): backend-state.ts. A reset lets the back-end finish the
+// requests of running rings (settle, GET_VRING_BASE, used->idx reaching its answer) before it ends
+// the session, so that no request of ours is still in the back-end when the next session (or
+// another driver) takes the memory (virtio 1.2 §2.4).
 
 import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../virtio/constants.js';
-import { DeviceError, TimeoutError, UsageError, isUvirtioError, type UvirtioError } from '../../virtio/errors.js';
+import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../virtio/errors.js';
 import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
-import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
+import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
 import type { Channel } from './channel.js';
 import * as err from './errors.js';
 import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req } from './protocol.js';
+import { BackendState, type StopObservation } from './backend-state.js';
 import { SplitIndices, drained, initialBase, settle, startMessages, type RingConf } from './rings.js';
 import { hasProtocol, openSession, type BackendInfo, type Session } from './session.js';
 import { Watcher, type Watched } from './watcher.js';
+
+export type { StopObservation } from './backend-state.js';
 
 export interface VhostUserOptions {
   /** Virtio device type the back-end serves (vhost-user does not say): default 2 (blk). */
@@ -62,20 +55,6 @@ export interface VhostUserOptions {
 
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
 const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
-
-/** What GET_VRING_BASE found, for reports and tests (the back-end's behaviour with requests in flight). */
-export interface StopObservation {
-  queue: number;
-  /** avail->idx and used->idx when the stop began, and how long the back-end took to settle. */
-  availPublished: number;
-  usedBeforeSettle: number;
-  settleMs: number;
-  /** GET_VRING_BASE's answer, used->idx then, and once the fetched requests completed. */
-  availIdx: number;
-  usedIdxAtReply: number;
-  usedIdxAfterDrain: number;
-  drainMs: number;
-}
 
 export class VhostUserTransport implements VirtioTransport {
   readonly deviceType: number;
@@ -104,10 +83,8 @@ export class VhostUserTransport implements VirtioTransport {
   private work: Promise<unknown>[] = [];
   /** Settings sent without REPLY_ACK since the last flush(). */
   private unconfirmed = false;
-  private lastStates = new Map<number, VqState>();
+  private readonly state: BackendState;
   private closed = false;
-  /** One entry per GET_VRING_BASE of stopQueue. */
-  readonly stops: StopObservation[] = [];
 
   private constructor(readonly address: string, readonly path: string, private readonly options: VhostUserOptions, session: Session) {
     this.deviceType = options.deviceType ?? 2;
@@ -117,17 +94,21 @@ export class VhostUserTransport implements VirtioTransport {
     this.session = null;
     this.info = session.info;
     this.adopt(session);
-    this.ringState = {
-      readVqState: (q) => this.lastState(q),
-      writeVqState: (q, s) => this.setVqState(q, s),
-      hasDeviceState: false,
-      saveDeviceState: () => 0,
-      loadDeviceState: () => {
-        throw new DeviceError('E_STATE_UNSUPPORTED', `${this.address}: vhost-user carries no device state`);
-      },
-      deviceStateLength: () => 0,
-    };
-    this.backendState = { stopQueue: (q) => this.stopQueue(q) };
+    this.state = new BackendState({
+      address, dma: this.dma, drainTimeoutMs: this.drainTimeoutMs,
+      ring: (q) => this.queues.get(q),
+      running: (q) => this.started.has(q),
+      stopped: (q) => this.started.delete(q),
+      packed: () => this.packed(),
+      channel: () => this.channel(),
+    });
+    this.ringState = this.state.ringState;
+    this.backendState = this.state.backendState;
+  }
+
+  /** One entry per GET_VRING_BASE of the 'backend' stop (what the back-end did with requests in flight). */
+  get stops(): readonly StopObservation[] {
+    return this.state.stops;
   }
 
   /**
@@ -394,73 +375,6 @@ export class VhostUserTransport implements VirtioTransport {
     // back-end look at buffers made available before it started (after a reinit, those it never
     // fetched); with none, it finds nothing to do.
     libc.eventfdSignal(this.kickFds.get(q)!);
-  }
-
-  // ---- stop / virtqueue state ('backend' mechanism) ----
-
-  private lastState(q: number): VqState {
-    const s = this.lastStates.get(q);
-    if (!s) throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: queue ${q} has not been stopped (GET_VRING_BASE)`);
-    return s;
-  }
-
-  /** SET_VRING_BASE for the next start of ring q (between FEATURES_OK and DRIVER_OK). */
-  private setVqState(q: number, s: VqState): void {
-    const conf = this.queues.get(q);
-    if (!conf) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not configured`);
-    if (this.packed()) {
-      conf.base = ((s.avail & 0xffff) | ((s.used & 0xffff) << 16)) >>> 0;
-    } else {
-      conf.base = s.avail & 0xffff;
-      // A split ring's used state lives in ring memory (the back-end reads used->idx at SET_VRING_ADDR).
-      conf.used = s.used & 0xffff;
-    }
-  }
-
-  async stopQueue(q: number): Promise<VqState> {
-    const conf = this.queues.get(q);
-    if (!conf || !this.started.has(q)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not running`);
-    const limit = this.drainTimeoutMs;
-    const ring = this.packed() ? null : new SplitIndices(this.dma, conf);
-    const availBefore = ring?.availIdx() ?? -1;
-    const usedBefore = ring?.usedIdx() ?? -1;
-    const ch = this.channel();
-    const settleStart = Date.now();
-    if (ring) await settle(ring, limit, () => ch.failed !== null);
-    const settleMs = Date.now() - settleStart;
-    if (ch.failed) throw ch.failed;
-    const answer = await ch.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]);
-    const v = new DataView(answer.buffer, answer.byteOffset, 8);
-    const index = v.getUint32(0, true);
-    const num = v.getUint32(4, true);
-    if (index !== q) throw ch.abort(err.protocol(this.address, `GET_VRING_BASE for ring ${q} answered ring ${index}`));
-    this.started.delete(q);
-    let state: VqState;
-    if (!ring) {
-      state = { avail: num & 0xffff, used: (num >>> 16) & 0xffff };
-    } else {
-      const avail = num & 0xffff;
-      const usedAtReply = ring.usedIdx();
-      const t0 = Date.now();
-      if (!(await drained(ring, avail, limit, () => ch.failed !== null))) {
-        if (ch.failed) throw ch.failed;
-        const used = ring.usedIdx();
-        // The ring is stopped with requests the back-end fetched and will not complete where we
-        // can see it (libvhost-user drops completions once GET_VRING_BASE closed the call fd): the
-        // session cannot go on, and those requests must not wait for ever. Ending it tells the
-        // onLost listeners, which reject every pending request with this error.
-        throw ch.abort(new TimeoutError('E_STOP_TIMEOUT',
-          `${this.address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
-          'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout (vhost-user:PATH?drain=MS)'));
-      }
-      state = { avail, used: ring.usedIdx() };
-      this.stops.push({
-        queue: q, availPublished: availBefore, usedBeforeSettle: usedBefore, settleMs,
-        availIdx: avail, usedIdxAtReply: usedAtReply, usedIdxAfterDrain: state.used, drainMs: Date.now() - t0,
-      });
-    }
-    this.lastStates.set(q, state);
-    return state;
   }
 
   // ---- interrupts: each queue's call eventfd is its vector ----
