@@ -28,11 +28,16 @@ async function code(p: Promise<unknown>): Promise<string> {
 
 /** A peer in another process, as a real back-end is (hostile.test.ts has the in-process fake): `script` is its body. */
 async function fakeBackend(t: Test, sock: string, script: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `const net=require('net');const s=net.createServer((c)=>{${script}});s.listen(${JSON.stringify(sock)});`], { stdio: 'ignore' });
+  // It says "ready" once listen(2) is done: the socket file appears at bind(2), before that, and a
+  // connect in between is refused (which looked like a back-end that is not there).
+  const child = spawn(process.execPath, ['-e', `const net=require('net');const s=net.createServer((c)=>{${script}});s.listen(${JSON.stringify(sock)},()=>console.log('ready'));`], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => {
     child.kill('SIGKILL');
   });
-  for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.once('exit', () => reject(new Error(`the fake back-end for ${sock} exited before it listened`)));
+  });
   return child;
 }
 

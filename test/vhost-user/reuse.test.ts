@@ -154,6 +154,27 @@ t.test('a daemon serving another front-end: E_VHOST_BUSY with the hint, then ser
   await blk.close();
 });
 
+t.test('another front-end takes the daemon between a stop and the reinit: E_VHOST_BUSY, bounded; retried once it has gone, the reinit works', async (t) => {
+  const d = await daemon(t, image(t, 16), 'a');
+  const src = await openTransport(`${d.address}?timeout=500`);
+  const blk = await BlkDriver.open(src.transport, { depth: 8 });
+  t.teardown(() => blk.close());
+  const writes = Array.from({ length: 16 }, (_, i) => codeOfAsync(blk.write(i * 8, new Uint8Array(512).fill(i + 1))));
+  await watched('stop', blk.stop({ mechanism: 'backend' }));
+  const snap = blk.snapshot();
+  // The intruder waits in the daemon's backlog; when the reinit ends our session, the daemon takes
+  // the intruder first, and our fresh connection waits behind it.
+  const intruder = openTransport(d.address);
+  await new Promise((r) => setTimeout(r, 50));
+  const e = await watched('the reinit', blk.reinit(snap).then(() => null, (x: unknown) => x));
+  t.equal(isUvirtioError(e) && e.code, 'E_VHOST_BUSY', isUvirtioError(e) ? e.message : String(e));
+  t.match(isUvirtioError(e) && e.hint, /qemu-storage-daemon serves one front-end at a time/);
+  (await watched('the intruder', intruder)).transport.close();
+  await watched('the reinit, retried', blk.reinit(snap));
+  t.same(await watched('the writes', Promise.all(writes)), writes.map(() => 'no error'), 'every write submitted before the stop completed');
+  t.equal((await watched('a read', blk.read(0, 1)))[0], 1, 'the daemon serves us again');
+});
+
 t.test('the daemon killed (SIGKILL) in the middle of a rehearsal: the rehearsal ends with E_VHOST_LOST', async (t) => {
   const d = await daemon(t, image(t, 16), 'victim', { iops: 500 });
   const run = codeOfAsync(rehearse({ device: d.address, cycles: 50, inflight: 16, mechanism: 'backend', layout: 'split', seed: 3, requestsPerCycle: 50 }));

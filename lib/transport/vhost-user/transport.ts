@@ -218,8 +218,8 @@ export class VhostUserTransport implements VirtioTransport {
    * Ends a session that set anything (started rings drained and stopped first, bounded by
    * timeoutMs) and opens a fresh one, so deviceFeatures(), numQueues and the configuration are
    * known afterwards. A failed reconnect does not reject — the device is reset either way, and
-   * closing a device whose back-end died must not throw — it is kept and thrown by the next call
-   * that needs the back-end (deviceFeatures(), or the flush after writeStatus).
+   * closing a device whose back-end died must not throw — it is kept and surfaces where the
+   * back-end is needed next (the flush after FEATURES_OK); the next reset() tries again.
    */
   async reset(timeoutMs: number): Promise<void> {
     const old = this.session;
@@ -293,8 +293,8 @@ export class VhostUserTransport implements VirtioTransport {
     if (added & Status.DRIVER_OK) this.start();
   }
 
+  /** What the back-end offered at the last handshake (with no session open, the flush after FEATURES_OK says why). */
   deviceFeatures(): bigint {
-    if (!this.session && this.connectError) throw this.connectError;
     return this.info.features & ~HIDDEN_FEATURES;
   }
 
