@@ -193,14 +193,14 @@ export class VhostUserTransport implements VirtioTransport {
    * each answer by the reply timeout). Rejects with the first failure.
    */
   async flush(timeoutMs: number): Promise<void> {
-    if (this.unconfirmed) {
-      this.unconfirmed = false;
-      try {
-        this.track(this.channel().ask(Req.GET_FEATURES, undefined, [8]));
-      } catch (e) {
-        this.track(Promise.reject(e as Error));
-      }
+    try {
+      // No session (lost, or the last reconnect failed): nothing sent was taken, and that is why.
+      const ch = this.channel();
+      if (this.unconfirmed) this.track(ch.ask(Req.GET_FEATURES, undefined, [8]));
+    } catch (e) {
+      this.track(Promise.reject(e as Error));
     }
+    this.unconfirmed = false;
     const work = this.work;
     this.work = [];
     let timer: NodeJS.Timeout | undefined;
