@@ -9,11 +9,14 @@
 // to it — after a reset, a reinit and the new session's DRIVER_OK may all have happened meanwhile.
 // The handlers of the set it was armed with then belong to the old interrupt routing. Running one
 // of them read (cleared) the call eventfd and dropped the notification as stale; the new routing
-// never heard of it. With VIRTIO_RING_F_EVENT_IDX one lost notification is forever: the driver
-// never moves used_event, so the back-end (libvhost-user's vring_notify) never signals again, and
-// every request after the reinit waited for good. libvhost-user even writes the call eventfd at
-// VHOST_USER_SET_VRING_CALL ("in case of I/O hang after reconnecting"), which made the race likely
-// on every reinit. So readiness is checked, and handlers are taken, from the current set.
+// never heard of it. With VIRTIO_RING_F_EVENT_IDX (virtio 1.2 §2.7.7, used_event) one lost
+// notification is for ever: the driver never moves used_event, so the back-end never signals
+// again (subprojects/libvhost-user/libvhost-user.c vring_notify: vring_need_event against
+// used_event), and every request after the reinit waited at 0 % CPU. The daemon itself was fine.
+// The race was likely on every reinit because libvhost-user writes the call eventfd as soon as it
+// gets it (vu_set_vring_call_exec, "in case of I/O hang after reconnecting") and again on the
+// first completions, while the poll armed before the reset had yet to come back. So readiness is
+// checked, and handlers are taken, from the current set.
 
 import * as libc from '../../sys/libc.js';
 import { readyNow } from '../../sys/socket.js';
