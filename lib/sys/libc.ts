@@ -170,7 +170,7 @@ export function pollReadableAsync(fds: readonly number[], done: (err: Error | nu
 /**
  * Like pollReadableAsync with each fd's own poll(2) events (e.g. POLLRDHUP to see a socket's peer
  * hang up without waking on its data). Calls `done` once something is ready or the slice is over;
- * ask pollSync (timeout 0) which fd, if any, is ready.
+ * ask lib/sys/socket.ts readyNow which fd, if any, is ready.
  */
 export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null) => void): void {
   const pfd = new Uint8Array(8 * entries.length); // struct pollfd { int fd; short events; short revents; }

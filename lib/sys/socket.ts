@@ -1,6 +1,7 @@
 // AF_UNIX stream sockets through koffi, with file descriptors passed as SCM_RIGHTS ancillary data
-// (unix(7), cmsg(3)). What the vhost-user front-end needs: connect, sendmsg/recvmsg with fds, and a
-// bounded poll. Layouts are Linux x86_64 glibc (<bits/socket.h>, <sys/un.h>); test/vhost-user/
+// (unix(7), cmsg(3)). What the vhost-user front-end needs: a connect that never blocks the event
+// loop, sendmsg with fds, SIOCOUTQ, and a poll that only looks (timeout 0). Node's own stream
+// machinery reads the replies (lib/transport/vhost-user/channel.ts says why). Layouts are Linux x86_64 glibc (<bits/socket.h>, <sys/un.h>); test/vhost-user/
 // layout.test.ts checks each against the C compiler's sizeof/offsetof.
 //
 // struct msghdr points at other memory (the iovec, the control buffer), so messages are built in
@@ -16,7 +17,7 @@ const SOCK_CLOEXEC = 0o2000000;
 const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
-export const MSG = { DONTWAIT: 0x40, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000, CTRUNC: 0x8 } as const;
+export const MSG = { DONTWAIT: 0x40, NOSIGNAL: 0x4000 } as const;
 export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20, RDHUP: 0x2000 } as const;
 /** Most descriptors one message carries (vhost-user: VHOST_MEMORY_BASELINE_NREGIONS = 8). */
 export const MAX_FDS = 8;
@@ -45,18 +46,18 @@ const c = {
   socket: lib.func('int socket(int domain, int type, int protocol)'),
   connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
-  recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   shutdown: lib.func('int shutdown(int fd, int how)'),
+  ioctl: lib.func('int ioctl(int fd, unsigned long request, int *out)'),
   close: lib.func('int close(int fd)'),
 };
 
 /**
- * A connected, non-blocking AF_UNIX stream socket. A listener whose backlog is full answers a
- * non-blocking connect with EAGAIN (unix(7)); that is retried until `timeoutMs`, so connecting
- * to a back-end that accepts nothing fails in bounded time instead of blocking the process.
+ * A connected, non-blocking AF_UNIX stream socket, without blocking the event loop: a listener
+ * whose backlog is full answers a non-blocking connect with EAGAIN (unix(7)); that is tried again
+ * on a timer until `timeoutMs`, then thrown (SysError EAGAIN). Other errors are thrown at once.
  */
-export function connectUnix(path: string, timeoutMs = 5000): number {
+export async function connectUnix(path: string, timeoutMs = 5000): Promise<number> {
   const sa = new Uint8Array(SockaddrUnLayout.size);
   new Struct(SockaddrUnLayout, sa).set('sun_family', AF_UNIX);
   const p = Buffer.from(path, 'utf8');
@@ -66,16 +67,30 @@ export function connectUnix(path: string, timeoutMs = 5000): number {
   sa.set(p, SUN_PATH_OFFSET);
   const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
   const deadline = Date.now() + timeoutMs;
-  while ((c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0) {
+  for (let tries = 0; (c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0; tries++) {
     const errno = lastErrno();
     if ((errno === Errno.EAGAIN || errno === Errno.EINTR) && Date.now() < deadline) {
-      pollSync([], 5); // the listener's backlog is full: look again shortly
+      // The listener's backlog is full: look again shortly (1, 2, 4 … 50 ms apart).
+      await new Promise((r) => setTimeout(r, Math.min(50, 2 ** Math.min(tries, 6))));
       continue;
     }
     closeQuietly(fd);
     throw new SysError('connect', errno, errno === Errno.EAGAIN ? `${path}: the listener accepted nothing within ${timeoutMs} ms` : path);
   }
   return fd;
+}
+
+/** SIOCOUTQ (linux/sockios.h, = TIOCOUTQ): for AF_UNIX, what this end sent that the peer has not read yet. */
+const SIOCOUTQ = 0x5411;
+
+/**
+ * Bytes this end sent that the peer has not read yet (ioctl SIOCOUTQ; for AF_UNIX the kernel
+ * charges queued data to the sender until the receiver reads it, so this counts the peer's unread
+ * data, in allocation units: 0 means the peer read everything). -1 if the socket cannot tell.
+ */
+export function unreadByPeer(fd: number): number {
+  const out = new Int32Array(1);
+  return (c.ioctl(fd, SIOCOUTQ, out) as number) < 0 ? -1 : out[0]!;
 }
 
 /** shutdown(fd, SHUT_RDWR): the peer sees end-of-file at once, even while other copies of fd live. */
@@ -102,7 +117,7 @@ export class MessageBuffer {
   private static readonly CTRL = 72;
   private static readonly CTRL_LEN = cmsgSpace(4 * MAX_FDS);
   private static readonly DATA = MessageBuffer.CTRL + MessageBuffer.CTRL_LEN;
-  /** The payload area: write what to send here, read what was received from here. */
+  /** The payload area: write what to send here. */
   readonly data: Uint8Array;
 
   constructor(readonly capacity: number) {
@@ -124,8 +139,9 @@ export class MessageBuffer {
   }
 
   /**
-   * sendmsg(2) of data[offset, offset+length) with `fds` as SCM_RIGHTS; returns the bytes sent
-   * (fds go with the first byte). MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE.
+   * sendmsg(2) of data[offset, offset+length) with `fds` as SCM_RIGHTS, without blocking; returns
+   * the bytes sent (fds go with the first byte), or -1 when the socket buffer is full (EAGAIN).
+   * MSG_NOSIGNAL: a dead peer is EPIPE (thrown), not SIGPIPE.
    */
   send(fd: number, offset: number, length: number, fds: readonly number[] = []): number {
     if (fds.length > MAX_FDS) throw new RangeError(`at most ${MAX_FDS} descriptors per message, got ${fds.length}`);
@@ -135,27 +151,11 @@ export class MessageBuffer {
       const dv = new DataView(this.mem.buffer, this.mem.byteOffset + MessageBuffer.CTRL + CMSG_HDR, 4 * fds.length);
       fds.forEach((f, i) => dv.setInt32(4 * i, f, true));
     }
-    return check(Number(c.sendmsg(fd, this.ptr, MSG.NOSIGNAL | MSG.DONTWAIT)), 'sendmsg', `fd ${fd}, ${length} bytes`);
-  }
-
-  /**
-   * recvmsg(2) without blocking into data[offset, offset+length). Returns the bytes read (0: the
-   * peer closed), or -1 when nothing is there yet (EAGAIN); descriptors that came along are
-   * appended to `fds` (close-on-exec).
-   */
-  recv(fd: number, offset: number, length: number, fds: number[]): number {
-    this.prepare(offset, length, MessageBuffer.CTRL_LEN);
-    const n = Number(c.recvmsg(fd, this.ptr, MSG.DONTWAIT | MSG.CMSG_CLOEXEC));
+    const n = Number(c.sendmsg(fd, this.ptr, MSG.NOSIGNAL | MSG.DONTWAIT));
     if (n < 0) {
       const errno = lastErrno();
       if (errno === Errno.EAGAIN || errno === Errno.EINTR) return -1;
-      throw new SysError('recvmsg', errno, `fd ${fd}`);
-    }
-    const controllen = Number(this.hdr.get64('msg_controllen'));
-    if (controllen >= CMSG_HDR && this.cmsg.get('cmsg_level') === SOL_SOCKET && this.cmsg.get('cmsg_type') === SCM_RIGHTS) {
-      const count = (Number(this.cmsg.get64('cmsg_len')) - CMSG_HDR) / 4;
-      const dv = new DataView(this.mem.buffer, this.mem.byteOffset + MessageBuffer.CTRL + CMSG_HDR, 4 * MAX_FDS);
-      for (let i = 0; i < Math.min(count, MAX_FDS); i++) fds.push(dv.getInt32(4 * i, true));
+      throw new SysError('sendmsg', errno, `fd ${fd}, ${length} bytes`);
     }
     return n;
   }
@@ -166,15 +166,18 @@ export class MessageBuffer {
   }
 }
 
-/** poll(2) on the calling thread, bounded by timeoutMs (0: just look). Returns each fd's revents. */
-export function pollSync(entries: readonly { fd: number; events: number }[], timeoutMs: number): number[] {
+/**
+ * poll(2) with timeout 0 on the calling thread: which of `entries` are ready now (each fd's
+ * revents). It never waits; waiting is done on a worker thread (lib/sys/libc.ts pollAsync).
+ */
+export function readyNow(entries: readonly { fd: number; events: number }[]): number[] {
   const pfd = new Uint8Array(8 * entries.length);
   const view = new DataView(pfd.buffer);
   entries.forEach((e, i) => {
     view.setInt32(i * 8, e.fd, true);
     view.setInt16(i * 8 + 4, e.events, true);
   });
-  const ret = c.poll(pfd, entries.length, Math.max(0, Math.floor(timeoutMs))) as number;
+  const ret = c.poll(pfd, entries.length, 0) as number;
   if (ret < 0) {
     const errno = lastErrno();
     if (errno !== Errno.EINTR) throw new SysError('poll', errno, `${entries.length} fds`);

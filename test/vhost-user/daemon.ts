@@ -12,6 +12,14 @@ export function haveDaemon(): boolean {
   return spawnSync('sh', ['-c', 'command -v qemu-storage-daemon'], { stdio: 'ignore' }).status === 0;
 }
 
+/** Whether a UNIX socket bound at `path` is listening (/proc/net/unix: Flags has __SO_ACCEPTCON, 0x10000). */
+function listening(path: string): boolean {
+  return fs.readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => {
+    const f = line.trim().split(/\s+/);
+    return f[7] === path && (parseInt(f[3] ?? '0', 16) & 0x10000) !== 0;
+  });
+}
+
 export interface Image {
   dir: string;
   file: string;
@@ -65,11 +73,15 @@ export class Daemon {
     return `vhost-user:${this.socket}`;
   }
 
-  /** Starts a daemon and waits (bounded) for its socket to appear. */
+  /**
+   * Starts a daemon and waits (bounded) until its socket listens. The socket file appears at
+   * bind(2), a moment before listen(2); a connect in between is refused, so the listening state
+   * is read from /proc/net/unix (flag __SO_ACCEPTCON) rather than inferred from the file.
+   */
   static async start(image: Image, name = 'vhost', options: DaemonOptions = {}): Promise<Daemon> {
     const d = new Daemon(image, name, options);
     const deadline = Date.now() + 10_000;
-    while (!fs.existsSync(d.socket)) {
+    while (!listening(d.socket)) {
       if (d.child.exitCode !== null || Date.now() > deadline) {
         d.kill('SIGKILL');
         throw new Error(`qemu-storage-daemon did not create ${d.socket}: ${d.stderr}`);

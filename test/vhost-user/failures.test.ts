@@ -26,13 +26,18 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
 }
 
-/** A peer in another process (our requests block this one's event loop): `script` is its body. */
+/** A peer in another process, as a real back-end is (hostile.test.ts has the in-process fake): `script` is its body. */
 async function fakeBackend(t: Test, sock: string, script: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `const net=require('net');const s=net.createServer((c)=>{${script}});s.listen(${JSON.stringify(sock)});`], { stdio: 'ignore' });
+  // It says "ready" once listen(2) is done: the socket file appears at bind(2), before that, and a
+  // connect in between is refused (which looked like a back-end that is not there).
+  const child = spawn(process.execPath, ['-e', `const net=require('net');const s=net.createServer((c)=>{${script}});s.listen(${JSON.stringify(sock)},()=>console.log('ready'));`], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => {
     child.kill('SIGKILL');
   });
-  for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.once('exit', () => reject(new Error(`the fake back-end for ${sock} exited before it listened`)));
+  });
   return child;
 }
 
@@ -107,10 +112,12 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     await new Promise((r) => setTimeout(r, 60));
     const killedAt = Date.now();
     await d.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
     const codes = await Promise.race([
       Promise.all(results),
-      new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), 5000))),
     ]);
+    clearTimeout(timer);
     t.ok(codes, 'every request settled within 5 s of the kill');
     const lost = codes!.filter((c) => c === 'E_VHOST_LOST').length;
     const ok = codes!.filter((c) => c === 'resolved').length;

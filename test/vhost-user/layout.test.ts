@@ -14,7 +14,7 @@ const WIDTH = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 } as const;
 const constants: Record<string, number> = {
   'offsetof(struct sockaddr_un, sun_path)': SUN_PATH_OFFSET,
   'CMSG_SPACE(4)': cmsgSpace(4), 'CMSG_SPACE(32)': cmsgSpace(32), 'CMSG_LEN(12)': CmsghdrLayout.size + 12,
-  MSG_DONTWAIT: MSG.DONTWAIT, MSG_NOSIGNAL: MSG.NOSIGNAL, MSG_CMSG_CLOEXEC: MSG.CMSG_CLOEXEC,
+  MSG_DONTWAIT: MSG.DONTWAIT, MSG_NOSIGNAL: MSG.NOSIGNAL,
   POLLIN: POLL.IN, POLLHUP: POLL.HUP, POLLRDHUP: POLL.RDHUP, MFD_CLOEXEC, SOL_SOCKET: 1, SCM_RIGHTS: 1, AF_UNIX: 1, SOCK_STREAM: 1,
 };
 

@@ -1,193 +1,272 @@
-// One vhost-user connection: the front-end's side of the UNIX socket (vhost-user.rst
-// "Communication"). Requests are synchronous — VirtioTransport's set-up calls are — and every wait
-// for a reply is bounded by poll(2) with a deadline, so a silent or dead back-end is an error,
-// never a hang. The front-end never receives unsolicited messages on this socket (back-end
-// requests would come on a SLAVE_REQ channel, which is not negotiated).
+// One vhost-user connection, the front-end's side of the UNIX socket (vhost-user.rst
+// "Communication"). Nothing here waits on the main thread: a message is written without blocking
+// and its answer is a promise, settled when the reply arrives, when the reply timeout passes, or
+// when the connection ends — whichever comes first. A signal handler (Ctrl-C) can always run.
+//
+// Reading goes through Node's own stream machinery: the socket is made and connected with koffi
+// (lib/sys/socket.ts, non-blocking) and then handed to `new net.Socket({ fd })`, Node's documented
+// way to wrap an existing socket. libuv watches it with epoll on the event-loop thread, so a reply
+// or a hang-up is seen at once and no worker thread is held while the socket is idle (the other
+// route, a worker-thread poll(2) per wait, costs a thread hop per reply and a libuv worker per
+// connection). Node cannot send SCM_RIGHTS on a stream socket, so every message goes out through
+// sendmsg(2) on the same fd; the net.Socket is never written to, so the two never interleave. The
+// front-end asks for no descriptors: any a back-end sends are dropped by the kernel (read(2)
+// takes no ancillary data).
+//
+// Replies come in the order of the requests that want one (the back-end handles one message at a
+// time); back-end-initiated messages would come on a separate channel (SLAVE_REQ, not negotiated),
+// so anything else on this socket breaks the protocol. A timeout, a protocol fault or a hang-up
+// ends the connection for good (it can no longer be trusted to be in step): every answer still
+// awaited is rejected with that error, and the owner hears of it through onFailure.
 
-import { lstatSync } from 'node:fs';
-import { Errno, SysError } from '../../sys/errno.js';
-import * as libc from '../../sys/libc.js';
-import { connectUnix, MessageBuffer, POLL, pollSync, shutdownBoth } from '../../sys/socket.js';
-import { DeviceError, TimeoutError, type UvirtioError } from '../../virtio/errors.js';
-import { Flag, HEADER_SIZE, MAX_PAYLOAD, REQ_NAMES, type Message } from './protocol.js';
+import net from 'node:net';
+import { SysError } from '../../sys/errno.js';
+import { MessageBuffer, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
+import type { UvirtioError } from '../../virtio/errors.js';
+import * as err from './errors.js';
+import { Flag, HEADER_SIZE, MAX_PAYLOAD } from './protocol.js';
 
-export interface ChannelOptions {
-  /** Bound on each reply (default 5000 ms). */
-  replyTimeoutMs?: number;
+interface Waiting {
+  request: number;
+  /** The payload lengths a well-formed answer may have. */
+  sizes: readonly number[];
+  resolve(payload: Uint8Array): void;
+  reject(e: UvirtioError): void;
+  timer: NodeJS.Timeout;
 }
 
-function reqName(r: number): string {
-  return `VHOST_USER_${REQ_NAMES[r] ?? `request ${r}`}`;
-}
-
-/** Connects to a back-end's socket; ENOENT/ECONNREFUSED and non-sockets become typed errors with hints. */
-export function connectBackend(path: string, address: string, timeoutMs = 5000): number {
-  try {
-    return connectUnix(path, timeoutMs);
-  } catch (e) {
-    if (!(e instanceof SysError)) throw e;
-    let isSocket: boolean | undefined;
-    try {
-      isSocket = lstatSync(path).isSocket();
-    } catch {
-      isSocket = undefined;
-    }
-    if (e.errno === Errno.ENOENT || (e.errno === Errno.ECONNREFUSED && isSocket !== false)) {
-      throw new DeviceError('E_VHOST_UNREACHABLE', `${address}: no vhost-user back-end is listening (${e.errnoName})`,
-        `start the back-end first, e.g. qemu-storage-daemon --blockdev driver=file,node-name=f0,filename=IMG --export type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=${path},writable=on`,
-        { cause: e });
-    }
-    if (e.errno === Errno.EAGAIN) {
-      throw new TimeoutError('E_VHOST_TIMEOUT', `${address}: the back-end accepted no connection within ${timeoutMs} ms (its backlog is full)`,
-        'another front-end may hold the back-end (it serves one at a time), or it is stuck', { cause: e });
-    }
-    if (isSocket === false || e.errno === Errno.ENOTSOCK || e.errno === Errno.EPROTOTYPE) {
-      throw new DeviceError('E_VHOST_NOT_SOCKET', `${address}: ${path} is not a UNIX stream socket (${isSocket === false ? 'not a socket' : e.errnoName})`,
-        'vhost-user speaks over a SOCK_STREAM UNIX socket; check the path the back-end listens on', { cause: e });
-    }
-    throw e;
-  }
+interface Outgoing {
+  request: number;
+  bytes: Uint8Array;
+  fds: readonly number[];
+  /** Bytes of it already sent (its fds went with the first). */
+  sent: number;
+  since: number;
 }
 
 export class Channel {
-  private readonly buf = new MessageBuffer(HEADER_SIZE + MAX_PAYLOAD);
-  private readonly replyTimeoutMs: number;
-  private lostError: UvirtioError | null = null;
-  private closed = false;
+  private readonly socket: net.Socket;
+  private readonly out = new MessageBuffer(HEADER_SIZE + MAX_PAYLOAD);
+  /** Messages the socket buffer had no room for yet, in order. */
+  private readonly queue: Outgoing[] = [];
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private inbox: Buffer = Buffer.alloc(0);
+  private readonly waiting: Waiting[] = [];
+  private failure: UvirtioError | null = null;
+  private ended = false;
+  /** Whether the back-end ever sent us a byte (a back-end that never did may not be serving us). */
+  private heard = false;
+  private failureListener: ((e: UvirtioError) => void) | null = null;
 
-  constructor(readonly fd: number, readonly address: string, options: ChannelOptions = {}) {
-    this.replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+  /** Takes over `fd`, a connected AF_UNIX stream socket; closing the channel closes it. */
+  constructor(readonly fd: number, readonly address: string, readonly replyTimeoutMs: number) {
+    this.socket = new net.Socket({ fd, readable: true, writable: false });
+    // An idle connection does not keep the process alive; an awaited answer does (its timer).
+    this.socket.unref();
+    this.socket.on('data', (chunk: Buffer) => this.received(chunk));
+    this.socket.on('end', () => this.fail(err.lost(address, `closed the connection${this.awaiting()}`)));
+    this.socket.on('error', (e: NodeJS.ErrnoException) => this.fail(err.lost(address, `broke the connection (${e.code ?? e.message})${this.awaiting()}`)));
+    this.socket.on('close', () => this.fail(err.lost(address, `closed the connection${this.awaiting()}`)));
   }
 
-  /** The error that ended the connection, or null while it lives. */
-  get lost(): UvirtioError | null {
-    return this.lostError;
+  /** The error that ended the connection, or null while it lives (and after close()). */
+  get failed(): UvirtioError | null {
+    return this.failure;
   }
 
-  /** Marks the connection dead (the watcher saw a hang-up, or a send/receive failed). */
-  markLost(why: string): UvirtioError {
-    this.lostError ??= new DeviceError('E_VHOST_LOST', `${this.address}: the vhost-user back-end ${why}`,
-      'the back-end process exited or closed the connection; restart it and reopen the device (requests in flight were not completed)');
-    return this.lostError;
+  /** Called once if the connection fails (not when close() ends it). */
+  onFailure(listener: (e: UvirtioError) => void): void {
+    this.failureListener = listener;
+  }
+
+  /** Sends a message that has no answer. Throws if the connection is gone. */
+  post(request: number, payload?: Uint8Array, fds?: readonly number[]): void {
+    this.usable();
+    this.write(request, payload, fds, false);
+  }
+
+  /**
+   * Sends with NEED_REPLY (REPLY_ACK negotiated: vhost-user.rst "REPLY_ACK") and resolves when
+   * the back-end answers status 0; any other status rejects with E_VHOST_REFUSED.
+   */
+  async ack(request: number, payload?: Uint8Array, fds?: readonly number[]): Promise<void> {
+    const answer = await this.exchange(request, payload, fds, true, [8]);
+    const status = new DataView(answer.buffer, answer.byteOffset, 8).getBigUint64(0, true);
+    if (status !== 0n) throw err.refused(this.address, err.reqName(request), `REPLY_ACK status ${status}`);
+  }
+
+  /** Sends a request that has an answer and resolves with its payload, whose length must be one of `sizes`. */
+  ask(request: number, payload: Uint8Array | undefined, sizes: readonly number[]): Promise<Uint8Array> {
+    return this.exchange(request, payload, [], false, sizes);
+  }
+
+  private exchange(request: number, payload: Uint8Array | undefined, fds: readonly number[] | undefined, needReply: boolean, sizes: readonly number[]): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      this.usable();
+      // Every answer awaited is bounded by the reply timeout (and by the end of the connection).
+      const timer = setTimeout(() => this.timedOut(request), this.replyTimeoutMs);
+      this.waiting.push({ request, sizes, resolve, reject, timer });
+      this.write(request, payload, fds, needReply);
+    });
   }
 
   private usable(): void {
-    if (this.closed) throw new DeviceError('E_CLOSED', `${this.address}: the vhost-user connection is closed`);
-    if (this.lostError) throw this.lostError;
+    if (this.ended) throw err.closed(this.address, 'already');
+    if (this.failure) throw this.failure;
   }
 
-  /** Sends one message; `fds` travel as SCM_RIGHTS with it. NEED_REPLY is the caller's choice. */
-  send(request: number, payload: Uint8Array = new Uint8Array(0), fds: readonly number[] = [], needReply = false): void {
-    this.usable();
-    const d = this.buf.data;
-    const v = new DataView(d.buffer, d.byteOffset, HEADER_SIZE);
+  private awaiting(): string {
+    const w = this.waiting[0];
+    return w ? ` while ${err.reqName(w.request)} waited for its answer` : '';
+  }
+
+  // ---- sending ----
+
+  /** "Message Specification": header { u32 request, u32 flags, u32 size } then the payload. */
+  private write(request: number, payload: Uint8Array = new Uint8Array(0), fds: readonly number[] = [], needReply: boolean): void {
+    const bytes = new Uint8Array(HEADER_SIZE + payload.length);
+    const v = new DataView(bytes.buffer);
     v.setUint32(0, request, true);
     v.setUint32(4, Flag.VERSION | (needReply ? Flag.NEED_REPLY : 0), true);
     v.setUint32(8, payload.length, true);
-    d.set(payload, HEADER_SIZE);
-    const total = HEADER_SIZE + payload.length;
-    const deadline = Date.now() + this.replyTimeoutMs;
-    let sent = 0;
-    while (sent < total) {
+    bytes.set(payload, HEADER_SIZE);
+    this.queue.push({ request, bytes, fds: [...fds], sent: 0, since: Date.now() });
+    if (!this.pumpTimer) this.pump(0);
+  }
+
+  /** Sends what is queued; when the socket buffer is full, tries again shortly (bounded by the reply timeout). */
+  private pump(tries: number): void {
+    this.pumpTimer = null;
+    while (this.queue.length > 0 && !this.failure && !this.ended) {
+      const m = this.queue[0]!;
+      const rest = m.bytes.subarray(m.sent);
+      this.out.data.set(rest, 0);
       let n: number;
       try {
-        n = this.buf.send(this.fd, sent, total - sent, sent === 0 ? fds : []);
+        n = this.out.send(this.fd, 0, rest.length, m.sent === 0 ? m.fds : []);
       } catch (e) {
-        if (e instanceof SysError && e.errno === Errno.EAGAIN) n = 0;
-        else if (e instanceof SysError && (e.errno === Errno.EPIPE || e.errno === Errno.ECONNRESET)) throw this.markLost(`closed the connection (${reqName(request)}: ${e.errnoName})`);
-        else throw e;
+        const why = e instanceof SysError ? e.errnoName : String(e);
+        this.fail(err.lost(this.address, `closed the connection (${err.reqName(m.request)}: ${why})`));
+        return;
       }
-      sent += n;
-      if (sent < total) this.waitFor(POLL.OUT, deadline, request);
+      if (n < 0) {
+        // The back-end reads nothing: a busy or stuck back-end must not hold us beyond the bound.
+        if (Date.now() - m.since > this.replyTimeoutMs) {
+          this.fail(this.silence(err.reqName(m.request), this.replyTimeoutMs));
+          return;
+        }
+        this.pumpTimer = setTimeout(() => this.pump(tries + 1), Math.min(20, 1 + tries));
+        return;
+      }
+      m.sent += n;
+      if (m.sent === m.bytes.length) this.queue.shift();
     }
   }
 
-  /** Sends and waits (bounded) for the reply to this request; checks its header. */
-  call(request: number, payload?: Uint8Array, fds?: readonly number[]): Message {
-    this.send(request, payload, fds, false);
-    return this.receiveReply(request);
+  // ---- receiving ----
+
+  private received(chunk: Buffer): void {
+    if (this.failure || this.ended) return;
+    this.heard = true;
+    this.inbox = this.inbox.length === 0 ? chunk : Buffer.concat([this.inbox, chunk]);
+    while (this.inbox.length >= HEADER_SIZE && !this.failure && !this.ended) {
+      const request = this.inbox.readUInt32LE(0);
+      const flags = this.inbox.readUInt32LE(4);
+      const size = this.inbox.readUInt32LE(8);
+      const head = this.waiting[0];
+      // "Header": version 1 in bits 0–1, and every message to us is a reply (bit 2).
+      if ((flags & 0x3) !== Flag.VERSION || (flags & Flag.REPLY) === 0) {
+        this.fail(err.protocol(this.address, `the back-end sent a message with flags 0x${flags.toString(16)} (expected version 1 with the reply bit)`));
+        return;
+      }
+      if (!head) {
+        this.fail(err.protocol(this.address, `the back-end sent an unsolicited ${err.reqName(request)} (no answer was awaited)`));
+        return;
+      }
+      if (request !== head.request) {
+        this.fail(err.protocol(this.address, `sent ${err.reqName(head.request)}, the back-end answered ${err.reqName(request)}`));
+        return;
+      }
+      if (size > MAX_PAYLOAD) {
+        this.fail(err.protocol(this.address, `${err.reqName(request)}: the answer claims ${size} bytes of payload (at most ${MAX_PAYLOAD})`));
+        return;
+      }
+      if (this.inbox.length < HEADER_SIZE + size) return; // the rest of the payload is still on its way
+      const payload = Uint8Array.prototype.slice.call(this.inbox, HEADER_SIZE, HEADER_SIZE + size);
+      this.inbox = this.inbox.subarray(HEADER_SIZE + size);
+      if (!head.sizes.includes(size)) {
+        this.fail(err.protocol(this.address, `${err.reqName(request)}: the answer has ${size} bytes of payload, expected ${head.sizes.join(' or ')}`));
+        return;
+      }
+      this.waiting.shift();
+      clearTimeout(head.timer);
+      head.resolve(payload);
+    }
+  }
+
+  private timedOut(request: number): void {
+    this.fail(this.silence(err.reqName(request), this.replyTimeoutMs));
   }
 
   /**
-   * Sends with NEED_REPLY (REPLY_ACK negotiated: vhost-user.rst "REPLY_ACK") and checks the u64
-   * the back-end answers: 0 is success, anything else a refusal.
+   * Why the back-end did not answer `what` within `ms`. A back-end that never sent a byte and left
+   * our bytes unread (SIOCOUTQ) has not taken the connection up: it serves another front-end.
    */
-  callAck(request: number, payload?: Uint8Array, fds?: readonly number[]): void {
-    this.send(request, payload, fds, true);
-    const m = this.receiveReply(request);
-    if (m.payload.length !== 8) throw this.protocolError(`${reqName(request)}: the REPLY_ACK answer has ${m.payload.length} bytes, not 8`);
-    const status = new DataView(m.payload.buffer, m.payload.byteOffset, 8).getBigUint64(0, true);
-    if (status !== 0n) {
-      throw new DeviceError('E_VHOST_REFUSED', `${this.address}: the back-end refused ${reqName(request)} (status ${status})`,
-        'the back-end could not apply this setting; its log (stderr) usually says why');
-    }
+  private silence(what: string, ms: number): UvirtioError {
+    if (!this.heard && unreadByPeer(this.fd) > 0) return err.busy(this.address, what, ms);
+    return err.timeout(this.address, what, ms);
   }
 
-  private protocolError(message: string): DeviceError {
-    const e = new DeviceError('E_VHOST_PROTOCOL', `${this.address}: ${message}`,
-      'the back-end does not speak the vhost-user protocol as expected; check that the socket belongs to a vhost-user back-end of this device type');
-    // A connection that broke the protocol cannot be trusted to be in step any more.
-    this.lostError ??= e;
+  /** An overall bound the owner set ran out (e.g. the whole handshake): fails the connection as a reply timeout would. */
+  expire(what: string, ms: number): UvirtioError {
+    this.fail(this.silence(what, ms));
+    return this.failure ?? err.closed(this.address, `while ${what} waited`);
+  }
+
+  /** The owner found the back-end's answers inconsistent: the connection ends with `e`, as on any protocol fault. */
+  abort(e: UvirtioError): UvirtioError {
+    this.fail(e);
     return e;
   }
 
-  private receiveReply(request: number): Message {
-    const deadline = Date.now() + this.replyTimeoutMs;
-    const header = this.readExactly(0, HEADER_SIZE, deadline, request);
-    const v = new DataView(header.buffer, header.byteOffset, HEADER_SIZE);
-    const got = v.getUint32(0, true);
-    const flags = v.getUint32(4, true);
-    const size = v.getUint32(8, true);
-    if ((flags & 0x3) !== Flag.VERSION || (flags & Flag.REPLY) === 0) {
-      throw this.protocolError(`${reqName(request)}: the answer has flags 0x${flags.toString(16)} (expected version 1 with the reply bit)`);
-    }
-    if (got !== request) throw this.protocolError(`sent ${reqName(request)}, the back-end answered ${reqName(got)}`);
-    if (size > MAX_PAYLOAD) throw this.protocolError(`${reqName(request)}: the answer claims ${size} bytes of payload`);
-    const payload = size > 0 ? this.readExactly(HEADER_SIZE, size, deadline, request).slice() : new Uint8Array(0);
-    return { request: got, flags, payload };
+  // ---- the end ----
+
+  private fail(e: UvirtioError): void {
+    if (this.failure || this.ended) return;
+    this.failure = e;
+    this.settleAll(e);
+    this.release();
+    this.failureListener?.(e);
   }
 
-  private readExactly(offset: number, length: number, deadline: number, request: number): Uint8Array {
-    let got = 0;
-    while (got < length) {
-      const fds: number[] = [];
-      const n = this.buf.recv(this.fd, offset + got, length - got, fds);
-      for (const fd of fds) libc.close(fd); // this front-end asks for no descriptors
-      if (n === 0) throw this.markLost(`closed the connection while ${reqName(request)} waited for its answer`);
-      if (n > 0) got += n;
-      else this.waitFor(POLL.IN, deadline, request);
-    }
-    return this.buf.data.subarray(offset, offset + length);
-  }
-
-  private waitFor(events: number, deadline: number, request: number): void {
-    const left = deadline - Date.now();
-    if (left <= 0 || pollSync([{ fd: this.fd, events }], left)[0] === 0) {
-      if (Date.now() < deadline) return;
-      throw new TimeoutError('E_VHOST_TIMEOUT', `${this.address}: no answer to ${reqName(request)} within ${this.replyTimeoutMs} ms`,
-        'the back-end is stuck or too busy; check it is alive, or raise the reply timeout (?timeout=MS)');
+  private settleAll(e: UvirtioError): void {
+    for (const w of this.waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(e);
     }
   }
 
   /**
-   * Ends the connection at once: shutdown(2) makes the back-end see end-of-file (and drop this
-   * session's state) now, while the descriptor itself stays open for a poll that may still be
-   * out on it. release() closes it afterwards.
+   * Ends the connection at once and never waits: the back-end sees end-of-file now (and drops
+   * this session's state); answers still awaited reject with E_CLOSED. Idempotent.
    */
-  end(): void {
-    if (this.closed) return;
-    this.closed = true;
-    shutdownBoth(this.fd);
-  }
-
-  /** Closes the descriptor and frees the message buffer (after end(), once no poll is out on it). */
-  release(): void {
-    this.end();
-    libc.close(this.fd);
-    this.buf.free();
-  }
-
   close(): void {
-    this.release();
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.failure) {
+      const w = this.waiting[0];
+      this.settleAll(err.closed(this.address, w ? `while ${err.reqName(w.request)} waited for its answer` : 'by the front-end'));
+      this.release();
+    }
+  }
+
+  private release(): void {
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    this.queue.length = 0;
+    // shutdown(2) first: the peer sees end-of-file even if the close below is deferred by libuv.
+    shutdownBoth(this.fd);
+    this.socket.destroy();
+    this.out.free();
   }
 }

@@ -1,7 +1,7 @@
 // The vhost-user: branch of openTransport (lib/open.ts). Options after `?`, e.g.
 // vhost-user:/run/blk.sock?type=blk&timeout=2000:
 //   type=blk|net   the device the back-end serves (vhost-user does not say; default blk)
-//   timeout=MS     bound on each reply (default 5000)
+//   timeout=MS     bound on the connect and on each reply (default 5000)
 //   drain=MS       bound on the wait for a stopped ring's fetched requests (default 5000)
 //   arena=MiB      DMA memory shared with the back-end (default 64)
 //   queuesize=N    the largest ring offered to the driver (default 1024)
@@ -20,7 +20,7 @@ function bad(address: string, message: string): UsageError {
     'vhost-user:/path/to.sock[?type=blk|net&timeout=MS&drain=MS&arena=MiB&queuesize=N]');
 }
 
-export function openVhostUser(spec: string, shareWith?: OpenedDevice): OpenedDevice {
+export async function openVhostUser(spec: string, shareWith?: OpenedDevice): Promise<OpenedDevice> {
   const [path, query = ''] = spec.split('?', 2) as [string, string?];
   const address = `vhost-user:${spec}`;
   const o: Record<string, string> = {};
@@ -49,7 +49,7 @@ export function openVhostUser(spec: string, shareWith?: OpenedDevice): OpenedDev
   const timeout = num('timeout', 1, 600_000);
   const drain = num('drain', 1, 600_000);
   const queueMax = num('queuesize', 1, 32768);
-  const transport = VhostUserTransport.open(address, path, {
+  const transport = await VhostUserTransport.open(address, path, {
     deviceType: type === 'net' ? 1 : 2,
     ...(arena ? { arena } : {}),
     ...(arenaMiB !== undefined ? { arenaBytes: arenaMiB << 20 } : {}),

@@ -2,43 +2,41 @@
 // front-end, a back-end process (qemu-storage-daemon, DPDK, …) consumes the rings in our memory.
 //
 // vhost-user has no device_status register, so the front-end keeps the status machine itself and
-// turns its transitions into messages:
-//   open        connect; SET_OWNER, GET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK, CONFIG),
-//               GET_QUEUE_NUM, GET_CONFIG ("Communication", "Protocol features")
+// turns its transitions into messages, sent at once and answered later (flush() waits, bounded):
+//   open        connect and handshake (session.ts)
 //   FEATURES_OK SET_FEATURES (the driver's features + VHOST_USER_F_PROTOCOL_FEATURES when offered);
-//               a refusal (REPLY_ACK non-zero) leaves FEATURES_OK clear, as a device would
-//   DRIVER_OK   SET_MEM_TABLE (the memfd arena), then per enabled queue SET_VRING_NUM, _BASE, _ADDR,
-//               _KICK, _CALL, _ENABLE — BASE before ADDR, as QEMU sends them: a back-end reads
-//               used->idx from ring memory at SET_VRING_ADDR ("Ring states")
-//   reset       a session that set anything is ended: started rings are stopped (GET_VRING_BASE),
-//               the connection closed, and the next ACKNOWLEDGE opens a fresh one. The back-end
-//               drops a session's state with its connection, so a fresh connection is a reset.
-// A hang-up of the back-end shows as DEVICE_NEEDS_RESET and is reported to onLost listeners
-// (VirtioDevice fails the queues' pending requests with E_VHOST_LOST).
+//               a refusal (REPLY_ACK non-zero) clears FEATURES_OK once flushed, as a device would
+//   DRIVER_OK   SET_MEM_TABLE (the memfd arena), then each enabled ring's messages (rings.ts)
+//   reset       a session that set anything is ended — started rings drained and stopped first
+//               (GET_VRING_BASE), the connection closed — and a fresh one is opened and handshaken:
+//               the back-end drops a session's state with its connection, so that is a reset.
+// Without REPLY_ACK a setting has no answer; flush() then asks GET_FEATURES, whose answer comes
+// after the back-end has read everything sent before it.
 //
-// Stop/state ('backend' mechanism): GET_VRING_BASE stops a ring and returns its next available
-// index (split: bits 0–15; packed: SPEC-NOTES §2). For a split ring the used state is used->idx in
-// ring memory. SET_VRING_BASE carries the state into a fresh session (same or other back-end).
+// A back-end that hangs up, breaks the protocol or stops answering ends the session: readStatus()
+// shows DEVICE_NEEDS_RESET and onLost listeners hear the typed error (VirtioDevice then fails the
+// queues' pending requests with it).
 //
-// Requests in flight at GET_VRING_BASE: qemu-storage-daemon 7.2 (libvhost-user) answers at once
-// with an index that counts requests it fetched but has not finished; it still carries them out
-// (writes land on disk) but never publishes their completions (it closed the call fd, then logs
-// "vu_panic: Error writing eventfd: Bad file descriptor" and drops every later used element).
-// Their completions would be lost in a migration. So stopQueue (split) first lets the back-end
-// finish what the driver made available (the driver's queues are paused: settle()), then sends
-// GET_VRING_BASE, then checks (bounded) that used->idx reaches the answer; a back-end that keeps
-// fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them.
+// Stop/state ('backend' mechanism): backend-state.ts. A reset lets the back-end finish the
+// requests of running rings (settle, GET_VRING_BASE, used->idx reaching its answer) before it ends
+// the session, so that no request of ours is still in the back-end when the next session (or
+// another driver) takes the memory (virtio 1.2 §2.4).
 
-import { backoff } from '../backoff.js';
-import { Feature, PACKED_STATE_WRAP, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../virtio/constants.js';
-import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../virtio/errors.js';
+import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../virtio/constants.js';
+import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../virtio/errors.js';
 import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
-import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
+import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
-import { Channel, connectBackend } from './channel.js';
-import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req, VRING_NOFD, WANTED_PROTOCOL_FEATURES, stateOf, u64Of } from './protocol.js';
+import type { Channel } from './channel.js';
+import * as err from './errors.js';
+import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req } from './protocol.js';
+import { BackendState, type StopObservation } from './backend-state.js';
+import { SplitIndices, drained, initialBase, settle, startMessages, type RingConf } from './rings.js';
+import { hasProtocol, openSession, type BackendInfo, type Session } from './session.js';
 import { Watcher, type Watched } from './watcher.js';
+
+export type { StopObservation } from './backend-state.js';
 
 export interface VhostUserOptions {
   /** Virtio device type the back-end serves (vhost-user does not say): default 2 (blk). */
@@ -47,7 +45,7 @@ export interface VhostUserOptions {
   arena?: MemfdArena;
   /** Size of a new arena in bytes (default 64 MiB). */
   arenaBytes?: number;
-  /** Bound on each reply from the back-end (default 5000 ms). */
+  /** Bound on the connect and on each reply from the back-end (default 5000 ms). */
   replyTimeoutMs?: number;
   /** Bound on the wait for a stopped ring's fetched requests to complete (default 5000 ms). */
   drainTimeoutMs?: number;
@@ -55,255 +53,266 @@ export interface VhostUserOptions {
   queueMaxSize?: number;
 }
 
-/** Device configuration bytes asked with GET_CONFIG, by device type (virtio 1.2 §5.2.4, §5.1.4). */
-const CONFIG_LENGTH: Readonly<Record<number, number>> = { 1: 12, 2: 60 };
-/** A back-end whose used->idx has not moved for this long is taken to be done with what it can finish. */
-const SETTLE_MS = 2000;
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
 const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
-
-interface QueueConf {
-  size: number;
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
-  vector: number;
-  /** The SET_VRING_BASE payload's num for the next start. */
-  base: number;
-  /** The used state to hold in ring memory for a split ring (undefined: as it is). */
-  used?: number;
-  enabled: boolean;
-}
-
-/** What GET_VRING_BASE found, for reports and tests (the back-end's behaviour with requests in flight). */
-export interface StopObservation {
-  queue: number;
-  /** avail->idx and used->idx when the stop began, and how long the back-end took to settle. */
-  availPublished: number;
-  usedBeforeSettle: number;
-  settleMs: number;
-  /** GET_VRING_BASE's answer, used->idx then, and once the fetched requests completed. */
-  availIdx: number;
-  usedIdxAtReply: number;
-  usedIdxAfterDrain: number;
-  drainMs: number;
-}
 
 export class VhostUserTransport implements VirtioTransport {
   readonly deviceType: number;
   readonly dma: MemfdArena;
   readonly ringState: RingStateAccess;
   readonly backendState: BackendStateAccess;
-  numQueues = 1;
-  configLength = 0;
-  /** The back-end's virtio features (GET_FEATURES) and the protocol features both sides agreed. */
-  private backendFeatures = 0n;
-  protocolFeatures = 0n;
-  offeredProtocolFeatures = 0n;
-  private config = new Uint8Array(0);
-  private channel: Channel | null = null;
+  private session: Session | null;
+  /** What the last handshake learnt (kept while no session is open). */
+  private info: BackendInfo;
+  /** Why no session is open: the failed reconnect of the last reset(), thrown by what needs one. */
+  private connectError: UvirtioError | null = null;
   /** Whether this session set anything the back-end keeps (features, memory, rings). */
   private dirty = false;
   private status = 0;
   private driverFeatures = 0n;
-  private readonly queues = new Map<number, QueueConf>();
+  private readonly queues = new Map<number, RingConf>();
   private readonly started = new Set<number>();
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
   private irq: { handler: (vector: number) => void; vectors: number } | null = null;
   private readonly lostListeners = new Set<(e: UvirtioError) => void>();
-  private readonly watcher: Watcher;
-  private readonly options: VhostUserOptions;
+  private readonly watcher = new Watcher(() => this.watched());
+  private readonly replyTimeoutMs: number;
+  private readonly drainTimeoutMs: number;
+  /** Messages sent since the last flush() whose answers it waits for. */
+  private work: Promise<unknown>[] = [];
+  /** Settings sent without REPLY_ACK since the last flush(). */
+  private unconfirmed = false;
+  private readonly state: BackendState;
   private closed = false;
-  /** One entry per GET_VRING_BASE. */
-  readonly stops: StopObservation[] = [];
 
-  private constructor(readonly address: string, readonly path: string, options: VhostUserOptions) {
-    this.options = options;
+  private constructor(readonly address: string, readonly path: string, private readonly options: VhostUserOptions, session: Session) {
     this.deviceType = options.deviceType ?? 2;
+    this.replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
     this.dma = options.arena ? options.arena.retain() : new MemfdArena(options.arenaBytes);
-    this.watcher = new Watcher(() => this.watched());
-    this.ringState = {
-      readVqState: (q) => this.lastState(q),
-      writeVqState: (q, s) => this.setVqState(q, s),
-      hasDeviceState: false,
-      saveDeviceState: () => 0,
-      loadDeviceState: () => {
-        throw new DeviceError('E_STATE_UNSUPPORTED', `${this.address}: vhost-user carries no device state`);
-      },
-      deviceStateLength: () => 0,
-    };
-    this.backendState = { stopQueue: (q) => this.stopQueue(q) };
+    this.session = null;
+    this.info = session.info;
+    this.adopt(session);
+    this.state = new BackendState({
+      address, dma: this.dma, drainTimeoutMs: this.drainTimeoutMs,
+      ring: (q) => this.queues.get(q),
+      running: (q) => this.started.has(q),
+      stopped: (q) => this.started.delete(q),
+      packed: () => this.packed(),
+      channel: () => this.channel(),
+    });
+    this.ringState = this.state.ringState;
+    this.backendState = this.state.backendState;
   }
 
-  /** Connects and learns what the back-end offers; ENOENT/ECONNREFUSED are E_VHOST_UNREACHABLE. */
-  static open(address: string, path: string, options: VhostUserOptions = {}): VhostUserTransport {
-    const t = new VhostUserTransport(address, path, options);
+  /** One entry per GET_VRING_BASE of the 'backend' stop (what the back-end did with requests in flight). */
+  get stops(): readonly StopObservation[] {
+    return this.state.stops;
+  }
+
+  /**
+   * Connects and learns what the back-end offers, bounded by the reply timeout. Rejects with
+   * E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY (it serves another front-end),
+   * E_VHOST_TIMEOUT, E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
+   */
+  static async open(address: string, path: string, options: VhostUserOptions = {}): Promise<VhostUserTransport> {
+    const session = await openSession(path, address, options.deviceType ?? 2, options.replyTimeoutMs ?? 5000);
     try {
-      t.connect();
+      return new VhostUserTransport(address, path, options, session);
     } catch (e) {
-      t.close();
+      session.channel.close();
       throw e;
     }
-    return t;
   }
 
-  // ---- the connection ----
-
-  private connect(): void {
-    const timeout = this.options.replyTimeoutMs ?? 5000;
-    const ch = new Channel(connectBackend(this.path, this.address, timeout), this.address, { replyTimeoutMs: timeout });
-    try {
-      ch.send(Req.SET_OWNER); // "Issued when a new connection is established"
-      this.backendFeatures = u64Of(expectSize(ch.call(Req.GET_FEATURES), 8, 'GET_FEATURES', this.address));
-      this.protocolFeatures = 0n;
-      if (hasFeature(this.backendFeatures, F_PROTOCOL_FEATURES)) {
-        const offered = u64Of(expectSize(ch.call(Req.GET_PROTOCOL_FEATURES), 8, 'GET_PROTOCOL_FEATURES', this.address));
-        this.offeredProtocolFeatures = offered;
-        this.protocolFeatures = offered & WANTED_PROTOCOL_FEATURES;
-        ch.send(Req.SET_PROTOCOL_FEATURES, Payload.u64(this.protocolFeatures));
-      }
-      this.numQueues = this.deviceType === 1 ? 2 : 1;
-      if (this.hasProtocol(ProtocolFeature.MQ)) {
-        const n = Number(u64Of(expectSize(ch.call(Req.GET_QUEUE_NUM), 8, 'GET_QUEUE_NUM', this.address)));
-        if (!Number.isInteger(n) || n < 1 || n > 256) throw protocolError(this.address, `GET_QUEUE_NUM answered ${n}`);
-        this.numQueues = this.deviceType === 1 ? 2 * n : n;
-      }
-      this.channel = ch;
-      this.dirty = false;
-      this.configLength = this.hasProtocol(ProtocolFeature.CONFIG) ? CONFIG_LENGTH[this.deviceType] ?? 0 : 0;
-      this.refreshConfig();
-    } catch (e) {
-      this.channel = null;
-      ch.close();
-      throw e;
-    }
-    this.watcher.refresh();
+  get numQueues(): number {
+    return this.info.numQueues;
+  }
+  get configLength(): number {
+    return this.info.config.length;
+  }
+  /** The protocol features the back-end offered, and those both sides agreed. */
+  get offeredProtocolFeatures(): bigint {
+    return this.info.offeredProtocolFeatures;
+  }
+  get protocolFeatures(): bigint {
+    return this.info.protocolFeatures;
   }
 
-  private hasProtocol(n: number): boolean {
-    return ((this.protocolFeatures >> BigInt(n)) & 1n) === 1n;
+  // ---- the session ----
+
+  private adopt(s: Session): void {
+    this.session = s;
+    this.info = s.info;
+    this.connectError = null;
+    this.dirty = false;
+    s.channel.onFailure((e) => {
+      if (s !== this.session || this.closed) return;
+      for (const l of this.lostListeners) l(e);
+    });
   }
 
-  private live(): Channel {
-    if (this.closed) throw new DeviceError('E_CLOSED', `${this.address}: the transport is closed`);
-    if (!this.channel) this.connect();
-    const ch = this.channel!;
-    if (ch.lost) throw ch.lost;
-    return ch;
-  }
-
-  /** A setting message: acknowledged (REPLY_ACK) when negotiated, so a refusal is an error here. */
-  private set(request: number, payload?: Uint8Array, fds?: readonly number[]): void {
-    const ch = this.live();
-    this.dirty = true;
-    if (this.hasProtocol(ProtocolFeature.REPLY_ACK)) ch.callAck(request, payload, fds);
-    else ch.send(request, payload, fds);
-  }
-
-  /** The socket (for hang-ups) and, with interrupts on, each started queue's call eventfd. */
-  private watched(): Watched[] {
-    const w: Watched[] = [];
-    const ch = this.channel;
-    if (ch && !ch.lost && !this.closed) {
-      w.push({ fd: ch.fd, events: POLL.RDHUP, ready: (rev) => this.onSocket(ch, rev) });
-    }
-    const irq = this.irq;
-    if (irq && !this.closed) {
-      for (const [q, conf] of this.queues) {
-        const fd = this.callFds.get(q);
-        if (fd === undefined || conf.vector === VIRTIO_MSI_NO_VECTOR) continue;
-        w.push({ fd, events: POLL.IN, ready: () => {
-          libc.eventfdTake(fd);
-          if (this.irq === irq) irq.handler(conf.vector);
-        } });
-      }
-    }
-    return w;
-  }
-
-  private onSocket(ch: Channel, revents: number): void {
-    if (ch !== this.channel || !(revents & (POLL.HUP | POLL.RDHUP | POLL.ERR))) return;
-    const e = ch.markLost('hung up (its socket closed)');
-    this.watcher.refresh();
-    for (const l of this.lostListeners) l(e);
-  }
-
-  /** Called once when the back-end goes away for good (hang-up while connected). */
+  /** Called once when the session dies under us (hang-up, broken protocol, no answer in time). */
   onLost(listener: (e: UvirtioError) => void): () => void {
     this.lostListeners.add(listener);
     return () => this.lostListeners.delete(listener);
   }
 
-  /** Ends this session: started rings are stopped first, then the socket is closed. */
-  private endSession(): void {
-    const ch = this.channel;
-    if (!ch) return;
-    this.channel = null;
-    if (!ch.lost) {
-      for (const q of this.started) {
-        try {
-          ch.call(Req.GET_VRING_BASE, Payload.state(q, 0));
-        } catch {
-          break; // the session ends anyway
-        }
+  /** The live session's channel, or the typed reason there is none. */
+  private channel(): Channel {
+    if (this.closed) throw new DeviceError('E_CLOSED', `${this.address}: the transport is closed`);
+    const s = this.session;
+    if (!s) throw this.connectError ?? err.lost(this.address, 'is not connected (its session ended; reset the device to connect again)');
+    if (s.channel.failed) throw s.channel.failed;
+    return s.channel;
+  }
+
+  /** A setting message, acknowledged when REPLY_ACK was negotiated. Never throws: failures reject. */
+  private set(request: number, payload?: Uint8Array, fds?: readonly number[]): Promise<void> {
+    try {
+      const ch = this.channel();
+      this.dirty = true;
+      if (hasProtocol(this.info, ProtocolFeature.REPLY_ACK)) return ch.ack(request, payload, fds);
+      ch.post(request, payload, fds);
+      this.unconfirmed = true;
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** Work flush() waits for; a failure nobody flushes is not an unhandled rejection (onLost reports losses). */
+  private track(p: Promise<unknown>): void {
+    p.catch(() => undefined);
+    this.work.push(p);
+  }
+
+  /**
+   * Waits until the back-end has answered every message sent so far, bounded by timeoutMs (and
+   * each answer by the reply timeout). Rejects with the first failure.
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    try {
+      // No session (lost, or the last reconnect failed): nothing sent was taken, and that is why.
+      const ch = this.channel();
+      if (this.unconfirmed) this.track(ch.ask(Req.GET_FEATURES, undefined, [8]));
+    } catch (e) {
+      this.track(Promise.reject(e as Error));
+    }
+    this.unconfirmed = false;
+    const work = this.work;
+    this.work = [];
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(err.timeout(this.address, `the ${work.length} message(s) sent since the last flush`, timeoutMs)), timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(work), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Ends a session that set anything (started rings drained and stopped first, bounded by
+   * timeoutMs) and opens a fresh one, so deviceFeatures(), numQueues and the configuration are
+   * known afterwards. A failed reconnect does not reject — the device is reset either way, and
+   * closing a device whose back-end died must not throw — it is kept and surfaces where the
+   * back-end is needed next (the flush after FEATURES_OK); the next reset() tries again.
+   */
+  async reset(timeoutMs: number): Promise<void> {
+    const old = this.session;
+    const started = [...this.started].map((q) => [q, this.queues.get(q)!] as const);
+    const packed = this.packed();
+    this.status = 0;
+    this.driverFeatures = 0n;
+    this.queues.clear();
+    this.started.clear();
+    this.work = [];
+    this.unconfirmed = false;
+    this.watcher.refresh();
+    if (old && (this.dirty || old.channel.failed)) {
+      this.session = null;
+      await this.endSession(old, started, packed, timeoutMs);
+    }
+    if (!this.session && !this.closed) {
+      try {
+        const s = await openSession(this.path, this.address, this.deviceType, this.replyTimeoutMs);
+        if (this.closed) s.channel.close();
+        else this.adopt(s);
+      } catch (e) {
+        this.connectError = isUvirtioError(e) ? e : new DeviceError('E_VHOST_LOST', `${this.address}: ${String(e)}`);
       }
     }
-    this.started.clear();
-    ch.end();
-    this.watcher.refresh();
-    this.watcher.whenIdle(() => ch.release());
+  }
+
+  /** Drains and stops the rings still running (bounded by timeoutMs, best effort), then closes the connection. */
+  private async endSession(s: Session, rings: readonly (readonly [number, RingConf])[], packed: boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
+    try {
+      for (const [q, conf] of rings) {
+        if (s.channel.failed) break;
+        const ring = packed ? null : new SplitIndices(this.dma, conf);
+        if (ring) await settle(ring, left(), () => s.channel.failed !== null);
+        const answer = await withDeadline(s.channel.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]), left());
+        if (ring && answer) await drained(ring, new DataView(answer.buffer, answer.byteOffset, 8).getUint32(4, true) & 0xffff, left(), () => s.channel.failed !== null);
+      }
+    } catch {
+      // The session ends anyway; what went wrong with it does not concern the reset.
+    } finally {
+      s.channel.close();
+    }
   }
 
   // ---- status (kept by the front-end: there is no vhost-user message for it) ----
 
   readStatus(): number {
-    return this.status | (this.channel?.lost ? Status.DEVICE_NEEDS_RESET : 0);
+    return this.status | (this.session?.channel.failed ? Status.DEVICE_NEEDS_RESET : 0);
   }
 
   writeStatus(status: number): void {
     if (status === 0) {
-      this.resetNow();
+      // A reset without waiting: the session ends now; the next reset() opens a fresh one.
+      if (this.session && (this.dirty || this.session.channel.failed)) {
+        this.session.channel.close();
+        this.session = null;
+      }
+      this.status = 0;
+      this.driverFeatures = 0n;
+      this.queues.clear();
+      this.started.clear();
+      this.work = [];
+      this.watcher.refresh();
       return;
     }
     const added = status & ~this.status;
-    if (added & Status.ACKNOWLEDGE) this.live();
-    if (added & Status.FEATURES_OK && !this.setFeatures()) status &= ~Status.FEATURES_OK;
-    if (added & Status.DRIVER_OK) this.start();
     this.status = status & ~Status.DEVICE_NEEDS_RESET;
+    if (added & Status.FEATURES_OK) this.setFeatures();
+    if (added & Status.DRIVER_OK) this.start();
   }
 
-  private resetNow(): void {
-    if (this.dirty || this.channel?.lost) this.endSession();
-    this.status = 0;
-    this.driverFeatures = 0n;
-    this.queues.clear();
-  }
-
-  async reset(_timeoutMs: number): Promise<void> {
-    this.resetNow();
-  }
-
+  /** What the back-end offered at the last handshake (with no session open, the flush after FEATURES_OK says why). */
   deviceFeatures(): bigint {
-    if (!this.channel && !this.closed) this.live();
-    return this.backendFeatures & ~HIDDEN_FEATURES;
+    return this.info.features & ~HIDDEN_FEATURES;
   }
 
   writeDriverFeatures(features: bigint): void {
     this.driverFeatures = features;
   }
 
-  /** SET_FEATURES; false when the features are not a subset of the offer or the back-end refuses them. */
-  private setFeatures(): boolean {
-    if ((this.driverFeatures & ~(this.backendFeatures & ~HIDDEN_FEATURES)) !== 0n) return false;
-    const withProtocol = this.driverFeatures | (this.backendFeatures & bit(F_PROTOCOL_FEATURES));
-    try {
-      this.set(Req.SET_FEATURES, Payload.u64(withProtocol));
-    } catch (e) {
-      if (e instanceof DeviceError && e.code === 'E_VHOST_REFUSED') return false;
-      throw e;
+  /** SET_FEATURES; FEATURES_OK is cleared when the features are not a subset of the offer or the back-end refuses them. */
+  private setFeatures(): void {
+    if ((this.driverFeatures & ~(this.info.features & ~HIDDEN_FEATURES)) !== 0n) {
+      this.status &= ~Status.FEATURES_OK;
+      return;
     }
-    return true;
+    const withProtocol = this.driverFeatures | (this.info.features & bit(F_PROTOCOL_FEATURES));
+    this.track(this.set(Req.SET_FEATURES, Payload.u64(withProtocol)).catch((e: unknown) => {
+      if (isUvirtioError(e) && e.code === 'E_VHOST_REFUSED') this.status &= ~Status.FEATURES_OK;
+      else throw e;
+    }));
   }
 
   // ---- queues ----
@@ -321,12 +330,14 @@ export class VhostUserTransport implements VirtioTransport {
     if (this.queueMaxSize(q) === 0) {
       throw new UsageError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${q} does not exist (the back-end has ${this.numQueues})`);
     }
+    // The same kick/call eventfds serve every session: a back-end closes its copies when a ring
+    // stops (GET_VRING_BASE) or its session ends, and a late write by one only looks like a
+    // spurious notification, after which the driver finds nothing new.
     for (const m of [this.kickFds, this.callFds]) if (!m.has(q)) m.set(q, libc.eventfd());
     const vector = this.irq && setup.vector !== VIRTIO_MSI_NO_VECTOR && setup.vector < this.irq.vectors ? setup.vector : VIRTIO_MSI_NO_VECTOR;
-    const initial = this.packed() ? PACKED_STATE_WRAP | (PACKED_STATE_WRAP << 16) : 0;
     this.queues.set(q, {
       size: setup.size, desc: setup.addresses.desc, driver: setup.addresses.driver, device: setup.addresses.device,
-      vector, base: initial, enabled: false,
+      vector, base: initialBase(this.packed()), enabled: false,
     });
     this.watcher.refresh();
     return vector;
@@ -349,121 +360,44 @@ export class VhostUserTransport implements VirtioTransport {
   /** DRIVER_OK: share the memory, then start every enabled ring. */
   private start(): void {
     const a = this.dma;
-    this.set(Req.SET_MEM_TABLE, Payload.memTable([{ guest: a.guestBase, size: BigInt(a.size), user: a.userBase, offset: 0n }]), [a.fd]);
+    this.track(this.set(Req.SET_MEM_TABLE, Payload.memTable([{ guest: a.guestBase, size: BigInt(a.size), user: a.userBase, offset: 0n }]), [a.fd]));
     for (const [q, conf] of this.queues) if (conf.enabled) this.startQueue(q, conf);
   }
 
-  private startQueue(q: number, conf: QueueConf): void {
-    if (conf.used !== undefined) this.usedIdxView(conf).setUint16(0, conf.used, true);
-    const a = this.dma;
-    this.set(Req.SET_VRING_NUM, Payload.state(q, conf.size));
-    this.set(Req.SET_VRING_BASE, Payload.state(q, conf.base));
-    this.set(Req.SET_VRING_ADDR, Payload.addr(q, a.userAddress(conf.desc), a.userAddress(conf.device), a.userAddress(conf.driver)));
-    this.set(Req.SET_VRING_KICK, Payload.u64(BigInt(q)), [this.kickFds.get(q)!]);
-    const call = this.callFds.get(q);
-    this.set(Req.SET_VRING_CALL, Payload.u64(BigInt(q) | (call === undefined ? BigInt(VRING_NOFD) : 0n)), call === undefined ? [] : [call]);
-    if (hasFeature(this.backendFeatures, F_PROTOCOL_FEATURES)) this.set(Req.SET_VRING_ENABLE, Payload.state(q, 1));
+  private startQueue(q: number, conf: RingConf): void {
+    if (conf.used !== undefined) new SplitIndices(this.dma, conf).setUsedIdx(conf.used);
+    const enable = hasFeature(this.info.features, F_PROTOCOL_FEATURES);
+    for (const [request, payload, fds] of startMessages(q, conf, this.dma, this.kickFds.get(q)!, this.callFds.get(q), enable)) {
+      this.track(this.set(request, payload, fds));
+    }
     this.started.add(q);
-  }
-
-  // ---- stop / virtqueue state ('backend' mechanism) ----
-
-  /** used->idx of a split ring: the le16 at offset 2 of the used ring (virtio 1.2 §2.7.8). */
-  private usedIdxView(conf: QueueConf): DataView {
-    const b = this.dma.view(conf.device + 2n, 2);
-    return new DataView(b.buffer, b.byteOffset, 2);
-  }
-
-  private lastStates = new Map<number, VqState>();
-
-  private lastState(q: number): VqState {
-    const s = this.lastStates.get(q);
-    if (!s) throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: queue ${q} has not been stopped (GET_VRING_BASE)`);
-    return s;
-  }
-
-  /** SET_VRING_BASE for the next start of ring q (between FEATURES_OK and DRIVER_OK). */
-  private setVqState(q: number, s: VqState): void {
-    const conf = this.queues.get(q);
-    if (!conf) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not configured`);
-    if (this.packed()) {
-      conf.base = ((s.avail & 0xffff) | ((s.used & 0xffff) << 16)) >>> 0;
-    } else {
-      conf.base = s.avail & 0xffff;
-      // A split ring's used state lives in ring memory (the back-end reads used->idx at SET_VRING_ADDR).
-      conf.used = s.used & 0xffff;
-    }
-  }
-
-  /** avail->idx of a split ring: what the driver has published (the le16 at offset 2 of the avail ring). */
-  private availIdx(conf: QueueConf): number {
-    const b = this.dma.view(conf.driver + 2n, 2);
-    return new DataView(b.buffer, b.byteOffset, 2).getUint16(0, true);
-  }
-
-  /**
-   * Before GET_VRING_BASE: lets the back-end finish what the driver made available (the driver
-   * adds nothing meanwhile: its RequestQueues are paused). Ends when used->idx reaches avail->idx,
-   * or when used->idx has not moved for SETTLE_MS (buffers that wait on outside events, e.g. net
-   * rx, never complete by themselves), bounded by the drain timeout.
-   */
-  private async settle(conf: QueueConf, limit: number): Promise<void> {
-    const view = this.usedIdxView(conf);
-    const t0 = Date.now();
-    let last = view.getUint16(0, true);
-    let moved = t0;
-    for (let spins = 0; view.getUint16(0, true) !== this.availIdx(conf); spins++) {
-      const now = Date.now();
-      const used = view.getUint16(0, true);
-      if (used !== last) [last, moved] = [used, now];
-      if (now - moved > SETTLE_MS || now - t0 > limit) return;
-      await backoff(spins);
-    }
-  }
-
-  async stopQueue(q: number): Promise<VqState> {
-    const conf = this.queues.get(q);
-    if (!conf || !this.started.has(q)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not running`);
-    const limit = this.options.drainTimeoutMs ?? 5000;
-    const availBefore = this.packed() ? -1 : this.availIdx(conf);
-    const usedBefore = this.packed() ? -1 : this.usedIdxView(conf).getUint16(0, true);
-    const settleStart = Date.now();
-    if (!this.packed()) await this.settle(conf, limit);
-    const settleMs = Date.now() - settleStart;
-    const ch = this.live();
-    const reply = ch.call(Req.GET_VRING_BASE, Payload.state(q, 0));
-    const { index, num } = stateOf(expectSize(reply, 8, 'GET_VRING_BASE', this.address));
-    if (index !== q) throw protocolError(this.address, `GET_VRING_BASE for ring ${q} answered ring ${index}`);
-    this.started.delete(q);
-    let state: VqState;
-    if (this.packed()) {
-      state = { avail: num & 0xffff, used: (num >>> 16) & 0xffff };
-    } else {
-      const avail = num & 0xffff;
-      const view = this.usedIdxView(conf);
-      const usedAtReply = view.getUint16(0, true);
-      const t0 = Date.now();
-      for (let spins = 0; view.getUint16(0, true) !== avail; spins++) {
-        if (ch.lost) throw ch.lost;
-        if (Date.now() - t0 > limit) {
-          const used = view.getUint16(0, true);
-          throw new TimeoutError('E_STOP_TIMEOUT',
-            `${this.address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
-            'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout');
-        }
-        await backoff(spins);
-      }
-      state = { avail, used: view.getUint16(0, true) };
-      this.stops.push({
-        queue: q, availPublished: availBefore, usedBeforeSettle: usedBefore, settleMs,
-        availIdx: avail, usedIdxAtReply: usedAtReply, usedIdxAfterDrain: state.used, drainMs: Date.now() - t0,
-      });
-    }
-    this.lastStates.set(q, state);
-    return state;
+    // "Starting and stopping rings": a ring starts processing on a kick. One now makes the
+    // back-end look at buffers made available before it started (after a reinit, those it never
+    // fetched); with none, it finds nothing to do.
+    libc.eventfdSignal(this.kickFds.get(q)!);
   }
 
   // ---- interrupts: each queue's call eventfd is its vector ----
+
+  /**
+   * With interrupts on, each configured queue's call eventfd (the back-end writes it when it used
+   * buffers). The watcher asks for this set again whenever a poll returns and takes the handlers
+   * from it — never from the set a poll was armed with (watcher.ts: the reinit stall of issue 10).
+   */
+  private watched(): Watched[] {
+    const irq = this.irq;
+    if (!irq || this.closed) return [];
+    const w: Watched[] = [];
+    for (const [q, conf] of this.queues) {
+      const fd = this.callFds.get(q);
+      if (fd === undefined || conf.vector === VIRTIO_MSI_NO_VECTOR) continue;
+      w.push({ fd, events: POLL.IN, ready: () => {
+        libc.eventfdTake(fd);
+        irq.handler(conf.vector);
+      } });
+    }
+    return w;
+  }
 
   enableInterrupts(vectorsWanted: number, handler: (vector: number) => void): number {
     const vectors = Math.max(0, Math.min(Math.floor(vectorsWanted), 1 + this.numQueues));
@@ -480,25 +414,15 @@ export class VhostUserTransport implements VirtioTransport {
     this.watcher.refresh();
   }
 
-  // ---- device configuration (GET_CONFIG; cached, re-read for byte ranges) ----
-
-  private refreshConfig(): void {
-    if (this.configLength === 0 || !this.channel || this.channel.lost) return;
-    const m = this.channel.call(Req.GET_CONFIG, Payload.config(0, this.configLength));
-    // "vhost-user back-end uses zero length of payload to indicate an error"
-    if (m.payload.length !== 12 + this.configLength) {
-      throw new DeviceError('E_VHOST_REFUSED', `${this.address}: GET_CONFIG of ${this.configLength} bytes answered ${m.payload.length - 12} bytes`,
-        'the back-end could not read its configuration; check the device type (vhost-user:/path?type=blk|net)');
-    }
-    this.config = m.payload.slice(12);
-  }
+  // ---- device configuration: GET_CONFIG at each handshake (changes would come on SLAVE_REQ, not negotiated) ----
 
   private configView(offset: number, width: number): DataView {
-    if (offset < 0 || offset + width > this.config.length) {
-      throw new DeviceError('E_CAP_MISSING', `${this.address}: device configuration bytes ${offset}..${offset + width - 1} are not available (the back-end gave ${this.config.length})`,
+    const config = this.info.config;
+    if (offset < 0 || offset + width > config.length) {
+      throw new DeviceError('E_CAP_MISSING', `${this.address}: device configuration bytes ${offset}..${offset + width - 1} are not available (the back-end gave ${config.length})`,
         'the back-end must offer VHOST_USER_PROTOCOL_F_CONFIG');
     }
-    return new DataView(this.config.buffer, this.config.byteOffset + offset, width);
+    return new DataView(config.buffer, config.byteOffset + offset, width);
   }
   readConfig8(offset: number): number {
     return this.configView(offset, 1).getUint8(0);
@@ -513,9 +437,8 @@ export class VhostUserTransport implements VirtioTransport {
     return this.configView(offset, 8).getBigUint64(0, true);
   }
   readConfigBytes(offset: number, length: number): Uint8Array {
-    if (this.channel && !this.channel.lost) this.refreshConfig();
     this.configView(offset, length);
-    return this.config.slice(offset, offset + length);
+    return this.info.config.slice(offset, offset + length);
   }
   private noConfigWrites(): never {
     throw new DeviceError('E_UNSUPPORTED', `${this.address}: writing device configuration (VHOST_USER_SET_CONFIG) is not implemented`);
@@ -530,11 +453,16 @@ export class VhostUserTransport implements VirtioTransport {
     this.noConfigWrites();
   }
 
-  /** Ends the session, the watch and the eventfds; releases this transport's hold on the arena. Idempotent. */
+  /**
+   * Ends the session at once (never waits: the back-end sees end-of-file now), the watch and the
+   * eventfds (closed once no poll is out on them); releases this transport's hold on the arena.
+   * Idempotent.
+   */
   close(): void {
     if (this.closed) return;
-    this.endSession();
     this.closed = true;
+    this.session?.channel.close();
+    this.session = null;
     this.irq = null;
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
@@ -546,11 +474,12 @@ export class VhostUserTransport implements VirtioTransport {
   }
 }
 
-function protocolError(address: string, message: string): DeviceError {
-  return new DeviceError('E_VHOST_PROTOCOL', `${address}: ${message}`, 'the back-end does not speak vhost-user as expected');
-}
-
-function expectSize<T extends { payload: Uint8Array }>(m: T, size: number, what: string, address: string): T {
-  if (m.payload.length < size) throw protocolError(address, `${what} answered ${m.payload.length} bytes, expected ${size}`);
-  return m;
+/** Resolves with p's value, or with undefined once `ms` passed (p's rejection is passed on). */
+async function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
