@@ -4,11 +4,14 @@
 // §5.1.6.4.2). The device is not trusted: a num_buffers of 0 or beyond the ring is counted as
 // malformed and the frame dropped.
 
-import { NET_HDR_LEN } from '../../lib/virtio/constants.js';
+import { NET_HDR_LEN, NetHdr } from '../../lib/virtio/constants.js';
 import { RequestError, type UvirtioError } from '../../lib/virtio/errors.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
+
+/** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
+const UNWRITTEN_GSO = 0xff;
 
 export interface ReceivedFrame {
   /** The virtio_net_hdr the device wrote (raw bytes). */
@@ -41,8 +44,15 @@ export class RxQueue {
     private readonly closed: () => boolean,
   ) {}
 
-  /** Posts `buf`; when the device fills it, its bytes are taken and it is posted again. */
+  /**
+   * Posts `buf`; when the device fills it, its bytes are taken and it is posted again. The header's
+   * gso_type is poisoned first (UNWRITTEN_GSO, a type no device writes): the device writes a whole
+   * header into a frame's first buffer (§5.1.6.4), so a "used" buffer that still shows the poison
+   * was never written — a stale used element, which a split ring cannot otherwise tell from a fresh
+   * one — and is dropped as malformed instead of delivered as a frame.
+   */
   post(buf: DmaRegion): void {
+    buf.bytes[NetHdr.GSO_TYPE] = UNWRITTEN_GSO;
     this.rq.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
       if (this.closed()) return;
       this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
@@ -63,6 +73,10 @@ export class RxQueue {
       return;
     }
     const header = bytes.slice(0, NET_HDR_LEN);
+    if (header[NetHdr.GSO_TYPE] === UNWRITTEN_GSO) {
+      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: the device returned a buffer whose header it never wrote`));
+      return;
+    }
     const buffers = this.mergeable ? decodeNetHeader(header).numBuffers : 1;
     if (buffers < 1 || buffers > this.rq.vq.size) {
       this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`));

@@ -564,6 +564,8 @@ export class VirtioDevice {
     }
     const vq = this.queues.get(q);
     if (!vq) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not set up`);
+    // A ring the device broke (even after the stop) has no state worth carrying anywhere.
+    if (vq.broken) throw vq.broken;
     if (vq.usedPending()) {
       throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} has used elements the driver has not taken yet`,
         'take them first (RequestQueue.processUsed(), Virtqueue.popUsed()): the state is checked against what the driver consumed; QueueSet.stop() does this');
@@ -709,6 +711,11 @@ export class VirtioDevice {
     await f.resume(this.stateContext(), timeoutMs);
     this.facility = null;
     this.devicePhase = 'live';
+    // A fault seen while it was stopped (a ring it broke while draining, a lost back-end) is
+    // acted on now that the device is live again.
+    const seen = this.failureError;
+    this.failureError = null;
+    if (seen) this.markFailed(seen);
   }
 
   private expectPhase(phase: DevicePhase, what: string): void {

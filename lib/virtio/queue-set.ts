@@ -103,6 +103,8 @@ export class QueueSet {
       if (this.device.phase === 'failed') this.abandon(e as UvirtioError);
       throw e;
     }
+    // The device is live on rings it accepted: a queue a fault halted while stopped takes requests again.
+    for (const rq of this.queues.values()) rq.revive();
     for (const [index, tokens] of forgotten) this.queues.get(index)?.repost(tokens as Tokens);
     this.restart(true);
   }

@@ -99,7 +99,10 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
     data = JSON.parse(text);
   } catch (e) {
     const msg = (e as Error).message;
-    const truncated = text.trim() !== '' && /end of (JSON )?input|Unterminated|Expected .* after/i.test(msg) && /^\s*[{[]/.test(text);
+    // Cut short: the parser ran out of text (V8 names the position, which is then the end).
+    const at = /at position (\d+)/.exec(msg);
+    const atEnd = at !== null && Number(at[1]) >= text.trimEnd().length;
+    const truncated = text.trim() !== '' && /^\s*[{[]/.test(text) && (atEnd || /end of (JSON )?input|Unterminated/i.test(msg));
     if (truncated) throw fault('E_SNAPSHOT_TRUNCATED', `${where} ends early (${msg})`, 'the file was cut short; take the snapshot again');
     throw fault('E_SNAPSHOT_NOT_JSON', `${where} is not JSON (${msg})`, 'pass a file written by `uvirtio snapshot` or VirtioDevice.snapshot()');
   }

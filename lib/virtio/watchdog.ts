@@ -2,15 +2,16 @@
 // `period` ms, at
 //   - the status register: DEVICE_NEEDS_RESET or FAILED (virtio 1.2 §2.1.2) fails the device even
 //     when no configuration interrupt announced it (polling, or a device that sends none);
-//   - each draining queue's used ring: a used element that no interrupt announced is taken (and
-//     counted as a missed interrupt);
-//   - progress: a queue whose requests in flight saw no used element for requestTimeoutMs fails
-//     the device with E_DEVICE_UNRESPONSIVE.
-// Receive queues (drains: false) are not timed: their buffers wait on outside events.
+//   - each queue's used ring: a used element that no interrupt announced is taken (and counted as
+//     a missed interrupt) — receive queues included, or a lost interrupt would stall reception;
+//   - progress: a draining queue whose requests in flight saw no used element for
+//     requestTimeoutMs fails the device with E_DEVICE_UNRESPONSIVE. Receive queues (drains: false)
+//     are not timed: their buffers wait on outside events.
 //
 // The timer runs only while something is pending (a queue becoming busy arms it, an idle look
-// disarms it), and it keeps the process alive while it runs: a request waiting on a silent device
-// is settled by it, not abandoned when the event loop empties.
+// disarms it). It keeps the process alive while a draining queue has requests pending — a request
+// waiting on a silent device is settled by it, not abandoned when the event loop empties — but not
+// for receive buffers alone, which wait on the network for as long as the driver is open.
 
 import { DeviceError } from './errors.js';
 import type { VirtioDevice } from './device.js';
@@ -61,16 +62,19 @@ export class Watchdog {
       this.disarm();
       return;
     }
-    let busy = false;
+    let anything = false;
+    let requests = false;
     for (const [q, rq] of this.queues) {
       if (rq.pending === 0) {
         this.progress.delete(q);
         continue;
       }
-      busy = true;
-      if (!this.device.drains(q) || rq.vq.inFlight === 0) continue;
+      anything = true;
+      if (rq.vq.inFlight === 0) continue;
       const got = rq.processUsed();
       if (got > 0 && this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q)) this.stats.missedInterrupts += got;
+      if (!this.device.drains(q)) continue;
+      requests = true;
       const seen = this.progress.get(q);
       if (!seen || seen.completions !== rq.completions) {
         this.progress.set(q, { completions: rq.completions, stalledMs: 0 });
@@ -85,6 +89,8 @@ export class Watchdog {
         return;
       }
     }
-    if (!busy) this.disarm();
+    if (!anything) this.disarm();
+    else if (requests) this.timer?.ref();
+    else this.timer?.unref();
   }
 }

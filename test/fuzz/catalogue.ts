@@ -23,8 +23,10 @@ export const CATALOGUE: readonly FaultClass[] = [
   { kind: 'used-len-overflow', codes: ['E_DEVICE_BAD_USED_LEN'] },
   // A jump within what is in flight is not visible as such: the driver reads the slot the device
   // skipped, whose stale element names a chain not in flight, or one whose reply was never written
-  // (the status byte still holds the driver's 0xff, or the length is short).
-  { kind: 'used-index-jump', codes: ['E_DEVICE_USED_INDEX_JUMP', 'E_DEVICE_BAD_USED_ID', 'E_DEVICE_BAD_REPLY', 'E_DEVICE_SHORT_USED_LEN'], layout: 'split' },
+  // (the status byte still holds the driver's 0xff, a receive header the driver's poison, or the
+  // length is short). A chain the driver so takes back early and posts again is one the device
+  // still holds: the strict device then sets DEVICE_NEEDS_RESET (buffer-in-use).
+  { kind: 'used-index-jump', codes: ['E_DEVICE_USED_INDEX_JUMP', 'E_DEVICE_BAD_USED_ID', 'E_DEVICE_BAD_REPLY', 'E_DEVICE_SHORT_USED_LEN', 'E_DEVICE_NEEDS_RESET'], layout: 'split' },
   { kind: 'bad-packed-flags', codes: ['E_DEVICE_BAD_PACKED_FLAGS'], layout: 'packed' },
   { kind: 'used-len-short', codes: ['E_DEVICE_SHORT_USED_LEN'] },
   { kind: 'bad-blk-status', codes: ['E_DEVICE_BAD_REPLY'], type: 'blk' },

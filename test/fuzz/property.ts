@@ -4,7 +4,9 @@
 // seed and path that replay it.
 
 import fc from 'fast-check';
-import { BlkRun, faultFor, type BlkRunConfig, type Corruption, type Step } from './blk-run.js';
+import { BlkRun } from './blk-run.js';
+import { NetRun } from './net-run.js';
+import { faultFor, type Corruption, type RunConfig, type Step } from './run.js';
 import { CATALOGUE } from './catalogue.js';
 import { FuzzFailure } from './ledger.js';
 
@@ -41,7 +43,10 @@ const QUIET_FAULTS = new Set(['completion-silence', 'stop-stuck', 'reset-stuck',
 const SHORT_BOUNDS = { requestTimeoutMs: 30, stopTimeoutMs: 30 };
 const LONG_BOUNDS = { requestTimeoutMs: 2000, stopTimeoutMs: 1000 };
 
-const configArb: fc.Arbitrary<Omit<BlkRunConfig, 'requestTimeoutMs' | 'stopTimeoutMs'>> = fc.record({
+type Config = Omit<RunConfig, 'requestTimeoutMs' | 'stopTimeoutMs'>;
+
+const configArb: fc.Arbitrary<Config> = fc.record({
+  type: fc.constantFrom('blk', 'blk', 'blk', 'net'),
   layout: fc.constantFrom('split', 'packed'),
   interrupts: fc.constantFrom('auto', 'poll'),
   state: fc.constantFrom('ring-state', 'suspend', 'none'),
@@ -81,10 +86,11 @@ function mulberry32(seed: number): () => number {
 }
 
 /** One run, bounded by RUN_DEADLINE_MS; throws a FuzzFailure when a property breaks. */
-export async function runOnce(input: { config: Omit<BlkRunConfig, 'requestTimeoutMs' | 'stopTimeoutMs'>; steps: Step[]; seed: number }, stats: FuzzStats): Promise<void> {
+export async function runOnce(input: { config: Config; steps: Step[]; seed: number }, stats: FuzzStats): Promise<void> {
   const started = performance.now();
   const quiet = input.steps.some((s) => s.op === 'fault' && QUIET_FAULTS.has(faultFor(input.config, s.fault).kind));
-  const run = new BlkRun({ ...input.config, ...(quiet ? SHORT_BOUNDS : LONG_BOUNDS) }, mulberry32(input.seed));
+  const config = { ...input.config, ...(quiet ? SHORT_BOUNDS : LONG_BOUNDS) };
+  const run = config.type === 'blk' ? new BlkRun(config, mulberry32(input.seed)) : new NetRun(config, mulberry32(input.seed));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new FuzzFailure(`the run did not end within ${RUN_DEADLINE_MS} ms (a hang); faults: ${run.faults.map((f) => f.kind).join(', ') || 'none'}`)), RUN_DEADLINE_MS);

@@ -166,13 +166,23 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     }
   }
 
-  private async stop(): Promise<string | null> {
+  private async stop(mechanism: 'auto' | 'quiesce' = 'auto'): Promise<string | null> {
     try {
-      return await this.driver.stop({ timeoutMs: this.config.stopTimeoutMs });
+      return await this.driver.stop({ mechanism, timeoutMs: this.config.stopTimeoutMs });
     } catch (e) {
       this.expectCode('stop', e);
       return null;
     }
+  }
+
+  /**
+   * Restarts every ring at index 0 the way a user would (a quiesce stop and a reinit in place): a
+   * device that corrupted a ring before the driver could see it (it lapped the driver) is only
+   * back to normal after that. Resolves whether the device is live afterwards.
+   */
+  protected async freshRings(): Promise<boolean> {
+    if (this.driver.device.phase === 'live' && (await this.stop('quiesce'))) await this.reinitFrom(this.current, 'none');
+    return !this.closed && this.driver.device.phase === 'live';
   }
 
   private async migrate(other: boolean, corrupt: Corruption): Promise<void> {

@@ -133,7 +133,7 @@ t.test('the back-end dies with requests in flight: every request rejects with E_
   const codes = await settled(requests);
   t.same(codes, requests.map(() => 'E_VHOST_LOST'), 'every request settled with E_VHOST_LOST');
   t.equal(await codeOfAsync(blk.read(0, 1)), 'E_VHOST_LOST', 'a later request is rejected at once');
-  t.ok(blk.device.status() & Status.DEVICE_NEEDS_RESET, 'the device shows DEVICE_NEEDS_RESET');
+  t.equal(blk.device.failure?.code, 'E_VHOST_LOST', 'the device failed with E_VHOST_LOST (it needs a reset)');
   t.equal(await codeOfAsync(watched(blk.close())), 'no error', 'close() after the loss does not throw');
 });
 
@@ -142,9 +142,9 @@ t.test('the back-end dies with nothing in flight: the loss is noticed at once, t
   const dev = await openTransport(`${f.address}${FAST}`);
   const blk = await BlkDriver.open(dev.transport);
   t.teardown(() => blk.close());
-  const lost = new Promise<string>((r) => blk.device.onLost((e) => r(e.code)));
+  const lost = new Promise<string>((r) => blk.device.onFailure((e) => r(e.code)));
   f.hangUpAll();
-  t.equal(await watched(lost), 'E_VHOST_LOST', 'onLost listeners heard E_VHOST_LOST');
+  t.equal(await watched(lost), 'E_VHOST_LOST', 'onFailure listeners heard E_VHOST_LOST');
   t.equal(await codeOfAsync(watched(blk.write(0, new Uint8Array(512)))), 'E_VHOST_LOST');
 });
 
@@ -178,5 +178,5 @@ t.test('a back-end that fetched requests and never completes them: the stop and 
   const { blk, requests } = await liveDriver(t, { script: on(Req.GET_VRING_BASE, raw(reply(Req.GET_VRING_BASE, Buffer.from([0, 0, 0, 0, 6, 0, 0, 0])))) });
   t.equal(await watched(codeOfAsync(blk.stop({ mechanism: 'backend' }))), 'E_STOP_TIMEOUT', 'the stop');
   t.same(await settled(requests), requests.map(() => 'E_STOP_TIMEOUT'), 'every request settled');
-  t.ok(blk.device.status() & Status.DEVICE_NEEDS_RESET, 'the session is over: DEVICE_NEEDS_RESET');
+  t.equal(blk.device.phase, 'needs-reset', 'the session is over: the device needs a reset (recover())');
 });
