@@ -2,7 +2,7 @@
 // (`uvirtio: E_CODE: message (hint: …)`) or, with --json, as an object on stdout.
 
 import { CommanderError, type Command } from 'commander';
-import { UsageError, isUvirtioError, type ErrorCode, type UvirtioError } from '../lib/virtio/errors.js';
+import { UsageError, isUvirtioError, type ErrorCode } from '../lib/virtio/errors.js';
 import { InterruptedError, SIGNAL_STATUS, signalStatus, throwIfInterrupted } from './signals.js';
 
 export const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, SIGINT: SIGNAL_STATUS.SIGINT, SIGTERM: SIGNAL_STATUS.SIGTERM } as const;
@@ -41,14 +41,33 @@ export function finish(code: number): never {
   process.exit(signalStatus() ?? code);
 }
 
+/** A hint for an error that came without one (every line the CLI prints has a hint). */
+function defaultHint(code: ErrorCode): string {
+  if (code.startsWith('E_SNAPSHOT_')) return 'restore a file written by `uvirtio snapshot` from this session\'s driver, unchanged';
+  switch (code) {
+    case 'E_BAD_STATE': return '`uvirtio status` shows what the device is doing now';
+    case 'E_REQUEST_TIMEOUT': case 'E_DEVICE_UNRESPONSIVE': return 'check the device (or back-end), or raise --timeout';
+    default: return 'run again with --debug for the details';
+  }
+}
+
+/** Control characters (a hostile file's bytes quoted in a message) escaped: the error stays one harmless line. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 /** Reports the error (one line, code and hint; the stack only with --debug) and exits with its status. */
 export function fail(e: unknown, json: boolean): never {
-  const err = e as UvirtioError;
-  if (json) {
-    const error = isUvirtioError(e) ? err.toJSON() : { message: String((e as Error)?.message ?? e) };
-    console.log(JSON.stringify({ ok: false, error }));
+  if (isUvirtioError(e)) {
+    const error = { ...e.toJSON(), hint: e.hint ?? defaultHint(e.code) };
+    if (json) console.log(JSON.stringify({ ok: false, error }));
+    else console.error(`uvirtio: ${error.code}: ${oneLine(error.message)} (hint: ${oneLine(error.hint)})`);
   } else {
-    console.error(`uvirtio: ${isUvirtioError(e) ? err.toLine() : `${String((e as Error)?.message ?? e)} (hint: this is a bug in uvirtio; run again with --debug and report the stack trace)`}`);
+    const message = oneLine(String((e as Error)?.message ?? e));
+    const hint = 'this is a bug in uvirtio; run again with --debug and report the stack trace';
+    if (json) console.log(JSON.stringify({ ok: false, error: { message, hint } }));
+    else console.error(`uvirtio: ${message} (hint: ${hint})`);
   }
   if (debug && e instanceof Error) console.error(e.stack);
   finish(exitCodeFor(e));

@@ -7,7 +7,7 @@
 // agent hands over the snapshot (and takes one) as data.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
@@ -75,15 +75,15 @@ async function attach(device: string, o: { name?: string; traffic: number }, tim
     }
   }
   const log = join(dir, `${name}.log`);
+  const newLog = !existsSync(log);
   const fd = openSync(log, 'a');
   const child = spawn(process.execPath, [AGENT, '--device', device, '--name', name, '--traffic', String(o.traffic), '--timeout', String(timeoutMs)], {
     detached: true, stdio: ['ignore', fd, fd, 'pipe'],
   });
   closeSync(fd);
+  let ready: Ready;
   try {
-    const ready = await bounded(readyLine(child, log), { what: 'the session agent\'s start', ms: BOUNDS.AGENT_START_MS, hint: `see ${log}` });
-    if (!ready.ready) throw new UvirtioError(ready.error.code, ready.error.message, ready.error.hint);
-    return { session: name, pid: ready.pid, device };
+    ready = await bounded(readyLine(child, log), { what: 'the session agent\'s start', ms: BOUNDS.AGENT_START_MS, hint: `see ${log}` });
   } catch (e) {
     await stopAgent(child, device, name);
     throw e;
@@ -91,6 +91,13 @@ async function attach(device: string, o: { name?: string; traffic: number }, tim
     (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
     child.unref();
   }
+  if (!ready.ready) {
+    // The agent refused cleanly and its error says it all: a refused attach leaves nothing behind.
+    await stopAgent(child, device, name);
+    if (newLog) rmSync(log, { force: true });
+    throw new UvirtioError(ready.error.code, ready.error.message, ready.error.hint);
+  }
+  return { session: name, pid: ready.pid, device };
 }
 
 function print(human: string, data: unknown, json: boolean): void {
