@@ -3,7 +3,7 @@
 // (alternating each cycle, as a ping-pong migration) → traffic goes on; at the end every request
 // is checked for having been done exactly once with the right data.
 
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlkDriver } from '../../drivers/blk/index.js';
@@ -11,7 +11,7 @@ import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
 import { deviceTypeName } from '../../lib/virtio/constants.js';
 import { UsageError } from '../../lib/virtio/errors.js';
-import { readSnapshotFile, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
 import { NetWorkload } from './net.js';
@@ -136,6 +136,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);
     dir = o.snapshotDir ?? mkdtempSync(join(tmpdir(), 'uvirtio-rehearse-'));
+    removeKilledWrites(dir);
     work = await bounded(openWorkload(kind, source, o.layout, rng), { what: `setting up the ${kind} driver on ${source.address}`, ms: timeoutMs }, signal);
     const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng });
     // The reference device counts what it carried out; more than the driver completed is a duplicate.
@@ -163,6 +164,12 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     for (const d of devices) d.transport.close();
     if (dir && !o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Temp files of the cycle snapshots a killed rehearsal was writing (their writer gone) are removed. */
+function removeKilledWrites(dir: string): void {
+  const targets = new Set(readdirSync(dir).map((f) => /^\.(cycle-\d+\.json)\.\d+\.tmp$/.exec(f)?.[1]).filter((f) => f !== undefined));
+  for (const target of targets) removeStaleSnapshotTemps(dir, target);
 }
 
 function throwIfAborted(signal: AbortSignal | null): void {

@@ -140,11 +140,16 @@ function checkWriteTarget(path: string): void {
   if (st.size === 0) return;
   const head = Buffer.alloc(4096);
   let n = 0;
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    n = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    try {
+      n = readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    const { why, hint } = explain(e, path);
+    throw ioFault('write', path, `it exists and cannot be checked (${why})`, hint);
   }
   const text = head.toString('utf8', 0, n);
   if (!text.includes('"format"') || !text.includes(`"${SNAPSHOT_FORMAT}"`)) {
@@ -152,20 +157,24 @@ function checkWriteTarget(path: string): void {
   }
 }
 
-/** Removes what killed writers left for this target (temp files whose writer is gone). */
-function removeStaleTemps(path: string): void {
+/**
+ * Removes the temp files killed writers left in `dir` — only those whose writer is gone, and with
+ * `target`, only that file's. writeSnapshotFile() does it for its target; a program that owns a
+ * directory of snapshots (`uvirtio rehearse --snapshot-dir`) does it for the directory.
+ */
+export function removeStaleSnapshotTemps(dir: string, target?: string): void {
   let names: string[];
   try {
-    names = readdirSync(dirname(path));
+    names = readdirSync(dir);
   } catch {
     return;
   }
-  const prefix = `.${basename(path)}.`;
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    if (!m || !name.startsWith(prefix) || name.length !== prefix.length + m[1]!.length + 4) continue;
+    if (!m) continue;
     const pid = Number(m[1]);
-    if (pid !== process.pid && !pidAlive(pid)) rmSync(join(dirname(path), name), { force: true });
+    if (target !== undefined && name !== basename(snapshotTempPath(join(dir, target), pid))) continue;
+    if (pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { force: true });
   }
 }
 
@@ -176,7 +185,7 @@ function removeStaleTemps(path: string): void {
  */
 export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
   checkWriteTarget(path);
-  removeStaleTemps(path);
+  removeStaleSnapshotTemps(dirname(path), basename(path));
   const tmp = snapshotTempPath(path);
   let fd: number | undefined;
   try {
@@ -188,8 +197,12 @@ export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
     fd = undefined;
     renameSync(tmp, path);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
+    try {
+      if (fd !== undefined) closeSync(fd);
+      rmSync(tmp, { force: true });
+    } catch {
+      // not ours to remove (something else sits at the temp name): the target is untouched either way
+    }
     const { why, hint } = explain(e, path);
     throw ioFault('write', path, why, hint);
   }
