@@ -3,7 +3,7 @@
 
 import { CommanderError, type Command } from 'commander';
 import { UsageError, isUvirtioError, type ErrorCode } from '../lib/virtio/errors.js';
-import { InterruptedError, SIGNAL_STATUS, signalStatus, throwIfInterrupted } from './signals.js';
+import { InterruptedError, SIGNAL_STATUS, interruption, signalStatus, throwIfInterrupted } from './signals.js';
 
 export const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, SIGINT: SIGNAL_STATUS.SIGINT, SIGTERM: SIGNAL_STATUS.SIGTERM } as const;
 
@@ -57,8 +57,13 @@ function oneLine(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
-/** Reports the error (one line, code and hint; the stack only with --debug) and exits with its status. */
+/**
+ * Reports the error (one line, code and hint; the stack only with --debug) and exits with its
+ * status. Once a signal came, the error reported is the interruption (naming the other error).
+ */
 export function fail(e: unknown, json: boolean): never {
+  const signal = interruption().reason as InterruptedError | undefined;
+  if (signal && !(e instanceof InterruptedError)) e = new InterruptedError(signal.signal, e);
   if (isUvirtioError(e)) {
     const error = { ...e.toJSON(), hint: e.hint ?? defaultHint(e.code) };
     if (json) console.log(JSON.stringify({ ok: false, error }));
@@ -102,6 +107,10 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<number
       throwIfInterrupted();
       finish((await body(...args)) ?? EXIT.OK);
     } catch (e) {
+      // A full turn of the event loop first (two check phases have a poll phase between them): a
+      // signal that came while the process was blocked in a synchronous call is handled now, and
+      // the interruption is what gets reported.
+      await new Promise((r) => setImmediate(() => setImmediate(r)));
       fail(e, Boolean(options?.json));
     }
   };

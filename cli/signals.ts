@@ -26,8 +26,10 @@ export const TEARDOWN_DEADLINE_MS = 1500;
 
 /** What a wait rejects with once a signal came. */
 export class InterruptedError extends UvirtioError {
-  constructor(readonly signal: StopSignal) {
-    super('E_INTERRUPTED', `interrupted by ${signal}`,
+  /** `meanwhile`: an error the command ended with after the signal came, before it was handled. */
+  constructor(readonly signal: StopSignal, meanwhile?: unknown) {
+    const also = meanwhile instanceof UvirtioError ? `; meanwhile ${meanwhile.code}: ${meanwhile.message}` : meanwhile ? `; meanwhile: ${String(meanwhile)}` : '';
+    super('E_INTERRUPTED', `interrupted by ${signal}${also}`,
       'what was running was abandoned and its devices closed (a close resets the device); a snapshot file is complete or absent');
   }
   get status(): number {
