@@ -19,6 +19,7 @@ import { randomInt, seededRandom } from './random.js';
 import { Traffic } from './traffic.js';
 import { workloadKindFor, type Verdict, type Workload, type WorkloadKind } from './workload.js';
 import { BOUNDS, bounded } from '../wait.js';
+import { pidAlive } from '../session/paths.js';
 
 export interface RehearsalOptions {
   device: string;
@@ -135,7 +136,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     if (target) devices.push(target);
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);
-    dir = o.snapshotDir ?? mkdtempSync(join(tmpdir(), 'uvirtio-rehearse-'));
+    dir = o.snapshotDir ?? temporaryDir();
     removeKilledWrites(dir);
     work = await bounded(openWorkload(kind, source, o.layout, rng), { what: `setting up the ${kind} driver on ${source.address}`, ms: timeoutMs }, signal);
     const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng });
@@ -164,6 +165,15 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     for (const d of devices) d.transport.close();
     if (dir && !o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A temp dir named after this process; those of killed rehearsals (their process gone) are removed. */
+function temporaryDir(): string {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^uvirtio-rehearse-(\d+)-/.exec(name)?.[1] ?? NaN);
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(tmpdir(), `uvirtio-rehearse-${process.pid}-`));
 }
 
 /** Temp files of the cycle snapshots a killed rehearsal was writing (their writer gone) are removed. */

@@ -84,7 +84,7 @@ export class Traffic {
           return;
         }
         finish(new TimeoutError('E_DEVICE_UNRESPONSIVE', `${what}: no request completed for ${stallMs} ms (${this.outstanding} in flight)`,
-          'the device stopped answering; check it (for sim: completion=manual never completes), or raise --timeout'));
+          'the device stopped answering: check it (or its back-end), or raise --timeout'));
       };
       this.wakers.add(check);
       signal?.addEventListener('abort', onAbort, { once: true });
