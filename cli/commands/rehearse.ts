@@ -18,6 +18,8 @@ async function run(o: RehearseOptions, timeoutMs: number): Promise<number> {
     cycles: o.cycles, inflight: o.inflight, mechanism: o.mechanism, layout: o.layout, seed: o.seed,
     ...(o.snapshotDir ? { snapshotDir: o.snapshotDir } : {}),
     timeoutMs, signal: interruption(),
+    onStart: o.json ? undefined : (s) => console.log(
+      `rehearsing ${s.workload} traffic on ${s.device}${s.target !== s.device ? ` ⇄ ${s.target}` : ''} (${s.layout} rings), ${o.cycles} cycles, seed ${o.seed}`),
     onCycle: o.json ? undefined : (c) => console.log(
       `cycle ${c.cycle}: stopped ${c.from} with ${c.inFlightAtStop} in flight (${c.mechanism}), snapshot ${c.snapshotFile}, reinit on ${c.to}, pause ${c.pauseMs.toFixed(2)} ms`),
   });

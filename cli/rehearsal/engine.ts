@@ -41,6 +41,8 @@ export interface RehearsalOptions {
    * progress, the verification.
    */
   timeoutMs?: number;
+  /** Called once the driver is set up, before the traffic starts. */
+  onStart?: (s: { device: string; target: string; workload: WorkloadKind; layout: Layout }) => void;
   onCycle?: (c: CycleReport) => void;
   /**
    * Aborting it (SIGINT) ends the rehearsal at once: whatever it waits for is abandoned, the
@@ -139,6 +141,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     dir = o.snapshotDir ?? temporaryDir();
     removeKilledWrites(dir);
     work = await bounded(openWorkload(kind, source, o.layout, rng), { what: `setting up the ${kind} driver on ${source.address}`, ms: timeoutMs }, signal);
+    o.onStart?.({ device: source.address, target: target?.address ?? source.address, workload: kind, layout: work.driving().layout });
     const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng });
     // The reference device counts what it carried out; more than the driver completed is a duplicate.
     const executions = simExecutions(kind, devices);

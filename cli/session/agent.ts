@@ -120,6 +120,7 @@ class Agent {
         void reply({ ok: true, result: this.status() });
         return;
       }
+      log(`${req.cmd}: received`);
       this.queue = this.queue.then(async () => {
         if (gone || this.closing) {
           log(`${req.cmd}: skipped (${this.closing ? 'shutting down' : 'its client went away before its turn'})`);

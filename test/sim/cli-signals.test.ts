@@ -71,8 +71,10 @@ t.test('while it starts: list, bind, unbind, info, status', async (t) => {
 
 t.test('rehearse on a device that never completes a request', async (t) => {
   await measure(t, 'rehearse (device stalled)', ['rehearse', '--device', 'sim:blk?completion=manual', '--cycles', '3'], async (b) => {
-    await sleep(500);
-    return b.running;
+    // Its first line says the driver is set up (a loaded machine can take longer than any fixed delay); then it stalls.
+    const started = await until(() => b.stdout.includes('rehearsing blk traffic'), 20_000);
+    await sleep(300);
+    return started && b.running;
   }, 300);
 });
 
@@ -132,10 +134,12 @@ t.test('a real agent stuck in a stop (a quiesce whose requests never complete): 
   const attach = uvSync(env, work, ['attach', 'sim:blk?completion=manual&state=none', '--name', 'stuck', '--traffic', '4']);
   t.equal(attach.status, 0, attach.stderr);
   t.teardown(() => void uvSync(env, work, ['detach', '--session', 'stuck']));
+  const log = (): string => readFileSync(join(runtime, 'stuck.log'), 'utf8');
   const stop = new Background(env, work, ['stop', '--session', 'stuck', '--timeout', '6000']);
-  await sleep(700);
+  t.ok(await until(() => log().includes('stop: received'), 20_000), 'the agent is in the stop');
   const snapshot = new Background(env, work, ['snapshot', '--session', 'stuck', '--out', 'queued.json']);
-  await sleep(700);
+  t.ok(await until(() => log().includes('snapshot: received'), 20_000), 'the snapshot waits behind it');
+  await sleep(200);
   for (const [label, b] of [['snapshot (queued behind a stuck stop)', snapshot], ['stop (quiesce never drains)', stop]] as const) {
     const out = await b.signal('SIGINT');
     t.ok(out.sent, `${label}: SIGINT reached it while it waited`);
@@ -144,12 +148,33 @@ t.test('a real agent stuck in a stop (a quiesce whose requests never complete): 
     (timings[label] ??= []).push(out.ms);
   }
   // The agent finishes (or fails) the stop on its own bound, skips the abandoned snapshot, and answers again.
-  t.ok(await until(() => readFileSync(join(runtime, 'stuck.log'), 'utf8').includes('snapshot: skipped'), 15_000), 'the abandoned snapshot was skipped, not run');
+  t.ok(await until(() => log().includes('snapshot: skipped'), 15_000), 'the abandoned snapshot was skipped, not run');
   const st = uvSync(env, work, ['status', '--session', 'stuck', '--json']);
   t.equal(st.status, 0, 'the session answers');
   t.match(st.json(), { phase: 'live' }, 'live: the quiesce timed out (E_STOP_TIMEOUT) and the driver went on');
-  t.match(readFileSync(join(runtime, 'stuck.log'), 'utf8'), /stop: E_STOP_TIMEOUT/, 'the stop ended by its own bound');
+  t.match(log(), /stop: E_STOP_TIMEOUT/, 'the stop ended by its own bound');
   t.notOk(existsSync(join(work, 'queued.json')), 'no snapshot was written for the interrupted command');
+});
+
+t.test('examples/rehearse.sh: Ctrl-C (SIGINT to its process group, as a terminal sends it) ends it with 130 and detaches its session', async (t) => {
+  for (const round of [1, 2, 3]) {
+    const rt = mkdtempSync(join(tmpdir(), 'uvirtio-signals-sh-'));
+    const child = spawn('sh', [join('examples', 'rehearse.sh'), 'sim:blk?mode=hold&latency=1', 'sim:blk?latency=1', '1000'], {
+      detached: true, env: { ...process.env, UVIRTIO_RUNTIME_DIR: rt }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.resume();
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    t.ok(await until(() => out.includes('attached'), 20_000), `round ${round}: the script attached its session`);
+    const at = randomInt(rng, 0, 1500);
+    await sleep(at);
+    const sent = performance.now();
+    process.kill(-child.pid!, 'SIGINT');
+    t.equal(await exited, 130, `round ${round}: SIGINT at ${at} ms after attach → 130`);
+    (timings['examples/rehearse.sh, detach included (no bound asserted)'] ??= []).push(performance.now() - sent);
+    t.same(readdirSync(rt).filter((f) => f.endsWith('.sock') || f.endsWith('.lock')), [], 'its session was detached: no socket, no lock');
+  }
 });
 
 t.test('the hard deadline and the second signal (signals.ts on its own)', async (t) => {
