@@ -14,9 +14,10 @@ Exit status:
   2    bad usage or input (command, option, address, session name, snapshot file);
        nothing was changed
   3    the device or the platform failed (missing feature, timeout, device fault, VFIO)
-  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: ends within 2 s; the device is
-       left reset or stopped, never half-set, and a snapshot file complete or absent
-       (a second signal exits at once)`;
+  130  interrupted by SIGINT (Ctrl-C)
+  143  interrupted by SIGTERM
+       Either ends the command within 2 s (a second signal: at once); the device is left
+       reset or stopped, never half-set, and a snapshot file complete or absent.`;
 
 /** Codes that mean the input was wrong, not the device: exit 2. So are all E_SNAPSHOT_* codes. */
 const USAGE_CODES = new Set<ErrorCode>([

@@ -33,6 +33,7 @@ registerHostCommands(program);
 registerInfo(program);
 registerRehearse(program);
 registerSessionCommands(program);
+for (const command of program.commands) command.addHelpText('after', EXIT_HELP);
 
 try {
   await program.parseAsync(process.argv);

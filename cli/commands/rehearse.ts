@@ -3,7 +3,7 @@
 import { Option, type Command } from 'commander';
 import { rehearse } from '../rehearsal/engine.js';
 import type { WorkloadKind } from '../rehearsal/workload.js';
-import { EXIT, EXIT_HELP, action } from '../exit.js';
+import { EXIT, action } from '../exit.js';
 import { LAYOUT_CHOICES, MECHANISM_CHOICES, intArg, timeoutOf, type LayoutChoice, type MechanismChoice } from '../options.js';
 import { interruption } from '../signals.js';
 
@@ -46,6 +46,5 @@ export function registerRehearse(program: Command): void {
     .option('--seed <s>', 'seed for traffic and stop points', intArg('seed', 0, 0xffffffff), 1)
     .option('--snapshot-dir <dir>', 'keep the snapshot files here (an existing directory)')
     .option('--json', 'one JSON object on stdout')
-    .addHelpText('after', EXIT_HELP)
     .action(action((o: RehearseOptions, cmd: Command) => run(o, timeoutOf(cmd))));
 }
