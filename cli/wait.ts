@@ -21,6 +21,8 @@ export const BOUNDS = {
   STATUS_MS: 5_000,
   /** Closing a device during a teardown (its reset is itself bounded by 1000 ms). */
   CLOSE_MS: 1_200,
+  /** After a signal: how long a device step still in flight may take before the device is closed. */
+  SETTLE_MS: 800,
   /** A stopped agent's exit, before it is killed (attach interrupted or failed). */
   AGENT_EXIT_MS: 800,
 } as const;
@@ -76,4 +78,21 @@ export function sleep(ms: number, signal: AbortSignal | null = interruption()): 
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * Runs `close` once `running` — a device step abandoned at a signal — has settled, waiting for it
+ * at most `ms`; past that, the close runs in the background when it settles. Never under it: the
+ * step may still touch the device's memory, and a vhost-user arena is mmap'd, so touching it after
+ * the close would crash the process. (A process that exits first loses nothing: exiting releases
+ * the device, and no JavaScript runs after.) True when closed now.
+ */
+export async function closeWhenSettled(running: Promise<unknown> | null, close: () => Promise<void>, ms: number): Promise<boolean> {
+  const settled = running === null || await Promise.race([running.then(() => true, () => true), sleep(ms, null).then(() => false)]);
+  if (!settled) {
+    running!.then(close, close).catch(() => undefined);
+    return false;
+  }
+  await bounded(close(), { what: 'closing the device (reset)', ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
+  return true;
 }

@@ -18,7 +18,7 @@ import { NetWorkload } from './net.js';
 import { randomInt, seededRandom } from './random.js';
 import { Traffic } from './traffic.js';
 import { workloadKindFor, type Verdict, type Workload, type WorkloadKind } from './workload.js';
-import { BOUNDS, bounded } from '../wait.js';
+import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
 import { pidAlive } from '../session/paths.js';
 
 export interface RehearsalOptions {
@@ -131,6 +131,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const devices: OpenedDevice[] = [];
   let work: Workload | undefined;
   let dir: string | undefined;
+  const steps = new DeviceSteps(timeoutMs, signal);
   try {
     const source = await openTransport(o.device);
     devices.push(source);
@@ -140,9 +141,9 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     throwIfAborted(signal);
     dir = o.snapshotDir ?? temporaryDir();
     removeKilledWrites(dir);
-    work = await bounded(openWorkload(kind, source, o.layout, rng), { what: `setting up the ${kind} driver on ${source.address}`, ms: timeoutMs }, signal);
+    work = await steps.run(openWorkload(kind, source, o.layout, rng), `setting up the ${kind} driver on ${source.address}`);
     o.onStart?.({ device: source.address, target: target?.address ?? source.address, workload: kind, layout: work.driving().layout });
-    const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng });
+    const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng, steps });
     // The reference device counts what it carried out; more than the driver completed is a duplicate.
     const executions = simExecutions(kind, devices);
     if (executions !== undefined) run.verdict.duplicated += Math.max(0, executions - work.completed - work.verifyRequests);
@@ -163,9 +164,12 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       ...(executions !== undefined ? { device_executions: executions } : {}),
     };
   } finally {
-    // Also after SIGINT: closing resets each device (bounded), and the temp dir goes.
-    if (work) await bounded(work.close(), { what: 'closing the driver (device reset)', ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
-    for (const d of devices) d.transport.close();
+    // Also after SIGINT: closing resets each device (bounded) — once a step abandoned at the signal has settled.
+    const opened = work;
+    await closeWhenSettled(steps.running, async () => {
+      await opened?.close().catch(() => undefined);
+      for (const d of devices) d.transport.close();
+    }, BOUNDS.SETTLE_MS);
     if (dir && !o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -189,20 +193,38 @@ function throwIfAborted(signal: AbortSignal | null): void {
   if (signal?.aborted) throw signal.reason as Error;
 }
 
+/**
+ * The device steps (set-up, stop, reinit, verification): each bounded — the SDK bounds the step
+ * itself, this bound (a margin longer) is the backstop — and ended at a signal; the one in flight
+ * is known, so that the device is not closed under it.
+ */
+class DeviceSteps {
+  running: Promise<unknown> | null = null;
+  constructor(private readonly timeoutMs: number, private readonly signal: AbortSignal | null) {}
+
+  run<T>(p: Promise<T>, what: string): Promise<T> {
+    this.running = p;
+    const done = (): void => {
+      if (this.running === p) this.running = null;
+    };
+    p.then(done, done);
+    return bounded(p, { what, ms: this.timeoutMs + BOUNDS.MARGIN_MS }, this.signal);
+  }
+}
+
 interface RunContext {
   timeoutMs: number;
   signal: AbortSignal | null;
   rng: () => number;
+  steps: DeviceSteps;
 }
 
 /** The cycles, the rest of the traffic, and the verification: every wait bounded and abortable. */
 async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevice, target: OpenedDevice | undefined, dir: string,
-  { timeoutMs, signal, rng }: RunContext): Promise<{ reports: CycleReport[]; verdict: Verdict }> {
+  { timeoutMs, signal, rng, steps }: RunContext): Promise<{ reports: CycleReport[]; verdict: Verdict }> {
   const perCycle = o.requestsPerCycle ?? 200;
   const reports: CycleReport[] = [];
   const wait = { stallMs: timeoutMs, signal };
-  // A device step has its own bound inside the SDK; this one (a margin longer) also ends it at a signal.
-  const step = <T>(p: Promise<T>, what: string): Promise<T> => bounded(p, { what, ms: timeoutMs + BOUNDS.MARGIN_MS }, signal);
   const traffic = new Traffic(work, { inflight: o.inflight, budget: perCycle * (o.cycles + 1) });
   let current = source;
   try {
@@ -214,11 +236,11 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
       const next = target ? (current === source ? target : source) : source;
       const started = process.hrtime.bigint();
       const inFlightAtStop = traffic.outstanding;
-      const mechanism = await step(work.stop({ mechanism: o.mechanism, timeoutMs }), `the stop of ${current.address}`);
+      const mechanism = await steps.run(work.stop({ mechanism: o.mechanism, timeoutMs }), `the stop of ${current.address}`);
       const file = join(dir, `cycle-${cycle}.json`);
       writeSnapshotFile(file, work.snapshot());
       const snap = readSnapshotFile(file);
-      await step(work.reinit(snap, next === current ? {} : { target: next.transport }), `the reinit of ${next.address}`);
+      await steps.run(work.reinit(snap, next === current ? {} : { target: next.transport }), `the reinit of ${next.address}`);
       const pauseMs = Number(process.hrtime.bigint() - started) / 1e6;
       const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, snapshotFile: file, pauseMs: round(pauseMs) };
       reports.push(report);
@@ -230,6 +252,6 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
   } finally {
     traffic.stop();
   }
-  const verdict = await bounded(work.verify(), { what: 'the verification', ms: timeoutMs }, signal);
+  const verdict = await steps.run(work.verify(), 'the verification');
   return { reports, verdict };
 }

@@ -27,7 +27,7 @@ import { workloadKindFor, type Workload } from '../rehearsal/workload.js';
 import { exitCodeFor } from '../exit.js';
 import { intArg } from '../options.js';
 import { installSignalHandlers, onInterrupt, signalStatus, throwIfInterrupted } from '../signals.js';
-import { BOUNDS, bounded } from '../wait.js';
+import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
 import { checkName, lockDevice, runtimeDir, socketPath, unlockDevice } from './paths.js';
 import { MAX_LINE_BYTES, type Request, type Response } from './protocol.js';
 
@@ -65,6 +65,8 @@ class Agent {
   private server: Server | null = null;
   /** The request running now and those waiting: one at a time. */
   private queue: Promise<void> = Promise.resolve();
+  /** The device step running now, if any: the device is not closed under it. */
+  private running: Promise<unknown> | null = null;
   private closing = false;
 
   constructor(private readonly args: AgentArgs, private readonly dir: string, source: OpenedDevice, private readonly work: Workload) {
@@ -126,7 +128,10 @@ class Agent {
           log(`${req.cmd}: skipped (${this.closing ? 'shutting down' : 'its client went away before its turn'})`);
           return;
         }
-        const res = await this.answer(req);
+        const answer = this.answer(req);
+        this.running = answer;
+        const res = await answer;
+        this.running = null;
         log(`${req.cmd}: ${res.ok ? 'ok' : `${res.error.code}: ${res.error.message}`}`);
         await bounded(reply(res), { what: 'sending the answer', ms: 1000 }, null).catch(() => undefined);
         if (req.cmd === 'detach' && (res.ok || res.error.code !== 'E_BAD_STATE')) await this.shutdown(0);
@@ -238,9 +243,11 @@ class Agent {
     this.server?.close();
     rmSync(socketPath(this.dir, this.args.name), { force: true });
     unlockDevice(this.dir, this.args.device, process.pid);
-    await bounded(this.work.close(), { what: 'closing the driver (device reset)', ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
-    for (const d of this.devices) d.transport.close();
-    log(`session ${this.args.name}: ended (status ${status})`);
+    const closed = await closeWhenSettled(this.running, async () => {
+      await this.work.close().catch(() => undefined);
+      for (const d of this.devices) d.transport.close();
+    }, BOUNDS.SETTLE_MS);
+    log(`session ${this.args.name}: ended (status ${status})${closed ? '' : '; a step was still running: the device is released by the exit'}`);
     process.exit(status);
   }
 }
