@@ -276,7 +276,7 @@ async function main(): Promise<void> {
     const agent = new Agent(args, dir, source, work);
     onInterrupt(() => agent.shutdown(signalStatus()!));
     throwIfInterrupted();
-    await agent.listen();
+    await bounded(agent.listen(), { what: 'listening on the session socket', ms: BOUNDS.STATUS_MS });
     agent.startTraffic();
     tellParent({ ready: true, pid: process.pid });
     log(`session ${args.name}: holding ${args.device}`);
