@@ -114,8 +114,9 @@ class Agent {
       let req: Request;
       try {
         req = JSON.parse(line) as Request;
+        if (typeof req !== 'object' || req === null || typeof req.cmd !== 'string') throw new Error('not a request');
       } catch {
-        void reply({ ok: false, error: { code: 'E_INVALID_ARGUMENT', message: 'the request is not JSON' } });
+        void reply({ ok: false, error: { code: 'E_INVALID_ARGUMENT', message: 'the request is not a JSON object with a "cmd"' } });
         return;
       }
       if (req.cmd === 'status') {
