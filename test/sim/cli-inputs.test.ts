@@ -42,7 +42,6 @@ function fingerprint(dir: string): string[] {
 t.equal(uv('attach', DEVICE, '--name', 'in', '--traffic', '4').status, 0, 'attached');
 t.equal(uv('stop', '--session', 'in').status, 0, 'stopped');
 t.equal(uv('snapshot', '--session', 'in', '--out', 'good.json').status, 0, 'good snapshot taken');
-t.teardown(() => void uv('detach', '--session', 'in'));
 const good = JSON.parse(readFileSync(join(work, 'good.json'), 'utf8')) as { layout: string; queues: Record<string, unknown>[] };
 t.equal(good.layout, 'packed', 'the index cases below are written for a packed ring');
 const q0 = good.queues[0]!;
@@ -77,8 +76,10 @@ variant('usedahead.json', withQueue({ availState: 0x8000 | 3, usedState: 0x8000 
 variant('inflight.json', withQueue({ inFlight: -1 }));
 
 type Status = { phase: string; mechanism: string; requests: { submitted: number } };
-const baseline = await call('in', { cmd: 'status' }, 5000, null) as Status;
+const baseline = JSON.parse(uv('status', '--session', 'in', '--json').stdout) as Status;
 t.match(baseline, { phase: 'stopped', mechanism: 'ring-state' });
+// After the fixture: tap ends a root test that has a teardown as soon as it is idle (an await would do).
+t.teardown(() => void uv('detach', '--session', 'in'));
 
 const S = ['--session', 'in'];
 const CASES: [string[], string][] = [
