@@ -3,9 +3,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const main = new URL('../dist/cli/main.js', import.meta.url);
-if (!existsSync(fileURLToPath(main))) {
+const dist = new URL('../dist/cli/', import.meta.url);
+if (!existsSync(fileURLToPath(new URL('main.js', dist)))) {
   console.error('uvirtio: not built yet (dist/cli/main.js is missing); run `npm run build` in the package directory');
   process.exit(2);
 }
-await import(main.href);
+// SIGINT/SIGTERM handling first, before the rest loads: a signal at any moment ends the command
+// with 130/143 (cli/signals.ts).
+const { installSignalHandlers } = await import(new URL('signals.js', dist).href);
+installSignalHandlers();
+await import(new URL('main.js', dist).href);

@@ -21,7 +21,11 @@ dir=$(mktemp -d)
 session="rehearsal-$$"
 
 uv attach "$src" --name "$session" --traffic 16
-trap 'uv detach --session "$session" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT INT TERM
+# However the script ends, the session goes (its device reset) and so do the files. Ctrl-C and
+# kill end it with the statuses uvirtio itself uses: 130 and 143.
+trap 'uv detach --session "$session" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 here=$src there=$dst
 for cycle in $(seq 1 "$cycles"); do

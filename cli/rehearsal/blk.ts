@@ -54,8 +54,7 @@ export class BlkWorkload extends DriverWorkload implements Workload {
   readonly kind = 'blk';
   submitted = 0;
   completed = 0;
-  /** Reads verify() issued (device executions beyond the traffic). */
-  verifyReads = 0;
+  verifyRequests = 0;
   readonly problems: Verdict = { lost: 0, duplicated: 0, corrupted: 0 };
   private readonly latest: Uint32Array;
   private readonly nextVersion: Uint32Array;
@@ -106,7 +105,7 @@ export class BlkWorkload extends DriverWorkload implements Workload {
   async verify(): Promise<Verdict> {
     const v = { ...this.problems };
     const checkSector = async (s: number): Promise<void> => {
-      this.verifyReads++;
+      this.verifyRequests++;
       const got = readVersion(s, await this.blk.read(s, 1), this.run);
       if (got === 'corrupt' || got > this.latest[s]!) v.corrupted++;
       else if (got < this.latest[s]!) v.lost++;

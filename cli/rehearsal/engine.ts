@@ -3,25 +3,28 @@
 // (alternating each cycle, as a ping-pong migration) → traffic goes on; at the end every request
 // is checked for having been done exactly once with the right data.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
+import { deviceTypeName } from '../../lib/virtio/constants.js';
 import { UsageError } from '../../lib/virtio/errors.js';
-import { readSnapshotFile, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
 import { NetWorkload } from './net.js';
 import { randomInt, seededRandom } from './random.js';
 import { Traffic } from './traffic.js';
-import type { Verdict, Workload } from './workload.js';
+import { workloadKindFor, type Verdict, type Workload, type WorkloadKind } from './workload.js';
+import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
+import { pidAlive } from '../session/paths.js';
 
 export interface RehearsalOptions {
   device: string;
   to?: string;
-  workload?: 'blk' | 'net';
+  workload?: WorkloadKind;
   cycles: number;
   /** Requests kept in flight. */
   inflight: number;
@@ -33,10 +36,18 @@ export interface RehearsalOptions {
   /** Where snapshot files go (default: a temp dir, removed at the end unless keepSnapshots). */
   snapshotDir?: string;
   keepSnapshots?: boolean;
-  /** Bound on each stop (default 5000 ms). */
-  stopTimeoutMs?: number;
+  /**
+   * Bound on each wait for the device (default 10000 ms): a stop, a reinit, traffic that makes no
+   * progress, the verification.
+   */
+  timeoutMs?: number;
+  /** Called once the driver is set up, before the traffic starts. */
+  onStart?: (s: { device: string; target: string; workload: WorkloadKind; layout: Layout }) => void;
   onCycle?: (c: CycleReport) => void;
-  /** Stops the rehearsal between steps (Ctrl-C): the device is left stopped or live, never half-set. */
+  /**
+   * Aborting it (SIGINT) ends the rehearsal at once: whatever it waits for is abandoned, the
+   * devices are closed (reset), and it rejects with the signal's reason.
+   */
   signal?: AbortSignal;
 }
 
@@ -54,7 +65,7 @@ export interface RehearsalReport {
   ok: boolean;
   device: string;
   target: string;
-  workload: 'blk' | 'net';
+  workload: WorkloadKind;
   mechanism: Mechanism | null;
   layout: Layout;
   cycles: number;
@@ -72,91 +83,175 @@ function percentile(sorted: number[], p: number): number {
 }
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
-export async function openWorkload(kind: 'blk' | 'net', dev: OpenedDevice, layout: Layout | 'auto', rng: () => number): Promise<Workload> {
+export async function openWorkload(kind: WorkloadKind, dev: OpenedDevice, layout: Layout | 'auto', rng: () => number): Promise<Workload> {
   const chosen = layout === 'auto' ? dev.layout ?? 'auto' : layout;
   if (kind === 'blk') return new BlkWorkload(await BlkDriver.open(dev.transport, { layout: chosen, depth: 64 }), rng);
   return new NetWorkload(await NetDriver.open(dev.transport, { layout: chosen }), rng);
 }
 
 /** Sum of blk requests the reference device carried out, over every device used. */
-function simExecutions(kind: 'blk' | 'net', devices: OpenedDevice[]): number | undefined {
+function simExecutions(kind: WorkloadKind, devices: OpenedDevice[]): number | undefined {
   if (kind !== 'blk' || !devices.every((d) => d.sim)) return undefined;
   return devices.reduce((n, d) => n + d.sim!.stats.completed.reduce((a, b) => a + b, 0), 0);
 }
 
-export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
+/** Refuses what cannot work before any device is touched beyond opening it. */
+function checkOptions(o: RehearsalOptions): void {
   if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new UsageError('E_INVALID_ARGUMENT', `cycles must be a positive integer, got ${o.cycles}`);
   if (!Number.isInteger(o.inflight) || o.inflight < 1 || o.inflight > 4096) throw new UsageError('E_INVALID_ARGUMENT', `inflight must be 1 to 4096, got ${o.inflight}`);
+  if (o.snapshotDir !== undefined) {
+    let isDir = false;
+    try {
+      isDir = statSync(o.snapshotDir).isDirectory();
+    } catch {
+      throw new UsageError('E_INVALID_ARGUMENT', `--snapshot-dir ${o.snapshotDir} does not exist`, `create it first (mkdir -p ${o.snapshotDir})`);
+    }
+    if (!isDir) throw new UsageError('E_INVALID_ARGUMENT', `--snapshot-dir ${o.snapshotDir} is not a directory`, 'name a directory to keep the snapshot files in');
+  }
+}
+
+/** The workload kind for the devices opened: both of one type, with a workload for it. */
+function kindFor(o: RehearsalOptions, source: OpenedDevice, target: OpenedDevice | undefined): WorkloadKind {
+  const kind = workloadKindFor(source.transport.deviceType, source.address);
+  if (target && target.transport.deviceType !== source.transport.deviceType) {
+    throw new UsageError('E_INVALID_ARGUMENT', `--to ${target.address} is a ${deviceTypeName(target.transport.deviceType)} device; ${source.address} is ${kind}`,
+      'migrate between two devices of the same type');
+  }
+  if (o.workload && o.workload !== kind) {
+    throw new UsageError('E_INVALID_ARGUMENT', `--workload ${o.workload} does not fit ${source.address}, a ${kind} device`, `leave --workload out, or pass --workload ${kind}`);
+  }
+  return kind;
+}
+
+export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
+  checkOptions(o);
+  const signal = o.signal ?? null;
+  const timeoutMs = o.timeoutMs ?? BOUNDS.DEVICE_MS;
   const rng = seededRandom(o.seed);
-  const source = await openTransport(o.device);
-  const kind = o.workload ?? (source.transport.deviceType === 1 ? 'net' : 'blk');
-  const devices = [source];
-  const target = o.to ? await openTransport(o.to, { shareWith: source }) : undefined;
-  if (target) devices.push(target);
-  const dir = o.snapshotDir ?? mkdtempSync(join(tmpdir(), 'uvirtio-rehearse-'));
-  const work = await openWorkload(kind, source, o.layout, rng);
+  const devices: OpenedDevice[] = [];
+  let work: Workload | undefined;
+  let dir: string | undefined;
+  const steps = new DeviceSteps(timeoutMs, signal);
+  try {
+    const source = await openTransport(o.device);
+    devices.push(source);
+    const target = o.to ? await openTransport(o.to, { shareWith: source }) : undefined;
+    if (target) devices.push(target);
+    const kind = kindFor(o, source, target);
+    throwIfAborted(signal);
+    dir = o.snapshotDir ?? temporaryDir();
+    removeKilledWrites(dir);
+    work = await steps.run(openWorkload(kind, source, o.layout, rng), `setting up the ${kind} driver on ${source.address}`);
+    o.onStart?.({ device: source.address, target: target?.address ?? source.address, workload: kind, layout: work.driving().layout });
+    const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng, steps });
+    // The reference device counts what it carried out; more than the driver completed is a duplicate.
+    const executions = simExecutions(kind, devices);
+    if (executions !== undefined) run.verdict.duplicated += Math.max(0, executions - work.completed - work.verifyRequests);
+    const pauses = run.reports.map((r) => r.pauseMs).sort((a, b) => a - b);
+    const v = run.verdict;
+    return {
+      ok: v.lost === 0 && v.duplicated === 0 && v.corrupted === 0 && work.completed === work.submitted,
+      device: source.address,
+      target: target?.address ?? source.address,
+      workload: kind,
+      mechanism: run.reports[0]?.mechanism ?? null,
+      layout: work.driving().layout,
+      cycles: run.reports.length,
+      seed: o.seed,
+      requests: { submitted: work.submitted, completed: work.completed, ...v },
+      pause_ms: { median: round(percentile(pauses, 50)), p99: round(percentile(pauses, 99)), max: round(pauses.at(-1) ?? 0) },
+      cycle_reports: run.reports,
+      ...(executions !== undefined ? { device_executions: executions } : {}),
+    };
+  } finally {
+    // Also after SIGINT: closing resets each device (bounded) — once a step abandoned at the signal has settled.
+    const opened = work;
+    await closeWhenSettled(steps.running, async () => {
+      await opened?.close().catch(() => undefined);
+      for (const d of devices) d.transport.close();
+    }, BOUNDS.SETTLE_MS);
+    if (dir && !o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A temp dir named after this process; those of killed rehearsals (their process gone) are removed. */
+function temporaryDir(): string {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^uvirtio-rehearse-(\d+)-/.exec(name)?.[1] ?? NaN);
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(tmpdir(), `uvirtio-rehearse-${process.pid}-`));
+}
+
+/** Temp files of the cycle snapshots a killed rehearsal was writing (their writer gone) are removed. */
+function removeKilledWrites(dir: string): void {
+  const targets = new Set(readdirSync(dir).map((f) => /^\.(cycle-\d+\.json)\.\d+\.tmp$/.exec(f)?.[1]).filter((f) => f !== undefined));
+  for (const target of targets) removeStaleSnapshotTemps(dir, target);
+}
+
+function throwIfAborted(signal: AbortSignal | null): void {
+  if (signal?.aborted) throw signal.reason as Error;
+}
+
+/**
+ * The device steps (set-up, stop, reinit, verification): each bounded — the SDK bounds the step
+ * itself, this bound (a margin longer) is the backstop — and ended at a signal; the one in flight
+ * is known, so that the device is not closed under it.
+ */
+class DeviceSteps {
+  running: Promise<unknown> | null = null;
+  constructor(private readonly timeoutMs: number, private readonly signal: AbortSignal | null) {}
+
+  run<T>(p: Promise<T>, what: string): Promise<T> {
+    this.running = p;
+    const done = (): void => {
+      if (this.running === p) this.running = null;
+    };
+    p.then(done, done);
+    return bounded(p, { what, ms: this.timeoutMs + BOUNDS.MARGIN_MS }, this.signal);
+  }
+}
+
+interface RunContext {
+  timeoutMs: number;
+  signal: AbortSignal | null;
+  rng: () => number;
+  steps: DeviceSteps;
+}
+
+/** The cycles, the rest of the traffic, and the verification: every wait bounded and abortable. */
+async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevice, target: OpenedDevice | undefined, dir: string,
+  { timeoutMs, signal, rng, steps }: RunContext): Promise<{ reports: CycleReport[]; verdict: Verdict }> {
   const perCycle = o.requestsPerCycle ?? 200;
   const reports: CycleReport[] = [];
-  let current = source;
-  let failure: unknown;
+  const wait = { stallMs: timeoutMs, signal };
   const traffic = new Traffic(work, { inflight: o.inflight, budget: perCycle * (o.cycles + 1) });
+  let current = source;
   try {
     traffic.start();
-    for (let cycle = 1; cycle <= o.cycles && !o.signal?.aborted; cycle++) {
+    for (let cycle = 1; cycle <= o.cycles; cycle++) {
       // Stop at a seeded random point of this cycle, while requests are in flight.
-      await traffic.completedAtLeast((cycle - 1) * perCycle + randomInt(rng, 1, perCycle));
+      await traffic.completedAtLeast((cycle - 1) * perCycle + randomInt(rng, 1, perCycle), wait);
       if (traffic.errors.length > 0) throw traffic.errors[0];
       const next = target ? (current === source ? target : source) : source;
       const started = process.hrtime.bigint();
       const inFlightAtStop = traffic.outstanding;
-      const mechanism = await work.stop({ mechanism: o.mechanism, timeoutMs: o.stopTimeoutMs ?? 5000 });
+      const mechanism = await steps.run(work.stop({ mechanism: o.mechanism, timeoutMs }), `the stop of ${current.address}`);
       const file = join(dir, `cycle-${cycle}.json`);
       writeSnapshotFile(file, work.snapshot());
       const snap = readSnapshotFile(file);
-      await work.reinit(snap, next === current ? {} : { target: next.transport });
+      await steps.run(work.reinit(snap, next === current ? {} : { target: next.transport }), `the reinit of ${next.address}`);
       const pauseMs = Number(process.hrtime.bigint() - started) / 1e6;
       const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, snapshotFile: file, pauseMs: round(pauseMs) };
       reports.push(report);
       o.onCycle?.(report);
       current = next;
     }
-    if (o.signal?.aborted) traffic.stop(); // Ctrl-C: finish what is in flight, issue nothing more
-    await traffic.idle(); // the rest of the budget runs on the device the last cycle left live
+    await traffic.idle(wait); // the rest of the budget runs on the device the last cycle left live
     if (traffic.errors.length > 0) throw traffic.errors[0];
-  } catch (e) {
-    failure = e;
+  } finally {
     traffic.stop();
   }
-  let verdict: Verdict = { ...work.problems };
-  let executions: number | undefined;
-  try {
-    if (!failure && !o.signal?.aborted) {
-      verdict = await work.verify();
-      executions = simExecutions(kind, devices);
-    }
-  } catch (e) {
-    failure ??= e;
-  }
-  await work.close().catch(() => undefined);
-  for (const d of devices) d.transport.close();
-  if (!o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
-  if (failure) throw failure;
-  // The reference device counts what it carried out; more than the driver completed is a duplicate.
-  if (executions !== undefined) verdict.duplicated += Math.max(0, executions - work.completed - (work as BlkWorkload).verifyReads);
-  const pauses = reports.map((r) => r.pauseMs).sort((a, b) => a - b);
-  const ok = verdict.lost === 0 && verdict.duplicated === 0 && verdict.corrupted === 0 && work.completed === work.submitted && !o.signal?.aborted;
-  return {
-    ok,
-    device: source.address,
-    target: target?.address ?? source.address,
-    workload: kind,
-    mechanism: reports[0]?.mechanism ?? null,
-    layout: work.device.layout,
-    cycles: reports.length,
-    seed: o.seed,
-    requests: { submitted: work.submitted, completed: work.completed, ...verdict },
-    pause_ms: { median: round(percentile(pauses, 50)), p99: round(percentile(pauses, 99)), max: round(pauses.at(-1) ?? 0) },
-    cycle_reports: reports,
-    ...(executions !== undefined ? { device_executions: executions } : {}),
-  };
+  const verdict = await steps.run(work.verify(), 'the verification');
+  return { reports, verdict };
 }

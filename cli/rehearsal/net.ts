@@ -30,6 +30,8 @@ export class NetWorkload extends DriverWorkload implements Workload {
   readonly kind = 'net';
   submitted = 0;
   completed = 0;
+  /** verify() only listens for frames already sent. */
+  readonly verifyRequests = 0;
   readonly problems: Verdict = { lost: 0, duplicated: 0, corrupted: 0 };
   private nextSeq = 0;
   private readonly sent = new Set<number>();

@@ -3,45 +3,71 @@
 // hold it). It drives the device with a driver for its type, optionally keeps checked traffic
 // running, and answers the CLI's requests on a UNIX socket (protocol.ts).
 //
-//   node dist/cli/session/agent.js --device DEV --name NAME [--traffic N]
-// writes one line to file descriptor 3 — {"ready":true} or {"ready":false,"error":{…}} — and closes
-// it; `uvirtio attach` waits for that line. Its stdout and stderr go to NAME.log beside the socket.
+//   node dist/cli/session/agent.js --device DEV --name NAME [--traffic N] [--timeout MS]
+// writes one line to file descriptor 3 — {"ready":true,"pid":…} or {"ready":false,"error":{…}} —
+// and closes it; `uvirtio attach` waits for that line. Its stdout and stderr go to NAME.log beside
+// the socket.
+//
+// Requests run one at a time, in order (`status` is answered at once): a stop and a reinit never
+// interleave. A request whose client went away before its turn (the command was interrupted) is
+// skipped. At SIGINT/SIGTERM, and after `detach`, the agent shuts down within the teardown
+// deadline: socket and lock removed first, then the device closed (reset).
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { closeSync, rmSync, writeSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { Command } from 'commander';
+import { formatAddress, parseAddress } from '../../lib/address.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
-import { UsageError, isUvirtioError } from '../../lib/virtio/errors.js';
-import { readSnapshotFile, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
+import { UvirtioError, UsageError, isUvirtioError } from '../../lib/virtio/errors.js';
+import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 import { openWorkload } from '../rehearsal/engine.js';
 import { seededRandom } from '../rehearsal/random.js';
 import { Traffic } from '../rehearsal/traffic.js';
-import type { Workload } from '../rehearsal/workload.js';
+import { workloadKindFor, type Workload } from '../rehearsal/workload.js';
+import { exitCodeFor } from '../exit.js';
+import { intArg } from '../options.js';
+import { installSignalHandlers, onInterrupt, signalStatus, throwIfInterrupted } from '../signals.js';
+import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
 import { checkName, lockDevice, runtimeDir, socketPath, unlockDevice } from './paths.js';
-import type { Request, Response } from './protocol.js';
+import { MAX_LINE_BYTES, type Request, type Response } from './protocol.js';
 
 interface AgentArgs {
   device: string;
   name: string;
   traffic: number;
+  timeout: number;
 }
 
 function parseArgs(argv: string[]): AgentArgs {
-  const get = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const device = get('--device');
-  const name = get('--name');
-  if (!device || !name) throw new UsageError('E_INVALID_ARGUMENT', 'the agent needs --device and --name');
-  return { device, name: checkName(name), traffic: Number(get('--traffic') ?? 0) };
+  const cmd = new Command('uvirtio-agent')
+    .requiredOption('--device <dev>')
+    .requiredOption('--name <name>')
+    .option('--traffic <n>', 'requests kept in flight', intArg('traffic', 0, 256), 0)
+    .option('--timeout <ms>', 'bound on each wait for the device', intArg('timeout', 1, 600_000), BOUNDS.DEVICE_MS)
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (e) {
+    throw new UsageError('E_INVALID_ARGUMENT', `session agent: ${(e as Error).message.replace(/^error: /, '')}`);
+  }
+  const o = cmd.opts<AgentArgs>();
+  return { device: o.device, name: checkName(o.name), traffic: o.traffic, timeout: o.timeout };
+}
+
+function log(text: string): void {
+  console.log(`${new Date().toISOString()} ${text}`);
 }
 
 class Agent {
   private readonly devices: OpenedDevice[];
   private traffic: Traffic | null = null;
-  private mechanism: Mechanism | null = null;
   private server: Server | null = null;
+  /** The request running now and those waiting: one at a time. */
+  private queue: Promise<void> = Promise.resolve();
+  /** The device step running now, if any: the device is not closed under it. */
+  private running: Promise<unknown> | null = null;
+  private closing = false;
 
   constructor(private readonly args: AgentArgs, private readonly dir: string, source: OpenedDevice, private readonly work: Workload) {
     this.devices = [source];
@@ -65,97 +91,165 @@ class Agent {
   }
 
   private serve(sock: Socket): void {
-    let buf = '';
+    let buf: string | null = '';
+    let gone = false;
+    sock.on('end', () => (gone = true));
+    sock.on('close', () => (gone = true));
+    sock.on('error', () => undefined);
     sock.on('data', (d) => {
+      if (buf === null) return; // one request per connection
       buf += d.toString();
+      if (buf.length > MAX_LINE_BYTES) {
+        sock.destroy();
+        return;
+      }
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       const line = buf.slice(0, nl);
-      buf = '';
-      void this.answer(line).then((res) => sock.end(JSON.stringify(res) + '\n'));
+      buf = null;
+      const reply = (res: Response): Promise<void> => new Promise((done) => {
+        if (sock.destroyed) done();
+        else sock.end(JSON.stringify(res) + '\n', () => done());
+      });
+      let req: Request;
+      try {
+        req = JSON.parse(line) as Request;
+        if (typeof req !== 'object' || req === null || typeof req.cmd !== 'string') throw new Error('not a request');
+      } catch {
+        void reply({ ok: false, error: { code: 'E_INVALID_ARGUMENT', message: 'the request is not a JSON object with a "cmd"' } });
+        return;
+      }
+      if (req.cmd === 'status') {
+        void reply({ ok: true, result: this.status() });
+        return;
+      }
+      log(`${req.cmd}: received`);
+      this.queue = this.queue.then(async () => {
+        if (gone || this.closing) {
+          log(`${req.cmd}: skipped (${this.closing ? 'shutting down' : 'its client went away before its turn'})`);
+          return;
+        }
+        const answer = this.answer(req);
+        this.running = answer;
+        const res = await answer;
+        this.running = null;
+        log(`${req.cmd}: ${res.ok ? 'ok' : `${res.error.code}: ${res.error.message}`}`);
+        await bounded(reply(res), { what: 'sending the answer', ms: 1000 }, null).catch(() => undefined);
+        if (req.cmd === 'detach' && (res.ok || res.error.code !== 'E_BAD_STATE')) await this.shutdown(0);
+      });
     });
-    sock.on('error', () => undefined);
   }
 
-  private async answer(line: string): Promise<Response> {
+  private async answer(req: Request): Promise<Response> {
     try {
-      const req = JSON.parse(line) as Request;
       return { ok: true, result: await this.handle(req) };
     } catch (e) {
-      const err = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: String((e as Error)?.message ?? e) };
-      return { ok: false, error: err };
+      const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: String((e as Error)?.message ?? e) };
+      return { ok: false, error };
     }
   }
 
   private status(): Record<string, unknown> {
-    const dev = this.work.device;
+    const d = this.work.driving();
+    const errors = this.traffic?.errors ?? [];
     return {
-      session: this.args.name, pid: process.pid, device: this.devices[0]!.address, driving: dev.address,
-      type: this.work.kind, phase: dev.state, mechanism: this.mechanism, layout: dev.layout,
+      session: this.args.name, pid: process.pid, device: this.devices[0]!.address, driving: d.address,
+      type: this.work.kind, phase: d.phase, mechanism: d.mechanism, layout: d.layout,
       requests: { submitted: this.work.submitted, completed: this.work.completed, inFlight: this.traffic?.outstanding ?? 0 },
+      ...(errors.length > 0 ? { trafficError: isUvirtioError(errors[0]) ? errors[0].toJSON() : String(errors[0]) } : {}),
     };
+  }
+
+  /** A request's own bound: the SDK bounds the step itself; this one, a margin longer, is the backstop. */
+  private step<T>(p: Promise<T>, what: string, timeoutMs: number): Promise<T> {
+    return bounded(p, { what, ms: timeoutMs + BOUNDS.MARGIN_MS }, null);
   }
 
   private async handle(req: Request): Promise<unknown> {
     const a = req.args ?? {};
+    const timeoutMs = typeof a.timeoutMs === 'number' && a.timeoutMs > 0 ? a.timeoutMs : this.args.timeout;
     switch (req.cmd) {
-      case 'status':
+      case 'stop': {
+        const mechanism = (a.mechanism as Mechanism | 'auto' | undefined) ?? 'auto';
+        await this.step(this.work.stop({ mechanism, timeoutMs }), `the stop of ${this.work.driving().address}`, timeoutMs);
         return this.status();
-      case 'stop':
-        this.mechanism = await this.work.stop({ mechanism: (a.mechanism as Mechanism | 'auto' | undefined) ?? 'auto', timeoutMs: Number(a.timeoutMs ?? 5000) });
-        return this.status();
+      }
       case 'vq-state': {
-        const dev = this.work.device;
-        const snap = dev.snapshot();
+        const snap = this.work.snapshot();
         return { mechanism: snap.mechanism, layout: snap.layout, queues: snap.queues.map((q) => ({ index: q.index, size: q.size, availState: q.availState, usedState: q.usedState, inFlight: q.inFlight })) };
       }
       case 'snapshot': {
-        const out = String(a.out ?? '');
-        if (!isAbsolute(out)) throw new UsageError('E_INVALID_ARGUMENT', 'snapshot needs an absolute --out path');
         const snap = this.work.snapshot();
-        writeSnapshotFile(out, snap);
-        return { file: out, mechanism: snap.mechanism, queues: snap.queues.length, deviceState: snap.deviceState !== null };
+        return { snapshot: snap, mechanism: snap.mechanism, queues: snap.queues.length, deviceState: snap.deviceState !== null };
       }
-      case 'reinit': {
-        const from = String(a.from ?? '');
-        if (!isAbsolute(from)) throw new UsageError('E_INVALID_ARGUMENT', 'reinit needs an absolute --from path');
-        const snap = readSnapshotFile(from);
-        let target: OpenedDevice | undefined;
-        if (typeof a.to === 'string') {
-          target = this.devices.find((d) => d.address === a.to) ?? await openTransport(a.to, { shareWith: this.devices[0]! });
-          if (!this.devices.includes(target)) this.devices.push(target);
-        }
-        await this.work.reinit(snap, target ? { target: target.transport } : {});
-        this.mechanism = null;
-        return this.status();
-      }
+      case 'reinit':
+        return this.reinit(a.snapshot as DeviceSnapshot, typeof a.to === 'string' ? a.to : undefined, timeoutMs);
       case 'resume':
-        await this.work.device.resume();
-        this.mechanism = null;
+        // Through the driver: it resumes the device AND its request queues (the device alone left them paused).
+        await this.step(this.work.resume(), `the resume of ${this.work.driving().address}`, timeoutMs);
         return this.status();
-      case 'detach': {
-        this.traffic?.stop();
-        let verdict: unknown = null;
-        if (a.verify && this.work.device.state === 'live') {
-          await this.traffic?.idle();
-          verdict = await this.work.verify();
-        }
-        const result = { ...this.status(), verdict };
-        setImmediate(() => void this.shutdown());
-        return result;
-      }
+      case 'detach':
+        return this.detach(Boolean(a.verify), timeoutMs);
     }
     throw new UsageError('E_INVALID_ARGUMENT', `unknown session command "${String(req.cmd)}"`);
   }
 
-  async shutdown(): Promise<void> {
+  /** The snapshot is validated in full by the SDK before it touches a device; a target opened for a failed reinit is closed again. */
+  private async reinit(snap: DeviceSnapshot, to: string | undefined, timeoutMs: number): Promise<unknown> {
+    let target: OpenedDevice | undefined;
+    let opened = false;
+    if (to !== undefined) {
+      const address = formatAddress(parseAddress(to));
+      target = this.devices.find((d) => d.address === address);
+      if (!target) {
+        target = await openTransport(to, { shareWith: this.devices[0]! });
+        opened = true;
+      }
+    }
+    try {
+      await this.step(this.work.reinit(snap, target ? { target: target.transport } : {}), `the reinit of ${target?.address ?? this.work.driving().address}`, timeoutMs);
+    } catch (e) {
+      if (opened && this.work.driving().address !== target!.address) target!.transport.close();
+      else if (opened) this.devices.push(target!);
+      throw e;
+    }
+    if (opened) this.devices.push(target!);
+    return this.status();
+  }
+
+  /** With verify: the device must be live; the traffic drains (bounded by progress) and is checked. Then the session ends. */
+  private async detach(verify: boolean, timeoutMs: number): Promise<unknown> {
+    const d = this.work.driving();
+    if (verify && d.phase !== 'live') {
+      throw new UsageError('E_BAD_STATE', `cannot verify: ${d.address} is ${d.phase}, so the requests in flight cannot complete; the session stays`,
+        'resume it (uvirtio resume) or reinit it (uvirtio reinit --from FILE) first, or detach without --verify');
+    }
+    this.traffic?.stop();
+    if (!verify) return { ...this.status(), verdict: null };
+    try {
+      await this.traffic?.idle({ stallMs: timeoutMs, signal: null });
+      const verdict = await bounded(this.work.verify(), { what: 'the verification reads', ms: timeoutMs }, null);
+      return { ...this.status(), verdict };
+    } catch (e) {
+      if (!(e instanceof UvirtioError)) throw e;
+      throw new UvirtioError(e.code, `${e.message}; no verdict, and the session was ended (the device reset)`, e.hint);
+    }
+  }
+
+  /** Socket and lock first (so that nothing stale is left even if the close hangs), then the device. */
+  async shutdown(status: number): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
     this.traffic?.stop();
     this.server?.close();
     rmSync(socketPath(this.dir, this.args.name), { force: true });
-    unlockDevice(this.dir, this.devices[0]!.address);
-    await this.work.close().catch(() => undefined);
-    for (const d of this.devices) d.transport.close();
-    process.exit(0);
+    unlockDevice(this.dir, this.args.device, process.pid);
+    const closed = await closeWhenSettled(this.running, async () => {
+      await this.work.close().catch(() => undefined);
+      for (const d of this.devices) d.transport.close();
+    }, BOUNDS.SETTLE_MS);
+    log(`session ${this.args.name}: ended (status ${status})${closed ? '' : '; a step was still running: the device is released by the exit'}`);
+    process.exit(status);
   }
 }
 
@@ -170,27 +264,30 @@ function tellParent(message: unknown): void {
 }
 
 async function main(): Promise<void> {
+  installSignalHandlers();
   let args: AgentArgs | undefined;
-  let locked = false;
+  let source: OpenedDevice | undefined;
   const dir = runtimeDir();
   try {
     args = parseArgs(process.argv.slice(2));
     lockDevice(dir, args.device, args.name);
-    locked = true;
-    const source = await openTransport(args.device);
-    const work = await openWorkload(source.transport.deviceType === 1 ? 'net' : 'blk', source, 'auto', seededRandom(1));
+    source = await openTransport(args.device);
+    const kind = workloadKindFor(source.transport.deviceType, source.address);
+    const work = await bounded(openWorkload(kind, source, 'auto', seededRandom(1)), { what: `setting up the ${kind} driver on ${source.address}`, ms: args.timeout });
     const agent = new Agent(args, dir, source, work);
-    await agent.listen();
+    onInterrupt(() => agent.shutdown(signalStatus()!));
+    throwIfInterrupted();
+    await bounded(agent.listen(), { what: 'listening on the session socket', ms: BOUNDS.STATUS_MS });
     agent.startTraffic();
-    process.on('SIGTERM', () => void agent.shutdown());
-    process.on('SIGINT', () => void agent.shutdown());
     tellParent({ ready: true, pid: process.pid });
-    console.log(`${new Date().toISOString()} session ${args.name}: holding ${args.device}`);
+    log(`session ${args.name}: holding ${args.device}`);
   } catch (e) {
-    if (args && locked) unlockDevice(dir, args.device); // never another agent's lock
+    if (args) unlockDevice(dir, args.device, process.pid);
+    source?.transport.close();
     const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT', message: String((e as Error)?.message ?? e) };
+    log(`session start failed: ${error.code}: ${error.message}`);
     tellParent({ ready: false, error });
-    process.exit(1);
+    process.exit(exitCodeFor(e));
   }
 }
 

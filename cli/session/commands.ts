@@ -2,153 +2,196 @@
 //   uvirtio attach DEV [--name S] [--traffic N]   uvirtio stop [--mechanism M]   uvirtio vq-state
 //   uvirtio snapshot --out FILE   uvirtio reinit --from FILE [--to DEV]   uvirtio resume
 //   uvirtio status   uvirtio detach [--verify]      (each takes --session NAME and --json)
+//
+// Snapshot files are written and read here, by the command the user ran, not by the agent: the
+// agent hands over the snapshot (and takes one) as data.
 
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { parseAddress } from '../../lib/address.js';
-import { UvirtioError, UsageError } from '../../lib/virtio/errors.js';
-import { checkName, listSessions, nameFor, runtimeDir, socketPath } from './paths.js';
+import { UvirtioError, UsageError, type ErrorCode } from '../../lib/virtio/errors.js';
+import { readSnapshotFile, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import { EXIT, action } from '../exit.js';
+import { MECHANISM_CHOICES, intArg, timeoutOf } from '../options.js';
+import { BOUNDS, bounded } from '../wait.js';
+import { checkName, listSessions, nameFor, runtimeDir, unlockDevice } from './paths.js';
 import { call, resolveSession, type Request } from './protocol.js';
-
-type Print = (human: string, data: unknown, json: boolean) => void;
-type Fail = (e: unknown, json: boolean) => never;
 
 const AGENT = fileURLToPath(new URL('./agent.js', import.meta.url));
 
-/** Starts the agent detached and waits (bounded) for its ready line on fd 3. */
-async function attach(device: string, o: { name?: string; traffic: number }): Promise<{ session: string; pid: number; device: string }> {
+type Result = Record<string, unknown>;
+type Ready = { ready: true; pid: number } | { ready: false; error: { code: ErrorCode; message: string; hint?: string } };
+
+/** How long the CLI waits for an agent's answer: its own bounds (at most a drain and a verification) and a margin. */
+const agentBound = (timeoutMs: number): number => 2 * timeoutMs + BOUNDS.CLOSE_MS + BOUNDS.MARGIN_MS;
+
+/** The agent's one line on fd 3: ready, or why not. */
+function readyLine(child: ChildProcess, log: string): Promise<Ready> {
+  return new Promise((done, fail) => {
+    let buf = '';
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        done(JSON.parse(buf.slice(0, nl)) as Ready);
+      } catch {
+        fail(new UvirtioError('E_NO_SESSION', `the session agent said something that is not JSON (see ${log})`));
+      }
+    });
+    child.once('exit', (code, signal) => fail(new UvirtioError('E_NO_SESSION', `the session agent exited (${signal ?? `status ${code}`}) before it was ready`, `see ${log}`)));
+  });
+}
+
+/** Ends an agent that did not become ready (attach failed or was interrupted): SIGTERM, then SIGKILL. */
+async function stopAgent(child: ChildProcess, device: string, name: string): Promise<void> {
+  const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+  child.kill('SIGTERM');
+  const gone = await bounded(exited, { what: 'the agent\'s exit', ms: BOUNDS.AGENT_EXIT_MS }, null).then(() => true, () => false);
+  if (!gone) {
+    child.kill('SIGKILL');
+    await bounded(exited, { what: 'the killed agent\'s exit', ms: 300 }, null).catch(() => undefined);
+  }
+  // An agent that had no time to clean up leaves its lock (and maybe its socket): only its own.
+  const dir = runtimeDir();
+  if (child.pid !== undefined) unlockDevice(dir, device, child.pid);
+  await call(name, { cmd: 'status' }, 300, null).catch(() => undefined); // removes the socket if nobody listens
+}
+
+/** Starts the agent detached (its own process group: a terminal's Ctrl-C is not for it) and waits, bounded, until it is ready. */
+async function attach(device: string, o: { name?: string; traffic: number }, timeoutMs: number): Promise<{ session: string; pid: number; device: string }> {
   parseAddress(device);
   const name = checkName(o.name ?? nameFor(device));
   const dir = runtimeDir();
-  if (existsSync(socketPath(dir, name))) {
+  if (listSessions(dir).includes(name)) {
     try {
-      await call(name, { cmd: 'status' }, 5000);
+      await call(name, { cmd: 'status' }, BOUNDS.STATUS_MS);
       throw new UsageError('E_SESSION_EXISTS', `session "${name}" is already attached`, `detach it first (uvirtio detach --session ${name}) or pick another --name`);
     } catch (e) {
       if (!(e instanceof UvirtioError) || e.code !== 'E_NO_SESSION') throw e; // a stale socket was cleaned up: go on
     }
   }
-  const log = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [AGENT, '--device', device, '--name', name, '--traffic', String(o.traffic)], {
-    detached: true, stdio: ['ignore', log, log, 'pipe'],
+  const log = join(dir, `${name}.log`);
+  const newLog = !existsSync(log);
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [AGENT, '--device', device, '--name', name, '--traffic', String(o.traffic), '--timeout', String(timeoutMs)], {
+    detached: true, stdio: ['ignore', fd, fd, 'pipe'],
   });
-  closeSync(log);
-  const ready = await new Promise<{ ready: boolean; pid?: number; error?: { code: string; message: string; hint?: string } }>((done, fail) => {
-    let buf = '';
-    const timer = setTimeout(() => fail(new UvirtioError('E_REQUEST_TIMEOUT', `the session agent did not start within 20 s (see ${join(dir, `${name}.log`)})`)), 20_000);
-    const pipe = child.stdio[3] as NodeJS.ReadableStream;
-    pipe.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) {
-        clearTimeout(timer);
-        done(JSON.parse(buf.slice(0, buf.indexOf('\n'))) as { ready: boolean });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (!buf.includes('\n')) fail(new UvirtioError('E_NO_SESSION', `the session agent exited (status ${code}) before it was ready (see ${join(dir, `${name}.log`)})`));
-    });
-  });
-  (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
-  child.unref();
-  if (!ready.ready) {
-    const e = ready.error!;
-    throw new UvirtioError(e.code as UvirtioError['code'], e.message, e.hint);
+  closeSync(fd);
+  let ready: Ready;
+  try {
+    ready = await bounded(readyLine(child, log), { what: 'the session agent\'s start', ms: BOUNDS.AGENT_START_MS, hint: `see ${log}` });
+  } catch (e) {
+    await stopAgent(child, device, name);
+    throw e;
+  } finally {
+    (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    child.unref();
   }
-  return { session: name, pid: ready.pid!, device };
+  if (!ready.ready) {
+    // The agent refused cleanly and its error says it all: a refused attach leaves nothing behind.
+    await stopAgent(child, device, name);
+    if (newLog) rmSync(log, { force: true });
+    throw new UvirtioError(ready.error.code, ready.error.message, ready.error.hint);
+  }
+  return { session: name, pid: ready.pid, device };
 }
 
-export function registerSessionCommands(program: Command, print: Print, fail: Fail): void {
+function print(human: string, data: unknown, json: boolean): void {
+  console.log(json ? JSON.stringify(data) : human);
+}
+
+const phase = (r: Result): string => `${String(r.session)}: ${String(r.driving)} ${String(r.phase)}${r.mechanism ? ` (${String(r.mechanism)})` : ''}`;
+
+export function registerSessionCommands(program: Command): void {
   const session = (cmd: Command): Command => cmd.option('--session <name>', 'the session (default: the only one)').option('--json', 'one JSON object on stdout');
-  const run = (request: (o: Record<string, unknown>) => Request, human: (r: Record<string, unknown>) => string) =>
-    async (o: Record<string, unknown>): Promise<void> => {
-      const json = Boolean(o.json);
-      try {
-        const result = await call(resolveSession(o.session as string | undefined), request(o)) as Record<string, unknown>;
-        print(human(result), result, json);
-      } catch (e) {
-        fail(e, json);
-      }
-    };
-  const phase = (r: Record<string, unknown>): string =>
-    `${String(r.session)}: ${String(r.driving)} ${String(r.phase)}${r.mechanism ? ` (${String(r.mechanism)})` : ''}`;
+  /** A request to the session; the answer printed. */
+  const run = (request: (o: Result, timeoutMs: number) => Request | Promise<Request>, human: (r: Result, o: Result) => string | Promise<string>) =>
+    action(async (o: Result, cmd: Command) => {
+      const timeoutMs = timeoutOf(cmd);
+      const name = resolveSession(o.session as string | undefined);
+      const r = await call(name, await request(o, timeoutMs), agentBound(timeoutMs)) as Result;
+      print(await human(r, o), r, Boolean(o.json));
+    });
 
   program.command('attach')
     .description('start a session agent that holds DEV across invocations (a VFIO device resets when its last fd closes)')
     .argument('<device>', 'device address')
     .option('--name <name>', 'session name (default: from the address)')
-    .option('--traffic <n>', 'keep N checked requests in flight in the background (0: none)', (v) => Number(v), 0)
+    .option('--traffic <n>', 'keep N checked requests in flight in the background (0: none)', intArg('traffic', 0, 256), 0)
     .option('--json', 'one JSON object on stdout')
-    .action(async (device: string, o: { name?: string; traffic: number; json?: boolean }) => {
-      try {
-        if (!Number.isInteger(o.traffic) || o.traffic < 0 || o.traffic > 256) throw new UsageError('E_INVALID_ARGUMENT', '--traffic must be 0 to 256');
-        const r = await attach(device, o);
-        print(`attached ${r.device} as session "${r.session}" (agent pid ${r.pid})`, r, Boolean(o.json));
-      } catch (e) {
-        fail(e, Boolean(o.json));
-      }
-    });
+    .action(action(async (device: string, o: { name?: string; traffic: number; json?: boolean }, cmd: Command) => {
+      const r = await attach(device, o, timeoutOf(cmd));
+      print(`attached ${r.device} as session "${r.session}" (agent pid ${r.pid})`, r, Boolean(o.json));
+    }));
 
   session(program.command('stop').description('stop the device (best mechanism, or --mechanism)'))
-    .addOption(new Option('--mechanism <m>').choices(['auto', 'ring-state', 'suspend', 'backend', 'quiesce']).default('auto'))
-    .action(run((o) => ({ cmd: 'stop', args: { mechanism: o.mechanism } }), phase));
+    .addOption(new Option('--mechanism <m>', 'how to stop and read state').choices(MECHANISM_CHOICES).default('auto'))
+    .action(run((o, timeoutMs) => ({ cmd: 'stop', args: { mechanism: o.mechanism, timeoutMs } }), phase));
 
   session(program.command('vq-state').description('each virtqueue\'s available and used state (device stopped)'))
     .action(run(() => ({ cmd: 'vq-state' }), (r) => (r.queues as { index: number; availState: number; usedState: number; inFlight: number }[])
       .map((q) => `queue ${q.index}: avail ${q.availState}, used ${q.usedState}, ${q.inFlight} in flight`).join('\n')));
 
-  session(program.command('snapshot').description('write the stopped device\'s state to FILE (atomically)'))
-    .requiredOption('--out <file>', 'snapshot file')
-    .action(run((o) => ({ cmd: 'snapshot', args: { out: resolve(String(o.out)) } }), (r) => `wrote ${String(r.file)} (${String(r.mechanism)})`));
+  session(program.command('snapshot').description('write the stopped device\'s state to FILE (atomically: the file is complete or absent)'))
+    .requiredOption('--out <file>', 'snapshot file (a new file, or an earlier snapshot to replace)')
+    .action(run(() => ({ cmd: 'snapshot' }), (r, o) => {
+      const file = resolve(String(o.out));
+      writeSnapshotFile(file, r.snapshot as DeviceSnapshot);
+      delete r.snapshot;
+      r.file = file;
+      return `wrote ${file} (${String(r.mechanism)})`;
+    }));
 
   session(program.command('reinit').description('bring the device (or --to DEV) back up from a snapshot file'))
     .requiredOption('--from <file>', 'snapshot file')
     .option('--to <device>', 'another device of the same type')
-    .action(run((o) => ({ cmd: 'reinit', args: { from: resolve(String(o.from)), ...(o.to ? { to: o.to } : {}) } }), phase));
+    .action(run((o, timeoutMs) => {
+      // Read and validated here, before the agent hears of it: a bad file changes nothing.
+      const snapshot = readSnapshotFile(resolve(String(o.from)));
+      if (o.to !== undefined) parseAddress(String(o.to));
+      return { cmd: 'reinit', args: { snapshot, ...(o.to !== undefined ? { to: o.to } : {}), timeoutMs } };
+    }, phase));
 
   session(program.command('resume').description('leave a SUSPEND or quiesce stop without a reset'))
-    .action(run(() => ({ cmd: 'resume' }), phase));
+    .action(run((_o, timeoutMs) => ({ cmd: 'resume', args: { timeoutMs } }), phase));
 
   session(program.command('detach').description('reset the device, release it, end the session'))
-    .option('--verify', 'first drain the background traffic and check every request was done exactly once')
-    .action(async (o: Record<string, unknown>) => {
+    .option('--verify', 'first drain the background traffic (bounded) and check every request was done exactly once')
+    .action(action(async (o: Result, cmd: Command) => {
+      const timeoutMs = timeoutOf(cmd);
       const json = Boolean(o.json);
-      try {
-        const r = await call(resolveSession(o.session as string | undefined), { cmd: 'detach', args: { verify: Boolean(o.verify) } }) as Record<string, unknown>;
-        const v = r.verdict as { lost: number; duplicated: number; corrupted: number } | null;
-        print(`detached ${String(r.session)}${v ? `: ${v.lost} lost, ${v.duplicated} duplicated, ${v.corrupted} corrupted` : ''}`, r, json);
-        if (v && (v.lost || v.duplicated || v.corrupted)) process.exitCode = 1;
-      } catch (e) {
-        fail(e, json);
-      }
-    });
+      const r = await call(resolveSession(o.session as string | undefined), { cmd: 'detach', args: { verify: Boolean(o.verify), timeoutMs } }, agentBound(timeoutMs)) as Result;
+      const v = r.verdict as { lost: number; duplicated: number; corrupted: number } | null;
+      print(`detached ${String(r.session)}${v ? `: ${v.lost} lost, ${v.duplicated} duplicated, ${v.corrupted} corrupted` : ''}`, r, json);
+      return v && (v.lost || v.duplicated || v.corrupted) ? EXIT.VERDICT : EXIT.OK;
+    }));
 
   program.command('status')
     .description('the sessions and their devices')
     .option('--session <name>', 'only this session')
     .option('--json', 'JSON on stdout (an array without --session)')
-    .action(async (o: { session?: string; json?: boolean }) => {
+    .action(action(async (o: { session?: string; json?: boolean }) => {
       const json = Boolean(o.json);
-      try {
-        if (o.session) {
-          const r = await call(o.session, { cmd: 'status' }) as Record<string, unknown>;
-          print(phase(r), r, json);
-          return;
-        }
-        const all = [];
-        for (const name of listSessions(runtimeDir())) {
-          try {
-            all.push(await call(name, { cmd: 'status' }, 5000) as Record<string, unknown>);
-          } catch {
-            // a stale socket was removed by call()
-          }
-        }
-        print(all.length ? all.map(phase).join('\n') : 'no sessions', all, json);
-      } catch (e) {
-        fail(e, json);
+      if (o.session !== undefined) {
+        const r = await call(checkName(o.session), { cmd: 'status' }, BOUNDS.STATUS_MS) as Result;
+        print(phase(r), r, json);
+        return;
       }
-    });
+      const all: Result[] = [];
+      for (const name of listSessions(runtimeDir())) {
+        try {
+          all.push(await call(name, { cmd: 'status' }, BOUNDS.STATUS_MS) as Result);
+        } catch (e) {
+          if (!(e instanceof UvirtioError)) throw e;
+          if (e.code === 'E_NO_SESSION') continue; // a stale socket, removed by call()
+          if (e.code !== 'E_REQUEST_TIMEOUT') throw e; // E_INTERRUPTED among others
+          all.push({ session: name, error: e.toJSON() });
+        }
+      }
+      print(all.length ? all.map((r) => (r.error ? `${String(r.session)}: not answering` : phase(r))).join('\n') : 'no sessions', all, json);
+    }));
 }

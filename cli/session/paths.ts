@@ -19,10 +19,10 @@ export function runtimeDir(): string {
   return base;
 }
 
-/** A session name: letters, digits, dot, dash, underscore; at most 64. */
+/** A session name: letters, digits, dot, dash, underscore; at most 64; no "/" and no leading dot (no ".."). */
 export function checkName(name: string): string {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || name.startsWith('.')) {
-    throw new UsageError('E_INVALID_ARGUMENT', `"${name}" is not a session name`, 'use letters, digits, ".", "-" and "_" (at most 64)');
+    throw new UsageError('E_INVALID_ARGUMENT', `"${name}" is not a session name`, 'use letters, digits, ".", "-" and "_" (at most 64, not starting with ".")');
   }
   return name;
 }
@@ -67,8 +67,15 @@ export function lockDevice(dir: string, device: string, session: string): void {
   writeFileSync(path, JSON.stringify({ pid: process.pid, session }), { flag: 'wx', mode: 0o600 });
 }
 
-export function unlockDevice(dir: string, device: string): void {
-  rmSync(lockPath(dir, device), { force: true });
+/** Removes the device's lock if `pid` holds it (never another agent's lock). */
+export function unlockDevice(dir: string, device: string, pid: number): void {
+  const path = lockPath(dir, device);
+  try {
+    if ((JSON.parse(readFileSync(path, 'utf8')) as { pid: number }).pid !== pid) return;
+  } catch {
+    return; // no lock, or not one of ours to judge
+  }
+  rmSync(path, { force: true });
 }
 
 /** Names of sessions whose socket exists. */

@@ -1,10 +1,13 @@
 // The session protocol: one JSON request per line from the CLI, one JSON response per line from the
 // agent. Errors travel as { code, message, hint } and are rebuilt as UvirtioErrors on the client.
+// Every call is bounded (its error names the session, the request and the bound) and ends at once
+// at SIGINT/SIGTERM; the agent then finishes or skips the request on its own (agent.ts).
 
 import { connect } from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
 import { UvirtioError, UsageError, type ErrorCode } from '../../lib/virtio/errors.js';
-import { listSessions, runtimeDir, socketPath } from './paths.js';
+import { bounded } from '../wait.js';
+import { checkName, listSessions, runtimeDir, socketPath } from './paths.js';
 
 export type Command = 'status' | 'stop' | 'vq-state' | 'snapshot' | 'reinit' | 'resume' | 'detach';
 export interface Request {
@@ -13,48 +16,71 @@ export interface Request {
 }
 export type Response = { ok: true; result: unknown } | { ok: false; error: { code: ErrorCode; message: string; hint?: string } };
 
+/** The longest line either side sends: a reinit carries a whole snapshot (at most 32 MiB as a file). */
+export const MAX_LINE_BYTES = 64 << 20;
+
 /** Which session a command talks to: the named one, or the only one. */
 export function resolveSession(name: string | undefined): string {
   const dir = runtimeDir();
-  if (name) return name;
+  if (name !== undefined) return checkName(name);
   const all = listSessions(dir);
   if (all.length === 1) return all[0]!;
   if (all.length === 0) throw new UsageError('E_NO_SESSION', 'no session is attached', 'start one with `uvirtio attach DEV`');
   throw new UsageError('E_SESSION_AMBIGUOUS', `${all.length} sessions are attached (${all.join(', ')})`, 'name one with --session NAME');
 }
 
-/** Sends one request and waits (bounded) for its response. A socket nobody listens on is removed. */
-export function call(name: string, request: Request, timeoutMs = 120_000): Promise<unknown> {
-  const path = socketPath(runtimeDir(), name);
-  if (!existsSync(path)) {
-    return Promise.reject(new UsageError('E_NO_SESSION', `no session "${name}"`, 'list them with `uvirtio status`, or `uvirtio attach DEV`'));
-  }
+/** The one answer line on the socket, as a result or a rebuilt error. */
+function answer(name: string, request: Request, path: string, sock: ReturnType<typeof connect>): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const sock = connect(path);
     let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new UvirtioError('E_REQUEST_TIMEOUT', `session "${name}" did not answer "${request.cmd}" within ${timeoutMs} ms`));
-    }, timeoutMs);
+    let settled = false;
+    const settle = (f: () => void): void => {
+      if (!settled) {
+        settled = true;
+        f();
+      }
+    };
     sock.on('connect', () => sock.write(JSON.stringify(request) + '\n'));
-    sock.on('data', (d) => {
+    sock.on('data', (d: Buffer) => {
       buf += d.toString();
+      if (buf.length > MAX_LINE_BYTES) {
+        settle(() => reject(new UvirtioError('E_NO_SESSION', `session "${name}" answered more than ${MAX_LINE_BYTES} bytes to "${request.cmd}"`, 'that socket is not a uvirtio session agent')));
+        return;
+      }
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      const res = JSON.parse(buf.slice(0, nl)) as Response;
-      if (res.ok) resolve(res.result);
-      else reject(new UvirtioError(res.error.code, res.error.message, res.error.hint));
+      let res: Response;
+      try {
+        res = JSON.parse(buf.slice(0, nl)) as Response;
+      } catch {
+        settle(() => reject(new UvirtioError('E_NO_SESSION', `session "${name}" answered "${request.cmd}" with something that is not JSON`, 'that socket is not a uvirtio session agent')));
+        return;
+      }
+      settle(() => (res.ok ? resolve(res.result) : reject(new UvirtioError(res.error.code, res.error.message, res.error.hint))));
     });
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+    sock.on('error', (e: NodeJS.ErrnoException) => settle(() => {
       if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {
         rmSync(path, { force: true }); // the agent is gone: a stale socket
         reject(new UsageError('E_NO_SESSION', `session "${name}" is gone (its agent exited); the stale socket was removed`, 'attach again'));
       } else {
-        reject(new UvirtioError('E_NO_SESSION', `cannot reach session "${name}": ${e.message}`));
+        reject(new UvirtioError('E_NO_SESSION', `cannot reach session "${name}": ${e.message}`, 'check `uvirtio status`'));
       }
-    });
+    }));
+    sock.on('close', () => settle(() => reject(new UvirtioError('E_NO_SESSION', `session "${name}" closed the connection without answering "${request.cmd}"`,
+      `its agent exited; see ${socketPath(runtimeDir(), name).replace(/\.sock$/, '.log')}`))));
   });
+}
+
+/** Sends one request and waits (bounded by `ms`, ended by a signal) for its response. */
+export async function call(name: string, request: Request, ms: number, signal?: AbortSignal | null): Promise<unknown> {
+  const path = socketPath(runtimeDir(), checkName(name));
+  if (!existsSync(path)) throw new UsageError('E_NO_SESSION', `no session "${name}"`, 'list them with `uvirtio status`, or `uvirtio attach DEV`');
+  const sock = connect(path);
+  try {
+    return await bounded(answer(name, request, path, sock), {
+      what: `session "${name}" answering "${request.cmd}"`, ms, hint: 'the agent is busy or stuck; `uvirtio status` shows it, `uvirtio detach` ends it',
+    }, signal);
+  } finally {
+    sock.destroy();
+  }
 }

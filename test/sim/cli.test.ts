@@ -80,3 +80,12 @@ t.test('Ctrl-C during a rehearsal: exit 130, and every snapshot file is complete
   t.ok(files.length >= 3, `${files.length} snapshot files`);
   for (const f of files) t.doesNotThrow(() => parseSnapshot(readFileSync(join(dir, f), 'utf8')), `${f} is a complete snapshot`);
 });
+
+t.test('--help of the program and of every command documents the exit statuses', async (t) => {
+  const commands = ['list', 'bind', 'unbind', 'info', 'rehearse', 'attach', 'stop', 'vq-state', 'snapshot', 'reinit', 'resume', 'status', 'detach'];
+  for (const args of [['--help'], ...commands.map((c) => [c, '--help'])]) {
+    const r = run(...args);
+    t.equal(r.status, 0, `${args.join(' ')}: exit 0`);
+    for (const status of ['0', '1', '2', '3', '130', '143']) t.match(r.stdout, new RegExp(`^ +${status} +\\S`, 'm'), `${args.join(' ')} documents exit status ${status}`);
+  }
+});

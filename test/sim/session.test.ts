@@ -16,8 +16,11 @@ function uv(...args: string[]) {
 }
 
 t.teardown(() => {
-  for (const s of ['mig', 'net1']) uv('detach', '--session', s);
+  for (const s of ['mig', 'net1', 'sus', 'stall']) uv('detach', '--session', s);
 });
+
+type Status = { phase: string; requests: { submitted: number; completed: number; inFlight: number } };
+const status = (name: string): Status => uv('status', '--session', name, '--json').json() as Status;
 
 t.test('attach → stop → vq-state → snapshot → reinit --to → detach --verify, with traffic running', async (t) => {
   const a = uv('attach', 'sim:blk?mode=hold&latency=1', '--name', 'mig', '--traffic', '8', '--json');
@@ -71,4 +74,50 @@ t.test('a stale socket (agent gone) is cleaned up and reported', async (t) => {
   t.equal(r.status, 2);
   t.match(r.stderr, /E_NO_SESSION/);
   t.notOk(existsSync(join(runtime, 'ghost.sock')), 'the stale socket was removed');
+});
+
+t.test('stop --mechanism suspend → resume: the traffic moves again, and detach --verify gives a clean verdict', async (t) => {
+  // The exact failing input of issue 10: resume used to reach the device, not the driver, leaving
+  // its request queues paused — status said live, the counters froze, detach --verify never returned.
+  t.equal(uv('attach', 'sim:blk?state=suspend&latency=1', '--name', 'sus', '--traffic', '8').status, 0);
+  const stop = uv('stop', '--session', 'sus', '--mechanism', 'suspend', '--json');
+  t.equal(stop.status, 0, stop.stderr);
+  t.match(stop.json(), { phase: 'stopped', mechanism: 'suspend' });
+  const stopped = status('sus').requests.completed;
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(status('sus').requests.completed, stopped, 'nothing completes while suspended');
+  const resume = uv('resume', '--session', 'sus', '--json');
+  t.equal(resume.status, 0, resume.stderr);
+  t.match(resume.json(), { phase: 'live', mechanism: null });
+  const samples = [status('sus').requests.completed];
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    samples.push(status('sus').requests.completed);
+  }
+  t.ok(samples.every((n, i) => i === 0 || n > samples[i - 1]!), `the counters move after resume: ${stopped} at the stop, then ${samples.join(', ')}`);
+  const d = uv('detach', '--session', 'sus', '--verify', '--json');
+  t.equal(d.status, 0, `detach --verify returned: ${d.stderr}`);
+  const r = d.json() as { verdict: unknown; requests: { submitted: number; completed: number; inFlight: number } };
+  t.same(r.verdict, { lost: 0, duplicated: 0, corrupted: 0 }, 'a clean verdict');
+  t.equal(r.requests.completed, r.requests.submitted, `every request completed (${r.requests.submitted})`);
+  t.equal(r.requests.inFlight, 0);
+});
+
+t.test('detach --verify on a device that never completes ends by its bound (exit 3) and still ends the session', async (t) => {
+  t.equal(uv('attach', 'sim:blk?completion=manual', '--name', 'stall', '--traffic', '4').status, 0);
+  const d = uv('detach', '--session', 'stall', '--verify', '--timeout', '1000');
+  t.equal(d.status, 3, 'a device error, not a hang');
+  t.match(d.stderr, /^uvirtio: E_DEVICE_UNRESPONSIVE: .*no request completed for 1000 ms \(4 in flight\).*the session was ended/);
+  t.equal(uv('status', '--session', 'stall').status, 2, 'the session is gone');
+  t.notOk(existsSync(join(runtime, 'stall.sock')), 'its socket removed');
+});
+
+t.test('detach --verify on a stopped device is refused (exit 2) and the session stays', async (t) => {
+  t.equal(uv('attach', 'sim:blk?latency=1', '--name', 'sus', '--traffic', '2').status, 0);
+  t.equal(uv('stop', '--session', 'sus').status, 0);
+  const d = uv('detach', '--session', 'sus', '--verify');
+  t.equal(d.status, 2);
+  t.match(d.stderr, /E_BAD_STATE: cannot verify/);
+  t.match(status('sus'), { phase: 'stopped' }, 'still attached, still stopped');
+  t.equal(uv('detach', '--session', 'sus').status, 0);
 });
