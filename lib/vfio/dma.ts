@@ -37,7 +37,10 @@ interface Arena {
 export interface DmaBackend {
   readonly kind: 'type1' | 'noiommu';
   alloc(size: number, align: number): Backing;
-  free(b: Backing): void;
+  /** Takes the device's access away (type1: VFIO_IOMMU_UNMAP_DMA); this process keeps the memory. */
+  revoke(b: Backing): void;
+  /** Gives the memory back (after revoke). */
+  unmapHost(b: Backing): void;
 }
 
 export class Type1Backend implements DmaBackend {
@@ -73,9 +76,12 @@ export class Type1Backend implements DmaBackend {
     return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova, size }, mapping, length };
   }
 
-  free(b: Backing): void {
+  revoke(b: Backing): void {
     this.container.unmapDma(b.region.iova, b.length);
     this.iovas.release(b.region.iova, BigInt(b.length));
+  }
+
+  unmapHost(b: Backing): void {
     libc.munmap(b.mapping);
   }
 }
@@ -181,7 +187,10 @@ export class NoIommuBackend implements DmaBackend {
     }
   }
 
-  free(b: Backing): void {
+  /** Without an IOMMU there is nothing to revoke: the device reaches physical memory (reset it first). */
+  revoke(): void {}
+
+  unmapHost(b: Backing): void {
     const arena = b.arena;
     if (!arena) {
       libc.munmap(b.mapping); // also unlocks
@@ -217,7 +226,8 @@ export class VfioDmaAllocator implements DmaAllocator {
     if (this.closed) throw new DmaError('E_CLOSED', 'the DMA allocator is closed');
     const b = this.backend.alloc(size, align);
     if (b.region.iova % BigInt(align) !== 0n) {
-      this.backend.free(b);
+      this.backend.revoke(b);
+      this.backend.unmapHost(b);
       throw new DmaError('E_DMA_RANGE', `DMA region at 0x${b.region.iova.toString(16)} is not aligned to ${align}`);
     }
     this.live.set(b.region.iova, b);
@@ -228,7 +238,9 @@ export class VfioDmaAllocator implements DmaAllocator {
     const b = this.live.get(region.iova);
     if (!b || b.region !== region) return;
     this.live.delete(region.iova);
-    this.backend.free(b);
+    if (!this.closed) this.backend.revoke(b);
+    this.backend.unmapHost(b);
+    if (this.closed && this.live.size === 0) this.closeBackend();
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
@@ -244,17 +256,25 @@ export class VfioDmaAllocator implements DmaAllocator {
     return this.live.size;
   }
 
+  /**
+   * Takes the device's access to every region away (the container is about to close). The memory
+   * of regions still allocated stays mapped in this process until they are freed — a ring a
+   * driver not yet closed still looks at is never unmapped under it; the last free() releases it.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const b of [...this.live.values()].reverse()) {
       try {
-        this.backend.free(b);
+        this.backend.revoke(b);
       } catch {
         // Closing the container drops any mapping left.
       }
     }
-    this.live.clear();
+    if (this.live.size === 0) this.closeBackend();
+  }
+
+  private closeBackend(): void {
     if (this.backend instanceof NoIommuBackend) this.backend.close();
   }
 }

@@ -130,3 +130,21 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     t.pass('close() after the loss does not throw');
   });
 }
+
+t.test('the transport closed under a live polling driver with requests in flight: no crash; the memory stays until the driver lets go', async (t) => {
+  const img = makeImage(16);
+  const d = await Daemon.start(img, 'closed-under', { iops: 100 });
+  t.teardown(async () => {
+    await d.kill('SIGKILL');
+    img.remove();
+  });
+  const dev = await openTransport(d.address);
+  const blk = await BlkDriver.open(dev.transport, { interrupts: 'poll', depth: 16, requestTimeoutMs: 300 });
+  const results = Array.from({ length: 16 }, (_, i) => code(blk.write(i * 8, new Uint8Array(4096).fill(i))));
+  await new Promise((r) => setTimeout(r, 20));
+  dev.transport.close(); // under the driver: its polling loop still reads the rings
+  const codes = await Promise.all(results);
+  t.ok(codes.every((c) => c === 'resolved' || c.startsWith('E_')), `every request settled (${[...new Set(codes)].join(', ')})`);
+  await blk.close();
+  t.pass('the process is still here: nothing read unmapped memory');
+});

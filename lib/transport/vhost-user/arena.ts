@@ -5,7 +5,8 @@
 // (our mapping's virtual address), since VIRTIO_F_IOMMU_PLATFORM is never negotiated.
 //
 // A migration target (openTransport(…, { shareWith })) retains the same arena, so the rings stay
-// in the same memory; the arena is unmapped when the last transport holding it is closed.
+// in the same memory; the arena is unmapped when the last transport holding it is closed and the
+// last region allocated from it is freed.
 
 import * as libc from '../../sys/libc.js';
 import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
@@ -102,6 +103,10 @@ export class MemfdArena implements DmaAllocator {
     const offset = Number(region.iova - this.guestBase);
     if (this.live.get(offset) !== region) return;
     this.live.delete(offset);
+    if (this.closed) {
+      if (this.live.size === 0) this.unmap();
+      return;
+    }
     const hole = { offset, size: alignUp(region.size, MIN_ALIGN) };
     const i = this.holes.findIndex((h) => h.offset > offset);
     this.holes.splice(i < 0 ? this.holes.length : i, 0, hole);
@@ -122,13 +127,21 @@ export class MemfdArena implements DmaAllocator {
     return undefined;
   }
 
-  /** Drops one holder; the last one unmaps the memory and closes the memfd. */
+  /**
+   * Drops one holder; the last one unmaps the memory and closes the memfd — once every region
+   * allocated from it is freed. A ring or buffer still in use (a driver not yet closed, a stop
+   * still looking at a ring) keeps the mapping, so nothing ever reads or writes unmapped memory;
+   * the last free() then unmaps it. New allocations are refused from the first close on.
+   */
   close(): void {
     if (this.closed) return;
     if (--this.holders > 0) return;
     this.closed = true;
-    this.live.clear();
     this.holes = [];
+    if (this.live.size === 0) this.unmap();
+  }
+
+  private unmap(): void {
     libc.munmap(this.map);
     libc.close(this.fd);
   }
