@@ -9,6 +9,7 @@
 //   queues=N capacity=SECTORS queuesize=N indirect=0|1 eventidx=0|1 mac=52:54:00:12:34:56
 //   blk: ro=1 discard=1 writezeroes=1 blksize=BYTES segmax=N sizemax=BYTES
 //   net: mergeable=1 pairs=N (control queue + MQ with N pairs)      rng: seed=N
+//   fault=KIND[,KIND…]       misbehaviour from the start (SIM_ADDRESS_FAULTS below)
 // vfio:BDF (or a bare BDF): the function bound to vfio-pci, through lib/vfio. With shareWith, the
 //   new function joins the other one's DMA address space (same container, same allocator), so a
 //   migration target reaches the source's rings at the same IOVAs.
@@ -18,7 +19,7 @@
 
 import { parseAddress, formatAddress, type DeviceAddress } from './address.js';
 import { HeapDmaAllocator } from './mem/dma.js';
-import { createSimDevice, type AnySimDevice, type SimOptions } from './sim/index.js';
+import { createSimDevice, type AnySimDevice, type FaultKind, type SimOptions } from './sim/index.js';
 import { VirtioPciTransport } from './transport/pci/transport.js';
 import type { VirtioTransport } from './transport/types.js';
 import type { VfioPciFunction as VfioFunction } from './vfio/pci-function.js';
@@ -45,8 +46,16 @@ export interface OpenTransportOptions {
 
 const SIM_OPTIONS = new Set([
   'layout', 'state', 'mode', 'latency', 'queues', 'capacity', 'queuesize', 'indirect', 'eventidx', 'mac', 'completion',
-  'ro', 'discard', 'writezeroes', 'blksize', 'segmax', 'sizemax', 'mergeable', 'pairs', 'seed',
+  'ro', 'discard', 'writezeroes', 'blksize', 'segmax', 'sizemax', 'mergeable', 'pairs', 'seed', 'fault',
 ]);
+
+/**
+ * fault=KIND[,KIND…]: misbehaviour the reference device shows from the start (lib/sim/faults.ts),
+ * to rehearse failure handling from a script — e.g. a --to target whose FEATURES_OK never sticks.
+ */
+const SIM_ADDRESS_FAULTS: readonly FaultKind[] = [
+  'features-refuse', 'device-state-refuse', 'config-churn', 'completion-silence', 'interrupt-silence', 'stop-stuck', 'reset-stuck', 'state-lie',
+];
 
 function bad(address: string, message: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `${address}: ${message}`, 'see `uvirtio --help` for the sim: options');
@@ -111,7 +120,12 @@ function openSim(a: Extract<DeviceAddress, { kind: 'sim' }>, shareWith?: OpenedD
     : a.type === 'net'
       ? { type: 'net', ...common, ...(o.mac ? { mac: o.mac } : {}), mergeable: flagOption(address, o, 'mergeable') ?? false, ...given('queuePairs', int('pairs', 1, 64)) }
       : { type: 'rng', ...common, ...given('seed', int('seed', 1, 0xffffffff)) };
+  const faults = (o.fault ?? '').split(',').filter(Boolean);
+  for (const f of faults) {
+    if (!SIM_ADDRESS_FAULTS.includes(f as FaultKind)) throw bad(address, `fault=${f} must be one of ${SIM_ADDRESS_FAULTS.join(', ')}`);
+  }
   const sim = createSimDevice(options);
+  for (const f of faults) sim.injectFault({ kind: f as FaultKind });
   return { address, transport: new VirtioPciTransport(sim.fn), sim, ...(layout ? { layout } : {}) };
 }
 

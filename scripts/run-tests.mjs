@@ -19,7 +19,7 @@ const requireAll = process.env.UVIRTIO_REQUIRE_ALL === '1';
 /** Each tier: its folder, what it needs from the system, and tap's per-file timeout (seconds). */
 const TIERS = [
   { name: 'unit', needs: [], timeout: 120 },
-  { name: 'sim', needs: [], timeout: 300 },
+  { name: 'sim', needs: [], timeout: 600 },
   { name: 'vhost-user', needs: [{ cmd: 'qemu-storage-daemon', pkg: 'qemu-system-common' }], timeout: 300 },
   { name: 'vm', needs: [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }], timeout: 1200 },
 ];

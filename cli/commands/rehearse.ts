@@ -29,8 +29,13 @@ async function run(o: RehearseOptions, timeoutMs: number): Promise<number> {
     console.log(`${r.ok ? 'OK' : 'FAILED'}: ${r.workload} on ${r.device}${r.target !== r.device ? ` ⇄ ${r.target}` : ''}, ${r.mechanism ?? 'no'} mechanism, ${r.layout} rings, ${r.cycles} cycles`);
     console.log(`  requests: ${q.submitted} submitted, ${q.completed} completed, ${q.lost} lost, ${q.duplicated} duplicated, ${q.corrupted} corrupted`);
     console.log(`  pause: median ${r.pause_ms.median} ms, p99 ${r.pause_ms.p99} ms, max ${r.pause_ms.max} ms`);
+    if (r.refused) {
+      const e = r.refused.error;
+      console.log(`  cycle ${r.refused.cycle}: ${r.refused.target} refused the reinit — ${e.code}: ${e.message}${e.hint ? ` (hint: ${e.hint})` : ''}; the source took the rings back`);
+    }
   }
-  return r.ok ? EXIT.OK : EXIT.VERDICT;
+  // A refused migration is the target device's error (3); the verdict above still covers every request.
+  return r.refused ? EXIT.DEVICE : r.ok ? EXIT.OK : EXIT.VERDICT;
 }
 
 export function registerRehearse(program: Command): void {

@@ -10,8 +10,8 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
 import { deviceTypeName } from '../../lib/virtio/constants.js';
-import { UsageError } from '../../lib/virtio/errors.js';
-import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type Mechanism } from '../../lib/virtio/snapshot.js';
+import { UsageError, UvirtioError } from '../../lib/virtio/errors.js';
+import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type DeviceSnapshot, type Mechanism } from '../../lib/virtio/snapshot.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
 import { NetWorkload } from './net.js';
@@ -75,6 +75,11 @@ export interface RehearsalReport {
   cycle_reports: CycleReport[];
   /** Device-side executions counted by the reference device (sim only), to prove nothing ran twice. */
   device_executions?: number;
+  /**
+   * A migration target refused the reinit (then `ok` is false): the source took the rings back,
+   * the rehearsal stopped cycling there, and the verdict still covers every request.
+   */
+  refused?: { cycle: number; target: string; error: { code: string; message: string; hint?: string } };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -132,6 +137,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   let work: Workload | undefined;
   let dir: string | undefined;
   const steps = new DeviceSteps(timeoutMs, signal);
+  let failure: unknown;
   try {
     const source = await openTransport(o.device);
     devices.push(source);
@@ -150,7 +156,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
     const pauses = run.reports.map((r) => r.pauseMs).sort((a, b) => a - b);
     const v = run.verdict;
     return {
-      ok: v.lost === 0 && v.duplicated === 0 && v.corrupted === 0 && work.completed === work.submitted,
+      ok: v.lost === 0 && v.duplicated === 0 && v.corrupted === 0 && work.completed === work.submitted && !run.refused,
       device: source.address,
       target: target?.address ?? source.address,
       workload: kind,
@@ -162,12 +168,18 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       pause_ms: { median: round(percentile(pauses, 50)), p99: round(percentile(pauses, 99)), max: round(pauses.at(-1) ?? 0) },
       cycle_reports: run.reports,
       ...(executions !== undefined ? { device_executions: executions } : {}),
+      ...(run.refused ? { refused: run.refused } : {}),
     };
+  } catch (e) {
+    failure = e;
+    throw e;
   } finally {
-    // Also after SIGINT: closing resets each device (bounded) — once a step abandoned at the signal has settled.
+    // Also after SIGINT: closing resets each device (bounded) — once a step abandoned at the signal
+    // has settled. What is still pending is rejected with the rehearsal's error.
     const opened = work;
+    const reason = failure instanceof UvirtioError ? failure : undefined;
     await closeWhenSettled(steps.running, async () => {
-      await opened?.close().catch(() => undefined);
+      await opened?.close(reason).catch(() => undefined);
       for (const d of devices) d.transport.close();
     }, BOUNDS.SETTLE_MS);
     if (dir && !o.snapshotDir && !o.keepSnapshots) rmSync(dir, { recursive: true, force: true });
@@ -219,11 +231,31 @@ interface RunContext {
   steps: DeviceSteps;
 }
 
+/**
+ * Reinit onto `next`; resolves with the target's refusal when it refused and the source took the
+ * rings back (null when the reinit worked). A refusing target (FEATURES_OK, the device state, a
+ * timeout) leaves the driver stopped with its requests held, so the source can take them again
+ * and they complete there. When even the source refuses, the error goes up, and the rehearsal's
+ * close rejects what is pending with it.
+ */
+async function reinitOrFallBack(work: Workload, snap: DeviceSnapshot, current: OpenedDevice, next: OpenedDevice,
+  steps: DeviceSteps): Promise<UvirtioError | null> {
+  try {
+    await steps.run(work.reinit(snap, next === current ? {} : { target: next.transport }), `the reinit of ${next.address}`);
+    return null;
+  } catch (e) {
+    if (next === current || !(e instanceof UvirtioError) || work.driving().phase !== 'stopped') throw e;
+    await steps.run(work.reinit(snap, { target: current.transport }), `the fall-back reinit of ${current.address}`);
+    return e;
+  }
+}
+
 /** The cycles, the rest of the traffic, and the verification: every wait bounded and abortable. */
 async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevice, target: OpenedDevice | undefined, dir: string,
-  { timeoutMs, signal, rng, steps }: RunContext): Promise<{ reports: CycleReport[]; verdict: Verdict }> {
+  { timeoutMs, signal, rng, steps }: RunContext): Promise<{ reports: CycleReport[]; verdict: Verdict; refused?: RehearsalReport['refused'] }> {
   const perCycle = o.requestsPerCycle ?? 200;
   const reports: CycleReport[] = [];
+  let refused: RehearsalReport['refused'];
   const wait = { stallMs: timeoutMs, signal };
   const traffic = new Traffic(work, { inflight: o.inflight, budget: perCycle * (o.cycles + 1) });
   let current = source;
@@ -240,18 +272,23 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
       const file = join(dir, `cycle-${cycle}.json`);
       writeSnapshotFile(file, work.snapshot());
       const snap = readSnapshotFile(file);
-      await steps.run(work.reinit(snap, next === current ? {} : { target: next.transport }), `the reinit of ${next.address}`);
+      const refusal = await reinitOrFallBack(work, snap, current, next, steps);
+      if (refusal) {
+        refused = { cycle, target: next.address, error: refusal.toJSON() };
+        break;
+      }
       const pauseMs = Number(process.hrtime.bigint() - started) / 1e6;
       const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, snapshotFile: file, pauseMs: round(pauseMs) };
       reports.push(report);
       o.onCycle?.(report);
       current = next;
     }
+    if (refused) traffic.stop(); // a refused migration ends the cycling; what is in flight completes on the source
     await traffic.idle(wait); // the rest of the budget runs on the device the last cycle left live
     if (traffic.errors.length > 0) throw traffic.errors[0];
   } finally {
     traffic.stop();
   }
   const verdict = await steps.run(work.verify(), 'the verification');
-  return { reports, verdict };
+  return { reports, verdict, ...(refused ? { refused } : {}) };
 }

@@ -6,7 +6,7 @@
 
 import type { ReinitOptions, StopOptions } from '../../lib/virtio/device.js';
 import { DeviceType, deviceTypeName } from '../../lib/virtio/constants.js';
-import { UsageError } from '../../lib/virtio/errors.js';
+import { UsageError, type UvirtioError } from '../../lib/virtio/errors.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { StatefulDriver } from '../../drivers/stateful.js';
@@ -47,8 +47,8 @@ export interface Workload {
   verify(): Promise<Verdict>;
   /** Problems counted so far (during traffic). */
   readonly problems: Verdict;
-  /** Resets the device and releases it. */
-  close(): Promise<void>;
+  /** Resets the device and releases it; requests still pending are rejected with `reason` (default E_CLOSED). */
+  close(reason?: UvirtioError): Promise<void>;
 }
 
 /** The workload for a device type: blk and net have one; anything else is refused. */
@@ -76,9 +76,9 @@ export abstract class DriverWorkload {
   }
   driving(): Driving {
     const d = this.driver.device;
-    return { address: d.address, phase: d.state, layout: d.layout, mechanism: d.state === 'stopped' ? d.mechanism : null };
+    return { address: d.address, phase: d.phase, layout: d.layout, mechanism: d.phase === 'stopped' ? d.mechanism : null };
   }
-  close(): Promise<void> {
-    return this.driver.close();
+  close(reason?: UvirtioError): Promise<void> {
+    return this.driver.close(reason);
   }
 }
