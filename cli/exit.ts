@@ -28,8 +28,13 @@ const USAGE_CODES = new Set<ErrorCode>([
 export function exitCodeFor(e: unknown): number {
   if (e instanceof InterruptedError) return e.status;
   if (!isUvirtioError(e)) return EXIT.DEVICE;
-  if (e.code === 'E_INTERRUPTED') return signalStatus() ?? EXIT.SIGINT;
-  return USAGE_CODES.has(e.code) || e.code.startsWith('E_SNAPSHOT_') ? EXIT.USAGE : EXIT.DEVICE;
+  return exitCodeForCode(e.code);
+}
+
+/** The exit status for an error code: usage and input 2, a signal 130/143, the device or platform 3. */
+export function exitCodeForCode(code: string): number {
+  if (code === 'E_INTERRUPTED') return signalStatus() ?? EXIT.SIGINT;
+  return USAGE_CODES.has(code as ErrorCode) || code.startsWith('E_SNAPSHOT_') ? EXIT.USAGE : EXIT.DEVICE;
 }
 
 let debug = false;

@@ -24,7 +24,7 @@ async function mechanismsOf(t: VirtioTransport, timeoutMs: number): Promise<Mech
 }
 
 async function info(address: string, o: { json?: boolean }, timeoutMs: number): Promise<void> {
-  const dev = await openTransport(address);
+  const dev = await bounded(openTransport(address), { what: `opening ${address}`, ms: timeoutMs });
   try {
     const t = dev.transport;
     const offered = t.deviceFeatures();

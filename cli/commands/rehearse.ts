@@ -3,7 +3,7 @@
 import { Option, type Command } from 'commander';
 import { rehearse } from '../rehearsal/engine.js';
 import type { WorkloadKind } from '../rehearsal/workload.js';
-import { EXIT, action } from '../exit.js';
+import { EXIT, action, exitCodeForCode } from '../exit.js';
 import { LAYOUT_CHOICES, MECHANISM_CHOICES, intArg, timeoutOf, type LayoutChoice, type MechanismChoice } from '../options.js';
 import { interruption } from '../signals.js';
 
@@ -34,8 +34,9 @@ async function run(o: RehearseOptions, timeoutMs: number): Promise<number> {
       console.log(`  cycle ${r.refused.cycle}: ${r.refused.target} refused the reinit — ${e.code}: ${e.message}${e.hint ? ` (hint: ${e.hint})` : ''}; the source took the rings back`);
     }
   }
-  // A refused migration is the target device's error (3); the verdict above still covers every request.
-  return r.refused ? EXIT.DEVICE : r.ok ? EXIT.OK : EXIT.VERDICT;
+  // A refused migration exits as its error would (2 for a snapshot that does not fit the target,
+  // 3 for a device that refused); the verdict above still covers every request.
+  return r.refused ? exitCodeForCode(r.refused.error.code) : r.ok ? EXIT.OK : EXIT.VERDICT;
 }
 
 export function registerRehearse(program: Command): void {

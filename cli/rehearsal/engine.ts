@@ -80,6 +80,8 @@ export interface RehearsalReport {
    * the rehearsal stopped cycling there, and the verdict still covers every request.
    */
   refused?: { cycle: number; target: string; error: { code: string; message: string; hint?: string } };
+  /** With `refused`: the refusal, in the shape every failing command reports (`{ ok: false, error }`). */
+  error?: { code: string; message: string; hint?: string };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -139,9 +141,9 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const steps = new DeviceSteps(timeoutMs, signal);
   let failure: unknown;
   try {
-    const source = await openTransport(o.device);
+    const source = await steps.run(openTransport(o.device), `opening ${o.device}`);
     devices.push(source);
-    const target = o.to ? await openTransport(o.to, { shareWith: source }) : undefined;
+    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source }), `opening ${o.to}`) : undefined;
     if (target) devices.push(target);
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);
@@ -168,7 +170,7 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
       pause_ms: { median: round(percentile(pauses, 50)), p99: round(percentile(pauses, 99)), max: round(pauses.at(-1) ?? 0) },
       cycle_reports: run.reports,
       ...(executions !== undefined ? { device_executions: executions } : {}),
-      ...(run.refused ? { refused: run.refused } : {}),
+      ...(run.refused ? { refused: run.refused, error: run.refused.error } : {}),
     };
   } catch (e) {
     failure = e;

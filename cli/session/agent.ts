@@ -202,7 +202,7 @@ class Agent {
       const address = formatAddress(parseAddress(to));
       target = this.devices.find((d) => d.address === address);
       if (!target) {
-        target = await openTransport(to, { shareWith: this.devices[0]! });
+        target = await bounded(openTransport(to, { shareWith: this.devices[0]! }), { what: `opening ${to}`, ms: timeoutMs });
         opened = true;
       }
     }
@@ -271,7 +271,7 @@ async function main(): Promise<void> {
   try {
     args = parseArgs(process.argv.slice(2));
     lockDevice(dir, args.device, args.name);
-    source = await openTransport(args.device);
+    source = await bounded(openTransport(args.device), { what: `opening ${args.device}`, ms: args.timeout });
     const kind = workloadKindFor(source.transport.deviceType, source.address);
     const work = await bounded(openWorkload(kind, source, 'auto', seededRandom(1)), { what: `setting up the ${kind} driver on ${source.address}`, ms: args.timeout });
     const agent = new Agent(args, dir, source, work);
