@@ -1,7 +1,10 @@
 // Everything that holds kernel resources (mappings, fds, DMA maps, interrupt waits) registers here,
 // so that a process leaving by exit, SIGINT or SIGTERM still unmaps and closes in reverse order.
-// The signal handlers are installed only while something is registered, and after closing they
-// re-raise the signal so the process ends the way it would have.
+// The signal handlers are installed only while something is registered. They act only as the
+// default action would — when the application has no handler of its own for that signal: then
+// they close everything and re-raise the signal so the process ends the way it would have. An
+// application that handles the signal itself (the uvirtio CLI does) keeps running and closes its
+// devices in its own order; what it leaves open is closed at exit.
 
 export interface Closable {
   close(): void;
@@ -22,6 +25,9 @@ function closeAll(): void {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
+  // Another listener means the application handles the signal: closing under it would pull
+  // mappings out from under code that is still running.
+  if (process.listenerCount(signal) > 1) return;
   closeAll();
   uninstall();
   process.kill(process.pid, signal);
@@ -31,8 +37,8 @@ function install(): void {
   if (installed) return;
   installed = true;
   process.on('exit', closeAll);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 function uninstall(): void {

@@ -96,6 +96,17 @@ export type ErrorCode =
   | 'E_SESSION_EXISTS'
   | 'E_SESSION_AMBIGUOUS';
 
+/** The hint an error of these codes carries when the place that throws it has nothing more precise. */
+const GENERIC_HINTS: Partial<Record<ErrorCode, string>> = {
+  E_INVALID_ARGUMENT: 'the message names the value and what is allowed; see the API documentation',
+  E_BAD_STATE: 'check the order of calls: device.phase says where the device is (open → setupQueue → driverOk → stop → snapshot → reinit or resume; needs-reset → recover)',
+  E_CLOSED: 'open it again; a closed device, driver or transport takes no more calls',
+  E_CAP_MISSING: 'the device or the platform lacks it; `uvirtio info` shows what the device offers',
+  E_STATE_UNSUPPORTED: '`uvirtio info` lists the stop/state mechanisms the device supports',
+  E_QUEUE_UNAVAILABLE: '`uvirtio info` lists the queues the device has',
+  E_DMA_EXHAUSTED: 'free regions you no longer need, or give the device more DMA memory',
+};
+
 export class UvirtioError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
@@ -103,7 +114,7 @@ export class UvirtioError extends Error {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
-    this.hint = hint;
+    this.hint = hint ?? GENERIC_HINTS[code];
   }
   /** `E_CODE: message (hint: …)` — the one-line form the CLI prints. */
   toLine(): string {

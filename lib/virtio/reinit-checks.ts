@@ -33,10 +33,12 @@ export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: Vi
       'a snapshot is restored by the driver that took it');
   }
   if (snap.mechanism === 'ring-state' && !(hasFeature(features, Feature.RING_STATE) && target.ringState)) {
-    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`);
+    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`,
+      'restore a ring-state snapshot onto a device that offers VIRTIO_F_RING_STATE');
   }
   if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
-    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`);
+    throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`,
+      'restore a back-end snapshot onto another vhost-user back-end');
   }
   checkAgainstRings(snap, driver.views);
 }
@@ -70,12 +72,14 @@ function checkSameQueues(snap: DeviceSnapshot, queues: ReadonlyMap<number, Virtq
   const mine = [...queues.keys()].sort((a, b) => a - b);
   const theirs = snap.queues.map((q) => q.index).sort((a, b) => a - b);
   if (mine.join(',') !== theirs.join(',')) {
-    throw new SnapshotError('E_SNAPSHOT_QUEUE_COUNT', `snapshot: it has queues [${theirs.join(', ')}], this driver has [${mine.join(', ')}]`);
+    throw new SnapshotError('E_SNAPSHOT_QUEUE_COUNT', `snapshot: it has queues [${theirs.join(', ')}], this driver has [${mine.join(', ')}]`,
+      'a snapshot is restored by the driver that took it, with the same queues');
   }
   for (const sq of snap.queues) {
     const vq = queues.get(sq.index)!;
     if (sq.size !== vq.size) {
-      throw new SnapshotError('E_SNAPSHOT_QUEUE_SIZE', `snapshot: queue ${sq.index} has size ${sq.size}, this driver's ring has ${vq.size}`);
+      throw new SnapshotError('E_SNAPSHOT_QUEUE_SIZE', `snapshot: queue ${sq.index} has size ${sq.size}, this driver's ring has ${vq.size}`,
+        'a snapshot is restored by the driver that took it, with the same rings');
     }
     if (BigInt(sq.desc) !== vq.addresses.desc || BigInt(sq.driver) !== vq.addresses.driver || BigInt(sq.device) !== vq.addresses.device) {
       throw new SnapshotError('E_SNAPSHOT_ADDRESS', `snapshot: queue ${sq.index}'s rings are not at this driver's ring addresses`,

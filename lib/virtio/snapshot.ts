@@ -64,8 +64,19 @@ export interface DeviceSnapshot {
   deviceState: { bytes: string } | null;
 }
 
+/** What to do about each kind of bad snapshot, where the check itself has nothing more precise. */
+const SNAPSHOT_HINTS: Partial<Record<ErrorCode, string>> = {
+  E_SNAPSHOT_SCHEMA: 'the file is not a snapshot uvirtio wrote (or was edited); take the snapshot again',
+  E_SNAPSHOT_QUEUE_COUNT: 'restore onto a device with the same queues, with the driver that took the snapshot',
+  E_SNAPSHOT_QUEUE_SIZE: 'restore onto a device that allows the same queue sizes, with the driver that took the snapshot',
+  E_SNAPSHOT_INDEX: 'the queue state is impossible for its ring: the file was edited or damaged; take the snapshot again',
+  E_SNAPSHOT_USED_AHEAD: 'the queue state is impossible for its ring: the file was edited or damaged; take the snapshot again',
+  E_SNAPSHOT_FEATURES: 'restore onto a device that offers the features the source negotiated',
+  E_SNAPSHOT_ADDRESS: 'a snapshot is restored by the driver (process) whose memory holds the rings',
+};
+
 function fault(code: ErrorCode, message: string, hint?: string): SnapshotError {
-  return new SnapshotError(code, `snapshot: ${message}`, hint);
+  return new SnapshotError(code, `snapshot: ${message}`, hint ?? SNAPSHOT_HINTS[code]);
 }
 
 // ---- reading and writing files ----

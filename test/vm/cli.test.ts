@@ -79,6 +79,16 @@ t.test('uvirtio on vfio: addresses (viommu)', prerequisite(why), async (t) => {
     }
   });
 
+  t.test('Ctrl-C on VFIO: a rehearsal ends within 2 s with 130 / 143, and the function works afterwards', async (t) => {
+    for (const [name, signal, status] of [['sigint-rehearse', 'SIGINT', 130], ['sigterm-rehearse', 'SIGTERM', 143]] as const) {
+      const r = resultsOf(run, 'cli-signal').find((x) => x.name === name);
+      t.match(r, { running: true, signal, status }, `${name}: ${signal} → ${status} (${String(r?.stderr ?? '').trim()})`);
+      t.ok(Number(r?.ms) <= 2000, `${name}: ended ${String(r?.ms)} ms after ${signal}`);
+    }
+    const after = commented('after-signal');
+    t.match(after, { status: 0, json: { ok: true, cycles: 2, requests: exactlyOnce } }, 'a new rehearsal on the interrupted function is exactly-once');
+  });
+
   t.test('rehearse refusals', async (t) => {
     // Whichever check fires first: the second queue (BlkDriver drives every queue the device has) or RING_PACKED.
     t.match(commented('rehearse-to-refused'), { status: 2, json: { ok: false, error: { code: /^E_SNAPSHOT_(QUEUE_COUNT|FEATURES)$/, message: /queue|RING_PACKED/ } } },
