@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   uvirtio('soak-packed', ['rehearse', '--device', 'vfio:0000:02:00.0', '--cycles', '20', '--inflight', '8', '--seed', '12', '--json']);
   // Ctrl-C mid-rehearsal on VFIO: ends within 2 s with 130/143; the function opens and works afterwards.
   await interrupted('sigint-rehearse', ['rehearse', '--device', 'vfio:0000:01:00.0', '--cycles', '1000', '--inflight', '8'], 'SIGINT', 800);
-  await interrupted('sigterm-rehearse', ['rehearse', '--device', 'vfio:0000:02:00.0', '--to', 'vfio:0000:02:00.0', '--cycles', '1000'], 'SIGTERM', 500);
+  await interrupted('sigterm-rehearse', ['rehearse', '--device', 'vfio:0000:01:00.0', '--to', 'vfio:0000:05:00.0', '--cycles', '1000'], 'SIGTERM', 500);
   uvirtio('after-signal', ['rehearse', '--device', 'vfio:0000:01:00.0', '--cycles', '2', '--json']);
   uvirtio('rehearse-to-refused', ['rehearse', '--device', 'vfio:0000:02:00.0', '--to', 'vfio:0000:01:00.0', '--cycles', '2', '--json']);
   uvirtio('rehearse-ring-state', ['rehearse', '--device', 'vfio:0000:01:00.0', '--mechanism', 'ring-state', '--cycles', '1', '--json']);
