@@ -54,7 +54,7 @@ const SIM_OPTIONS = new Set([
  * to rehearse failure handling from a script — e.g. a --to target whose FEATURES_OK never sticks.
  */
 const SIM_ADDRESS_FAULTS: readonly FaultKind[] = [
-  'features-refuse', 'device-state-refuse', 'config-churn', 'completion-silence', 'interrupt-silence', 'stop-stuck', 'reset-stuck', 'state-lie',
+  'features-refuse', 'device-state-refuse', 'config-churn', 'completion-silence', 'interrupt-silence', 'stop-stuck', 'state-lie',
 ];
 
 function bad(address: string, message: string): UsageError {
@@ -124,7 +124,14 @@ function openSim(a: Extract<DeviceAddress, { kind: 'sim' }>, shareWith?: OpenedD
   for (const f of faults) {
     if (!SIM_ADDRESS_FAULTS.includes(f as FaultKind)) throw bad(address, `fault=${f} must be one of ${SIM_ADDRESS_FAULTS.join(', ')}`);
   }
-  const sim = createSimDevice(options);
+  let sim: AnySimDevice;
+  try {
+    sim = createSimDevice(options);
+  } catch (e) {
+    // The reference device's own checks (blk_size a power of two, …): the address is what was wrong.
+    if (e instanceof UsageError) throw bad(address, e.message);
+    throw e;
+  }
   for (const f of faults) sim.injectFault({ kind: f as FaultKind });
   return { address, transport: new VirtioPciTransport(sim.fn), sim, ...(layout ? { layout } : {}) };
 }

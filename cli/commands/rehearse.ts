@@ -21,7 +21,7 @@ async function run(o: RehearseOptions, timeoutMs: number): Promise<number> {
     onStart: o.json ? undefined : (s) => console.log(
       `rehearsing ${s.workload} traffic on ${s.device}${s.target !== s.device ? ` ⇄ ${s.target}` : ''} (${s.layout} rings), ${o.cycles} cycles, seed ${o.seed}`),
     onCycle: o.json ? undefined : (c) => console.log(
-      `cycle ${c.cycle}: stopped ${c.from} with ${c.inFlightAtStop} in flight (${c.mechanism}), snapshot ${c.snapshotFile}, reinit on ${c.to}, pause ${c.pauseMs.toFixed(2)} ms`),
+      `cycle ${c.cycle}: stopped ${c.from} with ${c.inFlightAtStop} in flight (${c.inRingAtStop} in the rings, ${c.mechanism}), snapshot ${c.snapshotFile}, reinit on ${c.to}, pause ${c.pauseMs.toFixed(2)} ms`),
   });
   if (o.json) console.log(JSON.stringify(r));
   else {

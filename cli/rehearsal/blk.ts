@@ -1,15 +1,18 @@
-// The blk rehearsal workload: versioned, checksummed single-sector writes and checked reads.
+// The blk rehearsal workload: versioned, checksummed single-block writes and checked reads, on the
+// first 1024 logical blocks of the device (a rehearsal writes there: use a scratch disk).
 //
-// Each sector carries { magic, sector, version, run, checksum } and data derived from them; `run`
-// tells this rehearsal's sectors from those an earlier one left on the same disk. At most one
-// request per sector is in flight, so "the latest completed version" of a sector is well defined:
-//   corrupted  a sector whose checksum, magic or sector number is wrong
-//   lost       a sector older than the latest completed write to it (the write is not there, or an
+// Each block carries { magic, sector, version, run, checksum } and data derived from them; `run`
+// tells this rehearsal's blocks from those an earlier one left on the same disk. At most one
+// request per block is in flight, so "the latest completed version" of a block is well defined:
+//   corrupted  a block this rehearsal wrote whose checksum, magic or sector number is wrong
+//   lost       a block older than the latest completed write to it (the write is not there, or an
 //              older write was done again after it)
 //   duplicated requests the device carried out more often than the driver saw them complete
 //              (counted by the reference device; on other devices replays show up as `lost`)
+// Blocks this rehearsal never wrote are not judged: whatever the disk held there is not its data.
 
 import { BLK_SECTOR_SIZE } from '../../lib/virtio/constants.js';
+import { UsageError } from '../../lib/virtio/errors.js';
 import type { BlkDriver } from '../../drivers/blk/index.js';
 import { fnv1a, randomInt, type Random } from './random.js';
 import { DriverWorkload, type Verdict, type Workload } from './workload.js';
@@ -18,8 +21,9 @@ const MAGIC = 0x55565248; // "UVRH"
 
 const DATA = 20;
 
-export function sectorPayload(sector: number, version: number, run = 0): Uint8Array {
-  const b = new Uint8Array(BLK_SECTOR_SIZE);
+/** A block's content for `version` of rehearsal `run`: `size` bytes (a whole logical block, 512 by default). */
+export function sectorPayload(sector: number, version: number, run = 0, size = BLK_SECTOR_SIZE): Uint8Array {
+  const b = new Uint8Array(size);
   const v = new DataView(b.buffer);
   for (let i = DATA; i < b.length; i++) b[i] = (sector * 31 + version * 17 + run + i) & 0xff;
   v.setUint32(0, MAGIC, true);
@@ -59,60 +63,81 @@ export class BlkWorkload extends DriverWorkload implements Workload {
   private readonly latest: Uint32Array;
   private readonly nextVersion: Uint32Array;
   private readonly busy: Uint8Array;
-  private readonly sectors: number;
+  /** Logical blocks the rehearsal uses (the first 1024 at most). */
+  private readonly blocks: number;
   /** Tells this rehearsal's sectors from an earlier one's on the same disk. */
   private readonly run = (Math.random() * 0xffffffff) >>> 0 || 1;
 
-  constructor(private readonly blk: BlkDriver, private readonly rng: Random, sectors = 1024) {
+  /** 512-byte sectors per logical block (blk_size). */
+  private readonly blockSectors: number;
+
+  constructor(private readonly blk: BlkDriver, private readonly rng: Random, blocks = 1024) {
     super(blk);
-    this.sectors = Math.min(sectors, blk.capacitySectors);
-    this.latest = new Uint32Array(this.sectors);
-    this.nextVersion = new Uint32Array(this.sectors).fill(1);
-    this.busy = new Uint8Array(this.sectors);
+    if (blk.readOnly) {
+      throw new UsageError('E_INVALID_ARGUMENT', `${blk.device.address} is read-only (VIRTIO_BLK_F_RO): a rehearsal writes to it`,
+        'rehearse on a writable device (a scratch disk)');
+    }
+    this.blockSectors = blk.limits.blockSize / BLK_SECTOR_SIZE;
+    this.blocks = Math.min(blocks, Math.floor(blk.capacitySectors / this.blockSectors));
+    this.latest = new Uint32Array(this.blocks);
+    this.nextVersion = new Uint32Array(this.blocks).fill(1);
+    this.busy = new Uint8Array(this.blocks);
   }
 
-  /** A sector with nothing in flight (random, then the next free one). */
-  private pickSector(): number {
-    let s = randomInt(this.rng, 0, this.sectors - 1);
-    for (let i = 0; i < this.sectors && this.busy[s]; i++) s = (s + 1) % this.sectors;
+  /** At most one request per block is in flight: no more in flight than blocks. */
+  get maxInflight(): number {
+    return this.blocks;
+  }
+
+  /** A block with nothing in flight (random, then the next free one). */
+  private pickBlock(): number {
+    let s = randomInt(this.rng, 0, this.blocks - 1);
+    for (let i = 0; i < this.blocks && this.busy[s]; i++) s = (s + 1) % this.blocks;
     return s;
   }
 
   async issue(): Promise<void> {
-    const sector = this.pickSector();
-    this.busy[sector] = 1;
+    const block = this.pickBlock();
+    const sector = block * this.blockSectors;
+    this.busy[block] = 1;
     this.submitted++;
     try {
-      if (this.latest[sector]! > 0 && this.rng() < 0.25) {
-        this.check(sector, await this.blk.read(sector, 1));
+      if (this.latest[block]! > 0 && this.rng() < 0.25) {
+        this.check(block, await this.blk.read(sector, this.blockSectors));
       } else {
-        const version = this.nextVersion[sector]!++;
-        await this.blk.write(sector, sectorPayload(sector, version, this.run));
-        this.latest[sector] = version;
+        const version = this.nextVersion[block]!++;
+        await this.blk.write(sector, sectorPayload(sector, version, this.run, this.blockSectors * BLK_SECTOR_SIZE));
+        this.latest[block] = version;
       }
       this.completed++;
     } finally {
-      this.busy[sector] = 0;
+      this.busy[block] = 0;
     }
   }
 
-  private check(sector: number, data: Uint8Array): void {
-    const got = readVersion(sector, data, this.run);
-    if (got === 'corrupt' || got > this.latest[sector]!) this.problems.corrupted++;
-    else if (got < this.latest[sector]!) this.problems.lost++;
+  /** A block this rehearsal wrote must hold its latest version; one it never wrote is not judged. */
+  private judge(block: number, data: Uint8Array, v: Verdict): void {
+    const latest = this.latest[block]!;
+    if (latest === 0) return;
+    const got = readVersion(block * this.blockSectors, data, this.run);
+    if (got === 'corrupt' || got > latest) v.corrupted++;
+    else if (got < latest) v.lost++;
+  }
+
+  private check(block: number, data: Uint8Array): void {
+    this.judge(block, data, this.problems);
   }
 
   async verify(): Promise<Verdict> {
     const v = { ...this.problems };
-    const checkSector = async (s: number): Promise<void> => {
+    const checkBlock = async (b: number): Promise<void> => {
+      if (this.latest[b] === 0) return;
       this.verifyRequests++;
-      const got = readVersion(s, await this.blk.read(s, 1), this.run);
-      if (got === 'corrupt' || got > this.latest[s]!) v.corrupted++;
-      else if (got < this.latest[s]!) v.lost++;
+      this.judge(b, await this.blk.read(b * this.blockSectors, this.blockSectors), v);
     };
-    for (let first = 0; first < this.sectors; first += 64) {
+    for (let first = 0; first < this.blocks; first += 64) {
       const batch = [];
-      for (let s = first; s < Math.min(first + 64, this.sectors); s++) batch.push(checkSector(s));
+      for (let b = first; b < Math.min(first + 64, this.blocks); b++) batch.push(checkBlock(b));
       await Promise.all(batch);
     }
     return v;

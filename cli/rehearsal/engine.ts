@@ -56,7 +56,10 @@ export interface CycleReport {
   from: string;
   to: string;
   mechanism: Mechanism;
+  /** Requests the rehearsal had outstanding at the stop (in the rings, or waiting to get in). */
   inFlightAtStop: number;
+  /** Chains in the rings at the stop (the snapshot's inFlight): what the stop and reinit really carried. */
+  inRingAtStop: number;
   snapshotFile: string;
   pauseMs: number;
 }
@@ -259,7 +262,7 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
   const reports: CycleReport[] = [];
   let refused: RehearsalReport['refused'];
   const wait = { stallMs: timeoutMs, signal };
-  const traffic = new Traffic(work, { inflight: o.inflight, budget: perCycle * (o.cycles + 1) });
+  const traffic = new Traffic(work, { inflight: Math.min(o.inflight, work.maxInflight ?? Infinity), budget: perCycle * (o.cycles + 1) });
   let current = source;
   try {
     traffic.start();
@@ -267,12 +270,18 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
       // Stop at a seeded random point of this cycle, while requests are in flight.
       await traffic.completedAtLeast((cycle - 1) * perCycle + randomInt(rng, 1, perCycle), wait);
       if (traffic.errors.length > 0) throw traffic.errors[0];
+      // Two turns of the event loop: the requests issued as others completed reach the ring, and a
+      // device polling it fetches them — so the stop finds chains in the ring (and, in hold mode,
+      // held by the device), not only requests waiting to get in.
+      await new Promise((r) => setImmediate(() => setImmediate(r)));
       const next = target ? (current === source ? target : source) : source;
       const started = process.hrtime.bigint();
       const inFlightAtStop = traffic.outstanding;
       const mechanism = await steps.run(work.stop({ mechanism: o.mechanism, timeoutMs }), `the stop of ${current.address}`);
       const file = join(dir, `cycle-${cycle}.json`);
-      writeSnapshotFile(file, work.snapshot());
+      const taken = work.snapshot();
+      const inRingAtStop = taken.queues.reduce((n, q) => n + q.inFlight, 0);
+      writeSnapshotFile(file, taken);
       const snap = readSnapshotFile(file);
       const refusal = await reinitOrFallBack(work, snap, current, next, steps);
       if (refusal) {
@@ -280,7 +289,7 @@ async function runCycles(o: RehearsalOptions, work: Workload, source: OpenedDevi
         break;
       }
       const pauseMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, snapshotFile: file, pauseMs: round(pauseMs) };
+      const report = { cycle, from: current.address, to: next.address, mechanism, inFlightAtStop, inRingAtStop, snapshotFile: file, pauseMs: round(pauseMs) };
       reports.push(report);
       o.onCycle?.(report);
       current = next;

@@ -47,6 +47,8 @@ export interface Workload {
   verify(): Promise<Verdict>;
   /** Problems counted so far (during traffic). */
   readonly problems: Verdict;
+  /** The most requests the workload can keep in flight and still check each (blk: one per block), if bounded. */
+  readonly maxInflight?: number;
   /** Resets the device and releases it; requests still pending are rejected with `reason` (default E_CLOSED). */
   close(reason?: UvirtioError): Promise<void>;
 }

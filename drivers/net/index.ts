@@ -59,7 +59,8 @@ export class NetDriver extends StatefulDriver {
     this.queuePairs = pairs;
     const mergeable = device.has(NetFeature.MRG_RXBUF);
     for (let p = 0; p < pairs; p++) {
-      this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, p, mergeable, (f) => this.emit(f), () => this.closed));
+      this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, p, mergeable, (f) => this.emit(f), () => this.closed,
+        (e) => device.markFailed(e)));
       this.tx.push(queues.get(2 * p + 1) as RequestQueue<DmaRegion>);
     }
     if (ctrlIndex !== undefined) this.ctrl = new ControlQueue(queues.get(ctrlIndex) as RequestQueue<undefined>, this.dma, device.address);
@@ -177,6 +178,12 @@ export class NetDriver extends StatefulDriver {
    */
   override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     await super.reinit(snapshot, options);
+    if (this.pairsInUse > 1) await this.ctrl!.setQueuePairs(this.pairsInUse);
+  }
+
+  /** A recovered device starts from reset with one pair in use, as after reinit: VQ_PAIRS_SET again. */
+  override async recover(): Promise<void> {
+    await super.recover();
     if (this.pairsInUse > 1) await this.ctrl!.setQueuePairs(this.pairsInUse);
   }
 

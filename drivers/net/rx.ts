@@ -42,6 +42,12 @@ export class RxQueue {
     private readonly mergeable: boolean,
     private readonly deliver: (f: ReceivedFrame) => void,
     private readonly closed: () => boolean,
+    /**
+     * With MRG_RXBUF a bad first buffer leaves no way to know where its frame ends: the buffers
+     * after it would be read as frames of their own. The receive stream has lost its frame
+     * boundaries; the device is failed (reset, recover()) instead.
+     */
+    private readonly desync: (e: UvirtioError) => void,
   ) {}
 
   /**
@@ -89,6 +95,7 @@ export class RxQueue {
   private drop(e: UvirtioError): void {
     this.malformed++;
     this.lastMalformed = e;
+    if (this.mergeable) this.desync(e);
   }
 
   private complete(): void {

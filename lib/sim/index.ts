@@ -225,7 +225,7 @@ export function createSimDevice(options: SimOptions): AnySimDevice {
       serial: options.serial ?? 'uvirtio-sim',
       readOnly: options.readOnly ?? false,
       blkSize,
-      segMax: positiveInt(options.segMax ?? queueMaxSize - 2, 'segMax'),
+      segMax: positiveInt(options.segMax ?? Math.max(1, queueMaxSize - 2), 'segMax'),
       sizeMax: positiveInt(options.sizeMax ?? DEFAULT_SIZE_MAX, 'sizeMax'),
       discard: d && {
         maxSectors: positiveInt(d.maxSectors ?? DEFAULT_RANGE_SECTORS, 'discard.maxSectors'),

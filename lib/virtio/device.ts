@@ -102,8 +102,15 @@ export class VirtioDevice {
   private viewsAtStop: Map<number, DriverView> | null = null;
   /** Tokens of chains restarted rings forgot during failed reinit attempts, handed back on success. */
   private readonly carried = new Map<number, unknown[]>();
-  /** The stopped source was reset for a reinit onto another device (it let go of the rings). */
+  /**
+   * A reinit attempt reset the stopped device (onto another device: the source let go of the
+   * rings; a refused one: the target was reset): its queue state is only in the snapshot now.
+   */
   private sourceReleased = false;
+  /** The snapshot the last reinit attempt was given (snapshot() returns it once the device was reset). */
+  private attempted: DeviceSnapshot | null = null;
+  /** The stop, reinit, resume or recover in progress (they never overlap), or null. */
+  private operation: string | null = null;
 
   private constructor(transport: VirtioTransport, offered: bigint, features: bigint, layout: Layout, options: OpenOptions) {
     this.t = transport;
@@ -404,7 +411,7 @@ export class VirtioDevice {
    * a device that will not reset is marked FAILED instead). The rings keep what the device wrote.
    */
   async resetAfterFailure(): Promise<void> {
-    await this.t.reset(this.resetTimeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
+    await this.t.reset(this.resetTimeoutMs).catch(() => markFailedStatus(this.t));
   }
 
   /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
@@ -421,16 +428,24 @@ export class VirtioDevice {
    * stays in needs-reset.
    */
   async recover(timeoutMs = this.resetTimeoutMs): Promise<Map<number, unknown[]>> {
+    return this.exclusive('recover', () => this.recoverNow(timeoutMs));
+  }
+
+  private async recoverNow(timeoutMs: number): Promise<Map<number, unknown[]>> {
     this.expectPhase('needs-reset', 'recover');
     const t = this.t;
     try {
       await initialise(t, timeoutMs, () => this.features);
+      this.ensureOpen();
       this.reprogram((_q, vq) => ({ state: initialVqState(this.layout), forgotten: vq.reset() }));
       this.devicePhase = 'features-ok';
       await this.driverOk();
+      this.ensureOpen();
     } catch (e) {
+      if (this.devicePhase === 'closed') throw e;
       this.devicePhase = 'needs-reset';
-      await t.reset(timeoutMs).catch(() => t.writeStatus(Status.FAILED));
+      // Leave it reset; a device that would not reset in the first place is not waited for again.
+      if ((e as UvirtioError).code !== 'E_RESET_TIMEOUT') await t.reset(timeoutMs).catch(() => markFailedStatus(t));
       throw e;
     }
     this.failureError = null;
@@ -465,8 +480,10 @@ export class VirtioDevice {
   async close(): Promise<Map<number, unknown[]>> {
     const orphans = this.takeCarried();
     if (this.devicePhase === 'closed') return orphans;
+    // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
+    this.devicePhase = 'closed';
     try {
-      await this.t.reset(this.resetTimeoutMs).catch(() => this.t.writeStatus(Status.FAILED));
+      await this.t.reset(this.resetTimeoutMs).catch(() => markFailedStatus(this.t));
     } finally {
       for (const [q, vq] of this.queues) {
         if (!vq.broken || vq.broken.code !== 'E_CLOSED') orphans.set(q, [...(orphans.get(q) ?? []), ...vq.inFlightTokens()]);
@@ -477,7 +494,6 @@ export class VirtioDevice {
       this.t.disableInterrupts();
       this.unwatchLost?.();
       this.t.close();
-      this.devicePhase = 'closed';
     }
     return orphans;
   }
@@ -507,7 +523,10 @@ export class VirtioDevice {
     const live = this.devicePhase;
     return {
       transport: this.t, layout: this.layout, queues: this.queues, drains: (q) => this.drains(q),
-      failure: () => (live === 'live' && this.devicePhase === 'needs-reset' ? this.failureError : null),
+      failure: () => {
+        if (this.devicePhase === 'closed') return new UsageError('E_CLOSED', `${this.address}: the device was closed during the stop`);
+        return live === 'live' && this.devicePhase === 'needs-reset' ? this.failureError : null;
+      },
     };
   }
 
@@ -517,7 +536,11 @@ export class VirtioDevice {
    * Stopping a stopped device does nothing.
    */
   async stop(options: StopOptions = {}): Promise<Mechanism> {
-    if (this.devicePhase === 'stopped' && this.facility) return this.facility.mechanism;
+    if (this.devicePhase === 'stopped' && this.facility && !this.operation) return this.facility.mechanism;
+    return this.exclusive('stop', () => this.stopNow(options));
+  }
+
+  private async stopNow(options: StopOptions): Promise<Mechanism> {
     this.expectPhase('live', 'stop');
     const offered = this.mechanisms();
     const wanted = options.mechanism ?? 'auto';
@@ -527,7 +550,17 @@ export class VirtioDevice {
         mechanism === 'ring-state' ? 'the device must offer VIRTIO_F_RING_STATE' : mechanism === 'suspend' ? 'the device must offer VIRTIO_F_SUSPEND' : 'use --mechanism auto');
     }
     const facility = facilityFor(mechanism, this.t);
-    await facility.stop(this.stateContext(), options.timeoutMs ?? 5000);
+    try {
+      await facility.stop(this.stateContext(), options.timeoutMs ?? 5000);
+    } catch (e) {
+      this.ensureOpen();
+      // STOP (one-way) or SUSPEND was asked for and never showed: the device may be stopping for
+      // ever and complete nothing more. It is failed (reset, its requests rejected; recover()).
+      const code = (e as UvirtioError).code;
+      if ((code === 'E_STOP_TIMEOUT' || code === 'E_SUSPEND_TIMEOUT') && facility.mechanism !== 'quiesce') this.markFailed(e as UvirtioError);
+      throw e;
+    }
+    this.ensureOpen();
     // The device may have failed while it was being stopped (a watchdog, a lost back-end).
     if (this.devicePhase !== 'live') throw this.failureError ?? new UsageError('E_BAD_STATE', `${this.address}: the device is ${this.devicePhase}`);
     this.facility = facility;
@@ -558,7 +591,12 @@ export class VirtioDevice {
    * driver's own rings first: E_DEVICE_BAD_STATE when it cannot be true.
    */
   vqState(q: number): VqState {
-    if (this.devicePhase !== 'stopped' || !this.facility || this.sourceReleased) {
+    this.ensureOpen();
+    if (this.sourceReleased) {
+      throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: the device was reset by a reinit attempt; its queue state is in the snapshot that reinit was given`,
+        'snapshot() returns that snapshot; reinit from it (on this device or another)');
+    }
+    if (this.devicePhase !== 'stopped' || !this.facility) {
       throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: queue state can only be read while the device is stopped (it is ${this.devicePhase})`,
         'call stop() first; a running device\'s state registers do not describe a consistent point');
     }
@@ -584,6 +622,13 @@ export class VirtioDevice {
 
   /** Everything reinit() needs, as plain JSON-serialisable data (lib/virtio/snapshot.ts). */
   snapshot(): DeviceSnapshot {
+    this.ensureOpen();
+    if (this.devicePhase !== 'stopped' || !this.facility) {
+      throw new DeviceError('E_STATE_NOT_STOPPED', `${this.address}: a snapshot is taken while the device is stopped (it is ${this.devicePhase})`,
+        'call stop() first');
+    }
+    // A reinit attempt reset the device: its state is the snapshot that attempt was given.
+    if (this.sourceReleased && this.attempted) return this.attempted;
     const states = [...this.queues.keys()].sort((a, b) => a - b).map((q) => ({ q, s: this.vqState(q), vq: this.queues.get(q)! }));
     return validateSnapshot({
       format: SNAPSHOT_FORMAT,
@@ -638,6 +683,10 @@ export class VirtioDevice {
    * retry is possible and the caller rejects what is pending.
    */
   async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
+    return this.exclusive('reinit', () => this.reinitNow(snapshot, options));
+  }
+
+  private async reinitNow(snapshot: DeviceSnapshot, options: ReinitOptions): Promise<Map<number, unknown[]>> {
     const snap = validateSnapshot(snapshot);
     this.expectPhase('stopped', 'reinit');
     const target = options.target ?? this.t;
@@ -651,9 +700,11 @@ export class VirtioDevice {
       // quiesced source still has DRIVER_OK (or could resume) and the ring addresses. A source that
       // cannot be reset (gone, wedged) does not hold up the migration; it is failed instead.
       source.disableInterrupts();
-      await source.reset(timeoutMs).catch(() => source.writeStatus(Status.FAILED));
+      await source.reset(timeoutMs).catch(() => markFailedStatus(source));
       this.sourceReleased = true;
+      this.ensureOpen();
     }
+    this.attempted = snap;
     this.t = target;
     let stateBuf: { free(): void } | null = null;
     try {
@@ -665,8 +716,10 @@ export class VirtioDevice {
       if (snap.deviceState && restoresIndices && this.has(Feature.DEVICE_STATE) && target.ringState?.hasDeviceState) {
         stateBuf = loadExtraState(target, snap.deviceState.bytes);
       }
+      this.ensureOpen();
       this.devicePhase = 'features-ok';
       await this.driverOk();
+      this.ensureOpen();
     } catch (e) {
       await this.rollBack(source, target, timeoutMs);
       throw e;
@@ -680,6 +733,7 @@ export class VirtioDevice {
     this.facility = null;
     this.viewsAtStop = null;
     this.sourceReleased = false;
+    this.attempted = null;
     this.failureError = null;
     return this.takeCarried();
   }
@@ -690,18 +744,28 @@ export class VirtioDevice {
    * retry would do them twice: the device goes to `failed` instead.
    */
   private async rollBack(source: VirtioTransport, target: VirtioTransport, timeoutMs: number): Promise<void> {
-    target.disableInterrupts();
-    await target.reset(timeoutMs).catch(() => target.writeStatus(Status.FAILED));
+    if (this.devicePhase === 'closed') return; // close() resets and releases everything itself
+    try {
+      target.disableInterrupts();
+    } catch {
+      // a transport that cannot even do this is reset (or failed) below
+    }
+    await target.reset(timeoutMs).catch(() => markFailedStatus(target));
     this.t = source;
     this.vectors = 0;
     this.vectorQueues.clear();
-    if (target !== source) this.sourceReleased = true;
+    this.sourceReleased = true; // the target was reset: on the source too when they are one device
+    if ((this.devicePhase as DevicePhase) === 'closed') return; // closed during the reset
     const worked = [...this.queues.values()].some((vq) => vq.usedPending());
     this.devicePhase = worked ? 'failed' : 'stopped';
   }
 
   /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way. */
   async resume(timeoutMs = 5000): Promise<void> {
+    return this.exclusive('resume', () => this.resumeNow(timeoutMs));
+  }
+
+  private async resumeNow(timeoutMs: number): Promise<void> {
     this.expectPhase('stopped', 'resume');
     const f = this.facility!;
     if (!f.resume || this.sourceReleased) {
@@ -709,6 +773,7 @@ export class VirtioDevice {
         'reinit the device (the same one or another) from its snapshot');
     }
     await f.resume(this.stateContext(), timeoutMs);
+    this.ensureOpen();
     this.facility = null;
     this.devicePhase = 'live';
     // A fault seen while it was stopped (a ring it broke while draining, a lost back-end) is
@@ -716,6 +781,30 @@ export class VirtioDevice {
     const seen = this.failureError;
     this.failureError = null;
     if (seen) this.markFailed(seen);
+  }
+
+  /**
+   * Runs one of stop, reinit, resume, recover: never two at once (the second is refused), and a
+   * close() meanwhile ends it with E_CLOSED at its next step.
+   */
+  private async exclusive<T>(what: string, body: () => Promise<T>): Promise<T> {
+    if (this.operation) {
+      throw new UsageError('E_BAD_STATE', `${this.address}: cannot ${what} while a ${this.operation} is in progress`,
+        'wait for it to settle (each is bounded), then try again');
+    }
+    this.operation = what;
+    try {
+      return await body();
+    } finally {
+      this.operation = null;
+    }
+  }
+
+  /** Throws E_CLOSED once close() was called (an operation's steps check it after each wait). */
+  private ensureOpen(): void {
+    if (this.devicePhase === 'closed') {
+      throw new UsageError('E_CLOSED', `${this.address}: the device is closed`, 'nothing more happens on a closed device; open it again');
+    }
   }
 
   private expectPhase(phase: DevicePhase, what: string): void {
@@ -742,6 +831,15 @@ async function initialise(t: VirtioTransport, timeoutMs: number, choose: (offere
   if ((t.readStatus() & Status.FEATURES_OK) === 0) {
     throw new DeviceError('E_FEATURES_NOT_OK', `${t.address} refused features ${featureNames(features, t.deviceType)} (FEATURES_OK did not stick)`,
       'the device cannot work with this feature set; compare `uvirtio info` with the driver\'s feature policy, or use a device that offers the same features');
+  }
+}
+
+/** Writes FAILED where the device can still be reached (virtio 1.2 §3.1.1: the driver gave up on it); never throws. */
+function markFailedStatus(t: VirtioTransport): void {
+  try {
+    t.writeStatus(t.readStatus() | Status.FAILED);
+  } catch {
+    // closed or gone: nothing left to tell it
   }
 }
 

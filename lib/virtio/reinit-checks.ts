@@ -55,6 +55,11 @@ function checkAgainstRings(snap: DeviceSnapshot, views: ReadonlyMap<number, Driv
   };
   for (const sq of snap.queues) {
     const view = views.get(sq.index)!;
+    // Requests the device held at the stop travel in deviceState: a state that holds some without it loses them.
+    if (rules.mayHold && sq.availState !== sq.usedState && snap.deviceState === null) {
+      throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index} says the device held requests (avail state ${sq.availState}, used state ${sq.usedState}), but the snapshot carries no deviceState`,
+        'restore the snapshot taken at this stop, unchanged (its deviceState holds those requests)');
+    }
     if (sq.inFlight !== view.inFlight) {
       throw new SnapshotError('E_SNAPSHOT_INCONSISTENT', `snapshot: queue ${sq.index} has ${sq.inFlight} chain(s) in flight, the driver's ring has ${view.inFlight}`,
         'restore the snapshot taken at this stop (a snapshot from another stop, or an edited one, does not describe these rings)');

@@ -302,7 +302,19 @@ function field<T>(o: Obj, key: string, check: (v: unknown) => v is T, what: stri
 const isU16 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
 const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 const isHex = (v: unknown): v is string => typeof v === 'string' && /^0x[0-9a-f]{1,32}$/i.test(v);
-const isHexBytes = (v: unknown): v is string => typeof v === 'string' && /^([0-9a-f]{2})*$/i.test(v);
+// One linear character class (no repeated group: a group over megabytes of hex recursed past the stack).
+const isHexBytes = (v: unknown): v is string => typeof v === 'string' && v.length % 2 === 0 && /^[0-9a-f]*$/i.test(v);
+
+const TOP_KEYS = new Set(['format', 'version', 'createdAt', 'source', 'deviceType', 'deviceTypeName', 'mechanism', 'layout',
+  'features', 'featureNames', 'queues', 'config', 'deviceState']);
+const QUEUE_KEYS = new Set(['index', 'size', 'desc', 'driver', 'device', 'vector', 'availState', 'usedState', 'inFlight']);
+
+/** A key this version does not write is refused: a file that carries one was not written by it, or was edited. */
+function onlyKnownKeys(o: Obj, known: ReadonlySet<string>, at: string): void {
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw fault('E_SNAPSHOT_SCHEMA', `${at}"${k}" is not a field of a version ${SNAPSHOT_VERSION} snapshot`);
+  }
+}
 
 /** Checks every field of an untrusted object and returns it typed. */
 export function validateSnapshot(data: unknown): DeviceSnapshot {
@@ -314,6 +326,7 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
     throw fault('E_SNAPSHOT_VERSION', `version ${JSON.stringify(data.version)} is not supported (this uvirtio reads version ${SNAPSHOT_VERSION})`,
       'take the snapshot again with this version of uvirtio');
   }
+  onlyKnownKeys(data, TOP_KEYS, '');
   const layout = field(data, 'layout', (v): v is Layout => v === 'split' || v === 'packed', '"split" or "packed"');
   const mechanism = field(data, 'mechanism', (v): v is Mechanism => MECHANISMS.includes(v as Mechanism), MECHANISMS.join(' | '));
   const deviceType = field(data, 'deviceType', (v): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) < 256, 'a virtio device id');
@@ -323,6 +336,7 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
   const queues = rawQueues.map((q, i) => {
     const at = `queues[${i}].`;
     if (!isObj(q)) throw fault('E_SNAPSHOT_SCHEMA', `queues[${i}] must be an object`);
+    onlyKnownKeys(q, QUEUE_KEYS, at);
     const sq: SnapshotQueue = {
       index: field(q, 'index', isU16, 'a queue index', at),
       size: field(q, 'size', isU16, 'a queue size', at),
@@ -359,10 +373,15 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
 
 function validateDeviceState(v: unknown): { bytes: string } {
   if (!isObj(v)) throw fault('E_SNAPSHOT_SCHEMA', 'deviceState must be null or { bytes: "hex" }');
-  const bytes = field(v, 'bytes', isHexBytes, 'hex bytes', 'deviceState.');
-  if (bytes.length / 2 > MAX_DEVICE_STATE_BYTES) {
-    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${bytes.length / 2} bytes, more than ${MAX_DEVICE_STATE_BYTES}`);
+  onlyKnownKeys(v, new Set(['bytes']), 'deviceState.');
+  const raw = v.bytes;
+  if (typeof raw === 'string' && raw.length / 2 > MAX_DEVICE_STATE_BYTES) {
+    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${raw.length / 2} bytes, more than ${MAX_DEVICE_STATE_BYTES}`,
+      'a device with more extra state than this cannot be carried in a snapshot file');
   }
+  const bytes = field(v, 'bytes', isHexBytes, 'hex bytes', 'deviceState.');
+  // A device with no extra state has deviceState null; it never hands over zero bytes.
+  if (bytes.length === 0) throw fault('E_SNAPSHOT_SCHEMA', 'deviceState.bytes is empty (a device without extra state has deviceState null)');
   return { bytes };
 }
 

@@ -6,7 +6,7 @@ import { enableBusMaster } from '../../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import type { DmaAllocator } from '../../mem/dma.js';
 import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
-import { DeviceError, TimeoutError, UsageError } from '../../virtio/errors.js';
+import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../virtio/errors.js';
 import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
 import { backoff } from '../backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
@@ -24,6 +24,7 @@ export class VirtioPciTransport implements VirtioTransport {
   private readonly cb: number;
   private readonly notifiers = new Map<number, () => void>();
   private closed = false;
+  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
   readonly ringState: RingStateAccess | undefined;
 
   constructor(readonly fn: PciFunction) {
@@ -251,10 +252,19 @@ export class VirtioPciTransport implements VirtioTransport {
     };
   }
 
+  /** Called once when the transport is closed while a device still uses it (its requests then settle at once). */
+  onLost(listener: (e: UvirtioError) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.notifiers.clear();
+    const closedError = new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport');
+    for (const l of [...this.lostListeners]) l(closedError);
+    this.lostListeners.clear();
     this.fn.close();
   }
 }

@@ -461,6 +461,9 @@ export class VhostUserTransport implements VirtioTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // A driver still on it hears at once (its requests settle now, not at the watchdog's bound).
+    const closedError = new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport');
+    for (const l of [...this.lostListeners]) l(closedError);
     this.session?.channel.close();
     this.session = null;
     this.irq = null;
