@@ -65,5 +65,8 @@ t.test('a rehearsal on two devices really moves between them', async (t) => {
   ], 'ping-pong between source and target');
   t.equal(r.mechanism, 'ring-state', 'auto picks the proposal when offered');
   t.ok(r.cycle_reports.some((c) => c.inFlightAtStop > 0), 'requests were in flight at a stop');
-  t.equal(r.device_executions, r.requests.completed + 1024, 'the devices carried out each request once (plus the verification reads)');
+  // The verification reads each block the rehearsal wrote once more; nothing else may run twice.
+  t.ok(r.device_executions! > r.requests.completed && r.device_executions! <= r.requests.completed + 1024,
+    `the devices carried out each request once, plus at most one verification read per block (${r.device_executions} for ${r.requests.completed})`);
+  t.equal(r.requests.duplicated, 0, 'the engine counted no duplicate (executions beyond completions and verification reads)');
 });

@@ -54,7 +54,7 @@ function cli(args: string[]): Promise<Run> {
 async function issueRehearsal(t: Test, d: Daemon, label: string): Promise<void> {
   const r = await cli(['rehearse', '--device', d.address, '--cycles', '1', '--inflight', '4']);
   t.equal(r.status, 0, `${label}: exit status 0${r.status === null ? ' (killed by the watchdog: it stalled)' : ''} ${r.err}`);
-  t.match(r.out, /^cycle 1: stopped .* \(backend\)/m, `${label}: cycle 1 ran`);
+  t.match(r.out, /^cycle 1: stopped .* \(\d+ in the rings, backend\)/m, `${label}: cycle 1 ran`);
   t.match(r.out, /^OK: .*\n\s+requests: (\d+) submitted, \1 completed, 0 lost, 0 duplicated, 0 corrupted/m, `${label}: every request completed exactly once`);
 }
 
