@@ -11,7 +11,7 @@ import { HeapDmaAllocator } from '../lib/mem/dma.js';
 import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
 import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
-import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/virtio/constants.js';
+import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Mechanism } from '../lib/virtio/snapshot.js';
 
 interface Row {

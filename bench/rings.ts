@@ -12,7 +12,7 @@ import { createSimDevice } from '../lib/sim/index.js';
 import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
 import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
-import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/virtio/constants.js';
+import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
 
 interface Result {

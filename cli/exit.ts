@@ -2,7 +2,7 @@
 // (`uvirtio: E_CODE: message (hint: …)`) or, with --json, as an object on stdout.
 
 import { CommanderError, type Command } from 'commander';
-import { UsageError, isUvirtioError, type ErrorCode } from '../lib/virtio/errors.js';
+import { UsageError, isUvirtioError, type ErrorCode } from '../lib/errors.js';
 import { InterruptedError, SIGNAL_STATUS, interruption, signalStatus, throwIfInterrupted } from './signals.js';
 
 export const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, SIGINT: SIGNAL_STATUS.SIGINT, SIGTERM: SIGNAL_STATUS.SIGTERM } as const;

@@ -14,7 +14,7 @@
 // call (today: vhost-user's reply poll, up to its reply timeout) sees the signal when that call
 // returns.
 
-import { UvirtioError } from '../lib/virtio/errors.js';
+import { UvirtioError } from '../lib/errors.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 

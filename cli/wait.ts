@@ -3,7 +3,7 @@
 // SIGINT/SIGTERM (the InterruptedError of signals.ts). The awaited operation is not cancelled — the
 // caller tears it down (closes the device) — but nobody waits for it any more.
 
-import { TimeoutError, type ErrorCode } from '../lib/virtio/errors.js';
+import { TimeoutError, type ErrorCode } from '../lib/errors.js';
 import { interruption } from './signals.js';
 
 /** The bounds of cli/, by name. Device waits use --timeout (default DEVICE_MS). */

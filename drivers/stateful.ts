@@ -2,7 +2,7 @@
 // pauses, stops, re-initialises and resumes all of its queues together.
 
 import type { VirtioDevice, ReinitOptions, StopOptions } from '../lib/virtio/device.js';
-import type { UvirtioError } from '../lib/virtio/errors.js';
+import type { UvirtioError } from '../lib/errors.js';
 import type { QueueSet } from '../lib/virtio/queue-set.js';
 import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot.js';
 

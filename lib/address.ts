@@ -4,21 +4,15 @@
 //   sim:blk  sim:net  sim:rng  with options: sim:blk?layout=packed&queues=4
 // Parsing only; opening is lib/open.ts.
 
-import { UsageError } from './virtio/errors.js';
+import { UsageError } from './errors.js';
+import { normaliseBdf } from './pci/bdf.js';
+
+export { normaliseBdf };
 
 export type DeviceAddress =
   | { kind: 'vfio'; bdf: string }
   | { kind: 'vhost-user'; path: string }
   | { kind: 'sim'; type: 'blk' | 'net' | 'rng'; options: Record<string, string> };
-
-const BDF = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([01][0-9a-f])\.([0-7])$/i;
-
-/** Normalises a PCI address to the domain:bus:device.function form sysfs uses ("0000:00:02.0"). */
-export function normaliseBdf(text: string): string | undefined {
-  const m = BDF.exec(text.trim());
-  if (!m) return undefined;
-  return `${(m[1] ?? '0000').toLowerCase()}:${m[2]!.toLowerCase()}:${m[3]!.toLowerCase()}.${m[4]}`;
-}
 
 function bad(text: string, why: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `"${text}" is not a device address: ${why}`,

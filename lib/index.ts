@@ -1,8 +1,8 @@
 // uvirtio's public API. Layers, bottom up: mem, pci, transport, virtio (device, queues, state),
 // sim (the reference device). See README.md for a tour.
 
-export * from './virtio/constants.js';
-export * from './virtio/errors.js';
+export * from './spec/index.js';
+export * from './errors.js';
 export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio/features.js';
 export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, type ReinitOptions, type DevicePhase } from './virtio/device.js';
 export { createVirtqueue } from './virtio/queue/index.js';

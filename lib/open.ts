@@ -24,7 +24,7 @@ import { VirtioPciTransport } from './transport/pci/transport.js';
 import type { VirtioTransport } from './transport/types.js';
 import type { VfioPciFunction as VfioFunction } from './vfio/pci-function.js';
 import { openVhostUser } from './transport/vhost-user/open.js';
-import { UsageError } from './virtio/errors.js';
+import { UsageError } from './errors.js';
 import type { Layout } from './virtio/queue/types.js';
 
 export interface OpenedDevice {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { hostUses } from '../../lib/vfio/in-use.js';
 import { bindVfio, listVirtioDevices, parseBdf, unbindVfio } from '../../lib/vfio/sysfs.js';
-import { DeviceError } from '../../lib/virtio/errors.js';
+import { DeviceError } from '../../lib/errors.js';
 import { action } from '../exit.js';
 
 export function registerHostCommands(program: Command): void {

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { openTransport } from '../../lib/open.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
-import { BlkConfig, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/virtio/constants.js';
+import { BlkConfig, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import type { Mechanism } from '../../lib/virtio/snapshot.js';
 import { action } from '../exit.js';

@@ -11,8 +11,8 @@
 //              (counted by the reference device; on other devices replays show up as `lost`)
 // Blocks this rehearsal never wrote are not judged: whatever the disk held there is not its data.
 
-import { BLK_SECTOR_SIZE } from '../../lib/virtio/constants.js';
-import { UsageError } from '../../lib/virtio/errors.js';
+import { BLK_SECTOR_SIZE } from '../../lib/spec/index.js';
+import { UsageError } from '../../lib/errors.js';
 import type { BlkDriver } from '../../drivers/blk/index.js';
 import { fnv1a, randomInt, type Random } from './random.js';
 import { DriverWorkload, type Verdict, type Workload } from './workload.js';

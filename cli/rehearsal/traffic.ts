@@ -5,7 +5,7 @@
 // for `stallMs` rejects with E_DEVICE_UNRESPONSIVE, and one whose signal aborts (SIGINT) rejects
 // with the signal's reason. A stalled device therefore never holds a rehearsal or a session.
 
-import { TimeoutError } from '../../lib/virtio/errors.js';
+import { TimeoutError } from '../../lib/errors.js';
 import type { Workload } from './workload.js';
 
 export interface TrafficOptions {

@@ -18,7 +18,7 @@ import { closeSync, rmSync, writeSync } from 'node:fs';
 import { Command } from 'commander';
 import { formatAddress, parseAddress } from '../../lib/address.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
-import { UvirtioError, UsageError, isUvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError, UsageError, isUvirtioError } from '../../lib/errors.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
 import { openWorkload } from '../rehearsal/engine.js';
 import { seededRandom } from '../rehearsal/random.js';

@@ -4,7 +4,7 @@
 
 import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../../lib/virtio/errors.js';
+import { UsageError } from '../../lib/errors.js';
 
 export function runtimeDir(): string {
   const base = process.env.UVIRTIO_RUNTIME_DIR

@@ -5,7 +5,7 @@
 
 import { connect } from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
-import { UvirtioError, UsageError, type ErrorCode } from '../../lib/virtio/errors.js';
+import { UvirtioError, UsageError, type ErrorCode } from '../../lib/errors.js';
 import { bounded } from '../wait.js';
 import { checkName, listSessions, runtimeDir, socketPath } from './paths.js';
 

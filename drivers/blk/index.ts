@@ -8,8 +8,8 @@
 // not whole logical blocks, a write to a read-only disk, a command it does not offer — is refused
 // here first, with its own code.
 
-import { BLK_ID_BYTES, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/virtio/constants.js';
-import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/virtio/errors.js';
+import { BLK_ID_BYTES, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/spec/index.js';
+import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
 import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';

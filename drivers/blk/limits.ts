@@ -2,8 +2,8 @@
 // and turned into the numbers the driver plans requests with. Every limit the device advertises
 // through a negotiated feature is honoured; one it does not advertise leaves the driver's own.
 
-import { BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkConfigExt, BlkDiscardSegment } from '../../lib/virtio/constants.js';
-import { DeviceError, UsageError } from '../../lib/virtio/errors.js';
+import { BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkConfigExt, BlkDiscardSegment } from '../../lib/spec/index.js';
+import { DeviceError, UsageError } from '../../lib/errors.js';
 import type { VirtioDevice } from '../../lib/virtio/device.js';
 
 /** Limits for DISCARD or WRITE_ZEROES (sectors per segment, segments per request, alignment in sectors). */

@@ -3,7 +3,7 @@
 // §5.2.4 seg_max / size_max), and DISCARD / WRITE_ZEROES ranges into 16-byte segments of at most
 // max_*_sectors, grouped at most max_*_seg to a request (§5.2.6).
 
-import { BLK_SECTOR_SIZE, BLK_DISCARD_FLAG_UNMAP, BlkDiscardSegment } from '../../lib/virtio/constants.js';
+import { BLK_SECTOR_SIZE, BLK_DISCARD_FLAG_UNMAP, BlkDiscardSegment } from '../../lib/spec/index.js';
 import type { Segment } from '../../lib/virtio/queue/types.js';
 import type { RangeLimits } from './limits.js';
 

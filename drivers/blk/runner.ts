@@ -3,8 +3,8 @@
 // for IN, split at size_max), and the status byte (device-writable, last). Slots taken together
 // are submitted together, one kick per queue; the status byte becomes a result or a typed error.
 
-import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/virtio/constants.js';
-import { RequestError, UsageError } from '../../lib/virtio/errors.js';
+import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/spec/index.js';
+import { RequestError, UsageError } from '../../lib/errors.js';
 import type { RequestQueue, RequestSpec } from '../../lib/virtio/requests.js';
 import type { BlkLimits } from './limits.js';
 import { dataSegments } from './plan.js';

@@ -3,7 +3,7 @@
 // served: that is the driver's bounded queue depth and its back-pressure.
 
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
-import type { UvirtioError } from '../../lib/virtio/errors.js';
+import type { UvirtioError } from '../../lib/errors.js';
 
 export interface Slot {
   region: DmaRegion;

@@ -1,8 +1,8 @@
 // The control virtqueue (virtio 1.2 §5.1.6.5): one command at a time, each a chain of class,
 // command and data (device-readable) and the ack byte (device-writable).
 
-import { NetCtrl } from '../../lib/virtio/constants.js';
-import { RequestError } from '../../lib/virtio/errors.js';
+import { NetCtrl } from '../../lib/spec/index.js';
+import { RequestError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 

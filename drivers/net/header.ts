@@ -2,7 +2,7 @@
 // segmentation offload metadata on transmit, what the device did on receive, and — with
 // MRG_RXBUF — how many receive buffers the frame spans.
 
-import { NET_HDR_LEN, NetHdr } from '../../lib/virtio/constants.js';
+import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 
 export interface NetHeader {
   /** NEEDS_CSUM 1, DATA_VALID 2, RSC_INFO 4 (NetHdrFlag). */

@@ -4,8 +4,8 @@
 // the control queue (CTRL_VQ + MQ: VQ_PAIRS_SET), MAC and link status from the configuration, and
 // stop/reinit in which posted receive buffers survive (QueueSet drains: false, then repost).
 
-import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/virtio/constants.js';
-import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/virtio/errors.js';
+import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/spec/index.js';
+import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
 import { VirtioDevice, type OpenOptions, type ReinitOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';

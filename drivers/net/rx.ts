@@ -4,8 +4,8 @@
 // §5.1.6.4.2). The device is not trusted: a num_buffers of 0 or beyond the ring is counted as
 // malformed and the frame dropped.
 
-import { NET_HDR_LEN, NetHdr } from '../../lib/virtio/constants.js';
-import { RequestError, type UvirtioError } from '../../lib/virtio/errors.js';
+import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
+import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
 import { decodeNetHeader, type NetHeader } from './header.js';

@@ -6,7 +6,7 @@
 // regions (lib/transport/vhost-user).
 
 import { endianness } from 'node:os';
-import { DmaError } from '../virtio/errors.js';
+import { DmaError } from '../errors.js';
 
 if (endianness() !== 'LE') {
   // Virtio is little-endian and the rings are accessed through typed arrays in host order.

@@ -2,7 +2,7 @@
 // (PCI Local Bus 3.0 §6.7). Generic PCI only; virtio's vendor capabilities are parsed in
 // lib/transport/pci.
 
-import { DeviceError } from '../virtio/errors.js';
+import { DeviceError } from '../errors.js';
 import type { PciFunction } from './function.js';
 
 export const PciConfig = {

@@ -2,7 +2,7 @@
 // is an array of 16-byte struct virtio_blk_discard_write_zeroes, each a range of 512-byte sectors,
 // checked against the limits the device advertises in its configuration (§5.2.4).
 
-import { BLK_SECTOR_SIZE, BlkReq, BlkStatus, BLK_DISCARD_FLAG_UNMAP, BlkDiscardSegment } from '../virtio/constants.js';
+import { BLK_SECTOR_SIZE, BlkReq, BlkStatus, BLK_DISCARD_FLAG_UNMAP, BlkDiscardSegment } from '../spec/index.js';
 import type { RuleId } from './rules.js';
 
 /** What the device advertises for one of the two commands. */

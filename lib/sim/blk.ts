@@ -9,7 +9,7 @@
 
 import {
   BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, BlkStatus, DeviceType, bit, BlkConfigExt,
-} from '../virtio/constants.js';
+} from '../spec/index.js';
 import { parseRanges, zeroRanges, type RangeLimits } from './blk-discard.js';
 import { gather, scatter } from './chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from './device-config.js';

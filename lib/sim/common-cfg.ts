@@ -11,7 +11,7 @@
 // Each driver access the spec forbids is recorded (rules.ts) and has no effect: a field written
 // outside its window keeps its value, a vector that cannot be mapped reads NO_VECTOR.
 
-import { CommonCfg, Feature, Status, VIRTIO_MSI_NO_VECTOR, bit } from '../virtio/constants.js';
+import { CommonCfg, Feature, Status, VIRTIO_MSI_NO_VECTOR, bit } from '../spec/index.js';
 import type { SimQueue } from './queue.js';
 import { lieAbout, readStateRegisters, writeAvailState, writeUsedState } from './queue-state.js';
 import type { RuleId } from './rules.js';

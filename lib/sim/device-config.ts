@@ -4,7 +4,7 @@
 // and are recorded (rules.ts config-access-invalid), as is reading an optional field whose feature
 // the device does not offer (§2.5.1, config-field-not-offered; the bytes are returned anyway).
 
-import { hasFeature } from '../virtio/constants.js';
+import { hasFeature } from '../spec/index.js';
 import { dataView } from './ring.js';
 import type { RuleId } from './rules.js';
 

@@ -15,8 +15,8 @@
 // writes no ring memory and sends no interrupt until a reset (STOP) or a resume (SUSPEND).
 
 import type { GuestMemory } from '../mem/dma.js';
-import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../virtio/constants.js';
-import { DeviceError, UsageError } from '../virtio/errors.js';
+import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../spec/index.js';
+import { DeviceError, UsageError } from '../errors.js';
 import { CommonConfig, type CommonConfigHost, type QuietPhase } from './common-cfg.js';
 import { QueueEngine, type EngineHost } from './engine.js';
 import { FaultSet, checkFault, isImmediate, type SimFault, type StickyFault } from './faults.js';

@@ -12,7 +12,7 @@ import type { DeviceModel } from './model.js';
 import type { SimQueue } from './queue.js';
 import type { Chain } from './ring.js';
 import { RuleViolation } from './rules.js';
-import { Isr, VIRTIO_MSI_NO_VECTOR } from '../virtio/constants.js';
+import { Isr, VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
 
 /** What the engine needs from the device. */
 export interface EngineHost {

@@ -65,8 +65,8 @@
 // completion-silence E_DEVICE_UNRESPONSIVE (or the stop timeout), state-lie E_DEVICE_BAD_STATE,
 // device-state-refuse E_STATE_REFUSED with the reason, features-refuse E_FEATURES_NOT_OK.
 
-import { DeviceStateCmd } from '../virtio/constants.js';
-import { UsageError } from '../virtio/errors.js';
+import { DeviceStateCmd } from '../spec/index.js';
+import { UsageError } from '../errors.js';
 import type { UsedFault } from './ring.js';
 
 /** Faults a device model applies while answering a request (model.ts). */

@@ -6,7 +6,7 @@
 import type { HeapDmaAllocator } from '../mem/dma.js';
 import type { PciFunction, RegisterWindow } from '../pci/function.js';
 import { PciCommand } from '../pci/config.js';
-import { DeviceError } from '../virtio/errors.js';
+import { DeviceError } from '../errors.js';
 import { SimVirtioDevice, type Completion, type StopMode } from './device.js';
 import type { DeviceModel } from './model.js';
 import { SimMsix } from './msix.js';

@@ -14,7 +14,7 @@
 //   state-held-mismatch). Each held request is then in flight again, to be served once.
 
 import type { GuestMemory } from '../mem/dma.js';
-import { DeviceStateRefusal } from '../virtio/constants.js';
+import { DeviceStateRefusal } from '../spec/index.js';
 import { DeviceStateFormatError, decodeDeviceState, encodeDeviceState, heldRequest, type HeldRequest } from './device-state.js';
 import type { SimQueue } from './queue.js';
 import { outstanding, stateProblem } from './queue-state.js';

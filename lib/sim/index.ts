@@ -8,8 +8,8 @@
 // it set DEVICE_NEEDS_RESET. `injectFault` makes it misbehave (faults.ts); `clearFaults` undoes it.
 
 import { HeapDmaAllocator } from '../mem/dma.js';
-import { BLK_SECTOR_SIZE, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../virtio/constants.js';
-import { UsageError } from '../virtio/errors.js';
+import { BLK_SECTOR_SIZE, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../spec/index.js';
+import { UsageError } from '../errors.js';
 import { BlkModel, type BlkRequestRecord } from './blk.js';
 import type { QuietPhase } from './common-cfg.js';
 import type { Completion, SimStats, StopMode } from './device.js';

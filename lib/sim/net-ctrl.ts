@@ -2,7 +2,7 @@
 // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (class 4, command 0, le16 virtqueue_pairs, §5.1.6.5.5). Anything
 // else, or a pair count outside 1..max_virtqueue_pairs, is answered VIRTIO_NET_ERR.
 
-import { NetCtrl } from '../virtio/constants.js';
+import { NetCtrl } from '../spec/index.js';
 
 export interface CtrlResult {
   ack: number;

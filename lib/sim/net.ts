@@ -6,7 +6,7 @@
 // count in num_buffers, §5.1.6.4) and, with more than one pair, the control queue with MQ: only
 // pair 0 is used until the driver sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (§5.1.6.5.5).
 
-import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit, hasFeature, NetHdr, NetGso } from '../virtio/constants.js';
+import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit, hasFeature, NetHdr, NetGso } from '../spec/index.js';
 import { gather, scatter } from './chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from './device-config.js';
 import { SHORT_NET_RX_LEN, type ReplyFault } from './faults.js';

@@ -4,7 +4,7 @@
 // structures. Progress lives in the queue's QueueDeviceState, not here.
 
 import type { GuestMemory } from '../mem/dma.js';
-import { PackedAlign, PackedDesc, PackedEventFlag, PackedFlag } from '../virtio/constants.js';
+import { PackedAlign, PackedDesc, PackedEventFlag, PackedFlag } from '../spec/index.js';
 import type { SimQueue } from './queue.js';
 import {
   addSegment, badChain, dataView, emptyChain, guestBytes,

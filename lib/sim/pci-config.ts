@@ -7,7 +7,7 @@ import { PciConfig, PciCommand, PCI_CONFIG_SPACE_SIZE, PCI_STATUS_CAP_LIST } fro
 import {
   PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PCI_CAP_LEN, PCI_DEVICE_MODERN_BASE, PCI_NOTIFY_CAP_LEN,
   PCI_VENDOR_VIRTIO, PciCapField, PciCapType,
-} from '../virtio/constants.js';
+} from '../spec/index.js';
 import { MSIX_ENTRY_SIZE, MsixControl } from './msix.js';
 import type { RuleId } from './rules.js';
 

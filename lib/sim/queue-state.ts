@@ -13,7 +13,7 @@
 // consistent point (nothing moves any more); before that they are live and may be stale the moment
 // they are read — the proposal lets the driver read them only while STOP is set, and the SDK does.
 
-import { PACKED_STATE_INDEX_MASK, PACKED_STATE_WRAP, packPackedState, unpackPackedState } from '../virtio/constants.js';
+import { PACKED_STATE_INDEX_MASK, PACKED_STATE_WRAP, packPackedState, unpackPackedState } from '../spec/index.js';
 import type { SimQueue } from './queue.js';
 
 const U16 = 0xffff;

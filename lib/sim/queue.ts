@@ -3,7 +3,7 @@
 // tracks while the queue runs. That object is what a STOP / RING_STATE or SUSPEND implementation
 // reads out and writes back (SPEC-NOTES §1, §2).
 
-import { VIRTIO_MSI_NO_VECTOR } from '../virtio/constants.js';
+import { VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
 import type { Chain, DeviceRing } from './ring.js';
 
 export interface QueueDeviceState {

@@ -3,7 +3,7 @@
 // can predict the bytes — from a xorshift32 generator.
 
 import { randomFillSync } from 'node:crypto';
-import { DeviceType } from '../virtio/constants.js';
+import { DeviceType } from '../spec/index.js';
 import { scatter } from './chain-io.js';
 import { DeviceConfigSpace } from './device-config.js';
 import type { DeviceModel, Filled, ModelHost } from './model.js';

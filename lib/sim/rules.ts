@@ -23,7 +23,7 @@
 // a reinit rightly reuses rings the previous device wrote), writes to read-only device
 // configuration (no 1.2 MUST), ISR reads with MSI-X (a SHOULD NOT).
 
-import { VirtqueueError, type ErrorCode } from '../virtio/errors.js';
+import { VirtqueueError, type ErrorCode } from '../errors.js';
 
 export type RuleAction = 'ignore' | 'needs-reset';
 

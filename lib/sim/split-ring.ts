@@ -3,7 +3,7 @@
 // schemes. Progress lives in the queue's QueueDeviceState, not here.
 
 import type { GuestMemory } from '../mem/dma.js';
-import { AvailFlag, DescFlag, SplitAlign, SplitDesc, UsedFlag } from '../virtio/constants.js';
+import { AvailFlag, DescFlag, SplitAlign, SplitDesc, UsedFlag } from '../spec/index.js';
 import type { SimQueue } from './queue.js';
 import {
   addSegment, badChain, dataView, emptyChain, guestBytes,

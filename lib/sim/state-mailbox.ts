@@ -14,7 +14,7 @@
 // nothing); between FEATURES_OK and DRIVER_OK it reads back what the driver wrote for LOAD; at any
 // other time 0. DEVICE_STATE_ADDR reads back what was written.
 
-import { CommonCfg, DeviceStateCmd, DeviceStateRefusal } from '../virtio/constants.js';
+import { CommonCfg, DeviceStateCmd, DeviceStateRefusal } from '../spec/index.js';
 import type { RuleId } from './rules.js';
 
 /** A refused command: `code` is what DEVICE_STATE_CMD reads. */

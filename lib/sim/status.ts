@@ -9,7 +9,7 @@
 // STOP is one-way: no write clears it, only a reset. Every break of these rules is recorded
 // (rules.ts) and ignored: a bit that was not allowed does not read back, a bit cleared stays set.
 
-import { Feature, Status, hasFeature } from '../virtio/constants.js';
+import { Feature, Status, hasFeature } from '../spec/index.js';
 import type { RuleId } from './rules.js';
 
 /** Where the device is between running and quiet: STOP and SUSPEND are requested, then shown once quiet. */

@@ -2,7 +2,7 @@
 // errno number, its name (from koffi's table of the platform's POSIX codes) and the call that failed.
 
 import koffi from 'koffi';
-import { UvirtioError, type ErrorCode } from '../virtio/errors.js';
+import { UvirtioError, type ErrorCode } from '../errors.js';
 
 /** Errno numbers by name, as the running platform defines them (Linux x86_64 here). */
 export const Errno: Readonly<Record<string, number>> = koffi.os.errno;

@@ -2,8 +2,8 @@
 // transport (over any PciFunction) and, later, by the vhost-user front-end.
 
 import type { DmaAllocator } from '../mem/dma.js';
-import type { QueueAddresses } from '../virtio/queue/types.js';
-import type { UvirtioError } from '../virtio/errors.js';
+import type { QueueAddresses } from '../spec/ring.js';
+import type { UvirtioError } from '../errors.js';
 
 export interface QueueSetup {
   size: number;

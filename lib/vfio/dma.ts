@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
-import { DmaError } from '../virtio/errors.js';
+import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
 import { IovaAllocator } from './iova.js';
 

@@ -1,7 +1,7 @@
 // VFIO's errors: the same hierarchy as the rest of the SDK (lib/virtio/errors.ts), each with a
 // stable code and a hint that names the command that fixes it.
 
-import { UvirtioError } from '../virtio/errors.js';
+import { UvirtioError } from '../errors.js';
 
 /** VFIO, sysfs binding, regions and interrupts. */
 export class VfioError extends UvirtioError {}

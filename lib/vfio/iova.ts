@@ -1,7 +1,7 @@
 // IOVA space for VFIO type1: first-fit over the ranges the IOMMU reports usable (which leave out
 // reserved windows such as x86's MSI range at 0xfee00000), with freed ranges merged back.
 
-import { DmaError } from '../virtio/errors.js';
+import { DmaError } from '../errors.js';
 import type { IovaRange } from './container.js';
 
 /** IOVAs below this are never handed out, so that a zero or small number is never a valid address. */

@@ -6,7 +6,7 @@ import { PciConfig } from '../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../pci/function.js';
 import * as libc from '../sys/libc.js';
 import { PciRegion, RegionFlag } from '../sys/vfio-uapi.js';
-import { DeviceError, UsageError } from '../virtio/errors.js';
+import { DeviceError, UsageError } from '../errors.js';
 import type { IommuModel } from './container.js';
 import { VfioDevice, type RegionInfo } from './device.js';
 import type { VfioDmaAllocator } from './dma.js';

@@ -9,7 +9,7 @@
 
 import * as libc from '../sys/libc.js';
 import type { RegisterWindow } from '../pci/function.js';
-import { UsageError } from '../virtio/errors.js';
+import { UsageError } from '../errors.js';
 
 export interface ClosableWindow extends RegisterWindow {
   close(): void;

@@ -11,7 +11,7 @@
 import { VfioContainer, type IommuModel } from './container.js';
 import { NoIommuBackend, Type1Backend, VfioDmaAllocator } from './dma.js';
 import { VfioGroup } from './group.js';
-import { UsageError } from '../virtio/errors.js';
+import { UsageError } from '../errors.js';
 import { runAllSteps } from './teardown.js';
 
 interface GroupRef {

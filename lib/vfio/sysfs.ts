@@ -6,12 +6,12 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { normaliseBdf } from '../address.js';
+import { normaliseBdf } from '../pci/bdf.js';
 import {
   deviceTypeName, PCI_DEVICE_MODERN_BASE, PCI_DEVICE_TRANSITIONAL_FIRST,
   PCI_DEVICE_TRANSITIONAL_LAST, PCI_VENDOR_VIRTIO,
-} from '../virtio/constants.js';
-import { UsageError } from '../virtio/errors.js';
+} from '../spec/index.js';
+import { UsageError } from '../errors.js';
 import { bindHint, MODPROBE_HINT, VfioError } from './errors.js';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';

@@ -11,8 +11,8 @@
 // Phases: features-ok → live ⇄ stopped (stop/reinit/resume; state.ts), live → needs-reset (the
 // device failed; recover() or close()), → failed (given up for good), → closed.
 
-import { Status, VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames, hasFeature, Feature } from './constants.js';
-import { DeviceError, UsageError, type UvirtioError } from './errors.js';
+import { Status, VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames, hasFeature, Feature } from '../spec/index.js';
+import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { negotiateFeatures, type FeaturePolicy } from './features.js';
 import { createVirtqueue } from './queue/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';

@@ -1,8 +1,8 @@
 // Feature negotiation (virtio 1.2 §2.2, §3.1.1 steps 4–6): the driver accepts the subset of the
 // device's offer that it implements, never a bit it does not.
 
-import { Feature, bit, featureNames, hasFeature } from './constants.js';
-import { DeviceError, UsageError } from './errors.js';
+import { Feature, bit, featureNames, hasFeature } from '../spec/index.js';
+import { DeviceError, UsageError } from '../errors.js';
 import type { Layout } from './queue/types.js';
 
 export interface FeaturePolicy {

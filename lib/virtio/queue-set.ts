@@ -15,7 +15,7 @@
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
 import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
-import { DeviceError, UsageError, type UvirtioError } from './errors.js';
+import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './requests.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';

@@ -3,8 +3,8 @@
 // exactly this driver's (same queues at the same ring addresses, same features and layout), and
 // the target must be able to take the snapshot's mechanism. Plus the DEVICE_STATE mailbox, both ways.
 
-import { Feature, featureNames, hasFeature } from './constants.js';
-import { SnapshotError } from './errors.js';
+import { Feature, featureNames, hasFeature } from '../spec/index.js';
+import { SnapshotError } from '../errors.js';
 import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import { queueStateProblem, type DriverView } from './state-checks.js';

@@ -18,7 +18,7 @@
 // a failed or closed device). A chain the ring still holds is rejected only after the device that
 // could write into its buffers was reset (QueueSet orders that), never while it may still use them.
 
-import { VirtqueueError, type UvirtioError } from './errors.js';
+import { VirtqueueError, type UvirtioError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
 
 export interface Completion<T> {

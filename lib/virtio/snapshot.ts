@@ -24,8 +24,8 @@ import {
   closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, rmSync, writeFileSync, type Stats,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from './constants.js';
-import { SnapshotError, type ErrorCode } from './errors.js';
+import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from '../spec/index.js';
+import { SnapshotError, type ErrorCode } from '../errors.js';
 import type { Layout } from './queue/types.js';
 
 export const SNAPSHOT_FORMAT = 'uvirtio-snapshot';

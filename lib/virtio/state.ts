@@ -9,12 +9,12 @@
 //   backend     the back-end stops each ring and reports its state (vhost-user GET_VRING_BASE);
 //               reinit sets it with SET_VRING_BASE on a fresh connection
 
-import { Status, PACKED_STATE_WRAP } from './constants.js';
-import { DeviceError, TimeoutError, type UvirtioError } from './errors.js';
+import { Status, PACKED_STATE_WRAP } from '../spec/index.js';
+import { DeviceError, TimeoutError, type UvirtioError } from '../errors.js';
 import type { Mechanism } from './snapshot.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { BackendStateAccess, RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
-import { backoff } from '../transport/backoff.js';
+import { backoff } from '../util/backoff.js';
 
 export interface StateContext {
   transport: VirtioTransport;

@@ -13,7 +13,7 @@
 // waiting on a silent device is settled by it, not abandoned when the event loop empties — but not
 // for receive buffers alone, which wait on the network for as long as the driver is open.
 
-import { DeviceError } from './errors.js';
+import { DeviceError } from '../errors.js';
 import type { VirtioDevice } from './device.js';
 import type { RequestQueue } from './requests.js';
 

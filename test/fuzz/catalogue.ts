@@ -3,7 +3,7 @@
 // whose codes are [] must cause no error at all (the SDK absorbs it). Anything else a request or an
 // operation fails with is a bug the fuzzer reports.
 
-import type { ErrorCode } from '../../lib/virtio/errors.js';
+import type { ErrorCode } from '../../lib/errors.js';
 import type { FaultKind as SimFaultKind } from '../../lib/sim/index.js';
 
 export interface FaultClass {

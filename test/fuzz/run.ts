@@ -8,8 +8,8 @@
 import type { StatefulDriver } from '../../drivers/stateful.js';
 import type { AnySimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { DeviceStateRefusal } from '../../lib/virtio/constants.js';
-import { UvirtioError, type ErrorCode } from '../../lib/virtio/errors.js';
+import { DeviceStateRefusal } from '../../lib/spec/index.js';
+import { UvirtioError, type ErrorCode } from '../../lib/errors.js';
 import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
 import { allowedCodes, CATALOGUE, type FaultClass } from './catalogue.js';
 import { FuzzFailure, Ledger } from './ledger.js';

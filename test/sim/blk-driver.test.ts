@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createSimDevice, type SimBlkOptions } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver, type BlkOpenOptions } from '../../drivers/blk/index.js';
-import { BLK_SECTOR_SIZE, BlkReq } from '../../lib/virtio/constants.js';
+import { BLK_SECTOR_SIZE, BlkReq } from '../../lib/spec/index.js';
 import { codeOfAsync } from '../support/codes.js';
 
 const LAYOUTS = ['split', 'packed'] as const;

@@ -1,7 +1,7 @@
 // virtio-blk RAM disk through hand-built split and packed rings.
 import t from 'tap';
 import { createSimDevice, type SimBlkOptions } from '../../lib/sim/index.js';
-import { BLK_ID_BYTES, BlkConfig, BlkFeature, BlkReq, BlkStatus, Feature, bit } from '../../lib/virtio/constants.js';
+import { BLK_ID_BYTES, BlkConfig, BlkFeature, BlkReq, BlkStatus, Feature, bit } from '../../lib/spec/index.js';
 import { PackedRing, SimDriver, SplitRing, blkRequest, settle, type TestRing } from '../support/sim-driver.js';
 
 type Layout = 'split' | 'packed';

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { readSnapshotFile, snapshotTempPath, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError } from '../../lib/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uvirtio-snapfile-'));
 

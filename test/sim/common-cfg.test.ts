@@ -4,7 +4,7 @@ import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
 import {
   BlkConfig, BlkFeature, CommonCfg, Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import { SimDriver, SplitRing, ruleIds, settle } from '../support/sim-driver.js';
 
 t.test('device_feature select windows', async (t) => {

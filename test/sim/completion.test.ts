@@ -1,7 +1,7 @@
 // Completion modes: requests fetched on a notify are held in flight until completeNow() or a timer.
 import t from 'tap';
 import { createSimDevice, type Completion } from '../../lib/sim/index.js';
-import { BlkReq, BlkStatus } from '../../lib/virtio/constants.js';
+import { BlkReq, BlkStatus } from '../../lib/spec/index.js';
 import { SimDriver, SplitRing, blkRequest, settle } from '../support/sim-driver.js';
 
 function bringUp(completion: Completion) {

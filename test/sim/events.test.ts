@@ -2,7 +2,7 @@
 // events), the flag-only schemes, and the device asking the driver not to notify.
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
-import { AvailFlag, BlkReq, Feature, Isr, PackedEventFlag, UsedFlag, bit } from '../../lib/virtio/constants.js';
+import { AvailFlag, BlkReq, Feature, Isr, PackedEventFlag, UsedFlag, bit } from '../../lib/spec/index.js';
 import { PackedRing, SimDriver, SplitRing, blkRequest, settle } from '../support/sim-driver.js';
 
 function bringUp(packed: boolean, eventIdx: boolean) {

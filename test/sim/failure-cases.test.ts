@@ -10,7 +10,7 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { rehearse } from '../../cli/rehearsal/engine.js';
 import { createSimDevice, type SimBlkDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { DeviceStateRefusal } from '../../lib/virtio/constants.js';
+import { DeviceStateRefusal } from '../../lib/spec/index.js';
 import { codeOfAsync } from '../support/codes.js';
 
 const MODES = [['split', 'auto'], ['split', 'poll'], ['packed', 'auto'], ['packed', 'poll']] as const;

@@ -9,7 +9,7 @@ import { BAD_BLK_STATUS, SHORT_NET_RX_LEN, createSimDevice, type SimBlkDevice, t
 import {
   BLK_SECTOR_SIZE, BlkReq, BlkStatus, CommonCfg, DeviceStateCmd, DeviceStateRefusal, Feature, Isr, NET_HDR_LEN,
   PACKED_STATE_WRAP, Status, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import { codeOf } from '../support/codes.js';
 import {
   SimDriver, SplitRing, blkRequest, liveDevice, ruleIds, settle, type Layout, type TestRing,

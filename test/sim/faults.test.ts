@@ -3,7 +3,7 @@
 import t from 'tap';
 import { PciCommand, PciConfig } from '../../lib/pci/config.js';
 import { createSimDevice, type RuleId } from '../../lib/sim/index.js';
-import { BlkReq, BlkStatus, CommonCfg, DescFlag, Feature, PackedFlag, Status, bit } from '../../lib/virtio/constants.js';
+import { BlkReq, BlkStatus, CommonCfg, DescFlag, Feature, PackedFlag, Status, bit } from '../../lib/spec/index.js';
 import { PackedRing, SimDriver, SplitRing, blkRequest, ruleIds, settle } from '../support/sim-driver.js';
 
 function bringUp(packed = false, extra = 0n) {

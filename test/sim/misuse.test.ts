@@ -11,7 +11,7 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport } from '../../lib/open.js';
 import type { SimNetDevice } from '../../lib/sim/index.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError } from '../../lib/errors.js';
 import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
 import { rehearse } from '../../cli/rehearsal/engine.js';
 

@@ -8,7 +8,7 @@ import { createSimDevice, type SimNetOptions } from '../../lib/sim/index.js';
 import { mqCommand } from '../../lib/sim/net-ctrl.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { NetDriver, decodeNetHeader, encodeNetHeader, type NetOpenOptions, type ReceivedFrame } from '../../drivers/net/index.js';
-import { NET_HDR_LEN, NetFeature, NetCtrl, NetGso, NetHdrFlag } from '../../lib/virtio/constants.js';
+import { NET_HDR_LEN, NetFeature, NetCtrl, NetGso, NetHdrFlag } from '../../lib/spec/index.js';
 import { codeOfAsync } from '../support/codes.js';
 
 async function bringUp(t: { teardown(fn: () => unknown): void }, sim: Omit<SimNetOptions, 'type'> = {}, driver: NetOpenOptions = {}) {

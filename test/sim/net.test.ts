@@ -1,7 +1,7 @@
 // virtio-net loopback: a frame sent on tx0 comes back on rx0 behind a virtio_net_hdr.
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
-import { Feature, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit } from '../../lib/virtio/constants.js';
+import { Feature, NET_HDR_LEN, NetConfig, NetFeature, NetStatus, bit } from '../../lib/spec/index.js';
 import { PackedRing, SimDriver, SplitRing, ruleIds, settle } from '../support/sim-driver.js';
 
 const RX = 0;

@@ -4,7 +4,7 @@ import { PciConfig, walkCapabilities } from '../../lib/pci/config.js';
 import { createSimDevice } from '../../lib/sim/index.js';
 import {
   COMMON_CFG_LEN, CommonCfg, PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PciCapField, PciCapType, Status,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import { SimDriver, ruleIds } from '../support/sim-driver.js';
 
 t.test('identity: virtio vendor, modern device id, revision 1, class', async (t) => {

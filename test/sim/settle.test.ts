@@ -52,7 +52,7 @@ for (const [layout, interrupts] of MODES) {
     const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { layout, interrupts });
     const p = blk.read(0, 1);
     for (let i = 0; i < 50 && sim.held < 1; i++) await new Promise((r) => setImmediate(r));
-    const { DeviceError } = await import('../../lib/virtio/errors.js');
+    const { DeviceError } = await import('../../lib/errors.js');
     await blk.close(new DeviceError('E_STATE_REFUSED', 'the migration target refused the state'));
     t.equal(await codeOfAsync(p), 'E_STATE_REFUSED');
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport } from '../../lib/open.js';
-import { PACKED_STATE_WRAP, Status } from '../../lib/virtio/constants.js';
+import { PACKED_STATE_WRAP, Status } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot.js';

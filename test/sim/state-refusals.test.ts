@@ -10,7 +10,7 @@ import { openTransport } from '../../lib/open.js';
 import { createSimDevice, encodeDeviceState, type HeldRequest } from '../../lib/sim/index.js';
 import {
   BLK_SECTOR_SIZE, BlkReq, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, DeviceStateRefusal, Feature, Status, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import { codeOfAsync } from '../support/codes.js';
 import { SimDriver, SplitRing, blkRequest, initialState, liveDevice, ruleIds, settle } from '../support/sim-driver.js';
 

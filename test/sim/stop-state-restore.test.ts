@@ -9,7 +9,7 @@ import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { createSimDevice, encodeDeviceState, type HeldRequest, type SimBlkDevice } from '../../lib/sim/index.js';
 import {
   BLK_SECTOR_SIZE, BlkReq, BlkStatus, DeviceStateCmd, DeviceStateRefusal, Feature, NET_HDR_LEN, PACKED_STATE_WRAP, Status, bit, packPackedState,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import {
   SimDriver, blkRequest, initialState, layoutFeatures, newRing, settle, type BlkRequest, type Layout, type TestRing, type VqState,
 } from '../support/sim-driver.js';

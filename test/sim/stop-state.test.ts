@@ -9,7 +9,7 @@ import { createSimDevice, decodeDeviceState, type Completion, type StopMode } fr
 import {
   BLK_SECTOR_SIZE, BlkReq, BlkStatus, COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, Feature, PciCapType, Status, bit, hasFeature,
   packPackedState,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import {
   SimDriver, SplitRing, blkRequest, initialState, layoutFeatures, newRing, ringBytes, ruleIds, settle, type BlkRequest, type Layout, type TestRing,
 } from '../support/sim-driver.js';

@@ -12,7 +12,7 @@ import { PciCommand, PciConfig } from '../../lib/pci/config.js';
 import {
   BlkConfig, BlkFeature, BlkReq, BlkStatus, CommonCfg, DeviceStateCmd, DeviceStateRefusal, Feature, NetFeature, PciCapField,
   Status, VIRTIO_MSI_NO_VECTOR, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import {
   SimDriver, SplitRing, blkRequest, blkStatus, liveDevice, ruleIds, runRuleCases, sendChain, settle, smallBlk, type RuleCase,
 } from '../support/sim-driver.js';

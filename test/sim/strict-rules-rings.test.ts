@@ -9,7 +9,7 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import {
   BLK_DISCARD_FLAG_UNMAP, BLK_SECTOR_SIZE, BlkFeature, BlkReq, BlkStatus, CommonCfg, DescFlag, Feature, NET_HDR_LEN, NetFeature, NetHdr,
   PackedDesc, PackedFlag, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 import {
   PackedRing, SimDriver, SplitRing, blkRequest, blkStatus, buf64, liveDevice, liveNet, runRuleCases, sendChain, settle, smallBlk,
   type RuleCase,

@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
-import { BLK_SECTOR_SIZE, BlkReq, BlkStatus, CommonCfg, Feature, NET_HDR_LEN, Status, bit } from '../../lib/virtio/constants.js';
+import { BLK_SECTOR_SIZE, BlkReq, BlkStatus, CommonCfg, Feature, NET_HDR_LEN, Status, bit } from '../../lib/spec/index.js';
 import {
   SimDriver, SplitRing, blkRequest, layoutFeatures, newRing, ringBytes, ruleIds, settle, type Layout, type TestRing,
 } from '../support/sim-driver.js';

@@ -7,7 +7,7 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import { BlkConfig, CommonCfg, PciCapField, PciCapType, VIRTIO_MSI_NO_VECTOR } from '../../lib/virtio/constants.js';
+import { BlkConfig, CommonCfg, PciCapField, PciCapType, VIRTIO_MSI_NO_VECTOR } from '../../lib/spec/index.js';
 import { PciConfig } from '../../lib/pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../lib/pci/function.js';
 import { codeOf } from '../support/codes.js';

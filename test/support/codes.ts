@@ -1,6 +1,6 @@
 // What a test asserts about a failure: the stable error code ('no error' when there was none, and
 // 'foreign: …' for an error that is not a UvirtioError — which is itself a bug).
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError } from '../../lib/errors.js';
 
 function codeOfError(e: unknown): string {
   return e instanceof UvirtioError ? e.code : `foreign: ${String(e)}`;

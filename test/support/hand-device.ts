@@ -6,7 +6,7 @@
 
 import fc from 'fast-check';
 import type { GuestMemory } from '../../lib/mem/dma.js';
-import { DescFlag, PackedFlag } from '../../lib/virtio/constants.js';
+import { DescFlag, PackedFlag } from '../../lib/spec/index.js';
 import type { QueueAddresses, Segment, Virtqueue } from '../../lib/virtio/queue/types.js';
 
 /** A segment at a made-up address (the hand devices only look at the numbers). */

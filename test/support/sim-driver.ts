@@ -11,7 +11,7 @@ import { RULES, RULE_GROUPS, createSimDevice, type Rule, type RuleGroup, type Ru
 import {
   CommonCfg, DescFlag, DeviceStateCmd, Feature, PACKED_STATE_WRAP, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc,
   Status, bit,
-} from '../../lib/virtio/constants.js';
+} from '../../lib/spec/index.js';
 
 export interface Seg {
   addr: bigint;

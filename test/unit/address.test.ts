@@ -1,6 +1,6 @@
 import t from 'tap';
 import { formatAddress, parseAddress } from '../../lib/address.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError } from '../../lib/errors.js';
 
 t.test('parses each scheme', async (t) => {
   t.same(parseAddress('vfio:0000:00:02.0'), { kind: 'vfio', bdf: '0000:00:02.0' });

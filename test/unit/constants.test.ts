@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Feature, NetFeature, bit, featureNames, hasFeature, packPackedState, unpackPackedState, DeviceType } from '../../lib/virtio/constants.js';
+import { Feature, NetFeature, bit, featureNames, hasFeature, packPackedState, unpackPackedState, DeviceType } from '../../lib/spec/index.js';
 
 t.test('featureNames names transport bits and device bits', async (t) => {
   const mask = bit(Feature.VERSION_1) | bit(Feature.RING_PACKED) | bit(Feature.RING_STATE) | bit(NetFeature.MAC) | bit(50);

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { BlkFeature, DeviceType, Feature, bit, hasFeature } from '../../lib/virtio/constants.js';
+import { BlkFeature, DeviceType, Feature, bit, hasFeature } from '../../lib/spec/index.js';
 import { negotiateFeatures } from '../../lib/virtio/features.js';
-import { UvirtioError } from '../../lib/virtio/errors.js';
+import { UvirtioError } from '../../lib/errors.js';
 import { codeOf } from '../support/codes.js';
 
 const modern = bit(Feature.VERSION_1);

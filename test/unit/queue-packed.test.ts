@@ -2,8 +2,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
-import { PackedEventFlag, PackedFlag } from '../../lib/virtio/constants.js';
-import { VirtqueueError } from '../../lib/virtio/errors.js';
+import { PackedEventFlag, PackedFlag } from '../../lib/spec/index.js';
+import { VirtqueueError } from '../../lib/errors.js';
 import { PackedVirtqueue, createVirtqueue, type QueueFeatures } from '../../lib/virtio/queue/index.js';
 import { PackedHandDevice, runInterleaving, stepArbitrary, seg, segs } from '../support/hand-device.js';
 import { codeOf } from '../support/codes.js';

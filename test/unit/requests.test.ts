@@ -1,7 +1,7 @@
 // RequestQueue: promises, batching, back-pressure and failure over a virtqueue and a hand device.
 import t from 'tap';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
-import { VirtqueueError } from '../../lib/virtio/errors.js';
+import { VirtqueueError } from '../../lib/errors.js';
 import { createVirtqueue, type Layout, type Segment } from '../../lib/virtio/queue/index.js';
 import { RequestQueue, type Completion, type RequestToken } from '../../lib/virtio/requests.js';
 import { PackedHandDevice, SplitHandDevice, type HandDevice } from '../support/hand-device.js';

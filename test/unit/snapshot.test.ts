@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Feature, bit, packPackedState } from '../../lib/virtio/constants.js';
+import { Feature, bit, packPackedState } from '../../lib/spec/index.js';
 import {
   checkSnapshotTarget, parseSnapshot, readSnapshotFile, writeSnapshotFile, type DeviceSnapshot, type SnapshotTarget,
 } from '../../lib/virtio/snapshot.js';

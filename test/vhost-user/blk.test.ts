@@ -7,7 +7,7 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VhostUserTransport } from '../../lib/transport/vhost-user/transport.js';
 import { protocolFeatureNames } from '../../lib/transport/vhost-user/protocol.js';
-import { Feature, featureNames, hasFeature } from '../../lib/virtio/constants.js';
+import { Feature, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { Daemon, makeImage } from './daemon.js';
 
 function pattern(seed: number, bytes: number): Uint8Array {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
-import { isUvirtioError } from '../../lib/virtio/errors.js';
+import { isUvirtioError } from '../../lib/errors.js';
 import { Daemon, makeImage } from './daemon.js';
 import { prerequisite } from '../support/prerequisite.js';
 

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { Flag, Req } from '../../lib/transport/vhost-user/protocol.js';
-import { UvirtioError, type ErrorCode } from '../../lib/virtio/errors.js';
+import { UvirtioError, type ErrorCode } from '../../lib/errors.js';
 import { FakeBackend, header, reply, u64, type Action, type Received } from './fake-backend.js';
 
 /** The back-end fault classes and the codes each may surface as. */

@@ -7,8 +7,8 @@ import t, { type Test } from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { Flag, Req } from '../../lib/transport/vhost-user/protocol.js';
-import { Status } from '../../lib/virtio/constants.js';
-import { isUvirtioError } from '../../lib/virtio/errors.js';
+import { Status } from '../../lib/spec/index.js';
+import { isUvirtioError } from '../../lib/errors.js';
 import { codeOfAsync } from '../support/codes.js';
 import { FakeBackend, header, reply, u64, type Action, type FakeOptions, type Received } from './fake-backend.js';
 

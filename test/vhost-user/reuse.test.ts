@@ -13,7 +13,7 @@ import { rehearse, type RehearsalReport } from '../../cli/rehearsal/engine.js';
 import { inspectSector } from '../../cli/rehearsal/blk.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
-import { isUvirtioError } from '../../lib/virtio/errors.js';
+import { isUvirtioError } from '../../lib/errors.js';
 import { codeOfAsync } from '../support/codes.js';
 import { Daemon, makeImage, type Image } from './daemon.js';
 

@@ -7,8 +7,8 @@ import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import {
   COMMON_CFG_MIN_LEN, PCI_CAP_ID_VENDOR, PCI_CAP_LEN, PCI_DEVICE_MODERN_BASE, PCI_DEVICE_TRANSITIONAL_FIRST,
   PCI_DEVICE_TRANSITIONAL_LAST, PCI_NOTIFY_CAP_LEN, PCI_VENDOR_VIRTIO, PciCapField, PciCapType,
-} from '../../virtio/constants.js';
-import { DeviceError } from '../../virtio/errors.js';
+} from '../../spec/index.js';
+import { DeviceError } from '../../errors.js';
 
 /** A structure inside a BAR: the window and the byte range the capability names. */
 export interface VirtioRegion {

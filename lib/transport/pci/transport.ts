@@ -5,10 +5,10 @@
 import { enableBusMaster } from '../../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import type { DmaAllocator } from '../../mem/dma.js';
-import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../virtio/constants.js';
-import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../virtio/errors.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../spec/index.js';
+import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../errors.js';
 import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
-import { backoff } from '../backoff.js';
+import { backoff } from '../../util/backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
 
 /** How often a device configuration read is retried while config_generation keeps changing. */

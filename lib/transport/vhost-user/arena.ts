@@ -10,7 +10,7 @@
 
 import * as libc from '../../sys/libc.js';
 import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
-import { DmaError } from '../../virtio/errors.js';
+import { DmaError } from '../../errors.js';
 
 /** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
 export const GUEST_BASE = 0x1_0000_0000n;

@@ -13,7 +13,7 @@
 // GET_VRING_BASE, then checks (bounded) that used->idx reaches the answer; a back-end that keeps
 // fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them.
 
-import { DeviceError, TimeoutError, UsageError } from '../../virtio/errors.js';
+import { DeviceError, TimeoutError, UsageError } from '../../errors.js';
 import type { BackendStateAccess, RingStateAccess, VqState } from '../types.js';
 import type { MemfdArena } from './arena.js';
 import type { Channel } from './channel.js';

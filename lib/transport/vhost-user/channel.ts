@@ -22,7 +22,7 @@
 import net from 'node:net';
 import { SysError } from '../../sys/errno.js';
 import { MessageBuffer, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
-import type { UvirtioError } from '../../virtio/errors.js';
+import type { UvirtioError } from '../../errors.js';
 import * as err from './errors.js';
 import { Flag, HEADER_SIZE, MAX_PAYLOAD } from './protocol.js';
 

@@ -1,7 +1,7 @@
 // The typed errors of the vhost-user front-end, one per way a back-end can fail us, each with a
 // hint a person can act on. Every bound a wait had is named in its message.
 
-import { DeviceError, TimeoutError } from '../../virtio/errors.js';
+import { DeviceError, TimeoutError } from '../../errors.js';
 import { REQ_NAMES } from './protocol.js';
 
 export function reqName(r: number): string {

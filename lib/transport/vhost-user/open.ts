@@ -9,7 +9,7 @@
 // rings stay in the same memory.
 
 import type { OpenedDevice } from '../../open.js';
-import { UsageError } from '../../virtio/errors.js';
+import { UsageError } from '../../errors.js';
 import type { MemfdArena } from './arena.js';
 import { VhostUserTransport } from './transport.js';
 

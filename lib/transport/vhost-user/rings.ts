@@ -2,8 +2,8 @@
 // rings", "Ring states"), and the waits around stopping it. Ring memory lives in the memfd arena;
 // the back-end reaches it through SET_MEM_TABLE.
 
-import { backoff } from '../backoff.js';
-import { PACKED_STATE_WRAP } from '../../virtio/constants.js';
+import { backoff } from '../../util/backoff.js';
+import { PACKED_STATE_WRAP } from '../../spec/index.js';
 import type { MemfdArena } from './arena.js';
 import { Payload, Req, VRING_NOFD } from './protocol.js';
 

@@ -22,8 +22,8 @@
 // the session, so that no request of ours is still in the back-end when the next session (or
 // another driver) takes the memory (virtio 1.2 §2.4).
 
-import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../virtio/constants.js';
-import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../virtio/errors.js';
+import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../spec/index.js';
+import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../errors.js';
 import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
 import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport } from '../types.js';

@@ -3,7 +3,7 @@
 // The layouts themselves (split.ts, packed.ts) only deal with their ring memory.
 
 import type { DmaRegion } from '../../mem/dma.js';
-import { UsageError, VirtqueueError, type ErrorCode } from '../errors.js';
+import { UsageError, VirtqueueError, type ErrorCode } from '../../errors.js';
 import { IndirectPool, type IndirectTable } from './indirect.js';
 import type { Layout, QueueAddresses, QueueFeatures, Segment, VirtqueueOptions, VqDriverState } from './types.js';
 

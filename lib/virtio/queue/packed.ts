@@ -5,8 +5,8 @@
 // its id, and both sides then skip the number of descriptors the buffer took (§2.8.6), which the
 // driver recorded when it added the buffer. Device-written fields are read once and checked.
 
-import { PACKED_MAX_SIZE, PackedAlign, PackedDesc, PackedEventFlag, PackedFlag, packPackedState } from '../constants.js';
-import { UsageError } from '../errors.js';
+import { PACKED_MAX_SIZE, PackedAlign, PackedDesc, PackedEventFlag, PackedFlag, packPackedState } from '../../spec/index.js';
+import { UsageError } from '../../errors.js';
 import { QueueCore, needsEvent, segmentAt } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
 

@@ -6,8 +6,8 @@
 // memory, each once, each checked before use.
 
 import { alignUp } from '../../mem/dma.js';
-import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitDesc, UsedFlag } from '../constants.js';
-import { UsageError } from '../errors.js';
+import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitDesc, UsedFlag } from '../../spec/index.js';
+import { UsageError } from '../../errors.js';
 import { QueueCore, needsEvent, segmentAt } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
 

@@ -5,15 +5,11 @@
 // does not own the buffers; it owns the ring memory and, with INDIRECT_DESC, indirect tables.
 
 import type { DmaAllocator } from '../../mem/dma.js';
-import type { VirtqueueError } from '../errors.js';
+import type { VirtqueueError } from '../../errors.js';
 
-export type Layout = 'split' | 'packed';
+import type { Layout, Segment, QueueAddresses } from '../../spec/ring.js';
 
-/** A piece of DMA memory the device may read or write: device address and length in bytes. */
-export interface Segment {
-  addr: bigint;
-  len: number;
-}
+export type { Layout, Segment, QueueAddresses };
 
 export interface QueueFeatures {
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
@@ -41,13 +37,6 @@ export interface UsedElement<T> {
   token: T;
   /** Bytes the device wrote into the device-writable part of the chain (validated ≤ its size). */
   len: number;
-}
-
-/** Device addresses of the three ring areas (split: desc/avail/used; packed: desc/driver/device event). */
-export interface QueueAddresses {
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import { BlkDriver } from '../../../drivers/blk/index.js';
 import { VirtioPciTransport } from '../../../lib/transport/pci/transport.js';
-import { DeviceType } from '../../../lib/virtio/constants.js';
+import { DeviceType } from '../../../lib/spec/index.js';
 import { listVirtioDevices, VfioPciFunction } from '../../../lib/vfio/index.js';
 import { FIRST_SECTOR, pattern, SECTORS } from './blk-pattern.js';
 import { report, step } from './report.js';

@@ -1,7 +1,7 @@
 // Guest-side reporting: each result is one line "UVT <json>" on stdout, which the host test picks
 // out of the VM's output (test/vm/vm-run.ts).
 
-import { isUvirtioError } from '../../../lib/virtio/errors.js';
+import { isUvirtioError } from '../../../lib/errors.js';
 
 export function report(check: string, data: Record<string, unknown>): void {
   process.stdout.write(`UVT ${JSON.stringify({ check, ...data }, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}\n`);

@@ -4,7 +4,7 @@
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { PciConfig, walkCapabilities } from '../../../lib/pci/config.js';
-import { CommonCfg, PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PciCapField, PciCapType } from '../../../lib/virtio/constants.js';
+import { CommonCfg, PCI_CAP_ID_MSIX, PCI_CAP_ID_VENDOR, PciCapField, PciCapType } from '../../../lib/spec/index.js';
 import { bindVfio, listVirtioDevices, unbindVfio, VfioPciFunction } from '../../../lib/vfio/index.js';
 import { expectError, report, step } from './report.js';
 
