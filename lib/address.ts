@@ -1,60 +1,93 @@
-// Device addresses, as the CLI and openDevice() take them (ARCHITECTURE.md "Addressing a device"):
-//   vfio:0000:00:02.0   or a bare BDF (0000:00:02.0, 00:02.0)
-//   vhost-user:/run/vhost.sock
-//   sim:blk  sim:net  sim:rng  with options: sim:blk?layout=packed&queues=4
-// Parsing only; opening is lib/open.ts.
+// Device addresses, as the CLI and openTransport() take them (ARCHITECTURE.md "Addressing a device"),
+// all one shape — SCHEME:TARGET[?KEY=VALUE&…]:
+//   vfio:0000:00:02.0                  or a bare BDF (0000:00:02.0, 00:02.0)
+//   vhost-user:/run/vhost.sock?type=net
+//   sim:blk?layout=packed&queues=4     sim:NAME for each device type in lib/sim/models/index.ts
+// This file is the one parser: it checks the scheme and its target and splits the options into
+// key → text. What the options mean is each opener's business (lib/open.ts names the openers;
+// they read options with lib/util/options.ts).
 
 import { UsageError } from './errors.js';
 import { normaliseBdf } from './pci/bdf.js';
+import { SIM_MODELS, isSimDeviceType } from './sim/models/index.js';
 
 export { normaliseBdf };
 
-export type DeviceAddress =
-  | { kind: 'vfio'; bdf: string }
-  | { kind: 'vhost-user'; path: string }
-  | { kind: 'sim'; type: 'blk' | 'net' | 'rng'; options: Record<string, string> };
+/** A target's check: its normal form, or why it is not one. */
+type TargetCheck = (target: string) => { target: string } | { why: string };
+
+/**
+ * The schemes and the syntax of their targets, one line each. A new transport adds its line here
+ * and its opener in lib/open.ts (the compiler insists on both).
+ */
+const SCHEMES = {
+  vfio: (t) => {
+    const bdf = normaliseBdf(t);
+    return bdf ? { target: bdf } : { why: `"${t}" is not a PCI address (domain:bus:device.function)` };
+  },
+  'vhost-user': (t) => (t.startsWith('/') || t.startsWith('.') ? { target: t } : { why: 'the socket path must be absolute or start with ./' }),
+  sim: (t) => (isSimDeviceType(t) ? { target: t } : { why: `the reference device models ${Object.keys(SIM_MODELS).join(', ')}, not "${t}"` }),
+} satisfies Record<string, TargetCheck>;
+
+/** A transport's name before the colon: 'vfio' | 'vhost-user' | 'sim'. */
+export type Scheme = keyof typeof SCHEMES;
+
+/** A parsed device address: parseAddress('sim:blk?queues=4') is { scheme: 'sim', target: 'blk', options: { queues: '4' } }. */
+export interface DeviceAddress {
+  scheme: Scheme;
+  /** The normal form of what the scheme addresses: a BDF (vfio), a socket path (vhost-user), a device type (sim). */
+  target: string;
+  /** The options after `?`, decoded, as text; the opener checks them (lib/util/options.ts). */
+  options: Record<string, string>;
+}
+
+function isScheme(s: string): s is Scheme {
+  return Object.hasOwn(SCHEMES, s);
+}
 
 function bad(text: string, why: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `"${text}" is not a device address: ${why}`,
-    'use vfio:0000:00:02.0 (or a bare BDF), vhost-user:/path/to.sock, sim:blk, sim:net or sim:rng');
+    `use vfio:0000:00:02.0 (or a bare BDF), vhost-user:/path/to.sock or ${Object.keys(SIM_MODELS).map((n) => `sim:${n}`).join(', ')}`);
 }
 
+function parseQuery(text: string, query: string): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const pair of query.split('&').filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw bad(text, `option "${pair}" is not key=value`);
+    try {
+      options[decodeURIComponent(pair.slice(0, eq))] = decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      throw bad(text, `option "${pair}" is not correctly percent-encoded`);
+    }
+  }
+  return options;
+}
+
+/**
+ * Parses `text` into scheme, normalised target and options (a bare BDF is vfio). Throws
+ * E_BAD_ADDRESS (UsageError, with a hint naming every scheme) for an empty text, an unknown
+ * scheme, a target its scheme does not take, or an option that is not key=value.
+ */
 export function parseAddress(text: string): DeviceAddress {
   if (typeof text !== 'string' || text.trim() === '') throw bad(String(text), 'it is empty');
   const s = text.trim();
-  if (s.startsWith('vfio:')) {
-    const bdf = normaliseBdf(s.slice(5));
-    if (!bdf) throw bad(s, `"${s.slice(5)}" is not a PCI address (domain:bus:device.function)`);
-    return { kind: 'vfio', bdf };
+  const colon = s.indexOf(':');
+  const scheme = colon > 0 ? s.slice(0, colon) : '';
+  if (!isScheme(scheme)) {
+    const bdf = normaliseBdf(s);
+    if (bdf) return { scheme: 'vfio', target: bdf, options: {} };
+    throw bad(s, 'unknown scheme');
   }
-  if (s.startsWith('vhost-user:')) {
-    const path = s.slice('vhost-user:'.length);
-    if (!path.startsWith('/') && !path.startsWith('.')) throw bad(s, 'the socket path must be absolute or start with ./');
-    return { kind: 'vhost-user', path };
-  }
-  if (s.startsWith('sim:')) {
-    const [type, query = ''] = s.slice(4).split('?', 2) as [string, string?];
-    if (type !== 'blk' && type !== 'net' && type !== 'rng') throw bad(s, `the reference device models blk, net and rng, not "${type}"`);
-    const options: Record<string, string> = {};
-    for (const pair of query.split('&').filter(Boolean)) {
-      const [k, v] = pair.split('=', 2);
-      if (!k || v === undefined || v === '') throw bad(s, `option "${pair}" is not key=value`);
-      options[decodeURIComponent(k)] = decodeURIComponent(v);
-    }
-    return { kind: 'sim', type, options };
-  }
-  const bdf = normaliseBdf(s);
-  if (bdf) return { kind: 'vfio', bdf };
-  throw bad(s, 'unknown scheme');
+  const rest = s.slice(colon + 1);
+  const q = rest.indexOf('?');
+  const checked: ReturnType<TargetCheck> = SCHEMES[scheme](q < 0 ? rest : rest.slice(0, q));
+  if ('why' in checked) throw bad(s, checked.why);
+  return { scheme, target: checked.target, options: q < 0 ? {} : parseQuery(s, rest.slice(q + 1)) };
 }
 
+/** The address as text, normalised: formatAddress(parseAddress('00:02.0')) is 'vfio:0000:00:02.0'. */
 export function formatAddress(a: DeviceAddress): string {
-  switch (a.kind) {
-    case 'vfio': return `vfio:${a.bdf}`;
-    case 'vhost-user': return `vhost-user:${a.path}`;
-    case 'sim': {
-      const q = new URLSearchParams(a.options).toString();
-      return `sim:${a.type}${q ? `?${q}` : ''}`;
-    }
-  }
+  const q = new URLSearchParams(a.options).toString();
+  return `${a.scheme}:${a.target}${q ? `?${q}` : ''}`;
 }

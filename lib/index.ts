@@ -19,10 +19,10 @@ export { walkCapabilities, enableBusMaster, PciConfig } from './pci/config.js';
 export type { VirtioTransport, QueueSetup, RingStateAccess, VqState } from './transport/types.js';
 export { VirtioPciTransport } from './transport/pci/transport.js';
 export { discoverVirtioPci, virtioDeviceType } from './transport/pci/caps.js';
-export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress } from './address.js';
+export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress, type Scheme } from './address.js';
 export {
   createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimRngDevice, type AnySimDevice,
   type SimBlkOptions, type SimNetOptions, type SimRngOptions, type SimOptions, type BlkRequestRecord,
 } from './sim/index.js';
-export { openTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
+export { openTransport, type OpenedTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
 export { initialVqState, type StateFacility } from './virtio/state.js';

@@ -1,20 +1,34 @@
 // errno → typed errors. Every failing libc call in lib/sys becomes a SysError that carries the
 // errno number, its name (from koffi's table of the platform's POSIX codes) and the call that failed.
 
-import koffi from 'koffi';
 import { UvirtioError, type ErrorCode } from '../errors.js';
+import { koffi, lazily } from './koffi.js';
 
-/** Errno numbers by name, as the running platform defines them (Linux x86_64 here). */
-export const Errno: Readonly<Record<string, number>> = koffi.os.errno;
+const table = lazily(() => koffi().os.errno as Readonly<Record<string, number>>);
 
-const names = new Map<number, string>();
-for (const [name, value] of Object.entries(Errno)) {
-  // Some numbers have two names (EAGAIN/EWOULDBLOCK, EDEADLK/EDEADLOCK): keep the first, the usual one.
-  if (!names.has(value)) names.set(value, name);
-}
+/**
+ * Errno numbers by name, as the running platform defines them (Linux x86_64 here). Read from
+ * koffi's table on the first lookup, so importing this file loads nothing (koffi.ts).
+ */
+export const Errno: Readonly<Record<string, number>> = new Proxy({} as Record<string, number>, {
+  get: (_, name) => (typeof name === 'string' ? table()[name] : undefined),
+  has: (_, name) => typeof name === 'string' && name in table(),
+  ownKeys: () => Reflect.ownKeys(table()),
+  getOwnPropertyDescriptor: (_, name) => Reflect.getOwnPropertyDescriptor(table(), name),
+});
 
+const names = lazily(() => {
+  const m = new Map<number, string>();
+  for (const [name, value] of Object.entries(table())) {
+    // Some numbers have two names (EAGAIN/EWOULDBLOCK, EDEADLK/EDEADLOCK): keep the first, the usual one.
+    if (!m.has(value)) m.set(value, name);
+  }
+  return m;
+});
+
+/** The name of `errno` ("ENOENT"), or "errno N" for a number the platform does not name. */
 export function errnoName(errno: number): string {
-  return names.get(errno) ?? `errno ${errno}`;
+  return names().get(errno) ?? `errno ${errno}`;
 }
 
 /** A system call that failed. `code` is E_PERMISSION for EACCES/EPERM, E_SYSCALL otherwise. */
@@ -35,7 +49,7 @@ export class SysError extends UvirtioError {
 
 /** The errno the last koffi call left behind. */
 export function lastErrno(): number {
-  return koffi.errno();
+  return koffi().errno();
 }
 
 /** Throws a SysError when a libc call returned a negative number; returns the value otherwise. */

@@ -1,9 +1,10 @@
 // libc through koffi: the handful of system calls VFIO needs. Each wrapper checks the result and
 // throws a SysError naming the call, its argument and the errno. Numbers are Linux x86_64 values
-// (include/uapi/asm-generic/fcntl.h, mman-common.h, linux/eventfd.h).
+// (include/uapi/asm-generic/fcntl.h, mman-common.h, linux/eventfd.h). libc is dlopened on the
+// first call, not at import (koffi.ts): importing this file costs nothing.
 
-import koffi from 'koffi';
 import { check, Errno, lastErrno, SysError } from './errno.js';
+import { koffi, lazily, libcLibrary } from './koffi.js';
 
 export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const PROT = { READ: 1, WRITE: 2 } as const;
@@ -12,33 +13,41 @@ export const EFD = { NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 const SC_PAGESIZE = 30;
 const POLLIN = 1;
 
-const lib = koffi.load('libc.so.6');
-const c = {
-  open: lib.func('int open(const char *path, int flags, uint32_t mode)'),
-  close: lib.func('int close(int fd)'),
-  ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
-  mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
-  munmap: lib.func('int munmap(void *addr, size_t length)'),
-  mlock: lib.func('int mlock(void *addr, size_t length)'),
-  pread: lib.func('intptr_t pread(int fd, void *buf, size_t count, int64_t offset)'),
-  pwrite: lib.func('intptr_t pwrite(int fd, const void *buf, size_t count, int64_t offset)'),
-  read: lib.func('intptr_t read(int fd, void *buf, size_t count)'),
-  write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
-  eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
-  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
-  sysconf: lib.func('long sysconf(int name)'),
-  memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
-  ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
-};
+const c = lazily(() => {
+  const lib = libcLibrary();
+  return {
+    open: lib.func('int open(const char *path, int flags, uint32_t mode)'),
+    close: lib.func('int close(int fd)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+    mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+    munmap: lib.func('int munmap(void *addr, size_t length)'),
+    mlock: lib.func('int mlock(void *addr, size_t length)'),
+    pread: lib.func('intptr_t pread(int fd, void *buf, size_t count, int64_t offset)'),
+    pwrite: lib.func('intptr_t pwrite(int fd, const void *buf, size_t count, int64_t offset)'),
+    read: lib.func('intptr_t read(int fd, void *buf, size_t count)'),
+    write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
+    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+    sysconf: lib.func('long sysconf(int name)'),
+    memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
+    ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
+  };
+});
 
-export const PAGE_SIZE: number = Number(c.sysconf(SC_PAGESIZE));
+let pageSizeBytes: number | undefined;
+
+/** The page size in bytes (sysconf(_SC_PAGESIZE)): the unit of mmap, mlock and VFIO DMA mappings. */
+export function pageSize(): number {
+  pageSizeBytes ??= Number(c().sysconf(SC_PAGESIZE));
+  return pageSizeBytes;
+}
 
 export function open(path: string, flags: number, hint?: string): number {
-  return check(c.open(path, flags | O.CLOEXEC, 0) as number, 'open', path, hint);
+  return check(c().open(path, flags | O.CLOEXEC, 0) as number, 'open', path, hint);
 }
 
 export function close(fd: number): void {
-  check(c.close(fd) as number, 'close', String(fd));
+  check(c().close(fd) as number, 'close', String(fd));
 }
 
 /**
@@ -47,9 +56,9 @@ export function close(fd: number): void {
  */
 export function ioctl(fd: number, request: number, arg?: Uint8Array | number, name = `0x${request.toString(16)}`): number {
   let ret: number;
-  if (arg === undefined) ret = c.ioctl(fd, request) as number;
-  else if (typeof arg === 'number') ret = c.ioctl(fd, request, 'long', arg) as number;
-  else ret = c.ioctl(fd, request, 'void *', arg) as number;
+  if (arg === undefined) ret = c().ioctl(fd, request) as number;
+  else if (typeof arg === 'number') ret = c().ioctl(fd, request, 'long', arg) as number;
+  else ret = c().ioctl(fd, request, 'void *', arg) as number;
   return check(ret, 'ioctl', `${fd}, ${name}`);
 }
 
@@ -65,29 +74,29 @@ export interface Mapping {
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 export function mmap(length: number, prot: number, flags: number, fd: number, offset: bigint, what: string): Mapping {
-  const pointer: unknown = c.mmap(null, length, prot, flags, fd, offset);
-  const address = pointer === null ? 0n : koffi.address(pointer);
+  const pointer: unknown = c().mmap(null, length, prot, flags, fd, offset);
+  const address = pointer === null ? 0n : koffi().address(pointer);
   if (address === MAP_FAILED || address === 0n) throw new SysError('mmap', lastErrno(), what);
-  return { address, length, pointer, buffer: koffi.view(pointer, length) };
+  return { address, length, pointer, buffer: koffi().view(pointer, length) };
 }
 
 export function munmap(m: Mapping): void {
-  check(c.munmap(m.pointer, m.length) as number, 'munmap', `0x${m.address.toString(16)}, ${m.length}`);
+  check(c().munmap(m.pointer, m.length) as number, 'munmap', `0x${m.address.toString(16)}, ${m.length}`);
 }
 
 export function mlock(m: Mapping): void {
-  check(c.mlock(m.pointer, m.length) as number, 'mlock', `${m.length} bytes`,
+  check(c().mlock(m.pointer, m.length) as number, 'mlock', `${m.length} bytes`,
     'raise the locked-memory limit (ulimit -l) or run as root');
 }
 
 /** Reads exactly buf.length bytes at `offset`; a short read is an error (device regions do not end early). */
 export function pread(fd: number, buf: Uint8Array, offset: bigint | number, what: string): void {
-  const n = check(Number(c.pread(fd, buf, buf.length, BigInt(offset))), 'pread', what);
+  const n = check(Number(c().pread(fd, buf, buf.length, BigInt(offset))), 'pread', what);
   if (n !== buf.length) throw new SysError('pread', Errno.EIO, `${what}: ${n} of ${buf.length} bytes`);
 }
 
 export function pwrite(fd: number, buf: Uint8Array, offset: bigint | number, what: string): void {
-  const n = check(Number(c.pwrite(fd, buf, buf.length, BigInt(offset))), 'pwrite', what);
+  const n = check(Number(c().pwrite(fd, buf, buf.length, BigInt(offset))), 'pwrite', what);
   if (n !== buf.length) throw new SysError('pwrite', Errno.EIO, `${what}: ${n} of ${buf.length} bytes`);
 }
 
@@ -96,22 +105,22 @@ export const MFD_CLOEXEC = 1;
 
 /** An anonymous, close-on-exec memory file (memfd_create(2)), to share memory by descriptor. */
 export function memfdCreate(name: string): number {
-  return check(c.memfd_create(name, MFD_CLOEXEC) as number, 'memfd_create', name);
+  return check(c().memfd_create(name, MFD_CLOEXEC) as number, 'memfd_create', name);
 }
 
 export function ftruncate(fd: number, length: number): void {
-  check(c.ftruncate(fd, BigInt(length)) as number, 'ftruncate', `${fd}, ${length}`);
+  check(c().ftruncate(fd, BigInt(length)) as number, 'ftruncate', `${fd}, ${length}`);
 }
 
 /** A non-blocking, close-on-exec eventfd (eventfd(2)). */
 export function eventfd(): number {
-  return check(c.eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC) as number, 'eventfd', '0, EFD_NONBLOCK|EFD_CLOEXEC');
+  return check(c().eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC) as number, 'eventfd', '0, EFD_NONBLOCK|EFD_CLOEXEC');
 }
 
 /** Reads and clears an eventfd's counter without blocking: 0n when it had not fired. */
 export function eventfdTake(fd: number): bigint {
   const buf = new Uint8Array(8);
-  const n = Number(c.read(fd, buf, 8));
+  const n = Number(c().read(fd, buf, 8));
   if (n < 0) {
     const errno = lastErrno();
     if (errno === Errno.EAGAIN) return 0n;
@@ -124,7 +133,7 @@ export function eventfdTake(fd: number): bigint {
 export function eventfdSignal(fd: number, value = 1n): void {
   const buf = new Uint8Array(8);
   new DataView(buf.buffer).setBigUint64(0, value, true);
-  check(Number(c.write(fd, buf, 8)), 'write', `eventfd ${fd}`);
+  check(Number(c().write(fd, buf, 8)), 'write', `eventfd ${fd}`);
 }
 
 /**
@@ -148,7 +157,7 @@ export function wakeOnExit(fd: number): () => void {
   if (!exitHooked) {
     exitHooked = true;
     process.on('exit', () => {
-      for (const w of exitWakes) c.write(w, EXIT_WAKE, 8);
+      for (const w of exitWakes) c().write(w, EXIT_WAKE, 8);
     });
   }
   exitWakes.add(fd);
@@ -179,7 +188,7 @@ export function pollAsync(entries: readonly { fd: number; events: number }[], do
     view.setInt32(i * 8, e.fd, true);
     view.setInt16(i * 8 + 4, e.events, true);
   });
-  c.poll.async(pfd, entries.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
+  c().poll.async(pfd, entries.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
     if (err) done(err instanceof Error ? err : new Error(String(err)));
     else if (ret < 0) {
       const errno = lastErrno();

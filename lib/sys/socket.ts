@@ -7,8 +7,8 @@
 // struct msghdr points at other memory (the iovec, the control buffer), so messages are built in
 // native memory from koffi.alloc whose addresses are known, never in JavaScript buffers.
 
-import koffi from 'koffi';
 import { check, Errno, lastErrno, SysError } from './errno.js';
+import { koffi, lazily, libcLibrary } from './koffi.js';
 import { defineLayout, Struct } from './layout.js';
 
 export const AF_UNIX = 1;
@@ -41,16 +41,18 @@ export function cmsgSpace(n: number): number {
   return CMSG_HDR + Math.ceil(n / 8) * 8;
 }
 
-const lib = koffi.load('libc.so.6');
-const c = {
-  socket: lib.func('int socket(int domain, int type, int protocol)'),
-  connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
-  sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
-  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
-  shutdown: lib.func('int shutdown(int fd, int how)'),
-  ioctl: lib.func('int ioctl(int fd, unsigned long request, int *out)'),
-  close: lib.func('int close(int fd)'),
-};
+const c = lazily(() => {
+  const lib = libcLibrary();
+  return {
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+    sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+    shutdown: lib.func('int shutdown(int fd, int how)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, int *out)'),
+    close: lib.func('int close(int fd)'),
+  };
+});
 
 /**
  * A connected, non-blocking AF_UNIX stream socket, without blocking the event loop: a listener
@@ -65,9 +67,9 @@ export async function connectUnix(path: string, timeoutMs = 5000): Promise<numbe
     throw new SysError('connect', Errno.ENAMETOOLONG, path, `a UNIX socket path has at most ${SUN_PATH_MAX - 1} bytes; use a shorter path`);
   }
   sa.set(p, SUN_PATH_OFFSET);
-  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
+  const fd = check(c().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number, 'socket', 'AF_UNIX, SOCK_STREAM');
   const deadline = Date.now() + timeoutMs;
-  for (let tries = 0; (c.connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0; tries++) {
+  for (let tries = 0; (c().connect(fd, sa, SUN_PATH_OFFSET + p.length + 1) as number) < 0; tries++) {
     const errno = lastErrno();
     if ((errno === Errno.EAGAIN || errno === Errno.EINTR) && Date.now() < deadline) {
       // The listener's backlog is full: look again shortly (1, 2, 4 … 50 ms apart).
@@ -90,16 +92,16 @@ const SIOCOUTQ = 0x5411;
  */
 export function unreadByPeer(fd: number): number {
   const out = new Int32Array(1);
-  return (c.ioctl(fd, SIOCOUTQ, out) as number) < 0 ? -1 : out[0]!;
+  return (c().ioctl(fd, SIOCOUTQ, out) as number) < 0 ? -1 : out[0]!;
 }
 
 /** shutdown(fd, SHUT_RDWR): the peer sees end-of-file at once, even while other copies of fd live. */
 export function shutdownBoth(fd: number): void {
-  c.shutdown(fd, 2);
+  c().shutdown(fd, 2);
 }
 
 function closeQuietly(fd: number): void {
-  c.close(fd);
+  c().close(fd);
 }
 
 /**
@@ -122,9 +124,9 @@ export class MessageBuffer {
 
   constructor(readonly capacity: number) {
     const total = MessageBuffer.DATA + capacity;
-    this.ptr = koffi.alloc('uint8_t', total);
-    this.base = koffi.address(this.ptr);
-    this.mem = new Uint8Array(koffi.view(this.ptr, total));
+    this.ptr = koffi().alloc('uint8_t', total);
+    this.base = koffi().address(this.ptr);
+    this.mem = new Uint8Array(koffi().view(this.ptr, total));
     this.hdr = new Struct(MsghdrLayout, this.mem.subarray(0, 56));
     this.iov = new Struct(IovecLayout, this.mem.subarray(MessageBuffer.IOV, MessageBuffer.IOV + 16));
     this.cmsg = new Struct(CmsghdrLayout, this.mem.subarray(MessageBuffer.CTRL, MessageBuffer.CTRL + CMSG_HDR));
@@ -151,7 +153,7 @@ export class MessageBuffer {
       const dv = new DataView(this.mem.buffer, this.mem.byteOffset + MessageBuffer.CTRL + CMSG_HDR, 4 * fds.length);
       fds.forEach((f, i) => dv.setInt32(4 * i, f, true));
     }
-    const n = Number(c.sendmsg(fd, this.ptr, MSG.NOSIGNAL | MSG.DONTWAIT));
+    const n = Number(c().sendmsg(fd, this.ptr, MSG.NOSIGNAL | MSG.DONTWAIT));
     if (n < 0) {
       const errno = lastErrno();
       if (errno === Errno.EAGAIN || errno === Errno.EINTR) return -1;
@@ -162,7 +164,7 @@ export class MessageBuffer {
 
   /** Frees the native memory; the buffer is unusable afterwards. */
   free(): void {
-    koffi.free(this.ptr);
+    koffi().free(this.ptr);
   }
 }
 
@@ -177,7 +179,7 @@ export function readyNow(entries: readonly { fd: number; events: number }[]): nu
     view.setInt32(i * 8, e.fd, true);
     view.setInt16(i * 8 + 4, e.events, true);
   });
-  const ret = c.poll(pfd, entries.length, 0) as number;
+  const ret = c().poll(pfd, entries.length, 0) as number;
   if (ret < 0) {
     const errno = lastErrno();
     if (errno !== Errno.EINTR) throw new SysError('poll', errno, `${entries.length} fds`);

@@ -57,7 +57,7 @@ export class Type1Backend implements DmaBackend {
   /** The smallest IOMMU page: mappings are made in multiples of it. */
   private get pageSize(): number {
     const p = this.pageSizes & -this.pageSizes;
-    return p === 0n ? libc.PAGE_SIZE : Math.max(Number(p), libc.PAGE_SIZE);
+    return p === 0n ? libc.pageSize() : Math.max(Number(p), libc.pageSize());
   }
 
   alloc(size: number, align: number): Backing {
@@ -106,7 +106,7 @@ export class NoIommuBackend implements DmaBackend {
   /** The physical address behind a (locked, touched) virtual address. */
   physicalAddress(vaddr: bigint): bigint {
     this.pagemap ??= fs.openSync('/proc/self/pagemap', 'r');
-    const page = BigInt(libc.PAGE_SIZE);
+    const page = BigInt(libc.pageSize());
     const entry = Buffer.alloc(8);
     fs.readSync(this.pagemap, entry, 0, 8, Number((vaddr / page) * 8n));
     const v = entry.readBigUInt64LE(0);
@@ -168,19 +168,19 @@ export class NoIommuBackend implements DmaBackend {
 
   alloc(size: number, align: number): Backing {
     if (align > HUGEPAGE) throw new DmaError('E_INVALID_ARGUMENT', `no-IOMMU DMA cannot align to ${align} bytes (at most ${HUGEPAGE})`);
-    if (size > libc.PAGE_SIZE || align > libc.PAGE_SIZE) {
+    if (size > libc.pageSize() || align > libc.pageSize()) {
       if (size <= HUGEPAGE) return this.piece(size, align);
       const length = alignUp(size, HUGEPAGE);
       const { mapping, phys } = this.hugepage(length, size);
       return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova: phys, size }, mapping, length };
     }
     // Within one page: a locked page of its own (no hugepage needed).
-    const mapping = libc.mmap(libc.PAGE_SIZE, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.PRIVATE | libc.MAP.ANONYMOUS | libc.MAP.POPULATE,
-      -1, 0n, `${libc.PAGE_SIZE} bytes of DMA memory`);
+    const mapping = libc.mmap(libc.pageSize(), libc.PROT.READ | libc.PROT.WRITE, libc.MAP.PRIVATE | libc.MAP.ANONYMOUS | libc.MAP.POPULATE,
+      -1, 0n, `${libc.pageSize()} bytes of DMA memory`);
     try {
       libc.mlock(mapping);
       const iova = this.physicalAddress(mapping.address);
-      return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova, size }, mapping, length: libc.PAGE_SIZE };
+      return { region: { bytes: new Uint8Array(mapping.buffer, 0, size), iova, size }, mapping, length: libc.pageSize() };
     } catch (e) {
       libc.munmap(mapping);
       throw e;

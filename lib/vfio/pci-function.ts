@@ -138,7 +138,7 @@ export class VfioPciFunction implements PciFunction {
     let w: ClosableWindow | null = null;
     if (r.flags & RegionFlag.MMAP) {
       try {
-        const len = Math.ceil(r.size / libc.PAGE_SIZE) * libc.PAGE_SIZE;
+        const len = Math.ceil(r.size / libc.pageSize()) * libc.pageSize();
         const m = libc.mmap(len, libc.PROT.READ | libc.PROT.WRITE, libc.MAP.SHARED, this.device.fd, r.offset, name);
         w = new MmapWindow(name, m, r.size);
       } catch {

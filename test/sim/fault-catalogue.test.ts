@@ -1,4 +1,4 @@
-// The fault catalogue (lib/sim/faults.ts), kind by kind, at register and ring level through the
+// The fault catalogue (lib/sim/virtio/faults.ts), kind by kind, at register and ring level through the
 // hand driver: each does what the table says, deterministically, and clearFaults() puts the
 // device back to normal. (bad-used-id, used-len-overflow, used-index-jump and bad-packed-flags
 // are shown in faults.test.ts; their count and clearing are here.) No fault is a driver error:

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { createSimDevice, type SimNetOptions } from '../../lib/sim/index.js';
-import { mqCommand } from '../../lib/sim/net-ctrl.js';
+import { mqCommand } from '../../lib/sim/models/net-ctrl.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { NetDriver, decodeNetHeader, encodeNetHeader, type NetOpenOptions, type ReceivedFrame } from '../../drivers/net/index.js';
 import { NET_HDR_LEN, NetFeature, NetCtrl, NetGso, NetHdrFlag } from '../../lib/spec/index.js';

@@ -1,4 +1,4 @@
-// Every driver rule of the strict reference device checked at its registers (lib/sim/rules.ts:
+// Every driver rule of the strict reference device checked at its registers (lib/sim/virtio/rules.ts:
 // status, registers, notifications, PCI configuration, virtqueue state and DEVICE_STATE), each
 // broken once by the hand driver: the device records exactly that rule — id, spec section,
 // action — and for 'needs-reset' rules sets DEVICE_NEEDS_RESET with a `failure` naming it; for
@@ -6,7 +6,7 @@
 // device types are in strict-rules-rings.test.ts.
 
 import t from 'tap';
-import { CapAt } from '../../lib/sim/pci-config.js';
+import { CapAt } from '../../lib/sim/pci/config.js';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { PciCommand, PciConfig } from '../../lib/pci/config.js';
 import {

@@ -1,5 +1,5 @@
 // Every driver rule of the strict reference device checked in the rings and the device types
-// (lib/sim/rules.ts: split and packed rings, blk, net, rng), each broken once by the hand driver:
+// (lib/sim/virtio/rules.ts: split and packed rings, blk, net, rng), each broken once by the hand driver:
 // the device records exactly that rule — id, spec section, action — and for 'needs-reset' rules
 // sets DEVICE_NEEDS_RESET with a `failure` naming it; for 'ignore' rules it does not, and the case
 // checks what the device made of the request.

@@ -558,7 +558,7 @@ export function liveNet(options: { mergeable?: boolean; queuePairs?: number } = 
   return { sim, d, rx, tx };
 }
 
-/** One driver rule broken once (lib/sim/rules.ts). */
+/** One driver rule broken once (lib/sim/virtio/rules.ts). */
 export interface RuleCase {
   rule: RuleId;
   /** What the driver does wrong. */

@@ -36,8 +36,8 @@ export class MemfdArena implements DmaAllocator {
   private closed = false;
 
   constructor(size = DEFAULT_ARENA_BYTES) {
-    if (!Number.isInteger(size) || size <= 0 || size % libc.PAGE_SIZE !== 0) {
-      throw new DmaError('E_INVALID_ARGUMENT', `the vhost-user arena size must be a positive multiple of ${libc.PAGE_SIZE}, got ${size}`);
+    if (!Number.isInteger(size) || size <= 0 || size % libc.pageSize() !== 0) {
+      throw new DmaError('E_INVALID_ARGUMENT', `the vhost-user arena size must be a positive multiple of ${libc.pageSize()}, got ${size}`);
     }
     this.size = size;
     this.fd = libc.memfdCreate('uvirtio-vhost-user');

@@ -1,0 +1,122 @@
+// The one option parser of the SDK: the options after `?` in a device address
+// (lib/address.ts, e.g. sim:blk?queues=4&ro=1). Each opener — and each reference-device model —
+// declares a schema of typed specs (int, flag, choice, list, text); parseOptions refuses unknown
+// keys and values that do not fit with E_BAD_ADDRESS and a hint, and returns the values typed.
+// A spec can also check a value given through the API (checkValue, E_INVALID_ARGUMENT), so a
+// limit is written once whichever way the value arrives.
+//
+// It lives with the ground (lib/util) because every layer that opens something needs it, the
+// reference device (lib/sim) included, which may import nothing from the driver side.
+
+import { UsageError } from '../errors.js';
+
+/** One option's type: how its text reads as a value, and which values fit. */
+export interface OptionSpec<T> {
+  /** What a fitting value looks like, for messages: "an integer from 1 to 64". */
+  readonly expects: string;
+  /** The value `text` stands for, or undefined when it does not fit. */
+  parse(text: string): T | undefined;
+  /** Whether `value` (given through the API rather than as text) fits. */
+  fits(value: unknown): value is T;
+}
+
+/** An opener's options: key → spec. */
+export type OptionSchema = Readonly<Record<string, OptionSpec<unknown>>>;
+
+/** The values parseOptions returns for `S`: each key optional (absent when not given). */
+export type OptionValues<S extends OptionSchema> = { -readonly [K in keyof S]?: S[K] extends OptionSpec<infer T> ? T : never };
+
+/**
+ * A decimal integer from `min` to `max` (safe integers; "0x10", "1e3", "1.5" and "" do not fit);
+ * with powerOfTwo, a power of two as well (queue sizes, virtio 1.2 §2.7).
+ */
+export function int(min: number, max: number, opts: { powerOfTwo?: boolean } = {}): OptionSpec<number> {
+  const fits = (v: unknown): v is number =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max && (!opts.powerOfTwo || (v > 0 && (v & (v - 1)) === 0));
+  return {
+    expects: `${opts.powerOfTwo ? 'a power of two' : 'an integer'} from ${min} to ${max}`,
+    parse: (text) => {
+      const n = /^-?[0-9]+$/.test(text) ? Number(text) : NaN;
+      return fits(n) ? n : undefined;
+    },
+    fits,
+  };
+}
+
+/** 0 or 1 (false or true). */
+export function flag(): OptionSpec<boolean> {
+  return {
+    expects: '0 or 1',
+    parse: (text) => (text === '1' ? true : text === '0' ? false : undefined),
+    fits: (v): v is boolean => typeof v === 'boolean',
+  };
+}
+
+/** One of `values`, spelt exactly. */
+export function choice<const T extends string>(...values: T[]): OptionSpec<T> {
+  const fits = (v: unknown): v is T => typeof v === 'string' && (values as string[]).includes(v);
+  return { expects: `one of ${values.join(', ')}`, parse: (text) => (fits(text) ? text : undefined), fits };
+}
+
+/** A comma-separated list of `values` (empty items skipped): fault=stop-stuck,config-churn. */
+export function listOf<const T extends string>(...values: T[]): OptionSpec<T[]> {
+  const one = (v: unknown): v is T => typeof v === 'string' && (values as string[]).includes(v);
+  const fits = (v: unknown): v is T[] => Array.isArray(v) && v.every(one);
+  return {
+    expects: `a comma-separated list of ${values.join(', ')}`,
+    parse: (text) => {
+      const items = text.split(',').filter(Boolean);
+      return fits(items) ? items : undefined;
+    },
+    fits,
+  };
+}
+
+/** Text matching `re` (anchored by the caller); `expects` describes it: "a MAC address like 52:54:00:12:34:56". */
+export function text(re: RegExp, expects: string): OptionSpec<string> {
+  const fits = (v: unknown): v is string => typeof v === 'string' && re.test(v);
+  return { expects, parse: (t) => (fits(t) ? t : undefined), fits };
+}
+
+/** Where parsed options came from, for the E_BAD_ADDRESS message and its hint. */
+export interface OptionSource {
+  /** The address as written (message prefix). */
+  address: string;
+  /** What the person can do: the options this address takes. */
+  hint: string;
+}
+
+/** E_BAD_ADDRESS (UsageError) for `address`, with `hint`. */
+export function badAddress(address: string, message: string, hint: string): UsageError {
+  return new UsageError('E_BAD_ADDRESS', `${address}: ${message}`, hint);
+}
+
+/**
+ * Checks `raw` (key → text, as lib/address.ts parsed it) against `schema` and returns the typed
+ * values. Throws E_BAD_ADDRESS (UsageError, with `source.hint`) for a key the schema does not
+ * have or a value that does not fit its spec.
+ */
+export function parseOptions<S extends OptionSchema>(raw: Readonly<Record<string, string>>, schema: S, source: OptionSource): OptionValues<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!Object.hasOwn(schema, key)) {
+      const known = Object.keys(schema);
+      throw badAddress(source.address, `unknown option "${key}" (${known.length ? `known: ${known.join(', ')}` : 'it takes no options'})`, source.hint);
+    }
+    const spec = schema[key]!;
+    const v = spec.parse(value);
+    if (v === undefined) throw badAddress(source.address, `${key}=${value} must be ${spec.expects}`, source.hint);
+    out[key] = v;
+  }
+  return out as OptionValues<S>;
+}
+
+/**
+ * `value` if it fits `spec`; throws E_INVALID_ARGUMENT (UsageError) naming `what` otherwise.
+ * For values given through the API (createSimDevice's queueMaxSize), checked by the same spec as
+ * the address option.
+ */
+export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string): T {
+  if (!spec.fits(value)) throw new UsageError('E_INVALID_ARGUMENT', `${what} must be ${spec.expects}, got ${String(value)}`);
+  return value;
+}
