@@ -34,6 +34,7 @@ export type Scheme = keyof typeof SCHEMES;
 
 /** A parsed device address: parseAddress('sim:blk?queues=4') is { scheme: 'sim', target: 'blk', options: { queues: '4' } }. */
 export interface DeviceAddress {
+  /** Which transport opens it (lib/open.ts). */
   scheme: Scheme;
   /** The normal form of what the scheme addresses: a BDF (vfio), a socket path (vhost-user), a device type (sim). */
   target: string;

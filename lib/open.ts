@@ -18,6 +18,7 @@ import type { VirtioTransport } from './transport/types.js';
 export interface OpenedTransport {
   /** The address, normalised (formatAddress). */
   address: string;
+  /** The transport a driver opens on (BlkDriver.open(opened.transport), VirtioDevice.open). */
   transport: VirtioTransport;
   /** The PCI function under a virtio-pci transport (sim:, vfio:); undefined for vhost-user. */
   fn?: PciFunction;

@@ -22,7 +22,7 @@ import type { Layout } from '../spec/ring.js';
 import { badAddress, choice, flag, int, listOf, parseOptions, type OptionSchema } from '../util/options.js';
 import { QUEUE_SIZE, STOP_MODE, type SimCommonOptions, type SimDevice, type SimModelType } from './common.js';
 import { createSimDevice } from './index.js';
-import { SIM_MODELS, type AnySimDevice, type SimDeviceType, type SimOptions } from './models/index.js';
+import { SIM_MODELS, isSimDeviceType, type AnySimDevice, type SimOptions } from './models/index.js';
 import type { SimPciFunction } from './pci/function.js';
 import type { FaultKind } from './virtio/faults.js';
 
@@ -49,8 +49,11 @@ const COMMON_OPTIONS = {
 
 /** What the sim: opener gives lib/open.ts: the function to put a transport on, and the device. */
 export interface OpenedSim {
+  /** The address, normalised. */
   address: string;
+  /** The reference device's PCI function, for the virtio-pci transport. */
   fn: SimPciFunction;
+  /** The reference device's handle (controls, statistics, violations). */
   sim: AnySimDevice;
   /** The layout the address asks for (layout=…), else undefined. */
   layout?: Layout;
@@ -62,7 +65,8 @@ export interface OpenedSim {
  * `shareWith` that is not a reference device.
  */
 export function open(a: { address: string; target: string; options: Readonly<Record<string, string>> }, shareWith?: { address: string; sim?: SimDevice }): OpenedSim {
-  const type = SIM_MODELS[a.target as SimDeviceType] as unknown as SimModelType<SimCommonOptions & { type: string }, SimDevice>;
+  if (!isSimDeviceType(a.target)) throw badAddress(a.address, `the reference device models ${Object.keys(SIM_MODELS).join(', ')}`, 'sim:NAME');
+  const type = SIM_MODELS[a.target] as unknown as SimModelType<SimCommonOptions & { type: string }, SimDevice>;
   const hint = `sim:${type.name} takes ${[...Object.keys(COMMON_OPTIONS), ...Object.keys(type.addressOptions)].join(', ')} (see lib/sim/open.ts)`;
   const o = parseOptions(a.options, { ...COMMON_OPTIONS, ...type.addressOptions }, { address: a.address, hint });
   const own = Object.fromEntries(Object.entries(o).filter(([k]) => !Object.hasOwn(COMMON_OPTIONS, k)));
