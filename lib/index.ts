@@ -12,7 +12,7 @@ export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
 export {
   parseSnapshot, readSnapshotFile, writeSnapshotFile, validateSnapshot, checkSnapshotTarget,
   SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type DeviceSnapshot, type SnapshotQueue, type Mechanism,
-} from './virtio/snapshot.js';
+} from './virtio/snapshot/index.js';
 export { HeapDmaAllocator, type DmaAllocator, type DmaRegion, type GuestMemory } from './mem/dma.js';
 export type { PciFunction, RegisterWindow, MsixController } from './pci/function.js';
 export { walkCapabilities, enableBusMaster, PciConfig } from './pci/config.js';
