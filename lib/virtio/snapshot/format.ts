@@ -94,5 +94,8 @@ export interface DeviceSnapshot {
    * Extra device state from the DEVICE_STATE mailbox (docs/provisional-registers.md#device-state),
    * hex bytes opaque to the SDK (1 byte – {@link MAX_DEVICE_STATE_BYTES}); null when the device has none.
    */
-  deviceState: { bytes: string } | null;
+  deviceState: {
+    /** The state's bytes, as an even number of hex digits. */
+    bytes: string;
+  } | null;
 }

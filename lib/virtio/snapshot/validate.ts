@@ -210,7 +210,14 @@ export interface SnapshotTarget {
  * 6 + 2·N, used 6 + 8·N; §2.8: desc 16·N, two 4-byte event suppression structures), to check
  * addresses against owned memory.
  */
-export function ringAreaSizes(layout: Layout, size: number): { desc: number; driver: number; device: number } {
+export function ringAreaSizes(layout: Layout, size: number): {
+  /** Bytes of the descriptor table. */
+  desc: number;
+  /** Bytes of the driver area. */
+  driver: number;
+  /** Bytes of the device area. */
+  device: number;
+} {
   if (layout === 'split') return { desc: 16 * size, driver: 6 + 2 * size, device: 6 + 8 * size };
   return { desc: 16 * size, driver: 4, device: 4 };
 }
