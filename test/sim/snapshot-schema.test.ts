@@ -140,12 +140,14 @@ t.test('the schema refuses what uvirtio refuses as structure', async (t) => {
 });
 
 t.test('what only uvirtio checks: sizes for the layout, indices within the ring, used not ahead', async (t) => {
-  // These need arithmetic across fields that JSON Schema cannot express; the schema lets them
-  // through and docs/snapshot.md says so.
+  // These need arithmetic or comparisons across fields that JSON Schema (draft-07) cannot express;
+  // the schema lets them through and docs/snapshot.md#json-schema says so.
   const cases: [string, (s: DeviceSnapshot) => void, string][] = [
     ['split size 12 (not a power of two)', (s) => { s.queues[0]!.size = 12; }, 'E_SNAPSHOT_QUEUE_SIZE'],
     ['used ahead of available', (s) => { s.queues[0]!.usedState = 65535; }, 'E_SNAPSHOT_USED_AHEAD'],
     ['packed index beyond the ring', (s) => { s.layout = 'packed'; s.queues[0]!.availState = 0x8000 | 9; s.queues[0]!.usedState = 0x8000; }, 'E_SNAPSHOT_INDEX'],
+    // JSON Schema's uniqueItems catches a repeated queue only when every field repeats too.
+    ['a queue index twice, other fields differing', (s) => { s.queues.push({ ...s.queues[0]!, vector: 2 }); }, 'E_SNAPSHOT_SCHEMA'],
   ];
   for (const [name, breakIt, want] of cases) {
     const s = good();
