@@ -12,7 +12,7 @@ import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
 import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
 import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
-import type { Mechanism } from '../lib/virtio/snapshot.js';
+import type { Mechanism } from '../lib/virtio/snapshot/index.js';
 
 interface Row {
   mechanism: Mechanism;

@@ -8,7 +8,7 @@
 
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport, type OpenedDevice } from '../lib/open.js';
-import { validateSnapshot } from '../lib/virtio/snapshot.js';
+import { validateSnapshot } from '../lib/virtio/snapshot/index.js';
 import { Daemon, haveDaemon, makeImage, type Image } from '../test/vhost-user/daemon.js';
 
 const SECTORS_4K = 8;

@@ -2,7 +2,7 @@
 // commander's "argument … is invalid" error, then our E_INVALID_ARGUMENT line) and the choices.
 
 import { InvalidArgumentError, type Command } from 'commander';
-import type { Mechanism } from '../lib/virtio/snapshot.js';
+import type { Mechanism } from '../lib/virtio/snapshot/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
 import { BOUNDS } from './wait.js';
 

@@ -4,7 +4,7 @@
 import type { VirtioDevice, ReinitOptions, StopOptions } from '../lib/virtio/device.js';
 import type { UvirtioError } from '../lib/errors.js';
 import type { QueueSet } from '../lib/virtio/queue-set.js';
-import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot.js';
+import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot/index.js';
 
 export abstract class StatefulDriver {
   protected constructor(readonly device: VirtioDevice, protected readonly queues: QueueSet) {}

@@ -1,6 +1,10 @@
 // One error hierarchy for the whole SDK. Every error has a stable `code` a script can match on and
 // a `hint` a person can act on. Codes are part of the public API: add new ones, never rename.
 
+/**
+ * Every error code uvirtio throws. Stable: scripts match on them; new codes are added, none renamed.
+ * Grouped by where they arise; the E_SNAPSHOT_* codes are described in docs/snapshot.md#validation.
+ */
 export type ErrorCode =
   // usage and input
   | 'E_INVALID_ARGUMENT'
@@ -26,7 +30,7 @@ export type ErrorCode =
   | 'E_QUEUE_FULL'
   | 'E_QUEUE_BROKEN'
   | 'E_BAD_CHAIN'
-  // a device that broke the rules (each its own code: ARCHITECTURE.md "the device is not trusted")
+  // a device that broke the rules (each its own code: docs/architecture.md#the-device-is-not-trusted)
   | 'E_DEVICE_BAD_USED_ID'
   | 'E_DEVICE_BAD_USED_LEN'
   | 'E_DEVICE_USED_INDEX_JUMP'
@@ -107,9 +111,18 @@ const GENERIC_HINTS: Partial<Record<ErrorCode, string>> = {
   E_DMA_EXHAUSTED: 'free regions you no longer need, or give the device more DMA memory',
 };
 
+/** The root of uvirtio's errors: a stable {@link ErrorCode}, a message naming the fault, and a hint. */
 export class UvirtioError extends Error {
+  /** The stable code a script matches on. */
   readonly code: ErrorCode;
+  /** What a person can do about it; the code's generic hint when the thrower has nothing more precise. */
   readonly hint: string | undefined;
+  /**
+   * @param code the stable code.
+   * @param message what went wrong, naming the value or device.
+   * @param hint what to do about it (default: the code's generic hint, if it has one).
+   * @param options `cause`: the underlying error.
+   */
   constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -120,7 +133,15 @@ export class UvirtioError extends Error {
   toLine(): string {
     return `${this.code}: ${this.message}${this.hint ? ` (hint: ${this.hint})` : ''}`;
   }
-  toJSON(): { code: ErrorCode; message: string; hint?: string } {
+  /** The `--json` form the CLI prints: code, message and (when there is one) hint. */
+  toJSON(): {
+    /** The stable code. */
+    code: ErrorCode;
+    /** The message. */
+    message: string;
+    /** The hint, when there is one. */
+    hint?: string;
+  } {
     return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
   }
 }
@@ -139,8 +160,17 @@ export class DmaError extends UvirtioError {}
  * broken for good and every pending request is rejected with this error.
  */
 export class VirtqueueError extends UvirtioError {
+  /** Index of the queue the fault is on. */
   readonly queue: number;
+  /** True when the device broke the ring protocol (an E_DEVICE_* code); false for a driver-side fault. */
   readonly device: boolean;
+  /**
+   * @param code the stable code.
+   * @param queue the queue's index; the message is prefixed with it.
+   * @param message what went wrong.
+   * @param hint what to do about it.
+   * @param device whether the device broke the protocol.
+   */
   constructor(code: ErrorCode, queue: number, message: string, hint?: string, device = false) {
     super(code, `queue ${queue}: ${message}`, hint, undefined);
     this.queue = queue;
@@ -157,6 +187,7 @@ export class SnapshotError extends UvirtioError {}
 /** A wait on the device that did not end in time. The message names what was awaited and for how long. */
 export class TimeoutError extends UvirtioError {}
 
+/** Whether `e` is one of uvirtio's errors (any subclass of {@link UvirtioError}). */
 export function isUvirtioError(e: unknown): e is UvirtioError {
   return e instanceof UvirtioError;
 }

@@ -8,7 +8,7 @@ import { openTransport } from '../../lib/open.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
 import { BlkConfig, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
-import type { Mechanism } from '../../lib/virtio/snapshot.js';
+import type { Mechanism } from '../../lib/virtio/snapshot/index.js';
 import { action } from '../exit.js';
 import { timeoutOf } from '../options.js';
 import { BOUNDS, bounded } from '../wait.js';

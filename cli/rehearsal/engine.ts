@@ -11,7 +11,7 @@ import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
 import { deviceTypeName } from '../../lib/spec/index.js';
 import { UsageError, UvirtioError } from '../../lib/errors.js';
-import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type DeviceSnapshot, type Mechanism } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type DeviceSnapshot, type Mechanism } from '../../lib/virtio/snapshot/index.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
 import { NetWorkload } from './net.js';

@@ -7,7 +7,7 @@
 import type { ReinitOptions, StopOptions } from '../../lib/virtio/device.js';
 import { DeviceType, deviceTypeName } from '../../lib/spec/index.js';
 import { UsageError, type UvirtioError } from '../../lib/errors.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
+import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { StatefulDriver } from '../../drivers/stateful.js';
 

@@ -19,7 +19,7 @@ import { Command } from 'commander';
 import { formatAddress, parseAddress } from '../../lib/address.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
 import { UvirtioError, UsageError, isUvirtioError } from '../../lib/errors.js';
-import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot.js';
+import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
 import { openWorkload } from '../rehearsal/engine.js';
 import { seededRandom } from '../rehearsal/random.js';
 import { Traffic } from '../rehearsal/traffic.js';

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { parseAddress } from '../../lib/address.js';
 import { UvirtioError, UsageError, type ErrorCode } from '../../lib/errors.js';
-import { readSnapshotFile, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { EXIT, action } from '../exit.js';
 import { MECHANISM_CHOICES, intArg, timeoutOf } from '../options.js';
 import { BOUNDS, bounded } from '../wait.js';

@@ -9,7 +9,7 @@ import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../
 import { VirtioDevice, type OpenOptions, type ReinitOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/requests.js';
-import type { DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';

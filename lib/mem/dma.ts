@@ -13,16 +13,26 @@ if (endianness() !== 'LE') {
   throw new Error('uvirtio needs a little-endian host (virtio rings are little-endian)');
 }
 
+/** A piece of memory both the driver and the device reach: the driver through `bytes`, the device at `iova`. */
 export interface DmaRegion {
   /** The driver's view of the memory. Length is `size`. */
   readonly bytes: Uint8Array;
   /** The address the device uses for `bytes[0]`. */
   readonly iova: bigint;
+  /** Length in bytes (at least what was asked for). */
   readonly size: number;
 }
 
+/**
+ * Hands out DMA memory in one address space (docs/architecture.md#interfaces). Implemented by the
+ * owner of that space: VFIO (type1 or no-IOMMU), vhost-user (shared memfd regions), the heap.
+ */
 export interface DmaAllocator {
-  /** Zeroed memory of at least `size` bytes whose IOVA is a multiple of `align` (a power of two). */
+  /**
+   * Zeroed memory of at least `size` bytes whose IOVA is a multiple of `align` (a power of two).
+   * @throws DmaError E_INVALID_ARGUMENT (size not a positive integer, align not a power of two),
+   *   E_DMA_EXHAUSTED (no room), E_CLOSED (the allocator is closed).
+   */
   alloc(size: number, align?: number): DmaRegion;
   /** Returns memory to the allocator. Using the region afterwards is a bug. */
   free(region: DmaRegion): void;
@@ -37,9 +47,11 @@ export interface DmaAllocator {
  * own throws E_DMA_RANGE, as an IOMMU fault would.
  */
 export interface GuestMemory {
+  /** Bytes [iova, iova+len) of the driver's memory; throws DmaError E_DMA_RANGE outside it. */
   view(iova: bigint, len: number): Uint8Array;
 }
 
+/** `n` rounded up to a multiple of `align`. */
 export function alignUp(n: number, align: number): number {
   return Math.ceil(n / align) * align;
 }
@@ -48,6 +60,10 @@ function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
+/**
+ * Checks the arguments of {@link DmaAllocator.alloc}.
+ * @throws DmaError E_INVALID_ARGUMENT when size is not a positive integer or align not a power of two.
+ */
 export function checkAllocRequest(size: number, align: number): void {
   if (!Number.isInteger(size) || size <= 0) {
     throw new DmaError('E_INVALID_ARGUMENT', `DMA size must be a positive integer, got ${size}`);
@@ -57,6 +73,7 @@ export function checkAllocRequest(size: number, align: number): void {
   }
 }
 
+/** Options of {@link HeapDmaAllocator}. */
 export interface HeapDmaOptions {
   /** The first IOVA handed out; default 0x1_0000_0000 so IOVAs never look like small numbers. */
   base?: bigint;

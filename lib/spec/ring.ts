@@ -6,42 +6,132 @@ export type Layout = 'split' | 'packed';
 
 /** A piece of DMA memory the device may read or write: device address and length in bytes. */
 export interface Segment {
+  /** Device address (IOVA) of the first byte. */
   addr: bigint;
+  /** Length in bytes, > 0. */
   len: number;
 }
 
 /** Device addresses of the three ring areas (split: desc/avail/used; packed: desc/driver/device event). */
 export interface QueueAddresses {
+  /** The descriptor table (virtio 1.2 §4.1.4.3 queue_desc). */
   desc: bigint;
+  /** The driver area: split available ring, packed driver event suppression (queue_driver). */
   driver: bigint;
+  /** The device area: split used ring, packed device event suppression (queue_device). */
   device: bigint;
 }
 
 // ---- Split virtqueue (virtio 1.2 §2.7) ----
-export const SplitDesc = { SIZE: 16, ADDR: 0, LEN: 8, FLAGS: 12, NEXT: 14 } as const;
-export const DescFlag = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
-export const AvailFlag = { NO_INTERRUPT: 1 } as const;
-export const UsedFlag = { NO_NOTIFY: 1 } as const;
+/** struct virtq_desc (virtio 1.2 §2.7.5): size and field offsets, bytes. */
+export const SplitDesc = {
+  /** Size of one descriptor. */
+  SIZE: 16,
+  /** le64 buffer address. */
+  ADDR: 0,
+  /** le32 buffer length. */
+  LEN: 8,
+  /** le16 {@link DescFlag} bits. */
+  FLAGS: 12,
+  /** le16 index of the next descriptor of the chain. */
+  NEXT: 14,
+} as const;
+/** virtq_desc.flags (virtio 1.2 §2.7.5); the packed ring uses the same three low bits (§2.8.13). */
+export const DescFlag = {
+  /** The chain continues (split: at `next`; packed: in the next slot). */
+  NEXT: 1,
+  /** The buffer is device-writable (otherwise device-readable). */
+  WRITE: 2,
+  /** The buffer is a table of indirect descriptors (§2.7.5.3). */
+  INDIRECT: 4,
+} as const;
+/** virtq_avail.flags (virtio 1.2 §2.7.6). */
+export const AvailFlag = {
+  /** The driver asks for no used-buffer notifications (ignored with EVENT_IDX). */
+  NO_INTERRUPT: 1,
+} as const;
+/** virtq_used.flags (virtio 1.2 §2.7.8). */
+export const UsedFlag = {
+  /** The device asks for no available-buffer notifications (ignored with EVENT_IDX). */
+  NO_NOTIFY: 1,
+} as const;
+/** Largest split queue size, entries; a split size is a power of two (virtio 1.2 §2.7). */
 export const SPLIT_MAX_SIZE = 32768;
-export const SplitAlign = { DESC: 16, AVAIL: 2, USED: 4 } as const;
+/** Alignment of the split ring areas, bytes (virtio 1.2 §2.7). */
+export const SplitAlign = {
+  /** Descriptor table. */
+  DESC: 16,
+  /** Available ring. */
+  AVAIL: 2,
+  /** Used ring. */
+  USED: 4,
+} as const;
 
 // ---- Packed virtqueue (virtio 1.2 §2.8) ----
-export const PackedDesc = { SIZE: 16, ADDR: 0, LEN: 8, ID: 12, FLAGS: 14 } as const;
-export const PackedFlag = { NEXT: 1, WRITE: 2, INDIRECT: 4, AVAIL: 1 << 7, USED: 1 << 15 } as const;
+/** struct pvirtq_desc (virtio 1.2 §2.8.13): size and field offsets, bytes. */
+export const PackedDesc = {
+  /** Size of one descriptor. */
+  SIZE: 16,
+  /** le64 buffer address. */
+  ADDR: 0,
+  /** le32 buffer length (used: bytes written). */
+  LEN: 8,
+  /** le16 buffer id. */
+  ID: 12,
+  /** le16 {@link PackedFlag} bits, written last (§2.8.21). */
+  FLAGS: 14,
+} as const;
+/** pvirtq_desc.flags (virtio 1.2 §2.8.1, §2.8.13). */
+export const PackedFlag = {
+  /** The chain continues in the next slot. */
+  NEXT: 1,
+  /** The buffer is device-writable. */
+  WRITE: 2,
+  /** The buffer is a table of indirect descriptors. */
+  INDIRECT: 4,
+  /** Set to the driver's wrap counter when the driver makes the descriptor available (§2.8.1). */
+  AVAIL: 1 << 7,
+  /** Set to the device's wrap counter when the device marks it used; the driver writes its inverse (§2.8.1). */
+  USED: 1 << 15,
+} as const;
 /** Event suppression flags (virtio 1.2 §2.8.10). */
-export const PackedEventFlag = { ENABLE: 0, DISABLE: 1, DESC: 2 } as const;
+export const PackedEventFlag = {
+  /** Notifications enabled. */
+  ENABLE: 0,
+  /** Notifications disabled. */
+  DISABLE: 1,
+  /** Notify only at the descriptor named by off and wrap (with EVENT_IDX). */
+  DESC: 2,
+} as const;
+/** Largest packed queue size, entries; any size from 1 (virtio 1.2 §2.8). */
 export const PACKED_MAX_SIZE = 32768;
-export const PackedAlign = { DESC: 16, EVENT: 4 } as const;
+/** Alignment of the packed ring areas, bytes (virtio 1.2 §2.8). */
+export const PackedAlign = {
+  /** Descriptor ring. */
+  DESC: 16,
+  /** Each event suppression structure. */
+  EVENT: 4,
+} as const;
 
-// ---- Provisional state encoding (SPEC-NOTES §1) ----
-/** Packed ring state: bits 0–14 index, bit 15 wrap counter. */
+// ---- Provisional state encoding (docs/provisional-registers.md#state-encoding) ----
+/** Packed ring state: bit 15 is the wrap counter. */
 export const PACKED_STATE_WRAP = 0x8000;
+/** Packed ring state: bits 0–14 are the ring index. */
 export const PACKED_STATE_INDEX_MASK = 0x7fff;
 
-/** The state values the provisional registers carry for the packed layout. */
+/**
+ * The 16-bit state value of a packed queue position, as the provisional registers and snapshots
+ * carry it: bits 0–14 `index`, bit 15 the wrap counter (docs/provisional-registers.md#state-encoding).
+ */
 export function packPackedState(index: number, wrap: boolean): number {
   return (index & PACKED_STATE_INDEX_MASK) | (wrap ? PACKED_STATE_WRAP : 0);
 }
-export function unpackPackedState(v: number): { index: number; wrap: boolean } {
+/** The ring index (bits 0–14) and wrap counter (bit 15) of a packed state value; the inverse of {@link packPackedState}. */
+export function unpackPackedState(v: number): {
+  /** Ring index, 0–32767. */
+  index: number;
+  /** Wrap counter. */
+  wrap: boolean;
+} {
   return { index: v & PACKED_STATE_INDEX_MASK, wrap: (v & PACKED_STATE_WRAP) !== 0 };
 }

@@ -26,16 +26,25 @@ const names = lazily(() => {
   return m;
 });
 
-/** The name of `errno` ("ENOENT"), or "errno N" for a number the platform does not name. */
+/** The errno's name ("EBUSY"), or "errno N" for a number the platform does not name. */
 export function errnoName(errno: number): string {
   return names().get(errno) ?? `errno ${errno}`;
 }
 
 /** A system call that failed. `code` is E_PERMISSION for EACCES/EPERM, E_SYSCALL otherwise. */
 export class SysError extends UvirtioError {
+  /** The errno number. */
   readonly errno: number;
+  /** Its name, "EBUSY". */
   readonly errnoName: string;
+  /** The call that failed, "ioctl". */
   readonly syscall: string;
+  /**
+   * @param syscall the call that failed.
+   * @param errno the errno it left.
+   * @param what its argument, for the message ("VFIO_GROUP_GET_STATUS", a path).
+   * @param hint what to do (default: run as root for EACCES/EPERM).
+   */
   constructor(syscall: string, errno: number, what: string, hint?: string) {
     const name = errnoName(errno);
     const permission = errno === Errno.EACCES || errno === Errno.EPERM;

@@ -3,22 +3,34 @@
 // their width, not overlapping). test/vm/layout.test.ts compares every layout with the C compiler's
 // offsetof/sizeof on the host's own uapi headers.
 
+/** A field's C type: unsigned 8/16/32/64-bit or signed 32-bit, little-endian. */
 export type FieldType = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
 
 const WIDTH: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
 
+/** One field of a {@link Layout}. */
 export interface Field {
+  /** Byte offset in the struct. */
   readonly offset: number;
+  /** Its C type. */
   readonly type: FieldType;
 }
 
+/** A C struct's layout, checked by {@link defineLayout}. */
 export interface Layout<F extends string> {
   /** The C name, e.g. "struct vfio_region_info". */
   readonly cName: string;
+  /** sizeof the struct, bytes. */
   readonly size: number;
+  /** Its fields by name. */
   readonly fields: Readonly<Record<F, Field>>;
 }
 
+/**
+ * A layout from `[offset, type]` per field, checked: each field aligned to its width, inside `size`
+ * bytes, overlapping no other.
+ * @throws Error naming the field that breaks a rule (a programming error, found at import).
+ */
 export function defineLayout<F extends string>(cName: string, size: number, fields: Record<F, [number, FieldType]>): Layout<F> {
   const out = {} as Record<F, Field>;
   const used: [number, number, string][] = [];
@@ -37,8 +49,13 @@ export function defineLayout<F extends string>(cName: string, size: number, fiel
 
 /** A struct instance over a byte buffer (which may be longer than the struct, for trailing data). */
 export class Struct<F extends string> {
+  /** The buffer (passed to ioctl). */
   readonly bytes: Uint8Array;
   private readonly view: DataView;
+  /**
+   * @param layout the struct's layout.
+   * @param bytes a buffer of at least layout.size bytes (default: a new zeroed one).
+   */
   constructor(readonly layout: Layout<F>, bytes?: Uint8Array) {
     this.bytes = bytes ?? new Uint8Array(layout.size);
     if (this.bytes.length < layout.size) throw new Error(`${layout.cName}: buffer of ${this.bytes.length} bytes is too small`);
@@ -57,12 +74,14 @@ export class Struct<F extends string> {
     }
   }
 
+  /** A 64-bit field. */
   get64(name: F): bigint {
     const f = this.layout.fields[name];
     if (f.type !== 'u64') throw new Error(`${this.layout.cName}.${name} is not 64-bit`);
     return this.view.getBigUint64(f.offset, true);
   }
 
+  /** Writes a field (little-endian); returns this, for chaining. */
   set(name: F, value: number | bigint): this {
     const f = this.layout.fields[name];
     switch (f.type) {

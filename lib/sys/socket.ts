@@ -11,14 +11,38 @@ import { check, Errno, lastErrno, SysError } from './errno.js';
 import { koffi, lazily, libcLibrary } from './koffi.js';
 import { defineLayout, Struct } from './layout.js';
 
+/** Address family of UNIX domain sockets (<bits/socket.h>). */
 export const AF_UNIX = 1;
+/** Socket type: a byte stream (<bits/socket_type.h>). */
 export const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
 const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
-export const MSG = { DONTWAIT: 0x40, NOSIGNAL: 0x4000 } as const;
-export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20, RDHUP: 0x2000 } as const;
+/** sendmsg/recv flags (<bits/socket.h>). */
+export const MSG = {
+  /** Do not block: EAGAIN instead. */
+  DONTWAIT: 0x40,
+  /** No SIGPIPE when the peer has gone: EPIPE instead. */
+  NOSIGNAL: 0x4000,
+} as const;
+/** poll(2) event bits (<bits/poll.h>). */
+export const POLL = {
+  /** Data to read. */
+  IN: 0x1,
+  /** Urgent data to read. */
+  PRI: 0x2,
+  /** Writing will not block. */
+  OUT: 0x4,
+  /** An error condition (returned only). */
+  ERR: 0x8,
+  /** The peer hung up (returned only). */
+  HUP: 0x10,
+  /** The fd is not open (returned only). */
+  NVAL: 0x20,
+  /** The peer closed its writing half. */
+  RDHUP: 0x2000,
+} as const;
 /** Most descriptors one message carries (vhost-user: VHOST_MEMORY_BASELINE_NREGIONS = 8). */
 export const MAX_FDS = 8;
 
@@ -33,7 +57,9 @@ export const IovecLayout = defineLayout('struct iovec', 16, { iov_base: [0, 'u64
 export const CmsghdrLayout = defineLayout('struct cmsghdr', 16, { cmsg_len: [0, 'u64'], cmsg_level: [8, 's32'], cmsg_type: [12, 's32'] });
 /** struct sockaddr_un: sa_family_t sun_family, char sun_path[108]. */
 export const SockaddrUnLayout = defineLayout('struct sockaddr_un', 110, { sun_family: [0, 'u16'] });
+/** Offset of sun_path in struct sockaddr_un. */
 export const SUN_PATH_OFFSET = 2;
+/** Length of sun_path, bytes, with its NUL. */
 export const SUN_PATH_MAX = 108;
 const CMSG_HDR = CmsghdrLayout.size;
 /** CMSG_SPACE(n): the header plus n bytes rounded up to 8. */
@@ -122,7 +148,10 @@ export class MessageBuffer {
   /** The payload area: write what to send here. */
   readonly data: Uint8Array;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    /** Bytes of payload one message may carry. */
+    readonly capacity: number,
+  ) {
     const total = MessageBuffer.DATA + capacity;
     this.ptr = koffi().alloc('uint8_t', total);
     this.base = koffi().address(this.ptr);

@@ -13,14 +13,18 @@ import { MODPROBE_HINT, VfioError } from './errors.js';
 
 const CONTAINER_PATH = '/dev/vfio/vfio';
 
+/** The IOMMU model of a container: VFIO_TYPE1v2_IOMMU, or VFIO_NOIOMMU_IOMMU (physical addresses). */
 export type IommuModel = 'type1v2' | 'noiommu';
 
+/** A range of IOVAs the IOMMU lets a mapping use. */
 export interface IovaRange {
+  /** First IOVA. */
   start: bigint;
   /** Inclusive, as the kernel reports it. */
   end: bigint;
 }
 
+/** VFIO_IOMMU_GET_INFO's answer (vfio.h struct vfio_iommu_type1_info). */
 export interface IommuInfo {
   /** Bitmap of IOMMU page sizes (bit n set: 2^n bytes). */
   pageSizes: bigint;
@@ -28,11 +32,17 @@ export interface IommuInfo {
   ranges: IovaRange[];
 }
 
+/** A VFIO container (/dev/vfio/vfio): the IOMMU context groups attach to (Documentation/driver-api/vfio.rst). */
 export class VfioContainer {
+  /** The container's fd. */
   readonly fd: number;
   private model: IommuModel | null = null;
   private closed = false;
 
+  /**
+   * Opens /dev/vfio/vfio and checks the API version.
+   * @throws VfioError E_VFIO_UNAVAILABLE when VFIO is not loaded or speaks another API version.
+   */
   constructor() {
     if (!fs.existsSync(CONTAINER_PATH)) {
       throw new VfioError('E_VFIO_UNAVAILABLE', `${CONTAINER_PATH} does not exist`, MODPROBE_HINT);
@@ -49,6 +59,7 @@ export class VfioContainer {
     }
   }
 
+  /** The IOMMU model set with setIommu(), or null before. */
   get iommu(): IommuModel | null {
     return this.model;
   }
@@ -124,11 +135,13 @@ export class VfioContainer {
     }
   }
 
+  /** VFIO_IOMMU_UNMAP_DMA of [iova, iova+size). */
   unmapDma(iova: bigint, size: number): void {
     const u = new Struct(dmaUnmap).set('argsz', dmaUnmap.size).set('iova', iova).set('size', BigInt(size));
     libc.ioctl(this.fd, VfioIoctl.IOMMU_UNMAP_DMA, u.bytes, 'VFIO_IOMMU_UNMAP_DMA');
   }
 
+  /** Closes the fd. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -6,8 +6,11 @@ import { Struct } from '../sys/layout.js';
 import { DeviceFlag, deviceInfo, IrqSetFlag, irqInfo, irqSet, regionInfo, VfioIoctl } from '../sys/vfio-uapi.js';
 import { VfioError } from './errors.js';
 
+/** VFIO_DEVICE_GET_REGION_INFO's answer for one region (vfio.h struct vfio_region_info). */
 export interface RegionInfo {
+  /** Region index: BARs 0–5, ROM 6, configuration space 7. */
   index: number;
+  /** VFIO_REGION_INFO_FLAG_* bits (READ 1, WRITE 2, MMAP 4, CAPS 8). */
   flags: number;
   /** Bytes; 0 for a region the device does not implement. */
   size: number;
@@ -15,19 +18,36 @@ export interface RegionInfo {
   offset: bigint;
 }
 
+/** VFIO_DEVICE_GET_IRQ_INFO's answer for one interrupt index (vfio.h struct vfio_irq_info). */
 export interface IrqInfo {
+  /** Interrupt index: INTx 0, MSI 1, MSI-X 2. */
   index: number;
+  /** VFIO_IRQ_INFO_* bits. */
   flags: number;
+  /** Vectors the index has. */
   count: number;
 }
 
+/** A VFIO device file descriptor (VFIO_GROUP_GET_DEVICE_FD), with its regions and interrupts. */
 export class VfioDevice {
+  /** VFIO_DEVICE_FLAGS_* of the device (PCI, RESET, …). */
   readonly flags: number;
+  /** How many regions the device has (9 for vfio-pci). */
   readonly numRegions: number;
+  /** How many interrupt indices the device has. */
   readonly numIrqs: number;
   private closed = false;
 
-  constructor(readonly fd: number, readonly address: string) {
+  /**
+   * Reads VFIO_DEVICE_GET_INFO of an open device fd.
+   * @throws VfioError E_NOT_VIRTIO when it is not a vfio-pci device; SysError from the ioctl.
+   */
+  constructor(
+    /** The device fd. */
+    readonly fd: number,
+    /** The device's BDF, for messages. */
+    readonly address: string,
+  ) {
     const info = new Struct(deviceInfo).set('argsz', deviceInfo.size);
     libc.ioctl(fd, VfioIoctl.DEVICE_GET_INFO, info.bytes, 'VFIO_DEVICE_GET_INFO');
     this.flags = info.get('flags');
@@ -38,10 +58,15 @@ export class VfioDevice {
     }
   }
 
+  /** Whether VFIO offers a reset for the device (VFIO_DEVICE_FLAGS_RESET). */
   get canReset(): boolean {
     return (this.flags & DeviceFlag.RESET) !== 0;
   }
 
+  /**
+   * VFIO_DEVICE_GET_REGION_INFO of region `index`.
+   * @throws VfioError E_REGION_MISSING for an index the device does not have.
+   */
   regionInfo(index: number): RegionInfo {
     if (index < 0 || index >= this.numRegions) {
       throw new VfioError('E_REGION_MISSING', `${this.address} has no VFIO region ${index} (it has ${this.numRegions})`);
@@ -51,6 +76,10 @@ export class VfioDevice {
     return { index, flags: r.get('flags'), size: Number(r.get64('size')), offset: r.get64('offset') };
   }
 
+  /**
+   * VFIO_DEVICE_GET_IRQ_INFO of interrupt index `index`.
+   * @throws VfioError E_IRQ_MISSING for an index the device does not have.
+   */
   irqInfo(index: number): IrqInfo {
     if (index < 0 || index >= this.numIrqs) {
       throw new VfioError('E_IRQ_MISSING', `${this.address} has no VFIO interrupt index ${index} (it has ${this.numIrqs})`);
@@ -97,6 +126,7 @@ export class VfioDevice {
     libc.ioctl(this.fd, VfioIoctl.DEVICE_RESET, undefined, 'VFIO_DEVICE_RESET');
   }
 
+  /** Closes the fd. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

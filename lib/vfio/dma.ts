@@ -17,13 +17,17 @@ import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
 import { IovaAllocator } from './iova.js';
 
-interface Backing {
+/** The memory behind one region, as a back-end hands it out. */
+export interface Backing {
+  /** The region the driver sees. */
   region: DmaRegion;
+  /** The host mapping holding it. */
   mapping: libc.Mapping;
   /** Bytes mapped for the device (a multiple of the page size); for an arena piece, its rounded size. */
   length: number;
   /** No-IOMMU: the shared hugepage this region is a piece of, and where in it. */
   arena?: Arena;
+  /** No-IOMMU: the piece's offset in its arena, bytes. */
   offset?: number;
 }
 
@@ -34,8 +38,14 @@ interface Arena {
   space: IovaAllocator;
 }
 
+/** How VFIO memory is made reachable by the device: type1 IOMMU mappings or physical addresses. */
 export interface DmaBackend {
+  /** Which back-end. */
   readonly kind: 'type1' | 'noiommu';
+  /**
+   * Memory of at least `size` bytes at an IOVA aligned to `align`, mapped for the device.
+   * @throws DmaError E_DMA_EXHAUSTED (no IOVA or hugepage room), SysError from mmap/ioctl.
+   */
   alloc(size: number, align: number): Backing;
   /** Takes the device's access away (type1: VFIO_IOMMU_UNMAP_DMA); this process keeps the memory. */
   revoke(b: Backing): void;
@@ -43,11 +53,15 @@ export interface DmaBackend {
   unmapHost(b: Backing): void;
 }
 
+/** VFIO type1: anonymous memory mapped with VFIO_IOMMU_MAP_DMA at IOVAs chosen from the usable ranges. */
 export class Type1Backend implements DmaBackend {
+  /** 'type1'. */
   readonly kind = 'type1';
   private readonly iovas: IovaAllocator;
+  /** Bitmap of IOMMU page sizes (bit n: 2^n bytes). */
   readonly pageSizes: bigint;
 
+  /** Reads the container's IOMMU info (page sizes, IOVA ranges). */
   constructor(private readonly container: VfioContainer) {
     const info = container.iommuInfo();
     this.pageSizes = info.pageSizes;
@@ -93,7 +107,9 @@ const PRESENT = 1n << 63n;
 /** Arena pieces are rounded to this, so that every piece starts cache-line aligned. */
 const PIECE = 64;
 
+/** No IOMMU: locked memory whose physical address (from /proc/self/pagemap) the device uses. */
 export class NoIommuBackend implements DmaBackend {
+  /** 'noiommu'. */
   readonly kind = 'noiommu';
   private pagemap: number | null = null;
   private readonly arenas: Arena[] = [];
@@ -203,6 +219,7 @@ export class NoIommuBackend implements DmaBackend {
     }
   }
 
+  /** Unmaps every hugepage arena and closes pagemap. */
   close(): void {
     for (const arena of this.arenas.splice(0)) libc.munmap(arena.mapping);
     if (this.pagemap !== null) fs.closeSync(this.pagemap);
@@ -215,8 +232,12 @@ export class VfioDmaAllocator implements DmaAllocator {
   private readonly live = new Map<bigint, Backing>();
   private closed = false;
 
-  constructor(readonly backend: DmaBackend) {}
+  constructor(
+    /** The back-end that maps the memory. */
+    readonly backend: DmaBackend,
+  ) {}
 
+  /** Which back-end: 'type1' or 'noiommu'. */
   get kind(): 'type1' | 'noiommu' {
     return this.backend.kind;
   }

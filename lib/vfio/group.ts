@@ -8,12 +8,26 @@ import type { VfioContainer } from './container.js';
 import { VfioError } from './errors.js';
 import { groupBlockers, groupMembers } from './sysfs.js';
 
+/** A VFIO group file (/dev/vfio/N or /dev/vfio/noiommu-N): the unit of IOMMU isolation. */
 export class VfioGroup {
+  /** The group's fd. */
   readonly fd: number;
   private attached = false;
   private closed = false;
 
-  constructor(readonly path: string, readonly id: number, readonly noIommu: boolean) {
+  /**
+   * Opens the group file and checks it is viable.
+   * @throws SysError E_PERMISSION / E_SYSCALL when the file cannot be opened; VfioError
+   *   E_GROUP_NOT_VIABLE when another function of the group is bound to a host driver.
+   */
+  constructor(
+    /** The group file's path. */
+    readonly path: string,
+    /** The IOMMU group number. */
+    readonly id: number,
+    /** Whether it is a no-IOMMU group. */
+    readonly noIommu: boolean,
+  ) {
     this.fd = libc.open(path, libc.O.RDWR,
       'the group may be open in another process (one opener at a time), or you are not root');
     try {
@@ -31,6 +45,7 @@ export class VfioGroup {
     }
   }
 
+  /** VFIO_GROUP_GET_STATUS flags (VIABLE 1, CONTAINER_SET 2). */
   status(): number {
     const s = new Struct(groupStatus).set('argsz', groupStatus.size);
     libc.ioctl(this.fd, VfioIoctl.GROUP_GET_STATUS, s.bytes, 'VFIO_GROUP_GET_STATUS');
@@ -51,6 +66,7 @@ export class VfioGroup {
     return libc.ioctl(this.fd, VfioIoctl.GROUP_GET_DEVICE_FD, name, 'VFIO_GROUP_GET_DEVICE_FD');
   }
 
+  /** Detaches from the container and closes the fd. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -6,8 +6,11 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Where the kernel's views are (tests point these at a fake tree). */
+/** Where sysfs and procfs are mounted (tests point them at a fake tree). */
 export interface HostRoots {
+  /** sysfs, normally /sys. */
   sys: string;
+  /** procfs, normally /proc. */
   proc: string;
 }
 const HOST: HostRoots = { sys: '/sys', proc: '/proc' };

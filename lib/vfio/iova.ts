@@ -7,6 +7,7 @@ import type { IovaRange } from './container.js';
 /** IOVAs below this are never handed out, so that a zero or small number is never a valid address. */
 const FLOOR = 0x10_0000n;
 
+/** First-fit allocator of IOVA ranges for VFIO type1 (the DMA regions' device addresses). */
 export class IovaAllocator {
   /** Free [start, end) pairs, sorted by start. */
   private free: [bigint, bigint][];
@@ -20,6 +21,10 @@ export class IovaAllocator {
       .sort((a, b) => (a[0] < b[0] ? -1 : 1));
   }
 
+  /**
+   * The lowest free IOVA of `size` bytes aligned to `align` (a power of two); taken until release().
+   * @throws DmaError E_DMA_EXHAUSTED when no free range fits.
+   */
   alloc(size: bigint, align: bigint): bigint {
     for (let i = 0; i < this.free.length; i++) {
       const [s, e] = this.free[i]!;
@@ -40,6 +45,7 @@ export class IovaAllocator {
     return this.free.length === 1 && this.free[0]![1] - this.free[0]![0] === whole;
   }
 
+  /** Gives [start, start+size) back, merged with its free neighbours. */
   release(start: bigint, size: bigint): void {
     this.free.push([start, start + size]);
     this.free.sort((a, b) => (a[0] < b[0] ? -1 : 1));

@@ -19,6 +19,7 @@ import { registerTeardown, runAllSteps, unregisterTeardown } from './teardown.js
 
 const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
 
+/** Options of {@link VfioPciFunction.open}. */
 export interface VfioOpenOptions {
   /**
    * An open function whose DMA address space this one joins: its group is attached to the same
@@ -29,20 +30,30 @@ export interface VfioOpenOptions {
   shareWith?: VfioPciFunction;
 }
 
+/**
+ * A PCI function bound to vfio-pci, as a {@link PciFunction}: configuration space through the VFIO
+ * config region, BARs mmapped where VFIO allows it, DMA through the IOMMU (type1) or physical
+ * addresses (no-IOMMU), MSI-X vectors as eventfds (docs/test-vm.md has the platform facts).
+ */
 export class VfioPciFunction implements PciFunction {
+  /** DMA memory in this function's address space (shared with `shareWith` functions). */
   readonly dma: VfioDmaAllocator;
+  /** MSI-X vectors through VFIO_DEVICE_SET_IRQS and eventfds. */
   readonly msix: VfioMsix;
   private readonly config: FdWindow;
   private readonly bars = new Map<number, ClosableWindow>();
   private closed = false;
 
   private constructor(
+    /** The function's BDF, "0000:00:02.0". */
     readonly address: string,
+    /** @internal The IOMMU model of the container (type1 or no-IOMMU). */
     readonly iommu: IommuModel,
+    /** @internal The VFIO device file. */
     readonly device: VfioDevice,
     /** The IOMMU group number. */
     readonly groupId: number,
-    /** The container, groups and DMA allocator this function uses (shared with `shareWith` functions). */
+    /** @internal The container, groups and DMA allocator this function uses (shared with `shareWith` functions). */
     readonly space: VfioAddressSpace,
   ) {
     const cfg = device.regionInfo(PciRegion.CONFIG);
@@ -96,6 +107,7 @@ export class VfioPciFunction implements PciFunction {
     return this.space === other.space;
   }
 
+  /** Whether close() has run. */
   get isClosed(): boolean {
     return this.closed;
   }
@@ -111,6 +123,7 @@ export class VfioPciFunction implements PciFunction {
   configWrite16(offset: number, value: number): void { this.live(); this.config.write16(offset, value); }
   configWrite32(offset: number, value: number): void { this.live(); this.config.write32(offset, value); }
 
+  /** @internal VFIO_DEVICE_GET_REGION_INFO of region `index` (BARs 0–5, ROM 6, config 7). */
   regionInfo(index: number): RegionInfo {
     this.live();
     return this.device.regionInfo(index);

@@ -11,7 +11,9 @@ import * as libc from '../sys/libc.js';
 import type { RegisterWindow } from '../pci/function.js';
 import { UsageError } from '../errors.js';
 
+/** A register window that holds a mapping or fd share to release. */
 export interface ClosableWindow extends RegisterWindow {
+  /** Releases it (unmap); later accesses throw E_CLOSED. Idempotent. */
   close(): void;
 }
 
@@ -22,12 +24,18 @@ function checkAccess(name: string, size: number, offset: number, width: number):
   }
 }
 
+/** Register access through an mmap of a BAR: one load or store of exactly the width asked. */
 export class MmapWindow implements ClosableWindow {
   private readonly u8: Uint8Array;
   private readonly u16: Uint16Array;
   private readonly u32: Uint32Array;
   private mapping: libc.Mapping | null;
 
+  /**
+   * @param name names the window in messages ("0000:00:02.0 BAR4").
+   * @param mapping the mmap of the region.
+   * @param size the window's length, bytes.
+   */
   constructor(readonly name: string, mapping: libc.Mapping, readonly size: number) {
     this.mapping = mapping;
     this.u8 = new Uint8Array(mapping.buffer, 0, size);
@@ -61,6 +69,12 @@ export class FdWindow implements ClosableWindow {
   private readonly view = new DataView(this.buf.buffer);
   private closed = false;
 
+  /**
+   * @param name names the window in messages.
+   * @param fd the VFIO device fd.
+   * @param base the region's offset in the fd.
+   * @param size the window's length, bytes.
+   */
   constructor(readonly name: string, private readonly fd: number, private readonly base: bigint, readonly size: number) {}
 
   private io(offset: number, width: number, write: boolean): void {

@@ -19,7 +19,9 @@ interface GroupRef {
   refs: number;
 }
 
+/** One VFIO container, its attached groups and their shared DMA allocator, reference counted. */
 export class VfioAddressSpace {
+  /** The IOMMU model of the container. */
   readonly iommu: IommuModel;
   private readonly groups = new Map<number, GroupRef>();
   /**
@@ -31,7 +33,11 @@ export class VfioAddressSpace {
   private refs = 0;
   private closed = false;
 
-  private constructor(readonly container: VfioContainer, iommu: IommuModel) {
+  private constructor(
+    /** The VFIO container (/dev/vfio/vfio). */
+    readonly container: VfioContainer,
+    iommu: IommuModel,
+  ) {
     this.iommu = iommu;
   }
 
@@ -101,6 +107,10 @@ export class VfioAddressSpace {
     else this.lastGroups.push(held.group);
   }
 
+  /**
+   * Takes one more user (a function opened with `shareWith`); give it back with release().
+   * @throws UsageError E_CLOSED when the space is closed.
+   */
   retain(): this {
     this.live();
     this.refs++;
@@ -122,6 +132,7 @@ export class VfioAddressSpace {
     runAllSteps(steps);
   }
 
+  /** Whether the last user released it. */
   get isClosed(): boolean {
     return this.closed;
   }

@@ -23,20 +23,29 @@ const STATE_DIR = process.env.UVIRTIO_STATE_DIR ?? '/run/uvirtio';
 /** Drivers that do not make a group unusable for VFIO (drivers/vfio/group.c: vfio_dev_driver_allowed). */
 const VIABLE_DRIVERS = new Set(['vfio-pci', 'pci-stub', 'pcieport']);
 
+/** What sysfs says about a virtio PCI function (`uvirtio list`). */
 export interface VirtioPciInfo {
+  /** Its BDF, "0000:00:02.0". */
   bdf: string;
+  /** PCI vendor id (0x1af4). */
   vendorId: number;
+  /** PCI device id (0x1040 + virtio type, or transitional 0x1000–0x103f). */
   deviceId: number;
   /** Virtio device type (virtio 1.2 §5): 0x1040+type, or a transitional device's subsystem id. */
   virtioType: number;
+  /** The type's name ("blk", "net", …). */
   typeName: string;
+  /** Whether it is a transitional (legacy-capable) device id. */
   transitional: boolean;
   /** The bound driver's name, or null. */
   driver: string | null;
+  /** Its IOMMU group number, or null without one. */
   iommuGroup: number | null;
   /** The group's character device: /dev/vfio/N, or /dev/vfio/noiommu-N in no-IOMMU mode. */
   groupPath: string | null;
+  /** Whether the group is a no-IOMMU group. */
   noIommu: boolean;
+  /** Whether uvirtio can open it through VFIO now (bound to vfio-pci, group viable). */
   vfioUsable: boolean;
   /** Why vfioUsable is false. */
   reason?: string;
@@ -64,15 +73,18 @@ function linkName(file: string): string | null {
   }
 }
 
+/** The name of the driver `bdf` is bound to, or null. */
 export function driverOf(bdf: string): string | null {
   return linkName(path.join(PCI_DEVICES, bdf, 'driver'));
 }
 
+/** The IOMMU group number of `bdf`, or null when it has none. */
 export function iommuGroupOf(bdf: string): number | null {
   const g = linkName(path.join(PCI_DEVICES, bdf, 'iommu_group'));
   return g === null ? null : Number(g);
 }
 
+/** Whether vfio's enable_unsafe_noiommu_mode is on (docs/test-vm.md#iommu-profiles). */
 export function noIommuModeEnabled(): boolean {
   try {
     return fs.readFileSync(NOIOMMU_PARAM, 'utf8').trim() === 'Y';
@@ -81,15 +93,26 @@ export function noIommuModeEnabled(): boolean {
   }
 }
 
+/** A PCI function of an IOMMU group and its driver. */
+export interface GroupMember {
+  /** Its BDF. */
+  bdf: string;
+  /** The driver it is bound to, or null. */
+  driver: string | null;
+}
+
 /** The other PCI functions in an IOMMU group, with their drivers. */
-export function groupMembers(group: number): { bdf: string; driver: string | null }[] {
+export function groupMembers(group: number): GroupMember[] {
   const dir = `/sys/kernel/iommu_groups/${group}/devices`;
   return fs.readdirSync(dir).sort().map((bdf) => ({ bdf, driver: driverOf(bdf) }));
 }
 
 /** The functions of a group that make it unusable for VFIO: bound to a driver VFIO does not allow. */
-export function groupBlockers(group: number, except?: string): { bdf: string; driver: string }[] {
-  return groupMembers(group).filter((m): m is { bdf: string; driver: string } =>
+export function groupBlockers(group: number, except?: string): (GroupMember & {
+  /** The host driver that blocks the group. */
+  driver: string;
+})[] {
+  return groupMembers(group).filter((m): m is GroupMember & { driver: string } =>
     m.bdf !== except && m.driver !== null && !VIABLE_DRIVERS.has(m.driver));
 }
 
@@ -163,7 +186,12 @@ export function describeDevice(text: string): VirtioPciInfo {
  * Checks that a function can be opened through VFIO and returns its group device path; each
  * failure is its own code with the fix in the hint.
  */
-export function requireVfioUsable(text: string): VirtioPciInfo & { groupPath: string; iommuGroup: number } {
+export function requireVfioUsable(text: string): VirtioPciInfo & {
+  /** The group's character device. */
+  groupPath: string;
+  /** The IOMMU group number. */
+  iommuGroup: number;
+} {
   const info = describeDevice(text);
   const { bdf } = info;
   if (info.driver === null) {
@@ -213,7 +241,12 @@ export function previousDriver(bdf: string): string | null {
  * Gives a function to vfio-pci: driver_override, unbind from the current driver, drivers_probe.
  * Remembers the previous driver for unbind(). Returns it (null when there was none).
  */
-export function bindVfio(text: string): { bdf: string; previous: string | null } {
+export function bindVfio(text: string): {
+  /** The normalised BDF. */
+  bdf: string;
+  /** The driver it was bound to before, or null. */
+  previous: string | null;
+} {
   const info = describeDevice(text);
   const { bdf } = info;
   if (info.driver === 'vfio-pci') return { bdf, previous: previousDriver(bdf) };
@@ -239,7 +272,12 @@ export function bindVfio(text: string): { bdf: string; previous: string | null }
  * Takes a function from vfio-pci and gives it back to the driver it had before bind() (or to
  * whatever the kernel picks when none was remembered). Returns the driver it ends up with.
  */
-export function unbindVfio(text: string): { bdf: string; driver: string | null } {
+export function unbindVfio(text: string): {
+  /** The normalised BDF. */
+  bdf: string;
+  /** The driver it is bound to now, or null. */
+  driver: string | null;
+} {
   const info = describeDevice(text);
   const { bdf } = info;
   const previous = previousDriver(bdf);

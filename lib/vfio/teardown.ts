@@ -6,7 +6,9 @@
 // application that handles the signal itself (the uvirtio CLI does) keeps running and closes its
 // devices in its own order; what it leaves open is closed at exit.
 
+/** Something the teardown closes at exit or on a default-action signal. */
 export interface Closable {
+  /** Releases what it holds; must not throw for an already closed object. */
   close(): void;
 }
 
@@ -49,11 +51,13 @@ function uninstall(): void {
   process.off('SIGTERM', onSignal);
 }
 
+/** Closes `c` at process exit (and on SIGINT/SIGTERM when nobody else handles them) unless unregistered first. */
 export function registerTeardown(c: Closable): void {
   live.add(c);
   install();
 }
 
+/** Forgets `c` (it closed itself); the handlers go when nothing is left registered. */
 export function unregisterTeardown(c: Closable): void {
   live.delete(c);
   if (live.size === 0) uninstall();

@@ -18,7 +18,7 @@ import { createVirtqueue } from './queue/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import {
   SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot, type Mechanism,
-} from './snapshot.js';
+} from './snapshot/index.js';
 import { facilityFor, initialVqState, type StateContext, type StateFacility } from './state.js';
 import { checkReinit, loadExtraState, saveExtraState } from './reinit-checks.js';
 import { queueStateProblem, type DriverView } from './state-checks.js';

@@ -17,7 +17,7 @@
 import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
 import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './requests.js';
-import type { DeviceSnapshot, Mechanism } from './snapshot.js';
+import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
 
 export interface QueueSetOptions extends QueueOptions {

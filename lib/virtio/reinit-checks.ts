@@ -5,7 +5,7 @@
 
 import { Feature, featureNames, hasFeature } from '../spec/index.js';
 import { SnapshotError } from '../errors.js';
-import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot.js';
+import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import { queueStateProblem, type DriverView } from './state-checks.js';
 import type { VirtioTransport } from '../transport/types.js';

@@ -11,7 +11,7 @@
 
 import { Status, PACKED_STATE_WRAP } from '../spec/index.js';
 import { DeviceError, TimeoutError, type UvirtioError } from '../errors.js';
-import type { Mechanism } from './snapshot.js';
+import type { Mechanism } from './snapshot/index.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { BackendStateAccess, RingStateAccess, VirtioTransport, VqState } from '../transport/types.js';
 import { backoff } from '../util/backoff.js';

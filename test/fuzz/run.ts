@@ -10,7 +10,7 @@ import type { AnySimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { DeviceStateRefusal } from '../../lib/spec/index.js';
 import { UvirtioError, type ErrorCode } from '../../lib/errors.js';
-import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { allowedCodes, CATALOGUE, type FaultClass } from './catalogue.js';
 import { FuzzFailure, Ledger } from './ledger.js';
 

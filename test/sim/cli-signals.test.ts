@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { spawn } from 'node:child_process';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
-import { writeSnapshotFile } from '../../lib/virtio/snapshot.js';
+import { writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, summary, until, uvSync } from '../support/cli.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
-import { readSnapshotFile, snapshotTempPath, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, snapshotTempPath, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { UvirtioError } from '../../lib/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uvirtio-snapfile-'));
@@ -38,7 +38,7 @@ async function takeSnapshot(): Promise<DeviceSnapshot> {
  * writeSnapshotFile names it (after its own pid), writes half a snapshot, and is SIGKILLed.
  */
 async function killedWriter(target: string, text: string): Promise<string> {
-  const snapshotJs = pathToFileURL(join(process.cwd(), 'dist', 'lib', 'virtio', 'snapshot.js')).href;
+  const snapshotJs = pathToFileURL(join(process.cwd(), 'dist', 'lib', 'virtio', 'snapshot', 'index.js')).href;
   const script = `
     import { writeFileSync } from 'node:fs';
     import { snapshotTempPath } from ${JSON.stringify(snapshotJs)};

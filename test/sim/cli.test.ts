@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { parseSnapshot } from '../../lib/virtio/snapshot.js';
+import { parseSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 

@@ -11,7 +11,7 @@ import t, { type Test as Tap } from 'tap';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSnapshotFile } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, until, uvSync } from '../support/cli.js';
 

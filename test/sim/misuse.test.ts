@@ -12,7 +12,7 @@ import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport } from '../../lib/open.js';
 import type { SimNetDevice } from '../../lib/sim/index.js';
 import { UvirtioError } from '../../lib/errors.js';
-import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot.js';
+import { parseSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { rehearse } from '../../cli/rehearsal/engine.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -12,7 +12,7 @@ import { openTransport } from '../../lib/open.js';
 import { PACKED_STATE_WRAP, Status } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { sectorPayload, readVersion } from '../../cli/rehearsal/blk.js';
 import { codeOfAsync } from '../support/codes.js';
 

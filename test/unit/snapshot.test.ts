@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Feature, bit, packPackedState } from '../../lib/spec/index.js';
 import {
   checkSnapshotTarget, parseSnapshot, readSnapshotFile, writeSnapshotFile, type DeviceSnapshot, type SnapshotTarget,
-} from '../../lib/virtio/snapshot.js';
+} from '../../lib/virtio/snapshot/index.js';
 import { codeOf } from '../support/codes.js';
 
 function good(): DeviceSnapshot {

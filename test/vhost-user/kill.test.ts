@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSnapshotFile } from '../../lib/virtio/snapshot.js';
+import { readSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, summary, uvSync } from '../support/cli.js';
 import { Daemon, makeImage } from './daemon.js';

@@ -14,7 +14,7 @@ import { BlkDriver, type BlkOpenOptions } from '../../../drivers/blk/index.js';
 import { openTransport, type OpenedDevice } from '../../../lib/open.js';
 import type { VirtioPciTransport } from '../../../lib/transport/pci/transport.js';
 import { DeviceType } from '../../../lib/spec/index.js';
-import { parseSnapshot } from '../../../lib/virtio/snapshot.js';
+import { parseSnapshot } from '../../../lib/virtio/snapshot/index.js';
 import { listVirtioDevices, NoIommuBackend, type VfioPciFunction } from '../../../lib/vfio/index.js';
 import { MIGRATE_FIRST, MIGRATE_WRITES, pattern, regionsOf, sectorBytes, STATE_FIRST, STATE_WRITES } from './blk-layout.js';
 import { expectErrorAsync, report, step } from './report.js';

@@ -9,7 +9,7 @@
 
 import { NetDriver } from '../../../drivers/net/index.js';
 import { openTransport } from '../../../lib/open.js';
-import { parseSnapshot } from '../../../lib/virtio/snapshot.js';
+import { parseSnapshot } from '../../../lib/virtio/snapshot/index.js';
 import { Receiver, sendStream, waitFor } from './net-frames.js';
 import { expectErrorAsync, report, step } from './report.js';
 

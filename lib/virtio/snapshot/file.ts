@@ -1,0 +1,208 @@
+// Snapshot files (docs/snapshot.md#files): atomic writes (a temp file beside the target, fsync,
+// rename, fsync of the directory) and bounded reads.
+
+import {
+  closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, rmSync, writeFileSync, type Stats,
+} from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { SnapshotError } from '../../errors.js';
+import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
+import { fault, parseSnapshot } from './validate.js';
+
+// A snapshot file is written whole or not at all, and read with bounds: a file that is not a
+// regular file (a FIFO, /dev/zero, a directory) or is larger than any snapshot is refused before
+// its contents are read, so reading never blocks and never fills memory.
+
+/**
+ * The temporary file a write goes through: hidden, beside the target, named after the writer's
+ * pid (".cycle-1.json.1234.tmp"). A writer killed before its rename leaves it behind; it is never
+ * read as a snapshot (readSnapshotFile refuses the name), and the next write to the same target
+ * removes it once its writer is gone.
+ * @param path the snapshot file's path.
+ * @param pid the writer's process id (default: this process).
+ */
+export function snapshotTempPath(path: string, pid = process.pid): string {
+  return join(dirname(path), `.${basename(path)}.${pid}.tmp`);
+}
+const TEMP_NAME = /^\..+\.(\d+)\.tmp$/;
+
+function ioFault(verb: 'read' | 'write', path: string, why: string, hint: string): SnapshotError {
+  return fault('E_SNAPSHOT_IO', `cannot ${verb} ${path}: ${why}`, hint);
+}
+
+/** Why a file operation failed, in words, and what to do about it. */
+function explain(e: unknown, path: string): { why: string; hint: string } {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  const dir = dirname(path);
+  switch (code) {
+    case 'ENOENT': return { why: 'no such file or directory', hint: `check the path; for a new file, ${dir} must exist` };
+    case 'ENOTDIR': return { why: `a part of ${dir} is not a directory`, hint: 'check the path' };
+    case 'EACCES': case 'EPERM': case 'EROFS':
+      return { why: `permission denied (${code})`, hint: `use a file and a directory you may read and write (${dir})` };
+    case 'ELOOP': return { why: 'too many levels of symbolic links (a symlink loop)', hint: 'name the file itself' };
+    case 'ENOSPC': case 'EDQUOT': return { why: `no space left (${code})`, hint: `free space on the file system of ${dir}` };
+    case 'ENAMETOOLONG': return { why: 'the path is too long', hint: 'use a shorter path' };
+    default: return { why: (e as Error).message, hint: 'check the path' };
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** An existing target is replaced only when it is a regular file that is empty or a snapshot. */
+function checkWriteTarget(path: string): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    const { why, hint } = explain(e, path);
+    throw ioFault('write', path, why, hint);
+  }
+  if (st.isDirectory()) throw ioFault('write', path, 'it is a directory', `name a file in it, e.g. ${join(path, 'snapshot.json')}`);
+  if (!st.isFile()) throw ioFault('write', path, `it is ${kindOf(st)}, not a regular file; it is left as it was`, 'name a new file, or an earlier snapshot to replace');
+  if (st.size === 0) return;
+  const head = Buffer.alloc(4096);
+  let n = 0;
+  try {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    try {
+      n = readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    const { why, hint } = explain(e, path);
+    throw ioFault('write', path, `it exists and cannot be checked (${why})`, hint);
+  }
+  const text = head.toString('utf8', 0, n);
+  if (!text.includes('"format"') || !text.includes(`"${SNAPSHOT_FORMAT}"`)) {
+    throw ioFault('write', path, 'it exists and is not a uvirtio snapshot; it is left as it was', 'choose another name, or remove the file first');
+  }
+}
+
+/**
+ * Removes the temp files killed writers left in `dir` — only those whose writer is gone, and with
+ * `target`, only that file's. writeSnapshotFile() does it for its target; a program that owns a
+ * directory of snapshots (`uvirtio rehearse --snapshot-dir`) does it for the directory.
+ * Never throws: an unreadable directory is left alone.
+ */
+export function removeStaleSnapshotTemps(dir: string, target?: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (target !== undefined && name !== basename(snapshotTempPath(join(dir, target), pid))) continue;
+    if (pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+/**
+ * Writes the snapshot atomically: a temp file beside the target (created exclusively, never
+ * through a symlink), fsync, rename over the target, fsync of the directory. The target is
+ * complete (the old one or the new one) at every moment; a failed write leaves it as it was. An
+ * existing target is replaced only when it is a regular file that is empty or a snapshot.
+ * @throws SnapshotError E_SNAPSHOT_IO (with the errno in words and a hint) when the target may not
+ *   be replaced or any step fails.
+ */
+export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
+  checkWriteTarget(path);
+  removeStaleSnapshotTemps(dirname(path), basename(path));
+  const tmp = snapshotTempPath(path);
+  let fd: number | undefined;
+  try {
+    rmSync(tmp, { force: true }); // an earlier process with this pid may have left it
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    writeFileSync(fd, JSON.stringify(snap, null, 2) + '\n');
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      if (fd !== undefined) closeSync(fd);
+      rmSync(tmp, { force: true });
+    } catch {
+      // not ours to remove (something else sits at the temp name): the target is untouched either way
+    }
+    const { why, hint } = explain(e, path);
+    throw ioFault('write', path, why, hint);
+  }
+  // The rename is durable once the directory is: best effort (some file systems refuse a directory fsync).
+  try {
+    const dirFd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+  } catch {
+    // the file is complete either way
+  }
+}
+
+/**
+ * Reads and validates a snapshot file. Refused before reading: a temp file of an unfinished write,
+ * anything but a regular file (opened non-blocking, so a FIFO cannot hold the caller), an empty
+ * file, and a file larger than `maxBytes`.
+ * @param maxBytes the largest file accepted, bytes (default {@link MAX_SNAPSHOT_FILE_BYTES}).
+ * @throws SnapshotError E_SNAPSHOT_IO (cannot open or read, not a regular file, a temp file, too
+ *   large), E_SNAPSHOT_TRUNCATED (empty or cut short), and every code parseSnapshot throws.
+ */
+export function readSnapshotFile(path: string, maxBytes = MAX_SNAPSHOT_FILE_BYTES): DeviceSnapshot {
+  if (TEMP_NAME.test(basename(path))) {
+    throw ioFault('read', path, 'it is the temporary file of an unfinished write, not a snapshot',
+      'its writer was killed before it finished; take the snapshot again (the next write to that name removes this file)');
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    const { why, hint } = explain(e, path);
+    throw ioFault('read', path, why, hint);
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw ioFault('read', path, `it is ${kindOf(st)}, not a regular file`, 'pass a snapshot file written by `uvirtio snapshot`');
+    const tooLarge = (size: string): SnapshotError => ioFault('read', path, `it is ${size} bytes, larger than the ${maxBytes} a snapshot file may be`,
+      'this is not a snapshot file; pass one written by `uvirtio snapshot`');
+    if (st.size > maxBytes) throw tooLarge(String(st.size));
+    if (st.size === 0) throw fault('E_SNAPSHOT_TRUNCATED', `${path} is empty`, 'the file was cut short or never written; take the snapshot again');
+    // Read at most maxBytes + 1: a file that grows while it is read is still bounded.
+    const buf = Buffer.alloc(Math.min(maxBytes + 1, st.size + 1));
+    let n = 0;
+    for (let got = 1; got > 0 && n < buf.length;) {
+      got = readSync(fd, buf, n, buf.length - n, null);
+      n += got;
+    }
+    if (n > maxBytes) throw tooLarge(`more than ${maxBytes}`);
+    text = buf.toString('utf8', 0, n);
+  } catch (e) {
+    if (e instanceof SnapshotError) throw e;
+    const { why, hint } = explain(e, path);
+    throw ioFault('read', path, why, hint);
+  } finally {
+    closeSync(fd);
+  }
+  return parseSnapshot(text, path);
+}
+

@@ -1,0 +1,261 @@
+// Snapshot validation (docs/snapshot.md#validation). First on its own: the structure (the fields
+// docs/snapshot.schema.json describes, no unknown keys) and the semantics a schema cannot say (queue
+// sizes legal for the layout, states possible for their ring, used never ahead of available).
+// Then against the target device: type, queue count and sizes, features, ring addresses.
+// Every refusal is a SnapshotError with its own E_SNAPSHOT_* code and a hint.
+
+import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from '../../spec/index.js';
+import type { Layout } from '../../spec/ring.js';
+import { SnapshotError, type ErrorCode } from '../../errors.js';
+import {
+  MAX_DEVICE_STATE_BYTES, MECHANISMS, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type DeviceSnapshot, type Mechanism, type SnapshotQueue,
+} from './format.js';
+
+/** What to do about each kind of bad snapshot, where the check itself has nothing more precise. */
+const SNAPSHOT_HINTS: Partial<Record<ErrorCode, string>> = {
+  E_SNAPSHOT_SCHEMA: 'the file is not a snapshot uvirtio wrote (or was edited); take the snapshot again',
+  E_SNAPSHOT_QUEUE_COUNT: 'restore onto a device with the same queues, with the driver that took the snapshot',
+  E_SNAPSHOT_QUEUE_SIZE: 'restore onto a device that allows the same queue sizes, with the driver that took the snapshot',
+  E_SNAPSHOT_INDEX: 'the queue state is impossible for its ring: the file was edited or damaged; take the snapshot again',
+  E_SNAPSHOT_USED_AHEAD: 'the queue state is impossible for its ring: the file was edited or damaged; take the snapshot again',
+  E_SNAPSHOT_FEATURES: 'restore onto a device that offers the features the source negotiated',
+  E_SNAPSHOT_ADDRESS: 'a snapshot is restored by the driver (process) whose memory holds the rings',
+};
+
+/** A SnapshotError with the code's generic hint unless the check names its own (internal to the snapshot folder). */
+export function fault(code: ErrorCode, message: string, hint?: string): SnapshotError {
+  return new SnapshotError(code, `snapshot: ${message}`, hint ?? SNAPSHOT_HINTS[code]);
+}
+
+/**
+ * Parses JSON text and validates it as a snapshot on its own (no device needed).
+ * @param text the file's contents.
+ * @param where names the input in messages (a path, or "input").
+ * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON, and every
+ *   code {@link validateSnapshot} throws.
+ */
+export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    // Cut short: the parser ran out of text (V8 names the position, which is then the end).
+    const at = /at position (\d+)/.exec(msg);
+    const atEnd = at !== null && Number(at[1]) >= text.trimEnd().length;
+    const truncated = text.trim() !== '' && /^\s*[{[]/.test(text) && (atEnd || /end of (JSON )?input|Unterminated/i.test(msg));
+    if (truncated) throw fault('E_SNAPSHOT_TRUNCATED', `${where} ends early (${msg})`, 'the file was cut short; take the snapshot again');
+    throw fault('E_SNAPSHOT_NOT_JSON', `${where} is not JSON (${msg})`, 'pass a file written by `uvirtio snapshot` or VirtioDevice.snapshot()');
+  }
+  return validateSnapshot(data);
+}
+
+// ---- validation on its own ----
+
+type Obj = Record<string, unknown>;
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function field<T>(o: Obj, key: string, check: (v: unknown) => v is T, what: string, at = ''): T {
+  const v = o[key];
+  if (!check(v)) throw fault('E_SNAPSHOT_SCHEMA', `${at}${key} must be ${what}, found ${JSON.stringify(v) ?? 'nothing'}`);
+  return v;
+}
+const isU16 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+const isHex = (v: unknown): v is string => typeof v === 'string' && /^0x[0-9a-f]{1,32}$/i.test(v);
+// One linear character class (no repeated group: a group over megabytes of hex recursed past the stack).
+const isHexBytes = (v: unknown): v is string => typeof v === 'string' && v.length % 2 === 0 && /^[0-9a-f]*$/i.test(v);
+
+const TOP_KEYS = new Set(['format', 'version', 'createdAt', 'source', 'deviceType', 'deviceTypeName', 'mechanism', 'layout',
+  'features', 'featureNames', 'queues', 'config', 'deviceState']);
+const QUEUE_KEYS = new Set(['index', 'size', 'desc', 'driver', 'device', 'vector', 'availState', 'usedState', 'inFlight']);
+
+/** A key this version does not write is refused: a file that carries one was not written by it, or was edited. */
+function onlyKnownKeys(o: Obj, known: ReadonlySet<string>, at: string): void {
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw fault('E_SNAPSHOT_SCHEMA', `${at}"${k}" is not a field of a version ${SNAPSHOT_VERSION} snapshot`);
+  }
+}
+
+/**
+ * Checks every field of an untrusted object (parsed JSON) and returns it typed, with
+ * deviceTypeName and featureNames recomputed (docs/snapshot.md#validation).
+ * @throws SnapshotError E_SNAPSHOT_SCHEMA (structure: a missing, mistyped or unknown field, a
+ *   duplicate queue, empty or oversized deviceState), E_SNAPSHOT_VERSION (not version 1),
+ *   E_SNAPSHOT_QUEUE_SIZE (a size not legal for the layout, virtio 1.2 §2.7 / §2.8),
+ *   E_SNAPSHOT_INDEX (a packed index beyond the ring), E_SNAPSHOT_USED_AHEAD (used state ahead of
+ *   available state, or further behind than the ring holds).
+ */
+export function validateSnapshot(data: unknown): DeviceSnapshot {
+  if (!isObj(data)) throw fault('E_SNAPSHOT_SCHEMA', 'the top level must be an object');
+  if (data.format !== SNAPSHOT_FORMAT) {
+    throw fault('E_SNAPSHOT_SCHEMA', `format must be "${SNAPSHOT_FORMAT}", found ${JSON.stringify(data.format)}`, 'this is not a uvirtio snapshot');
+  }
+  if (data.version !== SNAPSHOT_VERSION) {
+    throw fault('E_SNAPSHOT_VERSION', `version ${JSON.stringify(data.version)} is not supported (this uvirtio reads version ${SNAPSHOT_VERSION})`,
+      'take the snapshot again with this version of uvirtio');
+  }
+  onlyKnownKeys(data, TOP_KEYS, '');
+  const layout = field(data, 'layout', (v): v is Layout => v === 'split' || v === 'packed', '"split" or "packed"');
+  const mechanism = field(data, 'mechanism', (v): v is Mechanism => MECHANISMS.includes(v as Mechanism), MECHANISMS.join(' | '));
+  const deviceType = field(data, 'deviceType', (v): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) < 256, 'a virtio device id');
+  const features = field(data, 'features', isHex, 'a hex string "0x…"');
+  const rawQueues = field(data, 'queues', (v): v is unknown[] => Array.isArray(v) && v.length > 0 && v.length <= 65535, 'a non-empty array');
+  const seen = new Set<number>();
+  const queues = rawQueues.map((q, i) => {
+    const at = `queues[${i}].`;
+    if (!isObj(q)) throw fault('E_SNAPSHOT_SCHEMA', `queues[${i}] must be an object`);
+    onlyKnownKeys(q, QUEUE_KEYS, at);
+    const sq: SnapshotQueue = {
+      index: field(q, 'index', isU16, 'a queue index', at),
+      size: field(q, 'size', isU16, 'a queue size', at),
+      desc: field(q, 'desc', isHex, 'a hex address', at),
+      driver: field(q, 'driver', isHex, 'a hex address', at),
+      device: field(q, 'device', isHex, 'a hex address', at),
+      vector: field(q, 'vector', isU16, 'an MSI-X vector', at),
+      availState: field(q, 'availState', isU16, 'a 16-bit state', at),
+      usedState: field(q, 'usedState', isU16, 'a 16-bit state', at),
+      inFlight: field(q, 'inFlight', isCount, 'a count', at),
+    };
+    if (seen.has(sq.index)) throw fault('E_SNAPSHOT_SCHEMA', `queue ${sq.index} appears twice`);
+    seen.add(sq.index);
+    checkQueueState(layout, sq);
+    return sq;
+  });
+  const deviceState = data.deviceState === null || data.deviceState === undefined ? null : validateDeviceState(data.deviceState);
+  return {
+    format: SNAPSHOT_FORMAT,
+    version: SNAPSHOT_VERSION,
+    createdAt: typeof data.createdAt === 'string' ? data.createdAt : '',
+    source: typeof data.source === 'string' ? data.source : '',
+    deviceType,
+    deviceTypeName: deviceTypeName(deviceType),
+    mechanism,
+    layout,
+    features,
+    featureNames: featureNames(BigInt(features), deviceType),
+    queues,
+    config: field(data, 'config', isHexBytes, 'hex bytes'),
+    deviceState,
+  };
+}
+
+function validateDeviceState(v: unknown): { bytes: string } {
+  if (!isObj(v)) throw fault('E_SNAPSHOT_SCHEMA', 'deviceState must be null or { bytes: "hex" }');
+  onlyKnownKeys(v, new Set(['bytes']), 'deviceState.');
+  const raw = v.bytes;
+  if (typeof raw === 'string' && raw.length / 2 > MAX_DEVICE_STATE_BYTES) {
+    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${raw.length / 2} bytes, more than ${MAX_DEVICE_STATE_BYTES}`,
+      'a device with more extra state than this cannot be carried in a snapshot file');
+  }
+  const bytes = field(v, 'bytes', isHexBytes, 'hex bytes', 'deviceState.');
+  // A device with no extra state has deviceState null; it never hands over zero bytes.
+  if (bytes.length === 0) throw fault('E_SNAPSHOT_SCHEMA', 'deviceState.bytes is empty (a device without extra state has deviceState null)');
+  return { bytes };
+}
+
+/**
+ * Index values must be possible for the layout, and the used state may not be ahead of the
+ * available state nor further behind it than the ring holds.
+ */
+function checkQueueState(layout: Layout, q: SnapshotQueue): void {
+  const where = `queue ${q.index}`;
+  if (layout === 'split') {
+    if (q.size < 2 || q.size > SPLIT_MAX_SIZE || (q.size & (q.size - 1)) !== 0) {
+      throw fault('E_SNAPSHOT_QUEUE_SIZE', `${where}: size ${q.size} is not a split ring size (a power of two, 2–${SPLIT_MAX_SIZE})`);
+    }
+    const outstanding = (q.availState - q.usedState) & 0xffff;
+    if (outstanding > q.size) {
+      throw fault('E_SNAPSHOT_USED_AHEAD', `${where}: used state ${q.usedState} is ahead of available state ${q.availState} (or ${outstanding} apart, more than the ${q.size} the ring holds)`);
+    }
+    return;
+  }
+  if (q.size < 1 || q.size > PACKED_MAX_SIZE) {
+    throw fault('E_SNAPSHOT_QUEUE_SIZE', `${where}: size ${q.size} is not a packed ring size (1–${PACKED_MAX_SIZE})`);
+  }
+  const avail = unpackPackedState(q.availState);
+  const used = unpackPackedState(q.usedState);
+  for (const [name, s] of [['available', avail], ['used', used]] as const) {
+    if (s.index >= q.size) throw fault('E_SNAPSHOT_INDEX', `${where}: ${name} index ${s.index} is beyond the ${q.size}-entry packed ring`);
+  }
+  // Position over two laps: wrap counters start at 1, so a set wrap bit is the first lap.
+  const pos = (s: { index: number; wrap: boolean }): number => s.index + (s.wrap ? 0 : q.size);
+  const outstanding = (pos(avail) - pos(used) + 2 * q.size) % (2 * q.size);
+  if (outstanding > q.size) {
+    throw fault('E_SNAPSHOT_USED_AHEAD', `${where}: used state (${used.index}, wrap ${Number(used.wrap)}) is ahead of available state (${avail.index}, wrap ${Number(avail.wrap)})`);
+  }
+}
+
+// ---- validation against a target ----
+
+/** What {@link checkSnapshotTarget} needs to know of the device a snapshot is restored onto. */
+export interface SnapshotTarget {
+  /** The target's address, for messages. */
+  address: string;
+  /** Its virtio device id. */
+  deviceType: number;
+  /** num_queues of the device (virtio 1.2 §4.1.4.3). */
+  numQueues: number;
+  /** Feature bits the device offers. */
+  offered: bigint;
+  /** Largest size queue q allows (queue_size as read after reset), entries. */
+  queueMaxSize(q: number): number;
+  /** Whether [iova, iova+len) is memory the driver owns. */
+  owns(iova: bigint, len: number): boolean;
+}
+
+/**
+ * Bytes each ring area of a queue of `size` entries occupies (virtio 1.2 §2.7: desc 16·N, avail
+ * 6 + 2·N, used 6 + 8·N; §2.8: desc 16·N, two 4-byte event suppression structures), to check
+ * addresses against owned memory.
+ */
+export function ringAreaSizes(layout: Layout, size: number): {
+  /** Bytes of the descriptor table. */
+  desc: number;
+  /** Bytes of the driver area. */
+  driver: number;
+  /** Bytes of the device area. */
+  device: number;
+} {
+  if (layout === 'split') return { desc: 16 * size, driver: 6 + 2 * size, device: 6 + 8 * size };
+  return { desc: 16 * size, driver: 4, device: 4 };
+}
+
+/**
+ * Checks a validated snapshot fits the target device; throws the first mismatch.
+ * @throws SnapshotError E_SNAPSHOT_DEVICE_TYPE, E_SNAPSHOT_QUEUE_COUNT (a queue index the target
+ *   lacks), E_SNAPSHOT_FEATURES (the source negotiated a feature the target does not offer),
+ *   E_SNAPSHOT_QUEUE_SIZE (larger than the target allows), E_SNAPSHOT_ADDRESS (a ring area outside
+ *   the memory this driver owns).
+ */
+export function checkSnapshotTarget(snap: DeviceSnapshot, t: SnapshotTarget): void {
+  if (snap.deviceType !== t.deviceType) {
+    throw fault('E_SNAPSHOT_DEVICE_TYPE', `it is of a ${snap.deviceTypeName} device; ${t.address} is ${deviceTypeName(t.deviceType)}`,
+      'restore a snapshot onto a device of the same type');
+  }
+  const maxIndex = Math.max(...snap.queues.map((q) => q.index));
+  if (maxIndex >= t.numQueues) {
+    throw fault('E_SNAPSHOT_QUEUE_COUNT', `it has queue ${maxIndex}; ${t.address} has ${t.numQueues} queue(s)`,
+      'the target must have at least as many queues as the source');
+  }
+  const features = BigInt(snap.features);
+  const lacking = features & ~t.offered;
+  if (lacking !== 0n) {
+    throw fault('E_SNAPSHOT_FEATURES', `${t.address} does not offer ${featureNames(lacking, t.deviceType)}, which the source negotiated`,
+      'restore onto a device that offers the same features');
+  }
+  for (const q of snap.queues) {
+    const max = t.queueMaxSize(q.index);
+    if (q.size > max) {
+      throw fault('E_SNAPSHOT_QUEUE_SIZE', `queue ${q.index} has size ${q.size}; ${t.address} allows at most ${max}`);
+    }
+    const sizes = ringAreaSizes(snap.layout, q.size);
+    for (const area of ['desc', 'driver', 'device'] as const) {
+      if (!t.owns(BigInt(q[area]), sizes[area])) {
+        throw fault('E_SNAPSHOT_ADDRESS', `queue ${q.index} ${area} area ${q[area]}+${sizes[area]} is not in this driver's memory`,
+          'a snapshot can only be restored by the driver (process) whose memory holds the rings');
+      }
+    }
+  }
+}
