@@ -7,7 +7,7 @@ export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio
 export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, type ReinitOptions, type DevicePhase } from './virtio/device.js';
 export { createVirtqueue } from './virtio/queue/index.js';
 export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
-export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/requests.js';
+export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/request-queue.js';
 export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
 export {
   parseSnapshot, readSnapshotFile, writeSnapshotFile, validateSnapshot, checkSnapshotTarget,
@@ -16,7 +16,7 @@ export {
 export { HeapDmaAllocator, type DmaAllocator, type DmaRegion, type GuestMemory } from './mem/dma.js';
 export type { PciFunction, RegisterWindow, MsixController } from './pci/function.js';
 export { walkCapabilities, enableBusMaster, PciConfig } from './pci/config.js';
-export type { VirtioTransport, QueueSetup, RingStateAccess, VqState } from './transport/types.js';
+export type { VirtioTransport, QueueSetup, ConfigWidth, VqState, StateFacility, StateContext, DeviceStateMailbox, SplitRingIndices } from './transport/types.js';
 export { VirtioPciTransport } from './transport/pci/transport.js';
 export { discoverVirtioPci, virtioDeviceType } from './transport/pci/caps.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress } from './address.js';
@@ -25,4 +25,5 @@ export {
   type SimBlkOptions, type SimNetOptions, type SimRngOptions, type SimOptions, type BlkRequestRecord,
 } from './sim/index.js';
 export { openTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
-export { initialVqState, type StateFacility } from './virtio/state.js';
+export { initialVqState } from './virtio/state/quiesce.js';
+export { DeviceConfig } from './virtio/config.js';

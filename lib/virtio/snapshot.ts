@@ -27,10 +27,12 @@ import { dirname, basename, join } from 'node:path';
 import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from '../spec/index.js';
 import { SnapshotError, type ErrorCode } from '../errors.js';
 import type { Layout } from './queue/types.js';
+import type { Mechanism } from '../transport/state.js';
 
 export const SNAPSHOT_FORMAT = 'uvirtio-snapshot';
 export const SNAPSHOT_VERSION = 1;
-export type Mechanism = 'ring-state' | 'suspend' | 'backend' | 'quiesce';
+/** How the device was stopped (defined with the state facilities, lib/transport/state.ts). */
+export type { Mechanism };
 const MECHANISMS: readonly Mechanism[] = ['ring-state', 'suspend', 'backend', 'quiesce'];
 
 export interface SnapshotQueue {

@@ -10,9 +10,9 @@
 // Split indices are free-running modulo 2^16 (virtio 1.2 §2.7); packed states are a slot index
 // plus a wrap counter (SPEC-NOTES §1 encoding), compared as positions modulo 2 × size (§2.8.1).
 
-import { unpackPackedState } from '../spec/index.js';
-import type { Layout } from './queue/types.js';
-import type { VqState } from '../transport/types.js';
+import { unpackPackedState } from '../../spec/index.js';
+import type { Layout } from '../queue/types.js';
+import type { VqState } from '../../transport/types.js';
 
 /** The driver's side of one queue at the stop: what it made available and consumed. */
 export interface DriverView {
