@@ -37,7 +37,9 @@ export interface QueueOptions {
 
 /** Everything the device keeps about one queue, given at set-up (VirtioDevice.setupQueue). */
 export interface QueueRecord {
+  /** The queue's index on the device. */
   readonly index: number;
+  /** The ring (split or packed), owned by the record for the device's life. */
   readonly vq: Virtqueue<unknown>;
   /** The MSI-X vector the device accepted for it, or VIRTIO_MSI_NO_VECTOR (polled). */
   vector: number;
@@ -51,10 +53,13 @@ export interface QueueRecord {
 
 /** The shared parts of one VirtioDevice (internal: not exported from the package). */
 export class DeviceCore {
+  /** The lifecycle phase (see DevicePhase). */
   phase: DevicePhase = 'features-ok';
   /** Why the device failed (needs-reset, failed), or a fault seen while stopped; null otherwise. */
   failure: UvirtioError | null = null;
+  /** One record per queue set up, by queue index. */
   readonly queues = new Map<number, QueueRecord>();
+  /** The interrupt routing on the current transport. */
   readonly interrupts: InterruptRouter;
   /** The stop, reinit, resume or recover in progress (they never overlap), or null. */
   operation: string | null = null;

@@ -14,14 +14,19 @@ import type { DeviceStateMailbox, StateContext, StateFacility, VqState } from '.
 
 /** What the facilities need of the transport: device_status and, for ring-state, the state registers. */
 export interface StatusAccess {
+  /** For messages. */
   readonly address: string;
+  /** device_status (virtio 1.2 §2.1). */
   readStatus(): number;
+  /** Stores device_status. */
   writeStatus(status: number): void;
 }
 
 /** The proposal's per-queue state registers (SPEC-NOTES §1). */
 export interface StateRegisters {
+  /** Queue q's avail/used state registers (selects the queue). */
   readVqState(q: number): VqState;
+  /** Writes queue q's avail/used state registers (selects the queue). */
   writeVqState(q: number, state: VqState): void;
 }
 

@@ -51,8 +51,11 @@ export interface RingOwner {
 
 /** The 'backend' facility: the back-end stops each ring (in queue order) and hands back its state. */
 export class BackendFacility implements StateFacility {
+  /** See StateFacility.mechanism. */
   readonly mechanism = 'backend' as const;
+  /** SET_VRING_BASE restores the back-end's indices. */
   readonly restoresIndices = true;
+  /** The state is the back-end's own report (GET_VRING_BASE), checked against the rings. */
   readonly ringDerived = false;
   /** One entry per GET_VRING_BASE of a split ring (what the back-end did with requests in flight). */
   readonly stops: StopObservation[] = [];
