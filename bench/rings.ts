@@ -28,7 +28,7 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
   const qs = new QueueSet(dev);
   const rq = qs.add(0, { size: 256 });
   await dev.driverOk();
-  const dma = dev.transport.dma;
+  const dma = dev.dma;
   const reqs = Array.from({ length: batch }, () => {
     const r = dma.alloc(64);
     new DataView(r.bytes.buffer, r.bytes.byteOffset).setUint32(0, BlkReq.FLUSH, true);

@@ -13,7 +13,7 @@ export * from './errors.js';
 export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio/features.js';
 export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, type ReinitOptions, type DevicePhase } from './virtio/device.js';
 export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
-export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/requests.js';
+export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/request-queue.js';
 export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
 export {
   parseSnapshot, readSnapshotFile, writeSnapshotFile, validateSnapshot, checkSnapshotTarget,
@@ -23,7 +23,7 @@ export {
 export { HeapDmaAllocator, type HeapDmaOptions, type DmaAllocator, type DmaRegion, type GuestMemory } from './mem/dma.js';
 export type { PciFunction, RegisterWindow, MsixController } from './pci/function.js';
 export { VfioPciFunction, type VfioOpenOptions } from './vfio/pci-function.js';
-export type { VirtioTransport, QueueSetup, RingStateAccess, VqState } from './transport/types.js';
+export type { VirtioTransport, QueueSetup, ConfigWidth, VqState, StateFacility, StateContext, DeviceStateMailbox, SplitRingIndices } from './transport/types.js';
 export { VirtioPciTransport } from './transport/pci/transport.js';
 export { VhostUserTransport, type VhostUserOptions } from './transport/vhost-user/transport.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress, type Scheme } from './address.js';
@@ -32,4 +32,4 @@ export {
   type SimBlkOptions, type SimNetOptions, type SimRngOptions, type SimOptions, type BlkRequestRecord,
 } from './sim/index.js';
 export { openTransport, type OpenedTransport, type OpenedDevice, type OpenTransportOptions } from './open.js';
-export type { StateFacility } from './virtio/state.js';
+export { DeviceConfig } from './virtio/config.js';

@@ -8,6 +8,7 @@ import { openTransport } from '../../lib/open.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
 import { BlkConfig, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
+import { DeviceConfig } from '../../lib/virtio/config.js';
 import type { Mechanism } from '../../lib/virtio/snapshot/index.js';
 import { action } from '../exit.js';
 import { timeoutOf } from '../options.js';
@@ -30,8 +31,9 @@ async function info(address: string, o: { json?: boolean }, timeoutMs: number): 
     const offered = t.deviceFeatures();
     const queues = Array.from({ length: t.numQueues }, (_, q) => ({ index: q, maxSize: t.queueMaxSize(q) }));
     const config: Record<string, unknown> = {};
-    if (t.deviceType === DeviceType.BLK) config.capacitySectors = Number(t.readConfig64(BlkConfig.CAPACITY));
-    if (t.deviceType === DeviceType.NET) config.mac = [...t.readConfigBytes(NetConfig.MAC, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    const cfg = new DeviceConfig(() => t);
+    if (t.deviceType === DeviceType.BLK) config.capacitySectors = Number(cfg.read64(BlkConfig.CAPACITY));
+    if (t.deviceType === DeviceType.NET) config.mac = [...cfg.readBytes(NetConfig.MAC, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
     const mechanisms = await mechanismsOf(t, timeoutMs);
     const result = {
       address: dev.address, type: deviceTypeName(t.deviceType), deviceType: t.deviceType,

@@ -10,11 +10,10 @@
 
 import { BLK_ID_BYTES, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type VirtioTransport } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
-import type { VirtioTransport } from '../../lib/transport/types.js';
 import type { DmaAllocator } from '../../lib/mem/dma.js';
 import { StatefulDriver } from '../stateful.js';
 import { readLimits, type BlkLimits, type RangeLimits } from './limits.js';
@@ -87,7 +86,7 @@ export class BlkDriver extends StatefulDriver {
     });
     try {
       // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ.
-      const offered = device.has(BlkFeature.MQ) ? Math.max(1, transport.readConfig16(BlkConfig.NUM_QUEUES)) : 1;
+      const offered = device.has(BlkFeature.MQ) ? Math.max(1, device.config.read16(BlkConfig.NUM_QUEUES)) : 1;
       const count = Math.min(offered, options.queues ?? 16);
       if (!Number.isInteger(count) || count < 1) throw new UsageError('E_INVALID_ARGUMENT', `queues must be a positive integer, got ${options.queues}`);
       const queues = new QueueSet(device);
@@ -95,8 +94,8 @@ export class BlkDriver extends StatefulDriver {
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));
       const limits = readLimits(device, Math.min(...rqs.map((rq) => rq.vq.size)), maxTransfer);
       await device.driverOk();
-      const pool = new SlotPool(transport.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer);
-      return new BlkDriver(device, queues, rqs, pool, limits, transport.dma);
+      const pool = new SlotPool(device.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer);
+      return new BlkDriver(device, queues, rqs, pool, limits, device.dma);
     } catch (e) {
       await device.close();
       throw e;
@@ -113,7 +112,7 @@ export class BlkDriver extends StatefulDriver {
    * E_CONFIG_UNSTABLE when config_generation keeps changing (the old capacity stays).
    */
   refreshCapacity(): number {
-    const sectors = Number(this.device.transport.readConfig64(BlkConfig.CAPACITY));
+    const sectors = Number(this.device.config.read64(BlkConfig.CAPACITY));
     this.limits.capacitySectors = sectors;
     return sectors;
   }

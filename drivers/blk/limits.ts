@@ -34,15 +34,15 @@ function orElse(v: number, otherwise: number): number {
 }
 
 export function readLimits(device: VirtioDevice, queueSize: number, maxTransfer: number): BlkLimits {
-  const t = device.transport;
-  const blockSize = device.has(BlkFeature.BLK_SIZE) ? t.readConfig32(BlkConfig.BLK_SIZE) : BLK_SECTOR_SIZE;
+  const t = device.config;
+  const blockSize = device.has(BlkFeature.BLK_SIZE) ? t.read32(BlkConfig.BLK_SIZE) : BLK_SECTOR_SIZE;
   if (blockSize < BLK_SECTOR_SIZE || blockSize % BLK_SECTOR_SIZE !== 0 || (blockSize & (blockSize - 1)) !== 0) {
     throw new DeviceError('E_CAP_INVALID', `${device.address}: blk_size ${blockSize} is not a power-of-two multiple of ${BLK_SECTOR_SIZE}`);
   }
   // Header and status take two descriptors of a direct chain (virtio 1.2 §2.7.5.3.1: no chain longer than the queue).
   const ringSegments = queueSize - 2;
-  const segMax = Math.min(ringSegments, device.has(BlkFeature.SEG_MAX) ? orElse(t.readConfig32(BlkConfig.SEG_MAX), ringSegments) : ringSegments);
-  const sizeMax = device.has(BlkFeature.SIZE_MAX) ? orElse(t.readConfig32(BlkConfig.SIZE_MAX), maxTransfer) : maxTransfer;
+  const segMax = Math.min(ringSegments, device.has(BlkFeature.SEG_MAX) ? orElse(t.read32(BlkConfig.SEG_MAX), ringSegments) : ringSegments);
+  const sizeMax = device.has(BlkFeature.SIZE_MAX) ? orElse(t.read32(BlkConfig.SIZE_MAX), maxTransfer) : maxTransfer;
   const perRequest = Math.min(maxTransfer, segMax * sizeMax);
   const transfer = perRequest - (perRequest % blockSize);
   if (transfer < blockSize || segMax < 1) {
@@ -51,19 +51,19 @@ export function readLimits(device: VirtioDevice, queueSize: number, maxTransfer:
   // Range segments are 16 bytes of request data; a request's data must fit a slot.
   const slotSegments = Math.floor(transfer / BlkDiscardSegment.LEN);
   const range = (sectors: number, segments: number, alignment: number): RangeLimits => ({
-    maxSectors: orElse(t.readConfig32(sectors), 0xffffffff),
-    maxSegments: Math.min(slotSegments, orElse(t.readConfig32(segments), 1)),
+    maxSectors: orElse(t.read32(sectors), 0xffffffff),
+    maxSegments: Math.min(slotSegments, orElse(t.read32(segments), 1)),
     alignment,
   });
   return {
-    capacitySectors: Number(t.readConfig64(BlkConfig.CAPACITY)),
+    capacitySectors: Number(t.read64(BlkConfig.CAPACITY)),
     readOnly: device.has(BlkFeature.RO),
     blockSize,
     segMax,
     sizeMax,
     maxTransfer: transfer,
     discard: device.has(BlkFeature.DISCARD)
-      ? range(BlkConfigExt.MAX_DISCARD_SECTORS, BlkConfigExt.MAX_DISCARD_SEG, orElse(t.readConfig32(BlkConfigExt.DISCARD_SECTOR_ALIGNMENT), 1))
+      ? range(BlkConfigExt.MAX_DISCARD_SECTORS, BlkConfigExt.MAX_DISCARD_SEG, orElse(t.read32(BlkConfigExt.DISCARD_SECTOR_ALIGNMENT), 1))
       : undefined,
     writeZeroes: device.has(BlkFeature.WRITE_ZEROES)
       ? range(BlkConfigExt.MAX_WRITE_ZEROES_SECTORS, BlkConfigExt.MAX_WRITE_ZEROES_SEG, 1)

@@ -5,7 +5,7 @@
 
 import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/spec/index.js';
 import { RequestError, UsageError } from '../../lib/errors.js';
-import type { RequestQueue, RequestSpec } from '../../lib/virtio/requests.js';
+import type { RequestQueue, RequestSpec } from '../../lib/virtio/request-queue.js';
 import type { BlkLimits } from './limits.js';
 import { dataSegments } from './plan.js';
 import type { Slot, SlotPool } from './slots.js';

@@ -4,7 +4,7 @@
 import { NetCtrl } from '../../lib/spec/index.js';
 import { RequestError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 
 const ACK_OFFSET = 64;
 

@@ -6,13 +6,12 @@
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type VirtioTransport } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
-import type { VirtioTransport } from '../../lib/transport/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlQueue } from './ctrl.js';
 import { encodeNetHeader, type NetHeader } from './header.js';
@@ -54,7 +53,7 @@ export class NetDriver extends StatefulDriver {
 
   private constructor(device: VirtioDevice, queues: QueueSet, pairs: number, ctrlIndex: number | undefined, maxFrame: number) {
     super(device, queues);
-    this.dma = device.transport.dma;
+    this.dma = device.dma;
     this.maxFrame = maxFrame;
     this.queuePairs = pairs;
     const mergeable = device.has(NetFeature.MRG_RXBUF);
@@ -64,7 +63,7 @@ export class NetDriver extends StatefulDriver {
       this.tx.push(queues.get(2 * p + 1) as RequestQueue<DmaRegion>);
     }
     if (ctrlIndex !== undefined) this.ctrl = new ControlQueue(queues.get(ctrlIndex) as RequestQueue<undefined>, this.dma, device.address);
-    this.mac = device.has(NetFeature.MAC) ? device.transport.readConfigBytes(NetConfig.MAC, 6) : new Uint8Array(6);
+    this.mac = device.has(NetFeature.MAC) ? device.config.readBytes(NetConfig.MAC, 6) : new Uint8Array(6);
   }
 
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
@@ -82,7 +81,7 @@ export class NetDriver extends StatefulDriver {
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
     try {
       // §5.1.5: max_virtqueue_pairs with MQ; the control queue follows the last pair the device has.
-      const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, transport.readConfig16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
+      const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, device.config.read16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
       const pairs = Math.min(maxPairs, wanted ?? maxPairs);
       const ctrlIndex = device.has(NetFeature.CTRL_VQ) ? (device.has(NetFeature.MQ) ? 2 * maxPairs : 2) : undefined;
       const queues = new QueueSet(device);
@@ -99,7 +98,7 @@ export class NetDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${bufferSize}`);
       }
       for (const rx of net.rx) {
-        for (let i = 0; i < Math.min(rxBuffers, sizeOf(2 * rx.pair)); i++) rx.post(transport.dma.alloc(bufferSize, 64));
+        for (let i = 0; i < Math.min(rxBuffers, sizeOf(2 * rx.pair)); i++) rx.post(device.dma.alloc(bufferSize, 64));
       }
       if (pairs > 1) await net.setQueuePairs(pairs);
       return net;
@@ -112,7 +111,7 @@ export class NetDriver extends StatefulDriver {
   /** Link status from the configuration (up when the device has no STATUS feature). */
   get linkUp(): boolean {
     if (!this.device.has(NetFeature.STATUS)) return true;
-    return (this.device.transport.readConfig16(NetConfig.STATUS) & NetStatus.LINK_UP) !== 0;
+    return (this.device.config.read16(NetConfig.STATUS) & NetStatus.LINK_UP) !== 0;
   }
 
   /**

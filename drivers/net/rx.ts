@@ -7,7 +7,7 @@
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
 
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */

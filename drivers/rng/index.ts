@@ -8,7 +8,7 @@ import { DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError } from '../../lib/errors.js';
 import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
-import type { RequestQueue } from '../../lib/virtio/requests.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 
 /** The transport a driver opens on (openTransport(address).transport). */
@@ -44,7 +44,8 @@ export class RngDriver {
       const queues = new QueueSet(device);
       const rq = queues.add<undefined>(0, { size: Math.min(transport.queueMaxSize(0), 64) });
       await device.driverOk();
-      return new RngDriver(device, queues, rq, transport.dma.alloc(BUFFER_BYTES, 64), transport.dma);
+      // device.dma: the allocator that stays valid across a reinit onto another device.
+      return new RngDriver(device, queues, rq, device.dma.alloc(BUFFER_BYTES, 64), device.dma);
     } catch (e) {
       await device.close();
       throw e;

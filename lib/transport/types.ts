@@ -1,50 +1,34 @@
-// VirtioTransport: how a VirtioDevice reaches a device. Implemented by the modern virtio-pci
-// transport (over any PciFunction) and, later, by the vhost-user front-end.
+// VirtioTransport: how a VirtioDevice (lib/virtio) reaches a device — the modern virtio-pci
+// transport over any PciFunction (pci/), and the vhost-user front-end (vhost-user/). A transport
+// offers raw register-level access; everything written once for every transport (the §3.1.1
+// sequence, the config_generation retry, the queue records) lives in lib/virtio. Its stop/state
+// facilities are in ./state.ts.
 
 import type { DmaAllocator } from '../mem/dma.js';
 import type { QueueAddresses } from '../spec/ring.js';
 import type { UvirtioError } from '../errors.js';
+import type { SplitRingIndices, StateFacility } from './state.js';
 
+export type { Mechanism, StateFacility, StateContext, VqState, DeviceStateMailbox, SplitRingIndices } from './state.js';
+
+/** What configureQueue programs for one queue (virtio 1.2 §4.1.5.1.3 for virtio-pci). */
 export interface QueueSetup {
+  /** Ring size in entries (split: a power of two). */
   size: number;
+  /** IOVAs of the descriptor table, the driver area and the device area. */
   addresses: QueueAddresses;
   /** MSI-X vector for used-buffer notifications, or VIRTIO_MSI_NO_VECTOR. */
   vector: number;
+  /**
+   * A split ring's avail->idx and used->idx, read and written by the virtqueue that owns the ring
+   * memory (lib/virtio/queue/split.ts); absent for a packed ring. A transport whose back-end must
+   * be waited on while it finishes a ring (vhost-user) uses these instead of reading ring memory.
+   */
+  ring?: SplitRingIndices;
 }
 
-export type InterruptMode = 'msix' | 'poll';
-
-/** One queue's state in the provisional encoding (SPEC-NOTES §1): split 16-bit indices; packed index|wrap<<15. */
-export interface VqState {
-  avail: number;
-  used: number;
-}
-
-export interface BackendStateAccess {
-  /** Stops ring q and returns its state (vhost-user GET_VRING_BASE: the next available index; SPEC-NOTES §2). */
-  stopQueue(q: number): Promise<VqState>;
-}
-
-/**
- * The proposal's registers, where the transport has them: per-queue available/used state
- * (readable while STOP shows, writable between FEATURES_OK and DRIVER_OK) and, with the
- * DEVICE_STATE extension, the device's extra-state mailbox.
- */
-export interface RingStateAccess {
-  readVqState(q: number): VqState;
-  writeVqState(q: number, state: VqState): void;
-  /** Whether the DEVICE_STATE mailbox registers exist. */
-  readonly hasDeviceState: boolean;
-  /** SAVE: the device writes its extra state into memory at `iova`; returns its length (0: none). */
-  saveDeviceState(iova: bigint, capacity: number): number;
-  /** LOAD: the device reads `length` bytes of extra state from `iova`. */
-  loadDeviceState(iova: bigint, length: number): void;
-  /** The length the device would SAVE now. */
-  deviceStateLength(): number;
-}
-
-/** What an interrupt was about: a queue (its index) or the device configuration. */
-export type InterruptCause = { kind: 'queue'; queues: readonly number[] } | { kind: 'config' };
+/** Widths of a raw device-configuration access in bytes (virtio 1.2 §2.5.1). */
+export type ConfigWidth = 1 | 2 | 4;
 
 export interface VirtioTransport {
   /** For messages: "0000:00:02.0", "sim:blk". */
@@ -56,6 +40,7 @@ export interface VirtioTransport {
   /** Queues the device has (num_queues). */
   readonly numQueues: number;
 
+  /** The device_status register (virtio 1.2 §2.1). */
   readStatus(): number;
   /**
    * The status register store. A transport whose device answers status changes asynchronously
@@ -69,18 +54,21 @@ export interface VirtioTransport {
    * Absent where register writes take effect at once (virtio-pci).
    */
   flush?(timeoutMs: number): Promise<void>;
-  /** Writes 0 and waits (bounded) until the device reads back 0 (virtio 1.2 §2.4). */
+  /** Writes 0 and waits (bounded) until the device reads back 0 (virtio 1.2 §2.4). Rejects E_RESET_TIMEOUT. */
   reset(timeoutMs: number): Promise<void>;
 
+  /** The device feature bits (virtio 1.2 §2.2), all 128 the transport can show. */
   deviceFeatures(): bigint;
+  /** Writes the driver feature bits (before FEATURES_OK). */
   writeDriverFeatures(features: bigint): void;
 
   /** The largest size the device supports for queue q; 0 when the queue is not available. */
   queueMaxSize(q: number): number;
   /** Programs size, addresses and vector; returns the vector the device accepted (NO_VECTOR if refused). */
   configureQueue(q: number, setup: QueueSetup): number;
+  /** queue_enable (virtio 1.2 §4.1.4.3); after configureQueue and any state restore. */
   enableQueue(q: number): void;
-  /** The store that notifies the device about queue q's new available buffers. */
+  /** The store that notifies the device about queue q's new available buffers (after configureQueue). */
   notifier(q: number): () => void;
 
   /**
@@ -90,33 +78,40 @@ export interface VirtioTransport {
   enableInterrupts(vectorsWanted: number, handler: (vector: number) => void): number;
   /** Assigns the configuration-change vector; returns what the device accepted. */
   setConfigVector(vector: number): number;
+  /** Releases interrupt vectors (never throws on a closed transport). */
   disableInterrupts(): void;
 
-  /** Device configuration, read consistently (generation retry); widths per virtio 1.2 §2.5.1. */
-  readConfig8(offset: number): number;
-  readConfig16(offset: number): number;
-  readConfig32(offset: number): number;
-  readConfig64(offset: number): bigint;
-  /** A byte range read in one generation (e.g. a MAC address). */
-  readConfigBytes(offset: number, length: number): Uint8Array;
-  writeConfig8(offset: number, value: number): void;
-  writeConfig16(offset: number, value: number): void;
-  writeConfig32(offset: number, value: number): void;
   /** Bytes of device configuration the device exposes. */
   readonly configLength: number;
-  /** The proposal's state registers, when the transport has room for them (else undefined). */
-  readonly ringState: RingStateAccess | undefined;
   /**
-   * A back-end that stops a ring and reports its state itself (vhost-user GET_VRING_BASE;
-   * vhost-vdpa later). With it, reinit writes the state through `ringState.writeVqState`
-   * (SET_VRING_BASE), so such a transport provides both.
+   * One raw little-endian access of `width` bytes at `offset` in the device configuration, without
+   * the generation retry (lib/virtio/config.ts adds it). Throws E_INVALID_ARGUMENT outside it.
    */
-  readonly backendState?: BackendStateAccess | undefined;
+  readConfig(offset: number, width: ConfigWidth): number;
+  /** One raw store; absent where the transport cannot write device configuration (vhost-user). */
+  writeConfig?(offset: number, width: ConfigWidth, value: number): void;
+  /** config_generation (virtio 1.2 §2.5.1); constant where the configuration is a copy (vhost-user). */
+  configGeneration(): number;
+
   /**
-   * Where the device can vanish (vhost-user: the back-end process exits): calls `listener` once
-   * when it does, with the error pending requests should be rejected with. Returns an unsubscribe.
+   * The feature bits of the state proposal this transport has room for (RING_STATE and
+   * DEVICE_STATE need registers; SUSPEND only the status bit): offered to negotiation when the
+   * driver wants stop/state (OpenOptions.stateFeatures).
+   */
+  stateFeatures(): readonly number[];
+  /**
+   * The stop/state facilities this transport supplies for a device that negotiated `features`,
+   * best first (virtio-pci: ring-state, suspend; vhost-user: backend). The device adds the generic
+   * quiesce (lib/virtio/state/quiesce.ts); VirtioDevice.mechanisms() is this list.
+   */
+  stateFacilities(features: bigint): readonly StateFacility[];
+  /**
+   * Where the device can vanish (vhost-user: the back-end process exits; any: the transport was
+   * closed under the device): calls `listener` once when it does, with the error pending requests
+   * should be rejected with. Returns an unsubscribe.
    */
   onLost?(listener: (error: UvirtioError) => void): () => void;
 
+  /** Releases the device and this transport's resources; idempotent. */
   close(): void;
 }

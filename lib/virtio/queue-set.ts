@@ -16,14 +16,12 @@
 
 import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
 import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
-import { RequestQueue, type RequestToken } from './requests.js';
+import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
 
-export interface QueueSetOptions extends QueueOptions {
-  /** False for queues whose chains wait on outside events (net rx): quiesce reclaims them instead of draining. */
-  drains?: boolean;
-}
+/** A queue's set-up in a QueueSet: its size and policy (QueueOptions; `onUsed` is the QueueSet's). */
+export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
 
 type Tokens = RequestToken<unknown>[];
 
@@ -45,13 +43,13 @@ export class QueueSet {
 
   /** Sets up queue `index` on the device (before DRIVER_OK) and returns its RequestQueue. */
   add<T>(index: number, options: QueueSetOptions = {}): RequestQueue<T> {
-    const vq = this.device.setupQueue<RequestToken<T>>(index, options);
+    // The queue's policy goes to the device with its set-up; its used interrupts drive this RequestQueue.
+    const rqs = this.queues;
+    const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.processUsed() });
     const rq = new RequestQueue<T>(vq);
-    this.device.setDrainPolicy(index, options.drains ?? true);
     this.queues.set(index, rq as RequestQueue<unknown>);
     rq.onBusy = () => this.watchdog.arm();
     rq.onFault = (e) => this.device.markFailed(e);
-    this.device.onQueueInterrupt(index, () => rq.processUsed());
     this.chooseDelivery(index, rq as RequestQueue<unknown>);
     return rq;
   }

@@ -15,7 +15,7 @@
 
 import { DeviceError } from '../errors.js';
 import type { VirtioDevice } from './device.js';
-import type { RequestQueue } from './requests.js';
+import type { RequestQueue } from './request-queue.js';
 
 export interface WatchdogStats {
   /** Used elements found by the watchdog on queues that have interrupts (interrupts that never came). */

@@ -1,7 +1,7 @@
 // A writer for the "newc" cpio format the kernel unpacks as an initramfs
 // (Linux Documentation/driver-api/early-userspace/buffer-format.rst): a 110-byte ASCII header of
 // hex fields, the NUL-terminated name, the data, each padded to 4 bytes; "TRAILER!!!" ends it.
-// The archive is left uncompressed: decompressing under TCG costs seconds (VM-NOTES.md).
+// The archive is left uncompressed: decompressing under TCG costs seconds (docs/test-vm.md).
 import fs from 'node:fs';
 import { Buffer } from 'node:buffer';
 

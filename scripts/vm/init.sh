@@ -23,7 +23,7 @@ done < /etc/uvirtio/modules
 # No-IOMMU DMA regions bigger than a page need hugepages (lib/vfio/dma.ts).
 [ "$profile" = noiommu ] && echo 64 > /proc/sys/vm/nr_hugepages
 
-# Every virtio function (vendor 0x1af4) to vfio-pci (VM-NOTES.md "Binding in the guest").
+# Every virtio function (vendor 0x1af4) to vfio-pci (docs/test-vm.md#iommu-profiles).
 for d in /sys/bus/pci/devices/*; do
   [ "$(cat "$d/vendor")" = 0x1af4 ] || continue
   echo vfio-pci > "$d/driver_override"

@@ -1,6 +1,6 @@
 // The noiommu profile's vfio.ko: Debian's kernel is built without CONFIG_VFIO_NOIOMMU, so the VFIO
 // core is rebuilt out of tree from Debian's linux-source-6.1 with -DCONFIG_VFIO_NOIOMMU=1 against
-// the matching linux-headers package (VM-NOTES.md). Its symbol CRCs match the stock modules, so the
+// the matching linux-headers package (docs/test-vm.md). Its symbol CRCs match the stock modules, so the
 // stock vfio-pci loads on top. Cached under .cache/vm/noiommu/<kernel version>/vfio.ko.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// The QEMU command line for the test VM (VM-NOTES.md): PVH boot of the extracted vmlinux with the
+// The QEMU command line for the test VM (docs/test-vm.md): PVH boot of the extracted vmlinux with the
 // uncompressed initramfs, q35, two virtio-blk and two virtio-net functions (split and packed), the
 // NICs joined on one hub; in the viommu profile an intel-iommu and iommu_platform/ats on each device.
 import path from 'node:path';

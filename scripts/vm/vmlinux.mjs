@@ -1,5 +1,5 @@
 // Extracts the uncompressed ELF vmlinux from an x86 bzImage, so QEMU can boot it through PVH
-// without decompressing under TCG (VM-NOTES.md: about 4 s saved per boot).
+// without decompressing under TCG (docs/test-vm.md#kernel: about 4 s saved per boot).
 //
 // The x86 boot protocol (Linux Documentation/arch/x86/boot.rst) puts the real-mode setup in
 // (setup_sects + 1) × 512 bytes (setup_sects at 0x1f1; 0 means 4), and since protocol 2.08 the

@@ -117,7 +117,7 @@ t.test('a snapshot of another device type, or a corrupt one, is refused and the 
   t.equal(await codeOfAsync(blk.reinit({ ...good, version: 9 as 1 })), 'E_SNAPSHOT_VERSION');
   t.equal(blk.device.status(), statusBefore, 'the device was not touched by any refused snapshot');
   await blk.reinit(good);
-  t.equal(blk.device.state, 'live', 'the good snapshot still works afterwards');
+  t.equal(blk.device.phase, 'live', 'the good snapshot still works afterwards');
 });
 
 t.test('quiesce on a device with no stop support says so, drains, and restarts the rings at 0', async (t) => {

@@ -1,4 +1,4 @@
-// DEVICE_STATE refusals carry their reason in DEVICE_STATE_CMD (constants.ts DeviceStateRefusal):
+// DEVICE_STATE refusals carry their reason in DEVICE_STATE_CMD (lib/spec DeviceStateRefusal):
 // NOT_NOW, UNKNOWN_COMMAND, MALFORMED, MISMATCH, BAD_ADDRESS — and REFUSED (0xffff, no reason)
 // only from the injected fault. A LOAD that does not fit the queues already configured is refused
 // at once with MISMATCH; DRIVER_OK stays the backstop for what depends on the state registers.

@@ -1,4 +1,4 @@
-// Bringing a stopped device's queues back (SPEC-NOTES §1, the proposal's "write the state during
+// Bringing a stopped device's queues back (docs/provisional-registers.md, the proposal's "write the state during
 // initialisation") on the reference device, at register level: on the same device after a reset
 // and on a second device reaching the same memory, each held request is served exactly once and
 // the rings continue from the saved indices; impossible states end in DEVICE_NEEDS_RESET at

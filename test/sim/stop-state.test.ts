@@ -1,5 +1,5 @@
-// The proposal's STOP and virtqueue state on the reference device, at register level (SPEC-NOTES
-// §1): STOP shows only once the device is quiet (drain completes, hold keeps), nothing touches the
+// The proposal's STOP and virtqueue state on the reference device, at register level (docs/provisional-registers.md
+// ): STOP shows only once the device is quiet (drain completes, hold keeps), nothing touches the
 // rings afterwards, STOP is one-way, the state registers read and accept what the proposal says,
 // and the common configuration capability covers exactly the registers offered.
 

@@ -1,4 +1,4 @@
-// virtio 1.4 SUSPEND on the reference device, at register level (SPEC-NOTES §2): the device
+// virtio 1.4 SUSPEND on the reference device, at register level (docs/provisional-registers.md#other-stop-mechanisms): the device
 // finishes what it fetched (whatever the STOP mode), then shows SUSPEND and clears DRIVER_OK;
 // while suspended it touches no ring and sends nothing; DRIVER_OK with SUSPEND clear resumes it,
 // and it picks up what was made available meanwhile without another notification.

@@ -32,7 +32,7 @@ export interface VirtioCap {
   at: number;
 }
 
-/** The provisional state registers of one queue (SPEC-NOTES §1). */
+/** The provisional state registers of one queue (docs/provisional-registers.md). */
 export interface VqState {
   avail: number;
   used: number;
@@ -161,7 +161,7 @@ export class SimDriver {
     this.w16(CommonCfg.QUEUE_ENABLE, 1);
   }
 
-  // ---- the proposal: STOP, state registers, DEVICE_STATE mailbox (PROVISIONAL, SPEC-NOTES §1) ----
+  // ---- the proposal: STOP, state registers, DEVICE_STATE mailbox (PROVISIONAL, docs/provisional-registers.md) ----
 
   readVqState(q: number): VqState {
     this.selectQueue(q);

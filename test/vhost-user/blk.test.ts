@@ -7,6 +7,7 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VhostUserTransport } from '../../lib/transport/vhost-user/transport.js';
 import { protocolFeatureNames } from '../../lib/transport/vhost-user/protocol.js';
+import { DeviceConfig } from '../../lib/virtio/config.js';
 import { Feature, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { Daemon, makeImage } from './daemon.js';
 
@@ -28,7 +29,7 @@ t.test('handshake: features, protocol features, queues, config', async (t) => {
   t.notOk(hasFeature(vt.deviceFeatures(), 30), 'VHOST_USER_F_PROTOCOL_FEATURES is not shown as a virtio feature');
   t.comment(`offered protocol features: ${protocolFeatureNames(vt.offeredProtocolFeatures)}`);
   t.equal(vt.numQueues, 1);
-  t.equal(vt.readConfig64(0), BigInt(img.bytes / 512), 'capacity from GET_CONFIG');
+  t.equal(new DeviceConfig(() => vt).read64(0), BigInt(img.bytes / 512), 'capacity from GET_CONFIG');
   vt.close();
 });
 

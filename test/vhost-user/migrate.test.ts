@@ -135,7 +135,7 @@ t.test('observed: qemu-storage-daemon answers GET_VRING_BASE at once and drops c
   const writes = Array.from({ length: 32 }, (_, i) => blk.write(i * 8, new Uint8Array(4096).fill(i + 1)).catch(() => undefined));
   await new Promise((r) => setTimeout(r, 30));
   // A raw GET_VRING_BASE, without the transport's settle: what the back-end itself does.
-  const ch = (vt as unknown as { channel(): Channel }).channel();
+  const ch = (vt as unknown as { link: { channel(): Channel } }).link.channel();
   const answer = stateOf({ request: Req.GET_VRING_BASE, flags: 0, payload: await ch.ask(Req.GET_VRING_BASE, Payload.state(0, 0), [8]) }).num;
   const q = blk.device.queue(0).addresses;
   const usedIdx = (): number => new DataView(vt.dma.view(q.device + 2n, 2).buffer, vt.dma.view(q.device + 2n, 2).byteOffset, 2).getUint16(0, true);

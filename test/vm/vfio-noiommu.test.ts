@@ -1,4 +1,4 @@
-// VM tier, noiommu profile: vfio.ko rebuilt with CONFIG_VFIO_NOIOMMU, physical addresses (scripts/vm, VM-NOTES.md).
+// VM tier, noiommu profile: vfio.ko rebuilt with CONFIG_VFIO_NOIOMMU, physical addresses (scripts/vm, docs/test-vm.md).
 import fs from 'node:fs';
 import t from 'tap';
 import { checkProbe } from './vfio-checks.js';

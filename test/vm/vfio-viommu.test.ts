@@ -1,4 +1,4 @@
-// VM tier, viommu profile: VFIO type1 behind QEMU's intel-iommu (scripts/vm, VM-NOTES.md).
+// VM tier, viommu profile: VFIO type1 behind QEMU's intel-iommu (scripts/vm, docs/test-vm.md).
 import fs from 'node:fs';
 import t from 'tap';
 import { checkProbe } from './vfio-checks.js';

@@ -1,18 +1,16 @@
 // The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction: common configuration,
-// notifications with notify_off_multiplier, ISR, device configuration with the generation retry,
-// MSI-X vector assignment with read-back.
+// notifications with notify_off_multiplier, ISR, raw device configuration and config_generation,
+// MSI-X vector assignment with read-back, and the stop/state facilities of ./state.ts.
 
 import { enableBusMaster } from '../../pci/config.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import type { DmaAllocator } from '../../mem/dma.js';
-import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, VIRTIO_MSI_NO_VECTOR } from '../../spec/index.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, CommonCfg, DEVICE_STATE_REFUSAL_REASONS, DeviceStateCmd, Feature, VIRTIO_MSI_NO_VECTOR, hasFeature } from '../../spec/index.js';
 import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../errors.js';
-import type { QueueSetup, RingStateAccess, VirtioTransport, VqState } from '../types.js';
+import type { ConfigWidth, DeviceStateMailbox, QueueSetup, StateFacility, VirtioTransport, VqState } from '../types.js';
+import { ringStateFacility, suspendFacility, type StateRegisters } from './state.js';
 import { backoff } from '../../util/backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
-
-/** How often a device configuration read is retried while config_generation keeps changing. */
-const CONFIG_READ_ATTEMPTS = 64;
 
 export class VirtioPciTransport implements VirtioTransport {
   readonly address: string;
@@ -25,7 +23,6 @@ export class VirtioPciTransport implements VirtioTransport {
   private readonly notifiers = new Map<number, () => void>();
   private closed = false;
   private readonly lostListeners = new Set<(e: UvirtioError) => void>();
-  readonly ringState: RingStateAccess | undefined;
 
   constructor(readonly fn: PciFunction) {
     this.address = fn.address;
@@ -36,7 +33,6 @@ export class VirtioPciTransport implements VirtioTransport {
     this.configLength = this.layout.device?.length ?? 0;
     enableBusMaster(fn);
     this.numQueues = this.c.read16(this.cb + CommonCfg.NUM_QUEUES);
-    this.ringState = this.layout.common.length >= COMMON_CFG_LEN ? this.makeRingState() : undefined;
   }
 
   get dma(): DmaAllocator {
@@ -147,7 +143,7 @@ export class VirtioPciTransport implements VirtioTransport {
     return this.layout.isr.window.read8(this.layout.isr.offset);
   }
 
-  // ---- device configuration (virtio 1.2 §2.5.1, §4.1.4.6) ----
+  // ---- device configuration (virtio 1.2 §2.5.1, §4.1.4.6); the generation retry is lib/virtio/config.ts ----
   private deviceRegion(offset: number, width: number): VirtioRegion {
     const dev = this.layout.device;
     if (!dev || !Number.isInteger(offset) || offset < 0 || offset + width > dev.length) {
@@ -156,80 +152,57 @@ export class VirtioPciTransport implements VirtioTransport {
     }
     return dev;
   }
-  private generation(): number {
+  /** config_generation (virtio 1.2 §4.1.4.3). */
+  configGeneration(): number {
     return this.c.read8(this.cb + CommonCfg.CONFIG_GENERATION);
   }
-  /** Runs `read` until config_generation reads the same before and after. */
-  private consistent<T>(read: () => T): T {
-    for (let attempt = 0; attempt < CONFIG_READ_ATTEMPTS; attempt++) {
-      const before = this.generation();
-      const value = read();
-      if (this.generation() === before) return value;
-    }
-    throw new DeviceError('E_CONFIG_UNSTABLE', `${this.address}: device configuration changed on each of ${CONFIG_READ_ATTEMPTS} reads`,
-      'the device keeps bumping config_generation; it may be misbehaving');
+  /** One 8/16/32-bit read of the device configuration (§4.1.3.1: accesses of their natural width). */
+  readConfig(offset: number, width: ConfigWidth): number {
+    const d = this.deviceRegion(offset, width);
+    const at = d.offset + offset;
+    return width === 1 ? d.window.read8(at) : width === 2 ? d.window.read16(at) : d.window.read32(at) >>> 0;
   }
-  readConfig8(offset: number): number {
-    const d = this.deviceRegion(offset, 1);
-    return this.consistent(() => d.window.read8(d.offset + offset));
-  }
-  readConfig16(offset: number): number {
-    const d = this.deviceRegion(offset, 2);
-    return this.consistent(() => d.window.read16(d.offset + offset));
-  }
-  readConfig32(offset: number): number {
-    const d = this.deviceRegion(offset, 4);
-    return this.consistent(() => d.window.read32(d.offset + offset) >>> 0);
-  }
-  /** 64-bit fields are read as two 32-bit halves, inside one generation (§2.5.1). */
-  readConfig64(offset: number): bigint {
-    const d = this.deviceRegion(offset, 8);
-    return this.consistent(() => {
-      const lo = BigInt(d.window.read32(d.offset + offset) >>> 0);
-      const hi = BigInt(d.window.read32(d.offset + offset + 4) >>> 0);
-      return (hi << 32n) | lo;
-    });
-  }
-  readConfigBytes(offset: number, length: number): Uint8Array {
-    const d = this.deviceRegion(offset, length);
-    return this.consistent(() => {
-      const out = new Uint8Array(length);
-      for (let i = 0; i < length; i++) out[i] = d.window.read8(d.offset + offset + i);
-      return out;
-    });
-  }
-  writeConfig8(offset: number, value: number): void {
-    const d = this.deviceRegion(offset, 1);
-    d.window.write8(d.offset + offset, value);
-  }
-  writeConfig16(offset: number, value: number): void {
-    const d = this.deviceRegion(offset, 2);
-    d.window.write16(d.offset + offset, value);
-  }
-  writeConfig32(offset: number, value: number): void {
-    const d = this.deviceRegion(offset, 4);
-    d.window.write32(d.offset + offset, value);
+  /** One 8/16/32-bit store to the device configuration. */
+  writeConfig(offset: number, width: ConfigWidth, value: number): void {
+    const d = this.deviceRegion(offset, width);
+    const at = d.offset + offset;
+    if (width === 1) d.window.write8(at, value);
+    else if (width === 2) d.window.write16(at, value);
+    else d.window.write32(at, value);
   }
 
-  // ---- the proposal's registers (PROVISIONAL offsets, constants.ts; SPEC-NOTES §1) ----
-  private makeRingState(): RingStateAccess {
+  // ---- stop/state: the proposal's registers (PROVISIONAL offsets, lib/spec; docs/provisional-registers.md) and SUSPEND ----
+
+  /** RING_STATE when the common configuration reaches the state registers, DEVICE_STATE when it reaches the mailbox; SUSPEND always. */
+  stateFeatures(): readonly number[] {
+    const f: number[] = [Feature.SUSPEND];
+    if (this.hasStateRegisters) f.push(Feature.RING_STATE);
+    if (this.hasMailbox) f.push(Feature.DEVICE_STATE);
+    return f;
+  }
+
+  /** ring-state (RING_STATE negotiated and the registers present; the mailbox with DEVICE_STATE), then suspend (SUSPEND). */
+  stateFacilities(features: bigint): readonly StateFacility[] {
+    const out: StateFacility[] = [];
+    if (this.hasStateRegisters && hasFeature(features, Feature.RING_STATE)) {
+      const mailbox = this.hasMailbox && hasFeature(features, Feature.DEVICE_STATE) ? this.mailbox() : undefined;
+      out.push(ringStateFacility(this, this.stateRegisters(), mailbox));
+    }
+    if (hasFeature(features, Feature.SUSPEND)) out.push(suspendFacility(this));
+    return out;
+  }
+
+  private get hasStateRegisters(): boolean {
+    return this.layout.common.length >= COMMON_CFG_LEN;
+  }
+  private get hasMailbox(): boolean {
+    return this.layout.common.length >= COMMON_CFG_EXT_LEN;
+  }
+
+  private stateRegisters(): StateRegisters {
     const c = this.c;
     const base = this.cb;
-    const hasDeviceState = this.layout.common.length >= COMMON_CFG_EXT_LEN;
-    const mailbox = (cmd: number, iova: bigint, length: number): void => {
-      write64(c, base + CommonCfg.DEVICE_STATE_ADDR, iova);
-      if (cmd === DeviceStateCmd.LOAD) c.write32(base + CommonCfg.DEVICE_STATE_LEN, length);
-      c.write16(base + CommonCfg.DEVICE_STATE_CMD, cmd);
-      const result = c.read16(base + CommonCfg.DEVICE_STATE_CMD);
-      if (result !== 0) {
-        // The device's reason (constants.ts DeviceStateRefusal), in its code and in words.
-        const reason = DEVICE_STATE_REFUSAL_REASONS[result] ?? `unknown refusal code 0x${result.toString(16)}`;
-        throw new DeviceError('E_STATE_REFUSED', `${this.address} refused DEVICE_STATE ${cmd === DeviceStateCmd.SAVE ? 'SAVE' : 'LOAD'}: ${reason} (CMD read 0x${result.toString(16)})`,
-          cmd === DeviceStateCmd.SAVE ? 'SAVE is allowed only while STOP shows' : 'LOAD is allowed only between FEATURES_OK and DRIVER_OK, with a state the device recognises');
-      }
-    };
     return {
-      hasDeviceState,
       readVqState: (q: number): VqState => {
         this.selectQueue(q);
         return { avail: c.read16(base + CommonCfg.QUEUE_AVAIL_STATE), used: c.read16(base + CommonCfg.QUEUE_USED_STATE) };
@@ -239,16 +212,35 @@ export class VirtioPciTransport implements VirtioTransport {
         c.write16(base + CommonCfg.QUEUE_AVAIL_STATE, state.avail);
         c.write16(base + CommonCfg.QUEUE_USED_STATE, state.used);
       },
-      deviceStateLength: (): number => (hasDeviceState ? c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0 : 0),
-      saveDeviceState: (iova: bigint, capacity: number): number => {
+    };
+  }
+
+  /** The DEVICE_STATE mailbox: ADDR, LEN, CMD; CMD reads back 0 or the device's refusal reason. */
+  private mailbox(): DeviceStateMailbox {
+    const c = this.c;
+    const base = this.cb;
+    const command = (cmd: number, iova: bigint, length: number): void => {
+      write64(c, base + CommonCfg.DEVICE_STATE_ADDR, iova);
+      if (cmd === DeviceStateCmd.LOAD) c.write32(base + CommonCfg.DEVICE_STATE_LEN, length);
+      c.write16(base + CommonCfg.DEVICE_STATE_CMD, cmd);
+      const result = c.read16(base + CommonCfg.DEVICE_STATE_CMD);
+      if (result !== 0) {
+        const reason = DEVICE_STATE_REFUSAL_REASONS[result] ?? `unknown refusal code 0x${result.toString(16)}`;
+        throw new DeviceError('E_STATE_REFUSED', `${this.address} refused DEVICE_STATE ${cmd === DeviceStateCmd.SAVE ? 'SAVE' : 'LOAD'}: ${reason} (CMD read 0x${result.toString(16)})`,
+          cmd === DeviceStateCmd.SAVE ? 'SAVE is allowed only while STOP shows' : 'LOAD is allowed only between FEATURES_OK and DRIVER_OK, with a state the device recognises');
+      }
+    };
+    return {
+      length: (): number => c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0,
+      save: (iova: bigint, capacity: number): number => {
         const length = c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0;
         if (length > capacity) {
           throw new DeviceError('E_STATE_REFUSED', `${this.address} has ${length} bytes of device state, more than the ${capacity}-byte buffer`);
         }
-        if (length > 0) mailbox(DeviceStateCmd.SAVE, iova, length);
+        if (length > 0) command(DeviceStateCmd.SAVE, iova, length);
         return length;
       },
-      loadDeviceState: (iova: bigint, length: number): void => mailbox(DeviceStateCmd.LOAD, iova, length),
+      load: (iova: bigint, length: number): void => command(DeviceStateCmd.LOAD, iova, length),
     };
   }
 

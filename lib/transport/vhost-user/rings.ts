@@ -1,10 +1,12 @@
 // One ring as the front-end hands it to the back-end (vhost-user.rst "Starting and stopping
 // rings", "Ring states"), and the waits around stopping it. Ring memory lives in the memfd arena;
-// the back-end reaches it through SET_MEM_TABLE.
+// the back-end reaches it through SET_MEM_TABLE; the front-end reads a split ring's indices only
+// through the virtqueue that owns it (QueueSetup.ring).
 
 import { backoff } from '../../util/backoff.js';
 import { PACKED_STATE_WRAP } from '../../spec/index.js';
 import type { MemfdArena } from './arena.js';
+import type { SplitRingIndices } from '../state.js';
 import { Payload, Req, VRING_NOFD } from './protocol.js';
 
 export interface RingConf {
@@ -16,35 +18,16 @@ export interface RingConf {
   vector: number;
   /** The SET_VRING_BASE payload's num for the next start. */
   base: number;
-  /** The used state to hold in ring memory for a split ring before the start (undefined: as it is). */
+  /** A split ring's indices, kept by the virtqueue that owns the ring memory (absent: packed). */
+  ring?: SplitRingIndices;
+  /** The used state to write to a split ring's used->idx before the start (undefined: as it is). */
   used?: number;
   enabled: boolean;
 }
 
-/** SET_VRING_BASE's num for a ring that starts afresh: split 0; packed index 0, both wrap counters 1 (SPEC-NOTES §2). */
+/** SET_VRING_BASE's num for a ring that starts afresh: split 0; packed index 0, both wrap counters 1 (docs/provisional-registers.md#other-stop-mechanisms). */
 export function initialBase(packed: boolean): number {
   return packed ? PACKED_STATE_WRAP | (PACKED_STATE_WRAP << 16) : 0;
-}
-
-/** The le16 indices of a split ring (virtio 1.2 §2.7.6, §2.7.8): avail->idx and used->idx, each at offset 2. */
-export class SplitIndices {
-  private readonly avail: DataView;
-  private readonly usedView: DataView;
-  constructor(arena: MemfdArena, conf: RingConf) {
-    const a = arena.view(conf.driver + 2n, 2);
-    const u = arena.view(conf.device + 2n, 2);
-    this.avail = new DataView(a.buffer, a.byteOffset, 2);
-    this.usedView = new DataView(u.buffer, u.byteOffset, 2);
-  }
-  availIdx(): number {
-    return this.avail.getUint16(0, true);
-  }
-  usedIdx(): number {
-    return this.usedView.getUint16(0, true);
-  }
-  setUsedIdx(v: number): void {
-    this.usedView.setUint16(0, v & 0xffff, true);
-  }
 }
 
 export type Message = [request: number, payload: Uint8Array, fds: number[]];
@@ -77,7 +60,7 @@ export const SETTLE_MS = 2000;
  * after limitMs, or once `gone()` reports the connection ended. Never waits on the main thread
  * (backoff yields to the event loop).
  */
-export async function settle(ring: SplitIndices, limitMs: number, gone: () => boolean): Promise<void> {
+export async function settle(ring: SplitRingIndices, limitMs: number, gone: () => boolean): Promise<void> {
   const t0 = Date.now();
   let last = ring.usedIdx();
   let moved = t0;
@@ -95,7 +78,7 @@ export async function settle(ring: SplitIndices, limitMs: number, gone: () => bo
  * i.e. the back-end completed every request it fetched. Stops early when `gone()` reports the
  * connection ended. Returns whether it got there.
  */
-export async function drained(ring: SplitIndices, avail: number, limitMs: number, gone: () => boolean): Promise<boolean> {
+export async function drained(ring: SplitRingIndices, avail: number, limitMs: number, gone: () => boolean): Promise<boolean> {
   const t0 = Date.now();
   for (let spins = 0; ring.usedIdx() !== avail; spins++) {
     if (gone() || Date.now() - t0 > limitMs) return false;

@@ -10,33 +10,29 @@
 //   reset       a session that set anything is ended — started rings drained and stopped first
 //               (GET_VRING_BASE), the connection closed — and a fresh one is opened and handshaken:
 //               the back-end drops a session's state with its connection, so that is a reset.
-// Without REPLY_ACK a setting has no answer; flush() then asks GET_FEATURES, whose answer comes
-// after the back-end has read everything sent before it.
+// The session, the messages in flight and the reset's renewal are the link's (link.ts).
 //
 // A back-end that hangs up, breaks the protocol or stops answering ends the session: readStatus()
 // shows DEVICE_NEEDS_RESET and onLost listeners hear the typed error (VirtioDevice then fails the
 // queues' pending requests with it).
 //
-// Stop/state ('backend' mechanism): backend-state.ts. A reset lets the back-end finish the
-// requests of running rings (settle, GET_VRING_BASE, used->idx reaching its answer) before it ends
-// the session, so that no request of ours is still in the back-end when the next session (or
-// another driver) takes the memory (virtio 1.2 §2.4).
+// Stop/state: the 'backend' facility (state.ts). Device configuration: the copy GET_CONFIG gave at
+// the handshake (raw reads; no writes: VHOST_USER_SET_CONFIG is not implemented).
 
 import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../spec/index.js';
 import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../errors.js';
 import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
-import type { BackendStateAccess, QueueSetup, RingStateAccess, VirtioTransport } from '../types.js';
+import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
-import type { Channel } from './channel.js';
-import * as err from './errors.js';
-import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req } from './protocol.js';
-import { BackendState, type StopObservation } from './backend-state.js';
-import { SplitIndices, drained, initialBase, settle, startMessages, type RingConf } from './rings.js';
-import { hasProtocol, openSession, type BackendInfo, type Session } from './session.js';
+import { Link } from './link.js';
+import { F_PROTOCOL_FEATURES, Payload, Req } from './protocol.js';
+import { BackendFacility, type StopObservation } from './state.js';
+import { initialBase, startMessages, type RingConf } from './rings.js';
+import { openSession, type Session } from './session.js';
 import { Watcher, type Watched } from './watcher.js';
 
-export type { StopObservation } from './backend-state.js';
+export type { StopObservation } from './state.js';
 
 export interface VhostUserOptions {
   /** Virtio device type the back-end serves (vhost-user does not say): default 2 (blk). */
@@ -59,15 +55,7 @@ const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
 export class VhostUserTransport implements VirtioTransport {
   readonly deviceType: number;
   readonly dma: MemfdArena;
-  readonly ringState: RingStateAccess;
-  readonly backendState: BackendStateAccess;
-  private session: Session | null;
-  /** What the last handshake learnt (kept while no session is open). */
-  private info: BackendInfo;
-  /** Why no session is open: the failed reconnect of the last reset(), thrown by what needs one. */
-  private connectError: UvirtioError | null = null;
-  /** Whether this session set anything the back-end keeps (features, memory, rings). */
-  private dirty = false;
+  private readonly link: Link;
   private status = 0;
   private driverFeatures = 0n;
   private readonly queues = new Map<number, RingConf>();
@@ -75,15 +63,10 @@ export class VhostUserTransport implements VirtioTransport {
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
   private irq: { handler: (vector: number) => void; vectors: number } | null = null;
-  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
   private readonly watcher = new Watcher(() => this.watched());
   private readonly replyTimeoutMs: number;
   private readonly drainTimeoutMs: number;
-  /** Messages sent since the last flush() whose answers it waits for. */
-  private work: Promise<unknown>[] = [];
-  /** Settings sent without REPLY_ACK since the last flush(). */
-  private unconfirmed = false;
-  private readonly state: BackendState;
+  private readonly backend: BackendFacility;
   private closed = false;
 
   private constructor(readonly address: string, readonly path: string, private readonly options: VhostUserOptions, session: Session) {
@@ -91,24 +74,29 @@ export class VhostUserTransport implements VirtioTransport {
     this.replyTimeoutMs = options.replyTimeoutMs ?? 5000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
     this.dma = options.arena ? options.arena.retain() : new MemfdArena(options.arenaBytes);
-    this.session = null;
-    this.info = session.info;
-    this.adopt(session);
-    this.state = new BackendState({
-      address, dma: this.dma, drainTimeoutMs: this.drainTimeoutMs,
+    this.link = new Link(address, path, this.deviceType, this.replyTimeoutMs, session);
+    this.backend = new BackendFacility({
+      address, drainTimeoutMs: this.drainTimeoutMs,
       ring: (q) => this.queues.get(q),
       running: (q) => this.started.has(q),
       stopped: (q) => this.started.delete(q),
       packed: () => this.packed(),
-      channel: () => this.channel(),
+      channel: () => this.link.channel(),
     });
-    this.ringState = this.state.ringState;
-    this.backendState = this.state.backendState;
   }
 
   /** One entry per GET_VRING_BASE of the 'backend' stop (what the back-end did with requests in flight). */
   get stops(): readonly StopObservation[] {
-    return this.state.stops;
+    return this.backend.stops;
+  }
+
+  /** vhost-user has none of the proposal's state registers, and no SUSPEND. */
+  stateFeatures(): readonly number[] {
+    return [];
+  }
+  /** The 'backend' facility (GET_VRING_BASE / SET_VRING_BASE), whatever was negotiated. */
+  stateFacilities(): readonly StateFacility[] {
+    return [this.backend];
   }
 
   /**
@@ -127,91 +115,32 @@ export class VhostUserTransport implements VirtioTransport {
   }
 
   get numQueues(): number {
-    return this.info.numQueues;
+    return this.link.info.numQueues;
   }
   get configLength(): number {
-    return this.info.config.length;
+    return this.link.info.config.length;
   }
   /** The protocol features the back-end offered, and those both sides agreed. */
   get offeredProtocolFeatures(): bigint {
-    return this.info.offeredProtocolFeatures;
+    return this.link.info.offeredProtocolFeatures;
   }
   get protocolFeatures(): bigint {
-    return this.info.protocolFeatures;
+    return this.link.info.protocolFeatures;
   }
 
-  // ---- the session ----
-
-  private adopt(s: Session): void {
-    this.session = s;
-    this.info = s.info;
-    this.connectError = null;
-    this.dirty = false;
-    s.channel.onFailure((e) => {
-      if (s !== this.session || this.closed) return;
-      for (const l of this.lostListeners) l(e);
-    });
-  }
+  // ---- the link (link.ts) ----
 
   /** Called once when the session dies under us (hang-up, broken protocol, no answer in time). */
   onLost(listener: (e: UvirtioError) => void): () => void {
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
-  }
-
-  /** The live session's channel, or the typed reason there is none. */
-  private channel(): Channel {
-    if (this.closed) throw new DeviceError('E_CLOSED', `${this.address}: the transport is closed`);
-    const s = this.session;
-    if (!s) throw this.connectError ?? err.lost(this.address, 'is not connected (its session ended; reset the device to connect again)');
-    if (s.channel.failed) throw s.channel.failed;
-    return s.channel;
-  }
-
-  /** A setting message, acknowledged when REPLY_ACK was negotiated. Never throws: failures reject. */
-  private set(request: number, payload?: Uint8Array, fds?: readonly number[]): Promise<void> {
-    try {
-      const ch = this.channel();
-      this.dirty = true;
-      if (hasProtocol(this.info, ProtocolFeature.REPLY_ACK)) return ch.ack(request, payload, fds);
-      ch.post(request, payload, fds);
-      this.unconfirmed = true;
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-  }
-
-  /** Work flush() waits for; a failure nobody flushes is not an unhandled rejection (onLost reports losses). */
-  private track(p: Promise<unknown>): void {
-    p.catch(() => undefined);
-    this.work.push(p);
+    return this.link.onLost(listener);
   }
 
   /**
    * Waits until the back-end has answered every message sent so far, bounded by timeoutMs (and
    * each answer by the reply timeout). Rejects with the first failure.
    */
-  async flush(timeoutMs: number): Promise<void> {
-    try {
-      // No session (lost, or the last reconnect failed): nothing sent was taken, and that is why.
-      const ch = this.channel();
-      if (this.unconfirmed) this.track(ch.ask(Req.GET_FEATURES, undefined, [8]));
-    } catch (e) {
-      this.track(Promise.reject(e as Error));
-    }
-    this.unconfirmed = false;
-    const work = this.work;
-    this.work = [];
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(err.timeout(this.address, `the ${work.length} message(s) sent since the last flush`, timeoutMs)), timeoutMs);
-    });
-    try {
-      await Promise.race([Promise.all(work), bound]);
-    } finally {
-      clearTimeout(timer);
-    }
+  flush(timeoutMs: number): Promise<void> {
+    return this.link.flush(timeoutMs);
   }
 
   /**
@@ -222,69 +151,32 @@ export class VhostUserTransport implements VirtioTransport {
    * back-end is needed next (the flush after FEATURES_OK); the next reset() tries again.
    */
   async reset(timeoutMs: number): Promise<void> {
-    const old = this.session;
     const started = [...this.started].map((q) => [q, this.queues.get(q)!] as const);
     const packed = this.packed();
+    this.forgetDevice();
+    await this.link.renew(started, packed, timeoutMs);
+  }
+
+  /** What a reset clears on this side: status, features, rings. */
+  private forgetDevice(): void {
     this.status = 0;
     this.driverFeatures = 0n;
     this.queues.clear();
     this.started.clear();
-    this.work = [];
-    this.unconfirmed = false;
     this.watcher.refresh();
-    if (old && (this.dirty || old.channel.failed)) {
-      this.session = null;
-      await this.endSession(old, started, packed, timeoutMs);
-    }
-    if (!this.session && !this.closed) {
-      try {
-        const s = await openSession(this.path, this.address, this.deviceType, this.replyTimeoutMs);
-        if (this.closed) s.channel.close();
-        else this.adopt(s);
-      } catch (e) {
-        this.connectError = isUvirtioError(e) ? e : new DeviceError('E_VHOST_LOST', `${this.address}: ${String(e)}`);
-      }
-    }
-  }
-
-  /** Drains and stops the rings still running (bounded by timeoutMs, best effort), then closes the connection. */
-  private async endSession(s: Session, rings: readonly (readonly [number, RingConf])[], packed: boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const left = (): number => Math.max(0, deadline - Date.now());
-    try {
-      for (const [q, conf] of rings) {
-        if (s.channel.failed) break;
-        const ring = packed ? null : new SplitIndices(this.dma, conf);
-        if (ring) await settle(ring, left(), () => s.channel.failed !== null);
-        const answer = await withDeadline(s.channel.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]), left());
-        if (ring && answer) await drained(ring, new DataView(answer.buffer, answer.byteOffset, 8).getUint32(4, true) & 0xffff, left(), () => s.channel.failed !== null);
-      }
-    } catch {
-      // The session ends anyway; what went wrong with it does not concern the reset.
-    } finally {
-      s.channel.close();
-    }
   }
 
   // ---- status (kept by the front-end: there is no vhost-user message for it) ----
 
   readStatus(): number {
-    return this.status | (this.session?.channel.failed ? Status.DEVICE_NEEDS_RESET : 0);
+    return this.status | (this.link.failed ? Status.DEVICE_NEEDS_RESET : 0);
   }
 
   writeStatus(status: number): void {
     if (status === 0) {
       // A reset without waiting: the session ends now; the next reset() opens a fresh one.
-      if (this.session && (this.dirty || this.session.channel.failed)) {
-        this.session.channel.close();
-        this.session = null;
-      }
-      this.status = 0;
-      this.driverFeatures = 0n;
-      this.queues.clear();
-      this.started.clear();
-      this.work = [];
-      this.watcher.refresh();
+      this.link.dropNow();
+      this.forgetDevice();
       return;
     }
     const added = status & ~this.status;
@@ -295,7 +187,7 @@ export class VhostUserTransport implements VirtioTransport {
 
   /** What the back-end offered at the last handshake (with no session open, the flush after FEATURES_OK says why). */
   deviceFeatures(): bigint {
-    return this.info.features & ~HIDDEN_FEATURES;
+    return this.link.info.features & ~HIDDEN_FEATURES;
   }
 
   writeDriverFeatures(features: bigint): void {
@@ -304,12 +196,12 @@ export class VhostUserTransport implements VirtioTransport {
 
   /** SET_FEATURES; FEATURES_OK is cleared when the features are not a subset of the offer or the back-end refuses them. */
   private setFeatures(): void {
-    if ((this.driverFeatures & ~(this.info.features & ~HIDDEN_FEATURES)) !== 0n) {
+    if ((this.driverFeatures & ~(this.link.info.features & ~HIDDEN_FEATURES)) !== 0n) {
       this.status &= ~Status.FEATURES_OK;
       return;
     }
-    const withProtocol = this.driverFeatures | (this.info.features & bit(F_PROTOCOL_FEATURES));
-    this.track(this.set(Req.SET_FEATURES, Payload.u64(withProtocol)).catch((e: unknown) => {
+    const withProtocol = this.driverFeatures | (this.link.info.features & bit(F_PROTOCOL_FEATURES));
+    this.link.track(this.link.setNow(Req.SET_FEATURES, Payload.u64(withProtocol)).catch((e: unknown) => {
       if (isUvirtioError(e) && e.code === 'E_VHOST_REFUSED') this.status &= ~Status.FEATURES_OK;
       else throw e;
     }));
@@ -337,7 +229,7 @@ export class VhostUserTransport implements VirtioTransport {
     const vector = this.irq && setup.vector !== VIRTIO_MSI_NO_VECTOR && setup.vector < this.irq.vectors ? setup.vector : VIRTIO_MSI_NO_VECTOR;
     this.queues.set(q, {
       size: setup.size, desc: setup.addresses.desc, driver: setup.addresses.driver, device: setup.addresses.device,
-      vector, base: initialBase(this.packed()), enabled: false,
+      vector, base: initialBase(this.packed()), enabled: false, ...(setup.ring ? { ring: setup.ring } : {}),
     });
     this.watcher.refresh();
     return vector;
@@ -360,15 +252,15 @@ export class VhostUserTransport implements VirtioTransport {
   /** DRIVER_OK: share the memory, then start every enabled ring. */
   private start(): void {
     const a = this.dma;
-    this.track(this.set(Req.SET_MEM_TABLE, Payload.memTable([{ guest: a.guestBase, size: BigInt(a.size), user: a.userBase, offset: 0n }]), [a.fd]));
+    this.link.set(Req.SET_MEM_TABLE, Payload.memTable([{ guest: a.guestBase, size: BigInt(a.size), user: a.userBase, offset: 0n }]), [a.fd]);
     for (const [q, conf] of this.queues) if (conf.enabled) this.startQueue(q, conf);
   }
 
   private startQueue(q: number, conf: RingConf): void {
-    if (conf.used !== undefined) new SplitIndices(this.dma, conf).setUsedIdx(conf.used);
-    const enable = hasFeature(this.info.features, F_PROTOCOL_FEATURES);
+    if (conf.used !== undefined) conf.ring?.setUsedIdx(conf.used);
+    const enable = hasFeature(this.link.info.features, F_PROTOCOL_FEATURES);
     for (const [request, payload, fds] of startMessages(q, conf, this.dma, this.kickFds.get(q)!, this.callFds.get(q), enable)) {
-      this.track(this.set(request, payload, fds));
+      this.link.set(request, payload, fds);
     }
     this.started.add(q);
     // "Starting and stopping rings": a ring starts processing on a kick. One now makes the
@@ -416,41 +308,19 @@ export class VhostUserTransport implements VirtioTransport {
 
   // ---- device configuration: GET_CONFIG at each handshake (changes would come on SLAVE_REQ, not negotiated) ----
 
-  private configView(offset: number, width: number): DataView {
-    const config = this.info.config;
+  /** One raw read of the configuration GET_CONFIG returned. Throws E_CAP_MISSING beyond it (no VHOST_USER_PROTOCOL_F_CONFIG). */
+  readConfig(offset: number, width: ConfigWidth): number {
+    const config = this.link.info.config;
     if (offset < 0 || offset + width > config.length) {
       throw new DeviceError('E_CAP_MISSING', `${this.address}: device configuration bytes ${offset}..${offset + width - 1} are not available (the back-end gave ${config.length})`,
         'the back-end must offer VHOST_USER_PROTOCOL_F_CONFIG');
     }
-    return new DataView(config.buffer, config.byteOffset + offset, width);
+    const v = new DataView(config.buffer, config.byteOffset + offset, width);
+    return width === 1 ? v.getUint8(0) : width === 2 ? v.getUint16(0, true) : v.getUint32(0, true);
   }
-  readConfig8(offset: number): number {
-    return this.configView(offset, 1).getUint8(0);
-  }
-  readConfig16(offset: number): number {
-    return this.configView(offset, 2).getUint16(0, true);
-  }
-  readConfig32(offset: number): number {
-    return this.configView(offset, 4).getUint32(0, true);
-  }
-  readConfig64(offset: number): bigint {
-    return this.configView(offset, 8).getBigUint64(0, true);
-  }
-  readConfigBytes(offset: number, length: number): Uint8Array {
-    this.configView(offset, length);
-    return this.info.config.slice(offset, offset + length);
-  }
-  private noConfigWrites(): never {
-    throw new DeviceError('E_UNSUPPORTED', `${this.address}: writing device configuration (VHOST_USER_SET_CONFIG) is not implemented`);
-  }
-  writeConfig8(): void {
-    this.noConfigWrites();
-  }
-  writeConfig16(): void {
-    this.noConfigWrites();
-  }
-  writeConfig32(): void {
-    this.noConfigWrites();
+  /** The configuration is the handshake's copy: it never changes under a read. */
+  configGeneration(): number {
+    return 0;
   }
 
   /**
@@ -462,27 +332,13 @@ export class VhostUserTransport implements VirtioTransport {
     if (this.closed) return;
     this.closed = true;
     // A driver still on it hears at once (its requests settle now, not at the watchdog's bound).
-    const closedError = new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport');
-    for (const l of [...this.lostListeners]) l(closedError);
-    this.session?.channel.close();
-    this.session = null;
+    this.link.close(new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport'));
     this.irq = null;
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
     this.callFds.clear();
     this.watcher.whenIdle(() => fds.forEach((fd) => libc.close(fd)));
     this.watcher.stop();
-    this.lostListeners.clear();
     this.dma.close();
-  }
-}
-
-/** Resolves with p's value, or with undefined once `ms` passed (p's rejection is passed on). */
-async function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -161,6 +161,11 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     return { token, len };
   }
 
+  /** A packed ring has no avail/used indices in memory (virtio 1.2 §2.8): undefined. */
+  splitIndices(): undefined {
+    return undefined;
+  }
+
   usedPending(): boolean {
     if (this.inFlight === 0) return false;
     const flags = Atomics.load(this.ring16, this.lastUsed * WORDS_PER_DESC + FLAGS_WORD);

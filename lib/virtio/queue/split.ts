@@ -10,6 +10,7 @@ import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitDesc, UsedFlag } 
 import { UsageError } from '../../errors.js';
 import { QueueCore, needsEvent, segmentAt } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
+import type { SplitRingIndices } from '../../transport/state.js';
 
 const U16 = 0x10000;
 
@@ -173,6 +174,20 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     this.kickedIdx = 0;
     this.addedSinceKick = 0;
     this.lastUsed = 0;
+  }
+
+  /**
+   * avail->idx and used->idx in this ring's memory (virtio 1.2 §2.7.6, §2.7.8), for a transport
+   * that must watch a back-end finish the ring (vhost-user) without knowing the ring's layout.
+   */
+  splitIndices(): SplitRingIndices {
+    return {
+      availIdx: () => Atomics.load(this.ring16, this.availIdxAt),
+      usedIdx: () => Atomics.load(this.ring16, this.usedIdxAt),
+      setUsedIdx: (value: number) => {
+        Atomics.store(this.ring16, this.usedIdxAt, value & 0xffff);
+      },
+    };
   }
 
   protected ringIndices(): { nextAvail: number; lastUsed: number } {

@@ -6,6 +6,7 @@
 
 import type { DmaAllocator } from '../../mem/dma.js';
 import type { VirtqueueError } from '../../errors.js';
+import type { SplitRingIndices } from '../../transport/state.js';
 
 import type { Layout, Segment, QueueAddresses } from '../../spec/ring.js';
 
@@ -109,6 +110,8 @@ export interface Virtqueue<T = unknown> {
    */
   reset(): T[];
   exportState(): VqDriverState;
+  /** A split ring's avail->idx and used->idx in ring memory (QueueSetup.ring); undefined for a packed ring. */
+  splitIndices(): SplitRingIndices | undefined;
   /** Frees ring memory and indirect tables. The queue is then broken with E_CLOSED. */
   close(): void;
 }

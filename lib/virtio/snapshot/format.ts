@@ -5,6 +5,7 @@
 // touches a device.
 
 import type { Layout } from '../../spec/ring.js';
+import type { Mechanism } from '../../transport/state.js';
 
 /** The value of a snapshot's `format` field: marks a JSON file as a uvirtio snapshot. */
 export const SNAPSHOT_FORMAT = 'uvirtio-snapshot';
@@ -12,14 +13,7 @@ export const SNAPSHOT_FORMAT = 'uvirtio-snapshot';
 /** The snapshot format version this uvirtio writes and reads (docs/snapshot.md#versions). */
 export const SNAPSHOT_VERSION = 1;
 
-/**
- * How a device's virtqueue state was obtained (docs/architecture.md#state-facilities):
- * - `ring-state`: the proposal's STOP bit and state registers (docs/provisional-registers.md);
- * - `suspend`: virtio 1.4 SUSPEND (§2.1.1 / §3.4), state derived from the rings in memory;
- * - `backend`: vhost-user GET_VRING_BASE / SET_VRING_BASE;
- * - `quiesce`: no device support; the driver drained every request, then reset.
- */
-export type Mechanism = 'ring-state' | 'suspend' | 'backend' | 'quiesce';
+export type { Mechanism };
 
 /** Every {@link Mechanism}, in order of preference. */
 export const MECHANISMS: readonly Mechanism[] = ['ring-state', 'suspend', 'backend', 'quiesce'];

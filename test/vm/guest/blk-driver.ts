@@ -58,7 +58,7 @@ async function stopSnapshotReinit(blk: BlkDriver, target?: OpenedDevice): Promis
   const mechanism = await blk.stop({ mechanism: 'auto' });
   const snap = parseSnapshot(JSON.stringify(blk.snapshot()));
   await blk.reinit(snap, target ? { target: target.transport } : {});
-  return { mechanism, snapshotMechanism: snap.mechanism, queues: snap.queues.length, stateAfter: blk.device.state, now: blk.device.address };
+  return { mechanism, snapshotMechanism: snap.mechanism, queues: snap.queues.length, stateAfter: blk.device.phase, now: blk.device.address };
 }
 
 async function perDisk(address: string, n: number): Promise<void> {
@@ -99,7 +99,7 @@ async function perDisk(address: string, n: number): Promise<void> {
       for (const m of ['ring-state', 'suspend'] as const) {
         await expectErrorAsync('stop-refused', () => blk.stop({ mechanism: m }), { address, mode, mechanism: m });
       }
-      await step('state', async () => ({ address, mode, stateBefore: blk.device.state,
+      await step('state', async () => ({ address, mode, stateBefore: blk.device.phase,
         ...await writesAroundStop(blk, STATE_FIRST[mode], STATE_WRITES, 100 + n, () => stopSnapshotReinit(blk)) }));
     } finally {
       await blk.close();
@@ -156,7 +156,7 @@ async function refuse(): Promise<void> {
     await step('refuse-after', async () => {
       await blk.resume(); // quiesce resumes: the source device never stopped
       await blk.write(3001, sectorBytes(3001, 300));
-      return { state: blk.device.state, now: blk.device.address, readBack: same(await blk.read(3001, 1), sectorBytes(3001, 300)) };
+      return { state: blk.device.phase, now: blk.device.address, readBack: same(await blk.read(3001, 1), sectorBytes(3001, 300)) };
     });
   } finally {
     await blk.close();

@@ -3,7 +3,7 @@ import t from 'tap';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { VirtqueueError } from '../../lib/errors.js';
 import { createVirtqueue, type Layout, type Segment } from '../../lib/virtio/queue/index.js';
-import { RequestQueue, type Completion, type RequestToken } from '../../lib/virtio/requests.js';
+import { RequestQueue, type Completion, type RequestToken } from '../../lib/virtio/request-queue.js';
 import { PackedHandDevice, SplitHandDevice, type HandDevice } from '../support/hand-device.js';
 
 function setup(layout: Layout = 'split', size = 4) {

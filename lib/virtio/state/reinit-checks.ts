@@ -1,26 +1,34 @@
 // What reinit() checks before it touches any device: the snapshot must fit the target (type,
 // queue count and sizes, features, addresses the driver owns — lib/virtio/snapshot.ts) and be
-// exactly this driver's (same queues at the same ring addresses, same features and layout), and
-// the target must be able to take the snapshot's mechanism. Plus the DEVICE_STATE mailbox, both ways.
+// exactly this driver's (same queues at the same ring addresses, same features and layout); the
+// target must reach the driver's memory through the same allocator (VirtioDevice.dma) and, for a
+// snapshot whose mechanism restores indices, supply that facility itself.
 
-import { Feature, featureNames, hasFeature } from '../spec/index.js';
-import { SnapshotError } from '../errors.js';
-import { checkSnapshotTarget, type DeviceSnapshot } from './snapshot/index.js';
-import type { Layout, Virtqueue } from './queue/types.js';
-import { queueStateProblem, type DriverView } from './state-checks.js';
-import type { VirtioTransport } from '../transport/types.js';
+import { Feature, featureNames, hasFeature } from '../../spec/index.js';
+import { SnapshotError } from '../../errors.js';
+import { checkSnapshotTarget, type DeviceSnapshot } from '../snapshot/index.js';
+import type { Layout, Virtqueue } from '../queue/types.js';
+import { queueStateProblem, type DriverView } from './queue-checks.js';
+import type { DmaAllocator } from '../../mem/dma.js';
+import type { StateFacility, VirtioTransport } from '../../transport/types.js';
 
 export interface DriverSide {
   deviceType: number;
   features: bigint;
   layout: Layout;
   queues: ReadonlyMap<number, Virtqueue<unknown>>;
-  /** Each queue as the driver left it at the stop (state-checks.ts). */
+  /** Each queue as the driver left it at the stop (queue-checks.ts). */
   views: ReadonlyMap<number, DriverView>;
+  /** The memory the rings and buffers live in (VirtioDevice.dma). */
+  dma: DmaAllocator;
 }
 
-/** Throws the first mismatch as a SnapshotError; `offered` is the target's device features. */
-export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: VirtioTransport, offered: bigint): void {
+/**
+ * Throws the first mismatch as a SnapshotError (E_SNAPSHOT_* codes); `offered` is the target's
+ * device features, `facility` the target's facility for the snapshot's mechanism (undefined when
+ * it has none: then the rings restart at 0, which only a ring-derived snapshot allows).
+ */
+export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: VirtioTransport, offered: bigint, facility: StateFacility | undefined): void {
   checkSnapshotTarget(snap, {
     address: target.address, deviceType: target.deviceType, numQueues: target.numQueues, offered,
     queueMaxSize: (q) => target.queueMaxSize(q),
@@ -32,25 +40,45 @@ export function checkReinit(snap: DeviceSnapshot, driver: DriverSide, target: Vi
     throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: its features ${snap.featureNames} differ from this driver's ${featureNames(driver.features, driver.deviceType)}`,
       'a snapshot is restored by the driver that took it');
   }
-  if (snap.mechanism === 'ring-state' && !(hasFeature(features, Feature.RING_STATE) && target.ringState)) {
+  checkSameMemory(snap, driver.dma, target);
+  if (snap.mechanism === 'ring-state' && facility?.mechanism !== 'ring-state') {
     throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken with ring-state, but ${target.address} has no state registers`,
       'restore a ring-state snapshot onto a device that offers VIRTIO_F_RING_STATE');
   }
-  if (snap.mechanism === 'backend' && !(target.backendState && target.ringState)) {
+  if (snap.mechanism === 'backend' && facility?.mechanism !== 'backend') {
     throw new SnapshotError('E_SNAPSHOT_FEATURES', `snapshot: taken from a back-end (vhost-user), but ${target.address} cannot set ring state`,
       'restore a back-end snapshot onto another vhost-user back-end');
   }
-  checkAgainstRings(snap, driver.views);
+  checkAgainstRings(snap, driver.views, facility);
 }
 
 /**
- * The snapshot's queue state must be one the driver's own rings allow (state-checks.ts): a file
+ * VirtioDevice.dma stays valid across a reinit onto another device: the target must reach every
+ * ring through the same memory the driver writes (a shared arena, container or heap), not merely
+ * own an IOVA range of the same name.
+ */
+function checkSameMemory(snap: DeviceSnapshot, dma: DmaAllocator, target: VirtioTransport): void {
+  for (const sq of snap.queues) {
+    for (const at of [sq.desc, sq.driver, sq.device]) {
+      const mine = dma.lookup(BigInt(at), 1);
+      const theirs = target.dma.lookup(BigInt(at), 1);
+      if (!mine || !theirs || mine.bytes.buffer !== theirs.bytes.buffer) {
+        throw new SnapshotError('E_SNAPSHOT_ADDRESS', `snapshot: ${target.address} does not reach queue ${sq.index}'s rings at ${at} through the driver's memory`,
+          'migrate onto a device opened to share the source\'s DMA memory (openTransport(…, { shareWith }))');
+      }
+    }
+  }
+}
+
+/**
+ * The snapshot's queue state must be one the driver's own rings allow (queue-checks.ts): a file
  * edited by hand, or taken at another stop, would otherwise skip or replay requests. Mechanisms
  * whose state comes from the rings (suspend, quiesce) must match them exactly.
  */
-function checkAgainstRings(snap: DeviceSnapshot, views: ReadonlyMap<number, DriverView>): void {
+function checkAgainstRings(snap: DeviceSnapshot, views: ReadonlyMap<number, DriverView>, facility: StateFacility | undefined): void {
   const rules = {
-    exact: snap.mechanism === 'suspend' || snap.mechanism === 'quiesce',
+    // A facility that restores nothing restarts the rings: the state must be the rings' own.
+    exact: facility ? facility.ringDerived : true,
     mayHold: snap.mechanism === 'ring-state' && hasFeature(BigInt(snap.features), Feature.DEVICE_STATE),
   };
   for (const sq of snap.queues) {
@@ -91,33 +119,4 @@ function checkSameQueues(snap: DeviceSnapshot, queues: ReadonlyMap<number, Virtq
         'a snapshot is restored by the driver (process) whose memory holds its rings');
     }
   }
-}
-
-/** DEVICE_STATE SAVE (the device must show STOP): its extra state, opaque, as hex; null when it has none. */
-export function saveExtraState(t: VirtioTransport): { bytes: string } | null {
-  const rs = t.ringState;
-  if (!rs?.hasDeviceState) return null;
-  const length = rs.deviceStateLength();
-  if (length === 0) return null;
-  const buf = t.dma.alloc(length, 64);
-  try {
-    const got = rs.saveDeviceState(buf.iova, buf.size);
-    return { bytes: Buffer.from(buf.bytes.subarray(0, got)).toString('hex') };
-  } finally {
-    t.dma.free(buf);
-  }
-}
-
-/** DEVICE_STATE LOAD (between FEATURES_OK and DRIVER_OK). Returns the buffer to free after DRIVER_OK. */
-export function loadExtraState(t: VirtioTransport, hex: string): { free(): void } {
-  const bytes = Buffer.from(hex, 'hex');
-  const buf = t.dma.alloc(bytes.length, 64);
-  buf.bytes.set(bytes);
-  try {
-    t.ringState!.loadDeviceState(buf.iova, bytes.length);
-  } catch (e) {
-    t.dma.free(buf);
-    throw e;
-  }
-  return { free: () => t.dma.free(buf) };
 }

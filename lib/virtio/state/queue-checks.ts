@@ -8,11 +8,11 @@
 //   avail state lies between the used state and what the driver made available: the device cannot
 //               have fetched more than it was given, nor less than it completed.
 // Split indices are free-running modulo 2^16 (virtio 1.2 §2.7); packed states are a slot index
-// plus a wrap counter (SPEC-NOTES §1 encoding), compared as positions modulo 2 × size (§2.8.1).
+// plus a wrap counter (docs/provisional-registers.md#state-encoding), compared as positions modulo 2 × size (§2.8.1).
 
-import { unpackPackedState } from '../spec/index.js';
-import type { Layout } from './queue/types.js';
-import type { VqState } from '../transport/types.js';
+import { unpackPackedState } from '../../spec/index.js';
+import type { Layout } from '../queue/types.js';
+import type { VqState } from '../../transport/types.js';
 
 /** The driver's side of one queue at the stop: what it made available and consumed. */
 export interface DriverView {

@@ -1,8 +1,9 @@
-// The 'backend' stop/state mechanism of the vhost-user transport (SPEC-NOTES §2, vhost-user.rst
+// The 'backend' stop/state facility of the vhost-user transport (docs/provisional-registers.md#other-stop-mechanisms, vhost-user.rst
 // "Ring states"): GET_VRING_BASE stops a ring and returns its next available index (split: bits
 // 0–15; packed: bits 0–14 avail index, 15 its wrap, 16–30 used index, 31 its wrap). For a split
-// ring the used state is used->idx in ring memory. SET_VRING_BASE carries the state into a fresh
-// session (the same back-end or another one), written by writeVqState before DRIVER_OK.
+// ring the used state is used->idx, read through the virtqueue (RingConf.ring). SET_VRING_BASE
+// carries the state into a fresh session (the same back-end or another one): restore() sets it
+// for the ring's next start, before DRIVER_OK.
 //
 // Requests in flight at GET_VRING_BASE: qemu-storage-daemon 7.2 (libvhost-user) answers at once
 // with an index that counts requests it fetched but has not finished; it still carries them out
@@ -14,12 +15,11 @@
 // fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them.
 
 import { DeviceError, TimeoutError, UsageError } from '../../errors.js';
-import type { BackendStateAccess, RingStateAccess, VqState } from '../types.js';
-import type { MemfdArena } from './arena.js';
+import type { StateContext, StateFacility, VqState } from '../state.js';
 import type { Channel } from './channel.js';
 import * as err from './errors.js';
 import { Payload, Req } from './protocol.js';
-import { SplitIndices, drained, settle, type RingConf } from './rings.js';
+import { drained, settle, type RingConf } from './rings.js';
 
 /** What GET_VRING_BASE found, for reports and tests (the back-end's behaviour with requests in flight). */
 export interface StopObservation {
@@ -38,7 +38,6 @@ export interface StopObservation {
 /** What the mechanism needs from the transport that owns the rings. */
 export interface RingOwner {
   readonly address: string;
-  readonly dma: MemfdArena;
   /** Bound on the settle before GET_VRING_BASE and on the drain after it. */
   readonly drainTimeoutMs: number;
   ring(q: number): RingConf | undefined;
@@ -50,34 +49,35 @@ export interface RingOwner {
   channel(): Channel;
 }
 
-export class BackendState {
+/** The 'backend' facility: the back-end stops each ring (in queue order) and hands back its state. */
+export class BackendFacility implements StateFacility {
+  /** See StateFacility.mechanism. */
+  readonly mechanism = 'backend' as const;
+  /** SET_VRING_BASE restores the back-end's indices. */
+  readonly restoresIndices = true;
+  /** The state is the back-end's own report (GET_VRING_BASE), checked against the rings. */
+  readonly ringDerived = false;
+  /** One entry per GET_VRING_BASE of a split ring (what the back-end did with requests in flight). */
   readonly stops: StopObservation[] = [];
-  readonly ringState: RingStateAccess;
-  readonly backendState: BackendStateAccess;
   private readonly last = new Map<number, VqState>();
 
-  constructor(private readonly t: RingOwner) {
-    this.ringState = {
-      readVqState: (q) => this.lastState(q),
-      writeVqState: (q, s) => this.setVqState(q, s),
-      hasDeviceState: false,
-      saveDeviceState: () => 0,
-      loadDeviceState: () => {
-        throw new DeviceError('E_STATE_UNSUPPORTED', `${t.address}: vhost-user carries no device state`);
-      },
-      deviceStateLength: () => 0,
-    };
-    this.backendState = { stopQueue: (q) => this.stopQueue(q) };
+  constructor(private readonly t: RingOwner) {}
+
+  /** GET_VRING_BASE on every queue the driver has, in queue order (each bounded by the drain timeout). */
+  async stop(ctx: StateContext): Promise<void> {
+    this.last.clear();
+    for (const q of ctx.queues) this.last.set(q, await this.stopQueue(q));
   }
 
-  private lastState(q: number): VqState {
+  /** The state GET_VRING_BASE reported for queue q at the last stop. Throws E_STATE_NOT_STOPPED before one. */
+  read(_ctx: StateContext, q: number): VqState {
     const s = this.last.get(q);
     if (!s) throw new DeviceError('E_STATE_NOT_STOPPED', `${this.t.address}: queue ${q} has not been stopped (GET_VRING_BASE)`);
     return s;
   }
 
-  /** SET_VRING_BASE for the next start of ring q (between FEATURES_OK and DRIVER_OK). */
-  private setVqState(q: number, s: VqState): void {
+  /** SET_VRING_BASE for the next start of ring q (between FEATURES_OK and DRIVER_OK). Throws E_BAD_STATE for a ring not configured. */
+  restore(q: number, s: VqState): void {
     const conf = this.t.ring(q);
     if (!conf) throw new UsageError('E_BAD_STATE', `${this.t.address}: queue ${q} is not configured`);
     if (this.t.packed()) {
@@ -89,11 +89,11 @@ export class BackendState {
     }
   }
 
-  async stopQueue(q: number): Promise<VqState> {
+  private async stopQueue(q: number): Promise<VqState> {
     const { address, drainTimeoutMs: limit } = this.t;
     const conf = this.t.ring(q);
     if (!conf || !this.t.running(q)) throw new UsageError('E_BAD_STATE', `${address}: queue ${q} is not running`);
-    const ring = this.t.packed() ? null : new SplitIndices(this.t.dma, conf);
+    const ring = this.t.packed() ? null : conf.ring ?? null;
     const availBefore = ring?.availIdx() ?? -1;
     const usedBefore = ring?.usedIdx() ?? -1;
     const ch = this.t.channel();
