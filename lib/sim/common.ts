@@ -42,6 +42,7 @@ export interface SimStateOffer {
 export interface SimCommonOptions {
   /** Largest queue size the device allows (default 256; at most 32768, a power of two). */
   queueMaxSize?: number;
+  /** Transport features offered besides VERSION_1 (packed, indirect, event idx, access platform: each default true). */
   offer?: SimOffer;
   /** Default 'immediate'. */
   completion?: Completion;
@@ -53,6 +54,7 @@ export interface SimCommonOptions {
    * target) survives the first one's close().
    */
   dma?: HeapDmaAllocator;
+  /** The stop/state facilities offered: RING_STATE, DEVICE_STATE, SUSPEND (each default false; docs/provisional-registers.md). */
   state?: SimStateOffer;
   /** What STOP does with fetched, unfinished requests (default 'drain'); SUSPEND always drains. */
   mode?: StopMode;
@@ -65,12 +67,15 @@ export const STOP_MODE = choice('drain', 'hold');
 
 /** The handle createSimDevice returns: the function, its memory, and the controls a test needs. */
 export interface SimDevice {
+  /** The PCI function a transport opens: configuration space, BAR 4 with the virtio structures, MSI-X. */
   readonly fn: SimPciFunction;
+  /** The memory shared with the driver: rings and buffers live here, addressed by IOVA. */
   readonly dma: HeapDmaAllocator;
   /** Completes every request held in flight (manual or latency completion); returns how many. */
   completeNow(): number;
   /** Requests fetched from the rings and not yet completed. */
   readonly held: number;
+  /** Counters since the device was made: notifications, interrupts, completions per queue (live, not a copy). */
   readonly stats: SimStats;
   /** Makes the device misbehave: now, on its next used elements, or until clearFaults() (faults.ts). */
   injectFault(fault: SimFault): void;
@@ -95,7 +100,10 @@ export interface SimDevice {
  * identity on the bus, its address options and how it builds its model and handle. `O` is its
  * createSimDevice options, `D` its handle.
  */
-export interface SimModelType<O extends SimCommonOptions & { type: string }, D extends SimDevice> {
+export interface SimModelType<O extends SimCommonOptions & {
+  /** The device type's name, as in sim:NAME. */
+  type: string;
+}, D extends SimDevice> {
   /** sim:NAME, and `type` in createSimDevice's options. */
   readonly name: O['type'];
   /** virtio device id (virtio 1.2 §5), the one its model reports. */
@@ -109,8 +117,24 @@ export interface SimModelType<O extends SimCommonOptions & { type: string }, D e
    * target takes over from (it may share its storage, as a second daemon on one image would).
    */
   fromAddress(values: Record<string, unknown>, source: SimDevice | undefined): Omit<O, keyof SimCommonOptions | 'type'>;
-  /** Checks `options`, builds the model and the handle maker. Throws E_INVALID_ARGUMENT (UsageError). */
-  create(options: O, queueMaxSize: number): { model: DeviceModel; handle(fn: SimPciFunction): D };
+  /**
+   * Checks `options`, builds the model and the handle maker. Throws E_INVALID_ARGUMENT
+   * (UsageError) for options that do not fit.
+   * @param options createSimDevice's options, `type` included.
+   * @param queueMaxSize The largest queue size the device allows, already checked.
+   * @returns The model (what the device type does with requests and its configuration space) and
+   * `handle`, which wraps the PCI function built around the model in this type's handle.
+   */
+  create(options: O, queueMaxSize: number): {
+    /** What the generic virtio device runs for this type: queues, features, configuration space, requests. */
+    model: DeviceModel;
+    /**
+     * The device type's handle over `fn`, the function built around `model`.
+     * @param fn The PCI function createSimDevice built.
+     * @returns The handle createSimDevice returns.
+     */
+    handle(fn: SimPciFunction): D;
+  };
 }
 
 /**

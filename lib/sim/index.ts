@@ -21,10 +21,14 @@ import { SIM_MODELS, isSimDeviceType, type SimDeviceOf, type SimOptions } from '
 import { checkValue } from '../util/options.js';
 
 export type { Completion, SimStats, StopMode } from './virtio/types.js';
-export { BAD_BLK_STATUS, FAULT_KINDS, SHORT_NET_RX_LEN, type FaultKind, type SimFault } from './virtio/faults.js';
+export {
+  BAD_BLK_STATUS, FAULT_KINDS, SHORT_NET_RX_LEN, type FaultKind, type SimFault, type ReplyFault, type ImmediateFault, type StickyFault,
+} from './virtio/faults.js';
 export { RULES, RULE_GROUPS, type Rule, type RuleAction, type RuleGroup, type RuleId, type Violation } from './virtio/rules.js';
 export type { QuietPhase } from './virtio/common-cfg.js';
-export { DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest } from './virtio/device-state.js';
+export {
+  DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest, type HeldSegment, type DeviceStateLimits,
+} from './virtio/device-state.js';
 export type { UsedFault } from './virtio/ring/chain.js';
 export { SimPciFunction } from './pci/function.js';
 export type { SimOffer, SimStateOffer, SimCommonOptions, SimDevice, SimModelType } from './common.js';

@@ -48,13 +48,17 @@ const LOG_LENGTH = 4096;
 
 /** One request as the device saw it. */
 export interface BlkRequestRecord {
+  /** The request queue it came on. */
   queue: number;
+  /** The header's type: VIRTIO_BLK_T_IN 0, OUT 1, FLUSH 4, GET_ID 8, DISCARD 11, WRITE_ZEROES 13… (virtio 1.2 §5.2.6). */
   type: number;
+  /** The header's sector, in 512-byte units whatever blk_size is. */
   sector: number;
   /** Descriptors besides the header and the status byte (§5.2.6: the data segments). */
   dataSegments: number;
   /** The longest of those, in bytes (0 without data). */
   largestSegment: number;
+  /** The status byte it was answered with: OK 0, IOERR 1, UNSUPP 2 (or BAD_BLK_STATUS under that fault). */
   status: number;
 }
 

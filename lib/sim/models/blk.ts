@@ -11,6 +11,7 @@ import { BlkModel, type BlkRequestRecord } from './blk-model.js';
 
 /** createSimDevice({ type: 'blk', … }). */
 export interface SimBlkOptions extends SimCommonOptions {
+  /** Selects virtio-blk (device id 2, virtio 1.2 §5.2). */
   type: 'blk';
   /** Request queues (default 1); MQ and num_queues are offered when more than one. */
   queues?: number;
@@ -34,9 +35,23 @@ export interface SimBlkOptions extends SimCommonOptions {
   /** size_max: bytes per segment at most (default 1 MiB). */
   sizeMax?: number;
   /** Offers VIRTIO_BLK_F_DISCARD with these limits (each defaulted). */
-  discard?: { maxSectors?: number; maxSegments?: number; alignment?: number };
+  discard?: {
+    /** max_discard_sectors: 512-byte sectors per range at most (default 8192, virtio 1.2 §5.2.4). */
+    maxSectors?: number;
+    /** max_discard_seg: ranges per DISCARD request at most (default 16). */
+    maxSegments?: number;
+    /** discard_sector_alignment in 512-byte sectors: each range starts and ends on it, else IOERR (default 1). */
+    alignment?: number;
+  };
   /** Offers VIRTIO_BLK_F_WRITE_ZEROES with these limits (each defaulted; mayUnmap default true). */
-  writeZeroes?: { maxSectors?: number; maxSegments?: number; mayUnmap?: boolean };
+  writeZeroes?: {
+    /** max_write_zeroes_sectors: 512-byte sectors per range at most (default 8192, virtio 1.2 §5.2.4). */
+    maxSectors?: number;
+    /** max_write_zeroes_seg: ranges per WRITE_ZEROES request at most (default 16). */
+    maxSegments?: number;
+    /** write_zeroes_may_unmap: the device may deallocate the zeroed sectors (default true). */
+    mayUnmap?: boolean;
+  };
   /** Sectors whose requests fail with IOERR (also settable later through `failSectors`). */
   failSectors?: readonly number[];
   /** Request types answered UNSUPP even when offered (also settable later through `unsupportedTypes`). */
@@ -45,6 +60,7 @@ export interface SimBlkOptions extends SimCommonOptions {
 
 /** The handle of a reference virtio-blk. */
 export interface SimBlkDevice extends SimDevice {
+  /** Always 'blk': narrows an AnySimDevice. */
   readonly type: 'blk';
   /** The disk's bytes (a new array after resize()). */
   readonly disk: Uint8Array;

@@ -17,10 +17,33 @@ export const SIM_MODELS = {
 export type SimDeviceType = keyof typeof SIM_MODELS;
 
 type Registered = (typeof SIM_MODELS)[SimDeviceType];
-/** createSimDevice's options for the device type `M`. */
-export type SimOptionsOf<M> = M extends { create(options: infer O, queueMaxSize: number): unknown } ? O : never;
-/** The handle createSimDevice returns for the device type `M`. */
-export type SimDeviceOf<M> = M extends { create(options: never, queueMaxSize: number): { handle(fn: never): infer D } } ? D : never;
+/** createSimDevice's options for the device type `M` (an entry of SIM_MODELS): what its `create` takes. */
+export type SimOptionsOf<M> = M extends {
+  /**
+   * The device type's builder (SimModelType.create); the match reads only its first parameter.
+   * @param options Inferred: the createSimDevice options of the device type.
+   * @param queueMaxSize The largest queue size (not part of the match).
+   * @returns Not part of the match.
+   */
+  create(options: infer O, queueMaxSize: number): unknown;
+} ? O : never;
+/** The handle createSimDevice returns for the device type `M` (an entry of SIM_MODELS): what its `handle` makes. */
+export type SimDeviceOf<M> = M extends {
+  /**
+   * The device type's builder (SimModelType.create); the match reads only what `handle` returns.
+   * @param options Its options (not part of the match).
+   * @param queueMaxSize The largest queue size (not part of the match).
+   * @returns The model and the handle maker.
+   */
+  create(options: never, queueMaxSize: number): {
+    /**
+     * Wraps the PCI function in the device type's handle.
+     * @param fn The PCI function createSimDevice built (not part of the match).
+     * @returns Inferred: the handle type.
+     */
+    handle(fn: never): infer D;
+  };
+} ? D : never;
 
 /** createSimDevice's options, for any registered device type. */
 export type SimOptions = SimOptionsOf<Registered>;

@@ -11,6 +11,7 @@ import { NetModel } from './net-model.js';
 
 /** createSimDevice({ type: 'net', … }). */
 export interface SimNetOptions extends SimCommonOptions {
+  /** Selects virtio-net (device id 1, virtio 1.2 §5.1). */
   type: 'net';
   /** "52:54:00:12:34:56" (the default) or 6 bytes. */
   mac?: string | Uint8Array;
@@ -24,7 +25,9 @@ export interface SimNetOptions extends SimCommonOptions {
 
 /** The handle of a reference virtio-net. */
 export interface SimNetDevice extends SimDevice {
+  /** Always 'net': narrows an AnySimDevice. */
   readonly type: 'net';
+  /** The 6-byte MAC address its configuration space shows (VIRTIO_NET_F_MAC, virtio 1.2 §5.1.4). */
   readonly mac: Uint8Array;
   /** Frames dropped (link down, or a receive buffer too small). */
   readonly dropped: number;

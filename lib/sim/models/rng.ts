@@ -16,6 +16,7 @@ import { badChain, type Chain } from '../virtio/ring/chain.js';
 
 /** createSimDevice({ type: 'rng', … }). */
 export interface SimRngOptions extends SimCommonOptions {
+  /** Selects virtio-rng, the entropy device (device id 4, virtio 1.2 §5.4). */
   type: 'rng';
   /** A seed for a repeatable byte stream (default: crypto randomness). */
   seed?: number;
@@ -23,6 +24,7 @@ export interface SimRngOptions extends SimCommonOptions {
 
 /** The handle of a reference virtio-rng. */
 export interface SimRngDevice extends SimDevice {
+  /** Always 'rng': narrows an AnySimDevice. */
   readonly type: 'rng';
   /** Bytes of entropy handed out. */
   readonly delivered: number;

@@ -24,7 +24,9 @@
 
 import type { Chain, Segment } from './ring/chain.js';
 
+/** The 4 ASCII bytes that open the reference device's state bytes (docs/provisional-registers.md#the-reference-devices-state-bytes). */
 export const DEVICE_STATE_MAGIC = 'UVDS';
+/** The format version at offset 4 (le16); decodeDeviceState refuses any other. */
 export const DEVICE_STATE_VERSION = 1;
 const HEADER_LEN = 8;
 const REQUEST_HEADER_LEN = 8;
@@ -32,18 +34,28 @@ const SEGMENT_LEN = 16;
 
 /** A request the device fetched from `queue` and has not used. */
 export interface HeldRequest {
+  /** The queue index it was fetched from. */
   queue: number;
+  /** Split: the head descriptor's index; packed: the buffer id (virtio 1.2 §2.8.6). Below the queue size. */
   id: number;
+  /**
+   * Descriptor slots it occupies in the ring (an indirect table counts as one); a packed ring's
+   * used position advances by this many when it is used (virtio 1.2 §2.8.6).
+   */
   ringDescs: number;
+  /** Its buffers in chain order, device-readable ones first (virtio 1.2 §2.7.5.2, §2.8.17); at least one. */
   segments: HeldSegment[];
 }
 
+/** One buffer of a held request: driver address, length in bytes (> 0), and its direction. */
 export interface HeldSegment extends Segment {
+  /** Device-writable (the device fills it) rather than device-readable. */
   writable: boolean;
 }
 
 /** What decode() can also check the fields against (without it: the format only). */
 export interface DeviceStateLimits {
+  /** Queues the device has: every held request's queue is below it. */
   queueCount: number;
   /** Largest queue size: ids and ringDescs are below / at most it. */
   queueMaxSize: number;
@@ -68,6 +80,11 @@ export function encodedLength(held: readonly HeldRequest[]): number {
   return held.reduce((n, r) => n + REQUEST_HEADER_LEN + SEGMENT_LEN * r.segments.length, HEADER_LEN);
 }
 
+/**
+ * The state bytes for `held` (docs/provisional-registers.md#the-reference-devices-state-bytes):
+ * an 8-byte header, then per request 8 bytes and 16 per segment, little-endian. The fields are
+ * written as given, not checked: decodeDeviceState is what refuses a malformed blob.
+ */
 export function encodeDeviceState(held: readonly HeldRequest[]): Uint8Array {
   const out = new Uint8Array(encodedLength(held));
   const v = new DataView(out.buffer);
@@ -91,6 +108,12 @@ export function encodeDeviceState(held: readonly HeldRequest[]): Uint8Array {
   return out;
 }
 
+/**
+ * The held requests in state bytes made by encodeDeviceState (or a device's SAVE), treated as
+ * untrusted: every field and the exact length are checked, and with `limits` queue indexes, ids
+ * and ringDescs against the device's queues. Throws DeviceStateFormatError (a plain Error whose
+ * message names the field) for a blob that does not fit.
+ */
 export function decodeDeviceState(bytes: Uint8Array, limits?: DeviceStateLimits): HeldRequest[] {
   const fail = (why: string): never => {
     throw new DeviceStateFormatError(`device state: ${why}`);

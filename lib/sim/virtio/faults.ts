@@ -69,15 +69,39 @@ import { DeviceStateCmd } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import type { UsedFault } from './ring/chain.js';
 
-/** Faults a device model applies while answering a request (model.ts). */
+/**
+ * One-shot faults a device model applies while answering a request (model.ts): used-len-short
+ * (a used len shorter than the request needs) and bad-blk-status (a blk status byte of
+ * BAD_BLK_STATUS, virtio 1.2 §5.2.6).
+ */
 export type ReplyFault = 'used-len-short' | 'bad-blk-status';
+/**
+ * Faults carried out the moment they are injected: needs-reset (DEVICE_NEEDS_RESET with `failure`,
+ * virtio 1.2 §2.1.2) and interrupt-storm (`count` spurious interrupts on every vector).
+ */
 export type ImmediateFault = 'needs-reset' | 'interrupt-storm';
+/**
+ * Faults in force until clearFaults(): a reset or a STOP / SUSPEND that never shows, an unstable
+ * config_generation, missing interrupts or completions, lying queue state, refused DEVICE_STATE
+ * commands, a FEATURES_OK that never sticks. The table at the top of lib/sim/virtio/faults.ts
+ * gives each one's effect.
+ */
 export type StickyFault =
   | 'reset-stuck' | 'stop-stuck' | 'config-churn' | 'interrupt-silence' | 'completion-silence' | 'state-lie'
   | 'device-state-refuse' | 'features-refuse';
+/**
+ * Every fault injectFault() takes, by class: one-shot on used elements (UsedFault) or on replies
+ * (ReplyFault), immediate (ImmediateFault), sticky (StickyFault). FAULT_KINDS lists them at run time.
+ */
 export type FaultKind = UsedFault | ReplyFault | ImmediateFault | StickyFault;
 
+/**
+ * What injectFault() makes the device do. Fields a kind does not use are ignored; the device
+ * throws E_INVALID_ARGUMENT (UsageError) for an unknown kind, a queue it does not have, a count
+ * that is not a positive integer, a reason outside 1–0xffff or a command other than 'save' / 'load'.
+ */
 export interface SimFault {
+  /** Which misbehaviour (FAULT_KINDS). */
   kind: FaultKind;
   /** One-shot kinds, interrupt-silence, completion-silence, state-lie: only this queue (default any). */
   queue?: number;
@@ -100,6 +124,7 @@ const IMMEDIATE_FAULTS: readonly FaultKind[] = ['needs-reset', 'interrupt-storm'
 const STICKY_FAULTS: readonly FaultKind[] = [
   'reset-stuck', 'stop-stuck', 'config-churn', 'interrupt-silence', 'completion-silence', 'state-lie', 'device-state-refuse', 'features-refuse',
 ];
+/** Every FaultKind, one-shot used faults first, then reply, immediate and sticky ones. */
 export const FAULT_KINDS: readonly FaultKind[] = [...USED_FAULTS, ...REPLY_FAULTS, ...IMMEDIATE_FAULTS, ...STICKY_FAULTS];
 
 export function isImmediate(kind: FaultKind): kind is ImmediateFault {

@@ -3,7 +3,10 @@
 // signals through. Kept apart so engine.ts need not import device.ts (which builds the engine).
 
 /** When fetched requests are completed: at once, when the test says so, or after a delay. */
-export type Completion = 'immediate' | 'manual' | { latencyMs: number };
+export type Completion = 'immediate' | 'manual' | {
+  /** Delay in milliseconds (≥ 0) from fetching a request to completing it. */
+  latencyMs: number;
+};
 
 /**
  * What STOP does with requests fetched and not yet completed: complete them before showing STOP
@@ -19,6 +22,7 @@ export interface SimStats {
   interrupts: number[];
   /** Used elements written for requests, per queue. */
   completed: number[];
+  /** Configuration change notifications sent (virtio 1.2 §4.1.5.3), the device's own and fault-induced ones. */
   configInterrupts: number;
   /** Interrupts sent for nothing (fault interrupt-storm). */
   spuriousInterrupts: number;

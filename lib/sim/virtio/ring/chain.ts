@@ -6,8 +6,11 @@ import type { GuestMemory } from '../../../mem/dma.js';
 import { RuleViolation, type RuleId } from '../rules.js';
 
 /** A piece of driver memory named by a descriptor: device address and length in bytes. */
+/** One buffer of a chain: where it is in driver memory and how long. */
 export interface Segment {
+  /** Driver address (an IOVA with VIRTIO_F_ACCESS_PLATFORM, virtio 1.2 §6.1). */
   addr: bigint;
+  /** Length in bytes. */
   len: number;
 }
 
