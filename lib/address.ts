@@ -1,4 +1,4 @@
-// Device addresses, as the CLI and openTransport() take them (ARCHITECTURE.md "Addressing a device"),
+// Device addresses, as the CLI and openTransport() take them (docs/architecture.md#addressing-a-device),
 // all one shape — SCHEME:TARGET[?KEY=VALUE&…]:
 //   vfio:0000:00:02.0                  or a bare BDF (0000:00:02.0, 00:02.0)
 //   vhost-user:/run/vhost.sock?type=net

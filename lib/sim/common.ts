@@ -62,7 +62,7 @@ export interface SimCommonOptions {
 
 /** Queue sizes the device allows: a power of two up to 32768 (virtio 1.2 §2.7; 2 for packed's sake). */
 export const QUEUE_SIZE = int(2, 32768, { powerOfTwo: true });
-/** What STOP does with fetched requests (SPEC-NOTES §1): 'drain' completes them, 'hold' keeps them for DEVICE_STATE. */
+/** What STOP does with fetched requests (docs/provisional-registers.md): 'drain' completes them, 'hold' keeps them for DEVICE_STATE. */
 export const STOP_MODE = choice('drain', 'hold');
 
 /** The handle createSimDevice returns: the function, its memory, and the controls a test needs. */
@@ -167,7 +167,7 @@ export function buildFunction(
   return new SimPciFunction({
     address: `sim:${type.name}`, model, dma, ownsDma: options.dma === undefined, queueMaxSize, transportFeatures, completion,
     stopMode: mode, msixVectors, classCode: type.classCode,
-    // The capability covers the provisional registers offered (SPEC-NOTES §1): the mailbox with
+    // The capability covers the provisional registers offered (docs/provisional-registers.md): the mailbox with
     // DEVICE_STATE; without it COMMON_CFG_LEN, the state registers included, as the device always had.
     commonCfgLength: deviceState ? COMMON_CFG_EXT_LEN : COMMON_CFG_LEN,
   });

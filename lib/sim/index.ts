@@ -2,7 +2,7 @@
 // (the CLI's `sim:blk` / `sim:net` / `sim:rng`) and the controls a test needs — completion timing,
 // fault injection, notification suppression, statistics — plus the memory it shares with the
 // driver. With `state` it offers the proposal's STOP + virtqueue state (RING_STATE), the
-// DEVICE_STATE mailbox and virtio 1.4 SUSPEND (SPEC-NOTES §1–§2).
+// DEVICE_STATE mailbox and virtio 1.4 SUSPEND (docs/provisional-registers.md).
 //
 // It is a strict device: `violations` lists every driver rule broken (virtio/rules.ts), `failure`
 // says why it set DEVICE_NEEDS_RESET. `injectFault` makes it misbehave (virtio/faults.ts);

@@ -3,7 +3,7 @@
 // and MSI-X vector mapping (§4.1.5.1.2). Every field has one access width; any other access, or
 // one outside the structure, is ignored and reads 0 (§4.1.3.1).
 //
-// With VIRTIO_F_RING_STATE (PROVISIONAL, SPEC-NOTES §1) it adds the proposal's STOP status bit and
+// With VIRTIO_F_RING_STATE (PROVISIONAL, docs/provisional-registers.md) it adds the proposal's STOP status bit and
 // the per-queue state registers (queue-state.ts); with DEVICE_STATE, the mailbox (state-mailbox.ts);
 // with VIRTIO_F_SUSPEND, the virtio 1.4 SUSPEND bit. Those registers read 0 and ignore writes
 // unless their feature was negotiated.
@@ -47,7 +47,7 @@ const WIDTH: Readonly<Record<number, 1 | 2 | 4>> = {
   [C.QUEUE_DEVICE]: 4, [C.QUEUE_DEVICE + 4]: 4,
   // Present but unused: their features (NOTIF_CONFIG_DATA, RING_RESET, ADMIN_VQ) are never offered.
   [C.QUEUE_NOTIF_CONFIG_DATA]: 2, [C.QUEUE_RESET]: 2, [C.ADMIN_QUEUE_INDEX]: 2, [C.ADMIN_QUEUE_NUM]: 2,
-  // PROVISIONAL (RING_STATE, DEVICE_STATE): SPEC-NOTES §1; the mailbox address in two halves.
+  // PROVISIONAL (RING_STATE, DEVICE_STATE): docs/provisional-registers.md; the mailbox address in two halves.
   [C.QUEUE_AVAIL_STATE]: 2, [C.QUEUE_USED_STATE]: 2,
   [C.DEVICE_STATE_LEN]: 4, [C.DEVICE_STATE_ADDR]: 4, [C.DEVICE_STATE_ADDR + 4]: 4, [C.DEVICE_STATE_CMD]: 2,
 };

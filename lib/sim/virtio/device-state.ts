@@ -1,6 +1,6 @@
 // The reference device's extra state for the DEVICE_STATE mailbox (PROVISIONAL, a uvirtio
-// extension on top of the proposal's "device-specific state"; constants.ts DeviceStateCmd): the
-// requests it fetched and holds without having used them (hold mode, SPEC-NOTES §1).
+// extension on top of the proposal's "device-specific state"; lib/spec DeviceStateCmd): the
+// requests it fetched and holds without having used them (hold mode, docs/provisional-registers.md).
 //
 // Layout, little-endian throughout:
 //

@@ -22,7 +22,7 @@
 //                                   BAD_BLK_STATUS (0x7e), none of OK / IOERR / UNSUPP (§5.2.6)
 //   needs-reset          immediate  DEVICE_NEEDS_RESET now, `failure` set, and the configuration
 //                                   interrupt when DRIVER_OK is set (§2.1.2) — not once STOP
-//                                   shows: a stopped device sends nothing (SPEC-NOTES §1)
+//                                   shows: a stopped device sends nothing (docs/provisional-registers.md)
 //   interrupt-storm      immediate  `count` (default 1) spurious interrupts on every MSI-X vector;
 //                                   without MSI-X the ISR queue and config bits are set
 //   reset-stuck          sticky     a write of 0 to device_status never completes: the device
@@ -47,7 +47,7 @@
 //                                   (an impossible state) can appear
 //   device-state-refuse  sticky     DEVICE_STATE commands (`command`: 'save' or 'load', default
 //                                   both) are refused: CMD reads `reason` (default 0xffff, no
-//                                   reason; constants.ts DeviceStateRefusal for the others)
+//                                   reason; lib/spec DeviceStateRefusal for the others)
 //   features-refuse      sticky     FEATURES_OK never sticks, whatever features are written (a
 //                                   target refusing features)
 //

@@ -1,5 +1,5 @@
 // Requests the device holds across a STOP in 'hold' mode, and how they come back (PROVISIONAL,
-// DEVICE_STATE, SPEC-NOTES §1; layout in device-state.ts):
+// DEVICE_STATE, docs/provisional-registers.md; layout in device-state.ts):
 //
 // - SAVE lists every queue's fetched, unfinished chains.
 // - LOAD (between FEATURES_OK and DRIVER_OK) decodes the bytes — MALFORMED when they are not a state

@@ -1,6 +1,6 @@
 // The proposal's virtqueue state registers as the device implements them ("[PATCH V2 0/2]
 // Virtqueue State Synchronization", virtio-dev July 2021; offsets and encodings PROVISIONAL,
-// SPEC-NOTES §1): queue_avail_state / queue_used_state, per queue_select.
+// docs/provisional-registers.md): queue_avail_state / queue_used_state, per queue_select.
 //
 // Split ring (virtio 1.2 §2.7): avail_state = last_avail_idx, the next available-ring index the
 // device will fetch; used_state = used_idx, the next used index it will publish. Both 16-bit

@@ -1,7 +1,7 @@
 // One virtqueue as the device holds it: the registers the driver programs through the common
 // configuration (virtio 1.2 §4.1.4.3), and — in one explicit object — everything the device side
 // tracks while the queue runs. That object is what a STOP / RING_STATE or SUSPEND implementation
-// reads out and writes back (SPEC-NOTES §1, §2).
+// reads out and writes back (docs/provisional-registers.md).
 
 import { VIRTIO_MSI_NO_VECTOR } from '../../spec/index.js';
 import type { Chain, DeviceRing } from './ring/chain.js';

@@ -1,4 +1,4 @@
-// The quiet states of the reference device (SPEC-NOTES §1, §2): STOP (the proposal, RING_STATE)
+// The quiet states of the reference device (docs/provisional-registers.md): STOP (the proposal, RING_STATE)
 // and SUSPEND (virtio 1.4 §3.4). On either the device stops fetching at once; it then finishes what
 // it fetched — always for SUSPEND, in 'drain' mode for STOP, while 'hold' mode keeps those requests
 // for the DEVICE_STATE mailbox — and shows the bit one setImmediate later, after its used elements

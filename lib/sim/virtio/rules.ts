@@ -5,7 +5,7 @@
 //
 // Sections are virtio 1.2 (oasis-tcs/virtio-spec, tag v1.2-cs01) unless prefixed: "1.4 …" is the
 // 1.4 text (SUSPEND), "proposal" is "[PATCH V2 0/2] Virtqueue State Synchronization" with the
-// registers SPEC-NOTES §1 fixes provisionally, "PCI …" is PCI Local Bus 3.0.
+// registers docs/provisional-registers.md fixes provisionally, "PCI …" is PCI Local Bus 3.0.
 //
 // Which action, and why:
 // - 'ignore': the device goes on the way a real device would (the write has no effect, a read
@@ -318,7 +318,7 @@ export class RuleViolation extends VirtqueueError {
 
 /** "virtio 1.2 §2.7.5.2", "virtio 1.4 §3.4.1", "the proposal", "PCI 3.0 §6.2.2". */
 export function sectionName(section: string): string {
-  if (section === 'proposal') return 'the virtqueue state proposal (SPEC-NOTES §1)';
+  if (section === 'proposal') return 'the virtqueue state proposal (docs/provisional-registers.md)';
   const [first, rest] = section.split(' ', 2);
   if (first === '1.4') return `virtio 1.4 §${rest}`;
   if (first === 'PCI') return `PCI 3.0 §${rest}`;

@@ -1,7 +1,7 @@
-// The DEVICE_STATE mailbox registers (PROVISIONAL, constants.ts CommonCfg.DEVICE_STATE_*): a
+// The DEVICE_STATE mailbox registers (PROVISIONAL, lib/spec CommonCfg.DEVICE_STATE_*): a
 // length, a DMA address and a command through which the device hands its extra state to the
 // driver (SAVE) and takes it back (LOAD). Commands run inside the register write; CMD then reads 0
-// when done, or the reason it was refused (constants.ts DeviceStateRefusal):
+// when done, or the reason it was refused (lib/spec DeviceStateRefusal):
 //
 //   NOT_NOW          SAVE while STOP does not show; LOAD outside FEATURES_OK … DRIVER_OK
 //   UNKNOWN_COMMAND  neither SAVE nor LOAD
@@ -57,7 +57,7 @@ export interface MailboxDevice {
 
 /**
  * The mailbox's view of `device`: SAVE only while STOP shows, LOAD only after FEATURES_OK and
- * before DRIVER_OK (SPEC-NOTES §2), driver memory reached only with Bus Master Enable.
+ * before DRIVER_OK (docs/provisional-registers.md#other-stop-mechanisms), driver memory reached only with Bus Master Enable.
  */
 export function mailboxHost(device: MailboxDevice): MailboxHost {
   return {

@@ -1,5 +1,5 @@
 // The device status field as a strict device runs it (virtio 1.2 §2.1, §2.4, §3.1.1), with the
-// proposal's STOP bit and virtio 1.4's SUSPEND (SPEC-NOTES §1–§2).
+// proposal's STOP bit and virtio 1.4's SUSPEND (docs/provisional-registers.md).
 //
 // §2.1.1: the driver never clears a bit (a write of 0 resets) and never sets DEVICE_NEEDS_RESET.
 // §3.1.1: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK in that order; FEATURES_OK sticks only for an
