@@ -13,7 +13,7 @@ import ts from 'typescript';
 const root = process.cwd();
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-/** The ```ts blocks of README.md, each with the heading it sits under. */
+/** The ```ts blocks of README.md (whole programs; "```ts excerpt" marks a piece of a file, not run), each with the heading it sits under. */
 function readmeExamples(): { heading: string; code: string }[] {
   const out: { heading: string; code: string }[] = [];
   let heading = '';
