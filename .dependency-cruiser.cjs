@@ -53,7 +53,7 @@ module.exports = {
       from: { path: '^lib/sim/' },
       to: { path: '^(lib|drivers|cli)', pathNot: [GROUND, '^lib/sim/', '^lib/mem/', '^lib/pci/'] },
     },
-    onlyDown('open-down-only', '^lib/(open|address)\\.ts$', ['^lib/(open|address)\\.ts$', '^lib/virtio/', '^lib/transport/', '^lib/sim/', '^lib/vfio/', '^lib/pci/', '^lib/mem/', '^lib/sys/']),
+    onlyDown('open-down-only', '^lib/(open|address|schemes)\\.ts$', ['^lib/(open|address|schemes)\\.ts$', '^lib/virtio/', '^lib/transport/', '^lib/sim/', '^lib/vfio/', '^lib/pci/', '^lib/mem/', '^lib/sys/']),
     onlyDown('drivers-through-lib-virtio', '^drivers/', ['^lib/virtio/', '^lib/(open|address)\\.ts$', '^lib/mem/']),
     {
       name: 'lib-never-imports-cli',

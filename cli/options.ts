@@ -4,13 +4,18 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Mechanism } from '../lib/virtio/snapshot/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { int } from '../lib/util/options.js';
 import { BOUNDS } from './wait.js';
 
-/** An integer option from `min` to `max`; "1e9", "0x10", "1.5" and "" are refused. */
+/**
+ * An integer option from `min` to `max`, read by the SDK's one option parser (lib/util/options.ts
+ * `int`, the same rule as address options): "1e9", "0x10", "1.5" and "" are refused.
+ */
 export function intArg(what: string, min: number, max: number): (v: string) => number {
+  const spec = int(min, max);
   return (v: string): number => {
-    const n = /^-?[0-9]+$/.test(v.trim()) ? Number(v) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`);
+    const n = spec.parse(v.trim());
+    if (n === undefined) throw new InvalidArgumentError(`${what} must be ${spec.expects}`);
     return n;
   };
 }

@@ -4,33 +4,16 @@
 //   vhost-user:/run/vhost.sock?type=net
 //   sim:blk?layout=packed&queues=4     sim:NAME for each device type in lib/sim/models/index.ts
 // This file is the one parser: it checks the scheme and its target and splits the options into
-// key → text. What the options mean is each opener's business (lib/open.ts names the openers;
-// they read options with lib/util/options.ts).
+// key → text, with the schemes of lib/schemes.ts. What the options mean is each opener's business
+// (they read options with lib/util/options.ts).
 
 import { UsageError } from './errors.js';
 import { normaliseBdf } from './pci/bdf.js';
-import { SIM_MODELS, isSimDeviceType } from './sim/models/index.js';
+import { SIM_MODELS } from './sim/models/index.js';
+import { SCHEMES, type Scheme } from './schemes.js';
 
 export { normaliseBdf };
-
-/** A target's check: its normal form, or why it is not one. */
-type TargetCheck = (target: string) => { target: string } | { why: string };
-
-/**
- * The schemes and the syntax of their targets, one line each. A new transport adds its line here
- * and its opener in lib/open.ts (the compiler insists on both).
- */
-const SCHEMES = {
-  vfio: (t) => {
-    const bdf = normaliseBdf(t);
-    return bdf ? { target: bdf } : { why: `"${t}" is not a PCI address (domain:bus:device.function)` };
-  },
-  'vhost-user': (t) => (t.startsWith('/') || t.startsWith('.') ? { target: t } : { why: 'the socket path must be absolute or start with ./' }),
-  sim: (t) => (isSimDeviceType(t) ? { target: t } : { why: `the reference device models ${Object.keys(SIM_MODELS).join(', ')}, not "${t}"` }),
-} satisfies Record<string, TargetCheck>;
-
-/** A transport's name before the colon: 'vfio' | 'vhost-user' | 'sim'. */
-export type Scheme = keyof typeof SCHEMES;
+export type { Scheme };
 
 /** A parsed device address: parseAddress('sim:blk?queues=4') is { scheme: 'sim', target: 'blk', options: { queues: '4' } }. */
 export interface DeviceAddress {
@@ -82,7 +65,7 @@ export function parseAddress(text: string): DeviceAddress {
   }
   const rest = s.slice(colon + 1);
   const q = rest.indexOf('?');
-  const checked: ReturnType<TargetCheck> = SCHEMES[scheme](q < 0 ? rest : rest.slice(0, q));
+  const checked = SCHEMES[scheme].target(q < 0 ? rest : rest.slice(0, q));
   if ('why' in checked) throw bad(s, checked.why);
   return { scheme, target: checked.target, options: q < 0 ? {} : parseQuery(s, rest.slice(q + 1)) };
 }
