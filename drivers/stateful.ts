@@ -6,8 +6,19 @@ import type { UvirtioError } from '../lib/errors.js';
 import type { QueueSet } from '../lib/virtio/queue-set.js';
 import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot/index.js';
 
+/**
+ * The base of the device drivers (BlkDriver, NetDriver): one {@link VirtioDevice} and the
+ * {@link QueueSet} of its queues, with stop / snapshot / reinit / resume (provisional:
+ * docs/provisional-registers.md#stopping-a-device), recover() after a device failure, and close().
+ * Errors are the device's and QueueSet's (UvirtioError subclasses with stable codes).
+ */
 export abstract class StatefulDriver {
-  protected constructor(readonly device: VirtioDevice, protected readonly queues: QueueSet) {}
+  protected constructor(
+    /** The device this driver runs on (status, features, configuration, DMA memory). */
+    readonly device: VirtioDevice,
+    /** The driver's queues, stopped, re-initialised and recovered together. */
+    protected readonly queues: QueueSet,
+  ) {}
 
   /** Holds new requests back and stops the device with the best (or the named) mechanism. */
   stop(options: StopOptions = {}): Promise<Mechanism> {

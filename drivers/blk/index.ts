@@ -24,9 +24,16 @@ import { SlotPool } from './slots.js';
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
 
+/**
+ * How {@link BlkDriver.open} sets up a virtio-blk device: the device-level options of OpenOptions
+ * (the driver picks the feature bits itself), the ring features, and queue sizing.
+ */
 export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
+  /** Ring layout: 'packed' requires VIRTIO_F_RING_PACKED, 'split' refuses it, 'auto' (default) takes packed when offered. */
   layout?: Layout | 'auto';
+  /** Accept VIRTIO_F_INDIRECT_DESC when offered (default true): long chains take one ring slot. */
   indirect?: boolean;
+  /** Accept VIRTIO_F_EVENT_IDX when offered (default true): notifications suppressed by event index (virtio 1.2 §2.7.10). */
   eventIdx?: boolean;
   /** Ring size (default: the device's maximum, at most 256). */
   queueSize?: number;
@@ -38,12 +45,24 @@ export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   maxTransfer?: number;
 }
 
+/** One write for {@link BlkDriver.writeMany}: bytes to put at a sector. */
 export interface BlkWrite {
+  /** First sector written, in 512-byte units. */
   sector: number;
+  /** The bytes to write: a positive multiple of 512 (and of the logical block size). */
   data: Uint8Array;
 }
 
+/**
+ * A virtio-blk driver (virtio 1.2 §5.2): read, write, flush, get-id, discard and write-zeroes as
+ * promises, over one or several request queues (VIRTIO_BLK_F_MQ), with a bounded queue depth and
+ * back-pressure. Sectors are 512 bytes. What the device would refuse is refused before it reaches
+ * the device: {@link UsageError} E_INVALID_ARGUMENT (bad sizes, unaligned ranges), {@link RequestError}
+ * E_OUT_OF_RANGE (beyond capacity) and E_READ_ONLY (VIRTIO_BLK_F_RO), E_UNSUPPORTED (a command the
+ * device does not offer); a failed request rejects with RequestError E_IO_ERROR.
+ */
 export class BlkDriver extends StatefulDriver {
+  /** The device's limits read at open (capacity, block size, segment and transfer sizes, discard/write-zeroes). */
   readonly limits: BlkLimits;
   /** The request queues in use (indices 0 … n − 1). */
   readonly queueCount: number;
@@ -64,6 +83,13 @@ export class BlkDriver extends StatefulDriver {
     this.runner = new RequestRunner(rqs, pool, limits, device);
   }
 
+  /**
+   * Initialises the virtio-blk device behind `transport` (virtio 1.2 §3.1.1, §5.2.5), sets up its
+   * request queues and reaches DRIVER_OK. Rejects with DeviceError E_NOT_VIRTIO when it is not a
+   * block device (type 2), UsageError E_INVALID_ARGUMENT for bad options (maxTransfer not a
+   * positive multiple of 512 bytes, depth outside 1–4096, queues < 1), and VirtioDevice.open's
+   * errors (E_FEATURES_NOT_OK, E_RESET_TIMEOUT, …); the device is closed again on failure.
+   */
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
     if (transport.deviceType !== DeviceType.BLK) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`);
@@ -102,6 +128,7 @@ export class BlkDriver extends StatefulDriver {
     }
   }
 
+  /** Device size in 512-byte sectors, as last read (at open, or by refreshCapacity()). */
   get capacitySectors(): number {
     return this.limits.capacitySectors;
   }
@@ -116,6 +143,7 @@ export class BlkDriver extends StatefulDriver {
     this.limits.capacitySectors = sectors;
     return sectors;
   }
+  /** Whether VIRTIO_BLK_F_RO was negotiated: writes, discards and write-zeroes reject with E_READ_ONLY. */
   get readOnly(): boolean {
     return this.limits.readOnly;
   }

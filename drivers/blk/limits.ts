@@ -8,13 +8,23 @@ import type { VirtioDevice } from '../../lib/virtio/device.js';
 
 /** Limits for DISCARD or WRITE_ZEROES (sectors per segment, segments per request, alignment in sectors). */
 export interface RangeLimits {
+  /** Sectors one range segment may cover (max_discard_sectors / max_write_zeroes_sectors; 0xffffffff when unset). */
   maxSectors: number;
+  /** Range segments per request (max_discard_seg / max_write_zeroes_seg, capped by what fits one request's data). */
   maxSegments: number;
+  /** Segments start and end on multiples of this many sectors (discard_sector_alignment for DISCARD, else 1). */
   alignment: number;
 }
 
+/**
+ * What a virtio-blk device allows, read once from its configuration (virtio 1.2 §5.2.4) under the
+ * negotiated features (§5.2.3), as the numbers the driver plans requests with. Sectors are 512 bytes
+ * whatever the block size.
+ */
 export interface BlkLimits {
+  /** Device size in 512-byte sectors (the capacity field). */
   capacitySectors: number;
+  /** VIRTIO_BLK_F_RO was negotiated: writes, discards and write-zeroes are refused. */
   readOnly: boolean;
   /** Logical block size in bytes (blk_size with BLK_SIZE, else 512): transfers are whole blocks. */
   blockSize: number;
@@ -24,7 +34,9 @@ export interface BlkLimits {
   sizeMax: number;
   /** Bytes per request: at most maxTransfer, segMax × sizeMax, whole blocks. */
   maxTransfer: number;
+  /** DISCARD limits (§5.2.6), or undefined when VIRTIO_BLK_F_DISCARD was not negotiated. */
   discard: RangeLimits | undefined;
+  /** WRITE_ZEROES limits (§5.2.6), or undefined when VIRTIO_BLK_F_WRITE_ZEROES was not negotiated. */
   writeZeroes: RangeLimits | undefined;
 }
 

@@ -7,8 +7,11 @@ import { BLK_SECTOR_SIZE, BLK_DISCARD_FLAG_UNMAP, BlkDiscardSegment } from '../.
 import type { Segment } from '../../lib/virtio/queue/types.js';
 import type { RangeLimits } from './limits.js';
 
+/** A run of 512-byte sectors on a block device: [sector, sector + sectors). */
 export interface SectorRange {
+  /** First sector (512-byte units from the start of the device). */
   sector: number;
+  /** Length in 512-byte sectors. */
   sectors: number;
 }
 

@@ -20,8 +20,14 @@ import { RxQueue, type ReceivedFrame } from './rx.js';
 export type { ReceivedFrame } from './rx.js';
 export { decodeNetHeader, encodeNetHeader, type NetHeader } from './header.js';
 
+/**
+ * How {@link NetDriver.open} sets up a virtio-net device: the device-level options of OpenOptions
+ * (the driver picks the feature bits itself), ring layout and sizes, receive buffering and queue pairs.
+ */
 export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
+  /** Ring layout: 'packed' requires VIRTIO_F_RING_PACKED, 'split' refuses it, 'auto' (default) takes packed when offered. */
   layout?: Layout | 'auto';
+  /** Ring size of every receive and transmit queue (default: the device's maximum, at most 256; the control queue at most 64). */
   queueSize?: number;
   /** Receive buffers kept posted per pair (default 64). */
   rxBuffers?: number;
@@ -35,8 +41,17 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   rxBufferSize?: number;
 }
 
+/**
+ * A virtio-net driver (virtio 1.2 §5.1): sends frames with a virtio_net_hdr, keeps receive buffers
+ * posted and delivers received frames (joined across buffers with VIRTIO_NET_F_MRG_RXBUF), uses
+ * several queue pairs through the control queue (CTRL_VQ + MQ, §5.1.6.5.5), and reads MAC and link
+ * status from the configuration (§5.1.4). Posted receive buffers survive stop/reinit. Sending a
+ * frame of 0 or more than maxFrame bytes rejects with RequestError E_FRAME_TOO_LARGE.
+ */
 export class NetDriver extends StatefulDriver {
+  /** The 6-byte MAC address from the configuration (VIRTIO_NET_F_MAC), or all zeroes when the device gives none. */
   readonly mac: Uint8Array;
+  /** Largest frame in bytes, header excluded, that send() takes and receive buffers hold (the mtu option; default 1514). */
   readonly maxFrame: number;
   /** Queue pairs set up (the most VQ_PAIRS_SET may ask for). */
   readonly queuePairs: number;
@@ -66,6 +81,14 @@ export class NetDriver extends StatefulDriver {
     this.mac = device.has(NetFeature.MAC) ? device.config.readBytes(NetConfig.MAC, 6) : new Uint8Array(6);
   }
 
+  /**
+   * Initialises the virtio-net device behind `transport` (virtio 1.2 §3.1.1, §5.1.5), sets up its
+   * receive, transmit and control queues, posts receive buffers and reaches DRIVER_OK. Rejects with
+   * DeviceError E_NOT_VIRTIO when it is not a network device (type 1), UsageError
+   * E_INVALID_ARGUMENT for bad options (rxBuffers or queuePairs not a positive integer, an
+   * rxBufferSize that cannot hold the 12-byte header and a byte), and the errors of VirtioDevice.open
+   * and of the VQ_PAIRS_SET command; the device is closed again on failure.
+   */
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);

@@ -13,11 +13,13 @@ import { decodeNetHeader, type NetHeader } from './header.js';
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
 const UNWRITTEN_GSO = 0xff;
 
+/** One frame the device delivered on a receive queue (virtio 1.2 §5.1.6.4), as given to frame listeners. */
 export interface ReceivedFrame {
   /** The virtio_net_hdr the device wrote (raw bytes). */
   header: Uint8Array;
   /** The same, decoded. */
   hdr: NetHeader;
+  /** The frame after the header (an Ethernet frame without FCS), copied out of DMA memory so the listener may keep it; with MRG_RXBUF joined from every buffer it spans. */
   frame: Uint8Array;
   /** The queue pair it arrived on. */
   pair: number;

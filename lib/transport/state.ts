@@ -47,6 +47,7 @@ export interface SplitRingIndices {
 export interface StateContext {
   /** For messages. */
   readonly address: string;
+  /** The negotiated ring layout (split or packed), which decides how queue indices are encoded. */
   readonly layout: Layout;
   /** The queues set up, ascending. */
   readonly queues: readonly number[];
@@ -75,6 +76,7 @@ export interface DeviceStateMailbox {
 
 /** One stop/state mechanism: it can stop the device, read each queue's state, and restore it. */
 export interface StateFacility {
+  /** Which mechanism this is (ring-state, suspend, backend, quiesce); reported by stop() and in snapshots. */
   readonly mechanism: Mechanism;
   /**
    * Whether a reinit restores the device's indices (true: ring-state, backend) or restarts every

@@ -30,6 +30,14 @@ export interface QueueSetup {
 /** Widths of a raw device-configuration access in bytes (virtio 1.2 §2.5.1). */
 export type ConfigWidth = 1 | 2 | 4;
 
+/**
+ * Register-level access to one virtio device, whatever carries it: status (virtio 1.2 §2.1), reset
+ * (§2.4), features (§2.2), queue set-up and notification, interrupts, device configuration (§2.5)
+ * and the stop/state facilities of the provisional proposal (docs/provisional-registers.md). A
+ * VirtioDevice builds everything transport-independent on top of it. Implementations: the modern
+ * virtio-pci transport (§4.1) and the vhost-user front-end. Methods throw {@link UvirtioError}s
+ * with the transport's stable codes.
+ */
 export interface VirtioTransport {
   /** For messages: "0000:00:02.0", "sim:blk". */
   readonly address: string;

@@ -30,7 +30,9 @@ export type { StopOptions, ReinitOptions } from './state/migration.js';
 /** Re-exported so drivers name a transport through lib/virtio (they never import lib/transport). */
 export type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
+/** How {@link VirtioDevice.open} initialises a device: feature policy, interrupts, state features and timeouts. */
 export interface OpenOptions {
+  /** Which feature bits to require and accept (virtio 1.2 §2.2); default: no device-type bits, SDK defaults for the rest. */
   features?: FeaturePolicy;
   /**
    * Accept the stop/state features the transport has room for and the device offers (RING_STATE,
@@ -52,6 +54,13 @@ export interface OpenOptions {
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * One virtio device driven over any {@link VirtioTransport}: the status machine and initialisation
+ * (virtio 1.2 §2.1, §3.1.1), reset (§2.4), virtqueue set-up, device configuration (§2.5), DMA memory,
+ * failure handling (DEVICE_NEEDS_RESET, §2.1.2) and stop/state/reinit (provisional:
+ * docs/provisional-registers.md#stopping-a-device). Errors are {@link UvirtioError} subclasses:
+ * {@link DeviceError} for what the device did, {@link UsageError} for calls out of phase.
+ */
 export class VirtioDevice {
   private readonly d: DeviceCore;
   private readonly m: Migration;

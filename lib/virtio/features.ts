@@ -5,6 +5,12 @@ import { Feature, bit, featureNames, hasFeature } from '../spec/index.js';
 import { DeviceError, UsageError } from '../errors.js';
 import type { Layout } from './queue/types.js';
 
+/**
+ * What a driver wants from feature negotiation (virtio 1.2 §2.2, §3.1.1 steps 4–6): device-type bits
+ * it requires or can use, and its choices for the transport bits the SDK implements. Bit numbers are
+ * 0–127; transport bits (24–49) in `required`/`optional` are refused with E_INVALID_ARGUMENT, a
+ * required bit the device does not offer with E_FEATURE_MISSING.
+ */
 export interface FeaturePolicy {
   /** Device-type feature bits the driver cannot work without. */
   required?: readonly number[];
@@ -32,8 +38,11 @@ function isTransportBit(n: number): boolean {
   return n >= 24 && n <= 49;
 }
 
+/** The outcome of negotiateFeatures: what the driver writes to driver_feature, and the ring layout that implies. */
 export interface Negotiated {
+  /** The accepted feature bits (a subset of the offer), bit n as 1n << n. */
   features: bigint;
+  /** 'packed' when VIRTIO_F_RING_PACKED was accepted, else 'split'. */
   layout: Layout;
 }
 

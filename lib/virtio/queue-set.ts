@@ -25,6 +25,13 @@ export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
 
 type Tokens = RequestToken<unknown>[];
 
+/**
+ * A driver's queues on one {@link VirtioDevice}, each a {@link RequestQueue} driven by its interrupt
+ * vector or by polling, with the choreography across them for stop/reinit/resume (provisional:
+ * docs/provisional-registers.md#stopping-a-device), device failure and recover(), and close. A
+ * watchdog fails a device that stops making progress (E_DEVICE_UNRESPONSIVE, after the device's
+ * requestTimeoutMs) or shows DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) without an interrupt.
+ */
 export class QueueSet {
   private readonly queues = new Map<number, RequestQueue<unknown>>();
   private readonly watchdog: Watchdog;
@@ -34,7 +41,11 @@ export class QueueSet {
   private handling: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(readonly device: VirtioDevice) {
+  /** @param device the device whose queues this set owns; its failures are handled here from now on. */
+  constructor(
+    /** The device the queues live on. */
+    readonly device: VirtioDevice,
+  ) {
     this.watchdog = new Watchdog(device, this.queues);
     device.onFailure((e) => {
       this.handling = this.handling.then(() => this.settleFailure(e));
@@ -54,6 +65,7 @@ export class QueueSet {
     return rq;
   }
 
+  /** The RequestQueue set up by add() for queue `index`, or undefined when there is none. */
   get(index: number): RequestQueue<unknown> | undefined {
     return this.queues.get(index);
   }
@@ -74,6 +86,12 @@ export class QueueSet {
     }
   }
 
+  /**
+   * Pauses every queue (new requests wait, in order), stops the device with {@link VirtioDevice.stop}
+   * and settles the requests it completed on the way. Resolves with the mechanism used. Rejects with
+   * the device's error (E_STATE_UNSUPPORTED, E_STOP_TIMEOUT, E_SUSPEND_TIMEOUT, E_DEVICE_NEEDS_RESET,
+   * E_BAD_STATE, E_CLOSED); when the device is still live the queues are then unpaused.
+   */
   async stop(options: StopOptions = {}): Promise<Mechanism> {
     for (const rq of this.queues.values()) rq.pause();
     try {
@@ -107,6 +125,11 @@ export class QueueSet {
     this.restart(true);
   }
 
+  /**
+   * Leaves a stop without a reset ({@link VirtioDevice.resume}: SUSPEND clears, quiesce goes on),
+   * notifies every queue and lets the waiting requests in. Rejects with the device's error, e.g.
+   * E_STATE_UNSUPPORTED after STOP, which only reinit() leaves.
+   */
   async resume(): Promise<void> {
     await this.device.resume();
     this.restart(true);

@@ -21,27 +21,37 @@
 import { VirtqueueError, type UvirtioError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
 
+/** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
 export interface Completion<T> {
   /** Bytes the device wrote into the writable segments. */
   len: number;
+  /** The token passed to submit() (undefined when none was given). */
   token: T;
 }
 
 /** What the virtqueue under a RequestQueue carries as its token for each chain. */
 export interface RequestToken<T> {
+  /** The caller's token, handed back in the {@link Completion}. */
   readonly token: T;
+  /** Settles the request's promise when the device returns the chain. */
   readonly resolve: (c: Completion<T>) => void;
+  /** Rejects the request's promise (broken queue, failed or closed device). */
   readonly reject: (e: Error) => void;
-  /** The chain, kept so that a ring restarted at index 0 can be given it again (repost). */
+  /** The chain's device-readable segments, kept so that a ring restarted at index 0 can be given it again (repost). */
   readonly readable: readonly Segment[];
+  /** The chain's device-writable segments, kept for repost like `readable`. */
   readonly writable: readonly Segment[];
   /** Submission order. */
   readonly seq: number;
 }
 
+/** One request for {@link RequestQueue.submitMany}: the same arguments submit() takes. */
 export interface RequestSpec<T> {
+  /** Device-readable segments (the request the device reads), in order. */
   readable: readonly Segment[];
+  /** Device-writable segments (where the device puts its answer), in order after the readable ones. */
   writable: readonly Segment[];
+  /** Returned in the {@link Completion}; optional. */
   token?: T;
 }
 
@@ -55,6 +65,13 @@ function waitingOf<T>(request: RequestToken<T>): Waiting<T> {
   return { readable: request.readable, writable: request.writable, request };
 }
 
+/**
+ * Requests as promises over one virtqueue (virtio 1.2 §2.6): submit() adds a chain and kicks, the
+ * promise resolves when the device returns it. A full ring is back-pressure, not an error: requests
+ * wait in FIFO order for room. A queue whose ring the device broke rejects pending, waiting and later
+ * requests with the {@link VirtqueueError}; a failed device's error ({@link UvirtioError}) is used
+ * while it is halted. Every request settles exactly once.
+ */
 export class RequestQueue<T = undefined> {
   /** Chains the device has returned so far (a watchdog compares it between looks). */
   completions = 0;
@@ -79,7 +96,11 @@ export class RequestQueue<T = undefined> {
   private paused = false;
   private nextSeq = 0;
 
-  constructor(readonly vq: Virtqueue<RequestToken<T>>) {}
+  /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
+  constructor(
+    /** The underlying virtqueue, carrying a {@link RequestToken} per chain. */
+    readonly vq: Virtqueue<RequestToken<T>>,
+  ) {}
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
   get pending(): number {
@@ -96,6 +117,13 @@ export class RequestQueue<T = undefined> {
     return this.halted;
   }
 
+  /**
+   * Adds one chain (device-readable segments, then device-writable ones) and kicks the device.
+   * Resolves with the bytes the device wrote and `token` when the chain comes back. When the ring
+   * is full the request waits, in order, for room. Rejects with the queue's {@link VirtqueueError}
+   * when the queue is broken (or E_BAD_CHAIN when the chain can never fit), and with the device's
+   * error while the device is halted.
+   */
   submit(readable: readonly Segment[], writable: readonly Segment[], token?: T): Promise<Completion<T>> {
     const done = this.enqueue(readable, writable, token as T);
     this.kick();
@@ -221,6 +249,7 @@ export class RequestQueue<T = undefined> {
     this.schedulePoll();
   }
 
+  /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
   stopPolling(): void {
     this.polling = false;
     if (this.pollTimer) clearImmediate(this.pollTimer);

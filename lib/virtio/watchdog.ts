@@ -17,6 +17,7 @@ import { DeviceError } from '../errors.js';
 import type { VirtioDevice } from './device.js';
 import type { RequestQueue } from './request-queue.js';
 
+/** Counters a QueueSet's request watchdog keeps over the device's life (read through QueueSet.stats). */
 export interface WatchdogStats {
   /** Used elements found by the watchdog on queues that have interrupts (interrupts that never came). */
   missedInterrupts: number;

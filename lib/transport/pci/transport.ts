@@ -12,6 +12,14 @@ import { ringStateFacility, suspendFacility, type StateRegisters } from './state
 import { backoff } from '../../util/backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
 
+/**
+ * The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction (VFIO, the simulator): it
+ * finds the virtio capabilities (§4.1.4), enables bus mastering and gives register-level access
+ * through the common configuration structure (§4.1.4.3), notifications (§4.1.4.4), MSI-X and the
+ * device-specific configuration. Stop/state: the provisional ring-state and SUSPEND facilities
+ * (docs/provisional-registers.md#state-registers). The constructor throws {@link DeviceError}
+ * E_NOT_VIRTIO (not a modern virtio function), E_CAP_MISSING or E_CAP_INVALID (bad capabilities).
+ */
 export class VirtioPciTransport implements VirtioTransport {
   readonly address: string;
   readonly deviceType: number;
@@ -24,7 +32,11 @@ export class VirtioPciTransport implements VirtioTransport {
   private closed = false;
   private readonly lostListeners = new Set<(e: UvirtioError) => void>();
 
-  constructor(readonly fn: PciFunction) {
+  /** @param fn the PCI function to drive; its DMA allocator becomes this transport's. */
+  constructor(
+    /** The PCI function the device is on (its config space, BARs, MSI-X and DMA). */
+    readonly fn: PciFunction,
+  ) {
     this.address = fn.address;
     this.layout = discoverVirtioPci(fn);
     this.deviceType = this.layout.deviceType;
@@ -77,6 +89,10 @@ export class VirtioPciTransport implements VirtioTransport {
   }
 
   // ---- queues (virtio 1.2 §4.1.5.1.3) ----
+  /**
+   * Writes queue_select (virtio 1.2 §4.1.4.3) so that the queue_* registers address queue `q`.
+   * Throws {@link UsageError} E_QUEUE_UNAVAILABLE when `q` is not below num_queues.
+   */
   selectQueue(q: number): void {
     if (!Number.isInteger(q) || q < 0 || q >= this.numQueues) {
       throw new UsageError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${q} does not exist (the device has ${this.numQueues})`);

@@ -22,6 +22,11 @@ interface Hole {
   size: number;
 }
 
+/**
+ * The DMA memory of a vhost-user transport: one memfd mapping shared with the back-end through
+ * SET_MEM_TABLE, handed out as {@link DmaAllocator} allocations. Reference-counted so that a
+ * migration target can share a source's arena (VhostUserOptions.arena).
+ */
 export class MemfdArena implements DmaAllocator {
   readonly fd: number;
   readonly size: number;

@@ -34,6 +34,10 @@ import { Watcher, type Watched } from './watcher.js';
 
 export type { StopObservation } from './state.js';
 
+/**
+ * How {@link VhostUserTransport.open} connects: the device type the back-end serves, the shared
+ * memory arena (new or another transport's), and the timeouts (ms) for replies and ring drains.
+ */
 export interface VhostUserOptions {
   /** Virtio device type the back-end serves (vhost-user does not say): default 2 (blk). */
   deviceType?: number;
@@ -52,6 +56,15 @@ export interface VhostUserOptions {
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
 const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
 
+/**
+ * A {@link VirtioTransport} over vhost-user (QEMU docs/interop/vhost-user.rst): this process is the
+ * front-end, a back-end process consumes the rings in a shared memfd arena. vhost-user has no
+ * status register, so status transitions become messages (FEATURES_OK: SET_FEATURES; DRIVER_OK:
+ * SET_MEM_TABLE and the ring messages), finished in flush(). A back-end that hangs up, breaks the
+ * protocol or times out shows DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) and is reported to onLost
+ * listeners with the typed error (DeviceError E_VHOST_LOST, E_VHOST_PROTOCOL; TimeoutError E_VHOST_TIMEOUT).
+ * Stop/state: the 'backend' facility (GET_VRING_BASE / SET_VRING_BASE).
+ */
 export class VhostUserTransport implements VirtioTransport {
   readonly deviceType: number;
   readonly dma: MemfdArena;
@@ -69,7 +82,13 @@ export class VhostUserTransport implements VirtioTransport {
   private readonly backend: BackendFacility;
   private closed = false;
 
-  private constructor(readonly address: string, readonly path: string, private readonly options: VhostUserOptions, session: Session) {
+  private constructor(
+    readonly address: string,
+    /** Filesystem path of the back-end's UNIX socket. */
+    readonly path: string,
+    private readonly options: VhostUserOptions,
+    session: Session,
+  ) {
     this.deviceType = options.deviceType ?? 2;
     this.replyTimeoutMs = options.replyTimeoutMs ?? 5000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
@@ -124,6 +143,11 @@ export class VhostUserTransport implements VirtioTransport {
   get offeredProtocolFeatures(): bigint {
     return this.link.info.offeredProtocolFeatures;
   }
+  /**
+   * The vhost-user protocol features in use: the back-end's offer (GET_PROTOCOL_FEATURES) masked by
+   * those this front-end implements, as sent with SET_PROTOCOL_FEATURES; 0n without
+   * VHOST_USER_F_PROTOCOL_FEATURES. Bit n is 1n << n.
+   */
   get protocolFeatures(): bigint {
     return this.link.info.protocolFeatures;
   }

@@ -12,6 +12,11 @@ import type { Layout, Segment, QueueAddresses } from '../../spec/ring.js';
 
 export type { Layout, Segment, QueueAddresses };
 
+/**
+ * The negotiated transport features that change how a virtqueue lays out and suppresses work
+ * (virtio 1.2 §6: VIRTIO_F_INDIRECT_DESC and VIRTIO_F_EVENT_IDX). Both false means plain chains
+ * and flag-based notification suppression.
+ */
 export interface QueueFeatures {
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   indirect: boolean;
@@ -19,11 +24,18 @@ export interface QueueFeatures {
   eventIdx: boolean;
 }
 
+/**
+ * What a split or packed virtqueue is built from: its queue index, size, the DMA allocator its
+ * ring memory comes from, the negotiated queue features and the notify callback.
+ */
 export interface VirtqueueOptions {
+  /** The queue's index on the device (0-based, as in queue_select; virtio 1.2 §4.1.4.3). */
   index: number;
   /** Split: a power of two from 2 to 32768. Packed: 1 to 32768. */
   size: number;
+  /** Where ring memory (and indirect tables) is allocated: device-visible, with bus addresses. */
   dma: DmaAllocator;
+  /** Which of INDIRECT_DESC and EVENT_IDX the device and driver negotiated. */
   features: QueueFeatures;
   /** Performs the available-buffer notification (the transport's notify store). */
   notify: () => void;
@@ -34,7 +46,12 @@ export interface VirtqueueOptions {
   indirectThreshold?: number;
 }
 
+/**
+ * One chain the device has returned (a used ring element, virtio 1.2 §2.7.8; a used descriptor, §2.8),
+ * paired with the token the driver passed to {@link Virtqueue.add}.
+ */
 export interface UsedElement<T> {
+  /** The token given with the chain when it was added. */
   token: T;
   /** Bytes the device wrote into the device-writable part of the chain (validated ≤ its size). */
   len: number;
@@ -46,21 +63,48 @@ export interface UsedElement<T> {
  * free-running 16-bit index; packed bits 0–14 index and bit 15 the wrap counter.
  */
 export interface VqDriverState {
+  /** Split or packed ring format. */
   layout: Layout;
+  /** Queue size in descriptors. */
   size: number;
-  addresses: { desc: string; driver: string; device: string }; // hex, "0x…"
+  /** Bus addresses of the three ring areas, as hex strings ("0x…") so that 64-bit values survive JSON. */
+  addresses: {
+    /** Descriptor table (split) or descriptor ring (packed). */
+    desc: string;
+    /** Driver area: the available ring (split) or driver event suppression structure (packed). */
+    driver: string;
+    /** Device area: the used ring (split) or device event suppression structure (packed). */
+    device: string;
+  };
   /** Split: avail->idx the driver last published. Packed: next slot to fill + driver wrap counter. */
   nextAvail: number;
   /** Split: the used index the driver has consumed up to. Packed: next used slot + used wrap counter. */
   lastUsed: number;
   /** Chains the device has not returned, by head (split) or buffer id (packed). */
-  inFlight: { id: number; descs: number; writable: number }[];
+  inFlight: {
+    /** Head descriptor index (split) or buffer id (packed). */
+    id: number;
+    /** Descriptors the chain occupies in the ring (1 for a chain sent through an indirect table). */
+    descs: number;
+    /** Total size in bytes of the chain's device-writable segments (the bound a used len is checked against). */
+    writable: number;
+  }[];
 }
 
+/**
+ * A driver-side virtqueue (virtio 1.2 §2.6; split ring §2.7, packed ring §2.8): adds buffer chains
+ * with a token of type `T`, notifies the device, and hands back used chains with their tokens.
+ * Device-written ring contents are validated; a device that breaks the ring protocol turns the
+ * queue broken and the fault surfaces as a {@link VirtqueueError} with an E_DEVICE_* code.
+ */
 export interface Virtqueue<T = unknown> {
+  /** The queue's index on the device (0-based). */
   readonly index: number;
+  /** Queue size in descriptors. */
   readonly size: number;
+  /** Split or packed ring format. */
   readonly layout: Layout;
+  /** Bus addresses of the descriptor, driver and device areas, as programmed into the transport. */
   readonly addresses: QueueAddresses;
   /** Descriptors free for new chains. */
   readonly numFree: number;
@@ -94,6 +138,10 @@ export interface Virtqueue<T = unknown> {
    * pending (poll again). On a broken queue it does nothing and returns true.
    */
   enableInterrupts(): boolean;
+  /**
+   * Asks the device not to send used-buffer notifications (flags or, with EVENT_IDX, the event
+   * index; virtio 1.2 §2.7.7 / §2.8.10). Advisory: the device may still notify.
+   */
   disableInterrupts(): void;
   /** Marks the queue broken (e.g. the transport failed) and returns the tokens of every chain in flight. */
   fail(error: VirtqueueError): T[];
@@ -109,6 +157,7 @@ export interface Virtqueue<T = unknown> {
    * at index 0 and is no longer broken. Returns the forgotten chains' tokens.
    */
   reset(): T[];
+  /** The driver's side of the queue as plain data (see {@link VqDriverState}), for stop/state reporting and rebuild. */
   exportState(): VqDriverState;
   /** A split ring's avail->idx and used->idx in ring memory (QueueSetup.ring); undefined for a packed ring. */
   splitIndices(): SplitRingIndices | undefined;
