@@ -15,6 +15,7 @@ export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, ty
 export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
 export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/request-queue.js';
 export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
+export type { WatchdogStats } from './virtio/watchdog.js';
 export {
   parseSnapshot, readSnapshotFile, writeSnapshotFile, validateSnapshot, checkSnapshotTarget,
   SNAPSHOT_FORMAT, SNAPSHOT_VERSION, MAX_DEVICE_STATE_BYTES, MAX_SNAPSHOT_FILE_BYTES,
@@ -25,7 +26,8 @@ export type { PciFunction, RegisterWindow, MsixController } from './pci/function
 export { VfioPciFunction, type VfioOpenOptions } from './vfio/pci-function.js';
 export type { VirtioTransport, QueueSetup, ConfigWidth, VqState, StateFacility, StateContext, DeviceStateMailbox, SplitRingIndices } from './transport/types.js';
 export { VirtioPciTransport } from './transport/pci/transport.js';
-export { VhostUserTransport, type VhostUserOptions } from './transport/vhost-user/transport.js';
+export { VhostUserTransport, type VhostUserOptions, type StopObservation } from './transport/vhost-user/transport.js';
+export type { MemfdArena } from './transport/vhost-user/arena.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress, type Scheme } from './address.js';
 export {
   createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimRngDevice, type AnySimDevice,

@@ -28,8 +28,11 @@ interface Hole {
  * migration target can share a source's arena (VhostUserOptions.arena).
  */
 export class MemfdArena implements DmaAllocator {
+  /** The memfd, passed to the back-end with SET_MEM_TABLE (SCM_RIGHTS). */
   readonly fd: number;
+  /** The arena's size in bytes (a multiple of the page size). */
   readonly size: number;
+  /** The IOVA of the arena's first byte: the "guest physical address" SET_MEM_TABLE announces. */
   readonly guestBase = GUEST_BASE;
   private readonly map: libc.Mapping;
   private readonly bytes: Uint8Array;

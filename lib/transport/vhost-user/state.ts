@@ -23,15 +23,21 @@ import { drained, settle, type RingConf } from './rings.js';
 
 /** What GET_VRING_BASE found, for reports and tests (the back-end's behaviour with requests in flight). */
 export interface StopObservation {
+  /** The virtqueue index. */
   queue: number;
-  /** avail->idx and used->idx when the stop began, and how long the back-end took to settle. */
+  /** The driver's avail->idx when the stop began (virtio 1.2 §2.7.6). */
   availPublished: number;
+  /** The device's used->idx when the stop began, before the back-end was let settle (§2.7.8). */
   usedBeforeSettle: number;
+  /** How long the back-end took to settle, in ms. */
   settleMs: number;
-  /** GET_VRING_BASE's answer, used->idx then, and once the fetched requests completed. */
+  /** GET_VRING_BASE's answer: the next available index the back-end would fetch (vhost-user.rst). */
   availIdx: number;
+  /** used->idx at the moment of that answer. */
   usedIdxAtReply: number;
+  /** used->idx once the requests the back-end had fetched completed. */
   usedIdxAfterDrain: number;
+  /** How long those fetched requests took to complete, in ms. */
   drainMs: number;
 }
 
