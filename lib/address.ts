@@ -9,8 +9,7 @@
 
 import { UsageError } from './errors.js';
 import { normaliseBdf } from './pci/bdf.js';
-import { SIM_MODELS } from './sim/models/index.js';
-import { SCHEMES, type Scheme } from './schemes.js';
+import { SCHEMES, type Scheme, type SchemeEntry } from './schemes.js';
 
 export { normaliseBdf };
 export type { Scheme };
@@ -31,7 +30,7 @@ function isScheme(s: string): s is Scheme {
 
 function bad(text: string, why: string): UsageError {
   return new UsageError('E_BAD_ADDRESS', `"${text}" is not a device address: ${why}`,
-    `use vfio:0000:00:02.0 (or a bare BDF), vhost-user:/path/to.sock or ${Object.keys(SIM_MODELS).map((n) => `sim:${n}`).join(', ')}`);
+    `use ${Object.values(SCHEMES).map((s: SchemeEntry) => s.examples()).join('; ')}`);
 }
 
 function parseQuery(text: string, query: string): Record<string, string> {

@@ -1,6 +1,6 @@
 // Opening a device by address (lib/address.ts) as a VirtioTransport. Each transport has its own
-// opener, in its own folder, loaded on first use through its line in lib/schemes.ts — so a sim:
-// user never loads the VFIO code, nor koffi:
+// opener, in its own folder, loaded on first open through its line in lib/schemes.ts (a sim:
+// user never loads koffi nor libc: lib/sys loads them on the first system call):
 //   sim:NAME?…          lib/sim/open.ts                  the reference device (its options are there)
 //   vfio:BDF, a BDF     lib/vfio/open.ts                 a function bound to vfio-pci
 //   vhost-user:PATH?…   lib/transport/vhost-user/open.ts a front-end over a back-end's socket

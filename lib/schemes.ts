@@ -1,5 +1,6 @@
 // The transports uvirtio opens, one entry each: the syntax of an address's target and the
-// transport's opener, loaded on first use (so a sim: user never loads the VFIO code, nor koffi).
+// transport's opener, loaded on first open (a sim: user never loads koffi nor libc: lib/sys loads
+// them on the first system call).
 // Adding a transport is its folder (with an open.ts exporting `open`, see Opener) and its line in
 // SCHEMES. lib/address.ts parses addresses with it; lib/open.ts opens them with it.
 
@@ -48,6 +49,8 @@ export interface Opener {
 export interface SchemeEntry {
   /** The target's normal form, or why the text is not one. */
   target(text: string): { target: string } | { why: string };
+  /** Example addresses for hints ("vfio:0000:00:02.0 (or a bare BDF)"). */
+  examples(): string;
   /** Loads the opener module (a dynamic import). */
   load(): Promise<Opener>;
 }
@@ -65,9 +68,9 @@ function simTarget(t: string): { target: string } | { why: string } {
 
 /** The registry: one line per transport. */
 export const SCHEMES = {
-  vfio: { target: pciTarget, load: () => import('./vfio/open.js') },
-  'vhost-user': { target: socketTarget, load: () => import('./transport/vhost-user/open.js') },
-  sim: { target: simTarget, load: () => import('./sim/open.js') },
+  vfio: { target: pciTarget, examples: () => 'vfio:0000:00:02.0 (or a bare BDF)', load: () => import('./vfio/open.js') },
+  'vhost-user': { target: socketTarget, examples: () => 'vhost-user:/path/to.sock', load: () => import('./transport/vhost-user/open.js') },
+  sim: { target: simTarget, examples: () => Object.keys(SIM_MODELS).map((n) => `sim:${n}`).join(', '), load: () => import('./sim/open.js') },
 } satisfies Record<string, SchemeEntry>;
 
 /** A transport's name before the colon: 'vfio' | 'vhost-user' | 'sim'. */

@@ -106,7 +106,7 @@ export interface SimModelType<O extends SimCommonOptions & {
 }, D extends SimDevice> {
   /** sim:NAME, and `type` in createSimDevice's options. */
   readonly name: O['type'];
-  /** virtio device id (virtio 1.2 §5), the one its model reports. */
+  /** virtio device id (virtio 1.2 §5), 1 to 63 (virtio-pci: PCI device id 0x1040 + id, §4.1.2); its model must report the same (checked). */
   readonly deviceId: number;
   /** PCI class code (24 bits) the function shows, as QEMU's virtio-*-pci does. */
   readonly classCode: number;
@@ -145,6 +145,10 @@ export function buildFunction(
   type: SimModelType<SimCommonOptions & { type: string }, SimDevice>, options: SimCommonOptions, model: DeviceModel,
   dma: HeapDmaAllocator, queueMaxSize: number,
 ): SimPciFunction {
+  if (model.deviceType !== type.deviceId) {
+    // The registry's id and the model's disagree: a programming error in the device type's file.
+    throw new Error(`lib/sim/models: "${type.name}" is registered with virtio device id ${type.deviceId} but its model reports ${model.deviceType}`);
+  }
   const offer = options.offer ?? {};
   const ringState = options.state?.ringState ?? false;
   const deviceState = options.state?.deviceState ?? ringState;

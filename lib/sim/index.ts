@@ -32,11 +32,8 @@ export {
 export type { UsedFault } from './virtio/ring/chain.js';
 export { SimPciFunction } from './pci/function.js';
 export type { SimOffer, SimStateOffer, SimCommonOptions, SimDevice, SimModelType } from './common.js';
-export {
-  SIM_MODELS, isSimDeviceType, type SimDeviceType, type SimOptions, type AnySimDevice, type SimOptionsOf, type SimDeviceOf,
-  type SimBlkOptions, type SimBlkDevice, type SimNetOptions, type SimNetDevice, type SimRngOptions, type SimRngDevice,
-  type BlkRequestRecord,
-} from './models/index.js';
+// Every device type's SimModelType, option and handle types (models/all.ts), and the registry.
+export * from './models/index.js';
 
 /**
  * A reference device of `options.type` (a name in SIM_MODELS), as a PCI function with its

@@ -1,4 +1,4 @@
-// The sim: opener (registered in lib/open.ts, loaded on first use): a reference device from its
+// The sim: opener (registered in lib/schemes.ts, loaded on first use): a reference device from its
 // address, e.g. sim:blk?layout=packed&mode=hold&queues=4. Options common to every device type:
 //   layout=split|packed      split: the device does not offer RING_PACKED; packed: the driver should use it
 //   state=ring-state|suspend|all|none   stop/state support offered (default all: RING_STATE,

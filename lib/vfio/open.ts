@@ -1,4 +1,4 @@
-// The vfio: opener (registered in lib/open.ts, loaded on first use — it is what loads libc through
+// The vfio: opener (registered in lib/schemes.ts, loaded on first use — it is what loads libc through
 // koffi): vfio:BDF, or a bare BDF, is the function bound to vfio-pci, opened through lib/vfio. It
 // takes no options. With shareWith, the new function joins the other one's DMA address space (same
 // container, same allocator), so a migration target reaches the source's rings at the same IOVAs.

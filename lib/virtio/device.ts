@@ -338,7 +338,7 @@ export class VirtioDevice {
     return this.m.vqState(q);
   }
 
-  /** Everything reinit() needs, as plain JSON-serialisable data (lib/virtio/snapshot.ts). Throws E_STATE_NOT_STOPPED. */
+  /** Everything reinit() needs, as plain JSON-serialisable data (lib/virtio/snapshot/). Throws E_STATE_NOT_STOPPED. */
   snapshot(): DeviceSnapshot {
     return this.m.snapshot();
   }

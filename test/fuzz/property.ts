@@ -1,6 +1,6 @@
 // The fault fuzzer's property (fast-check): a random device configuration and a random sequence of
-// steps (blk-run.ts), run to the end within a deadline. Used by the CI test (test/sim/fuzz.test.ts,
-// ≥ 10,000 runs) and by `npm run fuzz -- --runs N --seed S` for long runs; a failure prints the
+// steps (blk-run.ts), run to the end within a deadline. Used by the CI tests (test/sim/fuzz-a and
+// fuzz-b, ≥ 10,000 runs together) and by `npm run fuzz -- --runs N --seed S` for long runs; a failure prints the
 // seed and path that replay it.
 
 import fc from 'fast-check';

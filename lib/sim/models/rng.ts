@@ -58,7 +58,7 @@ class SimRngHandle extends SimDeviceHandle implements SimRngDevice {
 }
 
 /** The device side of virtio-rng: serves requestq (queue 0) with entropy (§5.4.6). */
-export class RngModel implements DeviceModel {
+class RngModel implements DeviceModel {
   readonly deviceType = DeviceType.RNG;
   readonly queueCount = 1;
   readonly features = 0n;

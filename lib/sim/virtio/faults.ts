@@ -55,7 +55,7 @@
 // given; a kind that does not fit a queue (a split-only fault on a packed ring, a blk fault on net)
 // waits for one that it fits.
 //
-// What a driver on the SDK's contract (lib/virtio/errors.ts) is expected to report for each:
+// What a driver on the SDK's contract (lib/errors.ts) is expected to report for each:
 // bad-used-id E_DEVICE_BAD_USED_ID, used-len-overflow E_DEVICE_BAD_USED_LEN, used-index-jump
 // E_DEVICE_USED_INDEX_JUMP, bad-packed-flags E_DEVICE_BAD_PACKED_FLAGS, used-len-short
 // E_DEVICE_SHORT_USED_LEN, bad-blk-status E_DEVICE_BAD_REPLY, needs-reset E_DEVICE_NEEDS_RESET,

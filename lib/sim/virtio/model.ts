@@ -1,4 +1,4 @@
-// What a device type (blk, net) supplies to the generic virtio device in device.ts. The generic
+// What a device type (blk, net, rng: models/) supplies to the generic virtio device in device.ts. The generic
 // part owns the transport, the rings and the interrupts; a model only gives its features and
 // configuration and turns chains into work.
 

@@ -119,7 +119,7 @@ const NOTIFICATIONS = {
   'avail-while-suspended': ignore('1.4 3.4.1', 'make no buffer available once SUSPEND is set'),
 } as const satisfies Record<string, Rule>;
 
-// PCI configuration space (pci-config.ts)
+// PCI configuration space (pci/config.ts)
 const PCI = {
   /** Virtio vendor capabilities are read-only, except the access fields of VIRTIO_PCI_CAP_PCI_CFG (virtio 1.2 §4.1.4.1). */
   'capability-write': ignore('4.1.4.1', 'never write a virtio capability, except the PCI_CFG access fields'),
@@ -129,7 +129,7 @@ const PCI = {
   'bus-master-disabled': reset('PCI 6.2.2', 'E_BAD_STATE', 'enable Bus Master before the device must reach driver memory'),
 } as const satisfies Record<string, Rule>;
 
-// rings (split-ring.ts, packed-ring.ts, ring.ts)
+// rings (ring/split.ts, ring/packed.ts, ring/chain.ts)
 const RINGS = {
   // Ring and buffer memory the device cannot use: there is nothing sensible left to do.
   /** Each part of a ring sits at the alignment the layout requires; otherwise the device needs a reset (virtio 1.2 §2.7.1, §2.8.11). */

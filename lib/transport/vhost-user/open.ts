@@ -1,4 +1,4 @@
-// The vhost-user: opener (registered in lib/open.ts, loaded on first use): a front-end over the
+// The vhost-user: opener (registered in lib/schemes.ts, loaded on first use): a front-end over the
 // back-end's UNIX socket. Options after `?`, e.g. vhost-user:/run/blk.sock?type=blk&timeout=2000:
 //   type=blk|net   the device the back-end serves (vhost-user does not say; default blk)
 //   timeout=MS     bound on the connect and on each reply (default 5000)

@@ -4,7 +4,7 @@
 //
 //   stop      pick a facility (best, or the one named) and bring the device to a quiet stop
 //   vqState   each queue's state, checked against the driver's own rings (queue-checks.ts)
-//   snapshot  everything reinit needs, as plain data (lib/virtio/snapshot.ts)
+//   snapshot  everything reinit needs, as plain data (lib/virtio/snapshot/)
 //   reinit    reset the device (or bring up a target sharing the memory), §3.1.1 with the same
 //             features, each queue's state restored by the facility that stopped it — or the rings
 //             restarted at 0 — and DRIVER_OK; a transaction (a refusal leaves the driver stopped)

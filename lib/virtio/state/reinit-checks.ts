@@ -1,5 +1,5 @@
 // What reinit() checks before it touches any device: the snapshot must fit the target (type,
-// queue count and sizes, features, addresses the driver owns — lib/virtio/snapshot.ts) and be
+// queue count and sizes, features, addresses the driver owns — lib/virtio/snapshot/) and be
 // exactly this driver's (same queues at the same ring addresses, same features and layout); the
 // target must reach the driver's memory through the same allocator (VirtioDevice.dma) and, for a
 // snapshot whose mechanism restores indices, supply that facility itself.
