@@ -28,10 +28,12 @@ export interface FuzzStats {
   longestPendingMs: number;
   missedInterrupts: number;
   slowestRunMs: number;
+  /** Net frames that came back intact but with a stale used length (split ring, a skipped used slot: net-run.ts). */
+  staleLengthFrames: number;
 }
 
 export function newStats(): FuzzStats {
-  return { runs: 0, requests: 0, rejected: 0, codes: {}, operations: {}, faults: {}, worstSettleMs: 0, longestPendingMs: 0, missedInterrupts: 0, slowestRunMs: 0 };
+  return { runs: 0, requests: 0, rejected: 0, codes: {}, operations: {}, faults: {}, worstSettleMs: 0, longestPendingMs: 0, missedInterrupts: 0, slowestRunMs: 0, staleLengthFrames: 0 };
 }
 
 /**
@@ -120,6 +122,7 @@ export async function runOnce(input: { config: Config; steps: Step[]; seed: numb
   stats.worstSettleMs = Math.max(stats.worstSettleMs, run.ledger.worstSettleMs);
   stats.longestPendingMs = Math.max(stats.longestPendingMs, run.ledger.longestPendingMs);
   stats.missedInterrupts += run.missedInterrupts;
+  if (run instanceof NetRun) stats.staleLengthFrames += run.staleLengthFrames;
   stats.slowestRunMs = Math.max(stats.slowestRunMs, performance.now() - started);
 }
 
