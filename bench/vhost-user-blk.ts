@@ -9,8 +9,10 @@
 //   - CPU time per I/O (µs) of the driver (this Node process, all threads) and of the daemon,
 //     from utime+stime in /proc/<pid>/stat read just before and after the timed window, and of
 //     qemu-img bench itself (its children times, read by the shell that starts it);
-//   - the peer measured before and after the two uvirtio figures of each cache mode and depth; they
-//     are compared with its mean, and its drift between the two says how far the ratios hold;
+//   - per cache mode and depth, ROUNDS rounds of (peer, uvirtio interrupts, uvirtio polling) closed
+//     by one more peer figure: each uvirtio figure is divided by the mean of the two peer figures
+//     around it, and the median of those ratios is printed (IOPS and CPU are medians too); the
+//     peer's spread says how far the ratios hold on a loaded machine;
 //   - the pause of stop (GET_VRING_BASE) → snapshot → reinit on a SECOND daemon (a fresh
 //     connection, SET_VRING_BASE), with 8 reads kept in flight: median and p99 over the cycles.
 //
@@ -19,9 +21,9 @@
 // random bytes (7919 is prime, so each pass touches every 4 KiB block once, ~31 MiB apart).
 //
 //   npm run bench:vhost-user
-//   node dist/bench/vhost-user-blk.js [seconds per figure, default 2] [pause cycles, default 20] [--json]
+//   node dist/bench/vhost-user-blk.js [seconds per figure, default 2] [pause cycles, default 20] [rounds, default 3] [--json]
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,6 +41,9 @@ const TICK = 100; // USER_HZ: /proc/<pid>/stat counts clock ticks of 1/100 s on 
 
 type Cache = 'buffered' | 'direct';
 
+/** One timed figure. */
+type Figure = Omit<Row, 'ratio' | 'rounds'>;
+
 interface Row {
   cache: Cache;
   depth: number;
@@ -46,14 +51,19 @@ interface Row {
   driver: 'qemu-img bench' | 'uvirtio interrupts' | 'uvirtio polling';
   /** 4 KiB reads completed per second. */
   iops: number;
-  /** iops / the qemu-img bench iops of the same cache mode and depth (1 for the peer itself). */
+  /**
+   * Median over the rounds of iops / the mean of the two qemu-img bench figures that bracket it
+   * (same cache mode and depth); 1 for the peer itself. iops and the CPU figures are medians too.
+   */
   ratio: number;
+  /** Each round's figure (for the peer: one more than the rounds, as it brackets each of them). */
+  rounds: { iops: number; ratio: number }[];
   /** CPU µs per I/O of the driver side: this Node process, or qemu-img bench as a whole. */
   driverCpuUs: number;
   /** CPU µs per I/O of qemu-storage-daemon (null for qemu-img bench, which has no daemon). */
   daemonCpuUs: number | null;
-  /** For the peer: its second figure (after the uvirtio ones) / its first, minus 1. */
-  peerDrift?: number;
+  /** For the peer: (largest − smallest) / median of its figures in this cache mode and depth. */
+  peerSpread?: number;
 }
 
 /** The stride sequence shared by both sides: block k·STRIDE mod blocks, as qemu-img bench -S steps. */
@@ -73,7 +83,7 @@ function cpuTicks(pid: number | 'self'): number {
   return Number(f[11]) + Number(f[12]); // fields 14 (utime) and 15 (stime)
 }
 
-async function uvirtio(img: Image, d: Daemon, cache: Cache, depth: number, mode: 'auto' | 'poll', seconds: number): Promise<Omit<Row, 'ratio'>> {
+async function uvirtio(img: Image, d: Daemon, cache: Cache, depth: number, mode: 'auto' | 'poll', seconds: number): Promise<Figure> {
   const dev = await openTransport(d.address);
   const blk = await BlkDriver.open(dev.transport, { depth, interrupts: mode, maxTransfer: BLOCK });
   try {
@@ -126,9 +136,13 @@ function qemuImgRun(img: Image, cache: Cache, depth: number, count: number): Pro
   });
 }
 
-async function qemuImg(img: Image, cache: Cache, depth: number, seconds: number): Promise<Omit<Row, 'ratio'>> {
-  const probe = await qemuImgRun(img, cache, depth, 4000); // also the warm-up
-  const count = Math.max(4000, Math.round((4000 / probe.seconds) * seconds));
+/** A request count that makes one `qemu-img bench` run last about `seconds` (the probe also warms up). */
+async function qemuImgCount(img: Image, cache: Cache, depth: number, seconds: number): Promise<number> {
+  const probe = await qemuImgRun(img, cache, depth, 4000);
+  return Math.max(4000, Math.round((4000 / probe.seconds) * seconds));
+}
+
+async function qemuImg(img: Image, cache: Cache, depth: number, count: number): Promise<Figure> {
   const r = await qemuImgRun(img, cache, depth, count);
   return { cache, depth, driver: 'qemu-img bench', iops: count / r.seconds, driverCpuUs: (r.cpuSeconds * 1e6) / count, daemonCpuUs: null };
 }
@@ -161,6 +175,12 @@ async function pauses(a: Daemon, b: Daemon, cycles: number): Promise<number[]> {
   return out;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
@@ -172,10 +192,15 @@ async function main(): Promise<void> {
     console.log('vhost-user-blk bench: skipped — qemu-storage-daemon not found (apt-get install qemu-system-common)');
     return;
   }
+  if (spawnSync('sh', ['-c', 'command -v qemu-img && command -v bash'], { stdio: 'ignore' }).status !== 0) {
+    console.log('vhost-user-blk bench: skipped — qemu-img (the peer) or bash not found (apt-get install qemu-utils)');
+    return;
+  }
   const json = process.argv.includes('--json');
   const numbers = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const seconds = Number(numbers[0] ?? 2);
   const cycles = Number(numbers[1] ?? 20);
+  const rounds = Number(numbers[2] ?? 3);
   const loadBefore = load();
   const img = makeImage(IMAGE_MIB);
   {
@@ -193,15 +218,29 @@ async function main(): Promise<void> {
       const d = await Daemon.start(img, `d-${cache}`, { cache });
       try {
         for (const depth of [1, 32]) {
-          // The peer brackets the two uvirtio figures; they are compared with the mean of both.
-          const before = await qemuImg(img, cache, depth, seconds);
-          const ours = [await uvirtio(img, d, cache, depth, 'auto', seconds), await uvirtio(img, d, cache, depth, 'poll', seconds)];
-          const after = await qemuImg(img, cache, depth, seconds);
-          const peer: Row = {
-            ...before, ratio: 1, iops: (before.iops + after.iops) / 2, driverCpuUs: (before.driverCpuUs + after.driverCpuUs) / 2,
-            peerDrift: after.iops / before.iops - 1,
-          };
-          rows.push(peer, ...ours.map((r) => ({ ...r, ratio: r.iops / peer.iops })));
+          // Rounds of peer, interrupts, polling, closed by one more peer figure: each uvirtio
+          // figure is compared with the mean of the two peer figures around it.
+          const count = await qemuImgCount(img, cache, depth, seconds);
+          const peers = [await qemuImg(img, cache, depth, count)];
+          const ours: Record<'auto' | 'poll', Figure[]> = { auto: [], poll: [] };
+          for (let r = 0; r < rounds; r++) {
+            for (const mode of ['auto', 'poll'] as const) ours[mode].push(await uvirtio(img, d, cache, depth, mode, seconds));
+            peers.push(await qemuImg(img, cache, depth, count));
+          }
+          const peerIops = peers.map((p) => p.iops);
+          rows.push({
+            ...peers[0]!, iops: median(peerIops), driverCpuUs: median(peers.map((p) => p.driverCpuUs)), ratio: 1,
+            rounds: peers.map((p) => ({ iops: p.iops, ratio: 1 })),
+            peerSpread: (Math.max(...peerIops) - Math.min(...peerIops)) / median(peerIops),
+          });
+          for (const mode of ['auto', 'poll'] as const) {
+            const figs = ours[mode];
+            const each = figs.map((f, r) => ({ iops: f.iops, ratio: f.iops / ((peerIops[r]! + peerIops[r + 1]!) / 2) }));
+            rows.push({
+              ...figs[0]!, iops: median(figs.map((f) => f.iops)), ratio: median(each.map((e) => e.ratio)), rounds: each,
+              driverCpuUs: median(figs.map((f) => f.driverCpuUs)), daemonCpuUs: median(figs.map((f) => f.daemonCpuUs!)),
+            });
+          }
         }
       } finally {
         await d.kill();
@@ -219,17 +258,18 @@ async function main(): Promise<void> {
     img.remove();
   }
   const loadAfter = load();
-  console.log(`vhost-user-blk: 4 KiB reads (stride ${STRIDE} blocks over a ${IMAGE_MIB} MiB image), qemu-storage-daemon vs qemu-img bench on the same image, ${seconds} s per figure`);
+  console.log(`vhost-user-blk: 4 KiB reads (stride ${STRIDE} blocks over a ${IMAGE_MIB} MiB image), qemu-storage-daemon vs qemu-img bench on the same image, ${seconds} s per figure, ${rounds} rounds (medians)`);
   console.log(`load average ${loadBefore} → ${loadAfter}; ${os.cpus().length} CPUs; ratio = IOPS / qemu-img bench IOPS of the same cache mode and depth`);
   console.log('cache     QD  driver               IOPS  ratio   driver µs CPU/IO  daemon µs CPU/IO');
   for (const r of rows) {
     console.log(`${r.cache.padEnd(8)} ${String(r.depth).padStart(3)}  ${r.driver.padEnd(18)} ${String(Math.round(r.iops)).padStart(7)}  ${r.ratio.toFixed(2)}×  ${r.driverCpuUs.toFixed(1).padStart(16)}  ${r.daemonCpuUs === null ? '               —' : r.daemonCpuUs.toFixed(1).padStart(16)}`);
   }
-  console.log(`peer drift (qemu-img bench after the uvirtio figures vs before; the peer row is their mean): ${rows.filter((r) => r.peerDrift !== undefined).map((r) => `${r.cache} QD${r.depth} ${(r.peerDrift! * 100).toFixed(0)} %`).join(', ')}`);
+  console.log(`peer spread ((max − min) / median of its ${rounds + 1} figures per case): ${rows.filter((r) => r.peerSpread !== undefined).map((r) => `${r.cache} QD${r.depth} ${(r.peerSpread! * 100).toFixed(0)} %`).join(', ')}`);
+  console.log(`uvirtio ratio per round: ${rows.filter((r) => r.driver !== 'qemu-img bench').map((r) => `${r.cache} QD${r.depth} ${r.driver.slice(8)} ${r.rounds.map((x) => x.ratio.toFixed(2)).join('/')}`).join('; ')}`);
   console.log(`stop → snapshot → reinit on the other daemon, ${cycles} cycles, 8 reads in flight: median ${pct(pause, 50).toFixed(2)} ms, p99 ${pct(pause, 99).toFixed(2)} ms, max ${pause.at(-1)!.toFixed(2)} ms`);
   if (json) {
     console.log(JSON.stringify({
-      date: new Date().toISOString(), seconds, imageMiB: IMAGE_MIB, strideBlocks: STRIDE, cpus: os.cpus().length,
+      date: new Date().toISOString(), seconds, rounds, imageMiB: IMAGE_MIB, strideBlocks: STRIDE, cpus: os.cpus().length,
       loadAverage: { before: loadBefore, after: loadAfter }, rows,
       pauseMs: { cycles, median: pct(pause, 50), p99: pct(pause, 99), max: pause.at(-1)! },
     }));
