@@ -40,6 +40,11 @@ export interface DaemonOptions {
   /** Throttle the export to this many requests per second (requests then wait in the daemon). */
   iops?: number;
   numQueues?: number;
+  /**
+   * Host cache mode of the file node: 'buffered' (the default: page cache, aio=threads) or 'direct'
+   * (O_DIRECT, cache.direct=on, aio=native — Linux AIO).
+   */
+  cache?: 'buffered' | 'direct';
 }
 
 export class Daemon {
@@ -57,7 +62,7 @@ export class Daemon {
       '--blockdev', 'driver=throttle,node-name=thr0,throttle-group=tg0,file=file0',
     ] : [];
     this.child = spawn('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=file0,filename=${image.file},locking=off`,
+      '--blockdev', `driver=file,node-name=file0,filename=${image.file},locking=off${o.cache === 'direct' ? ',cache.direct=on,aio=native' : ''}`,
       ...throttle,
       '--export', `type=vhost-user-blk,id=exp0,node-name=${o.iops ? 'thr0' : 'file0'},addr.type=unix,addr.path=${this.socket},writable=on${o.numQueues ? `,num-queues=${o.numQueues}` : ''}`,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
