@@ -39,6 +39,8 @@ interface Result {
   perSecond: number;
   /** Mean microseconds from submission to completion (uvirtio and fio; the C peer does not time each request). */
   latencyUs?: number;
+  /** C peer: notifications written per request (the rest the device suppressed). */
+  kicksPerRequest?: number;
 }
 
 /** A small xorshift: the same block sequence in every configuration. */
@@ -89,9 +91,9 @@ function runTool(cmd: string, args: string[]): string {
 
 function cPeer(layout: Layout, depth: number, seconds: number): Result {
   const out = runTool(C_PEER, [BDF[layout], layout, String(depth), String(seconds), String(depth * 7919 + 1)]);
-  const { iops } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { iops?: number };
+  const { iops, done, kicks } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { iops?: number; done?: number; kicks?: number };
   if (typeof iops !== 'number') throw new Error(`vfio-blk printed no iops: ${out}`);
-  return { driver: 'c-poll', layout, depth, perSecond: iops };
+  return { driver: 'c-poll', layout, depth, perSecond: iops, kicksPerRequest: done && kicks !== undefined ? kicks / done : undefined };
 }
 
 const sysfs = (bdf: string, file: string): string => `/sys/bus/pci/devices/${bdf}/${file}`;
@@ -156,6 +158,9 @@ async function main(): Promise<void> {
     process.stderr.write(`  ${r.driver} ${r.layout} QD${r.depth}: ${Math.round(r.perSecond)} req/s\n`);
   };
 
+  // A throwaway round first: the first configuration otherwise pays for the JIT and cold caches.
+  await uvirtio('split', 1, 'msix', Math.min(seconds, 1));
+  await uvirtio('split', 1, 'poll', Math.min(seconds, 1));
   const baseline = await uvirtio('split', 1, 'msix', seconds);
   if (want('uvirtio')) {
     for (const layout of LAYOUTS) {
@@ -206,7 +211,8 @@ async function main(): Promise<void> {
   console.log('driver         layout  QD     req/s   mean µs   vs baseline');
   for (const r of results) {
     console.log(`${r.driver.padEnd(13)}  ${r.layout.padEnd(6)}  ${String(r.depth).padStart(2)}  ${String(Math.round(r.perSecond)).padStart(8)}  ` +
-      `${(r.latencyUs === undefined ? '-' : r.latencyUs.toFixed(0)).padStart(8)}   ${(r.perSecond / baseline.perSecond).toFixed(2)}×`);
+      `${(r.latencyUs === undefined ? '-' : r.latencyUs.toFixed(0)).padStart(8)}   ${(r.perSecond / baseline.perSecond).toFixed(2).padStart(6)}×` +
+      `${r.kicksPerRequest === undefined ? '' : `   ${r.kicksPerRequest.toFixed(2)} kicks/request`}`);
   }
   if (ratios.length) {
     console.log('ratio                   layout  QD   ratio   goal');

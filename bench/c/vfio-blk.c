@@ -2,7 +2,8 @@
  * A minimal polling virtio-blk driver over VFIO: the C peer of bench/vm-blk.ts. Runs inside the test
  * VM (viommu profile: VFIO type1 behind QEMU's intel-iommu), does 4 KiB random reads on queue 0 for
  * a fixed time at a given queue depth, split or packed ring, no interrupts (no MSI-X vector), and
- * prints one JSON line: {"iops":..,"done":..,"seconds":..}.
+ * prints one JSON line: {"iops":..,"done":..,"seconds":..,"kicks":..,"kickChances":..} (notifications
+ * written, and how many times it would have written one had the device not suppressed them).
  *
  *   gcc -static -O2 -o vfio-blk bench/c/vfio-blk.c
  *   vfio-blk 0000:01:00.0 split|packed DEPTH SECONDS [SEED]
@@ -284,9 +285,15 @@ static void submit(unsigned s, uint64_t sector) {
   pring[first].flags = first_flags; /* the head last: the device sees the whole chain at once */
 }
 
+static uint64_t kicks, kick_chances;
+
 static void kick(void) {
   mb();
-  if (packed ? (*dev_evt_flags & 3) != 1 : !(*used_flags & 1)) *notify = 0;
+  kick_chances++;
+  if (packed ? (*dev_evt_flags & 3) != 1 : !(*used_flags & 1)) {
+    *notify = 0;
+    kicks++;
+  }
 }
 
 /* Completions since the last call, their slots written to `out`; checks every id from the device. */
@@ -380,12 +387,14 @@ int main(int argc, char **argv) {
   uint64_t blocks = capacity / (BLOCK / 512);
   if (!blocks) fail("disk smaller than one block");
   run(depth, blocks, now() + 0.2); /* warm-up */
+  kicks = kick_chances = 0;
   double t0 = now();
   uint64_t count = run(depth, blocks, t0 + seconds);
   double elapsed = now() - t0;
   common->device_status = 0;
   while (common->device_status) barrier();
-  printf("{\"iops\":%.1f,\"done\":%llu,\"seconds\":%.3f,\"layout\":\"%s\",\"depth\":%u}\n", (double)count / elapsed,
-    (unsigned long long)count, elapsed, argv[2], depth);
+  printf("{\"iops\":%.1f,\"done\":%llu,\"seconds\":%.3f,\"layout\":\"%s\",\"depth\":%u,\"kicks\":%llu,\"kickChances\":%llu}\n",
+    (double)count / elapsed, (unsigned long long)count, elapsed, argv[2], depth, (unsigned long long)kicks,
+    (unsigned long long)kick_chances);
   return 0;
 }
