@@ -3,7 +3,9 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix [SECONDS]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix [SECONDS] [noevent] [noprofile]
+//
+// noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead.
 
 import { Session } from 'node:inspector/promises';
 import { BlkDriver } from '../drivers/blk/index.js';
@@ -26,13 +28,15 @@ function area(url: string, fn: string): string {
 
 async function main(): Promise<void> {
   const [layout = 'packed', depthArg = '1', mode = 'poll', secondsArg = '3'] = process.argv.slice(2);
+  const eventIdx = !process.argv.includes('noevent');
+  const profiling = !process.argv.includes('noprofile');
   if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
   if (mode !== 'poll' && mode !== 'msix') throw new Error('mode must be poll or msix');
   const depth = Number(depthArg);
   const seconds = Number(secondsArg);
   const bdf = layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
   const dev = await openTransport(`vfio:${bdf}`);
-  const blk = await BlkDriver.open(dev.transport, { layout: layout as Layout, interrupts: mode, depth, maxTransfer: 4096, queueSize: 256 });
+  const blk = await BlkDriver.open(dev.transport, { layout: layout as Layout, interrupts: mode, depth, maxTransfer: 4096, queueSize: 256, eventIdx });
   const count = Math.floor(blk.capacitySectors / 8);
   let x = 12345;
   const next = (): number => {
@@ -46,9 +50,11 @@ async function main(): Promise<void> {
   let done = 0;
   try {
     for (let i = 0; i < 300; i += depth) await Promise.all(Array.from({ length: depth }, () => blk.read(next(), 8)));
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: 100 });
-    await session.post('Profiler.start');
+    if (profiling) {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 100 });
+      await session.post('Profiler.start');
+    }
     const start = process.hrtime.bigint();
     const end = start + BigInt(Math.round(seconds * 1e9));
     await Promise.all(Array.from({ length: depth }, async () => {
@@ -58,6 +64,11 @@ async function main(): Promise<void> {
       }
     }));
     const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s`;
+    if (!profiling) {
+      console.log(setting);
+      return;
+    }
     const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
     const byId = new Map(profile.nodes.map((n) => [n.id, n]));
     const self = new Map<number, number>();
@@ -79,7 +90,7 @@ async function main(): Promise<void> {
       areas.set(a, (areas.get(a) ?? 0) + us);
     }
     const pct = (us: number): string => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
-    console.log(`uvirtio ${layout} QD${depth} ${mode}: ${Math.round(done / elapsed)} req/s, ${((total / Math.max(done, 1))).toFixed(0)} µs sampled per request`);
+    console.log(`${setting}, ${(total / Math.max(done, 1)).toFixed(0)} µs sampled per request`);
     console.log('self time by area:');
     for (const [a, us] of [...areas].sort((p, q) => q[1] - p[1])) console.log(`  ${pct(us)}  ${a}`);
     console.log('top functions by self time:');

@@ -85,7 +85,8 @@ function boot({ profile, kernel, initrd, workDir, script, extra, timeout, onOutp
   return new Promise((resolve) => {
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stdout.on('data', (b) => onOutput(b.toString('utf8').replace(/\r/g, '')));
+    child.stdout.setEncoding('utf8'); // decodes across chunks: a chunk can end inside a multi-byte character
+    child.stdout.on('data', (s) => onOutput(s.replace(/\r/g, '')));
     child.stderr.on('data', (b) => { stderr += b.toString(); });
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeout * 1000);
