@@ -5,11 +5,14 @@
 //
 //   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix [SECONDS] [noevent] [noprofile]
 //
-// noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead.
+// noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead;
+// count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
+// notifications; reads are status checks), by wrapping MmapWindow's methods.
 
 import { Session } from 'node:inspector/promises';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
+import { MmapWindow } from '../lib/vfio/region.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
@@ -30,6 +33,19 @@ async function main(): Promise<void> {
   const [layout = 'packed', depthArg = '1', mode = 'poll', secondsArg = '3'] = process.argv.slice(2);
   const eventIdx = !process.argv.includes('noevent');
   const profiling = !process.argv.includes('noprofile');
+  const mmio = { writes16: 0, writes: 0, reads: 0 };
+  if (process.argv.includes('count')) {
+    const proto = MmapWindow.prototype as unknown as Record<string, (this: MmapWindow, ...a: number[]) => number | undefined>;
+    for (const name of ['read8', 'read16', 'read32', 'write8', 'write16', 'write32']) {
+      const original = proto[name]!;
+      proto[name] = function (this: MmapWindow, ...a: number[]) {
+        if (name === 'write16') mmio.writes16++;
+        else if (name.startsWith('write')) mmio.writes++;
+        else mmio.reads++;
+        return original.apply(this, a);
+      };
+    }
+  }
   if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
   if (mode !== 'poll' && mode !== 'msix') throw new Error('mode must be poll or msix');
   const depth = Number(depthArg);
@@ -55,6 +71,7 @@ async function main(): Promise<void> {
       await session.post('Profiler.setSamplingInterval', { interval: 100 });
       await session.post('Profiler.start');
     }
+    mmio.writes16 = mmio.writes = mmio.reads = 0;
     const start = process.hrtime.bigint();
     const end = start + BigInt(Math.round(seconds * 1e9));
     await Promise.all(Array.from({ length: depth }, async () => {
@@ -64,7 +81,9 @@ async function main(): Promise<void> {
       }
     }));
     const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s`;
+    const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s` +
+      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');
     if (!profiling) {
       console.log(setting);
       return;
