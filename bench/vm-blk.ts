@@ -1,28 +1,46 @@
-// virtio-blk over VFIO benchmark, run inside the test VM: 4 KiB random reads through BlkDriver on
-// QEMU's virtio-blk (split ring 0000:01:00.0, packed ring 0000:02:00.0), at queue depth 1 (one
-// read, wait, repeat) and 32 (32 readers), with MSI-X completions and with polling. Each figure is
-// printed with its ratio against the baseline measured first in the same boot — QD1, MSI-X, split —
-// because absolute numbers under TCG on a shared machine vary by ±30 %; the baseline is measured
-// again at the end, and the drift between the two says how far the ratios can be trusted.
+// virtio-blk in the test VM, one boot, the same QEMU devices, three drivers: 4 KiB random reads at
+// queue depth 1 (one read, wait, repeat) and 32, on the split-ring disk (0000:01:00.0) and the
+// packed-ring disk (0000:02:00.0, packed=on):
+//   uvirtio    BlkDriver over VFIO, with MSI-X completions and with polling
+//   C          bench/c/vfio-blk.c, a minimal polling driver over VFIO (the peer for polling), built
+//              with gcc on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk
+//   Linux      the kernel's virtio_blk with fio (libaio, O_DIRECT; the peer for MSI-X): the device is
+//              unbound from vfio-pci, bound to virtio-pci for the fio run, then given back to vfio-pci
+// Absolute numbers under TCG on a shared machine vary by ±30 %, so the figures that matter are the
+// ratios from this one boot: uvirtio polling / C and uvirtio MSI-X / Linux. The baseline (uvirtio,
+// QD1, MSI-X, split) is measured first and again at the end; the drift between the two says how far
+// the ratios can be trusted.
 //
-//   npm run bench:vm                                  build, boot the VM, run with the defaults
-//   npm run vm -- node dist/bench/vm-blk.js [SECONDS] [--json]   (default 2 s per configuration)
+//   npm run bench:vm                     build, boot the VM with the peers, run with the defaults
+//   npm run bench:vm -- 3 --json         3 s per configuration, and a JSON line at the end
+//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]...
 
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
 
-const DEVICES: Record<Layout, string> = { split: 'vfio:0000:01:00.0', packed: 'vfio:0000:02:00.0' };
+const BDF: Record<Layout, string> = { split: '0000:01:00.0', packed: '0000:02:00.0' };
 const BLOCK = 4096;
 const SECTORS = BLOCK / 512;
+const DEPTHS = [1, 32] as const;
+const LAYOUTS = ['split', 'packed'] as const;
+const C_PEER = '/usr/local/bin/vfio-blk';
+const FIO = '/usr/local/bin/fio';
+const KERNEL_MODULES = '/etc/uvirtio/virtio-blk-modules';
+
+type Driver = 'uvirtio-msix' | 'uvirtio-poll' | 'c-poll' | 'linux-fio';
 
 interface Result {
+  driver: Driver;
   layout: Layout;
   depth: number;
-  interrupts: 'msix' | 'poll';
   perSecond: number;
-  /** Mean microseconds from submission to completion, as each reader saw it. */
-  latencyUs: number;
+  /** Mean microseconds from submission to completion (uvirtio and fio; the C peer does not time each request). */
+  latencyUs?: number;
+  /** C peer: notifications written per request (the rest the device suppressed). */
+  kicksPerRequest?: number;
 }
 
 /** A small xorshift: the same block sequence in every configuration. */
@@ -36,11 +54,11 @@ function blocks(seed: number, count: number): () => number {
   };
 }
 
-async function measure(layout: Layout, depth: number, interrupts: 'msix' | 'poll', seconds: number): Promise<Result> {
-  const dev = await openTransport(DEVICES[layout]);
+async function uvirtio(layout: Layout, depth: number, interrupts: 'msix' | 'poll', seconds: number): Promise<Result> {
+  const dev = await openTransport(`vfio:${BDF[layout]}`);
   const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256 });
   try {
-    if (blk.device.interruptMode !== interrupts) throw new Error(`${DEVICES[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
+    if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
     // Warm up the JIT and QEMU's caches before timing.
     for (let i = 0; i < 300; i += depth) await Promise.all(Array.from({ length: depth }, () => blk.read(next(), SECTORS)));
@@ -58,33 +76,155 @@ async function measure(layout: Layout, depth: number, interrupts: 'msix' | 'poll
     };
     await Promise.all(Array.from({ length: depth }, reader));
     const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-    return { layout, depth, interrupts, perSecond: done / elapsed, latencyUs: Number(busyNs) / done / 1e3 };
+    return { driver: interrupts === 'msix' ? 'uvirtio-msix' : 'uvirtio-poll', layout, depth, perSecond: done / elapsed, latencyUs: Number(busyNs) / done / 1e3 };
   } finally {
     await blk.close();
   }
 }
 
+function runTool(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
+  return r.stdout;
+}
+
+function cPeer(layout: Layout, depth: number, seconds: number): Result {
+  const out = runTool(C_PEER, [BDF[layout], layout, String(depth), String(seconds), String(depth * 7919 + 1)]);
+  const { iops, done, kicks } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { iops?: number; done?: number; kicks?: number };
+  if (typeof iops !== 'number') throw new Error(`vfio-blk printed no iops: ${out}`);
+  return { driver: 'c-poll', layout, depth, perSecond: iops, kicksPerRequest: done && kicks !== undefined ? kicks / done : undefined };
+}
+
+const sysfs = (bdf: string, file: string): string => `/sys/bus/pci/devices/${bdf}/${file}`;
+
+/** Gives `bdf` to the kernel's virtio-pci (virtio_blk on top); returns its block device. */
+function bindKernel(bdf: string): string {
+  if (fs.existsSync(sysfs(bdf, 'driver'))) fs.writeFileSync(sysfs(bdf, 'driver/unbind'), bdf);
+  fs.writeFileSync(sysfs(bdf, 'driver_override'), '\n');
+  for (const mod of fs.readFileSync(KERNEL_MODULES, 'utf8').split('\n').filter(Boolean)) {
+    const name = mod.slice(mod.lastIndexOf('/') + 1).replace(/\.ko$/, '').replace(/-/g, '_');
+    if (!fs.existsSync(`/sys/module/${name}`)) runTool('insmod', [mod]);
+  }
+  // Loading virtio_pci probes the unbound device by itself; once loaded, probe it explicitly.
+  if (!fs.existsSync(sysfs(bdf, 'driver'))) fs.writeFileSync('/sys/bus/pci/drivers_probe', bdf);
+  for (let i = 0; i < 500; i++) {
+    const virtio = fs.readdirSync(sysfs(bdf, '')).find((f) => /^virtio\d+$/.test(f));
+    const blockDir = virtio ? sysfs(bdf, `${virtio}/block`) : '';
+    if (virtio && fs.existsSync(blockDir)) {
+      const name = fs.readdirSync(blockDir)[0];
+      if (name && fs.existsSync(`/dev/${name}`)) return `/dev/${name}`;
+    }
+    spawnSync('sleep', ['0.01']);
+  }
+  throw new Error(`${bdf} bound to virtio-pci but no block device appeared`);
+}
+
+/** Gives `bdf` back to vfio-pci. */
+function bindVfio(bdf: string): void {
+  if (fs.existsSync(sysfs(bdf, 'driver'))) fs.writeFileSync(sysfs(bdf, 'driver/unbind'), bdf);
+  fs.writeFileSync(sysfs(bdf, 'driver_override'), 'vfio-pci');
+  fs.writeFileSync('/sys/bus/pci/drivers_probe', bdf);
+  const driver = fs.realpathSync(sysfs(bdf, 'driver'));
+  if (!driver.endsWith('/vfio-pci')) throw new Error(`${bdf} went to ${driver}, not vfio-pci`);
+}
+
+interface FioJob { read: { iops: number; lat_ns?: { mean: number }; clat_ns?: { mean: number } } }
+
+function fio(dev: string, layout: Layout, depth: number, seconds: number): Result {
+  const out = runTool(FIO, ['--name=randread', `--filename=${dev}`, '--direct=1', '--ioengine=libaio', '--rw=randread',
+    `--bs=${BLOCK}`, `--iodepth=${depth}`, `--runtime=${seconds}s`, '--ramp_time=300ms', '--time_based', '--numjobs=1',
+    '--output-format=json']);
+  const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: FioJob[] }).jobs[0];
+  if (!job) throw new Error('fio printed no job');
+  const lat = job.read.lat_ns ?? job.read.clat_ns;
+  return { driver: 'linux-fio', layout, depth, perSecond: job.read.iops, latencyUs: lat ? lat.mean / 1e3 : undefined };
+}
+
+function find(results: Result[], driver: Driver, layout: Layout, depth: number): Result | undefined {
+  return results.find((r) => r.driver === driver && r.layout === layout && r.depth === depth);
+}
+
 async function main(): Promise<void> {
-  const arg = process.argv.slice(2).find((a) => /^\d+(\.\d+)?$/.test(a));
+  const argv = process.argv.slice(2);
+  const arg = argv.find((a) => /^\d+(\.\d+)?$/.test(a));
   const seconds = arg ? Number(arg) : 2;
+  const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
+  const want = (d: string): boolean => !only.length || only.includes(d);
+  const skipped: string[] = [];
   const results: Result[] = [];
-  for (const layout of ['split', 'packed'] as const) {
-    for (const interrupts of ['msix', 'poll'] as const) {
-      for (const depth of [1, 32]) results.push(await measure(layout, depth, interrupts, seconds));
+  const say = (r: Result): void => {
+    results.push(r);
+    process.stderr.write(`  ${r.driver} ${r.layout} QD${r.depth}: ${Math.round(r.perSecond)} req/s\n`);
+  };
+
+  // A throwaway round first: the first configuration otherwise pays for the JIT and cold caches.
+  await uvirtio('split', 1, 'msix', Math.min(seconds, 1));
+  await uvirtio('split', 1, 'poll', Math.min(seconds, 1));
+  const baseline = await uvirtio('split', 1, 'msix', seconds);
+  if (want('uvirtio')) {
+    for (const layout of LAYOUTS) {
+      for (const interrupts of ['msix', 'poll'] as const) {
+        for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && interrupts === 'msix' ? baseline : await uvirtio(layout, depth, interrupts, seconds));
+      }
     }
   }
-  const again = await measure('split', 1, 'msix', seconds);
-  const baseline = results[0]!.perSecond;
-  const drift = again.perSecond / baseline - 1;
-  console.log(`virtio-blk over VFIO, 4 KiB random reads, ${seconds} s per configuration; ` +
-    `baseline = QD1, MSI-X, split (${Math.round(baseline)} req/s; measured again at the end: ${Math.round(again.perSecond)} req/s, ` +
-    `${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
-  console.log('layout  QD  delivery   req/s    mean µs   ratio');
-  for (const r of results) {
-    console.log(`${r.layout.padEnd(7)} ${String(r.depth).padStart(2)}  ${r.interrupts.padEnd(8)}  ${String(Math.round(r.perSecond)).padStart(7)}  ` +
-      `${r.latencyUs.toFixed(0).padStart(8)}   ${(r.perSecond / baseline).toFixed(2)}×`);
+  if (want('c')) {
+    if (!fs.existsSync(C_PEER)) skipped.push(`C peer: ${C_PEER} is not in the image (boot with --peers)`);
+    else for (const layout of LAYOUTS) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds));
   }
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, baseline, baselineAgain: again.perSecond, results }));
+  if (want('linux')) {
+    if (!fs.existsSync(FIO) || !fs.existsSync(KERNEL_MODULES)) skipped.push(`Linux: fio or virtio_blk is not in the image (boot with --peers)`);
+    else {
+      for (const layout of LAYOUTS) {
+        const dev = bindKernel(BDF[layout]);
+        try {
+          for (const depth of DEPTHS) say(fio(dev, layout, depth, seconds));
+        } finally {
+          bindVfio(BDF[layout]);
+        }
+      }
+    }
+  }
+  const again = await uvirtio('split', 1, 'msix', seconds);
+  const drift = again.perSecond / baseline.perSecond - 1;
+
+  const ratios: { name: string; layout: Layout; depth: number; value: number; goal: number }[] = [];
+  for (const layout of LAYOUTS) {
+    for (const depth of DEPTHS) {
+      const poll = find(results, 'uvirtio-poll', layout, depth);
+      const c = find(results, 'c-poll', layout, depth);
+      if (poll && c) ratios.push({ name: 'uvirtio polling / C', layout, depth, value: poll.perSecond / c.perSecond, goal: 0.7 });
+    }
+  }
+  for (const layout of LAYOUTS) {
+    for (const depth of DEPTHS) {
+      const msix = find(results, 'uvirtio-msix', layout, depth);
+      const linux = find(results, 'linux-fio', layout, depth);
+      if (msix && linux) ratios.push({ name: 'uvirtio MSI-X / Linux', layout, depth, value: msix.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
+    }
+  }
+
+  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot`);
+  console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
+    `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
+  console.log('driver         layout  QD     req/s   mean µs   vs baseline');
+  for (const r of results) {
+    console.log(`${r.driver.padEnd(13)}  ${r.layout.padEnd(6)}  ${String(r.depth).padStart(2)}  ${String(Math.round(r.perSecond)).padStart(8)}  ` +
+      `${(r.latencyUs === undefined ? '-' : r.latencyUs.toFixed(0)).padStart(8)}   ${(r.perSecond / baseline.perSecond).toFixed(2).padStart(6)}×` +
+      `${r.kicksPerRequest === undefined ? '' : `   ${r.kicksPerRequest.toFixed(2)} kicks/request`}`);
+  }
+  if (ratios.length) {
+    console.log('ratio                   layout  QD   ratio   goal');
+    for (const q of ratios) {
+      console.log(`${q.name.padEnd(22)}  ${q.layout.padEnd(6)}  ${String(q.depth).padStart(2)}  ${q.value.toFixed(2).padStart(5)}×  ` +
+        `${q.goal ? `≥ ${q.goal}× ${q.value >= q.goal ? 'met' : 'NOT met'}` : '-'}`);
+    }
+  }
+  for (const s of skipped) console.log(`skipped: ${s}`);
+  if (argv.includes('--json')) {
+    console.log(JSON.stringify({ seconds, baseline: baseline.perSecond, baselineAgain: again.perSecond, drift, results, ratios, skipped }));
+  }
 }
 
 main().catch((e: unknown) => {

@@ -4,12 +4,14 @@
 //            node_modules, /init            (rebuilt when node, busybox, the lockfile or init change)
 //   modules  the VFIO modules and their modules.dep closure, per profile (noiommu: rebuilt vfio.ko)
 //   project  package.json, dist/ and bin/   (rebuilt when the built files change)
+//   peers    only when asked (bench:vm): fio, the C peer, virtio_blk (scripts/vm/peers.mjs)
 import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CpioWriter } from './cpio.mjs';
 import { CACHE, hashOf, log, pruneCache, PROJECT, run, writeAtomic } from './common.mjs';
 import { moduleLoadOrder } from './kernel.mjs';
+import { buildPeers, peersKey } from './peers.mjs';
 
 const BUSYBOX = '/bin/busybox';
 const NODE = process.execPath;
@@ -107,8 +109,8 @@ function part(name, key, build) {
   return file;
 }
 
-/** Returns the initramfs for a profile, building what changed. */
-export function ensureInitramfs(kernel, profile, vfioKo) {
+/** Returns the initramfs for a profile, building what changed; `peers` adds the benchmark peers. */
+export function ensureInitramfs(kernel, profile, vfioKo, { peers = false } = {}) {
   if (!fs.existsSync(path.join(PROJECT, 'dist'))) throw new Error('dist/ is missing: run `npm run build` first');
   const st = fs.statSync(NODE);
   const baseKey = hashOf(NODE, st.size, st.mtimeMs, fs.statSync(BUSYBOX).size, path.join(PROJECT, 'package-lock.json'),
@@ -118,13 +120,15 @@ export function ensureInitramfs(kernel, profile, vfioKo) {
   const modules = part(`modules-${profile}`, modKey, (f) => buildModules(f, kernel, profile, vfioKo));
   const projectKey = hashOf(...projectFiles());
   const project = part('project', projectKey, buildProject);
-  const full = path.join(DIR, `initrd-${profile}-${baseKey}-${modKey}-${projectKey}.cpio`);
+  const extra = peers ? [part('peers', peersKey(kernel), (f) => buildPeers(f, kernel))] : [];
+  const kind = peers ? `${profile}+peers` : profile;
+  const full = path.join(DIR, `initrd-${kind}-${baseKey}-${modKey}-${projectKey}${peers ? `-${peersKey(kernel)}` : ''}.cpio`);
   if (!fs.existsSync(full)) {
     writeAtomic(full, (tmp) => {
       fs.copyFileSync(base, tmp);
-      for (const p of [modules, project]) fs.appendFileSync(tmp, fs.readFileSync(p));
+      for (const p of [modules, project, ...extra]) fs.appendFileSync(tmp, fs.readFileSync(p));
     });
-    pruneCache(DIR, `initrd-${profile}-`, full);
+    pruneCache(DIR, `initrd-${kind}-`, full);
   }
   return full;
 }

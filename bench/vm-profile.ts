@@ -1,0 +1,126 @@
+// Where the time goes in the guest: runs one uvirtio virtio-blk configuration of bench/vm-blk.ts
+// (4 KiB random reads over VFIO) under the V8 CPU profiler (node:inspector, in process) and prints the
+// functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
+// internals, GC, idle). Run it in the test VM:
+//
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix [SECONDS] [noevent] [noprofile]
+//
+// noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead;
+// count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
+// notifications; reads are status checks), by wrapping MmapWindow's methods.
+
+import { Session } from 'node:inspector/promises';
+import { BlkDriver } from '../drivers/blk/index.js';
+import { openTransport } from '../lib/open.js';
+import { MmapWindow } from '../lib/vfio/region.js';
+import type { Layout } from '../lib/virtio/queue/types.js';
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+
+function area(url: string, fn: string): string {
+  if (fn === '(idle)' || fn === '(program)' || fn === '(garbage collector)') return fn;
+  if (url.includes('/koffi/')) return 'koffi (JS side)';
+  if (url.includes('/dist/lib/')) return `lib/${url.split('/dist/lib/')[1]?.split('/')[0] ?? ''}`;
+  if (url.includes('/dist/drivers/')) return 'drivers/';
+  if (url.includes('/dist/bench/')) return 'bench (the workload)';
+  if (url.startsWith('node:')) return 'node internals';
+  if (!url) return 'native (no script: koffi calls, syscalls, builtins)';
+  return 'other';
+}
+
+async function main(): Promise<void> {
+  const [layout = 'packed', depthArg = '1', mode = 'poll', secondsArg = '3'] = process.argv.slice(2);
+  const eventIdx = !process.argv.includes('noevent');
+  const profiling = !process.argv.includes('noprofile');
+  const mmio = { writes16: 0, writes: 0, reads: 0 };
+  if (process.argv.includes('count')) {
+    const proto = MmapWindow.prototype as unknown as Record<string, (this: MmapWindow, ...a: number[]) => number | undefined>;
+    for (const name of ['read8', 'read16', 'read32', 'write8', 'write16', 'write32']) {
+      const original = proto[name]!;
+      proto[name] = function (this: MmapWindow, ...a: number[]) {
+        if (name === 'write16') mmio.writes16++;
+        else if (name.startsWith('write')) mmio.writes++;
+        else mmio.reads++;
+        return original.apply(this, a);
+      };
+    }
+  }
+  if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
+  if (mode !== 'poll' && mode !== 'msix') throw new Error('mode must be poll or msix');
+  const depth = Number(depthArg);
+  const seconds = Number(secondsArg);
+  const bdf = layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
+  const dev = await openTransport(`vfio:${bdf}`);
+  const blk = await BlkDriver.open(dev.transport, { layout: layout as Layout, interrupts: mode, depth, maxTransfer: 4096, queueSize: 256, eventIdx });
+  const count = Math.floor(blk.capacitySectors / 8);
+  let x = 12345;
+  const next = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) % count) * 8;
+  };
+  const session = new Session();
+  session.connect();
+  let done = 0;
+  try {
+    for (let i = 0; i < 300; i += depth) await Promise.all(Array.from({ length: depth }, () => blk.read(next(), 8)));
+    if (profiling) {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 100 });
+      await session.post('Profiler.start');
+    }
+    mmio.writes16 = mmio.writes = mmio.reads = 0;
+    const start = process.hrtime.bigint();
+    const end = start + BigInt(Math.round(seconds * 1e9));
+    await Promise.all(Array.from({ length: depth }, async () => {
+      while (process.hrtime.bigint() < end) {
+        await blk.read(next(), 8);
+        done++;
+      }
+    }));
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+    const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s` +
+      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');
+    if (!profiling) {
+      console.log(setting);
+      return;
+    }
+    const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const self = new Map<number, number>();
+    let total = 0;
+    profile.samples.forEach((id, i) => {
+      const dt = profile.timeDeltas[i] ?? 0;
+      self.set(id, (self.get(id) ?? 0) + dt);
+      total += dt;
+    });
+    const fns = new Map<string, number>();
+    const areas = new Map<string, number>();
+    for (const [id, us] of self) {
+      const n = byId.get(id);
+      if (!n) continue;
+      const { functionName, url, lineNumber } = n.callFrame;
+      const key = `${functionName || '(anonymous)'} ${url.replace(/^.*\/dist\//, '').replace(/^file:\/\//, '')}:${lineNumber + 1}`;
+      fns.set(key, (fns.get(key) ?? 0) + us);
+      const a = area(url, functionName);
+      areas.set(a, (areas.get(a) ?? 0) + us);
+    }
+    const pct = (us: number): string => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
+    console.log(`${setting}, ${(total / Math.max(done, 1)).toFixed(0)} µs sampled per request`);
+    console.log('self time by area:');
+    for (const [a, us] of [...areas].sort((p, q) => q[1] - p[1])) console.log(`  ${pct(us)}  ${a}`);
+    console.log('top functions by self time:');
+    for (const [f, us] of [...fns].sort((p, q) => q[1] - p[1]).slice(0, 25)) console.log(`  ${pct(us)}  ${f}`);
+  } finally {
+    session.disconnect();
+    await blk.close();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`vm-profile: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});
