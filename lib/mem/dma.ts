@@ -56,6 +56,9 @@ export function alignUp(n: number, align: number): number {
   return Math.ceil(n / align) * align;
 }
 
+/** Region bounds below this compare exactly as numbers (2^52: far from 2^53 even with a 2^32 length added). */
+const NUMERIC_LIMIT = 2n ** 52n;
+
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
@@ -88,6 +91,18 @@ export interface HeapDmaOptions {
  */
 export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private readonly regions = new Map<bigint, DmaRegion>();
+  /**
+   * The same regions sorted by IOVA, with their bounds as plain numbers, for the device's lookups
+   * (every descriptor and every byte the device touches goes through one): a binary search, and
+   * the last region hit tried first, with no BigInt arithmetic. IOVAs only grow, so alloc appends.
+   */
+  private sorted: DmaRegion[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
+  /** Index into `sorted` of the region the last lookup found. */
+  private last = 0;
+  /** Every region ends below NUMERIC_LIMIT, so bounds compare exactly as numbers. */
+  private numeric = true;
   private next: bigint;
   private used = 0;
   private readonly limit: number;
@@ -111,34 +126,91 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     const region: DmaRegion = { bytes: new Uint8Array(size), iova, size };
     this.regions.set(iova, region);
     this.used += size;
+    // IOVAs are handed out upwards: the new region sorts last.
+    this.sorted.push(region);
+    this.starts.push(Number(iova));
+    this.ends.push(Number(iova) + size);
+    if (iova + BigInt(size) >= NUMERIC_LIMIT) this.numeric = false;
     return region;
   }
 
   free(region: DmaRegion): void {
-    if (this.regions.delete(region.iova)) this.used -= region.size;
+    if (!this.regions.delete(region.iova)) return;
+    this.used -= region.size;
+    const at = this.sorted.indexOf(region);
+    if (at >= 0) {
+      this.sorted.splice(at, 1);
+      this.starts.splice(at, 1);
+      this.ends.splice(at, 1);
+      this.last = 0;
+    }
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (len < 0) return undefined;
-    // Regions are few (rings and buffer pools); a linear scan keeps the model obvious.
-    for (const r of this.regions.values()) {
-      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
-    }
-    return undefined;
+    if (!this.numeric || !Number.isSafeInteger(len) || iova < 0n || iova >= NUMERIC_LIMIT) return this.slowLookup(iova, len);
+    const at = this.find(Number(iova), len);
+    return at < 0 ? undefined : this.sorted[at];
   }
 
   view(iova: bigint, len: number): Uint8Array {
-    const r = this.lookup(iova, len);
-    if (!r) {
-      throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`);
+    if (this.numeric && len >= 0 && Number.isSafeInteger(len) && iova >= 0n && iova < NUMERIC_LIMIT) {
+      const a = Number(iova);
+      const at = this.find(a, len);
+      if (at >= 0) {
+        const off = a - this.starts[at]!;
+        return this.sorted[at]!.bytes.subarray(off, off + len);
+      }
+    } else {
+      const r = this.slowLookup(iova, len);
+      if (r) {
+        const off = Number(iova - r.iova);
+        return r.bytes.subarray(off, off + len);
+      }
     }
-    const off = Number(iova - r.iova);
-    return r.bytes.subarray(off, off + len);
+    throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`);
   }
 
   close(): void {
     this.regions.clear();
+    this.sorted = [];
+    this.starts = [];
+    this.ends = [];
+    this.last = 0;
     this.used = 0;
     this.closed = true;
+  }
+
+  /** Index in `sorted` of the region holding [a, a+len), or -1: the last hit first, then a binary search. */
+  private find(a: number, len: number): number {
+    const starts = this.starts;
+    const ends = this.ends;
+    const last = this.last;
+    if (last < starts.length && a >= starts[last]! && a + len <= ends[last]!) return last;
+    // The last region starting at or below a is the only candidate (regions do not overlap).
+    let lo = 0;
+    let hi = starts.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= a) {
+        at = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (at < 0 || a + len > ends[at]!) return -1;
+    this.last = at;
+    return at;
+  }
+
+  /** Exact BigInt comparison over every region: for addresses or lengths beyond the numeric fast path. */
+  private slowLookup(iova: bigint, len: number): DmaRegion | undefined {
+    if (len < 0) return undefined;
+    for (const r of this.regions.values()) {
+      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
+    }
+    return undefined;
   }
 }
