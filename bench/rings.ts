@@ -10,6 +10,7 @@
 //   node dist/bench/rings.js 5             5 s per configuration
 //   node dist/bench/rings.js --only split/32/poll   one configuration (e.g. under --cpu-prof)
 //   node dist/bench/rings.js --json        also one JSON line with every figure
+//   node dist/bench/rings.js --no-peer     without the driver-only bound (null-device.ts)
 
 import { createSimDevice } from '../lib/sim/index.js';
 import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
@@ -17,6 +18,7 @@ import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
 import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { measureDriverOnly } from './null-device.js';
 
 interface Result {
   layout: Layout;
@@ -58,6 +60,13 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
   };
 }
 
+interface DriverOnly {
+  layout: Layout;
+  batch: number;
+  perSecond: number;
+  perCpuSecond: number;
+}
+
 function option(name: string): string | undefined {
   const at = process.argv.indexOf(name);
   return at < 0 ? undefined : process.argv[at + 1];
@@ -87,7 +96,23 @@ async function main(): Promise<void> {
     console.log(`${r.layout.padEnd(7)} ${String(r.batch).padStart(5)}  ${r.interrupts.padEnd(8)}  ${String(Math.round(r.perSecond)).padStart(9)}  `
       + `${(r.perSecond / baseline.perSecond).toFixed(2)}×  ${String(Math.round(r.perCpuSecond)).padStart(10)}  ${(r.perCpuSecond / baseline.perCpuSecond).toFixed(2)}×  ${gain}`);
   }
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results }));
+  // The peer: the driver's rings alone against a device that does nothing (null-device.ts), same run.
+  const bounds: DriverOnly[] = [];
+  for (const batch of process.argv.includes('--no-peer') ? [] : [1, 32]) {
+    for (const layout of ['split', 'packed'] as const) {
+      if (!results.some((r) => r.layout === layout && r.batch === batch)) continue;
+      bounds.push({ layout, batch, ...measureDriverOnly(layout, batch, seconds) });
+    }
+  }
+  if (bounds.length > 0) {
+    console.log('\ndriver-only bound (same rings, a device that does nothing, no event loop or promises):');
+    console.log('layout  batch      req/s   req/cpu-s  full path / bound (per CPU-s, best delivery)');
+  }
+  for (const b of bounds) {
+    const best = Math.max(...results.filter((r) => r.layout === b.layout && r.batch === b.batch).map((r) => r.perCpuSecond));
+    console.log(`${b.layout.padEnd(7)} ${String(b.batch).padStart(5)}  ${String(Math.round(b.perSecond)).padStart(9)}  ${String(Math.round(b.perCpuSecond)).padStart(10)}  ${(best / b.perCpuSecond).toFixed(3)}`);
+  }
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results, driverOnly: bounds }));
 }
 
 await main();

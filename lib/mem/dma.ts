@@ -49,6 +49,28 @@ export interface DmaAllocator {
 export interface GuestMemory {
   /** Bytes [iova, iova+len) of the driver's memory; throws DmaError E_DMA_RANGE outside it. */
   view(iova: bigint, len: number): Uint8Array;
+  /**
+   * Whether `view(iova, len)` would succeed, without making the view (a device checking a
+   * descriptor's buffer when it fetches the chain). Optional: without it, callers use `view`.
+   */
+  contains?(iova: bigint, len: number): boolean;
+  /**
+   * The whole region holding [iova, iova+len), for reading and writing in place without making a
+   * view per access: the byte at `iova` is at index `Number(iova) - start` of `bytes` and `data`.
+   * Optional, and allowed to answer undefined for any range (not owned, or no fast path): callers
+   * then use `view`, which decides.
+   */
+  region?(iova: bigint, len: number): GuestRegion | undefined;
+}
+
+/** A region of driver memory as {@link GuestMemory.region} gives it: its bytes, a DataView on them, and its first address. */
+export interface GuestRegion {
+  /** The region's bytes. */
+  readonly bytes: Uint8Array;
+  /** A DataView over exactly `bytes`. */
+  readonly data: DataView;
+  /** The address of `bytes[0]`, as a number (exact: below 2^52). */
+  readonly start: number;
 }
 
 /** `n` rounded up to a multiple of `align`. */
@@ -58,6 +80,7 @@ export function alignUp(n: number, align: number): number {
 
 /** Region bounds below this compare exactly as numbers (2^52: far from 2^53 even with a 2^32 length added). */
 const NUMERIC_LIMIT = 2n ** 52n;
+const NUMERIC_BOUND = 2 ** 52;
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -97,6 +120,8 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
    * the last region hit tried first, with no BigInt arithmetic. IOVAs only grow, so alloc appends.
    */
   private sorted: DmaRegion[] = [];
+  /** The same regions as GuestRegion (their DataView made once). */
+  private spans: GuestRegion[] = [];
   private starts: number[] = [];
   private ends: number[] = [];
   /** Index into `sorted` of the region the last lookup found. */
@@ -128,6 +153,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     this.used += size;
     // IOVAs are handed out upwards: the new region sorts last.
     this.sorted.push(region);
+    this.spans.push({ bytes: region.bytes, data: new DataView(region.bytes.buffer, region.bytes.byteOffset, size), start: Number(iova) });
     this.starts.push(Number(iova));
     this.ends.push(Number(iova) + size);
     if (iova + BigInt(size) >= NUMERIC_LIMIT) this.numeric = false;
@@ -140,6 +166,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     const at = this.sorted.indexOf(region);
     if (at >= 0) {
       this.sorted.splice(at, 1);
+      this.spans.splice(at, 1);
       this.starts.splice(at, 1);
       this.ends.splice(at, 1);
       this.last = 0;
@@ -148,14 +175,27 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (len < 0) return undefined;
-    if (!this.numeric || !Number.isSafeInteger(len) || iova < 0n || iova >= NUMERIC_LIMIT) return this.slowLookup(iova, len);
-    const at = this.find(Number(iova), len);
+    // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
+    const a = Number(iova);
+    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
+    const at = this.find(a, len);
     return at < 0 ? undefined : this.sorted[at];
   }
 
+  contains(iova: bigint, len: number): boolean {
+    return Number.isSafeInteger(len) && this.lookup(iova, len) !== undefined;
+  }
+
+  region(iova: bigint, len: number): GuestRegion | undefined {
+    const a = Number(iova);
+    if (!this.numeric || !(len >= 0) || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return undefined;
+    const at = this.find(a, len);
+    return at < 0 ? undefined : this.spans[at];
+  }
+
   view(iova: bigint, len: number): Uint8Array {
-    if (this.numeric && len >= 0 && Number.isSafeInteger(len) && iova >= 0n && iova < NUMERIC_LIMIT) {
-      const a = Number(iova);
+    const a = Number(iova);
+    if (this.numeric && len >= 0 && Number.isSafeInteger(len) && a >= 0 && a < NUMERIC_BOUND) {
       const at = this.find(a, len);
       if (at >= 0) {
         const off = a - this.starts[at]!;
@@ -174,6 +214,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   close(): void {
     this.regions.clear();
     this.sorted = [];
+    this.spans = [];
     this.starts = [];
     this.ends = [];
     this.last = 0;

@@ -15,7 +15,7 @@ import { gather, putByte, scatter } from '../virtio/ring/chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from '../virtio/device-config.js';
 import { BAD_BLK_STATUS, type ReplyFault } from '../virtio/faults.js';
 import type { DeviceModel, Filled, ModelHost } from '../virtio/model.js';
-import { badChain, type Chain } from '../virtio/ring/chain.js';
+import { badChain, dataView, type Chain } from '../virtio/ring/chain.js';
 import type { RuleId } from '../virtio/rules.js';
 
 // struct virtio_blk_config (virtio 1.2 §5.2.4), field by field.
@@ -86,11 +86,6 @@ export interface BlkModelOptions {
   failSectors: Set<number>;
   /** Request types answered UNSUPP even when offered (the test may change the set). */
   unsupportedTypes: Set<number>;
-}
-
-/** The little-endian u32 at `at` of `b`. */
-function u32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
 
 export class BlkModel implements DeviceModel {
@@ -184,10 +179,12 @@ export class BlkModel implements DeviceModel {
     }
     // The header: read in place when its first segment holds it all (the usual case), else gathered.
     const first = chain.readable[0]!;
-    const header = first.len >= BLK_REQ_HEADER_LEN ? mem.view(first.addr, BLK_REQ_HEADER_LEN) : gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN);
-    const type = u32(header, 0);
-    const sectorLo = u32(header, 8);
-    const sectorHi = u32(header, 12);
+    const r = first.len >= BLK_REQ_HEADER_LEN ? mem.region?.(first.addr, BLK_REQ_HEADER_LEN) : undefined;
+    const header = r ? r.data : dataView(first.len >= BLK_REQ_HEADER_LEN ? mem.view(first.addr, BLK_REQ_HEADER_LEN) : gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN));
+    const at = r ? Number(first.addr) - r.start : 0;
+    const type = header.getUint32(at, true);
+    const sectorLo = header.getUint32(at + 8, true);
+    const sectorHi = header.getUint32(at + 12, true);
     const sector = sectorLo === 0 && sectorHi === 0 ? 0n : (BigInt(sectorHi) << 32n) | BigInt(sectorLo);
     const dataIn = chain.writableLen - 1;
     // The data segments: every readable one after the header's, every writable one before the status byte's.

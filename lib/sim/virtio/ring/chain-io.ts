@@ -54,7 +54,9 @@ export function putByte(mem: GuestMemory, segments: Segment[], offset: number, v
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     if (skip < seg.len) {
-      mem.view(seg.addr, seg.len)[skip] = value;
+      const r = mem.region?.(seg.addr, seg.len);
+      if (r) r.bytes[Number(seg.addr) - r.start + skip] = value;
+      else mem.view(seg.addr, seg.len)[skip] = value;
       return;
     }
     skip -= seg.len;
