@@ -161,9 +161,11 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   free(region: DmaRegion): void {
-    if (!this.regions.delete(region.iova)) return;
+    const mine = this.regions.get(region.iova);
+    if (!mine || !this.regions.delete(region.iova)) return;
     this.used -= region.size;
-    const at = this.sorted.indexOf(region);
+    // By IOVA, as the map goes: the object passed may be another with the same address.
+    const at = this.sorted.indexOf(mine);
     if (at >= 0) {
       this.sorted.splice(at, 1);
       this.spans.splice(at, 1);
