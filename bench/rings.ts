@@ -3,10 +3,14 @@
 // device's queue processing are what is measured), at batch 1 (submit, wait, repeat) and batch 32
 // (32 in flight, kicked once per batch). Each figure is also printed as a ratio against the
 // baseline measured in this same run — split, batch 1 — because absolute numbers on a shared
-// machine vary by ±30 %.
+// machine vary by ±30 %. Beside wall-clock req/s it prints requests per CPU-second of this process
+// (process.cpuUsage), which a loaded machine disturbs less, and the batch-32 / batch-1 gain.
 //
-//   npm run bench                 default: 1.5 s per configuration
-//   node dist/bench/rings.js 5    5 s per configuration
+//   npm run bench                          default: 1.5 s per configuration
+//   node dist/bench/rings.js 5             5 s per configuration
+//   node dist/bench/rings.js --only split/32/poll   one configuration (e.g. under --cpu-prof)
+//   node dist/bench/rings.js --json        also one JSON line with every figure
+//   node dist/bench/rings.js --no-peer     without the driver-only bound (null-device.ts)
 
 import { createSimDevice } from '../lib/sim/index.js';
 import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
@@ -14,12 +18,15 @@ import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
 import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { measureDriverOnly } from './null-device.js';
 
 interface Result {
   layout: Layout;
   batch: number;
   interrupts: 'msix' | 'poll';
   perSecond: number;
+  /** Requests per second of this process's CPU time (user + system). */
+  perCpuSecond: number;
 }
 
 async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll', seconds: number): Promise<Result> {
@@ -37,6 +44,7 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
   // Warm up the JIT and the indirect pools before timing.
   for (let i = 0; i < 200; i++) await Promise.all(rq.submitMany(reqs));
   let done = 0;
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const until = start + BigInt(Math.round(seconds * 1e9));
   while (process.hrtime.bigint() < until) {
@@ -44,25 +52,67 @@ async function measure(layout: Layout, batch: number, interrupts: 'auto' | 'poll
     done += batch;
   }
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  const used = process.cpuUsage(cpu);
   await qs.close();
-  return { layout, batch, interrupts: dev.interruptMode, perSecond: done / elapsed };
+  return {
+    layout, batch, interrupts: dev.interruptMode, perSecond: done / elapsed,
+    perCpuSecond: done / ((used.user + used.system) / 1e6),
+  };
+}
+
+interface DriverOnly {
+  layout: Layout;
+  batch: number;
+  perSecond: number;
+  perCpuSecond: number;
+}
+
+function option(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? undefined : process.argv[at + 1];
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? 1.5);
+  const positional = process.argv.slice(2).find((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--only');
+  const seconds = Number(positional ?? 1.5);
+  const only = option('--only'); // layout/batch/delivery, e.g. split/32/poll
   const results: Result[] = [];
   for (const interrupts of ['auto', 'poll'] as const) {
     for (const batch of [1, 32]) {
-      for (const layout of ['split', 'packed'] as const) results.push(await measure(layout, batch, interrupts, seconds));
+      for (const layout of ['split', 'packed'] as const) {
+        if (only !== undefined && only !== `${layout}/${batch}/${interrupts === 'auto' ? 'msix' : 'poll'}`) continue;
+        results.push(await measure(layout, batch, interrupts, seconds));
+      }
     }
   }
-  const baseline = results[0]!.perSecond;
-  console.log(`ring benchmark, ${seconds} s per configuration; baseline = split, batch 1, ${results[0]!.interrupts} (${Math.round(baseline)} req/s)`);
-  console.log('layout  batch  delivery  req/s       ratio');
+  if (results.length === 0) throw new Error(`--only ${only}: no such configuration (layout/batch/delivery, e.g. split/32/poll)`);
+  const baseline = results[0]!;
+  const b1 = (r: Result): Result | undefined => results.find((x) => x.batch === 1 && x.layout === r.layout && x.interrupts === r.interrupts);
+  console.log(`ring benchmark, ${seconds} s per configuration; baseline = ${baseline.layout}, batch ${baseline.batch}, ${baseline.interrupts} (${Math.round(baseline.perSecond)} req/s)`);
+  console.log('layout  batch  delivery      req/s  ratio   req/cpu-s  ratio  batch gain');
   for (const r of results) {
-    console.log(`${r.layout.padEnd(7)} ${String(r.batch).padStart(5)}  ${r.interrupts.padEnd(8)}  ${String(Math.round(r.perSecond)).padStart(9)}  ${(r.perSecond / baseline).toFixed(2)}×`);
+    const one = b1(r);
+    const gain = r.batch > 1 && one ? `${(r.perCpuSecond / one.perCpuSecond).toFixed(2)}×` : '';
+    console.log(`${r.layout.padEnd(7)} ${String(r.batch).padStart(5)}  ${r.interrupts.padEnd(8)}  ${String(Math.round(r.perSecond)).padStart(9)}  `
+      + `${(r.perSecond / baseline.perSecond).toFixed(2)}×  ${String(Math.round(r.perCpuSecond)).padStart(10)}  ${(r.perCpuSecond / baseline.perCpuSecond).toFixed(2)}×  ${gain}`);
   }
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results }));
+  // The peer: the driver's rings alone against a device that does nothing (null-device.ts), same run.
+  const bounds: DriverOnly[] = [];
+  for (const batch of process.argv.includes('--no-peer') ? [] : [1, 32]) {
+    for (const layout of ['split', 'packed'] as const) {
+      if (!results.some((r) => r.layout === layout && r.batch === batch)) continue;
+      bounds.push({ layout, batch, ...measureDriverOnly(layout, batch, seconds) });
+    }
+  }
+  if (bounds.length > 0) {
+    console.log('\ndriver-only bound (same rings, a device that does nothing, no event loop or promises):');
+    console.log('layout  batch      req/s   req/cpu-s  full path / bound (per CPU-s, best delivery)');
+  }
+  for (const b of bounds) {
+    const best = Math.max(...results.filter((r) => r.layout === b.layout && r.batch === b.batch).map((r) => r.perCpuSecond));
+    console.log(`${b.layout.padEnd(7)} ${String(b.batch).padStart(5)}  ${String(Math.round(b.perSecond)).padStart(9)}  ${String(Math.round(b.perCpuSecond)).padStart(10)}  ${(best / b.perCpuSecond).toFixed(3)}`);
+  }
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results, driverOnly: bounds }));
 }
 
 await main();

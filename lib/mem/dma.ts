@@ -49,12 +49,38 @@ export interface DmaAllocator {
 export interface GuestMemory {
   /** Bytes [iova, iova+len) of the driver's memory; throws DmaError E_DMA_RANGE outside it. */
   view(iova: bigint, len: number): Uint8Array;
+  /**
+   * Whether `view(iova, len)` would succeed, without making the view (a device checking a
+   * descriptor's buffer when it fetches the chain). Optional: without it, callers use `view`.
+   */
+  contains?(iova: bigint, len: number): boolean;
+  /**
+   * The whole region holding [iova, iova+len), for reading and writing in place without making a
+   * view per access: the byte at `iova` is at index `Number(iova) - start` of `bytes` and `data`.
+   * Optional, and allowed to answer undefined for any range (not owned, or no fast path): callers
+   * then use `view`, which decides.
+   */
+  region?(iova: bigint, len: number): GuestRegion | undefined;
+}
+
+/** A region of driver memory as {@link GuestMemory.region} gives it: its bytes, a DataView on them, and its first address. */
+export interface GuestRegion {
+  /** The region's bytes. */
+  readonly bytes: Uint8Array;
+  /** A DataView over exactly `bytes`. */
+  readonly data: DataView;
+  /** The address of `bytes[0]`, as a number (exact: below 2^52). */
+  readonly start: number;
 }
 
 /** `n` rounded up to a multiple of `align`. */
 export function alignUp(n: number, align: number): number {
   return Math.ceil(n / align) * align;
 }
+
+/** Region bounds below this compare exactly as numbers (2^52: far from 2^53 even with a 2^32 length added). */
+const NUMERIC_LIMIT = 2n ** 52n;
+const NUMERIC_BOUND = 2 ** 52;
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -88,6 +114,20 @@ export interface HeapDmaOptions {
  */
 export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private readonly regions = new Map<bigint, DmaRegion>();
+  /**
+   * The same regions sorted by IOVA, with their bounds as plain numbers, for the device's lookups
+   * (every descriptor and every byte the device touches goes through one): a binary search, and
+   * the last region hit tried first, with no BigInt arithmetic. IOVAs only grow, so alloc appends.
+   */
+  private sorted: DmaRegion[] = [];
+  /** The same regions as GuestRegion (their DataView made once). */
+  private spans: GuestRegion[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
+  /** Index into `sorted` of the region the last lookup found. */
+  private last = 0;
+  /** Every region ends below NUMERIC_LIMIT, so bounds compare exactly as numbers. */
+  private numeric = true;
   private next: bigint;
   private used = 0;
   private readonly limit: number;
@@ -111,34 +151,109 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     const region: DmaRegion = { bytes: new Uint8Array(size), iova, size };
     this.regions.set(iova, region);
     this.used += size;
+    // IOVAs are handed out upwards: the new region sorts last.
+    this.sorted.push(region);
+    this.spans.push({ bytes: region.bytes, data: new DataView(region.bytes.buffer, region.bytes.byteOffset, size), start: Number(iova) });
+    this.starts.push(Number(iova));
+    this.ends.push(Number(iova) + size);
+    if (iova + BigInt(size) >= NUMERIC_LIMIT) this.numeric = false;
     return region;
   }
 
   free(region: DmaRegion): void {
-    if (this.regions.delete(region.iova)) this.used -= region.size;
+    const mine = this.regions.get(region.iova);
+    if (!mine || !this.regions.delete(region.iova)) return;
+    this.used -= region.size;
+    // By IOVA, as the map goes: the object passed may be another with the same address.
+    const at = this.sorted.indexOf(mine);
+    if (at >= 0) {
+      this.sorted.splice(at, 1);
+      this.spans.splice(at, 1);
+      this.starts.splice(at, 1);
+      this.ends.splice(at, 1);
+      this.last = 0;
+    }
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (len < 0) return undefined;
-    // Regions are few (rings and buffer pools); a linear scan keeps the model obvious.
-    for (const r of this.regions.values()) {
-      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
-    }
-    return undefined;
+    // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
+    const a = Number(iova);
+    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
+    const at = this.find(a, len);
+    return at < 0 ? undefined : this.sorted[at];
+  }
+
+  contains(iova: bigint, len: number): boolean {
+    return Number.isSafeInteger(len) && this.lookup(iova, len) !== undefined;
+  }
+
+  region(iova: bigint, len: number): GuestRegion | undefined {
+    const a = Number(iova);
+    if (!this.numeric || !(len >= 0) || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return undefined;
+    const at = this.find(a, len);
+    return at < 0 ? undefined : this.spans[at];
   }
 
   view(iova: bigint, len: number): Uint8Array {
-    const r = this.lookup(iova, len);
-    if (!r) {
-      throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`);
+    const a = Number(iova);
+    if (this.numeric && len >= 0 && Number.isSafeInteger(len) && a >= 0 && a < NUMERIC_BOUND) {
+      const at = this.find(a, len);
+      if (at >= 0) {
+        const off = a - this.starts[at]!;
+        return this.sorted[at]!.bytes.subarray(off, off + len);
+      }
+    } else {
+      const r = this.slowLookup(iova, len);
+      if (r) {
+        const off = Number(iova - r.iova);
+        return r.bytes.subarray(off, off + len);
+      }
     }
-    const off = Number(iova - r.iova);
-    return r.bytes.subarray(off, off + len);
+    throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`);
   }
 
   close(): void {
     this.regions.clear();
+    this.sorted = [];
+    this.spans = [];
+    this.starts = [];
+    this.ends = [];
+    this.last = 0;
     this.used = 0;
     this.closed = true;
+  }
+
+  /** Index in `sorted` of the region holding [a, a+len), or -1: the last hit first, then a binary search. */
+  private find(a: number, len: number): number {
+    const starts = this.starts;
+    const ends = this.ends;
+    const last = this.last;
+    if (last < starts.length && a >= starts[last]! && a + len <= ends[last]!) return last;
+    // The last region starting at or below a is the only candidate (regions do not overlap).
+    let lo = 0;
+    let hi = starts.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= a) {
+        at = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (at < 0 || a + len > ends[at]!) return -1;
+    this.last = at;
+    return at;
+  }
+
+  /** Exact BigInt comparison over every region: for addresses or lengths beyond the numeric fast path. */
+  private slowLookup(iova: bigint, len: number): DmaRegion | undefined {
+    if (len < 0) return undefined;
+    for (const r of this.regions.values()) {
+      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
+    }
+    return undefined;
   }
 }

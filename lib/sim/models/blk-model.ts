@@ -11,11 +11,11 @@ import {
   BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, BlkStatus, DeviceType, bit, BlkConfigExt,
 } from '../../spec/index.js';
 import { parseRanges, zeroRanges, type RangeLimits } from './blk-discard.js';
-import { gather, scatter } from '../virtio/ring/chain-io.js';
+import { gather, putByte, scatter } from '../virtio/ring/chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from '../virtio/device-config.js';
 import { BAD_BLK_STATUS, type ReplyFault } from '../virtio/faults.js';
 import type { DeviceModel, Filled, ModelHost } from '../virtio/model.js';
-import { badChain, type Chain } from '../virtio/ring/chain.js';
+import { badChain, dataView, type Chain } from '../virtio/ring/chain.js';
 import type { RuleId } from '../virtio/rules.js';
 
 // struct virtio_blk_config (virtio 1.2 §5.2.4), field by field.
@@ -177,21 +177,30 @@ export class BlkModel implements DeviceModel {
     if (chain.readableLen < BLK_REQ_HEADER_LEN || chain.writableLen < 1) {
       throw badChain(q, 'blk-request-malformed', `blk request ${chain.id} lacks the 16-byte header or the status byte (virtio 1.2 §5.2.6)`);
     }
-    const header = new DataView(gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN).buffer);
-    const type = header.getUint32(0, true);
-    const sector = header.getBigUint64(8, true);
+    // The header: read in place when its first segment holds it all (the usual case), else gathered.
+    const first = chain.readable[0]!;
+    const r = first.len >= BLK_REQ_HEADER_LEN ? mem.region?.(first.addr, BLK_REQ_HEADER_LEN) : undefined;
+    const header = r ? r.data : dataView(first.len >= BLK_REQ_HEADER_LEN ? mem.view(first.addr, BLK_REQ_HEADER_LEN) : gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN));
+    const at = r ? Number(first.addr) - r.start : 0;
+    const type = header.getUint32(at, true);
+    const sectorLo = header.getUint32(at + 8, true);
+    const sectorHi = header.getUint32(at + 12, true);
+    const sector = sectorLo === 0 && sectorHi === 0 ? 0n : (BigInt(sectorHi) << 32n) | BigInt(sectorLo);
     const dataIn = chain.writableLen - 1;
-    const segments = [...chain.readable.slice(1), ...chain.writable.slice(0, -1)];
-    const overSegmented = segments.length > this.o.segMax || segments.some((s) => s.len > this.o.sizeMax);
+    // The data segments: every readable one after the header's, every writable one before the status byte's.
+    const readable = chain.readable;
+    const writable = chain.writable;
+    const dataSegments = readable.length - 1 + writable.length - 1;
+    let largestSegment = 0;
+    for (let i = 1; i < readable.length; i++) largestSegment = Math.max(largestSegment, readable[i]!.len);
+    for (let i = 0; i < writable.length - 1; i++) largestSegment = Math.max(largestSegment, writable[i]!.len);
+    const overSegmented = dataSegments > this.o.segMax || largestSegment > this.o.sizeMax;
     const short = fault === 'used-len-short' && dataIn > 0;
     let status = short ? BlkStatus.OK : overSegmented ? BlkStatus.IOERR : this.execute(q, mem, chain, type, sector, dataIn);
     if (status !== BlkStatus.OK && dataIn > 0) scatter(mem, chain.writable, 0, new Uint8Array(dataIn));
     if (fault === 'bad-blk-status') status = BAD_BLK_STATUS;
-    scatter(mem, chain.writable, dataIn, Uint8Array.of(status));
-    this.record({
-      queue: q, type, sector: Number(sector), dataSegments: segments.length,
-      largestSegment: segments.reduce((m, s) => Math.max(m, s.len), 0), status,
-    });
+    putByte(mem, chain.writable, dataIn, status);
+    this.record({ queue: q, type, sector: sectorHi * 2 ** 32 + sectorLo, dataSegments, largestSegment, status });
     if (fault === 'used-len-short') return short ? 1 : 0;
     // Everything up to the status byte has been written (data, or zeros on error): §2.7.8 len.
     return chain.writableLen;

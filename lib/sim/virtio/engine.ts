@@ -194,9 +194,12 @@ export class QueueEngine {
     this.serving = true;
     try {
       for (const chain of chains) {
-        const at = queue.state.inFlight.indexOf(chain);
+        const inFlight = queue.state.inFlight;
+        // Usually completed in the order fetched: the oldest in flight, taken off the front.
+        const at = inFlight[0] === chain ? 0 : inFlight.indexOf(chain);
         if (at < 0) continue;
-        queue.state.inFlight.splice(at, 1);
+        if (at === 0) inFlight.shift();
+        else inFlight.splice(at, 1);
         const fault = this.host.faults.any
           ? this.host.faults.takeReply(queue.index, (f) => this.host.model.supportsReplyFault?.(queue.index, f) ?? false)
           : undefined;

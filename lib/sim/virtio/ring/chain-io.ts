@@ -1,6 +1,10 @@
 // Byte access to a fetched chain as one contiguous stream, whatever the segmentation: virtio 1.2
 // §2.6.4 (message framing) says the device must not assume any particular arrangement of
 // descriptors, so a header may be split across segments and data may share one with it.
+//
+// Every request goes through here, so the loops take a view of each whole segment (its range was
+// checked when the chain was fetched, and is checked again by the view) and index into it: no
+// closure, no BigInt arithmetic, one copy.
 
 import type { GuestMemory } from '../../../mem/dma.js';
 import type { Segment } from './chain.js';
@@ -8,36 +12,58 @@ import type { Segment } from './chain.js';
 /** Copies `len` bytes starting at stream offset `offset` of `segments` out of driver memory. */
 export function gather(mem: GuestMemory, segments: Segment[], offset: number, len: number): Uint8Array {
   const out = new Uint8Array(len);
+  let skip = offset;
   let done = 0;
-  forEachPiece(segments, offset, len, (addr, pieceLen) => {
-    out.set(mem.view(addr, pieceLen), done);
-    done += pieceLen;
-  });
+  for (let i = 0; i < segments.length && done < len; i++) {
+    const seg = segments[i]!;
+    if (skip >= seg.len) {
+      skip -= seg.len;
+      continue;
+    }
+    const n = Math.min(seg.len - skip, len - done);
+    out.set(mem.view(seg.addr, seg.len).subarray(skip, skip + n), done);
+    skip = 0;
+    done += n;
+  }
+  if (done < len) throw runsPast(offset, len);
   return out;
 }
 
 /** Copies `data` into `segments` starting at stream offset `offset`. */
 export function scatter(mem: GuestMemory, segments: Segment[], offset: number, data: Uint8Array): void {
-  let done = 0;
-  forEachPiece(segments, offset, data.length, (addr, pieceLen) => {
-    mem.view(addr, pieceLen).set(data.subarray(done, done + pieceLen));
-    done += pieceLen;
-  });
-}
-
-function forEachPiece(segments: Segment[], offset: number, len: number, piece: (addr: bigint, len: number) => void): void {
+  const len = data.length;
   let skip = offset;
-  let left = len;
-  for (const seg of segments) {
-    if (left === 0) return;
+  let done = 0;
+  for (let i = 0; i < segments.length && done < len; i++) {
+    const seg = segments[i]!;
     if (skip >= seg.len) {
       skip -= seg.len;
       continue;
     }
-    const n = Math.min(seg.len - skip, left);
-    piece(seg.addr + BigInt(skip), n);
+    const n = Math.min(seg.len - skip, len - done);
+    mem.view(seg.addr, seg.len).set(n === len ? data : data.subarray(done, done + n), skip);
     skip = 0;
-    left -= n;
+    done += n;
   }
-  if (left > 0) throw new RangeError(`chain access at ${offset}+${len} runs past the segments`);
+  if (done < len) throw runsPast(offset, len);
+}
+
+/** Writes one byte at stream offset `offset` of `segments` (a blk status byte, a net header flag). */
+export function putByte(mem: GuestMemory, segments: Segment[], offset: number, value: number): void {
+  let skip = offset;
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (skip < seg.len) {
+      const r = mem.region?.(seg.addr, seg.len);
+      if (r) r.bytes[Number(seg.addr) - r.start + skip] = value;
+      else mem.view(seg.addr, seg.len)[skip] = value;
+      return;
+    }
+    skip -= seg.len;
+  }
+  throw runsPast(offset, 1);
+}
+
+function runsPast(offset: number, len: number): RangeError {
+  return new RangeError(`chain access at ${offset}+${len} runs past the segments`);
 }

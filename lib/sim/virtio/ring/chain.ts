@@ -75,6 +75,19 @@ export function guestBytes(mem: GuestMemory, queue: number, addr: bigint, len: n
   }
 }
 
+/**
+ * Like {@link guestBytes} but only checks that the driver owns the range (no view is made when the
+ * memory can say so directly): a descriptor's buffer, checked when its chain is fetched.
+ */
+export function checkGuest(mem: GuestMemory, queue: number, addr: bigint, len: number, what: string,
+  rule: 'ring-address-invalid' | 'buffer-address-invalid' = 'buffer-address-invalid'): void {
+  if (mem.contains === undefined) {
+    guestBytes(mem, queue, addr, len, what, rule);
+  } else if (!mem.contains(addr, len)) {
+    throw new RuleViolation(rule, queue, `${what} at 0x${addr.toString(16)}+${len} is outside the driver's memory`);
+  }
+}
+
 export function dataView(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -94,7 +107,7 @@ const MAX_CHAIN_BYTES = 2 ** 32;
  */
 export function addSegment(chain: Chain, queue: number, mem: GuestMemory, addr: bigint, len: number, writable: boolean): void {
   if (len === 0) throw badChain(queue, 'zero-length-descriptor', `descriptor of chain ${chain.id} has length 0`);
-  guestBytes(mem, queue, addr, len, 'buffer');
+  checkGuest(mem, queue, addr, len, 'buffer');
   if (writable) {
     chain.writable.push({ addr, len });
     chain.writableLen += len;

@@ -102,17 +102,20 @@ export class PackedDeviceRing implements DeviceRing {
     if (len === 0 || len % PackedDesc.SIZE !== 0) {
       throw badChain(index, 'indirect-table-invalid', `indirect table length ${len} is not a non-zero multiple of ${PackedDesc.SIZE}`);
     }
-    const table = dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
+    // Read in place in its region when the memory offers that, else through a view of the table.
+    const r = this.mem.region?.(addr, len);
+    const table = r ? r.data : dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
+    const base = r ? Number(addr) - r.start : 0;
     if (len / PackedDesc.SIZE > size) {
       this.ctx.report('chain-longer-than-queue', `an indirect table of ${len / PackedDesc.SIZE} descriptors, more than the queue size ${size}`);
     }
     for (let at = 0; at < len; at += PackedDesc.SIZE) {
-      const flags = table.getUint16(at + PackedDesc.FLAGS, true);
+      const flags = table.getUint16(base + at + PackedDesc.FLAGS, true);
       if (flags & ~PackedFlag.WRITE) {
         this.ctx.report('indirect-entry-flags', `indirect table entry ${at / PackedDesc.SIZE} has flags 0x${flags.toString(16)}`);
       }
-      addSegment(chain, index, this.mem, table.getBigUint64(at + PackedDesc.ADDR, true),
-        table.getUint32(at + PackedDesc.LEN, true), (flags & PackedFlag.WRITE) !== 0);
+      addSegment(chain, index, this.mem, table.getBigUint64(base + at + PackedDesc.ADDR, true),
+        table.getUint32(base + at + PackedDesc.LEN, true), (flags & PackedFlag.WRITE) !== 0);
     }
   }
 

@@ -75,6 +75,8 @@ export class SplitDeviceRing implements DeviceRing {
     const { size, index } = this.queue;
     const chain = emptyChain(head);
     let table = this.desc;
+    /** Where `table` starts in its DataView (an indirect table is read in place in its region). */
+    let base = 0;
     let tableLen = size;
     let inIndirect = false;
     let direct = 0;
@@ -82,7 +84,7 @@ export class SplitDeviceRing implements DeviceRing {
     for (let seen = 1; ; seen++) {
       // §2.7.5.2: no loops; a direct chain longer than the table must revisit a descriptor.
       if (seen > tableLen) throw badChain(index, 'chain-loop', `chain ${head} is longer than its table of ${tableLen} descriptors (a loop?)`);
-      const at = i * SplitDesc.SIZE;
+      const at = base + i * SplitDesc.SIZE;
       const addr = table.getBigUint64(at + SplitDesc.ADDR, true);
       const len = table.getUint32(at + SplitDesc.LEN, true);
       const flags = table.getUint16(at + SplitDesc.FLAGS, true);
@@ -96,7 +98,14 @@ export class SplitDeviceRing implements DeviceRing {
         if (len === 0 || len % SplitDesc.SIZE !== 0) {
           throw badChain(index, 'indirect-table-invalid', `chain ${head}: indirect table length ${len} is not a non-zero multiple of ${SplitDesc.SIZE}`);
         }
-        table = dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
+        const r = this.mem.region?.(addr, len);
+        if (r) {
+          table = r.data;
+          base = Number(addr) - r.start;
+        } else {
+          table = dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
+          base = 0;
+        }
         tableLen = len / SplitDesc.SIZE;
         direct = seen - 1;
         inIndirect = true;
