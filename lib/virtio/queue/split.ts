@@ -214,7 +214,7 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     writeDesc(table, d, addr, len, flags, last ? 0 : next);
   }
 
-  /** writeSegment into the ring itself, through the typed-array views when there are. */
+  /** writeSegment into the ring itself: through the typed-array views, or the DataView when there are none. */
   private writeRingSegment(d: number, next: number, readable: readonly Segment[], writable: readonly Segment[], i: number): void {
     const ring64 = this.ring64;
     if (ring64 === null) {
