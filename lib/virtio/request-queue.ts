@@ -261,32 +261,35 @@ export class RequestQueue<T = undefined> {
     if (this.halted) return Promise.reject(this.halted);
     if (this.onBusy && this.vq.inFlight === 0 && this.waitingCount === 0) this.onBusy();
     const done = new Promise<Completion<T>>((resolve, reject) => {
-      const w = waitingOf({ token, resolve, reject, readable, writable, seq: this.nextSeq++ });
-      // Behind others already waiting, a request waits too: first come, first served.
-      if (this.paused || this.waitingCount > 0 || !this.place(w)) this.waiting.push(w);
+      const request: RequestToken<T> = { token, resolve, reject, readable, writable, seq: this.nextSeq++ };
+      // Behind others already waiting, a request waits too: first come, first served. (The
+      // Waiting record is made only for a request that waits.)
+      if (this.paused || this.waitingCount > 0 || !this.place(readable, writable, request)) this.waiting.push(waitingOf(request));
     });
     this.schedulePoll();
     return done;
   }
 
   /** Adds the chain; false when the ring has no room now. Any other error rejects the request. */
-  private place(w: Waiting<T>): boolean {
+  private place(readable: readonly Segment[], writable: readonly Segment[], request: RequestToken<T>): boolean {
     try {
-      this.vq.add(w.readable, w.writable, w.request);
+      this.vq.add(readable, writable, request);
       this.addedSinceKick = true;
     } catch (e) {
       if (e instanceof VirtqueueError && e.code === 'E_QUEUE_FULL') return false;
-      w.request.reject(e as Error);
+      request.reject(e as Error);
     }
     return true;
   }
 
   private admitWaiting(): void {
     if (!this.paused) {
-      while (this.waitingCount > 0 && this.place(this.waiting[this.waitingHead]!)) this.dequeueWaiting();
+      for (let w = this.waiting[this.waitingHead]; this.waitingCount > 0 && this.place(w!.readable, w!.writable, w!.request); w = this.waiting[this.waitingHead]) {
+        this.dequeueWaiting();
+      }
     }
     this.kick();
-    if (this.pending === 0) for (const d of this.takeDrainers()) d.resolve();
+    if (this.drainers.length > 0 && this.pending === 0) for (const d of this.takeDrainers()) d.resolve();
   }
 
   private kick(): void {

@@ -86,15 +86,24 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
       this.advanceAvail();
     } else {
       headFlags = 0;
+      const ring64 = this.ring64;
       for (let i = 0; i < segments; i++) {
         const { addr, len } = segmentAt(readable, writable, i);
         const flags = (i < readable.length ? 0 : PackedFlag.WRITE) | (i < segments - 1 ? PackedFlag.NEXT : 0) | availBits(this.availWrap);
-        if (i === 0) {
-          writeBody(this.ring, this.nextAvail, addr, len, id);
-          headFlags = flags;
+        const d = this.nextAvail;
+        if (ring64 !== null) {
+          // struct pvirtq_desc as words: addr = 64-bit word 2d, len = 32-bit word 4d+2, id and
+          // flags = 16-bit words 8d+6 and 8d+7 (PackedDesc offsets 0, 8, 12, 14).
+          ring64[2 * d] = addr;
+          this.ring32![4 * d + 2] = len;
+          this.ring16[8 * d + 6] = id;
+          if (i !== 0) this.ring16[8 * d + 7] = flags;
+        } else if (i === 0) {
+          writeBody(this.ring, d, addr, len, id);
         } else {
-          writeDesc(this.ring, this.nextAvail, addr, len, id, flags);
+          writeDesc(this.ring, d, addr, len, id, flags);
         }
+        if (i === 0) headFlags = flags;
         this.advanceAvail();
       }
     }
@@ -138,11 +147,12 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
       throw this.deviceFault('E_DEVICE_BAD_PACKED_FLAGS', `descriptor ${slot} has USED set to the used wrap counter but AVAIL differs (flags 0x${flags.toString(16)})`);
     }
     const at = slot * PackedDesc.SIZE;
-    const id = this.ring.getUint16(at + PackedDesc.ID, true);
+    const id = this.ring16[slot * WORDS_PER_DESC + (PackedDesc.ID >> 1)]!;
     // §2.8.4 says the device sets WRITE when it wrote data, but devices in the field do not (QEMU
     // 7.2 never does), so the length is read either way — and still checked against the writable
     // bytes, which is what makes it safe to use.
-    const len = this.ring.getUint32(at + PackedDesc.LEN, true);
+    const ring32 = this.ring32;
+    const len = ring32 !== null ? ring32[(at + PackedDesc.LEN) >> 2]! : this.ring.getUint32(at + PackedDesc.LEN, true);
     if (!this.isLive(id)) {
       throw this.deviceFault('E_DEVICE_BAD_USED_ID', `used descriptor ${slot} names buffer id ${id}, which is not in flight`);
     }

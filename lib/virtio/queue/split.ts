@@ -48,6 +48,12 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   private addedSinceKick = 0;
   /** The used index the driver has consumed up to. */
   private lastUsed = 0;
+  /**
+   * used->idx as last read (and checked) by popUsed: the elements before it are known written, so
+   * popUsed reads device memory for the index again only when it has consumed up to it (one
+   * Atomics.load per batch of used elements rather than per element).
+   */
+  private seenUsedIdx = 0;
 
   constructor(opts: VirtqueueOptions) {
     const layout = splitLayout(opts.size);
@@ -84,7 +90,7 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
       let d = head;
       for (let i = 0; i < segments; i++) {
         const next = this.nextFree[d]!;
-        this.writeSegment(this.ring, d, next, readable, writable, i);
+        this.writeRingSegment(d, next, readable, writable, i);
         d = next;
       }
       this.freeHead = d;
@@ -119,16 +125,21 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   /** virtio 1.2 §2.7.14, with every value the device wrote checked (§2.7.8). */
   popUsed(): UsedElement<T> | null {
     this.assertNotBroken();
-    const usedIdx = Atomics.load(this.ring16, this.usedIdxAt);
     const lastUsed = this.lastUsed;
-    if (usedIdx === lastUsed) return null;
-    if (((usedIdx - lastUsed) & 0xffff) > this.inFlight) {
-      throw this.deviceFault('E_DEVICE_USED_INDEX_JUMP',
-        `used idx went from ${lastUsed} to ${usedIdx} with ${this.inFlight} chains in flight`);
+    let usedIdx = this.seenUsedIdx;
+    if (usedIdx === lastUsed) {
+      usedIdx = Atomics.load(this.ring16, this.usedIdxAt);
+      if (usedIdx === lastUsed) return null;
+      if (((usedIdx - lastUsed) & 0xffff) > this.inFlight) {
+        throw this.deviceFault('E_DEVICE_USED_INDEX_JUMP',
+          `used idx went from ${lastUsed} to ${usedIdx} with ${this.inFlight} chains in flight`);
+      }
+      this.seenUsedIdx = usedIdx;
     }
     const at = this.usedRingByte + 8 * (lastUsed & (this.size - 1));
-    const id = this.ring.getUint32(at, true);
-    const len = this.ring.getUint32(at + 4, true);
+    const ring32 = this.ring32;
+    const id = ring32 !== null ? ring32[at >> 2]! : this.ring.getUint32(at, true);
+    const len = ring32 !== null ? ring32[(at >> 2) + 1]! : this.ring.getUint32(at + 4, true);
     if (!this.isLive(id)) {
       throw this.deviceFault('E_DEVICE_BAD_USED_ID', `used element ${lastUsed} names descriptor ${id}, which is not the head of a chain in flight`);
     }
@@ -174,6 +185,7 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     this.kickedIdx = 0;
     this.addedSinceKick = 0;
     this.lastUsed = 0;
+    this.seenUsedIdx = 0;
   }
 
   /**
@@ -200,6 +212,23 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     const last = i === readable.length + writable.length - 1;
     const flags = (i < readable.length ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
     writeDesc(table, d, addr, len, flags, last ? 0 : next);
+  }
+
+  /** writeSegment into the ring itself: through the typed-array views, or the DataView when there are none. */
+  private writeRingSegment(d: number, next: number, readable: readonly Segment[], writable: readonly Segment[], i: number): void {
+    const ring64 = this.ring64;
+    if (ring64 === null) {
+      this.writeSegment(this.ring, d, next, readable, writable, i);
+      return;
+    }
+    const { addr, len } = segmentAt(readable, writable, i);
+    const last = i === readable.length + writable.length - 1;
+    // struct virtq_desc as words: addr = 64-bit word 2d, len = 32-bit word 4d+2, flags and next
+    // = 16-bit words 8d+6 and 8d+7 (SplitDesc offsets 0, 8, 12, 14).
+    ring64[2 * d] = addr;
+    this.ring32![4 * d + 2] = len;
+    this.ring16[8 * d + 6] = (i < readable.length ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
+    this.ring16[8 * d + 7] = last ? 0 : next;
   }
 
   /** Puts a used chain's descriptors back on the free list, following the links it was built with. */
