@@ -102,6 +102,21 @@ static int64_t check_chain(const struct live *l, const struct seg *rd, unsigned 
     return (int64_t)writable;
 }
 
+/* A used element (id, len) from the device: checks it names a live chain and stays within its
+ * writable bytes, then takes the chain back. Returns its descriptor count, or 0 (broken). */
+static unsigned take_back(struct live *l, unsigned id, uint32_t n, struct request **token, uint32_t *len) {
+    if (id >= QSIZE || !l->live[id]) return l->broken = 1, 0;
+    if (n > l->writable[id]) return l->broken = 1, 0;
+    *token = l->token[id];
+    *len = n;
+    unsigned descs = l->descs[id];
+    l->live[id] = 0;
+    l->token[id] = NULL;
+    l->in_flight--;
+    l->num_free += descs;
+    return descs;
+}
+
 static const struct seg *seg_at(const struct seg *rd, unsigned nr, const struct seg *wr, unsigned i) {
     return i < nr ? &rd[i] : &wr[i - nr];
 }
@@ -195,15 +210,8 @@ static int split_pop(struct split *q, struct request **token, uint32_t *len) {
     if ((uint16_t)(used_idx - last) > q->l.in_flight) return q->l.broken = 1, -1;
     struct used_elem *e = &q->used_ring[last & (QSIZE - 1)];
     uint32_t id = e->id, n = e->len;
-    if (id >= QSIZE || !q->l.live[id]) return q->l.broken = 1, -1;
-    if (n > q->l.writable[id]) return q->l.broken = 1, -1;
-    *token = q->l.token[id];
-    *len = n;
-    unsigned descs = q->l.descs[id];
-    q->l.live[id] = 0;
-    q->l.token[id] = NULL;
-    q->l.in_flight--;
-    q->l.num_free += descs;
+    unsigned descs = take_back(&q->l, id, n, token, len);
+    if (descs == 0) return -1;
     uint16_t tail = (uint16_t)id;
     for (unsigned i = 1; i < descs; i++) tail = q->next_free[tail];
     q->next_free[tail] = q->free_head;
@@ -338,15 +346,8 @@ static int packed_pop(struct packed *q, struct request **token, uint32_t *len) {
     if (((flags & P_AVAIL) != 0) != used) return q->l.broken = 1, -1;
     uint16_t id = q->desc[slot].id;
     uint32_t n = q->desc[slot].len;
-    if (id >= QSIZE || !q->l.live[id]) return q->l.broken = 1, -1;
-    if (n > q->l.writable[id]) return q->l.broken = 1, -1;
-    *token = q->l.token[id];
-    *len = n;
-    unsigned descs = q->l.descs[id];
-    q->l.live[id] = 0;
-    q->l.token[id] = NULL;
-    q->l.in_flight--;
-    q->l.num_free += descs;
+    unsigned descs = take_back(&q->l, id, n, token, len);
+    if (descs == 0) return -1;
     q->free_ids[q->free_id_count++] = id;
     q->last_used += descs;
     if (q->last_used >= QSIZE) {
