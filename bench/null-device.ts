@@ -6,18 +6,15 @@
 // approach, measured in the same process as it.
 
 import { HeapDmaAllocator } from '../lib/mem/dma.js';
+import { PackedDesc, PackedFlag, SplitAvail, SplitUsed } from '../lib/spec/index.js';
 import { createVirtqueue, type Virtqueue } from '../lib/virtio/queue/index.js';
 import type { Layout, Segment } from '../lib/virtio/queue/types.js';
 
-/** Split: struct virtq_avail / virtq_used offsets (virtio 1.2 §2.7.6, §2.7.8). Packed: struct pvirtq_desc (§2.8.13). */
-const AVAIL_IDX = 2;
-const AVAIL_RING = 4;
-const USED_IDX = 2;
-const USED_RING = 4;
-const P_LEN = 8;
-const P_FLAGS = 14;
-const P_AVAIL = 1 << 7;
-const P_USED = 1 << 15;
+// Split: struct virtq_avail / virtq_used offsets (virtio 1.2 §2.7.6, §2.7.8). Packed: struct pvirtq_desc (§2.8.13).
+const { IDX: AVAIL_IDX, RING: AVAIL_RING } = SplitAvail;
+const { IDX: USED_IDX, RING: USED_RING } = SplitUsed;
+const { LEN: P_LEN, FLAGS: P_FLAGS } = PackedDesc;
+const { AVAIL: P_AVAIL, USED: P_USED } = PackedFlag;
 
 /** A device that marks every available chain used with `len` bytes written; returns how many. */
 type NullDevice = () => number;

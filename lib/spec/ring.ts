@@ -24,6 +24,39 @@ export interface QueueAddresses {
 
 // ---- Split virtqueue (virtio 1.2 §2.7) ----
 /** struct virtq_desc (virtio 1.2 §2.7.5): size and field offsets, bytes. */
+/**
+ * struct virtq_avail byte offsets (virtio 1.2 §2.7.6): le16 flags, le16 idx, then ring[size] of
+ * le16 entries; le16 used_event follows the ring (§2.7.7, with EVENT_IDX).
+ */
+export const SplitAvail = {
+  /** le16 flags (VIRTQ_AVAIL_F_NO_INTERRUPT). */
+  FLAGS: 0,
+  /** le16 idx: where the driver puts the next entry (free-running). */
+  IDX: 2,
+  /** ring[size]: descriptor chain heads. */
+  RING: 4,
+  /** Bytes per ring entry (le16). */
+  ENTRY_SIZE: 2,
+} as const;
+/**
+ * struct virtq_used byte offsets (virtio 1.2 §2.7.8): le16 flags, le16 idx, then ring[size] of
+ * struct virtq_used_elem { le32 id; le32 len; }; le16 avail_event follows the ring.
+ */
+export const SplitUsed = {
+  /** le16 flags (VIRTQ_USED_F_NO_NOTIFY). */
+  FLAGS: 0,
+  /** le16 idx: where the device puts the next element (free-running). */
+  IDX: 2,
+  /** ring[size] of used elements. */
+  RING: 4,
+  /** Bytes per used element. */
+  ELEM_SIZE: 8,
+  /** le32 id: the head of the chain used, within an element. */
+  ELEM_ID: 0,
+  /** le32 len: bytes written into the chain's device-writable buffers, within an element. */
+  ELEM_LEN: 4,
+} as const;
+/** struct virtq_desc byte offsets and size (virtio 1.2 §2.7.5). */
 export const SplitDesc = {
   /** Size of one descriptor. */
   SIZE: 16,

@@ -6,7 +6,7 @@
 // memory, each once, each checked before use.
 
 import { alignUp } from '../../mem/dma.js';
-import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitDesc, UsedFlag } from '../../spec/index.js';
+import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitAvail, SplitDesc, SplitUsed, UsedFlag } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import { QueueCore, needsEvent, segmentAt } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
@@ -20,8 +20,10 @@ function splitLayout(size: number): { avail: number; used: number; bytes: number
     throw new UsageError('E_INVALID_ARGUMENT', `a split queue size must be a power of two 2..${SPLIT_MAX_SIZE}, got ${size}`);
   }
   const avail = SplitDesc.SIZE * size; // desc[size]
-  const used = alignUp(avail + 6 + 2 * size, SplitAlign.USED); // avail: flags, idx, ring[size], used_event
-  return { avail, used, bytes: used + 6 + 8 * size }; // used: flags, idx, ring[size] of {id, len}, avail_event
+  // avail: flags, idx, ring[size], used_event (le16)
+  const used = alignUp(avail + SplitAvail.RING + SplitAvail.ENTRY_SIZE * size + 2, SplitAlign.USED);
+  // used: flags, idx, ring[size] of {id, len}, avail_event (le16)
+  return { avail, used, bytes: used + SplitUsed.RING + SplitUsed.ELEM_SIZE * size + 2 };
 }
 
 export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtqueue<T> {
@@ -60,14 +62,14 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     super(opts, layout.bytes, SplitAlign.DESC);
     const iova = this.region.iova;
     this.addresses = { desc: iova, driver: iova + BigInt(layout.avail), device: iova + BigInt(layout.used) };
-    this.availFlagsAt = layout.avail >> 1;
-    this.availIdxAt = this.availFlagsAt + 1;
-    this.availRingAt = this.availFlagsAt + 2;
+    this.availFlagsAt = (layout.avail + SplitAvail.FLAGS) >> 1;
+    this.availIdxAt = (layout.avail + SplitAvail.IDX) >> 1;
+    this.availRingAt = (layout.avail + SplitAvail.RING) >> 1;
     this.usedEventAt = this.availRingAt + this.size;
-    this.usedFlagsAt = layout.used >> 1;
-    this.usedIdxAt = this.usedFlagsAt + 1;
-    this.usedRingByte = layout.used + 4;
-    this.availEventAt = (this.usedRingByte >> 1) + 4 * this.size;
+    this.usedFlagsAt = (layout.used + SplitUsed.FLAGS) >> 1;
+    this.usedIdxAt = (layout.used + SplitUsed.IDX) >> 1;
+    this.usedRingByte = layout.used + SplitUsed.RING;
+    this.availEventAt = (this.usedRingByte + SplitUsed.ELEM_SIZE * this.size) >> 1;
     this.nextFree = new Uint16Array(this.size);
     this.restartRing();
   }

@@ -3,7 +3,7 @@
 // schemes. Progress lives in the queue's QueueDeviceState, not here.
 
 import type { GuestMemory } from '../../../mem/dma.js';
-import { AvailFlag, DescFlag, SplitAlign, SplitDesc, UsedFlag } from '../../../spec/index.js';
+import { AvailFlag, DescFlag, SplitAlign, SplitAvail, SplitDesc, SplitUsed, UsedFlag } from '../../../spec/index.js';
 import type { SimQueue } from '../queue.js';
 import {
   addSegment, badChain, dataView, emptyChain, guestBytes,
@@ -13,13 +13,8 @@ import {
 const U16 = 0xffff;
 
 // struct virtq_avail / virtq_used (virtio 1.2 §2.7.6, §2.7.8).
-const AVAIL_FLAGS = 0;
-const AVAIL_IDX = 2;
-const AVAIL_RING = 4;
-const USED_FLAGS = 0;
-const USED_IDX = 2;
-const USED_RING = 4;
-const USED_ELEM_SIZE = 8;
+const { FLAGS: AVAIL_FLAGS, IDX: AVAIL_IDX, RING: AVAIL_RING } = SplitAvail;
+const { FLAGS: USED_FLAGS, IDX: USED_IDX, RING: USED_RING, ELEM_SIZE: USED_ELEM_SIZE } = SplitUsed;
 
 /** vring_need_event (virtio 1.2 §2.7.7.2): has `idx` moved past `event` since `old`? */
 function needEvent(event: number, idx: number, old: number): boolean {
