@@ -11,7 +11,7 @@ import { DeviceError, UsageError } from '../errors.js';
 import type { ConfigWidth, VirtioTransport } from '../transport/types.js';
 
 /** How often a read is retried while config_generation keeps changing (then E_CONFIG_UNSTABLE). */
-export const CONFIG_READ_ATTEMPTS = 64;
+const CONFIG_READ_ATTEMPTS = 64;
 
 /**
  * Device configuration of whichever transport the device is driven through now (after a reinit

@@ -48,7 +48,9 @@ export class QueueSet {
   ) {
     this.watchdog = new Watchdog(device, this.queues);
     device.onFailure((e) => {
-      this.handling = this.handling.then(() => this.settleFailure(e));
+      // If settling throws part-way (a transport gone under the reset), nothing may stay pending and
+      // the chain must stay usable for the next failure, close() and recover(): reject what is left.
+      this.handling = this.handling.then(() => this.settleFailure(e)).catch(() => this.rejectAll(e));
     });
   }
 
@@ -187,6 +189,15 @@ export class QueueSet {
         this.kept.set(q, [...(this.kept.get(q) ?? []), ...tokens]);
         rq.settle([], error, true);
       }
+    }
+  }
+
+  /** Last resort after a failed settle: every request still pending is rejected with `error`. */
+  private rejectAll(error: UvirtioError): void {
+    for (const [q, rq] of this.queues) {
+      rq.halt(error);
+      // In flight too (a later reset that returns them again rejects settled promises: no effect).
+      rq.settle(this.device.queue(q).inFlightTokens() as Tokens, error);
     }
   }
 

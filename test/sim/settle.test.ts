@@ -64,3 +64,20 @@ t.test('requestTimeoutMs is checked', async (t) => {
     t.equal(await codeOfAsync(BlkDriver.open(new VirtioPciTransport(sim.fn), { requestTimeoutMs: bad })), 'E_INVALID_ARGUMENT', `requestTimeoutMs ${bad}`);
   }
 });
+
+t.test('a device that fails and whose reset after the failure throws: every request still settles, close() ends', async (t) => {
+  const sim = createSimDevice({ type: 'blk', completion: 'manual', queueMaxSize: 8 });
+  const transport = new VirtioPciTransport(sim.fn);
+  const blk = await BlkDriver.open(transport, { depth: 4, queueSize: 8, requestTimeoutMs: 50 });
+  const pending = Array.from({ length: 6 }, (_, s) => blk.read(s, 1)); // 4 in flight, 2 waiting
+  for (let i = 0; i < 50 && sim.held < 4; i++) await new Promise((r) => setImmediate(r));
+  t.equal(sim.held, 4, 'four in flight');
+  // The reset after the failure throws past its own guard (say, a transport that vanished under it).
+  blk.device.resetAfterFailure = () => Promise.reject(new Error('reset: the device is gone'));
+  const started = Date.now();
+  const codes = await Promise.all(pending.map((p) => codeOfAsync(p)));
+  t.same(new Set(codes), new Set(['E_DEVICE_UNRESPONSIVE']), 'in flight and waiting alike are rejected with the failure');
+  t.ok(Date.now() - started < 5000, 'within the bound');
+  await Promise.race([blk.close().catch(() => undefined), new Promise((_, r) => setTimeout(() => r(new Error('close() hung')), 5000))]);
+  t.pass('close() ends');
+});

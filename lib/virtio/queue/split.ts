@@ -158,7 +158,8 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   }
 
   usedPending(): boolean {
-    return Atomics.load(this.ring16, this.usedIdxAt) !== this.lastUsed;
+    // Elements already seen (seenUsedIdx ahead) count too, not only what ring memory shows now.
+    return this.seenUsedIdx !== this.lastUsed || Atomics.load(this.ring16, this.usedIdxAt) !== this.lastUsed;
   }
 
   /** virtio 1.2 §2.7.7: avail->flags without EVENT_IDX, used_event with it. */
@@ -200,6 +201,8 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
       usedIdx: () => Atomics.load(this.ring16, this.usedIdxAt),
       setUsedIdx: (value: number) => {
         Atomics.store(this.ring16, this.usedIdxAt, value & 0xffff);
+        // Forget what popUsed saw before the rewrite: the next pop reads (and checks) used->idx again.
+        this.seenUsedIdx = this.lastUsed;
       },
     };
   }
