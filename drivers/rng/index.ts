@@ -19,6 +19,8 @@ export type RngOpenOptions = Pick<OpenOptions, 'interrupts'>;
 
 /** Bytes asked of the device per request at most: one page, the buffer the driver offers. */
 const BUFFER_BYTES = 4096;
+/** Bytes one read() returns at most (16 MiB): the result is allocated up front, so the count is bounded. */
+export const RNG_MAX_READ_BYTES = 16 * 1024 * 1024;
 
 /** A virtio-rng device, read as a source of random bytes. */
 export class RngDriver {
@@ -37,7 +39,8 @@ export class RngDriver {
    */
   static async open(transport: Transport, options: RngOpenOptions = {}): Promise<RngDriver> {
     if (transport.deviceType !== DeviceType.RNG) {
-      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not rng (${DeviceType.RNG})`);
+      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not rng (${DeviceType.RNG})`,
+        'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-rng device');
     }
     const device = await VirtioDevice.open(transport, { ...options, stateFeatures: false });
     try {
@@ -59,7 +62,10 @@ export class RngDriver {
    * and the request's errors (E_CLOSED after close, E_DEVICE_NEEDS_RESET, …).
    */
   async read(n: number): Promise<Uint8Array> {
-    if (!Number.isInteger(n) || n < 1) throw new UsageError('E_INVALID_ARGUMENT', `read needs a positive byte count, got ${n}`);
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > RNG_MAX_READ_BYTES) {
+      throw new UsageError('E_INVALID_ARGUMENT', `read needs a byte count from 1 to ${RNG_MAX_READ_BYTES}, got ${typeof n === 'number' ? n : `${typeof n} ${JSON.stringify(n)}`}`,
+        `ask for more than ${RNG_MAX_READ_BYTES} bytes in several reads`);
+    }
     const out = new Uint8Array(n);
     for (let got = 0; got < n;) {
       const want = Math.min(n - got, this.buf.size);

@@ -228,5 +228,9 @@ export class QueueSet {
       rq.settle([...((orphans.get(q) ?? []) as Tokens), ...(this.kept.get(q) ?? [])], error);
     }
     this.kept.clear();
+    // What is submitted from now on never reached the device: say so, not what the pending ones got.
+    const refused = new DeviceError('E_CLOSED', `${this.device.address}: the driver is closed`,
+      'the request was not submitted; open the device again to use it');
+    for (const rq of this.queues.values()) rq.halt(refused, true);
   }
 }

@@ -6,17 +6,17 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { call } from '../../cli/session/protocol.js';
+import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(240_000); // some 75 runs of the binary, on a shared machine
 const bin = join(process.cwd(), 'bin', 'uvirtio.js');
-const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-inputs-rt-'));
+const runtime = tempDir('uvirtio-inputs-rt-');
 process.env.UVIRTIO_RUNTIME_DIR = runtime; // for call(): the session's state is asked over its socket, without a process
-const work = mkdtempSync(join(tmpdir(), 'uvirtio-inputs-'));
+const work = tempDir('uvirtio-inputs-');
 const DEVICE = 'sim:blk?mode=hold&latency=1&layout=packed';
 
 function uv(...args: string[]) {

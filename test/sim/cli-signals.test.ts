@@ -5,8 +5,7 @@
 // The time from each signal to the exit is measured and printed (min / median / max).
 import t, { type Test } from 'tap';
 import { createServer, type Server, type Socket } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { spawn } from 'node:child_process';
@@ -15,13 +14,14 @@ import { openTransport } from '../../lib/open.js';
 import { writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, summary, until, uvSync } from '../support/cli.js';
+import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(300_000);
 const seed = Number(process.env.UVIRTIO_SIGNAL_SEED ?? 1);
 const rng = seededRandom(seed);
 t.comment(`seed ${seed} (UVIRTIO_SIGNAL_SEED)`);
-const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-signals-rt-'));
-const work = mkdtempSync(join(tmpdir(), 'uvirtio-signals-'));
+const runtime = tempDir('uvirtio-signals-rt-');
+const work = tempDir('uvirtio-signals-');
 const env = { UVIRTIO_RUNTIME_DIR: runtime };
 const BOUND_MS = 2000;
 const SIGNALS = ['SIGINT', 'SIGINT', 'SIGINT', 'SIGTERM', 'SIGTERM'] as const;
@@ -155,7 +155,7 @@ t.test('a real agent stuck in a stop (a quiesce whose requests never complete): 
 
 t.test('examples/rehearse.sh: Ctrl-C (SIGINT to its process group, as a terminal sends it) ends it with 130 and detaches its session', async (t) => {
   for (const round of [1, 2, 3]) {
-    const rt = mkdtempSync(join(tmpdir(), 'uvirtio-signals-sh-'));
+    const rt = tempDir('uvirtio-signals-sh-');
     const child = spawn('sh', [join('examples', 'rehearse.sh'), 'sim:blk?mode=hold&latency=1', 'sim:blk?latency=1', '1000'], {
       detached: true, env: { ...process.env, UVIRTIO_RUNTIME_DIR: rt }, stdio: ['ignore', 'pipe', 'pipe'],
     });

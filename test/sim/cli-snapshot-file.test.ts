@@ -3,16 +3,16 @@
 // the next write once its writer is gone, and a failed write never clobbers what was there.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { readSnapshotFile, snapshotTempPath, writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { UvirtioError } from '../../lib/errors.js';
+import { tempDir } from '../support/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'uvirtio-snapfile-'));
+const dir = tempDir('uvirtio-snapfile-');
 
 function refusal(f: () => unknown): string {
   try {

@@ -2,10 +2,10 @@
 // errors with codes, documented exit statuses.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseSnapshot } from '../../lib/virtio/snapshot/index.js';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from '../support/tmp.js';
 
 const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 function run(...args: string[]) {
@@ -14,7 +14,7 @@ function run(...args: string[]) {
 }
 
 t.test('rehearse on the reference device: one JSON verdict, exit 0', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-cli-'));
+  const dir = tempDir('uvirtio-cli-');
   const r = run('rehearse', '--cycles', '3', '--inflight', '8', '--seed', '5', '--snapshot-dir', dir, '--json');
   t.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -61,7 +61,7 @@ t.test('a mechanism the device lacks is a device error (exit 3) naming it', asyn
 });
 
 t.test('Ctrl-C during a rehearsal: exit 130, and every snapshot file is complete', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-cli-int-'));
+  const dir = tempDir('uvirtio-cli-int-');
   const child = spawn(process.execPath, [bin, 'rehearse', '--cycles', '100000', '--device', 'sim:blk?latency=1', '--snapshot-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -4,9 +4,9 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../support/tmp.js';
 
 function run(cmd: string, ...args: string[]) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
@@ -15,7 +15,7 @@ function run(cmd: string, ...args: string[]) {
 const example = (name: string, ...args: string[]) => run(process.execPath, join('dist', 'examples', `${name}.js`), ...args);
 
 t.test('copy-file: a file onto sim:blk and back, identical', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-copy-'));
+  const dir = tempDir('uvirtio-copy-');
   const file = join(dir, 'data.bin');
   writeFileSync(file, randomBytes(300_001)); // not a whole number of sectors
   const r = example('copy-file', file);
@@ -45,7 +45,7 @@ t.test('rng-driver: a driver written on the public API reads entropy from sim:rn
 });
 
 t.test('rehearse.sh: attach, stop, vq-state, snapshot, reinit --to, detach --verify — exit 0', async (t) => {
-  const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-example-rt-'));
+  const runtime = tempDir('uvirtio-example-rt-');
   const env = { ...process.env, UVIRTIO_RUNTIME_DIR: runtime };
   const ok = spawnSync('sh', [join('examples', 'rehearse.sh'), 'sim:blk?mode=hold&latency=1', 'sim:blk?latency=1', '2'], { encoding: 'utf8', env, timeout: 120_000 });
   t.equal(ok.status, 0, ok.stderr);

@@ -8,19 +8,19 @@
 //     to a clean verdict; a new rehearsal on the device succeeds.
 // The seed is printed (UVIRTIO_KILL_SEED picks another); each trial prints its point and outcome.
 import t, { type Test as Tap } from 'tap';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, until, uvSync } from '../support/cli.js';
+import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(600_000);
 const seed = Number(process.env.UVIRTIO_KILL_SEED ?? 7);
 const rng = seededRandom(seed);
 t.comment(`seed ${seed} (UVIRTIO_KILL_SEED)`);
-const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-kill-rt-'));
-const work = mkdtempSync(join(tmpdir(), 'uvirtio-kill-'));
+const runtime = tempDir('uvirtio-kill-rt-');
+const work = tempDir('uvirtio-kill-');
 const env = { UVIRTIO_RUNTIME_DIR: runtime };
 const uv = (...args: string[]) => uvSync(env, work, args);
 const KILLED = { SIGINT: 130, SIGKILL: 137 } as const;
@@ -143,7 +143,7 @@ t.test('the agent killed: stale socket and lock cleaned, the same device attache
 
 t.test('rehearse killed: its snapshot files complete or absent, a new rehearsal succeeds and sweeps the leftovers', async (t) => {
   for (const sig of ['SIGINT', 'SIGKILL', 'SIGINT', 'SIGKILL'] as const) {
-    const dir = mkdtempSync(join(tmpdir(), 'uvirtio-kill-rehearse-'));
+    const dir = tempDir('uvirtio-kill-rehearse-');
     const args = ['rehearse', '--device', 'sim:blk?latency=1', '--snapshot-dir', dir];
     const at = randomInt(rng, 300, 2500);
     const b = new Background(env, work, [...args, '--cycles', '100000']);

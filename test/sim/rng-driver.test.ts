@@ -5,7 +5,7 @@ import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { RngDriver } from '../../drivers/rng/index.js';
+import { RngDriver, RNG_MAX_READ_BYTES } from '../../drivers/rng/index.js';
 import { codeOfAsync } from '../support/codes.js';
 
 /** The reference device's seeded stream (xorshift32, one byte per step), written out independently. */
@@ -48,7 +48,9 @@ t.test('without a seed: random bytes, and two devices do not agree', async (t) =
 
 t.test('refusals: a byte count that is not positive, a device that is not rng, a read after close', async (t) => {
   const rng = await RngDriver.open(new VirtioPciTransport(createSimDevice({ type: 'rng', seed: 1 }).fn));
-  for (const n of [0, -1, 1.5, NaN]) t.equal(await codeOfAsync(() => rng.read(n)), 'E_INVALID_ARGUMENT', `read(${n})`);
+  for (const n of [0, -1, 1.5, NaN, 2 ** 53, 1e9, RNG_MAX_READ_BYTES + 1, '8' as unknown as number]) {
+    t.equal(await codeOfAsync(() => rng.read(n)), 'E_INVALID_ARGUMENT', `read(${JSON.stringify(n)}) is refused before anything is allocated`);
+  }
   await rng.close();
   t.equal(await codeOfAsync(() => rng.read(1)), 'E_CLOSED', 'read after close');
   t.equal(await codeOfAsync(() => RngDriver.open(new VirtioPciTransport(createSimDevice({ type: 'blk' }).fn))), 'E_NOT_VIRTIO');

@@ -2,13 +2,13 @@
 // stop, vq-state, snapshot, reinit (same device and --to another), status and detach talk to it.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../support/tmp.js';
 
 const bin = join(process.cwd(), 'bin', 'uvirtio.js');
-const runtime = mkdtempSync(join(tmpdir(), 'uvirtio-sessions-'));
-const work = mkdtempSync(join(tmpdir(), 'uvirtio-session-files-'));
+const runtime = tempDir('uvirtio-sessions-');
+const work = tempDir('uvirtio-session-files-');
 
 function uv(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000, cwd: work, env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });

@@ -55,6 +55,9 @@ for (const [layout, interrupts] of MODES) {
     const { DeviceError } = await import('../../lib/errors.js');
     await blk.close(new DeviceError('E_STATE_REFUSED', 'the migration target refused the state'));
     t.equal(await codeOfAsync(p), 'E_STATE_REFUSED');
+    const after = await blk.read(0, 1).then(() => null, (e: Error) => e);
+    t.equal((after as { code?: string } | null)?.code, 'E_CLOSED', 'a request after close is refused as closed, not with the reason');
+    t.match(after?.message ?? '', /the driver is closed/, 'and says it was never submitted');
   });
 }
 

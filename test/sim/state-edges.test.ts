@@ -3,8 +3,6 @@
 // only while stopped, STOP one-way), and snapshots the target must refuse without being touched.
 
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
@@ -15,6 +13,7 @@ import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { sectorPayload, readVersion } from '../../cli/rehearsal/blk.js';
 import { codeOfAsync } from '../support/codes.js';
+import { tempDir } from '../support/tmp.js';
 
 
 async function blkOn(query: string, layout: 'split' | 'packed') {
@@ -32,7 +31,7 @@ t.test('split: state across the 2^16 index wrap survives stop, file, reinit', as
   const before = blk.device.vqState(0);
   t.equal(before.avail, 65_532, 'avail state: the 65,532 writes made available');
   t.equal(before.used, before.avail, 'drained: used equals avail');
-  const file = join(mkdtempSync(join(tmpdir(), 'uvirtio-')), 'wrap.json');
+  const file = join(tempDir('uvirtio-'), 'wrap.json');
   writeSnapshotFile(file, blk.snapshot());
   await blk.reinit(readSnapshotFile(file));
   for (let i = 0; i < 40; i++) await blk.write(i % 4, sectorPayload(i % 4, 100_000 + i));

@@ -1,13 +1,13 @@
 // `uvirtio bind` must not take the host's own disk or network: hostUses() reads sysfs and /proc.
 // Here both are a fake tree, so the test means the same on every machine.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostUses } from '../../lib/vfio/in-use.js';
+import { tempDir } from '../support/tmp.js';
 
 function fakeHost(): { sys: string; proc: string } {
-  const root = mkdtempSync(join(tmpdir(), 'uvirtio-host-'));
+  const root = tempDir('uvirtio-host-');
   const sys = join(root, 'sys');
   const proc = join(root, 'proc');
   mkdirSync(join(sys, 'bus/pci/devices/0000:00:02.0/virtio0/block/vda'), { recursive: true });

@@ -1,12 +1,12 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Feature, bit, packPackedState } from '../../lib/spec/index.js';
 import {
   checkSnapshotTarget, parseSnapshot, readSnapshotFile, writeSnapshotFile, type DeviceSnapshot, type SnapshotTarget,
 } from '../../lib/virtio/snapshot/index.js';
 import { codeOf } from '../support/codes.js';
+import { tempDir } from '../support/tmp.js';
 
 function good(): DeviceSnapshot {
   return {
@@ -29,7 +29,7 @@ const mutate = (f: (s: DeviceSnapshot & Record<string, unknown>) => void): strin
 };
 
 t.test('a good snapshot round-trips through a file, written atomically', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-snap-'));
+  const dir = tempDir('uvirtio-snap-');
   const path = join(dir, 'state.json');
   writeSnapshotFile(path, good());
   t.same(readdirSync(dir), ['state.json'], 'no temp file left behind');
@@ -80,7 +80,7 @@ t.test('against a target: type, queue count, size, features, addresses', async (
 });
 
 t.test('a file on disk that is not a snapshot is refused without touching anything', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-snap-'));
+  const dir = tempDir('uvirtio-snap-');
   const path = join(dir, 'junk.json');
   writeFileSync(path, '{"format":"uvirtio-snapshot","version":1,"queues":');
   t.equal(codeOf(() => readSnapshotFile(path)), 'E_SNAPSHOT_TRUNCATED');

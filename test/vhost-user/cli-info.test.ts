@@ -2,13 +2,11 @@
 // of VirtioDevice.mechanisms() after negotiation, `backend` included (info once re-derived them from
 // the feature bits by hand and forgot it).
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { openTransport } from '../../lib/open.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { uvSync } from '../support/cli.js';
 import { Daemon, makeImage } from './daemon.js';
+import { tempDir } from '../support/tmp.js';
 
 const img = makeImage(16);
 const daemon = await Daemon.start(img, 'info');
@@ -22,7 +20,7 @@ t.test('info --json agrees with VirtioDevice.mechanisms()', async (t) => {
   const expected = device.mechanisms();
   await device.close();
   t.ok(expected.includes('backend'), `the SDK offers backend there (${expected.join(', ')})`);
-  const r = uvSync({ UVIRTIO_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'uvirtio-vu-info-')) }, process.cwd(), ['info', daemon.address, '--json']);
+  const r = uvSync({ UVIRTIO_RUNTIME_DIR: tempDir('uvirtio-vu-info-') }, process.cwd(), ['info', daemon.address, '--json']);
   t.equal(r.status, 0, r.stderr);
   t.same(r.json().mechanisms, expected, 'info says the same, in the same order');
   t.match(r.json(), { type: 'blk', queues: [{ index: 0 }] });

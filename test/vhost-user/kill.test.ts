@@ -9,19 +9,19 @@
 // same back-end (see the report of issue 10: it depends on the vhost-user reuse fix).
 import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { randomInt, seededRandom } from '../../cli/rehearsal/random.js';
 import { Background, sleep, summary, uvSync } from '../support/cli.js';
 import { Daemon, makeImage } from './daemon.js';
+import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(600_000);
 const seed = Number(process.env.UVIRTIO_KILL_SEED ?? 7);
 const rng = seededRandom(seed);
 t.comment(`seed ${seed} (UVIRTIO_KILL_SEED)`);
-const work = mkdtempSync(join(tmpdir(), 'uvirtio-vu-kill-'));
-const env = { UVIRTIO_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'uvirtio-vu-kill-rt-')) };
+const work = tempDir('uvirtio-vu-kill-');
+const env = { UVIRTIO_RUNTIME_DIR: tempDir('uvirtio-vu-kill-rt-') };
 const TEMP = /^\..+\.\d+\.tmp$/;
 const KILLED = { SIGINT: 130, SIGKILL: 137 } as const;
 
