@@ -127,6 +127,17 @@ export class Migration {
     return this.viewsAtStop;
   }
 
+  /**
+   * Whether queue `q` may gain used elements while the device is stopped without anything being
+   * wrong: a quiesce leaves the device running, and a queue whose chains are not waited for (a
+   * receive queue, drains: false) goes on being filled by its peer until the reset. Those
+   * completions are dropped by the reset (as a real NIC drops what arrives while it restarts);
+   * the state is the driver's view at the stop, and the buffers are posted again after the reinit.
+   */
+  private stillFilled(q: number): boolean {
+    return this.facility?.mechanism === 'quiesce' && !(this.d.queues.get(q)?.drains ?? true);
+  }
+
   /** See VirtioDevice.vqState. */
   vqState(q: number): VqState {
     const d = this.d;
@@ -144,7 +155,7 @@ export class Migration {
     const vq = rec.vq;
     // A ring the device broke (even after the stop) has no state worth carrying anywhere.
     if (vq.broken) throw vq.broken;
-    if (vq.usedPending()) {
+    if (vq.usedPending() && !this.stillFilled(q)) {
       throw new UsageError('E_BAD_STATE', `${d.address}: queue ${q} has used elements the driver has not taken yet`,
         'take them first (RequestQueue.processUsed(), Virtqueue.popUsed()): the state is checked against what the driver consumed; QueueSet.stop() does this');
     }
@@ -271,7 +282,7 @@ export class Migration {
     for (const rec of d.queues.values()) rec.vector = VIRTIO_MSI_NO_VECTOR;
     this.sourceReleased = true; // the target was reset: on the source too when they are one device
     if ((d.phase as DevicePhase) === 'closed') return; // closed during the reset
-    const worked = [...d.queues.values()].some((rec) => rec.vq.usedPending());
+    const worked = [...d.queues].some(([q, rec]) => rec.vq.usedPending() && !this.stillFilled(q));
     d.phase = worked ? 'failed' : 'stopped';
   }
 

@@ -96,11 +96,17 @@ export async function sendStream(net: NetDriver, dst: Uint8Array, stream: number
   const rng = seededRandom(stream * 1000 + 7);
   const window = options.window ?? 8;
   const inFlight = new Set<Promise<void>>();
-  for (let seq = 0; seq < count; seq++) {
-    await options.between?.(seq);
-    while (inFlight.size >= window) await Promise.race(inFlight);
-    const p: Promise<void> = net.send(frameFor(dst, net.mac, stream, seq, randomInt(rng, 60, 1514))).finally(() => inFlight.delete(p));
-    inFlight.add(p);
+  try {
+    for (let seq = 0; seq < count; seq++) {
+      await options.between?.(seq);
+      while (inFlight.size >= window) await Promise.race(inFlight);
+      const p: Promise<void> = net.send(frameFor(dst, net.mac, stream, seq, randomInt(rng, 60, 1514))).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+  } catch (e) {
+    // A step that fails part-way must not leave sends behind to be rejected, unhandled, by a later close().
+    await Promise.allSettled(inFlight);
+    throw e;
   }
   await Promise.all(inFlight);
 }

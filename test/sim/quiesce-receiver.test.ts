@@ -1,0 +1,61 @@
+// A quiesce leaves the device running: a NIC stopped that way goes on receiving from its peer
+// until the reset. Those late frames sit in the receive ring unread; the snapshot must still be
+// taken (the state is the driver's view at the stop), the reinit must drop them (as a real NIC
+// drops what arrives while it restarts), and traffic must flow again with nothing twice.
+// Seen first in the test VM (reinit-receiver, QEMU virtio-net, packed ring): E_BAD_STATE "queue 0
+// has used elements the driver has not taken yet" from a peer still sending.
+
+import t from 'tap';
+import { createSimDevice } from '../../lib/sim/index.js';
+import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
+import { NetDriver, type ReceivedFrame } from '../../drivers/net/index.js';
+
+const frame = (dst: number, seq: number): Uint8Array => {
+  const f = new Uint8Array(64);
+  f.set([2, 0, 0, 0, 0, dst], 0);
+  f.set([2, 0, 0, 0, 0, 0xb], 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  f[14] = seq;
+  return f;
+};
+
+async function until(done: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+}
+
+for (const layout of ['split', 'packed'] as const) {
+  t.test(`${layout}: frames arriving after a quiesce stop do not block the snapshot and never arrive twice`, async (t) => {
+    const a = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0a' });
+    const b = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0b', peer: a });
+    const na = await NetDriver.open(new VirtioPciTransport(a.fn), { layout });
+    const nb = await NetDriver.open(new VirtioPciTransport(b.fn), { layout });
+    t.teardown(async () => {
+      await na.close();
+      await nb.close();
+    });
+    const seen: number[] = [];
+    na.onFrame((f: ReceivedFrame) => seen.push(f.frame[14]!));
+    for (let i = 0; i < 5; i++) await nb.send(frame(0xa, i));
+    await until(() => seen.length >= 5);
+    t.same(seen, [0, 1, 2, 3, 4], 'before the stop: every frame once');
+
+    t.equal(await na.stop({ mechanism: 'quiesce' }), 'quiesce');
+    // The snapshot is taken before the receive interrupt is handled (in the VM: a frame landing
+    // between stop() and snapshot()); here the interrupt is held off so the window stays open.
+    na.device.queue(0).disableInterrupts();
+    for (let i = 5; i < 10; i++) await nb.send(frame(0xa, i)); // lands in a's receive ring, unread
+    await until(() => false, 20);
+    t.ok(na.device.queue(0).usedPending(), 'the stopped NIC took them; the driver has not');
+    t.equal(a.dropped, 0);
+    const snap = na.snapshot();
+    t.equal(snap.mechanism, 'quiesce', 'the snapshot is taken despite the late frames');
+    await na.reinit(snap);
+    for (let i = 10; i < 15; i++) await nb.send(frame(0xa, i));
+    await until(() => seen.filter((s) => s >= 10).length >= 5);
+    await new Promise((r) => setTimeout(r, 20));
+    t.same(seen.filter((s) => s >= 10), [10, 11, 12, 13, 14], 'after the reinit: traffic flows, every frame once');
+    t.equal(new Set(seen).size, seen.length, `no frame twice (${seen.join(',')})`);
+  });
+}
