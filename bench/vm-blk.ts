@@ -1,13 +1,14 @@
 // virtio-blk in the test VM, one boot, the same QEMU devices, three drivers: 4 KiB random reads at
 // queue depth 1 (one read, wait, repeat) and 32, on the split-ring disk (0000:01:00.0) and the
 // packed-ring disk (0000:02:00.0, packed=on):
-//   uvirtio    BlkDriver over VFIO, with MSI-X completions and with polling
+//   uvirtio    BlkDriver over VFIO, with MSI-X completions, with MSI-X plus poll-then-sleep
+//              (hybrid: OpenOptions.hybridPollUs, HYBRID_POLL_US below) and with polling
 //   C          bench/c/vfio-blk.c, a minimal polling driver over VFIO (the peer for polling), built
 //              with gcc on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk
 //   Linux      the kernel's virtio_blk with fio (libaio, O_DIRECT; the peer for MSI-X): the device is
 //              unbound from vfio-pci, bound to virtio-pci for the fio run, then given back to vfio-pci
 // Absolute numbers under TCG on a shared machine vary by ±30 %, so the figures that matter are the
-// ratios from this one boot: uvirtio polling / C and uvirtio MSI-X / Linux. The baseline (uvirtio,
+// ratios from this one boot: uvirtio polling / C and uvirtio MSI-X (and hybrid) / Linux. The baseline (uvirtio,
 // QD1, MSI-X, split) is measured first and again at the end; the drift between the two says how far
 // the ratios can be trusted.
 //
@@ -30,7 +31,11 @@ const C_PEER = '/usr/local/bin/vfio-blk';
 const FIO = '/usr/local/bin/fio';
 const KERNEL_MODULES = '/etc/uvirtio/virtio-blk-modules';
 
-type Driver = 'uvirtio-msix' | 'uvirtio-poll' | 'c-poll' | 'linux-fio';
+type Driver = 'uvirtio-msix' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'c-poll' | 'linux-fio';
+/** uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs), polling. */
+type Mode = 'msix' | 'hybrid' | 'poll';
+/** The poll-then-sleep window of the hybrid mode, µs: a few times the polled QD1 latency in this VM. */
+const HYBRID_POLL_US = 1000;
 
 interface Result {
   driver: Driver;
@@ -54,9 +59,10 @@ function blocks(seed: number, count: number): () => number {
   };
 }
 
-async function uvirtio(layout: Layout, depth: number, interrupts: 'msix' | 'poll', seconds: number): Promise<Result> {
+async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number): Promise<Result> {
   const dev = await openTransport(`vfio:${BDF[layout]}`);
-  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256 });
+  const interrupts = mode === 'poll' ? 'poll' : 'msix';
+  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0 });
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
@@ -76,7 +82,7 @@ async function uvirtio(layout: Layout, depth: number, interrupts: 'msix' | 'poll
     };
     await Promise.all(Array.from({ length: depth }, reader));
     const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-    return { driver: interrupts === 'msix' ? 'uvirtio-msix' : 'uvirtio-poll', layout, depth, perSecond: done / elapsed, latencyUs: Number(busyNs) / done / 1e3 };
+    return { driver: `uvirtio-${mode}`, layout, depth, perSecond: done / elapsed, latencyUs: Number(busyNs) / done / 1e3 };
   } finally {
     await blk.close();
   }
@@ -164,8 +170,8 @@ async function main(): Promise<void> {
   const baseline = await uvirtio('split', 1, 'msix', seconds);
   if (want('uvirtio')) {
     for (const layout of LAYOUTS) {
-      for (const interrupts of ['msix', 'poll'] as const) {
-        for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && interrupts === 'msix' ? baseline : await uvirtio(layout, depth, interrupts, seconds));
+      for (const mode of ['msix', 'hybrid', 'poll'] as const) {
+        for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds));
       }
     }
   }
@@ -202,6 +208,8 @@ async function main(): Promise<void> {
       const msix = find(results, 'uvirtio-msix', layout, depth);
       const linux = find(results, 'linux-fio', layout, depth);
       if (msix && linux) ratios.push({ name: 'uvirtio MSI-X / Linux', layout, depth, value: msix.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
+      const hybrid = find(results, 'uvirtio-hybrid', layout, depth);
+      if (hybrid && linux) ratios.push({ name: 'uvirtio hybrid / Linux', layout, depth, value: hybrid.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
     }
   }
 

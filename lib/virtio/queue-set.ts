@@ -77,12 +77,14 @@ export class QueueSet {
     return this.watchdog.stats;
   }
 
-  /** Interrupts where the queue has a vector, else polling on every turn of the event loop. */
+  /** Interrupts where the queue has a vector (with poll-then-sleep when OpenOptions.hybridPollUs is set), else polling on every turn of the event loop. */
   private chooseDelivery(index: number, rq: RequestQueue<unknown>): void {
     if (this.device.queueHasInterrupts(index)) {
       rq.stopPolling();
       rq.vq.enableInterrupts();
+      rq.setHybridPoll(this.device.hybridPollUs);
     } else {
+      rq.setHybridPoll(0);
       rq.vq.disableInterrupts();
       rq.startPolling();
     }

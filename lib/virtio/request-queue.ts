@@ -95,6 +95,10 @@ export class RequestQueue<T = undefined> {
   private pollTimer: NodeJS.Immediate | null = null;
   private paused = false;
   private nextSeq = 0;
+  /** Poll-then-sleep window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
+  private hybridWindowMs = 0;
+  private hybridUntil = 0;
+  private hybridTimer: NodeJS.Immediate | null = null;
 
   /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
   constructor(
@@ -249,6 +253,18 @@ export class RequestQueue<T = undefined> {
     this.schedulePoll();
   }
 
+  /**
+   * Poll-then-sleep (OpenOptions.hybridPollUs) for a queue with interrupts: after each kick the
+   * used ring is polled on every turn of the event loop, with used-buffer notifications suppressed
+   * (§2.7.7 / §2.8.10), until `windowUs` µs pass with nothing completed (each completion opens the
+   * window again); then notifications are enabled and the ring checked once more, so a completion
+   * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only).
+   */
+  setHybridPoll(windowUs: number): void {
+    this.hybridWindowMs = windowUs / 1000;
+    if (windowUs === 0) this.endHybrid(false);
+  }
+
   /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
   stopPolling(): void {
     this.polling = false;
@@ -296,6 +312,36 @@ export class RequestQueue<T = undefined> {
     if (!this.addedSinceKick) return;
     this.addedSinceKick = false;
     this.vq.kick();
+    if (this.hybridWindowMs > 0 && !this.polling) this.openHybrid();
+  }
+
+  private openHybrid(): void {
+    this.hybridUntil = performance.now() + this.hybridWindowMs;
+    if (this.hybridTimer) return;
+    this.vq.disableInterrupts();
+    this.hybridTimer = setImmediate(() => this.hybridTick());
+  }
+
+  private hybridTick(): void {
+    this.hybridTimer = null;
+    // A failed or halted queue is left to the QueueSet, which re-picks delivery when it is live again.
+    if (this.failure || this.halted) return;
+    if (this.processUsed() > 0) this.hybridUntil = performance.now() + this.hybridWindowMs;
+    if (this.failure || this.halted) return;
+    if (this.vq.inFlight > 0 && performance.now() < this.hybridUntil) {
+      this.hybridTimer ??= setImmediate(() => this.hybridTick());
+      return;
+    }
+    this.endHybrid(true);
+  }
+
+  /** Closes the window: interrupts again (and one more look when `recheck`: §2.7.10's race). */
+  private endHybrid(recheck: boolean): void {
+    if (this.hybridTimer) {
+      clearImmediate(this.hybridTimer);
+      this.hybridTimer = null;
+    }
+    if (recheck && !this.vq.enableInterrupts()) this.processUsed();
   }
 
   private get waitingCount(): number {

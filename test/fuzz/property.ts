@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { BlkRun } from './blk-run.js';
 import { NetRun } from './net-run.js';
-import { faultFor, type Corruption, type RunConfig, type Step } from './run.js';
+import { QUIET_FAULTS, faultFor, type Corruption, type RunConfig, type Step } from './run.js';
 import { CATALOGUE } from './catalogue.js';
 import { FuzzFailure } from './ledger.js';
 
@@ -41,7 +41,6 @@ export function newStats(): FuzzStats {
  * go quiet (so those runs end fast); elsewhere long enough that a busy machine never trips them —
  * there, a timeout is a failure the fuzzer reports.
  */
-const QUIET_FAULTS = new Set(['completion-silence', 'stop-stuck', 'reset-stuck', 'interrupt-silence']);
 const SHORT_BOUNDS = { requestTimeoutMs: 30, stopTimeoutMs: 30 };
 const LONG_BOUNDS = { requestTimeoutMs: 2000, stopTimeoutMs: 1000 };
 

@@ -28,6 +28,11 @@ export interface RunConfig {
   stopTimeoutMs: number;
 }
 
+/** Faults that make the device go quiet: the short stop/reinit bound applies only once one is in. */
+export const QUIET_FAULTS: ReadonlySet<string> = new Set(['completion-silence', 'stop-stuck', 'reset-stuck', 'interrupt-silence']);
+/** The stop/reinit bound before any such fault (ms): long enough that a busy machine never trips it. */
+const UNFAULTED_STOP_TIMEOUT_MS = 1000;
+
 export type Corruption = 'none' | 'index' | 'inflight' | 'version' | 'truncate' | 'type' | 'address';
 
 export type Step =
@@ -88,6 +93,14 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     this.driver = await this.openDriver(this.sourceT);
     this.current = this.sourceT;
     this.ledger.watch(this.driver.device);
+  }
+
+  /**
+   * The bound for a stop or reinit: the run's short one once a fault has made the device quiet (so
+   * the run ends fast), else a long one — there a timeout is a finding, not a busy machine.
+   */
+  protected get stopTimeoutMs(): number {
+    return this.faults.some((f) => QUIET_FAULTS.has(f.kind)) ? this.config.stopTimeoutMs : Math.max(this.config.stopTimeoutMs, UNFAULTED_STOP_TIMEOUT_MS);
   }
 
   /** An error must be a UvirtioError explained by the faults so far (or one of `extra`). */
@@ -168,7 +181,7 @@ export abstract class FuzzRun<D extends StatefulDriver> {
 
   private async stop(mechanism: 'auto' | 'quiesce' = 'auto'): Promise<string | null> {
     try {
-      return await this.driver.stop({ mechanism, timeoutMs: this.config.stopTimeoutMs });
+      return await this.driver.stop({ mechanism, timeoutMs: this.stopTimeoutMs });
     } catch (e) {
       this.expectCode('stop', e);
       return null;
@@ -210,7 +223,7 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     const from = this.current;
     for (const target of next === from ? [from] : [next, from]) {
       try {
-        await this.driver.reinit(snap, { target, timeoutMs: this.config.stopTimeoutMs });
+        await this.driver.reinit(snap, { target, timeoutMs: this.stopTimeoutMs });
         this.current = target;
         return;
       } catch (e) {
@@ -234,7 +247,7 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     let text = JSON.stringify(bad);
     if (corrupt === 'truncate') text = text.slice(0, text.length >> 1);
     try {
-      await this.driver.reinit(parseSnapshot(text), { target: next, timeoutMs: this.config.stopTimeoutMs });
+      await this.driver.reinit(parseSnapshot(text), { target: next, timeoutMs: this.stopTimeoutMs });
     } catch (e) {
       // A bad file is refused before any device is touched; an edited state the SDK cannot rule
       // out is refused by the device (DEVICE_STATE LOAD or its DRIVER_OK check).

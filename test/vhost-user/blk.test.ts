@@ -33,8 +33,10 @@ t.test('handshake: features, protocol features, queues, config', async (t) => {
   vt.close();
 });
 
-for (const interrupts of ['auto', 'poll'] as const) {
-  t.test(`split ring, ${interrupts === 'auto' ? 'call-eventfd interrupts' : 'polling'}: writes and reads, image holds the data`, async (t) => {
+const MODE_NAMES = { auto: 'call-eventfd interrupts', hybrid: 'call-eventfd interrupts with poll-then-sleep (hybridPollUs)', poll: 'polling' } as const;
+for (const mode of ['auto', 'hybrid', 'poll'] as const) {
+  const interrupts = mode === 'poll' ? 'poll' : 'auto';
+  t.test(`split ring, ${MODE_NAMES[mode]}: writes and reads, image holds the data`, async (t) => {
     const img = makeImage(16);
     const d = await Daemon.start(img);
     t.teardown(async () => {
@@ -42,8 +44,9 @@ for (const interrupts of ['auto', 'poll'] as const) {
       img.remove();
     });
     const dev = await openTransport(d.address);
-    const blk = await BlkDriver.open(dev.transport, { layout: 'split', interrupts, depth: 16 });
+    const blk = await BlkDriver.open(dev.transport, { layout: 'split', interrupts, depth: 16, hybridPollUs: mode === 'hybrid' ? 500 : 0 });
     t.equal(blk.device.interruptMode, interrupts === 'auto' ? 'msix' : 'poll');
+    t.equal(blk.device.hybridPollUs, mode === 'hybrid' ? 500 : 0);
     t.equal(blk.device.layout, 'split');
     const writes: Promise<void>[] = [];
     for (let i = 0; i < 64; i++) writes.push(blk.write(i * 16, pattern(i, 8192)));

@@ -34,6 +34,8 @@ for (const profile of ['viommu', 'noiommu'] as const) {
           { ok: true, mode: 'msix', interrupts: 'msix', queueInterrupts: true, layout: d.layout, readBack: true },
           { ok: true, mode: 'poll', interrupts: 'poll', queueInterrupts: false, layout: d.layout, readBack: true },
         ], 'MSI-X and polling completions both write and read back');
+        t.match(by('hybrid'), [{ ok: true, interrupts: 'msix', hybridPollUs: 1000, readBack: true, reads: 128 }],
+          'MSI-X with poll-then-sleep writes, reads back, and completes QD1 and QD8 reads');
         if (profile === 'noiommu') {
           t.ok(by('mode').every((r) => Number(r.hugepages) >= 1 && Number(r.hugepages) <= 2),
             `no-IOMMU: the request slots share hugepages (${by('mode').map((r) => String(r.hugepages)).join(', ')} in use)`);

@@ -132,7 +132,8 @@ export class Migration {
    * wrong: a quiesce leaves the device running, and a queue whose chains are not waited for (a
    * receive queue, drains: false) goes on being filled by its peer until the reset. Those
    * completions are dropped by the reset (as a real NIC drops what arrives while it restarts);
-   * the state is the driver's view at the stop, and the buffers are posted again after the reinit.
+   * the state is the driver's view at the stop (what it had taken by its first snapshot), and the
+   * buffers are posted again after the reinit.
    */
   private stillFilled(q: number): boolean {
     return this.facility?.mechanism === 'quiesce' && !(this.d.queues.get(q)?.drains ?? true);
@@ -155,7 +156,13 @@ export class Migration {
     const vq = rec.vq;
     // A ring the device broke (even after the stop) has no state worth carrying anywhere.
     if (vq.broken) throw vq.broken;
-    if (vq.usedPending() && !this.stillFilled(q)) {
+    // A queue the running device goes on filling is described as it was at the stop (stopViews):
+    // every snapshot of this stop then says the same, and reinit checks it exactly.
+    if (this.stillFilled(q)) {
+      const view = this.stopViews().get(q)!;
+      return { avail: view.nextAvail, used: view.lastUsed };
+    }
+    if (vq.usedPending()) {
       throw new UsageError('E_BAD_STATE', `${d.address}: queue ${q} has used elements the driver has not taken yet`,
         'take them first (RequestQueue.processUsed(), Virtqueue.popUsed()): the state is checked against what the driver consumed; QueueSet.stop() does this');
     }
@@ -197,7 +204,7 @@ export class Migration {
       queues: states.map(({ q, s, rec: { vq, vector } }) => ({
         index: q, size: vq.size, vector,
         desc: hex(vq.addresses.desc), driver: hex(vq.addresses.driver), device: hex(vq.addresses.device),
-        availState: s.avail, usedState: s.used, inFlight: vq.inFlight,
+        availState: s.avail, usedState: s.used, inFlight: this.stillFilled(q) ? this.stopViews().get(q)!.inFlight : vq.inFlight,
       })),
       // Not copied: a generic read of the device configuration would read multi-byte fields byte by
       // byte and fields of features never offered, which virtio 1.2 §4.1.3.1 and §2.5.1 forbid;

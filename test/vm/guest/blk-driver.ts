@@ -1,5 +1,6 @@
 // Runs inside the test VM: BlkDriver over vfio: addresses (lib/open.ts) on each virtio-blk function.
-//   modes       MSI-X and polling completions, each writing and reading back its own region
+//   modes       MSI-X and polling completions, each writing and reading back its own region;
+//               then MSI-X with poll-then-sleep (hybridPollUs) on the MSI-X region again
 //   reset       open, write, close (a device reset), open again: everything written is still there
 //   state       QEMU 7.2 offers neither RING_STATE nor SUSPEND: mechanisms() is quiesce only, the
 //               others are refused; stop(auto) with requests in flight → quiesce, snapshot through
@@ -77,6 +78,21 @@ async function perDisk(address: string, n: number): Promise<void> {
       }
     });
   }
+  // Poll-then-sleep (OpenOptions.hybridPollUs) on the real device: its region again, then QD1 and
+  // QD8 reads, with MSI-X taking over whenever the window passes.
+  await step('hybrid', async () => {
+    const blk = await openBlk(address, { interrupts: 'msix', hybridPollUs: 1000, depth: 8 });
+    try {
+      const readBack = await writeRegion(blk, msix!);
+      let reads = 0;
+      for (let i = 0; i < 64; i++) reads += (await blk.read(msix!.sector + (i % msix!.sectors), 1)).length === 512 ? 1 : 0;
+      const batch = await Promise.all(Array.from({ length: 64 }, (_, i) => blk.read(msix!.sector + (i % msix!.sectors), 1)));
+      reads += batch.filter((b) => b.length === 512).length;
+      return { address, interrupts: blk.device.interruptMode, hybridPollUs: blk.device.hybridPollUs, readBack, reads };
+    } finally {
+      await blk.close();
+    }
+  });
 
   await step('reset', async () => {
     const first = await openBlk(address);
