@@ -69,13 +69,31 @@ function packagesOf(version) {
   };
 }
 
+/**
+ * linux-source-6.12's .deb for exactly this kernel's upstream version (6.12.117 for
+ * 6.12.117+deb12-amd64): its name carries no ABI, so a cached older one is replaced.
+ */
+function sourceDeb(version, pkg) {
+  const upstream = version.split('+')[0];
+  let deb = downloadDeb(pkg);
+  if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
+    fs.rmSync(deb);
+    deb = downloadDeb(pkg);
+    if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
+      throw new Error(`apt offers ${path.basename(deb)}, not the source of ${version}: run apt-get update (scripts/vm/install-deps.sh) or set UVIRTIO_VM_VDPA_KERNEL`);
+    }
+  }
+  return deb;
+}
+
 /** Unpacks the headers, kbuild and the needed source files, builds the BUILT modules; returns their dir. */
 function buildModules(version, pkgs, dir) {
   const root = path.join(dir, 'root');
   const src = path.join(dir, 'src');
   fs.rmSync(root, { recursive: true, force: true });
   fs.rmSync(src, { recursive: true, force: true });
-  for (const p of [pkgs.headers, pkgs.common, pkgs.kbuild, pkgs.source]) run('dpkg-deb', ['-x', downloadDeb(p), root]);
+  for (const p of [pkgs.headers, pkgs.common, pkgs.kbuild]) run('dpkg-deb', ['-x', downloadDeb(p), root]);
+  run('dpkg-deb', ['-x', sourceDeb(version, pkgs.source), root]);
   const headers = path.join(root, 'usr', 'src', `linux-headers-${version}`);
   const common = path.join(root, 'usr', 'src', pkgs.common);
   // The arch headers' Makefile includes the common tree by an absolute /usr/src path: point it here.

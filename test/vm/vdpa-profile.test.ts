@@ -105,12 +105,14 @@ t.test('a boot that never reaches the command is retried once, reported, then fa
 // Module parameters from the kernel command line (the runner's --kernel-arg, kernelArgs here) reach
 // the out-of-tree modules' insmod: vdpa_sim.use_va=0 makes vhost-vdpa pin user pages (the IOTLB's
 // physical-address path, bounded by RLIMIT_MEMLOCK) and batch_mapping=0 gives per-update
-// dma_map/dma_unmap instead of set_map (drivers/vdpa/vdpa_sim/vdpa_sim.c module parameters).
+// dma_map/dma_unmap instead of set_map (drivers/vdpa/vdpa_sim/vdpa_sim.c module parameters);
+// vdpa_sim_blk.shared_backend=1 gives blk0 and blk1 one disk (vdpa_sim_blk.c).
 t.test('vdpa_sim module parameters from the kernel command line', prerequisite(why), async (t) => {
-  const run = await runInVm('vdpa', 'cat /sys/module/vdpa_sim/parameters/use_va /sys/module/vdpa_sim/parameters/batch_mapping; grep -c "\\"name\\"" /run/vdpa-devices.json',
-    { kernelArgs: ['vdpa_sim.use_va=0', 'vdpa_sim.batch_mapping=0'] });
+  const params = ['vdpa_sim/parameters/use_va', 'vdpa_sim/parameters/batch_mapping', 'vdpa_sim_blk/parameters/shared_backend'];
+  const run = await runInVm('vdpa', `cd /sys/module && cat ${params.join(' ')}; grep -c '"name"' /run/vdpa-devices.json`,
+    { kernelArgs: ['vdpa_sim.use_va=0', 'vdpa_sim.batch_mapping=0', 'vdpa_sim_blk.shared_backend=1'] });
   if (run.status !== 0) t.comment(run.output + run.stderr);
   t.equal(run.status, 0, 'the guest command exits 0');
-  t.same(run.output.trim().split(/\s+/), ['N', '0', '4'], 'use_va is N, batch_mapping 0, and the four devices are still created');
+  t.same(run.output.trim().split(/\s+/), ['N', '0', 'Y', '4'], 'use_va N, batch_mapping 0, shared_backend Y, and the four devices are still created');
   fs.rmSync(run.workDir, { recursive: true, force: true });
 });
