@@ -1,5 +1,5 @@
 // The benchmark peers for `npm run bench:vm` (bench/vm-blk.ts), an optional initramfs part built only
-// when the runner is given --peers (it adds about 80 MB, so the test tier's boots stay small):
+// when the runner is given --peers (it adds about 105 MB, so the test tier's boots stay small):
 //   /usr/local/bin/vfio-blk   bench/c/vfio-blk.c, the C polling virtio-blk driver over VFIO, built
 //                             on the host with `gcc -static -O2` (host and guest are x86_64 Debian 12)
 //   /usr/local/bin/fio        Debian's fio, from `apt-get download` of fio and its library packages
