@@ -36,6 +36,10 @@ export abstract class StatefulDriver {
   get missedInterrupts(): number {
     return this.queues.stats.missedInterrupts;
   }
+  /** Notifications the watchdog sent again to a queue that made no progress (a device that missed or mis-asked for one). */
+  get nudges(): number {
+    return this.queues.stats.nudges;
+  }
   /** Leaves a SUSPEND (or quiesce) stop without a reset. */
   resume(): Promise<void> {
     return this.queues.resume();

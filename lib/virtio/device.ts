@@ -222,6 +222,16 @@ export class VirtioDevice {
   notifyQueue(index: number): void {
     this.d.queues.get(index)?.notify();
   }
+  /**
+   * Notifies queue `index` again when the device is live and no stop, reinit or recovery is under
+   * way (a SUSPEND being set must see no notification: virtio 1.4 §3.4.1). Returns whether it did.
+   * For a driver-side watchdog: a spurious available buffer notification is always allowed.
+   */
+  nudgeQueue(index: number): boolean {
+    if (this.d.phase !== 'live' || this.d.operation) return false;
+    this.d.queues.get(index)?.notify();
+    return true;
+  }
   /** Whether queue `index` gets interrupts (false: its user must poll). */
   queueHasInterrupts(index: number): boolean {
     const v = this.d.queues.get(index)?.vector;

@@ -4,9 +4,13 @@
 //     when no configuration interrupt announced it (polling, or a device that sends none);
 //   - each queue's used ring: a used element that no interrupt announced is taken (and counted as
 //     a missed interrupt) — receive queues included, or a lost interrupt would stall reception;
-//   - progress: a draining queue whose requests in flight saw no used element for
-//     requestTimeoutMs fails the device with E_DEVICE_UNRESPONSIVE. Receive queues (drains: false)
-//     are not timed: their buffers wait on outside events.
+//   - progress: a queue with chains in flight that saw no used element since the last look is
+//     notified again (a nudge: a device that missed a notification, or asked for one at a
+//     descriptor the driver had already passed, would otherwise wait for ever; a spurious
+//     notification is always allowed), once and then every NUDGE_REPEAT_MS while it stays still;
+//     a draining queue whose requests saw no used element for requestTimeoutMs fails the device
+//     with E_DEVICE_UNRESPONSIVE. Receive queues (drains: false) are not timed: their buffers wait
+//     on outside events.
 //
 // The timer runs only while something is pending (a queue becoming busy arms it, an idle look
 // disarms it). It keeps the process alive while a draining queue has requests pending — a request
@@ -21,14 +25,23 @@ import type { RequestQueue } from './request-queue.js';
 export interface WatchdogStats {
   /** Used elements found by the watchdog on queues that have interrupts (interrupts that never came). */
   missedInterrupts: number;
+  /**
+   * Notifications the watchdog sent again to a queue whose chains in flight made no progress
+   * between two looks (a device waiting for a notification it missed or mis-asked for). A device
+   * that is merely slow gets one per NUDGE_REPEAT_MS of its silence.
+   */
+  nudges: number;
 }
 
+/** How often a still queue is notified again after its first nudge (ms). */
+const NUDGE_REPEAT_MS = 1000;
+
 export class Watchdog {
-  readonly stats: WatchdogStats = { missedInterrupts: 0 };
+  readonly stats: WatchdogStats = { missedInterrupts: 0, nudges: 0 };
   private timer: NodeJS.Timeout | null = null;
   private lastLook = 0;
-  /** Per queue: its completions at the last look, and for how long they have not moved. */
-  private readonly progress = new Map<number, { completions: number; stalledMs: number }>();
+  /** Per queue: its completions at the last look, for how long they have not moved, and when (in stalledMs) it is nudged next. */
+  private readonly progress = new Map<number, { completions: number; stalledMs: number; nudgeAtMs: number }>();
 
   constructor(
     private readonly device: VirtioDevice,
@@ -74,14 +87,19 @@ export class Watchdog {
       if (rq.vq.inFlight === 0) continue;
       const got = rq.processUsed();
       if (got > 0 && this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q)) this.stats.missedInterrupts += got;
-      if (!this.device.drains(q)) continue;
-      requests = true;
       const seen = this.progress.get(q);
       if (!seen || seen.completions !== rq.completions) {
-        this.progress.set(q, { completions: rq.completions, stalledMs: 0 });
+        this.progress.set(q, { completions: rq.completions, stalledMs: 0, nudgeAtMs: 0 });
+        if (this.device.drains(q)) requests = true;
         continue;
       }
       seen.stalledMs += elapsed;
+      if (seen.stalledMs >= seen.nudgeAtMs && this.device.nudgeQueue(q)) {
+        this.stats.nudges++;
+        seen.nudgeAtMs = seen.stalledMs + NUDGE_REPEAT_MS;
+      }
+      if (!this.device.drains(q)) continue;
+      requests = true;
       if (seen.stalledMs >= this.device.requestTimeoutMs) {
         this.disarm();
         this.device.markFailed(new DeviceError('E_DEVICE_UNRESPONSIVE',

@@ -128,7 +128,15 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     if (flags === PackedEventFlag.DESC && this.features.eventIdx && added < 2 * this.size) {
       const offWrap = Atomics.load(this.ring16, this.deviceOffWrapAt);
       const off = offWrap & ~EVENT_WRAP;
-      notify = off >= this.size || needsEvent(this.position(off, offWrap >= EVENT_WRAP), now, old, 2 * this.size);
+      const m = 2 * this.size;
+      const event = this.position(off, offWrap >= EVENT_WRAP);
+      // §2.8.10 notifies when this kick made the event's descriptor available. An event this kick
+      // did not cover, and that the driver cannot reach with the descriptors still free (one it
+      // passed before the last kick, or beyond the free slots), would be reached only after the
+      // device uses something — a device waiting for that notification would wait for ever (QEMU
+      // 7.2's packed virtio-net transmit was seen doing it with a full ring: bench/README.md).
+      // Notify then too: spurious for a device that is only busy, never a stall.
+      notify = off >= this.size || needsEvent(event, now, old, m) || (event - now + m) % m >= this.free;
     }
     if (notify) this.notifyDevice();
     return notify;
