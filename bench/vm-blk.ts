@@ -14,7 +14,7 @@
 //
 //   npm run bench:vm                     build, boot the VM with the peers, run with the defaults
 //   npm run bench:vm -- 3 --json         3 s per configuration, and a JSON line at the end
-//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]...
+//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]... [--hybrid-us N]
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,8 +34,9 @@ const KERNEL_MODULES = '/etc/uvirtio/virtio-blk-modules';
 type Driver = 'uvirtio-msix' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'c-poll' | 'linux-fio';
 /** uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs), polling. */
 type Mode = 'msix' | 'hybrid' | 'poll';
-/** The poll-then-sleep window of the hybrid mode, µs: a few times the polled QD1 latency in this VM. */
-const HYBRID_POLL_US = 1000;
+/** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
+const hybridArg = process.argv.indexOf('--hybrid-us');
+const HYBRID_POLL_US = hybridArg > 0 ? Number(process.argv[hybridArg + 1]) : 4000;
 
 interface Result {
   driver: Driver;
@@ -153,7 +154,7 @@ function find(results: Result[], driver: Driver, layout: Layout, depth: number):
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = argv.find((a) => /^\d+(\.\d+)?$/.test(a));
+  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && argv[i - 1] !== '--hybrid-us');
   const seconds = arg ? Number(arg) : 2;
   const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
   const want = (d: string): boolean => !only.length || only.includes(d);
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot`);
+  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${HYBRID_POLL_US} µs`);
   console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
     `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
   console.log('driver         layout  QD     req/s   mean µs   vs baseline');

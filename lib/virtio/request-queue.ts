@@ -99,6 +99,8 @@ export class RequestQueue<T = undefined> {
   private hybridWindowMs = 0;
   private hybridUntil = 0;
   private hybridTimer: NodeJS.Immediate | null = null;
+  /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now. */
+  private hybridSuppressed = false;
 
   /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
   constructor(
@@ -262,6 +264,8 @@ export class RequestQueue<T = undefined> {
    */
   setHybridPoll(windowUs: number): void {
     this.hybridWindowMs = windowUs / 1000;
+    // Called as delivery is (re)chosen, with notifications just enabled or disabled for good.
+    this.hybridSuppressed = false;
     if (windowUs === 0) this.endHybrid(false);
   }
 
@@ -311,15 +315,19 @@ export class RequestQueue<T = undefined> {
   private kick(): void {
     if (!this.addedSinceKick) return;
     this.addedSinceKick = false;
-    this.vq.kick();
+    // Suppress before notifying: the device may finish before the notify returns, and would then
+    // interrupt for a completion the poll takes anyway.
     if (this.hybridWindowMs > 0 && !this.polling) this.openHybrid();
+    this.vq.kick();
   }
 
   private openHybrid(): void {
     this.hybridUntil = performance.now() + this.hybridWindowMs;
-    if (this.hybridTimer) return;
-    this.vq.disableInterrupts();
-    this.hybridTimer = setImmediate(() => this.hybridTick());
+    if (!this.hybridSuppressed) {
+      this.vq.disableInterrupts();
+      this.hybridSuppressed = true;
+    }
+    this.hybridTimer ??= setImmediate(() => this.hybridTick());
   }
 
   private hybridTick(): void {
@@ -328,19 +336,24 @@ export class RequestQueue<T = undefined> {
     if (this.failure || this.halted) return;
     if (this.processUsed() > 0) this.hybridUntil = performance.now() + this.hybridWindowMs;
     if (this.failure || this.halted) return;
-    if (this.vq.inFlight > 0 && performance.now() < this.hybridUntil) {
+    // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
+    // closes on a chain in flight (the next kick opens it again).
+    if (this.vq.inFlight === 0) return;
+    if (performance.now() < this.hybridUntil) {
       this.hybridTimer ??= setImmediate(() => this.hybridTick());
       return;
     }
     this.endHybrid(true);
   }
 
-  /** Closes the window: interrupts again (and one more look when `recheck`: §2.7.10's race). */
+  /** Closes the window: notifications again (and one more look when `recheck`: §2.7.10's race). */
   private endHybrid(recheck: boolean): void {
     if (this.hybridTimer) {
       clearImmediate(this.hybridTimer);
       this.hybridTimer = null;
     }
+    if (!this.hybridSuppressed) return;
+    this.hybridSuppressed = false;
     if (recheck && !this.vq.enableInterrupts()) this.processUsed();
   }
 
