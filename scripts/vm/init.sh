@@ -1,7 +1,7 @@
 #!/bin/sh
 # The test VM's /init (busybox sh). The kernel console (ttyS0) gets init's own messages and the
 # exit marker the host runner waits for; the command's output goes to ttyS1, which the host streams.
-#   kernel command line: uvirtio.profile=viommu|noiommu  uvirtio.cmd=<base64 of a shell script>
+#   kernel command line: uvirtio.profile=viommu|noiommu|vdpa  uvirtio.cmd=<base64 of a shell script>
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TERM=dumb
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -23,8 +23,11 @@ done < /etc/uvirtio/modules
 # No-IOMMU DMA regions bigger than a page need hugepages (lib/vfio/dma.ts).
 [ "$profile" = noiommu ] && echo 64 > /proc/sys/vm/nr_hugepages
 
+# A profile's own set-up, when its initramfs part ships one (vdpa: scripts/vm/vdpa-setup.sh).
+if [ -x /etc/uvirtio/setup ]; then /etc/uvirtio/setup || fail "the $profile profile's set-up (/etc/uvirtio/setup)"; fi
+
 # Every virtio function (vendor 0x1af4) to vfio-pci (docs/test-vm.md#iommu-profiles).
-for d in /sys/bus/pci/devices/*; do
+[ "$profile" = vdpa ] || for d in /sys/bus/pci/devices/*; do
   [ "$(cat "$d/vendor")" = 0x1af4 ] || continue
   echo vfio-pci > "$d/driver_override"
   echo "${d##*/}" > /sys/bus/pci/drivers_probe || fail "binding ${d##*/} to vfio-pci"

@@ -109,15 +109,19 @@ function part(name, key, build) {
   return file;
 }
 
-/** Returns the initramfs for a profile, building what changed; `peers` adds the benchmark peers. */
-export function ensureInitramfs(kernel, profile, vfioKo, { peers = false } = {}) {
+/**
+ * Returns the initramfs for a profile, building what changed; `peers` adds the benchmark peers.
+ * `modulesPart` ({ key, build(file) }) replaces the VFIO modules part (the vdpa profile's, scripts/vm/vdpa.mjs).
+ */
+export function ensureInitramfs(kernel, profile, vfioKo, { peers = false, modulesPart = null } = {}) {
   if (!fs.existsSync(path.join(PROJECT, 'dist'))) throw new Error('dist/ is missing: run `npm run build` first');
   const st = fs.statSync(NODE);
   const baseKey = hashOf(NODE, st.size, st.mtimeMs, fs.statSync(BUSYBOX).size, path.join(PROJECT, 'package-lock.json'),
     path.join(HERE, 'init.sh'), path.join(HERE, 'initramfs.mjs'), path.join(HERE, 'cpio.mjs'));
   const base = part('base', baseKey, buildBase);
   const modKey = hashOf(kernel.version, profile, vfioKo ?? 'stock', path.join(HERE, 'initramfs.mjs'));
-  const modules = part(`modules-${profile}`, modKey, (f) => buildModules(f, kernel, profile, vfioKo));
+  const modules = modulesPart ? part(`modules-${profile}`, hashOf(modKey, modulesPart.key), modulesPart.build)
+    : part(`modules-${profile}`, modKey, (f) => buildModules(f, kernel, profile, vfioKo));
   const projectKey = hashOf(...projectFiles());
   const project = part('project', projectKey, buildProject);
   const extra = peers ? [part('peers', peersKey(kernel), (f) => buildPeers(f, kernel))] : [];

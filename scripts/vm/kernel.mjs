@@ -17,7 +17,8 @@ export function kernelVersion() {
   }
   const m = /Depends: linux-image-(6\.1\.0-\d+-amd64)/.exec(out);
   if (m) return m[1];
-  const cached = fs.existsSync(path.join(CACHE, 'kernel')) ? fs.readdirSync(path.join(CACHE, 'kernel')).sort() : [];
+  // (6.1 only: the vdpa profile's 6.12 kernel shares the directory)
+  const cached = fs.existsSync(path.join(CACHE, 'kernel')) ? fs.readdirSync(path.join(CACHE, 'kernel')).filter((v) => v.startsWith('6.1.0-')).sort() : [];
   if (cached.length) return cached[cached.length - 1];
   throw new Error('cannot tell which kernel to boot: run scripts/vm/install-deps.sh (apt-get update) first');
 }
@@ -36,14 +37,17 @@ export function downloadDeb(pkg) {
   return path.join(dir, f);
 }
 
-export function ensureKernel() {
-  const version = kernelVersion();
+/**
+ * Unpacks a kernel image package into .cache/vm/kernel/<version>/ (once). Without arguments: the 6.1
+ * kernel of kernelVersion(); the vdpa profile passes its 6.12 version and image package (scripts/vm/vdpa.mjs).
+ */
+export function ensureKernel({ version = kernelVersion(), pkg = `linux-image-${version}` } = {}) {
   const dir = path.join(CACHE, 'kernel', version);
   const root = path.join(dir, 'root');
   const vmlinux = path.join(dir, 'vmlinux');
   if (!fs.existsSync(path.join(dir, 'ready'))) {
     const t0 = Date.now();
-    const deb = downloadDeb(`linux-image-${version}`);
+    const deb = downloadDeb(pkg);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
     run('dpkg-deb', ['-x', deb, root]);

@@ -32,7 +32,7 @@ export function vmUnavailable(): string | null {
   return null;
 }
 
-export type Profile = 'viommu' | 'noiommu';
+export type Profile = 'viommu' | 'noiommu' | 'vdpa';
 
 export interface RunOptions {
   timeoutSec?: number;
