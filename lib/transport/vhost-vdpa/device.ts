@@ -134,8 +134,8 @@ export class VdpaFd {
   /**
    * Takes an fd another component opened (it must be a vhost-vdpa fd: fstat is checked, as for a
    * path). Throws E_INVALID_ARGUMENT when `fd` is not an open descriptor, E_NOT_VIRTIO when it is
-   * not a vhost-vdpa device. The fd is the transport's from then on (closed with it). No
-   * SET_OWNER: the opener may have done it already; the first request that needs it says so.
+   * not a vhost-vdpa device. The fd is the transport's from then on (closed with it).
+   * VHOST_SET_OWNER is sent; EBUSY (the opener set it already) is accepted.
    */
   static adopt(address: string, fd: number): VdpaFd {
     if (!Number.isSafeInteger(fd) || fd < 0) throw new UsageError('E_INVALID_ARGUMENT', `${address}: fd ${fd} is not a file descriptor`);
@@ -149,7 +149,14 @@ export class VdpaFd {
     if (!st.isCharacterDevice() || major === null || devMajor(st.rdev) !== major) {
       throw new DeviceError('E_NOT_VIRTIO', `${address}: fd ${fd} is not a vhost-vdpa device`, NOT_VDPA_HINT);
     }
-    return new VdpaFd(address, fd);
+    const d = new VdpaFd(address, fd);
+    try {
+      d.ioctl('VHOST_SET_OWNER', VdpaIoctl.SET_OWNER);
+    } catch (e) {
+      // EBUSY: the device has an owner already (the opener set it); anything else is a real fault.
+      if (!(e instanceof SysError && e.errno === Errno.EBUSY)) throw e;
+    }
+    return d;
   }
 
   /** Whether close() has not been called. */
@@ -311,7 +318,7 @@ export class VdpaFd {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
       throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device's IOTLB refused ${what} (${code})`,
-        'the range must lie in VHOST_VDPA_GET_IOVA_RANGE, not overlap a mapping, and be memory this process shares (a memfd mapping); `uvirtio info` shows the range',
+        'the range must lie in VHOST_VDPA_GET_IOVA_RANGE (VhostVdpaTransport.iovaRange), not overlap a mapping, and be memory this process shares (a memfd mapping)',
         { cause: e });
     }
     if (n !== msg.length) throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device took ${n} of ${msg.length} bytes of IOTLB ${what}`);
