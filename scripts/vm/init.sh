@@ -14,10 +14,13 @@ profile=$(arg uvirtio.profile)
 
 fail() { echo "UVIRTIO-SETUP-FAILED $*"; echo "UVIRTIO-EXIT 125"; poweroff -f; reboot -f; }
 
-# Modules in dependency order, with their parameters (written by scripts/vm/initramfs.mjs).
+# Modules in dependency order, with their parameters (written by scripts/vm/initramfs.mjs), then
+# those the kernel command line gives as <module>.<param>=<value>, as modprobe would pass them
+# (the runner's --kernel-arg, e.g. vdpa_sim.use_va=0).
 while read -r mod params; do
   [ -n "$mod" ] || continue
-  insmod "/lib/modules/$(uname -r)/$mod" $params || fail "insmod $mod"
+  name=$(basename "$mod" .ko | tr - _)
+  insmod "/lib/modules/$(uname -r)/$mod" $params $(tr ' ' '\n' < /proc/cmdline | sed -n "s/^$name\.//p") || fail "insmod $mod"
 done < /etc/uvirtio/modules
 
 # No-IOMMU DMA regions bigger than a page need hugepages (lib/vfio/dma.ts).

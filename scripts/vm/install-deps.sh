@@ -7,6 +7,9 @@
 #                     to rebuild vfio.ko with CONFIG_VFIO_NOIOMMU for the noiommu profile
 #   qemu-system-common  ships /usr/bin/qemu-storage-daemon on Debian 12 (`dpkg -S`), the
 #                     vhost-user-blk back-end the vhost-user test tier and bench start
+#   libmnl0, libcap2  the libraries of iproute2's `vdpa` tool, copied into the vdpa profile's guest
+#                     (its 6.12 kernel, headers, kbuild, linux-source-6.12 and iproute2 are fetched
+#                     with `apt-get download` by scripts/vm/vdpa.mjs, never installed on the host)
 # The guest kernel itself is not installed: scripts/vm/image.mjs fetches its .deb with
 # `apt-get download` into .cache/vm/debs and unpacks it there (the host's /boot is never touched).
 set -euo pipefail
@@ -26,7 +29,8 @@ if [ -z "$kver" ]; then
   exit 1
 fi
 
-pkgs=(qemu-system-x86 qemu-system-common qemu-utils busybox-static kmod linux-source-6.1 "linux-headers-$kver" gcc make xz-utils zstd)
+pkgs=(qemu-system-x86 qemu-system-common qemu-utils busybox-static kmod linux-source-6.1 "linux-headers-$kver" gcc make xz-utils zstd
+  libmnl0 libcap2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,4 +38,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps.sh: ready (guest kernel $kver)"
+# The vdpa profile's kernel: the newest 6.12 from bookworm-security (scripts/vm/vdpa.mjs downloads it).
+v612=$(apt-cache depends linux-image-6.12-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\(6\.12\.[0-9]*+deb[0-9]*-amd64\).*/\1/p' | head -n1)
+[ -n "$v612" ] || echo "install-deps.sh: warning: no linux-image-6.12-amd64 in the apt lists (bookworm-security): the vdpa profile cannot be built" >&2
+echo "install-deps.sh: ready (guest kernel $kver; vdpa profile kernel ${v612:-none})"

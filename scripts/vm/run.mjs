@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Boots the test VM and runs a command in it:
-//   npm run vm -- [--profile viommu|noiommu|vdpa] [--peers] [--qemu-arg ARG]... [--workdir DIR] [--timeout SEC] -- COMMAND...
+//   npm run vm -- [--profile viommu|noiommu|vdpa] [--peers] [--qemu-arg ARG]... [--kernel-arg ARG]... [--workdir DIR]
+//                 [--timeout SEC] -- COMMAND...
+// --kernel-arg adds to the guest kernel's command line; <module>.<param>=<value> reaches the module's
+// insmod (scripts/vm/init.sh), e.g. --kernel-arg vdpa_sim.use_va=0.
 // --peers adds the benchmark peers to the initramfs (fio, the C driver, virtio_blk: scripts/vm/peers.mjs).
 // The command runs in the guest's /project (this project's package.json, dist/, bin/ and production
 // node_modules) with node on PATH and `uvirtio` when bin/uvirtio.js exists; every virtio function
@@ -34,13 +37,13 @@ const BOOT_TIMEOUT = Number(process.env.UVIRTIO_VM_BOOT_TIMEOUT ?? 90);
 const CONSOLE_POLL_MS = 250;
 
 function usage(msg) {
-  process.stderr.write(`${msg ? `vm: ${msg}\n` : ''}usage: npm run vm -- [--profile viommu|noiommu|vdpa] [--peers] [--qemu-arg ARG]... ` +
+  process.stderr.write(`${msg ? `vm: ${msg}\n` : ''}usage: npm run vm -- [--profile viommu|noiommu|vdpa] [--peers] [--qemu-arg ARG]... [--kernel-arg ARG]... ` +
     '[--workdir DIR] [--timeout SEC] -- COMMAND...\n');
   process.exit(2);
 }
 
 export function parseArgs(argv) {
-  const opts = { profile: 'viommu', peers: false, qemuArgs: [], workDir: null, timeout: 240, command: [] };
+  const opts = { profile: 'viommu', peers: false, qemuArgs: [], kernelArgs: [], workDir: null, timeout: 240, command: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`));
@@ -48,6 +51,7 @@ export function parseArgs(argv) {
     else if (a === '--profile') opts.profile = value();
     else if (a === '--peers') opts.peers = true;
     else if (a === '--qemu-arg') opts.qemuArgs.push(value());
+    else if (a === '--kernel-arg') opts.kernelArgs.push(value());
     else if (a === '--workdir') opts.workDir = value();
     else if (a === '--timeout') opts.timeout = Number(value());
     else if (a === '-h' || a === '--help') usage();
@@ -56,6 +60,7 @@ export function parseArgs(argv) {
   if (!PROFILES.includes(opts.profile)) usage(`unknown profile ${opts.profile} (${PROFILES.join(', ')})`);
   if (!opts.command.length) usage('no command');
   if (opts.peers && opts.profile === 'vdpa') usage('--peers needs the viommu or noiommu profile');
+  for (const k of opts.kernelArgs) if (!/^[\w.,:=/+-]+$/.test(k)) usage(`--kernel-arg ${JSON.stringify(k)}: one word of letters, digits and .,:=/+-_`);
   if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds');
   return opts;
 }
@@ -88,11 +93,11 @@ function makeDisks(workDir) {
  * One boot. Resolves with the exit status, or null when the guest never finished its command; a boot
  * whose console shows no UVIRTIO-RUN within BOOT_TIMEOUT seconds is killed (`bootTimedOut`).
  */
-function boot({ profile, kernel, initrd, workDir, script, extra, timeout, onOutput }) {
+function boot({ profile, kernel, initrd, workDir, script, extra, kernelArgs, timeout, onOutput }) {
   // no_timer_check: on a loaded host the guest's IO-APIC timer check can miss its window under TCG
   // and panic ("timer doesn't work through Interrupt-remapped IO-APIC"), twice in a row.
   const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'rdinit=/init', 'mitigations=off', 'no_timer_check',
-    ...(profile === 'viommu' ? ['intel_iommu=on'] : []),
+    ...(profile === 'viommu' ? ['intel_iommu=on'] : []), ...kernelArgs,
     `uvirtio.profile=${profile}`, `uvirtio.cmd=${Buffer.from(script).toString('base64')}`].join(' ');
   if (cmdline.length > COMMAND_LINE_MAX) throw new Error(`the command is too long for the kernel command line (${cmdline.length} bytes)`);
   fs.rmSync(path.join(workDir, 'console.log'), { force: true });
@@ -132,7 +137,7 @@ function boot({ profile, kernel, initrd, workDir, script, extra, timeout, onOutp
  * never reaches the command (dies first, or shows no UVIRTIO-RUN within BOOT_TIMEOUT s) is retried
  * once, reported on stderr; a hang after that is killed after `timeout` seconds.
  */
-export async function runVm({ profile = 'viommu', peers = false, command, qemuArgs: extra = [], workDir = null, timeout = 240,
+export async function runVm({ profile = 'viommu', peers = false, command, qemuArgs: extra = [], kernelArgs = [], workDir = null, timeout = 240,
   onOutput = (s) => process.stdout.write(s) }) {
   if (!which('qemu-system-x86_64')) throw new Error('qemu-system-x86_64 is not installed: run scripts/vm/install-deps.sh');
   const { kernel, initrd, prepareMs } = prepare(profile, { peers });
@@ -143,7 +148,7 @@ export async function runVm({ profile = 'viommu', peers = false, command, qemuAr
   let result;
   let retried = false;
   for (let attempt = 1; attempt <= 2; attempt++) {
-    result = await boot({ profile, kernel, initrd, workDir: dir, script, extra, timeout, onOutput });
+    result = await boot({ profile, kernel, initrd, workDir: dir, script, extra, kernelArgs, timeout, onOutput });
     if (result.status !== null || result.guestRunAt !== null) break;
     const why = result.bootTimedOut ? `no UVIRTIO-RUN within ${BOOT_TIMEOUT} s (UVIRTIO_VM_BOOT_TIMEOUT), killed`
       : result.timedOut ? `timed out after ${timeout} s` : `QEMU exited${result.reachedInit ? ' after init started' : ' before init'}`;

@@ -38,6 +38,10 @@ export interface RunOptions {
   timeoutSec?: number;
   /** More QEMU arguments for this boot (given the work directory that holds the disk images). */
   qemuArgs?: (workDir: string, profile: Profile) => string[];
+  /** More environment for the runner (e.g. UVIRTIO_VM_BOOT_TIMEOUT). */
+  env?: Record<string, string>;
+  /** More words for the guest kernel's command line; `<module>.<param>=<value>` reaches that module's insmod. */
+  kernelArgs?: string[];
 }
 
 /**
@@ -90,13 +94,13 @@ export function rngArgs(_workDir: string, profile: Profile): string[] {
 }
 
 export function runInVm(profile: Profile, command: string, options: RunOptions | number = {}): Promise<VmRun> {
-  const { timeoutSec = 240, qemuArgs } = typeof options === 'number' ? { timeoutSec: options } : options;
+  const { timeoutSec = 240, qemuArgs, env, kernelArgs = [] } = typeof options === 'number' ? { timeoutSec: options } : options;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `uvirtio-vm-${profile}-`));
-  const extra = (qemuArgs?.(workDir, profile) ?? []).flatMap((a) => ['--qemu-arg', a]);
+  const extra = [...(qemuArgs?.(workDir, profile) ?? []).flatMap((a) => ['--qemu-arg', a]), ...kernelArgs.flatMap((a) => ['--kernel-arg', a])];
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(PROJECT, 'scripts', 'vm', 'run.mjs'), '--profile', profile,
-      '--workdir', workDir, '--timeout', String(timeoutSec), ...extra, '--', command], { cwd: PROJECT, stdio: ['ignore', 'pipe', 'pipe'] });
+      '--workdir', workDir, '--timeout', String(timeoutSec), ...extra, '--', command], { cwd: PROJECT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let output = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => { output += b.toString(); });
