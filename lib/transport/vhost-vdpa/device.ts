@@ -318,7 +318,7 @@ export class VdpaFd {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
       throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device's IOTLB refused ${what} (${code})`,
-        'the range must lie in VHOST_VDPA_GET_IOVA_RANGE (VhostVdpaTransport.iovaRange), not overlap a mapping, and be memory this process shares (a memfd mapping)',
+        'the range must lie in VHOST_VDPA_GET_IOVA_RANGE (VhostVdpaTransport.iovaRange), not overlap a mapping, and be memory this process shares (a memfd mapping); where the kernel pins the pages (vdpa use_va off, or a hardware parent), the locked-memory limit counts too: raise `ulimit -l` or open with a smaller ?arena=MiB',
         { cause: e });
     }
     if (n !== msg.length) throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device took ${n} of ${msg.length} bytes of IOTLB ${what}`);
