@@ -5,7 +5,7 @@
 //               GET_DEVICE_ID, GET_VQS_COUNT, GET_CONFIG_SIZE, GET_IOVA_RANGE; backend features:
 //               GET_BACKEND_FEATURES, SET_BACKEND_FEATURES with what is offered of IOTLB_MSG_V2,
 //               IOTLB_BATCH, SUSPEND, RESUME and IOTLB_PERSIST (IOTLB_MSG_V2 is required)
-//   memory      one memfd arena (vhost-user/arena.ts, shared MAP_SHARED memory, which the kernel's
+//   memory      one memfd arena (arena.ts over vhost-user/arena.ts, shared MAP_SHARED memory, which the kernel's
 //               use_va mapping needs: drivers/vhost/vdpa.c vhost_vdpa_va_map maps only shared
 //               file-backed VMAs) mapped into the device's IOTLB with one VHOST_IOTLB_UPDATE
 //               message (in BATCH_BEGIN/END when offered) at IOVA = the arena's guest base; a
@@ -27,7 +27,8 @@ import * as libc from '../../sys/libc.js';
 import { POLL } from '../../sys/socket.js';
 import { backoff } from '../../util/backoff.js';
 import type { ConfigWidth, QueueSetup, SplitRingIndices, StateFacility, VirtioTransport, VqState } from '../types.js';
-import { MemfdArena } from '../vhost-user/arena.js';
+import type { MemfdArena } from '../vhost-user/arena.js';
+import { VdpaArena } from './arena.js';
 import { Watcher, type Watched } from '../vhost-user/watcher.js';
 import { VdpaFd } from './device.js';
 import { VdpaSuspendFacility, type VdpaStopObservation } from './state.js';
@@ -63,11 +64,17 @@ export class VhostVdpaTransport implements VirtioTransport {
   readonly dma: MemfdArena;
   readonly numQueues: number;
   readonly configLength: number;
-  /** The backend features the device offered (GET_BACKEND_FEATURES) and those set (SET_BACKEND_FEATURES); bit n is 1n << n. */
+  /** The backend features the device offered (VHOST_GET_BACKEND_FEATURES); bit n (uapi.ts BackendFeature) is 1n << n. */
   readonly offeredBackendFeatures: bigint;
+  /** The backend features set (VHOST_SET_BACKEND_FEATURES): what was offered of IOTLB_MSG_V2, IOTLB_BATCH, SUSPEND, RESUME, IOTLB_PERSIST. */
   readonly backendFeatures: bigint;
   /** The IOVAs the device can map (VHOST_VDPA_GET_IOVA_RANGE), inclusive. */
-  readonly iovaRange: { first: bigint; last: bigint };
+  readonly iovaRange: {
+    /** First mappable IOVA. */
+    first: bigint;
+    /** Last mappable IOVA (inclusive). */
+    last: bigint;
+  };
   private driverFeatures = 0n;
   private readonly rings = new Map<number, Ring>();
   private readonly kickFds = new Map<number, number>();
@@ -88,7 +95,7 @@ export class VhostVdpaTransport implements VirtioTransport {
     }
     this.backendFeatures = backendFeaturesToAsk(this.offeredBackendFeatures, options.noSuspend ? [BackendFeature.SUSPEND] : []);
     dev.setBackendFeatures(this.backendFeatures);
-    this.dma = options.arena ? options.arena.retain() : new MemfdArena(options.arenaBytes);
+    this.dma = options.arena ? options.arena.retain() : new VdpaArena(options.arenaBytes);
     try {
       this.mapArena();
     } catch (e) {
