@@ -80,7 +80,8 @@ export class VhostVdpaTransport implements VirtioTransport {
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
   private irq: { handler: (vector: number) => void; vectors: number } | null = null;
-  private readonly watcher = new Watcher(() => this.watched());
+  /** Made last in the constructor: a device refused at open leaves no wake-up eventfd behind. */
+  private readonly watcher: Watcher;
   private readonly facility: VdpaSuspendFacility;
   private closed = false;
 
@@ -108,6 +109,7 @@ export class VhostVdpaTransport implements VirtioTransport {
       packed: () => this.packed(), ring: (q) => this.rings.get(q)?.ring,
       setBase: (q, s) => this.setBase(q, s), kickAll: () => this.kickEnabled(),
     });
+    this.watcher = new Watcher(() => this.watched());
   }
 
   /**
