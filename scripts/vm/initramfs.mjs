@@ -119,9 +119,9 @@ export function ensureInitramfs(kernel, profile, vfioKo, { peers = false, module
   const baseKey = hashOf(NODE, st.size, st.mtimeMs, fs.statSync(BUSYBOX).size, path.join(PROJECT, 'package-lock.json'),
     path.join(HERE, 'init.sh'), path.join(HERE, 'initramfs.mjs'), path.join(HERE, 'cpio.mjs'));
   const base = part('base', baseKey, buildBase);
-  const modKey = hashOf(kernel.version, profile, vfioKo ?? 'stock', path.join(HERE, 'initramfs.mjs'));
-  const modules = modulesPart ? part(`modules-${profile}`, hashOf(modKey, modulesPart.key), modulesPart.build)
-    : part(`modules-${profile}`, modKey, (f) => buildModules(f, kernel, profile, vfioKo));
+  const stockKey = hashOf(kernel.version, profile, vfioKo ?? 'stock', path.join(HERE, 'initramfs.mjs'));
+  const modKey = modulesPart ? hashOf(stockKey, modulesPart.key) : stockKey;
+  const modules = part(`modules-${profile}`, modKey, modulesPart ? modulesPart.build : (f) => buildModules(f, kernel, profile, vfioKo));
   const projectKey = hashOf(...projectFiles());
   const project = part('project', projectKey, buildProject);
   const extra = peers ? [part('peers', peersKey(kernel), (f) => buildPeers(f, kernel))] : [];

@@ -3,6 +3,7 @@
 # /etc/uvirtio/setup by scripts/vm/vdpa.mjs; docs/test-vm.md#the-vdpa-profile). Creates two
 # vdpa_sim block devices and two vdpa_sim net devices with iproute2's `vdpa dev add`; with
 # vhost_vdpa loaded and virtio_vdpa not, each binds to vhost_vdpa and gets /dev/vhost-vdpa-N.
+# With uvirtio.vduse=1 on the kernel command line, also vduse0 (VDUSE, no SUSPEND; see below).
 # Writes what it made to /run/vdpa-devices.json, one object per device:
 #   name, mgmtdev, type ("block" | "network", as `vdpa dev show` prints it), deviceId (the virtio
 #   device ID: block 2, network 1), vendorId, maxVqs, maxVqSize, mac (net only), driver, dev
@@ -54,5 +55,12 @@ add blk0 vdpasim_blk
 add blk1 vdpasim_blk
 add net0 vdpasim_net 52:54:00:56:00:01
 add net1 vdpasim_net 52:54:00:56:00:02
+# Opt-in (kernel argument uvirtio.vduse=1): vduse0, a VDUSE blk device, the parent without SUSPEND
+# (scripts/vm/vduse-blk.c answers its control requests; it serves no I/O).
+if tr ' ' '\n' < /proc/cmdline | grep -qx 'uvirtio.vduse=1'; then
+  while read -r mod; do insmod "/lib/modules/$(uname -r)/$mod"; done < /etc/uvirtio/vduse-modules
+  vduse-blk vduse0
+  add vduse0 vduse
+fi
 printf '[\n%s\n]\n' "$entries" > "$OUT"
 echo "vdpa-setup: $(grep -c '"name"' "$OUT") devices in $OUT"

@@ -13,16 +13,20 @@
 // irqbypass; decompressed: the 6.12 modules ship as .ko.xz and busybox insmod takes plain ELF), the
 // four built modules, iproute2's `vdpa` tool with the libraries its ldd lists, and the boot-time
 // set-up (scripts/vm/vdpa-setup.sh) that creates blk0, blk1, net0, net1 and writes
-// /run/vdpa-devices.json.
+// /run/vdpa-devices.json. Also, not loaded unless the kernel command line has uvirtio.vduse=1: the
+// stock vduse.ko and scripts/vm/vduse-blk.c (built on the host with gcc -static), which make vduse0,
+// a vDPA parent without suspend.
 import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CpioWriter } from './cpio.mjs';
-import { CACHE, hashOf, log, PROJECT, run } from './common.mjs';
+import { CACHE, hashOf, log, PROJECT, pruneCache, run } from './common.mjs';
 import { downloadDeb, ensureKernel, moduleLoadOrder } from './kernel.mjs';
 
 const HERE = path.join(PROJECT, 'scripts', 'vm');
 const SETUP = path.join(HERE, 'vdpa-setup.sh');
+/** The opt-in parent without SUSPEND (kernel argument uvirtio.vduse=1): a VDUSE blk device. */
+const VDUSE_SOURCE = path.join(HERE, 'vduse-blk.c');
 /** The metapackage whose dependency names the newest 6.12 image (bookworm-security). */
 const META = 'linux-image-6.12-amd64';
 
@@ -69,13 +73,31 @@ function packagesOf(version) {
   };
 }
 
+/**
+ * linux-source-6.12's .deb for exactly this kernel's upstream version (6.12.117 for
+ * 6.12.117+deb12-amd64): its name carries no ABI, so a cached older one is replaced.
+ */
+function sourceDeb(version, pkg) {
+  const upstream = version.split('+')[0];
+  let deb = downloadDeb(pkg);
+  if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
+    fs.rmSync(deb);
+    deb = downloadDeb(pkg);
+    if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
+      throw new Error(`apt offers ${path.basename(deb)}, not the source of ${version}: run apt-get update (scripts/vm/install-deps.sh) or set UVIRTIO_VM_VDPA_KERNEL`);
+    }
+  }
+  return deb;
+}
+
 /** Unpacks the headers, kbuild and the needed source files, builds the BUILT modules; returns their dir. */
 function buildModules(version, pkgs, dir) {
   const root = path.join(dir, 'root');
   const src = path.join(dir, 'src');
   fs.rmSync(root, { recursive: true, force: true });
   fs.rmSync(src, { recursive: true, force: true });
-  for (const p of [pkgs.headers, pkgs.common, pkgs.kbuild, pkgs.source]) run('dpkg-deb', ['-x', downloadDeb(p), root]);
+  for (const p of [pkgs.headers, pkgs.common, pkgs.kbuild]) run('dpkg-deb', ['-x', downloadDeb(p), root]);
+  run('dpkg-deb', ['-x', sourceDeb(version, pkgs.source), root]);
   const headers = path.join(root, 'usr', 'src', `linux-headers-${version}`);
   const common = path.join(root, 'usr', 'src', pkgs.common);
   // The arch headers' Makefile includes the common tree by an absolute /usr/src path: point it here.
@@ -157,14 +179,26 @@ export function ensureVdpa() {
   }
   const vdpaTool = ['sbin/vdpa', 'usr/sbin/vdpa', 'bin/vdpa', 'usr/bin/vdpa'].map((p) => path.join(dir, 'iproute2', p)).find((p) => fs.existsSync(p));
   if (!vdpaTool) throw new Error(`the ${pkgs.iproute2} package has no vdpa tool`);
+  const vduseBlk = buildVduseBlk(dir);
   const modulesPart = {
-    key: hashOf(version, key, SETUP, path.join(dir, 'modules')),
-    build: (file) => writeModulesPart(file, kernel, stockOrder, path.join(dir, 'modules'), vdpaTool),
+    key: hashOf(version, key, SETUP, path.join(dir, 'modules'), vduseBlk),
+    build: (file) => writeModulesPart(file, kernel, stockOrder, path.join(dir, 'modules'), vdpaTool, vduseBlk),
   };
   return { kernel, modulesPart };
 }
 
-function writeModulesPart(file, kernel, stockOrder, builtDir, vdpaTool) {
+/** Compiles scripts/vm/vduse-blk.c into the profile's cache (host and guest are x86_64 Debian 12). */
+function buildVduseBlk(dir) {
+  const out = path.join(dir, `vduse-blk-${hashOf(VDUSE_SOURCE)}`);
+  if (!fs.existsSync(out)) {
+    pruneCache(dir, 'vduse-blk-', out);
+    run('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', `${out}.tmp`, VDUSE_SOURCE]);
+    fs.renameSync(`${out}.tmp`, out);
+  }
+  return out;
+}
+
+function writeModulesPart(file, kernel, stockOrder, builtDir, vdpaTool, vduseBlk) {
   const w = new CpioWriter(file);
   const base = `lib/modules/${kernel.version}`;
   const lines = [];
@@ -182,5 +216,13 @@ function writeModulesPart(file, kernel, stockOrder, builtDir, vdpaTool) {
   w.file('usr/local/bin/vdpa', vdpaTool, 0o755);
   for (const lib of lddLibraries(vdpaTool)) w.file(lib.slice(1), fs.realpathSync(lib), 0o755);
   w.file('etc/uvirtio/setup', SETUP, 0o755);
+  // vduse.ko's dependencies (vhost_iotlb, vdpa) are in the vhost_vdpa closure above.
+  const vduse = moduleLoadOrder(kernel.modulesDir, ['vduse']).filter((m) => !stockOrder.includes(m));
+  for (const mod of vduse) {
+    w.file(`${base}/${mod.replace(/\.xz$/, '')}`, mod.endsWith('.xz') ? run('xz', ['-dc', path.join(kernel.modulesDir, mod)], { encoding: 'buffer' })
+      : path.join(kernel.modulesDir, mod));
+  }
+  w.file('etc/uvirtio/vduse-modules', Buffer.from(vduse.map((m) => `${m.replace(/\.xz$/, '')}\n`).join('')));
+  w.file('usr/local/bin/vduse-blk', vduseBlk, 0o755);
   w.close();
 }

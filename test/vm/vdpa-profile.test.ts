@@ -105,12 +105,39 @@ t.test('a boot that never reaches the command is retried once, reported, then fa
 // Module parameters from the kernel command line (the runner's --kernel-arg, kernelArgs here) reach
 // the out-of-tree modules' insmod: vdpa_sim.use_va=0 makes vhost-vdpa pin user pages (the IOTLB's
 // physical-address path, bounded by RLIMIT_MEMLOCK) and batch_mapping=0 gives per-update
-// dma_map/dma_unmap instead of set_map (drivers/vdpa/vdpa_sim/vdpa_sim.c module parameters).
+// dma_map/dma_unmap instead of set_map (drivers/vdpa/vdpa_sim/vdpa_sim.c module parameters);
+// vdpa_sim_blk.shared_backend=1 gives blk0 and blk1 one disk (vdpa_sim_blk.c).
 t.test('vdpa_sim module parameters from the kernel command line', prerequisite(why), async (t) => {
-  const run = await runInVm('vdpa', 'cat /sys/module/vdpa_sim/parameters/use_va /sys/module/vdpa_sim/parameters/batch_mapping; grep -c "\\"name\\"" /run/vdpa-devices.json',
-    { kernelArgs: ['vdpa_sim.use_va=0', 'vdpa_sim.batch_mapping=0'] });
+  const params = ['vdpa_sim/parameters/use_va', 'vdpa_sim/parameters/batch_mapping', 'vdpa_sim_blk/parameters/shared_backend'];
+  const run = await runInVm('vdpa', `cd /sys/module && cat ${params.join(' ')}; grep -c '"name"' /run/vdpa-devices.json`,
+    { kernelArgs: ['vdpa_sim.use_va=0', 'vdpa_sim.batch_mapping=0', 'vdpa_sim_blk.shared_backend=1'] });
   if (run.status !== 0) t.comment(run.output + run.stderr);
   t.equal(run.status, 0, 'the guest command exits 0');
-  t.same(run.output.trim().split(/\s+/), ['N', '0', '4'], 'use_va is N, batch_mapping 0, and the four devices are still created');
+  t.same(run.output.trim().split(/\s+/), ['N', '0', 'Y', '4'], 'use_va N, batch_mapping 0, shared_backend Y, and the four devices are still created');
+  fs.rmSync(run.workDir, { recursive: true, force: true });
+});
+
+// The parent without SUSPEND (kernel argument uvirtio.vduse=1): vduse0, a VDUSE blk device made by
+// scripts/vm/vduse-blk.c, whose control requests that program answers. VDUSE has no suspend op, so
+// vhost-vdpa offers no SUSPEND/RESUME and refuses VHOST_VDPA_SUSPEND with EOPNOTSUPP at DRIVER_OK.
+t.test('vdpa profile with uvirtio.vduse=1: vduse0, a parent without SUSPEND', prerequisite(why), async (t) => {
+  const run = await runInVm('vdpa', 'node dist/test/vm/guest/vdpa-probe.js', { kernelArgs: ['uvirtio.vduse=1'] });
+  if (run.status !== 0) t.comment(run.output + run.stderr);
+  t.equal(run.status, 0, 'the guest program exits 0');
+  t.equal(resultsOf(run, 'done').length, 1, 'the guest program ran to the end');
+  t.same(resultsOf(run, 'mgmtdev')[0]?.names, ['vdpasim_blk', 'vdpasim_net', 'vduse'], 'the vduse management device is registered too');
+  const listed = (resultsOf(run, 'devices')[0]?.devices ?? []) as { name: string; mgmtdev: string; deviceId: number; driver: string; dev: string }[];
+  t.same(listed.map((d) => [d.name, d.mgmtdev, d.deviceId, d.driver, d.dev]).at(-1), ['vduse0', 'vduse', 2, 'vhost_vdpa', '/dev/vhost-vdpa-4'],
+    'vduse0 comes last, a blk device on vhost_vdpa, /dev/vhost-vdpa-4');
+  t.same(listed.slice(0, 4).map((d) => d.name), EXPECTED.map((e) => e.name), 'the four vdpa_sim devices are unchanged');
+  const r = resultsOf(run, 'device').find((x) => x.name === 'vduse0');
+  t.match(r, { ok: true, deviceId: 2, vqs: 1, vringNum: 256, status: 0, secondOpen: 'EBUSY' }, `vduse0 answers the probe: ${r?.error ?? 'ok'}`);
+  const backend = BigInt((r?.backendFeatures as string | undefined) ?? '0');
+  t.ok(backend & BACKEND_F_IOTLB_MSG_V2, `vduse0 offers IOTLB_MSG_V2 (0x${backend.toString(16)})`);
+  t.notOk(backend & BACKEND_F_SUSPEND, 'vduse0 does not offer SUSPEND');
+  t.notOk(backend & BACKEND_F_RESUME, 'vduse0 does not offer RESUME');
+  const EOPNOTSUPP = 95;
+  t.same(resultsOf(run, 'no-suspend'), [{ check: 'no-suspend', ok: true, name: 'vduse0', beforeDriverOk: 0, statusAtDriverOk: 0xf, atDriverOk: EOPNOTSUPP, statusAfterReset: 0 }],
+    'only vduse0 lacks SUSPEND; VHOST_VDPA_SUSPEND is a no-op before DRIVER_OK and EOPNOTSUPP at DRIVER_OK; the reset goes through');
   fs.rmSync(run.workDir, { recursive: true, force: true });
 });
