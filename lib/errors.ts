@@ -73,6 +73,9 @@ export type ErrorCode =
   | 'E_VHOST_LOST'
   /** The back-end still serves another front-end (it takes one connection at a time). */
   | 'E_VHOST_BUSY'
+  // vhost-vdpa (lib/transport/vhost-vdpa)
+  /** The device's IOTLB refused a mapping message (outside VHOST_VDPA_GET_IOVA_RANGE, overlapping, not shared memory). */
+  | 'E_VDPA_IOTLB'
   // stop / virtqueue state / reinit
   | 'E_STATE_UNSUPPORTED'
   | 'E_STATE_NOT_STOPPED'

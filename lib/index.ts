@@ -28,6 +28,8 @@ export type { VirtioTransport, QueueSetup, ConfigWidth, VqState, StateFacility, 
 export { VirtioPciTransport } from './transport/pci/transport.js';
 export { VhostUserTransport, type VhostUserOptions, type StopObservation } from './transport/vhost-user/transport.js';
 export type { MemfdArena } from './transport/vhost-user/arena.js';
+export { VhostVdpaTransport, type VhostVdpaOptions } from './transport/vhost-vdpa/transport.js';
+export type { VdpaStopObservation } from './transport/vhost-vdpa/state.js';
 export { parseAddress, formatAddress, normaliseBdf, type DeviceAddress, type Scheme } from './address.js';
 export {
   createSimDevice, type SimDevice, type SimBlkDevice, type SimNetDevice, type SimRngDevice, type AnySimDevice,

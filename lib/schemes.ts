@@ -16,7 +16,7 @@ export interface OpenedTransport {
   address: string;
   /** The transport a driver opens on (BlkDriver.open(opened.transport), VirtioDevice.open). */
   transport: VirtioTransport;
-  /** The PCI function under a virtio-pci transport (sim:, vfio:); undefined for vhost-user. */
+  /** The PCI function under a virtio-pci transport (sim:, vfio:); undefined for vhost-user and vhost-vdpa. */
   fn?: PciFunction;
   /** The reference device behind a sim: address (for tests and rehearsals). */
   sim?: AnySimDevice;
@@ -62,6 +62,9 @@ function pciTarget(t: string): { target: string } | { why: string } {
 function socketTarget(t: string): { target: string } | { why: string } {
   return t.startsWith('/') || t.startsWith('.') ? { target: t } : { why: 'the socket path must be absolute or start with ./' };
 }
+function vdpaTarget(t: string): { target: string } | { why: string } {
+  return t.startsWith('/') ? { target: t } : { why: 'the vhost-vdpa character device path must be absolute (/dev/vhost-vdpa-N)' };
+}
 function simTarget(t: string): { target: string } | { why: string } {
   return isSimDeviceType(t) ? { target: t } : { why: `the reference device models ${Object.keys(SIM_MODELS).join(', ')}, not "${t}"` };
 }
@@ -70,8 +73,9 @@ function simTarget(t: string): { target: string } | { why: string } {
 export const SCHEMES = {
   vfio: { target: pciTarget, examples: () => 'vfio:0000:00:02.0 (or a bare BDF)', load: () => import('./vfio/open.js') },
   'vhost-user': { target: socketTarget, examples: () => 'vhost-user:/path/to.sock', load: () => import('./transport/vhost-user/open.js') },
+  'vhost-vdpa': { target: vdpaTarget, examples: () => 'vhost-vdpa:/dev/vhost-vdpa-0', load: () => import('./transport/vhost-vdpa/open.js') },
   sim: { target: simTarget, examples: () => Object.keys(SIM_MODELS).map((n) => `sim:${n}`).join(', '), load: () => import('./sim/open.js') },
 } satisfies Record<string, SchemeEntry>;
 
-/** A transport's name before the colon: 'vfio' | 'vhost-user' | 'sim'. */
+/** A transport's name before the colon: 'vfio' | 'vhost-user' | 'vhost-vdpa' | 'sim'. */
 export type Scheme = keyof typeof SCHEMES;

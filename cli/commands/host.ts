@@ -1,24 +1,29 @@
-// Host commands: list the virtio PCI functions, bind one to vfio-pci, give it back.
+// Host commands: list the virtio PCI functions and vhost-vdpa devices, bind a function to vfio-pci, give it back.
 
 import type { Command } from 'commander';
 import { hostUses } from '../../lib/vfio/in-use.js';
 import { bindVfio, listVirtioDevices, parseBdf, unbindVfio } from '../../lib/vfio/sysfs.js';
 import { DeviceError } from '../../lib/errors.js';
+import { listVdpaDevices } from '../../lib/transport/vhost-vdpa/list.js';
 import { action } from '../exit.js';
 
 export function registerHostCommands(program: Command): void {
   program.command('list')
-    .description('virtio PCI devices: address, type, driver, IOMMU group, and whether VFIO can use them (and why not)')
-    .option('--json', 'a JSON array on stdout')
+    .description('virtio PCI devices (address, type, driver, IOMMU group, whether VFIO can use them and why not), then vhost-vdpa devices (address, type, vdpa name, queues)')
+    .option('--json', 'a JSON array on stdout: the PCI functions, then the vhost-vdpa devices (transport: "vhost-vdpa")')
     .action(action((o: { json?: boolean }) => {
       const all = listVirtioDevices();
+      const vdpa = listVdpaDevices();
       if (o.json) {
-        console.log(JSON.stringify(all));
+        console.log(JSON.stringify([...all, ...vdpa]));
         return;
       }
-      if (all.length === 0) console.log('no virtio PCI devices (the reference device is always there: sim:blk, sim:net)');
+      if (all.length === 0 && vdpa.length === 0) console.log('no virtio PCI devices (the reference device is always there: sim:blk, sim:net)');
       for (const d of all) {
         console.log(`vfio:${d.bdf}  virtio-${d.typeName}  driver ${d.driver ?? '(none)'}  group ${d.iommuGroup ?? '-'}  ${d.vfioUsable ? 'usable' : `not usable: ${d.reason ?? ''}`}`);
+      }
+      for (const d of vdpa) {
+        console.log(`${d.address}  virtio-${d.typeName ?? '?'}  vdpa ${d.name ?? '?'}  queues ${d.queues ?? '-'}  ${d.usable ? 'usable' : `not usable: ${d.reason ?? ''}`}`);
       }
     }));
 
