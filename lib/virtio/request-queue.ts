@@ -113,6 +113,11 @@ export class RequestQueue<T = undefined> {
     return this.vq.inFlight + this.waitingCount;
   }
 
+  /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now (completions are then polled for, not announced). */
+  get notificationsSuppressed(): boolean {
+    return this.hybridSuppressed;
+  }
+
   /** The error that broke the queue, or null. */
   get error(): VirtqueueError | null {
     return this.failure;

@@ -4,13 +4,13 @@
 //     when no configuration interrupt announced it (polling, or a device that sends none);
 //   - each queue's used ring: a used element that no interrupt announced is taken (and counted as
 //     a missed interrupt) — receive queues included, or a lost interrupt would stall reception;
-//   - progress: a queue with chains in flight that saw no used element since the last look is
-//     notified again (a nudge: a device that missed a notification, or asked for one at a
+//   - progress: a draining queue with requests in flight that saw no used element since the last
+//     look is notified again (a nudge: a device that missed a notification, or asked for one at a
 //     descriptor the driver had already passed, would otherwise wait for ever; a spurious
 //     notification is always allowed), once and then every NUDGE_REPEAT_MS while it stays still;
-//     a draining queue whose requests saw no used element for requestTimeoutMs fails the device
-//     with E_DEVICE_UNRESPONSIVE. Receive queues (drains: false) are not timed: their buffers wait
-//     on outside events.
+//     one whose requests saw no used element for requestTimeoutMs fails the device with
+//     E_DEVICE_UNRESPONSIVE. Receive queues (drains: false) are neither nudged nor timed: their
+//     buffers wait on outside events.
 //
 // The timer runs only while something is pending (a queue becoming busy arms it, an idle look
 // disarms it). It keeps the process alive while a draining queue has requests pending — a request
@@ -86,11 +86,15 @@ export class Watchdog {
       anything = true;
       if (rq.vq.inFlight === 0) continue;
       const got = rq.processUsed();
-      if (got > 0 && this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q)) this.stats.missedInterrupts += got;
+      // Under poll-then-sleep's suppression no interrupt was due: what the watchdog took first is not a missed one.
+      if (got > 0 && this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q) && !rq.notificationsSuppressed) this.stats.missedInterrupts += got;
+      // A receive queue's buffers wait on the network: stillness is normal there, so it is neither
+      // nudged nor timed (its kicks still get the packed-ring guard, queue/packed.ts).
+      if (!this.device.drains(q)) continue;
+      requests = true;
       const seen = this.progress.get(q);
       if (!seen || seen.completions !== rq.completions) {
         this.progress.set(q, { completions: rq.completions, stalledMs: 0, nudgeAtMs: 0 });
-        if (this.device.drains(q)) requests = true;
         continue;
       }
       seen.stalledMs += elapsed;
@@ -98,8 +102,6 @@ export class Watchdog {
         this.stats.nudges++;
         seen.nudgeAtMs = seen.stalledMs + NUDGE_REPEAT_MS;
       }
-      if (!this.device.drains(q)) continue;
-      requests = true;
       if (seen.stalledMs >= this.device.requestTimeoutMs) {
         this.disarm();
         this.device.markFailed(new DeviceError('E_DEVICE_UNRESPONSIVE',
