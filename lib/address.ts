@@ -34,7 +34,8 @@ function bad(text: string, why: string): UsageError {
 }
 
 function parseQuery(text: string, query: string): Record<string, string> {
-  const options: Record<string, string> = {};
+  // No prototype: a key such as "__proto__" is an ordinary (and then unknown, refused) option.
+  const options: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const pair of query.split('&').filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0 || eq === pair.length - 1) throw bad(text, `option "${pair}" is not key=value`);

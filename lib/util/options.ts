@@ -97,7 +97,7 @@ export function badAddress(address: string, message: string, hint: string): Usag
  * have or a value that does not fit its spec.
  */
 export function parseOptions<S extends OptionSchema>(raw: Readonly<Record<string, string>>, schema: S, source: OptionSource): OptionValues<S> {
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(raw)) {
     if (!Object.hasOwn(schema, key)) {
       const known = Object.keys(schema);

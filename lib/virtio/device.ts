@@ -63,6 +63,20 @@ export interface OpenOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
+const MAX_TIMEOUT_MS = 3_600_000;
+
+/**
+ * `value` when it is a usable bound on a wait (ms: a number above 0 and at most one hour; NaN or
+ * Infinity would make the wait endless); throws E_INVALID_ARGUMENT (UsageError) otherwise.
+ */
+function checkTimeout(value: number, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${name} must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS}, got ${String(value)}`,
+      'every wait is bounded: give a finite bound');
+  }
+  return value;
+}
 /** The largest OpenOptions.hybridPollUs (1 s). */
 const MAX_HYBRID_POLL_US = 1_000_000;
 
@@ -103,7 +117,7 @@ export class VirtioDevice {
    * E_CAP_MISSING (MSI-X required but none), and the transport's codes.
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
-    const resetTimeoutMs = options.resetTimeoutMs ?? 1000;
+    const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > 3_600_000) {
       throw new UsageError('E_INVALID_ARGUMENT', `requestTimeoutMs must be an integer from 1 to 3600000, got ${requestTimeoutMs}`);
@@ -307,7 +321,7 @@ export class VirtioDevice {
    * stays in needs-reset.
    */
   recover(timeoutMs = this.d.resetTimeoutMs): Promise<Map<number, unknown[]>> {
-    return this.d.exclusive('recover', () => recover(this.d, timeoutMs));
+    return this.d.exclusive('recover', () => recover(this.d, checkTimeout(timeoutMs, 'recover timeoutMs')));
   }
 
   /**
@@ -355,6 +369,7 @@ export class VirtioDevice {
    * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED.
    */
   async stop(options: StopOptions = {}): Promise<Mechanism> {
+    if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'stop timeoutMs');
     if (this.m.settled) return this.m.mechanism!;
     return this.d.exclusive('stop', () => this.m.stop(options));
   }
@@ -384,11 +399,14 @@ export class VirtioDevice {
    * completed requests (a retry would repeat them): then the device goes to `failed`.
    */
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
-    return this.d.exclusive('reinit', () => this.m.reinit(snapshot, options));
+    return this.d.exclusive('reinit', () => {
+      if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'reinit timeoutMs');
+      return this.m.reinit(snapshot, options);
+    });
   }
 
   /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way (E_STATE_UNSUPPORTED). */
   resume(timeoutMs = 5000): Promise<void> {
-    return this.d.exclusive('resume', () => this.m.resume(timeoutMs));
+    return this.d.exclusive('resume', () => this.m.resume(checkTimeout(timeoutMs, 'resume timeoutMs')));
   }
 }

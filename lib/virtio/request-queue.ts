@@ -18,7 +18,7 @@
 // a failed or closed device). A chain the ring still holds is rejected only after the device that
 // could write into its buffers was reset (QueueSet orders that), never while it may still use them.
 
-import { VirtqueueError, type UvirtioError } from '../errors.js';
+import { DeviceError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
 
 /** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
@@ -78,11 +78,11 @@ export class RequestQueue<T = undefined> {
   /** Called when a submit finds nothing pending: the queue just became busy. */
   onBusy: (() => void) | undefined;
   /**
-   * When set, a device that breaks this queue's ring protocol halts the queue and calls this,
-   * instead of rejecting its requests at once (fail()): the caller resets the device and then
-   * settles them (QueueSet).
+   * When set, a device that breaks this queue's ring protocol, or a notification the transport
+   * cannot send, halts the queue and calls this, instead of rejecting its requests at once
+   * (fail()) or throwing: the caller resets the device and then settles them (QueueSet).
    */
-  onFault: ((e: VirtqueueError) => void) | undefined;
+  onFault: ((e: UvirtioError) => void) | undefined;
   /** Requests waiting for room, oldest at `waitingHead`. */
   private waiting: Waiting<T>[] = [];
   private waitingHead = 0;
@@ -323,7 +323,27 @@ export class RequestQueue<T = undefined> {
     // Suppress before notifying: the device may finish before the notify returns, and would then
     // interrupt for a completion the poll takes anyway.
     if (this.hybridWindowMs > 0 && !this.polling) this.openHybrid();
-    this.vq.kick();
+    try {
+      this.vq.kick();
+    } catch (e) {
+      this.kickFailed(e);
+    }
+  }
+
+  /**
+   * The notification could not be sent (a transport that lost its device or was closed under
+   * the driver). The chains are in the ring already and the device may still carry them out, so
+   * they are not rejected here: with onFault (QueueSet) the queue halts and the device is failed —
+   * reset first, then every request settled with the error; without it the error is thrown to
+   * the caller of submit().
+   */
+  private kickFailed(e: unknown): void {
+    const error = e instanceof UvirtioError ? e
+      : new DeviceError('E_SYSCALL', `queue ${this.vq.index}: the notification could not be sent: ${String((e as Error)?.message ?? e)}`);
+    if (!this.onFault) throw error;
+    if (this.halted) return;
+    this.halt(error);
+    this.onFault(error);
   }
 
   private openHybrid(): void {

@@ -38,7 +38,7 @@ export async function open(
   const transport = await VhostUserTransport.open(a.address, a.target, {
     deviceType: o.type === 'net' ? DeviceType.NET : DeviceType.BLK,
     ...(arena ? { arena } : {}),
-    ...(o.arena !== undefined ? { arenaBytes: o.arena << 20 } : {}),
+    ...(o.arena !== undefined ? { arenaBytes: o.arena * 2 ** 20 } : {}),
     ...(o.timeout !== undefined ? { replyTimeoutMs: o.timeout } : {}),
     ...(o.drain !== undefined ? { drainTimeoutMs: o.drain } : {}),
     ...(o.queuesize !== undefined ? { queueMaxSize: o.queuesize } : {}),

@@ -270,7 +270,12 @@ export class VhostUserTransport implements VirtioTransport {
     const fd = this.kickFds.get(q);
     if (fd === undefined) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not configured`);
     // A kick is a write to the kick eventfd (VHOST_USER_SET_VRING_KICK); harmless after a hang-up.
-    return () => libc.eventfdSignal(fd);
+    // Once this transport is closed (or the queue re-programmed) the fd number may belong to
+    // something else: refuse instead of writing 8 bytes into it.
+    return () => {
+      if (this.closed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
+      libc.eventfdSignal(fd);
+    };
   }
 
   /** DRIVER_OK: share the memory, then start every enabled ring. */

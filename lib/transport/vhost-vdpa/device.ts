@@ -56,7 +56,11 @@ export function checkVdpaPath(p: string, address: string): void {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES') throw new SysError('stat', Errno.EACCES!, p);
-    throw new DeviceError('E_NO_DEVICE', `${address}: ${p} does not exist`, NOT_VDPA_HINT);
+    if (code === 'ENOENT') throw new DeviceError('E_NO_DEVICE', `${address}: ${p} does not exist`, NOT_VDPA_HINT);
+    // ELOOP, ENAMETOOLONG, ENOTDIR, a NUL in the path (ERR_INVALID_ARG_*): say which.
+    const why = code === 'ELOOP' ? 'is a loop of symbolic links' : code === 'ENAMETOOLONG' ? 'is too long a name'
+      : code === 'ENOTDIR' ? 'has a part that is not a directory' : p.includes('\0') ? 'contains a NUL character' : `cannot be looked up (${code ?? String(e)})`;
+    throw new DeviceError('E_NO_DEVICE', `${address}: the path ${why}`, NOT_VDPA_HINT);
   }
   if (!st.isCharacterDevice()) throw new DeviceError('E_NOT_VIRTIO', `${address}: ${p} is not a character device`, NOT_VDPA_HINT);
   const major = vhostVdpaMajor();
@@ -120,6 +124,19 @@ export class VdpaFd {
         throw new DeviceError('E_NO_DEVICE', `${address}: ${p} has no device behind it (${e.errnoName})`, NOT_VDPA_HINT, { cause: e });
       }
       throw e;
+    }
+    // The path may have been swapped (a symlink) between the check and the open: what was opened
+    // is checked again, by its fd, before any request is sent to it.
+    const major = vhostVdpaMajor();
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.fstatSync(fd);
+    } catch {
+      // checked below as not a device
+    }
+    if (!st || !st.isCharacterDevice() || major === null || devMajor(st.rdev) !== major) {
+      libc.close(fd);
+      throw new DeviceError('E_NOT_VIRTIO', `${address}: what ${p} opened is not a vhost-vdpa device (the path changed after it was checked)`, NOT_VDPA_HINT);
     }
     const d = new VdpaFd(address, fd);
     try {

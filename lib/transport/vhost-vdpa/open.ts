@@ -32,7 +32,7 @@ export function open(
   }
   const transport = VhostVdpaTransport.open(a.address, a.target, {
     ...(arena ? { arena } : {}),
-    ...(o.arena !== undefined ? { arenaBytes: o.arena << 20 } : {}),
+    ...(o.arena !== undefined ? { arenaBytes: o.arena * 2 ** 20 } : {}),
     ...(o.suspend === false ? { noSuspend: true } : {}),
   });
   return { address: a.address, transport };

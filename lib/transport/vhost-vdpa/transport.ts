@@ -88,6 +88,10 @@ export class VhostVdpaTransport implements VirtioTransport {
   private constructor(readonly address: string, private readonly dev: VdpaFd, options: VhostVdpaOptions) {
     this.deviceType = dev.deviceId();
     this.numQueues = dev.vqsCount();
+    // virtio-pci stops at 65535 queues; a count beyond any device's is a bad answer, not a plan.
+    if (this.numQueues < 1 || this.numQueues > 0xffff) {
+      throw new DeviceError('E_DEVICE_BAD_REPLY', `${address}: VHOST_VDPA_GET_VQS_COUNT says ${this.numQueues} virtqueues`, 'a device has 1 to 65535; the parent driver is misbehaving');
+    }
     this.configLength = dev.configSize();
     this.iovaRange = dev.iovaRange();
     this.offeredBackendFeatures = dev.backendFeatures();
@@ -223,10 +227,14 @@ export class VhostVdpaTransport implements VirtioTransport {
 
   // ---- queues ----
 
-  /** VHOST_VDPA_GET_VRING_NUM for an existing queue; 0 beyond GET_VQS_COUNT. */
+  /**
+   * VHOST_VDPA_GET_VRING_NUM for an existing queue, rounded down to a power of two (a split ring's
+   * size must be one, virtio 1.2 §2.7; at most 32768); 0 beyond GET_VQS_COUNT or when the device says 0.
+   */
   queueMaxSize(q: number): number {
     if (!Number.isInteger(q) || q < 0 || q >= this.numQueues) return 0;
-    return this.dev.vringNumMax();
+    const max = Math.min(this.dev.vringNumMax(), 32768);
+    return max < 1 ? 0 : 2 ** Math.floor(Math.log2(max));
   }
 
   configureQueue(q: number, setup: QueueSetup): number {
@@ -264,7 +272,12 @@ export class VhostVdpaTransport implements VirtioTransport {
   notifier(q: number): () => void {
     const fd = this.kickFds.get(q);
     if (fd === undefined) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${q} is not configured`);
-    return () => libc.eventfdSignal(fd);
+    // Once this transport is closed (or the queue re-programmed) the fd number may belong to
+    // something else: refuse instead of writing 8 bytes into it.
+    return () => {
+      if (this.closed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
+      libc.eventfdSignal(fd);
+    };
   }
 
   private kickEnabled(): void {
