@@ -6,37 +6,11 @@
 // has used elements the driver has not taken yet" from a peer still sending.
 
 import t from 'tap';
-import { createSimDevice } from '../../lib/sim/index.js';
-import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { NetDriver, type ReceivedFrame } from '../../drivers/net/index.js';
-
-const frame = (dst: number, seq: number): Uint8Array => {
-  const f = new Uint8Array(64);
-  f.set([2, 0, 0, 0, 0, dst], 0);
-  f.set([2, 0, 0, 0, 0, 0xb], 6);
-  f[12] = 0x88;
-  f[13] = 0xb5;
-  f[14] = seq;
-  return f;
-};
-
-async function until(done: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
-}
+import { joinedNics, seqFrame as frame, until } from '../support/nics.js';
 
 for (const layout of ['split', 'packed'] as const) {
   t.test(`${layout}: frames arriving after a quiesce stop do not block the snapshot and never arrive twice`, async (t) => {
-    const a = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0a' });
-    const b = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0b', peer: a });
-    const na = await NetDriver.open(new VirtioPciTransport(a.fn), { layout });
-    const nb = await NetDriver.open(new VirtioPciTransport(b.fn), { layout });
-    t.teardown(async () => {
-      await na.close();
-      await nb.close();
-    });
-    const seen: number[] = [];
-    na.onFrame((f: ReceivedFrame) => seen.push(f.frame[14]!));
+    const { a, na, nb, seen } = await joinedNics(t, { layout });
     for (let i = 0; i < 5; i++) await nb.send(frame(0xa, i));
     await until(() => seen.length >= 5);
     t.same(seen, [0, 1, 2, 3, 4], 'before the stop: every frame once');
@@ -62,16 +36,7 @@ for (const layout of ['split', 'packed'] as const) {
 
 for (const layout of ['split', 'packed'] as const) {
   t.test(`${layout}: frames the driver takes between the snapshot and the reinit do not make the snapshot "inconsistent"`, async (t) => {
-    const a = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0a' });
-    const b = createSimDevice({ type: 'net', mac: '02:00:00:00:00:0b', peer: a });
-    const na = await NetDriver.open(new VirtioPciTransport(a.fn), { layout });
-    const nb = await NetDriver.open(new VirtioPciTransport(b.fn), { layout });
-    t.teardown(async () => {
-      await na.close();
-      await nb.close();
-    });
-    const seen: number[] = [];
-    na.onFrame((f: ReceivedFrame) => seen.push(f.frame[14]!));
+    const { na, nb, seen } = await joinedNics(t, { layout });
     t.equal(await na.stop({ mechanism: 'quiesce' }), 'quiesce');
     const snap = na.snapshot();
     for (let i = 0; i < 5; i++) await nb.send(frame(0xa, i)); // received (and taken) while stopped

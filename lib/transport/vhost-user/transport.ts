@@ -19,10 +19,9 @@
 // Stop/state: the 'backend' facility (state.ts). Device configuration: the copy GET_CONFIG gave at
 // the handshake (raw reads; no writes: VHOST_USER_SET_CONFIG is not implemented).
 
-import { Feature, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../spec/index.js';
+import { Feature, Status, bit, hasFeature } from '../../spec/index.js';
 import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../errors.js';
 import * as libc from '../../sys/libc.js';
-import { POLL } from '../../sys/socket.js';
 import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
 import { Link } from './link.js';
@@ -30,7 +29,7 @@ import { F_PROTOCOL_FEATURES, Payload, Req } from './protocol.js';
 import { BackendFacility, type StopObservation } from './state.js';
 import { initialBase, startMessages, type RingConf } from './rings.js';
 import { openSession, type Session } from './session.js';
-import { Watcher, type Watched } from './watcher.js';
+import { CallVectors, Watcher, type Watched } from './watcher.js';
 
 export type { StopObservation } from './state.js';
 
@@ -75,7 +74,7 @@ export class VhostUserTransport implements VirtioTransport {
   private readonly started = new Set<number>();
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
-  private irq: { handler: (vector: number) => void; vectors: number } | null = null;
+  private readonly vectors = new CallVectors();
   private readonly watcher = new Watcher(() => this.watched());
   private readonly replyTimeoutMs: number;
   private readonly drainTimeoutMs: number;
@@ -250,7 +249,7 @@ export class VhostUserTransport implements VirtioTransport {
     // stops (GET_VRING_BASE) or its session ends, and a late write by one only looks like a
     // spurious notification, after which the driver finds nothing new.
     for (const m of [this.kickFds, this.callFds]) if (!m.has(q)) m.set(q, libc.eventfd());
-    const vector = this.irq && setup.vector !== VIRTIO_MSI_NO_VECTOR && setup.vector < this.irq.vectors ? setup.vector : VIRTIO_MSI_NO_VECTOR;
+    const vector = this.vectors.accept(setup.vector);
     this.queues.set(q, {
       size: setup.size, desc: setup.addresses.desc, driver: setup.addresses.driver, device: setup.addresses.device,
       vector, base: initialBase(this.packed()), enabled: false, ...(setup.ring ? { ring: setup.ring } : {}),
@@ -306,32 +305,21 @@ export class VhostUserTransport implements VirtioTransport {
    * from it — never from the set a poll was armed with (watcher.ts: the reinit stall of issue 10).
    */
   private watched(): Watched[] {
-    const irq = this.irq;
-    if (!irq || this.closed) return [];
-    const w: Watched[] = [];
-    for (const [q, conf] of this.queues) {
-      const fd = this.callFds.get(q);
-      if (fd === undefined || conf.vector === VIRTIO_MSI_NO_VECTOR) continue;
-      w.push({ fd, events: POLL.IN, ready: () => {
-        libc.eventfdTake(fd);
-        irq.handler(conf.vector);
-      } });
-    }
-    return w;
+    if (this.closed) return [];
+    return this.vectors.watched([...this.queues].map(([q, conf]) => ({ fd: this.callFds.get(q), vector: conf.vector })));
   }
 
   enableInterrupts(vectorsWanted: number, handler: (vector: number) => void): number {
-    const vectors = Math.max(0, Math.min(Math.floor(vectorsWanted), 1 + this.numQueues));
-    this.irq = vectors > 0 ? { handler, vectors } : null;
+    const vectors = this.vectors.enable(vectorsWanted, 1 + this.numQueues, handler);
     this.watcher.refresh();
     return vectors;
   }
   /** Vector 0 (configuration changes) is accepted; it never fires (no SLAVE_REQ channel). */
   setConfigVector(vector: number): number {
-    return this.irq && vector < this.irq.vectors ? vector : VIRTIO_MSI_NO_VECTOR;
+    return this.vectors.accept(vector);
   }
   disableInterrupts(): void {
-    this.irq = null;
+    this.vectors.disable();
     this.watcher.refresh();
   }
 
@@ -362,7 +350,7 @@ export class VhostUserTransport implements VirtioTransport {
     this.closed = true;
     // A driver still on it hears at once (its requests settle now, not at the watchdog's bound).
     this.link.close(new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport'));
-    this.irq = null;
+    this.vectors.disable();
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
     this.callFds.clear();

@@ -18,8 +18,9 @@
 // first completions, while the poll armed before the reset had yet to come back. So readiness is
 // checked, and handlers are taken, from the current set.
 
+import { VIRTIO_MSI_NO_VECTOR } from '../../spec/index.js';
 import * as libc from '../../sys/libc.js';
-import { readyNow } from '../../sys/socket.js';
+import { POLL, readyNow } from '../../sys/socket.js';
 
 export interface Watched {
   fd: number;
@@ -107,5 +108,50 @@ export class Watcher {
       this.unhook();
       libc.close(this.wake);
     }
+  }
+}
+
+/**
+ * Interrupt vectors over call eventfds, for the vhost transports (vhost-user, vhost-vdpa): with
+ * interrupts on, vector 0 is configuration changes and each queue takes the vector it asked for
+ * (when below the count enabled); a queue's call eventfd firing runs the handler with its vector.
+ * The transport keeps the fds and refreshes its Watcher after enable()/disable().
+ */
+export class CallVectors {
+  private irq: { handler: (vector: number) => void; vectors: number } | null = null;
+
+  /** Enables up to `wanted` vectors (at most `max`); returns how many (0: polling). */
+  enable(wanted: number, max: number, handler: (vector: number) => void): number {
+    const vectors = Math.max(0, Math.min(Math.floor(wanted), max));
+    this.irq = vectors > 0 ? { handler, vectors } : null;
+    return vectors;
+  }
+
+  /** Back to polling: no vector fires. */
+  disable(): void {
+    this.irq = null;
+  }
+
+  /** `vector` when it is enabled, else VIRTIO_MSI_NO_VECTOR (for a queue's or the configuration's vector). */
+  accept(vector: number): number {
+    return this.irq && vector !== VIRTIO_MSI_NO_VECTOR && vector < this.irq.vectors ? vector : VIRTIO_MSI_NO_VECTOR;
+  }
+
+  /**
+   * The watched set: each queue's call eventfd with a vector (none while disabled). Asked for
+   * again whenever a poll returns, so the handlers are always the current routing's (see above).
+   */
+  watched(queues: Iterable<{ fd: number | undefined; vector: number }>): Watched[] {
+    const irq = this.irq;
+    if (!irq) return [];
+    const w: Watched[] = [];
+    for (const { fd, vector } of queues) {
+      if (fd === undefined || vector === VIRTIO_MSI_NO_VECTOR) continue;
+      w.push({ fd, events: POLL.IN, ready: () => {
+        libc.eventfdTake(fd);
+        irq.handler(vector);
+      } });
+    }
+    return w;
   }
 }

@@ -20,16 +20,15 @@
 //   kick        a write to the queue's kick eventfd (vhost polls it and calls the parent's kick_vq)
 // Stop/state: the 'backend' facility of state.ts (SUSPEND + GET/SET_VRING_BASE).
 
-import { Feature, Status, VIRTIO_MSI_NO_VECTOR, hasFeature } from '../../spec/index.js';
+import { Feature, Status, hasFeature } from '../../spec/index.js';
 import { DeviceError, DmaError, TimeoutError, UsageError } from '../../errors.js';
 import { Errno, SysError } from '../../sys/errno.js';
 import * as libc from '../../sys/libc.js';
-import { POLL } from '../../sys/socket.js';
 import { backoff } from '../../util/backoff.js';
 import type { ConfigWidth, QueueSetup, SplitRingIndices, StateFacility, VirtioTransport, VqState } from '../types.js';
 import type { MemfdArena } from '../vhost-user/arena.js';
 import { VdpaArena } from './arena.js';
-import { Watcher, type Watched } from '../vhost-user/watcher.js';
+import { CallVectors, Watcher, type Watched } from '../vhost-user/watcher.js';
 import { VdpaFd } from './device.js';
 import { VdpaSuspendFacility, type VdpaStopObservation } from './state.js';
 import { BackendFeature, IotlbAccess, IotlbType, backendFeaturesToAsk, encodeVringBase } from './uapi.js';
@@ -79,7 +78,7 @@ export class VhostVdpaTransport implements VirtioTransport {
   private readonly rings = new Map<number, Ring>();
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
-  private irq: { handler: (vector: number) => void; vectors: number } | null = null;
+  private readonly vectors = new CallVectors();
   /** Made last in the constructor: a device refused at open leaves no wake-up eventfd behind. */
   private readonly watcher: Watcher;
   private readonly facility: VdpaSuspendFacility;
@@ -242,7 +241,7 @@ export class VhostVdpaTransport implements VirtioTransport {
       throw new UsageError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${q} does not exist (the device has ${this.numQueues})`);
     }
     for (const m of [this.kickFds, this.callFds]) if (!m.has(q)) m.set(q, libc.eventfd());
-    const vector = this.irq && setup.vector !== VIRTIO_MSI_NO_VECTOR && setup.vector < this.irq.vectors ? setup.vector : VIRTIO_MSI_NO_VECTOR;
+    const vector = this.vectors.accept(setup.vector);
     const d = this.dev;
     d.setVringNum(q, setup.size);
     d.setVringAddr(q, setup.addresses);
@@ -287,32 +286,21 @@ export class VhostVdpaTransport implements VirtioTransport {
   // ---- interrupts: each queue's call eventfd is its vector ----
 
   private watched(): Watched[] {
-    const irq = this.irq;
-    if (!irq || this.closed) return [];
-    const w: Watched[] = [];
-    for (const [q, r] of this.rings) {
-      const fd = this.callFds.get(q);
-      if (fd === undefined || r.vector === VIRTIO_MSI_NO_VECTOR) continue;
-      w.push({ fd, events: POLL.IN, ready: () => {
-        libc.eventfdTake(fd);
-        irq.handler(r.vector);
-      } });
-    }
-    return w;
+    if (this.closed) return [];
+    return this.vectors.watched([...this.rings].map(([q, r]) => ({ fd: this.callFds.get(q), vector: r.vector })));
   }
 
   enableInterrupts(vectorsWanted: number, handler: (vector: number) => void): number {
-    const vectors = Math.max(0, Math.min(Math.floor(vectorsWanted), 1 + this.numQueues));
-    this.irq = vectors > 0 ? { handler, vectors } : null;
+    const vectors = this.vectors.enable(vectorsWanted, 1 + this.numQueues, handler);
     this.watcher.refresh();
     return vectors;
   }
   /** Vector 0 (configuration changes) is accepted; it is not wired (no VHOST_VDPA_SET_CONFIG_CALL yet), so it never fires. */
   setConfigVector(vector: number): number {
-    return this.irq && vector < this.irq.vectors ? vector : VIRTIO_MSI_NO_VECTOR;
+    return this.vectors.accept(vector);
   }
   disableInterrupts(): void {
-    this.irq = null;
+    this.vectors.disable();
     this.watcher.refresh();
   }
 
@@ -347,7 +335,7 @@ export class VhostVdpaTransport implements VirtioTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.irq = null;
+    this.vectors.disable();
     this.dev.close();
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
