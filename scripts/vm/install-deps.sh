@@ -10,7 +10,7 @@
 #   libmnl0, libcap2  the libraries of iproute2's `vdpa` tool, copied into the vdpa profile's guest
 #                     (its 6.12 kernel, headers, kbuild, linux-source-6.12 and iproute2 are fetched
 #                     with `apt-get download` by scripts/vm/vdpa.mjs, never installed on the host)
-# The guest kernel itself is not installed: scripts/vm/image.mjs fetches its .deb with
+# The guest kernel itself is not installed: scripts/vm/kernel.mjs fetches its .deb with
 # `apt-get download` into .cache/vm/debs and unpacks it there (the host's /boot is never touched).
 set -euo pipefail
 
