@@ -91,3 +91,23 @@ export const ConsoleResize = {
   /** Length, bytes. */
   LEN: 4,
 } as const;
+
+/** The longest port name uvirtio takes in a PORT_NAME message (bytes; Linux takes what fits a page, QEMU sends what it was given). */
+export const CONSOLE_MAX_NAME_LEN = 255;
+
+/**
+ * A virtio_console_control message (virtio 1.2 §5.3.6.2) with `extra` after it (PORT_NAME's
+ * name, RESIZE's virtio_console_resize): 8 + extra.length bytes, little-endian.
+ */
+export function encodeConsoleControl(id: number, event: number, value: number, extra: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const out = new Uint8Array(ConsoleControlMsg.LEN + extra.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(ConsoleControlMsg.ID, id >>> 0, true);
+  v.setUint16(ConsoleControlMsg.EVENT, event & 0xffff, true);
+  v.setUint16(ConsoleControlMsg.VALUE, value & 0xffff, true);
+  out.set(extra, ConsoleControlMsg.LEN);
+  return out;
+}
+
+/** VIRTIO_CONSOLE_BAD_ID: the id of a control message about no port (DEVICE_READY), as Linux sends it. */
+export const CONSOLE_BAD_ID = 0xffffffff;
