@@ -94,7 +94,7 @@ t.test('pipeline(): a 1 MiB source through the loopback port into a sink, byte f
   await until(() => port.hostOpen);
   const data = pattern(1 << 20, 5);
   const parts: Buffer[] = [];
-  await pipeline(Readable.from([data.subarray(0, 300_000), data.subarray(300_000)]), port, async function* (source: AsyncIterable<Buffer>) {
+  await pipeline(Readable.from([data.subarray(0, 300_000), data.subarray(300_000)]), port, async (source: AsyncIterable<Buffer>) => {
     let got = 0;
     for await (const c of source) {
       parts.push(c);
