@@ -6,41 +6,12 @@
 import t from 'tap';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createSimDevice, type SimConsoleOptions } from '../../lib/sim/index.js';
+import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { ConsoleDriver, type ConsoleOpenOptions, type ConsolePort } from '../../drivers/console/index.js';
+import { ConsoleDriver } from '../../drivers/console/index.js';
 import { ConsoleFeature } from '../../lib/spec/index.js';
 import { codeOfAsync } from '../support/codes.js';
-
-export async function bringUp(t: { teardown(fn: () => unknown): void }, sim: Omit<SimConsoleOptions, 'type'> = {}, driver: ConsoleOpenOptions = {}) {
-  const dev = createSimDevice({ type: 'console', ...sim });
-  const con = await ConsoleDriver.open(new VirtioPciTransport(dev.fn), driver);
-  t.teardown(() => con.close());
-  return { sim: dev, con };
-}
-
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  for (const end = Date.now() + ms; !cond() && Date.now() < end;) await new Promise((r) => setTimeout(r, 1));
-}
-
-/** Reads `n` bytes from a port, then pauses it (a `for await` that breaks would destroy the port). */
-export function readN(port: ConsolePort, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  return new Promise((resolve) => {
-    const onData = (c: Buffer): void => {
-      parts.push(c);
-      got += c.length;
-      if (got < n) return;
-      port.off('data', onData);
-      port.pause();
-      resolve(Buffer.concat(parts));
-    };
-    port.on('data', onData);
-  });
-}
-
-const pattern = (n: number, seed = 0): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
+import { bringUp, pattern, readN, until } from '../support/console.js';
 
 for (const layout of ['split', 'packed'] as const) {
   t.test(`${layout}: without MULTIPORT, port 0 is there at once and echoes through the loopback`, async (t) => {
