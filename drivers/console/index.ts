@@ -19,9 +19,9 @@ import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
-import { ConsolePort, PortRx } from './port.js';
+import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
 
-export { ConsolePort } from './port.js';
+export { ConsolePort, type ConsoleSize } from './port.js';
 
 /** How {@link ConsoleDriver.open} sets up a virtio-console: the device-level options of OpenOptions, ring layout and buffering. */
 export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
@@ -137,7 +137,7 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   /** The console size from the configuration (VIRTIO_CONSOLE_F_SIZE, §5.3.4), or undefined without it. */
-  get size(): { cols: number; rows: number } | undefined {
+  get size(): ConsoleSize | undefined {
     if (!this.device.has(ConsoleFeature.SIZE)) return undefined;
     return { cols: this.device.config.read16(ConsoleConfig.COLS), rows: this.device.config.read16(ConsoleConfig.ROWS) };
   }

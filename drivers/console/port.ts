@@ -44,6 +44,14 @@ export class PortRx {
   }
 }
 
+/** A console's size in character cells (virtio 1.2 §5.3.4 cols / rows, §5.3.6.2 RESIZE). */
+export interface ConsoleSize {
+  /** Columns. */
+  cols: number;
+  /** Rows. */
+  rows: number;
+}
+
 /** What a port stream needs from its driver. */
 export interface PortIo {
   readonly tx: RequestQueue<DmaRegion>;
@@ -66,6 +74,8 @@ export interface PortIo {
  * driver's side (PORT_OPEN 0).
  */
 export class ConsolePort extends Duplex {
+  /** The port number (virtio_console_control.id; 0 is port 0 on queues 0 and 1, §5.3.2). */
+  readonly id: number;
   /** The name the device gave it with PORT_NAME (undefined until then). */
   name: string | undefined;
   /** The device said it is a console (CONSOLE_PORT). */
@@ -73,7 +83,7 @@ export class ConsolePort extends Duplex {
   /** The host side is open (the device's last PORT_OPEN; true without MULTIPORT). */
   hostOpen: boolean;
   /** The console size from the last RESIZE (MULTIPORT), columns and rows. */
-  size: { cols: number; rows: number } | undefined;
+  size: ConsoleSize | undefined;
   /** Bytes this port received and pushed to its reader. */
   bytesRead = 0;
   /** Bytes the device took from this port's transmitq. */
@@ -84,21 +94,25 @@ export class ConsolePort extends Duplex {
   private waiters: (() => void)[] = [];
   private removedBy: UvirtioError | undefined;
 
-  /** @param id the port number; @param io its queues and memory; @param hostOpen the host side's state to begin with. */
-  constructor(readonly id: number, private readonly io: PortIo, hostOpen: boolean) {
+  /**
+   * Made by ConsoleDriver when the device adds a port; not for users.
+   * @internal
+   */
+  constructor(id: number, private readonly io: PortIo, hostOpen: boolean) {
     super({ allowHalfOpen: true });
+    this.id = id;
     this.hostOpen = hostOpen;
     io.rx.target = this;
   }
 
-  /** Bytes from the receiveq; false when the reader is full (the buffer is then held back). */
+  /** @internal Bytes from the receiveq; false when the reader is full (the buffer is then held back). */
   deliver(bytes: Uint8Array): boolean {
     if (this.destroyed || this.removedBy) return true;
     this.bytesRead += bytes.length;
     return this.push(bytes);
   }
 
-  /** The device removed the port (DEVICE_REMOVE): no more bytes, writes fail. */
+  /** @internal The device removed the port (DEVICE_REMOVE): no more bytes, writes fail. */
   removed(): void {
     this.removedBy = new DeviceError('E_CLOSED', `console port ${this.id} was removed by the device`, 'wait for the device to add it again (ConsoleDriver.waitForPort)');
     if (this.io.rx.target === this) this.io.rx.target = undefined;
@@ -106,18 +120,22 @@ export class ConsolePort extends Duplex {
     this.wake();
   }
 
+  /** Node's Readable hook (not called by users): the reader wants more, so receive buffers held back are posted again. */
   override _read(): void {
     this.io.rx.resume();
   }
 
+  /** @internal Node's Writable hook: the chunk goes into transmit buffers. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.send(chunk).then(() => callback(), callback);
   }
 
+  /** @internal Node's Writable hook: end() waits until the device took every byte. */
   override _final(callback: (error?: Error | null) => void): void {
     this.settled().then(() => callback(), callback);
   }
 
+  /** @internal Node's hook: PORT_OPEN 0 unless the device removed the port. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.io.rx.target === this) this.io.rx.target = undefined;
     if (!this.removedBy) this.io.closed(this);
@@ -166,7 +184,7 @@ export class ConsolePort extends Duplex {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  /** Frees the transmit buffers: only after the device was reset. */
+  /** @internal Frees the transmit buffers: only after the device was reset. */
   releaseBuffers(): void {
     for (const b of this.free.splice(0)) this.io.dma.free(b);
   }

@@ -13,6 +13,14 @@ import type { ConsolePortSpec, SimConsolePort } from './console-port.js';
 
 export type { ConsolePortSpec, SimConsolePort } from './console-port.js';
 
+/** A console size in character cells (struct virtio_console_config cols / rows, virtio 1.2 §5.3.4). */
+export interface SimConsoleSize {
+  /** Columns (le16). */
+  cols: number;
+  /** Rows (le16). */
+  rows: number;
+}
+
 /** createSimDevice({ type: 'console', … }). */
 export interface SimConsoleOptions extends SimCommonOptions {
   /** Selects virtio-console (device id 3, virtio 1.2 §5.3). */
@@ -28,7 +36,7 @@ export interface SimConsoleOptions extends SimCommonOptions {
   /** Ports echo what the driver writes (default true; false: a test reads and writes each port's host side). */
   loopback?: boolean;
   /** cols and rows of the configuration (VIRTIO_CONSOLE_F_SIZE; default 80 × 25). */
-  size?: { cols: number; rows: number };
+  size?: SimConsoleSize;
 }
 
 /** The handle of a reference virtio-console: the host side of its ports and the controls of a test. */
