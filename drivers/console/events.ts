@@ -19,6 +19,8 @@ export interface ControlTarget {
   removed(id: number): boolean;
   /** RESIZE with its virtio_console_resize bytes (at least 4). */
   resize(port: ConsolePort, extra: Uint8Array): void;
+  /** CONSOLE_PORT: the driver answers PORT_OPEN 1 (§5.3.6.2, a MUST). */
+  consolePort(port: ConsolePort): void;
 }
 
 const bad = (m: ControlMessage, why: string): UvirtioError =>
@@ -36,6 +38,7 @@ export function handleControl(m: ControlMessage, maxPorts: number, to: ControlTa
   switch (m.event) {
     case ConsoleEvent.CONSOLE_PORT:
       port.console = true;
+      to.consolePort(port);
       return undefined;
     case ConsoleEvent.RESIZE:
       if (m.extra.length < ConsoleResize.LEN) return bad(m, `RESIZE with ${m.extra.length} of the ${ConsoleResize.LEN} size bytes`);
@@ -52,7 +55,9 @@ export function handleControl(m: ControlMessage, maxPorts: number, to: ControlTa
     }
     default: {
       if (m.extra.length > CONSOLE_MAX_NAME_LEN) return bad(m, `a name of more than ${CONSOLE_MAX_NAME_LEN} bytes`);
-      port.name = new TextDecoder('utf-8', { fatal: false }).decode(m.extra);
+      // The spec's name has no NUL terminator; QEMU sends one: the name ends at the first NUL.
+      const nul = m.extra.indexOf(0);
+      port.name = new TextDecoder('utf-8', { fatal: false }).decode(nul < 0 ? m.extra : m.extra.subarray(0, nul));
       return undefined;
     }
   }

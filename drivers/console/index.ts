@@ -216,6 +216,7 @@ export class ConsoleDriver extends StatefulDriver {
         p.size = { cols: v.getUint16(ConsoleResize.COLS, true), rows: v.getUint16(ConsoleResize.ROWS, true) };
         p.emit('resize', p.size);
       },
+      consolePort: (p) => this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 1),
     });
     if (!problem) return;
     this.badControl++;

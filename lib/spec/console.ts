@@ -11,7 +11,10 @@ export const ConsoleFeature = {
   EMERG_WRITE: 2,
 } as const;
 
-/** Offsets in struct virtio_console_config (virtio 1.2 §5.3.4), bytes. */
+/**
+ * Offsets in struct virtio_console_config (virtio 1.2 §5.3.4), bytes: cols then rows, as in 1.2,
+ * Linux's uapi header and QEMU (a later draft of the spec lists rows first; the devices do not).
+ */
 export const ConsoleConfig = {
   /** le16: columns of the console (VIRTIO_CONSOLE_F_SIZE). */
   COLS: 0,
@@ -82,7 +85,10 @@ export const ConsoleEvent = {
   PORT_NAME: 7,
 } as const;
 
-/** struct virtio_console_resize after a RESIZE message (virtio 1.2 §5.3.6.2): le16 cols, le16 rows. */
+/**
+ * struct virtio_console_resize after a RESIZE message (virtio 1.2 §5.3.6.2): le16 cols, le16 rows,
+ * as the spec has it (Linux's driver reads the two the other way round).
+ */
 export const ConsoleResize = {
   /** le16: columns. */
   COLS: 0,

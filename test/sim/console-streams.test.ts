@@ -76,3 +76,18 @@ t.test('hostile control messages are ignored and counted; the ports go on workin
   p1.write('still working');
   t.equal((await readN(p1, 13)).toString(), 'still working');
 });
+
+t.test('PORT_NAME with a NUL terminator (as QEMU sends it) names the port without it; CONSOLE_PORT is answered PORT_OPEN 1', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2 });
+  const p1 = await con.waitForPort('uvirtio.port.1');
+  sim.injectControl(encodeConsoleControl(1, ConsoleEvent.PORT_NAME, 1, Buffer.from('org.qemu.guest_agent.0\0')));
+  t.equal((await con.waitForPort('org.qemu.guest_agent.0')).id, 1);
+  t.equal(p1.name, 'org.qemu.guest_agent.0');
+  const sentBefore = sim.stats.completed[3]!;
+  sim.injectControl(encodeConsoleControl(1, ConsoleEvent.CONSOLE_PORT, 1));
+  await until(() => sim.stats.completed[3]! > sentBefore);
+  t.ok(p1.console);
+  t.equal(sim.stats.completed[3]! - sentBefore, 1, 'one message on the control transmitq: PORT_OPEN 1');
+  t.ok(sim.port(1)!.guestOpen);
+  t.equal(con.badControl, 0);
+});

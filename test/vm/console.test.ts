@@ -81,6 +81,7 @@ t.test('virtio-console through VFIO: QEMU virtio-serial-pci, a virtserialport on
   const run = await running;
   t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
   if (run.status !== 0) t.comment(run.output + run.stderr);
+  for (const r of run.results) t.comment(JSON.stringify(r).slice(0, 400));
 
   const echoed = got;
   let prefix = 0;
@@ -89,6 +90,7 @@ t.test('virtio-console through VFIO: QEMU virtio-serial-pci, a virtserialport on
   const rest = echoed.subarray(prefix);
   const inOrder = rest.equals(sent.subarray(sent.length - rest.length)) && lost >= 0;
   t.comment(`echo: sent ${sent.length}, echoed back ${echoed.length}, lost during the quiesce ${lost} (gap at byte ${prefix})`);
+  t.ok(echoed.length > sent.length / 2, `most of the stream came back (${echoed.length} of ${sent.length} bytes)`);
   t.ok(inOrder, 'host → guest → host: no byte twice or out of order; at most one gap, where the quiesce was');
 
   t.equal(run.status, 0, 'the guest program exits 0');
