@@ -10,10 +10,10 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
-import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
+import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
@@ -179,6 +179,36 @@ export class ConsoleDriver extends StatefulDriver {
     }
     const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
     for (const c of b) this.device.config.write32(ConsoleConfig.EMERG_WR, c);
+  }
+
+  /**
+   * With MULTIPORT, first closes the driver's side of every port (PORT_OPEN 0, §5.3.6.2) and waits
+   * until the device took those messages: a device that honours it (QEMU's virtio-serial, the
+   * reference console) stops putting the host's bytes into receive buffers, so none is caught in
+   * one across the stop — even with quiesce, whose reinit drops what was used and not yet read.
+   * reinit / recover / resume, or a refused stop, open the ports again. Then StatefulDriver.stop.
+   */
+  override async stop(options: StopOptions = {}): Promise<Mechanism> {
+    await this.setPortsOpen(false);
+    try {
+      return await super.stop(options);
+    } catch (e) {
+      if (this.device.phase === 'live') await this.setPortsOpen(true);
+      throw e;
+    }
+  }
+
+  /** Leaves a SUSPEND or quiesce stop without a reset, then opens the ports again (PORT_OPEN 1). */
+  override async resume(): Promise<void> {
+    await super.resume();
+    await this.setPortsOpen(true);
+  }
+
+  private async setPortsOpen(open: boolean): Promise<void> {
+    const control = this.control;
+    if (!control) return;
+    // Each send is bounded by the device's request timeout (the watchdog); a failed one is the device's failure, reported there.
+    await Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
   }
 
   /** After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports re-open them. */

@@ -1,10 +1,12 @@
 // Stop → snapshot → reinit in the middle of console streams. With ring-state (the proposal) the
 // posted receive buffers and the transmit ring survive, the device is reset and told DEVICE_READY
 // again, the ports re-open, and every byte crosses exactly once both ways. With quiesce (no device
-// support: QEMU's virtio-serial) the device keeps running until the reset: bytes it puts into
-// receive buffers during that window are dropped by the reinit — counted here, never duplicated,
-// and the stream goes on in order after them; bytes written by the driver are drained first and
-// arrive exactly once.
+// support: QEMU's virtio-serial) the device keeps running until the reset, and the reinit drops
+// receive buffers it used and the driver had not read: with MULTIPORT the driver closes its side
+// of each port first (PORT_OPEN 0), so the device holds the host's bytes and none is lost; without
+// MULTIPORT there is no such message, and the bytes that land in that window are dropped —
+// counted here, never duplicated, the stream going on in order after them. Bytes the driver
+// wrote are drained before a quiesce and arrive exactly once.
 
 import t from 'tap';
 import { bringUp, pattern, readN, until } from '../support/console.js';
@@ -77,4 +79,46 @@ t.test('quiesce mid-stream: what the driver wrote arrives once; what lands in re
   port.write('after');
   await until(() => host.written === 50_005);
   t.equal(host.written, 50_005, 'writing works after the reinit');
+});
+
+t.test('quiesce with MULTIPORT: the ports are closed before the stop, so no byte is caught in a receive buffer; all arrive once', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2, loopback: false });
+  const port = await con.waitForPort(1);
+  const host = sim.port(1)!;
+  await until(() => host.guestOpen);
+  const data = pattern(200_000, 7);
+  const reading = readN(port, data.length);
+  let sent = 0;
+  const pumping = (async () => {
+    for (; sent < data.length; sent += 2000) {
+      host.send(data.subarray(sent, sent + 2000));
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  await until(() => sent >= 60_000);
+  t.equal(await con.stop({ mechanism: 'quiesce' }), 'quiesce');
+  t.notOk(host.guestOpen, 'PORT_OPEN 0 reached the device before the stop');
+  const atStop = port.bytesRead;
+  await until(() => false, 20);
+  t.equal(port.bytesRead, atStop, 'nothing arrives while stopped: the device holds the host\'s bytes');
+  await con.reinit(con.snapshot());
+  await pumping;
+  t.same(await reading, data, 'every byte once, in order, none lost');
+  t.ok(host.guestOpen, 'open again after the reinit');
+});
+
+t.test('a refused stop and resume() open the ports again', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2, state: { suspend: true } });
+  await con.waitForPort(1);
+  await until(() => sim.port(1)!.guestOpen);
+  await t.rejects(con.stop({ mechanism: 'ring-state' }), { code: 'E_STATE_UNSUPPORTED' });
+  await until(() => sim.port(1)!.guestOpen);
+  t.ok(sim.port(1)!.guestOpen, 'refused: open again');
+  t.equal(await con.stop({ mechanism: 'suspend' }), 'suspend');
+  t.notOk(sim.port(1)!.guestOpen);
+  await con.resume();
+  t.ok(sim.port(1)!.guestOpen, 'resumed: open again');
+  const p1 = con.ports.get(1)!;
+  p1.write('after resume');
+  t.equal((await readN(p1, 12)).toString(), 'after resume');
 });

@@ -2,11 +2,11 @@
 // a UNIX socket held here, on the host (test/vm/guest/console-echo.ts is the guest side). Checked
 // on the host: the bytes the guest writes, and the echo of what the host sends while the guest
 // stops (quiesce: QEMU 7.2 offers neither RING_STATE nor SUSPEND), snapshots and reinitialises the
-// device mid-stream. What a quiesce can guarantee: the guest's written bytes are drained before
-// the reset (exactly once); bytes the device puts into receive buffers between the stop and the
-// reset are dropped, so the echo may have a gap — never a byte twice or out of order. QEMU stops
-// reading the socket while the port is closed on the guest's side (from the reset until the
-// driver's PORT_OPEN again), so the host's bytes wait in the socket rather than being dropped.
+// device mid-stream. What a quiesce guarantees: the guest's written bytes are drained before the
+// reset (exactly once). Bytes QEMU puts into receive buffers between the stop and the reset would
+// be dropped by the reinit (a first version of this test lost 6 144 of 65 536 that way); so the
+// driver closes its side of the port (PORT_OPEN 0) before stopping — QEMU then stops reading the
+// socket, the host's bytes wait there — and the port re-opens after the reinit: none is lost.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -90,8 +90,8 @@ t.test('virtio-console through VFIO: QEMU virtio-serial-pci, a virtserialport on
   const rest = echoed.subarray(prefix);
   const inOrder = rest.equals(sent.subarray(sent.length - rest.length)) && lost >= 0;
   t.comment(`echo: sent ${sent.length}, echoed back ${echoed.length}, lost during the quiesce ${lost} (gap at byte ${prefix})`);
-  t.ok(echoed.length > sent.length / 2, `most of the stream came back (${echoed.length} of ${sent.length} bytes)`);
-  t.ok(inOrder, 'host → guest → host: no byte twice or out of order; at most one gap, where the quiesce was');
+  t.ok(inOrder, 'host → guest → host: no byte twice or out of order');
+  t.equal(lost, 0, 'none lost across the quiesce: the port was closed (PORT_OPEN 0) before the stop');
 
   t.equal(run.status, 0, 'the guest program exits 0');
   t.same(resultsOf(run, 'fatal'), [], 'no fatal error in the guest');
