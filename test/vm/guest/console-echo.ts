@@ -55,7 +55,7 @@ async function echo(con: ConsoleDriver, port: ConsolePort): Promise<Record<strin
   await until('the host closing its side', () => hostClosed);
   const info = cycle ? await cycle : { mechanism: null };
   await new Promise<void>((resolve) => port.end(resolve));
-  return { ...info, echoed, bytesRead: port.bytesRead, bytesWritten: port.bytesWritten, hostOpenAgain: port.hostOpen };
+  return { ...info, echoed, bytesRead: port.bytesRead, bytesWritten: port.bytesWritten, hostOpenAtEnd: port.hostOpen };
 }
 
 async function main(): Promise<void> {
