@@ -49,61 +49,63 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 const why = vmUnavailable();
-t.test('virtio-console through VFIO: QEMU virtio-serial-pci, a virtserialport on a host UNIX socket (viommu)', prerequisite(why), async (t) => {
-  const socket = path.join(fs.mkdtempSync('/tmp/uvirtio-console-'), 'port.sock');
-  const running = runInVm('viommu', 'node dist/test/vm/guest/console-echo.js', { qemuArgs: serialArgs(socket), timeoutSec: 300 });
-  const host = await connect(socket, 120_000);
-  let got = Buffer.alloc(0);
-  host.on('data', (b: Buffer) => (got = Buffer.concat([got, b])));
-  host.on('error', () => undefined);
+for (const profile of ['viommu', 'noiommu'] as const) {
+  t.test(`virtio-console through VFIO: QEMU virtio-serial-pci, a virtserialport on a host UNIX socket (${profile})`, prerequisite(why), async (t) => {
+    const socket = path.join(fs.mkdtempSync('/tmp/uvirtio-console-'), 'port.sock');
+    const running = runInVm(profile, 'node dist/test/vm/guest/console-echo.js', { qemuArgs: serialArgs(socket), timeoutSec: 300 });
+    const host = await connect(socket, 120_000);
+    let got = Buffer.alloc(0);
+    host.on('data', (b: Buffer) => (got = Buffer.concat([got, b])));
+    host.on('error', () => undefined);
 
-  // 1. guest → host
-  const toHostOk = await until(() => got.length >= TO_HOST_BYTES, 200_000);
-  t.ok(toHostOk, `the guest's ${TO_HOST_BYTES} bytes arrived (${got.length})`);
-  t.same(got.subarray(0, TO_HOST_BYTES), pattern(TO_HOST_BYTES, 1), 'guest → host: every byte once, in order');
-  got = got.subarray(TO_HOST_BYTES);
+    // 1. guest → host
+    const toHostOk = await until(() => got.length >= TO_HOST_BYTES, 200_000);
+    t.ok(toHostOk, `the guest's ${TO_HOST_BYTES} bytes arrived (${got.length})`);
+    t.same(got.subarray(0, TO_HOST_BYTES), pattern(TO_HOST_BYTES, 1), 'guest → host: every byte once, in order');
+    got = got.subarray(TO_HOST_BYTES);
 
-  // 2. host → guest → host, while the guest stops and reinitialises the device
-  const sent = pattern(ECHO_BYTES, 2);
-  for (let at = 0; at < sent.length; at += 1024) {
-    host.write(sent.subarray(at, at + 1024));
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  // The whole echo, or until it stopped growing for 5 s (a gap the quiesce left).
-  let last = -1;
-  let idleMs = 0;
-  while (got.length < sent.length && idleMs < 5000) {
-    idleMs = got.length === last ? idleMs + 100 : 0;
-    last = got.length;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  host.end();
-  const run = await running;
-  t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
-  if (run.status !== 0) t.comment(run.output + run.stderr);
-  for (const r of run.results) t.comment(JSON.stringify(r).slice(0, 400));
+    // 2. host → guest → host, while the guest stops and reinitialises the device
+    const sent = pattern(ECHO_BYTES, 2);
+    for (let at = 0; at < sent.length; at += 1024) {
+      host.write(sent.subarray(at, at + 1024));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // The whole echo, or until it stopped growing for 5 s (a gap the quiesce left).
+    let last = -1;
+    let idleMs = 0;
+    while (got.length < sent.length && idleMs < 5000) {
+      idleMs = got.length === last ? idleMs + 100 : 0;
+      last = got.length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    host.end();
+    const run = await running;
+    t.comment(`VM run ${(run.ms / 1000).toFixed(1)} s; guest command started ${run.guestRunAt ?? '?'} s after boot`);
+    if (run.status !== 0) t.comment(run.output + run.stderr);
+    for (const r of run.results) t.comment(JSON.stringify(r).slice(0, 400));
 
-  const echoed = got;
-  let prefix = 0;
-  while (prefix < echoed.length && echoed[prefix] === sent[prefix]) prefix++;
-  const lost = sent.length - echoed.length;
-  const rest = echoed.subarray(prefix);
-  const inOrder = rest.equals(sent.subarray(sent.length - rest.length)) && lost >= 0;
-  t.comment(`echo: sent ${sent.length}, echoed back ${echoed.length}, lost during the quiesce ${lost} (gap at byte ${prefix})`);
-  t.ok(inOrder, 'host → guest → host: no byte twice or out of order');
-  t.equal(lost, 0, 'none lost across the quiesce: the port was closed (PORT_OPEN 0) before the stop');
+    const echoed = got;
+    let prefix = 0;
+    while (prefix < echoed.length && echoed[prefix] === sent[prefix]) prefix++;
+    const lost = sent.length - echoed.length;
+    const rest = echoed.subarray(prefix);
+    const inOrder = rest.equals(sent.subarray(sent.length - rest.length)) && lost >= 0;
+    t.comment(`echo: sent ${sent.length}, echoed back ${echoed.length}, lost during the quiesce ${lost} (gap at byte ${prefix})`);
+    t.ok(inOrder, 'host → guest → host: no byte twice or out of order');
+    t.equal(lost, 0, 'none lost across the quiesce: the port was closed (PORT_OPEN 0) before the stop');
 
-  t.equal(run.status, 0, 'the guest program exits 0');
-  t.same(resultsOf(run, 'fatal'), [], 'no fatal error in the guest');
-  t.match(resultsOf(run, 'open')[0], { features: /MULTIPORT\|EMERG_WRITE/, multiport: true, maxPorts: 4, mechanisms: ['quiesce'] },
-    'QEMU offers MULTIPORT|EMERG_WRITE, named; 4 ports; quiesce only');
-  t.match(resultsOf(run, 'port')[0], { ok: true, id: 1, name: PORT_NAME, console: false, hostOpen: true }, 'the port found by its PORT_NAME');
-  t.match(resultsOf(run, 'to-host')[0], { ok: true, written: TO_HOST_BYTES });
-  const e = resultsOf(run, 'echo')[0];
-  t.match(e, { ok: true, mechanism: 'quiesce', snapshotMechanism: 'quiesce', state: 'live' }, 'stop (quiesce) → snapshot → reinit mid-stream');
-  t.equal(Number(e?.echoed), echoed.length, 'what the guest echoed is what the host got back (the written bytes were drained, none lost)');
-  t.ok(Number(e?.atStop) > 0 && Number(e?.atStop) < sent.length, `the stop came mid-stream (after ${String(e?.atStop)} bytes)`);
-  t.match(resultsOf(run, 'done')[0], { badControl: 0 }, 'QEMU sent no control message the driver refused (its DEVICE_ADDs after the reinit are the resync)');
-  fs.rmSync(run.workDir, { recursive: true, force: true });
-  fs.rmSync(path.dirname(socket), { recursive: true, force: true });
-});
+    t.equal(run.status, 0, 'the guest program exits 0');
+    t.same(resultsOf(run, 'fatal'), [], 'no fatal error in the guest');
+    t.match(resultsOf(run, 'open')[0], { features: /MULTIPORT\|EMERG_WRITE/, multiport: true, maxPorts: 4, mechanisms: ['quiesce'] },
+      'QEMU offers MULTIPORT|EMERG_WRITE, named; 4 ports; quiesce only');
+    t.match(resultsOf(run, 'port')[0], { ok: true, id: 1, name: PORT_NAME, console: false, hostOpen: true }, 'the port found by its PORT_NAME');
+    t.match(resultsOf(run, 'to-host')[0], { ok: true, written: TO_HOST_BYTES });
+    const e = resultsOf(run, 'echo')[0];
+    t.match(e, { ok: true, mechanism: 'quiesce', snapshotMechanism: 'quiesce', state: 'live' }, 'stop (quiesce) → snapshot → reinit mid-stream');
+    t.equal(Number(e?.echoed), echoed.length, 'what the guest echoed is what the host got back (the written bytes were drained, none lost)');
+    t.ok(Number(e?.atStop) > 0 && Number(e?.atStop) < sent.length, `the stop came mid-stream (after ${String(e?.atStop)} bytes)`);
+    t.match(resultsOf(run, 'done')[0], { badControl: 0 }, 'QEMU sent no control message the driver refused (its DEVICE_ADDs after the reinit are the resync)');
+    fs.rmSync(run.workDir, { recursive: true, force: true });
+    fs.rmSync(path.dirname(socket), { recursive: true, force: true });
+  });
+}
