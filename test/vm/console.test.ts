@@ -7,6 +7,7 @@
 // be dropped by the reinit (a first version of this test lost 6 144 of 65 536 that way); so the
 // driver closes its side of the port (PORT_OPEN 0) before stopping — QEMU then stops reading the
 // socket, the host's bytes wait there — and the port re-opens after the reinit: none is lost.
+// Last, examples/console-echo.js run on the BDF as a person would, the host talking to it.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -109,3 +110,27 @@ for (const profile of ['viommu', 'noiommu'] as const) {
     fs.rmSync(path.dirname(socket), { recursive: true, force: true });
   });
 }
+
+t.test('examples/console-echo.js on a BDF: the greeting, then what the host sends comes back (viommu)', prerequisite(why), async (t) => {
+  const socket = path.join(fs.mkdtempSync('/tmp/uvirtio-console-'), 'port.sock');
+  const running = runInVm('viommu', `node dist/examples/console-echo.js vfio:0000:05:00.0 ${PORT_NAME} 1000`, { qemuArgs: serialArgs(socket), timeoutSec: 300 });
+  const host = await connect(socket, 120_000);
+  let got = Buffer.alloc(0);
+  host.on('data', (b: Buffer) => (got = Buffer.concat([got, b])));
+  host.on('error', () => undefined);
+  t.ok(await until(() => got.includes(0x0a), 200_000), 'the greeting line arrived');
+  const greeting = got.subarray(0, got.indexOf(0x0a) + 1).toString();
+  t.match(greeting, /^uvirtio console-echo on port 1 \(org\.uvirtio\.echo\)/);
+  got = got.subarray(greeting.length);
+  const sent = pattern(1000, 9);
+  host.write(sent);
+  t.ok(await until(() => got.length >= sent.length, 60_000), `the echo came back (${got.length} bytes)`);
+  t.same(got, sent, 'byte for byte');
+  host.end();
+  const run = await running;
+  if (run.status !== 0) t.comment(run.output + run.stderr);
+  t.equal(run.status, 0, 'the example exits 0');
+  t.match(run.output, /\{"ok":true,"device":"vfio:0000:05:00\.0","port":1,"name":"org\.uvirtio\.echo","multiport":true,"echoed":1000,"badControl":0\}/);
+  fs.rmSync(run.workDir, { recursive: true, force: true });
+  fs.rmSync(path.dirname(socket), { recursive: true, force: true });
+});
