@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { openTransport } from '../../lib/open.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
-import { BlkConfig, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
+import { BlkConfig, ConsoleConfig, ConsoleFeature, DeviceType, Feature, NetConfig, deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { DeviceConfig } from '../../lib/virtio/config.js';
 import type { Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -24,6 +24,18 @@ async function mechanismsOf(t: VirtioTransport, timeoutMs: number): Promise<Mech
   }
 }
 
+/** virtio 1.2 §5.3.4: each field that its offered feature makes valid; emerg_wr is the driver's to write. */
+function consoleConfig(cfg: DeviceConfig, offered: bigint): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (hasFeature(offered, ConsoleFeature.SIZE)) {
+    out.cols = cfg.read16(ConsoleConfig.COLS);
+    out.rows = cfg.read16(ConsoleConfig.ROWS);
+  }
+  if (hasFeature(offered, ConsoleFeature.MULTIPORT)) out.max_nr_ports = cfg.read32(ConsoleConfig.MAX_NR_PORTS);
+  if (hasFeature(offered, ConsoleFeature.EMERG_WRITE)) out.emerg_wr = 'write-only (EMERG_WRITE offered)';
+  return out;
+}
+
 async function info(address: string, o: { json?: boolean }, timeoutMs: number): Promise<void> {
   const dev = await bounded(openTransport(address), { what: `opening ${address}`, ms: timeoutMs });
   try {
@@ -34,6 +46,7 @@ async function info(address: string, o: { json?: boolean }, timeoutMs: number): 
     const cfg = new DeviceConfig(() => t);
     if (t.deviceType === DeviceType.BLK) config.capacitySectors = Number(cfg.read64(BlkConfig.CAPACITY));
     if (t.deviceType === DeviceType.NET) config.mac = [...cfg.readBytes(NetConfig.MAC, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    if (t.deviceType === DeviceType.CONSOLE) Object.assign(config, consoleConfig(cfg, offered));
     const mechanisms = await mechanismsOf(t, timeoutMs);
     const result = {
       address: dev.address, type: deviceTypeName(t.deviceType), deviceType: t.deviceType,

@@ -12,3 +12,4 @@ export * from './pci.js';
 export * from './ring.js';
 export * from './blk.js';
 export * from './net.js';
+export * from './console.js';

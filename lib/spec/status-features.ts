@@ -2,6 +2,8 @@
 // RING_STATE and DEVICE_STATE provisional — docs/provisional-registers.md). Part of the ground
 // layer: imports nothing.
 
+import { ConsoleFeature } from './console.js';
+
 // ---- Device status field (virtio 1.2 §2.1; SUSPEND from 1.4 §2.1) ----
 /** Bits of the device status field (virtio 1.2 §2.1). A reset writes 0. */
 export const Status = {
@@ -176,6 +178,7 @@ const transportNames = new Map<number, string>(Object.entries(Feature).map(([k, 
 const deviceFeatureNames: Record<number, Map<number, string>> = {
   [DeviceType.BLK]: new Map(Object.entries(BlkFeature).map(([k, v]) => [v, k])),
   [DeviceType.NET]: new Map(Object.entries(NetFeature).map(([k, v]) => [v, k])),
+  [DeviceType.CONSOLE]: new Map(Object.entries(ConsoleFeature).map(([k, v]) => [v, k])),
 };
 
 /**

@@ -44,6 +44,18 @@ t.test('rng-driver: a driver written on the public API reads entropy from sim:rn
   t.match(wrong.stderr, /E_NOT_VIRTIO/);
 });
 
+t.test('console-echo: bytes round a sim:console loopback port, by number and by name; a wrong port is a bounded error', async (t) => {
+  const r = example('console-echo', 'sim:console', '1', '5000');
+  t.equal(r.status, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), { ok: true, port: 1, name: 'uvirtio.port.1', multiport: true, echoed: 5000, badControl: 0 });
+  const single = example('console-echo', 'sim:console?multiport=0', '0', '100');
+  t.equal(single.status, 0, single.stderr);
+  t.match(JSON.parse(single.stdout), { ok: true, port: 0, multiport: false, echoed: 100 });
+  const wrong = example('console-echo', 'sim:blk');
+  t.equal(wrong.status, 1);
+  t.match(wrong.stderr, /E_NOT_VIRTIO/);
+});
+
 t.test('rehearse.sh: attach, stop, vq-state, snapshot, reinit --to, detach --verify — exit 0', async (t) => {
   const runtime = tempDir('uvirtio-example-rt-');
   const env = { ...process.env, UVIRTIO_RUNTIME_DIR: runtime };

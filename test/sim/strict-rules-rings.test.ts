@@ -387,6 +387,22 @@ const cases: RuleCase[] = [
       return sim;
     },
   },
+  {
+    rule: 'console-tx-malformed', name: 'a console transmit chain with a device-writable buffer',
+    run: async () => {
+      const sim = createSimDevice({ type: 'console', multiport: false });
+      const d = new SimDriver(sim);
+      d.start(0n);
+      d.setConfigVector(0);
+      const tx = new SplitRing(d, 8);
+      d.setupQueue(1, tx);
+      d.driverOk();
+      tx.add([buf64(d), buf64(d, true)]);
+      d.notify(1);
+      await settle();
+      return sim;
+    },
+  },
 ];
 
 runRuleCases(t, cases, ['rings', 'device-types']);

@@ -6,3 +6,4 @@
 export * from './blk.js';
 export * from './net.js';
 export * from './rng.js';
+export * from './console.js';

@@ -158,8 +158,11 @@ class Bar4Decoder implements BarAccess {
       else d.violation('notify-invalid', `a ${width}-byte write of ${v} at notify offset ${rel}`);
     } else if (width === 4 && within(offset, Bar4.MSIX_TABLE, Bar4.MSIX_PBA - Bar4.MSIX_TABLE)) {
       this.msix.writeTable(offset - Bar4.MSIX_TABLE, v);
+    } else if (within(offset, Bar4.DEVICE, Bar4.NOTIFY - Bar4.DEVICE) && (width === 1 || width === 2 || width === 4)) {
+      // Device configuration: only a model with writable fields takes the write (console's emerg_wr).
+      d.writeDeviceConfig(offset - Bar4.DEVICE, width, v);
     }
-    // Device configuration is read-only here (no CONFIG_WCE); the ISR and PBA are read-only.
+    // The ISR and PBA are read-only.
   }
 
   private accepts(offset: number, width: Width): boolean {

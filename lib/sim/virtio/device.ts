@@ -150,6 +150,11 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, HeldHost, E
     return this.model.config.access(offset, width, this.offeredFeatures, (rule, message) => this.violation(rule, message));
   }
 
+  /** A driver's write into the device configuration: the model's, when it has writable fields (console emerg_wr); else no effect. */
+  writeDeviceConfig(offset: number, width: 1 | 2 | 4, value: number): void {
+    this.model.writeConfig?.(offset, width, value, this.offeredFeatures);
+  }
+
   // ---- CommonConfigHost (and StatusHost) ----
 
   /** Fault config-churn: a new generation on every read. */

@@ -69,6 +69,11 @@ export interface DeviceModel {
   featuresAccepted?(features: bigint): void;
   /** Whether the device uses queue `q` now (net: pairs beyond VQ_PAIRS_SET are left alone); default all. */
   queueActive?(q: number): boolean;
+  /**
+   * A driver's write of `width` bytes at `offset` of the device configuration (`offered`: the
+   * features the device offers). Absent: the configuration is read-only (writes have no effect).
+   */
+  writeConfig?(offset: number, width: 1 | 2 | 4, value: number, offered: bigint): void;
   /** The device was reset: drop anything held for the driver. */
   reset(): void;
 }

@@ -229,6 +229,8 @@ const DEVICE_TYPES = {
   'net-ctrl-malformed': reset('5.1.6.5', 'E_BAD_CHAIN', 'net: a control command is class, command, data (readable), then the ack byte (writable)'),
   /** rng: a request is made of device-writable buffers only; otherwise the device needs a reset (virtio 1.2 §5.4.6.1). */
   'rng-request-malformed': reset('5.4.6.1', 'E_BAD_CHAIN', 'rng: device-writable buffers only'),
+  /** console: a transmitq or control transmitq chain is device-readable only, a control message at least the 8-byte virtio_console_control; otherwise the device needs a reset (virtio 1.2 §5.3.6, §5.3.6.2). */
+  'console-tx-malformed': reset('5.3.6', 'E_BAD_CHAIN', 'console: transmit chains device-readable only, control messages at least 8 bytes'),
 } as const satisfies Record<string, Rule>;
 
 /**

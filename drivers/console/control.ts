@@ -1,0 +1,88 @@
+// The control queues of a multiport console (virtio 1.2 §5.3.6.2): the control receiveq (queue 2)
+// keeps device-writable buffers posted for the device's messages, the control transmitq (queue 3)
+// carries the driver's. Each message is a virtio_console_control (le32 id, le16 event, le16
+// value), PORT_NAME and RESIZE with more bytes after it. What the device writes is untrusted: a
+// message shorter than 8 bytes is reported to the handler as an error, never decoded.
+
+import { CONSOLE_MAX_NAME_LEN, ConsoleControlMsg, encodeConsoleControl } from '../../lib/spec/index.js';
+import { RequestError, type UvirtioError } from '../../lib/errors.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+
+/** One control message from the device, decoded (virtio 1.2 §5.3.6.2). */
+export interface ControlMessage {
+  /** virtio_console_control.id: the port number (not yet checked against max_nr_ports). */
+  id: number;
+  /** virtio_console_control.event (not yet checked: the device may send any value). */
+  event: number;
+  /** virtio_console_control.value. */
+  value: number;
+  /** The bytes after the 8-byte message (PORT_NAME's name, RESIZE's size), copied out of DMA memory. */
+  extra: Uint8Array;
+}
+
+/** Receive buffers kept posted on the control receiveq. */
+const RX_BUFFERS = 16;
+/** A control receive buffer: the message and the longest name taken, plus one byte to tell a longer one. */
+export const CONTROL_BUFFER_BYTES = ConsoleControlMsg.LEN + CONSOLE_MAX_NAME_LEN + 1;
+
+export class ControlChannel {
+  private readonly txFree: DmaRegion[] = [];
+  private readonly buffers: DmaRegion[] = [];
+
+  constructor(
+    private readonly cin: RequestQueue<DmaRegion>,
+    private readonly cout: RequestQueue<DmaRegion>,
+    private readonly dma: DmaAllocator,
+    private readonly handle: (m: ControlMessage | UvirtioError) => void,
+    private readonly closed: () => boolean,
+  ) {}
+
+  /** Posts the control receiveq's buffers (before DEVICE_READY, so no announcement finds none). */
+  start(): void {
+    for (let i = 0; i < Math.min(RX_BUFFERS, this.cin.vq.size); i++) {
+      const buf = this.dma.alloc(CONTROL_BUFFER_BYTES, 64);
+      this.buffers.push(buf);
+      this.post(buf);
+    }
+  }
+
+  /** Sends one message on the control transmitq; resolves when the device has taken it. */
+  async send(id: number, event: number, value: number): Promise<void> {
+    const buf = this.txFree.pop() ?? this.dma.alloc(ConsoleControlMsg.LEN, 64);
+    try {
+      buf.bytes.set(encodeConsoleControl(id, event, value));
+      await this.cout.submit([{ addr: buf.iova, len: ConsoleControlMsg.LEN }], [], buf);
+    } finally {
+      this.txFree.push(buf);
+    }
+  }
+
+  private post(buf: DmaRegion): void {
+    this.cin.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
+      if (this.closed()) return;
+      // len was checked against the buffer by the RequestQueue; read the device's bytes once.
+      const bytes = buf.bytes.slice(0, len);
+      this.post(buf);
+      this.handle(bytes.length < ConsoleControlMsg.LEN
+        ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`)
+        : decode(bytes));
+    }, () => undefined); // a broken or closed queue: the failure surfaces through device health
+  }
+
+  /** Frees the buffers: only after the device was reset (nothing can write into them any more). */
+  release(): void {
+    for (const b of [...this.buffers, ...this.txFree.splice(0)]) this.dma.free(b);
+    this.buffers.length = 0;
+  }
+}
+
+function decode(bytes: Uint8Array): ControlMessage {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    id: v.getUint32(ConsoleControlMsg.ID, true),
+    event: v.getUint16(ConsoleControlMsg.EVENT, true),
+    value: v.getUint16(ConsoleControlMsg.VALUE, true),
+    extra: bytes.subarray(ConsoleControlMsg.LEN),
+  };
+}

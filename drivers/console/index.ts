@@ -1,0 +1,309 @@
+// virtio-console driver (virtio 1.2 §5.3) on VirtioDevice. Without MULTIPORT: port 0 on queues 0
+// and 1. With MULTIPORT: the control queues (2, 3) — DEVICE_READY, then for each DEVICE_ADD a
+// PORT_READY and PORT_OPEN, and PORT_NAME, CONSOLE_PORT, RESIZE and the host's PORT_OPEN taken as
+// they come (§5.3.6.2) — and a receiveq / transmitq per port (§5.3.2). Ports are Duplex streams
+// (port.ts). EMERG_WRITE when offered (§5.3.4). Stop / snapshot / reinit through StatefulDriver:
+// receive buffers survive (drains: false); after a reinit or recover the device starts from reset,
+// so the driver says DEVICE_READY again and takes the device's new DEVICE_ADDs for the ports it knows.
+
+import {
+  CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
+} from '../../lib/spec/index.js';
+import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { QueueSet } from '../../lib/virtio/queue-set.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
+import type { DmaRegion } from '../../lib/mem/dma.js';
+import type { Layout } from '../../lib/virtio/queue/types.js';
+import { StatefulDriver } from '../stateful.js';
+import { ControlChannel, type ControlMessage } from './control.js';
+import { handleControl } from './events.js';
+import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
+
+export { ConsolePort, type ConsoleSize } from './port.js';
+
+/** How {@link ConsoleDriver.open} sets up a virtio-console: the device-level options of OpenOptions, ring layout and buffering. */
+export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
+  /** Ring layout: 'packed' requires VIRTIO_F_RING_PACKED, 'split' refuses it, 'auto' (default) takes packed when offered. */
+  layout?: Layout | 'auto';
+  /** Ring size of every queue (default: the device's maximum, at most 64). */
+  queueSize?: number;
+  /** Receive buffers kept posted per port (default 8). */
+  rxBuffers?: number;
+  /** Bytes per receive and transmit buffer (default 4096). */
+  bufferBytes?: number;
+  /** Accept MULTIPORT when offered (default true); false uses port 0 only. */
+  multiport?: boolean;
+}
+
+/** The longest {@link ConsoleDriver.waitForPort} waits by default, ms. */
+export const CONSOLE_PORT_WAIT_MS = 5000;
+
+/**
+ * A virtio-console driver (virtio 1.2 §5.3): its ports as Duplex streams ({@link ConsolePort}),
+ * discovered through the control queues with MULTIPORT (§5.3.6.2), port 0 alone without. Every
+ * control message from the device is checked; one that cannot be used (a port id beyond
+ * max_nr_ports, an unknown event, a name too long, a second DEVICE_ADD, a message too short) is
+ * ignored and counted in {@link ConsoleDriver.badControl}, never thrown.
+ */
+export class ConsoleDriver extends StatefulDriver {
+  /** MULTIPORT was negotiated. */
+  readonly multiport: boolean;
+  /** max_nr_ports (1 without MULTIPORT): port numbers are below it. */
+  readonly maxPorts: number;
+  /** Control messages from the device ignored because they could not be used. */
+  badControl = 0;
+  /** The last of those, as an error with its code (E_DEVICE_BAD_REPLY, E_DEVICE_SHORT_USED_LEN). */
+  lastBadControl: UvirtioError | null = null;
+  private readonly live = new Map<number, ConsolePort>();
+  private readonly rx = new Map<number, PortRx>();
+  /** Ports known before a reinit / recover whose DEVICE_ADD the device sends again. */
+  private readonly resyncing = new Set<number>();
+  private readonly portListeners = new Set<(p: ConsolePort) => void>();
+  private readonly control: ControlChannel | undefined;
+  private closed = false;
+
+  private constructor(device: VirtioDevice, queues: QueueSet, maxPorts: number, private readonly options: Required<Pick<ConsoleOpenOptions, 'rxBuffers' | 'bufferBytes'>>) {
+    super(device, queues);
+    this.multiport = device.has(ConsoleFeature.MULTIPORT);
+    this.maxPorts = maxPorts;
+    if (this.multiport) {
+      this.control = new ControlChannel(queues.get(ConsoleQueue.CONTROL_RECEIVEQ) as RequestQueue<DmaRegion>,
+        queues.get(ConsoleQueue.CONTROL_TRANSMITQ) as RequestQueue<DmaRegion>, device.dma, (m) => this.fromDevice(m), () => this.closed);
+    }
+  }
+
+  /**
+   * Initialises the console behind `transport` (virtio 1.2 §3.1.1, §5.3.5): features SIZE,
+   * MULTIPORT (unless options.multiport is false) and EMERG_WRITE when offered, every queue of
+   * max_nr_ports ports, receive buffers, DRIVER_OK, then port 0 (without MULTIPORT) or
+   * DEVICE_READY (with it: ports arrive as the device announces them; {@link waitForPort}).
+   * Rejects with DeviceError E_NOT_VIRTIO when it is not a console (type 3), UsageError
+   * E_INVALID_ARGUMENT for bad options, E_DEVICE_BAD_REPLY for a max_nr_ports of 0 or above 0x7fff,
+   * and the errors of VirtioDevice.open; the device is closed again on failure.
+   */
+  static async open(transport: VirtioTransport, options: ConsoleOpenOptions = {}): Promise<ConsoleDriver> {
+    if (transport.deviceType !== DeviceType.CONSOLE) {
+      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not console (${DeviceType.CONSOLE})`,
+        'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-console device');
+    }
+    const rxBuffers = options.rxBuffers ?? 8;
+    const bufferBytes = options.bufferBytes ?? 4096;
+    for (const [k, v, max] of [['rxBuffers', rxBuffers, 4096], ['bufferBytes', bufferBytes, 1 << 20]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > max) throw new UsageError('E_INVALID_ARGUMENT', `${k} must be an integer from 1 to ${max}, got ${String(v)}`);
+    }
+    const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
+    if (options.multiport ?? true) optional.push(ConsoleFeature.MULTIPORT);
+    const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
+    try {
+      const multiport = device.has(ConsoleFeature.MULTIPORT);
+      const maxPorts = multiport ? device.config.read32(ConsoleConfig.MAX_NR_PORTS) : 1;
+      // §5.3.2: 2 + 2·max_nr_ports queues; a device announcing more than a 16-bit queue index can reach is lying.
+      if (maxPorts < 1 || maxPorts > 0x7fff) throw new RequestError('E_DEVICE_BAD_REPLY', `${transport.address}: max_nr_ports is ${maxPorts}`, 'the device is misconfigured');
+      const queues = new QueueSet(device);
+      const sizeOf = (q: number): number => options.queueSize ?? Math.min(transport.queueMaxSize(q), 64);
+      for (let p = 0; p < maxPorts; p++) {
+        queues.add(consoleReceiveq(p), { size: sizeOf(consoleReceiveq(p)), drains: false });
+        queues.add(consoleTransmitq(p), { size: sizeOf(consoleTransmitq(p)) });
+        if (p === 0 && multiport) {
+          queues.add(ConsoleQueue.CONTROL_RECEIVEQ, { size: sizeOf(ConsoleQueue.CONTROL_RECEIVEQ), drains: false });
+          queues.add(ConsoleQueue.CONTROL_TRANSMITQ, { size: sizeOf(ConsoleQueue.CONTROL_TRANSMITQ) });
+        }
+      }
+      await device.driverOk();
+      const driver = new ConsoleDriver(device, queues, maxPorts, { rxBuffers, bufferBytes });
+      if (driver.control) {
+        driver.control.start();
+        await driver.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
+      } else {
+        driver.addPort(0, true);
+      }
+      return driver;
+    } catch (e) {
+      await device.close();
+      throw e;
+    }
+  }
+
+  /** The ports there now (added by the device, not removed, not destroyed), by number. */
+  get ports(): ReadonlyMap<number, ConsolePort> {
+    return this.live;
+  }
+
+  /** Bytes the device put in receive queues of ports that had no stream (removed or closed). */
+  get orphanBytes(): number {
+    return [...this.rx.values()].reduce((n, r) => n + r.orphanBytes, 0);
+  }
+
+  /** The console size from the configuration (VIRTIO_CONSOLE_F_SIZE, §5.3.4), or undefined without it. */
+  get size(): ConsoleSize | undefined {
+    if (!this.device.has(ConsoleFeature.SIZE)) return undefined;
+    return { cols: this.device.config.read16(ConsoleConfig.COLS), rows: this.device.config.read16(ConsoleConfig.ROWS) };
+  }
+
+  /** Calls `listener` for each port the device adds (after its PORT_READY). Returns a function that unsubscribes. */
+  onPort(listener: (p: ConsolePort) => void): () => void {
+    this.portListeners.add(listener);
+    return () => this.portListeners.delete(listener);
+  }
+
+  /**
+   * The port with number `which` (or the name PORT_NAME gave it), once the device has added it (and
+   * named it). Rejects with TimeoutError E_REQUEST_TIMEOUT after `timeoutMs` (default
+   * {@link CONSOLE_PORT_WAIT_MS}), E_CLOSED when the driver is closed meanwhile.
+   */
+  async waitForPort(which: number | string, timeoutMs = CONSOLE_PORT_WAIT_MS): Promise<ConsolePort> {
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${timeoutMs}`);
+    const match = (p: ConsolePort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+      const found = [...this.live.values()].find(match);
+      if (found) return found;
+      if (Date.now() >= deadline) {
+        throw new TimeoutError('E_REQUEST_TIMEOUT', `${this.device.address}: no console port ${JSON.stringify(which)} within ${timeoutMs} ms`,
+          `ports there: ${[...this.live.values()].map((p) => `${p.id}${p.name ? ` (${p.name})` : ''}`).join(', ') || 'none'}`);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(5, deadline - Date.now())));
+    }
+  }
+
+  /**
+   * Writes `bytes` through emerg_wr, one character per 32-bit write (virtio 1.2 §5.3.4): output that
+   * needs no queue. Throws DeviceError E_FEATURE_MISSING when EMERG_WRITE was not negotiated.
+   */
+  emergencyWrite(bytes: Uint8Array | string): void {
+    if (!this.device.has(ConsoleFeature.EMERG_WRITE)) {
+      throw new DeviceError('E_FEATURE_MISSING', `${this.device.address} does not offer VIRTIO_CONSOLE_F_EMERG_WRITE`, 'write to port 0 instead');
+    }
+    const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+    for (const c of b) this.device.config.write32(ConsoleConfig.EMERG_WR, c);
+  }
+
+  /**
+   * With MULTIPORT, first closes the driver's side of every port (PORT_OPEN 0, §5.3.6.2) and waits
+   * until the device took those messages: a device that honours it (QEMU's virtio-serial, the
+   * reference console) stops putting the host's bytes into receive buffers, so none is caught in
+   * one across the stop — even with quiesce, whose reinit drops what was used and not yet read.
+   * reinit / recover / resume, or a refused stop, open the ports again. Then StatefulDriver.stop.
+   */
+  override async stop(options: StopOptions = {}): Promise<Mechanism> {
+    await this.setPortsOpen(false);
+    try {
+      return await super.stop(options);
+    } catch (e) {
+      if (this.device.phase === 'live') await this.setPortsOpen(true);
+      throw e;
+    }
+  }
+
+  /** Leaves a SUSPEND or quiesce stop without a reset, then opens the ports again (PORT_OPEN 1). */
+  override async resume(): Promise<void> {
+    await super.resume();
+    await this.setPortsOpen(true);
+  }
+
+  private async setPortsOpen(open: boolean): Promise<void> {
+    const control = this.control;
+    if (!control) return;
+    // Each send is bounded by the device's request timeout (the watchdog); a failed one is the device's failure, reported there.
+    await Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
+  }
+
+  /** After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports re-open them. */
+  override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
+    await super.reinit(snapshot, options);
+    await this.announceAgain();
+  }
+
+  /** A recovered device starts from reset too: as after reinit. */
+  override async recover(): Promise<void> {
+    await super.recover();
+    await this.announceAgain();
+  }
+
+  private async announceAgain(): Promise<void> {
+    if (!this.control) return;
+    for (const id of this.rx.keys()) this.resyncing.add(id);
+    await this.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
+  }
+
+  /** A control message (or a malformed one) from the device, checked by events.ts. */
+  private fromDevice(m: ControlMessage | UvirtioError): void {
+    const problem = m instanceof Error ? m : handleControl(m, this.maxPorts, {
+      port: (id) => this.live.get(id),
+      added: (id) => this.added(id),
+      removed: (id) => {
+        const p = this.live.get(id);
+        if (!p) return false;
+        this.live.delete(id);
+        p.removed();
+        return true;
+      },
+      resize: (p, extra) => {
+        const v = new DataView(extra.buffer, extra.byteOffset, extra.byteLength);
+        p.size = { cols: v.getUint16(ConsoleResize.COLS, true), rows: v.getUint16(ConsoleResize.ROWS, true) };
+        p.emit('resize', p.size);
+      },
+      consolePort: (p) => this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 1),
+    });
+    if (!problem) return;
+    this.badControl++;
+    this.lastBadControl = problem;
+  }
+
+  /** DEVICE_ADD: a new port (PORT_READY, PORT_OPEN), or a known one the device announces again after a reset. */
+  private added(id: number): boolean {
+    if (this.resyncing.delete(id) && this.live.has(id)) {
+      this.sendControl(id, ConsoleEvent.PORT_READY, 1);
+      this.sendControl(id, ConsoleEvent.PORT_OPEN, 1);
+      return true;
+    }
+    if (this.live.has(id)) return false;
+    this.sendControl(id, ConsoleEvent.PORT_READY, 1);
+    const port = this.addPort(id, false);
+    this.sendControl(id, ConsoleEvent.PORT_OPEN, 1);
+    for (const l of this.portListeners) l(port);
+    return true;
+  }
+
+  private addPort(id: number, hostOpen: boolean): ConsolePort {
+    let rx = this.rx.get(id);
+    if (!rx) {
+      const rq = this.queues.get(consoleReceiveq(id)) as RequestQueue<DmaRegion>;
+      const fresh = new PortRx(rq, () => this.closed);
+      rx = fresh;
+      this.rx.set(id, fresh);
+      for (let i = 0; i < Math.min(this.options.rxBuffers, rq.vq.size); i++) fresh.post(this.device.dma.alloc(this.options.bufferBytes, 64));
+    }
+    const port = new ConsolePort(id, {
+      tx: this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>, rx, dma: this.device.dma, txBufferBytes: this.options.bufferBytes,
+      txBuffers: Math.min(8, this.queues.get(consoleTransmitq(id))!.vq.size),
+      closed: (p) => {
+        if (this.live.get(p.id) === p) this.live.delete(p.id);
+        if (!this.closed) this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 0);
+      },
+    }, hostOpen || !this.multiport);
+    this.live.set(id, port);
+    return port;
+  }
+
+  private sendControl(id: number, event: number, value: number): void {
+    // Fire and forget: a failed send means a failed device, which surfaces through device health.
+    this.control?.send(id, event, value).catch(() => undefined);
+  }
+
+  /** Resets the device; every port ends (E_CLOSED to pending writes), then the buffers are freed. */
+  async close(reason?: UvirtioError): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const ports = [...this.live.values()];
+    await this.queues.close(reason);
+    for (const p of ports) {
+      p.destroy();
+      p.releaseBuffers();
+    }
+    this.control?.release();
+  }
+}

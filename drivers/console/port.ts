@@ -1,0 +1,191 @@
+// A console port as a Node Duplex stream (virtio 1.2 §5.3.6): what is written goes out on the
+// port's transmitq, what the device puts in its receiveq is pushed to the reader.
+//
+// Back-pressure both ways. Writing: each chunk is cut into transmit buffers taken from a small
+// pool; while every buffer is in the ring the write waits, so write() returns false once the
+// stream's own buffer passes its high-water mark and 'drain' follows when the device takes bytes.
+// Reading: a receive buffer is posted again only when the reader wants more — a paused stream
+// stops reposting, and the device keeps its bytes (or stops taking the host's) meanwhile.
+
+import { Duplex } from 'node:stream';
+import { DeviceError, type UvirtioError } from '../../lib/errors.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+
+/**
+ * The receive side of one port number: its receiveq's buffers, posted once when the port is
+ * first announced and kept across DEVICE_REMOVE, stop and reinit (drains: false). Bytes go to the
+ * port stream of that number now, if any; with none they are counted as orphans.
+ */
+export class PortRx {
+  /** The stream bytes go to (undefined: port removed or closed by the driver). */
+  target: ConsolePort | undefined;
+  /** Bytes the device put in this port's receiveq while no stream was there for them. */
+  orphanBytes = 0;
+  private parked: DmaRegion[] = [];
+
+  constructor(private readonly rq: RequestQueue<DmaRegion>, private readonly closed: () => boolean) {}
+
+  post(buf: DmaRegion): void {
+    this.rq.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
+      if (this.closed()) return;
+      // len was checked against the buffer by the RequestQueue; the bytes are read once, copied out.
+      const bytes = buf.bytes.slice(0, len);
+      const t = this.target;
+      if (!t) this.orphanBytes += bytes.length;
+      if (!t || bytes.length === 0 || t.deliver(bytes)) this.post(buf);
+      else this.parked.push(buf);
+    }, () => undefined); // a broken or closed queue: the failure surfaces through device health
+  }
+
+  /** The reader wants more: buffers held back while it was full go back to the device. */
+  resume(): void {
+    for (const buf of this.parked.splice(0)) this.post(buf);
+  }
+}
+
+/** A console's size in character cells (virtio 1.2 §5.3.4 cols / rows, §5.3.6.2 RESIZE). */
+export interface ConsoleSize {
+  /** Columns. */
+  cols: number;
+  /** Rows. */
+  rows: number;
+}
+
+/** What a port stream needs from its driver. */
+export interface PortIo {
+  readonly tx: RequestQueue<DmaRegion>;
+  readonly rx: PortRx;
+  readonly dma: DmaAllocator;
+  /** Bytes per transmit buffer. */
+  readonly txBufferBytes: number;
+  /** Transmit buffers in the ring at most. */
+  readonly txBuffers: number;
+  /** The stream was closed by its user: PORT_OPEN 0 (with MULTIPORT). */
+  closed(port: ConsolePort): void;
+}
+
+/**
+ * One port of a virtio-console (virtio 1.2 §5.3): a Duplex byte stream. `id` is the port number,
+ * `name` what PORT_NAME said, `console` whether CONSOLE_PORT marked it, `hostOpen` the host side's
+ * last PORT_OPEN (always true without MULTIPORT), `size` the last RESIZE. Emits 'host-open' and
+ * 'host-close' when the host side opens or closes, 'resize' with { cols, rows }. A port the device
+ * removes ends its readable side and fails later writes with E_CLOSED; destroy() closes it on the
+ * driver's side (PORT_OPEN 0).
+ */
+export class ConsolePort extends Duplex {
+  /** The port number (virtio_console_control.id; 0 is port 0 on queues 0 and 1, §5.3.2). */
+  readonly id: number;
+  /** The name the device gave it with PORT_NAME (undefined until then). */
+  name: string | undefined;
+  /** The device said it is a console (CONSOLE_PORT). */
+  console = false;
+  /** The host side is open (the device's last PORT_OPEN; true without MULTIPORT). */
+  hostOpen: boolean;
+  /** The console size from the last RESIZE (MULTIPORT), columns and rows. */
+  size: ConsoleSize | undefined;
+  /** Bytes this port received and pushed to its reader. */
+  bytesRead = 0;
+  /** Bytes the device took from this port's transmitq. */
+  bytesWritten = 0;
+  private free: DmaRegion[] = [];
+  private allocated = 0;
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+  private removedBy: UvirtioError | undefined;
+
+  /**
+   * Made by ConsoleDriver when the device adds a port; not for users.
+   * @internal
+   */
+  constructor(id: number, private readonly io: PortIo, hostOpen: boolean) {
+    super({ allowHalfOpen: true });
+    this.id = id;
+    this.hostOpen = hostOpen;
+    io.rx.target = this;
+  }
+
+  /** @internal Bytes from the receiveq; false when the reader is full (the buffer is then held back). */
+  deliver(bytes: Uint8Array): boolean {
+    if (this.destroyed || this.removedBy) return true;
+    this.bytesRead += bytes.length;
+    return this.push(bytes);
+  }
+
+  /** @internal The device removed the port (DEVICE_REMOVE): no more bytes, writes fail. */
+  removed(): void {
+    this.removedBy = new DeviceError('E_CLOSED', `console port ${this.id} was removed by the device`, 'wait for the device to add it again (ConsoleDriver.waitForPort)');
+    if (this.io.rx.target === this) this.io.rx.target = undefined;
+    this.push(null);
+    this.wake();
+  }
+
+  /** Node's Readable hook (not called by users): the reader wants more, so receive buffers held back are posted again. */
+  override _read(): void {
+    this.io.rx.resume();
+  }
+
+  /** @internal Node's Writable hook: the chunk goes into transmit buffers. */
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.send(chunk).then(() => callback(), callback);
+  }
+
+  /** @internal Node's Writable hook: end() waits until the device took every byte. */
+  override _final(callback: (error?: Error | null) => void): void {
+    this.settled().then(() => callback(), callback);
+  }
+
+  /** @internal Node's hook: PORT_OPEN 0 unless the device removed the port. */
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.io.rx.target === this) this.io.rx.target = undefined;
+    if (!this.removedBy) this.io.closed(this);
+    this.wake();
+    callback(error);
+  }
+
+  /** Cuts `chunk` into transmit buffers; resolves when the last is in the ring (not yet taken by the device). */
+  private async send(chunk: Uint8Array): Promise<void> {
+    for (let at = 0; at < chunk.length; at += this.io.txBufferBytes) {
+      const buf = await this.buffer();
+      const piece = chunk.subarray(at, at + this.io.txBufferBytes);
+      buf.bytes.set(piece);
+      this.inFlight++;
+      this.io.tx.submit([{ addr: buf.iova, len: piece.length }], [], buf).then(() => {
+        this.bytesWritten += piece.length;
+      }, (e: Error) => this.destroy(e)).finally(() => {
+        this.inFlight--;
+        this.free.push(buf);
+        this.wake();
+      });
+    }
+  }
+
+  /** A free transmit buffer, or a new one up to io.txBuffers, or the next one the device gives back. */
+  private async buffer(): Promise<DmaRegion> {
+    for (;;) {
+      if (this.removedBy) throw this.removedBy;
+      if (this.destroyed) throw new DeviceError('E_CLOSED', `console port ${this.id} was closed`, 'write before destroy(), or wait for the device to add the port again');
+      const b = this.free.pop();
+      if (b) return b;
+      if (this.allocated < this.io.txBuffers) {
+        this.allocated++;
+        return this.io.dma.alloc(this.io.txBufferBytes, 64);
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Resolves when the device has taken every byte written (end() waits for it before 'finish'). */
+  private async settled(): Promise<void> {
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** @internal Frees the transmit buffers: only after the device was reset. */
+  releaseBuffers(): void {
+    for (const b of this.free.splice(0)) this.io.dma.free(b);
+  }
+}

@@ -1,0 +1,153 @@
+// virtio-console in the reference device (virtio 1.2 §5.3): its options, its address options
+// (sim:console?multiport=0&ports=3&loopback=0…), its handle with the host side of every port, and
+// how it builds its model (console-model.ts). Registered with one line in lib/sim/models/all.ts;
+// its driver is drivers/console/.
+
+import { DeviceType } from '../../spec/index.js';
+import { UsageError } from '../../errors.js';
+import { checkValue, flag, int, type OptionValues } from '../../util/options.js';
+import { SimDeviceHandle, type SimCommonOptions, type SimDevice, type SimModelType } from '../common.js';
+import type { SimPciFunction } from '../pci/function.js';
+import { ConsoleModel } from './console-model.js';
+import type { ConsolePortSpec, SimConsolePort } from './console-port.js';
+
+export type { ConsolePortSpec, SimConsolePort } from './console-port.js';
+
+/** A console size in character cells (struct virtio_console_config cols / rows, virtio 1.2 §5.3.4). */
+export interface SimConsoleSize {
+  /** Columns (le16). */
+  cols: number;
+  /** Rows (le16). */
+  rows: number;
+}
+
+/** createSimDevice({ type: 'console', … }). */
+export interface SimConsoleOptions extends SimCommonOptions {
+  /** Selects virtio-console (device id 3, virtio 1.2 §5.3). */
+  type: 'console';
+  /** Offer VIRTIO_CONSOLE_F_MULTIPORT: control queues and several ports (default true, as QEMU's virtio-serial). */
+  multiport?: boolean;
+  /** max_nr_ports with MULTIPORT (default 8, at most 31 as QEMU's default). */
+  maxPorts?: number;
+  /** The ports there from the start, or how many (ids 0…N-1; port 0 a console, the others named "uvirtio.port.N"). Default 2 with MULTIPORT; port 0 only without. */
+  ports?: number | readonly ConsolePortSpec[];
+  /** Offer VIRTIO_CONSOLE_F_EMERG_WRITE (default true). */
+  emergWrite?: boolean;
+  /** Ports echo what the driver writes (default true; false: a test reads and writes each port's host side). */
+  loopback?: boolean;
+  /** cols and rows of the configuration (VIRTIO_CONSOLE_F_SIZE; default 80 × 25). */
+  size?: SimConsoleSize;
+}
+
+/** The handle of a reference virtio-console: the host side of its ports and the controls of a test. */
+export interface SimConsoleDevice extends SimDevice {
+  /** Always 'console': narrows an AnySimDevice. */
+  readonly type: 'console';
+  /** The port with number `id`, or undefined. */
+  port(id: number): SimConsolePort | undefined;
+  /** Port numbers there now, ascending. */
+  readonly portIds: readonly number[];
+  /** max_nr_ports (1 without MULTIPORT). */
+  readonly maxPorts: number;
+  /** Adds a port (DEVICE_ADD to a ready driver). Throws E_INVALID_ARGUMENT for a number taken or not below max_nr_ports. */
+  addPort(spec?: ConsolePortSpec): SimConsolePort;
+  /** Removes a port (DEVICE_REMOVE to a ready driver); false when there is none. */
+  removePort(id: number): boolean;
+  /** New console size: the configuration changes and, with MULTIPORT, console ports get RESIZE. */
+  resize(cols: number, rows: number): void;
+  /** Puts raw bytes on the control receiveq as a control message: a hostile or buggy device, for tests. */
+  injectControl(message: Uint8Array): void;
+  /** Characters the driver wrote to emerg_wr (EMERG_WRITE), in order. */
+  readonly emergency: Uint8Array;
+  /** Whether the driver sent DEVICE_READY 1 since the last reset. */
+  readonly driverReady: boolean;
+  /** Control messages from the driver that the device could not use (unknown event, no such port). */
+  readonly badControl: number;
+}
+
+const MAX_PORTS = int(1, 31);
+/** sim:console?… options (besides the common ones, lib/sim/open.ts). */
+const ADDRESS_OPTIONS = { multiport: flag(), ports: MAX_PORTS, maxports: MAX_PORTS, loopback: flag(), emerg: flag() };
+
+/** virtio-console as the reference device's registry (models/index.ts) knows it. */
+export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
+  name: 'console',
+  deviceId: DeviceType.CONSOLE,
+  /** Communication controller / other, as QEMU's virtio-serial-pci. */
+  classCode: 0x078000,
+  addressOptions: ADDRESS_OPTIONS,
+  fromAddress: (v: OptionValues<typeof ADDRESS_OPTIONS>) => ({
+    ...(v.multiport !== undefined ? { multiport: v.multiport } : {}),
+    ...(v.ports !== undefined ? { ports: v.ports } : {}),
+    ...(v.maxports !== undefined ? { maxPorts: v.maxports } : {}),
+    ...(v.loopback !== undefined ? { loopback: v.loopback } : {}),
+    ...(v.emerg !== undefined ? { emergWrite: v.emerg } : {}),
+  }),
+  create: (options) => {
+    const multiport = options.multiport ?? true;
+    const maxPorts = multiport ? checkValue(MAX_PORTS, options.maxPorts ?? 8, 'maxPorts') : 1;
+    const ports = portSpecs(options.ports ?? (multiport ? 2 : 1), multiport, maxPorts);
+    const size = options.size ?? { cols: 80, rows: 25 };
+    const model = new ConsoleModel({
+      multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true,
+      cols: checkValue(int(0, 0xffff), size.cols, 'size.cols'), rows: checkValue(int(0, 0xffff), size.rows, 'size.rows'),
+    });
+    for (const spec of ports) addPort(model, spec);
+    return { model, handle: (fn) => new SimConsoleHandle(fn, model) };
+  },
+};
+
+function portSpecs(ports: number | readonly ConsolePortSpec[], multiport: boolean, maxPorts: number): readonly ConsolePortSpec[] {
+  const specs = typeof ports === 'number'
+    ? Array.from({ length: checkValue(int(1, maxPorts), ports, `ports (max_nr_ports ${maxPorts})`) }, (_, id) => (id === 0 ? { id } : { id, name: `uvirtio.port.${id}` }))
+    : ports;
+  if (!multiport && specs.some((s) => (s.id ?? 0) !== 0)) {
+    throw new UsageError('E_INVALID_ARGUMENT', 'without MULTIPORT a console has port 0 only (virtio 1.2 §5.3.6)', 'set multiport, or give one port');
+  }
+  return specs;
+}
+
+function addPort(model: ConsoleModel, spec: ConsolePortSpec): SimConsolePort {
+  try {
+    return model.addPort(spec);
+  } catch (e) {
+    throw new UsageError('E_INVALID_ARGUMENT', `cannot add port: ${(e as Error).message}`, 'give a free port number below max_nr_ports');
+  }
+}
+
+class SimConsoleHandle extends SimDeviceHandle implements SimConsoleDevice {
+  readonly type = 'console';
+  constructor(fn: SimPciFunction, private readonly model: ConsoleModel) {
+    super(fn);
+  }
+  port(id: number): SimConsolePort | undefined {
+    return this.model.ports.get(id);
+  }
+  get portIds(): readonly number[] {
+    return [...this.model.ports.keys()].sort((a, b) => a - b);
+  }
+  get maxPorts(): number {
+    return this.model.maxNrPorts;
+  }
+  addPort(spec: ConsolePortSpec = {}): SimConsolePort {
+    return addPort(this.model, spec);
+  }
+  removePort(id: number): boolean {
+    return this.model.removePort(id);
+  }
+  resize(cols: number, rows: number): void {
+    this.model.resize(cols, rows);
+  }
+  injectControl(message: Uint8Array): void {
+    this.model.injectControl(message);
+  }
+  get emergency(): Uint8Array {
+    return Uint8Array.from(this.model.emergency);
+  }
+  get driverReady(): boolean {
+    return this.model.driverReady;
+  }
+  get badControl(): number {
+    return this.model.badControl;
+  }
+}
