@@ -284,6 +284,7 @@ export class ConsoleDriver extends StatefulDriver {
         if (this.live.get(p.id) === p) this.live.delete(p.id);
         if (!this.closed) this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 0);
       },
+      driverClosed: () => this.closed,
     }, hostOpen || !this.multiport);
     this.live.set(id, port);
     return port;

@@ -63,6 +63,8 @@ export interface PortIo {
   readonly txBuffers: number;
   /** The stream was closed by its user: PORT_OPEN 0 (with MULTIPORT). */
   closed(port: ConsolePort): void;
+  /** The driver was closed by its user: requests it rejects end the stream without an 'error'. */
+  driverClosed(): boolean;
 }
 
 /**
@@ -152,7 +154,11 @@ export class ConsolePort extends Duplex {
       this.inFlight++;
       this.io.tx.submit([{ addr: buf.iova, len: piece.length }], [], buf).then(() => {
         this.bytesWritten += piece.length;
-      }, (e: Error) => this.destroy(e)).finally(() => {
+      }, (e: Error) => {
+        // The device failing is the stream's error; the user's own ConsoleDriver.close() is not
+        // (as destroy() without an error): pending write callbacks still get E_CLOSED.
+        this.destroy(this.io.driverClosed() ? undefined : e);
+      }).finally(() => {
         this.inFlight--;
         this.free.push(buf);
         this.wake();
