@@ -151,10 +151,16 @@ export class ConsoleDriver extends StatefulDriver {
   /**
    * The port with number `which` (or the name PORT_NAME gave it), once the device has added it (and
    * named it). Rejects with TimeoutError E_REQUEST_TIMEOUT after `timeoutMs` (default
-   * {@link CONSOLE_PORT_WAIT_MS}), E_CLOSED when the driver is closed meanwhile.
+   * {@link CONSOLE_PORT_WAIT_MS}), E_CLOSED when the driver is closed meanwhile; throws UsageError
+   * E_INVALID_ARGUMENT for a port number that is not an integer below max_nr_ports.
    */
   async waitForPort(which: number | string, timeoutMs = CONSOLE_PORT_WAIT_MS): Promise<ConsolePort> {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${timeoutMs}`);
+    // A port number no port can have (§5.3.6.2: ids are below max_nr_ports) would only time out.
+    if (typeof which === 'number' ? !Number.isInteger(which) || which < 0 || which >= this.maxPorts : typeof which !== 'string') {
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no console port can be ${JSON.stringify(which) ?? String(which)}`,
+        `give a port number from 0 to ${this.maxPorts - 1} (max_nr_ports ${this.maxPorts}) or a PORT_NAME name`);
+    }
     const match = (p: ConsolePort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
     const deadline = Date.now() + timeoutMs;
     for (;;) {

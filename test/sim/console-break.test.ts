@@ -1,6 +1,7 @@
 // A careless user and a hostile device against the console driver: what broke once stays tested.
 
 import t from 'tap';
+import { ConsoleEvent, encodeConsoleControl } from '../../lib/spec/index.js';
 import { bringUp, until } from '../support/console.js';
 
 t.test('close() with writes in flight: the write callback gets E_CLOSED, the port closes without an \'error\' (no listener needed)', async (t) => {
@@ -21,3 +22,44 @@ t.test('close() with writes in flight: the write callback gets E_CLOSED, the por
   t.ok(closed, '\'close\' follows');
 });
 
+
+t.test('waitForPort with a number no port can have: E_INVALID_ARGUMENT at once, not a time-out', async (t) => {
+  const { con } = await bringUp(t, { ports: 2, maxPorts: 4 });
+  for (const which of [4, 99, -1, 1.5, Number.NaN]) {
+    const started = Date.now();
+    const e = await con.waitForPort(which, 2000).then(() => null, (err: Error & { code?: string; hint?: string }) => err);
+    t.equal(e?.code, 'E_INVALID_ARGUMENT', `waitForPort(${which}) refused`);
+    t.match(e?.hint, /max_nr_ports 4/, 'the hint names the range');
+    t.ok(Date.now() - started < 1000, 'at once');
+  }
+  t.equal((await con.waitForPort(3, 50).catch((err: Error & { code?: string }) => err) as { code?: string }).code, 'E_REQUEST_TIMEOUT',
+    'a port number below max_nr_ports the device has not added still waits (bounded)');
+});
+
+t.test('a flood of CONSOLE_PORT while the device takes no control message: the driver queues a bounded number of replies', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2 }, { requestTimeoutMs: 30_000 });
+  const port = await con.waitForPort(1);
+  await until(() => sim.port(1)!.guestOpen);
+  sim.injectFault({ kind: 'completion-silence', queue: 3 }); // the control transmitq (§5.3.2)
+  const dma = con.device.dma;
+  const alloc = dma.alloc.bind(dma);
+  let allocated = 0;
+  dma.alloc = (...args: Parameters<typeof dma.alloc>) => {
+    allocated++;
+    return alloc(...args);
+  };
+  t.teardown(() => {
+    dma.alloc = alloc;
+  });
+  for (let i = 0; i < 2000; i++) {
+    sim.injectControl(encodeConsoleControl(1, ConsoleEvent.CONSOLE_PORT, 1));
+    if (i % 8 === 7) await new Promise((r) => setImmediate(r));
+  }
+  await until(() => false, 50);
+  t.ok(port.console, 'the port is marked a console');
+  t.ok(allocated <= 4, `${allocated} control buffer(s) allocated for 2000 CONSOLE_PORT (each answered by the same pending PORT_OPEN 1)`);
+  sim.clearFaults();
+  await until(() => false, 100);
+  t.equal(con.device.phase, 'live', 'the device goes on');
+  t.equal(sim.badControl, 0, 'nothing the device could not use');
+});
