@@ -142,7 +142,7 @@ export class ConsoleDriver extends StatefulDriver {
     return { cols: this.device.config.read16(ConsoleConfig.COLS), rows: this.device.config.read16(ConsoleConfig.ROWS) };
   }
 
-  /** Calls `listener` for each port the device adds (after its PORT_READY). Returns a function that unsubscribes. */
+  /** Calls `listener` for each port the device adds (after its PORT_READY), and without MULTIPORT for a new port 0 after reinit / recover. Returns a function that unsubscribes. */
   onPort(listener: (p: ConsolePort) => void): () => void {
     this.portListeners.add(listener);
     return () => this.portListeners.delete(listener);
@@ -217,7 +217,10 @@ export class ConsoleDriver extends StatefulDriver {
     await Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
   }
 
-  /** After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports re-open them. */
+  /**
+   * After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports
+   * re-open them. Without MULTIPORT, port 0 is a new stream when the old one ended (onPort tells).
+   */
   override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     await super.reinit(snapshot, options);
     await this.announceAgain();
@@ -230,7 +233,12 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   private async announceAgain(): Promise<void> {
-    if (!this.control) return;
+    if (!this.control) {
+      // Without MULTIPORT port 0 is there whenever the device is (§5.3.2): a stream that a failure
+      // (or its user) ended comes back as a new one, as a multiport device's DEVICE_ADD brings its ports back.
+      if (!this.live.has(0)) this.announce(this.addPort(0, true));
+      return;
+    }
     for (const id of this.rx.keys()) this.resyncing.add(id);
     await this.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
   }
@@ -270,8 +278,12 @@ export class ConsoleDriver extends StatefulDriver {
     this.sendControl(id, ConsoleEvent.PORT_READY, 1);
     const port = this.addPort(id, false);
     this.sendControl(id, ConsoleEvent.PORT_OPEN, 1);
-    for (const l of this.portListeners) l(port);
+    this.announce(port);
     return true;
+  }
+
+  private announce(port: ConsolePort): void {
+    for (const l of this.portListeners) l(port);
   }
 
   private addPort(id: number, hostOpen: boolean): ConsolePort {

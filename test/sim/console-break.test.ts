@@ -63,3 +63,25 @@ t.test('a flood of CONSOLE_PORT while the device takes no control message: the d
   t.equal(con.device.phase, 'live', 'the device goes on');
   t.equal(sim.badControl, 0, 'nothing the device could not use');
 });
+
+t.test('without MULTIPORT, port 0 ended by a device failure comes back after recover(): a new stream that reads and writes', async (t) => {
+  const { sim, con } = await bringUp(t, { multiport: false, loopback: false });
+  const old = con.ports.get(0)!;
+  const failed = new Promise((resolve) => old.once('error', resolve));
+  old.write(Buffer.alloc(20_000));
+  sim.injectFault({ kind: 'needs-reset' });
+  t.equal(((await failed) as { code?: string }).code, 'E_DEVICE_NEEDS_RESET', 'the stream errors with the device\'s failure');
+  const announced: number[] = [];
+  con.onPort((p) => announced.push(p.id));
+  await con.recover();
+  const port = await con.waitForPort(0, 1000);
+  t.not(port, old, 'a new stream for port 0');
+  t.same(announced, [0], 'onPort tells');
+  const got: Buffer[] = [];
+  port.on('data', (c: Buffer) => got.push(c));
+  sim.port(0)!.send(Buffer.from('after'));
+  await new Promise<void>((resolve) => port.end('again', resolve));
+  await until(() => Buffer.concat(got).length >= 5);
+  t.equal(Buffer.concat(got).toString(), 'after', 'the host\'s bytes arrive');
+  t.equal(Buffer.from(sim.port(0)!.take()).toString().endsWith('again'), true, 'what it writes reaches the host');
+});
