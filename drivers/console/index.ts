@@ -19,7 +19,7 @@ import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
-import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
+import { ConsolePort, PortRx, TxPool, type ConsoleSize } from './port.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -58,6 +58,8 @@ export class ConsoleDriver extends StatefulDriver {
   lastBadControl: UvirtioError | null = null;
   private readonly live = new Map<number, ConsolePort>();
   private readonly rx = new Map<number, PortRx>();
+  /** Transmit buffers by port number, kept for the streams that number has. */
+  private readonly txPools = new Map<number, TxPool>();
   /** Ports known before a reinit / recover whose DEVICE_ADD the device sends again. */
   private readonly resyncing = new Set<number>();
   private readonly portListeners = new Set<(p: ConsolePort) => void>();
@@ -295,9 +297,14 @@ export class ConsoleDriver extends StatefulDriver {
       this.rx.set(id, fresh);
       for (let i = 0; i < Math.min(this.options.rxBuffers, rq.vq.size); i++) fresh.post(this.device.dma.alloc(this.options.bufferBytes, 64));
     }
+    const tx = this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>;
+    let txPool = this.txPools.get(id);
+    if (!txPool) {
+      txPool = new TxPool(this.device.dma, this.options.bufferBytes, Math.min(8, tx.vq.size));
+      this.txPools.set(id, txPool);
+    }
     const port = new ConsolePort(id, {
-      tx: this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>, rx, dma: this.device.dma, txBufferBytes: this.options.bufferBytes,
-      txBuffers: Math.min(8, this.queues.get(consoleTransmitq(id))!.vq.size),
+      tx, rx, txPool,
       closed: (p) => {
         if (this.live.get(p.id) === p) this.live.delete(p.id);
         if (!this.closed) this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 0);
@@ -319,10 +326,8 @@ export class ConsoleDriver extends StatefulDriver {
     this.closed = true;
     const ports = [...this.live.values()];
     await this.queues.close(reason);
-    for (const p of ports) {
-      p.destroy();
-      p.releaseBuffers();
-    }
+    for (const p of ports) p.destroy();
+    for (const pool of this.txPools.values()) pool.release();
     this.control?.release();
   }
 }

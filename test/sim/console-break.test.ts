@@ -85,3 +85,30 @@ t.test('without MULTIPORT, port 0 ended by a device failure comes back after rec
   t.equal(Buffer.concat(got).toString(), 'after', 'the host\'s bytes arrive');
   t.equal(Buffer.from(sim.port(0)!.take()).toString().endsWith('again'), true, 'what it writes reaches the host');
 });
+
+t.test('a device that removes and adds a port over and over costs no more DMA memory: its streams share the number\'s transmit buffers', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2, loopback: false });
+  const dma = con.device.dma;
+  const { alloc, free } = { alloc: dma.alloc.bind(dma), free: dma.free.bind(dma) };
+  let outstanding = 0;
+  dma.alloc = (...args: Parameters<typeof dma.alloc>) => {
+    const r = alloc(...args);
+    outstanding++;
+    return r;
+  };
+  dma.free = (r) => {
+    outstanding--;
+    free(r);
+  };
+  t.teardown(() => Object.assign(dma, { alloc, free }));
+  for (let i = 0; i < 20; i++) {
+    const port = await con.waitForPort(1);
+    await new Promise((resolve) => port.write(Buffer.alloc(40_000), resolve));
+    await until(() => sim.port(1)!.written >= 40_000); // a new host side each time the device adds the port
+    if (i % 2) port.destroy(); // the user closes it; the device removes it
+    sim.removePort(1);
+    await until(() => !con.ports.has(1));
+    sim.addPort({ id: 1 });
+  }
+  t.ok(outstanding <= 8, `${outstanding} DMA region(s) more after 20 add/remove cycles with writes (8: one port number's transmit buffers)`);
+});
