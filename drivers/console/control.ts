@@ -29,6 +29,8 @@ export const CONTROL_BUFFER_BYTES = ConsoleControlMsg.LEN + CONSOLE_MAX_NAME_LEN
 export class ControlChannel {
   private readonly txFree: DmaRegion[] = [];
   private readonly buffers: DmaRegion[] = [];
+  /** The last message queued per `${id}:${event}` and not yet taken by the device. */
+  private readonly waiting = new Map<string, { value: number; done: Promise<void> }>();
 
   constructor(
     private readonly cin: RequestQueue<DmaRegion>,
@@ -47,8 +49,25 @@ export class ControlChannel {
     }
   }
 
-  /** Sends one message on the control transmitq; resolves when the device has taken it. */
-  async send(id: number, event: number, value: number): Promise<void> {
+  /**
+   * Sends one message on the control transmitq; resolves when the device has taken it. The same
+   * message as the last one for this port and event, still not taken, is not queued again (its
+   * promise is returned): what the device's messages make the driver send (PORT_READY, PORT_OPEN
+   * for a DEVICE_ADD or CONSOLE_PORT) stays bounded — a few per port — however many it sends while
+   * it takes none, and the last value sent per port and event is still the last one queued.
+   */
+  send(id: number, event: number, value: number): Promise<void> {
+    const key = `${id}:${event}`;
+    const last = this.waiting.get(key);
+    if (last && last.value === value) return last.done;
+    const done = this.transmit(id, event, value).finally(() => {
+      if (this.waiting.get(key)?.done === done) this.waiting.delete(key);
+    });
+    this.waiting.set(key, { value, done });
+    return done;
+  }
+
+  private async transmit(id: number, event: number, value: number): Promise<void> {
     const buf = this.txFree.pop() ?? this.dma.alloc(ConsoleControlMsg.LEN, 64);
     try {
       buf.bytes.set(encodeConsoleControl(id, event, value));

@@ -19,7 +19,7 @@ import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
-import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
+import { ConsolePort, PortRx, TxPool, type ConsoleSize } from './port.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -58,6 +58,8 @@ export class ConsoleDriver extends StatefulDriver {
   lastBadControl: UvirtioError | null = null;
   private readonly live = new Map<number, ConsolePort>();
   private readonly rx = new Map<number, PortRx>();
+  /** Transmit buffers by port number, kept for the streams that number has. */
+  private readonly txPools = new Map<number, TxPool>();
   /** Ports known before a reinit / recover whose DEVICE_ADD the device sends again. */
   private readonly resyncing = new Set<number>();
   private readonly portListeners = new Set<(p: ConsolePort) => void>();
@@ -142,7 +144,7 @@ export class ConsoleDriver extends StatefulDriver {
     return { cols: this.device.config.read16(ConsoleConfig.COLS), rows: this.device.config.read16(ConsoleConfig.ROWS) };
   }
 
-  /** Calls `listener` for each port the device adds (after its PORT_READY). Returns a function that unsubscribes. */
+  /** Calls `listener` for each port the device adds (after its PORT_READY), and without MULTIPORT for a new port 0 after reinit / recover. Returns a function that unsubscribes. */
   onPort(listener: (p: ConsolePort) => void): () => void {
     this.portListeners.add(listener);
     return () => this.portListeners.delete(listener);
@@ -151,10 +153,16 @@ export class ConsoleDriver extends StatefulDriver {
   /**
    * The port with number `which` (or the name PORT_NAME gave it), once the device has added it (and
    * named it). Rejects with TimeoutError E_REQUEST_TIMEOUT after `timeoutMs` (default
-   * {@link CONSOLE_PORT_WAIT_MS}), E_CLOSED when the driver is closed meanwhile.
+   * {@link CONSOLE_PORT_WAIT_MS}), E_CLOSED when the driver is closed meanwhile; throws UsageError
+   * E_INVALID_ARGUMENT for a port number that is not an integer below max_nr_ports.
    */
   async waitForPort(which: number | string, timeoutMs = CONSOLE_PORT_WAIT_MS): Promise<ConsolePort> {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${timeoutMs}`);
+    // A port number no port can have (§5.3.6.2: ids are below max_nr_ports) would only time out.
+    if (typeof which === 'number' ? !Number.isInteger(which) || which < 0 || which >= this.maxPorts : typeof which !== 'string') {
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no console port can be ${JSON.stringify(which) ?? String(which)}`,
+        `give a port number from 0 to ${this.maxPorts - 1} (max_nr_ports ${this.maxPorts}) or a PORT_NAME name`);
+    }
     const match = (p: ConsolePort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -211,7 +219,10 @@ export class ConsoleDriver extends StatefulDriver {
     await Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
   }
 
-  /** After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports re-open them. */
+  /**
+   * After reinit the device starts from reset: DEVICE_READY again; its DEVICE_ADDs for known ports
+   * re-open them. Without MULTIPORT, port 0 is a new stream when the old one ended (onPort tells).
+   */
   override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     await super.reinit(snapshot, options);
     await this.announceAgain();
@@ -224,7 +235,12 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   private async announceAgain(): Promise<void> {
-    if (!this.control) return;
+    if (!this.control) {
+      // Without MULTIPORT port 0 is there whenever the device is (§5.3.2): a stream that a failure
+      // (or its user) ended comes back as a new one, as a multiport device's DEVICE_ADD brings its ports back.
+      if (!this.live.has(0)) this.announce(this.addPort(0, true));
+      return;
+    }
     for (const id of this.rx.keys()) this.resyncing.add(id);
     await this.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
   }
@@ -264,8 +280,12 @@ export class ConsoleDriver extends StatefulDriver {
     this.sendControl(id, ConsoleEvent.PORT_READY, 1);
     const port = this.addPort(id, false);
     this.sendControl(id, ConsoleEvent.PORT_OPEN, 1);
-    for (const l of this.portListeners) l(port);
+    this.announce(port);
     return true;
+  }
+
+  private announce(port: ConsolePort): void {
+    for (const l of this.portListeners) l(port);
   }
 
   private addPort(id: number, hostOpen: boolean): ConsolePort {
@@ -277,13 +297,19 @@ export class ConsoleDriver extends StatefulDriver {
       this.rx.set(id, fresh);
       for (let i = 0; i < Math.min(this.options.rxBuffers, rq.vq.size); i++) fresh.post(this.device.dma.alloc(this.options.bufferBytes, 64));
     }
+    const tx = this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>;
+    let txPool = this.txPools.get(id);
+    if (!txPool) {
+      txPool = new TxPool(this.device.dma, this.options.bufferBytes, Math.min(8, tx.vq.size));
+      this.txPools.set(id, txPool);
+    }
     const port = new ConsolePort(id, {
-      tx: this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>, rx, dma: this.device.dma, txBufferBytes: this.options.bufferBytes,
-      txBuffers: Math.min(8, this.queues.get(consoleTransmitq(id))!.vq.size),
+      tx, rx, txPool,
       closed: (p) => {
         if (this.live.get(p.id) === p) this.live.delete(p.id);
         if (!this.closed) this.sendControl(p.id, ConsoleEvent.PORT_OPEN, 0);
       },
+      driverClosed: () => this.closed,
     }, hostOpen || !this.multiport);
     this.live.set(id, port);
     return port;
@@ -300,10 +326,8 @@ export class ConsoleDriver extends StatefulDriver {
     this.closed = true;
     const ports = [...this.live.values()];
     await this.queues.close(reason);
-    for (const p of ports) {
-      p.destroy();
-      p.releaseBuffers();
-    }
+    for (const p of ports) p.destroy();
+    for (const pool of this.txPools.values()) pool.release();
     this.control?.release();
   }
 }

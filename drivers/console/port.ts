@@ -44,6 +44,50 @@ export class PortRx {
   }
 }
 
+/**
+ * The transmit buffers of one port number: allocated as writes need them, up to `max`, and shared
+ * by every stream that number has (a port removed and added again, or recovered, takes its
+ * predecessor's), so a device that adds and removes a port over and over costs no more DMA memory.
+ * Freed only by release(), after the device was reset.
+ */
+export class TxPool {
+  private readonly free: DmaRegion[] = [];
+  private allocated = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly dma: DmaAllocator, /** Bytes per buffer. */ readonly bytes: number, private readonly max: number) {}
+
+  /** A free buffer, or a new one while fewer than `max` exist; undefined when every one is in the ring (then wait()). */
+  take(): DmaRegion | undefined {
+    const b = this.free.pop();
+    if (b || this.allocated >= this.max) return b;
+    const fresh = this.dma.alloc(this.bytes, 64);
+    this.allocated++;
+    return fresh;
+  }
+
+  /** A buffer the device gave back. */
+  give(buf: DmaRegion): void {
+    this.free.push(buf);
+    this.wake();
+  }
+
+  /** Resolves at the next give() or wake(). */
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Lets every waiter look again (a stream ended). */
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Frees the buffers not in the ring: only after the device was reset. */
+  release(): void {
+    for (const b of this.free.splice(0)) this.dma.free(b);
+  }
+}
+
 /** A console's size in character cells (virtio 1.2 §5.3.4 cols / rows, §5.3.6.2 RESIZE). */
 export interface ConsoleSize {
   /** Columns. */
@@ -56,13 +100,12 @@ export interface ConsoleSize {
 export interface PortIo {
   readonly tx: RequestQueue<DmaRegion>;
   readonly rx: PortRx;
-  readonly dma: DmaAllocator;
-  /** Bytes per transmit buffer. */
-  readonly txBufferBytes: number;
-  /** Transmit buffers in the ring at most. */
-  readonly txBuffers: number;
+  /** The port number's transmit buffers. */
+  readonly txPool: TxPool;
   /** The stream was closed by its user: PORT_OPEN 0 (with MULTIPORT). */
   closed(port: ConsolePort): void;
+  /** The driver was closed by its user: requests it rejects end the stream without an 'error'. */
+  driverClosed(): boolean;
 }
 
 /**
@@ -88,8 +131,6 @@ export class ConsolePort extends Duplex {
   bytesRead = 0;
   /** Bytes the device took from this port's transmitq. */
   bytesWritten = 0;
-  private free: DmaRegion[] = [];
-  private allocated = 0;
   private inFlight = 0;
   private waiters: (() => void)[] = [];
   private removedBy: UvirtioError | undefined;
@@ -118,6 +159,7 @@ export class ConsolePort extends Duplex {
     if (this.io.rx.target === this) this.io.rx.target = undefined;
     this.push(null);
     this.wake();
+    this.io.txPool.wake();
   }
 
   /** Node's Readable hook (not called by users): the reader wants more, so receive buffers held back are posted again. */
@@ -140,38 +182,40 @@ export class ConsolePort extends Duplex {
     if (this.io.rx.target === this) this.io.rx.target = undefined;
     if (!this.removedBy) this.io.closed(this);
     this.wake();
+    this.io.txPool.wake();
     callback(error);
   }
 
   /** Cuts `chunk` into transmit buffers; resolves when the last is in the ring (not yet taken by the device). */
   private async send(chunk: Uint8Array): Promise<void> {
-    for (let at = 0; at < chunk.length; at += this.io.txBufferBytes) {
+    const bytes = this.io.txPool.bytes;
+    for (let at = 0; at < chunk.length; at += bytes) {
       const buf = await this.buffer();
-      const piece = chunk.subarray(at, at + this.io.txBufferBytes);
+      const piece = chunk.subarray(at, at + bytes);
       buf.bytes.set(piece);
       this.inFlight++;
       this.io.tx.submit([{ addr: buf.iova, len: piece.length }], [], buf).then(() => {
         this.bytesWritten += piece.length;
-      }, (e: Error) => this.destroy(e)).finally(() => {
+      }, (e: Error) => {
+        // The device failing is the stream's error; the user's own ConsoleDriver.close() is not
+        // (as destroy() without an error): pending write callbacks still get E_CLOSED.
+        this.destroy(this.io.driverClosed() ? undefined : e);
+      }).finally(() => {
         this.inFlight--;
-        this.free.push(buf);
+        this.io.txPool.give(buf);
         this.wake();
       });
     }
   }
 
-  /** A free transmit buffer, or a new one up to io.txBuffers, or the next one the device gives back. */
+  /** A free transmit buffer of the port number's pool, or the next one the device gives back. */
   private async buffer(): Promise<DmaRegion> {
     for (;;) {
       if (this.removedBy) throw this.removedBy;
       if (this.destroyed) throw new DeviceError('E_CLOSED', `console port ${this.id} was closed`, 'write before destroy(), or wait for the device to add the port again');
-      const b = this.free.pop();
+      const b = this.io.txPool.take();
       if (b) return b;
-      if (this.allocated < this.io.txBuffers) {
-        this.allocated++;
-        return this.io.dma.alloc(this.io.txBufferBytes, 64);
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await this.io.txPool.wait();
     }
   }
 
@@ -182,10 +226,5 @@ export class ConsolePort extends Duplex {
 
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** @internal Frees the transmit buffers: only after the device was reset. */
-  releaseBuffers(): void {
-    for (const b of this.free.splice(0)) this.io.dma.free(b);
   }
 }
