@@ -1,0 +1,167 @@
+// Runs the checks of ./all.ts against one opened device: n/a where a check's needs are not met,
+// each run bounded (its bound named when it trips), everything a check opened closed after it, and
+// a reset (bounded) between checks so that no check inherits another's device state. A device
+// that stops reading 0 after a reset makes the rest n/a (they could not start from a known state).
+
+import type { OpenedTransport } from '../../lib/open.js';
+import { isUvirtioError } from '../../lib/errors.js';
+import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
+import type { VirtioTransport } from '../../lib/transport/types.js';
+import type { DmaRegion } from '../../lib/mem/dma.js';
+import { VirtioDevice } from '../../lib/virtio/device.js';
+import { deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
+import { BOUNDS, bounded } from '../wait.js';
+import type { Check, CheckContext, Level, Outcome, Verdict } from './types.js';
+
+/** One line of the report. */
+export interface CheckResult {
+  id: string;
+  section: string;
+  clause: string;
+  level: Level;
+  result: Outcome;
+  detail: string;
+  /** How long the run took, ms. */
+  ms: number;
+}
+
+/** What `uvirtio check` reports (the --json document). */
+export interface CheckReport {
+  address: string;
+  /** Device type name ("blk") and id. */
+  type: string;
+  deviceType: number;
+  /** Offered features, hex. */
+  offered: string;
+  results: CheckResult[];
+  /** Counts by outcome. */
+  summary: Record<Outcome, number>;
+  /** Whether no MUST failed (the exit status is 0). */
+  ok: boolean;
+  /** The whole run, ms. */
+  ms: number;
+}
+
+/** How runChecks runs. */
+export interface RunOptions {
+  /** Bound on each check's run, ms (a check may name a smaller one). */
+  timeoutMs: number;
+  /** The one blk sector writes may touch; null: none. */
+  scratchSector: number | null;
+  /** Only checks whose id starts with one of these (default all). */
+  only?: readonly string[];
+  /** Test seams (test/sim/check-*.test.ts injects the reference device's faults through them). */
+  hooks?: {
+    before?(id: string): void;
+    live?(id: string): void;
+    after?(id: string): void;
+  };
+}
+
+/**
+ * `t` with a close() that does nothing: VirtioDevice.close() (and so every driver's) releases its
+ * transport, and the suite needs the one it opened for the next check. Everything else is `t`'s own.
+ */
+function lend(t: VirtioTransport): VirtioTransport {
+  return new Proxy(t, {
+    get(target, prop) {
+      if (prop === 'close') return () => undefined;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** Why a check does not apply to this device, or null when it does. */
+function unmet(check: Check, ctx: { t: { deviceType: number }; pci: unknown; offered: bigint }): string | null {
+  const n = check.needs;
+  if (!n) return null;
+  if (n.types && !n.types.includes(ctx.t.deviceType)) {
+    return `a ${n.types.map(deviceTypeName).join(' / ')} check; the device is ${deviceTypeName(ctx.t.deviceType)}`;
+  }
+  if (n.pci && !ctx.pci) return 'a virtio-pci (§4.1) check; the transport is not virtio-pci';
+  const missing = (n.features ?? []).filter((f) => !hasFeature(ctx.offered, f));
+  if (missing.length) return `the device does not offer ${missing.map((f) => featureNames(1n << BigInt(f), ctx.t.deviceType)).join(', ')}`;
+  return null;
+}
+
+function describe(e: unknown): string {
+  if (isUvirtioError(e)) return `${e.code}: ${e.message}`;
+  return String((e as Error)?.message ?? e);
+}
+
+/** Runs `checks` in order against `dev` (left open: the caller closes it). Never throws for what the device does. */
+export async function runChecks(dev: OpenedTransport, checks: readonly Check[], o: RunOptions): Promise<CheckReport> {
+  const started = performance.now();
+  const t = dev.transport;
+  const lent = lend(t);
+  const pci = t instanceof VirtioPciTransport ? t : null;
+  const offered = t.deviceFeatures();
+  const results: CheckResult[] = [];
+  let blocked: string | null = null;
+  let memo = new Map<string, Promise<unknown>>();
+  let group = '';
+  for (const check of checks) {
+    if (o.only && !o.only.some((p) => check.id === p || check.id.startsWith(`${p}.`))) continue;
+    const base = { id: check.id, section: check.section, clause: check.clause, level: check.level };
+    const g = check.id.slice(0, check.id.lastIndexOf('.'));
+    if (g !== group) memo = new Map();
+    group = g;
+    const reason = blocked ?? unmet(check, { t, pci, offered });
+    if (reason) {
+      results.push({ ...base, result: 'n/a', detail: reason, ms: 0 });
+      continue;
+    }
+    const closers: (() => Promise<unknown> | unknown)[] = [];
+    const regions: DmaRegion[] = [];
+    const timeoutMs = Math.min(check.timeoutMs ?? o.timeoutMs, o.timeoutMs);
+    const ctx: CheckContext = {
+      t: lent, pci, offered, scratchSector: o.scratchSector, timeoutMs,
+      open: async (options = {}) => {
+        const d = await VirtioDevice.open(lent, { resetTimeoutMs: Math.min(1000, timeoutMs), requestTimeoutMs: timeoutMs, ...options });
+        closers.push(() => d.close());
+        return d;
+      },
+      defer: (close) => void closers.push(close),
+      alloc: (size) => {
+        const r = t.dma.alloc(size);
+        regions.push(r);
+        return r;
+      },
+      live: async () => {
+        o.hooks?.live?.(check.id);
+        await new Promise((r) => setImmediate(r));
+      },
+      memo: <T>(key: string, make: () => Promise<T>): Promise<T> => {
+        if (!memo.has(key)) memo.set(key, make());
+        return memo.get(key) as Promise<T>;
+      },
+    };
+    const t0 = performance.now();
+    let verdict: Verdict;
+    try {
+      o.hooks?.before?.(check.id);
+      verdict = await bounded(check.run(ctx), { what: `check ${check.id}`, ms: timeoutMs });
+    } catch (e) {
+      verdict = { result: 'fail', detail: describe(e) };
+    }
+    for (const close of closers.reverse()) {
+      await bounded(Promise.resolve().then(close), { what: `closing after ${check.id}`, ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
+    }
+    o.hooks?.after?.(check.id);
+    try {
+      await t.reset(1000);
+      for (const r of regions) t.dma.free(r);
+    } catch (e) {
+      blocked = `not run: the device did not complete a reset after ${check.id} (${describe(e)})`;
+    }
+    const result = verdict.result === 'fail' && check.level === 'SHOULD' ? 'warn' : verdict.result;
+    results.push({ ...base, result, detail: verdict.detail, ms: Math.round((performance.now() - t0) * 10) / 10 });
+  }
+  const summary: Record<Outcome, number> = { pass: 0, fail: 0, warn: 0, 'n/a': 0 };
+  for (const r of results) summary[r.result]++;
+  return {
+    address: dev.address, type: deviceTypeName(t.deviceType), deviceType: t.deviceType, offered: `0x${offered.toString(16)}`,
+    results, summary, ok: summary.fail === 0, ms: Math.round(performance.now() - started),
+  };
+}
