@@ -35,6 +35,11 @@ const ROWS: readonly Row[] = [
   // A request held at the stop (mode=hold, latency) makes device state to SAVE.
   at('device-state-refuse', 'state.restore', { 'state.restore': 'fail' }, { address: 'sim:blk?mode=hold&latency=20' }),
   at('features-refuse', 'status.features-ok-subset', { 'status.features-ok-subset': 'warn' }),
+  at('features-accept-any', 'status.features-ok-unoffered', { 'status.features-ok-unoffered': 'fail' }),
+  at('reserved-feature', 'features.no-reserved', { 'features.no-reserved': 'warn' }),
+  at('queue-enable-lost', 'pci.queue-enable', { 'pci.queue-enable': 'fail' }),
+  at('msix-vector-lost', 'pci.msix-vector', { 'pci.msix-vector': 'fail' }),
+  at('interrupt-after-stop', 'state.quiet-after-stop', { 'state.quiet-after-stop': 'fail' }),
 ];
 
 t.test('every fault kind of the catalogue has a row', async (t) => {

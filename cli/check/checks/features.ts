@@ -1,4 +1,4 @@
-// Feature bits (virtio 1.2 §2.2, §6): what the offer itself says, read once at the start.
+// Feature bits (virtio 1.2 §2.2, §6): what the offer itself says, read again by each check.
 
 import { DeviceType, Feature, NetFeature, featureNames, hasFeature } from '../../../lib/spec/index.js';
 import { fail, pass, type Check } from '../types.js';
@@ -31,7 +31,7 @@ export const FEATURE_CHECKS: readonly Check[] = [
     clause: 'a (non-legacy) device offers VIRTIO_F_VERSION_1',
     does: 'reads the 128 device feature bits and looks for bit 32',
     async run(ctx) {
-      return hasFeature(ctx.offered, Feature.VERSION_1) ? pass('VERSION_1 offered') : fail('VIRTIO_F_VERSION_1 (bit 32) is not offered');
+      return hasFeature(ctx.t.deviceFeatures(), Feature.VERSION_1) ? pass('VERSION_1 offered') : fail('VIRTIO_F_VERSION_1 (bit 32) is not offered');
     },
   },
   {
@@ -39,9 +39,10 @@ export const FEATURE_CHECKS: readonly Check[] = [
     clause: 'the device offers no feature bit the spec reserves (transport range 24–49 bits no version defines, bits 128 and above)',
     does: 'looks for offered bits in 24–49 that no spec version nor the proposal defines, and above 127',
     async run(ctx) {
+      const offered = ctx.t.deviceFeatures();
       const reserved: number[] = [];
-      for (let n = 24; n <= 49; n++) if (hasFeature(ctx.offered, n) && !DEFINED_TRANSPORT_BITS.has(n)) reserved.push(n);
-      if (ctx.offered >> 128n) reserved.push(128);
+      for (let n = 24; n <= 49; n++) if (hasFeature(offered, n) && !DEFINED_TRANSPORT_BITS.has(n)) reserved.push(n);
+      if (offered >> 128n) reserved.push(128);
       return reserved.length ? fail(`reserved bit(s) offered: ${reserved.join(', ')}`) : pass('no reserved bit offered');
     },
   },
@@ -51,7 +52,8 @@ export const FEATURE_CHECKS: readonly Check[] = [
     does: 'checks each offered bit against the "requires" rules of its device type (net §5.1.3.1) and the proposal (DEVICE_STATE needs RING_STATE)',
     async run(ctx) {
       const rules = [[Feature.DEVICE_STATE, Feature.RING_STATE] as const, ...(REQUIRES[ctx.t.deviceType] ?? [])];
-      const broken = rules.filter(([f, r]) => hasFeature(ctx.offered, f) && !hasFeature(ctx.offered, r));
+      const offered = ctx.t.deviceFeatures();
+      const broken = rules.filter(([f, r]) => hasFeature(offered, f) && !hasFeature(offered, r));
       const name = (n: number): string => featureNames(1n << BigInt(n), ctx.t.deviceType);
       if (broken.length) return fail(broken.map(([f, r]) => `${name(f)} offered without ${name(r)}`).join('; '));
       return pass(`${rules.length} rules hold`);

@@ -65,12 +65,12 @@ export const STATE_CHECKS: readonly Check[] = [
   },
   {
     id: 'state.quiet-after-stop', section: 'proposal', level: 'MUST', needs: RING_STATE,
-    clause: 'once STOP shows, the device neither uses buffers nor sends interrupts',
-    does: 'stops the device, then makes a request available and notifies; for 20 ms nothing may be used and no interrupt come',
+    clause: 'a device with nothing in flight sends no interrupt for a STOP, and once STOP shows it neither uses buffers nor sends interrupts',
+    does: 'stops the device with nothing in flight, then makes a request available and notifies; from the stop on, for 20 ms after, nothing may be used and no interrupt come',
     async run(ctx) {
       const live = await bringUp(ctx);
+      const before = live.interrupts(); // nothing in flight: a stop has nothing to complete
       await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
-      const before = live.interrupts();
       live.post();
       await new Promise((r) => setTimeout(r, 20));
       if (live.vq.usedPending()) return fail('a buffer made available after STOP showed was used');
