@@ -15,11 +15,17 @@ import type { Check, CheckContext, Level, Outcome, Verdict } from './types.js';
 
 /** One line of the report. */
 export interface CheckResult {
+  /** The check's stable id (Check.id). */
   id: string;
+  /** The spec section (Check.section). */
   section: string;
+  /** The requirement in words (Check.clause). */
   clause: string;
+  /** MUST or SHOULD. */
   level: Level;
+  /** pass, fail (a MUST), warn (a SHOULD, or a doubtful pass), n/a. */
   result: Outcome;
+  /** Why: counts, the error code and message, or the n/a reason. */
   detail: string;
   /** How long the run took, ms. */
   ms: number;
@@ -27,9 +33,11 @@ export interface CheckResult {
 
 /** What `uvirtio check` reports (the --json document). */
 export interface CheckReport {
+  /** The device address as opened. */
   address: string;
-  /** Device type name ("blk") and id. */
+  /** Device type name ("blk"). */
   type: string;
+  /** Device type id (virtio 1.2 §5). */
   deviceType: number;
   /** Offered features, hex. */
   offered: string;
@@ -48,12 +56,15 @@ export interface RunOptions {
   timeoutMs: number;
   /** The one blk sector writes may touch; null: none. */
   scratchSector: number | null;
-  /** Only checks whose id starts with one of these (default all). */
+  /** Only these checks, or groups (an id prefix before a dot); default all. */
   only?: readonly string[];
   /** Test seams (test/sim/check-*.test.ts injects the reference device's faults through them). */
   hooks?: {
+    /** Before check `id` runs (after the previous check's reset). */
     before?(id: string): void;
+    /** When check `id` has its device live (CheckContext.live). */
     live?(id: string): void;
+    /** After check `id` and its closes, before the reset. */
     after?(id: string): void;
   };
 }

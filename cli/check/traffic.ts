@@ -39,12 +39,14 @@ export const PROBES: Readonly<Record<number, Probe>> = {
   },
 };
 
-/** Where in the run something happened. */
+/** Where in the run something happened: chained requests, notifications suppressed, the interrupt wait, indirect tables. */
 export type Phase = 'chains' | 'suppressed' | 'interrupt' | 'indirect';
 
 /** What one run observed. */
 export interface TrafficRun {
+  /** The ring layout negotiated. */
   layout: Layout;
+  /** Ring size used (at most 8, so that the ring wraps). */
   size: number;
   /** The first error the queue raised (a device fault: its code names the check), and in which phase. */
   error: { e: UvirtioError; phase: Phase } | null;
@@ -58,8 +60,9 @@ export interface TrafficRun {
   suppressedInterrupts: number;
   /** Whether the queue had an interrupt vector (else the interrupt checks are n/a). */
   interrupts: boolean;
-  /** kick() calls that had chains to announce, and how many notified (the device's NO_NOTIFY honoured by the driver). */
+  /** kick() calls that had chains to announce. */
   kicks: number;
+  /** Of those, how many notified the device (the rest the device's NO_NOTIFY / avail_event saved). */
   notified: number;
   /** INDIRECT_DESC negotiated. */
   indirect: boolean;

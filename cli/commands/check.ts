@@ -44,6 +44,7 @@ function list(json: boolean): void {
   else for (const r of rows) console.log(`${r.id.padEnd(34)} §${r.section.padEnd(18)} ${r.level.padEnd(6)} ${r.clause}`);
 }
 
+/** Adds `uvirtio check` to the program (options: --json, --junit, --scratch-sector, --only, --check-timeout, --list). */
 export function registerCheck(program: Command): void {
   program.command('check')
     .description('run the driver-side conformance suite against a device: each virtio 1.2 requirement a driver can observe, by clause')

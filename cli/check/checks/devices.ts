@@ -34,6 +34,7 @@ async function rawBlk(ctx: CheckContext, type: number, sector: number, data?: Ui
   return buf.bytes[3000]!;
 }
 
+/** Device-type checks: blk (virtio 1.2 §5.2), net (§5.1), rng (§5.4), each n/a on other types. */
 export const DEVICE_CHECKS: readonly Check[] = [
   {
     id: 'blk.read', section: '5.2.6', level: 'MUST', needs: BLK,

@@ -25,6 +25,7 @@ const REQUIRES: Readonly<Record<number, readonly (readonly [number, number])[]>>
   ],
 };
 
+/** Feature-bit checks (virtio 1.2 §2.2, §6) on the offer as read. */
 export const FEATURE_CHECKS: readonly Check[] = [
   {
     id: 'features.version-1', section: '6.1', level: 'MUST',

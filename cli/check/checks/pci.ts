@@ -23,6 +23,7 @@ function queueReg(l: VirtioPciLayout, q: number, reg: number): { read(): number;
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 const queues = (ctx: CheckContext): number[] => Array.from({ length: ctx.t.numQueues }, (_, q) => q);
 
+/** virtio-pci transport checks (virtio 1.2 §4.1); n/a on other transports. */
 export const PCI_CHECKS: readonly Check[] = [
   {
     id: 'pci.capabilities', section: '4.1.4', level: 'MUST', needs: { pci: true },

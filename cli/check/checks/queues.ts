@@ -97,4 +97,5 @@ function queueChecks(layout: Layout): Check[] {
   }));
 }
 
+/** The virtqueue checks, split then packed (virtio 1.2 §2.7, §2.8). */
 export const QUEUE_CHECKS: readonly Check[] = [...queueChecks('split'), ...queueChecks('packed')];

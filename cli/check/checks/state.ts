@@ -51,6 +51,7 @@ async function bringUp(ctx: CheckContext): Promise<Live> {
 
 const RING_STATE = { types: TYPES, features: [Feature.RING_STATE] };
 
+/** STOP/virtqueue-state checks (the proposal) and SUSPEND (virtio 1.4 §3.4), where offered. */
 export const STATE_CHECKS: readonly Check[] = [
   {
     id: 'state.stop-shows', section: 'proposal', level: 'MUST', needs: RING_STATE,

@@ -25,6 +25,7 @@ function unofferedBit(offered: bigint): number | undefined {
   return undefined;
 }
 
+/** Device status and reset checks (virtio 1.2 §2.1, §2.2.2, §2.4), raw on the transport. */
 export const STATUS_CHECKS: readonly Check[] = [
   {
     id: 'status.reset-reads-zero', section: '2.4.1, 4.1.4.3.1', level: 'MUST',
