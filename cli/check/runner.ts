@@ -11,6 +11,7 @@ import type { DmaRegion } from '../../lib/mem/dma.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.js';
 import { BOUNDS, bounded } from '../wait.js';
+import { interruption, throwIfInterrupted } from '../signals.js';
 import type { Check, CheckContext, Level, Outcome, Verdict } from './types.js';
 
 /** One line of the report. */
@@ -113,6 +114,7 @@ export async function runChecks(dev: OpenedTransport, checks: readonly Check[], 
   let memo = new Map<string, Promise<unknown>>();
   let group = '';
   for (const check of checks) {
+    throwIfInterrupted(); // SIGINT / SIGTERM: no further check starts
     if (o.only && !o.only.some((p) => check.id === p || check.id.startsWith(`${p}.`))) continue;
     const base = { id: check.id, section: check.section, clause: check.clause, level: check.level };
     const g = check.id.slice(0, check.id.lastIndexOf('.'));
@@ -154,6 +156,7 @@ export async function runChecks(dev: OpenedTransport, checks: readonly Check[], 
       o.hooks?.before?.(check.id);
       verdict = await bounded(check.run(ctx), { what: `check ${check.id}`, ms: timeoutMs });
     } catch (e) {
+      if (interruption().aborted) throw e; // the signal, not the device: the command ends (its finally resets the device)
       verdict = { result: 'fail', detail: describe(e) };
     }
     for (const close of closers.reverse()) {

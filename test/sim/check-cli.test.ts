@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKS } from '../../cli/check/all.js';
 import { escapeXml } from '../../cli/check/report.js';
-import { uvSync } from '../support/cli.js';
+import { Background, sleep, uvSync } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { findAll, parseXml } from '../support/xml.js';
 
@@ -94,4 +94,15 @@ t.test('--list and --only', async (t) => {
   t.equal(only.status, 0);
   const ids = (only.json() as { results: Result[] }).results.map((c) => c.id);
   t.same(ids, CHECKS.filter((c) => c.id.startsWith('status.') || c.id.startsWith('rng.')).map((c) => c.id));
+});
+
+t.test('SIGINT ends a run within 2 s (exit 130), whatever the device is doing', async (t) => {
+  // A device that completes nothing: each check waits out its bound, so the suite would take seconds.
+  const bg = new Background({}, dir, ['check', 'sim:blk?fault=completion-silence', '--json']);
+  await sleep(1200);
+  const r = await bg.signal('SIGINT');
+  t.ok(r.sent, 'still running when signalled');
+  t.equal(r.status, 130, r.stdout + r.stderr);
+  t.ok(r.ms < 2000, `ended ${Math.round(r.ms)} ms after SIGINT`);
+  t.match(r.stdout, /"code":"E_INTERRUPTED"/);
 });

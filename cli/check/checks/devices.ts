@@ -13,7 +13,8 @@ import { fail, na, pass, warn, type Check, type CheckContext } from '../types.js
 const BLK = { types: [DeviceType.BLK] };
 
 async function blk(ctx: CheckContext): Promise<BlkDriver> {
-  const drv = await BlkDriver.open(ctx.t, { interrupts: 'auto', stateFeatures: false, queues: 1 });
+  // Its watchdog answers within the check's bound: a silent device is E_DEVICE_UNRESPONSIVE, not the check's timeout.
+  const drv = await BlkDriver.open(ctx.t, { interrupts: 'auto', stateFeatures: false, queues: 1, requestTimeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
   ctx.defer(() => drv.close());
   await ctx.live();
   return drv;
@@ -138,7 +139,7 @@ export const DEVICE_CHECKS: readonly Check[] = [
     clause: 'a transmitted frame is used (returned) by the device; received frames arrive in posted buffers with a valid header',
     does: 'sends 4 broadcast frames through NetDriver and counts frames received for a moment (a loopback or bridged device sends them back)',
     async run(ctx) {
-      const drv = await NetDriver.open(ctx.t, { stateFeatures: false });
+      const drv = await NetDriver.open(ctx.t, { stateFeatures: false, requestTimeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
       ctx.defer(() => drv.close());
       await ctx.live();
       let received = 0;

@@ -2,7 +2,7 @@
 // queue_enable, MSI-X vector read-back and config_generation — read through the function's own
 // capability walk (lib/transport/pci/caps.ts), on sim: and vfio: devices only.
 
-import { CommonCfg, VIRTIO_MSI_NO_VECTOR } from '../../../lib/spec/index.js';
+import { CommonCfg, Feature, VIRTIO_MSI_NO_VECTOR, hasFeature } from '../../../lib/spec/index.js';
 import { discoverVirtioPci, type VirtioPciLayout } from '../../../lib/transport/pci/caps.js';
 import { fail, na, pass, warn, type Check, type CheckContext } from '../types.js';
 
@@ -53,12 +53,20 @@ export const PCI_CHECKS: readonly Check[] = [
   },
   {
     id: 'pci.queue-size', section: '4.1.4.3.1', level: 'MUST', needs: { pci: true },
-    clause: 'without RING_PACKED negotiated, queue_size reads 0 or a power of 2 (at most 32768)',
-    does: 'reads queue_size of every queue after a reset',
+    clause: 'without RING_PACKED negotiated, queue_size reads 0 or a power of 2 (at most 32768); with it, at most 32768',
+    does: 'reads queue_size of every queue after a reset, and again with RING_PACKED negotiated when offered',
     async run(ctx) {
-      const sizes = queues(ctx).map((q) => queueReg(layoutOf(ctx), q, CommonCfg.QUEUE_SIZE).read());
-      const bad = sizes.findIndex((s) => s !== 0 && !(isPowerOfTwo(s) && s <= 32768));
-      return bad >= 0 ? fail(`queue ${bad}: queue_size ${sizes[bad]} is not a power of 2`) : pass(`sizes ${sizes.join(', ')}`);
+      const l = layoutOf(ctx);
+      const sizes = (): number[] => queues(ctx).map((q) => queueReg(l, q, CommonCfg.QUEUE_SIZE).read());
+      const split = sizes();
+      const bad = split.findIndex((s) => s !== 0 && !(isPowerOfTwo(s) && s <= 32768));
+      if (bad >= 0) return fail(`queue ${bad}: queue_size ${split[bad]} is not a power of 2 (no RING_PACKED negotiated)`);
+      if (!hasFeature(ctx.offered, Feature.RING_PACKED)) return pass(`sizes ${split.join(', ')}`);
+      await ctx.open({ features: { layout: 'packed' }, interrupts: 'poll', stateFeatures: false });
+      const packed = sizes();
+      const big = packed.findIndex((s) => s > 32768);
+      return big >= 0 ? fail(`queue ${big}: queue_size ${packed[big]} exceeds 32768 (RING_PACKED negotiated)`)
+        : pass(`sizes ${split.join(', ')}; packed ${packed.join(', ')}`);
     },
   },
   {

@@ -20,7 +20,12 @@ interface Live {
   request(): Promise<void>;
   /** Makes one probe request available and notifies, without waiting. */
   post(): void;
+  /** Stops with `mechanism` within half the check's bound; resolves with how long it took, ms. */
+  stop(mechanism: 'ring-state' | 'suspend'): Promise<number>;
 }
+
+/** Half the check's bound (ms, at least 1): what one stop, reinit or resume may take. */
+const half = (ctx: CheckContext): number => Math.max(1, Math.floor(ctx.timeoutMs / 2));
 
 async function bringUp(ctx: CheckContext): Promise<Live> {
   const probe = PROBES[ctx.t.deviceType]!;
@@ -46,7 +51,12 @@ async function bringUp(ctx: CheckContext): Promise<Live> {
     }
   };
   await request();
-  return { d, vq, interrupts: () => interrupts, request, post };
+  const stop = async (mechanism: 'ring-state' | 'suspend'): Promise<number> => {
+    const t0 = performance.now();
+    await d.stop({ mechanism, timeoutMs: half(ctx) });
+    return performance.now() - t0;
+  };
+  return { d, vq, interrupts: () => interrupts, request, post, stop };
 }
 
 const RING_STATE = { types: TYPES, features: [Feature.RING_STATE] };
@@ -58,10 +68,8 @@ export const STATE_CHECKS: readonly Check[] = [
     clause: 'once the driver sets STOP on a running device, the device shows STOP in device_status (within a bound)',
     does: 'brings the device up, completes a request, sets STOP and waits for it (bounded)',
     async run(ctx) {
-      const live = await bringUp(ctx);
-      const t0 = performance.now();
-      await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
-      return pass(`STOP shown after ${(performance.now() - t0).toFixed(2)} ms`);
+      const ms = await (await bringUp(ctx)).stop('ring-state');
+      return pass(`STOP shown after ${ms.toFixed(2)} ms`);
     },
   },
   {
@@ -71,7 +79,7 @@ export const STATE_CHECKS: readonly Check[] = [
     async run(ctx) {
       const live = await bringUp(ctx);
       const before = live.interrupts(); // nothing in flight: a stop has nothing to complete
-      await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
+      await live.stop('ring-state');
       live.post();
       await new Promise((r) => setTimeout(r, 20));
       if (live.vq.usedPending()) return fail('a buffer made available after STOP showed was used');
@@ -85,7 +93,7 @@ export const STATE_CHECKS: readonly Check[] = [
     does: 'stops the device after one request and reads the queue state, which the SDK checks against its own rings (E_DEVICE_BAD_STATE)',
     async run(ctx) {
       const live = await bringUp(ctx);
-      await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
+      await live.stop('ring-state');
       const s = live.d.vqState(live.vq.index);
       return pass(`avail ${s.avail}, used ${s.used}`);
     },
@@ -96,7 +104,7 @@ export const STATE_CHECKS: readonly Check[] = [
     does: 'stops the device, writes device_status without STOP and reads it back',
     async run(ctx) {
       const live = await bringUp(ctx);
-      await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
+      await live.stop('ring-state');
       ctx.t.writeStatus(ctx.t.readStatus() & ~Status.STOP);
       const status = ctx.t.readStatus();
       return status & Status.STOP ? pass('STOP still shows') : fail(`device_status 0x${status.toString(16)}: STOP cleared by a status write`);
@@ -110,10 +118,10 @@ export const STATE_CHECKS: readonly Check[] = [
       const live = await bringUp(ctx);
       live.post(); // in flight at the stop: drained, or held and saved with DEVICE_STATE
       await new Promise((r) => setTimeout(r, 2)); // the device's turn to fetch it
-      await live.d.stop({ mechanism: 'ring-state', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
+      await live.stop('ring-state');
       while (live.vq.popUsed()); // what the device finished before STOP showed (drain mode)
       const snapshot = live.d.snapshot();
-      const forgotten = await live.d.reinit(snapshot, { timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
+      const forgotten = await live.d.reinit(snapshot, { timeoutMs: half(ctx) });
       for (const _ of forgotten.get(live.vq.index) ?? []) live.post();
       await live.request();
       return pass(`the device continued from the restored state${snapshot.deviceState ? ' (with its own saved state)' : ''}`);
@@ -125,10 +133,8 @@ export const STATE_CHECKS: readonly Check[] = [
     does: 'suspends after a request (bounded), resumes, and completes another request',
     async run(ctx) {
       const live = await bringUp(ctx);
-      const t0 = performance.now();
-      await live.d.stop({ mechanism: 'suspend', timeoutMs: Math.max(1, Math.floor(ctx.timeoutMs / 2)) });
-      const ms = performance.now() - t0;
-      await live.d.resume(Math.max(1, Math.floor(ctx.timeoutMs / 2)));
+      const ms = await live.stop('suspend');
+      await live.d.resume(half(ctx));
       await live.request();
       return pass(`SUSPEND shown after ${ms.toFixed(2)} ms; resumed`);
     },
