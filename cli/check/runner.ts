@@ -102,80 +102,98 @@ function describe(e: unknown): string {
   return String((e as Error)?.message ?? e);
 }
 
+/** What runOne needs besides the check: the device, the user's options, the group's shared results. */
+interface Env {
+  t: VirtioTransport;
+  lent: VirtioTransport;
+  pci: VirtioPciTransport | null;
+  offered: bigint;
+  o: RunOptions;
+  memo: Map<string, Promise<unknown>>;
+}
+
+/**
+ * Runs one check, bounded, then closes what it opened, frees its memory and resets the device.
+ * Returns its verdict and whether the reset failed (the rest is then n/a). Rethrows an interruption.
+ */
+async function runOne(check: Check, env: Env): Promise<{ verdict: Verdict; resetFailed: string | null }> {
+  const { t, lent, o, memo } = env;
+  const closers: (() => Promise<unknown> | unknown)[] = [];
+  const regions: DmaRegion[] = [];
+  const timeoutMs = Math.min(check.timeoutMs ?? o.timeoutMs, o.timeoutMs);
+  const ctx: CheckContext = {
+    t: lent, pci: env.pci, offered: env.offered, scratchSector: o.scratchSector, timeoutMs,
+    open: async (options = {}) => {
+      const d = await VirtioDevice.open(lent, { resetTimeoutMs: Math.min(1000, timeoutMs), requestTimeoutMs: timeoutMs, ...options });
+      closers.push(() => d.close());
+      return d;
+    },
+    defer: (close) => void closers.push(close),
+    alloc: (size) => {
+      const r = t.dma.alloc(size);
+      regions.push(r);
+      return r;
+    },
+    live: async () => {
+      o.hooks?.live?.(check.id);
+      await new Promise((r) => setImmediate(r));
+    },
+    memo: <T>(key: string, make: () => Promise<T>): Promise<T> => {
+      if (!memo.has(key)) memo.set(key, make());
+      return memo.get(key) as Promise<T>;
+    },
+  };
+  let verdict: Verdict;
+  try {
+    o.hooks?.before?.(check.id);
+    verdict = await bounded(check.run(ctx), { what: `check ${check.id}`, ms: timeoutMs });
+  } catch (e) {
+    if (interruption().aborted) throw e; // the signal, not the device: the command ends (its finally resets the device)
+    verdict = { result: 'fail', detail: describe(e) };
+  }
+  for (const close of closers.reverse()) {
+    await bounded(Promise.resolve().then(close), { what: `closing after ${check.id}`, ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
+  }
+  o.hooks?.after?.(check.id);
+  try {
+    await t.reset(1000);
+    for (const r of regions) t.dma.free(r);
+    return { verdict, resetFailed: null };
+  } catch (e) {
+    return { verdict, resetFailed: describe(e) };
+  }
+}
+
 /** Runs `checks` in order against `dev` (left open: the caller closes it). Never throws for what the device does. */
 export async function runChecks(dev: OpenedTransport, checks: readonly Check[], o: RunOptions): Promise<CheckReport> {
   const started = performance.now();
   const t = dev.transport;
-  const lent = lend(t);
-  const pci = t instanceof VirtioPciTransport ? t : null;
-  const offered = t.deviceFeatures();
+  const env: Env = { t, lent: lend(t), pci: t instanceof VirtioPciTransport ? t : null, offered: t.deviceFeatures(), o, memo: new Map() };
   const results: CheckResult[] = [];
   let blocked: string | null = null;
-  let memo = new Map<string, Promise<unknown>>();
   let group = '';
   for (const check of checks) {
     throwIfInterrupted(); // SIGINT / SIGTERM: no further check starts
     if (o.only && !o.only.some((p) => check.id === p || check.id.startsWith(`${p}.`))) continue;
     const base = { id: check.id, section: check.section, clause: check.clause, level: check.level };
     const g = check.id.slice(0, check.id.lastIndexOf('.'));
-    if (g !== group) memo = new Map();
+    if (g !== group) env.memo = new Map(); // a group's checks share results (a traffic run), no one else
     group = g;
-    const reason = blocked ?? unmet(check, { t, pci, offered });
+    const reason = blocked ?? unmet(check, env);
     if (reason) {
       results.push({ ...base, result: 'n/a', detail: reason, ms: 0 });
       continue;
     }
-    const closers: (() => Promise<unknown> | unknown)[] = [];
-    const regions: DmaRegion[] = [];
-    const timeoutMs = Math.min(check.timeoutMs ?? o.timeoutMs, o.timeoutMs);
-    const ctx: CheckContext = {
-      t: lent, pci, offered, scratchSector: o.scratchSector, timeoutMs,
-      open: async (options = {}) => {
-        const d = await VirtioDevice.open(lent, { resetTimeoutMs: Math.min(1000, timeoutMs), requestTimeoutMs: timeoutMs, ...options });
-        closers.push(() => d.close());
-        return d;
-      },
-      defer: (close) => void closers.push(close),
-      alloc: (size) => {
-        const r = t.dma.alloc(size);
-        regions.push(r);
-        return r;
-      },
-      live: async () => {
-        o.hooks?.live?.(check.id);
-        await new Promise((r) => setImmediate(r));
-      },
-      memo: <T>(key: string, make: () => Promise<T>): Promise<T> => {
-        if (!memo.has(key)) memo.set(key, make());
-        return memo.get(key) as Promise<T>;
-      },
-    };
     const t0 = performance.now();
-    let verdict: Verdict;
-    try {
-      o.hooks?.before?.(check.id);
-      verdict = await bounded(check.run(ctx), { what: `check ${check.id}`, ms: timeoutMs });
-    } catch (e) {
-      if (interruption().aborted) throw e; // the signal, not the device: the command ends (its finally resets the device)
-      verdict = { result: 'fail', detail: describe(e) };
-    }
-    for (const close of closers.reverse()) {
-      await bounded(Promise.resolve().then(close), { what: `closing after ${check.id}`, ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
-    }
-    o.hooks?.after?.(check.id);
-    try {
-      await t.reset(1000);
-      for (const r of regions) t.dma.free(r);
-    } catch (e) {
-      blocked = `not run: the device did not complete a reset after ${check.id} (${describe(e)})`;
-    }
+    const { verdict, resetFailed } = await runOne(check, env);
+    if (resetFailed) blocked = `not run: the device did not complete a reset after ${check.id} (${resetFailed})`;
     const result = verdict.result === 'fail' && check.level === 'SHOULD' ? 'warn' : verdict.result;
     results.push({ ...base, result, detail: verdict.detail, ms: Math.round((performance.now() - t0) * 10) / 10 });
   }
   const summary: Record<Outcome, number> = { pass: 0, fail: 0, warn: 0, 'n/a': 0 };
   for (const r of results) summary[r.result]++;
   return {
-    address: dev.address, type: deviceTypeName(t.deviceType), deviceType: t.deviceType, offered: `0x${offered.toString(16)}`,
+    address: dev.address, type: deviceTypeName(t.deviceType), deviceType: t.deviceType, offered: `0x${env.offered.toString(16)}`,
     results, summary, ok: summary.fail === 0, ms: Math.round(performance.now() - started),
   };
 }
