@@ -64,3 +64,17 @@ t.test('a device that will not reset: the rest is n/a, not failed', async (t) =>
   const rest = r.results.slice(1);
   t.ok(rest.every((c) => c.result === 'n/a' && /did not complete a reset/.test(c.detail)), 'every later check n/a, naming the reset');
 });
+
+t.test('a check that waits on a silent device ends within its bound and names it', async (t) => {
+  const dev = await openTransport('sim:blk');
+  const sim = (dev as unknown as { sim: SimBlkDevice }).sim;
+  const r = await runChecks(dev, CHECKS, {
+    timeoutMs: 400, scratchSector: null, only: ['blk.read'],
+    hooks: { before: () => sim.injectFault({ kind: 'completion-silence' }), after: () => sim.clearFaults() },
+  });
+  dev.transport.close();
+  const [read] = r.results;
+  t.equal(read?.result, 'fail');
+  t.match(read?.detail, /\d+ ms/, `the bound is named: ${read?.detail}`);
+  t.ok(read!.ms < 1500, `ended after ${read?.ms} ms (bound 400)`);
+});
