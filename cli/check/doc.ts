@@ -3,7 +3,7 @@
 // when the file is not what renderCheckDoc() gives.
 
 import { deviceTypeName, featureNames } from '../../lib/spec/index.js';
-import type { Check } from './types.js';
+import { cite, type Check } from './types.js';
 
 /** One cell of a Markdown table: pipes escaped, on one line. */
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -52,9 +52,9 @@ export function renderCheckDoc(checks: readonly Check[]): string {
     const g = c.id.split('.')[0]!;
     if (g !== group) {
       group = g;
-      out.push('', `## ${GROUPS[g] ?? g}`, '', '| id | § | level | requirement | what it does | n/a when |', '|---|---|---|---|---|---|');
+      out.push('', `## ${GROUPS[g] ?? g}`, '', '| id | section | level | requirement | what it does | n/a when |', '|---|---|---|---|---|---|');
     }
-    out.push(`| \`${c.id}\` | ${cell(c.section)} | ${c.level} | ${cell(c.clause)} | ${cell(c.does)} | ${cell(naWhen(c))} |`);
+    out.push(`| \`${c.id}\` | ${cell(cite(c.section))} | ${c.level} | ${cell(c.clause)} | ${cell(c.does)} | ${cell(naWhen(c))} |`);
   }
   out.push('');
   return out.join('\n');

@@ -5,6 +5,7 @@
 // cannot carry (control characters, lone surrogates) replaced.
 
 import type { CheckReport } from './runner.js';
+import { cite } from './types.js';
 
 /** Text safe inside an XML attribute or element: & < > " ' escaped, characters XML 1.0 forbids as U+FFFD. */
 export function escapeXml(text: string): string {
@@ -19,8 +20,8 @@ export function junit(r: CheckReport): string {
   const a = escapeXml;
   const cases = r.results.map((c) => {
     const group = c.id.slice(0, c.id.lastIndexOf('.'));
-    const name = `${c.id} (§${c.section}, ${c.level})`;
-    const body = c.result === 'fail' ? `<failure message="${a(c.detail)}" type="${c.level}">${a(`virtio §${c.section}: ${c.clause}`)}</failure>`
+    const name = `${c.id} (${cite(c.section)}, ${c.level})`;
+    const body = c.result === 'fail' ? `<failure message="${a(c.detail)}" type="${c.level}">${a(`${cite(c.section)}: ${c.clause}`)}</failure>`
       : c.result === 'n/a' ? `<skipped message="${a(c.detail)}"/>`
         : c.result === 'warn' ? `<system-out>${a(`WARNING (SHOULD): ${c.detail}`)}</system-out>` : '';
     return `    <testcase classname="${a(`uvirtio.check.${group}`)}" name="${a(name)}" time="${(c.ms / 1000).toFixed(4)}">${body}</testcase>`;
@@ -36,7 +37,7 @@ ${cases.join('\n')}
 
 /** The report as a table for a terminal: section, id, result, detail; then a summary line. */
 export function table(r: CheckReport): string {
-  const rows = r.results.map((c) => [`§${c.section}`, c.id, c.level === 'SHOULD' && c.result !== 'n/a' ? `${c.result} (SHOULD)` : c.result, c.detail]);
+  const rows = r.results.map((c) => [cite(c.section), c.id, c.level === 'SHOULD' && c.result !== 'n/a' ? `${c.result} (SHOULD)` : c.result, c.detail]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), 4));
   const line = (row: string[]): string => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd();
   const s = r.summary;

@@ -87,3 +87,10 @@ export const fail = (detail: string): Verdict => ({ result: 'fail', detail });
 export const warn = (detail: string): Verdict => ({ result: 'warn', detail });
 /** Not applicable, with the reason. */
 export const na = (reason: string): Verdict => ({ result: 'n/a', detail: reason });
+
+/** A section as people cite it: "§2.4.1" (virtio 1.2), "1.4 §3.4" (a later version), "proposal". */
+export function cite(section: string): string {
+  if (/^\d/.test(section) && !/^1\.\d /.test(section)) return `§${section}`;
+  const later = /^(1\.\d) (.*)$/.exec(section);
+  return later ? `${later[1]} §${later[2]}` : section;
+}

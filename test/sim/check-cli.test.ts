@@ -42,7 +42,7 @@ t.test('a MUST broken: exit 1, the check failed with the code in the detail; the
   t.match(failed[0]!.detail, /^E_DEVICE_BAD_STATE: /);
   const table = run('sim:blk?fault=state-lie');
   t.equal(table.status, 1);
-  t.match(table.stdout, /^§proposal +state\.vq-state +fail +E_DEVICE_BAD_STATE/m, 'a row: clause, id, result, detail');
+  t.match(table.stdout, /^proposal +state\.vq-state +fail +E_DEVICE_BAD_STATE/m, 'a row: clause, id, result, detail');
   t.match(table.stdout, /a MUST failed$/m);
 });
 
