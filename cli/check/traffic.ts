@@ -16,6 +16,8 @@ import type { CheckContext } from './types.js';
 interface Probe {
   queue: number;
   chain(buf: DmaRegion): { readable: Segment[]; writable: Segment[] };
+  /** Why the device may rightly keep these chains a while (then a wait that runs out is a warning, not a failure). */
+  mayHold?: string;
 }
 
 const at = (buf: DmaRegion, offset: number, len: number): Segment => ({ addr: buf.iova + BigInt(offset), len });
@@ -36,6 +38,7 @@ export const PROBES: Readonly<Record<number, Probe>> = {
       buf.bytes.fill(0xff, NET_HDR_LEN, NET_HDR_LEN + 6); // a broadcast frame: destination ff:ff:ff:ff:ff:ff
       return { readable: [at(buf, 0, NET_HDR_LEN), at(buf, NET_HDR_LEN, 60)], writable: [] };
     },
+    mayHold: 'a NIC may hold transmitted frames while its network peer does not take them (QEMU does, behind a hub no one reads)',
   },
 };
 
@@ -52,6 +55,8 @@ export interface TrafficRun {
   error: { e: UvirtioError; phase: Phase } | null;
   /** A wait that ran out: what was waited for and the bound. */
   timeout: { what: string; phase: Phase } | null;
+  /** Probe.mayHold of the device type: a wait that ran out may be the network, not the device. */
+  mayHold: string | null;
   /** Chains completed per phase. */
   completed: Record<Phase, number>;
   /** Descriptors per chain in the chained phase. */
@@ -77,7 +82,7 @@ export async function runTraffic(ctx: CheckContext, layout: Layout): Promise<Tra
   const waitMs = Math.max(50, Math.min(500, ctx.timeoutMs / 4));
   const size = Math.min(8, ctx.t.queueMaxSize(probe.queue));
   const run: TrafficRun = {
-    layout, size, error: null, timeout: null, completed: { chains: 0, suppressed: 0, interrupt: 0, indirect: 0 },
+    layout, size, error: null, timeout: null, mayHold: probe.mayHold ?? null, completed: { chains: 0, suppressed: 0, interrupt: 0, indirect: 0 },
     descsPerChain: 0, suppressedInterrupts: 0, interrupts: false, kicks: 0, notified: 0, indirect: false,
   };
   let interrupts = 0;

@@ -55,14 +55,16 @@ export const STATUS_CHECKS: readonly Check[] = [
   },
   {
     id: 'status.features-ok-subset', section: '2.2.2', level: 'SHOULD',
-    clause: 'the device accepts any valid subset of its offer: FEATURES_OK sticks for VERSION_1 alone',
-    does: 'accepts only VIRTIO_F_VERSION_1, sets FEATURES_OK and reads device_status',
+    clause: 'the device accepts any valid subset of its offer: FEATURES_OK sticks for VERSION_1 alone (with ACCESS_PLATFORM when offered, which a device may require, §6.1)',
+    does: 'accepts only VIRTIO_F_VERSION_1 (and VIRTIO_F_ACCESS_PLATFORM when offered), sets FEATURES_OK and reads device_status',
     needs: { features: [Feature.VERSION_1] },
     async run(ctx) {
-      const status = await tryFeatures(ctx.t, bit(Feature.VERSION_1), ctx.timeoutMs);
+      const platform = hasFeature(ctx.offered, Feature.ACCESS_PLATFORM) ? bit(Feature.ACCESS_PLATFORM) : 0n;
+      const what = platform ? 'VERSION_1 and ACCESS_PLATFORM alone' : 'VERSION_1 alone';
+      const status = await tryFeatures(ctx.t, bit(Feature.VERSION_1) | platform, ctx.timeoutMs);
       return status & Status.FEATURES_OK
-        ? pass('FEATURES_OK sticks with VERSION_1 alone')
-        : fail(`FEATURES_OK did not stick with VERSION_1 alone (device_status ${hex(status)})`);
+        ? pass(`FEATURES_OK sticks with ${what}`)
+        : fail(`FEATURES_OK did not stick with ${what} (device_status ${hex(status)})`);
     },
   },
   {
