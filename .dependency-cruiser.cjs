@@ -65,6 +65,13 @@ module.exports = {
       to: { path: '^cli/' },
     },
     {
+      name: 'check-never-asks-the-reference-device',
+      comment: 'uvirtio check (cli/check) judges a device only by what a driver sees: it never imports the reference device, whose insides would make it agree with the sim.',
+      severity: 'error',
+      from: { path: '^cli/(check/|commands/check\\.ts$)' },
+      to: { path: '^lib/sim/' },
+    },
+    {
       name: 'examples-use-the-package-entry',
       comment: 'Examples import what a user of the package can: index.ts (the package entry), not internals.',
       severity: 'error',

@@ -3,6 +3,7 @@
 // wait is bounded and named: wait.ts.
 
 import { Command } from 'commander';
+import { registerCheck } from './commands/check.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerInfo } from './commands/info.js';
 import { registerRehearse } from './commands/rehearse.js';
@@ -33,6 +34,7 @@ registerHostCommands(program);
 registerInfo(program);
 registerRehearse(program);
 registerSessionCommands(program);
+registerCheck(program);
 for (const command of program.commands) command.addHelpText('after', EXIT_HELP);
 
 try {

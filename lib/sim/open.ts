@@ -32,6 +32,7 @@ import type { FaultKind } from './virtio/faults.js';
  */
 const ADDRESS_FAULTS = [
   'features-refuse', 'device-state-refuse', 'config-churn', 'completion-silence', 'interrupt-silence', 'stop-stuck', 'state-lie',
+  'reserved-feature',
 ] as const satisfies readonly FaultKind[];
 
 /** Options every sim:NAME address takes. */

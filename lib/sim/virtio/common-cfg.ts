@@ -12,6 +12,7 @@
 // outside its window keeps its value, a vector that cannot be mapped reads NO_VECTOR.
 
 import { CommonCfg, Feature, Status, VIRTIO_MSI_NO_VECTOR, bit } from '../../spec/index.js';
+import { RESERVED_FEATURE_BIT, type StickyFault } from './faults.js';
 import type { SimQueue } from './queue.js';
 import { lieAbout, readStateRegisters, writeAvailState, writeUsedState } from './queue-state.js';
 import type { RuleId } from './rules.js';
@@ -35,6 +36,8 @@ export interface CommonConfigHost extends StatusHost {
   stateLie(q: number): number;
   /** A driver broke an 'ignore' rule (rules.ts), on a queue or on the device. */
   violation(rule: RuleId, message: string, queue?: number): void;
+  /** A sticky fault in force (faults.ts), for queue `q`. */
+  sticky(kind: StickyFault, q?: number): boolean;
 }
 
 const C = CommonCfg;
@@ -87,6 +90,11 @@ export class CommonConfig {
     return this.status_.negotiated;
   }
 
+  /** device_feature as shown: the offer, plus the reserved bit of fault reserved-feature. */
+  private shownFeatures(): bigint {
+    return this.host.offeredFeatures | (this.host.sticky('reserved-feature') ? 1n << BigInt(RESERVED_FEATURE_BIT) : 0n);
+  }
+
   reset(): void {
     this.status_.clear();
     this.configMsixVector = VIRTIO_MSI_NO_VECTOR;
@@ -103,12 +111,12 @@ export class CommonConfig {
     if (MAILBOX_REGISTERS.includes(offset)) return this.has(Feature.DEVICE_STATE) ? this.host.mailbox.read(offset) : 0;
     switch (offset) {
       case C.DEVICE_FEATURE_SELECT: return this.deviceFeatureSelect;
-      case C.DEVICE_FEATURE: return Number((this.host.offeredFeatures >> BigInt(32 * this.deviceFeatureSelect)) & LOW32);
+      case C.DEVICE_FEATURE: return Number((this.shownFeatures() >> BigInt(32 * this.deviceFeatureSelect)) & LOW32);
       case C.DRIVER_FEATURE_SELECT: return this.driverFeatureSelect;
       case C.DRIVER_FEATURE: return this.driverFeatureWindows.get(this.driverFeatureSelect) ?? 0;
       case C.CONFIG_MSIX_VECTOR:
         this.configVectorUnverified = false;
-        return this.configMsixVector;
+        return this.host.sticky('msix-vector-lost') ? 0 : this.configMsixVector;
       case C.NUM_QUEUES: return this.host.queues.length;
       case C.DEVICE_STATUS: return this.status_.read();
       case C.CONFIG_GENERATION: return this.host.readConfigGeneration();
@@ -117,8 +125,9 @@ export class CommonConfig {
       case C.QUEUE_SIZE: return q?.size ?? 0;
       case C.QUEUE_MSIX_VECTOR:
         if (q) q.vectorUnverified = false;
+        if (q && this.host.sticky('msix-vector-lost', q.index)) return 0;
         return q?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
-      case C.QUEUE_ENABLE: return q?.enabled ? 1 : 0;
+      case C.QUEUE_ENABLE: return q?.enabled && !this.host.sticky('queue-enable-lost', q.index) ? 1 : 0;
       case C.QUEUE_NOTIFY_OFF: return q?.index ?? 0;
       case C.QUEUE_DESC: return low(q?.desc);
       case C.QUEUE_DESC + 4: return high(q?.desc);

@@ -188,7 +188,9 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, HeldHost, E
   /** §2.2.1 / §6.1: a subset of the offer, with VERSION_1 and every feature's prerequisite. */
   featureProblem(features: bigint): { rule: RuleId; message: string } | undefined {
     const extra = features & ~this.offeredFeatures;
-    if (extra !== 0n) return { rule: 'feature-not-offered', message: `features 0x${extra.toString(16)} were not offered` };
+    // Fault features-accept-any: the device does not look (the driver's mistake is recorded all the same).
+    if (extra !== 0n && this.sticky('features-accept-any')) this.violation('feature-not-offered', `features 0x${extra.toString(16)} were not offered`);
+    else if (extra !== 0n) return { rule: 'feature-not-offered', message: `features 0x${extra.toString(16)} were not offered` };
     if (!hasFeature(features, Feature.VERSION_1)) return { rule: 'version-1-not-accepted', message: 'VIRTIO_F_VERSION_1 was offered and not accepted' };
     const needs: (readonly [number, number])[] = [[Feature.DEVICE_STATE, Feature.RING_STATE], ...(this.model.featureDependencies ?? [])];
     for (const [feature, requires] of needs) {
@@ -315,6 +317,11 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, HeldHost, E
   /** Fault completion-silence on queue `q`. */
   silenced(q: number): boolean {
     return this.sticky('completion-silence', q);
+  }
+
+  signalQueue(q: SimQueue): void {
+    if (!this.pci.msixActive()) this.raiseIsr(Isr.QUEUE);
+    else if (q.msixVector !== VIRTIO_MSI_NO_VECTOR) this.pci.signal(q.msixVector);
   }
 
   raiseIsr(bits: number): void {

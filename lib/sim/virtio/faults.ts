@@ -50,6 +50,19 @@
 //                                   reason; lib/spec DeviceStateRefusal for the others)
 //   features-refuse      sticky     FEATURES_OK never sticks, whatever features are written (a
 //                                   target refusing features)
+//   features-accept-any  sticky     FEATURES_OK sticks even when the driver accepted bits that were
+//                                   not offered (§2.2.2: the device must refuse them); the bits
+//                                   offered are what is negotiated
+//   reserved-feature     sticky     device_feature also shows bit RESERVED_FEATURE_BIT (47), which
+//                                   virtio 1.2 §6 reserves and no later version defines; the device
+//                                   implements nothing for it (accepting it is "not offered")
+//   queue-enable-lost    sticky     queue_enable reads 0 even for an enabled queue (§4.1.4.3.1);
+//                                   the queue works all the same
+//   msix-vector-lost     sticky     config_msix_vector and queue_msix_vector read 0 whatever was
+//                                   written (§4.1.5.1.2: they must read back the vector, or
+//                                   NO_VECTOR); the vectors written are the ones used
+//   interrupt-after-stop sticky     when STOP shows, a used-buffer interrupt on every enabled
+//                                   queue's vector (proposal: a stopped device sends nothing)
 //
 // One-shot kinds apply to the next `count` (default 1) used elements they fit — of `queue` when
 // given; a kind that does not fit a queue (a split-only fault on a packed ring, a blk fault on net)
@@ -63,7 +76,10 @@
 // stop-stuck E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT, config-churn E_CONFIG_UNSTABLE, interrupt-silence
 // nothing lost (requests still complete, found by polling) or E_DEVICE_UNRESPONSIVE,
 // completion-silence E_DEVICE_UNRESPONSIVE (or the stop timeout), state-lie E_DEVICE_BAD_STATE,
-// device-state-refuse E_STATE_REFUSED with the reason, features-refuse E_FEATURES_NOT_OK.
+// device-state-refuse E_STATE_REFUSED with the reason, features-refuse E_FEATURES_NOT_OK;
+// features-accept-any, reserved-feature, queue-enable-lost and interrupt-after-stop nothing (a
+// conforming driver does not depend on them; `uvirtio check` reports each against its clause),
+// msix-vector-lost nothing or misrouted interrupts (found by polling).
 
 import { DeviceStateCmd } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
@@ -83,12 +99,14 @@ export type ImmediateFault = 'needs-reset' | 'interrupt-storm';
 /**
  * Faults in force until clearFaults(): a reset or a STOP / SUSPEND that never shows, an unstable
  * config_generation, missing interrupts or completions, lying queue state, refused DEVICE_STATE
- * commands, a FEATURES_OK that never sticks. The table at the top of lib/sim/virtio/faults.ts
+ * commands, a FEATURES_OK that never sticks (or sticks for bits not offered), a reserved feature
+ * bit shown, queue_enable or MSI-X vectors that do not read back, interrupts after STOP. The table at the top of lib/sim/virtio/faults.ts
  * gives each one's effect.
  */
 export type StickyFault =
   | 'reset-stuck' | 'stop-stuck' | 'config-churn' | 'interrupt-silence' | 'completion-silence' | 'state-lie'
-  | 'device-state-refuse' | 'features-refuse';
+  | 'device-state-refuse' | 'features-refuse' | 'features-accept-any' | 'reserved-feature' | 'queue-enable-lost'
+  | 'msix-vector-lost' | 'interrupt-after-stop';
 /**
  * Every fault injectFault() takes, by class: one-shot on used elements (UsedFault) or on replies
  * (ReplyFault), immediate (ImmediateFault), sticky (StickyFault). FAULT_KINDS lists them at run time.
@@ -115,6 +133,8 @@ export interface SimFault {
 
 /** The status byte of bad-blk-status: none of OK 0, IOERR 1, UNSUPP 2 (nor the zoned 3–5 of later specs). */
 export const BAD_BLK_STATUS = 0x7e;
+/** The bit reserved-feature shows in device_feature: in 41–49, which virtio 1.2 §6 reserves, and unassigned since. */
+export const RESERVED_FEATURE_BIT = 47;
 /** The len used-len-short reports for a net receive buffer: half of the 12-byte header. */
 export const SHORT_NET_RX_LEN = 6;
 
@@ -123,6 +143,7 @@ const REPLY_FAULTS: readonly FaultKind[] = ['used-len-short', 'bad-blk-status'];
 const IMMEDIATE_FAULTS: readonly FaultKind[] = ['needs-reset', 'interrupt-storm'];
 const STICKY_FAULTS: readonly FaultKind[] = [
   'reset-stuck', 'stop-stuck', 'config-churn', 'interrupt-silence', 'completion-silence', 'state-lie', 'device-state-refuse', 'features-refuse',
+  'features-accept-any', 'reserved-feature', 'queue-enable-lost', 'msix-vector-lost', 'interrupt-after-stop',
 ];
 /** Every FaultKind, one-shot used faults first, then reply, immediate and sticky ones. */
 export const FAULT_KINDS: readonly FaultKind[] = [...USED_FAULTS, ...REPLY_FAULTS, ...IMMEDIATE_FAULTS, ...STICKY_FAULTS];

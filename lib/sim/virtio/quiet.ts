@@ -33,6 +33,8 @@ export interface QuietHost {
   silenced(q: number): boolean;
   /** A sticky fault in force (for queue `q`). */
   sticky(kind: StickyFault, q?: number): boolean;
+  /** Sends queue `q`'s used-buffer interrupt whatever the ring says (fault interrupt-after-stop). */
+  signalQueue(q: SimQueue): void;
   violation(rule: RuleId, message: string, queue?: number): void;
 }
 
@@ -117,6 +119,7 @@ export class QuietStates {
       if (kind === 'stop') {
         host.phase = 'stopped';
         host.common.status |= Status.STOP;
+        if (host.sticky('interrupt-after-stop')) for (const q of host.queues) if (q.enabled) host.signalQueue(q);
       } else {
         host.phase = 'suspended';
         host.common.status = (host.common.status & ~Status.DRIVER_OK) | Status.SUSPEND;
