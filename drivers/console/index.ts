@@ -37,7 +37,10 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
   multiport?: boolean;
 }
 
-/** The longest {@link ConsoleDriver.waitForPort} waits by default, ms. */
+/**
+ * The longest {@link ConsoleDriver.waitForPort} waits by default, and the longest a known port's
+ * writes wait after a reinit / recover for the device to add the port again (then E_CLOSED), ms.
+ */
 export const CONSOLE_PORT_WAIT_MS = 5000;
 
 /**
@@ -62,6 +65,8 @@ export class ConsoleDriver extends StatefulDriver {
   private readonly txPools = new Map<number, TxPool>();
   /** Ports known before a reinit / recover whose DEVICE_ADD the device sends again. */
   private readonly resyncing = new Set<number>();
+  /** Ends the wait for those DEVICE_ADDs ({@link CONSOLE_PORT_WAIT_MS}). */
+  private resyncTimer: NodeJS.Timeout | undefined;
   private readonly portListeners = new Set<(p: ConsolePort) => void>();
   private readonly control: ControlChannel | undefined;
   private closed = false;
@@ -241,8 +246,29 @@ export class ConsoleDriver extends StatefulDriver {
       if (!this.live.has(0)) this.announce(this.addPort(0, true));
       return;
     }
-    for (const id of this.rx.keys()) this.resyncing.add(id);
+    // A port the device does not add again (a target with fewer ports) must not take writes the
+    // device would drop: its writes wait for the DEVICE_ADD, and fail with E_CLOSED when it has not
+    // come within CONSOLE_PORT_WAIT_MS (the spec has no "no more ports" message, §5.3.6.2).
+    for (const id of this.rx.keys()) {
+      this.resyncing.add(id);
+      this.live.get(id)?.holdWrites();
+    }
+    clearTimeout(this.resyncTimer);
+    // Not unref'd: a held write keeps the process alive until its port is back or the bound ends it.
+    this.resyncTimer = setTimeout(() => this.resyncExpired(), CONSOLE_PORT_WAIT_MS);
     await this.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
+  }
+
+  /** The device did not add these known ports again after its reset: they are gone. */
+  private resyncExpired(): void {
+    this.resyncTimer = undefined;
+    for (const id of this.resyncing) {
+      const p = this.live.get(id);
+      if (!p) continue;
+      this.live.delete(id);
+      p.removed(`was not added again by the device within ${CONSOLE_PORT_WAIT_MS} ms (CONSOLE_PORT_WAIT_MS) after its reset`);
+    }
+    this.resyncing.clear();
   }
 
   /** A control message (or a malformed one) from the device, checked by events.ts. */
@@ -272,6 +298,8 @@ export class ConsoleDriver extends StatefulDriver {
   /** DEVICE_ADD: a new port (PORT_READY, PORT_OPEN), or a known one the device announces again after a reset. */
   private added(id: number): boolean {
     if (this.resyncing.delete(id) && this.live.has(id)) {
+      this.live.get(id)?.releaseWrites();
+      if (this.resyncing.size === 0) clearTimeout(this.resyncTimer);
       this.sendControl(id, ConsoleEvent.PORT_READY, 1);
       this.sendControl(id, ConsoleEvent.PORT_OPEN, 1);
       return true;
@@ -324,6 +352,7 @@ export class ConsoleDriver extends StatefulDriver {
   async close(reason?: UvirtioError): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.resyncTimer);
     const ports = [...this.live.values()];
     await this.queues.close(reason);
     for (const p of ports) p.destroy();

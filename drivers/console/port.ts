@@ -134,6 +134,8 @@ export class ConsolePort extends Duplex {
   private inFlight = 0;
   private waiters: (() => void)[] = [];
   private removedBy: UvirtioError | undefined;
+  /** After a reinit / recover, until the device adds the port again: writes wait (none reach a port the device may not have). */
+  private awaitingDevice = false;
 
   /**
    * Made by ConsoleDriver when the device adds a port; not for users.
@@ -153,12 +155,27 @@ export class ConsolePort extends Duplex {
     return this.push(bytes);
   }
 
-  /** @internal The device removed the port (DEVICE_REMOVE): no more bytes, writes fail. */
-  removed(): void {
-    this.removedBy = new DeviceError('E_CLOSED', `console port ${this.id} was removed by the device`, 'wait for the device to add it again (ConsoleDriver.waitForPort)');
+  /**
+   * @internal The device removed the port (DEVICE_REMOVE), or did not add it again after a reset:
+   * no more bytes, writes (and writes held meanwhile) fail with E_CLOSED naming `why`.
+   */
+  removed(why = 'was removed by the device'): void {
+    this.awaitingDevice = false;
+    this.removedBy = new DeviceError('E_CLOSED', `console port ${this.id} ${why}`, 'wait for the device to add it again (ConsoleDriver.waitForPort)');
     if (this.io.rx.target === this) this.io.rx.target = undefined;
     this.push(null);
     this.wake();
+    this.io.txPool.wake();
+  }
+
+  /** @internal After a reset of the device: hold writes until {@link ConsolePort.releaseWrites} or {@link ConsolePort.removed}. */
+  holdWrites(): void {
+    this.awaitingDevice = true;
+  }
+
+  /** @internal The device added the port again (DEVICE_ADD): held writes go on. */
+  releaseWrites(): void {
+    this.awaitingDevice = false;
     this.io.txPool.wake();
   }
 
@@ -213,7 +230,7 @@ export class ConsolePort extends Duplex {
     for (;;) {
       if (this.removedBy) throw this.removedBy;
       if (this.destroyed) throw new DeviceError('E_CLOSED', `console port ${this.id} was closed`, 'write before destroy(), or wait for the device to add the port again');
-      const b = this.io.txPool.take();
+      const b = this.awaitingDevice ? undefined : this.io.txPool.take();
       if (b) return b;
       await this.io.txPool.wait();
     }
