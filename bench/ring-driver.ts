@@ -12,6 +12,8 @@
 // Two JS levels are measured, both over the real driver code (createVirtqueue, RequestQueue):
 //   vq  Virtqueue.add / kick / popUsed, completion = a plain callback per token
 //   rq  RequestQueue.submit / submitMany / processUsed, completion = the request's promise
+//   cb  RequestQueue.submitCb / submitManyCb / processUsed, completion = one callback per request
+//       (no promise: the path a driver's hot loop uses; the promise API is layered on it)
 // and bench/c/ring.c does the vq level in C on the same ring layout with the same checks (built
 // with gcc -O2 into .cache/bench/ at run time). Every case prints req/s and the ratio to C
 // measured in this same run. Rates are per second of the process's CPU time (wall-clock req/s is
@@ -121,14 +123,14 @@ interface Case {
   name: string;
   layout: Layout;
   batch: number;
-  level: 'vq' | 'rq';
+  level: 'vq' | 'rq' | 'cb';
 }
 
 interface Result {
   name: string;
   layout: Layout;
   batch: number;
-  level: 'vq' | 'rq' | 'c';
+  level: 'vq' | 'rq' | 'cb' | 'c';
   /** Requests per second of wall time. */
   perSecond: number;
   /** Requests per second of CPU time (what the ratios use). */
@@ -245,6 +247,34 @@ async function measureRq(c: Case, seconds: number): Promise<Result> {
   return result(c, rate, r.notifies.n);
 }
 
+/** RequestQueue level without promises: submitCb (batch 1) or submitManyCb, device pass, processUsed. */
+async function measureCb(c: Case, seconds: number): Promise<Result> {
+  const { rig: r, vq } = rig<RequestToken<number>>(c.layout, c.batch);
+  const rq = new RequestQueue<number>(vq);
+  const specs = r.readable.map((readable, i) => ({ readable, writable: r.writable[i]!, token: i }));
+  const { device } = r;
+  let completed = 0;
+  let failed = 0;
+  const callback = (error: Error | null, len: number): void => {
+    if (error) failed++;
+    completed += len;
+  };
+  const round = c.batch === 1
+    ? (): void => {
+      rq.submitCb(specs[0]!.readable, specs[0]!.writable, 0, callback);
+      device.step();
+      rq.processUsed();
+    }
+    : (): void => {
+      rq.submitManyCb(specs, callback);
+      device.step();
+      rq.processUsed();
+    };
+  const rate = await timed(seconds, c.batch, round);
+  if (completed === 0 || failed !== 0 || rq.pending !== 0) throw new Error(`${c.name}: lost completions`);
+  return result(c, rate, r.notifies.n);
+}
+
 function result(c: Case, rate: { wall: number; cpu: number }, notifies: number): Result {
   return {
     name: c.name, layout: c.layout, batch: c.batch, level: c.level,
@@ -293,7 +323,7 @@ async function main(): Promise<void> {
   const rows: { js: Result; c: Result | null }[] = [];
   for (const layout of ['split', 'packed'] as const) {
     for (const batch of [1, 32]) {
-      for (const level of ['vq', 'rq'] as const) {
+      for (const level of ['vq', 'cb', 'rq'] as const) {
         const c: Case = { name: `${layout} b${batch} ${level}`, layout, batch, level };
         if (!only.every((w) => c.name.includes(w) || `${c.name.replace(' b', ' ')}`.includes(w))) continue;
         // JS and C take turns, so that both see about the same machine load; the best of
@@ -301,7 +331,7 @@ async function main(): Promise<void> {
         let js: Result | null = null;
         let cr: Result | null = null;
         for (let i = 0; i < repeat; i++) {
-          const j = level === 'vq' ? await measureVq(c, seconds) : await measureRq(c, seconds);
+          const j = level === 'vq' ? await measureVq(c, seconds) : level === 'cb' ? await measureCb(c, seconds) : await measureRq(c, seconds);
           if (!js || j.perCpuSecond > js.perCpuSecond) js = j;
           const k = bin ? runC(bin, layout, batch, seconds) : null;
           if (k && (!cr || k.perCpuSecond > cr.perCpuSecond)) cr = k;
@@ -325,7 +355,7 @@ async function main(): Promise<void> {
     }
     console.log(cols.join('  '));
   }
-  console.log('vq: Virtqueue add/kick/popUsed + a callback per token; rq: RequestQueue submit/processUsed + promises; C: bench/c/ring.c (gcc -O2), the vq level');
+  console.log('vq: Virtqueue add/kick/popUsed + a callback per token; cb: RequestQueue submitCb/processUsed + a callback per request; rq: RequestQueue submit/processUsed + promises; C: bench/c/ring.c (gcc -O2), the vq level');
   if (json) {
     console.log(JSON.stringify({
       seconds, repeat, queueSize: QUEUE_SIZE, loadavg: loadavg(),
