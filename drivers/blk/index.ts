@@ -120,7 +120,7 @@ export class BlkDriver extends StatefulDriver {
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));
       const limits = readLimits(device, Math.min(...rqs.map((rq) => rq.vq.size)), maxTransfer);
       await device.driverOk();
-      const pool = new SlotPool(device.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer, BLK_REQ_HEADER_LEN, STATUS_OFFSET);
+      const pool = new SlotPool(device.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer, BLK_REQ_HEADER_LEN, STATUS_OFFSET, DATA_OFFSET);
       return new BlkDriver(device, queues, rqs, pool, limits, device.dma);
     } catch (e) {
       await device.close();
@@ -251,6 +251,7 @@ export class BlkDriver extends StatefulDriver {
       throw new UsageError('E_INVALID_ARGUMENT', `sectors ${sector}+${sectors} are not whole ${this.limits.blockSize}-byte logical blocks (blk_size)`,
         `align the start and the length to ${blockSectors} sectors`);
     }
+    if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE }];
     return splitTransfer(sector, sectors, this.limits.maxTransfer / BLK_SECTOR_SIZE).map((p) => ({
       type, sector: p.sector,
       out: data?.subarray(p.offset, p.offset + p.sectors * BLK_SECTOR_SIZE),

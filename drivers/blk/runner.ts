@@ -93,7 +93,7 @@ export class RequestRunner {
     slot.view.setUint32(4, 0, true);
     slot.view.setBigUint64(8, BigInt(p.sector), true);
     slot.view.setUint8(STATUS_OFFSET, 0xff); // not a status the device can leave by accident
-    const data = slot.region.iova + BigInt(DATA_OFFSET);
+    const data = slot.data;
     if (p.out) slot.region.bytes.set(p.out, DATA_OFFSET);
     // Range segments are not block data: they go as one piece (their size is far below size_max).
     const sizeMax = p.type === BlkReq.IN || p.type === BlkReq.OUT ? this.limits.sizeMax : Number.MAX_SAFE_INTEGER;

@@ -15,6 +15,8 @@ export interface Slot {
   header: Segment;
   /** The status byte after the header (device-writable, the chain's last byte). */
   status: Segment;
+  /** The bus address of the slot's data (at `dataOffset`). */
+  data: bigint;
 }
 
 export class SlotPool {
@@ -30,14 +32,15 @@ export class SlotPool {
    * @param bytes each slot's size.
    * @param headerLen the request header's length.
    * @param statusOffset where the status byte sits in a slot (after the header).
+   * @param dataOffset where the data starts in a slot.
    */
-  constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number, headerLen: number, statusOffset: number) {
+  constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number, headerLen: number, statusOffset: number, dataOffset: number) {
     // Interleaved (q0, q1, …, q0, q1, …) and taken from the end: consecutive requests go to different queues.
     for (let i = 0; i < depth; i++) {
       for (const queue of queues) {
         const region = dma.alloc(bytes, 4096);
         const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size);
-        this.all.push({ region, view, queue, header: { addr: region.iova, len: headerLen }, status: { addr: region.iova + BigInt(statusOffset), len: 1 } });
+        this.all.push({ region, view, queue, header: { addr: region.iova, len: headerLen }, status: { addr: region.iova + BigInt(statusOffset), len: 1 }, data: region.iova + BigInt(dataOffset) });
       }
     }
     this.free.push(...this.all.reverse());

@@ -20,7 +20,7 @@
 
 import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
-import { Request, promiseCallback, type CallbackErrorSink, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
+import { Request, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
 
@@ -35,7 +35,7 @@ export type { Completion, CompletionCallback, RequestSpec, RequestToken } from '
  * (no promise per request: the fast path), submit() / submitMany() return promises settled by such
  * a callback.
  */
-export class RequestQueue<T = undefined> implements CallbackErrorSink<T> {
+export class RequestQueue<T = undefined> {
   /** Chains the device has returned so far (a watchdog compares it between looks). */
   completions = 0;
   /** Called when a submit finds nothing pending: the queue just became busy. */
@@ -138,7 +138,7 @@ export class RequestQueue<T = undefined> implements CallbackErrorSink<T> {
     this.kick();
   }
 
-  /** @internal Where a request's callback reports an exception (CallbackErrorSink). */
+  /** Where a request's callback reports what it threw (see onCallbackError); called by the requests, not by users. */
   callbackThrew(error: unknown, token: T): void {
     if (this.onCallbackError) {
       try {
