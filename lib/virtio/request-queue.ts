@@ -57,6 +57,8 @@ export class RequestQueue<T = undefined> {
   private waiting: RequestToken<T>[] = [];
   private waitingHead = 0;
   private addedSinceKick = false;
+  /** A kickSoon() microtask is queued. */
+  private kickScheduled = false;
   private failure: VirtqueueError | null = null;
   /** The device failed: submits are refused with this until revive(). */
   private halted: UvirtioError | null = null;
@@ -123,10 +125,17 @@ export class RequestQueue<T = undefined> {
    * (null, bytes the device wrote, token) when the chain comes back, or with the error submit()
    * would reject with (refusals too, never from inside this call: a microtask later). Waits for
    * room like submit(). Pass the same callback to many requests and tell them apart by `token`.
+   *
+   * With `kickNow` false the chain is still made available at once (a polling device may take
+   * it), but the notification is sent from a microtask, once for every chain added in the same
+   * synchronous run of code (virtio 1.2 §2.7.13.4 / §2.8.21.3: one notification may cover many
+   * chains) — what a driver wants when completions resubmit from their callbacks. A notification
+   * that cannot be sent then goes to onFault or, without it, breaks the queue (E_QUEUE_BROKEN).
    */
-  submitCb(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>): void {
+  submitCb(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>, kickNow = true): void {
     this.enqueue(readable, writable, token, callback);
-    this.kick();
+    if (kickNow) this.kick();
+    else this.kickSoon();
   }
 
   /** submitMany() without promises: every request settles through `callback` (see submitCb), one kick. */
@@ -319,6 +328,24 @@ export class RequestQueue<T = undefined> {
     this.kick();
     if (this.drainers.length > 0 && this.pending === 0) for (const d of this.takeDrainers()) d.resolve();
   }
+
+  /** One kick from a microtask for everything added until then (submitCb with kickNow false). */
+  private kickSoon(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    queueMicrotask(this.deferredKick);
+  }
+
+  private readonly deferredKick = (): void => {
+    this.kickScheduled = false;
+    try {
+      this.kick();
+    } catch (e) {
+      // Only without onFault (kickFailed throws then): nobody to throw to from a microtask.
+      this.fail(new VirtqueueError('E_QUEUE_BROKEN', this.vq.index, `the notification could not be sent: ${String((e as Error)?.message ?? e)}`,
+        'the transport lost the device; reset it and the queue'));
+    }
+  };
 
   private kick(): void {
     if (!this.addedSinceKick) return;

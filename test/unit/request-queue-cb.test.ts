@@ -194,3 +194,45 @@ void t.test('a RequestToken settles once: resolve, reject and settle after the f
   token!.settle(null, 9);
   t.same(calls, [[null, 4, 'x']]);
 });
+
+void t.test('kickNow false: available at once, one notification from a microtask for all added in the same run', async (t) => {
+  const { rq, dev, notifications } = setup('split', 8);
+  const { calls, cb } = recorder();
+  for (let n = 1; n <= 3; n++) rq.submitCb(...req(n), `r${n}`, cb, false);
+  t.equal(notifications(), 0, 'no notification inside submitCb');
+  t.equal((dev as SplitHandDevice).availIdx, 3, 'the chains are available already (a polling device sees them)');
+  await Promise.resolve();
+  t.equal(notifications(), 1, 'one notification for the three');
+  for (const c of dev.takeAll()) dev.complete(c, 1);
+  rq.processUsed();
+  t.same(calls.map((c) => c[2]), ['r1', 'r2', 'r3']);
+  await Promise.resolve();
+  t.equal(notifications(), 1, 'nothing added since: no second notification');
+});
+
+void t.test('kickNow false: a notification that cannot be sent goes to onFault, or breaks the queue without it', async (t) => {
+  for (const withFault of [true, false]) {
+    const dma = new HeapDmaAllocator();
+    let broken = false;
+    const vq = createVirtqueue<RequestToken<string>>('packed', {
+      index: 2, size: 4, dma, features: { indirect: false, eventIdx: false },
+      notify: () => { if (broken) throw new DeviceError('E_SYSCALL', 'the notify register is gone'); },
+    });
+    const rq = new RequestQueue<string>(vq);
+    const faults: string[] = [];
+    if (withFault) rq.onFault = (e) => { faults.push(e.code); };
+    broken = true;
+    const { calls, cb } = recorder();
+    rq.submitCb(...req(1), 'x', cb, false);
+    await Promise.resolve();
+    await Promise.resolve();
+    if (withFault) {
+      t.same(faults, ['E_SYSCALL'], 'with onFault: the owner resets the device, then settles');
+      t.same(calls, [], 'nothing settled before that');
+      t.equal(rq.haltedBy?.code, 'E_SYSCALL');
+    } else {
+      t.same(calls, [['E_QUEUE_BROKEN', 0, 'x']], 'without: the queue breaks and the request is settled once');
+      t.equal(rq.error?.code, 'E_QUEUE_BROKEN');
+    }
+  }
+});
