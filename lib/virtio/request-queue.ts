@@ -20,6 +20,7 @@
 
 import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
+import { HybridPoll } from './hybrid-poll.js';
 import { Request, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
@@ -67,18 +68,16 @@ export class RequestQueue<T = undefined> {
   private pollTimer: NodeJS.Immediate | null = null;
   private paused = false;
   private nextSeq = 0;
-  /** Poll-then-sleep window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
-  private hybridWindowMs = 0;
-  private hybridUntil = 0;
-  private hybridTimer: NodeJS.Immediate | null = null;
-  /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now. */
-  private hybridSuppressed = false;
+  /** Poll-then-sleep (hybrid-poll.ts). */
+  private readonly hybrid: HybridPoll;
 
   /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
   constructor(
     /** The underlying virtqueue, carrying a {@link RequestToken} per chain. */
     readonly vq: Virtqueue<RequestToken<T>>,
-  ) {}
+  ) {
+    this.hybrid = new HybridPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted);
+  }
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
   get pending(): number {
@@ -87,7 +86,7 @@ export class RequestQueue<T = undefined> {
 
   /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now (completions are then polled for, not announced). */
   get notificationsSuppressed(): boolean {
-    return this.hybridSuppressed;
+    return this.hybrid.notificationsSuppressed;
   }
 
   /** The error that broke the queue, or null. */
@@ -281,10 +280,7 @@ export class RequestQueue<T = undefined> {
    * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only).
    */
   setHybridPoll(windowUs: number): void {
-    this.hybridWindowMs = windowUs / 1000;
-    // Called as delivery is (re)chosen, with notifications just enabled or disabled for good.
-    this.hybridSuppressed = false;
-    if (windowUs === 0) this.endHybrid(false);
+    this.hybrid.set(windowUs);
   }
 
   /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
@@ -352,7 +348,7 @@ export class RequestQueue<T = undefined> {
     this.addedSinceKick = false;
     // Suppress before notifying: the device may finish before the notify returns, and would then
     // interrupt for a completion the poll takes anyway.
-    if (this.hybridWindowMs > 0 && !this.polling) this.openHybrid();
+    if (this.hybrid.on && !this.polling) this.hybrid.open();
     try {
       this.vq.kick();
     } catch (e) {
@@ -374,42 +370,6 @@ export class RequestQueue<T = undefined> {
     if (this.halted) return;
     this.halt(error);
     this.onFault(error);
-  }
-
-  private openHybrid(): void {
-    this.hybridUntil = performance.now() + this.hybridWindowMs;
-    if (!this.hybridSuppressed) {
-      this.vq.disableInterrupts();
-      this.hybridSuppressed = true;
-    }
-    this.hybridTimer ??= setImmediate(() => this.hybridTick());
-  }
-
-  private hybridTick(): void {
-    this.hybridTimer = null;
-    // A failed or halted queue is left to the QueueSet, which re-picks delivery when it is live again.
-    if (this.failure || this.halted) return;
-    if (this.processUsed() > 0) this.hybridUntil = performance.now() + this.hybridWindowMs;
-    if (this.failure || this.halted) return;
-    // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
-    // closes on a chain in flight (the next kick opens it again).
-    if (this.vq.inFlight === 0) return;
-    if (performance.now() < this.hybridUntil) {
-      this.hybridTimer ??= setImmediate(() => this.hybridTick());
-      return;
-    }
-    this.endHybrid(true);
-  }
-
-  /** Closes the window: notifications again (and one more look when `recheck`: §2.7.10's race). */
-  private endHybrid(recheck: boolean): void {
-    if (this.hybridTimer) {
-      clearImmediate(this.hybridTimer);
-      this.hybridTimer = null;
-    }
-    if (!this.hybridSuppressed) return;
-    this.hybridSuppressed = false;
-    if (recheck && !this.vq.enableInterrupts()) this.processUsed();
   }
 
   private get waitingCount(): number {
