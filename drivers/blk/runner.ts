@@ -74,7 +74,6 @@ export class RequestRunner {
     if (!slot) return null;
     return new Promise((resolve, reject) => {
       const { readable, writable } = this.fill(slot, p);
-      // kickNow false: requests that completions resubmit in one go share one notification.
       this.rqs[slot.queue]!.submitCb(readable, writable, undefined, (error, len) => {
         try {
           if (error) reject(error);
@@ -84,7 +83,7 @@ export class RequestRunner {
         } finally {
           this.pool.give(slot);
         }
-      }, false);
+      });
     });
   }
 
