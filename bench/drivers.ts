@@ -3,6 +3,9 @@
 // when it has come back on the receive side). Each figure is also printed as a ratio against the
 // blk QD1 baseline measured in this same run, because absolute numbers on a shared machine vary.
 //
+// blk read() loops: `depth` loops each awaiting one BlkDriver.read() at a time, polling (the
+// request pattern of bench/vm-blk.ts, which goes through read()'s one-request path).
+//
 //   npm run build && node dist/bench/drivers.js [SECONDS] [--json]     default 1.5 s per case
 
 import { createSimDevice } from '../lib/sim/index.js';
@@ -33,6 +36,27 @@ async function blk(depth: number, seconds: number): Promise<Result> {
   return { name: `blk 4 KiB read, QD${depth}`, perSecond };
 }
 
+/** `depth` loops each awaiting one read() at a time (the shape of bench/vm-blk.ts), with polling. */
+async function blkLoops(depth: number, seconds: number): Promise<Result> {
+  const sim = createSimDevice({ type: 'blk', capacitySectors: 65536 });
+  const drv = await BlkDriver.open(new VirtioPciTransport(sim.fn), { depth, interrupts: 'poll' });
+  let x = 0x9e3779b9;
+  const next = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return ((x >>> 0) % 8192) * 8;
+  };
+  const perSecond = await timed(seconds, async () => {
+    await Promise.all(Array.from({ length: depth }, async () => {
+      for (let i = 0; i < 16; i++) await drv.read(next(), 8);
+    }));
+    return 16 * depth;
+  });
+  await drv.close();
+  return { name: `blk read() loops, QD${depth}`, perSecond };
+}
+
 async function net(size: number, seconds: number): Promise<Result> {
   const sim = createSimDevice({ type: 'net' });
   const drv = await NetDriver.open(new VirtioPciTransport(sim.fn), { rxBuffers: 256 });
@@ -52,7 +76,8 @@ async function net(size: number, seconds: number): Promise<Result> {
 
 async function main(): Promise<void> {
   const seconds = Number(process.argv.find((a) => /^\d+(\.\d+)?$/.test(a)) ?? 1.5);
-  const results = [await blk(1, seconds), await blk(32, seconds), await net(64, seconds), await net(1500, seconds)];
+  const results = [await blk(1, seconds), await blk(32, seconds), await net(64, seconds), await net(1500, seconds),
+    await blkLoops(1, seconds), await blkLoops(32, seconds)];
   const baseline = results[0]!.perSecond;
   console.log(`driver benchmark, ${seconds} s per case; baseline = blk 4 KiB read QD1 (${Math.round(baseline)} req/s)`);
   console.log('case                    per second   ratio');

@@ -3,7 +3,9 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix [SECONDS] [noevent] [noprofile]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile]
+//
+// hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
 // noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead;
 // count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
@@ -47,12 +49,15 @@ async function main(): Promise<void> {
     }
   }
   if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
-  if (mode !== 'poll' && mode !== 'msix') throw new Error('mode must be poll or msix');
+  if (mode !== 'poll' && mode !== 'msix' && mode !== 'hybrid') throw new Error('mode must be poll, msix or hybrid');
   const depth = Number(depthArg);
   const seconds = Number(secondsArg);
   const bdf = layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
   const dev = await openTransport(`vfio:${bdf}`);
-  const blk = await BlkDriver.open(dev.transport, { layout: layout as Layout, interrupts: mode, depth, maxTransfer: 4096, queueSize: 256, eventIdx });
+  const blk = await BlkDriver.open(dev.transport, {
+    layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx,
+    hybridPollUs: mode === 'hybrid' ? 4000 : 0,
+  });
   const count = Math.floor(blk.capacitySectors / 8);
   let x = 12345;
   const next = (): number => {
@@ -72,15 +77,15 @@ async function main(): Promise<void> {
       await session.post('Profiler.start');
     }
     mmio.writes16 = mmio.writes = mmio.reads = 0;
-    const start = process.hrtime.bigint();
-    const end = start + BigInt(Math.round(seconds * 1e9));
+    const start = performance.now();
+    const end = start + seconds * 1e3;
     await Promise.all(Array.from({ length: depth }, async () => {
-      while (process.hrtime.bigint() < end) {
+      while (performance.now() < end) {
         await blk.read(next(), 8);
         done++;
       }
     }));
-    const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+    const elapsed = (performance.now() - start) / 1e3;
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
     const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s` +
       (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');

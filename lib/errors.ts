@@ -46,6 +46,8 @@ export type ErrorCode =
   // requests
   | 'E_REQUEST_TIMEOUT'
   | 'E_REQUEST_CANCELLED'
+  /** A completion callback (RequestQueue.submitCb) threw; the queue went on (reported as a process warning unless RequestQueue.onCallbackError is set). */
+  | 'E_CALLBACK_THREW'
   /** The operation was interrupted (SIGINT/SIGTERM, an AbortSignal). */
   | 'E_INTERRUPTED'
   | 'E_IO_ERROR'

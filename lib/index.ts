@@ -13,7 +13,7 @@ export * from './errors.js';
 export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio/features.js';
 export { VirtioDevice, type OpenOptions, type QueueOptions, type StopOptions, type ReinitOptions, type DevicePhase } from './virtio/device.js';
 export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
-export { RequestQueue, type Completion as RequestCompletion, type RequestSpec, type RequestToken } from './virtio/request-queue.js';
+export { RequestQueue, type Completion as RequestCompletion, type CompletionCallback, type RequestSpec, type RequestToken } from './virtio/request-queue.js';
 export { QueueSet, type QueueSetOptions } from './virtio/queue-set.js';
 export type { WatchdogStats } from './virtio/watchdog.js';
 export {

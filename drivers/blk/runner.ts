@@ -18,7 +18,8 @@ export interface Planned {
   inBytes: number;
 }
 
-const STATUS_OFFSET = BLK_REQ_HEADER_LEN;
+/** Where a slot's status byte sits (right after the 16-byte header). */
+export const STATUS_OFFSET = BLK_REQ_HEADER_LEN;
 /** Where a slot's data starts (after the header and the status byte, cache-line aligned). */
 export const DATA_OFFSET = 64;
 
@@ -62,18 +63,42 @@ export class RequestRunner {
     return settled.map((s) => (s as PromiseFulfilledResult<Uint8Array | undefined>).value);
   }
 
+  /**
+   * One request on a slot that is free now, settled through its queue's completion callback
+   * (RequestQueue.submitCb): one promise, none of run()'s batching. Null when no slot is free now
+   * (run() then waits for one, in turn). Settles like run() does for one request.
+   */
+  runOne(p: Planned): Promise<Uint8Array | undefined> | null {
+    if (this.closed) return Promise.reject(new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`));
+    const slot = this.pool.tryTake();
+    if (!slot) return null;
+    return new Promise((resolve, reject) => {
+      const { readable, writable } = this.fill(slot, p);
+      this.rqs[slot.queue]!.submitCb(readable, writable, undefined, (error, len) => {
+        try {
+          if (error) reject(error);
+          else resolve(this.reply(slot, p, len));
+        } catch (e) {
+          reject(e);
+        } finally {
+          this.pool.give(slot);
+        }
+      });
+    });
+  }
+
   /** Writes the header (and outgoing data) into the slot; returns the chain (virtio 1.2 §5.2.6). */
   private fill(slot: Slot, p: Planned): RequestSpec<undefined> {
     slot.view.setUint32(0, p.type, true);
     slot.view.setUint32(4, 0, true);
     slot.view.setBigUint64(8, BigInt(p.sector), true);
     slot.view.setUint8(STATUS_OFFSET, 0xff); // not a status the device can leave by accident
-    const data = slot.region.iova + BigInt(DATA_OFFSET);
+    const data = slot.data;
     if (p.out) slot.region.bytes.set(p.out, DATA_OFFSET);
     // Range segments are not block data: they go as one piece (their size is far below size_max).
     const sizeMax = p.type === BlkReq.IN || p.type === BlkReq.OUT ? this.limits.sizeMax : Number.MAX_SAFE_INTEGER;
-    const header = { addr: slot.region.iova, len: BLK_REQ_HEADER_LEN };
-    const status = { addr: slot.region.iova + BigInt(STATUS_OFFSET), len: 1 };
+    const { header, status } = slot;
+    if (p.inBytes > 0 && p.inBytes <= sizeMax) return { readable: [header], writable: [{ addr: data, len: p.inBytes }, status] };
     return {
       readable: [header, ...(p.out ? dataSegments(data, p.out.length, sizeMax) : [])],
       writable: [...(p.inBytes > 0 ? dataSegments(data, p.inBytes, sizeMax) : []), status],
@@ -91,27 +116,30 @@ export class RequestRunner {
    */
   private async finish(slot: Slot, p: Planned, completion: Promise<{ len: number }>): Promise<Uint8Array | undefined> {
     try {
-      const { len } = await completion;
-      const needed = p.inBytes + 1;
-      if (len < needed) {
-        throw new RequestError('E_DEVICE_SHORT_USED_LEN',
-          `${this.device.address}: request type ${p.type} at sector ${p.sector}: the device reported ${len} byte(s) written, the reply takes ${needed} (${p.inBytes} of data and the status byte)`,
-          'the device did not write the whole reply, so neither its data nor its status can be trusted; retry the request, and check the device (it breaks virtio 1.2 §2.7.8)');
-      }
-      const code = slot.view.getUint8(STATUS_OFFSET);
-      if (code === BlkStatus.OK) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
-      if (code === BlkStatus.UNSUPP) {
-        throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
-      }
-      if (code === BlkStatus.IOERR) {
-        throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (VIRTIO_BLK_S_IOERR)`,
-          'the device reported an I/O error');
-      }
-      throw new RequestError('E_DEVICE_BAD_REPLY', `${this.device.address}: request type ${p.type} at sector ${p.sector}: status byte ${code} is none of OK (0), IOERR (1), UNSUPP (2)`,
-        'the device broke virtio 1.2 §5.2.6; the request may or may not have been carried out');
+      return this.reply(slot, p, (await completion).len);
     } finally {
       this.pool.give(slot);
     }
   }
 
+  /** What the device wrote for `p` into `slot`, `len` bytes by its used element: the data, or a typed error (see finish). */
+  private reply(slot: Slot, p: Planned, len: number): Uint8Array | undefined {
+    const needed = p.inBytes + 1;
+    if (len < needed) {
+      throw new RequestError('E_DEVICE_SHORT_USED_LEN',
+        `${this.device.address}: request type ${p.type} at sector ${p.sector}: the device reported ${len} byte(s) written, the reply takes ${needed} (${p.inBytes} of data and the status byte)`,
+        'the device did not write the whole reply, so neither its data nor its status can be trusted; retry the request, and check the device (it breaks virtio 1.2 §2.7.8)');
+    }
+    const code = slot.view.getUint8(STATUS_OFFSET);
+    if (code === BlkStatus.OK) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
+    if (code === BlkStatus.UNSUPP) {
+      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
+    }
+    if (code === BlkStatus.IOERR) {
+      throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (VIRTIO_BLK_S_IOERR)`,
+        'the device reported an I/O error');
+    }
+    throw new RequestError('E_DEVICE_BAD_REPLY', `${this.device.address}: request type ${p.type} at sector ${p.sector}: status byte ${code} is none of OK (0), IOERR (1), UNSUPP (2)`,
+      'the device broke virtio 1.2 §5.2.6; the request may or may not have been carried out');
+  }
 }

@@ -4,12 +4,19 @@
 
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { UvirtioError } from '../../lib/errors.js';
+import type { Segment } from '../../lib/virtio/queue/types.js';
 
 export interface Slot {
   region: DmaRegion;
   view: DataView;
   /** The request queue this slot's requests go to. */
   queue: number;
+  /** The 16-byte request header at the start of the region (device-readable; virtio 1.2 §5.2.6). */
+  header: Segment;
+  /** The status byte after the header (device-writable, the chain's last byte). */
+  status: Segment;
+  /** The bus address of the slot's data (at `dataOffset`). */
+  data: bigint;
 }
 
 export class SlotPool {
@@ -18,12 +25,22 @@ export class SlotPool {
   private readonly all: Slot[] = [];
   private closedBy: UvirtioError | null = null;
 
-  constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number) {
+  /**
+   * @param dma where the slots' memory comes from.
+   * @param queues the request queues, by index.
+   * @param depth slots per queue.
+   * @param bytes each slot's size.
+   * @param headerLen the request header's length.
+   * @param statusOffset where the status byte sits in a slot (after the header).
+   * @param dataOffset where the data starts in a slot.
+   */
+  constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number, headerLen: number, statusOffset: number, dataOffset: number) {
     // Interleaved (q0, q1, …, q0, q1, …) and taken from the end: consecutive requests go to different queues.
     for (let i = 0; i < depth; i++) {
       for (const queue of queues) {
         const region = dma.alloc(bytes, 4096);
-        this.all.push({ region, view: new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size), queue });
+        const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size);
+        this.all.push({ region, view, queue, header: { addr: region.iova, len: headerLen }, status: { addr: region.iova + BigInt(statusOffset), len: 1 }, data: region.iova + BigInt(dataOffset) });
       }
     }
     this.free.push(...this.all.reverse());
@@ -40,6 +57,11 @@ export class SlotPool {
     const slots = [first];
     while (slots.length < max && this.free.length > 0) slots.push(this.free.pop()!);
     return slots;
+  }
+
+  /** A slot free now without waiting, or undefined (then takeSome() waits, in turn). */
+  tryTake(): Slot | undefined {
+    return this.closedBy || this.waiters.length > 0 ? undefined : this.free.pop();
   }
 
   give(s: Slot): void {

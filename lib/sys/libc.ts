@@ -170,29 +170,33 @@ const EXIT_WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
  * ASYNC_POLL_SLICE_MS passed, then calls `done` on the main thread. Node has no readiness watcher
  * for an arbitrary fd (net.Socket refuses an eventfd: ERR_INVALID_FD_TYPE), so the wait runs
  * through koffi's asynchronous call, which occupies one libuv worker while it waits. Write to one
- * of the fds to end the wait early.
+ * of the fds to end the wait early. `ready[i]` says whether `fds[i]` was readable when poll
+ * returned (POLLIN in revents; all false after a timeout or an error), so the caller reads only
+ * those (one syscall each through koffi, which under emulation is not cheap).
  */
-export function pollReadableAsync(fds: readonly number[], done: (err: Error | null) => void): void {
+export function pollReadableAsync(fds: readonly number[], done: (err: Error | null, ready: readonly boolean[]) => void): void {
   pollAsync(fds.map((fd) => ({ fd, events: POLLIN })), done);
 }
 
 /**
  * Like pollReadableAsync with each fd's own poll(2) events (e.g. POLLRDHUP to see a socket's peer
- * hang up without waking on its data). Calls `done` once something is ready or the slice is over;
- * ask lib/sys/socket.ts readyNow which fd, if any, is ready.
+ * hang up without waking on its data). Calls `done` once something is ready or the slice is over,
+ * with `ready[i]` true when entry i's revents has any of its events (or POLLERR / POLLHUP /
+ * POLLNVAL); ask lib/sys/socket.ts readyNow which fd, if any, is ready.
  */
-export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null) => void): void {
+export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null, ready: readonly boolean[]) => void): void {
   const pfd = new Uint8Array(8 * entries.length); // struct pollfd { int fd; short events; short revents; }
   const view = new DataView(pfd.buffer);
   entries.forEach((e, i) => {
     view.setInt32(i * 8, e.fd, true);
     view.setInt16(i * 8 + 4, e.events, true);
   });
+  const none: readonly boolean[] = entries.map(() => false);
   c().poll.async(pfd, entries.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
-    if (err) done(err instanceof Error ? err : new Error(String(err)));
+    if (err) done(err instanceof Error ? err : new Error(String(err)), none);
     else if (ret < 0) {
       const errno = lastErrno();
-      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${entries.length} fds`));
-    } else done(null);
+      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${entries.length} fds`), none);
+    } else done(null, ret === 0 ? none : entries.map((_, i) => view.getInt16(i * 8 + 6, true) !== 0));
   });
 }

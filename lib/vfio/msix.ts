@@ -70,7 +70,7 @@ export class VfioMsix implements MsixController {
 
   private arm(set: VectorSet): void {
     set.polling = true;
-    libc.pollReadableAsync([...set.fds, set.wake], (err) => {
+    libc.pollReadableAsync([...set.fds, set.wake], (err, ready) => {
       set.polling = false;
       if (!set.active) {
         VfioMsix.release(set);
@@ -82,8 +82,9 @@ export class VfioMsix implements MsixController {
         VfioMsix.release(set);
         throw err;
       }
-      const fired = set.fds.map((fd) => libc.eventfdTake(fd) > 0n);
-      libc.eventfdTake(set.wake);
+      // Only the eventfds poll saw readable are read (one koffi call each, not one per vector).
+      const fired = set.fds.map((fd, i) => ready[i] === true && libc.eventfdTake(fd) > 0n);
+      if (ready[set.fds.length]) libc.eventfdTake(set.wake);
       this.arm(set); // before the handlers, so a throwing handler does not stop delivery
       fired.forEach((f, vector) => {
         if (f) set.handler(vector);

@@ -18,52 +18,12 @@
 // a failed or closed device). A chain the ring still holds is rejected only after the device that
 // could write into its buffers was reset (QueueSet orders that), never while it may still use them.
 
-import { DeviceError, UvirtioError, VirtqueueError } from '../errors.js';
+import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
+import { HybridPoll } from './hybrid-poll.js';
+import { Request, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
-/** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
-export interface Completion<T> {
-  /** Bytes the device wrote into the writable segments. */
-  len: number;
-  /** The token passed to submit() (undefined when none was given). */
-  token: T;
-}
-
-/** What the virtqueue under a RequestQueue carries as its token for each chain. */
-export interface RequestToken<T> {
-  /** The caller's token, handed back in the {@link Completion}. */
-  readonly token: T;
-  /** Settles the request's promise when the device returns the chain. */
-  readonly resolve: (c: Completion<T>) => void;
-  /** Rejects the request's promise (broken queue, failed or closed device). */
-  readonly reject: (e: Error) => void;
-  /** The chain's device-readable segments, kept so that a ring restarted at index 0 can be given it again (repost). */
-  readonly readable: readonly Segment[];
-  /** The chain's device-writable segments, kept for repost like `readable`. */
-  readonly writable: readonly Segment[];
-  /** Submission order. */
-  readonly seq: number;
-}
-
-/** One request for {@link RequestQueue.submitMany}: the same arguments submit() takes. */
-export interface RequestSpec<T> {
-  /** Device-readable segments (the request the device reads), in order. */
-  readable: readonly Segment[];
-  /** Device-writable segments (where the device puts its answer), in order after the readable ones. */
-  writable: readonly Segment[];
-  /** Returned in the {@link Completion}; optional. */
-  token?: T;
-}
-
-interface Waiting<T> {
-  readonly readable: readonly Segment[];
-  readonly writable: readonly Segment[];
-  readonly request: RequestToken<T>;
-}
-
-function waitingOf<T>(request: RequestToken<T>): Waiting<T> {
-  return { readable: request.readable, writable: request.writable, request };
-}
+export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
 
 /**
  * Requests as promises over one virtqueue (virtio 1.2 §2.6): submit() adds a chain and kicks, the
@@ -71,6 +31,10 @@ function waitingOf<T>(request: RequestToken<T>): Waiting<T> {
  * wait in FIFO order for room. A queue whose ring the device broke rejects pending, waiting and later
  * requests with the {@link VirtqueueError}; a failed device's error ({@link UvirtioError}) is used
  * while it is halted. Every request settles exactly once.
+ *
+ * Two ways in, one completion path: submitCb() / submitManyCb() call a {@link CompletionCallback}
+ * (no promise per request: the fast path), submit() / submitMany() return promises settled by such
+ * a callback.
  */
 export class RequestQueue<T = undefined> {
   /** Chains the device has returned so far (a watchdog compares it between looks). */
@@ -83,10 +47,19 @@ export class RequestQueue<T = undefined> {
    * (fail()) or throwing: the caller resets the device and then settles them (QueueSet).
    */
   onFault: ((e: UvirtioError) => void) | undefined;
+  /**
+   * Gets what a completion callback (submitCb) threw, with the request's token. The queue goes on
+   * either way: the request counts as settled and the other requests are settled as usual. Unset,
+   * the exception is reported as a process warning (a {@link RequestError} E_CALLBACK_THREW with
+   * the exception as its cause). What this handler throws is reported the same way.
+   */
+  onCallbackError: ((error: unknown, token: T) => void) | undefined;
   /** Requests waiting for room, oldest at `waitingHead`. */
-  private waiting: Waiting<T>[] = [];
+  private waiting: RequestToken<T>[] = [];
   private waitingHead = 0;
   private addedSinceKick = false;
+  /** A kickSoon() microtask is queued. */
+  private kickScheduled = false;
   private failure: VirtqueueError | null = null;
   /** The device failed: submits are refused with this until revive(). */
   private halted: UvirtioError | null = null;
@@ -95,18 +68,16 @@ export class RequestQueue<T = undefined> {
   private pollTimer: NodeJS.Immediate | null = null;
   private paused = false;
   private nextSeq = 0;
-  /** Poll-then-sleep window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
-  private hybridWindowMs = 0;
-  private hybridUntil = 0;
-  private hybridTimer: NodeJS.Immediate | null = null;
-  /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now. */
-  private hybridSuppressed = false;
+  /** Poll-then-sleep (hybrid-poll.ts). */
+  private readonly hybrid: HybridPoll;
 
   /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
   constructor(
     /** The underlying virtqueue, carrying a {@link RequestToken} per chain. */
     readonly vq: Virtqueue<RequestToken<T>>,
-  ) {}
+  ) {
+    this.hybrid = new HybridPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted);
+  }
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
   get pending(): number {
@@ -115,7 +86,7 @@ export class RequestQueue<T = undefined> {
 
   /** Whether poll-then-sleep has the device's used-buffer notifications suppressed now (completions are then polled for, not announced). */
   get notificationsSuppressed(): boolean {
-    return this.hybridSuppressed;
+    return this.hybrid.notificationsSuppressed;
   }
 
   /** The error that broke the queue, or null. */
@@ -136,16 +107,57 @@ export class RequestQueue<T = undefined> {
    * error while the device is halted.
    */
   submit(readable: readonly Segment[], writable: readonly Segment[], token?: T): Promise<Completion<T>> {
-    const done = this.enqueue(readable, writable, token as T);
+    const done = new Promise<Completion<T>>((resolve, reject) => this.enqueue(readable, writable, token as T, promiseCallback(resolve, reject)));
     this.kick();
     return done;
   }
 
   /** Adds every request that fits, kicks once; the rest wait their turn. */
   submitMany(requests: readonly RequestSpec<T>[]): Promise<Completion<T>>[] {
-    const done = requests.map((r) => this.enqueue(r.readable, r.writable, r.token as T));
+    const done = requests.map((r) => new Promise<Completion<T>>((resolve, reject) => this.enqueue(r.readable, r.writable, r.token as T, promiseCallback(resolve, reject))));
     this.kick();
     return done;
+  }
+
+  /**
+   * submit() without a promise: adds one chain and kicks; `callback` is called exactly once, with
+   * (null, bytes the device wrote, token) when the chain comes back, or with the error submit()
+   * would reject with (refusals too, never from inside this call: a microtask later). Waits for
+   * room like submit(). Pass the same callback to many requests and tell them apart by `token`.
+   *
+   * With `kickNow` false the chain is still made available at once (a polling device may take
+   * it), but the notification is sent from a microtask, once for every chain added in the same
+   * synchronous run of code (virtio 1.2 §2.7.13.4 / §2.8.21.3: one notification may cover many
+   * chains) — what a driver wants when completions resubmit from their callbacks. A notification
+   * that cannot be sent then goes to onFault or, without it, breaks the queue (E_QUEUE_BROKEN).
+   */
+  submitCb(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>, kickNow = true): void {
+    this.enqueue(readable, writable, token, callback);
+    if (kickNow) this.kick();
+    else this.kickSoon();
+  }
+
+  /** submitMany() without promises: every request settles through `callback` (see submitCb), one kick. */
+  submitManyCb(requests: readonly RequestSpec<T>[], callback: CompletionCallback<T>): void {
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!;
+      this.enqueue(r.readable, r.writable, r.token as T, callback);
+    }
+    this.kick();
+  }
+
+  /** Where a request's callback reports what it threw (see onCallbackError); called by the requests, not by users. */
+  callbackThrew(error: unknown, token: T): void {
+    if (this.onCallbackError) {
+      try {
+        this.onCallbackError(error, token);
+        return;
+      } catch (again) {
+        error = again;
+      }
+    }
+    process.emitWarning(new RequestError('E_CALLBACK_THREW', `queue ${this.vq.index}: a completion callback threw: ${String((error as Error)?.message ?? error)}`,
+      'fix the callback, or set RequestQueue.onCallbackError; the queue went on', { cause: error }));
   }
 
   /**
@@ -157,7 +169,7 @@ export class RequestQueue<T = undefined> {
     let returned = 0;
     try {
       for (let used = this.vq.popUsed(); used; used = this.vq.popUsed()) {
-        used.token.resolve({ len: used.len, token: used.token.token });
+        used.token.settle(null, used.len);
         returned++;
       }
     } catch (e) {
@@ -195,7 +207,7 @@ export class RequestQueue<T = undefined> {
    */
   repost(forgotten: readonly RequestToken<T>[]): void {
     if (forgotten.length === 0) return;
-    const again = [...forgotten].sort((a, b) => a.seq - b.seq).map(waitingOf);
+    const again = [...forgotten].sort((a, b) => a.seq - b.seq);
     this.waiting = [...again, ...this.waiting.slice(this.waitingHead)];
     this.waitingHead = 0;
     if (!this.paused) this.admitWaiting();
@@ -250,7 +262,7 @@ export class RequestQueue<T = undefined> {
   }
 
   private rejectWaiting(error: UvirtioError): void {
-    for (; this.waitingCount > 0; this.dequeueWaiting()) this.waiting[this.waitingHead]!.request.reject(error);
+    for (; this.waitingCount > 0; this.dequeueWaiting()) this.waiting[this.waitingHead]!.reject(error);
     for (const d of this.takeDrainers()) d.reject(error);
   }
 
@@ -268,10 +280,7 @@ export class RequestQueue<T = undefined> {
    * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only).
    */
   setHybridPoll(windowUs: number): void {
-    this.hybridWindowMs = windowUs / 1000;
-    // Called as delivery is (re)chosen, with notifications just enabled or disabled for good.
-    this.hybridSuppressed = false;
-    if (windowUs === 0) this.endHybrid(false);
+    this.hybrid.set(windowUs);
   }
 
   /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
@@ -281,35 +290,34 @@ export class RequestQueue<T = undefined> {
     this.pollTimer = null;
   }
 
-  private enqueue(readable: readonly Segment[], writable: readonly Segment[], token: T): Promise<Completion<T>> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.halted) return Promise.reject(this.halted);
+  private enqueue(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>): void {
+    const request = new Request(token, readable, writable, this.nextSeq++, callback, this);
+    const refused = this.failure ?? this.halted;
+    if (refused) {
+      settleLater(request, refused);
+      return;
+    }
     if (this.onBusy && this.vq.inFlight === 0 && this.waitingCount === 0) this.onBusy();
-    const done = new Promise<Completion<T>>((resolve, reject) => {
-      const request: RequestToken<T> = { token, resolve, reject, readable, writable, seq: this.nextSeq++ };
-      // Behind others already waiting, a request waits too: first come, first served. (The
-      // Waiting record is made only for a request that waits.)
-      if (this.paused || this.waitingCount > 0 || !this.place(readable, writable, request)) this.waiting.push(waitingOf(request));
-    });
+    // Behind others already waiting, a request waits too: first come, first served.
+    if (this.paused || this.waitingCount > 0 || !this.place(request)) this.waiting.push(request);
     this.schedulePoll();
-    return done;
   }
 
-  /** Adds the chain; false when the ring has no room now. Any other error rejects the request. */
-  private place(readable: readonly Segment[], writable: readonly Segment[], request: RequestToken<T>): boolean {
+  /** Adds the chain; false when the ring has no room now. Any other error settles the request with it. */
+  private place(request: RequestToken<T>): boolean {
     try {
-      this.vq.add(readable, writable, request);
+      this.vq.add(request.readable, request.writable, request);
       this.addedSinceKick = true;
     } catch (e) {
       if (e instanceof VirtqueueError && e.code === 'E_QUEUE_FULL') return false;
-      request.reject(e as Error);
+      settleLater(request, e as Error);
     }
     return true;
   }
 
   private admitWaiting(): void {
     if (!this.paused) {
-      for (let w = this.waiting[this.waitingHead]; this.waitingCount > 0 && this.place(w!.readable, w!.writable, w!.request); w = this.waiting[this.waitingHead]) {
+      for (let w = this.waiting[this.waitingHead]; this.waitingCount > 0 && this.place(w!); w = this.waiting[this.waitingHead]) {
         this.dequeueWaiting();
       }
     }
@@ -317,12 +325,30 @@ export class RequestQueue<T = undefined> {
     if (this.drainers.length > 0 && this.pending === 0) for (const d of this.takeDrainers()) d.resolve();
   }
 
+  /** One kick from a microtask for everything added until then (submitCb with kickNow false). */
+  private kickSoon(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    queueMicrotask(this.deferredKick);
+  }
+
+  private readonly deferredKick = (): void => {
+    this.kickScheduled = false;
+    try {
+      this.kick();
+    } catch (e) {
+      // Only without onFault (kickFailed throws then): nobody to throw to from a microtask.
+      this.fail(new VirtqueueError('E_QUEUE_BROKEN', this.vq.index, `the notification could not be sent: ${String((e as Error)?.message ?? e)}`,
+        'the transport lost the device; reset it and the queue'));
+    }
+  };
+
   private kick(): void {
     if (!this.addedSinceKick) return;
     this.addedSinceKick = false;
     // Suppress before notifying: the device may finish before the notify returns, and would then
     // interrupt for a completion the poll takes anyway.
-    if (this.hybridWindowMs > 0 && !this.polling) this.openHybrid();
+    if (this.hybrid.on && !this.polling) this.hybrid.open();
     try {
       this.vq.kick();
     } catch (e) {
@@ -344,42 +370,6 @@ export class RequestQueue<T = undefined> {
     if (this.halted) return;
     this.halt(error);
     this.onFault(error);
-  }
-
-  private openHybrid(): void {
-    this.hybridUntil = performance.now() + this.hybridWindowMs;
-    if (!this.hybridSuppressed) {
-      this.vq.disableInterrupts();
-      this.hybridSuppressed = true;
-    }
-    this.hybridTimer ??= setImmediate(() => this.hybridTick());
-  }
-
-  private hybridTick(): void {
-    this.hybridTimer = null;
-    // A failed or halted queue is left to the QueueSet, which re-picks delivery when it is live again.
-    if (this.failure || this.halted) return;
-    if (this.processUsed() > 0) this.hybridUntil = performance.now() + this.hybridWindowMs;
-    if (this.failure || this.halted) return;
-    // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
-    // closes on a chain in flight (the next kick opens it again).
-    if (this.vq.inFlight === 0) return;
-    if (performance.now() < this.hybridUntil) {
-      this.hybridTimer ??= setImmediate(() => this.hybridTick());
-      return;
-    }
-    this.endHybrid(true);
-  }
-
-  /** Closes the window: notifications again (and one more look when `recheck`: §2.7.10's race). */
-  private endHybrid(recheck: boolean): void {
-    if (this.hybridTimer) {
-      clearImmediate(this.hybridTimer);
-      this.hybridTimer = null;
-    }
-    if (!this.hybridSuppressed) return;
-    this.hybridSuppressed = false;
-    if (recheck && !this.vq.enableInterrupts()) this.processUsed();
   }
 
   private get waitingCount(): number {
@@ -411,4 +401,9 @@ export class RequestQueue<T = undefined> {
       this.schedulePoll();
     });
   }
+}
+
+/** Settles a request refused at once a microtask later: never from inside the submit call. */
+function settleLater<T>(request: RequestToken<T>, error: Error): void {
+  queueMicrotask(() => request.settle(error, 0));
 }

@@ -1,0 +1,81 @@
+// Poll-then-sleep for one RequestQueue with interrupts (OpenOptions.hybridPollUs): after each kick
+// the used ring is polled on every turn of the event loop with used-buffer notifications
+// suppressed (virtio 1.2 §2.7.7 / §2.8.10), until the window passes with nothing completed (each
+// completion opens it again); then notifications are enabled and the ring checked once more, so a
+// completion that raced the enable is not left waiting (§2.7.10).
+
+import type { Virtqueue } from './queue/types.js';
+
+/** The poll-then-sleep state of one queue; its RequestQueue calls open() at each kick. */
+export class HybridPoll {
+  /** The window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
+  private windowMs = 0;
+  private until = 0;
+  private timer: NodeJS.Immediate | null = null;
+  /** Whether the device's used-buffer notifications are suppressed now. */
+  private suppressed = false;
+
+  /**
+   * @param vq the queue whose notifications are suppressed and enabled.
+   * @param processUsed takes what the device returned; returns how many.
+   * @param live false while the queue is failed or halted (its owner re-picks delivery later).
+   */
+  constructor(
+    private readonly vq: Pick<Virtqueue<unknown>, 'inFlight' | 'disableInterrupts' | 'enableInterrupts'>,
+    private readonly processUsed: () => number,
+    private readonly live: () => boolean,
+  ) {}
+
+  /** Whether a window is set (poll-then-sleep is on). */
+  get on(): boolean {
+    return this.windowMs > 0;
+  }
+
+  /** Whether notifications are suppressed now (completions are polled for, not announced). */
+  get notificationsSuppressed(): boolean {
+    return this.suppressed;
+  }
+
+  /** Sets the window, µs (0: off), as delivery is (re)chosen, with notifications just enabled or disabled for good. */
+  set(windowUs: number): void {
+    this.windowMs = windowUs / 1000;
+    this.suppressed = false;
+    if (windowUs === 0) this.end(false);
+  }
+
+  /** A kick is about to notify: suppress first (the device may finish before the notify returns), then poll. */
+  open(): void {
+    this.until = performance.now() + this.windowMs;
+    if (!this.suppressed) {
+      this.vq.disableInterrupts();
+      this.suppressed = true;
+    }
+    this.timer ??= setImmediate(() => this.tick());
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (!this.live()) return;
+    if (this.processUsed() > 0) this.until = performance.now() + this.windowMs;
+    if (!this.live()) return;
+    // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
+    // closes on a chain in flight (the next kick opens it again).
+    if (this.vq.inFlight === 0) return;
+    if (performance.now() < this.until) {
+      this.timer ??= setImmediate(() => this.tick());
+      return;
+    }
+    this.end(true);
+  }
+
+  /** Closes the window: notifications again (and one more look when `recheck`: §2.7.10's race). */
+  end(recheck: boolean): void {
+    if (this.timer) {
+      clearImmediate(this.timer);
+      this.timer = null;
+    }
+    if (!this.suppressed) return;
+    this.suppressed = false;
+    if (recheck && !this.vq.enableInterrupts()) this.processUsed();
+  }
+}

@@ -1,0 +1,116 @@
+// One request of a RequestQueue (request-queue.ts) and how it settles: the one completion path.
+//
+// Every request, whether submitted with a callback (submitCb) or as a promise (submit), is a
+// Request carrying a callback; the promise API is that callback resolving or rejecting a promise.
+// A Request settles exactly once: the device returned its chain (error null, the used length), or
+// it was refused or rejected (a broken queue, a failed or closed device). A later settle is ignored.
+
+import type { Segment } from './queue/types.js';
+
+/** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
+export interface Completion<T> {
+  /** Bytes the device wrote into the writable segments. */
+  len: number;
+  /** The token passed to submit() (undefined when none was given). */
+  token: T;
+}
+
+/**
+ * Called exactly once when a request submitted with {@link RequestQueue.submitCb} settles:
+ * `error` null and `len` the bytes the device wrote into the writable segments (virtio 1.2 §2.7.8,
+ * §2.8.7: already checked against the chain's writable bytes), or `error` the typed error the
+ * request was refused or rejected with (`len` 0): the queue's {@link VirtqueueError} (E_QUEUE_BROKEN,
+ * a device fault's E_DEVICE_* code, E_BAD_CHAIN, E_CLOSED) or, while the device is failed or closed,
+ * the device's error. `token` is the one given to submitCb. It is never called from inside
+ * submitCb itself. What it throws is caught (the queue goes on; see
+ * {@link RequestQueue.onCallbackError}).
+ */
+export type CompletionCallback<T> = (error: Error | null, len: number, token: T) => void;
+
+/** What the virtqueue under a RequestQueue carries as its token for each chain. */
+export interface RequestToken<T> {
+  /** The caller's token, handed back in the {@link Completion}. */
+  readonly token: T;
+  /** Settles the request as returned by the device with `c.len` bytes written (the same as settle(null, c.len)). */
+  readonly resolve: (c: Completion<T>) => void;
+  /** Rejects the request (broken queue, failed or closed device; the same as settle(e, 0)). */
+  readonly reject: (e: Error) => void;
+  /** Settles the request, once: error null and the used length, or the error. Later calls do nothing. */
+  readonly settle: (error: Error | null, len: number) => void;
+  /** The chain's device-readable segments, kept so that a ring restarted at index 0 can be given it again (repost). */
+  readonly readable: readonly Segment[];
+  /** The chain's device-writable segments, kept for repost like `readable`. */
+  readonly writable: readonly Segment[];
+  /** Submission order. */
+  readonly seq: number;
+}
+
+/** One request for {@link RequestQueue.submitMany}: the same arguments submit() takes. */
+export interface RequestSpec<T> {
+  /** Device-readable segments (the request the device reads), in order. */
+  readable: readonly Segment[];
+  /** Device-writable segments (where the device puts its answer), in order after the readable ones. */
+  writable: readonly Segment[];
+  /** Returned in the {@link Completion}; optional. */
+  token?: T;
+}
+
+/** Where a request's callback reports what it threw (the RequestQueue). */
+export interface CallbackErrorSink<T> {
+  /** `error` is what the callback of the request with `token` threw. */
+  callbackThrew(error: unknown, token: T): void;
+}
+
+/** A request in a RequestQueue: its chain, its token and the callback it settles through. */
+export class Request<T> implements RequestToken<T> {
+  private settled = false;
+
+  /**
+   * @param token the caller's token.
+   * @param readable the chain's device-readable segments.
+   * @param writable the chain's device-writable segments.
+   * @param seq submission order.
+   * @param callback called once when the request settles.
+   * @param sink where an exception of `callback` goes.
+   */
+  constructor(
+    readonly token: T,
+    readonly readable: readonly Segment[],
+    readonly writable: readonly Segment[],
+    readonly seq: number,
+    private readonly callback: CompletionCallback<T>,
+    private readonly sink: CallbackErrorSink<T>,
+  ) {}
+
+  /** Settles the request as returned with `c.len` bytes written. */
+  resolve(c: Completion<T>): void {
+    this.settle(null, c.len);
+  }
+
+  /** Settles the request with `e`. */
+  reject(e: Error): void {
+    this.settle(e, 0);
+  }
+
+  /** Calls the callback, the first time only; what it throws goes to the sink, not to the caller. */
+  settle(error: Error | null, len: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    try {
+      this.callback(error, len, this.token);
+    } catch (e) {
+      this.sink.callbackThrew(e, this.token);
+    }
+  }
+}
+
+/**
+ * A callback settling a promise: the promise API of {@link RequestQueue} on its one completion
+ * path. `resolve` gets the {@link Completion}, `reject` the error.
+ */
+export function promiseCallback<T>(resolve: (c: Completion<T>) => void, reject: (e: Error) => void): CompletionCallback<T> {
+  return (error, len, token) => {
+    if (error) reject(error);
+    else resolve({ len, token });
+  };
+}
