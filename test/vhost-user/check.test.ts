@@ -36,6 +36,7 @@ t.test('uvirtio check on qemu-storage-daemon: no MUST fails, the image untouched
   const ms = Date.now() - t0;
   t.comment(`uvirtio check ${d.address}: exit ${r.status} in ${ms} ms${r.stderr ? `; stderr ${r.stderr}` : ''}`);
   const doc = assertCheckRun(t, { address: d.address, status: r.status, stdout: r.stdout, junit: fs.existsSync(junit) ? fs.readFileSync(junit, 'utf8') : null, ms }, [], BOUND_MS);
+  t.equal(doc ? (BigInt(doc.offered) & (1n << 34n)) !== 0n : null, false, `split ring only (RING_PACKED not offered: ${String(doc?.offered)})`);
   const by = (id: string): string | undefined => doc?.results.find((c) => c.id === id)?.result;
   t.equal(by('features.no-reserved'), 'pass', 'features.no-reserved passes: bit 26 (VHOST_F_LOG_ALL) is not shown as a device feature');
   t.equal(by('blk.read-after-write'), 'pass', 'the scratch sector was written and read back');

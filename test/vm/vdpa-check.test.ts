@@ -38,6 +38,7 @@ t.test('uvirtio check on vdpa_sim_blk and vdpa_sim_net over vhost-vdpa', prerequ
     const doc = assertCheckRun(t, { address: String(r.address), status: r.status as number | null, stdout: String(r.stdout), junit: r.junit as string | null, ms: Number(r.ms) },
       KNOWN[name]!, BOUND_MS);
     t.equal(doc?.type, type, `${name} is a virtio-${type}`);
+    t.equal(doc ? (BigInt(doc.offered) & (1n << 34n)) !== 0n : null, false, `${name}: split ring only (RING_PACKED not offered: ${String(doc?.offered)})`);
     if (type === 'blk') t.equal(doc?.results.find((c) => c.id === 'blk.read-after-write')?.result, 'pass', 'the scratch sector was written and read back');
   }
   const before = resultsOf(run, 'hash-before')[0];
