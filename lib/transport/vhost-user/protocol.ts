@@ -31,6 +31,22 @@ export const MAX_PAYLOAD = 4096;
 
 /** "Communication": VHOST_USER_F_PROTOCOL_FEATURES, the reused virtio feature bit 30. */
 export const F_PROTOCOL_FEATURES = 30;
+/** "Migration": VHOST_F_LOG_ALL, bit 26 — the front-end sets it to have writes logged (dirty pages). */
+export const F_LOG_ALL = 26;
+/**
+ * The bits of GET_FEATURES / SET_FEATURES that are vhost-user's own, not the device's:
+ * VHOST_USER_F_PROTOCOL_FEATURES (30) and VHOST_F_LOG_ALL (26). virtio 1.2 §6 reserves both
+ * positions (bit 26 is unassigned; bit 30 is legacy-only), so a device feature set never holds them.
+ */
+export const VHOST_USER_OWN_FEATURES = (1n << BigInt(F_PROTOCOL_FEATURES)) | (1n << BigInt(F_LOG_ALL));
+
+/**
+ * The device's features in a back-end's GET_FEATURES reply: `offered` (bit n is 1n << n) without
+ * {@link VHOST_USER_OWN_FEATURES}. virtio 1.2 §2.2: the driver sees the device's bits only.
+ */
+export function deviceFeatureBits(offered: bigint): bigint {
+  return offered & ~VHOST_USER_OWN_FEATURES;
+}
 
 /** "Protocol features": the bits this front-end knows about. */
 export const ProtocolFeature = {

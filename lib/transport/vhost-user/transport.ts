@@ -25,7 +25,7 @@ import * as libc from '../../sys/libc.js';
 import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
 import { Link } from './link.js';
-import { F_PROTOCOL_FEATURES, Payload, Req } from './protocol.js';
+import { F_PROTOCOL_FEATURES, Payload, Req, deviceFeatureBits } from './protocol.js';
 import { BackendFacility, type StopObservation } from './state.js';
 import { initialBase, startMessages, type RingConf } from './rings.js';
 import { openSession, type Session } from './session.js';
@@ -53,7 +53,7 @@ export interface VhostUserOptions {
 }
 
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
-const HIDDEN_FEATURES = bit(F_PROTOCOL_FEATURES) | bit(Feature.ACCESS_PLATFORM);
+const HIDDEN_FEATURES = bit(Feature.ACCESS_PLATFORM);
 
 /**
  * A {@link VirtioTransport} over vhost-user (QEMU docs/interop/vhost-user.rst): this process is the
@@ -210,7 +210,7 @@ export class VhostUserTransport implements VirtioTransport {
 
   /** What the back-end offered at the last handshake (with no session open, the flush after FEATURES_OK says why). */
   deviceFeatures(): bigint {
-    return this.link.info.features & ~HIDDEN_FEATURES;
+    return deviceFeatureBits(this.link.info.features) & ~HIDDEN_FEATURES;
   }
 
   writeDriverFeatures(features: bigint): void {
@@ -219,7 +219,7 @@ export class VhostUserTransport implements VirtioTransport {
 
   /** SET_FEATURES; FEATURES_OK is cleared when the features are not a subset of the offer or the back-end refuses them. */
   private setFeatures(): void {
-    if ((this.driverFeatures & ~(this.link.info.features & ~HIDDEN_FEATURES)) !== 0n) {
+    if ((this.driverFeatures & ~(deviceFeatureBits(this.link.info.features) & ~HIDDEN_FEATURES)) !== 0n) {
       this.status &= ~Status.FEATURES_OK;
       return;
     }
