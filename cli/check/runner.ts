@@ -182,6 +182,25 @@ async function runOne(check: Check, env: Env): Promise<{ verdict: Verdict; reset
   }
 }
 
+/**
+ * A reset between checks that never completed is the device failing status.reset-reads-zero's
+ * clause (virtio 1.2 §2.4.1), whether or not that check ran or passed earlier: its result becomes
+ * (or is added as) a failure naming the check after which the reset hung, so the run fails.
+ */
+function resetNeverCompleted(results: CheckResult[], checks: readonly Check[], after: string, why: string): void {
+  const id = 'status.reset-reads-zero';
+  const detail = `after ${after} the device did not complete a reset (${why})`;
+  const own = results.find((r) => r.id === id);
+  if (own) {
+    if (own.id === after && own.result === 'fail') return; // its own verdict says so already
+    Object.assign(own, { result: 'fail', detail: own.result === 'fail' ? `${own.detail}; ${detail}` : detail });
+    return;
+  }
+  const c = checks.find((k) => k.id === id);
+  results.push(c ? { id, section: c.section, clause: c.clause, level: c.level, result: 'fail', detail, ms: 0 }
+    : { id, section: '2.4.1', clause: 'after 0 is written to device_status the device resets and device_status reads 0', level: 'MUST', result: 'fail', detail, ms: 0 });
+}
+
 /** Runs `checks` in order against `dev` (left open: the caller closes it). Never throws for what the device does. */
 export async function runChecks(dev: OpenedTransport, checks: readonly Check[], o: RunOptions): Promise<CheckReport> {
   const started = performance.now();
@@ -204,9 +223,12 @@ export async function runChecks(dev: OpenedTransport, checks: readonly Check[], 
     }
     const t0 = performance.now();
     const { verdict, resetFailed } = await runOne(check, env);
-    if (resetFailed) blocked = `not run: the device did not complete a reset after ${check.id} (${resetFailed})`;
     const result = verdict.result === 'fail' && check.level === 'SHOULD' ? 'warn' : verdict.result;
     results.push({ ...base, result, detail: verdict.detail, ms: Math.round((performance.now() - t0) * 10) / 10 });
+    if (resetFailed) {
+      blocked = `not run: the device did not complete a reset after ${check.id} (${resetFailed})`;
+      resetNeverCompleted(results, checks, check.id, resetFailed);
+    }
   }
   const summary: Record<Outcome, number> = { pass: 0, fail: 0, warn: 0, 'n/a': 0 };
   for (const r of results) summary[r.result]++;

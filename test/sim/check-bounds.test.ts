@@ -69,3 +69,22 @@ t.test('a traffic run cut short by the bound is not the group\'s other checks\' 
     dev.transport.close();
   }
 });
+
+t.test('a device whose reset never completes fails the run (§2.4.1), not just n/a for the rest', async (t) => {
+  for (const [at, only] of [['vq.split.chains', undefined], ['blk.read', ['blk']]] as const) {
+    const dev = await openTransport('sim:blk');
+    const sim = (dev as { sim?: { injectFault(f: { kind: string }): void; clearFaults(): void } }).sim!;
+    try {
+      const r = await runChecks(dev, CHECKS, {
+        timeoutMs: 2000, scratchSector: null, ...(only ? { only } : {}),
+        hooks: { live: (id) => void (id === at && sim.injectFault({ kind: 'reset-stuck' })) },
+      });
+      t.equal(r.ok, false, `${at}: a MUST failed`);
+      t.match(r.results.find((c) => c.id === 'status.reset-reads-zero'), { result: 'fail', detail: new RegExp(`after ${at} the device did not complete a reset`) });
+      t.ok(r.results.filter((c) => c.detail.startsWith('not run:')).length > 0, 'the rest not run');
+    } finally {
+      sim.clearFaults();
+      dev.transport.close();
+    }
+  }
+});
