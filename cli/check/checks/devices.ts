@@ -64,8 +64,14 @@ export const DEVICE_CHECKS: readonly Check[] = [
       if (s % sectors || s + sectors > drv.capacitySectors) return na(`--scratch-sector ${s} is not a whole block inside the ${drv.capacitySectors}-sector device`);
       const saved = await drv.read(s, sectors);
       const pattern = saved.map((_, i) => (i * 7 + 0x5a) & 0xff);
-      await drv.write(s, pattern);
-      const back = await drv.read(s, sectors);
+      let back: Uint8Array;
+      try {
+        await drv.write(s, pattern);
+        back = await drv.read(s, sectors);
+      } catch (e) {
+        await drv.write(s, saved).catch(() => undefined); // the block put back even when the device failed half-way
+        throw e;
+      }
       await drv.write(s, saved);
       const at = back.findIndex((b, i) => b !== pattern[i]);
       return at < 0 ? pass(`${pattern.length} bytes at sector ${s} read back; restored`) : fail(`byte ${at} at sector ${s} read back ${back[at]}, written ${pattern[at]}`);
