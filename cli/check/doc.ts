@@ -41,7 +41,7 @@ export function renderCheckDoc(checks: readonly Check[]): string {
     'SUSPEND). Each check is tied to the section that states the requirement; the clause below is our own',
     'paraphrase of it. A **MUST** that fails fails the run (exit 1); a **SHOULD** that fails is a warning (exit 0).',
     'A check is **n/a** when the device lacks what it needs (the column says when); a check never writes a blk',
-    'device outside `--scratch-sector N` (and puts that block back), and a read-only device is only read.',
+    'device outside `--scratch-sector N` (and puts that block back), and a read-only device is only read (its RO check writes the block read back to `--scratch-sector N` only).',
     'Each check is bounded (`--check-timeout MS`, default 2000); the bound is named in the detail when it trips.',
     '',
     `${checks.length} checks. Usage: \`uvirtio check sim:blk\`, \`uvirtio check vfio:0000:00:04.0 --scratch-sector 2048 --junit check.xml\`,`,

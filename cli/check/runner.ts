@@ -4,7 +4,7 @@
 // that stops reading 0 after a reset makes the rest n/a (they could not start from a known state).
 
 import type { OpenedTransport } from '../../lib/open.js';
-import { isUvirtioError } from '../../lib/errors.js';
+import { UsageError, isUvirtioError } from '../../lib/errors.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import type { VirtioTransport } from '../../lib/transport/types.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
@@ -71,15 +71,21 @@ export interface RunOptions {
 }
 
 /**
- * `t` with a close() that does nothing: VirtioDevice.close() (and so every driver's) releases its
- * transport, and the suite needs the one it opened for the next check. Everything else is `t`'s own.
+ * `t` lent to one check: a close() that does nothing (VirtioDevice.close(), and so every driver's,
+ * releases its transport, and the suite needs the one it opened for the next check), and every
+ * other call refused with E_CLOSED once `ended()` (the check's run outlived its bound: what it
+ * still does must not reach the device under the next check). Everything else is `t`'s own.
  */
-function lend(t: VirtioTransport): VirtioTransport {
+function lend(t: VirtioTransport, id: string, ended: () => boolean): VirtioTransport {
   return new Proxy(t, {
     get(target, prop) {
       if (prop === 'close') return () => undefined;
       const v: unknown = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      if (typeof v !== 'function') return v;
+      return (...a: unknown[]) => {
+        if (ended()) throw new UsageError('E_CLOSED', `check ${id} has ended: its transport takes no more calls`);
+        return (v as (...a: unknown[]) => unknown).apply(target, a);
+      };
     },
   });
 }
@@ -105,7 +111,6 @@ function describe(e: unknown): string {
 /** What runOne needs besides the check: the device, the user's options, the group's shared results. */
 interface Env {
   t: VirtioTransport;
-  lent: VirtioTransport;
   pci: VirtioPciTransport | null;
   offered: bigint;
   o: RunOptions;
@@ -117,19 +122,25 @@ interface Env {
  * Returns its verdict and whether the reset failed (the rest is then n/a). Rethrows an interruption.
  */
 async function runOne(check: Check, env: Env): Promise<{ verdict: Verdict; resetFailed: string | null }> {
-  const { t, lent, o, memo } = env;
+  const { t, o, memo } = env;
+  let settled = false;
+  let timedOut = false;
+  let ended = false; // set once the run is over (or outlived its bound) and what it opened is closed
+  const lent = lend(t, check.id, () => ended);
   const closers: (() => Promise<unknown> | unknown)[] = [];
   const regions: DmaRegion[] = [];
   const timeoutMs = Math.min(check.timeoutMs ?? o.timeoutMs, o.timeoutMs);
   const ctx: CheckContext = {
     t: lent, pci: env.pci, offered: env.offered, scratchSector: o.scratchSector, timeoutMs,
     open: async (options = {}) => {
+      if (timedOut) throw new UsageError('E_CLOSED', `check ${check.id} has ended: it opens no more devices`);
       const d = await VirtioDevice.open(lent, { resetTimeoutMs: Math.min(1000, timeoutMs), requestTimeoutMs: timeoutMs, ...options });
       closers.push(() => d.close());
       return d;
     },
     defer: (close) => void closers.push(close),
     alloc: (size) => {
+      if (ended) throw new UsageError('E_CLOSED', `check ${check.id} has ended: it allocates no more DMA memory`);
       const r = t.dma.alloc(size);
       regions.push(r);
       return r;
@@ -146,14 +157,21 @@ async function runOne(check: Check, env: Env): Promise<{ verdict: Verdict; reset
   let verdict: Verdict;
   try {
     o.hooks?.before?.(check.id);
-    verdict = await bounded(check.run(ctx), { what: `check ${check.id}`, ms: timeoutMs });
+    verdict = await bounded(check.run(ctx).finally(() => void (settled = true)), {
+      what: `check ${check.id}`, ms: timeoutMs, hint: 'the device did not finish the check in time; raise --check-timeout',
+    });
   } catch (e) {
     if (interruption().aborted) throw e; // the signal, not the device: the command ends (its finally resets the device)
     verdict = { result: 'fail', detail: describe(e) };
+    // The run goes on in the background: it opens nothing more, and its shared results (a traffic
+    // run cut short) are not handed to the group's next check, which runs its own within its bound.
+    timedOut = !settled;
+    if (timedOut) memo.clear();
   }
   for (const close of closers.reverse()) {
     await bounded(Promise.resolve().then(close), { what: `closing after ${check.id}`, ms: BOUNDS.CLOSE_MS }, null).catch(() => undefined);
   }
+  ended = true;
   o.hooks?.after?.(check.id);
   try {
     await t.reset(1000);
@@ -164,11 +182,30 @@ async function runOne(check: Check, env: Env): Promise<{ verdict: Verdict; reset
   }
 }
 
+/**
+ * A reset between checks that never completed is the device failing status.reset-reads-zero's
+ * clause (virtio 1.2 §2.4.1), whether or not that check ran or passed earlier: its result becomes
+ * (or is added as) a failure naming the check after which the reset hung, so the run fails.
+ */
+function resetNeverCompleted(results: CheckResult[], checks: readonly Check[], after: string, why: string): void {
+  const id = 'status.reset-reads-zero';
+  const detail = `after ${after} the device did not complete a reset (${why})`;
+  const own = results.find((r) => r.id === id);
+  if (own) {
+    if (own.id === after && own.result === 'fail') return; // its own verdict says so already
+    Object.assign(own, { result: 'fail', detail: own.result === 'fail' ? `${own.detail}; ${detail}` : detail });
+    return;
+  }
+  const c = checks.find((k) => k.id === id);
+  results.push(c ? { id, section: c.section, clause: c.clause, level: c.level, result: 'fail', detail, ms: 0 }
+    : { id, section: '2.4.1', clause: 'after 0 is written to device_status the device resets and device_status reads 0', level: 'MUST', result: 'fail', detail, ms: 0 });
+}
+
 /** Runs `checks` in order against `dev` (left open: the caller closes it). Never throws for what the device does. */
 export async function runChecks(dev: OpenedTransport, checks: readonly Check[], o: RunOptions): Promise<CheckReport> {
   const started = performance.now();
   const t = dev.transport;
-  const env: Env = { t, lent: lend(t), pci: t instanceof VirtioPciTransport ? t : null, offered: t.deviceFeatures(), o, memo: new Map() };
+  const env: Env = { t, pci: t instanceof VirtioPciTransport ? t : null, offered: t.deviceFeatures(), o, memo: new Map() };
   const results: CheckResult[] = [];
   let blocked: string | null = null;
   let group = '';
@@ -186,9 +223,12 @@ export async function runChecks(dev: OpenedTransport, checks: readonly Check[], 
     }
     const t0 = performance.now();
     const { verdict, resetFailed } = await runOne(check, env);
-    if (resetFailed) blocked = `not run: the device did not complete a reset after ${check.id} (${resetFailed})`;
     const result = verdict.result === 'fail' && check.level === 'SHOULD' ? 'warn' : verdict.result;
     results.push({ ...base, result, detail: verdict.detail, ms: Math.round((performance.now() - t0) * 10) / 10 });
+    if (resetFailed) {
+      blocked = `not run: the device did not complete a reset after ${check.id} (${resetFailed})`;
+      resetNeverCompleted(results, checks, check.id, resetFailed);
+    }
   }
   const summary: Record<Outcome, number> = { pass: 0, fail: 0, warn: 0, 'n/a': 0 };
   for (const r of results) summary[r.result]++;

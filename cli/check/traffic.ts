@@ -53,8 +53,8 @@ export interface TrafficRun {
   size: number;
   /** The first error the queue raised (a device fault: its code names the check), and in which phase. */
   error: { e: UvirtioError; phase: Phase } | null;
-  /** A wait that ran out: what was waited for and the bound. */
-  timeout: { what: string; phase: Phase } | null;
+  /** A wait that ran out: what was waited for and the bound; `used`: an interrupt was waited for and the chain was used meanwhile. */
+  timeout: { what: string; phase: Phase; used: boolean } | null;
   /** Probe.mayHold of the device type: a wait that ran out may be the network, not the device. */
   mayHold: string | null;
   /** Chains completed per phase. */
@@ -112,8 +112,10 @@ export async function runTraffic(ctx: CheckContext, layout: Layout): Promise<Tra
     let done = 0;
     while (done < n) {
       if (performance.now() > deadline) {
-        run.timeout = { what: byInterrupt && interrupts === before ? `a used-buffer interrupt within ${waitMs} ms`
-          : `${n - done} of ${n} chains to be used within ${waitMs} ms`, phase };
+        // The chain used and no interrupt for it: the device's own doing, whatever its network does.
+        const used = byInterrupt && interrupts === before && vq.usedPending();
+        run.timeout = { what: byInterrupt && interrupts === before ? `a used-buffer interrupt within ${waitMs} ms${used ? ' (the chain was used)' : ''}`
+          : `${n - done} of ${n} chains to be used within ${waitMs} ms`, phase, used };
         return false;
       }
       if (byInterrupt && interrupts === before) {

@@ -3,11 +3,11 @@
 // --json, --junit FILE. Exit 0 when no MUST fails (SHOULD failures are warnings), 1 when one
 // does, 2 for bad usage, 3 when the device cannot be opened at all (exit.ts).
 
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { openTransport } from '../../lib/open.js';
 import { UsageError } from '../../lib/errors.js';
 import { CHECKS } from '../check/all.js';
+import { checkOutputTarget, writeOutputFile } from '../check/output.js';
 import { junit, table } from '../check/report.js';
 import { runChecks } from '../check/runner.js';
 import { EXIT, action } from '../exit.js';
@@ -26,10 +26,11 @@ interface CheckOptions {
 async function check(address: string, o: CheckOptions, timeoutMs: number): Promise<number> {
   const unknown = (o.only ?? []).filter((p) => !CHECKS.some((c) => c.id === p || c.id.startsWith(`${p}.`)));
   if (unknown.length) throw new UsageError('E_INVALID_ARGUMENT', `--only ${unknown.join(', ')} names no check`, '`uvirtio check --list` lists the checks');
+  if (o.junit) checkOutputTarget(o.junit, '--junit'); // before anything runs: a bad path wastes no run
   const dev = await bounded(openTransport(address), { what: `opening ${address}`, ms: timeoutMs });
   try {
     const report = await runChecks(dev, CHECKS, { timeoutMs: o.checkTimeout, scratchSector: o.scratchSector ?? null, ...(o.only ? { only: o.only } : {}) });
-    if (o.junit) writeFileSync(o.junit, junit(report));
+    if (o.junit) writeOutputFile(o.junit, junit(report));
     console.log(o.json ? JSON.stringify(report) : table(report));
     return report.ok ? EXIT.OK : EXIT.VERDICT;
   } finally {

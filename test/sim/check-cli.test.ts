@@ -3,7 +3,7 @@
 // one testcase per check, failures and skipped as the results say), --list and --only.
 
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKS } from '../../cli/check/all.js';
 import { escapeXml } from '../../cli/check/report.js';
@@ -105,4 +105,24 @@ t.test('SIGINT ends a run within 2 s (exit 130), whatever the device is doing', 
   t.equal(r.status, 130, r.stdout + r.stderr);
   t.ok(r.ms < 2000, `ended ${Math.round(r.ms)} ms after SIGINT`);
   t.match(r.stdout, /"code":"E_INTERRUPTED"/);
+});
+
+t.test('--junit into a path that cannot take it: exit 2 before anything runs; a failed write leaves the file as it was', async (t) => {
+  for (const [path, why] of [[join(dir, 'no-such-folder', 'r.xml'), /cannot be written/], [dir, /is a directory/]] as const) {
+    const r = run('sim:blk', '--only', 'status', '--junit', path);
+    t.equal(r.status, 2, r.stderr);
+    t.match(r.stderr, /E_INVALID_ARGUMENT: --junit .*/, path);
+    t.match(r.stderr, why);
+    t.notMatch(r.stderr, /bug in uvirtio/);
+  }
+  // An existing file is replaced whole, and no temp file stays beside it.
+  const file = join(dir, 'again.xml');
+  writeFileSync(file, 'old');
+  t.equal(run('sim:blk', '--only', 'status', '--junit', file).status, 0);
+  t.match(readFileSync(file, 'utf8'), /^<\?xml/);
+  t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  // A folder that takes no new files (/proc): the write fails after the run, typed, nothing left.
+  const proc = run('sim:blk', '--only', 'status', '--junit', '/proc/uvirtio-check.xml');
+  t.equal(proc.status, 3, proc.stderr);
+  t.match(proc.stderr, /E_IO_ERROR: writing \/proc\/uvirtio-check.xml/);
 });

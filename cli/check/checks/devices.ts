@@ -3,7 +3,8 @@
 // status bytes: E_DEVICE_SHORT_USED_LEN, E_DEVICE_BAD_REPLY) are the checks' own. Writes touch
 // only --scratch-sector, and put back what was there.
 
-import { BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkFeature, BlkReq, BlkStatus, DeviceType, NetConfig, NetFeature, NetStatus } from '../../../lib/spec/index.js';
+import { BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, BlkStatus, DeviceType, NetConfig, NetFeature, NetStatus } from '../../../lib/spec/index.js';
+import { DeviceConfig } from '../../../lib/virtio/config.js';
 import { BlkDriver } from '../../../drivers/blk/index.js';
 import { NetDriver } from '../../../drivers/net/index.js';
 import { RngDriver } from '../../../drivers/rng/index.js';
@@ -63,8 +64,14 @@ export const DEVICE_CHECKS: readonly Check[] = [
       if (s % sectors || s + sectors > drv.capacitySectors) return na(`--scratch-sector ${s} is not a whole block inside the ${drv.capacitySectors}-sector device`);
       const saved = await drv.read(s, sectors);
       const pattern = saved.map((_, i) => (i * 7 + 0x5a) & 0xff);
-      await drv.write(s, pattern);
-      const back = await drv.read(s, sectors);
+      let back: Uint8Array;
+      try {
+        await drv.write(s, pattern);
+        back = await drv.read(s, sectors);
+      } catch (e) {
+        await drv.write(s, saved).catch(() => undefined); // the block put back even when the device failed half-way
+        throw e;
+      }
       await drv.write(s, saved);
       const at = back.findIndex((b, i) => b !== pattern[i]);
       return at < 0 ? pass(`${pattern.length} bytes at sector ${s} read back; restored`) : fail(`byte ${at} at sector ${s} read back ${back[at]}, written ${pattern[at]}`);
@@ -100,16 +107,27 @@ export const DEVICE_CHECKS: readonly Check[] = [
   {
     id: 'blk.read-only', section: '5.2.6.1', level: 'MUST', needs: { types: [DeviceType.BLK], features: [BlkFeature.RO] },
     clause: 'with VIRTIO_BLK_F_RO, a write completes with status IOERR and writes nothing',
-    does: 'reads sector 0, then writes the same bytes back raw (harmless whatever the device does) and expects IOERR',
+    does: 'on --scratch-sector only: reads it, and only when that read completed whole with status OK writes the same bytes back raw (harmless whatever the device does) and expects IOERR; n/a without --scratch-sector',
     async run(ctx) {
-      const { buf } = await oneRequest(ctx, (b) => {
-        new DataView(b.bytes.buffer, b.bytes.byteOffset).setUint32(0, BlkReq.IN, true);
+      if (ctx.scratchSector === null) return na('no --scratch-sector given: no writes (not even one a read-only device must refuse)');
+      const s = ctx.scratchSector;
+      const capacity = new DeviceConfig(() => ctx.t).read64(BlkConfig.CAPACITY);
+      if (BigInt(s) >= capacity) return na(`--scratch-sector ${s} is not inside the ${capacity}-sector device`);
+      const { len, buf } = await oneRequest(ctx, (b) => {
+        const v = new DataView(b.bytes.buffer, b.bytes.byteOffset);
+        v.setUint32(0, BlkReq.IN, true);
+        v.setBigUint64(8, BigInt(s), true);
+        b.bytes[3000] = 0xaa;
         return { readable: [{ addr: b.iova, len: BLK_REQ_HEADER_LEN }], writable: [{ addr: b.iova + 64n, len: BLK_SECTOR_SIZE }, { addr: b.iova + 3000n, len: 1 }] };
       });
-      const sector0 = buf.bytes.slice(64, 64 + BLK_SECTOR_SIZE);
+      // Writing back anything but what was read (a short or failed read leaves the buffer as it was) could destroy data on a device that takes the write.
+      if (buf.bytes[3000] !== BlkStatus.OK || len !== BLK_SECTOR_SIZE + 1) {
+        return fail(`the read of sector ${s} ended with status ${buf.bytes[3000]!} and used len ${len} (not OK and ${BLK_SECTOR_SIZE + 1}): nothing written`);
+      }
+      const saved = buf.bytes.slice(64, 64 + BLK_SECTOR_SIZE);
       await ctx.t.reset(ctx.timeoutMs);
-      const status = await rawBlk(ctx, BlkReq.OUT, 0, sector0);
-      return status === BlkStatus.IOERR ? pass('write refused with IOERR') : fail(`a write to a read-only device completed with status ${status}, not IOERR`);
+      const status = await rawBlk(ctx, BlkReq.OUT, s, saved);
+      return status === BlkStatus.IOERR ? pass(`a write to sector ${s} refused with IOERR`) : fail(`a write to a read-only device completed with status ${status}, not IOERR`);
     },
   },
   {

@@ -71,7 +71,7 @@ export const PCI_CHECKS: readonly Check[] = [
   },
   {
     id: 'pci.queue-enable', section: '4.1.4.3.1', level: 'MUST', needs: { pci: true },
-    clause: 'queue_enable reads 0 after a reset, and 1 once the driver enabled the queue',
+    clause: 'queue_enable reads 0 after a reset (reading back 1 once the driver enabled the queue is expected, not required: a warning)',
     does: 'reads queue_enable of every queue after a reset, then sets up queue 0, enables it and reads it back',
     async run(ctx) {
       const l = layoutOf(ctx);
@@ -80,7 +80,8 @@ export const PCI_CHECKS: readonly Check[] = [
       const d = await ctx.open({ interrupts: 'poll', stateFeatures: false });
       d.setupQueue(0, { size: Math.min(8, ctx.t.queueMaxSize(0)) });
       const readBack = queueReg(l, 0, CommonCfg.QUEUE_ENABLE).read();
-      return readBack === 1 ? pass('0 after reset, 1 after enable') : fail(`queue 0: queue_enable read ${readBack} after the driver wrote 1`);
+      // §4.1.4.3.1 requires only the 0 on reset; the read-back is the register's description, which drivers (Linux) rely on.
+      return readBack === 1 ? pass('0 after reset, 1 after enable') : warn(`queue 0: queue_enable read ${readBack} after the driver wrote 1 (not a MUST of §4.1.4.3.1, but drivers read it)`);
     },
   },
   {

@@ -13,7 +13,7 @@ const TYPES = [DeviceType.BLK, DeviceType.NET, DeviceType.RNG];
 function judge(run: TrafficRun, codes: readonly ErrorCode[], phases: readonly Phase[], ok: () => Verdict): Verdict {
   if (run.error && codes.includes(run.error.e.code)) return fail(`${run.error.e.code}: ${run.error.e.message}`);
   if (run.timeout && phases.includes(run.timeout.phase)) {
-    return run.mayHold ? warn(`waited for ${run.timeout.what}; ${run.mayHold}: the ring could not be checked`) : fail(`waited for ${run.timeout.what}`);
+    return run.mayHold && !run.timeout.used ? warn(`waited for ${run.timeout.what}; ${run.mayHold}: the ring could not be checked`) : fail(`waited for ${run.timeout.what}`);
   }
   if (run.error) return na(`the traffic stopped at ${run.error.e.code} (${run.error.phase}), which another check reports`);
   if (run.timeout) return na(`the traffic stopped waiting for ${run.timeout.what} (${run.timeout.phase}), which another check reports`);

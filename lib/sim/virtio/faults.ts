@@ -56,7 +56,7 @@
 //   reserved-feature     sticky     device_feature also shows bit RESERVED_FEATURE_BIT (47), which
 //                                   virtio 1.2 §6 reserves and no later version defines; the device
 //                                   implements nothing for it (accepting it is "not offered")
-//   queue-enable-lost    sticky     queue_enable reads 0 even for an enabled queue (§4.1.4.3.1);
+//   queue-enable-lost    sticky     queue_enable reads 0 even for an enabled queue (§4.1.4.3.1 requires only the 0 on reset: doubtful, not a MUST);
 //                                   the queue works all the same
 //   msix-vector-lost     sticky     config_msix_vector and queue_msix_vector read 0 whatever was
 //                                   written (§4.1.5.1.2: they must read back the vector, or

@@ -1,0 +1,60 @@
+// Where `uvirtio check --junit FILE` writes: FILE is looked at before the device is opened (a
+// directory, or a folder that does not exist or cannot be written, is bad usage: nothing run,
+// nothing written), then written atomically after the run — a temp file beside it (created
+// exclusively, never through a symlink), renamed over FILE — so FILE is at every moment the old
+// one, the new one complete, or absent; a failed write leaves no temp file behind.
+
+import { accessSync, closeSync, constants, openSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { UsageError, UvirtioError } from '../../lib/errors.js';
+
+function errno(e: unknown): string {
+  return String((e as Error)?.message ?? e); // Node's own: "ENOENT: no such file or directory, open '…'"
+}
+
+/**
+ * Checks that `path` can take the report: not a directory, in an existing folder this process may
+ * write. Throws UsageError E_INVALID_ARGUMENT (exit 2) naming `option` when it cannot.
+ */
+export function checkOutputTarget(path: string, option: string): void {
+  const bad = (why: string): UsageError =>
+    new UsageError('E_INVALID_ARGUMENT', `${option} ${path}: ${why}`, `give a file path in a folder you can write (${option} report.xml)`);
+  try {
+    if (statSync(path).isDirectory()) throw bad('is a directory');
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw bad(errno(e));
+  }
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) throw bad(`${dir} is not a directory`);
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw bad(`its folder ${dir} cannot be written (${errno(e)})`);
+  }
+}
+
+/**
+ * Writes `text` to `path` atomically (temp file beside it, then rename). Throws UvirtioError
+ * E_IO_ERROR (exit 3) with the errno when a step fails; `path` is then as it was.
+ */
+export function writeOutputFile(path: string, text: string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    writeFileSync(fd, text);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      // the descriptor is gone either way
+    }
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(tmp, { force: true }); // EEXIST: not ours
+    throw new UvirtioError('E_IO_ERROR', `writing ${path}: ${errno(e)}`, `${path} is as it was; free space or choose another file`);
+  }
+}
