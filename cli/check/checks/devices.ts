@@ -105,7 +105,7 @@ export const DEVICE_CHECKS: readonly Check[] = [
     },
   },
   {
-    id: 'blk.read-only', section: '5.2.6.1', level: 'MUST', needs: { types: [DeviceType.BLK], features: [BlkFeature.RO] },
+    id: 'blk.read-only', section: '5.2.6.2', level: 'MUST', needs: { types: [DeviceType.BLK], features: [BlkFeature.RO] },
     clause: 'with VIRTIO_BLK_F_RO, a write completes with status IOERR and writes nothing',
     does: 'on --scratch-sector only: reads it, and only when that read completed whole with status OK writes the same bytes back raw (harmless whatever the device does) and expects IOERR; n/a without --scratch-sector',
     async run(ctx) {
