@@ -21,7 +21,7 @@
 import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
 import { HybridPoll } from './hybrid-poll.js';
-import { Request, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
+import { Request, checkCallback, checkRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
 
@@ -43,8 +43,8 @@ export class RequestQueue<T = undefined> {
   onBusy: (() => void) | undefined;
   /**
    * When set, a device that breaks this queue's ring protocol, or a notification the transport
-   * cannot send, halts the queue and calls this, instead of rejecting its requests at once
-   * (fail()) or throwing: the caller resets the device and then settles them (QueueSet).
+   * cannot send, halts the queue and calls this, instead of breaking the queue (fail(): every
+   * request rejected with E_QUEUE_BROKEN): the caller resets the device and then settles them (QueueSet).
    */
   onFault: ((e: UvirtioError) => void) | undefined;
   /**
@@ -112,8 +112,12 @@ export class RequestQueue<T = undefined> {
     return done;
   }
 
-  /** Adds every request that fits, kicks once; the rest wait their turn. */
+  /**
+   * Adds every request that fits, kicks once; the rest wait their turn. Throws E_INVALID_ARGUMENT
+   * (UsageError), adding none, when `requests` is not an array of objects.
+   */
   submitMany(requests: readonly RequestSpec<T>[]): Promise<Completion<T>>[] {
+    checkRequests(requests, this.vq.index, 'submitMany');
     const done = requests.map((r) => new Promise<Completion<T>>((resolve, reject) => this.enqueue(r.readable, r.writable, r.token as T, promiseCallback(resolve, reject))));
     this.kick();
     return done;
@@ -130,15 +134,26 @@ export class RequestQueue<T = undefined> {
    * synchronous run of code (virtio 1.2 §2.7.13.4 / §2.8.21.3: one notification may cover many
    * chains) — what a driver wants when completions resubmit from their callbacks. A notification
    * that cannot be sent then goes to onFault or, without it, breaks the queue (E_QUEUE_BROKEN).
+   *
+   * Throws E_INVALID_ARGUMENT (UsageError), adding nothing, when `callback` is not a function; a
+   * chain that is not one (segments not arrays of { addr, len }) is refused with E_BAD_CHAIN through
+   * the callback.
    */
   submitCb(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>, kickNow = true): void {
+    checkCallback(callback, this.vq.index, 'submitCb');
     this.enqueue(readable, writable, token, callback);
     if (kickNow) this.kick();
     else this.kickSoon();
   }
 
-  /** submitMany() without promises: every request settles through `callback` (see submitCb), one kick. */
+  /**
+   * submitMany() without promises: every request settles through `callback` (see submitCb), one
+   * kick. Throws E_INVALID_ARGUMENT (UsageError), adding none, when `callback` is not a function or
+   * `requests` not an array of objects.
+   */
   submitManyCb(requests: readonly RequestSpec<T>[], callback: CompletionCallback<T>): void {
+    checkCallback(callback, this.vq.index, 'submitManyCb');
+    checkRequests(requests, this.vq.index, 'submitManyCb');
     for (let i = 0; i < requests.length; i++) {
       const r = requests[i]!;
       this.enqueue(r.readable, r.writable, r.token as T, callback);
@@ -334,13 +349,7 @@ export class RequestQueue<T = undefined> {
 
   private readonly deferredKick = (): void => {
     this.kickScheduled = false;
-    try {
-      this.kick();
-    } catch (e) {
-      // Only without onFault (kickFailed throws then): nobody to throw to from a microtask.
-      this.fail(new VirtqueueError('E_QUEUE_BROKEN', this.vq.index, `the notification could not be sent: ${String((e as Error)?.message ?? e)}`,
-        'the transport lost the device; reset it and the queue'));
-    }
+    this.kick();
   };
 
   private kick(): void {
@@ -360,13 +369,20 @@ export class RequestQueue<T = undefined> {
    * The notification could not be sent (a transport that lost its device or was closed under
    * the driver). The chains are in the ring already and the device may still carry them out, so
    * they are not rejected here: with onFault (QueueSet) the queue halts and the device is failed —
-   * reset first, then every request settled with the error; without it the error is thrown to
-   * the caller of submit().
+   * reset first, then every request settled with the error. Without it there is nobody to reset
+   * the device: the queue breaks (E_QUEUE_BROKEN, every request rejected) a microtask later —
+   * never thrown, since a kick also comes from processUsed (a poll timer, an interrupt handler)
+   * with no caller to catch it, and a submit() that threw would lose its promise.
    */
   private kickFailed(e: unknown): void {
-    const error = e instanceof UvirtioError ? e
-      : new DeviceError('E_SYSCALL', `queue ${this.vq.index}: the notification could not be sent: ${String((e as Error)?.message ?? e)}`);
-    if (!this.onFault) throw error;
+    const reason = String((e as Error)?.message ?? e);
+    if (!this.onFault) {
+      const broken = new VirtqueueError('E_QUEUE_BROKEN', this.vq.index, `the notification could not be sent: ${reason}`,
+        'the transport lost the device; reset it and the queue');
+      queueMicrotask(() => this.fail(broken));
+      return;
+    }
+    const error = e instanceof UvirtioError ? e : new DeviceError('E_SYSCALL', `queue ${this.vq.index}: the notification could not be sent: ${reason}`);
     if (this.halted) return;
     this.halt(error);
     this.onFault(error);

@@ -5,6 +5,7 @@
 // A Request settles exactly once: the device returned its chain (error null, the used length), or
 // it was refused or rejected (a broken queue, a failed or closed device). A later settle is ignored.
 
+import { UsageError } from '../errors.js';
 import type { Segment } from './queue/types.js';
 
 /** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
@@ -113,4 +114,39 @@ export function promiseCallback<T>(resolve: (c: Completion<T>) => void, reject: 
     if (error) reject(error);
     else resolve({ len, token });
   };
+}
+
+/**
+ * Throws a {@link UsageError} E_INVALID_ARGUMENT unless `callback` is a function: a submitCb or
+ * submitManyCb that could never call back is refused at the call, before anything is added.
+ * `queue` and `where` (the method) name the call in the message; nothing is built on success.
+ */
+export function checkCallback(callback: unknown, queue: number, where: string): void {
+  if (typeof callback !== 'function') {
+    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the completion callback must be a function (error, len, token) => void, got ${describe(callback)}`,
+      'pass a function; it is called once per request when the request settles');
+  }
+}
+
+/**
+ * Throws a {@link UsageError} E_INVALID_ARGUMENT unless `requests` is an array of objects (each
+ * a {@link RequestSpec}): checked before any request is added, so a bad batch adds none (no
+ * chain made available and never notified). The segments themselves are the virtqueue's to check
+ * (E_BAD_CHAIN, per request).
+ */
+export function checkRequests(requests: unknown, queue: number, where: string): void {
+  if (!Array.isArray(requests)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the requests must be an array of { readable, writable, token }, got ${describe(requests)}`);
+  }
+  for (let i = 0; i < requests.length; i++) {
+    const r: unknown = requests[i];
+    if (typeof r !== 'object' || r === null) {
+      throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: requests[${i}] must be an object { readable, writable, token }, got ${describe(r)}`,
+        'nothing of this batch was submitted; fix the entry and submit the batch again');
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }

@@ -169,6 +169,9 @@ export abstract class QueueCore<T> {
       throw new VirtqueueError('E_QUEUE_BROKEN', this.index, `the queue is broken (${this.fault.code})`,
         'reset the device and the queue, or recreate them');
     }
+    if (!Array.isArray(readable) || !Array.isArray(writable)) {
+      throw this.badChain(`readable and writable must be arrays of segments, got ${typeof readable} and ${typeof writable}`);
+    }
     const n = readable.length + writable.length;
     if (n === 0) throw this.badChain('a chain needs at least one segment');
     if (n > this.size) {
@@ -254,7 +257,9 @@ export abstract class QueueCore<T> {
   private checkSegments(segments: readonly Segment[]): number {
     let total = 0;
     for (let i = 0; i < segments.length; i++) {
-      const { addr, len } = segments[i]!;
+      const segment = segments[i];
+      if (typeof segment !== 'object' || segment === null) throw this.badChain(`a segment must be an object { addr, len }, got ${String(segment)}`);
+      const { addr, len } = segment;
       if (!Number.isInteger(len) || len < 1 || len > MAX_SEGMENT_LEN) {
         throw this.badChain(`segment length must be an integer 1..${MAX_SEGMENT_LEN}, got ${len}`);
       }
