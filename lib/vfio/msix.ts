@@ -77,10 +77,13 @@ export class VfioMsix implements MsixController {
         return;
       }
       if (err) {
-        // A failing poll would fail again at once: stop delivering rather than spin.
+        // A failing poll would fail again at once: stop delivering rather than spin. Not thrown (this
+        // runs from koffi's callback: a throw would end the process); the request queues' watchdog
+        // finds completions by polling from here on, as for a device that sends no interrupt.
         set.active = false;
         VfioMsix.release(set);
-        throw err;
+        process.emitWarning(`MSI-X interrupt delivery stopped: poll(2) failed (${err.message}); completions are found by the watchdog's polling from now on`, { code: 'E_INTERRUPT_DELIVERY' });
+        return;
       }
       // Only the eventfds poll saw readable are read (one koffi call each, not one per vector).
       const fired = set.fds.map((fd, i) => ready[i] === true && libc.eventfdTake(fd) > 0n);
