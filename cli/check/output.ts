@@ -4,9 +4,10 @@
 // exclusively, never through a symlink), renamed over FILE — so FILE is at every moment the old
 // one, the new one complete, or absent; a failed write leaves no temp file behind.
 
-import { accessSync, closeSync, constants, openSync, rmSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError, UvirtioError } from '../../lib/errors.js';
+import { writeFileAtomically } from '../../lib/util/atomic-write.js';
 
 function errno(e: unknown): string {
   return String((e as Error)?.message ?? e); // Node's own: "ENOENT: no such file or directory, open '…'"
@@ -40,21 +41,9 @@ export function checkOutputTarget(path: string, option: string): void {
  * E_IO_ERROR (exit 3) with the errno when a step fails; `path` is then as it was.
  */
 export function writeOutputFile(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    writeFileSync(fd, text);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileAtomically(path, text, { tmp: join(dirname(path), `.${basename(path)}.${process.pid}.tmp`), mode: 0o644 });
   } catch (e) {
-    try {
-      if (fd !== undefined) closeSync(fd);
-    } catch {
-      // the descriptor is gone either way
-    }
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(tmp, { force: true }); // EEXIST: not ours
     throw new UvirtioError('E_IO_ERROR', `writing ${path}: ${errno(e)}`, `${path} is as it was; free space or choose another file`);
   }
 }

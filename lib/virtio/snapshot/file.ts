@@ -2,10 +2,11 @@
 // rename, fsync of the directory) and bounded reads.
 
 import {
-  closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, rmSync, writeFileSync, type Stats,
+  closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, rmSync, type Stats,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
+import { writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
 import { fault, parseSnapshot } from './validate.js';
 
@@ -131,22 +132,10 @@ export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
   checkWriteTarget(path);
   removeStaleSnapshotTemps(dirname(path), basename(path));
   const tmp = snapshotTempPath(path);
-  let fd: number | undefined;
   try {
     rmSync(tmp, { force: true }); // an earlier process with this pid may have left it
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    writeFileSync(fd, JSON.stringify(snap, null, 2) + '\n');
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileAtomically(path, JSON.stringify(snap, null, 2) + '\n', { tmp, mode: 0o600, fsync: true });
   } catch (e) {
-    try {
-      if (fd !== undefined) closeSync(fd);
-      rmSync(tmp, { force: true });
-    } catch {
-      // not ours to remove (something else sits at the temp name): the target is untouched either way
-    }
     const { why, hint } = explain(e, path);
     throw ioFault('write', path, why, hint);
   }
