@@ -14,7 +14,7 @@
 //
 //   npm run bench:vm                     build, boot the VM with the peers, run with the defaults
 //   npm run bench:vm -- 3 --json         3 s per configuration, and a JSON line at the end
-//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]... [--hybrid-us N]
+//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]... [--hybrid-us N] [--spin-us N]
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,6 +37,9 @@ type Mode = 'msix' | 'hybrid' | 'poll';
 /** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
 const hybridArg = process.argv.indexOf('--hybrid-us');
 const HYBRID_POLL_US = hybridArg > 0 ? Number(process.argv[hybridArg + 1]) : 4000;
+/** OpenOptions.pollSpinUs for polling and hybrid (--spin-us N; default: the SDK's). */
+const spinArg = process.argv.indexOf('--spin-us');
+const POLL_SPIN_US = spinArg > 0 ? Number(process.argv[spinArg + 1]) : undefined;
 
 interface Result {
   driver: Driver;
@@ -63,7 +66,7 @@ function blocks(seed: number, count: number): () => number {
 async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number): Promise<Result> {
   const dev = await openTransport(`vfio:${BDF[layout]}`);
   const interrupts = mode === 'poll' ? 'poll' : 'msix';
-  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0 });
+  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0, pollSpinUs: POLL_SPIN_US });
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
@@ -153,7 +156,7 @@ function find(results: Result[], driver: Driver, layout: Layout, depth: number):
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && argv[i - 1] !== '--hybrid-us');
+  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && argv[i - 1] !== '--hybrid-us' && argv[i - 1] !== '--spin-us');
   const seconds = arg ? Number(arg) : 2;
   const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
   const want = (d: string): boolean => !only.length || only.includes(d);
@@ -168,27 +171,25 @@ async function main(): Promise<void> {
   await uvirtio('split', 1, 'msix', Math.min(seconds, 1));
   await uvirtio('split', 1, 'poll', Math.min(seconds, 1));
   const baseline = await uvirtio('split', 1, 'msix', seconds);
-  if (want('uvirtio')) {
-    for (const layout of LAYOUTS) {
+  // Per layout, uvirtio's modes and then its peers, so that a peer is measured within minutes of
+  // the figures it is divided into (the host's load moves over a boot).
+  const cMissing = !fs.existsSync(C_PEER);
+  const linuxMissing = !fs.existsSync(FIO) || !fs.existsSync(KERNEL_MODULES);
+  if (want('c') && cMissing) skipped.push(`C peer: ${C_PEER} is not in the image (boot with --peers)`);
+  if (want('linux') && linuxMissing) skipped.push(`Linux: fio or virtio_blk is not in the image (boot with --peers)`);
+  for (const layout of LAYOUTS) {
+    if (want('uvirtio')) {
       for (const mode of ['msix', 'hybrid', 'poll'] as const) {
         for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds));
       }
     }
-  }
-  if (want('c')) {
-    if (!fs.existsSync(C_PEER)) skipped.push(`C peer: ${C_PEER} is not in the image (boot with --peers)`);
-    else for (const layout of LAYOUTS) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds));
-  }
-  if (want('linux')) {
-    if (!fs.existsSync(FIO) || !fs.existsSync(KERNEL_MODULES)) skipped.push(`Linux: fio or virtio_blk is not in the image (boot with --peers)`);
-    else {
-      for (const layout of LAYOUTS) {
-        const dev = bindKernel(BDF[layout]);
-        try {
-          for (const depth of DEPTHS) say(fio(dev, layout, depth, seconds));
-        } finally {
-          bindVfio(BDF[layout]);
-        }
+    if (want('c') && !cMissing) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds));
+    if (want('linux') && !linuxMissing) {
+      const dev = bindKernel(BDF[layout]);
+      try {
+        for (const depth of DEPTHS) say(fio(dev, layout, depth, seconds));
+      } finally {
+        bindVfio(BDF[layout]);
       }
     }
   }
@@ -213,7 +214,8 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${HYBRID_POLL_US} µs`);
+  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${HYBRID_POLL_US} µs; ` +
+    `poll spin ${POLL_SPIN_US ?? 'default'} µs`);
   console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
     `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
   console.log('driver         layout  QD     req/s   mean µs   vs baseline');

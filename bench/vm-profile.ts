@@ -3,14 +3,17 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile] [spin=µs] [threads]
 //
 // hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
 // noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead;
+// spin=N: OpenOptions.pollSpinUs (default: the SDK's); threads: each thread's CPU ticks (utime, stime
+// from /proc/self/task) before and after the timed window (which threads besides the main one work);
 // count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
 // notifications; reads are status checks), by wrapping MmapWindow's methods.
 
+import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
@@ -31,9 +34,20 @@ function area(url: string, fn: string): string {
   return 'other';
 }
 
+/** Prints each thread's utime and stime (clock ticks) from /proc/self/task. */
+function threadTimes(when: string): void {
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    const st = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    console.log(`${when} thread ${tid} utime ${f[11]} stime ${f[12]}`);
+  }
+}
+
 async function main(): Promise<void> {
   const [layout = 'packed', depthArg = '1', mode = 'poll', secondsArg = '3'] = process.argv.slice(2);
   const eventIdx = !process.argv.includes('noevent');
+  const spinArg = process.argv.find((a) => a.startsWith('spin='));
+  const spinUs = spinArg ? Number(spinArg.slice(5)) : undefined;
   const profiling = !process.argv.includes('noprofile');
   const mmio = { writes16: 0, writes: 0, reads: 0 };
   if (process.argv.includes('count')) {
@@ -56,7 +70,7 @@ async function main(): Promise<void> {
   const dev = await openTransport(`vfio:${bdf}`);
   const blk = await BlkDriver.open(dev.transport, {
     layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx,
-    hybridPollUs: mode === 'hybrid' ? 4000 : 0,
+    hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs,
   });
   const count = Math.floor(blk.capacitySectors / 8);
   let x = 12345;
@@ -77,6 +91,7 @@ async function main(): Promise<void> {
       await session.post('Profiler.start');
     }
     mmio.writes16 = mmio.writes = mmio.reads = 0;
+    if (process.argv.includes('threads')) threadTimes('start');
     const start = performance.now();
     const end = start + seconds * 1e3;
     await Promise.all(Array.from({ length: depth }, async () => {
@@ -86,8 +101,9 @@ async function main(): Promise<void> {
       }
     }));
     const elapsed = (performance.now() - start) / 1e3;
+    if (process.argv.includes('threads')) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: ${Math.round(done / elapsed)} req/s` +
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
       (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');
     if (!profiling) {
       console.log(setting);

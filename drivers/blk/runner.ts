@@ -7,6 +7,7 @@ import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/spec/index.js';
 import { RequestError, UsageError } from '../../lib/errors.js';
 import type { RequestQueue, RequestSpec } from '../../lib/virtio/request-queue.js';
 import type { BlkLimits } from './limits.js';
+import { copyBytes } from '../../lib/util/copy-slab.js';
 import { dataSegments } from './plan.js';
 import type { Slot, SlotPool } from './slots.js';
 
@@ -66,7 +67,10 @@ export class RequestRunner {
   /**
    * One request on a slot that is free now, settled through its queue's completion callback
    * (RequestQueue.submitCb): one promise, none of run()'s batching. Null when no slot is free now
-   * (run() then waits for one, in turn). Settles like run() does for one request.
+   * (run() then waits for one, in turn). Settles like run() does for one request. The
+   * notification goes from a microtask, one for every request started in the same run of code
+   * (submitCb's kickNow false): readers that resubmit from their completions share one (measured
+   * in bench/README.md, bench:vm QD32).
    */
   runOne(p: Planned): Promise<Uint8Array | undefined> | null {
     if (this.closed) return Promise.reject(new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`));
@@ -83,7 +87,7 @@ export class RequestRunner {
         } finally {
           this.pool.give(slot);
         }
-      });
+      }, false);
     });
   }
 
@@ -131,7 +135,7 @@ export class RequestRunner {
         'the device did not write the whole reply, so neither its data nor its status can be trusted; retry the request, and check the device (it breaks virtio 1.2 §2.7.8)');
     }
     const code = slot.view.getUint8(STATUS_OFFSET);
-    if (code === BlkStatus.OK) return p.inBytes > 0 ? slot.region.bytes.slice(DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
+    if (code === BlkStatus.OK) return p.inBytes > 0 ? copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
     if (code === BlkStatus.UNSUPP) {
       throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
     }

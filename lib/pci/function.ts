@@ -64,6 +64,12 @@ export interface PciFunction {
   readonly dma: DmaAllocator;
   /** The function's MSI-X vectors (PCI Local Bus 3.0 §6.8.2). */
   readonly msix: MsixController;
+  /**
+   * True when the device behind the function runs on the driver's own thread (the in-process
+   * reference device): it cannot finish anything while the driver spins, so polling does not
+   * spin on it (OpenOptions.pollSpinUs defaults to 0).
+   */
+  readonly deviceOnDriverThread?: boolean;
   /** Releases everything the function holds (mappings, file descriptors, interrupts). Idempotent. */
   close(): void;
 }

@@ -47,6 +47,11 @@ export interface VirtioTransport {
   readonly dma: DmaAllocator;
   /** Queues the device has (num_queues). */
   readonly numQueues: number;
+  /**
+   * True when the device runs on the driver's own thread (the in-process reference device), so
+   * nothing completes while the driver spins: OpenOptions.pollSpinUs then defaults to 0.
+   */
+  readonly deviceOnDriverThread?: boolean;
 
   /** The device_status register (virtio 1.2 §2.1). */
   readStatus(): number;

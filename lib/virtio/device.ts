@@ -60,7 +60,22 @@ export interface OpenOptions {
    * idle period. 0 (default): interrupts only. An integer from 0 to 1 000 000 (µs).
    */
   hybridPollUs?: number;
+  /**
+   * When the used ring is polled (polling delivery, or inside a poll-then-sleep window), a turn of
+   * the event loop that finds nothing returned first spins on the used index for up to this many
+   * µs (reading the clock every 64 looks) before it yields to the event loop: a completion within
+   * the spin is taken without the cost of more turns of the loop, at the price of holding the
+   * event loop that long per turn. Default {@link DEFAULT_POLL_SPIN_US}, and 0 for a device that
+   * runs on the driver's thread (VirtioTransport.deviceOnDriverThread: the reference device can
+   * finish nothing during a spin); 0: no spin; an integer from 0 to 10 000 (µs).
+   */
+  pollSpinUs?: number;
 }
+
+/** OpenOptions.pollSpinUs by default (µs); measured in bench/README.md (bench:vm). */
+export const DEFAULT_POLL_SPIN_US = 50;
+/** The largest OpenOptions.pollSpinUs (10 ms). */
+const MAX_POLL_SPIN_US = 10_000;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
@@ -102,8 +117,9 @@ export class VirtioDevice {
    */
   readonly dma: DmaAllocator;
 
-  private constructor(core: DeviceCore, hybridPollUs: number) {
-    this.hybridPollUs = hybridPollUs;
+  private constructor(core: DeviceCore, polling: { hybridPollUs: number; pollSpinUs: number }) {
+    this.hybridPollUs = polling.hybridPollUs;
+    this.pollSpinUs = polling.pollSpinUs;
     this.d = core;
     this.dma = core.t.dma;
     this.m = new Migration(core, this.dma);
@@ -127,6 +143,11 @@ export class VirtioDevice {
       throw new UsageError('E_INVALID_ARGUMENT', `hybridPollUs must be an integer from 0 to ${MAX_HYBRID_POLL_US} (µs), got ${hybridPollUs}`,
         '0 turns poll-then-sleep off; a few hundred µs suits a device that answers in about that time');
     }
+    const pollSpinUs = options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US);
+    if (!Number.isInteger(pollSpinUs) || pollSpinUs < 0 || pollSpinUs > MAX_POLL_SPIN_US) {
+      throw new UsageError('E_INVALID_ARGUMENT', `pollSpinUs must be an integer from 0 to ${MAX_POLL_SPIN_US} (µs), got ${String(pollSpinUs)}`,
+        '0 turns the spin off; it should be about the time the device takes to answer a request');
+    }
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {
@@ -138,7 +159,7 @@ export class VirtioDevice {
       const { offered, features, layout } = negotiated!;
       const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto');
       core.interrupts.route(transport);
-      return new VirtioDevice(core, hybridPollUs);
+      return new VirtioDevice(core, { hybridPollUs, pollSpinUs });
     } catch (e) {
       if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
       throw e;
@@ -159,6 +180,8 @@ export class VirtioDevice {
   }
   /** See OpenOptions.hybridPollUs (µs; 0: off). */
   readonly hybridPollUs: number;
+  /** See OpenOptions.pollSpinUs (µs; 0: no spin). */
+  readonly pollSpinUs: number;
   /** See OpenOptions.requestTimeoutMs. */
   get requestTimeoutMs(): number {
     return this.d.requestTimeoutMs;

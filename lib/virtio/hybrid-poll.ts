@@ -4,12 +4,15 @@
 // completion opens it again); then notifications are enabled and the ring checked once more, so a
 // completion that raced the enable is not left waiting (§2.7.10).
 
+import { spinForUsed } from './busy-poll.js';
 import type { Virtqueue } from './queue/types.js';
 
 /** The poll-then-sleep state of one queue; its RequestQueue calls open() at each kick. */
 export class HybridPoll {
   /** The window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
   private windowMs = 0;
+  /** OpenOptions.pollSpinUs: how long a tick that finds nothing spins on the used index (µs). */
+  private spinUs = 0;
   private until = 0;
   private timer: NodeJS.Immediate | null = null;
   /** Whether the device's used-buffer notifications are suppressed now. */
@@ -21,7 +24,7 @@ export class HybridPoll {
    * @param live false while the queue is failed or halted (its owner re-picks delivery later).
    */
   constructor(
-    private readonly vq: Pick<Virtqueue<unknown>, 'inFlight' | 'disableInterrupts' | 'enableInterrupts'>,
+    private readonly vq: Pick<Virtqueue<unknown>, 'inFlight' | 'disableInterrupts' | 'enableInterrupts' | 'usedPending'>,
     private readonly processUsed: () => number,
     private readonly live: () => boolean,
   ) {}
@@ -36,9 +39,13 @@ export class HybridPoll {
     return this.suppressed;
   }
 
-  /** Sets the window, µs (0: off), as delivery is (re)chosen, with notifications just enabled or disabled for good. */
-  set(windowUs: number): void {
+  /**
+   * Sets the window, µs (0: off), as delivery is (re)chosen, with notifications just enabled or
+   * disabled for good; a tick that finds nothing spins up to `spinUs` µs (busy-poll.ts).
+   */
+  set(windowUs: number, spinUs = 0): void {
     this.windowMs = windowUs / 1000;
+    this.spinUs = Math.min(spinUs, windowUs);
     this.suppressed = false;
     if (windowUs === 0) this.end(false);
   }
@@ -56,7 +63,9 @@ export class HybridPoll {
   private tick(): void {
     this.timer = null;
     if (!this.live()) return;
-    if (this.processUsed() > 0) this.until = performance.now() + this.windowMs;
+    if (this.processUsed() > 0 || (this.live() && this.vq.inFlight > 0 && spinForUsed(this.vq, this.spinUs) && this.processUsed() > 0)) {
+      this.until = performance.now() + this.windowMs;
+    }
     if (!this.live()) return;
     // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
     // closes on a chain in flight (the next kick opens it again).

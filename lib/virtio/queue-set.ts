@@ -82,11 +82,11 @@ export class QueueSet {
     if (this.device.queueHasInterrupts(index)) {
       rq.stopPolling();
       rq.vq.enableInterrupts();
-      rq.setHybridPoll(this.device.hybridPollUs);
+      rq.setHybridPoll(this.device.hybridPollUs, this.device.pollSpinUs);
     } else {
       rq.setHybridPoll(0);
       rq.vq.disableInterrupts();
-      rq.startPolling();
+      rq.startPolling(this.device.pollSpinUs);
     }
   }
 

@@ -20,6 +20,7 @@
 
 import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
+import { BusyPoll } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
 import { Request, checkCallback, checkRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
@@ -64,12 +65,12 @@ export class RequestQueue<T = undefined> {
   /** The device failed: submits are refused with this until revive(). */
   private halted: UvirtioError | null = null;
   private drainers: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private polling = false;
-  private pollTimer: NodeJS.Immediate | null = null;
   private paused = false;
   private nextSeq = 0;
   /** Poll-then-sleep (hybrid-poll.ts). */
   private readonly hybrid: HybridPoll;
+  /** Polling delivery (busy-poll.ts). */
+  private readonly poll: BusyPoll;
 
   /** @param vq the virtqueue the requests travel on; this queue owns its tokens and its kicks. */
   constructor(
@@ -77,6 +78,7 @@ export class RequestQueue<T = undefined> {
     readonly vq: Virtqueue<RequestToken<T>>,
   ) {
     this.hybrid = new HybridPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted);
+    this.poll = new BusyPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted && this.pending > 0);
   }
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
@@ -212,7 +214,7 @@ export class RequestQueue<T = undefined> {
   resume(): void {
     this.paused = false;
     this.admitWaiting();
-    this.schedulePoll();
+    this.poll.schedule();
   }
 
   /**
@@ -226,7 +228,7 @@ export class RequestQueue<T = undefined> {
     this.waiting = [...again, ...this.waiting.slice(this.waitingHead)];
     this.waitingHead = 0;
     if (!this.paused) this.admitWaiting();
-    this.schedulePoll();
+    this.poll.schedule();
   }
 
   /** Resolves when nothing is in flight or waiting; rejects if the queue breaks or the device fails first. */
@@ -281,10 +283,13 @@ export class RequestQueue<T = undefined> {
     for (const d of this.takeDrainers()) d.reject(error);
   }
 
-  /** Calls processUsed on every turn of the event loop (setImmediate) while requests are pending. */
-  startPolling(): void {
-    this.polling = true;
-    this.schedulePoll();
+  /**
+   * Calls processUsed on every turn of the event loop (setImmediate) while requests are pending;
+   * a turn that finds nothing first spins on the used index for up to `spinUs` µs
+   * (OpenOptions.pollSpinUs; 0: no spin).
+   */
+  startPolling(spinUs = 0): void {
+    this.poll.start(spinUs);
   }
 
   /**
@@ -292,17 +297,16 @@ export class RequestQueue<T = undefined> {
    * used ring is polled on every turn of the event loop, with used-buffer notifications suppressed
    * (§2.7.7 / §2.8.10), until `windowUs` µs pass with nothing completed (each completion opens the
    * window again); then notifications are enabled and the ring checked once more, so a completion
-   * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only).
+   * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only). A turn
+   * that finds nothing first spins up to `spinUs` µs, as startPolling().
    */
-  setHybridPoll(windowUs: number): void {
-    this.hybrid.set(windowUs);
+  setHybridPoll(windowUs: number, spinUs = 0): void {
+    this.hybrid.set(windowUs, spinUs);
   }
 
   /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
   stopPolling(): void {
-    this.polling = false;
-    if (this.pollTimer) clearImmediate(this.pollTimer);
-    this.pollTimer = null;
+    this.poll.stop();
   }
 
   private enqueue(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>): void {
@@ -315,7 +319,7 @@ export class RequestQueue<T = undefined> {
     if (this.onBusy && this.vq.inFlight === 0 && this.waitingCount === 0) this.onBusy();
     // Behind others already waiting, a request waits too: first come, first served.
     if (this.paused || this.waitingCount > 0 || !this.place(request)) this.waiting.push(request);
-    this.schedulePoll();
+    this.poll.schedule();
   }
 
   /** Adds the chain; false when the ring has no room now. Any other error settles the request with it. */
@@ -357,7 +361,7 @@ export class RequestQueue<T = undefined> {
     this.addedSinceKick = false;
     // Suppress before notifying: the device may finish before the notify returns, and would then
     // interrupt for a completion the poll takes anyway.
-    if (this.hybrid.on && !this.polling) this.hybrid.open();
+    if (this.hybrid.on && !this.poll.on) this.hybrid.open();
     try {
       this.vq.kick();
     } catch (e) {
@@ -407,15 +411,6 @@ export class RequestQueue<T = undefined> {
     const drainers = this.drainers;
     this.drainers = [];
     return drainers;
-  }
-
-  private schedulePoll(): void {
-    if (!this.polling || this.pollTimer || this.failure || this.halted || this.pending === 0) return;
-    this.pollTimer = setImmediate(() => {
-      this.pollTimer = null;
-      this.processUsed();
-      this.schedulePoll();
-    });
   }
 }
 

@@ -37,6 +37,8 @@ export class SimPciFunction implements PciFunction {
   readonly address: string;
   readonly dma: HeapDmaAllocator;
   readonly msix: SimMsix;
+  /** The reference device runs on the driver's thread (PciFunction.deviceOnDriverThread). */
+  readonly deviceOnDriverThread = true;
   /** The virtio device behind the function (tests and the CLI reach its controls through it). */
   readonly device: SimVirtioDevice;
   private readonly config: SimConfigSpace;

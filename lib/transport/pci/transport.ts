@@ -51,6 +51,10 @@ export class VirtioPciTransport implements VirtioTransport {
     return this.fn.dma;
   }
 
+  get deviceOnDriverThread(): boolean {
+    return this.fn.deviceOnDriverThread === true;
+  }
+
   // ---- status and reset (virtio 1.2 §2.1, §2.4) ----
   readStatus(): number {
     return this.c.read8(this.cb + CommonCfg.DEVICE_STATUS);
