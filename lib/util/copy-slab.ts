@@ -14,7 +14,11 @@ let block = newBlock();
 let used = 0;
 
 function newBlock(): Uint8Array {
-  const b = new Uint8Array(COPY_SLAB_BYTES);
+  // Not zeroed (Buffer.allocUnsafeSlow, outside Node's own pool): zeroing 64 KiB per block costs
+  // what one ArrayBuffer per copy did, and every byte handed out is first written by its copy. A
+  // plain Uint8Array over it, not a Buffer (whose slice() would be a view, not a copy).
+  const raw = Buffer.allocUnsafeSlow(COPY_SLAB_BYTES);
+  const b = new Uint8Array(raw.buffer, raw.byteOffset, COPY_SLAB_BYTES);
   // A shared block must not be transferred (postMessage with a transfer list) out from under the
   // other copies in it: like Node's own Buffer pool, it is cloned instead.
   markAsUntransferable(b.buffer);

@@ -13,7 +13,7 @@
 import type { Virtqueue } from './queue/types.js';
 
 /** Looks at the used index between two reads of the clock while spinning. */
-const SPIN_CHECKS_PER_CLOCK_READ = 64;
+const SPIN_CHECKS_PER_CLOCK_READ = 256;
 
 /**
  * Spins until `vq` has a used element to take, or `spinUs` µs have passed (0: never spins).

@@ -63,7 +63,7 @@ export interface OpenOptions {
   /**
    * When the used ring is polled (polling delivery, or inside a poll-then-sleep window), a turn of
    * the event loop that finds nothing returned first spins on the used index for up to this many
-   * µs (reading the clock every 64 looks) before it yields to the event loop: a completion within
+   * µs (reading the clock every 256 looks) before it yields to the event loop: a completion within
    * the spin is taken without the cost of more turns of the loop, at the price of holding the
    * event loop that long per turn. Default {@link DEFAULT_POLL_SPIN_US}, and 0 for a device that
    * runs on the driver's thread (VirtioTransport.deviceOnDriverThread: the reference device can
