@@ -162,7 +162,11 @@ export class BlkDriver extends StatefulDriver {
     return rq;
   }
 
-  /** Reads `sectors` sectors from `sector` (whole logical blocks). */
+  /**
+   * Reads `sectors` sectors from `sector` (whole logical blocks). A result of up to 4 KiB is a view
+   * into a shared 64 KiB block (lib/util/copy-slab.ts, like Node's pooled Buffers): its bytes are
+   * its own, its `buffer` is not; `.slice()` it before transferring or sending `buffer`.
+   */
   read(sector: number, sectors: number): Promise<Uint8Array> {
     // One request with a slot free now goes the short way (one promise, the queue's callback path).
     try {

@@ -28,7 +28,8 @@ function newBlock(): Uint8Array {
 /**
  * A copy of `source[start, end)`. Up to {@link COPY_SLAB_MAX} bytes it is a view into a shared
  * {@link COPY_SLAB_BYTES}-byte block (its `byteOffset` is then not 0 and its `buffer` holds other
- * copies too, as with Node's pooled Buffers); `.slice()` it for an ArrayBuffer of its own.
+ * copies and bytes not yet written, as with Node's pooled Buffers from allocUnsafe); `.slice()` it
+ * for an ArrayBuffer of its own, e.g. before sending `buffer` anywhere.
  */
 export function copyBytes(source: Uint8Array, start: number, end: number): Uint8Array {
   const n = end - start;
