@@ -29,6 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport, type OpenedDevice } from '../lib/open.js';
+import { eventfdWait } from '../lib/sys/eventfd-watch.js';
 import { validateSnapshot } from '../lib/virtio/snapshot/index.js';
 import { Daemon, haveDaemon, makeImage, type Image } from '../test/vhost-user/daemon.js';
 
@@ -271,6 +272,7 @@ async function main(): Promise<void> {
   const loadAfter = load();
   console.log(`vhost-user-blk: 4 KiB reads (stride ${STRIDE} blocks over a ${IMAGE_MIB} MiB image), qemu-storage-daemon vs qemu-img bench on the same image, ${seconds} s per figure, ${rounds} rounds (medians)`);
   console.log(`load average ${loadBefore} → ${loadAfter}; ${os.cpus().length} CPUs; ratio = IOPS / qemu-img bench IOPS of the same cache mode and depth`);
+  console.log(`call eventfds waited for by: ${eventfdWait().mode} (${eventfdWait().reason})`);
   console.log('cache     QD  driver               IOPS  ratio   driver µs CPU/IO  daemon µs CPU/IO');
   for (const r of rows) {
     console.log(`${r.cache.padEnd(8)} ${String(r.depth).padStart(3)}  ${r.driver.padEnd(18)} ${String(Math.round(r.iops)).padStart(7)}  ${r.ratio.toFixed(2)}×  ${r.driverCpuUs.toFixed(1).padStart(16)}  ${r.daemonCpuUs === null ? '               —' : r.daemonCpuUs.toFixed(1).padStart(16)}`);
@@ -283,7 +285,7 @@ async function main(): Promise<void> {
   if (json) {
     console.log(JSON.stringify({
       date: new Date().toISOString(), seconds, rounds, imageMiB: IMAGE_MIB, strideBlocks: STRIDE, cpus: os.cpus().length,
-      loadAverage: { before: loadBefore, after: loadAfter }, rows,
+      loadAverage: { before: loadBefore, after: loadAfter }, eventfdWait: eventfdWait().mode, rows,
       pauseMs: { cycles, median: pct(pause, 50), p99: pct(pause, 99), max: pause.at(-1)! },
     }));
   }

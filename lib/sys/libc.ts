@@ -18,6 +18,7 @@ const c = lazily(() => {
   return {
     open: lib.func('int open(const char *path, int flags, uint32_t mode)'),
     close: lib.func('int close(int fd)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
     mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
     munmap: lib.func('int munmap(void *addr, size_t length)'),
@@ -48,6 +49,17 @@ export function open(path: string, flags: number, hint?: string): number {
 
 export function close(fd: number): void {
   check(c().close(fd) as number, 'close', String(fd));
+}
+
+/** F_DUPFD_CLOEXEC (include/uapi/asm-generic/fcntl.h: F_LINUX_SPECIFIC_BASE + 6). */
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * A second, close-on-exec descriptor for the open file behind `fd` (fcntl F_DUPFD_CLOEXEC): both
+ * name the same file (an eventfd's one counter), and the file lives until both are closed.
+ */
+export function dup(fd: number): number {
+  return check(c().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0) as number, 'fcntl', `${fd}, F_DUPFD_CLOEXEC`);
 }
 
 /**
@@ -167,36 +179,26 @@ const EXIT_WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /**
  * Waits on a worker thread until one of `fds` is readable (poll(2) with POLLIN) or
- * ASYNC_POLL_SLICE_MS passed, then calls `done` on the main thread. Node has no readiness watcher
- * for an arbitrary fd (net.Socket refuses an eventfd: ERR_INVALID_FD_TYPE), so the wait runs
+ * ASYNC_POLL_SLICE_MS passed, then calls `done` on the main thread: the 'worker' way of
+ * lib/sys/eventfd-watch.ts, for a Node whose event loop cannot watch an eventfd. The wait runs
  * through koffi's asynchronous call, which occupies one libuv worker while it waits. Write to one
- * of the fds to end the wait early. `ready[i]` says whether `fds[i]` was readable when poll
- * returned (POLLIN in revents; all false after a timeout or an error), so the caller reads only
- * those (one syscall each through koffi, which under emulation is not cheap).
+ * of the fds to end the wait early. `ready[i]` says whether `fds[i]` was ready when poll returned
+ * (POLLIN, POLLERR, POLLHUP or POLLNVAL in revents; all false after a timeout or an error), so the
+ * caller reads only those (one syscall each through koffi, which under emulation is not cheap).
  */
 export function pollReadableAsync(fds: readonly number[], done: (err: Error | null, ready: readonly boolean[]) => void): void {
-  pollAsync(fds.map((fd) => ({ fd, events: POLLIN })), done);
-}
-
-/**
- * Like pollReadableAsync with each fd's own poll(2) events (e.g. POLLRDHUP to see a socket's peer
- * hang up without waking on its data). Calls `done` once something is ready or the slice is over,
- * with `ready[i]` true when entry i's revents has any of its events (or POLLERR / POLLHUP /
- * POLLNVAL); ask lib/sys/socket.ts readyNow which fd, if any, is ready.
- */
-export function pollAsync(entries: readonly { fd: number; events: number }[], done: (err: Error | null, ready: readonly boolean[]) => void): void {
-  const pfd = new Uint8Array(8 * entries.length); // struct pollfd { int fd; short events; short revents; }
+  const pfd = new Uint8Array(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
   const view = new DataView(pfd.buffer);
-  entries.forEach((e, i) => {
-    view.setInt32(i * 8, e.fd, true);
-    view.setInt16(i * 8 + 4, e.events, true);
+  fds.forEach((fd, i) => {
+    view.setInt32(i * 8, fd, true);
+    view.setInt16(i * 8 + 4, POLLIN, true);
   });
-  const none: readonly boolean[] = entries.map(() => false);
-  c().poll.async(pfd, entries.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
+  const none: readonly boolean[] = fds.map(() => false);
+  c().poll.async(pfd, fds.length, ASYNC_POLL_SLICE_MS, (err: unknown, ret: number) => {
     if (err) done(err instanceof Error ? err : new Error(String(err)), none);
     else if (ret < 0) {
       const errno = lastErrno();
-      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${entries.length} fds`), none);
-    } else done(null, ret === 0 ? none : entries.map((_, i) => view.getInt16(i * 8 + 6, true) !== 0));
+      done(errno === Errno.EINTR ? null : new SysError('poll', errno, `${fds.length} fds`), none);
+    } else done(null, ret === 0 ? none : fds.map((_, i) => view.getInt16(i * 8 + 6, true) !== 0));
   });
 }

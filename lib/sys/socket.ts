@@ -1,6 +1,6 @@
 // AF_UNIX stream sockets through koffi, with file descriptors passed as SCM_RIGHTS ancillary data
 // (unix(7), cmsg(3)). What the vhost-user front-end needs: a connect that never blocks the event
-// loop, sendmsg with fds, SIOCOUTQ, and a poll that only looks (timeout 0). Node's own stream
+// loop, sendmsg with fds and SIOCOUTQ. Node's own stream
 // machinery reads the replies (lib/transport/vhost-user/channel.ts says why). Layouts are Linux x86_64 glibc (<bits/socket.h>, <sys/un.h>); test/vhost-user/
 // layout.test.ts checks each against the C compiler's sizeof/offsetof.
 //
@@ -73,7 +73,6 @@ const c = lazily(() => {
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
     sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
-    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
     shutdown: lib.func('int shutdown(int fd, int how)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long request, int *out)'),
     close: lib.func('int close(int fd)'),
@@ -195,24 +194,4 @@ export class MessageBuffer {
   free(): void {
     koffi().free(this.ptr);
   }
-}
-
-/**
- * poll(2) with timeout 0 on the calling thread: which of `entries` are ready now (each fd's
- * revents). It never waits; waiting is done on a worker thread (lib/sys/libc.ts pollAsync).
- */
-export function readyNow(entries: readonly { fd: number; events: number }[]): number[] {
-  const pfd = new Uint8Array(8 * entries.length);
-  const view = new DataView(pfd.buffer);
-  entries.forEach((e, i) => {
-    view.setInt32(i * 8, e.fd, true);
-    view.setInt16(i * 8 + 4, e.events, true);
-  });
-  const ret = c().poll(pfd, entries.length, 0) as number;
-  if (ret < 0) {
-    const errno = lastErrno();
-    if (errno !== Errno.EINTR) throw new SysError('poll', errno, `${entries.length} fds`);
-    return entries.map(() => 0);
-  }
-  return entries.map((_, i) => view.getUint16(i * 8 + 6, true));
 }

@@ -1,23 +1,20 @@
 // MSI-X through VFIO: each vector is bound to an eventfd with VFIO_DEVICE_SET_IRQS
-// (DATA_EVENTFD|ACTION_TRIGGER on index VFIO_PCI_MSIX_IRQ_INDEX); a worker-thread poll(2) over the
-// eventfds (lib/sys/libc.ts pollReadableAsync) tells the main thread which fired, and the handler
-// is called once per vector that fired (coalesced interrupts count once, as with a real MSI-X).
+// (DATA_EVENTFD|ACTION_TRIGGER on index VFIO_PCI_MSIX_IRQ_INDEX). lib/sys/eventfd-watch.ts waits
+// for them — on the main thread's event loop (epoll through libuv) where Node allows it, else by a
+// worker-thread poll(2) — and the handler is called once per vector that fired (interrupts that
+// arrive before the eventfd is read count once, as with a real MSI-X).
 
 import type { MsixController } from '../pci/function.js';
+import { EventfdWatch } from '../sys/eventfd-watch.js';
 import * as libc from '../sys/libc.js';
 import { IrqInfoFlag, PciIrq } from '../sys/vfio-uapi.js';
 import type { VfioDevice } from './device.js';
 import { VfioError } from './errors.js';
 
-/** One enable(): its eventfds, the wake-up eventfd, and whether a poll is still out on them. */
+/** One enable(): its eventfds (index = vector) and the watch over them. */
 interface VectorSet {
   fds: number[];
-  wake: number;
-  /** Unregisters `wake` from the exit-time wake-ups (libc.wakeOnExit). */
-  unhook: () => void;
-  handler: (vector: number) => void;
-  active: boolean;
-  polling: boolean;
+  watch: EventfdWatch;
 }
 
 export class VfioMsix implements MsixController {
@@ -45,10 +42,16 @@ export class VfioMsix implements MsixController {
       fds.forEach((fd) => libc.close(fd));
       throw e;
     }
-    const wake = libc.eventfd();
-    const set: VectorSet = { fds, wake, unhook: libc.wakeOnExit(wake), handler, active: true, polling: false };
-    this.current = set;
-    this.arm(set);
+    const vectorOf = new Map(fds.map((fd, vector) => [fd, vector]));
+    const watch = new EventfdWatch({
+      onFire: (fd) => handler(vectorOf.get(fd)!),
+      // Not thrown (it happens in an event callback); the request queues' watchdog finds
+      // completions by polling from here on, as for a device that sends no interrupt.
+      onError: (fd, e) => process.emitWarning(`${this.device.address}: MSI-X vector ${vectorOf.get(fd)} interrupt delivery stopped (${e.message}); its completions are found by the watchdog's polling from now on`,
+        { code: 'E_INTERRUPT_DELIVERY' }),
+    });
+    this.current = { fds, watch };
+    watch.set(fds);
     return n;
   }
 
@@ -68,56 +71,23 @@ export class VfioMsix implements MsixController {
     this.device.triggerIrq(PciIrq.MSIX, vector);
   }
 
-  private arm(set: VectorSet): void {
-    set.polling = true;
-    libc.pollReadableAsync([...set.fds, set.wake], (err, ready) => {
-      set.polling = false;
-      if (!set.active) {
-        VfioMsix.release(set);
-        return;
-      }
-      if (err) {
-        // A failing poll would fail again at once: stop delivering rather than spin. Not thrown (this
-        // runs from koffi's callback: a throw would end the process); the request queues' watchdog
-        // finds completions by polling from here on, as for a device that sends no interrupt.
-        set.active = false;
-        VfioMsix.release(set);
-        process.emitWarning(`MSI-X interrupt delivery stopped: poll(2) failed (${err.message}); completions are found by the watchdog's polling from now on`, { code: 'E_INTERRUPT_DELIVERY' });
-        return;
-      }
-      // Only the eventfds poll saw readable are read (one koffi call each, not one per vector).
-      const fired = set.fds.map((fd, i) => ready[i] === true && libc.eventfdTake(fd) > 0n);
-      if (ready[set.fds.length]) libc.eventfdTake(set.wake);
-      this.arm(set); // before the handlers, so a throwing handler does not stop delivery
-      fired.forEach((f, vector) => {
-        if (f) set.handler(vector);
-      });
-    });
-  }
-
-  private static release(set: VectorSet): void {
-    set.unhook();
-    for (const fd of [...set.fds, set.wake]) {
-      try {
-        libc.close(fd);
-      } catch {
-        // already gone
-      }
-    }
-    set.fds = [];
-  }
-
   disable(): void {
     const set = this.current;
     if (!set) return;
     this.current = null;
-    set.active = false;
     try {
       this.device.disableIrqs(PciIrq.MSIX);
     } finally {
-      // The fds are closed once the outstanding poll has returned, never under it.
-      if (set.polling) libc.eventfdSignal(set.wake);
-      else VfioMsix.release(set);
+      // The watch holds duplicates of the fds (closed by close()), so ours can go now: VFIO has
+      // dropped its references with DISABLE, and nothing waits on these numbers.
+      set.watch.close();
+      for (const fd of set.fds) {
+        try {
+          libc.close(fd);
+        } catch {
+          // already gone
+        }
+      }
     }
   }
 }

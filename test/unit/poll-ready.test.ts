@@ -1,5 +1,5 @@
-// lib/sys/libc.ts pollReadableAsync / pollAsync hand back which fds poll(2) saw ready (revents), so
-// the MSI-X path (lib/vfio/msix.ts) reads only the eventfds that fired instead of one per vector.
+// lib/sys/libc.ts pollReadableAsync (the worker way of lib/sys/eventfd-watch.ts) hands back which
+// fds poll(2) saw ready (revents), so only the eventfds that fired are read.
 import t from 'tap';
 import * as libc from '../../lib/sys/libc.js';
 

@@ -75,7 +75,7 @@ export class VhostUserTransport implements VirtioTransport {
   private readonly kickFds = new Map<number, number>();
   private readonly callFds = new Map<number, number>();
   private readonly vectors = new CallVectors();
-  private readonly watcher = new Watcher(() => this.watched());
+  private readonly watcher: Watcher;
   private readonly replyTimeoutMs: number;
   private readonly drainTimeoutMs: number;
   private readonly backend: BackendFacility;
@@ -93,6 +93,7 @@ export class VhostUserTransport implements VirtioTransport {
     this.drainTimeoutMs = options.drainTimeoutMs ?? 5000;
     this.dma = options.arena ? options.arena.retain() : new MemfdArena(options.arenaBytes);
     this.link = new Link(address, path, this.deviceType, this.replyTimeoutMs, session);
+    this.watcher = new Watcher(() => this.watched(), address);
     this.backend = new BackendFacility({
       address, drainTimeoutMs: this.drainTimeoutMs,
       ring: (q) => this.queues.get(q),
@@ -342,7 +343,7 @@ export class VhostUserTransport implements VirtioTransport {
 
   /**
    * Ends the session at once (never waits: the back-end sees end-of-file now), the watch and the
-   * eventfds (closed once no poll is out on them); releases this transport's hold on the arena.
+   * eventfds; releases this transport's hold on the arena.
    * Idempotent.
    */
   close(): void {
@@ -354,8 +355,8 @@ export class VhostUserTransport implements VirtioTransport {
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
     this.callFds.clear();
-    this.watcher.whenIdle(() => fds.forEach((fd) => libc.close(fd)));
-    this.watcher.stop();
+    this.watcher.stop(); // it watches duplicates: ours can be closed now
+    fds.forEach((fd) => libc.close(fd));
     this.dma.close();
   }
 }

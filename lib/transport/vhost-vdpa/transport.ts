@@ -15,7 +15,7 @@
 //               then (without IOTLB_PERSIST) the arena mapped again: the parent's reset may drop it
 //   rings       SET_VRING_NUM / ADDR (IOVAs) / BASE / KICK / CALL, then SET_VRING_ENABLE; DRIVER_OK
 //               is followed by one kick per enabled ring (a restored ring's unfetched buffers)
-//   interrupts  each queue's call eventfd, watched by a worker-thread poll (vhost-user/watcher.ts);
+//   interrupts  each queue's call eventfd, watched on the event loop (vhost-user/watcher.ts);
 //               with none wanted, the driver polls the used rings
 //   kick        a write to the queue's kick eventfd (vhost polls it and calls the parent's kick_vq)
 // Stop/state: the 'backend' facility of state.ts (SUSPEND + GET/SET_VRING_BASE).
@@ -112,7 +112,7 @@ export class VhostVdpaTransport implements VirtioTransport {
       packed: () => this.packed(), ring: (q) => this.rings.get(q)?.ring,
       setBase: (q, s) => this.setBase(q, s), kickAll: () => this.kickEnabled(),
     });
-    this.watcher = new Watcher(() => this.watched());
+    this.watcher = new Watcher(() => this.watched(), address);
   }
 
   /**
@@ -331,7 +331,7 @@ export class VhostVdpaTransport implements VirtioTransport {
     return 0;
   }
 
-  /** Closes the device fd (the kernel resets the device and drops its IOTLB), the eventfds once no poll holds them, and this transport's hold on the arena. Idempotent. */
+  /** Closes the device fd (the kernel resets the device and drops its IOTLB), the eventfds, and this transport's hold on the arena. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -340,8 +340,8 @@ export class VhostVdpaTransport implements VirtioTransport {
     const fds = [...this.kickFds.values(), ...this.callFds.values()];
     this.kickFds.clear();
     this.callFds.clear();
-    this.watcher.whenIdle(() => fds.forEach((fd) => libc.close(fd)));
-    this.watcher.stop();
+    this.watcher.stop(); // it watches duplicates: ours can be closed now
+    fds.forEach((fd) => libc.close(fd));
     this.dma.close();
   }
 }
