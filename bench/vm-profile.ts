@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
       (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');
     if (!profiling) {
-      console.log(setting);
+      console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);
       return;
     }
     const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };

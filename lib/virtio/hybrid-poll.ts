@@ -63,14 +63,13 @@ export class HybridPoll {
   private tick(): void {
     this.timer = null;
     if (!this.live()) return;
-    if (this.processUsed() > 0 || (this.live() && this.vq.inFlight > 0 && spinForUsed(this.vq, this.spinUs) && this.processUsed() > 0)) {
-      this.until = performance.now() + this.windowMs;
-    }
-    if (!this.live()) return;
+    const took = this.processUsed() > 0 || (this.live() && this.vq.inFlight > 0 && spinForUsed(this.vq, this.spinUs) && this.processUsed() > 0);
     // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
     // closes on a chain in flight (the next kick opens it again).
-    if (this.vq.inFlight === 0) return;
-    if (performance.now() < this.until) {
+    if (!this.live() || this.vq.inFlight === 0) return;
+    const now = performance.now(); // once per tick: in a TCG guest the clock is a trap (HPET)
+    if (took) this.until = now + this.windowMs;
+    if (now < this.until) {
       this.timer ??= setImmediate(() => this.tick());
       return;
     }
