@@ -2,7 +2,8 @@
 // queue depth 1 (one read, wait, repeat) and 32, on the split-ring disk (0000:01:00.0) and the
 // packed-ring disk (0000:02:00.0, packed=on):
 //   uvirtio    BlkDriver over VFIO, with MSI-X completions, with MSI-X plus poll-then-sleep
-//              (hybrid: OpenOptions.hybridPollUs, HYBRID_POLL_US below) and with polling
+//              (hybrid: OpenOptions.hybridPollUs, HYBRID_POLL_US below) and with polling, through read()
+//              (which returns a copy) and through readDma() (into the caller's DMA memory, as the C peer)
 //   C          bench/c/vfio-blk.c, a minimal polling driver over VFIO (the peer for polling), built
 //              with gcc on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk
 //   Linux      the kernel's virtio_blk with fio (libaio, O_DIRECT; the peer for MSI-X): the device is
@@ -31,9 +32,9 @@ const C_PEER = '/usr/local/bin/vfio-blk';
 const FIO = '/usr/local/bin/fio';
 const KERNEL_MODULES = '/etc/uvirtio/virtio-blk-modules';
 
-type Driver = 'uvirtio-msix' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'c-poll' | 'linux-fio';
-/** uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs), polling. */
-type Mode = 'msix' | 'hybrid' | 'poll';
+type Driver = 'uvirtio-msix' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'uvirtio-poll-dma' | 'c-poll' | 'linux-fio';
+/** uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs), polling; poll-dma: polling with BlkDriver.readDma (no copy, as the C peer). */
+type Mode = 'msix' | 'hybrid' | 'poll' | 'poll-dma';
 /** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
 const hybridArg = process.argv.indexOf('--hybrid-us');
 const HYBRID_POLL_US = hybridArg > 0 ? Number(process.argv[hybridArg + 1]) : 4000;
@@ -68,11 +69,14 @@ function blocks(seed: number, count: number): () => number {
 
 async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number): Promise<Result> {
   const dev = await openTransport(`vfio:${BDF[layout]}`);
-  const interrupts = mode === 'poll' ? 'poll' : 'msix';
+  const interrupts = mode === 'poll' || mode === 'poll-dma' ? 'poll' : 'msix';
   const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0, pollSpinUs: POLL_SPIN_US });
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
+    // poll-dma: each reader reads into its own 4 KiB of one DMA region (BlkDriver.readDma, no copy).
+    const region = mode === 'poll-dma' ? blk.device.dma.alloc(depth * BLOCK) : undefined;
+    const readerOf = (r: number): (() => Promise<unknown>) => (region ? () => blk.readDma(next(), SECTORS, region, r * BLOCK) : () => blk.read(next(), SECTORS));
     // Warm up the JIT and QEMU's caches before timing: by time, not by count. Under TCG TurboFan
     // takes 5–45 ms per function on the other vCPU (which QEMU's I/O thread needs too); after a
     // warm-up of 300 reads it was still compiling through the window (1–1.8 s of the V8 workers'
@@ -80,8 +84,9 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     // the JIT as much as the driver.
     let warm = true;
     const warmTimer = setTimeout(() => { warm = false; }, WARMUP_MS);
-    await Promise.all(Array.from({ length: depth }, async () => {
-      while (warm) await blk.read(next(), SECTORS);
+    await Promise.all(Array.from({ length: depth }, async (_, r) => {
+      const read = readerOf(r);
+      while (warm) await read();
     }));
     clearTimeout(warmTimer);
     let done = 0;
@@ -91,9 +96,10 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     let running = true;
     const start = performance.now();
     const timer = setTimeout(() => { running = false; }, seconds * 1e3);
-    const reader = async (): Promise<void> => {
+    const reader = async (_: unknown, r: number): Promise<void> => {
+      const read = readerOf(r);
       while (running) {
-        await blk.read(next(), SECTORS);
+        await read();
         done++;
       }
     };
@@ -194,7 +200,7 @@ async function main(): Promise<void> {
   if (want('linux') && linuxMissing) skipped.push(`Linux: fio or virtio_blk is not in the image (boot with --peers)`);
   for (const layout of LAYOUTS) {
     if (want('uvirtio')) {
-      for (const mode of ['msix', 'hybrid', 'poll'] as const) {
+      for (const mode of ['msix', 'hybrid', 'poll', 'poll-dma'] as const) {
         for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds));
       }
     }
@@ -217,6 +223,8 @@ async function main(): Promise<void> {
       const poll = find(results, 'uvirtio-poll', layout, depth);
       const c = find(results, 'c-poll', layout, depth);
       if (poll && c) ratios.push({ name: 'uvirtio polling / C', layout, depth, value: poll.perSecond / c.perSecond, goal: 0.7 });
+      const dma = find(results, 'uvirtio-poll-dma', layout, depth);
+      if (dma && c) ratios.push({ name: 'polling, readDma / C', layout, depth, value: dma.perSecond / c.perSecond, goal: 0.7 });
     }
   }
   for (const layout of LAYOUTS) {

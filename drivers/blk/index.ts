@@ -14,7 +14,7 @@ import { VirtioDevice, type OpenOptions, type VirtioTransport } from '../../lib/
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
-import type { DmaAllocator } from '../../lib/mem/dma.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import { StatefulDriver } from '../stateful.js';
 import { readLimits, type BlkLimits, type RangeLimits } from './limits.js';
 import { encodeRanges, planRanges, splitTransfer, type SectorRange } from './plan.js';
@@ -177,6 +177,45 @@ export class BlkDriver extends StatefulDriver {
       return Promise.reject(e);
     }
     return this.readMany([{ sector, sectors }]).then((r) => r[0]!);
+  }
+
+  /**
+   * Reads `sectors` sectors from `sector` straight into the caller's DMA memory: `target` is a region
+   * of this driver's `device.dma` (DmaAllocator.alloc), and the device writes bytes [offset, offset +
+   * sectors × 512) of it; nothing is copied (the way a C driver reads). Resolves with that view of
+   * `target.bytes`. Keep the region, and do not touch those bytes, until the promise settles: the
+   * device owns them until then. At most maxTransfer bytes (one request). Rejects
+   * E_INVALID_ARGUMENT when the range is not whole blocks of the device, longer than maxTransfer,
+   * or not inside memory of this driver's allocator (DmaAllocator.lookup); E_OUT_OF_RANGE beyond
+   * the disk; otherwise as read().
+   */
+  readDma(sector: number, sectors: number, target: DmaRegion, offset = 0): Promise<Uint8Array> {
+    try {
+      this.checkRange(sector, sectors);
+      const bytes = sectors * BLK_SECTOR_SIZE;
+      if (!Number.isInteger(offset) || offset < 0 || !target || typeof target.iova !== 'bigint' || !(target.bytes instanceof Uint8Array) ||
+        offset + bytes > target.bytes.length) {
+        throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${String(offset)} do not fit the target region`,
+          'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
+      }
+      const iova = target.iova + BigInt(offset);
+      const owner = this.dma.lookup(iova, bytes);
+      // The device writes at `iova`; the caller reads target.bytes[offset]: the same byte only when
+      // the allocator's own view of that IOVA is that byte of the same memory.
+      if (!owner || owner.bytes.buffer !== target.bytes.buffer || owner.bytes.byteOffset + Number(iova - owner.iova) !== target.bytes.byteOffset + offset) {
+        throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.device.address}'s DMA allocator`,
+          'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
+      }
+      if (bytes > this.limits.maxTransfer) {
+        throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes is more than one request carries (maxTransfer ${this.limits.maxTransfer})`,
+          'read at most maxTransfer bytes per call');
+      }
+      const planned = this.planTransfer(BlkReq.IN, sector, sectors, undefined);
+      const p = { ...planned[0]!, into: { iova, bytes: target.bytes.subarray(offset, offset + bytes) } };
+      return (this.runner.runOne(p) ?? this.runner.run([p]).then((r) => r[0])) as Promise<Uint8Array>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Writes `data` (whole logical blocks) at `sector`. */

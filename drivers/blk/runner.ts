@@ -17,6 +17,8 @@ export interface Planned {
   sector: number;
   out: Uint8Array | undefined;
   inBytes: number;
+  /** Where the device writes the data instead of the slot (BlkDriver.readDma): the caller's DMA memory. */
+  into?: { iova: bigint; bytes: Uint8Array };
 }
 
 /** Where a slot's status byte sits (right after the 16-byte header). */
@@ -97,7 +99,7 @@ export class RequestRunner {
     slot.view.setUint32(4, 0, true);
     slot.view.setBigUint64(8, BigInt(p.sector), true);
     slot.view.setUint8(STATUS_OFFSET, 0xff); // not a status the device can leave by accident
-    const data = slot.data;
+    const data = p.into ? p.into.iova : slot.data;
     if (p.out) slot.region.bytes.set(p.out, DATA_OFFSET);
     // Range segments are not block data: they go as one piece (their size is far below size_max).
     const sizeMax = p.type === BlkReq.IN || p.type === BlkReq.OUT ? this.limits.sizeMax : Number.MAX_SAFE_INTEGER;
@@ -135,7 +137,10 @@ export class RequestRunner {
         'the device did not write the whole reply, so neither its data nor its status can be trusted; retry the request, and check the device (it breaks virtio 1.2 §2.7.8)');
     }
     const code = slot.view.getUint8(STATUS_OFFSET);
-    if (code === BlkStatus.OK) return p.inBytes > 0 ? copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes) : undefined;
+    if (code === BlkStatus.OK) {
+      if (p.inBytes === 0) return undefined;
+      return p.into ? p.into.bytes : copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes);
+    }
     if (code === BlkStatus.UNSUPP) {
       throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
     }
