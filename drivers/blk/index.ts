@@ -72,6 +72,8 @@ export class BlkDriver extends StatefulDriver {
 
   /** The memory the slots came from (the source's; a reinit target shares it). */
   private readonly dma: DmaAllocator;
+  /** readDma targets already checked (checkDmaTarget). */
+  private readonly dmaTargets = new WeakMap<DmaRegion, { iova: bigint; bytes: Uint8Array }>();
 
   private constructor(device: VirtioDevice, queues: QueueSet, rqs: RequestQueue<undefined>[], pool: SlotPool, limits: BlkLimits, dma: DmaAllocator) {
     super(device, queues);
@@ -184,7 +186,8 @@ export class BlkDriver extends StatefulDriver {
    * of this driver's `device.dma` (DmaAllocator.alloc), and the device writes bytes [offset, offset +
    * sectors × 512) of it; nothing is copied (the way a C driver reads). Resolves with that view of
    * `target.bytes`. Keep the region, and do not touch those bytes, until the promise settles: the
-   * device owns them until then. At most maxTransfer bytes (one request). Rejects
+   * device owns them until then, and never pass a region after freeing it (the check that it is
+   * this driver's memory is made once per region). At most maxTransfer bytes (one request). Rejects
    * E_INVALID_ARGUMENT when the range is not whole blocks of the device, longer than maxTransfer,
    * or not inside memory of this driver's allocator (DmaAllocator.lookup); E_OUT_OF_RANGE beyond
    * the disk; otherwise as read().
@@ -198,14 +201,8 @@ export class BlkDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${String(offset)} do not fit the target region`,
           'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
       }
+      this.checkDmaTarget(target);
       const iova = target.iova + BigInt(offset);
-      const owner = this.dma.lookup(iova, bytes);
-      // The device writes at `iova`; the caller reads target.bytes[offset]: the same byte only when
-      // the allocator's own view of that IOVA is that byte of the same memory.
-      if (!owner || owner.bytes.buffer !== target.bytes.buffer || owner.bytes.byteOffset + Number(iova - owner.iova) !== target.bytes.byteOffset + offset) {
-        throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.device.address}'s DMA allocator`,
-          'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
-      }
       if (bytes > this.limits.maxTransfer) {
         throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes is more than one request carries (maxTransfer ${this.limits.maxTransfer})`,
           'read at most maxTransfer bytes per call');
@@ -216,6 +213,23 @@ export class BlkDriver extends StatefulDriver {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Throws E_INVALID_ARGUMENT unless the whole of `target` is memory of this driver's allocator, at
+   * the IOVA it claims: the device writes at the IOVA and the caller reads `target.bytes`, the same
+   * bytes only when the allocator's own view of that IOVA is them. Checked once per region object
+   * (DmaAllocator.lookup is a scan), and again whenever its iova or bytes are not what was checked.
+   */
+  private checkDmaTarget(target: DmaRegion): void {
+    const seen = this.dmaTargets.get(target);
+    if (seen && seen.iova === target.iova && seen.bytes === target.bytes) return;
+    const owner = this.dma.lookup(target.iova, target.bytes.length);
+    if (!owner || owner.bytes.buffer !== target.bytes.buffer || owner.bytes.byteOffset + Number(target.iova - owner.iova) !== target.bytes.byteOffset) {
+      throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.device.address}'s DMA allocator`,
+        'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
+    }
+    this.dmaTargets.set(target, { iova: target.iova, bytes: target.bytes });
   }
 
   /** Writes `data` (whole logical blocks) at `sector`. */
