@@ -207,8 +207,9 @@ export class BlkDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes is more than one request carries (maxTransfer ${this.limits.maxTransfer})`,
           'read at most maxTransfer bytes per call');
       }
-      const planned = this.planTransfer(BlkReq.IN, sector, sectors, undefined);
-      const p = { ...planned[0]!, into: { iova, bytes: target.bytes.subarray(offset, offset + bytes) } };
+      this.planTransfer(BlkReq.IN, sector, sectors, undefined); // the checks read() makes (blk_size)
+      // Planned objects keep one shape (all fields, in this order) so the runner's code stays monomorphic.
+      const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova, bytes: target.bytes.subarray(offset, offset + bytes) } };
       return (this.runner.runOne(p) ?? this.runner.run([p]).then((r) => r[0])) as Promise<Uint8Array>;
     } catch (e) {
       return Promise.reject(e);
@@ -290,12 +291,12 @@ export class BlkDriver extends StatefulDriver {
   /** Makes completed writes durable (VIRTIO_BLK_T_FLUSH); a no-op on a device without FLUSH. */
   async flush(): Promise<void> {
     if (!this.device.has(BlkFeature.FLUSH)) return;
-    await this.runner.run([{ type: BlkReq.FLUSH, sector: 0, out: undefined, inBytes: 0 }]);
+    await this.runner.run([{ type: BlkReq.FLUSH, sector: 0, out: undefined, inBytes: 0, into: undefined }]);
   }
 
   /** The device's id string (VIRTIO_BLK_T_GET_ID, up to 20 bytes, NUL-padded). */
   async getId(): Promise<string> {
-    const [raw] = await this.runner.run([{ type: BlkReq.GET_ID, sector: 0, out: undefined, inBytes: BLK_ID_BYTES }]);
+    const [raw] = await this.runner.run([{ type: BlkReq.GET_ID, sector: 0, out: undefined, inBytes: BLK_ID_BYTES, into: undefined }]);
     const end = raw!.indexOf(0);
     return new TextDecoder().decode(raw!.subarray(0, end < 0 ? BLK_ID_BYTES : end));
   }
@@ -308,11 +309,12 @@ export class BlkDriver extends StatefulDriver {
       throw new UsageError('E_INVALID_ARGUMENT', `sectors ${sector}+${sectors} are not whole ${this.limits.blockSize}-byte logical blocks (blk_size)`,
         `align the start and the length to ${blockSectors} sectors`);
     }
-    if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE }];
+    if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE, into: undefined }];
     return splitTransfer(sector, sectors, this.limits.maxTransfer / BLK_SECTOR_SIZE).map((p) => ({
       type, sector: p.sector,
       out: data?.subarray(p.offset, p.offset + p.sectors * BLK_SECTOR_SIZE),
       inBytes: data ? 0 : p.sectors * BLK_SECTOR_SIZE,
+      into: undefined,
     }));
   }
 
@@ -327,7 +329,7 @@ export class BlkDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `${what} of sectors ${r.sector}+${r.sectors} is not aligned to ${limits.alignment} sectors (discard_sector_alignment)`);
       }
     }
-    return planRanges(ranges, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0 }));
+    return planRanges(ranges, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined }));
   }
 
   private checkRange(sector: number, sectors: number): void {

@@ -18,7 +18,7 @@ export interface Planned {
   out: Uint8Array | undefined;
   inBytes: number;
   /** Where the device writes the data instead of the slot (BlkDriver.readDma): the caller's DMA memory. */
-  into?: { iova: bigint; bytes: Uint8Array };
+  into: { iova: bigint; bytes: Uint8Array } | undefined;
 }
 
 /** Where a slot's status byte sits (right after the 16-byte header). */
