@@ -2,7 +2,9 @@
 // when, and the ownership rules both keep): libuv streams on the main thread, and a worker
 // thread's poll(2). Each watches duplicates of the caller's fds and reports through two callbacks.
 
+import fs from 'node:fs';
 import net from 'node:net';
+import { UsageError } from '../errors.js';
 import { Errno, SysError } from './errno.js';
 import * as libc from './libc.js';
 
@@ -36,6 +38,24 @@ function closeDup(dup: number): void {
   }
 }
 
+/**
+ * Why `fd` cannot be watched as an eventfd, or null when it is one (or /proc cannot say: dup then
+ * reports a bad fd). Anything else would break either way of waiting: libuv aborts the process
+ * when epoll refuses the fd (a regular file, a directory, /dev/null: EPERM), and poll(2) finds a
+ * file always readable, so the worker would read file bytes as counts and re-poll without end.
+ */
+export function notAnEventfd(fd: number): UsageError | null {
+  let target: string;
+  try {
+    target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
+  if (target === 'anon_inode:[eventfd]') return null;
+  return new UsageError('E_INVALID_ARGUMENT', `fd ${fd} is not an eventfd (it is ${target}): not watched`,
+    'pass fds made by eventfd(2) (libc.eventfd())');
+}
+
 /** The sum of the 8-byte counters read (one per read(2); Node delivers each read on its own). */
 function counted(chunk: Buffer): bigint {
   let n = 0n;
@@ -62,6 +82,11 @@ export class StreamWaiter implements Waiter {
   }
 
   private add(fd: number): void {
+    const refused = notAnEventfd(fd);
+    if (refused) {
+      this.fail(fd, refused);
+      return;
+    }
     let dup: number;
     try {
       dup = libc.dup(fd);
@@ -132,6 +157,11 @@ export class PollWaiter implements Waiter {
     }
     for (const fd of keep) {
       if (this.entries.has(fd)) continue;
+      const refused = notAnEventfd(fd);
+      if (refused) {
+        this.fail(fd, refused);
+        continue;
+      }
       try {
         this.entries.set(fd, { dup: libc.dup(fd) });
         changed = true;

@@ -15,7 +15,9 @@
 // closed by someone else (EBADF, POLLNVAL) is reported and forgotten, never closed again here —
 // except that libuv closes the number it holds when the failed stream goes, at once. (One closed
 // by someone else before the loop's next turn after set() — before libuv's epoll_ctl ADD — makes
-// libuv abort the process: no code of ours closes a number it did not open.)
+// libuv abort the process: no code of ours closes a number it did not open. So would an fd epoll
+// refuses — a file, a directory, /dev/null — which both ways refuse before watching: only eventfds,
+// by /proc/self/fd, else onError with E_INVALID_ARGUMENT.)
 // Coalescing: signals that arrive before the counter is read are one firing (their sum is the
 // count), as several MSI-X messages before the interrupt is serviced are one interrupt.
 
@@ -112,8 +114,9 @@ export interface EventfdWatchOptions {
   onFire(fd: number, count: bigint): void;
   /**
    * Called when an fd can no longer be watched (its duplicate failed: EBADF when someone closed
-   * it, EMFILE when none could be made; or poll(2) itself failed): the fd has left the set; a later
-   * set() that names it watches it again.
+   * it, EMFILE when none could be made; or poll(2) itself failed; or it is not an eventfd:
+   * E_INVALID_ARGUMENT): the fd has left the set; a later set() that names it watches it again.
+   * What it throws becomes a process warning (E_CALLBACK_THREW), as for onFire.
    */
   onError(fd: number, error: Error): void;
   /** The way to wait (default: eventfdWait().mode); 'libuv' where it is unavailable falls back to 'worker'. */
@@ -168,6 +171,13 @@ export class EventfdWatch {
   }
 
   private failed(fd: number, e: Error): void {
-    if (!this.closed) this.options.onError(fd, e);
+    if (this.closed) return;
+    try {
+      this.options.onError(fd, e);
+    } catch (x) {
+      // From set() (which never throws) or from an event callback, where a throw would crash the process.
+      process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `the error handler of eventfd ${fd} threw: ${String((x as Error)?.message ?? x)}`,
+        'fix the handler', { cause: x }));
+    }
   }
 }

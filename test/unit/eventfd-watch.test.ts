@@ -195,3 +195,35 @@ for (const mode of ['libuv', 'worker'] as EventfdWaitMode[]) {
     t.pass('as many fds open as before');
   });
 }
+
+for (const mode of ['libuv', 'worker'] as EventfdWaitMode[]) {
+  const skip = mode === 'libuv' && eventfdWait().mode !== 'libuv' ? `this Node cannot watch an eventfd on its loop: ${eventfdWait().reason}` : false;
+
+  // libuv aborted the process on these (epoll_ctl EPERM); the worker read a file's bytes as a count
+  // and re-polled an always-readable fd without end.
+  t.test(`${mode}: an fd that is not an eventfd (a file, a directory, /dev/null) is an E_INVALID_ARGUMENT error, not an abort or a spin`, { skip }, async (t) => {
+    const others = [fs.openSync(fileURLToPath(import.meta.url), 'r'), fs.openSync('/tmp', 'r'), fs.openSync('/dev/null', 'r')];
+    const fd = libc.eventfd();
+    const r = rig(mode);
+    r.watch.set([...others, fd]);
+    t.same(r.errors.map(([x, e]) => [x, (e as Error & { code?: string }).code]), others.map((x) => [x, 'E_INVALID_ARGUMENT']), 'each refused, at once');
+    libc.eventfdSignal(fd);
+    await until(() => r.fired.length === 1, 'the eventfd still fires');
+    await tick();
+    t.same(r.fired, [[fd, 1n]], 'only the eventfd fired, once');
+    r.watch.close();
+    [...others, fd].forEach((x) => libc.close(x));
+  });
+
+  t.test(`${mode}: an error handler that throws is a warning: set() does not throw`, { skip }, async (t) => {
+    const warnings: string[] = [];
+    const warned = (w: Error & { code?: string }): void => { warnings.push(w.code ?? ''); };
+    process.on('warning', warned);
+    t.teardown(() => { process.off('warning', warned); });
+    const watch = new EventfdWatch({ mode, onFire: () => {}, onError: () => { throw new Error('handler bug'); } });
+    t.doesNotThrow(() => watch.set([0x7fff]), 'set() with a bad fd does not throw');
+    await until(() => warnings.length === 1, 'the warning');
+    t.same(warnings, ['E_CALLBACK_THREW']);
+    watch.close();
+  });
+}
