@@ -165,9 +165,8 @@ export class BlkDriver extends StatefulDriver {
   }
 
   /**
-   * Reads `sectors` sectors from `sector` (whole logical blocks). A result of up to 4 KiB is a view
-   * into a shared 64 KiB block (lib/util/copy-slab.ts, like Node's pooled Buffers): its bytes are
-   * its own, its `buffer` is not; `.slice()` it before transferring or sending `buffer`.
+   * Reads `sectors` sectors from `sector` (whole logical blocks). Resolves with a copy in an
+   * ArrayBuffer of its own (lib/util/copy-bytes.ts); readDma() reads without the copy.
    */
   read(sector: number, sectors: number): Promise<Uint8Array> {
     // One request with a slot free now goes the short way (one promise, the queue's callback path).

@@ -7,7 +7,7 @@ import { BLK_REQ_HEADER_LEN, BlkReq, BlkStatus } from '../../lib/spec/index.js';
 import { RequestError, UsageError } from '../../lib/errors.js';
 import type { RequestQueue, RequestSpec } from '../../lib/virtio/request-queue.js';
 import type { BlkLimits } from './limits.js';
-import { copyBytes } from '../../lib/util/copy-slab.js';
+import { copyBytes } from '../../lib/util/copy-bytes.js';
 import { dataSegments } from './plan.js';
 import type { Slot, SlotPool } from './slots.js';
 
