@@ -20,6 +20,7 @@ import { readLimits, type BlkLimits, type RangeLimits } from './limits.js';
 import { encodeRanges, planRanges, splitTransfer, type SectorRange } from './plan.js';
 import { DATA_OFFSET, RequestRunner, STATUS_OFFSET, type Planned } from './runner.js';
 import { SlotPool } from './slots.js';
+import { DmaTargets } from './dma-target.js';
 
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
@@ -72,12 +73,13 @@ export class BlkDriver extends StatefulDriver {
 
   /** The memory the slots came from (the source's; a reinit target shares it). */
   private readonly dma: DmaAllocator;
-  /** readDma targets already checked (checkDmaTarget). */
-  private readonly dmaTargets = new WeakMap<DmaRegion, { iova: bigint; bytes: Uint8Array }>();
+  /** readDma targets already checked. */
+  private readonly dmaTargets: DmaTargets;
 
   private constructor(device: VirtioDevice, queues: QueueSet, rqs: RequestQueue<undefined>[], pool: SlotPool, limits: BlkLimits, dma: DmaAllocator) {
     super(device, queues);
     this.dma = dma;
+    this.dmaTargets = new DmaTargets(dma, device.address);
     this.rqs = rqs;
     this.queueCount = rqs.length;
     this.pool = pool;
@@ -195,41 +197,19 @@ export class BlkDriver extends StatefulDriver {
     try {
       this.checkRange(sector, sectors);
       const bytes = sectors * BLK_SECTOR_SIZE;
-      if (!Number.isInteger(offset) || offset < 0 || !target || typeof target.iova !== 'bigint' || !(target.bytes instanceof Uint8Array) ||
-        offset + bytes > target.bytes.length) {
-        throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${String(offset)} do not fit the target region`,
-          'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
-      }
-      this.checkDmaTarget(target);
-      const iova = target.iova + BigInt(offset);
+      // Each field is read once: a getter or Proxy could answer the check one IOVA and the device another.
+      const { iova, view } = this.dmaTargets.check(target, offset, bytes);
       if (bytes > this.limits.maxTransfer) {
         throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes is more than one request carries (maxTransfer ${this.limits.maxTransfer})`,
           'read at most maxTransfer bytes per call');
       }
       this.planTransfer(BlkReq.IN, sector, sectors, undefined); // the checks read() makes (blk_size)
       // Planned objects keep one shape (all fields, in this order) so the runner's code stays monomorphic.
-      const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova, bytes: target.bytes.subarray(offset, offset + bytes) } };
+      const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova: iova + BigInt(offset), bytes: view.subarray(offset, offset + bytes) } };
       return (this.runner.runOne(p) ?? this.runner.run([p]).then((r) => r[0])) as Promise<Uint8Array>;
     } catch (e) {
       return Promise.reject(e);
     }
-  }
-
-  /**
-   * Throws E_INVALID_ARGUMENT unless the whole of `target` is memory of this driver's allocator, at
-   * the IOVA it claims: the device writes at the IOVA and the caller reads `target.bytes`, the same
-   * bytes only when the allocator's own view of that IOVA is them. Checked once per region object
-   * (DmaAllocator.lookup is a scan), and again whenever its iova or bytes are not what was checked.
-   */
-  private checkDmaTarget(target: DmaRegion): void {
-    const seen = this.dmaTargets.get(target);
-    if (seen && seen.iova === target.iova && seen.bytes === target.bytes) return;
-    const owner = this.dma.lookup(target.iova, target.bytes.length);
-    if (!owner || owner.bytes.buffer !== target.bytes.buffer || owner.bytes.byteOffset + Number(target.iova - owner.iova) !== target.bytes.byteOffset) {
-      throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.device.address}'s DMA allocator`,
-        'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
-    }
-    this.dmaTargets.set(target, { iova: target.iova, bytes: target.bytes });
   }
 
   /** Writes `data` (whole logical blocks) at `sector`. */

@@ -92,3 +92,42 @@ t.test('stop → snapshot → reinit with reads in flight: every byte lands', as
   await Promise.all(reads);
   t.same(region.bytes, data);
 });
+
+t.test('a region whose fields change between reads: the device writes only where was checked', async (t) => {
+  const { blk } = await bringUp(t);
+  const data = pattern(4096, 11);
+  await blk.write(0, data);
+  const region = blk.device.dma.alloc(4096);
+  const victim = blk.device.dma.alloc(4096);
+  victim.bytes.fill(0x5a);
+  // The k-th read of iova onwards answers another region of the same allocator.
+  for (let k = 1; k <= 8; k++) {
+    let reads = 0;
+    const shifty = { get iova() { return ++reads < k ? region.iova : victim.iova; }, bytes: region.bytes, size: 4096 };
+    region.bytes.fill(0);
+    victim.bytes.fill(0x5a);
+    const code = await codeOfAsync(async () => {
+      const got = await blk.readDma(0, 8, shifty);
+      t.same(got, data, `k=${k}: the result holds the disk's bytes`);
+    });
+    t.ok(code === 'no error' || code === 'E_INVALID_ARGUMENT', `k=${k}: accepted or refused (${code})`);
+    t.ok(victim.bytes.every((b) => b === 0x5a), `k=${k}: nothing written into the other region`);
+  }
+});
+
+t.test('bytes that are not a plain typed array view are refused with a typed error', async (t) => {
+  const { blk } = await bringUp(t);
+  const region = blk.device.dma.alloc(4096);
+  const proxied = { iova: region.iova, bytes: new Proxy(region.bytes, {}), size: 4096 };
+  t.equal(await codeOfAsync(blk.readDma(0, 8, proxied)), 'E_INVALID_ARGUMENT', 'a Proxy of the region\'s bytes');
+  const asProxy = new Proxy(region, {});
+  t.same(await codeOfAsync(blk.readDma(0, 8, asProxy)), 'no error', 'a Proxy of the region itself reads (its fields are the region\'s)');
+  class Liar extends Uint8Array {
+    override subarray(): Uint8Array<ArrayBuffer> { return new Uint8Array(4096); }
+  }
+  const liar = { iova: region.iova, bytes: new Liar(region.bytes.buffer as ArrayBuffer, region.bytes.byteOffset, 4096), size: 4096 };
+  await blk.write(0, pattern(4096, 2));
+  const got = await blk.readDma(0, 8, liar);
+  t.equal(got.buffer, region.bytes.buffer, 'the result is the memory the device wrote, whatever subarray() says');
+  t.same(got, pattern(4096, 2));
+});

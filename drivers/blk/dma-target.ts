@@ -1,0 +1,53 @@
+// Checking the caller's memory that BlkDriver.readDma hands to the device (virtio 1.2 §5.2.6: the
+// device writes a read's data into the driver-supplied writable buffer at its address). The device
+// writes at the IOVA, the caller reads the bytes: they are the same memory only when the driver's
+// allocator says so, and only for the values that were checked, so each field is read once.
+
+import { UsageError } from '../../lib/errors.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+
+/** The TypedArray getters themselves: a subclass or a Proxy cannot answer for them (they throw for a Proxy). */
+const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = <R>(name: string) => Object.getOwnPropertyDescriptor(typedProto, name)!.get! as (this: unknown) => R;
+const typedBuffer = intrinsic<ArrayBuffer>('buffer');
+const typedOffset = intrinsic<number>('byteOffset');
+const typedLength = intrinsic<number>('length');
+
+/** The readDma targets of one driver, each checked against its allocator once per region object. */
+export class DmaTargets {
+  /** Region objects already checked, with the iova and bytes they had then. */
+  private readonly seen = new WeakMap<DmaRegion, { iova: bigint; bytes: Uint8Array }>();
+
+  constructor(private readonly dma: DmaAllocator, private readonly address: string) {}
+
+  /**
+   * Reads `target`'s iova and bytes once and returns them, the bytes as a plain Uint8Array over the
+   * same memory (a subclass's subarray() never decides where the result points). Throws UsageError
+   * E_INVALID_ARGUMENT unless `bytes` bytes fit at `offset` (a non-negative integer) and the whole of
+   * the target is memory of the allocator at the IOVA it claims (DmaAllocator.lookup, a scan: made
+   * again only when the object's iova or bytes are not what was checked).
+   */
+  check(target: DmaRegion, offset: number, bytes: number): { iova: bigint; view: Uint8Array } {
+    const iova: unknown = target?.iova;
+    const given: unknown = target?.bytes;
+    let view: Uint8Array | undefined;
+    try {
+      if (given instanceof Uint8Array) view = new Uint8Array(typedBuffer.call(given), typedOffset.call(given), typedLength.call(given));
+    } catch {
+      view = undefined; // a Proxy of a typed array, or a detached buffer
+    }
+    if (typeof iova !== 'bigint' || !view || !Number.isInteger(offset) || offset < 0 || offset + bytes > view.length) {
+      throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${String(offset)} do not fit the target region`,
+        'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
+    }
+    const seen = this.seen.get(target);
+    if (seen && seen.iova === iova && seen.bytes === given) return { iova, view };
+    const owner = this.dma.lookup(iova, view.length);
+    if (!owner || owner.bytes.buffer !== view.buffer || owner.bytes.byteOffset + Number(iova - owner.iova) !== view.byteOffset) {
+      throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.address}'s DMA allocator`,
+        'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
+    }
+    this.seen.set(target, { iova, bytes: given as Uint8Array });
+    return { iova, view };
+  }
+}
