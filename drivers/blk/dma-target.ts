@@ -15,8 +15,8 @@ const typedLength = intrinsic<number>('length');
 
 /** The readDma targets of one driver, each checked against its allocator once per region object. */
 export class DmaTargets {
-  /** Region objects already checked, with the iova and bytes they had then. */
-  private readonly seen = new WeakMap<DmaRegion, { iova: bigint; bytes: Uint8Array }>();
+  /** Region objects already checked, with the iova and bytes they had then and the allocator's region holding them. */
+  private readonly seen = new WeakMap<DmaRegion, { iova: bigint; bytes: Uint8Array; owner: DmaRegion }>();
 
   constructor(private readonly dma: DmaAllocator, private readonly address: string) {}
 
@@ -25,7 +25,9 @@ export class DmaTargets {
    * same memory (a subclass's subarray() never decides where the result points). Throws UsageError
    * E_INVALID_ARGUMENT unless `bytes` bytes fit at `offset` (a non-negative integer) and the whole of
    * the target is memory of the allocator at the IOVA it claims (DmaAllocator.lookup, a scan: made
-   * again only when the object's iova or bytes are not what was checked).
+   * again only when the object's iova or bytes are not what was checked) and, for a target checked
+   * before, the region it was found in has not been freed since (looked up by its start). A region
+   * freed before its first readDma cannot be told from the memory's new owner.
    */
   check(target: DmaRegion, offset: number, bytes: number): { iova: bigint; view: Uint8Array } {
     const iova: unknown = target?.iova;
@@ -41,13 +43,19 @@ export class DmaTargets {
         'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
     }
     const seen = this.seen.get(target);
-    if (seen && seen.iova === iova && seen.bytes === given) return { iova, view };
+    if (seen && seen.iova === iova && seen.bytes === given) {
+      // The memory it was checked in must still be allocated (the allocators find a region by its
+      // own start without a scan): once freed, it may be someone else's, at the same IOVA and bytes.
+      if (this.dma.lookup(seen.owner.iova, seen.owner.size) === seen.owner) return { iova, view };
+      throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target's memory at 0x${iova.toString(16)} was freed after an earlier readDma on ${this.address}`,
+        'allocate a new region: the device must not write into memory that was handed back to the allocator');
+    }
     const owner = this.dma.lookup(iova, view.length);
     if (!owner || owner.bytes.buffer !== view.buffer || owner.bytes.byteOffset + Number(iova - owner.iova) !== view.byteOffset) {
       throw new UsageError('E_INVALID_ARGUMENT', `readDma: the target is not memory of ${this.address}'s DMA allocator`,
         'allocate it with the driver\'s device.dma.alloc(): the device can only write where its IOVAs point');
     }
-    this.seen.set(target, { iova, bytes: given as Uint8Array });
+    this.seen.set(target, { iova, bytes: given as Uint8Array, owner });
     return { iova, view };
   }
 }

@@ -187,14 +187,15 @@ export class BlkDriver extends StatefulDriver {
    * of this driver's `device.dma` (DmaAllocator.alloc), and the device writes bytes [offset, offset +
    * sectors × 512) of it; nothing is copied (the way a C driver reads). Resolves with that view of
    * `target.bytes`. Keep the region, and do not touch those bytes, until the promise settles: the
-   * device owns them until then, and never pass a region after freeing it (the check that it is
-   * this driver's memory is made once per region). At most maxTransfer bytes (one request). Rejects
-   * E_INVALID_ARGUMENT when the range is not whole blocks of the device, longer than maxTransfer,
-   * or not inside memory of this driver's allocator (DmaAllocator.lookup); E_OUT_OF_RANGE beyond
-   * the disk; otherwise as read().
+   * device owns them until then (freeing it then lets the device write into whoever gets the
+   * memory next). At most maxTransfer bytes (one request). Rejects E_INVALID_ARGUMENT when the
+   * range is not whole blocks of the device, longer than maxTransfer, or not inside memory of this
+   * driver's allocator still allocated (DmaAllocator.lookup: a region freed is refused, also when
+   * its memory was handed out again); E_OUT_OF_RANGE beyond the disk; otherwise as read().
    */
   readDma(sector: number, sectors: number, target: DmaRegion, offset = 0): Promise<Uint8Array> {
     try {
+      this.runner.checkOpen(); // before the target check: a closed driver's allocator may be closed too
       this.checkRange(sector, sectors);
       const bytes = sectors * BLK_SECTOR_SIZE;
       // Each field is read once: a getter or Proxy could answer the check one IOVA and the device another.

@@ -43,7 +43,7 @@ export class RequestRunner {
    * rejects with the first failure (in order) once all have finished.
    */
   async run(planned: readonly Planned[]): Promise<(Uint8Array | undefined)[]> {
-    if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+    this.checkOpen();
     const done: Promise<Uint8Array | undefined>[] = new Array(planned.length);
     for (let next = 0; next < planned.length;) {
       const slots = await this.pool.takeSome(planned.length - next);
@@ -64,6 +64,11 @@ export class RequestRunner {
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     return settled.map((s) => (s as PromiseFulfilledResult<Uint8Array | undefined>).value);
+  }
+
+  /** Throws UsageError E_CLOSED once the driver's close() has begun. */
+  checkOpen(): void {
+    if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
   }
 
   /**

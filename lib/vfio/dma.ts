@@ -266,6 +266,8 @@ export class VfioDmaAllocator implements DmaAllocator {
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (len < 0) return undefined;
+    const exact = this.live.get(iova)?.region; // a region by its own start: no scan
+    if (exact && len <= exact.size) return exact;
     for (const { region: r } of this.live.values()) {
       if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
     }

@@ -131,3 +131,13 @@ t.test('bytes that are not a plain typed array view are refused with a typed err
   t.equal(got.buffer, region.bytes.buffer, 'the result is the memory the device wrote, whatever subarray() says');
   t.same(got, pattern(4096, 2));
 });
+
+t.test('a region freed after it was used is refused, and the device stays healthy', async (t) => {
+  const { blk } = await bringUp(t);
+  const region = blk.device.dma.alloc(4096);
+  await blk.readDma(0, 8, region); // checked and accepted once …
+  blk.device.dma.free(region); // … then freed
+  t.equal(await codeOfAsync(blk.readDma(0, 8, region)), 'E_INVALID_ARGUMENT', 'the freed region');
+  t.equal(blk.device.failure, null, 'the device was never handed the freed memory');
+  t.equal((await blk.read(0, 8)).length, 4096, 'other reads go on');
+});

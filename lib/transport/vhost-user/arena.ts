@@ -129,6 +129,8 @@ export class MemfdArena implements DmaAllocator {
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (len < 0) return undefined;
+    const exact = this.live.get(Number(iova - this.guestBase)); // a region by its own start: no scan
+    if (exact && exact.iova === iova && len <= exact.size) return exact;
     for (const r of this.live.values()) {
       if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
     }
