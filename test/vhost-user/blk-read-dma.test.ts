@@ -7,15 +7,10 @@ import t from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { codeOfAsync } from '../support/codes.js';
-import { Daemon, makeImage } from './daemon.js';
+import { daemonForTest } from './daemon.js';
 
 t.test('readDma into the shared arena: sub-views read, forged and freed regions are refused', async (t) => {
-  const img = makeImage(16);
-  const d = await Daemon.start(img);
-  t.teardown(async () => {
-    await d.kill('SIGKILL');
-    img.remove();
-  });
+  const d = await daemonForTest(t);
   const dev = await openTransport(d.address);
   const blk = await BlkDriver.open(dev.transport, { layout: 'split', depth: 8 });
   t.teardown(() => blk.close());

@@ -9,7 +9,7 @@ import { VhostUserTransport } from '../../lib/transport/vhost-user/transport.js'
 import { protocolFeatureNames } from '../../lib/transport/vhost-user/protocol.js';
 import { DeviceConfig } from '../../lib/virtio/config.js';
 import { Feature, featureNames, hasFeature } from '../../lib/spec/index.js';
-import { Daemon, makeImage } from './daemon.js';
+import { Daemon, daemonForTest, makeImage } from './daemon.js';
 
 function pattern(seed: number, bytes: number): Uint8Array {
   return Uint8Array.from({ length: bytes }, (_, i) => (seed * 131 + i * 7 + (i >> 9)) & 0xff);
@@ -81,12 +81,7 @@ async function packedOffered(): Promise<boolean> {
 const packed = await packedOffered();
 if (packed) {
   t.test('packed ring', async (t) => {
-    const img = makeImage(16);
-    const d = await Daemon.start(img);
-    t.teardown(async () => {
-      await d.kill('SIGKILL');
-      img.remove();
-    });
+    const d = await daemonForTest(t);
     const dev = await openTransport(d.address);
     const blk = await BlkDriver.open(dev.transport, { layout: 'packed' });
     t.equal(blk.device.layout, 'packed');

@@ -108,3 +108,17 @@ export class Daemon {
     return this.exited;
   }
 }
+
+/**
+ * A fresh image of `mib` MiB served by a daemon started for test `t`; the daemon is killed and the
+ * image removed when the test ends.
+ */
+export async function daemonForTest(t: { teardown(fn: () => unknown): void }, mib = 16, o: DaemonOptions = {}): Promise<Daemon> {
+  const img = makeImage(mib);
+  const d = await Daemon.start(img, 'vhost', o);
+  t.teardown(async () => {
+    await d.kill('SIGKILL');
+    img.remove();
+  });
+  return d;
+}
