@@ -204,7 +204,7 @@ export class BlkDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes is more than one request carries (maxTransfer ${this.limits.maxTransfer})`,
           'read at most maxTransfer bytes per call');
       }
-      this.planTransfer(BlkReq.IN, sector, sectors, undefined); // the checks read() makes (blk_size)
+      this.checkWholeBlocks(sector, sectors);
       // Planned objects keep one shape (all fields, in this order) so the runner's code stays monomorphic.
       const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova: iova + BigInt(offset), bytes: view.subarray(offset, offset + bytes) } };
       return (this.runner.runOne(p) ?? this.runner.run([p]).then((r) => r[0])) as Promise<Uint8Array>;
@@ -284,11 +284,7 @@ export class BlkDriver extends StatefulDriver {
   /** Checks a transfer against capacity and the logical block size, and cuts it into requests. */
   private planTransfer(type: number, sector: number, sectors: number, data: Uint8Array | undefined): Planned[] {
     this.checkRange(sector, sectors);
-    const blockSectors = this.limits.blockSize / BLK_SECTOR_SIZE;
-    if (sector % blockSectors !== 0 || sectors % blockSectors !== 0) {
-      throw new UsageError('E_INVALID_ARGUMENT', `sectors ${sector}+${sectors} are not whole ${this.limits.blockSize}-byte logical blocks (blk_size)`,
-        `align the start and the length to ${blockSectors} sectors`);
-    }
+    this.checkWholeBlocks(sector, sectors);
     if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE, into: undefined }];
     return splitTransfer(sector, sectors, this.limits.maxTransfer / BLK_SECTOR_SIZE).map((p) => ({
       type, sector: p.sector,
@@ -310,6 +306,15 @@ export class BlkDriver extends StatefulDriver {
       }
     }
     return planRanges(ranges, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined }));
+  }
+
+  /** Throws E_INVALID_ARGUMENT unless [sector, sector + sectors) is whole logical blocks (blk_size, virtio 1.2 §5.2.4). */
+  private checkWholeBlocks(sector: number, sectors: number): void {
+    const blockSectors = this.limits.blockSize / BLK_SECTOR_SIZE;
+    if (sector % blockSectors !== 0 || sectors % blockSectors !== 0) {
+      throw new UsageError('E_INVALID_ARGUMENT', `sectors ${sector}+${sectors} are not whole ${this.limits.blockSize}-byte logical blocks (blk_size)`,
+        `align the start and the length to ${blockSectors} sectors`);
+    }
   }
 
   private checkRange(sector: number, sectors: number): void {
