@@ -12,6 +12,8 @@ import { FuzzFailure } from './ledger.js';
 
 /** Bound on one run, start to close (a hang is a failure, not a stuck test). */
 export const RUN_DEADLINE_MS = 5000;
+/** Bound on closing what a failed run left open (ms). */
+export const ABANDON_BOUND_MS = 2000;
 
 export interface FuzzStats {
   runs: number;
@@ -105,6 +107,13 @@ export async function runOnce(input: { config: Config; steps: Step[]; seed: numb
       }
       await run.finish();
     })()]);
+  } catch (e) {
+    // A run that failed part-way still has its driver open (a poll loop, timers): close it, or
+    // the process never ends after the report.
+    clearTimeout(timer);
+    const stuck = await run.abandon(ABANDON_BOUND_MS);
+    if (stuck && e instanceof FuzzFailure) throw new FuzzFailure(`${e.message}; then ${stuck}`);
+    throw e;
   } finally {
     clearTimeout(timer);
   }

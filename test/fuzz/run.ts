@@ -287,6 +287,24 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     this.target.fn.close();
   }
 
+  /**
+   * After a failure part-way (a broken property or the run's deadline): closes the driver and both
+   * devices, so no poll loop or timer of this run outlives it and the process can end. Waits at
+   * most `boundMs` for the driver's close; resolves with a sentence when that bound ran out (a
+   * close that hangs is itself a finding), else with null. Never throws.
+   */
+  async abandon(boundMs: number): Promise<string | null> {
+    this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const closing = this.driver ? this.driver.close().then(() => true, () => true) : Promise.resolve(true);
+    const bound = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), boundMs); });
+    const closed = await Promise.race([closing, bound]);
+    clearTimeout(timer);
+    this.source.fn.close();
+    this.target.fn.close();
+    return closed ? null : `closing the driver did not end within ${boundMs} ms`;
+  }
+
   /** The devices carried out each request at most once: no more executions than requests that completed or failed. */
   private checkExecutions(): void {
     const executions = [this.source, this.target].reduce((n, d) => n + d.stats.completed.reduce((a, b) => a + b, 0), 0);
