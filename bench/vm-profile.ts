@@ -11,13 +11,16 @@
 // spin=N: OpenOptions.pollSpinUs (default: the SDK's); threads: each thread's CPU ticks (utime, stime
 // from /proc/self/task) before and after the timed window (which threads besides the main one work);
 // count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
-// notifications; reads are status checks), by wrapping MmapWindow's methods.
+// notifications; reads are status checks), by wrapping MmapWindow's methods, and the interrupts: the
+// eventfd wake-ups that reached the handler and the signals they carried (one wake-up may carry
+// several), by wrapping EventfdWatch's delivery.
 
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
 import { MmapWindow } from '../lib/vfio/region.js';
+import { EventfdWatch } from '../lib/sys/eventfd-watch.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
@@ -49,7 +52,7 @@ async function main(): Promise<void> {
   const spinArg = process.argv.find((a) => a.startsWith('spin='));
   const spinUs = spinArg ? Number(spinArg.slice(5)) : undefined;
   const profiling = !process.argv.includes('noprofile');
-  const mmio = { writes16: 0, writes: 0, reads: 0 };
+  const mmio = { writes16: 0, writes: 0, reads: 0, wakeups: 0, signals: 0 };
   if (process.argv.includes('count')) {
     const proto = MmapWindow.prototype as unknown as Record<string, (this: MmapWindow, ...a: number[]) => number | undefined>;
     for (const name of ['read8', 'read16', 'read32', 'write8', 'write16', 'write32']) {
@@ -61,6 +64,13 @@ async function main(): Promise<void> {
         return original.apply(this, a);
       };
     }
+    const watch = EventfdWatch.prototype as unknown as { deliver: (this: EventfdWatch, fd: number, count: bigint) => void };
+    const deliver = watch.deliver;
+    watch.deliver = function (this: EventfdWatch, fd: number, count: bigint) {
+      mmio.wakeups++;
+      mmio.signals += Number(count);
+      deliver.call(this, fd, count);
+    };
   }
   if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
   if (mode !== 'poll' && mode !== 'msix' && mode !== 'hybrid') throw new Error('mode must be poll, msix or hybrid');
@@ -97,7 +107,7 @@ async function main(): Promise<void> {
       await session.post('Profiler.setSamplingInterval', { interval: 100 });
       await session.post('Profiler.start');
     }
-    mmio.writes16 = mmio.writes = mmio.reads = 0;
+    mmio.writes16 = mmio.writes = mmio.reads = mmio.wakeups = mmio.signals = 0;
     if (process.argv.includes('threads')) threadTimes('start');
     // The window ends by a timer, not a clock read per request (in the TCG guest the clock is an
     // HPET read, a trap to QEMU); the C peer reads it every 64 completions.
@@ -115,7 +125,7 @@ async function main(): Promise<void> {
     if (process.argv.includes('threads')) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
     const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
-      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads` : '');
+      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals` : '');
     if (!profiling) {
       console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);
       return;
