@@ -4,8 +4,10 @@
 //   uvirtio    BlkDriver over VFIO, with MSI-X completions, with MSI-X plus poll-then-sleep
 //              (hybrid: OpenOptions.hybridPollUs, HYBRID_POLL_US below) and with polling, through read()
 //              (which returns a copy) and through readDma() (into the caller's DMA memory, as the C peer)
-//   C          bench/c/vfio-blk.c, a minimal polling driver over VFIO (the peer for polling), built
-//              with gcc on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk
+//   C          bench/c/vfio-blk.c, a minimal driver over VFIO (the peer for polling), built with gcc
+//              on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk; also
+//              run sleeping in read(2) on its MSI-X eventfd (c-msix): the shortest user-space
+//              interrupt path over VFIO, shown beside uvirtio's MSI-X (not a goal)
 //   Linux      the kernel's virtio_blk with fio (libaio, O_DIRECT; the peer for MSI-X): the device is
 //              unbound from vfio-pci, bound to virtio-pci for the fio run, then given back to vfio-pci
 // Absolute numbers under TCG on a shared machine vary by ±30 %, so the figures that matter are the
@@ -32,9 +34,13 @@ const C_PEER = '/usr/local/bin/vfio-blk';
 const FIO = '/usr/local/bin/fio';
 const KERNEL_MODULES = '/etc/uvirtio/virtio-blk-modules';
 
-type Driver = 'uvirtio-msix' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'uvirtio-poll-dma' | 'c-poll' | 'linux-fio';
-/** uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs), polling; poll-dma: polling with BlkDriver.readDma (no copy, as the C peer). */
-type Mode = 'msix' | 'hybrid' | 'poll' | 'poll-dma';
+type Driver = 'uvirtio-msix' | 'uvirtio-msix-dma' | 'uvirtio-hybrid' | 'uvirtio-poll' | 'uvirtio-poll-dma' | 'c-poll' | 'c-msix' | 'linux-fio';
+/**
+ * uvirtio's delivery modes: MSI-X only, MSI-X with poll-then-sleep (OpenOptions.hybridPollUs),
+ * polling; the -dma modes read with BlkDriver.readDma (into the caller's DMA memory, no copy: what
+ * the C peer does, and what fio's O_DIRECT reads do).
+ */
+type Mode = 'msix' | 'msix-dma' | 'hybrid' | 'poll' | 'poll-dma';
 /** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
 const hybridArg = process.argv.indexOf('--hybrid-us');
 const HYBRID_POLL_US = hybridArg > 0 ? Number(process.argv[hybridArg + 1]) : 4000;
@@ -54,6 +60,12 @@ interface Result {
   latencyUs?: number;
   /** C peer: notifications written per request (the rest the device suppressed). */
   kicksPerRequest?: number;
+  /**
+   * CPU time of the driver's process per request, µs (user + system, over the timed window):
+   * uvirtio from process.cpuUsage(), the C peer from getrusage(2), fio from its usr_cpu + sys_cpu.
+   * Polling spends a whole CPU by design; an interrupt path's figure says what its speed costs.
+   */
+  cpuUsPerRequest?: number;
 }
 
 /** A small xorshift: the same block sequence in every configuration. */
@@ -74,8 +86,8 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
-    // poll-dma: each reader reads into its own 4 KiB of one DMA region (BlkDriver.readDma, no copy).
-    const region = mode === 'poll-dma' ? blk.device.dma.alloc(depth * BLOCK) : undefined;
+    // -dma: each reader reads into its own 4 KiB of one DMA region (BlkDriver.readDma, no copy).
+    const region = mode === 'poll-dma' || mode === 'msix-dma' ? blk.device.dma.alloc(depth * BLOCK) : undefined;
     const readerOf = (r: number): (() => Promise<unknown>) => (region ? () => blk.readDma(next(), SECTORS, region, r * BLOCK) : () => blk.read(next(), SECTORS));
     // Warm up the JIT and QEMU's caches before timing: by time, not by count. Under TCG TurboFan
     // takes 5–45 ms per function on the other vCPU (which QEMU's I/O thread needs too); after a
@@ -94,6 +106,7 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     // HPET read, a trap to QEMU); the C peer reads it every 64 completions. The mean latency of this
     // closed loop is depth × elapsed / done (Little's law).
     let running = true;
+    const cpu = process.cpuUsage();
     const start = performance.now();
     const timer = setTimeout(() => { running = false; }, seconds * 1e3);
     const reader = async (_: unknown, r: number): Promise<void> => {
@@ -106,7 +119,8 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     await Promise.all(Array.from({ length: depth }, reader));
     clearTimeout(timer);
     const elapsed = (performance.now() - start) / 1e3;
-    return { driver: `uvirtio-${mode}`, layout, depth, perSecond: done / elapsed, latencyUs: (depth * elapsed * 1e6) / done };
+    const used = process.cpuUsage(cpu);
+    return { driver: `uvirtio-${mode}`, layout, depth, perSecond: done / elapsed, latencyUs: (depth * elapsed * 1e6) / done, cpuUsPerRequest: (used.user + used.system) / done };
   } finally {
     await blk.close();
   }
@@ -119,11 +133,13 @@ function runTool(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-function cPeer(layout: Layout, depth: number, seconds: number): Result {
-  const out = runTool(C_PEER, [BDF[layout], layout, String(depth), String(seconds), String(depth * 7919 + 1)]);
-  const { iops, done, kicks } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { iops?: number; done?: number; kicks?: number };
+/** The C peer: polling (the peer of uvirtio's polling) or sleeping in read(2) on its MSI-X eventfd (the floor of any user-space interrupt path over VFIO). */
+function cPeer(layout: Layout, depth: number, seconds: number, mode: 'poll' | 'msix'): Result {
+  const out = runTool(C_PEER, [BDF[layout], layout, String(depth), String(seconds), String(depth * 7919 + 1), mode]);
+  const { iops, done, kicks, cpuUs } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { iops?: number; done?: number; kicks?: number; cpuUs?: number };
   if (typeof iops !== 'number') throw new Error(`vfio-blk printed no iops: ${out}`);
-  return { driver: 'c-poll', layout, depth, perSecond: iops, kicksPerRequest: done && kicks !== undefined ? kicks / done : undefined };
+  return { driver: `c-${mode}`, layout, depth, perSecond: iops, kicksPerRequest: done && kicks !== undefined ? kicks / done : undefined,
+    cpuUsPerRequest: done && cpuUs !== undefined ? cpuUs / done : undefined };
 }
 
 const sysfs = (bdf: string, file: string): string => `/sys/bus/pci/devices/${bdf}/${file}`;
@@ -159,7 +175,7 @@ function bindVfio(bdf: string): void {
   if (!driver.endsWith('/vfio-pci')) throw new Error(`${bdf} went to ${driver}, not vfio-pci`);
 }
 
-interface FioJob { read: { iops: number; lat_ns?: { mean: number }; clat_ns?: { mean: number } } }
+interface FioJob { read: { iops: number; total_ios?: number; lat_ns?: { mean: number }; clat_ns?: { mean: number } }; usr_cpu?: number; sys_cpu?: number; job_runtime?: number }
 
 function fio(dev: string, layout: Layout, depth: number, seconds: number): Result {
   const out = runTool(FIO, ['--name=randread', `--filename=${dev}`, '--direct=1', '--ioengine=libaio', '--rw=randread',
@@ -168,7 +184,10 @@ function fio(dev: string, layout: Layout, depth: number, seconds: number): Resul
   const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: FioJob[] }).jobs[0];
   if (!job) throw new Error('fio printed no job');
   const lat = job.read.lat_ns ?? job.read.clat_ns;
-  return { driver: 'linux-fio', layout, depth, perSecond: job.read.iops, latencyUs: lat ? lat.mean / 1e3 : undefined };
+  // usr_cpu and sys_cpu are percentages of job_runtime (ms); the kernel's interrupt and completion work runs outside fio's own time and is not in them.
+  const cpuMs = job.usr_cpu !== undefined && job.sys_cpu !== undefined && job.job_runtime ? ((job.usr_cpu + job.sys_cpu) / 100) * job.job_runtime : undefined;
+  return { driver: 'linux-fio', layout, depth, perSecond: job.read.iops, latencyUs: lat ? lat.mean / 1e3 : undefined,
+    cpuUsPerRequest: cpuMs !== undefined && job.read.total_ios ? (cpuMs * 1e3) / job.read.total_ios : undefined };
 }
 
 function find(results: Result[], driver: Driver, layout: Layout, depth: number): Result | undefined {
@@ -200,11 +219,11 @@ async function main(): Promise<void> {
   if (want('linux') && linuxMissing) skipped.push(`Linux: fio or virtio_blk is not in the image (boot with --peers)`);
   for (const layout of LAYOUTS) {
     if (want('uvirtio')) {
-      for (const mode of ['msix', 'hybrid', 'poll', 'poll-dma'] as const) {
+      for (const mode of ['msix', 'msix-dma', 'hybrid', 'poll', 'poll-dma'] as const) {
         for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds));
       }
     }
-    if (want('c') && !cMissing) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds));
+    if (want('c') && !cMissing) for (const mode of ['poll', 'msix'] as const) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds, mode));
     if (want('linux') && !linuxMissing) {
       const dev = bindKernel(BDF[layout]);
       try {
@@ -232,6 +251,12 @@ async function main(): Promise<void> {
       const msix = find(results, 'uvirtio-msix', layout, depth);
       const linux = find(results, 'linux-fio', layout, depth);
       if (msix && linux) ratios.push({ name: 'uvirtio MSI-X / Linux', layout, depth, value: msix.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
+      const msixDma = find(results, 'uvirtio-msix-dma', layout, depth);
+      if (msixDma && linux) ratios.push({ name: 'MSI-X, readDma / Linux', layout, depth, value: msixDma.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
+      // Not a goal: how far uvirtio's interrupt path is from the shortest one over VFIO, and how far that is from the kernel's.
+      const cMsix = find(results, 'c-msix', layout, depth);
+      if (msixDma && cMsix) ratios.push({ name: 'MSI-X, readDma / C MSI-X', layout, depth, value: msixDma.perSecond / cMsix.perSecond, goal: 0 });
+      if (cMsix && linux) ratios.push({ name: 'C MSI-X / Linux', layout, depth, value: cMsix.perSecond / linux.perSecond, goal: 0 });
       const hybrid = find(results, 'uvirtio-hybrid', layout, depth);
       if (hybrid && linux) ratios.push({ name: 'uvirtio hybrid / Linux', layout, depth, value: hybrid.perSecond / linux.perSecond, goal: depth === 1 ? 1 : 0 });
     }
@@ -242,16 +267,17 @@ async function main(): Promise<void> {
     `warm-up ${WARMUP_MS} ms per configuration`);
   console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
     `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
-  console.log('driver         layout  QD     req/s   mean µs   vs baseline');
+  console.log('driver            layout  QD     req/s   mean µs   CPU µs/req   vs baseline');
   for (const r of results) {
-    console.log(`${r.driver.padEnd(13)}  ${r.layout.padEnd(6)}  ${String(r.depth).padStart(2)}  ${String(Math.round(r.perSecond)).padStart(8)}  ` +
-      `${(r.latencyUs === undefined ? '-' : r.latencyUs.toFixed(0)).padStart(8)}   ${(r.perSecond / baseline.perSecond).toFixed(2).padStart(6)}×` +
+    console.log(`${r.driver.padEnd(16)}  ${r.layout.padEnd(6)}  ${String(r.depth).padStart(2)}  ${String(Math.round(r.perSecond)).padStart(8)}  ` +
+      `${(r.latencyUs === undefined ? '-' : r.latencyUs.toFixed(0)).padStart(8)}   ${(r.cpuUsPerRequest === undefined ? '-' : r.cpuUsPerRequest.toFixed(1)).padStart(10)}   ` +
+      `${(r.perSecond / baseline.perSecond).toFixed(2).padStart(6)}×` +
       `${r.kicksPerRequest === undefined ? '' : `   ${r.kicksPerRequest.toFixed(2)} kicks/request`}`);
   }
   if (ratios.length) {
-    console.log('ratio                   layout  QD   ratio   goal');
+    console.log('ratio                     layout  QD   ratio   goal');
     for (const q of ratios) {
-      console.log(`${q.name.padEnd(22)}  ${q.layout.padEnd(6)}  ${String(q.depth).padStart(2)}  ${q.value.toFixed(2).padStart(5)}×  ` +
+      console.log(`${q.name.padEnd(24)}  ${q.layout.padEnd(6)}  ${String(q.depth).padStart(2)}  ${q.value.toFixed(2).padStart(5)}×  ` +
         `${q.goal ? `≥ ${q.goal}× ${q.value >= q.goal ? 'met' : 'NOT met'}` : '-'}`);
     }
   }
