@@ -7,7 +7,7 @@
 //
 // hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
-// noevent: refuse VIRTIO_F_EVENT_IDX; noprofile: only the rate, without the profiler's overhead;
+// noevent: refuse VIRTIO_F_EVENT_IDX; noindirect: no indirect descriptor tables (chains in the ring); noprofile: only the rate, without the profiler's overhead;
 // spin=N: OpenOptions.pollSpinUs (default: the SDK's); threads: each thread's CPU ticks (utime, stime
 // from /proc/self/task) before and after the timed window (which threads besides the main one work);
 // count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const bdf = layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
   const dev = await openTransport(`vfio:${bdf}`);
   const blk = await BlkDriver.open(dev.transport, {
-    layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx,
+    layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx, indirect: !process.argv.includes('noindirect'),
     hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs,
   });
   const count = Math.floor(blk.capacitySectors / 8);
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     const elapsed = (performance.now() - start) / 1e3;
     if (process.argv.includes('threads')) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${process.argv.includes('noindirect') ? ' (no indirect)' : ''} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
       (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals` : '');
     if (!profiling) {
       console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);
