@@ -32,7 +32,7 @@ export abstract class StatefulDriver {
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     return this.queues.reinit(snapshot, options);
   }
-  /** Used elements the watchdog found that no interrupt announced (a device that forgot to notify). */
+  /** Used elements the watchdog took after they waited a whole watchdog period with no interrupt (a device that forgot to notify; one on its way is not counted). */
   get missedInterrupts(): number {
     return this.queues.stats.missedInterrupts;
   }
