@@ -161,6 +161,9 @@ export class QueueSet {
 
   /** After the device is live again: re-pick interrupt or polling delivery, notify, unpause. */
   private restart(notify: boolean): void {
+    // What the watchdog saw before the stop (stalls, used elements not yet announced) says nothing
+    // about the device now: it starts looking afresh.
+    this.watchdog.disarm();
     for (const [index, rq] of this.queues) {
       this.chooseDelivery(index, rq);
       if (notify) this.device.notifyQueue(index);
