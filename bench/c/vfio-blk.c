@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -223,11 +224,19 @@ static void enable_msix(void) {
   if (ioctl(devfd, VFIO_DEVICE_SET_IRQS, &irq)) die("VFIO_DEVICE_SET_IRQS (MSI-X vector 0)");
 }
 
-/* Sleeps until the device signals vector 0 (a completion may already have signalled it). */
+/* How long one interrupt wait may take before the device counts as silent (ms). */
+#define IRQ_WAIT_MS 2000
+
+/* Sleeps until the device signals vector 0 (a completion may already have signalled it); a device
+   silent for IRQ_WAIT_MS ends the run with an error instead of a wait without end. */
 static uint64_t wakeups;
 static void wait_interrupt(void) {
+  struct pollfd p = { .fd = irqfd, .events = POLLIN };
+  int r;
+  while ((r = poll(&p, 1, IRQ_WAIT_MS)) < 0) if (errno != EINTR) die("poll(eventfd)");
+  if (r == 0) fail("no interrupt within 2000 ms (IRQ_WAIT_MS): the device is silent");
   uint64_t n;
-  while (read(irqfd, &n, sizeof n) != (ssize_t)sizeof n) if (errno != EINTR) die("read(eventfd)");
+  if (read(irqfd, &n, sizeof n) != (ssize_t)sizeof n) die("read(eventfd)");
   wakeups++;
 }
 

@@ -110,7 +110,6 @@ export async function runOnce(input: { config: Config; steps: Step[]; seed: numb
   } catch (e) {
     // A run that failed part-way still has its driver open (a poll loop, timers): close it, or
     // the process never ends after the report.
-    clearTimeout(timer);
     const stuck = await run.abandon(ABANDON_BOUND_MS);
     if (stuck && e instanceof FuzzFailure) throw new FuzzFailure(`${e.message}; then ${stuck}`);
     throw e;
