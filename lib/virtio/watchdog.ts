@@ -96,26 +96,11 @@ export class Watchdog {
       }
       anything = true;
       if (rq.vq.inFlight === 0) continue;
-      // Under poll-then-sleep's suppression (or polling) no interrupt is due: take at once.
-      const byInterrupt = this.device.interruptMode === 'msix' && this.device.queueHasInterrupts(q) && !rq.notificationsSuppressed;
-      if (!byInterrupt) {
-        this.unannounced.delete(q);
-        rq.processUsed();
-      } else if (rq.vq.usedPending()) {
-        if (this.unannounced.get(q) === rq.completions) {
-          // There at the last look too, and no interrupt took anything since: it was missed.
-          this.unannounced.delete(q);
-          this.stats.missedInterrupts += rq.processUsed();
-        } else {
-          // Maybe on its way: look again next period. The device did its work, so not a stall;
-          // the requests still hold the process alive (below).
-          this.unannounced.set(q, rq.completions);
-          this.progress.delete(q);
-          if (this.device.drains(q)) requests = true;
-          continue;
-        }
-      } else {
-        this.unannounced.delete(q);
+      if (this.leftForItsInterrupt(q, rq)) {
+        // The device did its work, so not a stall; the requests still hold the process alive (below).
+        this.progress.delete(q);
+        if (this.device.drains(q)) requests = true;
+        continue;
       }
       // A receive queue's buffers wait on the network: stillness is normal there, so it is neither
       // nudged nor timed (its kicks still get the packed-ring guard, queue/packed.ts).
@@ -142,5 +127,28 @@ export class Watchdog {
     if (!anything) this.disarm();
     else if (requests) this.timer?.ref();
     else this.timer?.unref();
+  }
+
+  /**
+   * Takes what queue `q`'s used ring holds that no interrupt announced, and returns false; or
+   * returns true, taking nothing, when its interrupt may still be on its way: on a queue whose
+   * completions come by interrupt, an element seen for the first time is left for one period, and
+   * one still there at the next look with nothing completed since is taken and counted as missed.
+   * Under polling or poll-then-sleep's suppression no interrupt is due: taken at once, not counted.
+   */
+  private leftForItsInterrupt(q: number, rq: RequestQueue<unknown>): boolean {
+    const seenAt = this.unannounced.get(q);
+    this.unannounced.delete(q);
+    if (this.device.interruptMode !== 'msix' || !this.device.queueHasInterrupts(q) || rq.notificationsSuppressed) {
+      rq.processUsed();
+      return false;
+    }
+    if (!rq.vq.usedPending()) return false;
+    if (seenAt !== rq.completions) {
+      this.unannounced.set(q, rq.completions);
+      return true;
+    }
+    this.stats.missedInterrupts += rq.processUsed();
+    return false;
   }
 }
