@@ -57,8 +57,8 @@ export interface OpenOptions {
    * the window passes with nothing completed it enables them again (re-checking the ring, virtio
    * 1.2 §2.7.10) and waits for the interrupt. Saves the interrupt's round trip (eventfd → event
    * loop → handler, and the cost of waking a process that went to sleep) while the device answers
-   * quickly, at the cost of up to this much CPU per idle period. In the TCG test VM a window of a
-   * few times the device's latency served QD1 reads at 2–2.6× the rate of pure interrupts with
+   * quickly, at the cost of up to this much CPU per idle period. In the TCG test VM windows of
+   * 200 µs to 4 ms served QD1 reads at 2–2.9× the rate of pure interrupts in the same boot, with
    * less CPU per read (bench/README.md, bench:vm). 0 (default): interrupts only. An integer from 0
    * to 1 000 000 (µs).
    */
