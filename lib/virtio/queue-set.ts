@@ -61,7 +61,7 @@ export class QueueSet {
     const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.processUsed() });
     const rq = new RequestQueue<T>(vq);
     this.queues.set(index, rq as RequestQueue<unknown>);
-    rq.onBusy = () => this.watchdog.arm();
+    rq.onBusy = () => this.watchdog.arm(this.device.drains(index));
     rq.onFault = (e) => this.device.markFailed(e);
     this.chooseDelivery(index, rq as RequestQueue<unknown>);
     return rq;
@@ -161,15 +161,16 @@ export class QueueSet {
 
   /** After the device is live again: re-pick interrupt or polling delivery, notify, unpause. */
   private restart(notify: boolean): void {
-    // What the watchdog saw before the stop (stalls, used elements not yet announced) says nothing
-    // about the device now: it starts looking afresh.
-    this.watchdog.disarm();
+    // Used elements the watchdog saw unannounced before the stop say nothing about the device now.
+    // Its stall clock goes on: a stop retried (and refused) again and again must not keep a hung
+    // device from its request timeout.
+    this.watchdog.forgetUnannounced();
     for (const [index, rq] of this.queues) {
       this.chooseDelivery(index, rq);
       if (notify) this.device.notifyQueue(index);
       rq.resume();
       rq.processUsed();
-      if (rq.pending > 0) this.watchdog.arm();
+      if (rq.pending > 0) this.watchdog.arm(this.device.drains(index));
     }
   }
 

@@ -62,11 +62,23 @@ export class Watchdog {
     return Math.max(5, Math.min(100, Math.floor(this.device.requestTimeoutMs / 8)));
   }
 
-  /** Something became pending: make sure the watchdog is looking. */
-  arm(): void {
-    if (this.timer) return;
+  /**
+   * Something became pending: make sure the watchdog is looking. `draining`: on a queue whose
+   * requests must complete (not receive buffers), so the process must stay alive until they settle
+   * — a timer a look unref'd while only receive buffers were pending is ref'd again.
+   */
+  arm(draining: boolean): void {
+    if (this.timer) {
+      if (draining) this.timer.ref();
+      return;
+    }
     this.lastLook = Date.now();
     this.timer = setInterval(() => this.look(), this.periodMs);
+  }
+
+  /** After a stop: used elements seen unannounced before it say nothing about the device now (the stall clock goes on). */
+  forgetUnannounced(): void {
+    this.unannounced.clear();
   }
 
   disarm(): void {

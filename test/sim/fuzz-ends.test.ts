@@ -29,7 +29,10 @@ function child(failure: string, interrupts: 'poll' | 'auto') {
     catch (e) { console.log(JSON.stringify({ failed: true, fuzzFailure: e instanceof FuzzFailure, message: e.message, ms: Date.now() - started })); }
   `;
   const started = Date.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', body], { encoding: 'utf8', timeout: CHILD_BOUND_MS });
+  // Without tap's NODE_OPTIONS: its hooks in the child could hold the event loop and hide a hang's end.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', body], { encoding: 'utf8', timeout: CHILD_BOUND_MS, env });
   return { ...r, wallMs: Date.now() - started, report: JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as Record<string, unknown> };
 }
 
