@@ -17,7 +17,7 @@
 //
 //   npm run bench:vm                     build, boot the VM with the peers, run with the defaults
 //   npm run bench:vm -- 3 --json         3 s per configuration, and a JSON line at the end
-//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]... [--hybrid-us N] [--spin-us N] [--warmup-ms N]
+//   npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [--json] [--only uvirtio|c|linux]... [--hybrid-us N] [--spin-us N] [--warmup-ms N] [--queues N] [--poll-budget half|N]
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +50,17 @@ const WARMUP_MS = warmArg > 0 ? Number(process.argv[warmArg + 1]) : 3000;
 /** OpenOptions.pollSpinUs for polling and hybrid (--spin-us N; default: the SDK's). */
 const spinArg = process.argv.indexOf('--spin-us');
 const POLL_SPIN_US = spinArg > 0 ? Number(process.argv[spinArg + 1]) : undefined;
+/**
+ * BlkOpenOptions.queues (--queues N; default 1): the C peer drives queue 0 only and fio runs one
+ * job (one submitting CPU, so one of virtio_blk's queues), so one queue compares like with like;
+ * the packed disk has two, and over two queues a driver overlaps its work on one queue with the
+ * device's on the other.
+ */
+const queuesArg = process.argv.indexOf('--queues');
+const QUEUES = queuesArg > 0 ? Number(process.argv[queuesArg + 1]) : 1;
+/** OpenOptions.pollBudget for polling and hybrid (--poll-budget half|N; default: the SDK's). */
+const budgetArg = process.argv.indexOf('--poll-budget');
+const POLL_BUDGET = budgetArg > 0 ? (process.argv[budgetArg + 1] === 'half' ? 'half' : Number(process.argv[budgetArg + 1])) : undefined;
 
 interface Result {
   driver: Driver;
@@ -82,7 +93,7 @@ function blocks(seed: number, count: number): () => number {
 async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number): Promise<Result> {
   const dev = await openTransport(`vfio:${BDF[layout]}`);
   const interrupts = mode === 'poll' || mode === 'poll-dma' ? 'poll' : 'msix';
-  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0, pollSpinUs: POLL_SPIN_US });
+  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0, pollSpinUs: POLL_SPIN_US, pollBudget: POLL_BUDGET, queues: QUEUES });
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
@@ -196,7 +207,7 @@ function find(results: Result[], driver: Driver, layout: Layout, depth: number):
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && argv[i - 1] !== '--hybrid-us' && argv[i - 1] !== '--spin-us' && argv[i - 1] !== '--warmup-ms');
+  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && !['--hybrid-us', '--spin-us', '--warmup-ms', '--queues', '--poll-budget'].includes(argv[i - 1] ?? ''));
   const seconds = arg ? Number(arg) : 2;
   const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
   const want = (d: string): boolean => !only.length || only.includes(d);
@@ -263,7 +274,7 @@ async function main(): Promise<void> {
   }
 
   console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${HYBRID_POLL_US} µs; ` +
-    `poll spin ${POLL_SPIN_US ?? 'default'} µs; ` +
+    `poll spin ${POLL_SPIN_US ?? 'default'} µs; poll budget ${POLL_BUDGET ?? 'default'}; uvirtio on ${QUEUES} queue(s); ` +
     `warm-up ${WARMUP_MS} ms per configuration`);
   console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
     `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
@@ -283,7 +294,7 @@ async function main(): Promise<void> {
   }
   for (const s of skipped) console.log(`skipped: ${s}`);
   if (argv.includes('--json')) {
-    console.log(JSON.stringify({ seconds, baseline: baseline.perSecond, baselineAgain: again.perSecond, drift, results, ratios, skipped }));
+    console.log(JSON.stringify({ seconds, queues: QUEUES, pollBudget: POLL_BUDGET ?? 'default', baseline: baseline.perSecond, baselineAgain: again.perSecond, drift, results, ratios, skipped }));
   }
 }
 

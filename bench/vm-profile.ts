@@ -3,17 +3,22 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile] [spin=µs] [warmup=ms] [threads]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile] [spin=µs] [warmup=ms] [threads] [bdf=…] [queues=N] [budget=half|N]
 //
 // hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
 // noevent: refuse VIRTIO_F_EVENT_IDX; noindirect: no indirect descriptor tables (chains in the ring); noprofile: only the rate, without the profiler's overhead;
+// bdf=…: the device to bind (default: 0000:01:00.0 for split, 0000:02:00.0 for packed; the packed
+// device also runs split when asked, which tells the layout's cost from the device's);
+// queues=N: request queues to use (BlkOptions.queues; the packed device has two, the C peer uses one);
+// budget=half|N: OpenOptions.pollBudget (0: take all per turn);
 // spin=N: OpenOptions.pollSpinUs (default: the SDK's); threads: each thread's CPU ticks (utime, stime
 // from /proc/self/task) before and after the timed window (which threads besides the main one work);
 // count: also count the MMIO accesses to mapped BARs per request (16-bit writes there are the
 // notifications; reads are status checks), by wrapping MmapWindow's methods, and the interrupts: the
 // eventfd wake-ups that reached the handler and the signals they carried (one wake-up may carry
-// several), by wrapping EventfdWatch's delivery.
+// several), by wrapping EventfdWatch's delivery; and the process's minor page faults and voluntary
+// context switches (process.resourceUsage()).
 
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -76,11 +81,15 @@ async function main(): Promise<void> {
   if (mode !== 'poll' && mode !== 'msix' && mode !== 'hybrid') throw new Error('mode must be poll, msix or hybrid');
   const depth = Number(depthArg);
   const seconds = Number(secondsArg);
-  const bdf = layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
+  const bdfArg = process.argv.find((a) => a.startsWith('bdf='));
+  const bdf = bdfArg ? bdfArg.slice(4) : layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
+  const queuesArg = process.argv.find((a) => a.startsWith('queues='));
+  const budgetArg = process.argv.find((a) => a.startsWith('budget='));
   const dev = await openTransport(`vfio:${bdf}`);
   const blk = await BlkDriver.open(dev.transport, {
     layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx, indirect: !process.argv.includes('noindirect'),
-    hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs,
+    hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs, queues: queuesArg ? Number(queuesArg.slice(7)) : undefined,
+    pollBudget: budgetArg ? (budgetArg.slice(7) === 'half' ? 'half' : Number(budgetArg.slice(7))) : undefined,
   });
   const count = Math.floor(blk.capacitySectors / 8);
   let x = 12345;
@@ -108,6 +117,7 @@ async function main(): Promise<void> {
       await session.post('Profiler.start');
     }
     mmio.writes16 = mmio.writes = mmio.reads = mmio.wakeups = mmio.signals = 0;
+    const faultsBefore = process.resourceUsage();
     if (process.argv.includes('threads')) threadTimes('start');
     // The window ends by a timer, not a clock read per request (in the TCG guest the clock is an
     // HPET read, a trap to QEMU); the C peer reads it every 64 completions.
@@ -122,10 +132,11 @@ async function main(): Promise<void> {
     }));
     clearTimeout(timer);
     const elapsed = (performance.now() - start) / 1e3;
+    const faultsAfter = process.resourceUsage();
     if (process.argv.includes('threads')) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${process.argv.includes('noindirect') ? ' (no indirect)' : ''} spin ${blk.device.pollSpinUs} µs: ${Math.round(done / elapsed)} req/s` +
-      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals` : '');
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${process.argv.includes('noindirect') ? ' (no indirect)' : ''} spin ${blk.device.pollSpinUs} µs, ${blk.queueCount} queue(s), budget ${blk.device.pollBudget}: ${Math.round(done / elapsed)} req/s` +
+      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals, ${per(faultsAfter.minorPageFault - faultsBefore.minorPageFault)} minor page faults, ${per(faultsAfter.voluntaryContextSwitches - faultsBefore.voluntaryContextSwitches)} voluntary context switches` : '');
     if (!profiling) {
       console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);
       return;

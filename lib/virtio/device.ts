@@ -22,6 +22,7 @@ import type { DeviceSnapshot } from './snapshot/index.js';
 import { DeviceConfig } from './config.js';
 import { DeviceCore, initialise, markFailedStatus, type DevicePhase, type QueueOptions } from './device-core.js';
 import { recover } from './recovery.js';
+import type { PollBudget } from './busy-poll.js';
 import { Migration, type ReinitOptions, type StopOptions } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -73,12 +74,25 @@ export interface OpenOptions {
    * finish nothing during a spin); 0: no spin; an integer from 0 to 10 000 (µs).
    */
   pollSpinUs?: number;
+  /**
+   * When the used ring is polled, the most used elements one turn of the event loop takes before
+   * it yields, so that the completions' callbacks run, their resubmissions become available and
+   * the device is notified while the rest wait for the next turn (a NAPI poll's budget; see
+   * lib/virtio/busy-poll.ts). 'half': half of the chains in flight at the turn's start, at least
+   * 16 (POLL_BUDGET_FLOOR) — the default, which on one queue at QD32 in the test VM served 1.4–1.6× what taking all
+   * did (bench/README.md, bench:vm); 0 (the default for a device on the driver's thread, where
+   * nothing overlaps): no cap; else an integer from 1 to 65 536. The check after a poll-then-sleep
+   * window closes, and every wait for completions (stop, drain, close), take all.
+   */
+  pollBudget?: PollBudget;
 }
 
 /** OpenOptions.pollSpinUs by default (µs); measured in bench/README.md (bench:vm). */
 export const DEFAULT_POLL_SPIN_US = 50;
 /** The largest OpenOptions.pollSpinUs (10 ms). */
 const MAX_POLL_SPIN_US = 10_000;
+/** The largest fixed OpenOptions.pollBudget (the largest queue a transport offers). */
+const MAX_POLL_BUDGET = 65_536;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
@@ -120,9 +134,10 @@ export class VirtioDevice {
    */
   readonly dma: DmaAllocator;
 
-  private constructor(core: DeviceCore, polling: { hybridPollUs: number; pollSpinUs: number }) {
+  private constructor(core: DeviceCore, polling: { hybridPollUs: number; pollSpinUs: number; pollBudget: PollBudget }) {
     this.hybridPollUs = polling.hybridPollUs;
     this.pollSpinUs = polling.pollSpinUs;
+    this.pollBudget = polling.pollBudget;
     this.d = core;
     this.dma = core.t.dma;
     this.m = new Migration(core, this.dma);
@@ -151,6 +166,11 @@ export class VirtioDevice {
       throw new UsageError('E_INVALID_ARGUMENT', `pollSpinUs must be an integer from 0 to ${MAX_POLL_SPIN_US} (µs), got ${String(pollSpinUs)}`,
         '0 turns the spin off; it should be about the time the device takes to answer a request');
     }
+    const pollBudget = options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half');
+    if (pollBudget !== 'half' && (!Number.isInteger(pollBudget) || pollBudget < 0 || pollBudget > MAX_POLL_BUDGET)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `pollBudget must be 'half' or an integer from 0 to ${MAX_POLL_BUDGET}, got ${String(pollBudget)}`,
+        "'half' (the default) lets resubmissions reach the device while the rest of a round is taken; 0 takes all per turn");
+    }
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {
@@ -162,7 +182,7 @@ export class VirtioDevice {
       const { offered, features, layout } = negotiated!;
       const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto');
       core.interrupts.route(transport);
-      return new VirtioDevice(core, { hybridPollUs, pollSpinUs });
+      return new VirtioDevice(core, { hybridPollUs, pollSpinUs, pollBudget });
     } catch (e) {
       if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
       throw e;
@@ -185,6 +205,8 @@ export class VirtioDevice {
   readonly hybridPollUs: number;
   /** See OpenOptions.pollSpinUs (µs; 0: no spin). */
   readonly pollSpinUs: number;
+  /** See OpenOptions.pollBudget ('half', a fixed cap, or 0: no cap). */
+  readonly pollBudget: PollBudget;
   /** See OpenOptions.requestTimeoutMs. */
   get requestTimeoutMs(): number {
     return this.d.requestTimeoutMs;

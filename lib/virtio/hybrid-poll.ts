@@ -4,7 +4,7 @@
 // completion opens it again); then notifications are enabled and the ring checked once more, so a
 // completion that raced the enable is not left waiting (§2.7.10).
 
-import { spinForUsed } from './busy-poll.js';
+import { spinForUsed, turnBudget, type PollBudget } from './busy-poll.js';
 import type { Virtqueue } from './queue/types.js';
 
 /** The poll-then-sleep state of one queue; its RequestQueue calls open() at each kick. */
@@ -13,6 +13,8 @@ export class HybridPoll {
   private windowMs = 0;
   /** OpenOptions.pollSpinUs: how long a tick that finds nothing spins on the used index (µs). */
   private spinUs = 0;
+  /** OpenOptions.pollBudget: the most used elements one tick takes (busy-poll.ts). */
+  private budget: PollBudget = 0;
   private until = 0;
   private timer: NodeJS.Immediate | null = null;
   /** Whether the device's used-buffer notifications are suppressed now. */
@@ -20,12 +22,12 @@ export class HybridPoll {
 
   /**
    * @param vq the queue whose notifications are suppressed and enabled.
-   * @param processUsed takes what the device returned; returns how many.
+   * @param processUsed takes what the device returned, at most `max` (default all); returns how many.
    * @param live false while the queue is failed or halted (its owner re-picks delivery later).
    */
   constructor(
     private readonly vq: Pick<Virtqueue<unknown>, 'inFlight' | 'disableInterrupts' | 'enableInterrupts' | 'usedPending'>,
-    private readonly processUsed: () => number,
+    private readonly processUsed: (max?: number) => number,
     private readonly live: () => boolean,
   ) {}
 
@@ -41,11 +43,13 @@ export class HybridPoll {
 
   /**
    * Sets the window, µs (0: off), as delivery is (re)chosen, with notifications just enabled or
-   * disabled for good; a tick that finds nothing spins up to `spinUs` µs (busy-poll.ts).
+   * disabled for good; a tick that finds nothing spins up to `spinUs` µs, and a tick takes at
+   * most `budget` used elements (busy-poll.ts). The check after the window closes takes all.
    */
-  set(windowUs: number, spinUs = 0): void {
+  set(windowUs: number, spinUs = 0, budget: PollBudget = 0): void {
     this.windowMs = windowUs / 1000;
     this.spinUs = Math.min(spinUs, windowUs);
+    this.budget = budget;
     this.suppressed = false;
     if (windowUs === 0) this.end(false);
   }
@@ -63,7 +67,8 @@ export class HybridPoll {
   private tick(): void {
     this.timer = null;
     if (!this.live()) return;
-    const took = this.processUsed() > 0 || (this.live() && this.vq.inFlight > 0 && spinForUsed(this.vq, this.spinUs) && this.processUsed() > 0);
+    const max = turnBudget(this.budget, this.vq.inFlight);
+    const took = this.processUsed(max) > 0 || (this.live() && this.vq.inFlight > 0 && spinForUsed(this.vq, this.spinUs) && this.processUsed(max) > 0);
     // Nothing in flight: nothing to be notified of; notifications stay suppressed until the window
     // closes on a chain in flight (the next kick opens it again).
     if (!this.live() || this.vq.inFlight === 0) return;

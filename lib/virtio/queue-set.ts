@@ -82,11 +82,11 @@ export class QueueSet {
     if (this.device.queueHasInterrupts(index)) {
       rq.stopPolling();
       rq.vq.enableInterrupts();
-      rq.setHybridPoll(this.device.hybridPollUs, this.device.pollSpinUs);
+      rq.setHybridPoll(this.device.hybridPollUs, this.device.pollSpinUs, this.device.pollBudget);
     } else {
       rq.setHybridPoll(0);
       rq.vq.disableInterrupts();
-      rq.startPolling(this.device.pollSpinUs);
+      rq.startPolling(this.device.pollSpinUs, this.device.pollBudget);
     }
   }
 

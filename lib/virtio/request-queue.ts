@@ -20,7 +20,7 @@
 
 import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../errors.js';
 import type { Segment, Virtqueue } from './queue/types.js';
-import { BusyPoll } from './busy-poll.js';
+import { BusyPoll, type PollBudget } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
 import { Request, checkCallback, checkRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 
@@ -77,8 +77,8 @@ export class RequestQueue<T = undefined> {
     /** The underlying virtqueue, carrying a {@link RequestToken} per chain. */
     readonly vq: Virtqueue<RequestToken<T>>,
   ) {
-    this.hybrid = new HybridPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted);
-    this.poll = new BusyPoll(vq, () => this.processUsed(), () => !this.failure && !this.halted && this.pending > 0);
+    this.hybrid = new HybridPoll(vq, (max) => this.processUsed(max), () => !this.failure && !this.halted);
+    this.poll = new BusyPoll(vq, (max) => this.processUsed(max), () => !this.failure && !this.halted && this.pending > 0);
   }
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
@@ -178,14 +178,17 @@ export class RequestQueue<T = undefined> {
   }
 
   /**
-   * Settles the requests the device returned and admits waiting ones. Returns how many were
+   * Settles the requests the device returned, at most `max` (default: all there are; a polling
+   * turn passes its budget, busy-poll.ts), and admits waiting ones. Returns how many were
    * returned. Works while halted too: what a failing device finished before its reset is done.
    */
-  processUsed(): number {
+  processUsed(max = Infinity): number {
     if (this.failure) return 0;
     let returned = 0;
     try {
-      for (let used = this.vq.popUsed(); used; used = this.vq.popUsed()) {
+      while (returned < max) {
+        const used = this.vq.popUsed();
+        if (!used) break;
         used.token.settle(null, used.len);
         returned++;
       }
@@ -286,10 +289,11 @@ export class RequestQueue<T = undefined> {
   /**
    * Calls processUsed on every turn of the event loop (setImmediate) while requests are pending;
    * a turn that finds nothing first spins on the used index for up to `spinUs` µs
-   * (OpenOptions.pollSpinUs; 0: no spin).
+   * (OpenOptions.pollSpinUs; 0: no spin), and a turn takes at most `budget` used elements
+   * (OpenOptions.pollBudget; default 0: all there are).
    */
-  startPolling(spinUs = 0): void {
-    this.poll.start(spinUs);
+  startPolling(spinUs = 0, budget: PollBudget = 0): void {
+    this.poll.start(spinUs, budget);
   }
 
   /**
@@ -298,10 +302,10 @@ export class RequestQueue<T = undefined> {
    * (§2.7.7 / §2.8.10), until `windowUs` µs pass with nothing completed (each completion opens the
    * window again); then notifications are enabled and the ring checked once more, so a completion
    * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only). A turn
-   * that finds nothing first spins up to `spinUs` µs, as startPolling().
+   * that finds nothing first spins up to `spinUs` µs, and takes at most `budget`, as startPolling().
    */
-  setHybridPoll(windowUs: number, spinUs = 0): void {
-    this.hybrid.set(windowUs, spinUs);
+  setHybridPoll(windowUs: number, spinUs = 0, budget: PollBudget = 0): void {
+    this.hybrid.set(windowUs, spinUs, budget);
   }
 
   /** Stops the polling startPolling() began; completions are then noticed only via processUsed(). */
