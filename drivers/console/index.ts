@@ -199,9 +199,14 @@ export class ConsoleDriver extends StatefulDriver {
    * until the device took those messages: a device that honours it (QEMU's virtio-serial, the
    * reference console) stops putting the host's bytes into receive buffers, so none is caught in
    * one across the stop — even with quiesce, whose reinit drops what was used and not yet read.
+   * The messages go twice: a device may still fill receive buffers in the pass that handles the
+   * first (QEMU 7.2's virtserialport on a socket chardev sizes its socket read before it handles
+   * the message, and writes those bytes to the guest after it); it handles the second after that
+   * pass, so once the second is used, those bytes are in the used ring and the stop takes them.
    * reinit / recover / resume, or a refused stop, open the ports again. Then StatefulDriver.stop.
    */
   override async stop(options: StopOptions = {}): Promise<Mechanism> {
+    await this.setPortsOpen(false);
     await this.setPortsOpen(false);
     try {
       return await super.stop(options);

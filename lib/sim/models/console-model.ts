@@ -40,6 +40,8 @@ export interface ConsoleModelOptions {
   loopback: boolean;
   cols: number;
   rows: number;
+  /** PORT_OPEN 0 takes effect one pass late (SimConsoleOptions.lateClose). */
+  lateClose?: boolean;
 }
 
 type Role = { kind: 'rx' | 'tx'; port: number } | { kind: 'c_ivq' | 'c_ovq' | 'none' };
@@ -63,6 +65,9 @@ export class ConsoleModel implements DeviceModel {
   private negotiated = 0n;
   private host: ModelHost | undefined;
   private readonly defaultLoopback: boolean;
+  private readonly lateClose: boolean;
+  /** Ports whose PORT_OPEN 0 has been used and whose receive queue gets one more fill (lateClose). */
+  private readonly closingLate = new Set<number>();
 
   constructor(options: ConsoleModelOptions) {
     this.maxNrPorts = options.multiport ? options.maxNrPorts : 1;
@@ -73,6 +78,7 @@ export class ConsoleModel implements DeviceModel {
     this.config.setU16(ConsoleConfig.ROWS, options.rows);
     this.config.setU32(ConsoleConfig.MAX_NR_PORTS, this.maxNrPorts);
     this.defaultLoopback = options.loopback;
+    this.lateClose = options.lateClose === true;
     for (const spec of options.ports) this.addPort(spec);
   }
 
@@ -177,6 +183,7 @@ export class ConsoleModel implements DeviceModel {
       scatter(mem, chain.writable, 0, bytes);
       filled.push({ chain, written: bytes.length });
     }
+    if (this.closingLate.delete(role.port)) port.guestOpen = false;
     return filled;
   }
 
@@ -187,6 +194,7 @@ export class ConsoleModel implements DeviceModel {
 
   reset(): void {
     this.control = [];
+    this.closingLate.clear();
     this.driverReady = false;
     this.negotiated = 0n;
     for (const p of this.ports.values()) {
@@ -197,6 +205,9 @@ export class ConsoleModel implements DeviceModel {
 
   /** A control message from the driver (§5.3.6.2): DEVICE_READY, PORT_READY, PORT_OPEN. */
   private fromDriver(msg: Uint8Array): void {
+    // lateClose: the fill that was late happens before this message is handled (QEMU's main loop
+    // finishes the pass with the socket read before it handles the next message).
+    for (const id of this.closingLate) this.host?.wake(consoleReceiveq(id));
     const v = dataView(msg);
     const id = v.getUint32(ConsoleControlMsg.ID, true);
     const event = v.getUint16(ConsoleControlMsg.EVENT, true);
@@ -212,6 +223,13 @@ export class ConsoleModel implements DeviceModel {
       return;
     }
     if (event === ConsoleEvent.PORT_OPEN) {
+      if (value === 0 && this.lateClose && port.guestOpen) {
+        // Still open for one fill, a moment after this message is used.
+        this.closingLate.add(id);
+        setTimeout(() => { if (this.closingLate.has(id)) this.host?.wake(consoleReceiveq(id)); }, 2).unref();
+        return;
+      }
+      this.closingLate.delete(id);
       port.guestOpen = value === 1;
       this.host?.wake(consoleReceiveq(id));
       return;

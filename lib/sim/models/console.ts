@@ -37,6 +37,14 @@ export interface SimConsoleOptions extends SimCommonOptions {
   loopback?: boolean;
   /** cols and rows of the configuration (VIRTIO_CONSOLE_F_SIZE; default 80 × 25). */
   size?: SimConsoleSize;
+  /**
+   * A PORT_OPEN 0 from the driver takes effect one pass late (default false): once the message is
+   * used, the host's bytes already waiting still go into the port's receive buffers once, a moment
+   * later, or before the next control message is used, whichever comes first. QEMU 7.2's
+   * virtserialport on a socket chardev can do this: its read of the socket is sized before the
+   * main loop handles the message, and the bytes are written to the guest after it.
+   */
+  lateClose?: boolean;
 }
 
 /** The handle of a reference virtio-console: the host side of its ports and the controls of a test. */
@@ -89,7 +97,7 @@ export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
     const ports = portSpecs(options.ports ?? (multiport ? 2 : 1), multiport, maxPorts);
     const size = options.size ?? { cols: 80, rows: 25 };
     const model = new ConsoleModel({
-      multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true,
+      multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true, lateClose: options.lateClose === true,
       cols: checkValue(int(0, 0xffff), size.cols, 'size.cols'), rows: checkValue(int(0, 0xffff), size.rows, 'size.rows'),
     });
     for (const spec of ports) addPort(model, spec);
