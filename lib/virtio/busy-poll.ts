@@ -19,6 +19,8 @@
 // (bench/README.md, bench:vm). The same idea as a NAPI poll's budget in Linux.
 
 import type { Virtqueue } from './queue/types.js';
+import { UsageError } from '../errors.js';
+import { shown } from '../util/shown.js';
 
 /**
  * OpenOptions.pollBudget: the most used elements one polling turn takes. 'half': half of the
@@ -29,6 +31,20 @@ export type PollBudget = number | 'half';
 
 /** The least a 'half' budget takes per turn (below it a second turn costs more than it overlaps). */
 export const POLL_BUDGET_FLOOR = 16;
+
+/** The largest fixed PollBudget (the largest queue a transport offers). */
+export const MAX_POLL_BUDGET = 65_536;
+
+/**
+ * `value` when it is a PollBudget ('half', or an integer from 0 to MAX_POLL_BUDGET); throws
+ * E_INVALID_ARGUMENT (UsageError) naming `name` otherwise (a turn with no usable budget would
+ * take nothing and poll for ever).
+ */
+export function checkPollBudget(value: unknown, name: string): PollBudget {
+  if (value === 'half' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_POLL_BUDGET)) return value;
+  throw new UsageError('E_INVALID_ARGUMENT', `${name} must be 'half' or an integer from 0 to ${MAX_POLL_BUDGET}, got ${shown(value)}`,
+    "'half' (the default off the driver's thread) lets resubmissions reach the device while the rest of a round is taken; 0 takes all per turn");
+}
 
 /** The cap for one turn of a queue with `inFlight` chains in flight (Infinity: no cap). */
 export function turnBudget(budget: PollBudget, inFlight: number): number {
@@ -81,8 +97,8 @@ export class BusyPoll {
    * that finds nothing, taking at most `budget` used elements per turn (see PollBudget).
    */
   start(spinUs: number, budget: PollBudget = 0): void {
+    this.budget = checkPollBudget(budget, 'the polling budget');
     this.spinUs = spinUs;
-    this.budget = budget;
     this.running = true;
     this.schedule();
   }

@@ -22,7 +22,8 @@ import type { DeviceSnapshot } from './snapshot/index.js';
 import { DeviceConfig } from './config.js';
 import { DeviceCore, initialise, markFailedStatus, type DevicePhase, type QueueOptions } from './device-core.js';
 import { recover } from './recovery.js';
-import type { PollBudget } from './busy-poll.js';
+import { checkPollBudget, type PollBudget } from './busy-poll.js';
+import { shown } from '../util/shown.js';
 import { Migration, type ReinitOptions, type StopOptions } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -82,7 +83,7 @@ export interface OpenOptions {
    * 16 (POLL_BUDGET_FLOOR) — the default, which on one queue at QD32 in the test VM served 1.4–1.6× what taking all
    * did (bench/README.md, bench:vm); 0 (the default for a device on the driver's thread, where
    * nothing overlaps): no cap; else an integer from 1 to 65 536. The check after a poll-then-sleep
-   * window closes, and every wait for completions (stop, drain, close), take all.
+   * window closes, a stop and a close take all there are; drain() waits through budgeted turns.
    */
   pollBudget?: PollBudget;
 }
@@ -91,8 +92,6 @@ export interface OpenOptions {
 export const DEFAULT_POLL_SPIN_US = 50;
 /** The largest OpenOptions.pollSpinUs (10 ms). */
 const MAX_POLL_SPIN_US = 10_000;
-/** The largest fixed OpenOptions.pollBudget (the largest queue a transport offers). */
-const MAX_POLL_BUDGET = 65_536;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
@@ -104,8 +103,16 @@ const MAX_TIMEOUT_MS = 3_600_000;
  */
 function checkTimeout(value: number, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
-    throw new UsageError('E_INVALID_ARGUMENT', `${name} must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS}, got ${String(value)}`,
+    throw new UsageError('E_INVALID_ARGUMENT', `${name} must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS}, got ${shown(value)}`,
       'every wait is bounded: give a finite bound');
+  }
+  return value;
+}
+
+/** `value` when it is an integer from `min` to `max`; throws E_INVALID_ARGUMENT (UsageError) naming `name`, `unit` and `hint` otherwise. */
+function checkInteger(value: unknown, name: string, min: number, max: number, unit: string, hint?: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}${unit}, got ${shown(value)}`, hint);
   }
   return value;
 }
@@ -152,25 +159,13 @@ export class VirtioDevice {
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
-    const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > 3_600_000) {
-      throw new UsageError('E_INVALID_ARGUMENT', `requestTimeoutMs must be an integer from 1 to 3600000, got ${requestTimeoutMs}`);
-    }
-    const hybridPollUs = options.hybridPollUs ?? 0;
-    if (!Number.isInteger(hybridPollUs) || hybridPollUs < 0 || hybridPollUs > MAX_HYBRID_POLL_US) {
-      throw new UsageError('E_INVALID_ARGUMENT', `hybridPollUs must be an integer from 0 to ${MAX_HYBRID_POLL_US} (µs), got ${hybridPollUs}`,
-        '0 turns poll-then-sleep off; a few hundred µs suits a device that answers in about that time');
-    }
-    const pollSpinUs = options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US);
-    if (!Number.isInteger(pollSpinUs) || pollSpinUs < 0 || pollSpinUs > MAX_POLL_SPIN_US) {
-      throw new UsageError('E_INVALID_ARGUMENT', `pollSpinUs must be an integer from 0 to ${MAX_POLL_SPIN_US} (µs), got ${String(pollSpinUs)}`,
-        '0 turns the spin off; it should be about the time the device takes to answer a request');
-    }
-    const pollBudget = options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half');
-    if (pollBudget !== 'half' && (!Number.isInteger(pollBudget) || pollBudget < 0 || pollBudget > MAX_POLL_BUDGET)) {
-      throw new UsageError('E_INVALID_ARGUMENT', `pollBudget must be 'half' or an integer from 0 to ${MAX_POLL_BUDGET}, got ${String(pollBudget)}`,
-        "'half' (the default) lets resubmissions reach the device while the rest of a round is taken; 0 takes all per turn");
-    }
+    const requestTimeoutMs = checkInteger(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs', 1, MAX_TIMEOUT_MS, ' (ms)',
+      'how long a request may take before the device counts as hung; every wait is bounded');
+    const hybridPollUs = checkInteger(options.hybridPollUs ?? 0, 'hybridPollUs', 0, MAX_HYBRID_POLL_US, ' (µs)',
+      '0 turns poll-then-sleep off; a few hundred µs suits a device that answers in about that time');
+    const pollSpinUs = checkInteger(options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US), 'pollSpinUs', 0, MAX_POLL_SPIN_US, ' (µs)',
+      '0 turns the spin off; it should be about the time the device takes to answer a request');
+    const pollBudget = checkPollBudget(options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half'), 'pollBudget');
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {

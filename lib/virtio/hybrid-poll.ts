@@ -4,7 +4,7 @@
 // completion opens it again); then notifications are enabled and the ring checked once more, so a
 // completion that raced the enable is not left waiting (§2.7.10).
 
-import { spinForUsed, turnBudget, type PollBudget } from './busy-poll.js';
+import { checkPollBudget, spinForUsed, turnBudget, type PollBudget } from './busy-poll.js';
 import type { Virtqueue } from './queue/types.js';
 
 /** The poll-then-sleep state of one queue; its RequestQueue calls open() at each kick. */
@@ -47,9 +47,9 @@ export class HybridPoll {
    * most `budget` used elements (busy-poll.ts). The check after the window closes takes all.
    */
   set(windowUs: number, spinUs = 0, budget: PollBudget = 0): void {
+    this.budget = checkPollBudget(budget, 'the polling budget');
     this.windowMs = windowUs / 1000;
     this.spinUs = Math.min(spinUs, windowUs);
-    this.budget = budget;
     this.suppressed = false;
     if (windowUs === 0) this.end(false);
   }

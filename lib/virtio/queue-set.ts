@@ -218,8 +218,9 @@ export class QueueSet {
   }
 
   /**
-   * Resets and closes the device, then rejects every request still pending — in flight, waiting
-   * for room, or kept for recover() — with `reason` (default E_CLOSED). Idempotent.
+   * Settles what the device already returned, resets and closes the device, then rejects every
+   * request still pending — in flight, waiting for room, or kept for recover() — with `reason`
+   * (default E_CLOSED). Idempotent.
    */
   async close(reason?: UvirtioError): Promise<void> {
     if (this.closed) return;
@@ -228,6 +229,9 @@ export class QueueSet {
     const error = reason ?? new DeviceError('E_CLOSED', `${this.device.address}: the device was closed with this request pending`,
       'the request may or may not have been carried out; close the driver only once its requests have settled');
     for (const rq of this.queues.values()) rq.halt(error, true);
+    // What the device already returned is done, not orphaned: a polling turn's budget may have
+    // left some of it in the used ring (busy-poll.ts).
+    for (const rq of this.queues.values()) rq.processUsed();
     await this.handling;
     const orphans = await this.device.close();
     for (const [q, rq] of this.queues) {

@@ -290,7 +290,8 @@ export class RequestQueue<T = undefined> {
    * Calls processUsed on every turn of the event loop (setImmediate) while requests are pending;
    * a turn that finds nothing first spins on the used index for up to `spinUs` µs
    * (OpenOptions.pollSpinUs; 0: no spin), and a turn takes at most `budget` used elements
-   * (OpenOptions.pollBudget; default 0: all there are).
+   * (OpenOptions.pollBudget; default 0: all there are). Throws E_INVALID_ARGUMENT (UsageError)
+   * for a budget that is not 'half' or an integer from 0 to 65 536.
    */
   startPolling(spinUs = 0, budget: PollBudget = 0): void {
     this.poll.start(spinUs, budget);
@@ -302,7 +303,8 @@ export class RequestQueue<T = undefined> {
    * (§2.7.7 / §2.8.10), until `windowUs` µs pass with nothing completed (each completion opens the
    * window again); then notifications are enabled and the ring checked once more, so a completion
    * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only). A turn
-   * that finds nothing first spins up to `spinUs` µs, and takes at most `budget`, as startPolling().
+   * that finds nothing first spins up to `spinUs` µs, and takes at most `budget`, as startPolling()
+   * (which also says what it throws).
    */
   setHybridPoll(windowUs: number, spinUs = 0, budget: PollBudget = 0): void {
     this.hybrid.set(windowUs, spinUs, budget);

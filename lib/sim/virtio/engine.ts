@@ -113,8 +113,7 @@ export class QueueEngine {
       }
       ring.publishNotifyWish(true);
       if (fetched.length > 0) this.dispatch(queue, fetched);
-    } else {
-      this.receive(queue);
+    } else if (!this.receive(queue)) {
       ring.publishNotifyWish(true);
     }
   }
@@ -127,13 +126,18 @@ export class QueueEngine {
     }
   }
 
-  /** Fills receive buffers with the data the model has waiting; then maybe interrupts. */
-  receive(queue: SimQueue): void {
+  /**
+   * Fills receive buffers with the data the model has waiting; then maybe interrupts. Returns
+   * whether the model left buffers it had taken (too few for what waits): the device then asks
+   * to hear of the driver's next posting (wantNextPosting) and has published its wish already.
+   */
+  receive(queue: SimQueue): boolean {
     const ring = queue.ring;
-    if (!this.host.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed || this.host.silenced(queue.index)) return;
+    if (!this.host.ringAccess() || !queue.enabled || !ring || queue.notifySuppressed || this.host.silenced(queue.index)) return false;
     this.requireBusMaster(queue.index);
     const state = queue.state;
     const taken: { chain: Chain; availIdx: number; availWrap: boolean }[] = [];
+    let left = false;
     const filled = this.host.model.receive(queue.index, {
       take: () => {
         const before = { availIdx: state.availIdx, availWrap: state.availWrap };
@@ -147,13 +151,17 @@ export class QueueEngine {
       // Fetching only reads ring memory, so moving the position back undoes it.
       putBack: (count) => {
         if (count <= 0) return;
+        left = true;
         const back = taken.splice(taken.length - count, count);
         for (const t of back) queue.release(t.chain.id);
         state.availIdx = back[0]!.availIdx;
         state.availWrap = back[0]!.availWrap;
       },
     });
-    if (filled.length === 0) return;
+    if (filled.length === 0) {
+      if (left) this.wantNextPosting(queue, ring);
+      return left;
+    }
     if (this.host.faults.any) {
       const fault = this.host.faults.takeReply(queue.index, (f) => this.host.model.supportsReplyFault?.(queue.index, f) ?? false);
       if (fault) this.host.model.receiveFault?.(queue.index, fault, filled[0]!);
@@ -161,8 +169,21 @@ export class QueueEngine {
     for (const { chain, written } of filled) this.writeUsed(queue, chain, written);
     // Buffers were taken from the ring: move avail_event along with them (§2.7.10), or the driver's
     // next posting would look "already announced" and never notify a device that has data waiting.
-    ring.publishNotifyWish(true);
+    if (left) this.wantNextPosting(queue, ring);
+    else ring.publishNotifyWish(true);
     this.interruptIfWanted(queue);
+    return left;
+  }
+
+  /**
+   * After buffers were left: notify me at the driver's next posting (avail_event at the end of what
+   * it made available), and look again at once if it posted while the wish was being written (it
+   * may have read the old avail_event and not notified).
+   */
+  private wantNextPosting(queue: SimQueue, ring: NonNullable<SimQueue['ring']>): void {
+    const mark = ring.driverMark();
+    ring.publishNotifyWish(true, true);
+    if (ring.driverMark() !== mark) this.schedule(queue.index);
   }
 
   dispatch(queue: SimQueue, chains: Chain[]): void {

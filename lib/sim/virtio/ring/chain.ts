@@ -41,8 +41,12 @@ export interface DeviceRing {
   supports(fault: UsedFault): boolean;
   /** After used elements were written: does the driver want a used-buffer notification? */
   needsInterrupt(): boolean;
-  /** Tells the driver whether it needs to notify (avail_event, NO_NOTIFY, device event struct). */
-  publishNotifyWish(wanted: boolean): void;
+  /**
+   * Tells the driver whether it needs to notify (avail_event, NO_NOTIFY, device event struct).
+   * `atDriverEnd`: the device left buffers the driver made available (too few for what waits), so
+   * it wants to hear of the driver's next posting, not of the first buffer it left.
+   */
+  publishNotifyWish(wanted: boolean, atDriverEnd?: boolean): void;
   /**
    * Where the driver's available buffers end, as a number that moves only when the driver makes
    * more available (not when the device fetches): 1.4 §3.4.1 forbids it while suspended.

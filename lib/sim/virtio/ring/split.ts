@@ -156,11 +156,13 @@ export class SplitDeviceRing implements DeviceRing {
   }
 
   /** §2.7.10 device requirements: avail_event with EVENT_IDX (flags stay 0), else NO_NOTIFY. */
-  publishNotifyWish(wanted: boolean): void {
+  publishNotifyWish(wanted: boolean, atDriverEnd = false): void {
     const { state, size } = this.queue;
     if (this.ctx.eventIdx) {
       // Not wanted: leave avail_event where it is, so the driver only notifies once it passes it.
-      if (wanted) this.used.setUint16(USED_RING + USED_ELEM_SIZE * size, state.availIdx, true);
+      // At the device's position after buffers were left: an index the driver already passed,
+      // which its next postings never cross (§2.7.10's vring_need_event): they would never notify.
+      if (wanted) this.used.setUint16(USED_RING + USED_ELEM_SIZE * size, atDriverEnd ? this.driverMark() : state.availIdx, true);
     } else {
       this.used.setUint16(USED_FLAGS, wanted ? 0 : UsedFlag.NO_NOTIFY, true);
     }

@@ -1,12 +1,10 @@
-// Breaker (s22), found while driving net rx under polling budgets, but NOT caused by them (it fails
-// with pollBudget 0 too): on a split ring with EVENT_IDX and MRG_RXBUF, the reference device's
-// receive queue stalls for good once a frame needs more buffers than are available at that moment.
-// The model un-fetches the buffers it took (net-model.ts fillMerged → engine.ts putBack, which moves
-// state.availIdx back), and process() then publishes avail_event = state.availIdx
-// (sim/virtio/ring/split.ts publishNotifyWish) — an index the driver already passed, so the
-// driver's later postings never cross it (needsEvent) and never notify; receive queues are not
-// nudged by the watchdog (drains: false). The frames wait in the device's backlog for ever.
-// Without EVENT_IDX, or on a packed ring (whose kick guards exactly this), all frames arrive.
+// The reference device's receive queue after a put-back: on a split ring with EVENT_IDX and
+// MRG_RXBUF, a frame that needs more buffers than are available makes the model give back the
+// buffers it took (the device's position moves back). The device then asks to hear of the
+// driver's next posting (avail_event at avail->idx, engine.ts wantNextPosting). Before this fix
+// avail_event went to the device's position, an index the driver had already passed, so later
+// postings never notified (§2.7.10) and receive stalled for good (25 of 200 frames). Found by a
+// breaker (session 22); the polling budget had nothing to do with it (budget 0 here).
 
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';

@@ -1,10 +1,7 @@
-// Breaker (s22): RequestQueue.startPolling(spinUs, budget) — public API (RequestQueue is exported
-// by the package) — takes any budget unchecked. A budget that is not 'half', 0 or a positive
-// number (-1, NaN, null, 'all') makes turnBudget() return it as is, processUsed(max) then takes
-// nothing (`returned < max` is false), and BusyPoll reschedules a turn on every event-loop turn for
-// ever: the device returned every chain, no request ever settles, and the process spins at 100 %
-// CPU. Expected: E_INVALID_ARGUMENT at the call (as OpenOptions.pollBudget is checked), or every
-// completion still taken.
+// RequestQueue.startPolling(spinUs, budget) is public API: a budget that is not 'half' or an
+// integer from 0 to 65 536 (-1, NaN, null, 'all') is refused with E_INVALID_ARGUMENT at the call.
+// Unchecked, it made every turn take nothing while a turn was rescheduled on every turn of the
+// event loop: no request settled and the process spun at 100 % CPU. Found by a breaker (session 22).
 
 import t from 'tap';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';

@@ -1,7 +1,8 @@
-// Breaker (s22): OpenOptions.pollBudget values that are objects without a usable string form are
-// refused with whatever String() throws (a TypeError without a code, or the object's own error),
-// not with E_INVALID_ARGUMENT and a hint: the message is built with String(pollBudget)
-// (lib/virtio/device.ts, the pollBudget check). The device is untouched either way.
+// OpenOptions values that are objects without a usable string form (no prototype, a throwing
+// toString or Symbol.toPrimitive) or symbols are refused with E_INVALID_ARGUMENT and a hint, the
+// device untouched — for pollBudget and for every integer option checked beside it. The error
+// message names such a value by its kind (lib/util/shown.ts): building it with String() threw a
+// TypeError without a code, or the object's own error. Found by a breaker (session 22).
 
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
@@ -13,14 +14,15 @@ const odd: [string, unknown][] = [
   ['an object without a prototype', Object.create(null)],
   ['an object whose toString throws', { toString(): string { throw new Error('not printable'); } }],
   ['an object whose Symbol.toPrimitive throws', { [Symbol.toPrimitive](): never { throw new Error('not printable'); } }],
+  ['a symbol', Symbol('x')],
 ];
 
-for (const [what, bad] of odd) {
-  t.test(`pollBudget ${what}: E_INVALID_ARGUMENT with a hint, device untouched`, async (t) => {
+for (const [what, bad] of odd) for (const option of ['pollBudget', 'pollSpinUs', 'hybridPollUs', 'requestTimeoutMs', 'resetTimeoutMs'] as const) {
+  t.test(`${option} ${what}: E_INVALID_ARGUMENT with a hint, device untouched`, async (t) => {
     const dev = createSimDevice({ type: 'blk', capacitySectors: 64 });
     let caught: unknown;
     try {
-      const blk = await BlkDriver.open(new VirtioPciTransport(dev.fn), { pollBudget: bad as PollBudget });
+      const blk = await BlkDriver.open(new VirtioPciTransport(dev.fn), { [option]: bad } as unknown as { pollBudget: PollBudget });
       await blk.close();
     } catch (e) {
       caught = e;

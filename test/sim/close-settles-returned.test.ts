@@ -1,9 +1,8 @@
-// Breaker (s22): completions the device already returned, left in the used ring by a budgeted
-// polling turn (OpenOptions.pollBudget, default 'half' off the driver's thread), are rejected with
-// E_CLOSED by QueueSet.close() instead of being settled with what the device wrote. With the budget
-// 0 (take all per turn) the same sequence settles every request with its completion; the failure
-// path (settleFailure, abandon) settles what the device finished before rejecting the rest —
-// close() does not, and the budget now leaves finished work in the ring at every turn.
+// QueueSet.close() settles what the device already returned (with what it wrote) before it
+// rejects what is still pending with E_CLOSED: a polling turn's budget (OpenOptions.pollBudget)
+// leaves finished work in the used ring at every turn, and a completion callback may close the
+// driver in the middle of a batch. Budget 0 (take all per turn) is the control. Found by a
+// breaker (session 22); failed before close() took the used ring.
 
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';

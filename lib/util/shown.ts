@@ -1,0 +1,24 @@
+// How an argument a caller passed is named in an error message without trusting it: String() of an
+// object without a prototype throws, and an object's own toString or Symbol.toPrimitive may throw
+// or lie, so only primitives are shown by value and everything else by its kind.
+
+/** `value` for an error message: numbers, strings (quoted, cut at 40 characters), booleans, bigints by value; anything else by kind. */
+export function shown(value: unknown): string {
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+      return String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'string':
+      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+    case 'undefined':
+      return 'undefined';
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+    default:
+      return value === null ? 'null' : Array.isArray(value) ? 'an array' : 'an object';
+  }
+}
