@@ -16,7 +16,8 @@
 // driver and device in lock step on one queue (the device idle while the driver handled a whole
 // round of completions, the driver spinning while the device served the next round): on one queue
 // at QD32 in the test VM, half of what is in flight per turn was 1.4–1.6× taking all
-// (bench/README.md, bench:vm). The same idea as a NAPI poll's budget in Linux.
+// (bench/README.md, bench:vm). The same idea as a NAPI poll's budget in Linux; the work an
+// interrupt starts takes the same budget (HybridPoll.interrupted, hybrid-poll.ts).
 
 import type { Virtqueue } from './queue/types.js';
 import { UsageError } from '../errors.js';

@@ -76,10 +76,10 @@ export interface OpenOptions {
    */
   pollSpinUs?: number;
   /**
-   * When the used ring is polled, the most used elements one turn of the event loop takes before
-   * it yields, so that the completions' callbacks run, their resubmissions become available and
-   * the device is notified while the rest wait for the next turn (a NAPI poll's budget; see
-   * lib/virtio/busy-poll.ts). 'half': half of the chains in flight at the turn's start, at least
+   * When the used ring is polled, and when a used-buffer interrupt comes, the most used elements
+   * one turn of the event loop takes before it yields, so that the completions' callbacks run,
+   * their resubmissions become available and the device is notified while the rest wait for the
+   * next turn (a NAPI poll's budget; see lib/virtio/busy-poll.ts). 'half': half of the chains in flight at the turn's start, at least
    * 16 (POLL_BUDGET_FLOOR) — the default, which on one queue at QD32 in the test VM served 1.4–1.6× what taking all
    * did (bench/README.md, bench:vm); 0 (the default for a device on the driver's thread, where
    * nothing overlaps): no cap; else an integer from 1 to 65 536. The check after a poll-then-sleep

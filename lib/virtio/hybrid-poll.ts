@@ -7,7 +7,11 @@
 import { checkPollBudget, spinForUsed, turnBudget, type PollBudget } from './busy-poll.js';
 import type { Virtqueue } from './queue/types.js';
 
-/** The poll-then-sleep state of one queue; its RequestQueue calls open() at each kick. */
+/**
+ * The interrupt-driven delivery of one queue: poll-then-sleep (its RequestQueue calls open() at
+ * each kick) and the interrupt's own work, which takes at most a budget of used elements per turn
+ * (interrupted(); OpenOptions.pollBudget, as a NAPI poll scheduled by an interrupt).
+ */
 export class HybridPoll {
   /** The window (ms; 0: off) and, while a window is open, when it closes (performance.now()). */
   private windowMs = 0;
@@ -19,6 +23,8 @@ export class HybridPoll {
   private timer: NodeJS.Immediate | null = null;
   /** Whether the device's used-buffer notifications are suppressed now. */
   private suppressed = false;
+  /** The rest of an interrupt's work, on a following turn (the budget left some). */
+  private rest: NodeJS.Immediate | null = null;
 
   /**
    * @param vq the queue whose notifications are suppressed and enabled.
@@ -53,6 +59,28 @@ export class HybridPoll {
     this.suppressed = false;
     if (windowUs === 0) this.end(false);
   }
+
+  /**
+   * The queue's interrupt came: takes at most the budget of used elements now and the rest on
+   * following turns of the event loop, so that what the completions resubmit reaches the device
+   * while the rest wait (busy-poll.ts). A turn already queued for the rest takes the new ones too.
+   * Under EVENT_IDX the device sends no interrupt while elements wait (used_event stays at the
+   * first one not taken), so the turns go on until the used ring is empty.
+   */
+  interrupted(): void {
+    if (!this.rest) this.takeSome();
+  }
+
+  private readonly takeSome = (): void => {
+    this.rest = null;
+    // A failed or halted queue takes all, as it always did: what a failing device finished is done.
+    if (!this.live()) {
+      this.processUsed();
+      return;
+    }
+    this.processUsed(turnBudget(this.budget, this.vq.inFlight));
+    if (this.live() && this.vq.usedPending()) this.rest = setImmediate(this.takeSome);
+  };
 
   /** A kick is about to notify: suppress first (the device may finish before the notify returns), then poll. */
   open(): void {

@@ -58,7 +58,7 @@ export class QueueSet {
   add<T>(index: number, options: QueueSetOptions = {}): RequestQueue<T> {
     // The queue's policy goes to the device with its set-up; its used interrupts drive this RequestQueue.
     const rqs = this.queues;
-    const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.processUsed() });
+    const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.interrupted() });
     const rq = new RequestQueue<T>(vq);
     this.queues.set(index, rq as RequestQueue<unknown>);
     rq.onBusy = () => this.watchdog.arm(this.device.drains(index));

@@ -208,6 +208,15 @@ export class RequestQueue<T = undefined> {
     return returned;
   }
 
+  /**
+   * The queue's used-buffer interrupt came (QueueSet's handler calls this): takes at most the
+   * budget set with setHybridPoll (OpenOptions.pollBudget) now and the rest on following turns of
+   * the event loop, so resubmissions reach the device while the rest wait. processUsed() takes all.
+   */
+  interrupted(): void {
+    this.hybrid.interrupted();
+  }
+
   /** Holds new requests back (they wait in order) until resume(); what is in flight goes on. */
   pause(): void {
     this.paused = true;
@@ -304,7 +313,7 @@ export class RequestQueue<T = undefined> {
    * window again); then notifications are enabled and the ring checked once more, so a completion
    * that raced the enable is not left waiting (§2.7.10). 0 turns it off (interrupts only). A turn
    * that finds nothing first spins up to `spinUs` µs, and takes at most `budget`, as startPolling()
-   * (which also says what it throws).
+   * (which also says what it throws); so does an interrupt (interrupted()).
    */
   setHybridPoll(windowUs: number, spinUs = 0, budget: PollBudget = 0): void {
     this.hybrid.set(windowUs, spinUs, budget);

@@ -2,7 +2,7 @@
 // by default a device off the driver's thread takes half of what is in flight per polling turn
 // and the reference device (on the driver's thread, where nothing overlaps) takes all; with any
 // budget, closed-loop readers at QD32 get every read back with the right data, on both layouts,
-// with polling and with poll-then-sleep.
+// with polling, with poll-then-sleep, and with interrupts alone (an interrupt takes a budget too).
 
 import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
@@ -34,7 +34,7 @@ t.test("pollBudget defaults: 0 on the reference device, 'half' on a device off t
 });
 
 for (const layout of ['split', 'packed'] as const) {
-  for (const [mode, budget] of [['poll', 'half'], ['poll', 1], ['hybrid', 'half'], ['hybrid', 3]] as ['poll' | 'hybrid', PollBudget][]) {
+  for (const [mode, budget] of [['poll', 'half'], ['poll', 1], ['hybrid', 'half'], ['hybrid', 3], ['msix', 'half'], ['msix', 2]] as ['poll' | 'hybrid' | 'msix', PollBudget][]) {
     t.test(`${layout}, ${mode}, budget ${budget}: 32 closed-loop readers get every read back, right data`, async (t) => {
       const dev = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: { latencyMs: 1 } });
       Object.defineProperty(dev.fn, 'deviceOnDriverThread', { value: false });
@@ -42,7 +42,7 @@ for (const layout of ['split', 'packed'] as const) {
         layout, depth: 32, pollBudget: budget, interrupts: mode === 'poll' ? 'poll' : 'auto', hybridPollUs: mode === 'hybrid' ? 2000 : 0, pollSpinUs: 0,
       });
       t.teardown(() => blk.close());
-      t.equal(blk.device.interruptMode, mode === 'poll' ? 'poll' : blk.device.interruptMode);
+      t.equal(blk.device.interruptMode, mode === 'poll' ? 'poll' : 'msix');
       for (let s = 0; s < 64; s++) await blk.write(s, new Uint8Array(512).fill(s + 1));
       let done = 0;
       let wrong = 0;

@@ -79,3 +79,23 @@ t.test('processUsed(max) takes at most max, in order, and the rest on the next c
   t.same(settled, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   t.equal(rq.processUsed(5), 0, 'nothing left');
 });
+
+for (const layout of ['split', 'packed'] as const) {
+  for (const [budget, now] of [['half', 20], [0, 40], [7, 7]] as [PollBudget, number][]) {
+    t.test(`${layout}, budget ${budget}: an interrupt takes ${now} of 40 used elements now and the rest on following turns, each once`, async (t) => {
+      const { dev, rq } = setup(layout, 128);
+      rq.setHybridPoll(0, 0, budget);
+      const settled: number[] = [];
+      for (let i = 0; i < 40; i++) rq.submitCb([seg(0x1000 + i * 0x100, 16)], [seg(0x20000 + i * 0x100, 4)], i, (_e, _l, tok) => settled.push(tok), false);
+      await Promise.resolve();
+      for (const c of dev.takeAll()) dev.complete(c, 4);
+      rq.interrupted();
+      t.equal(settled.length, now, `${now} taken in the interrupt's own turn`);
+      rq.interrupted(); // a second interrupt before the rest's turn: nothing taken twice
+      t.equal(settled.length, now, 'a turn for the rest is already queued: the second interrupt waits for it');
+      for (let turns = 0; settled.length < 40 && turns < 10; turns++) await nextTurn();
+      t.same(settled, Array.from({ length: 40 }, (_, i) => i), 'all 40, in order, each once');
+      t.equal(rq.pending, 0);
+    });
+  }
+}
