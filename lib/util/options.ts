@@ -9,6 +9,7 @@
 // reference device (lib/sim) included, which may import nothing from the driver side.
 
 import { UsageError } from '../errors.js';
+import { shown } from './shown.js';
 
 /** One option's type: how its text reads as a value, and which values fit. */
 export interface OptionSpec<T> {
@@ -112,11 +113,12 @@ export function parseOptions<S extends OptionSchema>(raw: Readonly<Record<string
 }
 
 /**
- * `value` if it fits `spec`; throws E_INVALID_ARGUMENT (UsageError) naming `what` otherwise.
+ * `value` if it fits `spec`; throws E_INVALID_ARGUMENT (UsageError) naming `what`, with `hint`,
+ * otherwise (the value named by kind when it is not a primitive: lib/util/shown.ts).
  * For values given through the API (createSimDevice's queueMaxSize), checked by the same spec as
  * the address option.
  */
-export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string): T {
-  if (!spec.fits(value)) throw new UsageError('E_INVALID_ARGUMENT', `${what} must be ${spec.expects}, got ${String(value)}`);
+export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string, hint?: string): T {
+  if (!spec.fits(value)) throw new UsageError('E_INVALID_ARGUMENT', `${what} must be ${spec.expects}, got ${shown(value)}`, hint);
   return value;
 }

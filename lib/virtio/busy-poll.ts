@@ -20,8 +20,7 @@
 // interrupt starts takes the same budget (HybridPoll.interrupted, hybrid-poll.ts).
 
 import type { Virtqueue } from './queue/types.js';
-import { UsageError } from '../errors.js';
-import { shown } from '../util/shown.js';
+import { checkValue, int, type OptionSpec } from '../util/options.js';
 
 /**
  * OpenOptions.pollBudget: the most used elements one polling turn takes. 'half': half of the
@@ -36,14 +35,19 @@ export const POLL_BUDGET_FLOOR = 16;
 /** The largest fixed PollBudget (the largest queue a transport offers). */
 export const MAX_POLL_BUDGET = 65_536;
 
+/** A PollBudget: 'half', or an integer from 0 to MAX_POLL_BUDGET (the SDK's option spec, lib/util/options.ts). */
+const POLL_BUDGET: OptionSpec<PollBudget> = {
+  expects: `'half' or an integer from 0 to ${MAX_POLL_BUDGET}`,
+  parse: (text) => (text === 'half' ? 'half' : int(0, MAX_POLL_BUDGET).parse(text)),
+  fits: (v): v is PollBudget => v === 'half' || int(0, MAX_POLL_BUDGET).fits(v),
+};
+
 /**
- * `value` when it is a PollBudget ('half', or an integer from 0 to MAX_POLL_BUDGET); throws
- * E_INVALID_ARGUMENT (UsageError) naming `name` otherwise (a turn with no usable budget would
- * take nothing and poll for ever).
+ * `value` when it is a PollBudget; throws E_INVALID_ARGUMENT (UsageError) naming `name`
+ * otherwise (a turn with no usable budget would take nothing and poll for ever).
  */
 export function checkPollBudget(value: unknown, name: string): PollBudget {
-  if (value === 'half' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_POLL_BUDGET)) return value;
-  throw new UsageError('E_INVALID_ARGUMENT', `${name} must be 'half' or an integer from 0 to ${MAX_POLL_BUDGET}, got ${shown(value)}`,
+  return checkValue(POLL_BUDGET, value, name,
     "'half' (the default off the driver's thread) lets resubmissions reach the device while the rest of a round is taken; 0 takes all per turn");
 }
 

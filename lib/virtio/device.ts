@@ -24,6 +24,7 @@ import { DeviceCore, initialise, markFailedStatus, type DevicePhase, type QueueO
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { shown } from '../util/shown.js';
+import { checkValue, int } from '../util/options.js';
 import { Migration, type ReinitOptions, type StopOptions } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -108,14 +109,6 @@ function checkTimeout(value: number, name: string): number {
   }
   return value;
 }
-
-/** `value` when it is an integer from `min` to `max`; throws E_INVALID_ARGUMENT (UsageError) naming `name`, `unit` and `hint` otherwise. */
-function checkInteger(value: unknown, name: string, min: number, max: number, unit: string, hint?: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError('E_INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}${unit}, got ${shown(value)}`, hint);
-  }
-  return value;
-}
 /** The largest OpenOptions.hybridPollUs (1 s). */
 const MAX_HYBRID_POLL_US = 1_000_000;
 
@@ -159,11 +152,11 @@ export class VirtioDevice {
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
-    const requestTimeoutMs = checkInteger(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs', 1, MAX_TIMEOUT_MS, ' (ms)',
+    const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
       'how long a request may take before the device counts as hung; every wait is bounded');
-    const hybridPollUs = checkInteger(options.hybridPollUs ?? 0, 'hybridPollUs', 0, MAX_HYBRID_POLL_US, ' (µs)',
+    const hybridPollUs = checkValue(int(0, MAX_HYBRID_POLL_US), options.hybridPollUs ?? 0, 'hybridPollUs (µs)',
       '0 turns poll-then-sleep off; a few hundred µs suits a device that answers in about that time');
-    const pollSpinUs = checkInteger(options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US), 'pollSpinUs', 0, MAX_POLL_SPIN_US, ' (µs)',
+    const pollSpinUs = checkValue(int(0, MAX_POLL_SPIN_US), options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US), 'pollSpinUs (µs)',
       '0 turns the spin off; it should be about the time the device takes to answer a request');
     const pollBudget = checkPollBudget(options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half'), 'pollBudget');
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;

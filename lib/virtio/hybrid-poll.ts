@@ -68,16 +68,15 @@ export class HybridPoll {
    * first one not taken), so the turns go on until the used ring is empty.
    */
   interrupted(): void {
-    if (!this.rest) this.takeSome();
+    // A failed or halted queue takes all at once, as it always did: what a failing device finished is done.
+    if (!this.live()) this.processUsed();
+    else if (!this.rest) this.takeSome();
   }
 
   private readonly takeSome = (): void => {
     this.rest = null;
-    // A failed or halted queue takes all, as it always did: what a failing device finished is done.
-    if (!this.live()) {
-      this.processUsed();
-      return;
-    }
+    // Halted or closed since: its owner takes the ring (before the reset; the ring may be freed after).
+    if (!this.live()) return;
     this.processUsed(turnBudget(this.budget, this.vq.inFlight));
     if (this.live() && this.vq.usedPending()) this.rest = setImmediate(this.takeSome);
   };

@@ -83,21 +83,30 @@ t.test('quiesce mid-stream: what the driver wrote arrives once; what lands in re
   t.equal(host.written, 50_005, 'writing works after the reinit');
 });
 
-t.test('quiesce with MULTIPORT: the ports are closed before the stop, so no byte is caught in a receive buffer; all arrive once', async (t) => {
-  const { sim, con } = await bringUp(t, { ports: 2, loopback: false });
+/**
+ * Port 1's host side sends 200 000 bytes of pattern `seed` in `chunk`-byte writes, one per turn;
+ * resolves once 60 000 are sent (the stop then lands mid-stream), with the reader of all of them.
+ */
+async function streamFromHost(sim: Awaited<ReturnType<typeof bringUp>>['sim'], con: Awaited<ReturnType<typeof bringUp>>['con'], seed: number, chunk: number) {
   const port = await con.waitForPort(1);
   const host = sim.port(1)!;
   await until(() => host.guestOpen);
-  const data = pattern(200_000, 7);
+  const data = pattern(200_000, seed);
   const reading = readN(port, data.length);
   let sent = 0;
   const pumping = (async () => {
-    for (; sent < data.length; sent += 2000) {
-      host.send(data.subarray(sent, sent + 2000));
+    for (; sent < data.length; sent += chunk) {
+      host.send(data.subarray(sent, sent + chunk));
       await new Promise((r) => setImmediate(r));
     }
   })();
   await until(() => sent >= 60_000);
+  return { port, host, data, reading, pumping };
+}
+
+t.test('quiesce with MULTIPORT: the ports are closed before the stop, so no byte is caught in a receive buffer; all arrive once', async (t) => {
+  const { sim, con } = await bringUp(t, { ports: 2, loopback: false });
+  const { port, host, data, reading, pumping } = await streamFromHost(sim, con, 7, 2000);
   t.equal(await con.stop({ mechanism: 'quiesce' }), 'quiesce');
   t.notOk(host.guestOpen, 'PORT_OPEN 0 reached the device before the stop');
   const atStop = port.bytesRead;
@@ -111,19 +120,7 @@ t.test('quiesce with MULTIPORT: the ports are closed before the stop, so no byte
 
 t.test('quiesce with MULTIPORT on a device whose PORT_OPEN 0 takes effect a pass late (QEMU 7.2 on a socket chardev): the bytes it still delivers are read before the stop, none lost', async (t) => {
   const { sim, con } = await bringUp(t, { ports: 2, loopback: false, lateClose: true });
-  const port = await con.waitForPort(1);
-  const host = sim.port(1)!;
-  await until(() => host.guestOpen);
-  const data = pattern(200_000, 8);
-  const reading = readN(port, data.length);
-  let sent = 0;
-  const pumping = (async () => {
-    for (; sent < data.length; sent += 1024) {
-      host.send(data.subarray(sent, sent + 1024));
-      await new Promise((r) => setImmediate(r));
-    }
-  })();
-  await until(() => sent >= 60_000);
+  const { port, host, data, reading, pumping } = await streamFromHost(sim, con, 8, 1024);
   t.equal(await con.stop({ mechanism: 'quiesce' }), 'quiesce');
   t.notOk(host.guestOpen, 'the port is closed on the device by the time the stop returns');
   // As in the VM: a receive buffer the device uses now may not be taken before the reinit's reset.
