@@ -2,7 +2,7 @@
 // object without a prototype throws, and an object's own toString or Symbol.toPrimitive may throw
 // or lie, so only primitives are shown by value and everything else by its kind.
 
-/** `value` for an error message: numbers, strings (quoted, cut at 40 characters), booleans, bigints by value; anything else by kind. */
+/** `value` for an error message: numbers, strings (as they are, cut at 40 characters), booleans, bigints by value; anything else by kind. */
 export function shown(value: unknown): string {
   switch (typeof value) {
     case 'number':
@@ -11,7 +11,7 @@ export function shown(value: unknown): string {
     case 'bigint':
       return `${value}n`;
     case 'string':
-      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+      return value.length > 40 ? `${value.slice(0, 40)}…` : value;
     case 'undefined':
       return 'undefined';
     case 'symbol':
