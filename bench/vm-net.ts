@@ -2,7 +2,9 @@
 // one hub: what one sends the other receives), two drivers:
 //   uvirtio    NetDriver over VFIO: NIC A sends as fast as it can (a full tx ring: one send per
 //              descriptor in flight, each followed by the next as it completes), NIC B counts what it
-//              receives; with polling and with MSI-X; both NICs in this one Node process
+//              receives; with polling and with MSI-X; by default the sender in a second Node process
+//              (bench/net-sender.ts) so that each NIC has an event loop and a vCPU, as DPDK's pair of
+//              processes does; --one-process drives both NICs from this one
 //   DPDK       Debian's dpdk-testpmd with its virtio PMD over VFIO on the same two functions (put in the
 //              image by scripts/vm/peers.mjs): one testpmd in txonly mode on the sending NIC and one in
 //              rxonly mode on the receiving NIC, each with its own hugepage prefix and forwarding lcore
@@ -14,7 +16,7 @@
 //
 //   npm run bench:vm-net                  build, boot the VM with the peers, run with the defaults
 //   npm run bench:vm-net -- 3 --json      3 s per configuration, and a JSON line at the end
-//   npm run vm -- --peers --qemu-arg -m --qemu-arg 2048 -- node dist/bench/vm-net.js [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx]
+//   npm run vm -- --peers --qemu-arg -m --qemu-arg 2048 -- node dist/bench/vm-net.js [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--one-process]
 
 import fs from 'node:fs';
 import { DIRECTIONS, NICS, SIZES, stream, type Ring, type StreamResult } from './net-stream.js';
@@ -31,12 +33,14 @@ interface Result extends StreamResult {
 
 /** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts). */
 const eventIdx = !process.argv.includes('--no-event-idx');
+/** --one-process: uvirtio drives both NICs from this process (default: the sender in a second process, as DPDK's pair). */
+const processes = process.argv.includes('--one-process') ? 1 : 2;
 
 async function uvirtio(interrupts: 'poll' | 'msix', seconds: number, say: (r: Result) => void): Promise<void> {
   const driver = interrupts === 'poll' ? 'uvirtio-poll' : 'uvirtio-msix';
-  await stream('split', 'packed', 64, Math.min(seconds, 1), { interrupts, eventIdx }); // JIT and QEMU warm-up, not counted
+  await stream('split', 'packed', 64, Math.min(seconds, 1), { interrupts, eventIdx, processes }); // JIT and QEMU warm-up, not counted
   for (const size of SIZES) {
-    for (const [from, to] of DIRECTIONS) say({ driver, ...await stream(from, to, size, seconds, { interrupts, eventIdx }) });
+    for (const [from, to] of DIRECTIONS) say({ driver, ...await stream(from, to, size, seconds, { interrupts, eventIdx, processes }) });
   }
 }
 
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
         for (const size of SIZES) {
           for (const [from, to] of DIRECTIONS) {
             const r = await testpmdPair(NICS[from], NICS[to], size, seconds);
-            say({ driver: 'dpdk', from, to, size, txPps: r.txPps, rxPps: r.rxPps, pmd: { wall: r.wall, blocks: r.blocks } });
+            say({ driver: 'dpdk', from, to, size, txPps: r.txPps, rxPps: r.rxPps, processes: 2, pmd: { wall: r.wall, blocks: r.blocks } });
           }
         }
       } catch (e) {
@@ -90,7 +94,7 @@ async function main(): Promise<void> {
   }
 
   console.log(`virtio-net in the test VM, ${seconds} s per configuration, one boot, NIC A split (${NICS.split}) and NIC B packed (${NICS.packed}) on one QEMU hub` +
-    `${eventIdx ? '' : '; uvirtio without EVENT_IDX'}`);
+    `${eventIdx ? '' : '; uvirtio without EVENT_IDX'}; uvirtio ${processes === 2 ? 'sender and receiver in two processes, as DPDK\'s pair' : 'drives both NICs from one process'}`);
   console.log('driver         from → to          size   tx frames/s   rx frames/s');
   for (const r of results) {
     console.log(`${r.driver.padEnd(13)}  ${`${r.from} → ${r.to}`.padEnd(16)}  ${String(r.size).padStart(4)}  ${String(Math.round(r.txPps)).padStart(12)}  ${String(Math.round(r.rxPps)).padStart(12)}` +
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
     }
   }
   for (const s of skipped) console.log(`skipped: ${s}`);
-  if (argv.includes('--json')) console.log(JSON.stringify({ seconds, eventIdx, results, ratios, skipped }));
+  if (argv.includes('--json')) console.log(JSON.stringify({ seconds, eventIdx, processes, results, ratios, skipped }));
 }
 
 main().catch((e: unknown) => {

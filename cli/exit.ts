@@ -4,6 +4,7 @@
 import { CommanderError, type Command } from 'commander';
 import { UsageError, isUvirtioError, type ErrorCode } from '../lib/errors.js';
 import { InterruptedError, SIGNAL_STATUS, interruption, signalStatus, throwIfInterrupted } from './signals.js';
+import { thrownMessage } from '../lib/util/shown.js';
 
 export const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, SIGINT: SIGNAL_STATUS.SIGINT, SIGTERM: SIGNAL_STATUS.SIGTERM } as const;
 
@@ -75,7 +76,7 @@ export function fail(e: unknown, json: boolean): never {
     if (json) console.log(JSON.stringify({ ok: false, error }));
     else console.error(`uvirtio: ${error.code}: ${oneLine(error.message)} (hint: ${oneLine(error.hint)})`);
   } else {
-    const message = oneLine(String((e as Error)?.message ?? e));
+    const message = oneLine(thrownMessage(e));
     const hint = 'this is a bug in uvirtio; run again with --debug and report the stack trace';
     if (json) console.log(JSON.stringify({ ok: false, error: { message, hint } }));
     else console.error(`uvirtio: ${message} (hint: ${hint})`);

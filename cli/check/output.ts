@@ -8,9 +8,10 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError, UvirtioError } from '../../lib/errors.js';
 import { writeFileAtomically } from '../../lib/util/atomic-write.js';
+import { thrownMessage } from '../../lib/util/shown.js';
 
 function errno(e: unknown): string {
-  return String((e as Error)?.message ?? e); // Node's own: "ENOENT: no such file or directory, open '…'"
+  return thrownMessage(e); // Node's own: "ENOENT: no such file or directory, open '…'"
 }
 
 /**

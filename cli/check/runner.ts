@@ -13,6 +13,7 @@ import { deviceTypeName, featureNames, hasFeature } from '../../lib/spec/index.j
 import { BOUNDS, bounded } from '../wait.js';
 import { interruption, throwIfInterrupted } from '../signals.js';
 import type { Check, CheckContext, Level, Outcome, Verdict } from './types.js';
+import { thrownMessage } from '../../lib/util/shown.js';
 
 /** One line of the report. */
 export interface CheckResult {
@@ -105,7 +106,7 @@ function unmet(check: Check, ctx: { t: { deviceType: number }; pci: unknown; off
 
 function describe(e: unknown): string {
   if (isUvirtioError(e)) return `${e.code}: ${e.message}`;
-  return String((e as Error)?.message ?? e);
+  return thrownMessage(e);
 }
 
 /** What runOne needs besides the check: the device, the user's options, the group's shared results. */

@@ -30,6 +30,7 @@ import { installSignalHandlers, onInterrupt, signalStatus, throwIfInterrupted } 
 import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
 import { checkName, lockDevice, runtimeDir, socketPath, unlockDevice } from './paths.js';
 import { MAX_LINE_BYTES, type Request, type Response } from './protocol.js';
+import { thrownMessage } from '../../lib/util/shown.js';
 
 interface AgentArgs {
   device: string;
@@ -144,7 +145,7 @@ class Agent {
     try {
       return { ok: true, result: await this.handle(req) };
     } catch (e) {
-      const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: String((e as Error)?.message ?? e) };
+      const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: thrownMessage(e) };
       return { ok: false, error };
     }
   }
@@ -284,7 +285,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (args) unlockDevice(dir, args.device, process.pid);
     source?.transport.close();
-    const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT', message: String((e as Error)?.message ?? e) };
+    const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT', message: thrownMessage(e) };
     log(`session start failed: ${error.code}: ${error.message}`);
     tellParent({ ready: false, error });
     process.exit(exitCodeFor(e));

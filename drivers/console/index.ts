@@ -20,6 +20,7 @@ import { StatefulDriver } from '../stateful.js';
 import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
 import { ConsolePort, PortRx, TxPool, type ConsoleSize } from './port.js';
+import { Listeners } from '../../lib/util/listeners.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -67,7 +68,7 @@ export class ConsoleDriver extends StatefulDriver {
   private readonly resyncing = new Set<number>();
   /** Ends the wait for those DEVICE_ADDs ({@link CONSOLE_PORT_WAIT_MS}). */
   private resyncTimer: NodeJS.Timeout | undefined;
-  private readonly portListeners = new Set<(p: ConsolePort) => void>();
+  private readonly portListeners = new Listeners<[ConsolePort]>('console port');
   private readonly control: ControlChannel | undefined;
   private closed = false;
 
@@ -151,8 +152,7 @@ export class ConsoleDriver extends StatefulDriver {
 
   /** Calls `listener` for each port the device adds (after its PORT_READY), and without MULTIPORT for a new port 0 after reinit / recover. Returns a function that unsubscribes. */
   onPort(listener: (p: ConsolePort) => void): () => void {
-    this.portListeners.add(listener);
-    return () => this.portListeners.delete(listener);
+    return this.portListeners.add(listener);
   }
 
   /**
@@ -318,7 +318,7 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   private announce(port: ConsolePort): void {
-    for (const l of this.portListeners) l(port);
+    this.portListeners.emit(port);
   }
 
   private addPort(id: number, hostOpen: boolean): ConsolePort {

@@ -16,6 +16,7 @@ import { StatefulDriver } from '../stateful.js';
 import { ControlQueue } from './ctrl.js';
 import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
+import { Listeners } from '../../lib/util/listeners.js';
 
 export type { ReceivedFrame } from './rx.js';
 export { decodeNetHeader, encodeNetHeader, type NetHeader } from './header.js';
@@ -61,7 +62,7 @@ export class NetDriver extends StatefulDriver {
   private readonly tx: RequestQueue<DmaRegion>[] = [];
   private readonly ctrl: ControlQueue | undefined;
   private readonly txFree: DmaRegion[] = [];
-  private readonly frameListeners = new Set<(f: ReceivedFrame) => void>();
+  private readonly frameListeners = new Listeners<[ReceivedFrame]>('frame');
   private closed = false;
   /** The memory buffers came from (the source's; a reinit target shares it). */
   private readonly dma: DmaAllocator;
@@ -166,8 +167,7 @@ export class NetDriver extends StatefulDriver {
 
   /** Calls `listener` for each frame received, in order per pair. Returns a function that unsubscribes. */
   onFrame(listener: (f: ReceivedFrame) => void): () => void {
-    this.frameListeners.add(listener);
-    return () => this.frameListeners.delete(listener);
+    return this.frameListeners.add(listener);
   }
 
   /**
@@ -210,7 +210,7 @@ export class NetDriver extends StatefulDriver {
   }
 
   private emit(f: ReceivedFrame): void {
-    for (const l of this.frameListeners) l(f);
+    this.frameListeners.emit(f);
   }
 
   async close(reason?: UvirtioError): Promise<void> {

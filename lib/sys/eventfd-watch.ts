@@ -25,6 +25,7 @@ import { debuglog } from 'node:util';
 import { UsageError, UvirtioError } from '../errors.js';
 import { PollWaiter, StreamWaiter, type PipeBinding, type PipeHandle, type Waiter } from './eventfd-waiters.js';
 import * as libc from './libc.js';
+import { thrownMessage } from '../util/shown.js';
 
 /** How eventfds are waited for: on the main thread's event loop ('libuv'), or by a worker thread's poll(2). */
 export type EventfdWaitMode = 'libuv' | 'worker';
@@ -165,7 +166,7 @@ export class EventfdWatch {
     try {
       this.options.onFire(fd, count);
     } catch (e) {
-      process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `the handler of eventfd ${fd} threw: ${String((e as Error)?.message ?? e)}`,
+      process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `the handler of eventfd ${fd} threw: ${thrownMessage(e)}`,
         'fix the handler; delivery went on', { cause: e }));
     }
   }
@@ -176,7 +177,7 @@ export class EventfdWatch {
       this.options.onError(fd, e);
     } catch (x) {
       // From set() (which never throws) or from an event callback, where a throw would crash the process.
-      process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `the error handler of eventfd ${fd} threw: ${String((x as Error)?.message ?? x)}`,
+      process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `the error handler of eventfd ${fd} threw: ${thrownMessage(x)}`,
         'fix the handler', { cause: x }));
     }
   }

@@ -22,3 +22,17 @@ export function shown(value: unknown): string {
       return value === null ? 'null' : Array.isArray(value) ? 'an array' : 'an object';
   }
 }
+
+/**
+ * What a callback threw, for a message: an Error's message, anything else as shown() names it (a
+ * thrown object without a prototype, or with a throwing `message` getter, must not make the report
+ * itself throw).
+ */
+export function thrownMessage(thrown: unknown): string {
+  try {
+    if (thrown instanceof Error && typeof thrown.message === 'string') return thrown.message;
+  } catch {
+    // a throwing getter: named by kind below
+  }
+  return shown(thrown);
+}

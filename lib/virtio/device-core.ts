@@ -10,6 +10,7 @@ import type { StateFacility, VirtioTransport, VqState } from '../transport/types
 import { InterruptRouter, type InterruptPreference } from './interrupts.js';
 import { initialVqState, quiesceFacility } from './state/quiesce.js';
 import { createVirtqueue } from './queue/index.js';
+import { Listeners } from '../util/listeners.js';
 
 /**
  * A device's lifecycle phase (not a virtqueue's state). features-ok: queues can be set up; live:
@@ -65,7 +66,7 @@ export class DeviceCore {
   operation: string | null = null;
   /** Tokens of chains restarted rings forgot (failed reinit attempts, recover), handed back on success. */
   readonly carried = new Map<number, unknown[]>();
-  private readonly failureListeners = new Set<(e: UvirtioError) => void>();
+  private readonly failureListeners = new Listeners<[UvirtioError]>('device failure');
   private unwatchLost: (() => void) | undefined;
 
   constructor(
@@ -104,8 +105,7 @@ export class DeviceCore {
 
   /** See VirtioDevice.onFailure. */
   onFailure(listener: (e: UvirtioError) => void): () => void {
-    this.failureListeners.add(listener);
-    return () => this.failureListeners.delete(listener);
+    return this.failureListeners.add(listener);
   }
 
   /** See VirtioDevice.markFailed. */
@@ -117,7 +117,7 @@ export class DeviceCore {
     }
     this.failure = error;
     this.phase = 'needs-reset';
-    for (const l of [...this.failureListeners]) l(error);
+    this.failureListeners.emit(error);
   }
 
   private onInterrupt(vector: number): void {

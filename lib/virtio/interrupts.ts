@@ -8,6 +8,7 @@
 import { VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
 import { DeviceError } from '../errors.js';
 import type { VirtioTransport } from '../transport/types.js';
+import { Listeners } from '../util/listeners.js';
 
 /** How a device asks for interrupts: 'auto' (MSI-X when given, else polling), 'msix' (required), 'poll'. */
 export type InterruptPreference = 'auto' | 'msix' | 'poll';
@@ -16,7 +17,7 @@ export type InterruptPreference = 'auto' | 'msix' | 'poll';
 export class InterruptRouter {
   /** Vectors the platform gave (0: polling). */
   private vectors = 0;
-  private readonly configListeners = new Set<() => void>();
+  private readonly configListeners = new Listeners<[]>('configuration change');
 
   /**
    * @param preference see InterruptPreference
@@ -61,12 +62,11 @@ export class InterruptRouter {
 
   /** Called on each configuration change (vector 0). Returns an unsubscribe. */
   onConfigChange(listener: () => void): () => void {
-    this.configListeners.add(listener);
-    return () => this.configListeners.delete(listener);
+    return this.configListeners.add(listener);
   }
 
   /** Runs the configuration-change listeners. */
   configChanged(): void {
-    for (const l of this.configListeners) l();
+    this.configListeners.emit();
   }
 }

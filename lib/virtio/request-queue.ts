@@ -23,6 +23,7 @@ import type { Segment, Virtqueue } from './queue/types.js';
 import { BusyPoll, type PollBudget } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
 import { Request, checkCallback, checkRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
+import { thrownMessage } from '../util/shown.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
 
@@ -173,7 +174,7 @@ export class RequestQueue<T = undefined> {
         error = again;
       }
     }
-    process.emitWarning(new RequestError('E_CALLBACK_THREW', `queue ${this.vq.index}: a completion callback threw: ${String((error as Error)?.message ?? error)}`,
+    process.emitWarning(new RequestError('E_CALLBACK_THREW', `queue ${this.vq.index}: a completion callback threw: ${thrownMessage(error)}`,
       'fix the callback, or set RequestQueue.onCallbackError; the queue went on', { cause: error }));
   }
 
@@ -394,7 +395,7 @@ export class RequestQueue<T = undefined> {
    * with no caller to catch it, and a submit() that threw would lose its promise.
    */
   private kickFailed(e: unknown): void {
-    const reason = String((e as Error)?.message ?? e);
+    const reason = thrownMessage(e);
     if (!this.onFault) {
       const broken = new VirtqueueError('E_QUEUE_BROKEN', this.vq.index, `the notification could not be sent: ${reason}`,
         'the transport lost the device; reset it and the queue');

@@ -4,6 +4,8 @@
 // loopback port sends what the driver writes straight back. The host side is outside the device:
 // it keeps its bytes across a device reset, as a socket behind QEMU's chardev keeps unread data.
 
+import { Listeners } from '../../util/listeners.js';
+
 /** A port of a reference console, host side (SimConsoleDevice.port(id)). */
 export interface SimConsolePort {
   /** The port number (virtio_console_control.id). */
@@ -67,7 +69,7 @@ export class ConsolePort implements SimConsolePort {
   private backlog: Uint8Array[] = [];
   private backlogHead = 0;
   private got: Uint8Array[] = [];
-  private readonly listeners = new Set<(chunk: Uint8Array) => void>();
+  private readonly listeners = new Listeners<[Uint8Array]>('console port data');
 
   constructor(
     readonly id: number,
@@ -99,8 +101,7 @@ export class ConsolePort implements SimConsolePort {
   }
 
   onData(listener: (chunk: Uint8Array) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   open(): void {
@@ -125,7 +126,7 @@ export class ConsolePort implements SimConsolePort {
     }
     this.written += bytes.length;
     this.got.push(bytes);
-    for (const l of this.listeners) l(bytes);
+    this.listeners.emit(bytes);
     if (this.loopback) this.send(bytes);
   }
 

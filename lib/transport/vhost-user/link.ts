@@ -10,6 +10,7 @@ import * as err from './errors.js';
 import { Payload, ProtocolFeature, Req } from './protocol.js';
 import { drained, settle, type RingConf } from './rings.js';
 import { hasProtocol, openSession, type BackendInfo, type Session } from './session.js';
+import { Listeners } from '../../util/listeners.js';
 
 /** One front-end's link to its back-end, across the sessions its resets open. */
 export class Link {
@@ -24,7 +25,7 @@ export class Link {
   private work: Promise<unknown>[] = [];
   /** Settings sent without REPLY_ACK since the last flush(). */
   private unconfirmed = false;
-  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
+  private readonly lostListeners = new Listeners<[UvirtioError]>('vhost-user session lost');
   private closed = false;
 
   constructor(readonly address: string, private readonly path: string, private readonly deviceType: number, private readonly replyTimeoutMs: number, first: Session) {
@@ -39,14 +40,13 @@ export class Link {
     this.dirty = false;
     s.channel.onFailure((e) => {
       if (s !== this.session || this.closed) return;
-      for (const l of this.lostListeners) l(e);
+      this.lostListeners.emit(e);
     });
   }
 
   /** Called once when the session dies under us (hang-up, broken protocol, no answer in time). Returns an unsubscribe. */
   onLost(listener: (e: UvirtioError) => void): () => void {
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
+    return this.lostListeners.add(listener);
   }
 
   /** Whether the live session's channel failed (the device then shows DEVICE_NEEDS_RESET). */
@@ -156,7 +156,7 @@ export class Link {
   close(why: UvirtioError): void {
     if (this.closed) return;
     this.closed = true;
-    for (const l of [...this.lostListeners]) l(why);
+    this.lostListeners.emit(why);
     this.session?.channel.close();
     this.session = null;
     this.lostListeners.clear();

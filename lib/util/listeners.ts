@@ -1,0 +1,50 @@
+// Listeners a user subscribes (onFrame, onPort, onFailure, onConfigChange, onLost …). The SDK calls
+// them from inside its own work — an interrupt, a polling turn, a device failure being handled — so a
+// listener that throws must not unwind that work: it would strand requests, lose a receive buffer or,
+// from an event callback, end the process. Each listener is called in turn; what one throws becomes
+// a process warning (E_CALLBACK_THREW, the exception as its cause) and the others are still called.
+
+import { UsageError, UvirtioError } from '../errors.js';
+import { shown, thrownMessage } from './shown.js';
+
+/** A set of listeners of one event, each called with the event's arguments `A`. */
+export class Listeners<A extends unknown[]> {
+  private readonly set = new Set<(...args: A) => void>();
+
+  /** @param event names the event in warnings and errors (e.g. "frame", "device failure"). */
+  constructor(private readonly event: string) {}
+
+  /**
+   * Subscribes `listener`; returns a function that unsubscribes it (idempotent). Throws
+   * E_INVALID_ARGUMENT (UsageError) when `listener` is not a function. A listener added twice is
+   * called once.
+   */
+  add(listener: (...args: A) => void): () => void {
+    if (typeof listener !== 'function') {
+      throw new UsageError('E_INVALID_ARGUMENT', `a ${this.event} listener must be a function, not ${shown(listener)}`, 'pass a function');
+    }
+    this.set.add(listener);
+    return () => { this.set.delete(listener); };
+  }
+
+  /**
+   * Calls every listener subscribed now, in the order they subscribed, with `args`; one that
+   * subscribes or unsubscribes others during the call changes the next emit, not this one. Never
+   * throws: what a listener throws is reported as a process warning (E_CALLBACK_THREW).
+   */
+  emit(...args: A): void {
+    for (const l of [...this.set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `a ${this.event} listener threw: ${thrownMessage(e)}`,
+          'fix the listener; the other listeners were called and the SDK went on', { cause: e }));
+      }
+    }
+  }
+
+  /** Unsubscribes every listener. */
+  clear(): void {
+    this.set.clear();
+  }
+}
