@@ -9,8 +9,8 @@ import type { RegisterWindow } from '../../lib/pci/function.js';
 import type { Test } from 'tap';
 import { RULES, RULE_GROUPS, createSimDevice, type Rule, type RuleGroup, type RuleId, type SimBlkDevice, type SimBlkOptions, type SimDevice } from '../../lib/sim/index.js';
 import {
-  CommonCfg, DescFlag, DeviceStateCmd, Feature, PACKED_STATE_WRAP, PCI_CAP_ID_VENDOR, PackedDesc, PackedFlag, PciCapField, SplitDesc,
-  Status, bit,
+  CommonCfg, DescFlag, DeviceStateCmd, Feature, PACKED_STATE_WRAP, PCI_CAP_ID_VENDOR, PackedDesc, PackedEventFlag, PackedFlag, PciCapField,
+  SplitDesc, Status, UsedFlag, bit,
 } from '../../lib/spec/index.js';
 
 export interface Seg {
@@ -48,6 +48,8 @@ export class SimDriver {
   readonly caps = new Map<number, VirtioCap>();
   /** Vectors received through MSI-X, in order. */
   readonly vectors: number[] = [];
+  /** The features last written to the device (negotiate). */
+  features = 0n;
 
   constructor(readonly sim: SimDevice) {
     for (const cap of walkCapabilities(sim.fn)) {
@@ -114,6 +116,7 @@ export class SimDriver {
     this.addStatus(Status.ACKNOWLEDGE);
     this.addStatus(Status.DRIVER);
     this.writeDriverFeatures(features);
+    this.features = features;
     this.addStatus(Status.FEATURES_OK);
     return (this.status & Status.FEATURES_OK) !== 0;
   }
@@ -249,6 +252,22 @@ export interface TestRing {
   add(segs: Seg[], options?: { indirect?: boolean }): number;
   /** Used elements the device wrote since the last call. */
   takeUsed(): Used[];
+  /** Where the driver's next posting goes (split: avail->idx; packed: off_wrap of the next descriptor). */
+  readonly availMark: number;
+  /** Whether the device's notification suppression asks to hear of what was made available since `before` (an availMark). */
+  deviceWantsNotify(before: number): boolean;
+}
+
+/**
+ * Makes each of `chains` available on queue `q` and then notifies only when the device asks for it
+ * (deviceWantsNotify: the spec read strictly, no guard); returns whether it notified.
+ */
+export function postStrict(d: SimDriver, q: number, ring: TestRing, chains: Seg[][]): { ids: number[]; notified: boolean } {
+  const before = ring.availMark;
+  const ids = chains.map((segs) => ring.add(segs));
+  const notified = ring.deviceWantsNotify(before);
+  if (notified) d.notify(q);
+  return { ids, notified };
 }
 
 /** A copy of every byte of a ring (descriptors, driver area, device area), to prove nobody wrote it. */
@@ -358,6 +377,22 @@ export class SplitRing implements TestRing {
   get availEvent(): number {
     return this.used.getUint16(4 + 8 * this.size, true);
   }
+  /** avail->idx as the driver last published it. */
+  get availIndex(): number {
+    return this.avail.getUint16(2, true);
+  }
+  get availMark(): number {
+    return this.availIndex;
+  }
+
+  /**
+   * §2.7.10 read strictly, as a driver with no guard of its own: having moved avail->idx from
+   * `before` to where it is, notify when avail_event lies in between (vring_need_event, 16 bits).
+   */
+  deviceWantsNotify(before: number): boolean {
+    if ((this.driver.features & bit(Feature.EVENT_IDX)) === 0n) return (this.usedFlags & UsedFlag.NO_NOTIFY) === 0;
+    return ((this.availIndex - this.availEvent - 1) & 0xffff) < ((this.availIndex - before) & 0xffff);
+  }
 }
 
 export class PackedRing implements TestRing {
@@ -455,6 +490,29 @@ export class PackedRing implements TestRing {
   }
   get deviceEventOffWrap(): number {
     return this.deviceEvent.getUint16(0, true);
+  }
+  /** The next descriptor the driver will make available, as off_wrap: slot | Driver Ring Wrap Counter << 15 (§2.8.14). */
+  get nextAvailOffWrap(): number {
+    return this.nextAvail | (this.availWrap ? 0x8000 : 0);
+  }
+  get availMark(): number {
+    return this.nextAvailOffWrap;
+  }
+
+  /**
+   * §2.8.10 read strictly, as a driver with no guard of its own: having made the descriptors from
+   * off_wrap `before` up to the next one available, notify when the device event flags are not
+   * DISABLE and, for DESC, when off_wrap names one of those descriptors.
+   */
+  deviceWantsNotify(before: number): boolean {
+    const flags = this.deviceEventFlags;
+    if (flags === PackedEventFlag.DISABLE) return false;
+    if (flags !== PackedEventFlag.DESC) return true;
+    // Slot and wrap counter as one position modulo 2 × size (wrap counter 1: the first lap).
+    const m = 2 * this.size;
+    const position = (offWrap: number): number => (offWrap & 0x7fff) + (offWrap & 0x8000 ? 0 : this.size);
+    const old = position(before);
+    return (position(this.deviceEventOffWrap) - old + m) % m < (position(this.nextAvailOffWrap) - old + m) % m;
   }
 }
 

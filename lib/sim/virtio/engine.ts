@@ -176,9 +176,10 @@ export class QueueEngine {
   }
 
   /**
-   * After buffers were left: notify me at the driver's next posting (avail_event at the end of what
-   * it made available), and look again at once if it posted while the wish was being written (it
-   * may have read the old avail_event and not notified).
+   * After buffers were left: notify me at the driver's next posting — split: avail_event at
+   * avail->idx (§2.7.10); packed: DESC with off_wrap at the driver's next descriptor and its wrap
+   * counter (§2.8.10, §2.8.14) — and look again at once if it posted while the wish was being
+   * written (it may have read the old wish and not notified).
    */
   private wantNextPosting(queue: SimQueue, ring: NonNullable<SimQueue['ring']>): void {
     const mark = ring.driverMark();

@@ -168,33 +168,49 @@ export class PackedDeviceRing implements DeviceRing {
     return linear(previous.idx, previous.wrap) <= event && event < state.usedIdx;
   }
 
-  /** §2.8.10: the device event suppression structure, with DESC at the next slot under EVENT_IDX. */
-  publishNotifyWish(wanted: boolean): void {
+  /**
+   * §2.8.10 / §2.8.14: the device event suppression structure — DISABLE, or under EVENT_IDX DESC
+   * with off_wrap naming one descriptor, else ENABLE. A driver sends a notification for DESC only
+   * when it makes that very descriptor available, so it must be one the driver will make available
+   * next. After fetching everything that is the device's position. After the device left buffers
+   * (`atDriverEnd`) its position is the first of them, a descriptor the driver made available
+   * already and cannot make available again before the device uses it: the driver would never
+   * notify. Name the end of what it made available then, with the Driver Ring Wrap Counter there.
+   */
+  publishNotifyWish(wanted: boolean, atDriverEnd = false): void {
     const { state } = this.queue;
     if (!wanted) {
       this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.DISABLE, true);
     } else if (this.ctx.eventIdx) {
-      this.deviceEvent.setUint16(EVENT_OFF_WRAP, state.availIdx | (state.availWrap ? EVENT_WRAP : 0), true);
+      const { slot, wrap } = atDriverEnd ? this.driverEnd() : { slot: state.availIdx, wrap: state.availWrap };
+      this.deviceEvent.setUint16(EVENT_OFF_WRAP, slot | (wrap ? EVENT_WRAP : 0), true);
       this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.DESC, true);
     } else {
       this.deviceEvent.setUint16(EVENT_FLAGS, PackedEventFlag.ENABLE, true);
     }
   }
 
-  /** The slot after the last available descriptor, counted over two laps (fetched + still available). */
+  /** driverEnd() counted over two laps: the lap with wrap counter 1 from 0, the other from size. */
   driverMark(): number {
+    const { slot, wrap } = this.driverEnd();
+    return (wrap ? 0 : this.queue.size) + slot;
+  }
+
+  /**
+   * The descriptor the driver makes available next: the slot after the available ones that follow
+   * the device's position (at most a ring's worth), and the Driver Ring Wrap Counter there (§2.8.1).
+   */
+  private driverEnd(): { slot: number; wrap: boolean } {
     const { state, size } = this.queue;
     let slot = state.availIdx;
     let wrap = state.availWrap;
-    let n = 0;
-    while (n < size && isAvailable(this.flagsAt(slot), wrap)) {
-      n++;
+    for (let n = 0; n < size && isAvailable(this.flagsAt(slot), wrap); n++) {
       if (++slot === size) {
         slot = 0;
         wrap = !wrap;
       }
     }
-    return (wrap ? 0 : size) + slot;
+    return { slot, wrap };
   }
 
   private flagsAt(slot: number): number {
