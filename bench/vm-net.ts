@@ -19,6 +19,7 @@
 import fs from 'node:fs';
 import { DIRECTIONS, NICS, SIZES, stream, type Ring, type StreamResult } from './net-stream.js';
 import { testpmdPair, TESTPMD, type PmdRates } from './testpmd.js';
+import { benchProgram, cliArgs, isMain, jsonOption, noEventIdxOption, parseWith, repeatableChoice, secondsArgument } from './cli.js';
 
 type Driver = 'uvirtio-poll' | 'uvirtio-msix' | 'dpdk';
 
@@ -29,8 +30,8 @@ interface Result extends StreamResult {
   pmd?: Pick<PmdRates, 'wall' | 'blocks'>;
 }
 
-/** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts). */
-const eventIdx = !process.argv.includes('--no-event-idx');
+/** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts); main() sets it from the command line. */
+let eventIdx = true;
 
 async function uvirtio(interrupts: 'poll' | 'msix', seconds: number, say: (r: Result) => void): Promise<void> {
   const driver = interrupts === 'poll' ? 'uvirtio-poll' : 'uvirtio-msix';
@@ -44,11 +45,22 @@ function find(results: Result[], driver: Driver, from: Ring, size: number): Resu
   return results.find((r) => r.driver === driver && r.from === from && r.size === size);
 }
 
+/** The command line: [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; json: boolean; only: string[]; eventIdx: boolean } {
+  const program = benchProgram('vm-net', 'virtio-net in the test VM, one boot: one NIC sends 64 B / 1500 B frames, the other counts them, both directions; uvirtio (polling, MSI-X) against DPDK testpmd.',
+    'Run: npm run bench:vm-net -- [SECONDS] [options]   (builds, boots the VM with the peers; the script runs in the VM)')
+    .addArgument(secondsArgument(3))
+    .addOption(jsonOption())
+    .addOption(repeatableChoice('--only <driver>', ['uvirtio', 'dpdk'] as const, 'measure only these drivers'))
+    .addOption(noEventIdxOption());
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, json: opts.json === true, only: opts.only as string[], eventIdx: opts.eventIdx !== false };
+}
+
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const arg = argv.find((a) => /^\d+(\.\d+)?$/.test(a));
-  const seconds = arg ? Number(arg) : 3;
-  const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
+  const args = cliArgs(parseArgs);
+  const { seconds, only } = args;
+  eventIdx = args.eventIdx;
   const want = (d: string): boolean => !only.length || only.includes(d);
   const skipped: string[] = [];
   const results: Result[] = [];
@@ -103,10 +115,10 @@ async function main(): Promise<void> {
     }
   }
   for (const s of skipped) console.log(`skipped: ${s}`);
-  if (argv.includes('--json')) console.log(JSON.stringify({ seconds, eventIdx, results, ratios, skipped }));
+  if (args.json) console.log(JSON.stringify({ seconds, eventIdx, results, ratios, skipped }));
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(`vm-net: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });
