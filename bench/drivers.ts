@@ -12,6 +12,7 @@ import { createSimDevice } from '../lib/sim/index.js';
 import { VirtioPciTransport } from '../lib/transport/pci/transport.js';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { NetDriver } from '../drivers/net/index.js';
+import { benchProgram, cliArgs, isMain, jsonOption, parseWith, secondsArgument } from './cli.js';
 
 interface Result {
   name: string;
@@ -74,15 +75,25 @@ async function net(size: number, seconds: number): Promise<Result> {
   return { name: `net ${size} B frames`, perSecond };
 }
 
+/** The command line: [SECONDS] [--json]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; json: boolean } {
+  const program = benchProgram('drivers', 'BlkDriver reads and NetDriver frames per second on the reference device, as ratios to blk QD1 of the same run.',
+    'Run: npm run bench:drivers -- [SECONDS] [--json]')
+    .addArgument(secondsArgument(1.5, 'seconds per case'))
+    .addOption(jsonOption());
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, json: opts.json === true };
+}
+
 async function main(): Promise<void> {
-  const seconds = Number(process.argv.find((a) => /^\d+(\.\d+)?$/.test(a)) ?? 1.5);
+  const { seconds, json } = cliArgs(parseArgs);
   const results = [await blk(1, seconds), await blk(32, seconds), await net(64, seconds), await net(1500, seconds),
     await blkLoops(1, seconds), await blkLoops(32, seconds)];
   const baseline = results[0]!.perSecond;
   console.log(`driver benchmark, ${seconds} s per case; baseline = blk 4 KiB read QD1 (${Math.round(baseline)} req/s)`);
   console.log('case                    per second   ratio');
   for (const r of results) console.log(`${r.name.padEnd(22)}  ${String(Math.round(r.perSecond)).padStart(10)}  ${(r.perSecond / baseline).toFixed(2)}×`);
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results }));
+  if (json) console.log(JSON.stringify({ seconds, results }));
 }
 
-await main();
+if (isMain(import.meta.url)) await main();

@@ -52,7 +52,9 @@ async function main(): Promise<void> {
 }
 
 main().then(() => process.disconnect?.(), (e: unknown) => {
-  report({ type: 'failed', message: e instanceof Error ? e.message : String(e) });
+  const message = e instanceof Error ? e.message : String(e);
+  console.error(`net-sender: ${message}`);
+  report({ type: 'failed', message });
   process.exitCode = 1;
   process.disconnect?.();
 });

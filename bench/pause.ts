@@ -5,6 +5,7 @@
 //
 //   npm run bench:pause            default 200 cycles per configuration
 //   node dist/bench/pause.js 50    fewer
+//   node dist/bench/pause.js 50 --json   and a JSON line at the end
 
 import { createSimDevice } from '../lib/sim/index.js';
 import { HeapDmaAllocator } from '../lib/mem/dma.js';
@@ -13,6 +14,7 @@ import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
 import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Mechanism } from '../lib/virtio/snapshot/index.js';
+import { benchProgram, cliArgs, countArgument, isMain, jsonOption, parseWith } from './cli.js';
 
 interface Row {
   mechanism: Mechanism;
@@ -52,8 +54,18 @@ async function measure(mechanism: Mechanism, queues: number, cycles: number): Pr
   return { mechanism, queues, median: percentile(pauses, 50), p99: percentile(pauses, 99) };
 }
 
+/** The command line: [CYCLES] [--json]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { cycles: number; json: boolean } {
+  const program = benchProgram('pause', 'stop → state read → reinit → DRIVER_OK on the reference device for 1, 8 and 64 queues, per mechanism: median and p99.',
+    'Run: npm run bench:pause -- [CYCLES] [--json]')
+    .addArgument(countArgument('cycles', 'stop/reinit cycles per configuration', 200))
+    .addOption(jsonOption());
+  const { opts, args } = parseWith(program, argv);
+  return { cycles: args[0] as number, json: opts.json === true };
+}
+
 async function main(): Promise<void> {
-  const cycles = Number(process.argv[2] ?? 200);
+  const { cycles, json } = cliArgs(parseArgs);
   const rows: Row[] = [];
   for (const mechanism of ['ring-state', 'suspend', 'quiesce'] as const) {
     for (const queues of [1, 8, 64]) rows.push(await measure(mechanism, queues, cycles));
@@ -64,7 +76,7 @@ async function main(): Promise<void> {
   for (const r of rows) {
     console.log(`${r.mechanism.padEnd(12)} ${String(r.queues).padStart(6)}   ${r.median.toFixed(3).padStart(9)}   ${r.p99.toFixed(3).padStart(6)}   ${(r.median / base).toFixed(2)}×`);
   }
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ cycles, rows }));
+  if (json) console.log(JSON.stringify({ cycles, rows }));
 }
 
-await main();
+if (isMain(import.meta.url)) await main();

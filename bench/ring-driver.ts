@@ -34,6 +34,8 @@ import { HeapDmaAllocator } from '../lib/mem/dma.js';
 import { createVirtqueue } from '../lib/virtio/queue/index.js';
 import type { Layout, Segment, Virtqueue } from '../lib/virtio/queue/types.js';
 import { RequestQueue, type RequestToken } from '../lib/virtio/request-queue.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { benchProgram, cliArgs, intIn, isMain, jsonOption, parseWith, SECONDS, usageError, valueOf } from './cli.js';
 import { splitFloor } from './ring-floor.js';
 
 const QUEUE_SIZE = 256;
@@ -128,6 +130,14 @@ interface Case {
   batch: number;
   level: 'vq' | 'rq' | 'cb' | 'floor';
 }
+
+/** Every case, in the order they run: split and packed, batch 1 and 32, floor (split only), vq, cb, rq. */
+const CASES: Case[] = (['split', 'packed'] as const).flatMap((layout) => [1, 32].flatMap((batch) =>
+  (['floor', 'vq', 'cb', 'rq'] as const).filter((level) => level !== 'floor' || layout === 'split')
+    .map((level) => ({ name: `${layout} b${batch} ${level}`, layout, batch, level }))));
+
+/** Whether case `c` has `word` in its name ("split b32 vq"; "32" matches b32 too). */
+const hasWord = (c: Case, word: string): boolean => c.name.includes(word) || c.name.replace(' b', ' ').includes(word);
 
 interface Result {
   name: string;
@@ -320,39 +330,49 @@ function runC(bin: string, layout: Layout, batch: number, seconds: number): Resu
   };
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+/** The words of --only (comma-separated), each in some case's name. */
+function onlyWords(text: string): string[] {
+  const words = text.split(',').filter((w) => w !== '');
+  const unknown = words.find((w) => !CASES.some((c) => hasWord(c, w)));
+  if (unknown !== undefined) throw new InvalidArgumentError(`--only: "${unknown}" is in no case's name (cases: ${CASES.map((c) => c.name).join(', ')})`);
+  return words;
+}
+
+/** The command line: --seconds N --repeat N --only WORDS --json --no-c. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; repeat: number; only: string[]; json: boolean; c: boolean } {
+  const program = benchProgram('ring-driver', "The driver's own cost per request on split and packed rings against a minimal device loop, beside bench/c/ring.c (gcc -O2) in turns; rates per second of CPU time.",
+    'Run: npm run bench:ring -- [--seconds N] [--repeat N] [--only WORDS] [--json] [--no-c]')
+    .addOption(new Option('--seconds <s>', 'timed window of each run of a case, seconds').argParser(valueOf('--seconds', SECONDS)).default(0.5))
+    .addOption(new Option('--repeat <n>', 'runs per case, JS and C in turns; the best counts').argParser(valueOf('--repeat', intIn(1, 1000))).default(3))
+    .addOption(new Option('--only <words>', 'cases whose name (e.g. "split b32 vq") contains every comma-separated word, e.g. split,32 or floor')
+      .argParser(onlyWords).default([], 'all'))
+    .addOption(jsonOption())
+    .addOption(new Option('--no-c', 'JS only, without the C peer (no gcc needed); default: with it'));
+  const { opts } = parseWith(program, argv);
+  const only = opts.only as string[];
+  if (!CASES.some((c) => only.every((w) => hasWord(c, w)))) throw usageError(`--only ${only.join(',')}: no case has every word (cases: ${CASES.map((c) => c.name).join(', ')})`);
+  return { seconds: opts.seconds as number, repeat: opts.repeat as number, only, json: opts.json === true, c: opts.c !== false };
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(arg('--seconds') ?? 0.5);
-  const repeat = Math.max(1, Number(arg('--repeat') ?? 3));
-  const only = (arg('--only') ?? '').split(',').filter((w) => w !== '');
-  const json = process.argv.includes('--json');
-  const noC = process.argv.includes('--no-c');
-  const bin = noC ? null : buildC();
+  const { seconds, repeat, only, json, c: withC } = cliArgs(parseArgs);
+  const bin = withC ? buildC() : null;
   const rows: { js: Result; c: Result | null }[] = [];
-  for (const layout of ['split', 'packed'] as const) {
-    for (const batch of [1, 32]) {
-      for (const level of ['floor', 'vq', 'cb', 'rq'] as const) {
-        if (level === 'floor' && layout !== 'split') continue;
-        const c: Case = { name: `${layout} b${batch} ${level}`, layout, batch, level };
-        if (!only.every((w) => c.name.includes(w) || `${c.name.replace(' b', ' ')}`.includes(w))) continue;
-        // JS and C take turns, so that both see about the same machine load; the best of
-        // `repeat` runs of each counts (a run that other processes disturbed is slower, never faster).
-        let js: Result | null = null;
-        let cr: Result | null = null;
-        for (let i = 0; i < repeat; i++) {
-          const j = level === 'floor' ? await measureFloor(c, seconds) : level === 'vq' ? await measureVq(c, seconds)
-            : level === 'cb' ? await measureCb(c, seconds) : await measureRq(c, seconds);
-          if (!js || j.perCpuSecond > js.perCpuSecond) js = j;
-          const k = bin ? runC(bin, layout, batch, seconds) : null;
-          if (k && (!cr || k.perCpuSecond > cr.perCpuSecond)) cr = k;
-        }
-        rows.push({ js: js!, c: cr });
-      }
+  for (const c of CASES) {
+    if (!only.every((w) => hasWord(c, w))) continue;
+    const { layout, batch, level } = c;
+    // JS and C take turns, so that both see about the same machine load; the best of
+    // `repeat` runs of each counts (a run that other processes disturbed is slower, never faster).
+    let js: Result | null = null;
+    let cr: Result | null = null;
+    for (let i = 0; i < repeat; i++) {
+      const j = level === 'floor' ? await measureFloor(c, seconds) : level === 'vq' ? await measureVq(c, seconds)
+        : level === 'cb' ? await measureCb(c, seconds) : await measureRq(c, seconds);
+      if (!js || j.perCpuSecond > js.perCpuSecond) js = j;
+      const k = bin ? runC(bin, layout, batch, seconds) : null;
+      if (k && (!cr || k.perCpuSecond > cr.perCpuSecond)) cr = k;
     }
+    rows.push({ js: js!, c: cr });
   }
   const mhz = (n: number): string => `${(n / 1e6).toFixed(2)} M`;
   console.log(`driver-only ring benchmark: best of ${repeat} runs of ${seconds} s per case, queue size ${QUEUE_SIZE}, 2-descriptor chains, EVENT_IDX, polling`);
@@ -378,4 +398,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (isMain(import.meta.url)) await main();

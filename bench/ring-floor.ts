@@ -4,7 +4,7 @@
 // classes, no Virtqueue interface, no token objects returned — against the same minimal device.
 // It is not the SDK: it is what the same work costs in JavaScript on this machine, so that the
 // ratio JS/C of the SDK's own path can be read against what JavaScript itself allows
-// (`npm run bench:ring -- --floor`).
+// (`npm run bench:ring -- --only floor`).
 
 const QSIZE = 256;
 const MASK = QSIZE - 1;

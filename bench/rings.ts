@@ -18,6 +18,8 @@ import { VirtioDevice } from '../lib/virtio/device.js';
 import { QueueSet } from '../lib/virtio/queue-set.js';
 import { BLK_REQ_HEADER_LEN, BlkReq } from '../lib/spec/index.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { Option } from 'commander';
+import { benchProgram, cliArgs, isMain, jsonOption, parseWith, secondsArgument } from './cli.js';
 import { measureDriverOnly } from './null-device.js';
 
 interface Result {
@@ -67,15 +69,23 @@ interface DriverOnly {
   perCpuSecond: number;
 }
 
-function option(name: string): string | undefined {
-  const at = process.argv.indexOf(name);
-  return at < 0 ? undefined : process.argv[at + 1];
+/** The configurations, layout/batch/delivery: what --only takes. */
+const CONFIGURATIONS = (['split', 'packed'] as const).flatMap((l) => [1, 32].flatMap((b) => [`${l}/${b}/msix`, `${l}/${b}/poll`]));
+
+/** The command line: [SECONDS] [--only layout/batch/delivery] [--json] [--no-peer]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; only: string | undefined; json: boolean; peer: boolean } {
+  const program = benchProgram('rings', 'Requests per second through split and packed rings against the in-process reference device, batch 1 and 32, MSI-X-mode and polling delivery.',
+    'Run: npm run bench -- [SECONDS] [--only split/32/poll] [--json] [--no-peer]')
+    .addArgument(secondsArgument(1.5))
+    .addOption(new Option('--only <layout/batch/delivery>', 'run one configuration (e.g. under node --cpu-prof); default: all').choices(CONFIGURATIONS))
+    .addOption(jsonOption())
+    .addOption(new Option('--no-peer', 'without the driver-only bound (bench/null-device.ts); default: measured'));
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, only: opts.only as string | undefined, json: opts.json === true, peer: opts.peer !== false };
 }
 
 async function main(): Promise<void> {
-  const positional = process.argv.slice(2).find((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--only');
-  const seconds = Number(positional ?? 1.5);
-  const only = option('--only'); // layout/batch/delivery, e.g. split/32/poll
+  const { seconds, only, json, peer } = cliArgs(parseArgs);
   const results: Result[] = [];
   for (const interrupts of ['auto', 'poll'] as const) {
     for (const batch of [1, 32]) {
@@ -98,7 +108,7 @@ async function main(): Promise<void> {
   }
   // The peer: the driver's rings alone against a device that does nothing (null-device.ts), same run.
   const bounds: DriverOnly[] = [];
-  for (const batch of process.argv.includes('--no-peer') ? [] : [1, 32]) {
+  for (const batch of peer ? [1, 32] : []) {
     for (const layout of ['split', 'packed'] as const) {
       if (!results.some((r) => r.layout === layout && r.batch === batch)) continue;
       bounds.push({ layout, batch, ...measureDriverOnly(layout, batch, seconds) });
@@ -112,7 +122,7 @@ async function main(): Promise<void> {
     const best = Math.max(...results.filter((r) => r.layout === b.layout && r.batch === b.batch).map((r) => r.perCpuSecond));
     console.log(`${b.layout.padEnd(7)} ${String(b.batch).padStart(5)}  ${String(Math.round(b.perSecond)).padStart(9)}  ${String(Math.round(b.perCpuSecond)).padStart(10)}  ${(best / b.perCpuSecond).toFixed(3)}`);
   }
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ seconds, results, driverOnly: bounds }));
+  if (json) console.log(JSON.stringify({ seconds, results, driverOnly: bounds }));
 }
 
-await main();
+if (isMain(import.meta.url)) await main();

@@ -32,6 +32,7 @@ import { openTransport, type OpenedDevice } from '../lib/open.js';
 import { eventfdWait } from '../lib/sys/eventfd-watch.js';
 import { validateSnapshot } from '../lib/virtio/snapshot/index.js';
 import { Daemon, haveDaemon, makeImage, type Image } from '../test/vhost-user/daemon.js';
+import { benchProgram, cliArgs, countArgument, isMain, jsonOption, parseWith, secondsArgument } from './cli.js';
 
 const BLOCK = 4096;
 const SECTORS = BLOCK / 512;
@@ -195,7 +196,20 @@ function pct(sorted: number[], p: number): number {
 
 const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
+/** The command line: [SECONDS] [CYCLES] [ROUNDS] [--json]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; cycles: number; rounds: number; json: boolean } {
+  const program = benchProgram('vhost-user-blk', 'BlkDriver over vhost-user on qemu-storage-daemon against qemu-img bench on the same image (4 KiB reads, QD1 and QD32, buffered and O_DIRECT), then stop → snapshot → reinit onto a second daemon.',
+    'Run: npm run bench:vhost-user -- [SECONDS] [CYCLES] [ROUNDS] [--json]')
+    .addArgument(secondsArgument(2, 'seconds per figure'))
+    .addArgument(countArgument('cycles', 'stop → snapshot → reinit cycles of the pause figure', 20))
+    .addArgument(countArgument('rounds', 'rounds of (peer, interrupts, polling) per cache mode and depth', 3))
+    .addOption(jsonOption());
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, cycles: args[1] as number, rounds: args[2] as number, json: opts.json === true };
+}
+
 async function main(): Promise<void> {
+  const { seconds, cycles, rounds, json } = cliArgs(parseArgs);
   if (!haveDaemon()) {
     console.log('vhost-user-blk bench: skipped — qemu-storage-daemon not found (apt-get install qemu-system-common)');
     return;
@@ -203,14 +217,6 @@ async function main(): Promise<void> {
   if (spawnSync('sh', ['-c', 'command -v qemu-img && command -v bash'], { stdio: 'ignore' }).status !== 0) {
     console.log('vhost-user-blk bench: skipped — qemu-img (the peer) or bash not found (apt-get install qemu-utils)');
     return;
-  }
-  const json = process.argv.includes('--json');
-  const numbers = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-  const seconds = Number(numbers[0] ?? 2);
-  const cycles = Number(numbers[1] ?? 20);
-  const rounds = Number(numbers[2] ?? 3);
-  if (!(seconds > 0) || !Number.isInteger(cycles) || cycles < 1 || !Number.isInteger(rounds) || rounds < 1) {
-    throw new Error('usage: vhost-user-blk.js [seconds > 0] [pause cycles ≥ 1] [rounds ≥ 1] [--json]');
   }
   const loadBefore = load();
   const img = makeImage(IMAGE_MIB);
@@ -291,4 +297,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (isMain(import.meta.url)) await main();

@@ -2,7 +2,7 @@
 // queue depth 1 (one read, wait, repeat) and 32, on the split-ring disk (0000:01:00.0) and the
 // packed-ring disk (0000:02:00.0, packed=on):
 //   uvirtio    BlkDriver over VFIO, with MSI-X completions, with MSI-X plus poll-then-sleep
-//              (hybrid: OpenOptions.hybridPollUs, HYBRID_POLL_US below) and with polling, through read()
+//              (hybrid: OpenOptions.hybridPollUs, --hybrid-us below) and with polling, through read()
 //              (which returns a copy) and through readDma() (into the caller's DMA memory, as the C peer)
 //   C          bench/c/vfio-blk.c, a minimal driver over VFIO (the peer for polling), built with gcc
 //              on the host by scripts/vm/peers.mjs and put in the image as /usr/local/bin/vfio-blk; also
@@ -21,9 +21,13 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { Option } from 'commander';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { DEFAULT_POLL_SPIN_US, MAX_HYBRID_POLL_US, MAX_POLL_SPIN_US } from '../lib/virtio/device.js';
+import { POLL_BUDGET, type PollBudget } from '../lib/virtio/busy-poll.js';
+import { benchProgram, cliArgs, intIn, isMain, jsonOption, parseWith, repeatableChoice, secondsArgument, valueOf } from './cli.js';
 
 const BDF: Record<Layout, string> = { split: '0000:01:00.0', packed: '0000:02:00.0' };
 const BLOCK = 4096;
@@ -41,26 +45,50 @@ type Driver = 'uvirtio-msix' | 'uvirtio-msix-dma' | 'uvirtio-hybrid' | 'uvirtio-
  * the C peer does, and what fio's O_DIRECT reads do).
  */
 type Mode = 'msix' | 'msix-dma' | 'hybrid' | 'poll' | 'poll-dma';
-/** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
-const hybridArg = process.argv.indexOf('--hybrid-us');
-const HYBRID_POLL_US = hybridArg > 0 ? Number(process.argv[hybridArg + 1]) : 4000;
-/** Traffic before each uvirtio configuration's window, ms (--warmup-ms N). */
-const warmArg = process.argv.indexOf('--warmup-ms');
-const WARMUP_MS = warmArg > 0 ? Number(process.argv[warmArg + 1]) : 3000;
-/** OpenOptions.pollSpinUs for polling and hybrid (--spin-us N; default: the SDK's). */
-const spinArg = process.argv.indexOf('--spin-us');
-const POLL_SPIN_US = spinArg > 0 ? Number(process.argv[spinArg + 1]) : undefined;
-/**
- * BlkOpenOptions.queues (--queues N; default 1): the C peer drives queue 0 only and fio runs one
- * job (one submitting CPU, so one of virtio_blk's queues), so one queue compares like with like;
- * the packed disk has two, and over two queues a driver overlaps its work on one queue with the
- * device's on the other.
- */
-const queuesArg = process.argv.indexOf('--queues');
-const QUEUES = queuesArg > 0 ? Number(process.argv[queuesArg + 1]) : 1;
-/** OpenOptions.pollBudget for polling and hybrid (--poll-budget half|N; default: the SDK's). */
-const budgetArg = process.argv.indexOf('--poll-budget');
-const POLL_BUDGET = budgetArg > 0 ? (process.argv[budgetArg + 1] === 'half' ? 'half' : Number(process.argv[budgetArg + 1])) : undefined;
+/** The driver's settings from the command line (parseArgs). */
+interface Tuning {
+  /** The poll-then-sleep window of the hybrid mode, µs (--hybrid-us N): a few times the polled QD1 latency in this VM. */
+  hybridUs: number;
+  /** Traffic before each uvirtio configuration's window, ms (--warmup-ms N). */
+  warmupMs: number;
+  /** OpenOptions.pollSpinUs for polling and hybrid (--spin-us N; default: the SDK's). */
+  spinUs: number | undefined;
+  /**
+   * BlkOpenOptions.queues (--queues N; default 1): the C peer drives queue 0 only and fio runs one
+   * job (one submitting CPU, so one of virtio_blk's queues), so one queue compares like with like;
+   * the packed disk has two, and over two queues a driver overlaps its work on one queue with the
+   * device's on the other.
+   */
+  queues: number;
+  /** OpenOptions.pollBudget for polling and hybrid (--poll-budget half|N; default: the SDK's). */
+  pollBudget: PollBudget | undefined;
+}
+
+/** The command line. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): Tuning & { seconds: number; json: boolean; only: ('uvirtio' | 'c' | 'linux')[] } {
+  const program = benchProgram('vm-blk', 'virtio-blk in the test VM, one boot: 4 KiB random reads at QD1 and QD32, split and packed, uvirtio (MSI-X, hybrid, polling; read() and readDma()) against a C driver over VFIO and Linux virtio_blk with fio.',
+    'Run: npm run bench:vm -- [SECONDS] [options]   (builds, boots the VM with the peers; the script runs in the VM)\n' +
+    '     npm run vm -- --peers -- node dist/bench/vm-blk.js [SECONDS] [options]')
+    .addArgument(secondsArgument(2))
+    .addOption(jsonOption())
+    .addOption(repeatableChoice('--only <driver>', ['uvirtio', 'c', 'linux'] as const, 'measure only these drivers'))
+    .addOption(new Option('--hybrid-us <µs>', "the hybrid mode's poll-then-sleep window (OpenOptions.hybridPollUs), µs")
+      .argParser(valueOf('--hybrid-us', intIn(0, MAX_HYBRID_POLL_US, 'µs'))).default(4000))
+    .addOption(new Option('--spin-us <µs>', `OpenOptions.pollSpinUs for polling and hybrid, µs; default: the SDK's (${DEFAULT_POLL_SPIN_US} µs on a device off the driver's thread)`)
+      .argParser(valueOf('--spin-us', intIn(0, MAX_POLL_SPIN_US, 'µs'))))
+    .addOption(new Option('--warmup-ms <ms>', "traffic before each uvirtio configuration's timed window, ms")
+      .argParser(valueOf('--warmup-ms', intIn(0, 600_000, 'ms'))).default(3000))
+    .addOption(new Option('--queues <n>', "request queues uvirtio uses (BlkOpenOptions.queues; the C peer drives queue 0, fio runs one job)")
+      .argParser(valueOf('--queues', intIn(1, 65_535))).default(1))
+    .addOption(new Option('--poll-budget <half|n>', "OpenOptions.pollBudget for polling and hybrid: used elements per turn, half of those in flight, or 0 for all; default: the SDK's (half off the driver's thread)")
+      .argParser(valueOf('--poll-budget', POLL_BUDGET)));
+  const { opts, args } = parseWith(program, argv);
+  return {
+    seconds: args[0] as number, json: opts.json === true, only: opts.only as ('uvirtio' | 'c' | 'linux')[],
+    hybridUs: opts.hybridUs as number, warmupMs: opts.warmupMs as number, spinUs: opts.spinUs as number | undefined,
+    queues: opts.queues as number, pollBudget: opts.pollBudget as PollBudget | undefined,
+  };
+}
 
 interface Result {
   driver: Driver;
@@ -90,10 +118,10 @@ function blocks(seed: number, count: number): () => number {
   };
 }
 
-async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number): Promise<Result> {
+async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: number, t: Tuning): Promise<Result> {
   const dev = await openTransport(`vfio:${BDF[layout]}`);
   const interrupts = mode === 'poll' || mode === 'poll-dma' ? 'poll' : 'msix';
-  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? HYBRID_POLL_US : 0, pollSpinUs: POLL_SPIN_US, pollBudget: POLL_BUDGET, queues: QUEUES });
+  const blk = await BlkDriver.open(dev.transport, { layout, interrupts, depth, maxTransfer: BLOCK, queueSize: 256, hybridPollUs: mode === 'hybrid' ? t.hybridUs : 0, pollSpinUs: t.spinUs, pollBudget: t.pollBudget, queues: t.queues });
   try {
     if (blk.device.interruptMode !== interrupts) throw new Error(`${BDF[layout]} came up in ${blk.device.interruptMode} mode, not ${interrupts}`);
     const next = blocks(depth * 7919 + 1, Math.floor(blk.capacitySectors / SECTORS));
@@ -106,7 +134,7 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     // CPU in a 3 s window; 0.2 s after 3 s of warm-up: bench/README.md), so the figure measured
     // the JIT as much as the driver.
     let warm = true;
-    const warmTimer = setTimeout(() => { warm = false; }, WARMUP_MS);
+    const warmTimer = setTimeout(() => { warm = false; }, t.warmupMs);
     await Promise.all(Array.from({ length: depth }, async (_, r) => {
       const read = readerOf(r);
       while (warm) await read();
@@ -206,11 +234,9 @@ function find(results: Result[], driver: Driver, layout: Layout, depth: number):
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const arg = argv.find((a, i) => /^\d+(\.\d+)?$/.test(a) && !['--hybrid-us', '--spin-us', '--warmup-ms', '--queues', '--poll-budget'].includes(argv[i - 1] ?? ''));
-  const seconds = arg ? Number(arg) : 2;
-  const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
-  const want = (d: string): boolean => !only.length || only.includes(d);
+  const t = cliArgs(parseArgs);
+  const { seconds, only } = t;
+  const want = (d: 'uvirtio' | 'c' | 'linux'): boolean => !only.length || only.includes(d);
   const skipped: string[] = [];
   const results: Result[] = [];
   const say = (r: Result): void => {
@@ -219,9 +245,9 @@ async function main(): Promise<void> {
   };
 
   // A throwaway round first: the first configuration otherwise pays for the JIT and cold caches.
-  await uvirtio('split', 1, 'msix', Math.min(seconds, 1));
-  await uvirtio('split', 1, 'poll', Math.min(seconds, 1));
-  const baseline = await uvirtio('split', 1, 'msix', seconds);
+  await uvirtio('split', 1, 'msix', Math.min(seconds, 1), t);
+  await uvirtio('split', 1, 'poll', Math.min(seconds, 1), t);
+  const baseline = await uvirtio('split', 1, 'msix', seconds, t);
   // Per layout, uvirtio's modes and then its peers, so that a peer is measured within minutes of
   // the figures it is divided into (the host's load moves over a boot).
   const cMissing = !fs.existsSync(C_PEER);
@@ -231,7 +257,7 @@ async function main(): Promise<void> {
   for (const layout of LAYOUTS) {
     if (want('uvirtio')) {
       for (const mode of ['msix', 'msix-dma', 'hybrid', 'poll', 'poll-dma'] as const) {
-        for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds));
+        for (const depth of DEPTHS) say(layout === 'split' && depth === 1 && mode === 'msix' ? baseline : await uvirtio(layout, depth, mode, seconds, t));
       }
     }
     if (want('c') && !cMissing) for (const mode of ['poll', 'msix'] as const) for (const depth of DEPTHS) say(cPeer(layout, depth, seconds, mode));
@@ -244,7 +270,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const again = await uvirtio('split', 1, 'msix', seconds);
+  const again = await uvirtio('split', 1, 'msix', seconds, t);
   const drift = again.perSecond / baseline.perSecond - 1;
 
   const ratios: { name: string; layout: Layout; depth: number; value: number; goal: number }[] = [];
@@ -273,9 +299,9 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${HYBRID_POLL_US} µs; ` +
-    `poll spin ${POLL_SPIN_US ?? 'default'} µs; poll budget ${POLL_BUDGET ?? 'default'}; uvirtio on ${QUEUES} queue(s); ` +
-    `warm-up ${WARMUP_MS} ms per configuration`);
+  console.log(`virtio-blk in the test VM, 4 KiB random reads, ${seconds} s per configuration, one boot; hybrid window ${t.hybridUs} µs; ` +
+    `poll spin ${t.spinUs ?? 'default'} µs; poll budget ${t.pollBudget ?? 'default'}; uvirtio on ${t.queues} queue(s); ` +
+    `warm-up ${t.warmupMs} ms per configuration`);
   console.log(`baseline uvirtio QD1 MSI-X split: ${Math.round(baseline.perSecond)} req/s first, ${Math.round(again.perSecond)} req/s at the end ` +
     `(drift ${drift >= 0 ? '+' : ''}${(drift * 100).toFixed(0)} %)`);
   console.log('driver            layout  QD     req/s   mean µs   CPU µs/req   vs baseline');
@@ -293,12 +319,12 @@ async function main(): Promise<void> {
     }
   }
   for (const s of skipped) console.log(`skipped: ${s}`);
-  if (argv.includes('--json')) {
-    console.log(JSON.stringify({ seconds, queues: QUEUES, pollBudget: POLL_BUDGET ?? 'default', baseline: baseline.perSecond, baselineAgain: again.perSecond, drift, results, ratios, skipped }));
+  if (t.json) {
+    console.log(JSON.stringify({ seconds, queues: t.queues, pollBudget: t.pollBudget ?? 'default', baseline: baseline.perSecond, baselineAgain: again.perSecond, drift, results, ratios, skipped }));
   }
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(`vm-blk: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

@@ -9,6 +9,8 @@
 // The first argument is the sending NIC (the other receives); defaults: split 64 poll 3.
 
 import { Session } from 'node:inspector/promises';
+import { Argument } from 'commander';
+import { benchProgram, cliArgs, intIn, isMain, noEventIdxOption, parseWith, secondsArgument, valueOf } from './cli.js';
 import { stream, type Ring } from './net-stream.js';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
@@ -24,14 +26,23 @@ function area(url: string, fn: string): string {
   return url ? 'other' : 'native (no script: koffi calls, syscalls, builtins)';
 }
 
+/** The command line: [split|packed] [SIZE] [poll|msix] [SECONDS] [--no-event-idx]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { from: Ring; size: number; mode: 'poll' | 'msix'; seconds: number; eventIdx: boolean } {
+  const program = benchProgram('vm-net-profile', "One uvirtio window of bench/vm-net.ts (the named NIC sends, the other receives) under the V8 CPU profiler: self time per area and the top functions.",
+    'Run in the test VM: npm run vm -- node dist/bench/vm-net-profile.js [split|packed] [64|1500] [poll|msix] [SECONDS] [--no-event-idx]')
+    .addArgument(new Argument('[from]', 'the sending NIC, by its ring layout (the other receives)').choices(['split', 'packed']).default('split'))
+    .addArgument(new Argument('[size]', 'frame size, bytes, Ethernet header included (bench:vm-net measures 64 and 1500)')
+      .argParser(valueOf('size', intIn(14, 1514, 'bytes'))).default(64))
+    .addArgument(new Argument('[mode]', 'used-buffer notifications: polling or MSI-X').choices(['poll', 'msix']).default('poll'))
+    .addArgument(secondsArgument(3, 'seconds of the timed window'))
+    .addOption(noEventIdxOption());
+  const { opts, args } = parseWith(program, argv);
+  return { from: args[0] as Ring, size: args[1] as number, mode: args[2] as 'poll' | 'msix', seconds: args[3] as number, eventIdx: opts.eventIdx !== false };
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-  const [fromArg = 'split', sizeArg = '64', mode = 'poll', secondsArg = '3'] = args;
-  if (fromArg !== 'split' && fromArg !== 'packed') throw new Error('the sender must be split or packed');
-  if (mode !== 'poll' && mode !== 'msix') throw new Error('the mode must be poll or msix');
-  const from: Ring = fromArg;
+  const { from, size, mode, seconds, eventIdx } = cliArgs(parseArgs);
   const to: Ring = from === 'split' ? 'packed' : 'split';
-  const eventIdx = !process.argv.includes('--no-event-idx');
   const session = new Session();
   session.connect();
   let profile: Profile | undefined;
@@ -47,7 +58,7 @@ async function main(): Promise<void> {
   };
   let r: Awaited<ReturnType<typeof stream>>;
   try {
-    r = await stream(from, to, Number(sizeArg), Number(secondsArg), { interrupts: mode, eventIdx, window });
+    r = await stream(from, to, size, seconds, { interrupts: mode, eventIdx, window });
   } finally {
     session.disconnect();
   }
@@ -69,7 +80,7 @@ async function main(): Promise<void> {
     areas.set(a, (areas.get(a) ?? 0) + us);
   });
   const pct = (us: number): string => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
-  console.log(`uvirtio ${from} → ${to} ${sizeArg} B ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: tx ${Math.round(r.txPps)} rx ${Math.round(r.rxPps)} frames/s` +
+  console.log(`uvirtio ${from} → ${to} ${size} B ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}: tx ${Math.round(r.txPps)} rx ${Math.round(r.rxPps)} frames/s` +
     `${r.stalledSends ? `, ${r.stalledSends} sends stalled` : ''}; ${(total / 1e6).toFixed(1)} s sampled`);
   console.log('self time by area:');
   for (const [a, us] of [...areas].sort((p, q) => q[1] - p[1])) console.log(`  ${pct(us)}  ${a}`);
@@ -77,7 +88,7 @@ async function main(): Promise<void> {
   for (const [f, us] of [...fns].sort((p, q) => q[1] - p[1]).slice(0, 20)) console.log(`  ${pct(us)}  ${f}`);
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(`vm-net-profile: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

@@ -19,8 +19,10 @@
 //   npm run vm -- --peers --qemu-arg -m --qemu-arg 2048 -- node dist/bench/vm-net.js [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--one-process]
 
 import fs from 'node:fs';
+import { Option } from 'commander';
 import { DIRECTIONS, NICS, SIZES, stream, type Ring, type StreamResult } from './net-stream.js';
 import { testpmdPair, TESTPMD, type PmdRates } from './testpmd.js';
+import { benchProgram, cliArgs, isMain, jsonOption, noEventIdxOption, parseWith, repeatableChoice, secondsArgument } from './cli.js';
 
 type Driver = 'uvirtio-poll' | 'uvirtio-msix' | 'dpdk';
 
@@ -31,10 +33,10 @@ interface Result extends StreamResult {
   pmd?: Pick<PmdRates, 'wall' | 'blocks'>;
 }
 
-/** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts). */
-const eventIdx = !process.argv.includes('--no-event-idx');
-/** --one-process: uvirtio drives both NICs from this process (default: the sender in a second process, as DPDK's pair). */
-const processes = process.argv.includes('--one-process') ? 1 : 2;
+/** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts); main() sets it from the command line. */
+let eventIdx = true;
+/** --one-process: uvirtio drives both NICs from this process (default 2: the sender in a second process, as DPDK's pair); main() sets it. */
+let processes: 1 | 2 = 2;
 
 async function uvirtio(interrupts: 'poll' | 'msix', seconds: number, say: (r: Result) => void): Promise<void> {
   const driver = interrupts === 'poll' ? 'uvirtio-poll' : 'uvirtio-msix';
@@ -48,11 +50,24 @@ function find(results: Result[], driver: Driver, from: Ring, size: number): Resu
   return results.find((r) => r.driver === driver && r.from === from && r.size === size);
 }
 
+/** The command line: [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--one-process]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; json: boolean; only: string[]; eventIdx: boolean; processes: 1 | 2 } {
+  const program = benchProgram('vm-net', 'virtio-net in the test VM, one boot: one NIC sends 64 B / 1500 B frames, the other counts them, both directions; uvirtio (polling, MSI-X) against DPDK testpmd.',
+    'Run: npm run bench:vm-net -- [SECONDS] [options]   (builds, boots the VM with the peers; the script runs in the VM)')
+    .addArgument(secondsArgument(3))
+    .addOption(jsonOption())
+    .addOption(repeatableChoice('--only <driver>', ['uvirtio', 'dpdk'] as const, 'measure only these drivers'))
+    .addOption(noEventIdxOption())
+    .addOption(new Option('--one-process', 'uvirtio drives both NICs from one process (default: the sender in a second process, as DPDK\'s two testpmd processes)'));
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, json: opts.json === true, only: opts.only as string[], eventIdx: opts.eventIdx !== false, processes: opts.oneProcess === true ? 1 : 2 };
+}
+
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const arg = argv.find((a) => /^\d+(\.\d+)?$/.test(a));
-  const seconds = arg ? Number(arg) : 3;
-  const only = argv.flatMap((a, i) => (argv[i - 1] === '--only' ? [a] : []));
+  const args = cliArgs(parseArgs);
+  const { seconds, only } = args;
+  eventIdx = args.eventIdx;
+  processes = args.processes;
   const want = (d: string): boolean => !only.length || only.includes(d);
   const skipped: string[] = [];
   const results: Result[] = [];
@@ -107,10 +122,10 @@ async function main(): Promise<void> {
     }
   }
   for (const s of skipped) console.log(`skipped: ${s}`);
-  if (argv.includes('--json')) console.log(JSON.stringify({ seconds, eventIdx, processes, results, ratios, skipped }));
+  if (args.json) console.log(JSON.stringify({ seconds, eventIdx, processes, results, ratios, skipped }));
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(`vm-net: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

@@ -3,7 +3,7 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noprofile] [spin=µs] [warmup=ms] [threads] [bdf=…] [queues=N] [budget=half|N]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noindirect] [noprofile] [count] [spin=µs] [warmup=ms] [threads] [bdf=…] [queues=N] [budget=half|N]
 //
 // hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
@@ -22,11 +22,17 @@
 
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { Argument } from 'commander';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
 import { MmapWindow } from '../lib/vfio/region.js';
 import { EventfdWatch } from '../lib/sys/eventfd-watch.js';
 import type { Layout } from '../lib/virtio/queue/types.js';
+import { MAX_POLL_SPIN_US } from '../lib/virtio/device.js';
+import { POLL_BUDGET, type PollBudget } from '../lib/virtio/busy-poll.js';
+import { normaliseBdf } from '../lib/pci/bdf.js';
+import type { OptionSpec } from '../lib/util/options.js';
+import { benchProgram, cliArgs, intIn, isMain, parseWith, SECONDS, usageError } from './cli.js';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
@@ -51,14 +57,108 @@ function threadTimes(when: string): void {
   }
 }
 
+/** The bare words: each turns something on or off. */
+const WORDS = {
+  count: 'also count per request: MMIO accesses to mapped BARs, interrupt wake-ups and their signals, minor page faults, voluntary context switches',
+  noevent: 'refuse VIRTIO_F_EVENT_IDX',
+  noindirect: 'no indirect descriptor tables (chains in the ring)',
+  noprofile: "only the rate, without the profiler's overhead",
+  threads: "each thread's CPU ticks (utime, stime) before and after the timed window",
+} as const;
+
+/** A PCI address (lib/pci/bdf.ts), normalised: 01:00.0 is 0000:01:00.0. */
+const BDF: OptionSpec<string> = {
+  expects: 'a PCI address like 0000:01:00.0',
+  parse: (t) => normaliseBdf(t),
+  fits: (v): v is string => typeof v === 'string' && normaliseBdf(v) === v,
+};
+
+/** The key=value words: what the value must be, and what it sets. */
+const KEYS = {
+  bdf: { spec: BDF, help: 'the device to bind (default: 0000:01:00.0 for split, 0000:02:00.0 for packed)' },
+  queues: { spec: intIn(1, 65_535), help: 'request queues to use (BlkOpenOptions.queues; default: all the device has, at most 16)' },
+  budget: { spec: POLL_BUDGET, help: "OpenOptions.pollBudget: used elements per polling turn, 'half' of those in flight, 0 for all (default: the SDK's)" },
+  spin: { spec: intIn(0, MAX_POLL_SPIN_US, 'µs'), help: "OpenOptions.pollSpinUs, µs (default: the SDK's)" },
+  warmup: { spec: intIn(0, 600_000, 'ms'), help: 'reads before the timed window, ms (default 3000)' },
+} as const satisfies Record<string, { spec: OptionSpec<unknown>; help: string }>;
+
+/** What the words say. */
+export interface ProfileArgs {
+  layout: Layout;
+  depth: number;
+  mode: 'poll' | 'msix' | 'hybrid';
+  seconds: number;
+  eventIdx: boolean;
+  indirect: boolean;
+  profile: boolean;
+  count: boolean;
+  threads: boolean;
+  bdf: string;
+  queues: number | undefined;
+  budget: PollBudget | undefined;
+  spinUs: number | undefined;
+  warmupMs: number;
+}
+
+const known = (): string => `words: ${Object.keys(WORDS).join(', ')}; key=value: ${Object.keys(KEYS).join(', ')}`;
+
+/**
+ * The command line, as words: split|packed DEPTH poll|msix|hybrid [SECONDS] (in this order,
+ * defaults packed 1 poll 3), then any of WORDS and KEYS=value. Throws CommanderError (exit 2) for
+ * an unknown word or a value that does not fit.
+ */
+export function parseArgs(argv: readonly string[]): ProfileArgs {
+  const program = benchProgram('vm-profile', "One uvirtio virtio-blk configuration of bench/vm-blk.ts (4 KiB random reads over VFIO) under the V8 CPU profiler: self time per area and the top functions.",
+    'Run in the test VM: npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [word]... [key=value]...\n\n' +
+    `Words:\n${Object.entries(WORDS).map(([w, h]) => `  ${w.padEnd(12)}${h}`).join('\n')}\n` +
+    `key=value:\n${Object.entries(KEYS).map(([k, { spec, help }]) => `  ${`${k}=`.padEnd(12)}${help}: ${spec.expects}`).join('\n')}`)
+    .addArgument(new Argument('[words...]', 'split|packed (default packed), DEPTH: reads in flight, an integer from 1 to 4096 (default 1), ' +
+      'poll|msix|hybrid (default poll; hybrid: MSI-X with a 4000 µs poll-then-sleep window, as bench/vm-blk.ts), SECONDS of the timed window, ' +
+      `${SECONDS.expects} (default 3); then the words and key=value below, in any order`));
+  const { args } = parseWith(program, argv);
+  const words = (args[0] ?? []) as string[];
+  const on = new Set<string>();
+  const values: Record<string, unknown> = {};
+  const positional: string[] = [];
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq > 0) {
+      const key = w.slice(0, eq);
+      if (!Object.hasOwn(KEYS, key)) throw usageError(`unknown word "${w}" (${known()})`);
+      const { spec } = KEYS[key as keyof typeof KEYS];
+      const v = spec.parse(w.slice(eq + 1));
+      if (v === undefined) throw usageError(`${w}: ${key}= must be ${spec.expects}`);
+      values[key] = v;
+    } else if (Object.hasOwn(WORDS, w)) on.add(w);
+    else positional.push(w);
+  }
+  const [layout = 'packed', depthWord = '1', mode = 'poll', secondsWord = '3', extra] = positional;
+  const wrong = (what: string, w: string, expects: string): never => {
+    throw usageError(/^[0-9.]+$/.test(w) || ['split', 'packed', 'poll', 'msix', 'hybrid'].includes(w)
+      ? `${what} must be ${expects}, got "${w}"` : `unknown word "${w}" (${what} must be ${expects}; ${known()})`);
+  };
+  if (extra !== undefined) throw usageError(`unknown word "${extra}" (after SECONDS come only ${known()})`);
+  if (layout !== 'split' && layout !== 'packed') return wrong('the layout (1st word)', layout, 'split or packed');
+  const depthSpec = intIn(1, 4096);
+  const depth = depthSpec.parse(depthWord) ?? wrong('DEPTH (2nd word)', depthWord, depthSpec.expects);
+  if (mode !== 'poll' && mode !== 'msix' && mode !== 'hybrid') return wrong('the mode (3rd word)', mode, 'poll, msix or hybrid');
+  const seconds = SECONDS.parse(secondsWord) ?? wrong('SECONDS (4th word)', secondsWord, SECONDS.expects);
+  return {
+    layout, depth, mode, seconds,
+    eventIdx: !on.has('noevent'), indirect: !on.has('noindirect'), profile: !on.has('noprofile'), count: on.has('count'), threads: on.has('threads'),
+    bdf: (values.bdf as string | undefined) ?? (layout === 'split' ? '0000:01:00.0' : '0000:02:00.0'),
+    queues: values.queues as number | undefined, budget: values.budget as PollBudget | undefined,
+    spinUs: values.spin as number | undefined, warmupMs: (values.warmup as number | undefined) ?? 3000,
+  };
+}
+
 async function main(): Promise<void> {
-  const [layout = 'packed', depthArg = '1', mode = 'poll', secondsArg = '3'] = process.argv.slice(2);
-  const eventIdx = !process.argv.includes('noevent');
-  const spinArg = process.argv.find((a) => a.startsWith('spin='));
-  const spinUs = spinArg ? Number(spinArg.slice(5)) : undefined;
-  const profiling = !process.argv.includes('noprofile');
+  const a = cliArgs(parseArgs);
+  const { layout, depth, mode, seconds, eventIdx, bdf } = a;
+  const spinUs = a.spinUs;
+  const profiling = a.profile;
   const mmio = { writes16: 0, writes: 0, reads: 0, wakeups: 0, signals: 0 };
-  if (process.argv.includes('count')) {
+  if (a.count) {
     const proto = MmapWindow.prototype as unknown as Record<string, (this: MmapWindow, ...a: number[]) => number | undefined>;
     for (const name of ['read8', 'read16', 'read32', 'write8', 'write16', 'write32']) {
       const original = proto[name]!;
@@ -77,19 +177,10 @@ async function main(): Promise<void> {
       deliver.call(this, fd, count);
     };
   }
-  if (layout !== 'split' && layout !== 'packed') throw new Error('layout must be split or packed');
-  if (mode !== 'poll' && mode !== 'msix' && mode !== 'hybrid') throw new Error('mode must be poll, msix or hybrid');
-  const depth = Number(depthArg);
-  const seconds = Number(secondsArg);
-  const bdfArg = process.argv.find((a) => a.startsWith('bdf='));
-  const bdf = bdfArg ? bdfArg.slice(4) : layout === 'split' ? '0000:01:00.0' : '0000:02:00.0';
-  const queuesArg = process.argv.find((a) => a.startsWith('queues='));
-  const budgetArg = process.argv.find((a) => a.startsWith('budget='));
   const dev = await openTransport(`vfio:${bdf}`);
   const blk = await BlkDriver.open(dev.transport, {
-    layout: layout as Layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx, indirect: !process.argv.includes('noindirect'),
-    hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs, queues: queuesArg ? Number(queuesArg.slice(7)) : undefined,
-    pollBudget: budgetArg ? (budgetArg.slice(7) === 'half' ? 'half' : Number(budgetArg.slice(7))) : undefined,
+    layout, interrupts: mode === 'poll' ? 'poll' : 'msix', depth, maxTransfer: 4096, queueSize: 256, eventIdx, indirect: a.indirect,
+    hybridPollUs: mode === 'hybrid' ? 4000 : 0, pollSpinUs: spinUs, queues: a.queues, pollBudget: a.budget,
   });
   const count = Math.floor(blk.capacitySectors / 8);
   let x = 12345;
@@ -104,9 +195,8 @@ async function main(): Promise<void> {
   let done = 0;
   try {
     // Warm-up by time, as bench/vm-blk.ts (TurboFan under TCG takes tens of ms per function).
-    const warmArg = process.argv.find((a) => a.startsWith('warmup='));
     let warm = true;
-    const warmTimer = setTimeout(() => { warm = false; }, warmArg ? Number(warmArg.slice(7)) : 3000);
+    const warmTimer = setTimeout(() => { warm = false; }, a.warmupMs);
     await Promise.all(Array.from({ length: depth }, async () => {
       while (warm) await blk.read(next(), 8);
     }));
@@ -118,7 +208,7 @@ async function main(): Promise<void> {
     }
     mmio.writes16 = mmio.writes = mmio.reads = mmio.wakeups = mmio.signals = 0;
     const faultsBefore = process.resourceUsage();
-    if (process.argv.includes('threads')) threadTimes('start');
+    if (a.threads) threadTimes('start');
     // The window ends by a timer, not a clock read per request (in the TCG guest the clock is an
     // HPET read, a trap to QEMU); the C peer reads it every 64 completions.
     let running = true;
@@ -133,10 +223,10 @@ async function main(): Promise<void> {
     clearTimeout(timer);
     const elapsed = (performance.now() - start) / 1e3;
     const faultsAfter = process.resourceUsage();
-    if (process.argv.includes('threads')) threadTimes('end');
+    if (a.threads) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${process.argv.includes('noindirect') ? ' (no indirect)' : ''} spin ${blk.device.pollSpinUs} µs, ${blk.queueCount} queue(s), budget ${blk.device.pollBudget}: ${Math.round(done / elapsed)} req/s` +
-      (process.argv.includes('count') ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals, ${per(faultsAfter.minorPageFault - faultsBefore.minorPageFault)} minor page faults, ${per(faultsAfter.voluntaryContextSwitches - faultsBefore.voluntaryContextSwitches)} voluntary context switches` : '');
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${a.indirect ? '' : ' (no indirect)'} spin ${blk.device.pollSpinUs} µs, ${blk.queueCount} queue(s), budget ${blk.device.pollBudget}: ${Math.round(done / elapsed)} req/s` +
+      (a.count ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals, ${per(faultsAfter.minorPageFault - faultsBefore.minorPageFault)} minor page faults, ${per(faultsAfter.voluntaryContextSwitches - faultsBefore.voluntaryContextSwitches)} voluntary context switches` : '');
     if (!profiling) {
       console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);
       return;
@@ -173,7 +263,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(`vm-profile: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import { BlkDriver } from '../drivers/blk/index.js';
 import { openTransport } from '../lib/open.js';
 import type { Mechanism } from '../lib/virtio/snapshot/index.js';
+import { benchProgram, cliArgs, countArgument, isMain, jsonOption, parseWith, secondsArgument } from './cli.js';
 
 const BLOCK = 4096;
 const SECTORS = BLOCK / 512;
@@ -84,11 +85,19 @@ async function iops(address: string, interrupts: 'msix' | 'poll', depth: number,
   }
 }
 
+/** The command line: [SECONDS] [CYCLES] [--json]. Throws CommanderError (exit 2) for a bad one. */
+export function parseArgs(argv: readonly string[]): { seconds: number; cycles: number; json: boolean } {
+  const program = benchProgram('vm-vdpa', "In the test VM's vdpa profile: the pause (stop → snapshot → reinit) on vdpa_sim_blk against the reference device, and 4 KiB random reads at QD1 and QD32 on it.",
+    'Run: npm run bench:vm-vdpa -- [SECONDS] [CYCLES] [--json]   (boots the vdpa profile; the script runs in the VM)')
+    .addArgument(secondsArgument(3, 'seconds per IOPS figure'))
+    .addArgument(countArgument('cycles', 'stop → snapshot → reinit cycles per pause figure', 200))
+    .addOption(jsonOption());
+  const { opts, args } = parseWith(program, argv);
+  return { seconds: args[0] as number, cycles: args[1] as number, json: opts.json === true };
+}
+
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const numbers = argv.filter((a) => /^\d+(\.\d+)?$/.test(a)).map(Number);
-  const seconds = numbers[0] ?? 3;
-  const cycles = numbers[1] ?? 200;
+  const { seconds, cycles, json } = cliArgs(parseArgs);
   const blk0 = vdpaBlk('blk0');
 
   const pauses: PauseRow[] = [];
@@ -119,10 +128,10 @@ async function main(): Promise<void> {
   console.log(`4 KiB random reads on ${blk0}, ${seconds} s each`);
   console.log('interrupts  QD     req/s');
   for (const r of rates) console.log(`${r.interrupts.padEnd(10)}  ${String(r.depth).padStart(2)}  ${String(Math.round(r.perSecond)).padStart(8)}`);
-  if (argv.includes('--json')) console.log(JSON.stringify({ seconds, cycles, pauses, rates }));
+  if (json) console.log(JSON.stringify({ seconds, cycles, pauses, rates }));
 }
 
-main().catch((e: unknown) => {
+if (isMain(import.meta.url)) main().catch((e: unknown) => {
   console.error(e);
   process.exitCode = 1;
 });

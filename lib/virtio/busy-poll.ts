@@ -36,7 +36,7 @@ export const POLL_BUDGET_FLOOR = 16;
 export const MAX_POLL_BUDGET = 65_536;
 
 /** A PollBudget: 'half', or an integer from 0 to MAX_POLL_BUDGET (the SDK's option spec, lib/util/options.ts). */
-const POLL_BUDGET: OptionSpec<PollBudget> = {
+export const POLL_BUDGET: OptionSpec<PollBudget> = {
   expects: `'half' or an integer from 0 to ${MAX_POLL_BUDGET}`,
   parse: (text) => (text === 'half' ? 'half' : int(0, MAX_POLL_BUDGET).parse(text)),
   fits: (v): v is PollBudget => v === 'half' || int(0, MAX_POLL_BUDGET).fits(v),

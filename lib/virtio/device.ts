@@ -92,7 +92,7 @@ export interface OpenOptions {
 /** OpenOptions.pollSpinUs by default (µs); measured in bench/README.md (bench:vm). */
 export const DEFAULT_POLL_SPIN_US = 50;
 /** The largest OpenOptions.pollSpinUs (10 ms). */
-const MAX_POLL_SPIN_US = 10_000;
+export const MAX_POLL_SPIN_US = 10_000;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
@@ -110,7 +110,7 @@ function checkTimeout(value: number, name: string): number {
   return value;
 }
 /** The largest OpenOptions.hybridPollUs (1 s). */
-const MAX_HYBRID_POLL_US = 1_000_000;
+export const MAX_HYBRID_POLL_US = 1_000_000;
 
 /**
  * One virtio device driven over any {@link VirtioTransport}: the status machine and initialisation
