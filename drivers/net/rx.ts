@@ -8,6 +8,7 @@ import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+import type { CompletionCallback } from '../../lib/virtio/request.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
 
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
@@ -61,12 +62,20 @@ export class RxQueue {
    */
   post(buf: DmaRegion): void {
     buf.bytes[NetHdr.GSO_TYPE] = UNWRITTEN_GSO;
-    this.rq.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
-      if (this.closed()) return;
-      this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
-      this.post(buf);
-    }, () => undefined); // a broken or closed queue: the error surfaces on send() and through device health
+    // A callback, not a promise: it runs inside the used-ring pass that found the buffer, and the
+    // buffers posted again in one pass share one notification (kickNow false: a microtask kicks).
+    this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
   }
+
+  /** A posted buffer came back: its bytes are taken and it is posted again. An error (a broken or closed queue) surfaces on send() and through device health. */
+  private readonly filled: CompletionCallback<DmaRegion> = (error, len, buf) => {
+    if (error || this.closed()) return;
+    try {
+      this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
+    } finally {
+      this.post(buf);
+    }
+  };
 
   /** Buffers come back in the order the device used them (the RequestQueue settles in used order). */
   private take(bytes: Uint8Array): void {
