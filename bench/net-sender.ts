@@ -9,13 +9,29 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { DRAIN_MS, frame, openNic, pumpSends, type Ring, type SenderCommand, type SenderReport } from './net-stream.js';
 
+/** Reports to the parent while it listens (after it went away a send would be an 'error' on process). */
 function report(r: SenderReport): void {
-  process.send?.(r);
+  if (process.connected) process.send?.(r, undefined, undefined, () => undefined);
+}
+
+/** Lets go of the parent's channel if it is still there. */
+function letGo(): void {
+  if (process.connected) process.disconnect();
 }
 
 async function main(): Promise<void> {
   const [ring, sizeArg, mode, eventIdxArg, macArg] = process.argv.slice(2);
   if (!process.send) throw new Error('net-sender runs as a child of bench/net-stream.ts (no IPC channel)');
+  // Listening before anything is awaited: a parent that goes away while the NIC opens is seen.
+  let parentGone = !process.connected;
+  const commands: SenderCommand[] = [];
+  let wake: (() => void) | undefined;
+  process.on('message', (m: SenderCommand) => { commands.push(m); wake?.(); });
+  let goneNow: () => void = () => undefined;
+  /** Settles when the parent goes away: the window ends early (the NIC is closed in `finally`). */
+  const gone = new Promise<void>((resolve) => { goneNow = resolve; });
+  if (parentGone) goneNow();
+  process.on('disconnect', () => { parentGone = true; goneNow(); wake?.(); });
   if (ring !== 'split' && ring !== 'packed') throw new Error(`the sending NIC must be split or packed, not ${String(ring)}`);
   if (mode !== 'poll' && mode !== 'msix') throw new Error(`the mode must be poll or msix, not ${String(mode)}`);
   const size = Number(sizeArg);
@@ -23,11 +39,6 @@ async function main(): Promise<void> {
   if (mac.length !== 6 || mac.some((b) => !(b >= 0 && b <= 255))) throw new Error(`bad receiver MAC ${String(macArg)}`);
   const tx = await openNic(ring as Ring, mode, eventIdxArg !== '0');
   const pumps = pumpSends(tx, frame(mac, tx.mac, size));
-  let parentGone = false;
-  const commands: SenderCommand[] = [];
-  let wake: (() => void) | undefined;
-  process.on('message', (m: SenderCommand) => { commands.push(m); wake?.(); });
-  process.on('disconnect', () => { parentGone = true; wake?.(); });
   const next = async (): Promise<SenderCommand | undefined> => {
     while (!commands.length && !parentGone) await new Promise<void>((r) => { wake = r; });
     return commands.shift();
@@ -37,9 +48,9 @@ async function main(): Promise<void> {
     const start = await next();
     if (start?.type !== 'start') return;
     pumps.start();
-    await Promise.race([delay(start.warmupMs), pumps.failed]);
+    await Promise.race([delay(start.warmupMs), pumps.failed, gone]);
     const [tx0, t0] = [pumps.sent, process.hrtime.bigint()];
-    await Promise.race([delay(start.seconds * 1000), pumps.failed]);
+    await Promise.race([delay(start.seconds * 1000), pumps.failed, gone]);
     const [tx1, t1] = [pumps.sent, process.hrtime.bigint()];
     report({ type: 'window', txPps: (tx1 - tx0) / (Number(t1 - t0) / 1e9) });
     await next(); // 'stop', or the parent went away
@@ -51,10 +62,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.disconnect?.(), (e: unknown) => {
+main().then(letGo, (e: unknown) => {
   const message = e instanceof Error ? e.message : String(e);
   console.error(`net-sender: ${message}`);
   report({ type: 'failed', message });
   process.exitCode = 1;
-  process.disconnect?.();
+  letGo();
 });

@@ -2,9 +2,9 @@
 // one hub: what one sends the other receives), two drivers:
 //   uvirtio    NetDriver over VFIO: NIC A sends as fast as it can (a full tx ring: one send per
 //              descriptor in flight, each followed by the next as it completes), NIC B counts what it
-//              receives; with polling and with MSI-X; by default the sender in a second Node process
-//              (bench/net-sender.ts) so that each NIC has an event loop and a vCPU, as DPDK's pair of
-//              processes does; --one-process drives both NICs from this one
+//              receives; with polling and with MSI-X; both NICs in this one Node process, or with
+//              --processes 2 the sender in a second one (bench/net-sender.ts), each NIC with an event
+//              loop and a vCPU of its own as DPDK's pair of processes has (bench/README.md: what each gives)
 //   DPDK       Debian's dpdk-testpmd with its virtio PMD over VFIO on the same two functions (put in the
 //              image by scripts/vm/peers.mjs): one testpmd in txonly mode on the sending NIC and one in
 //              rxonly mode on the receiving NIC, each with its own hugepage prefix and forwarding lcore
@@ -16,13 +16,13 @@
 //
 //   npm run bench:vm-net                  build, boot the VM with the peers, run with the defaults
 //   npm run bench:vm-net -- 3 --json      3 s per configuration, and a JSON line at the end
-//   npm run vm -- --peers --qemu-arg -m --qemu-arg 2048 -- node dist/bench/vm-net.js [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--one-process]
+//   npm run vm -- --peers --qemu-arg -m --qemu-arg 2048 -- node dist/bench/vm-net.js [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--processes 1|2]
 
 import fs from 'node:fs';
 import { Option } from 'commander';
 import { DIRECTIONS, NICS, SIZES, stream, type Ring, type StreamResult } from './net-stream.js';
 import { testpmdPair, TESTPMD, type PmdRates } from './testpmd.js';
-import { benchProgram, cliArgs, isMain, jsonOption, noEventIdxOption, parseWith, repeatableChoice, secondsArgument } from './cli.js';
+import { benchProgram, cliArgs, intIn, isMain, jsonOption, noEventIdxOption, parseWith, repeatableChoice, secondsArgument, valueOf } from './cli.js';
 
 type Driver = 'uvirtio-poll' | 'uvirtio-msix' | 'dpdk';
 
@@ -35,8 +35,8 @@ interface Result extends StreamResult {
 
 /** --no-event-idx: uvirtio without VIRTIO_F_EVENT_IDX (bench/net-stream.ts); main() sets it from the command line. */
 let eventIdx = true;
-/** --one-process: uvirtio drives both NICs from this process (default 2: the sender in a second process, as DPDK's pair); main() sets it. */
-let processes: 1 | 2 = 2;
+/** --processes: 1 (default) drives both NICs from this process, 2 puts the sender in a second one (as DPDK's pair); main() sets it. */
+let processes: 1 | 2 = 1;
 
 async function uvirtio(interrupts: 'poll' | 'msix', seconds: number, say: (r: Result) => void): Promise<void> {
   const driver = interrupts === 'poll' ? 'uvirtio-poll' : 'uvirtio-msix';
@@ -50,7 +50,7 @@ function find(results: Result[], driver: Driver, from: Ring, size: number): Resu
   return results.find((r) => r.driver === driver && r.from === from && r.size === size);
 }
 
-/** The command line: [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--one-process]. Throws CommanderError (exit 2) for a bad one. */
+/** The command line: [SECONDS] [--json] [--only uvirtio|dpdk]... [--no-event-idx] [--processes 1|2]. Throws CommanderError (exit 2) for a bad one. */
 export function parseArgs(argv: readonly string[]): { seconds: number; json: boolean; only: string[]; eventIdx: boolean; processes: 1 | 2 } {
   const program = benchProgram('vm-net', 'virtio-net in the test VM, one boot: one NIC sends 64 B / 1500 B frames, the other counts them, both directions; uvirtio (polling, MSI-X) against DPDK testpmd.',
     'Run: npm run bench:vm-net -- [SECONDS] [options]   (builds, boots the VM with the peers; the script runs in the VM)')
@@ -58,9 +58,10 @@ export function parseArgs(argv: readonly string[]): { seconds: number; json: boo
     .addOption(jsonOption())
     .addOption(repeatableChoice('--only <driver>', ['uvirtio', 'dpdk'] as const, 'measure only these drivers'))
     .addOption(noEventIdxOption())
-    .addOption(new Option('--one-process', 'uvirtio drives both NICs from one process (default: the sender in a second process, as DPDK\'s two testpmd processes)'));
+    .addOption(new Option('--processes <n>', 'uvirtio\'s processes: 1 drives both NICs from one, 2 puts the sender in a second process as DPDK\'s two testpmd processes')
+      .argParser(valueOf('--processes', intIn(1, 2))).default(1));
   const { opts, args } = parseWith(program, argv);
-  return { seconds: args[0] as number, json: opts.json === true, only: opts.only as string[], eventIdx: opts.eventIdx !== false, processes: opts.oneProcess === true ? 1 : 2 };
+  return { seconds: args[0] as number, json: opts.json === true, only: opts.only as string[], eventIdx: opts.eventIdx !== false, processes: opts.processes === 2 ? 2 : 1 };
 }
 
 async function main(): Promise<void> {

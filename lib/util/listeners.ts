@@ -37,8 +37,7 @@ export class Listeners<A extends unknown[]> {
       try {
         l(...args);
       } catch (e) {
-        process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `a ${this.event} listener threw: ${thrownMessage(e)}`,
-          'fix the listener; the other listeners were called and the SDK went on', { cause: e }));
+        reportThrown(`a ${this.event} listener`, e);
       }
     }
   }
@@ -46,5 +45,19 @@ export class Listeners<A extends unknown[]> {
   /** Unsubscribes every listener. */
   clear(): void {
     this.set.clear();
+  }
+}
+
+/**
+ * Reports what a user's callback (`who`, e.g. "a frame listener") threw as a process warning
+ * (E_CALLBACK_THREW, the exception as its cause). Never throws, whatever was thrown or whoever listens
+ * to warnings.
+ */
+export function reportThrown(who: string, thrown: unknown): void {
+  try {
+    process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `${who} threw: ${thrownMessage(thrown)}`,
+      'fix the listener; the other listeners were called and the SDK went on', { cause: thrown }));
+  } catch {
+    // emitWarning itself failed (a hostile 'warning' listener is called later, not here): nothing more to do
   }
 }

@@ -67,6 +67,8 @@ export class DeviceCore {
   /** Tokens of chains restarted rings forgot (failed reinit attempts, recover), handed back on success. */
   readonly carried = new Map<number, unknown[]>();
   private readonly failureListeners = new Listeners<[UvirtioError]>('device failure');
+  /** Told when close() reset the device, with the tokens of the chains it took back (VirtioDevice.onClose). */
+  readonly closeListeners = new Listeners<[Map<number, unknown[]>]>('device close');
   private unwatchLost: (() => void) | undefined;
 
   constructor(

@@ -244,6 +244,15 @@ export class VirtioDevice {
   markFailed(error: UvirtioError): void {
     this.d.markFailed(error);
   }
+  /**
+   * Called once when close() has reset the device — whoever called it — with, by queue, the tokens
+   * of every chain that was still in flight (what close() returns). The owner of those chains (a
+   * QueueSet) rejects them: a driver's requests settle even when its device is closed under it.
+   * Returns an unsubscribe.
+   */
+  onClose(listener: (orphans: Map<number, unknown[]>) => void): () => void {
+    return this.d.closeListeners.add(listener);
+  }
   /** Called on each configuration change (vector 0). Returns an unsubscribe. */
   onConfigChange(listener: () => void): () => void {
     return this.d.interrupts.onConfigChange(listener);
@@ -381,6 +390,7 @@ export class VirtioDevice {
       d.queues.clear();
       d.t.disableInterrupts();
       d.unwatch();
+      d.closeListeners.emit(orphans);
       d.t.close();
     }
     return orphans;

@@ -52,6 +52,14 @@ export class QueueSet {
       // the chain must stay usable for the next failure, close() and recover(): reject what is left.
       this.handling = this.handling.then(() => this.settleFailure(e)).catch(() => this.rejectAll(e));
     });
+    // Someone closed the device without this set's close() (a listener calling device.close()):
+    // what was in flight comes back here, and everything pending settles as close() would settle it.
+    device.onClose((orphans) => {
+      if (this.closed) return; // close() itself: it settles them
+      this.closed = true;
+      this.watchdog.disarm();
+      this.settleClosed(orphans as Map<number, Tokens>, closedWhilePending(this.device.address));
+    });
   }
 
   /** Sets up queue `index` on the device (before DRIVER_OK) and returns its RequestQueue. */
@@ -226,16 +234,20 @@ export class QueueSet {
     if (this.closed) return;
     this.closed = true;
     this.watchdog.disarm();
-    const error = reason ?? new DeviceError('E_CLOSED', `${this.device.address}: the device was closed with this request pending`,
-      'the request may or may not have been carried out; close the driver only once its requests have settled');
+    const error = reason ?? closedWhilePending(this.device.address);
     for (const rq of this.queues.values()) rq.halt(error, true);
     // What the device already returned is done, not orphaned: a polling turn's budget may have
     // left some of it in the used ring (busy-poll.ts).
     for (const rq of this.queues.values()) rq.processUsed();
     await this.handling;
-    const orphans = await this.device.close();
+    this.settleClosed((await this.device.close()) as Map<number, Tokens>, error);
+  }
+
+  /** After the device's close: rejects the chains it took back, and those kept for recover(), with `error`; refuses what comes later. */
+  private settleClosed(orphans: Map<number, Tokens>, error: UvirtioError): void {
     for (const [q, rq] of this.queues) {
-      rq.settle([...((orphans.get(q) ?? []) as Tokens), ...(this.kept.get(q) ?? [])], error);
+      rq.halt(error, true);
+      rq.settle([...(orphans.get(q) ?? []), ...(this.kept.get(q) ?? [])], error);
     }
     this.kept.clear();
     // What is submitted from now on never reached the device: say so, not what the pending ones got.
@@ -243,4 +255,10 @@ export class QueueSet {
       'the request was not submitted; open the device again to use it');
     for (const rq of this.queues.values()) rq.halt(refused, true);
   }
+}
+
+/** E_CLOSED for a request still pending when its device was closed. */
+function closedWhilePending(address: string): DeviceError {
+  return new DeviceError('E_CLOSED', `${address}: the device was closed with this request pending`,
+    'the request may or may not have been carried out; close the driver only once its requests have settled');
 }

@@ -33,7 +33,7 @@ function refusal(parse: Parse, argv: string[]): CommanderError | undefined {
 
 t.test('defaults are the documented ones (bench/README.md, the scripts\' headers)', async (t) => {
   t.same(vmBlk([]), { seconds: 2, json: false, only: [], hybridUs: 4000, warmupMs: 3000, spinUs: undefined, queues: 1, pollBudget: undefined });
-  t.same(vmNet([]), { seconds: 3, json: false, only: [], eventIdx: true, processes: 2 });
+  t.same(vmNet([]), { seconds: 3, json: false, only: [], eventIdx: true, processes: 1 });
   t.same(vmVdpa([]), { seconds: 3, cycles: 200, json: false });
   t.same(vhostUserBlk([]), { seconds: 2, cycles: 20, rounds: 3, json: false });
   t.same(rings([]), { seconds: 1.5, only: undefined, json: false, peer: true });
@@ -53,8 +53,8 @@ t.test('every documented invocation parses, to what it says', async (t) => {
   t.same(vmBlk(['--hybrid-us', '200', '--spin-us', '0', '--warmup-ms', '1000', '--queues', '2', '--poll-budget', 'half', '3']),
     { seconds: 3, json: false, only: [], hybridUs: 200, warmupMs: 1000, spinUs: 0, queues: 2, pollBudget: 'half' });
   t.equal(vmBlk(['--poll-budget', '8']).pollBudget, 8);
-  t.same(vmNet(['3', '--json', '--only', 'dpdk', '--no-event-idx']), { seconds: 3, json: true, only: ['dpdk'], eventIdx: false, processes: 2 });
-  t.same(vmNet(['2', '--one-process']), { seconds: 2, json: false, only: [], eventIdx: true, processes: 1 });
+  t.same(vmNet(['3', '--json', '--only', 'dpdk', '--no-event-idx']), { seconds: 3, json: true, only: ['dpdk'], eventIdx: false, processes: 1 });
+  t.same(vmNet(['2', '--processes', '2']), { seconds: 2, json: false, only: [], eventIdx: true, processes: 2 });
   t.same(vmVdpa(['2', '100', '--json']), { seconds: 2, cycles: 100, json: true });
   t.same(vhostUserBlk(['3', '--json']), { seconds: 3, cycles: 20, rounds: 3, json: true });
   t.same(rings(['5']), { seconds: 5, only: undefined, json: false, peer: true });
@@ -91,6 +91,7 @@ t.test('a value out of range or not a number: exit 2, naming the flag and what i
     ['vm-blk --only', vmBlk, ['--only', 'dpdk'], /--only must be one of uvirtio, c, linux/],
     ['vm-net --only', vmNet, ['--only', 'c'], /--only must be one of uvirtio, dpdk/],
     ['vm-net seconds', vmNet, ['-1'], /seconds must be a number of seconds above 0/],
+    ['vm-net --processes', vmNet, ['--processes', '3'], /--processes must be an integer from 1 to 2/],
     ['ring-driver --seconds', ringDriver, ['--seconds', 'x'], /--seconds must be a number of seconds above 0 and at most 3600/],
     ['ring-driver --repeat', ringDriver, ['--repeat', '0'], /--repeat must be an integer from 1 to 1000/],
     ['ring-driver --only', ringDriver, ['--only', 'splt'], /--only: "splt" is in no case's name/],

@@ -43,7 +43,7 @@ export class NetModel implements DeviceModel {
   readonly config = new DeviceConfigSpace(NetConfig.LEN, NET_CONFIG_FIELDS);
   /** §5.1.3.1: of what this device offers, MQ requires CTRL_VQ. */
   readonly featureDependencies = [[NetFeature.MQ, NetFeature.CTRL_VQ]] as const;
-  /** Frames dropped: link down, or a receive buffer too small for header and frame. */
+  /** Frames dropped: link down, a receive buffer too small for header and frame, or still waiting for a receive buffer when the device was reset. */
   dropped = 0;
   private readonly maxPairs: number;
   private readonly hasCtrl: boolean;
@@ -155,6 +155,9 @@ export class NetModel implements DeviceModel {
   }
 
   reset(): void {
+    // Frames still waiting for a receive buffer are not part of any virtqueue's state (a snapshot
+    // does not carry them): a reset loses them, as a NIC's reset loses its FIFO. Counted, not silent.
+    for (const waiting of this.backlog) this.dropped += waiting.length;
     this.backlog = this.backlog.map(() => []);
     this.pairs = 1;
     this.negotiated = 0n;

@@ -29,7 +29,7 @@ export interface SimNetDevice extends SimDevice {
   readonly type: 'net';
   /** The 6-byte MAC address its configuration space shows (VIRTIO_NET_F_MAC, virtio 1.2 §5.1.4). */
   readonly mac: Uint8Array;
-  /** Frames dropped (link down, or a receive buffer too small). */
+  /** Frames dropped (link down, a receive buffer too small, or waiting for a receive buffer at a reset). */
   readonly dropped: number;
   /** Sets the link status bit: a config change. */
   setLinkUp(up: boolean): void;

@@ -11,6 +11,7 @@ import type { ConfigWidth, DeviceStateMailbox, QueueSetup, StateFacility, Virtio
 import { ringStateFacility, suspendFacility, type StateRegisters } from './state.js';
 import { backoff } from '../../util/backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
+import { Listeners } from '../../util/listeners.js';
 
 /**
  * The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction (VFIO, the simulator): it
@@ -30,7 +31,7 @@ export class VirtioPciTransport implements VirtioTransport {
   private readonly cb: number;
   private readonly notifiers = new Map<number, () => void>();
   private closed = false;
-  private readonly lostListeners = new Set<(e: UvirtioError) => void>();
+  private readonly lostListeners = new Listeners<[UvirtioError]>('transport lost');
 
   /** @param fn the PCI function to drive; its DMA allocator becomes this transport's. */
   constructor(
@@ -266,8 +267,7 @@ export class VirtioPciTransport implements VirtioTransport {
 
   /** Called once when the transport is closed while a device still uses it (its requests then settle at once). */
   onLost(listener: (e: UvirtioError) => void): () => void {
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
+    return this.lostListeners.add(listener);
   }
 
   close(): void {
@@ -275,7 +275,7 @@ export class VirtioPciTransport implements VirtioTransport {
     this.closed = true;
     this.notifiers.clear();
     const closedError = new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport');
-    for (const l of [...this.lostListeners]) l(closedError);
+    this.lostListeners.emit(closedError);
     this.lostListeners.clear();
     this.fn.close();
   }

@@ -1,3 +1,5 @@
+// Found by a breaker (fixed: net-sender reports and lets go only while process.connected, and ends
+// its window when the parent goes). What it was:
 // bench/net-sender.ts (the two-process vm-net sender) ends by calling process.disconnect() and
 // reports with process.send() without asking whether the IPC channel is still there. Once the parent
 // has disconnected — which streamToChild's finally does whenever the child has not exited yet, i.e.

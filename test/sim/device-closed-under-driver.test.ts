@@ -1,3 +1,5 @@
+// Found by a breaker (fixed: VirtioDevice.onClose tells the QueueSet, which rejects what was in
+// flight with E_CLOSED as its own close() would). What it was:
 // Closing a driver's VirtioDevice (net.device.close(), e.g. from an onFrame or onFailure listener)
 // instead of the driver strands the driver's requests for good: VirtioDevice.close() resets the
 // device, takes the tokens of every chain in flight and returns them "for their owners to reject"

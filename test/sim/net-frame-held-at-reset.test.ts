@@ -1,3 +1,5 @@
+// Found by a breaker (fixed: the reference NIC counts frames still waiting for a receive buffer at a
+// reset in `dropped`; they are not virtqueue state, a snapshot does not carry them). What it was:
 // A frame the device holds for want of receive buffers when the driver stops it is lost without a
 // trace by stop → snapshot → reinit (quiesce, the reference device's default here): QueueSet.stop()
 // pauses every queue first, so the receive buffers RxQueue posts again from its completion callback

@@ -1,3 +1,4 @@
+// Found by a breaker (fixed: VirtioPciTransport.onLost is a Listeners set). What it was:
 // A listener site 95b16b2 missed: VirtioPciTransport.onLost (the VirtioTransport.onLost of the PCI
 // transport, public API) still keeps a bare Set and calls `for (const l of [...lostListeners]) l(e)`
 // in close(). A listener that throws makes transport.close() throw part-way: the listeners after it
