@@ -4,6 +4,7 @@
 // from an event callback, end the process. Each listener is called in turn; what one throws becomes
 // a process warning (E_CALLBACK_THREW, the exception as its cause) and the others are still called.
 
+import type { EventEmitter } from 'node:events';
 import { UsageError, UvirtioError } from '../errors.js';
 import { shown, thrownMessage } from './shown.js';
 
@@ -37,8 +38,7 @@ export class Listeners<A extends unknown[]> {
       try {
         l(...args);
       } catch (e) {
-        process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `a ${this.event} listener threw: ${thrownMessage(e)}`,
-          'fix the listener; the other listeners were called and the SDK went on', { cause: e }));
+        callbackThrew(`a ${this.event} listener`, e);
       }
     }
   }
@@ -47,4 +47,31 @@ export class Listeners<A extends unknown[]> {
   clear(): void {
     this.set.clear();
   }
+}
+
+/**
+ * Reports what a user's callback threw as a process warning E_CALLBACK_THREW: "`what` threw: …"
+ * (e.g. "a frame listener threw: …"), the exception as its cause. Never throws.
+ */
+export function callbackThrew(what: string, thrown: unknown, hint = 'fix the listener; the other listeners were called and the SDK went on'): void {
+  process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `${what} threw: ${thrownMessage(thrown)}`, hint, { cause: thrown }));
+}
+
+/**
+ * `emitter.emit(event, ...args)` as Listeners does it, for an EventEmitter whose listeners are user
+ * code (a console port's stream events): each listener subscribed now is called in turn, as emit()
+ * would call it (a once() listener is removed first), and what one throws is reported through
+ * callbackThrew (`a ${name} listener`); the others are still called. Returns whether there was a
+ * listener. Never throws.
+ */
+export function emitEach(emitter: EventEmitter, name: string, event: string | symbol, args: readonly unknown[]): boolean {
+  const listeners = emitter.rawListeners(event);
+  for (const l of listeners) {
+    try {
+      Reflect.apply(l, emitter, args);
+    } catch (e) {
+      callbackThrew(`a ${name} listener`, e);
+    }
+  }
+  return listeners.length > 0;
 }
