@@ -8,6 +8,7 @@ import { CONSOLE_MAX_NAME_LEN, ConsoleControlMsg, encodeConsoleControl } from '.
 import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+import type { CompletionCallback } from '../../lib/virtio/request.js';
 
 /** One control message from the device, decoded (virtio 1.2 §5.3.6.2). */
 export interface ControlMessage {
@@ -78,16 +79,24 @@ export class ControlChannel {
   }
 
   private post(buf: DmaRegion): void {
-    this.cin.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
-      if (this.closed()) return;
-      // len was checked against the buffer by the RequestQueue; read the device's bytes once.
-      const bytes = buf.bytes.slice(0, len);
-      this.post(buf);
-      this.handle(bytes.length < ConsoleControlMsg.LEN
-        ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`)
-        : decode(bytes));
-    }, () => undefined); // a broken or closed queue: the failure surfaces through device health
+    // A callback, not a promise (as drivers/net/rx.ts): the message is handled inside the used-ring
+    // pass that found it, the buffers posted again in one pass share one notification, and what
+    // handling it runs (a port's 'resize', 'host-open' listeners, onPort) is never inside a promise
+    // chain whose rejection nobody handles; a throw that got past the listeners' own isolation is
+    // the RequestQueue's E_CALLBACK_THREW warning.
+    this.cin.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.received, false);
   }
+
+  /** A control receive buffer came back: it is posted again before its message is handled. An error (a broken or closed queue) surfaces through device health. */
+  private readonly received: CompletionCallback<DmaRegion> = (error, len, buf) => {
+    if (error || this.closed()) return;
+    // len was checked against the buffer by the RequestQueue; read the device's bytes once.
+    const bytes = buf.bytes.slice(0, Math.min(len, buf.size));
+    this.post(buf);
+    this.handle(bytes.length < ConsoleControlMsg.LEN
+      ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`)
+      : decode(bytes));
+  };
 
   /** Frees the buffers: only after the device was reset (nothing can write into them any more). */
   release(): void {

@@ -11,6 +11,8 @@ import { Duplex } from 'node:stream';
 import { DeviceError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
+import type { CompletionCallback } from '../../lib/virtio/request.js';
+import { callbackThrew, emitEach } from '../../lib/util/listeners.js';
 
 /**
  * The receive side of one port number: its receiveq's buffers, posted once when the port is
@@ -26,17 +28,34 @@ export class PortRx {
 
   constructor(private readonly rq: RequestQueue<DmaRegion>, private readonly closed: () => boolean) {}
 
+  /** Posts `buf`; when the device fills it, its bytes go to the stream and it is posted again (or held back while the reader is full). */
   post(buf: DmaRegion): void {
-    this.rq.submit([], [{ addr: buf.iova, len: buf.size }], buf).then(({ len }) => {
-      if (this.closed()) return;
+    // A callback, not a promise (as drivers/net/rx.ts): it runs inside the used-ring pass that found
+    // the buffer, the buffers posted again in one pass share one notification (kickNow false), and
+    // no reader's code runs in a promise chain whose rejection nobody would handle.
+    this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
+  }
+
+  /**
+   * A posted buffer came back. The buffer goes back to the device even when delivering its bytes
+   * threw (the stream's listeners are isolated by ConsolePort.emit; anything else is the
+   * RequestQueue's E_CALLBACK_THREW warning). An error (a broken or closed queue) surfaces through
+   * device health.
+   */
+  private readonly filled: CompletionCallback<DmaRegion> = (error, len, buf) => {
+    if (error || this.closed()) return;
+    let again = true;
+    try {
       // len was checked against the buffer by the RequestQueue; the bytes are read once, copied out.
-      const bytes = buf.bytes.slice(0, len);
+      const bytes = buf.bytes.slice(0, Math.min(len, buf.size));
       const t = this.target;
       if (!t) this.orphanBytes += bytes.length;
-      if (!t || bytes.length === 0 || t.deliver(bytes)) this.post(buf);
+      again = !t || bytes.length === 0 || t.deliver(bytes);
+    } finally {
+      if (again) this.post(buf);
       else this.parked.push(buf);
-    }, () => undefined); // a broken or closed queue: the failure surfaces through device health
-  }
+    }
+  };
 
   /** The reader wants more: buffers held back while it was full go back to the device. */
   resume(): void {
@@ -114,7 +133,8 @@ export interface PortIo {
  * last PORT_OPEN (always true without MULTIPORT), `size` the last RESIZE. Emits 'host-open' and
  * 'host-close' when the host side opens or closes, 'resize' with { cols, rows }. A port the device
  * removes ends its readable side and fails later writes with E_CLOSED; destroy() closes it on the
- * driver's side (PORT_OPEN 0).
+ * driver's side (PORT_OPEN 0). A listener of its events ('data', 'resize' …) or a write callback
+ * that throws is a process warning E_CALLBACK_THREW; the port and its other listeners go on.
  */
 export class ConsolePort extends Duplex {
   /** The port number (virtio_console_control.id; 0 is port 0 on queues 0 and 1, §5.3.2). */
@@ -186,12 +206,38 @@ export class ConsolePort extends Duplex {
 
   /** @internal Node's Writable hook: the chunk goes into transmit buffers. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.send(chunk).then(() => callback(), callback);
+    this.send(chunk).then(() => this.done(callback), (e: Error) => this.done(callback, e));
   }
 
   /** @internal Node's Writable hook: end() waits until the device took every byte. */
   override _final(callback: (error?: Error | null) => void): void {
-    this.settled().then(() => callback(), callback);
+    this.settled().then(() => this.done(callback), (e: Error) => this.done(callback, e));
+  }
+
+  /**
+   * Node's emit, each listener called in turn (emitEach of lib/util/listeners.ts): the driver emits
+   * from inside its own work — a receive completion pushes 'data' (to a pipe's destination too), a
+   * control message emits 'resize', 'host-open' or 'host-close', a removal ends the readable side —
+   * so a listener that throws must not unwind it (and lose a receive buffer, or from a promise end
+   * the process): what it throws is a process warning E_CALLBACK_THREW, and the other listeners
+   * still hear the event. 'error' is Node's own (with no listener it throws, as ever).
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error') return super.emit(event, ...args);
+    return emitEach(this, `console port ${this.id} '${String(event)}'`, event, args);
+  }
+
+  /**
+   * Completes a write or end() for Node from the driver's promise: Node runs the user's write or
+   * end() callback synchronously inside it, and what that throws must not become a rejection nobody
+   * handles (the default ends the process); it is a process warning E_CALLBACK_THREW.
+   */
+  private done(callback: (error?: Error | null) => void, error?: Error): void {
+    try {
+      callback(error);
+    } catch (e) {
+      callbackThrew(`a write or end() callback of console port ${this.id}`, e, 'fix the callback; the port went on');
+    }
   }
 
   /** @internal Node's hook: PORT_OPEN 0 unless the device removed the port. */

@@ -4,6 +4,7 @@
 // from an event callback, end the process. Each listener is called in turn; what one throws becomes
 // a process warning (E_CALLBACK_THREW, the exception as its cause) and the others are still called.
 
+import type { EventEmitter } from 'node:events';
 import { UsageError, UvirtioError } from '../errors.js';
 import { shown, thrownMessage } from './shown.js';
 
@@ -37,7 +38,7 @@ export class Listeners<A extends unknown[]> {
       try {
         l(...args);
       } catch (e) {
-        reportThrown(`a ${this.event} listener`, e);
+        callbackThrew(`a ${this.event} listener`, e);
       }
     }
   }
@@ -49,15 +50,32 @@ export class Listeners<A extends unknown[]> {
 }
 
 /**
- * Reports what a user's callback (`who`, e.g. "a frame listener") threw as a process warning
- * (E_CALLBACK_THREW, the exception as its cause). Never throws, whatever was thrown or whoever listens
- * to warnings.
+ * Reports what a user's callback threw as a process warning E_CALLBACK_THREW: "`what` threw: …"
+ * (e.g. "a frame listener threw: …"), the exception as its cause. Never throws.
  */
-export function reportThrown(who: string, thrown: unknown): void {
+export function callbackThrew(what: string, thrown: unknown, hint = 'fix the listener; the other listeners were called and the SDK went on'): void {
   try {
-    process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `${who} threw: ${thrownMessage(thrown)}`,
-      'fix the listener; the other listeners were called and the SDK went on', { cause: thrown }));
+    process.emitWarning(new UvirtioError('E_CALLBACK_THREW', `${what} threw: ${thrownMessage(thrown)}`, hint, { cause: thrown }));
   } catch {
-    // emitWarning itself failed (a hostile 'warning' listener is called later, not here): nothing more to do
+    // emitWarning itself failed: nothing more can be reported (its 'warning' listeners run later, not here)
   }
+}
+
+/**
+ * `emitter.emit(event, ...args)` as Listeners does it, for an EventEmitter whose listeners are user
+ * code (a console port's stream events): each listener subscribed now is called in turn, as emit()
+ * would call it (a once() listener is removed first), and what one throws is reported through
+ * callbackThrew (`a ${name} listener`); the others are still called. Returns whether there was a
+ * listener. Never throws.
+ */
+export function emitEach(emitter: EventEmitter, name: string, event: string | symbol, args: readonly unknown[]): boolean {
+  const listeners = emitter.rawListeners(event);
+  for (const l of listeners) {
+    try {
+      Reflect.apply(l, emitter, args);
+    } catch (e) {
+      callbackThrew(`a ${name} listener`, e);
+    }
+  }
+  return listeners.length > 0;
 }

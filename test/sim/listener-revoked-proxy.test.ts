@@ -1,5 +1,5 @@
 // Found by a breaker (fixed: shown() names a revoked Proxy 'an object'; Listeners reports through
-// reportThrown, which never throws). What it was:
+// callbackThrew, which never throws). What it was:
 // A listener that throws a revoked Proxy (or is passed one instead of a function) escapes the
 // "never throws" promise of Listeners: thrownMessage() falls back to shown(), and shown() calls
 // Array.isArray(value) for every object — which throws a TypeError ("Cannot perform 'IsArray' on a
