@@ -43,6 +43,31 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
 }
 
 /**
+ * Refuses (UsageError E_INVALID_ARGUMENT) receive buffers that cannot hold one frame of `mtu`
+ * bytes. virtio 1.2 §5.1.6.3.1: with VIRTIO_NET_F_MRG_RXBUF each buffer MUST hold at least the
+ * virtio_net_hdr, and a frame spans as many buffers as it needs (num_buffers, §5.1.6.4.2) — so the
+ * buffers one receive queue keeps posted, min(rxBuffers, ring size), must together hold the header
+ * and an mtu frame, or the device can never place such a frame (it waits for room that cannot
+ * come, and receive stalls behind it). Without MRG_RXBUF each buffer holds a whole frame (the
+ * driver SHOULD post buffers of at least 1526 bytes, header + 1514, or 65562 with the guest GSO
+ * features): the driver sizes each one header + mtu itself.
+ */
+function checkReceiveSetup(mergeable: boolean, bufferSize: number, mtu: number, rxBuffers: number, ringSizes: readonly number[]): void {
+  if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {
+    throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${bufferSize}`);
+  }
+  if (!mergeable) return;
+  const ring = Math.min(...ringSizes);
+  const posted = Math.min(rxBuffers, ring);
+  const needed = NET_HDR_LEN + mtu;
+  if (posted * bufferSize >= needed) return;
+  const count = rxBuffers <= ring ? 'rxBuffers' : 'queueSize (the receive ring size)';
+  throw new UsageError('E_INVALID_ARGUMENT',
+    `the receive buffers cannot hold one frame: ${posted} buffers (min of rxBuffers ${rxBuffers} and receive ring size ${ring}) × rxBufferSize ${bufferSize} = ${posted * bufferSize} bytes, less than the ${NET_HDR_LEN}-byte header + mtu ${mtu} = ${needed} (virtio 1.2 §5.1.6.3.1)`,
+    `raise rxBufferSize to at least ${Math.ceil(needed / posted)}, or ${count} to at least ${Math.ceil(needed / bufferSize)}, or lower mtu`);
+}
+
+/**
  * A virtio-net driver (virtio 1.2 §5.1): sends frames with a virtio_net_hdr, keeps receive buffers
  * posted and delivers received frames (joined across buffers with VIRTIO_NET_F_MRG_RXBUF), uses
  * several queue pairs through the control queue (CTRL_VQ + MQ, §5.1.6.5.5), and reads MAC and link
@@ -86,8 +111,9 @@ export class NetDriver extends StatefulDriver {
    * Initialises the virtio-net device behind `transport` (virtio 1.2 §3.1.1, §5.1.5), sets up its
    * receive, transmit and control queues, posts receive buffers and reaches DRIVER_OK. Rejects with
    * DeviceError E_NOT_VIRTIO when it is not a network device (type 1), UsageError
-   * E_INVALID_ARGUMENT for bad options (rxBuffers or queuePairs not a positive integer, an
-   * rxBufferSize that cannot hold the 12-byte header and a byte), and the errors of VirtioDevice.open
+   * E_INVALID_ARGUMENT for bad options (rxBuffers, queuePairs or mtu not a positive integer, an
+   * rxBufferSize that cannot hold the 12-byte header and a byte, or — with MRG_RXBUF — receive
+   * buffers that together cannot hold one mtu frame, §5.1.6.3.1), and the errors of VirtioDevice.open
    * and of the VQ_PAIRS_SET command; the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
@@ -95,6 +121,7 @@ export class NetDriver extends StatefulDriver {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);
     }
     const maxFrame = options.mtu ?? 1514;
+    if (!Number.isInteger(maxFrame) || maxFrame < 1) throw new UsageError('E_INVALID_ARGUMENT', `mtu must be a positive integer, got ${maxFrame}`);
     const rxBuffers = options.rxBuffers ?? 64;
     if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new UsageError('E_INVALID_ARGUMENT', `rxBuffers must be a positive integer, got ${rxBuffers}`);
     const wanted = options.queuePairs;
@@ -108,8 +135,10 @@ export class NetDriver extends StatefulDriver {
       const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, device.config.read16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
       const pairs = Math.min(maxPairs, wanted ?? maxPairs);
       const ctrlIndex = device.has(NetFeature.CTRL_VQ) ? (device.has(NetFeature.MQ) ? 2 * maxPairs : 2) : undefined;
-      const queues = new QueueSet(device);
       const sizeOf = (q: number): number => options.queueSize ?? Math.min(transport.queueMaxSize(q), 256);
+      const bufferSize = device.has(NetFeature.MRG_RXBUF) ? options.rxBufferSize ?? NET_HDR_LEN + maxFrame : NET_HDR_LEN + maxFrame;
+      checkReceiveSetup(device.has(NetFeature.MRG_RXBUF), bufferSize, maxFrame, rxBuffers, Array.from({ length: pairs }, (_, p) => sizeOf(2 * p)));
+      const queues = new QueueSet(device);
       for (let p = 0; p < pairs; p++) {
         queues.add(2 * p, { size: sizeOf(2 * p), drains: false });
         queues.add(2 * p + 1, { size: sizeOf(2 * p + 1) });
@@ -117,10 +146,6 @@ export class NetDriver extends StatefulDriver {
       if (ctrlIndex !== undefined) queues.add(ctrlIndex, { size: Math.min(sizeOf(ctrlIndex), 64) });
       await device.driverOk();
       const net = new NetDriver(device, queues, pairs, ctrlIndex, maxFrame);
-      const bufferSize = device.has(NetFeature.MRG_RXBUF) ? options.rxBufferSize ?? NET_HDR_LEN + maxFrame : NET_HDR_LEN + maxFrame;
-      if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {
-        throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${bufferSize}`);
-      }
       for (const rx of net.rx) {
         for (let i = 0; i < Math.min(rxBuffers, sizeOf(2 * rx.pair)); i++) rx.post(device.dma.alloc(bufferSize, 64));
       }
@@ -199,14 +224,28 @@ export class NetDriver extends StatefulDriver {
    * VQ_PAIRS_SET again (as QEMU's vhost-vdpa replays control commands on a migration target).
    */
   override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
+    for (const rx of this.rx) rx.restarting(false);
     await super.reinit(snapshot, options);
+    this.repostIdle();
     if (this.pairsInUse > 1) await this.ctrl!.setQueuePairs(this.pairsInUse);
   }
 
   /** A recovered device starts from reset with one pair in use, as after reinit: VQ_PAIRS_SET again. */
   override async recover(): Promise<void> {
+    // Only a device that needs a reset gets one: a recover() refused on a live device leaves its frames alone.
+    if (this.device.phase === 'needs-reset') for (const rx of this.rx) rx.restarting(true);
     await super.recover();
+    this.repostIdle();
     if (this.pairsInUse > 1) await this.ctrl!.setQueuePairs(this.pairsInUse);
+  }
+
+  /**
+   * QueueSet posts again the buffers the reset rings forgot; the buffers a halted queue refused
+   * (taken while the failure was settled) are the RxQueues' to post. Then every receive queue has
+   * min(rxBuffers, its size) buffers posted again.
+   */
+  private repostIdle(): void {
+    for (const rx of this.rx) rx.restart();
   }
 
   private emit(f: ReceivedFrame): void {

@@ -3,6 +3,12 @@
 // header's num_buffers says how many consecutive used buffers the frame spans (virtio 1.2
 // §5.1.6.4.2). The device is not trusted: a num_buffers of 0 or beyond the ring is counted as
 // malformed and the frame dropped.
+//
+// Every buffer is either posted or, while the queue refuses new requests (a failed device being
+// reset: the used ring is taken after the queue was halted), kept idle here until the device is
+// back: restart() posts the idle ones again, so after recover()/reinit() exactly as many buffers are
+// posted as before the failure. The RequestQueue is not asked to hold them: it refuses while
+// halted, and this layer, which owns the buffers, decides what to do with one refused.
 
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 import { RequestError, type UvirtioError } from '../../lib/errors.js';
@@ -38,6 +44,15 @@ export class RxQueue {
   /** The last of those, with its code. */
   lastMalformed: UvirtioError | null = null;
   private partial: Partial | undefined;
+  /** Buffers a halted queue would have refused: posted again by restart(). */
+  private readonly idle: DmaRegion[] = [];
+  /**
+   * With MRG_RXBUF a malformed first buffer lost the frame boundaries: nothing is delivered (the
+   * buffers are only posted again) until the device is back from recover() / reinit().
+   */
+  private desynced = false;
+  /** A recover() ('reset') or reinit() under way: see restarting(). */
+  private fresh: 'reset' | 'reinit' | undefined;
 
   constructor(
     private readonly rq: RequestQueue<DmaRegion>,
@@ -58,20 +73,53 @@ export class RxQueue {
    * gso_type is poisoned first (UNWRITTEN_GSO, a type no device writes): the device writes a whole
    * header into a frame's first buffer (§5.1.6.4), so a "used" buffer that still shows the poison
    * was never written — a stale used element, which a split ring cannot otherwise tell from a fresh
-   * one — and is dropped as malformed instead of delivered as a frame.
+   * one — and is dropped as malformed instead of delivered as a frame. While the queue is halted (a
+   * failed device being reset) the buffer is kept idle instead, for restart().
    */
   post(buf: DmaRegion): void {
+    // A halted or broken queue would refuse the request (its callback gets the error) and the
+    // buffer would be lost: after recover() the queue would run with fewer buffers, and none after
+    // enough failures.
+    if (this.rq.haltedBy || this.rq.error) {
+      if (!this.closed()) this.idle.push(buf);
+      return;
+    }
     buf.bytes[NetHdr.GSO_TYPE] = UNWRITTEN_GSO;
     // A callback, not a promise: it runs inside the used-ring pass that found the buffer, and the
     // buffers posted again in one pass share one notification (kickNow false: a microtask kicks).
     this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
   }
 
+  /**
+   * Called before the device is brought back (recover(): `reset` true; reinit(): false). The
+   * first buffer taken once the queue is no longer halted — or restart(), whichever comes first —
+   * ends a desync and, after a reset, drops the frame half taken before it (the reset ring forgot
+   * the rest). Not now: the failure may still be settling, and the used elements it takes are
+   * the device's real output, continuations included.
+   */
+  restarting(reset: boolean): void {
+    this.fresh = reset ? 'reset' : 'reinit';
+  }
+
+  /** The device is live again (after recover() / reinit()): the idle buffers are posted again. */
+  restart(): void {
+    this.startFresh();
+    for (let buf = this.idle.shift(); buf; buf = this.idle.shift()) this.post(buf);
+  }
+
+  private startFresh(): void {
+    if (!this.fresh) return;
+    this.desynced = false;
+    if (this.fresh === 'reset') this.partial = undefined;
+    this.fresh = undefined;
+  }
+
   /** A posted buffer came back: its bytes are taken and it is posted again. An error (a broken or closed queue) surfaces on send() and through device health. */
   private readonly filled: CompletionCallback<DmaRegion> = (error, len, buf) => {
     if (error || this.closed()) return;
     try {
-      this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
+      if (!this.rq.haltedBy) this.startFresh();
+      if (!this.desynced) this.take(buf.bytes.slice(0, Math.min(len, buf.size)));
     } finally {
       this.post(buf);
     }
@@ -106,7 +154,12 @@ export class RxQueue {
   private drop(e: UvirtioError): void {
     this.malformed++;
     this.lastMalformed = e;
-    if (this.mergeable) this.desync(e);
+    if (!this.mergeable) return;
+    // The buffers after this one (some may be in this same used-ring pass) can be continuations of
+    // its frame: none is parsed as a frame until the device is reset and the rings start afresh.
+    this.desynced = true;
+    this.partial = undefined;
+    this.desync(e);
   }
 
   private complete(): void {
