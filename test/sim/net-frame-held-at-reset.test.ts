@@ -21,7 +21,7 @@ for (const layout of ['split', 'packed'] as const) {
   t.test(`${layout}, MRG_RXBUF: a frame waiting in the device at stop() arrives after reinit, or is counted as dropped`, async (t) => {
     const sim = createSimDevice({ type: 'net', mergeable: true });
     // Five 500-byte frames over 128-byte buffers need 25 buffers; 16 are posted.
-    const net = await NetDriver.open(new VirtioPciTransport(sim.fn), { layout, interrupts: 'poll', pollBudget: 1, rxBufferSize: 128, rxBuffers: 16, queueSize: 16, mtu: 9000 });
+    const net = await NetDriver.open(new VirtioPciTransport(sim.fn), { layout, interrupts: 'poll', pollBudget: 1, rxBufferSize: 128, rxBuffers: 16, queueSize: 16 });
     t.teardown(() => net.close());
     const got: number[] = [];
     let stopped: Promise<unknown> | undefined;
