@@ -25,16 +25,17 @@ export interface NetHeader {
   numBuffers: number;
 }
 
-/** Writes `h` (missing fields 0) into the first 12 bytes of `into`; num_buffers is always 0 on transmit. */
+/** Writes `h` (missing fields 0) into the first 12 bytes of `into`; num_buffers is always 0 on transmit. Throws a RangeError when `into` is shorter than 12 bytes. */
 export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
-  const v = new DataView(into.buffer, into.byteOffset, NET_HDR_LEN);
-  v.setUint8(NetHdr.FLAGS, h.flags ?? 0);
-  v.setUint8(NetHdr.GSO_TYPE, h.gsoType ?? 0);
-  v.setUint16(NetHdr.HDR_LEN, h.hdrLen ?? 0, true);
-  v.setUint16(NetHdr.GSO_SIZE, h.gsoSize ?? 0, true);
-  v.setUint16(NetHdr.CSUM_START, h.csumStart ?? 0, true);
-  v.setUint16(NetHdr.CSUM_OFFSET, h.csumOffset ?? 0, true);
-  v.setUint16(NetHdr.NUM_BUFFERS, 0, true);
+  if (into.length < NET_HDR_LEN) throw new RangeError(`a virtio_net_hdr needs ${NET_HDR_LEN} bytes, not ${into.length}`);
+  // Byte by byte (little-endian): no DataView per frame on the transmit path.
+  into[NetHdr.FLAGS] = h.flags ?? 0;
+  into[NetHdr.GSO_TYPE] = h.gsoType ?? 0;
+  putLe16(into, NetHdr.HDR_LEN, h.hdrLen ?? 0);
+  putLe16(into, NetHdr.GSO_SIZE, h.gsoSize ?? 0);
+  putLe16(into, NetHdr.CSUM_START, h.csumStart ?? 0);
+  putLe16(into, NetHdr.CSUM_OFFSET, h.csumOffset ?? 0);
+  putLe16(into, NetHdr.NUM_BUFFERS, 0);
 }
 
 /**
@@ -43,14 +44,23 @@ export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
  * checked (the receive path validates what it depends on).
  */
 export function decodeNetHeader(bytes: Uint8Array): NetHeader {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, NET_HDR_LEN);
+  if (bytes.length < NET_HDR_LEN) throw new RangeError(`a virtio_net_hdr is ${NET_HDR_LEN} bytes, not ${bytes.length}`);
   return {
-    flags: v.getUint8(NetHdr.FLAGS),
-    gsoType: v.getUint8(NetHdr.GSO_TYPE),
-    hdrLen: v.getUint16(NetHdr.HDR_LEN, true),
-    gsoSize: v.getUint16(NetHdr.GSO_SIZE, true),
-    csumStart: v.getUint16(NetHdr.CSUM_START, true),
-    csumOffset: v.getUint16(NetHdr.CSUM_OFFSET, true),
-    numBuffers: v.getUint16(NetHdr.NUM_BUFFERS, true),
+    flags: bytes[NetHdr.FLAGS]!,
+    gsoType: bytes[NetHdr.GSO_TYPE]!,
+    hdrLen: le16(bytes, NetHdr.HDR_LEN),
+    gsoSize: le16(bytes, NetHdr.GSO_SIZE),
+    csumStart: le16(bytes, NetHdr.CSUM_START),
+    csumOffset: le16(bytes, NetHdr.CSUM_OFFSET),
+    numBuffers: le16(bytes, NetHdr.NUM_BUFFERS),
   };
+}
+
+function le16(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8);
+}
+
+function putLe16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
 }

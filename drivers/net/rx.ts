@@ -22,7 +22,7 @@ const UNWRITTEN_GSO = 0xff;
 
 /** One frame the device delivered on a receive queue (virtio 1.2 §5.1.6.4), as given to frame listeners. */
 export interface ReceivedFrame {
-  /** The virtio_net_hdr the device wrote (raw bytes). */
+  /** The virtio_net_hdr the device wrote (raw bytes: 12, a view into the same copy as a one-buffer frame). */
   header: Uint8Array;
   /** The same, decoded. */
   hdr: NetHeader;
@@ -34,6 +34,7 @@ export interface ReceivedFrame {
 
 interface Partial {
   header: Uint8Array;
+  hdr: NetHeader;
   parts: Uint8Array[];
   left: number;
 }
@@ -137,17 +138,19 @@ export class RxQueue {
       this.drop(new RequestError('E_DEVICE_SHORT_USED_LEN', `receive queue ${this.rq.vq.index}: the device returned a buffer with ${bytes.length} byte(s), less than the ${NET_HDR_LEN}-byte virtio_net_hdr`));
       return;
     }
-    const header = bytes.slice(0, NET_HDR_LEN);
+    // A view, not a copy: `bytes` is this frame's own copy out of DMA memory already.
+    const header = bytes.subarray(0, NET_HDR_LEN);
     if (header[NetHdr.GSO_TYPE] === UNWRITTEN_GSO) {
       this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: the device returned a buffer whose header it never wrote`));
       return;
     }
-    const buffers = this.mergeable ? decodeNetHeader(header).numBuffers : 1;
+    const hdr = decodeNetHeader(header);
+    const buffers = this.mergeable ? hdr.numBuffers : 1;
     if (buffers < 1 || buffers > this.rq.vq.size) {
       this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`));
       return;
     }
-    this.partial = { header, parts: [bytes.subarray(NET_HDR_LEN)], left: buffers - 1 };
+    this.partial = { header, hdr, parts: [bytes.subarray(NET_HDR_LEN)], left: buffers - 1 };
     if (this.partial.left === 0) this.complete();
   }
 
@@ -163,10 +166,10 @@ export class RxQueue {
   }
 
   private complete(): void {
-    const { header, parts } = this.partial!;
+    const { header, hdr, parts } = this.partial!;
     this.partial = undefined;
     const frame = parts.length === 1 ? parts[0]! : concat(parts);
-    if (frame.length > 0) this.deliver({ header, hdr: decodeNetHeader(header), frame, pair: this.pair });
+    if (frame.length > 0) this.deliver({ header, hdr, frame, pair: this.pair });
   }
 }
 
