@@ -21,6 +21,7 @@ import { encodeRanges, planRanges, splitTransfer, type SectorRange } from './pla
 import { DATA_OFFSET, RequestRunner, STATUS_OFFSET, type Planned } from './runner.js';
 import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
+import { shown } from '../../lib/util/shown.js';
 
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
@@ -100,11 +101,15 @@ export class BlkDriver extends StatefulDriver {
     }
     const maxTransfer = options.maxTransfer ?? 64 * 1024;
     if (!Number.isInteger(maxTransfer) || maxTransfer < BLK_SECTOR_SIZE || maxTransfer % BLK_SECTOR_SIZE !== 0) {
-      throw new UsageError('E_INVALID_ARGUMENT', `maxTransfer must be a positive multiple of ${BLK_SECTOR_SIZE}, got ${maxTransfer}`);
+      throw new UsageError('E_INVALID_ARGUMENT', `maxTransfer must be a positive multiple of ${BLK_SECTOR_SIZE}, got ${shown(maxTransfer)}`);
     }
     const depth = options.depth ?? 32;
     if (!Number.isInteger(depth) || depth < 1 || depth > 4096) {
-      throw new UsageError('E_INVALID_ARGUMENT', `depth must be 1 to 4096, got ${depth}`);
+      throw new UsageError('E_INVALID_ARGUMENT', `depth must be 1 to 4096, got ${shown(depth)}`);
+    }
+    const wantedQueues = options.queues ?? 16;
+    if (!Number.isInteger(wantedQueues) || wantedQueues < 1) {
+      throw new UsageError('E_INVALID_ARGUMENT', `queues must be a positive integer, got ${shown(options.queues)}`);
     }
     const device = await VirtioDevice.open(transport, {
       ...options,
@@ -117,8 +122,7 @@ export class BlkDriver extends StatefulDriver {
     try {
       // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ.
       const offered = device.has(BlkFeature.MQ) ? Math.max(1, device.config.read16(BlkConfig.NUM_QUEUES)) : 1;
-      const count = Math.min(offered, options.queues ?? 16);
-      if (!Number.isInteger(count) || count < 1) throw new UsageError('E_INVALID_ARGUMENT', `queues must be a positive integer, got ${options.queues}`);
+      const count = Math.min(offered, wantedQueues);
       const queues = new QueueSet(device);
       const rqs: RequestQueue<undefined>[] = [];
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));

@@ -21,6 +21,7 @@ import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
 import { ConsolePort, PortRx, TxPool, type ConsoleSize } from './port.js';
 import { Listeners } from '../../lib/util/listeners.js';
+import { shown } from '../../lib/util/shown.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -99,7 +100,7 @@ export class ConsoleDriver extends StatefulDriver {
     const rxBuffers = options.rxBuffers ?? 8;
     const bufferBytes = options.bufferBytes ?? 4096;
     for (const [k, v, max] of [['rxBuffers', rxBuffers, 4096], ['bufferBytes', bufferBytes, 1 << 20]] as const) {
-      if (!Number.isInteger(v) || v < 1 || v > max) throw new UsageError('E_INVALID_ARGUMENT', `${k} must be an integer from 1 to ${max}, got ${String(v)}`);
+      if (!Number.isInteger(v) || v < 1 || v > max) throw new UsageError('E_INVALID_ARGUMENT', `${k} must be an integer from 1 to ${max}, got ${shown(v)}`);
     }
     const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
     if (options.multiport ?? true) optional.push(ConsoleFeature.MULTIPORT);
@@ -162,7 +163,7 @@ export class ConsoleDriver extends StatefulDriver {
    * E_INVALID_ARGUMENT for a port number that is not an integer below max_nr_ports.
    */
   async waitForPort(which: number | string, timeoutMs = CONSOLE_PORT_WAIT_MS): Promise<ConsolePort> {
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${timeoutMs}`);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${shown(timeoutMs)}`);
     // A port number no port can have (§5.3.6.2: ids are below max_nr_ports) would only time out.
     if (typeof which === 'number' ? !Number.isInteger(which) || which < 0 || which >= this.maxPorts : typeof which !== 'string') {
       throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no console port can be ${JSON.stringify(which) ?? String(which)}`,

@@ -17,6 +17,7 @@ import { ControlQueue } from './ctrl.js';
 import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
+import { shown } from '../../lib/util/shown.js';
 
 export type { ReceivedFrame } from './rx.js';
 export { decodeNetHeader, encodeNetHeader, type NetHeader } from './header.js';
@@ -54,7 +55,7 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
  */
 function checkReceiveSetup(mergeable: boolean, bufferSize: number, mtu: number, rxBuffers: number, ringSizes: readonly number[]): void {
   if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {
-    throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${bufferSize}`);
+    throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${shown(bufferSize)}`);
   }
   if (!mergeable) return;
   const ring = Math.min(...ringSizes);
@@ -121,11 +122,11 @@ export class NetDriver extends StatefulDriver {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);
     }
     const maxFrame = options.mtu ?? 1514;
-    if (!Number.isInteger(maxFrame) || maxFrame < 1) throw new UsageError('E_INVALID_ARGUMENT', `mtu must be a positive integer, got ${maxFrame}`);
+    if (!Number.isInteger(maxFrame) || maxFrame < 1) throw new UsageError('E_INVALID_ARGUMENT', `mtu must be a positive integer, got ${shown(maxFrame)}`);
     const rxBuffers = options.rxBuffers ?? 64;
-    if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new UsageError('E_INVALID_ARGUMENT', `rxBuffers must be a positive integer, got ${rxBuffers}`);
+    if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new UsageError('E_INVALID_ARGUMENT', `rxBuffers must be a positive integer, got ${shown(rxBuffers)}`);
     const wanted = options.queuePairs;
-    if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be a positive integer, got ${wanted}`);
+    if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be a positive integer, got ${shown(wanted)}`);
     const optional: number[] = [NetFeature.MAC, NetFeature.STATUS];
     if (options.mergeable ?? true) optional.push(NetFeature.MRG_RXBUF);
     if (wanted !== 1) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);

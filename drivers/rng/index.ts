@@ -10,6 +10,7 @@ import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+import { shown } from '../../lib/util/shown.js';
 
 /** The transport a driver opens on (openTransport(address).transport). */
 type Transport = Parameters<typeof VirtioDevice.open>[0];
@@ -63,7 +64,7 @@ export class RngDriver {
    */
   async read(n: number): Promise<Uint8Array> {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > RNG_MAX_READ_BYTES) {
-      throw new UsageError('E_INVALID_ARGUMENT', `read needs a byte count from 1 to ${RNG_MAX_READ_BYTES}, got ${typeof n === 'number' ? n : `${typeof n} ${JSON.stringify(n)}`}`,
+      throw new UsageError('E_INVALID_ARGUMENT', `read needs a byte count from 1 to ${RNG_MAX_READ_BYTES}, got ${shown(n)}`,
         `ask for more than ${RNG_MAX_READ_BYTES} bytes in several reads`);
     }
     const out = new Uint8Array(n);
