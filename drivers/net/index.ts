@@ -57,7 +57,8 @@ function checkReceiveSetup(mergeable: boolean, bufferSize: number, mtu: number, 
   if (!Number.isInteger(bufferSize) || bufferSize < NET_HDR_LEN + 1) {
     throw new UsageError('E_INVALID_ARGUMENT', `rxBufferSize must hold the ${NET_HDR_LEN}-byte header and a byte, got ${shown(bufferSize)}`);
   }
-  if (!mergeable) return;
+  // A ring size that is no size at all is the queue set-up's to refuse, with its own message.
+  if (!mergeable || !ringSizes.every((n) => Number.isInteger(n) && n >= 1)) return;
   const ring = Math.min(...ringSizes);
   const posted = Math.min(rxBuffers, ring);
   const needed = NET_HDR_LEN + mtu;

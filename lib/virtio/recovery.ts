@@ -23,7 +23,8 @@ export async function recover(d: DeviceCore, timeoutMs: number): Promise<Map<num
     await d.driverOk();
     d.ensureOpen();
   } catch (e) {
-    if (d.phase === 'closed') throw e;
+    // Closed under it: what the reset, closed transport made initialise() throw (E_FEATURES_NOT_OK …) is not the reason.
+    d.ensureOpen();
     d.phase = 'needs-reset';
     // Leave it reset; a device that would not reset in the first place is not waited for again.
     if ((e as UvirtioError).code !== 'E_RESET_TIMEOUT') await t.reset(timeoutMs).catch(() => markFailedStatus(t));

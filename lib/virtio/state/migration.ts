@@ -254,6 +254,7 @@ export class Migration {
       d.ensureOpen();
     } catch (e) {
       await this.rollBack(source, target, timeoutMs);
+      d.ensureOpen(); // closed under it: E_CLOSED, not what the closed target made the steps throw
       throw e;
     } finally {
       stateBuf?.free();

@@ -1,3 +1,5 @@
+// Found by a breaker (fixed: the receive-setup check leaves a ring size that is no size to the queue
+// set-up, which names it). What it was:
 // Breaker: with MRG_RXBUF the new receive-setup check (drivers/net/index.ts checkReceiveSetup) runs
 // before the queue size is validated, so a bad queueSize (0, negative, NaN) is reported as "the
 // receive buffers cannot hold one frame" with hints "raise rxBufferSize to at least Infinity"
