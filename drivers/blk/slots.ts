@@ -36,12 +36,18 @@ export class SlotPool {
    */
   constructor(dma: DmaAllocator, queues: readonly number[], depth: number, bytes: number, headerLen: number, statusOffset: number, dataOffset: number) {
     // Interleaved (q0, q1, …, q0, q1, …) and taken from the end: consecutive requests go to different queues.
-    for (let i = 0; i < depth; i++) {
-      for (const queue of queues) {
-        const region = dma.alloc(bytes, 4096);
-        const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size);
-        this.all.push({ region, view, queue, header: { addr: region.iova, len: headerLen }, status: { addr: region.iova + BigInt(statusOffset), len: 1 }, data: region.iova + BigInt(dataOffset) });
+    try {
+      for (let i = 0; i < depth; i++) {
+        for (const queue of queues) {
+          const region = dma.alloc(bytes, 4096);
+          const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.size);
+          this.all.push({ region, view, queue, header: { addr: region.iova, len: headerLen }, status: { addr: region.iova + BigInt(statusOffset), len: 1 }, data: region.iova + BigInt(dataOffset) });
+        }
       }
+    } catch (e) {
+      // An allocation failed (E_DMA_EXHAUSTED): the slots allocated before it are given back, not leaked by the failed open().
+      for (const s of this.all.splice(0)) dma.free(s.region);
+      throw e;
     }
     this.free.push(...this.all.reverse());
   }

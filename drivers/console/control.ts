@@ -9,6 +9,7 @@ import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
+import { RxBuffers } from '../rx-buffers.js';
 
 /** One control message from the device, decoded (virtio 1.2 §5.3.6.2). */
 export interface ControlMessage {
@@ -29,7 +30,10 @@ export const CONTROL_BUFFER_BYTES = ConsoleControlMsg.LEN + CONSOLE_MAX_NAME_LEN
 
 export class ControlChannel {
   private readonly txFree: DmaRegion[] = [];
-  private readonly buffers: DmaRegion[] = [];
+  /** The control receiveq's buffers: kept idle while the queue is halted by a failure, posted again by restart(). */
+  private readonly buffers: RxBuffers;
+  /** release() ran: a transmit buffer coming back later (in flight at close()) is freed at once. */
+  private released = false;
   /** The last message queued per `${id}:${event}` and not yet taken by the device. */
   private readonly waiting = new Map<string, { value: number; done: Promise<void> }>();
 
@@ -39,14 +43,19 @@ export class ControlChannel {
     private readonly dma: DmaAllocator,
     private readonly handle: (m: ControlMessage | UvirtioError) => void,
     private readonly closed: () => boolean,
-  ) {}
+  ) {
+    // A callback, not a promise (as drivers/net/rx.ts): the message is handled inside the used-ring
+    // pass that found it, the buffers posted again in one pass share one notification, and what
+    // handling it runs (a port's 'resize', 'host-open' listeners, onPort) is never inside a promise
+    // chain whose rejection nobody handles; a throw that got past the listeners' own isolation is
+    // the RequestQueue's E_CALLBACK_THREW warning.
+    this.buffers = new RxBuffers(cin, dma, closed, (buf) => cin.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.received, false));
+  }
 
   /** Posts the control receiveq's buffers (before DEVICE_READY, so no announcement finds none). */
   start(): void {
     for (let i = 0; i < Math.min(RX_BUFFERS, this.cin.vq.size); i++) {
-      const buf = this.dma.alloc(CONTROL_BUFFER_BYTES, 64);
-      this.buffers.push(buf);
-      this.post(buf);
+      this.buffers.post(this.buffers.alloc(CONTROL_BUFFER_BYTES));
     }
   }
 
@@ -74,17 +83,14 @@ export class ControlChannel {
       buf.bytes.set(encodeConsoleControl(id, event, value));
       await this.cout.submit([{ addr: buf.iova, len: ConsoleControlMsg.LEN }], [], buf);
     } finally {
-      this.txFree.push(buf);
+      if (this.released) this.dma.free(buf);
+      else this.txFree.push(buf);
     }
   }
 
-  private post(buf: DmaRegion): void {
-    // A callback, not a promise (as drivers/net/rx.ts): the message is handled inside the used-ring
-    // pass that found it, the buffers posted again in one pass share one notification, and what
-    // handling it runs (a port's 'resize', 'host-open' listeners, onPort) is never inside a promise
-    // chain whose rejection nobody handles; a throw that got past the listeners' own isolation is
-    // the RequestQueue's E_CALLBACK_THREW warning.
-    this.cin.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.received, false);
+  /** The device is live again (after recover() / reinit()): buffers kept idle meanwhile are posted again. */
+  restart(): void {
+    this.buffers.restart();
   }
 
   /** A control receive buffer came back: it is posted again before its message is handled. An error (a broken or closed queue) surfaces through device health. */
@@ -92,7 +98,7 @@ export class ControlChannel {
     if (error || this.closed()) return;
     // len was checked against the buffer by the RequestQueue; read the device's bytes once.
     const bytes = buf.bytes.slice(0, Math.min(len, buf.size));
-    this.post(buf);
+    this.buffers.post(buf);
     this.handle(bytes.length < ConsoleControlMsg.LEN
       ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`)
       : decode(bytes));
@@ -100,8 +106,10 @@ export class ControlChannel {
 
   /** Frees the buffers: only after the device was reset (nothing can write into them any more). */
   release(): void {
-    for (const b of [...this.buffers, ...this.txFree.splice(0)]) this.dma.free(b);
-    this.buffers.length = 0;
+    if (this.released) return;
+    this.released = true;
+    this.buffers.release();
+    for (const b of this.txFree.splice(0)) this.dma.free(b);
   }
 }
 

@@ -105,6 +105,7 @@ export class ConsoleDriver extends StatefulDriver {
     const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
     if (options.multiport ?? true) optional.push(ConsoleFeature.MULTIPORT);
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
+    let driver: ConsoleDriver | undefined;
     try {
       const multiport = device.has(ConsoleFeature.MULTIPORT);
       const maxPorts = multiport ? device.config.read32(ConsoleConfig.MAX_NR_PORTS) : 1;
@@ -121,7 +122,7 @@ export class ConsoleDriver extends StatefulDriver {
         }
       }
       await device.driverOk();
-      const driver = new ConsoleDriver(device, queues, maxPorts, { rxBuffers, bufferBytes });
+      driver = new ConsoleDriver(device, queues, maxPorts, { rxBuffers, bufferBytes });
       if (driver.control) {
         driver.control.start();
         await driver.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
@@ -131,6 +132,11 @@ export class ConsoleDriver extends StatefulDriver {
       return driver;
     } catch (e) {
       await device.close();
+      // The device was reset: the buffers this open allocated (control, port 0's receive buffers) are freed.
+      if (driver) {
+        driver.closed = true;
+        driver.release();
+      }
       throw e;
     }
   }
@@ -236,12 +242,14 @@ export class ConsoleDriver extends StatefulDriver {
    */
   override async reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<void> {
     await super.reinit(snapshot, options);
+    this.repostIdle();
     await this.announceAgain();
   }
 
   /** A recovered device starts from reset too: as after reinit. */
   override async recover(): Promise<void> {
     await super.recover();
+    this.repostIdle();
     await this.announceAgain();
   }
 
@@ -326,10 +334,10 @@ export class ConsoleDriver extends StatefulDriver {
     let rx = this.rx.get(id);
     if (!rx) {
       const rq = this.queues.get(consoleReceiveq(id)) as RequestQueue<DmaRegion>;
-      const fresh = new PortRx(rq, () => this.closed);
+      const fresh = new PortRx(rq, this.device.dma, () => this.closed);
       rx = fresh;
       this.rx.set(id, fresh);
-      for (let i = 0; i < Math.min(this.options.rxBuffers, rq.vq.size); i++) fresh.post(this.device.dma.alloc(this.options.bufferBytes, 64));
+      fresh.fill(Math.min(this.options.rxBuffers, rq.vq.size), this.options.bufferBytes);
     }
     const tx = this.queues.get(consoleTransmitq(id)) as RequestQueue<DmaRegion>;
     let txPool = this.txPools.get(id);
@@ -362,7 +370,19 @@ export class ConsoleDriver extends StatefulDriver {
     const ports = [...this.live.values()];
     await this.queues.close(reason);
     for (const p of ports) p.destroy();
+    this.release();
+  }
+
+  /** Frees every DMA buffer (receive, transmit, control): only after the device was reset. */
+  private release(): void {
+    for (const rx of this.rx.values()) rx.release();
     for (const pool of this.txPools.values()) pool.release();
     this.control?.release();
+  }
+
+  /** The device is live again: receive buffers a halted queue refused during the failure are posted again. */
+  private repostIdle(): void {
+    for (const rx of this.rx.values()) rx.restart();
+    this.control?.restart();
   }
 }

@@ -13,11 +13,14 @@ import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
 import { callbackThrew, emitEach } from '../../lib/util/listeners.js';
+import { RxBuffers } from '../rx-buffers.js';
 
 /**
  * The receive side of one port number: its receiveq's buffers, posted once when the port is
  * first announced and kept across DEVICE_REMOVE, stop and reinit (drains: false). Bytes go to the
- * port stream of that number now, if any; with none they are counted as orphans.
+ * port stream of that number now, if any; with none they are counted as orphans. A buffer the
+ * queue refuses while halted by a failure is kept idle (drivers/rx-buffers.ts) and posted again by
+ * restart() after recover() / reinit(); release() frees them all at close().
  */
 export class PortRx {
   /** The stream bytes go to (undefined: port removed or closed by the driver). */
@@ -25,15 +28,34 @@ export class PortRx {
   /** Bytes the device put in this port's receiveq while no stream was there for them. */
   orphanBytes = 0;
   private parked: DmaRegion[] = [];
+  private readonly buffers: RxBuffers;
 
-  constructor(private readonly rq: RequestQueue<DmaRegion>, private readonly closed: () => boolean) {}
-
-  /** Posts `buf`; when the device fills it, its bytes go to the stream and it is posted again (or held back while the reader is full). */
-  post(buf: DmaRegion): void {
+  constructor(rq: RequestQueue<DmaRegion>, dma: DmaAllocator, private readonly closed: () => boolean) {
     // A callback, not a promise (as drivers/net/rx.ts): it runs inside the used-ring pass that found
     // the buffer, the buffers posted again in one pass share one notification (kickNow false), and
     // no reader's code runs in a promise chain whose rejection nobody would handle.
-    this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
+    this.buffers = new RxBuffers(rq, dma, closed, (buf) => rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false));
+  }
+
+  /** Allocates `count` buffers of `bytes` and posts them. */
+  fill(count: number, bytes: number): void {
+    for (let i = 0; i < count; i++) this.post(this.buffers.alloc(bytes));
+  }
+
+  /** Posts `buf` (kept idle while the queue is halted); when the device fills it, its bytes go to the stream and it is posted again (or held back while the reader is full). */
+  private post(buf: DmaRegion): void {
+    this.buffers.post(buf);
+  }
+
+  /** The device is live again (after recover() / reinit()): buffers kept idle meanwhile are posted again. */
+  restart(): void {
+    this.buffers.restart();
+  }
+
+  /** Frees every buffer (posted, held back or idle): only after the device was reset. */
+  release(): void {
+    this.parked.length = 0;
+    this.buffers.release();
   }
 
   /**
@@ -73,6 +95,8 @@ export class TxPool {
   private readonly free: DmaRegion[] = [];
   private allocated = 0;
   private waiters: (() => void)[] = [];
+  /** release() ran: a buffer given back later (in flight at close()) is freed at once. */
+  private released = false;
 
   constructor(private readonly dma: DmaAllocator, /** Bytes per buffer. */ readonly bytes: number, private readonly max: number) {}
 
@@ -87,7 +111,8 @@ export class TxPool {
 
   /** A buffer the device gave back. */
   give(buf: DmaRegion): void {
-    this.free.push(buf);
+    if (this.released) this.dma.free(buf);
+    else this.free.push(buf);
     this.wake();
   }
 
@@ -103,6 +128,7 @@ export class TxPool {
 
   /** Frees the buffers not in the ring: only after the device was reset. */
   release(): void {
+    this.released = true;
     for (const b of this.free.splice(0)) this.dma.free(b);
   }
 }

@@ -91,6 +91,8 @@ export class NetDriver extends StatefulDriver {
   private readonly txFree: DmaRegion[] = [];
   private readonly frameListeners = new Listeners<[ReceivedFrame]>('frame');
   private closed = false;
+  /** close() (or a failed open()) has freed the buffers: a transmit buffer coming back later is freed at once. */
+  private released = false;
   /** The memory buffers came from (the source's; a reinit target shares it). */
   private readonly dma: DmaAllocator;
 
@@ -101,7 +103,7 @@ export class NetDriver extends StatefulDriver {
     this.queuePairs = pairs;
     const mergeable = device.has(NetFeature.MRG_RXBUF);
     for (let p = 0; p < pairs; p++) {
-      this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, p, mergeable, (f) => this.emit(f), () => this.closed,
+      this.rx.push(new RxQueue(queues.get(2 * p) as RequestQueue<DmaRegion>, this.dma, p, mergeable, (f) => this.emit(f), () => this.closed,
         (e) => device.markFailed(e)));
       this.tx.push(queues.get(2 * p + 1) as RequestQueue<DmaRegion>);
     }
@@ -132,6 +134,7 @@ export class NetDriver extends StatefulDriver {
     if (options.mergeable ?? true) optional.push(NetFeature.MRG_RXBUF);
     if (wanted !== 1) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
+    let net: NetDriver | undefined;
     try {
       // §5.1.5: max_virtqueue_pairs with MQ; the control queue follows the last pair the device has.
       const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, device.config.read16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
@@ -147,14 +150,18 @@ export class NetDriver extends StatefulDriver {
       }
       if (ctrlIndex !== undefined) queues.add(ctrlIndex, { size: Math.min(sizeOf(ctrlIndex), 64) });
       await device.driverOk();
-      const net = new NetDriver(device, queues, pairs, ctrlIndex, maxFrame);
-      for (const rx of net.rx) {
-        for (let i = 0; i < Math.min(rxBuffers, sizeOf(2 * rx.pair)); i++) rx.post(device.dma.alloc(bufferSize, 64));
-      }
+      net = new NetDriver(device, queues, pairs, ctrlIndex, maxFrame);
+      for (const rx of net.rx) rx.fill(Math.min(rxBuffers, sizeOf(2 * rx.pair)), bufferSize);
       if (pairs > 1) await net.setQueuePairs(pairs);
       return net;
     } catch (e) {
       await device.close();
+      // The device was reset: what this open allocated (a receive buffer allocation failing leaves
+      // the ones before it, the control buffer) is freed.
+      if (net) {
+        net.closed = true;
+        net.release();
+      }
       throw e;
     }
   }
@@ -217,7 +224,10 @@ export class NetDriver extends StatefulDriver {
       buf.bytes.set(frame, NET_HDR_LEN);
       await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
     } finally {
-      this.txFree.push(buf);
+      // A buffer in flight at close() comes back here, rejected: freed once close() has reset the
+      // device and freed the others (until then it joins them).
+      if (this.released) this.dma.free(buf);
+      else this.txFree.push(buf);
     }
   }
 
@@ -258,7 +268,16 @@ export class NetDriver extends StatefulDriver {
     if (this.closed) return;
     this.closed = true;
     await this.queues.close(reason);
-    // Only now that the device was reset can nothing write into the control buffer any more.
+    // Only now that the device was reset can nothing write into (or read from) the buffers any more.
+    this.release();
+  }
+
+  /** Frees the receive, transmit and control buffers: only after the device was reset. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const rx of this.rx) rx.release();
+    for (const b of this.txFree.splice(0)) this.dma.free(b);
     this.ctrl?.release(this.dma);
   }
 }

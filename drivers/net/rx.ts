@@ -5,17 +5,18 @@
 // malformed and the frame dropped.
 //
 // Every buffer is either posted or, while the queue refuses new requests (a failed device being
-// reset: the used ring is taken after the queue was halted), kept idle here until the device is
-// back: restart() posts the idle ones again, so after recover()/reinit() exactly as many buffers are
-// posted as before the failure. The RequestQueue is not asked to hold them: it refuses while
-// halted, and this layer, which owns the buffers, decides what to do with one refused.
+// reset: the used ring is taken after the queue was halted), kept idle until the device is back:
+// restart() posts the idle ones again, so after recover()/reinit() exactly as many buffers are
+// posted as before the failure. drivers/rx-buffers.ts owns them (the console's receive queues use
+// it too) and frees them at close().
 
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 import { RequestError, type UvirtioError } from '../../lib/errors.js';
-import type { DmaRegion } from '../../lib/mem/dma.js';
+import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
+import { RxBuffers } from '../rx-buffers.js';
 
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
 const UNWRITTEN_GSO = 0xff;
@@ -45,8 +46,8 @@ export class RxQueue {
   /** The last of those, with its code. */
   lastMalformed: UvirtioError | null = null;
   private partial: Partial | undefined;
-  /** Buffers a halted queue would have refused: posted again by restart(). */
-  private readonly idle: DmaRegion[] = [];
+  /** The buffers, posted or kept idle while the queue is halted (restart()), freed by release(). */
+  private readonly buffers: RxBuffers;
   /**
    * With MRG_RXBUF a malformed first buffer lost the frame boundaries: nothing is delivered (the
    * buffers are only posted again) until the device is back from recover() / reinit().
@@ -57,6 +58,7 @@ export class RxQueue {
 
   constructor(
     private readonly rq: RequestQueue<DmaRegion>,
+    dma: DmaAllocator,
     readonly pair: number,
     private readonly mergeable: boolean,
     private readonly deliver: (f: ReceivedFrame) => void,
@@ -67,7 +69,19 @@ export class RxQueue {
      * boundaries; the device is failed (reset, recover()) instead.
      */
     private readonly desync: (e: UvirtioError) => void,
-  ) {}
+  ) {
+    this.buffers = new RxBuffers(rq, dma, closed, (buf) => {
+      buf.bytes[NetHdr.GSO_TYPE] = UNWRITTEN_GSO;
+      // A callback, not a promise: it runs inside the used-ring pass that found the buffer, and the
+      // buffers posted again in one pass share one notification (kickNow false: a microtask kicks).
+      this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
+    });
+  }
+
+  /** Allocates `count` buffers of `bytes` and posts them. */
+  fill(count: number, bytes: number): void {
+    for (let i = 0; i < count; i++) this.post(this.buffers.alloc(bytes));
+  }
 
   /**
    * Posts `buf`; when the device fills it, its bytes are taken and it is posted again. The header's
@@ -77,18 +91,10 @@ export class RxQueue {
    * one — and is dropped as malformed instead of delivered as a frame. While the queue is halted (a
    * failed device being reset) the buffer is kept idle instead, for restart().
    */
-  post(buf: DmaRegion): void {
+  private post(buf: DmaRegion): void {
     // A halted or broken queue would refuse the request (its callback gets the error) and the
-    // buffer would be lost: after recover() the queue would run with fewer buffers, and none after
-    // enough failures.
-    if (this.rq.haltedBy || this.rq.error) {
-      if (!this.closed()) this.idle.push(buf);
-      return;
-    }
-    buf.bytes[NetHdr.GSO_TYPE] = UNWRITTEN_GSO;
-    // A callback, not a promise: it runs inside the used-ring pass that found the buffer, and the
-    // buffers posted again in one pass share one notification (kickNow false: a microtask kicks).
-    this.rq.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.filled, false);
+    // buffer would be lost: RxBuffers keeps it idle for restart().
+    this.buffers.post(buf);
   }
 
   /**
@@ -105,7 +111,12 @@ export class RxQueue {
   /** The device is live again (after recover() / reinit()): the idle buffers are posted again. */
   restart(): void {
     this.startFresh();
-    for (let buf = this.idle.shift(); buf; buf = this.idle.shift()) this.post(buf);
+    this.buffers.restart();
+  }
+
+  /** Frees every buffer: only after the device was reset (close(), a failed open()). */
+  release(): void {
+    this.buffers.release();
   }
 
   private startFresh(): void {
