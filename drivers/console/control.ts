@@ -9,7 +9,7 @@ import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
-import { RxBuffers } from '../rx-buffers.js';
+import { RxBuffers, TxPool } from '../dma-buffers.js';
 
 /** One control message from the device, decoded (virtio 1.2 §5.3.6.2). */
 export interface ControlMessage {
@@ -29,18 +29,17 @@ const RX_BUFFERS = 16;
 export const CONTROL_BUFFER_BYTES = ConsoleControlMsg.LEN + CONSOLE_MAX_NAME_LEN + 1;
 
 export class ControlChannel {
-  private readonly txFree: DmaRegion[] = [];
+  /** Transmit buffers, one per control message in flight (no bound: messages are few). */
+  private readonly tx: TxPool;
   /** The control receiveq's buffers: kept idle while the queue is halted by a failure, posted again by restart(). */
   private readonly buffers: RxBuffers;
-  /** release() ran: a transmit buffer coming back later (in flight at close()) is freed at once. */
-  private released = false;
   /** The last message queued per `${id}:${event}` and not yet taken by the device. */
   private readonly waiting = new Map<string, { value: number; done: Promise<void> }>();
 
   constructor(
     private readonly cin: RequestQueue<DmaRegion>,
     private readonly cout: RequestQueue<DmaRegion>,
-    private readonly dma: DmaAllocator,
+    dma: DmaAllocator,
     private readonly handle: (m: ControlMessage | UvirtioError) => void,
     private readonly closed: () => boolean,
   ) {
@@ -49,6 +48,7 @@ export class ControlChannel {
     // handling it runs (a port's 'resize', 'host-open' listeners, onPort) is never inside a promise
     // chain whose rejection nobody handles; a throw that got past the listeners' own isolation is
     // the RequestQueue's E_CALLBACK_THREW warning.
+    this.tx = new TxPool(dma, ConsoleControlMsg.LEN, Infinity);
     this.buffers = new RxBuffers(cin, dma, closed, (buf) => cin.submitCb([], [{ addr: buf.iova, len: buf.size }], buf, this.received, false));
   }
 
@@ -78,13 +78,12 @@ export class ControlChannel {
   }
 
   private async transmit(id: number, event: number, value: number): Promise<void> {
-    const buf = this.txFree.pop() ?? this.dma.alloc(ConsoleControlMsg.LEN, 64);
+    const buf = this.tx.take()!; // unbounded: always a buffer
     try {
       buf.bytes.set(encodeConsoleControl(id, event, value));
       await this.cout.submit([{ addr: buf.iova, len: ConsoleControlMsg.LEN }], [], buf);
     } finally {
-      if (this.released) this.dma.free(buf);
-      else this.txFree.push(buf);
+      this.tx.give(buf); // freed at once if close() released the pool meanwhile
     }
   }
 
@@ -106,10 +105,8 @@ export class ControlChannel {
 
   /** Frees the buffers: only after the device was reset (nothing can write into them any more). */
   release(): void {
-    if (this.released) return;
-    this.released = true;
     this.buffers.release();
-    for (const b of this.txFree.splice(0)) this.dma.free(b);
+    this.tx.release();
   }
 }
 

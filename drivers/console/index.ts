@@ -19,7 +19,8 @@ import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlChannel, type ControlMessage } from './control.js';
 import { handleControl } from './events.js';
-import { ConsolePort, PortRx, TxPool, type ConsoleSize } from './port.js';
+import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
+import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
 

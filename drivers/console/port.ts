@@ -13,13 +13,13 @@ import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
 import { callbackThrew, emitEach } from '../../lib/util/listeners.js';
-import { RxBuffers } from '../rx-buffers.js';
+import { RxBuffers, type TxPool } from '../dma-buffers.js';
 
 /**
  * The receive side of one port number: its receiveq's buffers, posted once when the port is
  * first announced and kept across DEVICE_REMOVE, stop and reinit (drains: false). Bytes go to the
  * port stream of that number now, if any; with none they are counted as orphans. A buffer the
- * queue refuses while halted by a failure is kept idle (drivers/rx-buffers.ts) and posted again by
+ * queue refuses while halted by a failure is kept idle (drivers/dma-buffers.ts) and posted again by
  * restart() after recover() / reinit(); release() frees them all at close().
  */
 export class PortRx {
@@ -85,53 +85,6 @@ export class PortRx {
   }
 }
 
-/**
- * The transmit buffers of one port number: allocated as writes need them, up to `max`, and shared
- * by every stream that number has (a port removed and added again, or recovered, takes its
- * predecessor's), so a device that adds and removes a port over and over costs no more DMA memory.
- * Freed only by release(), after the device was reset.
- */
-export class TxPool {
-  private readonly free: DmaRegion[] = [];
-  private allocated = 0;
-  private waiters: (() => void)[] = [];
-  /** release() ran: a buffer given back later (in flight at close()) is freed at once. */
-  private released = false;
-
-  constructor(private readonly dma: DmaAllocator, /** Bytes per buffer. */ readonly bytes: number, private readonly max: number) {}
-
-  /** A free buffer, or a new one while fewer than `max` exist; undefined when every one is in the ring (then wait()). */
-  take(): DmaRegion | undefined {
-    const b = this.free.pop();
-    if (b || this.allocated >= this.max) return b;
-    const fresh = this.dma.alloc(this.bytes, 64);
-    this.allocated++;
-    return fresh;
-  }
-
-  /** A buffer the device gave back. */
-  give(buf: DmaRegion): void {
-    if (this.released) this.dma.free(buf);
-    else this.free.push(buf);
-    this.wake();
-  }
-
-  /** Resolves at the next give() or wake(). */
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  /** Lets every waiter look again (a stream ended). */
-  wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Frees the buffers not in the ring: only after the device was reset. */
-  release(): void {
-    this.released = true;
-    for (const b of this.free.splice(0)) this.dma.free(b);
-  }
-}
 
 /** A console's size in character cells (virtio 1.2 §5.3.4 cols / rows, §5.3.6.2 RESIZE). */
 export interface ConsoleSize {

@@ -18,6 +18,7 @@ import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
+import { TxPool } from '../dma-buffers.js';
 
 export type { ReceivedFrame } from './rx.js';
 export { decodeNetHeader, encodeNetHeader, type NetHeader } from './header.js';
@@ -88,7 +89,8 @@ export class NetDriver extends StatefulDriver {
   private readonly rx: RxQueue[] = [];
   private readonly tx: RequestQueue<DmaRegion>[] = [];
   private readonly ctrl: ControlQueue | undefined;
-  private readonly txFree: DmaRegion[] = [];
+  /** Transmit buffers, reused from send to send (one per send in flight). */
+  private readonly txPool: TxPool;
   private readonly frameListeners = new Listeners<[ReceivedFrame]>('frame');
   private closed = false;
   /** close() (or a failed open()) has freed the buffers: a transmit buffer coming back later is freed at once. */
@@ -99,6 +101,7 @@ export class NetDriver extends StatefulDriver {
   private constructor(device: VirtioDevice, queues: QueueSet, pairs: number, ctrlIndex: number | undefined, maxFrame: number) {
     super(device, queues);
     this.dma = device.dma;
+    this.txPool = new TxPool(this.dma, NET_HDR_LEN + maxFrame, Infinity);
     this.maxFrame = maxFrame;
     this.queuePairs = pairs;
     const mergeable = device.has(NetFeature.MRG_RXBUF);
@@ -218,16 +221,14 @@ export class NetDriver extends StatefulDriver {
     if (!Number.isInteger(p) || p < 0 || p >= this.pairsInUse) {
       throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: pair ${p} is not in use (0 to ${this.pairsInUse - 1})`);
     }
-    const buf = this.txFree.pop() ?? this.dma.alloc(NET_HDR_LEN + this.maxFrame, 64);
+    const buf = this.txPool.take()!; // unbounded: always a buffer
     try {
       encodeNetHeader(header, buf.bytes);
       buf.bytes.set(frame, NET_HDR_LEN);
       await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
     } finally {
-      // A buffer in flight at close() comes back here, rejected: freed once close() has reset the
-      // device and freed the others (until then it joins them).
-      if (this.released) this.dma.free(buf);
-      else this.txFree.push(buf);
+      // One in flight at close() comes back here, rejected: freed at once if close() released the pool.
+      this.txPool.give(buf);
     }
   }
 
@@ -277,7 +278,7 @@ export class NetDriver extends StatefulDriver {
     if (this.released) return;
     this.released = true;
     for (const rx of this.rx) rx.release();
-    for (const b of this.txFree.splice(0)) this.dma.free(b);
+    this.txPool.release();
     this.ctrl?.release(this.dma);
   }
 }

@@ -7,7 +7,7 @@
 // Every buffer is either posted or, while the queue refuses new requests (a failed device being
 // reset: the used ring is taken after the queue was halted), kept idle until the device is back:
 // restart() posts the idle ones again, so after recover()/reinit() exactly as many buffers are
-// posted as before the failure. drivers/rx-buffers.ts owns them (the console's receive queues use
+// posted as before the failure. drivers/dma-buffers.ts owns them (the console's receive queues use
 // it too) and frees them at close().
 
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
@@ -16,7 +16,7 @@ import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
 import { decodeNetHeader, type NetHeader } from './header.js';
-import { RxBuffers } from '../rx-buffers.js';
+import { RxBuffers } from '../dma-buffers.js';
 
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
 const UNWRITTEN_GSO = 0xff;

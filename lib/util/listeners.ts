@@ -34,13 +34,7 @@ export class Listeners<A extends unknown[]> {
    * throws: what a listener throws is reported as a process warning (E_CALLBACK_THREW).
    */
   emit(...args: A): void {
-    for (const l of [...this.set]) {
-      try {
-        l(...args);
-      } catch (e) {
-        callbackThrew(`a ${this.event} listener`, e);
-      }
-    }
+    callEach([...this.set], undefined, args, `a ${this.event} listener`);
   }
 
   /** Unsubscribes every listener. */
@@ -69,13 +63,18 @@ export function callbackThrew(what: string, thrown: unknown, hint = 'fix the lis
  * listener. Never throws.
  */
 export function emitEach(emitter: EventEmitter, name: string, event: string | symbol, args: readonly unknown[]): boolean {
-  const listeners = emitter.rawListeners(event);
-  for (const l of listeners) {
+  const listeners = emitter.rawListeners(event) as ((...a: unknown[]) => unknown)[];
+  callEach(listeners, emitter, args, `a ${name} listener`);
+  return listeners.length > 0;
+}
+
+/** Calls each of `fns` with `self` and `args`; what one throws is reported as `who` threw (callbackThrew). */
+function callEach(fns: readonly ((...a: never[]) => unknown)[], self: unknown, args: readonly unknown[], who: string): void {
+  for (const f of fns) {
     try {
-      Reflect.apply(l, emitter, args);
+      Reflect.apply(f, self, args);
     } catch (e) {
-      callbackThrew(`a ${name} listener`, e);
+      callbackThrew(who, e);
     }
   }
-  return listeners.length > 0;
 }

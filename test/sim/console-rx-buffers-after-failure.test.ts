@@ -1,4 +1,4 @@
-// Found by a breaker (fixed: drivers/rx-buffers.ts RxBuffers, shared with net — PortRx and ControlChannel keep a buffer a halted queue refuses idle, ConsoleDriver.recover()/reinit() post it again).
+// Found by a breaker (fixed: drivers/dma-buffers.ts RxBuffers, shared with net — PortRx and ControlChannel keep a buffer a halted queue refuses idle, ConsoleDriver.recover()/reinit() post it again).
 // The net fix (a receive buffer refused by a halted queue is kept idle and posted again by
 // recover()) was not made for the console, which now receives through the same submitCb path.
 // At a device failure QueueSet.settleFailure halts every queue, resets the device and takes the
@@ -9,7 +9,7 @@
 // used ring at a failure is lost for good: with rxBuffers 4, three failures leave port 0 with 0
 // receive buffers (the host's bytes never arrive again, receive stalls for good, uncounted) and
 // the control receiveq with 3 fewer each time (eventually no DEVICE_ADD / RESIZE can arrive).
-// Fixed as net was, with one helper (drivers/rx-buffers.ts RxBuffers) for both: when rq.haltedBy ||
+// Fixed as net was, with one helper (drivers/dma-buffers.ts RxBuffers) for both: when rq.haltedBy ||
 // rq.error the buffer is kept idle unless the driver is closed, and ConsoleDriver.recover()/reinit()
 // post the idle ones again after super.recover()/super.reinit(), before DEVICE_READY.
 
@@ -21,13 +21,19 @@ import { ConsoleQueue } from '../../lib/spec/index.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-t.test('console: receive buffers in the used ring at a device failure are posted again by recover()', async (t) => {
+/** A MULTIPORT console with port 0 up and 4 receive buffers per port; `pending(q)`: requests in flight on queue q. */
+async function bringUp(t: { teardown(fn: () => unknown): void }) {
   const sim = createSimDevice({ type: 'console', multiport: true, ports: 1 });
   const con = await ConsoleDriver.open(new VirtioPciTransport(sim.fn), { rxBuffers: 4, interrupts: 'msix' });
   t.teardown(() => con.close());
   const port = await con.waitForPort(0);
   await sleep(20);
   const pending = (q: number): number => (con as unknown as { queues: { get(i: number): { pending: number } } }).queues.get(q)!.pending;
+  return { sim, con, port, pending };
+}
+
+t.test('console: receive buffers in the used ring at a device failure are posted again by recover()', async (t) => {
+  const { sim, con, port, pending } = await bringUp(t);
   const controlBefore = pending(ConsoleQueue.CONTROL_RECEIVEQ);
   t.equal(pending(0), 4, 'port 0 has its 4 receive buffers posted');
   let got = '';
@@ -60,12 +66,7 @@ t.test('console: receive buffers in the used ring at a device failure are posted
 
 t.test('console: a paused reader\'s held-back buffers, resumed while the queue is halted, are posted again by recover()', async (t) => {
   // PortRx.resume() posts the buffers held back for a full reader: into a halted queue they were lost too.
-  const sim = createSimDevice({ type: 'console', multiport: true, ports: 1 });
-  const con = await ConsoleDriver.open(new VirtioPciTransport(sim.fn), { rxBuffers: 4, interrupts: 'msix' });
-  t.teardown(() => con.close());
-  const port = await con.waitForPort(0);
-  await sleep(20);
-  const pending = (q: number): number => (con as unknown as { queues: { get(i: number): { pending: number } } }).queues.get(q)!.pending;
+  const { sim, con, port, pending } = await bringUp(t);
   const rx = (con as unknown as { rx: Map<number, { resume(): void }> }).rx.get(0)!;
   // No reader: the stream's buffer fills past its high-water mark and the receive buffers are held back.
   port.pause();

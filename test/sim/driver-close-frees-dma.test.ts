@@ -1,4 +1,4 @@
-// Found by a breaker (fixed: every owner keeps what it allocated — drivers/rx-buffers.ts for receive buffers — and close() frees it after the reset, a failed open() too).
+// Found by a breaker (fixed: every owner keeps what it allocated — drivers/dma-buffers.ts for receive buffers — and close() frees it after the reset, a failed open() too).
 // NetDriver.close() and ConsoleDriver.close() never free their receive buffers (net: and
 // its transmit buffers), so on an allocator that outlives the driver (createSimDevice({ dma }),
 // a VFIO container reused for the next open) every open/close cycle leaks DMA memory until

@@ -1,5 +1,7 @@
-// The receive buffers one receive queue keeps posted (net's receiveqs, the console's port receiveqs
-// and control receiveq): who owns them, and what becomes of one the queue refuses.
+// Who owns a driver's DMA buffers, and frees them once the device was reset. RxBuffers: the receive
+// buffers one receive queue keeps posted (net's receiveqs, the console's port receiveqs and control
+// receiveq), and what becomes of one the queue refuses. TxPool: transmit buffers reused from send to
+// send (net, console ports and control), and what becomes of one that comes back after close().
 //
 // Every buffer allocated here stays on `all` until release(), whether it is posted, held back by
 // its owner (a full console reader) or kept idle: close() frees them all once the device was reset
@@ -16,6 +18,7 @@
 import type { DmaAllocator, DmaRegion } from '../lib/mem/dma.js';
 import type { RequestQueue } from '../lib/virtio/request-queue.js';
 
+/** The receive buffers of one receive queue (see the top of this file). */
 export class RxBuffers {
   /** Every buffer allocated for this queue and not yet freed. */
   private readonly all: DmaRegion[] = [];
@@ -47,11 +50,6 @@ export class RxBuffers {
     this.submit(buf);
   }
 
-  /** Buffers kept idle now. */
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
   /** The device is live again (after recover() / reinit()): the idle buffers are posted again. */
   restart(): void {
     // Taken first: a queue still refusing (recover() failed) keeps them idle again, once each.
@@ -62,5 +60,53 @@ export class RxBuffers {
   release(): void {
     this.idle.length = 0;
     for (const b of this.all.splice(0)) this.dma.free(b);
+  }
+}
+
+/**
+ * The transmit buffers of one port number: allocated as writes need them, up to `max`, and shared
+ * by every stream that number has (a port removed and added again, or recovered, takes its
+ * predecessor's), so a device that adds and removes a port over and over costs no more DMA memory.
+ * Freed only by release(), after the device was reset.
+ */
+export class TxPool {
+  private readonly free: DmaRegion[] = [];
+  private allocated = 0;
+  private waiters: (() => void)[] = [];
+  /** release() ran: a buffer given back later (in flight at close()) is freed at once. */
+  private released = false;
+
+  constructor(private readonly dma: DmaAllocator, /** Bytes per buffer. */ readonly bytes: number, private readonly max: number) {}
+
+  /** A free buffer, or a new one while fewer than `max` exist; undefined when every one is in the ring (then wait()). */
+  take(): DmaRegion | undefined {
+    const b = this.free.pop();
+    if (b || this.allocated >= this.max) return b;
+    const fresh = this.dma.alloc(this.bytes, 64);
+    this.allocated++;
+    return fresh;
+  }
+
+  /** A buffer the device gave back. */
+  give(buf: DmaRegion): void {
+    if (this.released) this.dma.free(buf);
+    else this.free.push(buf);
+    this.wake();
+  }
+
+  /** Resolves at the next give() or wake(). */
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Lets every waiter look again (a stream ended). */
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Frees the buffers not in the ring: only after the device was reset. */
+  release(): void {
+    this.released = true;
+    for (const b of this.free.splice(0)) this.dma.free(b);
   }
 }
