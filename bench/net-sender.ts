@@ -9,6 +9,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { DRAIN_MS, frame, openNic, pumpSends, type Ring, type SenderCommand, type SenderReport } from './net-stream.js';
 
+/** The longest the sender waits for its parent's next command (ms): the parent sends each within a few seconds. */
+const COMMAND_WAIT_MS = 60_000;
+
 /** Reports to the parent while it listens (after it went away a send would be an 'error' on process). */
 function report(r: SenderReport): void {
   if (process.connected) process.send?.(r, undefined, undefined, () => undefined);
@@ -39,8 +42,12 @@ async function main(): Promise<void> {
   if (mac.length !== 6 || mac.some((b) => !(b >= 0 && b <= 255))) throw new Error(`bad receiver MAC ${String(macArg)}`);
   const tx = await openNic(ring as Ring, mode, eventIdxArg !== '0');
   const pumps = pumpSends(tx, frame(mac, tx.mac, size));
+  /** The parent's next command; undefined when it went away or sent none within COMMAND_WAIT_MS (the sender then ends). */
   const next = async (): Promise<SenderCommand | undefined> => {
-    while (!commands.length && !parentGone) await new Promise<void>((r) => { wake = r; });
+    const until = Date.now() + COMMAND_WAIT_MS;
+    while (!commands.length && !parentGone && Date.now() < until) {
+      await new Promise<void>((r) => { wake = r; setTimeout(r, until - Date.now()).unref(); });
+    }
     return commands.shift();
   };
   try {
@@ -48,9 +55,9 @@ async function main(): Promise<void> {
     const start = await next();
     if (start?.type !== 'start') return;
     pumps.start();
-    await Promise.race([delay(start.warmupMs), pumps.failed, gone]);
+    await Promise.race([delay(start.warmupMs, undefined, { ref: false }), pumps.failed, gone]);
     const [tx0, t0] = [pumps.sent, process.hrtime.bigint()];
-    await Promise.race([delay(start.seconds * 1000), pumps.failed, gone]);
+    await Promise.race([delay(start.seconds * 1000, undefined, { ref: false }), pumps.failed, gone]);
     const [tx1, t1] = [pumps.sent, process.hrtime.bigint()];
     report({ type: 'window', txPps: (tx1 - tx0) / (Number(t1 - t0) / 1e9) });
     await next(); // 'stop', or the parent went away
