@@ -13,6 +13,7 @@ import t from 'tap';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { NetDriver } from '../../drivers/net/index.js';
+import { BlkDriver } from '../../drivers/blk/index.js';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 
 const usedOf = (dma: HeapDmaAllocator): number => (dma as unknown as { used: number }).used;
@@ -34,3 +35,15 @@ for (const stuck of [true, false]) {
     t.equal(usedOf(dma), 0, 'no DMA bytes still allocated once both closes ended');
   });
 }
+
+t.test('blk (same QueueSet path): a read in flight settles when close() races a device.close() under way', async (t) => {
+  const sim = createSimDevice({ type: 'blk' });
+  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), {});
+  sim.injectFault({ kind: 'completion-silence' });
+  const read = blk.read(0, 1).then(() => 'read', (e: { code?: string }) => e.code ?? 'error');
+  await new Promise((r) => setTimeout(r, 10));
+  const dc = blk.device.close();
+  await blk.close();
+  await dc;
+  t.equal(await Promise.race([read, sleep(1000)]), 'E_CLOSED', 'the read in flight is rejected E_CLOSED');
+});
