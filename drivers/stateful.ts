@@ -13,6 +13,9 @@ import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot/index.js'
  * Errors are the device's and QueueSet's (UvirtioError subclasses with stable codes).
  */
 export abstract class StatefulDriver {
+  /** The close() under way or done. */
+  private closing: Promise<void> | undefined;
+
   protected constructor(
     /** The device this driver runs on (status, features, configuration, DMA memory). */
     readonly device: VirtioDevice,
@@ -54,7 +57,13 @@ export abstract class StatefulDriver {
   }
   /**
    * Resets the device and releases everything; requests still pending are rejected with `reason`
-   * (default E_CLOSED). Idempotent.
+   * (default E_CLOSED). Idempotent: a call while one is under way resolves when that one is done
+   * (the device reset, the buffers freed), not before.
    */
-  abstract close(reason?: UvirtioError): Promise<void>;
+  close(reason?: UvirtioError): Promise<void> {
+    return (this.closing ??= this.shutDown(reason));
+  }
+
+  /** close(), run once: reset the device (queues.close()), then free what the driver owns. */
+  protected abstract shutDown(reason?: UvirtioError): Promise<void>;
 }

@@ -335,8 +335,7 @@ export class BlkDriver extends StatefulDriver {
     if (this.limits.readOnly) throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO): ${what} refused`);
   }
 
-  async close(reason?: UvirtioError): Promise<void> {
-    if (this.runner.closed) return;
+  protected async shutDown(reason?: UvirtioError): Promise<void> {
     this.runner.closed = true;
     const error = reason ?? new UsageError('E_CLOSED', `${this.device.address}: the driver was closed with this request waiting`);
     this.pool.close(error);

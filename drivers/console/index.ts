@@ -364,8 +364,7 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   /** Resets the device; every port ends (E_CLOSED to pending writes), then the buffers are freed. */
-  async close(reason?: UvirtioError): Promise<void> {
-    if (this.closed) return;
+  protected async shutDown(reason?: UvirtioError): Promise<void> {
     this.closed = true;
     clearTimeout(this.resyncTimer);
     const ports = [...this.live.values()];

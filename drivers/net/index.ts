@@ -265,8 +265,7 @@ export class NetDriver extends StatefulDriver {
     this.frameListeners.emit(f);
   }
 
-  async close(reason?: UvirtioError): Promise<void> {
-    if (this.closed) return;
+  protected async shutDown(reason?: UvirtioError): Promise<void> {
     this.closed = true;
     await this.queues.close(reason);
     // Only now that the device was reset can nothing write into (or read from) the buffers any more.

@@ -122,6 +122,8 @@ export const MAX_HYBRID_POLL_US = 1_000_000;
 export class VirtioDevice {
   private readonly d: DeviceCore;
   private readonly m: Migration;
+  /** The close() under way or done: every call gets its answer. */
+  private closing: Promise<Map<number, unknown[]>> | undefined;
   /**
    * The device configuration (virtio 1.2 §2.5), width-checked, each read inside one
    * config_generation; it follows a reinit onto another device.
@@ -370,14 +372,21 @@ export class VirtioDevice {
   }
 
   /**
-   * Resets the device, frees the rings, releases interrupts and the transport. Idempotent; never
-   * throws for a device that will not reset (it is marked FAILED). Returns, by queue, the tokens of
+   * Resets the device, frees the rings, releases interrupts and the transport. Idempotent: a call
+   * while one is under way resolves when it is done, with the same map. Never throws for a device
+   * that will not reset (it is marked FAILED). Returns, by queue, the tokens of
    * every chain that was still in flight, for their owners to reject.
    */
-  async close(): Promise<Map<number, unknown[]>> {
+  close(): Promise<Map<number, unknown[]>> {
+    // A second close() while the first resets the device gets the same answer when the reset is
+    // done: an owner closing too must neither free memory the device may still write nor miss the
+    // chains in flight (they are only known after the reset).
+    return (this.closing ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<Map<number, unknown[]>> {
     const d = this.d;
     const orphans = d.takeCarried();
-    if (d.phase === 'closed') return orphans;
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
     d.phase = 'closed';
     try {

@@ -40,6 +40,8 @@ export class QueueSet {
   /** The failure being handled (reset, settling); recover() and close() wait for it. */
   private handling: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The close() under way or done. */
+  private closing: Promise<void> | undefined;
 
   /** @param device the device whose queues this set owns; its failures are handled here from now on. */
   constructor(
@@ -230,8 +232,13 @@ export class QueueSet {
    * request still pending — in flight, waiting for room, or kept for recover() — with `reason`
    * (default E_CLOSED). Idempotent.
    */
-  async close(reason?: UvirtioError): Promise<void> {
-    if (this.closed) return;
+  close(reason?: UvirtioError): Promise<void> {
+    // A second call while the first waits for the device's reset resolves with it, not before.
+    return (this.closing ??= this.closeOnce(reason));
+  }
+
+  private async closeOnce(reason?: UvirtioError): Promise<void> {
+    if (this.closed) return; // closed under it (onClose): settled there
     this.closed = true;
     this.watchdog.disarm();
     const error = reason ?? closedWhilePending(this.device.address);

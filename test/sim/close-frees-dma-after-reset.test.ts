@@ -1,4 +1,5 @@
-// Breaker: a driver's close() racing a device.close() already under way (e.g. started by an
+// Found by a breaker (fixed: a second VirtioDevice.close() waits for the first and gets its orphans;
+// QueueSet.close() and StatefulDriver.close() likewise resolve once, when done). What it was: a driver's close() racing a device.close() already under way (e.g. started by an
 // onFailure/onFrame listener, or user code holding net.device) resolves and frees every receive
 // and transmit DMA buffer while the first close is still resetting the device.
 // Mechanism: VirtioDevice.close() sets phase 'closed' first and then awaits the reset; a second

@@ -1,4 +1,5 @@
-// Breaker: a send in flight when a driver's close() races a device.close() already under way
+// Found by a breaker (fixed: a second VirtioDevice.close() waits for the first and gets its orphans;
+// QueueSet.close() and StatefulDriver.close() likewise resolve once, when done). What it was: a send in flight when a driver's close() races a device.close() already under way
 // never settles, and its transmit buffer is never freed.
 // Mechanism: VirtioDevice.close() sets phase 'closed', awaits the reset, and only in its finally
 // collects the in-flight tokens (orphans) and tells its close listeners. QueueSet.close(), called
