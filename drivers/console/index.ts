@@ -47,6 +47,13 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
 export const CONSOLE_PORT_WAIT_MS = 5000;
 
 /**
+ * How long {@link ConsoleDriver.stop} waits, in ms, for the host's bytes to fill the receive
+ * buffers still posted before it closes the ports: when none came back for this long, the host is
+ * taken to be idle (see stop()).
+ */
+export const CONSOLE_RECEIVE_QUIET_MS = 50;
+
+/**
  * A virtio-console driver (virtio 1.2 §5.3): its ports as Duplex streams ({@link ConsolePort}),
  * discovered through the control queues with MULTIPORT (§5.3.6.2), port 0 alone without. Every
  * control message from the device is checked; one that cannot be used (a port id beyond
@@ -203,24 +210,64 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   /**
-   * With MULTIPORT, first closes the driver's side of every port (PORT_OPEN 0, §5.3.6.2) and waits
-   * until the device took those messages: a device that honours it (QEMU's virtio-serial, the
-   * reference console) stops putting the host's bytes into receive buffers, so none is caught in
-   * one across the stop — even with quiesce, whose reinit drops what was used and not yet read.
-   * The messages go twice: a device may still fill receive buffers in the pass that handles the
-   * first (QEMU 7.2's virtserialport on a socket chardev sizes its socket read before it handles
-   * the message, and writes those bytes to the guest after it); it handles the second after that
-   * pass, so once the second is used, those bytes are in the used ring and the stop takes them.
-   * reinit / recover / resume, or a refused stop, open the ports again. Then StatefulDriver.stop.
+   * Stops the console so that none of the host's bytes is lost across the stop, in three steps:
+   *
+   * 1. **Receive drain.** The port receive queues stop taking buffers back (what comes back is
+   *    delivered and waits to be posted again), and the stop waits until the device has used
+   *    every buffer still posted on a port the host has open — or until none came back for
+   *    {@link CONSOLE_RECEIVE_QUIET_MS} (the host is not sending), bounded by the stop's
+   *    `timeoutMs` (default 5000). A device with no receive buffer has nowhere to put bytes:
+   *    QEMU's virtio-serial then stops reading its chardev, and the host's bytes wait there.
+   * 2. **PORT_OPEN 0** for every port (§5.3.6.2), with MULTIPORT, waiting until the device took
+   *    the messages. A device that honours it stops putting bytes into receive buffers.
+   * 3. StatefulDriver.stop (quiesce: the transmit queues drain).
+   *
+   * Why step 1: a device may drop bytes it already took from the host when the driver closes the
+   * port or resets the device. QEMU 7.2's virtserialport does: its main loop sizes a chardev read
+   * from the receive buffers free when it last went to sleep, and when the port was closed (or
+   * the device reset) in between, the bytes it reads are dropped (`virtio_serial_write` returns 0
+   * for a port the guest closed). With no buffer posted that read size is 0 before the driver
+   * acts, so nothing is in flight to drop. An idle host leaves buffers posted: the stop then takes
+   * {@link CONSOLE_RECEIVE_QUIET_MS} longer and step 2 proceeds with them.
+   *
+   * reinit / recover / resume, or a refused stop, post the buffers and open the ports again.
    */
   override async stop(options: StopOptions = {}): Promise<Mechanism> {
-    await this.setPortsOpen(false);
-    await this.setPortsOpen(false);
+    if (this.device.phase === 'live') {
+      await this.drainReceive(options.timeoutMs ?? 5000);
+      await this.setPortsOpen(false);
+    }
     try {
       return await super.stop(options);
     } catch (e) {
       if (this.device.phase === 'live') await this.setPortsOpen(true);
       throw e;
+    }
+  }
+
+  /**
+   * Step 1 of stop(): pauses each port receive queue (buffers coming back wait to be posted again)
+   * and waits until the ports the host has open have none posted, or none came back for
+   * CONSOLE_RECEIVE_QUIET_MS, or `boundMs` passed, or the device stopped being live. Never throws.
+   */
+  private async drainReceive(boundMs: number): Promise<void> {
+    const queues: RequestQueue<DmaRegion>[] = [];
+    for (const [id, port] of this.live) {
+      const rq = this.queues.get(consoleReceiveq(id)) as RequestQueue<DmaRegion>;
+      rq.pause();
+      if (port.hostOpen) queues.push(rq);
+    }
+    const posted = (): number => queues.reduce((n, rq) => n + rq.vq.inFlight, 0);
+    const end = Date.now() + boundMs;
+    let last = posted();
+    let quietSince = Date.now();
+    for (let spins = 0; last > 0 && this.device.phase === 'live'; spins++) {
+      const now = Date.now();
+      if (now >= end || now - quietSince >= CONSOLE_RECEIVE_QUIET_MS) return;
+      await new Promise((r) => setTimeout(r, spins < 8 ? 1 : 5));
+      const left = posted();
+      if (left < last) quietSince = Date.now();
+      last = left;
     }
   }
 

@@ -18,6 +18,7 @@ import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
+import { checkValue, int } from '../../lib/util/options.js';
 import { TxPool } from '../dma-buffers.js';
 
 export type { ReceivedFrame } from './rx.js';
@@ -32,17 +33,20 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   layout?: Layout | 'auto';
   /** Ring size of every receive and transmit queue (default: the device's maximum, at most 256; the control queue at most 64). */
   queueSize?: number;
-  /** Receive buffers kept posted per pair (default 64). */
+  /** Receive buffers kept posted per pair, 1 to 32768 (default 64; at most the ring size are posted). */
   rxBuffers?: number;
-  /** Largest frame without the header (default 1514: Ethernet without FCS). */
+  /** Largest frame without the header, 1 to 65535 bytes (default 1514: Ethernet without FCS). */
   mtu?: number;
   /** Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). */
   queuePairs?: number;
   /** Accept MRG_RXBUF when offered (default true). */
   mergeable?: boolean;
-  /** With MRG_RXBUF: bytes per receive buffer, header included (default: header + mtu). */
+  /** With MRG_RXBUF: bytes per receive buffer, header included, up to 12 + 65535 (default: header + mtu). */
   rxBufferSize?: number;
 }
+
+/** The largest `mtu` NetDriver takes: virtio-net's mtu field is 16 bits (virtio 1.2 §5.1.4) and there is no GSO here. */
+const NET_MAX_FRAME = 65535;
 
 /**
  * Refuses (UsageError E_INVALID_ARGUMENT) receive buffers that cannot hold one frame of `mtu`
@@ -127,10 +131,12 @@ export class NetDriver extends StatefulDriver {
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);
     }
-    const maxFrame = options.mtu ?? 1514;
-    if (!Number.isInteger(maxFrame) || maxFrame < 1) throw new UsageError('E_INVALID_ARGUMENT', `mtu must be a positive integer, got ${shown(maxFrame)}`);
-    const rxBuffers = options.rxBuffers ?? 64;
-    if (!Number.isInteger(rxBuffers) || rxBuffers < 1) throw new UsageError('E_INVALID_ARGUMENT', `rxBuffers must be a positive integer, got ${shown(rxBuffers)}`);
+    // A frame above 65535 bytes has no place in virtio-net without GSO (its mtu field is 16 bits,
+    // §5.1.4); a ring holds at most 32768 buffers (§2.7, §2.8): beyond that an option is a mistake,
+    // refused here rather than found out as E_DMA_EXHAUSTED.
+    const maxFrame = checkValue(int(1, NET_MAX_FRAME), options.mtu ?? 1514, 'mtu');
+    const rxBuffers = checkValue(int(1, 32768), options.rxBuffers ?? 64, 'rxBuffers');
+    if (options.rxBufferSize !== undefined) checkValue(int(1, NET_HDR_LEN + NET_MAX_FRAME), options.rxBufferSize, 'rxBufferSize');
     const wanted = options.queuePairs;
     if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be a positive integer, got ${shown(wanted)}`);
     const optional: number[] = [NetFeature.MAC, NetFeature.STATUS];

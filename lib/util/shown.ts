@@ -19,12 +19,12 @@ export function shown(value: unknown): string {
     case 'function':
       return 'a function';
     default:
-      return value === null ? 'null' : isArray(value) ? 'an array' : 'an object';
+      return value === null ? 'null' : safeIsArray(value) ? 'an array' : 'an object';
   }
 }
 
-/** Array.isArray, which throws for a revoked Proxy: that is 'an object' here. */
-function isArray(value: unknown): boolean {
+/** Array.isArray, which throws for a revoked Proxy: false for one (it is 'an object' to shown()). */
+export function safeIsArray(value: unknown): value is unknown[] {
   try {
     return Array.isArray(value);
   } catch {

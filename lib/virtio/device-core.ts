@@ -159,9 +159,10 @@ export class DeviceCore {
     }
   }
 
-  /** Throws E_BAD_STATE (with the failure, if any) unless the device is in `phase`. */
+  /** Throws E_CLOSED when the device is closed, else E_BAD_STATE (with the failure, if any) unless it is in `phase`. */
   expectPhase(phase: DevicePhase, what: string): void {
     if (this.phase !== phase) {
+      this.ensureOpen();
       const why = this.failure ? ` (${this.failure.code}: ${this.failure.message})` : '';
       throw new UsageError('E_BAD_STATE', `${this.address}: cannot ${what} while the device is ${this.phase}${why}`);
     }

@@ -6,6 +6,7 @@
 // it was refused or rejected (a broken queue, a failed or closed device). A later settle is ignored.
 
 import { UsageError } from '../errors.js';
+import { safeIsArray, shown } from '../util/shown.js';
 import type { Segment } from './queue/types.js';
 
 /** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
@@ -123,7 +124,7 @@ export function promiseCallback<T>(resolve: (c: Completion<T>) => void, reject: 
  */
 export function checkCallback(callback: unknown, queue: number, where: string): void {
   if (typeof callback !== 'function') {
-    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the completion callback must be a function (error, len, token) => void, got ${describe(callback)}`,
+    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the completion callback must be a function (error, len, token) => void, got ${shown(callback)}`,
       'pass a function; it is called once per request when the request settles');
   }
 }
@@ -135,18 +136,15 @@ export function checkCallback(callback: unknown, queue: number, where: string): 
  * (E_BAD_CHAIN, per request).
  */
 export function checkRequests(requests: unknown, queue: number, where: string): void {
-  if (!Array.isArray(requests)) {
-    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the requests must be an array of { readable, writable, token }, got ${describe(requests)}`);
+  if (!safeIsArray(requests)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the requests must be an array of { readable, writable, token }, got ${shown(requests)}`);
   }
   for (let i = 0; i < requests.length; i++) {
     const r: unknown = requests[i];
     if (typeof r !== 'object' || r === null) {
-      throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: requests[${i}] must be an object { readable, writable, token }, got ${describe(r)}`,
+      throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: requests[${i}] must be an object { readable, writable, token }, got ${shown(r)}`,
         'nothing of this batch was submitted; fix the entry and submit the batch again');
     }
   }
 }
 
-function describe(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-}

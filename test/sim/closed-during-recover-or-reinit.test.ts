@@ -40,3 +40,19 @@ t.test('reinit() with the device closed under it rejects with E_CLOSED', async (
   t.equal(await reiniting, 'E_CLOSED', 'reinit() names the close');
   await closing;
 });
+
+// The same kind, before the call rather than during it: stop(), resume() and reinit() on a device
+// already closed said E_BAD_STATE ("cannot stop while the device is closed") where recover() said
+// E_CLOSED. Every phase-gated call now names the close.
+t.test('stop(), resume() and reinit() on a closed device reject with E_CLOSED, as recover() does', async (t) => {
+  const sim = createSimDevice({ type: 'net' });
+  const net = await NetDriver.open(new VirtioPciTransport(sim.fn), { interrupts: 'msix' });
+  await net.stop();
+  const snapshot = net.snapshot();
+  await net.device.close();
+  t.equal(await codeOf(net.device.stop()), 'E_CLOSED', 'stop()');
+  t.equal(await codeOf(net.device.resume()), 'E_CLOSED', 'resume()');
+  t.equal(await codeOf(net.device.reinit(snapshot)), 'E_CLOSED', 'reinit()');
+  t.equal(await codeOf(net.device.driverOk()), 'E_CLOSED', 'driverOk()');
+  await net.close();
+});

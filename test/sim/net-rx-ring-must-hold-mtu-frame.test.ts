@@ -54,3 +54,21 @@ t.test('mtu must be a positive integer', async (t) => {
     await t.rejects(NetDriver.open(new VirtioPciTransport(createSimDevice({ type: 'net' }).fn), { mtu }), { code: 'E_INVALID_ARGUMENT' }, `mtu ${mtu} is refused`);
   }
 });
+
+// Found by a breaker (fixed: bounds on mtu, rxBuffers and rxBufferSize). mtu 1e9 or rxBuffers 1e7
+// were taken as given and the open failed later with E_DMA_EXHAUSTED, which sends a user looking
+// for more DMA memory rather than at the option they mistyped.
+t.test('mtu, rxBuffers and rxBufferSize beyond what virtio-net can use are refused by name, not found out as E_DMA_EXHAUSTED', async (t) => {
+  const cases: [string, Record<string, number>, RegExp][] = [
+    ['mtu 1e9', { mtu: 1e9 }, /mtu must be an integer from 1 to 65535, got 1000000000/],
+    ['mtu 65536', { mtu: 65536 }, /mtu must be an integer from 1 to 65535/],
+    ['rxBuffers 1e7', { rxBuffers: 1e7 }, /rxBuffers must be an integer from 1 to 32768/],
+    ['rxBufferSize 1e9', { rxBufferSize: 1e9 }, /rxBufferSize must be an integer from 1 to 65547/],
+  ];
+  for (const [what, options, message] of cases) {
+    await t.rejects(NetDriver.open(new VirtioPciTransport(createSimDevice({ type: 'net' }).fn), options), { code: 'E_INVALID_ARGUMENT', message }, what);
+  }
+  const net = await NetDriver.open(new VirtioPciTransport(createSimDevice({ type: 'net' }).fn), { mtu: 65535, rxBuffers: 4, queueSize: 4 });
+  t.equal(net.maxFrame, 65535, 'the largest mtu opens');
+  await net.close();
+});

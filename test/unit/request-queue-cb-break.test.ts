@@ -52,7 +52,12 @@ for (const layout of ['split', 'packed'] as const) {
     t.throws(() => rq.submitManyCb([spec(1), null as unknown as RequestSpec<string>, spec(3)], cb), { code: 'E_INVALID_ARGUMENT', message: /\[1\]/ },
       'submitManyCb: a request that is not an object, midway');
     t.throws(() => rq.submitMany(undefined as unknown as RequestSpec<string>[]), { code: 'E_INVALID_ARGUMENT' }, 'submitMany: not an array');
-    t.throws(() => rq.submitMany([spec(1), 7 as unknown as RequestSpec<string>]), { code: 'E_INVALID_ARGUMENT' }, 'submitMany: a request that is not an object');
+    t.throws(() => rq.submitMany([spec(1), 7 as unknown as RequestSpec<string>]), { code: 'E_INVALID_ARGUMENT', message: /got 7$/ }, 'submitMany: a request that is not an object, shown by value');
+    // Array.isArray throws a TypeError for a revoked Proxy: the check must not (the kind the listener fixes found).
+    const { proxy, revoke } = Proxy.revocable([spec(1)], {});
+    revoke();
+    t.throws(() => rq.submitMany(proxy), { code: 'E_INVALID_ARGUMENT', message: /got an object/ }, 'submitMany: a revoked Proxy, E_INVALID_ARGUMENT rather than a TypeError');
+    t.throws(() => rq.submitManyCb(proxy, cb), { code: 'E_INVALID_ARGUMENT' }, 'submitManyCb: the same');
     t.equal(rq.pending, 0, 'nothing was added: no partial batch');
     t.equal(rq.vq.inFlight, 0);
     await microtasks();

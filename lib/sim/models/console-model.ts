@@ -40,8 +40,8 @@ export interface ConsoleModelOptions {
   loopback: boolean;
   cols: number;
   rows: number;
-  /** PORT_OPEN 0 takes effect one pass late (SimConsoleOptions.lateClose). */
-  lateClose?: boolean;
+  /** How long the device's sizing of its next read of the host's bytes holds, ms (SimConsoleOptions.staleReadMs; 0: off). */
+  staleReadMs?: number;
 }
 
 type Role = { kind: 'rx' | 'tx'; port: number } | { kind: 'c_ivq' | 'c_ovq' | 'none' };
@@ -65,9 +65,11 @@ export class ConsoleModel implements DeviceModel {
   private negotiated = 0n;
   private host: ModelHost | undefined;
   private readonly defaultLoopback: boolean;
-  private readonly lateClose: boolean;
-  /** Ports whose PORT_OPEN 0 has been used and whose receive queue gets one more fill (lateClose). */
-  private readonly closingLate = new Set<number>();
+  private readonly staleReadMs: number;
+  /** By port: the receive space the device saw free at the end of its last pass, and when (staleReadMs). */
+  private readonly sized = new Map<number, { bytes: number; at: number }>();
+  /** By port: a read sized while the driver had the port open, still to happen after it closed it or reset the device. */
+  private readonly staleRead = new Map<number, { bytes: number; until: number }>();
 
   constructor(options: ConsoleModelOptions) {
     this.maxNrPorts = options.multiport ? options.maxNrPorts : 1;
@@ -78,7 +80,7 @@ export class ConsoleModel implements DeviceModel {
     this.config.setU16(ConsoleConfig.ROWS, options.rows);
     this.config.setU32(ConsoleConfig.MAX_NR_PORTS, this.maxNrPorts);
     this.defaultLoopback = options.loopback;
-    this.lateClose = options.lateClose === true;
+    this.staleReadMs = options.staleReadMs ?? 0;
     for (const spec of options.ports) this.addPort(spec);
   }
 
@@ -93,7 +95,10 @@ export class ConsoleModel implements DeviceModel {
       throw new RangeError(`port ${String(id)} is taken or outside 0..${this.maxNrPorts - 1} (max_nr_ports ${this.maxNrPorts})`);
     }
     const port = new ConsolePort(id, spec.name, spec.console ?? id === 0, spec.hostOpen ?? true, spec.loopback ?? this.defaultLoopback, {
-      wake: (p) => this.host?.wake(consoleReceiveq(p)),
+      wake: (p) => {
+        this.readStale(p);
+        this.host?.wake(consoleReceiveq(p));
+      },
       hostOpenChanged: (p, open) => {
         if (this.ports.get(p)?.ready) this.toDriver(p, ConsoleEvent.PORT_OPEN, open ? 1 : 0);
       },
@@ -183,7 +188,7 @@ export class ConsoleModel implements DeviceModel {
       scatter(mem, chain.writable, 0, bytes);
       filled.push({ chain, written: bytes.length });
     }
-    if (this.closingLate.delete(role.port)) port.guestOpen = false;
+    this.noteFreeSpace(role.port, buffers);
     return filled;
   }
 
@@ -194,20 +199,62 @@ export class ConsoleModel implements DeviceModel {
 
   reset(): void {
     this.control = [];
-    this.closingLate.clear();
     this.driverReady = false;
     this.negotiated = 0n;
     for (const p of this.ports.values()) {
+      if (p.guestOpen) this.closedUnderRead(p.id);
       p.ready = false;
       p.guestOpen = false;
     }
+    this.sized.clear();
+  }
+
+  /**
+   * staleReadMs: the driver closed port `id` (PORT_OPEN 0) or reset the device. A read the device
+   * sized before (receive space was free at its last pass, not long ago) still happens, the next
+   * time the host has bytes, and what it reads is dropped (readStale).
+   */
+  private closedUnderRead(id: number): void {
+    const seen = this.sized.get(id);
+    this.sized.delete(id);
+    if (!seen || Date.now() - seen.at >= this.staleReadMs) return;
+    this.staleRead.set(id, { bytes: seen.bytes, until: seen.at + this.staleReadMs });
+    this.readStale(id);
+  }
+
+  /** The read closedUnderRead() left pending happens if the host has bytes and it has not expired: they are dropped. */
+  private readStale(id: number): void {
+    const read = this.staleRead.get(id);
+    const port = this.ports.get(id);
+    if (!read || !port) return;
+    if (Date.now() >= read.until) {
+      this.staleRead.delete(id);
+      return;
+    }
+    if (port.pending === 0) return;
+    this.staleRead.delete(id);
+    port.drop(read.bytes);
+  }
+
+  /**
+   * staleReadMs: the receive space free once this pass is over (up to 4096 bytes, as QEMU's
+   * virtio_serial_guest_ready counts it): the size of the device's next read of the host's bytes.
+   */
+  private noteFreeSpace(id: number, buffers: ReceiveBuffers): void {
+    if (this.staleReadMs <= 0) return;
+    let bytes = 0;
+    let taken = 0;
+    for (let chain = bytes < 4096 ? buffers.take() : undefined; chain; chain = bytes < 4096 ? buffers.take() : undefined) {
+      bytes += chain.writableLen;
+      taken++;
+    }
+    if (taken > 0) buffers.putBack(taken);
+    if (bytes > 0) this.sized.set(id, { bytes: Math.min(bytes, 4096), at: Date.now() });
+    else this.sized.delete(id);
   }
 
   /** A control message from the driver (§5.3.6.2): DEVICE_READY, PORT_READY, PORT_OPEN. */
   private fromDriver(msg: Uint8Array): void {
-    // lateClose: the fill that was late happens before this message is handled (QEMU's main loop
-    // finishes the pass with the socket read before it handles the next message).
-    for (const id of this.closingLate) this.host?.wake(consoleReceiveq(id));
     const v = dataView(msg);
     const id = v.getUint32(ConsoleControlMsg.ID, true);
     const event = v.getUint16(ConsoleControlMsg.EVENT, true);
@@ -223,13 +270,8 @@ export class ConsoleModel implements DeviceModel {
       return;
     }
     if (event === ConsoleEvent.PORT_OPEN) {
-      if (value === 0 && this.lateClose && port.guestOpen) {
-        // Still open for one fill, a moment after this message is used.
-        this.closingLate.add(id);
-        setTimeout(() => { if (this.closingLate.has(id)) this.host?.wake(consoleReceiveq(id)); }, 2).unref();
-        return;
-      }
-      this.closingLate.delete(id);
+      if (value === 0 && port.guestOpen) this.closedUnderRead(id);
+      if (value === 1) this.staleRead.delete(id);
       port.guestOpen = value === 1;
       this.host?.wake(consoleReceiveq(id));
       return;

@@ -26,6 +26,11 @@ export interface SimConsolePort {
   readonly pending: number;
   /** Bytes the driver wrote while the host side was closed: dropped, as QEMU's virtio-serial drops them. */
   readonly discarded: number;
+  /**
+   * Bytes the device read from the host and dropped: a read it sized while the driver had the port
+   * open came after the driver closed it or reset the device (SimConsoleOptions.staleReadMs).
+   */
+  readonly dropped: number;
   /** Queues bytes for the driver (they go as receive buffers and the driver's open state allow). */
   send(bytes: Uint8Array | string): void;
   /** The bytes the driver wrote and nobody took yet, in order; clears them. */
@@ -64,6 +69,7 @@ export class ConsolePort implements SimConsolePort {
   ready = false;
   written = 0;
   discarded = 0;
+  dropped = 0;
   hostOpen: boolean;
   loopback: boolean;
   private backlog: Uint8Array[] = [];
@@ -128,6 +134,11 @@ export class ConsolePort implements SimConsolePort {
     this.got.push(bytes);
     this.listeners.emit(bytes);
     if (this.loopback) this.send(bytes);
+  }
+
+  /** The device read up to `max` of the bytes waiting and dropped them (counted in `dropped`). */
+  drop(max: number): void {
+    for (let left = max, b = this.next(left); b; left -= b.length, b = left > 0 ? this.next(left) : undefined) this.dropped += b.length;
   }
 
   /** Up to `max` bytes for one receive buffer, in order (a console is a byte stream: chunks are split and joined freely). */

@@ -38,13 +38,15 @@ export interface SimConsoleOptions extends SimCommonOptions {
   /** cols and rows of the configuration (VIRTIO_CONSOLE_F_SIZE; default 80 × 25). */
   size?: SimConsoleSize;
   /**
-   * A PORT_OPEN 0 from the driver takes effect one pass late (default false): once the message is
-   * used, the host's bytes already waiting still go into the port's receive buffers once, a moment
-   * later, or before the next control message is used, whichever comes first. QEMU 7.2's
-   * virtserialport on a socket chardev can do this: its read of the socket is sized before the
-   * main loop handles the message, and the bytes are written to the guest after it.
+   * Model QEMU 7.2's virtio-serial on a chardev (default 0: off). The device sizes its next read
+   * of the host's bytes from the receive space free at the end of its last pass, and that size
+   * holds for this many ms (QEMU: until its main loop next wakes). When the driver closes the port
+   * (PORT_OPEN 0) or resets the device within that time, the next bytes the host sends are read
+   * and dropped (counted in SimConsolePort.dropped), as QEMU's `virtio_serial_write` drops them
+   * for a port the guest does not have open. A driver that lets the device use up its posted
+   * receive buffers first loses nothing (ConsoleDriver.stop).
    */
-  lateClose?: boolean;
+  staleReadMs?: number;
 }
 
 /** The handle of a reference virtio-console: the host side of its ports and the controls of a test. */
@@ -97,7 +99,7 @@ export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
     const ports = portSpecs(options.ports ?? (multiport ? 2 : 1), multiport, maxPorts);
     const size = options.size ?? { cols: 80, rows: 25 };
     const model = new ConsoleModel({
-      multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true, lateClose: options.lateClose === true,
+      multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true, staleReadMs: checkValue(int(0, 60_000), options.staleReadMs ?? 0, 'staleReadMs'),
       cols: checkValue(int(0, 0xffff), size.cols, 'size.cols'), rows: checkValue(int(0, 0xffff), size.rows, 'size.rows'),
     });
     for (const spec of ports) addPort(model, spec);

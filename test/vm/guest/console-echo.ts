@@ -4,8 +4,11 @@
 //   open     the features QEMU offers and the mechanisms it allows (quiesce only)
 //   port     the port found by its name once the host side is open
 //   to-host  TO_HOST_BYTES of a pattern written to the host (the host checks them)
-//   echo     what the host sends is written back; a third of the way in, stop (quiesce) →
-//            snapshot (through JSON) → reinit; until the host closes its side
+//   echo     what the host sends is written back; at each quarter of the way (STOPS times), stop
+//            (quiesce) → snapshot (through JSON) → reinit; until the host closes its side
+//   With the argument `cycles`, the echo instead stops (quiesce) and resumes every CYCLE_MS while
+//   the host trickles its bytes in (console.test.ts's second case): each stop meets a device with
+//   receive buffers free and an idle moment on the host side.
 // The device is found by its PCI ids (1af4:1043, virtio 1.2 §4.1.2), not by a fixed address.
 
 import fs from 'node:fs';
@@ -13,7 +16,7 @@ import { ConsoleDriver, type ConsolePort } from '../../../drivers/console/index.
 import { openTransport } from '../../../lib/open.js';
 import { featureNames } from '../../../lib/spec/index.js';
 import { parseSnapshot } from '../../../lib/virtio/snapshot/index.js';
-import { ECHO_BYTES, PORT_NAME, TO_HOST_BYTES, pattern } from './console-pattern.js';
+import { CYCLE_MS, ECHO_BYTES, PORT_NAME, STOPS, TO_HOST_BYTES, pattern } from './console-pattern.js';
 import { report, step } from './report.js';
 
 const BOUND_MS = 120_000;
@@ -33,32 +36,60 @@ async function until(what: string, cond: () => boolean, ms = BOUND_MS): Promise<
   }
 }
 
-/** Echoes until the host closes its side; a third of the way in, stop → snapshot → reinit. */
+/** Echoes until the host closes its side; at each k/(STOPS+1) of the way, stop → snapshot → reinit. */
 async function echo(con: ConsoleDriver, port: ConsolePort): Promise<Record<string, unknown>> {
   let echoed = 0;
-  let cycle: Promise<Record<string, unknown>> | undefined;
+  const cycles: Promise<Record<string, unknown>>[] = [];
+  let cycle: Promise<unknown> = Promise.resolve();
   let hostClosed = false;
   port.on('host-close', () => (hostClosed = true));
   port.on('data', (chunk: Buffer) => {
     echoed += chunk.length;
     port.write(chunk);
-    if (!cycle && echoed >= ECHO_BYTES / 3) {
-      cycle = (async () => {
-        const atStop = echoed;
+    if (cycles.length < STOPS && echoed >= (ECHO_BYTES * (cycles.length + 1)) / (STOPS + 1)) {
+      const atStop = echoed;
+      // One cycle after another: a stop asked for while the last reinit runs waits for it.
+      const next = cycle.then(async () => {
         const mechanism = await con.stop({ mechanism: 'auto' });
         const snap = parseSnapshot(JSON.stringify(con.snapshot()));
         await con.reinit(snap);
         return { mechanism, snapshotMechanism: snap.mechanism, queues: snap.queues.length, atStop, state: con.device.phase };
-      })();
+      });
+      cycle = next.catch(() => undefined);
+      cycles.push(next);
     }
   });
   await until('the host closing its side', () => hostClosed);
-  const info = cycle ? await cycle : { mechanism: null };
+  const done = await Promise.all(cycles);
+  const info = { ...(done[0] ?? { mechanism: null }), stops: done.map((c) => c.atStop), states: done.map((c) => c.state) };
   await new Promise<void>((resolve) => port.end(resolve));
   return { ...info, echoed, bytesRead: port.bytesRead, bytesWritten: port.bytesWritten, hostOpenAtEnd: port.hostOpen };
 }
 
+/** Echoes until the host closes its side, stopping (quiesce) and resuming every CYCLE_MS meanwhile. */
+async function echoWithCycles(con: ConsoleDriver, port: ConsolePort): Promise<Record<string, unknown>> {
+  let echoed = 0;
+  let hostClosed = false;
+  port.on('host-close', () => (hostClosed = true));
+  port.on('data', (chunk: Buffer) => {
+    echoed += chunk.length;
+    port.write(chunk);
+  });
+  let cycles = 0;
+  let lastMechanism: string | null = null;
+  while (!hostClosed) {
+    await new Promise((r) => setTimeout(r, CYCLE_MS));
+    if (hostClosed || echoed === 0) continue;
+    lastMechanism = await con.stop({ mechanism: 'quiesce' });
+    await con.resume();
+    cycles++;
+  }
+  await new Promise<void>((resolve) => port.end(resolve));
+  return { cycles, mechanism: lastMechanism, state: con.device.phase, echoed, bytesRead: port.bytesRead };
+}
+
 async function main(): Promise<void> {
+  const cyclesMode = process.argv[2] === 'cycles';
   const address = findConsole();
   const con = await ConsoleDriver.open((await openTransport(address)).transport);
   report('open', {
@@ -78,7 +109,7 @@ async function main(): Promise<void> {
       await until('the device taking the bytes', () => p.bytesWritten >= TO_HOST_BYTES);
       return { written: p.bytesWritten };
     });
-    await step('echo', () => echo(con, p));
+    await step('echo', () => (cyclesMode ? echoWithCycles(con, p) : echo(con, p)));
   }
   report('done', { badControl: con.badControl, lastBadControl: con.lastBadControl?.code ?? null, orphanBytes: con.orphanBytes });
   await con.close();
