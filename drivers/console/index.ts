@@ -10,7 +10,7 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, checkTimeout, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -23,6 +23,7 @@ import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
 import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
+import { checkValue, int } from '../../lib/util/options.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -38,6 +39,12 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
   bufferBytes?: number;
   /** Accept MULTIPORT when offered (default true); false uses port 0 only. */
   multiport?: boolean;
+  /**
+   * How long, in ms, stop() waits with no receive buffer coming back before it takes the host to be
+   * idle (default {@link CONSOLE_RECEIVE_QUIET_MS}; 1 to 60 000). Raise it for a device that may
+   * still act on a read it sized this long ago (see ConsoleDriver.stop).
+   */
+  receiveQuietMs?: number;
 }
 
 /**
@@ -80,8 +87,10 @@ export class ConsoleDriver extends StatefulDriver {
   private readonly portListeners = new Listeners<[ConsolePort]>('console port');
   private readonly control: ControlChannel | undefined;
   private closed = false;
+  /** A stop() is under way (a second one is refused). */
+  private stopping = false;
 
-  private constructor(device: VirtioDevice, queues: QueueSet, maxPorts: number, private readonly options: Required<Pick<ConsoleOpenOptions, 'rxBuffers' | 'bufferBytes'>>) {
+  private constructor(device: VirtioDevice, queues: QueueSet, maxPorts: number, private readonly options: Required<Pick<ConsoleOpenOptions, 'rxBuffers' | 'bufferBytes' | 'receiveQuietMs'>>) {
     super(device, queues);
     this.multiport = device.has(ConsoleFeature.MULTIPORT);
     this.maxPorts = maxPorts;
@@ -110,6 +119,7 @@ export class ConsoleDriver extends StatefulDriver {
     for (const [k, v, max] of [['rxBuffers', rxBuffers, 4096], ['bufferBytes', bufferBytes, 1 << 20]] as const) {
       if (!Number.isInteger(v) || v < 1 || v > max) throw new UsageError('E_INVALID_ARGUMENT', `${k} must be an integer from 1 to ${max}, got ${shown(v)}`);
     }
+    const receiveQuietMs = checkValue(int(1, 60_000), options.receiveQuietMs ?? CONSOLE_RECEIVE_QUIET_MS, 'receiveQuietMs');
     const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
     if (options.multiport ?? true) optional.push(ConsoleFeature.MULTIPORT);
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
@@ -130,7 +140,7 @@ export class ConsoleDriver extends StatefulDriver {
         }
       }
       await device.driverOk();
-      driver = new ConsoleDriver(device, queues, maxPorts, { rxBuffers, bufferBytes });
+      driver = new ConsoleDriver(device, queues, maxPorts, { rxBuffers, bufferBytes, receiveQuietMs });
       if (driver.control) {
         driver.control.start();
         await driver.control.send(CONSOLE_BAD_ID, ConsoleEvent.DEVICE_READY, 1);
@@ -215,9 +225,11 @@ export class ConsoleDriver extends StatefulDriver {
    * 1. **Receive drain.** The port receive queues stop taking buffers back (what comes back is
    *    delivered and waits to be posted again), and the stop waits until the device has used
    *    every buffer still posted on a port the host has open — or until none came back for
-   *    {@link CONSOLE_RECEIVE_QUIET_MS} (the host is not sending), bounded by the stop's
-   *    `timeoutMs` (default 5000). A device with no receive buffer has nowhere to put bytes:
-   *    QEMU's virtio-serial then stops reading its chardev, and the host's bytes wait there.
+   *    `receiveQuietMs` (ConsoleOpenOptions, default {@link CONSOLE_RECEIVE_QUIET_MS}: the host is
+   *    not sending): at most rxBuffers × receiveQuietMs against a host trickling just fast
+   *    enough, and never more than half the stop's `timeoutMs`. A device with no receive buffer
+   *    has nowhere to put bytes: QEMU's virtio-serial then stops reading its chardev, and the
+   *    host's bytes wait there.
    * 2. **PORT_OPEN 0** for every port (§5.3.6.2), with MULTIPORT, waiting until the device took
    *    the messages. A device that honours it stops putting bytes into receive buffers.
    * 3. StatefulDriver.stop (quiesce: the transmit queues drain).
@@ -228,27 +240,48 @@ export class ConsoleDriver extends StatefulDriver {
    * the device reset) in between, the bytes it reads are dropped (`virtio_serial_write` returns 0
    * for a port the guest closed). With no buffer posted that read size is 0 before the driver
    * acts, so nothing is in flight to drop. An idle host leaves buffers posted: the stop then takes
-   * {@link CONSOLE_RECEIVE_QUIET_MS} longer and step 2 proceeds with them.
+   * receiveQuietMs longer and step 2 proceeds with them. What remains: bytes the host starts
+   * sending in the moment after step 2, before QEMU's main loop next wakes (a few ms while a
+   * guest runs), can still meet the race; a device whose read sizes stay stale longer than
+   * receiveQuietMs can lose the next bytes an idle host sends (raise receiveQuietMs).
    *
+   * The whole stop ends within `timeoutMs` (default 5000; E_STOP_TIMEOUT when the device has not
+   * taken the messages and drained by then). Refused at once, with nothing done, for a bad
+   * `timeoutMs` (E_INVALID_ARGUMENT) or while another stop is under way (E_BAD_STATE); a device
+   * that failed meanwhile rejects with its failure (E_DEVICE_NEEDS_RESET, …: recover()).
    * reinit / recover / resume, or a refused stop, post the buffers and open the ports again.
    */
   override async stop(options: StopOptions = {}): Promise<Mechanism> {
-    if (this.device.phase === 'live') {
-      await this.drainReceive(options.timeoutMs ?? 5000);
-      await this.setPortsOpen(false);
+    // Refused before anything happens: a bad bound, or a second stop while one drains (it would
+    // wait on queues the first has paused, and act after a later reinit).
+    const timeoutMs = checkTimeout(options.timeoutMs ?? 5000, 'stop timeoutMs');
+    if (this.stopping) {
+      throw new UsageError('E_BAD_STATE', `${this.device.address}: a stop is already under way`, 'wait for it: stopping a stopped device then does nothing');
     }
+    this.stopping = true;
     try {
-      return await super.stop(options);
-    } catch (e) {
-      if (this.device.phase === 'live') await this.setPortsOpen(true);
-      throw e;
+      // One bound for the whole stop: the drain takes at most half, PORT_OPEN 0 and the device's
+      // stop share the rest (a device that never takes the messages fails the quiesce's wait).
+      const deadline = Date.now() + timeoutMs;
+      if (this.device.phase === 'live') {
+        await this.drainReceive(timeoutMs / 2);
+        await this.setPortsOpen(false, deadline);
+      }
+      try {
+        return await super.stop({ ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
+      } catch (e) {
+        if (this.device.phase === 'live') await this.setPortsOpen(true);
+        throw e;
+      }
+    } finally {
+      this.stopping = false;
     }
   }
 
   /**
    * Step 1 of stop(): pauses each port receive queue (buffers coming back wait to be posted again)
    * and waits until the ports the host has open have none posted, or none came back for
-   * CONSOLE_RECEIVE_QUIET_MS, or `boundMs` passed, or the device stopped being live. Never throws.
+   * receiveQuietMs, or `boundMs` passed, or the device stopped being live. Never throws.
    */
   private async drainReceive(boundMs: number): Promise<void> {
     const queues: RequestQueue<DmaRegion>[] = [];
@@ -263,7 +296,7 @@ export class ConsoleDriver extends StatefulDriver {
     let quietSince = Date.now();
     for (let spins = 0; last > 0 && this.device.phase === 'live'; spins++) {
       const now = Date.now();
-      if (now >= end || now - quietSince >= CONSOLE_RECEIVE_QUIET_MS) return;
+      if (now >= end || now - quietSince >= this.options.receiveQuietMs) return;
       await new Promise((r) => setTimeout(r, spins < 8 ? 1 : 5));
       const left = posted();
       if (left < last) quietSince = Date.now();
@@ -277,11 +310,19 @@ export class ConsoleDriver extends StatefulDriver {
     await this.setPortsOpen(true);
   }
 
-  private async setPortsOpen(open: boolean): Promise<void> {
+  /** PORT_OPEN `open` for every live port; waits until the device took them, or until `deadline` (ms since the epoch). */
+  private async setPortsOpen(open: boolean, deadline?: number): Promise<void> {
     const control = this.control;
     if (!control) return;
     // Each send is bounded by the device's request timeout (the watchdog); a failed one is the device's failure, reported there.
-    await Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
+    const sent = Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
+    if (deadline === undefined) {
+      await sent;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([sent, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
   }
 
   /**

@@ -102,7 +102,11 @@ const MAX_TIMEOUT_MS = 3_600_000;
  * `value` when it is a usable bound on a wait (ms: a number above 0 and at most one hour; NaN or
  * Infinity would make the wait endless); throws E_INVALID_ARGUMENT (UsageError) otherwise.
  */
-function checkTimeout(value: number, name: string): number {
+/**
+ * `value` when it is a usable bound in ms (a finite number above 0, at most MAX_TIMEOUT_MS), else
+ * UsageError E_INVALID_ARGUMENT naming `name`: every wait of the SDK is bounded.
+ */
+export function checkTimeout(value: number, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
     throw new UsageError('E_INVALID_ARGUMENT', `${name} must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS}, got ${shown(value)}`,
       'every wait is bounded: give a finite bound');

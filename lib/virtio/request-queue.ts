@@ -22,7 +22,7 @@ import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../erro
 import type { Segment, Virtqueue } from './queue/types.js';
 import { BusyPoll, type PollBudget } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
-import { Request, checkCallback, checkRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
+import { Request, checkCallback, readRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 import { thrownMessage } from '../util/shown.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
@@ -120,8 +120,11 @@ export class RequestQueue<T = undefined> {
    * (UsageError), adding none, when `requests` is not an array of objects.
    */
   submitMany(requests: readonly RequestSpec<T>[]): Promise<Completion<T>>[] {
-    checkRequests(requests, this.vq.index, 'submitMany');
-    const done = requests.map((r) => new Promise<Completion<T>>((resolve, reject) => this.enqueue(r.readable, r.writable, r.token as T, promiseCallback(resolve, reject))));
+    const { readable, writable, tokens } = readRequests<T>(requests, this.vq.index, 'submitMany');
+    const done = new Array<Promise<Completion<T>>>(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+      done[i] = new Promise<Completion<T>>((resolve, reject) => this.enqueue(readable[i]!, writable[i]!, tokens[i]!, promiseCallback(resolve, reject)));
+    }
     this.kick();
     return done;
   }
@@ -156,11 +159,8 @@ export class RequestQueue<T = undefined> {
    */
   submitManyCb(requests: readonly RequestSpec<T>[], callback: CompletionCallback<T>): void {
     checkCallback(callback, this.vq.index, 'submitManyCb');
-    checkRequests(requests, this.vq.index, 'submitManyCb');
-    for (let i = 0; i < requests.length; i++) {
-      const r = requests[i]!;
-      this.enqueue(r.readable, r.writable, r.token as T, callback);
-    }
+    const { readable, writable, tokens } = readRequests<T>(requests, this.vq.index, 'submitManyCb');
+    for (let i = 0; i < tokens.length; i++) this.enqueue(readable[i]!, writable[i]!, tokens[i]!, callback);
     this.kick();
   }
 

@@ -6,7 +6,7 @@
 // it was refused or rejected (a broken queue, a failed or closed device). A later settle is ignored.
 
 import { UsageError } from '../errors.js';
-import { safeIsArray, shown } from '../util/shown.js';
+import { safeIsArray, shown, thrownMessage } from '../util/shown.js';
 import type { Segment } from './queue/types.js';
 
 /** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
@@ -130,21 +130,39 @@ export function checkCallback(callback: unknown, queue: number, where: string): 
 }
 
 /**
- * Throws a {@link UsageError} E_INVALID_ARGUMENT unless `requests` is an array of objects (each
- * a {@link RequestSpec}): checked before any request is added, so a bad batch adds none (no
- * chain made available and never notified). The segments themselves are the virtqueue's to check
- * (E_BAD_CHAIN, per request).
+ * The batch `requests` as plain values, each entry and each field read exactly once: the readable
+ * and writable segment lists and the token of every request, in order. Throws a
+ * {@link UsageError} E_INVALID_ARGUMENT unless `requests` is an array of objects, or when reading
+ * it throws (a getter, a Proxy): all of it is read before any request is added, so a bad batch
+ * adds none (no chain made available and never notified), and what was checked is what is
+ * submitted. The segments themselves are the virtqueue's to check (E_BAD_CHAIN, per request).
  */
-export function checkRequests(requests: unknown, queue: number, where: string): void {
+export function readRequests<T>(requests: unknown, queue: number, where: string): { readable: (readonly Segment[])[]; writable: (readonly Segment[])[]; tokens: T[] } {
   if (!safeIsArray(requests)) {
     throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: the requests must be an array of { readable, writable, token }, got ${shown(requests)}`);
   }
-  for (let i = 0; i < requests.length; i++) {
-    const r: unknown = requests[i];
-    if (typeof r !== 'object' || r === null) {
-      throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: requests[${i}] must be an object { readable, writable, token }, got ${shown(r)}`,
-        'nothing of this batch was submitted; fix the entry and submit the batch again');
+  let i = -1;
+  try {
+    const n = requests.length;
+    const readable = new Array<readonly Segment[]>(n);
+    const writable = new Array<readonly Segment[]>(n);
+    const tokens = new Array<T>(n);
+    for (i = 0; i < n; i++) {
+      const r: unknown = requests[i];
+      if (typeof r !== 'object' || r === null) {
+        throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: requests[${i}] must be an object { readable, writable, token }, got ${shown(r)}`,
+          'nothing of this batch was submitted; fix the entry and submit the batch again');
+      }
+      const spec = r as { readable: readonly Segment[]; writable: readonly Segment[]; token: T };
+      readable[i] = spec.readable;
+      writable[i] = spec.writable;
+      tokens[i] = spec.token;
     }
+    return { readable, writable, tokens };
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: ${i < 0 ? 'the requests' : `requests[${i}]`} could not be read: ${thrownMessage(e)}`,
+      'nothing of this batch was submitted; pass plain objects');
   }
 }
 

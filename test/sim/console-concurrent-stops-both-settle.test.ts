@@ -1,4 +1,5 @@
-// Breaker: two ConsoleDriver.stop() calls at once. The first drains the receive queues (waits up to
+// Found by a breaker (fixed: a stop while another is under way is refused at once, E_BAD_STATE, before it touches anything).
+// two ConsoleDriver.stop() calls at once. The first drains the receive queues (waits up to
 // CONSOLE_RECEIVE_QUIET_MS for an idle host), closes the ports and stops the device. The second,
 // started while the first is still draining, passes the `phase === 'live'` check at its start and
 // then sends PORT_OPEN 0 on the control transmit queue the first stop has paused: it hangs until

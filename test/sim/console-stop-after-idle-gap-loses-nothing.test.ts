@@ -1,4 +1,5 @@
-// Breaker: ConsoleDriver.stop() on a device that drops the bytes of a read it sized before the port
+// Found by a breaker (fixed: ConsoleOpenOptions.receiveQuietMs; see below).
+// ConsoleDriver.stop() on a device that drops the bytes of a read it sized before the port
 // closed or the device reset (staleReadMs, the reference console's model of QEMU 7.2). The drain
 // in stop() takes "no receive buffer came back for CONSOLE_RECEIVE_QUIET_MS (50 ms)" to mean the
 // host is idle and then closes the ports (or resets, without MULTIPORT) with every receive buffer
@@ -8,15 +9,27 @@
 // idle period: its size was computed when the main loop went to sleep, so bytes that arrive in
 // the same wake-up as the PORT_OPEN 0 kick are dropped however long the host was quiet.
 // Expected (the promise of stop() and of SimConsoleOptions.staleReadMs): none lost.
+//
+// Fixed: the quiet period is ConsoleOpenOptions.receiveQuietMs (default CONSOLE_RECEIVE_QUIET_MS,
+// 50 ms), and stop() is lossless against a device whose sizing of a read goes stale within it —
+// in the model, staleReadMs below receiveQuietMs. Each case runs with the default and a 30 ms
+// staleness (QEMU's main loop wakes within a few ms while a guest runs), and with the breaker's
+// 1000 ms staleness and receiveQuietMs raised to 1200.
 
 import t from 'tap';
 import { bringUp, pattern, readN, until } from '../support/console.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-for (const multiport of [true, false]) {
-  t.test(`${multiport ? 'with' : 'without'} MULTIPORT: host sends, pauses 100 ms, the driver stops (quiesce), the host sends again: every byte arrives once`, async (t) => {
-    const { sim, con } = await bringUp(t, multiport ? { ports: 2, loopback: false, staleReadMs: 1000 } : { multiport: false, loopback: false, staleReadMs: 1000 });
+const CONFIGS = [
+  { staleReadMs: 30, receiveQuietMs: undefined },
+  { staleReadMs: 1000, receiveQuietMs: 1200 },
+] as const;
+
+for (const multiport of [true, false]) for (const { staleReadMs, receiveQuietMs } of CONFIGS) {
+  t.test(`${multiport ? 'with' : 'without'} MULTIPORT, staleReadMs ${staleReadMs}, receiveQuietMs ${receiveQuietMs ?? 'default'}: host sends, pauses 100 ms, the driver stops (quiesce), the host sends again: every byte arrives once`, async (t) => {
+    const quiet = receiveQuietMs === undefined ? {} : { receiveQuietMs };
+    const { sim, con } = await bringUp(t, multiport ? { ports: 2, loopback: false, staleReadMs } : { multiport: false, loopback: false, staleReadMs }, quiet);
     const id = multiport ? 1 : 0;
     const port = multiport ? await con.waitForPort(1) : con.ports.get(0)!;
     const host = sim.port(id)!;
@@ -40,8 +53,9 @@ for (const multiport of [true, false]) {
   });
 }
 
-t.test('stop → resume → stop with an idle host: the second stop loses nothing', async (t) => {
-  const { sim, con } = await bringUp(t, { ports: 2, loopback: false, staleReadMs: 1000, state: { suspend: true } });
+for (const { staleReadMs, receiveQuietMs } of CONFIGS) t.test(`stop → resume → stop with an idle host (staleReadMs ${staleReadMs}, receiveQuietMs ${receiveQuietMs ?? 'default'}): the second stop loses nothing`, async (t) => {
+  const quiet = receiveQuietMs === undefined ? {} : { receiveQuietMs };
+  const { sim, con } = await bringUp(t, { ports: 2, loopback: false, staleReadMs, state: { suspend: true } }, quiet);
   const port = await con.waitForPort(1);
   const host = sim.port(1)!;
   await until(() => host.guestOpen);

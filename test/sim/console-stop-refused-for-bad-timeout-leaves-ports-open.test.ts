@@ -1,4 +1,5 @@
-// Breaker: ConsoleDriver.stop() with a timeoutMs VirtioDevice.stop refuses (NaN, Infinity, a string,
+// Found by a breaker (fixed: timeoutMs is checked first, E_INVALID_ARGUMENT, nothing done).
+// ConsoleDriver.stop() with a timeoutMs VirtioDevice.stop refuses (NaN, Infinity, a string,
 // 0, -1) first pauses the receive queues, waits for the drain (50 ms with an idle host: NaN makes
 // the drain's bound `now >= NaN`, never true), sends PORT_OPEN 0 to every port, and only then is
 // refused E_INVALID_ARGUMENT — and re-opens the ports. The host sees its port closed and opened

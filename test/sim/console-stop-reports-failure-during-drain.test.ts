@@ -1,4 +1,5 @@
-// Breaker: the device sets DEVICE_NEEDS_RESET while ConsoleDriver.stop() is in its receive drain
+// Found by a breaker (fixed: a stop of a device that failed rejects with its failure, E_DEVICE_NEEDS_RESET, in VirtioDevice.stop itself).
+// the device sets DEVICE_NEEDS_RESET while ConsoleDriver.stop() is in its receive drain
 // (which now lasts CONSOLE_RECEIVE_QUIET_MS with an idle host). The drain ends, PORT_OPEN 0 goes,
 // and VirtioDevice.stop is then called on a device that is no longer live: the stop rejects with
 // UsageError E_BAD_STATE ("cannot stop while the device is needs-reset"), the code of a caller's

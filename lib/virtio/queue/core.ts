@@ -4,6 +4,7 @@
 
 import type { DmaRegion } from '../../mem/dma.js';
 import { UsageError, VirtqueueError, type ErrorCode } from '../../errors.js';
+import { shown, thrownMessage } from '../../util/shown.js';
 import { IndirectPool, type IndirectTable } from './indirect.js';
 import type { Layout, QueueAddresses, QueueFeatures, Segment, VirtqueueOptions, VqDriverState } from './types.js';
 
@@ -58,6 +59,18 @@ export abstract class QueueCore<T> {
   private readonly tokens: (T | undefined)[];
   private readonly descsOf: Uint16Array;
   private readonly writableOf: Float64Array;
+  /**
+   * The chain being added, as checkChain() read it: each segment's address and length, read once
+   * from the caller's objects, so the descriptors written are the values checked (a getter or a
+   * Proxy cannot answer the check one thing and the writer another). Valid until the next add().
+   */
+  protected readonly chainAddr: bigint[];
+  protected readonly chainLen: Uint32Array;
+  /** Segments in the chain being added, and how many of them are device-readable (they come first). */
+  protected chainSegments = 0;
+  protected chainReadable = 0;
+  /** checkChain() is reading a caller's segments (their getters run): an add() from inside one is refused. */
+  private readingChain = false;
   private readonly tableOf: (IndirectTable | null)[];
 
   protected constructor(opts: VirtqueueOptions, ringBytes: number, ringAlign: number) {
@@ -87,6 +100,8 @@ export abstract class QueueCore<T> {
     this.tokens = new Array<T | undefined>(this.size);
     this.descsOf = new Uint16Array(this.size);
     this.writableOf = new Float64Array(this.size);
+    this.chainAddr = new Array<bigint>(this.size).fill(0n);
+    this.chainLen = new Uint32Array(this.size);
     this.tableOf = new Array<IndirectTable | null>(this.size).fill(null);
   }
 
@@ -169,19 +184,41 @@ export abstract class QueueCore<T> {
       throw new VirtqueueError('E_QUEUE_BROKEN', this.index, `the queue is broken (${this.fault.code})`,
         'reset the device and the queue, or recreate them');
     }
-    if (!Array.isArray(readable) || !Array.isArray(writable)) {
-      throw this.badChain(`readable and writable must be arrays of segments, got ${typeof readable} and ${typeof writable}`);
+    if (this.readingChain) throw this.badChain('add() was called from inside a segment being read for another add() on this queue');
+    this.readingChain = true;
+    let writableBytes: number;
+    try {
+      writableBytes = this.readChain(readable, writable);
+    } catch (e) {
+      this.readingChain = false;
+      // A caller's getter or Proxy threw: the chain is not one (nothing was changed yet).
+      throw e instanceof VirtqueueError ? e : this.badChain(`the chain could not be read: ${thrownMessage(e)}`);
     }
-    const n = readable.length + writable.length;
-    if (n === 0) throw this.badChain('a chain needs at least one segment');
+    this.readingChain = false;
+    return writableBytes;
+  }
+
+  /** checkChain's reading: every length and segment read once, into chainAddr / chainLen. */
+  private readChain(readable: readonly Segment[], writable: readonly Segment[]): number {
+    // Array.isArray throws for a revoked Proxy: checkChain turns that into E_BAD_CHAIN.
+    if (!Array.isArray(readable) || !Array.isArray(writable)) {
+      throw this.badChain(`readable and writable must be arrays of segments, got ${shown(readable)} and ${shown(writable)}`);
+    }
+    const r = readable.length;
+    const w = writable.length;
+    const n = r + w;
+    if (!(n > 0)) throw this.badChain('a chain needs at least one segment');
     if (n > this.size) {
       // virtio 1.2 §2.7.5.3.1 and §2.8.17: no chain longer than the queue size, indirect or not.
       throw this.badChain(`a chain of ${n} segments can never fit a queue of size ${this.size}`);
     }
-    const writableBytes = this.checkSegments(writable);
-    if (this.checkSegments(readable) + writableBytes > MAX_CHAIN_BYTES) {
+    const readableBytes = this.readSegments(readable, r, 0);
+    const writableBytes = this.readSegments(writable, w, r);
+    if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
       throw this.badChain('the chain is longer than 2^32 bytes in total (virtio 1.2 §2.7.5.2)');
     }
+    this.chainSegments = n;
+    this.chainReadable = r;
     return writableBytes;
   }
 
@@ -253,21 +290,25 @@ export abstract class QueueCore<T> {
     return token;
   }
 
-  /** Checks each segment and returns their total length. */
-  private checkSegments(segments: readonly Segment[]): number {
+  /** Checks the first `count` segments, copies them to chainAddr / chainLen from `at`, and returns their total length. */
+  private readSegments(segments: readonly Segment[], count: number, at: number): number {
     let total = 0;
-    for (let i = 0; i < segments.length; i++) {
+    const addrs = this.chainAddr;
+    const lens = this.chainLen;
+    for (let i = 0; i < count; i++) {
       const segment = segments[i];
-      if (typeof segment !== 'object' || segment === null) throw this.badChain(`a segment must be an object { addr, len }, got ${String(segment)}`);
+      if (typeof segment !== 'object' || segment === null) throw this.badChain(`a segment must be an object { addr, len }, got ${shown(segment)}`);
       const { addr, len } = segment;
       if (!Number.isInteger(len) || len < 1 || len > MAX_SEGMENT_LEN) {
-        throw this.badChain(`segment length must be an integer 1..${MAX_SEGMENT_LEN}, got ${len}`);
+        throw this.badChain(`segment length must be an integer 1..${MAX_SEGMENT_LEN}, got ${shown(len)}`);
       }
       // In 0..2^64-1 exactly when truncating to 64 unsigned bits changes nothing (one BigInt
       // operation instead of two comparisons, which cost more in V8).
       if (typeof addr !== 'bigint' || BigInt.asUintN(64, addr) !== addr) {
-        throw this.badChain(`segment address must be a 64-bit bigint, got ${String(addr)}`);
+        throw this.badChain(`segment address must be a 64-bit bigint, got ${shown(addr)}`);
       }
+      addrs[at + i] = addr;
+      lens[at + i] = len;
       total += len;
     }
     return total;
@@ -293,9 +334,4 @@ export function needsEvent(event: number, now: number, old: number, m: number): 
   // The spec's (u16)(new − event − 1) < (u16)(new − old), with the modulus as a parameter so the
   // packed ring can use positions modulo 2 × size. Inputs lie in [0, m).
   return (now - event - 1 + 2 * m) % m < (now - old + m) % m;
-}
-
-/** Segment `i` of a chain: the readable ones first, then the writable ones. */
-export function segmentAt(readable: readonly Segment[], writable: readonly Segment[], i: number): Segment {
-  return i < readable.length ? readable[i]! : writable[i - readable.length]!;
 }

@@ -7,7 +7,7 @@
 
 import { PACKED_MAX_SIZE, PackedAlign, PackedDesc, PackedEventFlag, PackedFlag, packPackedState } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
-import { QueueCore, needsEvent, segmentAt } from './core.js';
+import { QueueCore, needsEvent } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
 
 const EVENT_WRAP = 0x8000; // struct pvirtq_event_suppress: desc_event_wrap is bit 15 of desc (§2.8.14)
@@ -67,7 +67,9 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
   /** virtio 1.2 §2.8.21.1: every descriptor of the chain, then the head's flags, which publish it. */
   add(readable: readonly Segment[], writable: readonly Segment[], token: T): void {
     const writableBytes = this.checkChain(readable, writable);
-    const segments = readable.length + writable.length;
+    // From here on only the chain as checkChain read it (chainAddr, chainLen): the caller's objects are not read again.
+    const segments = this.chainSegments;
+    const readableCount = this.chainReadable;
     const table = this.reserve(segments);
     const descs = table ? 1 : segments;
 
@@ -78,8 +80,7 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
       // §2.8.7: table entries carry only WRITE (their id is ignored); the ring descriptor carries
       // INDIRECT and no NEXT (§2.8.19).
       for (let i = 0; i < segments; i++) {
-        const { addr, len } = segmentAt(readable, writable, i);
-        writeDesc(table.view, i, addr, len, 0, i < readable.length ? 0 : PackedFlag.WRITE);
+        writeDesc(table.view, i, this.chainAddr[i]!, this.chainLen[i]!, 0, i < readableCount ? 0 : PackedFlag.WRITE);
       }
       writeBody(this.ring, head, table.iova, PackedDesc.SIZE * segments, id);
       headFlags = PackedFlag.INDIRECT | availBits(this.availWrap);
@@ -88,8 +89,9 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
       headFlags = 0;
       const ring64 = this.ring64;
       for (let i = 0; i < segments; i++) {
-        const { addr, len } = segmentAt(readable, writable, i);
-        const flags = (i < readable.length ? 0 : PackedFlag.WRITE) | (i < segments - 1 ? PackedFlag.NEXT : 0) | availBits(this.availWrap);
+        const addr = this.chainAddr[i]!;
+        const len = this.chainLen[i]!;
+        const flags = (i < readableCount ? 0 : PackedFlag.WRITE) | (i < segments - 1 ? PackedFlag.NEXT : 0) | availBits(this.availWrap);
         const d = this.nextAvail;
         if (ring64 !== null) {
           // struct pvirtq_desc as words: addr = 64-bit word 2d, len = 32-bit word 4d+2, id and

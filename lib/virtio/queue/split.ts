@@ -8,7 +8,7 @@
 import { alignUp } from '../../mem/dma.js';
 import { AvailFlag, DescFlag, SPLIT_MAX_SIZE, SplitAlign, SplitAvail, SplitDesc, SplitUsed, UsedFlag } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
-import { QueueCore, needsEvent, segmentAt } from './core.js';
+import { QueueCore, needsEvent } from './core.js';
 import type { QueueAddresses, Segment, UsedElement, Virtqueue, VirtqueueOptions } from './types.js';
 import type { SplitRingIndices } from '../../transport/state.js';
 
@@ -77,7 +77,8 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   /** virtio 1.2 §2.7.13: descriptors, then the available ring entry, then avail->idx. */
   add(readable: readonly Segment[], writable: readonly Segment[], token: T): void {
     const writableBytes = this.checkChain(readable, writable);
-    const segments = readable.length + writable.length;
+    // From here on only the chain as checkChain read it (chainAddr, chainLen): the caller's objects are not read again.
+    const segments = this.chainSegments;
     const table = this.reserve(segments);
     const descs = table ? 1 : segments;
 
@@ -85,14 +86,14 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     if (table) {
       // §2.7.5.3: the table is an ordinary chain linked 0, 1, 2…; the ring descriptor has INDIRECT
       // and never NEXT (§2.7.5.3.1).
-      for (let i = 0; i < segments; i++) this.writeSegment(table.view, i, i + 1, readable, writable, i);
+      for (let i = 0; i < segments; i++) this.writeSegment(table.view, i, i + 1, i);
       writeDesc(this.ring, head, table.iova, SplitDesc.SIZE * segments, DescFlag.INDIRECT, 0);
       this.freeHead = this.nextFree[head]!;
     } else {
       let d = head;
       for (let i = 0; i < segments; i++) {
         const next = this.nextFree[d]!;
-        this.writeRingSegment(d, next, readable, writable, i);
+        this.writeRingSegment(d, next, i);
         d = next;
       }
       this.freeHead = d;
@@ -212,27 +213,27 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
   }
 
   /** Writes segment `i` of the chain as descriptor `d` of `table`, linked to `next` unless it is the last. */
-  private writeSegment(table: DataView, d: number, next: number, readable: readonly Segment[], writable: readonly Segment[], i: number): void {
-    const { addr, len } = segmentAt(readable, writable, i);
-    const last = i === readable.length + writable.length - 1;
-    const flags = (i < readable.length ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
-    writeDesc(table, d, addr, len, flags, last ? 0 : next);
+  private writeSegment(table: DataView, d: number, next: number, i: number): void {
+    const last = i === this.chainSegments - 1;
+    const flags = (i < this.chainReadable ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
+    writeDesc(table, d, this.chainAddr[i]!, this.chainLen[i]!, flags, last ? 0 : next);
   }
 
   /** writeSegment into the ring itself: through the typed-array views, or the DataView when there are none. */
-  private writeRingSegment(d: number, next: number, readable: readonly Segment[], writable: readonly Segment[], i: number): void {
+  private writeRingSegment(d: number, next: number, i: number): void {
     const ring64 = this.ring64;
     if (ring64 === null) {
-      this.writeSegment(this.ring, d, next, readable, writable, i);
+      this.writeSegment(this.ring, d, next, i);
       return;
     }
-    const { addr, len } = segmentAt(readable, writable, i);
-    const last = i === readable.length + writable.length - 1;
+    const addr = this.chainAddr[i]!;
+    const len = this.chainLen[i]!;
+    const last = i === this.chainSegments - 1;
     // struct virtq_desc as words: addr = 64-bit word 2d, len = 32-bit word 4d+2, flags and next
     // = 16-bit words 8d+6 and 8d+7 (SplitDesc offsets 0, 8, 12, 14).
     ring64[2 * d] = addr;
     this.ring32![4 * d + 2] = len;
-    this.ring16[8 * d + 6] = (i < readable.length ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
+    this.ring16[8 * d + 6] = (i < this.chainReadable ? 0 : DescFlag.WRITE) | (last ? 0 : DescFlag.NEXT);
     this.ring16[8 * d + 7] = last ? 0 : next;
   }
 

@@ -86,6 +86,9 @@ export class Migration {
   /** See VirtioDevice.stop. */
   async stop(options: StopOptions): Promise<Mechanism> {
     const d = this.d;
+    // A device that failed says why (E_DEVICE_NEEDS_RESET, E_DEVICE_UNRESPONSIVE, …): the caller's
+    // next step is recover(), not a change of its own calls, which E_BAD_STATE would suggest.
+    if (d.phase === 'needs-reset' && d.failure) throw d.failure;
     d.expectPhase('live', 'stop');
     const offered = d.facilities();
     const names = offered.map((f) => f.mechanism);

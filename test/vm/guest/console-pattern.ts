@@ -10,7 +10,7 @@ export const STOPS = 3;
 /** In the guest's `cycles` mode: ms between one stop → resume and the next. */
 export const CYCLE_MS = 40;
 /** In that mode the host sends TRICKLE_BYTES in 512-byte writes, one every TRICKLE_MS. */
-export const TRICKLE_BYTES = 96 * 1024;
+export const TRICKLE_BYTES = 192 * 1024;
 export const TRICKLE_MS = 9;
 /** The port's name (the virtserialport's `name=`). */
 export const PORT_NAME = 'org.uvirtio.echo';
