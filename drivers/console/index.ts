@@ -247,7 +247,8 @@ export class ConsoleDriver extends StatefulDriver {
    *
    * The whole stop ends within `timeoutMs` (default 5000; E_STOP_TIMEOUT when the device has not
    * taken the messages and drained by then). Refused at once, with nothing done, for a bad
-   * `timeoutMs` (E_INVALID_ARGUMENT) or while another stop is under way (E_BAD_STATE); a device
+   * `timeoutMs` (E_INVALID_ARGUMENT), a mechanism the device lacks (E_STATE_UNSUPPORTED), or
+   * while another stop is under way (E_BAD_STATE); a device
    * that failed meanwhile rejects with its failure (E_DEVICE_NEEDS_RESET, …: recover()).
    * reinit / recover / resume, or a refused stop, post the buffers and open the ports again.
    */
@@ -258,6 +259,9 @@ export class ConsoleDriver extends StatefulDriver {
     if (this.stopping) {
       throw new UsageError('E_BAD_STATE', `${this.device.address}: a stop is already under way`, 'wait for it: stopping a stopped device then does nothing');
     }
+    // A mechanism the device lacks is refused by the device's stop before the ports are touched.
+    const wanted = options.mechanism ?? 'auto';
+    if (wanted !== 'auto' && !this.device.mechanisms().includes(wanted)) return super.stop(options);
     this.stopping = true;
     try {
       // One bound for the whole stop: the drain takes at most half, PORT_OPEN 0 and the device's
@@ -270,7 +274,9 @@ export class ConsoleDriver extends StatefulDriver {
       try {
         return await super.stop({ ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
       } catch (e) {
-        if (this.device.phase === 'live') await this.setPortsOpen(true);
+        // Open again; waited for only until the deadline (the sends go on: a device that never
+        // takes them fails on its own, through the watchdog).
+        if (this.device.phase === 'live') await this.setPortsOpen(true, deadline);
         throw e;
       }
     } finally {
@@ -279,18 +285,20 @@ export class ConsoleDriver extends StatefulDriver {
   }
 
   /**
-   * Step 1 of stop(): pauses each port receive queue (buffers coming back wait to be posted again)
-   * and waits until the ports the host has open have none posted, or none came back for
+   * Step 1 of stop(): pauses every port receive queue (buffers coming back, and those of a port
+   * added meanwhile, wait to be posted) and waits until the ports the host has open have none posted, or none came back for
    * receiveQuietMs, or `boundMs` passed, or the device stopped being live. Never throws.
    */
   private async drainReceive(boundMs: number): Promise<void> {
-    const queues: RequestQueue<DmaRegion>[] = [];
-    for (const [id, port] of this.live) {
-      const rq = this.queues.get(consoleReceiveq(id)) as RequestQueue<DmaRegion>;
-      rq.pause();
-      if (port.hostOpen) queues.push(rq);
-    }
-    const posted = (): number => queues.reduce((n, rq) => n + rq.vq.inFlight, 0);
+    // Every port's receive queue, live or not: a port the device adds meanwhile gets its buffers
+    // held back here too, so it has none posted when PORT_OPEN 0 reaches it.
+    for (let id = 0; id < this.maxPorts; id++) this.queues.get(consoleReceiveq(id))?.pause();
+    // The ports the host has open, asked each time: one added or opened meanwhile counts too.
+    const posted = (): number => {
+      let n = 0;
+      for (const [id, port] of this.live) if (port.hostOpen) n += this.queues.get(consoleReceiveq(id))?.vq.inFlight ?? 0;
+      return n;
+    };
     const end = Date.now() + boundMs;
     let last = posted();
     let quietSince = Date.now();

@@ -45,3 +45,15 @@ export function thrownMessage(thrown: unknown): string {
   }
   return shown(thrown);
 }
+
+/**
+ * `value instanceof cls`, false when asking throws: a thrown Proxy's getPrototypeOf trap may throw,
+ * and classifying what a caller's code threw must not throw in turn.
+ */
+export function isInstance<C>(value: unknown, cls: abstract new (...args: never[]) => C): value is C {
+  try {
+    return value instanceof cls;
+  } catch {
+    return false;
+  }
+}

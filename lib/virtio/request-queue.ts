@@ -23,7 +23,7 @@ import type { Segment, Virtqueue } from './queue/types.js';
 import { BusyPoll, type PollBudget } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
 import { Request, checkCallback, readRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
-import { thrownMessage } from '../util/shown.js';
+import { isInstance, thrownMessage } from '../util/shown.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
 
@@ -108,6 +108,11 @@ export class RequestQueue<T = undefined> {
    * is full the request waits, in order, for room. Rejects with the queue's {@link VirtqueueError}
    * when the queue is broken (or E_BAD_CHAIN when the chain can never fit), and with the device's
    * error while the device is halted.
+   *
+   * The segment arrays and their objects stay the caller's promise until the request settles: the
+   * queue reads them when it adds the chain, which may be later (the request waited for room) and
+   * again (a ring restarted by reinit() or recover() makes it available anew). Build a fresh array
+   * per request rather than reusing one (as a kernel scatterlist stays valid until completion).
    */
   submit(readable: readonly Segment[], writable: readonly Segment[], token?: T): Promise<Completion<T>> {
     const done = new Promise<Completion<T>>((resolve, reject) => this.enqueue(readable, writable, token as T, promiseCallback(resolve, reject)));
@@ -344,8 +349,8 @@ export class RequestQueue<T = undefined> {
       this.vq.add(request.readable, request.writable, request);
       this.addedSinceKick = true;
     } catch (e) {
-      if (e instanceof VirtqueueError && e.code === 'E_QUEUE_FULL') return false;
-      settleLater(request, e as Error);
+      if (isInstance(e, VirtqueueError) && e.code === 'E_QUEUE_FULL') return false;
+      settleLater(request, isInstance(e, Error) ? e : new VirtqueueError('E_BAD_CHAIN', this.vq.index, `the chain could not be added: ${thrownMessage(e)}`));
     }
     return true;
   }

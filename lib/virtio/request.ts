@@ -6,7 +6,7 @@
 // it was refused or rejected (a broken queue, a failed or closed device). A later settle is ignored.
 
 import { UsageError } from '../errors.js';
-import { safeIsArray, shown, thrownMessage } from '../util/shown.js';
+import { isInstance, safeIsArray, shown, thrownMessage } from '../util/shown.js';
 import type { Segment } from './queue/types.js';
 
 /** How a request submitted to a {@link RequestQueue} settled: the used length and the caller's token. */
@@ -160,7 +160,7 @@ export function readRequests<T>(requests: unknown, queue: number, where: string)
     }
     return { readable, writable, tokens };
   } catch (e) {
-    if (e instanceof UsageError) throw e;
+    if (isInstance(e, UsageError)) throw e;
     throw new UsageError('E_INVALID_ARGUMENT', `queue ${queue}: ${where}: ${i < 0 ? 'the requests' : `requests[${i}]`} could not be read: ${thrownMessage(e)}`,
       'nothing of this batch was submitted; pass plain objects');
   }

@@ -1,4 +1,5 @@
-// Breaker: ConsoleDriver.stop()'s receive drain pauses and waits for the receive queues of the
+// Found by a breaker (fixed: the drain pauses every port receive queue, live or not, and asks which ports the host has open each time).
+// ConsoleDriver.stop()'s receive drain pauses and waits for the receive queues of the
 // ports live when it starts. A port the device adds during the drain (DEVICE_ADD) is set up as
 // usual — receive buffers posted, PORT_OPEN 1 — but its queue is neither paused nor waited for, and
 // step 2 then sends it PORT_OPEN 0 with its buffers posted and freshly sized by the device: on a

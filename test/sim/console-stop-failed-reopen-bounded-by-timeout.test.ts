@@ -1,4 +1,5 @@
-// Breaker: "The whole stop ends within timeoutMs" (ConsoleDriver.stop). With a device that does not
+// Found by a breaker (fixed: the reopen after a failed stop is waited for only until the stop's deadline).
+// "The whole stop ends within timeoutMs" (ConsoleDriver.stop). With a device that does not
 // complete control messages (completion-silence on the control transmitq), stop({ timeoutMs: 200 })
 // spends its bound as designed — the drain, then PORT_OPEN 0 raced against the deadline, then the
 // device's quiesce with the 1 ms left, E_STOP_TIMEOUT — but the failed stop then re-opens the ports

@@ -1,4 +1,5 @@
-// Breaker: ConsoleDriver.stop() is "refused at once, with nothing done" only for a bad timeoutMs
+// Found by a breaker (fixed: a mechanism the device lacks goes straight to the device stop, which refuses it before the ports are touched).
+// ConsoleDriver.stop() is "refused at once, with nothing done" only for a bad timeoutMs
 // or a concurrent stop. A stop the device can never do — a mechanism it does not offer
 // (E_STATE_UNSUPPORTED, decided by VirtioDevice.stop from the negotiated features alone) or a name
 // that is no mechanism — still runs the receive drain (receiveQuietMs with an idle host), sends

@@ -1,4 +1,5 @@
-// Breaker: the last change promises "a throwing getter is E_INVALID_ARGUMENT / E_BAD_CHAIN" for a
+// Found by a breaker (fixed: isInstance() classifies a thrown value without letting a trap throw).
+// the last change promises "a throwing getter is E_INVALID_ARGUMENT / E_BAD_CHAIN" for a
 // batch (readRequests) and a chain's segments (QueueCore.checkChain). Both classify what was thrown
 // with `instanceof` (e instanceof VirtqueueError / UsageError) — which itself throws when the
 // thrown value is a Proxy whose getPrototypeOf trap throws. The trap's Error then escapes

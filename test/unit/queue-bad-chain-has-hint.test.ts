@@ -1,4 +1,5 @@
-// Breaker: errors.ts promises every UvirtioError "a hint a person can act on", and the new
+// Found by a breaker (fixed: every E_BAD_CHAIN carries a hint).
+// errors.ts promises every UvirtioError "a hint a person can act on", and the new
 // refusals of Virtqueue.add() — a segment getter that throws ("the chain could not be read"), an
 // add() re-entered from a segment getter — are E_BAD_CHAIN built by badChain(), which passes no
 // hint (and E_BAD_CHAIN has no generic one): hint is undefined for every E_BAD_CHAIN, old and new.

@@ -1,4 +1,5 @@
-// Breaker: Virtqueue.add() reads a chain once (checkChain → chainAddr/chainLen), but it trusts
+// Found by a breaker (fixed: lengths must be whole non-negative numbers; the queue is checked again after the caller's getters ran).
+// Virtqueue.add() reads a chain once (checkChain → chainAddr/chainLen), but it trusts
 // the arrays' `length` (a Proxy array may answer anything) and it re-checks nothing after the
 // segments' getters ran (a getter may close or fail the queue before the chain is written).
 import t from 'tap';

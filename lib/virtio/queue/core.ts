@@ -4,7 +4,7 @@
 
 import type { DmaRegion } from '../../mem/dma.js';
 import { UsageError, VirtqueueError, type ErrorCode } from '../../errors.js';
-import { shown, thrownMessage } from '../../util/shown.js';
+import { isInstance, shown, thrownMessage } from '../../util/shown.js';
 import { IndirectPool, type IndirectTable } from './indirect.js';
 import type { Layout, QueueAddresses, QueueFeatures, Segment, VirtqueueOptions, VqDriverState } from './types.js';
 
@@ -179,12 +179,11 @@ export abstract class QueueCore<T> {
    * device may write. Checks come before any change, so a failed add leaves the queue as it was.
    */
   protected checkChain(readable: readonly Segment[], writable: readonly Segment[]): number {
-    if (this.fault) {
-      if (this.closed) throw this.fault;
-      throw new VirtqueueError('E_QUEUE_BROKEN', this.index, `the queue is broken (${this.fault.code})`,
-        'reset the device and the queue, or recreate them');
+    this.assertUsable();
+    if (this.readingChain) {
+      throw this.badChain('add() was called from inside a segment being read for another add() on this queue',
+        'do not add chains from a getter of a segment; build the segments before the call');
     }
-    if (this.readingChain) throw this.badChain('add() was called from inside a segment being read for another add() on this queue');
     this.readingChain = true;
     let writableBytes: number;
     try {
@@ -192,10 +191,21 @@ export abstract class QueueCore<T> {
     } catch (e) {
       this.readingChain = false;
       // A caller's getter or Proxy threw: the chain is not one (nothing was changed yet).
-      throw e instanceof VirtqueueError ? e : this.badChain(`the chain could not be read: ${thrownMessage(e)}`);
+      throw isInstance(e, VirtqueueError) ? e : this.badChain(`the chain could not be read: ${thrownMessage(e)}`);
     }
     this.readingChain = false;
+    // The caller's getters ran: one of them may have closed or broken this queue meanwhile.
+    this.assertUsable();
     return writableBytes;
+  }
+
+  /** Throws E_CLOSED when the queue is closed, E_QUEUE_BROKEN when it is broken. */
+  private assertUsable(): void {
+    if (this.fault) {
+      if (this.closed) throw this.fault;
+      throw new VirtqueueError('E_QUEUE_BROKEN', this.index, `the queue is broken (${this.fault.code})`,
+        'reset the device and the queue, or recreate them');
+    }
   }
 
   /** checkChain's reading: every length and segment read once, into chainAddr / chainLen. */
@@ -204,21 +214,25 @@ export abstract class QueueCore<T> {
     if (!Array.isArray(readable) || !Array.isArray(writable)) {
       throw this.badChain(`readable and writable must be arrays of segments, got ${shown(readable)} and ${shown(writable)}`);
     }
-    const r = readable.length;
-    const w = writable.length;
-    const n = r + w;
+    const r: unknown = readable.length;
+    const w: unknown = writable.length;
+    // A Proxy's length may be anything: only whole, non-negative counts make a chain.
+    if (!Number.isSafeInteger(r) || !Number.isSafeInteger(w) || (r as number) < 0 || (w as number) < 0) {
+      throw this.badChain(`the segment arrays' lengths must be whole numbers, got ${shown(r)} and ${shown(w)}`);
+    }
+    const n = (r as number) + (w as number);
     if (!(n > 0)) throw this.badChain('a chain needs at least one segment');
     if (n > this.size) {
       // virtio 1.2 §2.7.5.3.1 and §2.8.17: no chain longer than the queue size, indirect or not.
       throw this.badChain(`a chain of ${n} segments can never fit a queue of size ${this.size}`);
     }
-    const readableBytes = this.readSegments(readable, r, 0);
-    const writableBytes = this.readSegments(writable, w, r);
+    const readableBytes = this.readSegments(readable, r as number, 0);
+    const writableBytes = this.readSegments(writable, w as number, r as number);
     if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
       throw this.badChain('the chain is longer than 2^32 bytes in total (virtio 1.2 §2.7.5.2)');
     }
     this.chainSegments = n;
-    this.chainReadable = r;
+    this.chainReadable = r as number;
     return writableBytes;
   }
 
@@ -314,8 +328,8 @@ export abstract class QueueCore<T> {
     return total;
   }
 
-  private badChain(message: string): VirtqueueError {
-    return new VirtqueueError('E_BAD_CHAIN', this.index, message);
+  private badChain(message: string, hint = 'pass two arrays of plain segments { addr: a 64-bit bigint, len: 1 to 2^32 - 1 }, at least one and at most the queue size in all; nothing was added'): VirtqueueError {
+    return new VirtqueueError('E_BAD_CHAIN', this.index, message, hint);
   }
 
   private forgetAll(): T[] {
