@@ -125,6 +125,12 @@ export interface VirtioTransport {
    */
   onLost?(listener: (error: UvirtioError) => void): () => void;
 
+  /**
+   * True once close() ran (a driver's close() closes its transport too). A closed transport cannot
+   * be opened again: VirtioDevice.open and reinit() refuse it with E_CLOSED. Absent on a transport
+   * that cannot tell, which is then taken as open.
+   */
+  readonly closed?: boolean;
   /** Releases the device and this transport's resources; idempotent. */
   close(): void;
 }

@@ -267,12 +267,25 @@ export class DeviceCore {
 }
 
 /**
+ * Throws E_CLOSED (UsageError) when `t` was closed: a closed transport reads as a device with no
+ * features and no status (or throws from an unmapped BAR), which would surface as a misleading
+ * E_FEATURE_MISSING or E_SNAPSHOT_* later. `doing` names the operation for the message.
+ */
+export function checkTransportOpen(t: VirtioTransport, doing: string): void {
+  if (t.closed === true) {
+    throw new UsageError('E_CLOSED', `${t.address}: ${doing} needs an open transport, and this one was closed (a driver's close() closes its transport)`,
+      'open the device again with openTransport(address) (or your transport\'s open function) and pass the new transport');
+  }
+}
+
+/**
  * virtio 1.2 §3.1.1 steps 1–6, written once for open, reinit and recover: reset (bounded),
  * ACKNOWLEDGE, DRIVER, the features `choose` picks from those offered, FEATURES_OK, and the
  * read-back — a device that cannot work with the subset leaves FEATURES_OK clear
  * (E_FEATURES_NOT_OK). Rejects with the transport's codes (E_RESET_TIMEOUT, E_VHOST_*).
  */
 export async function initialise(t: VirtioTransport, timeoutMs: number, choose: (offered: bigint) => bigint): Promise<void> {
+  checkTransportOpen(t, 'initialising the device');
   await t.reset(timeoutMs);
   t.writeStatus(Status.ACKNOWLEDGE);
   t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);

@@ -20,7 +20,7 @@ import { negotiateFeatures, type FeaturePolicy } from './features.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { DeviceSnapshot } from './snapshot/index.js';
 import { DeviceConfig } from './config.js';
-import { DeviceCore, initialise, markFailedStatus, type DevicePhase, type QueueOptions } from './device-core.js';
+import { DeviceCore, checkTransportOpen, initialise, markFailedStatus, type DevicePhase, type QueueOptions } from './device-core.js';
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { shown } from '../util/shown.js';
@@ -165,6 +165,7 @@ export class VirtioDevice {
     const pollSpinUs = checkValue(int(0, MAX_POLL_SPIN_US), options.pollSpinUs ?? (transport.deviceOnDriverThread === true ? 0 : DEFAULT_POLL_SPIN_US), 'pollSpinUs (µs)',
       '0 turns the spin off; it should be about the time the device takes to answer a request');
     const pollBudget = checkPollBudget(options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half'), 'pollBudget');
+    checkTransportOpen(transport, 'opening the device');
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {

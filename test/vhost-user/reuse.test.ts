@@ -154,6 +154,23 @@ t.test('a daemon serving another front-end: E_VHOST_BUSY with the hint, then ser
   await blk.close();
 });
 
+t.test('a driver opened again on the vhost-user transport its close() closed: E_CLOSED at once, and a fresh transport is served', async (t) => {
+  // The sim transport used to answer such an open as a legacy-only device (E_FEATURE_MISSING;
+  // test/sim/closed-transport-refused). Over vhost-user the closed session already refused with
+  // E_CLOSED; the check before any message (checkTransportOpen) keeps it so, with the same hint.
+  const d = await daemon(t, image(t, 16), 'a');
+  const opened = await openTransport(d.address);
+  const first = await BlkDriver.open(opened.transport);
+  await first.close();
+  t.equal(opened.transport.closed, true, "the driver's close() closed its transport");
+  const code = await watched('the refused open', codeOfAsync(() => BlkDriver.open(opened.transport)), 5000);
+  t.equal(code, 'E_CLOSED', 'refused with E_CLOSED');
+  const next = await watched('the open of a fresh transport', openTransport(d.address));
+  const blk = await BlkDriver.open(next.transport);
+  t.equal((await watched('a read', blk.read(0, 1))).length, 512, 'served');
+  await blk.close();
+});
+
 t.test('another front-end takes the daemon between a stop and the reinit: E_VHOST_BUSY, bounded; retried once it has gone, the reinit works', async (t) => {
   const d = await daemon(t, image(t, 16), 'a');
   const src = await openTransport(`${d.address}?timeout=500`);

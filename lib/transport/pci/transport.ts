@@ -30,7 +30,7 @@ export class VirtioPciTransport implements VirtioTransport {
   private readonly c: RegisterWindow;
   private readonly cb: number;
   private readonly notifiers = new Map<number, () => void>();
-  private closed = false;
+  private isClosed = false;
   private readonly lostListeners = new Listeners<[UvirtioError]>('transport lost');
 
   /** @param fn the PCI function to drive; its DMA allocator becomes this transport's. */
@@ -155,7 +155,7 @@ export class VirtioPciTransport implements VirtioTransport {
     return this.c.read16(this.cb + CommonCfg.CONFIG_MSIX_VECTOR);
   }
   disableInterrupts(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     this.setConfigVector(VIRTIO_MSI_NO_VECTOR);
     this.fn.msix.disable();
   }
@@ -270,9 +270,14 @@ export class VirtioPciTransport implements VirtioTransport {
     return this.lostListeners.add(listener);
   }
 
+  /** True once close() ran (see VirtioTransport.closed). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.notifiers.clear();
     const closedError = new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport');
     this.lostListeners.emit(closedError);

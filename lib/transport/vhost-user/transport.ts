@@ -79,7 +79,7 @@ export class VhostUserTransport implements VirtioTransport {
   private readonly replyTimeoutMs: number;
   private readonly drainTimeoutMs: number;
   private readonly backend: BackendFacility;
-  private closed = false;
+  private isClosed = false;
 
   private constructor(
     readonly address: string,
@@ -273,7 +273,7 @@ export class VhostUserTransport implements VirtioTransport {
     // Once this transport is closed (or the queue re-programmed) the fd number may belong to
     // something else: refuse instead of writing 8 bytes into it.
     return () => {
-      if (this.closed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
+      if (this.isClosed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
       libc.eventfdSignal(fd);
     };
   }
@@ -306,7 +306,7 @@ export class VhostUserTransport implements VirtioTransport {
    * from it — never from the set a poll was armed with (watcher.ts: the reinit stall of issue 10).
    */
   private watched(): Watched[] {
-    if (this.closed) return [];
+    if (this.isClosed) return [];
     return this.vectors.watched([...this.queues].map(([q, conf]) => ({ fd: this.callFds.get(q), vector: conf.vector })));
   }
 
@@ -346,9 +346,14 @@ export class VhostUserTransport implements VirtioTransport {
    * eventfds; releases this transport's hold on the arena.
    * Idempotent.
    */
+  /** True once close() ran (see VirtioTransport.closed). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     // A driver still on it hears at once (its requests settle now, not at the watchdog's bound).
     this.link.close(new DeviceError('E_CLOSED', `${this.address}: the transport was closed under the device`, 'close the driver, not its transport'));
     this.vectors.disable();

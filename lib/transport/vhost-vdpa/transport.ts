@@ -82,7 +82,7 @@ export class VhostVdpaTransport implements VirtioTransport {
   /** Made last in the constructor: a device refused at open leaves no wake-up eventfd behind. */
   private readonly watcher: Watcher;
   private readonly facility: VdpaSuspendFacility;
-  private closed = false;
+  private isClosed = false;
 
   private constructor(readonly address: string, private readonly dev: VdpaFd, options: VhostVdpaOptions) {
     this.deviceType = dev.deviceId();
@@ -166,7 +166,7 @@ export class VhostVdpaTransport implements VirtioTransport {
   // ---- status and features ----
 
   readStatus(): number {
-    if (this.closed) return 0;
+    if (this.isClosed) return 0;
     return this.dev.status();
   }
 
@@ -274,7 +274,7 @@ export class VhostVdpaTransport implements VirtioTransport {
     // Once this transport is closed (or the queue re-programmed) the fd number may belong to
     // something else: refuse instead of writing 8 bytes into it.
     return () => {
-      if (this.closed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
+      if (this.isClosed || this.kickFds.get(q) !== fd) throw new UsageError('E_CLOSED', `${this.address}: queue ${q}'s kick eventfd is closed`, 'open the device again');
       libc.eventfdSignal(fd);
     };
   }
@@ -286,7 +286,7 @@ export class VhostVdpaTransport implements VirtioTransport {
   // ---- interrupts: each queue's call eventfd is its vector ----
 
   private watched(): Watched[] {
-    if (this.closed) return [];
+    if (this.isClosed) return [];
     return this.vectors.watched([...this.rings].map(([q, r]) => ({ fd: this.callFds.get(q), vector: r.vector })));
   }
 
@@ -332,9 +332,14 @@ export class VhostVdpaTransport implements VirtioTransport {
   }
 
   /** Closes the device fd (the kernel resets the device and drops its IOTLB), the eventfds, and this transport's hold on the arena. Idempotent. */
+  /** True once close() ran (see VirtioTransport.closed). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.vectors.disable();
     this.dev.close();
     const fds = [...this.kickFds.values(), ...this.callFds.values()];

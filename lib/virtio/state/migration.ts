@@ -15,7 +15,7 @@ import { DeviceError, UsageError, type UvirtioError } from '../../errors.js';
 import type { DmaAllocator } from '../../mem/dma.js';
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot } from '../snapshot/index.js';
 import type { Mechanism, StateContext, StateFacility, VirtioTransport, VqState } from '../../transport/types.js';
-import { initialise, markFailedStatus, type DeviceCore, type DevicePhase } from '../device-core.js';
+import { checkTransportOpen, initialise, markFailedStatus, type DeviceCore, type DevicePhase } from '../device-core.js';
 import { initialVqState } from './quiesce.js';
 import { queueStateProblem, type DriverView } from './queue-checks.js';
 import { checkReinit } from './reinit-checks.js';
@@ -223,6 +223,7 @@ export class Migration {
     const snap = validateSnapshot(snapshot);
     d.expectPhase('stopped', 'reinit');
     const target = options.target ?? d.t;
+    checkTransportOpen(target, 'reinit onto it');
     const offered = target.deviceFeatures();
     // The target's own facility for the snapshot's mechanism says whether it restores indices.
     const restorer = d.facilities(target).find((f) => f.mechanism === snap.mechanism);
