@@ -10,7 +10,7 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, checkTimeout, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -87,8 +87,6 @@ export class ConsoleDriver extends StatefulDriver {
   private readonly portListeners = new Listeners<[ConsolePort]>('console port');
   private readonly control: ControlChannel | undefined;
   private closed = false;
-  /** A stop() is under way (a second one is refused). */
-  private stopping = false;
 
   private constructor(device: VirtioDevice, queues: QueueSet, maxPorts: number, private readonly options: Required<Pick<ConsoleOpenOptions, 'rxBuffers' | 'bufferBytes' | 'receiveQuietMs'>>) {
     super(device, queues);
@@ -253,34 +251,23 @@ export class ConsoleDriver extends StatefulDriver {
    * reinit / recover / resume, or a refused stop, post the buffers and open the ports again.
    */
   override async stop(options: StopOptions = {}): Promise<Mechanism> {
-    // Refused before anything happens: a bad bound, or a second stop while one drains (it would
-    // wait on queues the first has paused, and act after a later reinit).
-    const timeoutMs = checkTimeout(options.timeoutMs ?? 5000, 'stop timeoutMs');
-    if (this.stopping) {
-      throw new UsageError('E_BAD_STATE', `${this.device.address}: a stop is already under way`, 'wait for it: stopping a stopped device then does nothing');
-    }
-    // A mechanism the device lacks is refused by the device's stop before the ports are touched.
-    const wanted = options.mechanism ?? 'auto';
-    if (wanted !== 'auto' && !this.device.mechanisms().includes(wanted)) return super.stop(options);
-    this.stopping = true;
+    // Steps 1 and 2 run as the stop's preparation, inside the device's one-operation lock: a stop
+    // refused (a second one under way, a bad bound, a mechanism the device lacks, a device not
+    // live) touches no port. One bound for the whole stop: the drain takes at most half of it,
+    // PORT_OPEN 0 and the device's stop share the rest.
+    let closedUntil: number | null = null;
     try {
-      // One bound for the whole stop: the drain takes at most half, PORT_OPEN 0 and the device's
-      // stop share the rest (a device that never takes the messages fails the quiesce's wait).
-      const deadline = Date.now() + timeoutMs;
-      if (this.device.phase === 'live') {
-        await this.drainReceive(timeoutMs / 2);
+      return await this.queues.stop(options, async (deadline) => {
+        await this.drainReceive((deadline - Date.now()) / 2);
+        if (this.device.phase !== 'live') return;
         await this.setPortsOpen(false, deadline);
-      }
-      try {
-        return await super.stop({ ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
-      } catch (e) {
-        // Open again; waited for only until the deadline (the sends go on: a device that never
-        // takes them fails on its own, through the watchdog).
-        if (this.device.phase === 'live') await this.setPortsOpen(true, deadline);
-        throw e;
-      }
-    } finally {
-      this.stopping = false;
+        closedUntil = deadline;
+      });
+    } catch (e) {
+      // Open again; waited for only until the deadline (the sends go on: a device that never
+      // takes them fails on its own, through the watchdog).
+      if (closedUntil !== null && this.device.phase === 'live') await this.setPortsOpen(true, closedUntil);
+      throw e;
     }
   }
 

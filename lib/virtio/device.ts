@@ -25,11 +25,11 @@ import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { shown } from '../util/shown.js';
 import { checkValue, int } from '../util/options.js';
-import { Migration, type ReinitOptions, type StopOptions } from './state/migration.js';
+import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
 export type { DevicePhase, QueueOptions } from './device-core.js';
-export type { StopOptions, ReinitOptions } from './state/migration.js';
+export type { StopOptions, StopPreparation, ReinitOptions } from './state/migration.js';
 /** Re-exported so drivers name a transport through lib/virtio (they never import lib/transport). */
 export type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -427,11 +427,16 @@ export class VirtioDevice {
    * Stopping a stopped device does nothing. Rejects E_STATE_UNSUPPORTED (a mechanism it lacks),
    * E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT (the device is then failed, except for quiesce),
    * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED.
+   *
+   * `prepare` (a driver's; see {@link StopPreparation}) runs inside the one-operation lock once the
+   * stop is accepted — never for a refusal (a second operation, a bad bound, a mechanism the device
+   * lacks, a device that is not live) — and before the device is asked to stop; `timeoutMs` bounds
+   * both together.
    */
-  async stop(options: StopOptions = {}): Promise<Mechanism> {
+  async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
     if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'stop timeoutMs');
     if (this.m.settled) return this.m.mechanism!;
-    return this.d.exclusive('stop', () => this.m.stop(options));
+    return this.d.exclusive('stop', () => this.m.stop(options, prepare));
   }
 
   /**

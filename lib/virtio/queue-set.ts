@@ -14,7 +14,7 @@
 // Every request a RequestQueue accepted settles exactly once, within a bounded time of the device
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
-import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions } from './device.js';
+import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions, StopPreparation } from './device.js';
 import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
@@ -101,19 +101,26 @@ export class QueueSet {
   }
 
   /**
-   * Pauses every queue (new requests wait, in order), stops the device with {@link VirtioDevice.stop}
-   * and settles the requests it completed on the way. Resolves with the mechanism used. Rejects with
-   * the device's error (E_STATE_UNSUPPORTED, E_STOP_TIMEOUT, E_SUSPEND_TIMEOUT, E_DEVICE_NEEDS_RESET,
-   * E_BAD_STATE, E_CLOSED); when the device is still live the queues are then unpaused.
+   * Stops the device with {@link VirtioDevice.stop}: once the device accepted the stop (inside its
+   * one-operation lock), runs `prepare` (a driver's last work on live queues), pauses every queue
+   * (new requests wait, in order) and has the device stop; then settles the requests it completed
+   * on the way. Resolves with the mechanism used. Rejects with the device's error
+   * (E_STATE_UNSUPPORTED, E_STOP_TIMEOUT, E_SUSPEND_TIMEOUT, E_DEVICE_NEEDS_RESET, E_BAD_STATE,
+   * E_CLOSED). A stop refused at once changes nothing (another stop under way keeps its queues
+   * paused); one that fails later unpauses the queues when the device is still live.
    */
-  async stop(options: StopOptions = {}): Promise<Mechanism> {
-    for (const rq of this.queues.values()) rq.pause();
+  async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
+    let paused = false;
     try {
-      const mechanism = await this.device.stop(options);
+      const mechanism = await this.device.stop(options, async (deadline) => {
+        if (prepare) await prepare(deadline);
+        for (const rq of this.queues.values()) rq.pause();
+        paused = true;
+      });
       for (const rq of this.queues.values()) rq.processUsed();
       return mechanism;
     } catch (e) {
-      if (this.device.phase === 'live') this.restart(false);
+      if (paused && this.device.phase === 'live') this.restart(false);
       throw e;
     }
   }

@@ -29,6 +29,14 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Work a driver must do before its device stops (a console lets the device fill its posted receive
+ * buffers, then closes its ports), run by VirtioDevice.stop inside its one-operation lock once the
+ * stop was accepted. `deadline` is the stop's bound (ms since the epoch: start + timeoutMs); the
+ * device's own wait gets what the preparation leaves (at least 1 ms). It must not throw.
+ */
+export type StopPreparation = (deadline: number) => Promise<void>;
+
 /** See VirtioDevice.reinit. */
 export interface ReinitOptions {
   /** Another device of the same type, sharing this device's DMA memory, to bring up with the state (default: this device). */
@@ -84,7 +92,7 @@ export class Migration {
   }
 
   /** See VirtioDevice.stop. */
-  async stop(options: StopOptions): Promise<Mechanism> {
+  async stop(options: StopOptions, prepare?: StopPreparation): Promise<Mechanism> {
     const d = this.d;
     // A device that failed says why (E_DEVICE_NEEDS_RESET, E_DEVICE_UNRESPONSIVE, …): the caller's
     // next step is recover(), not a change of its own calls, which E_BAD_STATE would suggest.
@@ -98,8 +106,18 @@ export class Migration {
       throw new DeviceError('E_STATE_UNSUPPORTED', `${d.address} does not support the ${wanted} mechanism (it supports ${names.join(', ')})`,
         wanted === 'ring-state' ? 'the device must offer VIRTIO_F_RING_STATE' : wanted === 'suspend' ? 'the device must offer VIRTIO_F_SUSPEND' : 'use --mechanism auto');
     }
+    // Accepted: the preparation runs now (nothing was touched for a refusal above), then the device
+    // stops within what is left of the one bound.
+    let timeoutMs = options.timeoutMs ?? 5000;
+    if (prepare) {
+      const deadline = Date.now() + timeoutMs;
+      await prepare(deadline);
+      d.ensureOpen();
+      if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
+      timeoutMs = Math.max(1, deadline - Date.now());
+    }
     try {
-      await facility.stop(this.context(), options.timeoutMs ?? 5000);
+      await facility.stop(this.context(), timeoutMs);
     } catch (e) {
       d.ensureOpen();
       // STOP (one-way) or SUSPEND was asked for and never showed: the device may be stopping for
