@@ -8,6 +8,7 @@
 // (they read options with lib/util/options.ts).
 
 import { UsageError } from './errors.js';
+import { shown } from './util/shown.js';
 import { normaliseBdf } from './pci/bdf.js';
 import { SCHEMES, type Scheme, type SchemeEntry } from './schemes.js';
 
@@ -54,7 +55,8 @@ function parseQuery(text: string, query: string): Record<string, string> {
  * scheme, a target its scheme does not take, or an option that is not key=value.
  */
 export function parseAddress(text: string): DeviceAddress {
-  if (typeof text !== 'string' || text.trim() === '') throw bad(String(text), 'it is empty');
+  if (typeof text !== 'string') throw bad(shown(text), 'it is not a string');
+  if (text.trim() === '') throw bad(text, 'it is empty');
   const s = text.trim();
   const colon = s.indexOf(':');
   const scheme = colon > 0 ? s.slice(0, colon) : '';

@@ -4,6 +4,7 @@
 // allocator says so, and only for the values that were checked, so each field is read once.
 
 import { UsageError } from '../../lib/errors.js';
+import { shown } from '../../lib/util/shown.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 
 /** The TypedArray getters themselves: a subclass or a Proxy cannot answer for them (they throw for a Proxy). */
@@ -39,7 +40,7 @@ export class DmaTargets {
       view = undefined; // a Proxy of a typed array, or a detached buffer
     }
     if (typeof iova !== 'bigint' || !view || !Number.isInteger(offset) || offset < 0 || offset + bytes > view.length) {
-      throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${String(offset)} do not fit the target region`,
+      throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${shown(offset)} do not fit the target region`,
         'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');
     }
     const seen = this.seen.get(target);

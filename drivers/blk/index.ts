@@ -22,6 +22,7 @@ import { DATA_OFFSET, RequestRunner, STATUS_OFFSET, type Planned } from './runne
 import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
 import { shown } from '../../lib/util/shown.js';
+import { blkWrites, sectorRanges, writeData } from './args.js';
 
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
@@ -165,8 +166,8 @@ export class BlkDriver extends StatefulDriver {
   }
   /** Request queue `q`. */
   requestQueue(q: number): RequestQueue<undefined> {
-    const rq = this.rqs[q];
-    if (!rq) throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no request queue ${q} (the driver uses ${this.queueCount})`);
+    const rq = Number.isInteger(q) ? this.rqs[q] : undefined;
+    if (!rq) throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no request queue ${shown(q)} (the driver uses ${this.queueCount})`);
     return rq;
   }
 
@@ -220,6 +221,7 @@ export class BlkDriver extends StatefulDriver {
   /** Writes `data` (whole logical blocks) at `sector`. */
   write(sector: number, data: Uint8Array): Promise<void> {
     try {
+      writeData(data, 'write');
       if (data.length === 0 || data.length % BLK_SECTOR_SIZE !== 0) return this.writeMany([{ sector, data }]);
       this.refuseIfReadOnly('write');
       const planned = this.planTransfer(BlkReq.OUT, sector, data.length / BLK_SECTOR_SIZE, data);
@@ -232,7 +234,8 @@ export class BlkDriver extends StatefulDriver {
   }
 
   /** Reads every range; results in order. All are planned and checked before any reaches the device. */
-  async readMany(ranges: readonly SectorRange[]): Promise<Uint8Array[]> {
+  async readMany(given: readonly SectorRange[]): Promise<Uint8Array[]> {
+    const ranges = sectorRanges(given, 'readMany');
     const planned = ranges.map((r) => this.planTransfer(BlkReq.IN, r.sector, r.sectors, undefined));
     const results = await this.runner.run(planned.flat());
     const out: Uint8Array[] = [];
@@ -251,8 +254,8 @@ export class BlkDriver extends StatefulDriver {
   }
 
   /** Writes every buffer; resolves when all are done. Checked in full before any reaches the device. */
-  async writeMany(writes: readonly BlkWrite[]): Promise<void> {
-    const planned = writes.map((w) => {
+  async writeMany(given: readonly BlkWrite[]): Promise<void> {
+    const planned = blkWrites(given).map((w) => {
       if (w.data.length === 0 || w.data.length % BLK_SECTOR_SIZE !== 0) {
         throw new UsageError('E_INVALID_ARGUMENT', `write length ${w.data.length} is not a positive multiple of ${BLK_SECTOR_SIZE}`);
       }
@@ -303,13 +306,14 @@ export class BlkDriver extends StatefulDriver {
       throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not offer ${what} (VIRTIO_BLK_F_${type === BlkReq.DISCARD ? 'DISCARD' : 'WRITE_ZEROES'})`);
     }
     this.refuseIfReadOnly(what);
-    for (const r of ranges) {
+    const list = sectorRanges(ranges, what); // read once: the plan below uses these copies
+    for (const r of list) {
       this.checkRange(r.sector, r.sectors);
       if (r.sector % limits.alignment !== 0 || r.sectors % limits.alignment !== 0) {
         throw new UsageError('E_INVALID_ARGUMENT', `${what} of sectors ${r.sector}+${r.sectors} is not aligned to ${limits.alignment} sectors (discard_sector_alignment)`);
       }
     }
-    return planRanges(ranges, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined }));
+    return planRanges(list, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined }));
   }
 
   /** Throws E_INVALID_ARGUMENT unless [sector, sector + sectors) is whole logical blocks (blk_size, virtio 1.2 §5.2.4). */
@@ -323,7 +327,8 @@ export class BlkDriver extends StatefulDriver {
 
   private checkRange(sector: number, sectors: number): void {
     if (!Number.isSafeInteger(sector) || sector < 0 || !Number.isSafeInteger(sectors) || sectors < 1) {
-      throw new UsageError('E_INVALID_ARGUMENT', `sector ${sector} and count ${sectors} must be non-negative integers (count ≥ 1)`);
+      throw new UsageError('E_INVALID_ARGUMENT', `sector ${shown(sector)} and count ${shown(sectors)} must be non-negative integers (count ≥ 1)`,
+        'sectors are 512-byte units given as JavaScript numbers (not bigint or strings)');
     }
     if (sector + sectors > this.limits.capacitySectors) {
       throw new RequestError('E_OUT_OF_RANGE', `sectors ${sector}..${sector + sectors - 1} are beyond the device's ${this.limits.capacitySectors}`,

@@ -22,7 +22,7 @@ import { handleControl } from './events.js';
 import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
 import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
-import { shown } from '../../lib/util/shown.js';
+import { isInstance, shown } from '../../lib/util/shown.js';
 import { checkValue, int } from '../../lib/util/options.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
@@ -188,7 +188,7 @@ export class ConsoleDriver extends StatefulDriver {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_INVALID_ARGUMENT', `timeoutMs must be a positive number, got ${shown(timeoutMs)}`);
     // A port number no port can have (§5.3.6.2: ids are below max_nr_ports) would only time out.
     if (typeof which === 'number' ? !Number.isInteger(which) || which < 0 || which >= this.maxPorts : typeof which !== 'string') {
-      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no console port can be ${JSON.stringify(which) ?? String(which)}`,
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: no console port can be ${typeof which === 'string' ? JSON.stringify(which) : shown(which)}`,
         `give a port number from 0 to ${this.maxPorts - 1} (max_nr_ports ${this.maxPorts}) or a PORT_NAME name`);
     }
     const match = (p: ConsolePort): boolean => (typeof which === 'number' ? p.id === which : p.name === which);
@@ -207,11 +207,15 @@ export class ConsoleDriver extends StatefulDriver {
 
   /**
    * Writes `bytes` through emerg_wr, one character per 32-bit write (virtio 1.2 §5.3.4): output that
-   * needs no queue. Throws DeviceError E_FEATURE_MISSING when EMERG_WRITE was not negotiated.
+   * needs no queue. Throws DeviceError E_FEATURE_MISSING when EMERG_WRITE was not negotiated, UsageError
+   * E_INVALID_ARGUMENT for anything but a string or a Uint8Array.
    */
   emergencyWrite(bytes: Uint8Array | string): void {
     if (!this.device.has(ConsoleFeature.EMERG_WRITE)) {
       throw new DeviceError('E_FEATURE_MISSING', `${this.device.address} does not offer VIRTIO_CONSOLE_F_EMERG_WRITE`, 'write to port 0 instead');
+    }
+    if (typeof bytes !== 'string' && !isInstance(bytes, Uint8Array)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `emergencyWrite takes a string or a Uint8Array, got ${shown(bytes)}`);
     }
     const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
     for (const c of b) this.device.config.write32(ConsoleConfig.EMERG_WR, c);
@@ -256,14 +260,16 @@ export class ConsoleDriver extends StatefulDriver {
     // live) touches no port. One bound for the whole stop: the drain takes at most half of it,
     // PORT_OPEN 0 and the device's stop share the rest.
     let closedUntil: number | null = null;
+    let over = false; // the stop settled (it may give up on this preparation at its deadline)
     try {
       return await this.queues.stop(options, async (deadline) => {
         await this.drainReceive((deadline - Date.now()) / 2);
-        if (this.device.phase !== 'live') return;
-        await this.setPortsOpen(false, deadline);
+        if (over || this.device.phase !== 'live') return;
         closedUntil = deadline;
+        await this.setPortsOpen(false, deadline);
       });
     } catch (e) {
+      over = true;
       // Open again; waited for only until the deadline (the sends go on: a device that never
       // takes them fails on its own, through the watchdog).
       if (closedUntil !== null && this.device.phase === 'live') await this.setPortsOpen(true, closedUntil);

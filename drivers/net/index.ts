@@ -17,7 +17,7 @@ import { ControlQueue } from './ctrl.js';
 import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
-import { shown } from '../../lib/util/shown.js';
+import { isInstance, shown } from '../../lib/util/shown.js';
 import { checkValue, int } from '../../lib/util/options.js';
 import { TxPool } from '../dma-buffers.js';
 
@@ -202,7 +202,7 @@ export class NetDriver extends StatefulDriver {
   /** Asks the device to use `pairs` queue pairs (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET); 1 to queuePairs. */
   async setQueuePairs(pairs: number): Promise<void> {
     if (!this.ctrl || !Number.isInteger(pairs) || pairs < 1 || pairs > this.queuePairs) {
-      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: can use 1 to ${this.queuePairs} queue pairs${this.ctrl ? '' : ' (no control queue)'}, not ${pairs}`);
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: can use 1 to ${this.queuePairs} queue pairs${this.ctrl ? '' : ' (no control queue)'}, not ${shown(pairs)}`);
     }
     await this.ctrl.setQueuePairs(pairs);
     this.pairsInUse = pairs;
@@ -219,13 +219,19 @@ export class NetDriver extends StatefulDriver {
    */
   async send(frame: Uint8Array, header: Partial<NetHeader> = {}, pair?: number): Promise<void> {
     if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+    if (!isInstance(frame, Uint8Array)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(frame)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
+    }
+    if (typeof header !== 'object' || header === null) {
+      throw new UsageError('E_INVALID_ARGUMENT', `send: the header must be an object of NetHeader fields, got ${shown(header)}`, 'pass {} (no offloads) or leave it out');
+    }
     if (frame.length === 0 || frame.length > this.maxFrame) {
       throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${frame.length} bytes does not fit (1 to ${this.maxFrame})`,
         'split the payload, or open the driver with a larger mtu');
     }
     const p = pair ?? this.nextPair++ % this.pairsInUse;
     if (!Number.isInteger(p) || p < 0 || p >= this.pairsInUse) {
-      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: pair ${p} is not in use (0 to ${this.pairsInUse - 1})`);
+      throw new UsageError('E_INVALID_ARGUMENT', `${this.device.address}: pair ${shown(p)} is not in use (0 to ${this.pairsInUse - 1})`);
     }
     const buf = this.txPool.take()!; // unbounded: always a buffer
     try {

@@ -7,6 +7,7 @@
 
 import { endianness } from 'node:os';
 import { DmaError } from '../errors.js';
+import { shown } from '../util/shown.js';
 
 if (endianness() !== 'LE') {
   // Virtio is little-endian and the rings are accessed through typed arrays in host order.
@@ -92,11 +93,25 @@ function isPowerOfTwo(n: number): boolean {
  */
 export function checkAllocRequest(size: number, align: number): void {
   if (!Number.isInteger(size) || size <= 0) {
-    throw new DmaError('E_INVALID_ARGUMENT', `DMA size must be a positive integer, got ${size}`);
+    throw new DmaError('E_INVALID_ARGUMENT', `DMA size must be a positive integer (bytes), got ${shown(size)}`);
   }
   if (!isPowerOfTwo(align)) {
-    throw new DmaError('E_INVALID_ARGUMENT', `DMA alignment must be a power of two, got ${align}`);
+    throw new DmaError('E_INVALID_ARGUMENT', `DMA alignment must be a power of two (bytes), got ${shown(align)}`);
   }
+}
+
+/**
+ * Whether (iova, len) can name memory at all: a bigint IOVA and a non-negative safe-integer length.
+ * lookup() answers undefined for anything else and view() refuses it, before any arithmetic on them.
+ */
+export function isIovaRange(iova: unknown, len: unknown): boolean {
+  return typeof iova === 'bigint' && typeof len === 'number' && Number.isSafeInteger(len) && len >= 0;
+}
+
+/** DmaError E_INVALID_ARGUMENT for a view() of something that is not an (iova, len) pair. */
+export function badIovaRange(iova: unknown, len: unknown): DmaError {
+  return new DmaError('E_INVALID_ARGUMENT', `a DMA view needs a bigint IOVA and a length in bytes, got ${shown(iova)} and ${shown(len)}`,
+    'pass region.iova (a bigint) and a whole number of bytes');
 }
 
 /** Options of {@link HeapDmaAllocator}. */
@@ -133,9 +148,20 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private readonly limit: number;
   private closed = false;
 
+  /** Throws DmaError E_INVALID_ARGUMENT when `options` is not an object, `base` not a non-negative bigint or `limit` not a positive integer. */
   constructor(options: HeapDmaOptions = {}) {
-    this.next = options.base ?? 0x1_0000_0000n;
-    this.limit = options.limit ?? 1 << 30;
+    if (typeof options !== 'object' || options === null) {
+      throw new DmaError('E_INVALID_ARGUMENT', `HeapDmaAllocator options must be an object, got ${shown(options)}`, 'pass { base?, limit? } or nothing');
+    }
+    const { base, limit } = options;
+    if (base !== undefined && (typeof base !== 'bigint' || base < 0n)) {
+      throw new DmaError('E_INVALID_ARGUMENT', `HeapDmaAllocator base must be a non-negative bigint IOVA, got ${shown(base)}`);
+    }
+    if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)) {
+      throw new DmaError('E_INVALID_ARGUMENT', `HeapDmaAllocator limit must be a positive integer (bytes), got ${shown(limit)}`);
+    }
+    this.next = base ?? 0x1_0000_0000n;
+    this.limit = limit ?? 1 << 30;
   }
 
   alloc(size: number, align = 64): DmaRegion {
@@ -176,7 +202,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (len < 0) return undefined;
+    if (!isIovaRange(iova, len)) return undefined;
     // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
     const a = Number(iova);
     if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
@@ -189,6 +215,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   region(iova: bigint, len: number): GuestRegion | undefined {
+    if (typeof iova !== 'bigint') return undefined;
     const a = Number(iova);
     if (!this.numeric || !(len >= 0) || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return undefined;
     const at = this.find(a, len);
@@ -196,6 +223,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   view(iova: bigint, len: number): Uint8Array {
+    if (!isIovaRange(iova, len)) throw badIovaRange(iova, len);
     const a = Number(iova);
     if (this.numeric && len >= 0 && Number.isSafeInteger(len) && a >= 0 && a < NUMERIC_BOUND) {
       const at = this.find(a, len);

@@ -11,7 +11,7 @@
 //            hugepage, not 32.
 
 import fs from 'node:fs';
-import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
+import { alignUp, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
 import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
@@ -265,7 +265,7 @@ export class VfioDmaAllocator implements DmaAllocator {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (len < 0) return undefined;
+    if (!isIovaRange(iova, len)) return undefined;
     const exact = this.live.get(iova)?.region; // a region by its own start: no scan
     if (exact && len <= exact.size) return exact;
     for (const { region: r } of this.live.values()) {

@@ -9,6 +9,7 @@
 
 import { DeviceError, UsageError } from '../errors.js';
 import type { ConfigWidth, VirtioTransport } from '../transport/types.js';
+import { shown } from '../util/shown.js';
 
 /** How often a read is retried while config_generation keeps changing (then E_CONFIG_UNSTABLE). */
 const CONFIG_READ_ATTEMPTS = 64;
@@ -100,7 +101,8 @@ export class DeviceConfig {
     const t = this.transport();
     if (!Number.isInteger(offset) || !Number.isInteger(width) || offset < 0 || width < 1 || offset + width > t.configLength) {
       throw new UsageError('E_INVALID_ARGUMENT',
-        `${t.address}: device configuration access at ${offset}+${width} is outside its ${t.configLength} bytes`);
+        `${t.address}: device configuration access at ${shown(offset)}+${shown(width)} is outside its ${t.configLength} bytes`,
+        'offsets and lengths are whole numbers of bytes within the device type\'s configuration layout');
     }
     return t;
   }

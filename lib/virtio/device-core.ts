@@ -287,12 +287,15 @@ export function checkTransportOpen(t: VirtioTransport, doing: string): void {
 export async function initialise(t: VirtioTransport, timeoutMs: number, choose: (offered: bigint) => bigint): Promise<void> {
   checkTransportOpen(t, 'initialising the device');
   await t.reset(timeoutMs);
+  // Asked again after each wait: a transport closed meanwhile reads as a device with no features.
+  checkTransportOpen(t, 'initialising the device');
   t.writeStatus(Status.ACKNOWLEDGE);
   t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER);
   const features = choose(t.deviceFeatures());
   t.writeDriverFeatures(features);
   t.writeStatus(Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
   await t.flush?.(timeoutMs);
+  checkTransportOpen(t, 'initialising the device');
   if ((t.readStatus() & Status.FEATURES_OK) === 0) {
     throw new DeviceError('E_FEATURES_NOT_OK', `${t.address} refused features ${featureNames(features, t.deviceType)} (FEATURES_OK did not stick)`,
       'the device cannot work with this feature set; compare `uvirtio info` with the driver\'s feature policy, or use a device that offers the same features');

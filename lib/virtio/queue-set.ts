@@ -110,18 +110,22 @@ export class QueueSet {
    * paused); one that fails later unpauses the queues when the device is still live.
    */
   async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
-    let paused = false;
+    let accepted = false; // the device took the stop: the preparation ran (it may have paused queues of its own)
+    let over = false; // the stop settled: a preparation that ends after it (a timeout) pauses nothing
     try {
       const mechanism = await this.device.stop(options, async (deadline) => {
+        accepted = true;
         if (prepare) await prepare(deadline);
+        if (over) return;
         for (const rq of this.queues.values()) rq.pause();
-        paused = true;
       });
       for (const rq of this.queues.values()) rq.processUsed();
       return mechanism;
     } catch (e) {
-      if (paused && this.device.phase === 'live') this.restart(false);
+      if (accepted && this.device.phase === 'live') this.restart(false);
       throw e;
+    } finally {
+      over = true;
     }
   }
 

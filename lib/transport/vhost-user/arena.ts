@@ -9,7 +9,7 @@
 // last region allocated from it is freed.
 
 import * as libc from '../../sys/libc.js';
-import { alignUp, checkAllocRequest, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
+import { alignUp, badIovaRange, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
 import { DmaError } from '../../errors.js';
 
 /** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
@@ -72,6 +72,7 @@ export class MemfdArena implements DmaAllocator {
 
   /** A byte view by IOVA (the transport reads used->idx through it). */
   view(iova: bigint, len: number): Uint8Array {
+    if (!isIovaRange(iova, len)) throw badIovaRange(iova, len);
     const off = Number(iova - this.guestBase);
     if (off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`);
     return this.bytes.subarray(off, off + len);
@@ -128,7 +129,7 @@ export class MemfdArena implements DmaAllocator {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (len < 0) return undefined;
+    if (!isIovaRange(iova, len)) return undefined;
     const exact = this.live.get(Number(iova - this.guestBase)); // a region by its own start: no scan
     if (exact && exact.iova === iova && len <= exact.size) return exact;
     for (const r of this.live.values()) {

@@ -7,6 +7,7 @@
 import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from '../../spec/index.js';
 import type { Layout } from '../../spec/ring.js';
 import { SnapshotError, type ErrorCode } from '../../errors.js';
+import { shown } from '../../util/shown.js';
 import {
   MAX_DEVICE_STATE_BYTES, MECHANISMS, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type DeviceSnapshot, type Mechanism, type SnapshotQueue,
 } from './format.js';
@@ -35,6 +36,9 @@ export function fault(code: ErrorCode, message: string, hint?: string): Snapshot
  *   code {@link validateSnapshot} throws.
  */
 export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
+  if (typeof text !== 'string') {
+    throw fault('E_SNAPSHOT_SCHEMA', `${where}: a snapshot is JSON text, got ${shown(text)}`, 'pass the file\'s contents as a string (readFileSync(path, \'utf8\')), or use readSnapshotFile');
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);

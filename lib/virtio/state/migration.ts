@@ -11,7 +11,7 @@
 //   resume    leave the stop without a reset, where the facility allows it
 
 import { VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames } from '../../spec/index.js';
-import { DeviceError, UsageError, type UvirtioError } from '../../errors.js';
+import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../errors.js';
 import type { DmaAllocator } from '../../mem/dma.js';
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot } from '../snapshot/index.js';
 import type { Mechanism, StateContext, StateFacility, VirtioTransport, VqState } from '../../transport/types.js';
@@ -33,9 +33,33 @@ export interface StopOptions {
  * Work a driver must do before its device stops (a console lets the device fill its posted receive
  * buffers, then closes its ports), run by VirtioDevice.stop inside its one-operation lock once the
  * stop was accepted. `deadline` is the stop's bound (ms since the epoch: start + timeoutMs); the
- * device's own wait gets what the preparation leaves (at least 1 ms). It must not throw.
+ * device's own wait gets what the preparation leaves (at least 1 ms). It must not throw. One
+ * still running at the deadline fails the stop (E_STOP_TIMEOUT; the device was not asked to
+ * stop), and a close() meanwhile ends it (E_CLOSED): the stop no longer waits for it, so a late
+ * preparation must check that its stop is still on before it changes anything.
  */
 export type StopPreparation = (deadline: number) => Promise<void>;
+
+/** Waits for a stop's preparation until `deadline`; a close() of the device ends the wait with E_CLOSED. */
+async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline: number, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  try {
+    await Promise.race([
+      prepared,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError('E_STOP_TIMEOUT', `${d.address}: the driver's preparation for the stop did not finish within the stop's ${timeoutMs} ms`,
+          'the device was not asked to stop and runs on; retry with a larger timeoutMs')), Math.max(0, deadline - Date.now()));
+      }),
+      new Promise<never>((_, reject) => {
+        unsubscribe = d.closeListeners.add(() => reject(new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    unsubscribe?.();
+  }
+}
 
 /** See VirtioDevice.reinit. */
 export interface ReinitOptions {
@@ -111,7 +135,7 @@ export class Migration {
     let timeoutMs = options.timeoutMs ?? 5000;
     if (prepare) {
       const deadline = Date.now() + timeoutMs;
-      await prepare(deadline);
+      await awaitPreparation(d, prepare(deadline), deadline, timeoutMs);
       d.ensureOpen();
       if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
       timeoutMs = Math.max(1, deadline - Date.now());
@@ -188,6 +212,8 @@ export class Migration {
         'take them first (RequestQueue.processUsed(), Virtqueue.popUsed()): the state is checked against what the driver consumed; QueueSet.stop() does this');
     }
     const f = this.facility;
+    // State the device reports needs the device: a closed transport reads as zeros, not as its state.
+    if (!f.ringDerived) checkTransportOpen(d.t, 'reading the queue state from the device');
     const state = f.read(this.context(), q);
     if (!f.ringDerived) {
       const problem = queueStateProblem(this.stopViews().get(q)!, state, { mayHold: f.deviceState !== undefined });
@@ -320,6 +346,7 @@ export class Migration {
   async resume(timeoutMs: number): Promise<void> {
     const d = this.d;
     d.expectPhase('stopped', 'resume');
+    checkTransportOpen(d.t, 'resuming the device');
     const f = this.facility!;
     if (!f.resume || this.sourceReleased) {
       throw new DeviceError('E_STATE_UNSUPPORTED', `${d.address}: ${f.mechanism} cannot be resumed${this.sourceReleased ? ' (the device was reset for a reinit)' : ': STOP is one-way'}`,

@@ -1,0 +1,44 @@
+// A driver's stop preparation (QueueSet.stop / VirtioDevice.stop `prepare`) that never resolves:
+// README says timeoutMs bounds the preparation and the device's stop together, so the stop must
+// settle (a typed error) within its bound, and a close() meanwhile must end it with E_CLOSED.
+// Found by a breaker (fixed: the stop hung for ever, the lock held, even after close()).
+
+import t from 'tap';
+import { BlkDriver } from '../../drivers/blk/index.js';
+import { openTransport } from '../../lib/open.js';
+import { UvirtioError } from '../../lib/errors.js';
+import type { QueueSet } from '../../lib/virtio/queue-set.js';
+
+/** Settles p within ms as 'ok' or its code; 'HANG' when it does not. */
+async function outcome(p: Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), ms)));
+  const done = p.then(() => 'ok', (e: unknown) => (e instanceof UvirtioError ? e.code : `foreign ${String(e)}`));
+  try {
+    return await Promise.race([done, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const queuesOf = (d: BlkDriver): QueueSet => (d as unknown as { queues: QueueSet }).queues;
+
+t.test('a preparation that never resolves: the stop settles with a typed error within its timeoutMs (generous slack)', async (t) => {
+  const opened = await openTransport('sim:blk?latency=5');
+  const blk = await BlkDriver.open(opened.transport, { requestTimeoutMs: 5000 });
+  t.teardown(() => blk.close());
+  const got = await outcome(queuesOf(blk).stop({ timeoutMs: 300 }, () => new Promise<void>(() => undefined)), 5000);
+  t.not(got, 'HANG', 'the stop is bounded by its timeoutMs (300 ms), not left pending for ever');
+  t.not(got, 'ok', 'and it does not claim to have stopped');
+  t.match(got, /^E_/, 'it rejects with a UvirtioError code');
+  t.equal(await outcome(blk.read(0, 1), 5000), 'ok', 'the device still serves requests afterwards (the lock and queues were released)');
+});
+
+t.test('a preparation that never resolves, then close(): the stop rejects with E_CLOSED', async (t) => {
+  const opened = await openTransport('sim:blk?latency=5');
+  const blk = await BlkDriver.open(opened.transport, { requestTimeoutMs: 5000 });
+  const stopping = queuesOf(blk).stop({ timeoutMs: 60000 }, () => new Promise<void>(() => undefined));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(await outcome(blk.close(), 5000), 'ok', 'close() completes');
+  t.equal(await outcome(stopping, 5000), 'E_CLOSED', 'the stop under way ends with E_CLOSED, as README says a close() ends every operation');
+});
