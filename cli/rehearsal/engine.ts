@@ -11,6 +11,7 @@ import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport, type OpenedDevice } from '../../lib/open.js';
 import { deviceTypeName } from '../../lib/spec/index.js';
 import { UsageError, UvirtioError } from '../../lib/errors.js';
+import { shown } from '../../lib/util/shown.js';
 import { readSnapshotFile, removeStaleSnapshotTemps, writeSnapshotFile, type DeviceSnapshot, type Mechanism } from '../../lib/virtio/snapshot/index.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { BlkWorkload } from './blk.js';
@@ -107,8 +108,9 @@ function simExecutions(kind: WorkloadKind, devices: OpenedDevice[]): number | un
 
 /** Refuses what cannot work before any device is touched beyond opening it. */
 function checkOptions(o: RehearsalOptions): void {
-  if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new UsageError('E_INVALID_ARGUMENT', `cycles must be a positive integer, got ${o.cycles}`);
-  if (!Number.isInteger(o.inflight) || o.inflight < 1 || o.inflight > 4096) throw new UsageError('E_INVALID_ARGUMENT', `inflight must be 1 to 4096, got ${o.inflight}`);
+  if (typeof o !== 'object' || o === null) throw new UsageError('E_INVALID_ARGUMENT', `rehearse options must be an object { device, cycles, inflight, … }, got ${shown(o)}`);
+  if (!Number.isInteger(o.cycles) || o.cycles < 1) throw new UsageError('E_INVALID_ARGUMENT', `cycles must be a positive integer, got ${shown(o.cycles)}`);
+  if (!Number.isInteger(o.inflight) || o.inflight < 1 || o.inflight > 4096) throw new UsageError('E_INVALID_ARGUMENT', `inflight must be 1 to 4096, got ${shown(o.inflight)}`);
   if (o.snapshotDir !== undefined) {
     let isDir = false;
     try {

@@ -22,6 +22,7 @@ import { DATA_OFFSET, RequestRunner, STATUS_OFFSET, type Planned } from './runne
 import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
 import { shown } from '../../lib/util/shown.js';
+import { optionsObject } from '../../lib/util/options.js';
 import { blkWrites, sectorRanges, writeData } from './args.js';
 
 export type { SectorRange } from './plan.js';
@@ -97,6 +98,7 @@ export class BlkDriver extends StatefulDriver {
    * errors (E_FEATURES_NOT_OK, E_RESET_TIMEOUT, …); the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
+    options = optionsObject(options, 'BlkDriver.open options');
     if (transport.deviceType !== DeviceType.BLK) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`);
     }

@@ -23,7 +23,7 @@ import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
 import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { isInstance, shown } from '../../lib/util/shown.js';
-import { checkValue, int } from '../../lib/util/options.js';
+import { checkValue, int, optionsObject } from '../../lib/util/options.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -108,6 +108,7 @@ export class ConsoleDriver extends StatefulDriver {
    * and the errors of VirtioDevice.open; the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: ConsoleOpenOptions = {}): Promise<ConsoleDriver> {
+    options = optionsObject(options, 'ConsoleDriver.open options');
     if (transport.deviceType !== DeviceType.CONSOLE) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not console (${DeviceType.CONSOLE})`,
         'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-console device');
@@ -263,10 +264,17 @@ export class ConsoleDriver extends StatefulDriver {
     let over = false; // the stop settled (it may give up on this preparation at its deadline)
     try {
       return await this.queues.stop(options, async (deadline) => {
-        await this.drainReceive((deadline - Date.now()) / 2);
+        const left = deadline - Date.now();
+        await this.drainReceive(left / 2);
         if (over || this.device.phase !== 'live') return;
         closedUntil = deadline;
-        await this.setPortsOpen(false, deadline);
+        // PORT_OPEN 0 may take until a quarter of the bound is left, which is the device's. Ports
+        // the device has not heard are closed: the stop is refused before the device is asked
+        // (a one-way STOP with no time left to show would fail it).
+        if (!(await this.setPortsOpen(false, deadline - left / 4)) && !over) {
+          throw new TimeoutError('E_STOP_TIMEOUT', `${this.device.address}: the device did not take PORT_OPEN 0 for every port within the stop's bound`,
+            'the device was not asked to stop and runs on, its ports open again; retry with a larger timeoutMs');
+        }
       });
     } catch (e) {
       over = true;
@@ -311,19 +319,20 @@ export class ConsoleDriver extends StatefulDriver {
     await this.setPortsOpen(true);
   }
 
-  /** PORT_OPEN `open` for every live port; waits until the device took them, or until `deadline` (ms since the epoch). */
-  private async setPortsOpen(open: boolean, deadline?: number): Promise<void> {
+  /**
+   * PORT_OPEN `open` for every live port; waits until the device took them, or until `deadline`
+   * (ms since the epoch). Resolves whether every message was taken in time.
+   */
+  private async setPortsOpen(open: boolean, deadline?: number): Promise<boolean> {
     const control = this.control;
-    if (!control) return;
+    if (!control) return true;
     // Each send is bounded by the device's request timeout (the watchdog); a failed one is the device's failure, reported there.
-    const sent = Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0)));
-    if (deadline === undefined) {
-      await sent;
-      return;
-    }
+    const sent = Promise.allSettled([...this.live.keys()].map((id) => control.send(id, ConsoleEvent.PORT_OPEN, open ? 1 : 0))).then(() => true);
+    if (deadline === undefined) return sent;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([sent, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+    const taken = await Promise.race([sent, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))))]);
     clearTimeout(timer);
+    return taken;
   }
 
   /**

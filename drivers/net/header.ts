@@ -3,6 +3,8 @@
 // MRG_RXBUF — how many receive buffers the frame spans.
 
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
+import { UsageError } from '../../lib/errors.js';
+import { isInstance, shown } from '../../lib/util/shown.js';
 
 /**
  * struct virtio_net_hdr (virtio 1.2 §5.1.6), decoded: the 12 bytes in front of every frame. All
@@ -27,7 +29,10 @@ export interface NetHeader {
 
 /** Writes `h` (missing fields 0) into the first 12 bytes of `into`; num_buffers is always 0 on transmit. Throws a RangeError when `into` is shorter than 12 bytes. */
 export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
-  if (into.length < NET_HDR_LEN) throw new RangeError(`a virtio_net_hdr needs ${NET_HDR_LEN} bytes, not ${into.length}`);
+  if (typeof h !== 'object' || h === null) throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: the header must be an object of NetHeader fields, got ${shown(h)}`);
+  if (!isInstance(into, Uint8Array) || into.length < NET_HDR_LEN) {
+    throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: a virtio_net_hdr needs a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(into, Uint8Array) ? `${into.length} bytes` : shown(into)}`);
+  }
   // Byte by byte (little-endian): no DataView per frame on the transmit path.
   into[NetHdr.FLAGS] = h.flags ?? 0;
   into[NetHdr.GSO_TYPE] = h.gsoType ?? 0;
@@ -44,7 +49,9 @@ export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
  * checked (the receive path validates what it depends on).
  */
 export function decodeNetHeader(bytes: Uint8Array): NetHeader {
-  if (bytes.length < NET_HDR_LEN) throw new RangeError(`a virtio_net_hdr is ${NET_HDR_LEN} bytes, not ${bytes.length}`);
+  if (!isInstance(bytes, Uint8Array) || bytes.length < NET_HDR_LEN) {
+    throw new UsageError('E_INVALID_ARGUMENT', `decodeNetHeader: a virtio_net_hdr is a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(bytes, Uint8Array) ? `${bytes.length} bytes` : shown(bytes)}`);
+  }
   return {
     flags: bytes[NetHdr.FLAGS]!,
     gsoType: bytes[NetHdr.GSO_TYPE]!,

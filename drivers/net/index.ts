@@ -18,7 +18,7 @@ import { encodeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { isInstance, shown } from '../../lib/util/shown.js';
-import { checkValue, int } from '../../lib/util/options.js';
+import { checkValue, int, optionsObject } from '../../lib/util/options.js';
 import { TxPool } from '../dma-buffers.js';
 
 export type { ReceivedFrame } from './rx.js';
@@ -128,6 +128,7 @@ export class NetDriver extends StatefulDriver {
    * and of the VQ_PAIRS_SET command; the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
+    options = optionsObject(options, 'NetDriver.open options');
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);
     }

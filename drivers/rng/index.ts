@@ -11,6 +11,7 @@ import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import { shown } from '../../lib/util/shown.js';
+import { optionsObject } from '../../lib/util/options.js';
 
 /** The transport a driver opens on (openTransport(address).transport). */
 type Transport = Parameters<typeof VirtioDevice.open>[0];
@@ -39,6 +40,7 @@ export class RngDriver {
    * VirtioDevice.open's errors (E_FEATURES_NOT_OK, …).
    */
   static async open(transport: Transport, options: RngOpenOptions = {}): Promise<RngDriver> {
+    options = optionsObject(options, 'RngDriver.open options');
     if (transport.deviceType !== DeviceType.RNG) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not rng (${DeviceType.RNG})`,
         'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-rng device');

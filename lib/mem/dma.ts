@@ -101,11 +101,12 @@ export function checkAllocRequest(size: number, align: number): void {
 }
 
 /**
- * Whether (iova, len) can name memory at all: a bigint IOVA and a non-negative safe-integer length.
- * lookup() answers undefined for anything else and view() refuses it, before any arithmetic on them.
+ * Whether (iova, len) are of the kinds an address range has: a bigint IOVA and a number of bytes
+ * (its value is checked by the lookup). lookup() answers undefined for other kinds and view()
+ * refuses them (E_INVALID_ARGUMENT), before any arithmetic or message uses them.
  */
 export function isIovaRange(iova: unknown, len: unknown): boolean {
-  return typeof iova === 'bigint' && typeof len === 'number' && Number.isSafeInteger(len) && len >= 0;
+  return typeof iova === 'bigint' && typeof len === 'number';
 }
 
 /** DmaError E_INVALID_ARGUMENT for a view() of something that is not an (iova, len) pair. */
@@ -202,7 +203,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len)) return undefined;
+    if (!isIovaRange(iova, len) || len < 0) return undefined;
     // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
     const a = Number(iova);
     if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
@@ -231,7 +232,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
         const off = a - this.starts[at]!;
         return this.sorted[at]!.bytes.subarray(off, off + len);
       }
-    } else {
+    } else if (Number.isSafeInteger(len) && len >= 0) {
       const r = this.slowLookup(iova, len);
       if (r) {
         const off = Number(iova - r.iova);

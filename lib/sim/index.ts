@@ -19,6 +19,7 @@ import { UsageError } from '../errors.js';
 import { QUEUE_SIZE, buildFunction, type SimCommonOptions, type SimDevice, type SimModelType } from './common.js';
 import { SIM_MODELS, isSimDeviceType, type SimDeviceOf, type SimOptions } from './models/index.js';
 import { checkValue } from '../util/options.js';
+import { shown } from '../util/shown.js';
 
 export type { Completion, SimStats, StopMode } from './virtio/types.js';
 export {
@@ -41,8 +42,12 @@ export * from './models/index.js';
  * (queueMaxSize not a power of two from 2 to 32768, blkSize, mode, …).
  */
 export function createSimDevice<O extends SimOptions>(options: O): SimDeviceOf<(typeof SIM_MODELS)[O['type']]> {
-  const name = String((options as { type: unknown }).type);
-  if (!isSimDeviceType(name)) {
+  if (typeof options !== 'object' || options === null) {
+    throw new UsageError('E_INVALID_ARGUMENT', `createSimDevice options must be an object { type, … }, got ${shown(options)}`, `use { type: ${Object.keys(SIM_MODELS).map((n) => `'${n}'`).join(' | ')} }`);
+  }
+  const given: unknown = (options as { type: unknown }).type;
+  const name = typeof given === 'string' ? given : shown(given);
+  if (!isSimDeviceType(name) || typeof given !== 'string') {
     throw new UsageError('E_INVALID_ARGUMENT', `unknown device type ${name}`, `use ${Object.keys(SIM_MODELS).map((n) => `'${n}'`).join(', ')}`);
   }
   const type = SIM_MODELS[name] as unknown as SimModelType<SimCommonOptions & { type: string }, SimDevice>;

@@ -122,3 +122,16 @@ export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string,
   if (!spec.fits(value)) throw new UsageError('E_INVALID_ARGUMENT', `${what} must be ${spec.expects}, got ${shown(value)}`, hint);
   return value;
 }
+
+/**
+ * `value` as an options object: {} for undefined; throws E_INVALID_ARGUMENT (UsageError) naming
+ * `what` for null or any primitive (a symbol, a string, a number…), which would otherwise read as
+ * "no options" or throw a TypeError at the first field read.
+ */
+export function optionsObject<T extends object>(value: T | undefined, what: string): T {
+  if (value === undefined) return {} as T;
+  if (typeof value !== 'object' || value === null) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${what} must be an object, got ${shown(value)}`, 'pass an object of the documented fields, or leave it out');
+  }
+  return value;
+}

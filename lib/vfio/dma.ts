@@ -265,7 +265,7 @@ export class VfioDmaAllocator implements DmaAllocator {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len)) return undefined;
+    if (!isIovaRange(iova, len) || len < 0) return undefined;
     const exact = this.live.get(iova)?.region; // a region by its own start: no scan
     if (exact && len <= exact.size) return exact;
     for (const { region: r } of this.live.values()) {

@@ -10,6 +10,7 @@
 import { DeviceError, UsageError } from '../errors.js';
 import type { ConfigWidth, VirtioTransport } from '../transport/types.js';
 import { shown } from '../util/shown.js';
+import { checkTransportOpen } from './device-core.js';
 
 /** How often a read is retried while config_generation keeps changing (then E_CONFIG_UNSTABLE). */
 const CONFIG_READ_ATTEMPTS = 64;
@@ -91,7 +92,7 @@ export class DeviceConfig {
     }
     const max = 2 ** (8 * width);
     if (!Number.isInteger(value) || value < 0 || value >= max) {
-      throw new UsageError('E_INVALID_ARGUMENT', `${t.address}: ${value} does not fit a ${8 * width}-bit configuration field`);
+      throw new UsageError('E_INVALID_ARGUMENT', `${t.address}: ${shown(value)} does not fit a ${8 * width}-bit configuration field`);
     }
     t.writeConfig(offset, width, value);
   }
@@ -99,6 +100,8 @@ export class DeviceConfig {
   /** The current transport, once [offset, offset + width) is inside its configuration. */
   private checked(offset: number, width: number): VirtioTransport {
     const t = this.transport();
+    // A closed transport reads as zeros and drops writes: say so rather than answer with them.
+    checkTransportOpen(t, 'a device configuration access');
     if (!Number.isInteger(offset) || !Number.isInteger(width) || offset < 0 || width < 1 || offset + width > t.configLength) {
       throw new UsageError('E_INVALID_ARGUMENT',
         `${t.address}: device configuration access at ${shown(offset)}+${shown(width)} is outside its ${t.configLength} bytes`,

@@ -11,6 +11,7 @@ import { InterruptRouter, type InterruptPreference } from './interrupts.js';
 import { initialVqState, quiesceFacility } from './state/quiesce.js';
 import { createVirtqueue } from './queue/index.js';
 import { Listeners } from '../util/listeners.js';
+import { checkValue, int, optionsObject } from '../util/options.js';
 
 /**
  * A device's lifecycle phase (not a virtqueue's state). features-ok: queues can be set up; live:
@@ -221,6 +222,9 @@ export class DeviceCore {
 
   /** See VirtioDevice.setupQueue: creates the queue's record with its policy and programs it. */
   addQueue(index: number, options: QueueOptions): QueueRecord {
+    options = optionsObject(options, 'queue options');
+    checkValue(int(0, 65_535), index, 'queue index', 'queues are numbered from 0 (virtio 1.2 §2.6)');
+    if (options.size !== undefined) checkValue(int(1, 32_768), options.size, 'queue size', 'leave it out for the device\'s maximum');
     this.expectPhase('features-ok', 'set up a queue');
     if (this.queues.has(index)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${index} is already set up`);
     const max = this.t.queueMaxSize(index);

@@ -24,7 +24,8 @@ import { DeviceCore, checkTransportOpen, initialise, markFailedStatus, type Devi
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { shown } from '../util/shown.js';
-import { checkValue, int } from '../util/options.js';
+import { checkValue, int, optionsObject } from '../util/options.js';
+import { MECHANISMS } from './snapshot/index.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -157,6 +158,7 @@ export class VirtioDevice {
    * E_CAP_MISSING (MSI-X required but none), and the transport's codes.
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
+    options = optionsObject(options, 'VirtioDevice.open options');
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
       'how long a request may take before the device counts as hung; every wait is bounded');
@@ -434,6 +436,15 @@ export class VirtioDevice {
    * both together.
    */
   async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
+    options = optionsObject(options, 'stop options');
+    const { mechanism } = options;
+    if (mechanism !== undefined && mechanism !== 'auto' && !MECHANISMS.includes(mechanism)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `stop mechanism must be 'auto' or one of ${MECHANISMS.join(', ')}, got ${typeof mechanism === 'string' ? JSON.stringify(mechanism) : shown(mechanism)}`,
+        'leave it out (auto) or name one of mechanisms()');
+    }
+    if (prepare !== undefined && typeof prepare !== 'function') {
+      throw new UsageError('E_INVALID_ARGUMENT', `a stop preparation must be a function, got ${shown(prepare)}`);
+    }
     if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'stop timeoutMs');
     if (this.m.settled) return this.m.mechanism!;
     return this.d.exclusive('stop', () => this.m.stop(options, prepare));
@@ -465,6 +476,11 @@ export class VirtioDevice {
    */
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
     return this.d.exclusive('reinit', () => {
+      options = optionsObject(options, 'reinit options');
+      const { target } = options;
+      if (target !== undefined && (typeof target !== 'object' || target === null || typeof (target as Partial<VirtioTransport>).deviceFeatures !== 'function')) {
+        throw new UsageError('E_INVALID_ARGUMENT', `reinit target must be a transport (openTransport(address).transport), got ${shown(target)}`);
+      }
       if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'reinit timeoutMs');
       return this.m.reinit(snapshot, options);
     });

@@ -83,6 +83,7 @@
 
 import { DeviceStateCmd } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
+import { shown } from '../../util/shown.js';
 import type { UsedFault } from './ring/chain.js';
 
 /**
@@ -154,19 +155,22 @@ export function isImmediate(kind: FaultKind): kind is ImmediateFault {
 
 /** Checks a fault's fields; the device checks `queue` against its queues. */
 export function checkFault(fault: SimFault, queueCount: number): Required<Pick<SimFault, 'kind' | 'count'>> & SimFault {
+  if (typeof fault !== 'object' || fault === null) {
+    throw new UsageError('E_INVALID_ARGUMENT', `a fault must be an object { kind, … }, got ${shown(fault)}`, `use one of ${FAULT_KINDS.join(', ')} as its kind`);
+  }
   const bad = (why: string): never => {
-    throw new UsageError('E_INVALID_ARGUMENT', `fault ${String(fault.kind)}: ${why}`);
+    throw new UsageError('E_INVALID_ARGUMENT', `fault ${shown(fault.kind)}: ${why}`);
   };
   if (!FAULT_KINDS.includes(fault.kind)) {
-    throw new UsageError('E_INVALID_ARGUMENT', `unknown fault ${String(fault.kind)}`, `use one of ${FAULT_KINDS.join(', ')}`);
+    throw new UsageError('E_INVALID_ARGUMENT', `unknown fault ${shown(fault.kind)}`, `use one of ${FAULT_KINDS.join(', ')}`);
   }
   if (fault.queue !== undefined && (!Number.isInteger(fault.queue) || fault.queue < 0 || fault.queue >= queueCount)) {
-    bad(`queue ${fault.queue} is not one of the device's ${queueCount}`);
+    bad(`queue ${shown(fault.queue)} is not one of the device's ${queueCount}`);
   }
   const count = fault.count ?? 1;
-  if (!Number.isInteger(count) || count < 1) bad(`count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(count) || count < 1) bad(`count must be a positive integer, got ${shown(count)}`);
   if (fault.reason !== undefined && (!Number.isInteger(fault.reason) || fault.reason < 1 || fault.reason > 0xffff)) {
-    bad(`reason must be a 16-bit non-zero code, got ${fault.reason}`);
+    bad(`reason must be a 16-bit non-zero code, got ${shown(fault.reason)}`);
   }
   if (fault.command !== undefined && fault.command !== 'save' && fault.command !== 'load') bad(`command must be 'save' or 'load'`);
   return { ...fault, count };

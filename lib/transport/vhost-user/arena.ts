@@ -74,7 +74,7 @@ export class MemfdArena implements DmaAllocator {
   view(iova: bigint, len: number): Uint8Array {
     if (!isIovaRange(iova, len)) throw badIovaRange(iova, len);
     const off = Number(iova - this.guestBase);
-    if (off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`);
+    if (!Number.isSafeInteger(len) || len < 0 || off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`);
     return this.bytes.subarray(off, off + len);
   }
 
@@ -129,7 +129,7 @@ export class MemfdArena implements DmaAllocator {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len)) return undefined;
+    if (!isIovaRange(iova, len) || len < 0) return undefined;
     const exact = this.live.get(Number(iova - this.guestBase)); // a region by its own start: no scan
     if (exact && exact.iova === iova && len <= exact.size) return exact;
     for (const r of this.live.values()) {

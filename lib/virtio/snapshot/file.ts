@@ -8,7 +8,16 @@ import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
-import { fault, parseSnapshot } from './validate.js';
+import { fault, parseSnapshot, validateSnapshot } from './validate.js';
+import { UsageError } from '../../errors.js';
+import { shown } from '../../util/shown.js';
+
+/** E_INVALID_ARGUMENT unless `path` is a non-empty string (Node's own fs would throw a TypeError). */
+function checkPath(path: unknown, doing: 'read' | 'write'): void {
+  if (typeof path !== 'string' || path === '') {
+    throw new UsageError('E_INVALID_ARGUMENT', `the snapshot file to ${doing} must be a path (a non-empty string), got ${typeof path === 'string' ? '""' : shown(path)}`);
+  }
+}
 
 // A snapshot file is written whole or not at all, and read with bounds: a file that is not a
 // regular file (a FIFO, /dev/zero, a directory) or is larger than any snapshot is refused before
@@ -129,6 +138,9 @@ export function removeStaleSnapshotTemps(dir: string, target?: string): void {
  *   be replaced or any step fails.
  */
 export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
+  checkPath(path, 'write');
+  // Only a snapshot replaces what the file holds (it may be the last good state).
+  validateSnapshot(snap);
   checkWriteTarget(path);
   removeStaleSnapshotTemps(dirname(path), basename(path));
   const tmp = snapshotTempPath(path);
@@ -157,6 +169,7 @@ export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
  *   large), E_SNAPSHOT_TRUNCATED (empty or cut short), and every code parseSnapshot throws.
  */
 export function readSnapshotFile(path: string, maxBytes = MAX_SNAPSHOT_FILE_BYTES): DeviceSnapshot {
+  checkPath(path, 'read');
   if (TEMP_NAME.test(basename(path))) {
     throw ioFault('read', path, 'it is the temporary file of an unfinished write, not a snapshot',
       'its writer was killed before it finished; take the snapshot again (the next write to that name removes this file)');

@@ -33,12 +33,19 @@ export interface StopOptions {
  * Work a driver must do before its device stops (a console lets the device fill its posted receive
  * buffers, then closes its ports), run by VirtioDevice.stop inside its one-operation lock once the
  * stop was accepted. `deadline` is the stop's bound (ms since the epoch: start + timeoutMs); the
- * device's own wait gets what the preparation leaves (at least 1 ms). It must not throw. One
- * still running at the deadline fails the stop (E_STOP_TIMEOUT; the device was not asked to
- * stop), and a close() meanwhile ends it (E_CLOSED): the stop no longer waits for it, so a late
- * preparation must check that its stop is still on before it changes anything.
+ * device's own wait gets what the preparation leaves. It may reject with a UvirtioError to refuse
+ * the stop (the device is then not asked to stop). One still running at the deadline, or one that
+ * leaves no time, fails the stop (E_STOP_TIMEOUT; the device was not asked to stop), and a close()
+ * meanwhile ends it (E_CLOSED): the stop no longer waits for it, so a late preparation must check
+ * that its stop is still on before it changes anything.
  */
 export type StopPreparation = (deadline: number) => Promise<void>;
+
+/** E_STOP_TIMEOUT for a preparation that took the whole bound: the device was not asked to stop. */
+function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
+  return new TimeoutError('E_STOP_TIMEOUT', `${d.address}: the driver's preparation for the stop did not finish within the stop's ${timeoutMs} ms`,
+    'the device was not asked to stop and runs on; retry with a larger timeoutMs');
+}
 
 /** Waits for a stop's preparation until `deadline`; a close() of the device ends the wait with E_CLOSED. */
 async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline: number, timeoutMs: number): Promise<void> {
@@ -48,8 +55,7 @@ async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline
     await Promise.race([
       prepared,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError('E_STOP_TIMEOUT', `${d.address}: the driver's preparation for the stop did not finish within the stop's ${timeoutMs} ms`,
-          'the device was not asked to stop and runs on; retry with a larger timeoutMs')), Math.max(0, deadline - Date.now()));
+        timer = setTimeout(() => reject(preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
       }),
       new Promise<never>((_, reject) => {
         unsubscribe = d.closeListeners.add(() => reject(new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
@@ -138,7 +144,8 @@ export class Migration {
       await awaitPreparation(d, prepare(deadline), deadline, timeoutMs);
       d.ensureOpen();
       if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
-      timeoutMs = Math.max(1, deadline - Date.now());
+      if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
+      timeoutMs = deadline - Date.now();
     }
     try {
       await facility.stop(this.context(), timeoutMs);
