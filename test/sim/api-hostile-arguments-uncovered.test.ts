@@ -3,7 +3,7 @@
 // UvirtioError (or surface the caller's own Proxy error), within 2 s; never a TypeError from the
 // SDK's own code. Found by a breaker after 9acbde1 (each subtest lists the calls that still fail).
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,54 +17,14 @@ import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { readSnapshotFile, writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { rehearse } from '../../cli/rehearsal/engine.js';
-import { UvirtioError } from '../../lib/errors.js';
+import { OBJECT_LIKE, refusesAll } from '../support/hostile.js';
 
-const trapError = new Error('a getter of the caller threw');
-const hostile: [string, unknown][] = [
-  ['a prototype-less object', Object.create(null)],
-  ['an object whose toString throws', { toString(): string { throw new Error('toString'); } }],
-  ['an object whose Symbol.toPrimitive throws', { [Symbol.toPrimitive](): never { throw new Error('toPrimitive'); } }],
-  ['a symbol', Symbol('s')],
-  ['a bigint', 1n],
-  ['a numeric string', '5'],
-  ['NaN', NaN],
-  ['null', null],
-  ['undefined', undefined],
-  ['an array', []],
-  ['a Proxy that throws on every read', new Proxy({}, { get(): never { throw trapError; } })],
-];
-const objects = ['undefined', 'an array', 'a prototype-less object', 'an object whose toString throws', 'an object whose Symbol.toPrimitive throws'];
-
-async function outcome(call: () => unknown): Promise<string> {
-  try {
-    let timer: NodeJS.Timeout | undefined;
-    const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), 2000)));
-    try {
-      return await Promise.race([Promise.resolve(call()).then(() => 'ok'), hang]);
-    } finally {
-      clearTimeout(timer);
-    }
-  } catch (e) {
-    if (e === trapError) return 'caller';
-    return e instanceof UvirtioError ? e.code : `foreign ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`;
-  }
-}
-
-async function refusesAll(t: Test, label: string, call: (v: never) => unknown, okFor: string[] = []): Promise<void> {
-  const wrong: string[] = [];
-  for (const [name, v] of hostile) {
-    const got = await outcome(() => call(v as never));
-    const fine = /^E_[A-Z_]+$/.test(got) || got === 'caller' || (got === 'ok' && okFor.includes(name));
-    if (!fine) wrong.push(`${name}: ${got}`);
-  }
-  t.same(wrong, [], `${label}: every hostile value is refused with a typed error`);
-}
 
 t.test('device and driver open / stop / reinit options', async (t) => {
   await refusesAll(t, 'VirtioDevice.open(…, options)', async (v) => {
     const o = await openTransport('sim:rng');
     try { await (await VirtioDevice.open(o.transport, v)).close(); } finally { o.transport.close(); }
-  }, objects);
+  }, OBJECT_LIKE);
   for (const [name, open, addr] of [
     ['BlkDriver', BlkDriver.open, 'sim:blk'], ['NetDriver', NetDriver.open, 'sim:net'],
     ['RngDriver', RngDriver.open, 'sim:rng'], ['ConsoleDriver', ConsoleDriver.open, 'sim:console'],
@@ -72,12 +32,12 @@ t.test('device and driver open / stop / reinit options', async (t) => {
     await refusesAll(t, `${name}.open(…, options)`, async (v) => {
       const o = await openTransport(addr);
       try { await (await (open as (tr: unknown, o: unknown) => Promise<{ close(): Promise<void> }>)(o.transport, v)).close(); } finally { o.transport.close(); }
-    }, name === 'RngDriver' ? [...objects, 'a Proxy that throws on every read'] : objects); // rng reads no option
+    }, name === 'RngDriver' ? [...OBJECT_LIKE, 'a Proxy that throws on every read'] : OBJECT_LIKE); // rng reads no option
   }
   const o = await openTransport('sim:blk?state=suspend');
   const blk = await BlkDriver.open(o.transport);
   t.teardown(() => blk.close());
-  await refusesAll(t, 'blk.stop(options)', async (v) => { await blk.stop(v); await blk.resume().catch(() => undefined); }, objects);
+  await refusesAll(t, 'blk.stop(options)', async (v) => { await blk.stop(v); await blk.resume().catch(() => undefined); }, OBJECT_LIKE);
   await refusesAll(t, 'blk.stop({ mechanism })', async (v) => { await blk.stop({ mechanism: v }); await blk.resume(); }, ['undefined']);
   await refusesAll(t, 'blk.stop({ timeoutMs })', async (v) => { await blk.stop({ timeoutMs: v }); await blk.resume(); }, ['undefined']);
   t.equal(blk.device.phase, 'live', 'nothing stopped the device');
@@ -95,7 +55,7 @@ t.test('reinit options and target, VirtioDevice.stop prepare', async (t) => {
     if (blk.device.phase !== 'stopped') await blk.stop();
     return call();
   };
-  await refusesAll(t, 'blk.reinit(…, options)', (v) => onStopped(() => blk.reinit(snap, v))(), objects);
+  await refusesAll(t, 'blk.reinit(…, options)', (v) => onStopped(() => blk.reinit(snap, v))(), OBJECT_LIKE);
   await refusesAll(t, 'blk.reinit(…, { target })', (v) => onStopped(() => blk.reinit(snap, { target: v }))(), ['undefined']);
   if (blk.device.phase === 'stopped') await blk.reinit(snap);
   await refusesAll(t, 'device.stop(…, prepare)', async (v) => {
@@ -126,7 +86,7 @@ t.test('config writes, listeners, net headers, console port writes', async (t) =
   await refusesAll(t, 'device.config.write32(…, value)', (v) => net.device.config.write32(0, v));
   await refusesAll(t, 'net.onFrame(listener)', (v) => net.onFrame(v));
   await refusesAll(t, 'decodeNetHeader(bytes)', (v) => decodeNetHeader(v));
-  await refusesAll(t, 'encodeNetHeader(header, …)', (v) => encodeNetHeader(v, new Uint8Array(12)), objects);
+  await refusesAll(t, 'encodeNetHeader(header, …)', (v) => encodeNetHeader(v, new Uint8Array(12)), OBJECT_LIKE);
   await refusesAll(t, 'encodeNetHeader(…, into)', (v) => encodeNetHeader({}, v));
   const c = await openTransport('sim:console');
   const con = await ConsoleDriver.open(c.transport);

@@ -7,7 +7,7 @@
 // Found by probing the API after the closed-transport fix (fixed: template literals turned a
 // symbol or a prototype-less object into a TypeError, and batch calls read fields of null).
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { NetDriver } from '../../drivers/net/index.js';
 import { RngDriver } from '../../drivers/rng/index.js';
@@ -16,49 +16,8 @@ import { openTransport } from '../../lib/open.js';
 import { parseAddress } from '../../lib/address.js';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { parseSnapshot } from '../../lib/virtio/snapshot/index.js';
-import { UvirtioError } from '../../lib/errors.js';
+import { OBJECT_LIKE, refusesAll } from '../support/hostile.js';
 
-const trapError = new Error('a getter of the caller threw');
-const hostile: [string, unknown][] = [
-  ['a prototype-less object', Object.create(null)],
-  ['an object whose toString throws', { toString(): string { throw new Error('toString'); } }],
-  ['an object whose Symbol.toPrimitive throws', { [Symbol.toPrimitive](): never { throw new Error('toPrimitive'); } }],
-  ['a symbol', Symbol('s')],
-  ['a bigint', 1n],
-  ['a numeric string', '5'],
-  ['NaN', NaN],
-  ['null', null],
-  ['undefined', undefined],
-  ['an array', []],
-  ['a Proxy that throws on every read', new Proxy({}, { get(): never { throw trapError; } })],
-];
-
-/** How a call ended: 'ok', a UvirtioError code, 'caller' (the trap's own error), or what went wrong. */
-async function outcome(call: () => unknown): Promise<string> {
-  try {
-    let timer: NodeJS.Timeout | undefined;
-    const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), 2000)));
-    try {
-      return await Promise.race([Promise.resolve(call()).then(() => 'ok'), hang]);
-    } finally {
-      clearTimeout(timer);
-    }
-  } catch (e) {
-    if (e === trapError) return 'caller';
-    return e instanceof UvirtioError ? e.code : `foreign ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`;
-  }
-}
-
-/** Calls `call` with each hostile value; every outcome must be a UvirtioError code (or 'ok' where `okFor` allows it). */
-async function refusesAll(t: Test, label: string, call: (v: never) => unknown, okFor: string[] = []): Promise<void> {
-  const wrong: string[] = [];
-  for (const [name, v] of hostile) {
-    const got = await outcome(() => call(v as never));
-    const fine = /^E_[A-Z_]+$/.test(got) || got === 'caller' || (got === 'ok' && okFor.includes(name));
-    if (!fine) wrong.push(`${name}: ${got}`);
-  }
-  t.same(wrong, [], `${label}: every hostile value is refused with a typed error`);
-}
 
 t.test('BlkDriver calls', async (t) => {
   const opened = await openTransport('sim:blk?discard=1&writezeroes=1');
@@ -96,7 +55,7 @@ t.test('NetDriver, RngDriver and ConsoleDriver calls', async (t) => {
   t.teardown(() => net.close());
   await refusesAll(t, 'net.send(frame)', (v) => net.send(v));
   await refusesAll(t, 'net.send(…, header)', (v) => net.send(new Uint8Array(60), v),
-    ['undefined', 'an array', 'a prototype-less object', 'an object whose toString throws', 'an object whose Symbol.toPrimitive throws']); // objects without NetHeader fields: no offloads
+    OBJECT_LIKE); // objects without NetHeader fields: no offloads
   await refusesAll(t, 'net.send(…, pair)', (v) => net.send(new Uint8Array(60), {}, v), ['undefined', 'null']); // the pairs in turn
   await refusesAll(t, 'net.setQueuePairs(pairs)', (v) => net.setQueuePairs(v));
   const r = await openTransport('sim:rng');
@@ -114,8 +73,8 @@ t.test('NetDriver, RngDriver and ConsoleDriver calls', async (t) => {
 t.test('entry points: addresses, transports, allocators, snapshots', async (t) => {
   await refusesAll(t, 'parseAddress(text)', (v) => parseAddress(v));
   await refusesAll(t, 'openTransport(address)', (v) => openTransport(v));
-  await refusesAll(t, 'openTransport(…, options)', async (v) => (await openTransport('sim:rng', v)).transport.close(), ['undefined', 'an array', 'a prototype-less object', 'an object whose toString throws', 'an object whose Symbol.toPrimitive throws']);
-  await refusesAll(t, 'new HeapDmaAllocator(options)', (v) => new HeapDmaAllocator(v), ['undefined', 'an array', 'a prototype-less object', 'an object whose toString throws', 'an object whose Symbol.toPrimitive throws']);
+  await refusesAll(t, 'openTransport(…, options)', async (v) => (await openTransport('sim:rng', v)).transport.close(), OBJECT_LIKE);
+  await refusesAll(t, 'new HeapDmaAllocator(options)', (v) => new HeapDmaAllocator(v), OBJECT_LIKE);
   await refusesAll(t, 'new HeapDmaAllocator({ limit })', (v) => new HeapDmaAllocator({ limit: v }), ['undefined']);
   await refusesAll(t, 'parseSnapshot(text)', (v) => parseSnapshot(v));
 });

@@ -8,19 +8,10 @@ import t from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
-import { UvirtioError } from '../../lib/errors.js';
-import type { VirtioTransport } from '../../lib/transport/types.js';
+import { settledCode } from '../support/codes.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), 10000)));
-  const done = p.then(() => 'ok', (e: unknown) => (e instanceof UvirtioError ? e.code : `foreign ${String(e)}`));
-  try {
-    return await Promise.race([done, hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const codeOf = (p: Promise<unknown>): Promise<string> => settledCode(p);
+import type { VirtioTransport } from '../../lib/transport/types.js';
 
 /** From now on, the transport closes itself as soon as its next reset() has completed. */
 function dieAfterNextReset(tr: VirtioTransport): void {

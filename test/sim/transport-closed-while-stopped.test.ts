@@ -7,18 +7,9 @@
 import t from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
-import { UvirtioError } from '../../lib/errors.js';
+import { settledCode } from '../support/codes.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), 10000)));
-  const done = p.then(() => 'ok', (e: unknown) => (e instanceof UvirtioError ? e.code : `foreign ${String(e)}`));
-  try {
-    return await Promise.race([done, hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const codeOf = (p: Promise<unknown>): Promise<string> => settledCode(p);
 
 t.test('ring-state stop, transport closed, snapshot(): E_CLOSED, not E_DEVICE_BAD_STATE', async (t) => {
   const opened = await openTransport('sim:blk?latency=5');

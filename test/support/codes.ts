@@ -25,3 +25,14 @@ export async function codeOfAsync(p: Promise<unknown> | (() => unknown)): Promis
     return codeOfError(e);
   }
 }
+
+/** How `p` settles within `ms`: 'ok', its UvirtioError code, 'foreign: …', or 'HANG' when it does not settle in time. */
+export async function settledCode(p: Promise<unknown>, ms = 10_000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), ms)));
+  try {
+    return await Promise.race([p.then(() => 'ok', codeOfError), hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
