@@ -234,8 +234,13 @@ export class ConsoleDriver extends StatefulDriver {
    *    has nowhere to put bytes: QEMU's virtio-serial then stops reading its chardev, and the
    *    host's bytes wait there.
    * 2. **PORT_OPEN 0** for every port (§5.3.6.2), with MULTIPORT, waiting until the device took
-   *    the messages. A device that honours it stops putting bytes into receive buffers.
-   * 3. StatefulDriver.stop (quiesce: the transmit queues drain).
+   *    the messages, at most until a quarter of `timeoutMs` is left (else E_STOP_TIMEOUT, the
+   *    device not asked to stop, the ports opened again). A device that honours it stops
+   *    putting bytes into receive buffers.
+   * 3. The device's stop (QueueSet.stop; quiesce: the transmit queues drain).
+   *
+   * Steps 1 and 2 are the stop's StopPreparation: they run inside the device's one-operation
+   * lock, only for a stop the device accepted.
    *
    * Why step 1: a device may drop bytes it already took from the host when the driver closes the
    * port or resets the device. QEMU 7.2's virtserialport does: its main loop sizes a chardev read
@@ -249,7 +254,7 @@ export class ConsoleDriver extends StatefulDriver {
    * receiveQuietMs can lose the next bytes an idle host sends (raise receiveQuietMs).
    *
    * The whole stop ends within `timeoutMs` (default 5000; E_STOP_TIMEOUT when the device has not
-   * taken the messages and drained by then). Refused at once, with nothing done, for a bad
+   * taken the messages or drained by then). Refused at once, with nothing done, for a bad
    * `timeoutMs` (E_INVALID_ARGUMENT), a mechanism the device lacks (E_STATE_UNSUPPORTED), or
    * while another stop is under way (E_BAD_STATE); a device
    * that failed meanwhile rejects with its failure (E_DEVICE_NEEDS_RESET, …: recover()).
