@@ -10,8 +10,7 @@
 import { parseAddress, formatAddress } from './address.js';
 import { SCHEMES, type OpenedTransport } from './schemes.js';
 import { VirtioPciTransport } from './transport/pci/transport.js';
-import { UsageError } from './errors.js';
-import { shown } from './util/shown.js';
+import { optionsObject } from './util/options.js';
 
 export type { OpenedTransport };
 
@@ -34,9 +33,7 @@ export interface OpenTransportOptions {
  * kind; the transport's own errors otherwise (E_NOT_VIRTIO, E_NO_DEVICE, E_PERMISSION, …).
  */
 export async function openTransport(address: string, options: OpenTransportOptions = {}): Promise<OpenedTransport> {
-  if (typeof options !== 'object' || options === null) {
-    throw new UsageError('E_INVALID_ARGUMENT', `openTransport options must be an object, got ${shown(options)}`, 'pass { shareWith? } or nothing');
-  }
+  options = optionsObject(options, 'openTransport options');
   const a = parseAddress(address);
   const opener = await SCHEMES[a.scheme].load();
   const opened = await opener.open({ address: formatAddress(a), target: a.target, options: a.options }, options.shareWith);

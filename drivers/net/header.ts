@@ -27,12 +27,21 @@ export interface NetHeader {
   numBuffers: number;
 }
 
-/** Writes `h` (missing fields 0) into the first 12 bytes of `into`; num_buffers is always 0 on transmit. Throws a RangeError when `into` is shorter than 12 bytes. */
+/**
+ * Writes `h` (missing fields 0) into the first 12 bytes of `into`; num_buffers is always 0 on
+ * transmit. Throws UsageError E_INVALID_ARGUMENT unless `h` is an object and `into` a Uint8Array
+ * of at least 12 bytes.
+ */
 export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
   if (typeof h !== 'object' || h === null) throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: the header must be an object of NetHeader fields, got ${shown(h)}`);
   if (!isInstance(into, Uint8Array) || into.length < NET_HDR_LEN) {
     throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: a virtio_net_hdr needs a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(into, Uint8Array) ? `${into.length} bytes` : shown(into)}`);
   }
+  writeNetHeader(h, into);
+}
+
+/** encodeNetHeader without the argument checks: for the driver's own transmit buffers (NetDriver.send checked `h`). */
+export function writeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
   // Byte by byte (little-endian): no DataView per frame on the transmit path.
   into[NetHdr.FLAGS] = h.flags ?? 0;
   into[NetHdr.GSO_TYPE] = h.gsoType ?? 0;
@@ -45,13 +54,18 @@ export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
 
 /**
  * Reads a virtio_net_hdr (virtio 1.2 §5.1.6: little-endian, 12 bytes with num_buffers) from the
- * start of `bytes`. Throws a RangeError when `bytes` is shorter than 12 bytes; values are not
- * checked (the receive path validates what it depends on).
+ * start of `bytes`. Throws UsageError E_INVALID_ARGUMENT unless `bytes` is a Uint8Array of at
+ * least 12 bytes; values are not checked (the receive path validates what it depends on).
  */
 export function decodeNetHeader(bytes: Uint8Array): NetHeader {
   if (!isInstance(bytes, Uint8Array) || bytes.length < NET_HDR_LEN) {
     throw new UsageError('E_INVALID_ARGUMENT', `decodeNetHeader: a virtio_net_hdr is a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(bytes, Uint8Array) ? `${bytes.length} bytes` : shown(bytes)}`);
   }
+  return readNetHeader(bytes);
+}
+
+/** decodeNetHeader without the argument check: for the receive path's own copies, at least 12 bytes long. */
+export function readNetHeader(bytes: Uint8Array): NetHeader {
   return {
     flags: bytes[NetHdr.FLAGS]!,
     gsoType: bytes[NetHdr.GSO_TYPE]!,

@@ -14,7 +14,7 @@ import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlQueue } from './ctrl.js';
-import { encodeNetHeader, type NetHeader } from './header.js';
+import { writeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { isInstance, shown } from '../../lib/util/shown.js';
@@ -236,7 +236,7 @@ export class NetDriver extends StatefulDriver {
     }
     const buf = this.txPool.take()!; // unbounded: always a buffer
     try {
-      encodeNetHeader(header, buf.bytes);
+      writeNetHeader(header, buf.bytes); // header checked above; the buffer is the pool's own
       buf.bytes.set(frame, NET_HDR_LEN);
       await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
     } finally {

@@ -15,7 +15,7 @@ import { RequestError, type UvirtioError } from '../../lib/errors.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { CompletionCallback } from '../../lib/virtio/request.js';
-import { decodeNetHeader, type NetHeader } from './header.js';
+import { readNetHeader, type NetHeader } from './header.js';
 import { RxBuffers } from '../dma-buffers.js';
 
 /** The gso_type poison of a posted buffer: no VIRTIO_NET_HDR_GSO_* value (0, 1, 3, 4, 5, with ECN 0x80). */
@@ -155,7 +155,7 @@ export class RxQueue {
       this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: the device returned a buffer whose header it never wrote`));
       return;
     }
-    const hdr = decodeNetHeader(header);
+    const hdr = readNetHeader(header);
     const buffers = this.mergeable ? hdr.numBuffers : 1;
     if (buffers < 1 || buffers > this.rq.vq.size) {
       this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`));
