@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: runs every test tier with tap, over the built JavaScript in dist/test/<tier>/.
+// `npm test`: runs every test tier (tap test files, each as its own Node process) over the built
+// JavaScript in dist/test/<tier>/.
 //
 // A tier whose system prerequisite is missing is skipped with the reason printed; with
 // UVIRTIO_REQUIRE_ALL=1 such a skip counts as a failure (CI sets it). The last line is
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requireAll = process.env.UVIRTIO_REQUIRE_ALL === '1';
 
-/** Each tier: its folder, what it needs from the system, and tap's per-file timeout (seconds). */
+/** Each tier: its folder, what it needs from the system, and its per-file timeout (seconds). */
 const TIERS = [
   { name: 'unit', needs: [], timeout: 120 },
   { name: 'sim', needs: [], timeout: 600 },
@@ -34,30 +35,75 @@ function testFiles(tier) {
   return readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join('dist', 'test', tier, f));
 }
 
-/** Runs tap on the files, echoing its output; resolves with the counts of its summary line. */
-function runTap(files, timeout) {
+/**
+ * Runs each test file as its own Node process, one after the other, echoing its TAP output, and
+ * sums the `# { total, pass, fail, skip, todo }` line that tap's root test prints at the end.
+ *
+ * Why not `tap FILES`: tap's runner starts every test process with its coverage recorder
+ * (`--import @tapjs/processinfo/import`, kept even with --disable-coverage) and puts it in
+ * NODE_OPTIONS, so every Node process a test spawns (each CLI call, each rehearsal) loads it too:
+ * about 0.5 s per process here. Measured on this machine: sim/cli-inputs.test.js 46.2 s through
+ * `tap`, 18.5 s as `node FILE`. The files are still tap tests (`npx tap FILE` runs any of them).
+ *
+ * Bounds: tap's root test fails itself after TAP_TIMEOUT seconds (set to the tier's timeout); a
+ * file still running KILL_GRACE_MS after that is sent SIGTERM, then SIGKILL, and counts as failed.
+ */
+const KILL_GRACE_MS = 30_000;
+
+function runFile(file, timeoutSec) {
   return new Promise((resolve) => {
-    const tap = join(root, 'node_modules', '.bin', 'tap');
-    const child = spawn(tap, ['--disable-coverage', `--timeout=${timeout}`, '--jobs=1', ...files], {
-      cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' },
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--enable-source-maps', file], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FORCE_COLOR: '0', TAP_TIMEOUT: String(timeoutSec) },
     });
     let tail = '';
-    child.stdout.on('data', (chunk) => {
-      process.stdout.write(chunk);
+    let killedBy = null;
+    const onOut = (chunk) => {
+      process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '    '));
       tail = (tail + chunk.toString()).slice(-4000);
-    });
-    child.on('close', (code) => {
+    };
+    child.stdout.on('data', onOut);
+    child.stderr.on('data', (chunk) => process.stderr.write(chunk));
+    const term = setTimeout(() => {
+      killedBy = `still running ${KILL_GRACE_MS / 1000} s after its ${timeoutSec} s timeout`;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    }, timeoutSec * 1000 + KILL_GRACE_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(term);
+      const seconds = (Date.now() - started) / 1000;
       const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail);
-      const total = m ? Number(m[1]) : 0;
-      const pass = m ? Number(m[2] ?? 0) : 0;
-      let fail = m ? Number(m[3] ?? 0) : 0;
-      const skip = m ? Number(m[4] ?? 0) : 0;
-      // A tap run that exits non-zero without counting a failure (a crash, a timeout) still failed.
-      if (code !== 0 && fail === 0) fail = 1;
-      if (!m && code === 0) fail = 1; // no summary: nothing was proven
-      resolve({ total, pass, fail, skip });
+      const r = {
+        total: m ? Number(m[1]) : 0,
+        pass: m ? Number(m[2] ?? 0) : 0,
+        fail: m ? Number(m[3] ?? 0) : 0,
+        skip: m ? Number(m[4] ?? 0) : 0,
+      };
+      let why = null;
+      if (killedBy) why = killedBy;
+      else if (!m) why = `no tap summary (exit ${code ?? signal})`; // a crash: nothing was proven
+      else if (code !== 0 && r.fail === 0) why = `exit ${code ?? signal} without a failed assertion`;
+      if (why !== null && r.fail === 0) r.fail = 1;
+      console.log(`${r.fail > 0 ? 'not ok' : 'ok'} - ${file} # time=${seconds.toFixed(1)}s${why ? ` (${why})` : ''}`);
+      resolve({ ...r, file, seconds });
     });
   });
+}
+
+/** Runs the files in turn; resolves with the summed counts and each failed file's name. */
+async function runFiles(files, timeoutSec) {
+  const sum = { total: 0, pass: 0, fail: 0, skip: 0, failedFiles: [] };
+  for (const file of files) {
+    const r = await runFile(file, timeoutSec);
+    sum.total += r.total;
+    sum.pass += r.pass;
+    sum.fail += r.fail;
+    sum.skip += r.skip;
+    if (r.fail > 0) sum.failedFiles.push(file);
+  }
+  return sum;
 }
 
 async function main() {
@@ -83,11 +129,12 @@ async function main() {
     }
     console.log(`\n=== tier ${tier.name}: ${files.length} file(s)`);
     const started = Date.now();
-    const r = await runTap(files, tier.timeout);
+    const r = await runFiles(files, tier.timeout);
     totals.passed += r.pass;
     totals.failed += r.fail;
     totals.skipped += r.skip;
     lines.push(`tier ${tier.name}: ${r.pass} passed, ${r.fail} failed, ${r.skip} skipped (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    for (const f of r.failedFiles) lines.push(`  failed: ${f}`);
   }
   console.log('\n' + lines.join('\n'));
   console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
