@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout, clearTimeout } from 'node:timers';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requireAll = process.env.UVIRTIO_REQUIRE_ALL === '1';
