@@ -141,8 +141,8 @@ async function uvirtio(layout: Layout, depth: number, mode: Mode, seconds: numbe
     }));
     clearTimeout(warmTimer);
     let done = 0;
-    // The window ends by a timer, not a clock read per request (in the TCG guest the clock is an
-    // HPET read, a trap to QEMU); the C peer reads it every 64 completions. The mean latency of this
+    // The window ends by a timer, not a clock read per request (in the TCG guest a clock read costs
+    // 3–4 µs, HPET or TSC alike); the C peer reads it every 64 completions. The mean latency of this
     // closed loop is depth × elapsed / done (Little's law).
     let running = true;
     const cpu = process.cpuUsage();
