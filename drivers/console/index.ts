@@ -266,23 +266,21 @@ export class ConsoleDriver extends StatefulDriver {
     // live) touches no port. One bound for the whole stop: the drain takes at most half of it,
     // PORT_OPEN 0 and the device's stop share the rest.
     let closedUntil: number | null = null;
-    let over = false; // the stop settled (it may give up on this preparation at its deadline)
     try {
-      return await this.queues.stop(options, async (deadline) => {
+      return await this.queues.stop(options, async (deadline, signal) => {
         const left = deadline - Date.now();
-        await this.drainReceive(left / 2);
-        if (over || this.device.phase !== 'live') return;
+        await this.drainReceive(left / 2, signal);
+        if (signal.aborted || this.device.phase !== 'live') return;
         closedUntil = deadline;
         // PORT_OPEN 0 may take until a quarter of the bound is left, which is the device's. Ports
         // the device has not heard are closed: the stop is refused before the device is asked
         // (a one-way STOP with no time left to show would fail it).
-        if (!(await this.setPortsOpen(false, deadline - left / 4)) && !over) {
+        if (!(await this.setPortsOpen(false, deadline - left / 4)) && !signal.aborted) {
           throw new TimeoutError('E_STOP_TIMEOUT', `${this.device.address}: the device did not take PORT_OPEN 0 for every port within the stop's bound`,
             'the device was not asked to stop and runs on, its ports open again; retry with a larger timeoutMs');
         }
       });
     } catch (e) {
-      over = true;
       // Open again; waited for only until the deadline (the sends go on: a device that never
       // takes them fails on its own, through the watchdog).
       if (closedUntil !== null && this.device.phase === 'live') await this.setPortsOpen(true, closedUntil);
@@ -293,9 +291,10 @@ export class ConsoleDriver extends StatefulDriver {
   /**
    * Step 1 of stop(): pauses every port receive queue (buffers coming back, and those of a port
    * added meanwhile, wait to be posted) and waits until the ports the host has open have none posted, or none came back for
-   * receiveQuietMs, or `boundMs` passed, or the device stopped being live. Never throws.
+   * receiveQuietMs, or `boundMs` passed, or the device stopped being live, or the stop gave up
+   * (`signal`). Never throws.
    */
-  private async drainReceive(boundMs: number): Promise<void> {
+  private async drainReceive(boundMs: number, signal: AbortSignal): Promise<void> {
     // Every port's receive queue, live or not: a port the device adds meanwhile gets its buffers
     // held back here too, so it has none posted when PORT_OPEN 0 reaches it.
     for (let id = 0; id < this.maxPorts; id++) this.queues.get(consoleReceiveq(id))?.pause();
@@ -308,7 +307,7 @@ export class ConsoleDriver extends StatefulDriver {
     const end = Date.now() + boundMs;
     let last = posted();
     let quietSince = Date.now();
-    for (let spins = 0; last > 0 && this.device.phase === 'live'; spins++) {
+    for (let spins = 0; last > 0 && this.device.phase === 'live' && !signal.aborted; spins++) {
       const now = Date.now();
       if (now >= end || now - quietSince >= this.options.receiveQuietMs) return;
       await new Promise((r) => setTimeout(r, spins < 8 ? 1 : 5));

@@ -111,12 +111,11 @@ export class QueueSet {
    */
   async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
     let accepted = false; // the device took the stop: the preparation ran (it may have paused queues of its own)
-    let over = false; // the stop settled: a preparation that ends after it (a timeout) pauses nothing
     try {
-      const mechanism = await this.device.stop(options, async (deadline) => {
+      const mechanism = await this.device.stop(options, async (deadline, signal) => {
         accepted = true;
-        if (prepare) await prepare(deadline);
-        if (over) return;
+        if (prepare) await prepare(deadline, signal);
+        if (signal.aborted) return; // the stop gave up on this preparation (a timeout, a close): pause nothing
         for (const rq of this.queues.values()) rq.pause();
       });
       for (const rq of this.queues.values()) rq.processUsed();
@@ -124,8 +123,6 @@ export class QueueSet {
     } catch (e) {
       if (accepted && this.device.phase === 'live') this.restart(false);
       throw e;
-    } finally {
-      over = true;
     }
   }
 

@@ -36,10 +36,11 @@ export interface StopOptions {
  * device's own wait gets what the preparation leaves. It may reject with a UvirtioError to refuse
  * the stop (the device is then not asked to stop). One still running at the deadline, or one that
  * leaves no time, fails the stop (E_STOP_TIMEOUT; the device was not asked to stop), and a close()
- * meanwhile ends it (E_CLOSED): the stop no longer waits for it, so a late preparation must check
- * that its stop is still on before it changes anything.
+ * meanwhile ends it (E_CLOSED). Either way the stop stops waiting for it and aborts `signal` (its
+ * reason: the stop's error), so a preparation checks `signal.aborted` after each wait before it
+ * changes anything, and may end its waits early on the signal's `abort` event.
  */
-export type StopPreparation = (deadline: number) => Promise<void>;
+export type StopPreparation = (deadline: number, signal: AbortSignal) => Promise<void>;
 
 /** E_STOP_TIMEOUT for a preparation that took the whole bound: the device was not asked to stop. */
 function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
@@ -47,18 +48,26 @@ function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
     'the device was not asked to stop and runs on; retry with a larger timeoutMs');
 }
 
-/** Waits for a stop's preparation until `deadline`; a close() of the device ends the wait with E_CLOSED. */
-async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline: number, timeoutMs: number): Promise<void> {
+/**
+ * Runs a stop's preparation and waits for it until `deadline`; a close() of the device ends the
+ * wait with E_CLOSED. Whatever ends the wait early aborts the preparation's signal with that error.
+ */
+async function awaitPreparation(d: DeviceCore, prepare: StopPreparation, deadline: number, timeoutMs: number): Promise<void> {
+  const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
+  const giveUp = (reject: (e: Error) => void, e: Error): void => {
+    controller.abort(e);
+    reject(e);
+  };
   try {
     await Promise.race([
-      prepared,
+      prepare(deadline, controller.signal),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
+        timer = setTimeout(() => giveUp(reject, preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
       }),
       new Promise<never>((_, reject) => {
-        unsubscribe = d.closeListeners.add(() => reject(new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
+        unsubscribe = d.closeListeners.add(() => giveUp(reject, new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
       }),
     ]);
   } finally {
@@ -141,7 +150,7 @@ export class Migration {
     let timeoutMs = options.timeoutMs ?? 5000;
     if (prepare) {
       const deadline = Date.now() + timeoutMs;
-      await awaitPreparation(d, prepare(deadline), deadline, timeoutMs);
+      await awaitPreparation(d, prepare, deadline, timeoutMs);
       d.ensureOpen();
       if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
       if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
