@@ -75,7 +75,9 @@ function runFile(file, timeoutSec) {
     child.on('close', (code, signal) => {
       clearTimeout(term);
       const seconds = (Date.now() - started) / 1000;
-      const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail);
+      // The root test's summary is the last one printed, at the start of a line (a test's own
+      // output can hold text that looks like one; only the last counts).
+      const m = [...tail.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].at(-1);
       const r = {
         total: m ? Number(m[1]) : 0,
         pass: m ? Number(m[2] ?? 0) : 0,
