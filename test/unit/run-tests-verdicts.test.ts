@@ -1,0 +1,97 @@
+// scripts/run-tests.mjs (`npm test`, f93685d/b533112) reads each file's counts from tap's root
+// summary and bounds each file at the tier's timeout + 30 s. Two ways it is wrong (breaker 26):
+//
+// 1. tap prints the summary as Counts.toJSON(): total, pass, fail, todo, skip — todo BEFORE skip.
+//    The runner's regex expects skip before todo, so a file with a todo and a skipped test is
+//    counted with 0 skipped (the summary line CI reads undercounts skips).
+// 2. The verdict waits for 'close' (both pipes ended), not for the file's process: a process the
+//    file started that inherited its stdout/stderr (cli-snapshot-file.test.ts starts one with
+//    stderr inherited) and outlives it keeps the runner waiting for as long as it lives — past the
+//    file's bound (the SIGTERM/SIGKILL at timeout + 30 s hit the file's process, already gone), for
+//    ever for a process that never ends. CI hangs instead of reporting.
+//
+// Each case runs a copy of the runner in a temporary project whose dist/test/unit holds one file.
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, symlinkSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = process.cwd();
+// The second case waits up to 50 s for a runner that may not end (tap's default bound is 30 s).
+t.setTimeout(120_000);
+
+/** A temporary project: the runner (optionally edited), node_modules, and one unit test file. */
+function project(t: { teardown(fn: () => unknown): void }, test: string, edit: (s: string) => string = (s) => s): string {
+  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-runner-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'scripts'));
+  mkdirSync(join(dir, 'dist', 'test', 'unit'), { recursive: true });
+  writeFileSync(join(dir, 'scripts', 'run-tests.mjs'), edit(readFileSync(join(root, 'scripts', 'run-tests.mjs'), 'utf8')));
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'dist', 'test', 'unit', 'x.test.js'), test);
+  return dir;
+}
+
+/** Runs the runner's unit tier in `dir`; resolves with its output, or 'HANG' after ms. */
+function runner(dir: string, ms: number): Promise<{ out: string; hung: boolean }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('TAP')) delete env[k];
+    const child = spawn(process.execPath, [join(dir, 'scripts', 'run-tests.mjs'), 'unit'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ out, hung: true });
+    }, ms);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve({ out, hung: false });
+    });
+  });
+}
+
+t.test('a file with a skipped test and a todo: the summary counts the skip', async (t) => {
+  const dir = project(t, [
+    "import t from 'tap';",
+    "t.test('a', async (t) => { t.pass('ok'); });",
+    "t.test('b', { skip: 'not here' }, async () => {});",
+    "t.test('c', { todo: 'later' }, async () => {});",
+  ].join('\n'));
+  const { out, hung } = await runner(dir, 60_000);
+  t.notOk(hung, 'the runner ends');
+  t.match(out, /^ {4}# \{ total: 3, pass: 1, todo: 1, skip: 1 \}$/m, "tap's own summary (echoed indented): 1 skipped (todo printed before skip)");
+  t.match(out, /^1 passed, 0 failed, 1 skipped$/m, 'the summary CI reads counts the skip');
+});
+
+t.test("a process the file started holds its stdout after the file exited: the runner still ends within the file's bound", async (t) => {
+  const pidFile = join(tmpdir(), `uvirtio-runner-grandchild-${process.pid}`);
+  t.teardown(() => {
+    // End the process the test file left behind (its pid, written by the file).
+    if (existsSync(pidFile)) {
+      try { process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL'); } catch { /* gone */ }
+      rmSync(pidFile, { force: true });
+    }
+  });
+  // The unit tier's timeout cut to 1 s in the copy: the file's bound is then 1 + 30 s.
+  const dir = project(t, [
+    "import t from 'tap';",
+    "import { spawn } from 'node:child_process';",
+    "import { writeFileSync } from 'node:fs';",
+    "t.test('passes, and leaves a process holding stdout and stderr', async (t) => {",
+    "  const c = spawn('sleep', ['75'], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });",
+    `  writeFileSync(${JSON.stringify(pidFile)}, String(c.pid));`,
+    '  c.unref();',
+    "  t.pass('ok');",
+    '});',
+  ].join('\n'), (s) => s.replace("{ name: 'unit', needs: [], timeout: 120 }", "{ name: 'unit', needs: [], timeout: 1 }"));
+  t.match(readFileSync(join(dir, 'scripts', 'run-tests.mjs'), 'utf8'), "{ name: 'unit', needs: [], timeout: 1 }", 'the copy has the 1 s tier timeout');
+  const started = Date.now();
+  const { out, hung } = await runner(dir, 50_000);
+  t.notOk(hung, `the runner ended (after ${((Date.now() - started) / 1000).toFixed(1)} s; the file's bound is 31 s, the left-behind process lives 75 s)`);
+  t.match(out, /^\d+ passed, \d+ failed, \d+ skipped$/m, 'and printed the summary CI reads');
+});
