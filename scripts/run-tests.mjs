@@ -47,9 +47,28 @@ function testFiles(tier) {
  * `tap`, 18.5 s as `node FILE`. The files are still tap tests (`npx tap FILE` runs any of them).
  *
  * Bounds: tap's root test fails itself after TAP_TIMEOUT seconds (set to the tier's timeout); a
- * file still running KILL_GRACE_MS after that is sent SIGTERM, then SIGKILL, and counts as failed.
+ * file still running KILL_GRACE_MS after that is sent SIGTERM, then SIGKILL, and counts as failed;
+ * once the file's process exited, its output is waited for at most PIPE_GRACE_MS.
  */
 const KILL_GRACE_MS = 30_000;
+/**
+ * How long the output pipes may stay open after the file's process exited, in ms: a process the
+ * file started and left behind can hold them (inherited stdout/stderr) for as long as it lives.
+ * After this the runner closes its ends and goes on (and says so); the file's verdict stands.
+ */
+const PIPE_GRACE_MS = 5_000;
+
+/**
+ * The counts of tap's root summary, `# { total: N, pass: N, … }`: the last one printed at the
+ * start of a line (a test's own output can hold text that looks like one). The fields come in
+ * whatever order tap prints them (it prints todo before skip); null when there is none.
+ */
+function tapSummary(output) {
+  const line = [...output.matchAll(/^# \{ (total: \d+(?:, \w+: \d+)*) \}/gm)].at(-1);
+  if (!line) return null;
+  const counts = Object.fromEntries(line[1].split(', ').map((kv) => kv.split(': ')).map(([k, v]) => [k, Number(v)]));
+  return { total: counts.total ?? 0, pass: counts.pass ?? 0, fail: counts.fail ?? 0, skip: counts.skip ?? 0 };
+}
 
 function runFile(file, timeoutSec) {
   return new Promise((resolve) => {
@@ -61,37 +80,48 @@ function runFile(file, timeoutSec) {
     });
     let tail = '';
     let killedBy = null;
-    const onOut = (chunk) => {
+    let exited = null; // { code, signal } once the file's process has exited
+    let pipesHeld = false;
+    child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '    '));
       tail = (tail + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', onOut);
+    });
     child.stderr.on('data', (chunk) => process.stderr.write(chunk));
     const term = setTimeout(() => {
       killedBy = `still running ${KILL_GRACE_MS / 1000} s after its ${timeoutSec} s timeout`;
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
     }, timeoutSec * 1000 + KILL_GRACE_MS);
-    child.on('close', (code, signal) => {
+    let pipeTimer;
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
       clearTimeout(term);
+      pipeTimer = setTimeout(() => {
+        pipesHeld = true;
+        child.stdout.destroy();
+        child.stderr.destroy();
+        settle();
+      }, PIPE_GRACE_MS);
+    });
+    child.on('close', () => settle());
+    let settled = false;
+    function settle() {
+      if (settled || exited === null) return;
+      settled = true;
+      clearTimeout(pipeTimer);
+      const { code, signal } = exited;
       const seconds = (Date.now() - started) / 1000;
-      // The root test's summary is the last one printed, at the start of a line (a test's own
-      // output can hold text that looks like one; only the last counts).
-      const m = [...tail.matchAll(/^# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/gm)].at(-1);
-      const r = {
-        total: m ? Number(m[1]) : 0,
-        pass: m ? Number(m[2] ?? 0) : 0,
-        fail: m ? Number(m[3] ?? 0) : 0,
-        skip: m ? Number(m[4] ?? 0) : 0,
-      };
+      const summary = tapSummary(tail);
+      const r = summary ?? { total: 0, pass: 0, fail: 0, skip: 0 };
       let why = null;
       if (killedBy) why = killedBy;
-      else if (!m) why = `no tap summary (exit ${code ?? signal})`; // a crash: nothing was proven
+      else if (!summary) why = `no tap summary (exit ${code ?? signal})`; // a crash: nothing was proven
       else if (code !== 0 && r.fail === 0) why = `exit ${code ?? signal} without a failed assertion`;
       if (why !== null && r.fail === 0) r.fail = 1;
-      console.log(`${r.fail > 0 ? 'not ok' : 'ok'} - ${file} # time=${seconds.toFixed(1)}s${why ? ` (${why})` : ''}`);
+      const notes = [why, pipesHeld ? `a process it started still held its output ${PIPE_GRACE_MS / 1000} s after it exited; not waited for` : null].filter(Boolean);
+      console.log(`${r.fail > 0 ? 'not ok' : 'ok'} - ${file} # time=${seconds.toFixed(1)}s${notes.length ? ` (${notes.join('; ')})` : ''}`);
       resolve({ ...r, file, seconds });
-    });
+    }
   });
 }
 

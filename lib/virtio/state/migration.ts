@@ -36,9 +36,10 @@ export interface StopOptions {
  * device's own wait gets what the preparation leaves. It may reject with a UvirtioError to refuse
  * the stop (the device is then not asked to stop). One still running at the deadline, or one that
  * leaves no time, fails the stop (E_STOP_TIMEOUT; the device was not asked to stop), and a close()
- * meanwhile ends it (E_CLOSED). Either way the stop stops waiting for it and aborts `signal` (its
- * reason: the stop's error), so a preparation checks `signal.aborted` after each wait before it
- * changes anything, and may end its waits early on the signal's `abort` event.
+ * meanwhile ends it (E_CLOSED). Whenever the stop ends without asking the device — those two, a
+ * device that failed meanwhile, or the preparation's own rejection — `signal` is aborted with the
+ * stop's error (after the stop has settled on it), so a preparation checks `signal.aborted` after
+ * each wait before it changes anything, and may end its waits early on the signal's `abort` event.
  */
 export type StopPreparation = (deadline: number, signal: AbortSignal) => Promise<void>;
 
@@ -50,15 +51,16 @@ function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
 
 /**
  * Runs a stop's preparation and waits for it until `deadline`; a close() of the device ends the
- * wait with E_CLOSED. Whatever ends the wait early aborts the preparation's signal with that error.
+ * wait with E_CLOSED. `controller` is the preparation's: whatever ends the wait early aborts it
+ * with that error, after the wait has settled with it (so a preparation that rejects from its
+ * abort listener cannot put its own error in the stop's place).
  */
-async function awaitPreparation(d: DeviceCore, prepare: StopPreparation, deadline: number, timeoutMs: number): Promise<void> {
-  const controller = new AbortController();
+async function awaitPreparation(d: DeviceCore, prepare: StopPreparation, controller: AbortController, deadline: number, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   const giveUp = (reject: (e: Error) => void, e: Error): void => {
-    controller.abort(e);
     reject(e);
+    controller.abort(e);
   };
   try {
     await Promise.race([
@@ -150,10 +152,17 @@ export class Migration {
     let timeoutMs = options.timeoutMs ?? 5000;
     if (prepare) {
       const deadline = Date.now() + timeoutMs;
-      await awaitPreparation(d, prepare, deadline, timeoutMs);
-      d.ensureOpen();
-      if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
-      if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
+      const controller = new AbortController();
+      try {
+        await awaitPreparation(d, prepare, controller, deadline, timeoutMs);
+        d.ensureOpen();
+        if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
+        if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
+      } catch (e) {
+        // The stop ends here, the device not asked: the preparation's signal says so, whatever the cause.
+        if (!controller.signal.aborted) controller.abort(e);
+        throw e;
+      }
       timeoutMs = deadline - Date.now();
     }
     try {
