@@ -4,7 +4,9 @@
 // blk QD1 baseline measured in this same run, because absolute numbers on a shared machine vary.
 //
 // blk read() loops: `depth` loops each awaiting one BlkDriver.read() at a time, polling (the
-// request pattern of bench/vm-blk.ts, which goes through read()'s one-request path).
+// request pattern of bench/vm-blk.ts, which goes through read()'s one-request path); at QD32 also
+// through readInto() (into each loop's own buffer) and readDma() (into DMA memory), which tells
+// what read()'s new ArrayBuffer per result costs.
 //
 //   npm run build && node dist/bench/drivers.js [SECONDS] [--json]     default 1.5 s per case
 
@@ -37,8 +39,12 @@ async function blk(depth: number, seconds: number): Promise<Result> {
   return { name: `blk 4 KiB read, QD${depth}`, perSecond };
 }
 
-/** `depth` loops each awaiting one read() at a time (the shape of bench/vm-blk.ts), with polling. */
-async function blkLoops(depth: number, seconds: number): Promise<Result> {
+/**
+ * `depth` loops each awaiting one read at a time (the shape of bench/vm-blk.ts), with polling:
+ * through read() (a new ArrayBuffer per result), readInto() (copied into the loop's own buffer) or
+ * readDma() (the device writes into the loop's DMA memory, no copy).
+ */
+async function blkLoops(depth: number, seconds: number, how: 'read' | 'readInto' | 'readDma' = 'read'): Promise<Result> {
   const sim = createSimDevice({ type: 'blk', capacitySectors: 65536 });
   const drv = await BlkDriver.open(new VirtioPciTransport(sim.fn), { depth, interrupts: 'poll' });
   let x = 0x9e3779b9;
@@ -48,14 +54,20 @@ async function blkLoops(depth: number, seconds: number): Promise<Result> {
     x ^= x << 5;
     return ((x >>> 0) % 8192) * 8;
   };
+  const own = Array.from({ length: depth }, () => new Uint8Array(4096));
+  const dma = how === 'readDma' ? drv.device.dma.alloc(depth * 4096) : null;
   const perSecond = await timed(seconds, async () => {
-    await Promise.all(Array.from({ length: depth }, async () => {
-      for (let i = 0; i < 16; i++) await drv.read(next(), 8);
+    await Promise.all(Array.from({ length: depth }, async (_, loop) => {
+      for (let i = 0; i < 16; i++) {
+        if (how === 'read') await drv.read(next(), 8);
+        else if (how === 'readInto') await drv.readInto(next(), 8, own[loop]!);
+        else await drv.readDma(next(), 8, dma!, loop * 4096);
+      }
     }));
     return 16 * depth;
   });
   await drv.close();
-  return { name: `blk read() loops, QD${depth}`, perSecond };
+  return { name: `blk ${how}() loops, QD${depth}`, perSecond };
 }
 
 async function net(size: number, seconds: number): Promise<Result> {
@@ -88,11 +100,11 @@ export function parseArgs(argv: readonly string[]): { seconds: number; json: boo
 async function main(): Promise<void> {
   const { seconds, json } = cliArgs(parseArgs);
   const results = [await blk(1, seconds), await blk(32, seconds), await net(64, seconds), await net(1500, seconds),
-    await blkLoops(1, seconds), await blkLoops(32, seconds)];
+    await blkLoops(1, seconds), await blkLoops(32, seconds), await blkLoops(32, seconds, 'readInto'), await blkLoops(32, seconds, 'readDma')];
   const baseline = results[0]!.perSecond;
   console.log(`driver benchmark, ${seconds} s per case; baseline = blk 4 KiB read QD1 (${Math.round(baseline)} req/s)`);
-  console.log('case                    per second   ratio');
-  for (const r of results) console.log(`${r.name.padEnd(22)}  ${String(Math.round(r.perSecond)).padStart(10)}  ${(r.perSecond / baseline).toFixed(2)}×`);
+  console.log('case                        per second   ratio');
+  for (const r of results) console.log(`${r.name.padEnd(26)}  ${String(Math.round(r.perSecond)).padStart(10)}  ${(r.perSecond / baseline).toFixed(2)}×`);
   if (json) console.log(JSON.stringify({ seconds, results }));
 }
 

@@ -3,7 +3,7 @@
 // functions with the most self time, and the share per area (koffi/native, lib/, drivers/, node's
 // internals, GC, idle). Run it in the test VM:
 //
-//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noindirect] [noprofile] [count] [spin=µs] [warmup=ms] [threads] [bdf=…] [queues=N] [budget=half|N]
+//   npm run vm -- node dist/bench/vm-profile.js split|packed DEPTH poll|msix|hybrid [SECONDS] [noevent] [noindirect] [noprofile] [into] [count] [spin=µs] [warmup=ms] [threads] [bdf=…] [queues=N] [budget=half|N]
 //
 // hybrid: MSI-X with poll-then-sleep (OpenOptions.hybridPollUs 4000, as bench/vm-blk.ts);
 //
@@ -63,6 +63,7 @@ const WORDS = {
   noevent: 'refuse VIRTIO_F_EVENT_IDX',
   noindirect: 'no indirect descriptor tables (chains in the ring)',
   noprofile: "only the rate, without the profiler's overhead",
+  into: 'read with BlkDriver.readInto() into a buffer per reader (no allocation per read) instead of read()',
   threads: "each thread's CPU ticks (utime, stime) before and after the timed window",
 } as const;
 
@@ -92,6 +93,8 @@ export interface ProfileArgs {
   indirect: boolean;
   profile: boolean;
   count: boolean;
+  /** Read with readInto() into a buffer per reader instead of read(). */
+  into: boolean;
   threads: boolean;
   bdf: string;
   queues: number | undefined;
@@ -145,7 +148,7 @@ export function parseArgs(argv: readonly string[]): ProfileArgs {
   const seconds = SECONDS.parse(secondsWord) ?? wrong('SECONDS (4th word)', secondsWord, SECONDS.expects);
   return {
     layout, depth, mode, seconds,
-    eventIdx: !on.has('noevent'), indirect: !on.has('noindirect'), profile: !on.has('noprofile'), count: on.has('count'), threads: on.has('threads'),
+    eventIdx: !on.has('noevent'), indirect: !on.has('noindirect'), profile: !on.has('noprofile'), count: on.has('count'), threads: on.has('threads'), into: on.has('into'),
     bdf: (values.bdf as string | undefined) ?? (layout === 'split' ? '0000:01:00.0' : '0000:02:00.0'),
     queues: values.queues as number | undefined, budget: values.budget as PollBudget | undefined,
     spinUs: values.spin as number | undefined, warmupMs: (values.warmup as number | undefined) ?? 3000,
@@ -197,8 +200,10 @@ async function main(): Promise<void> {
     // Warm-up by time, as bench/vm-blk.ts (TurboFan under TCG takes tens of ms per function).
     let warm = true;
     const warmTimer = setTimeout(() => { warm = false; }, a.warmupMs);
-    await Promise.all(Array.from({ length: depth }, async () => {
-      while (warm) await blk.read(next(), 8);
+    const own = Array.from({ length: depth }, () => new Uint8Array(4096));
+    const readOne = a.into ? (loop: number) => blk.readInto(next(), 8, own[loop]!) : () => blk.read(next(), 8);
+    await Promise.all(Array.from({ length: depth }, async (_, loop) => {
+      while (warm) await readOne(loop);
     }));
     clearTimeout(warmTimer);
     if (profiling) {
@@ -214,9 +219,9 @@ async function main(): Promise<void> {
     let running = true;
     const start = performance.now();
     const timer = setTimeout(() => { running = false; }, seconds * 1e3);
-    await Promise.all(Array.from({ length: depth }, async () => {
+    await Promise.all(Array.from({ length: depth }, async (_, loop) => {
       while (running) {
-        await blk.read(next(), 8);
+        await readOne(loop);
         done++;
       }
     }));
@@ -225,7 +230,7 @@ async function main(): Promise<void> {
     const faultsAfter = process.resourceUsage();
     if (a.threads) threadTimes('end');
     const per = (n: number): string => (n / Math.max(done, 1)).toFixed(2);
-    const setting = `uvirtio ${layout} QD${depth} ${mode}${eventIdx ? '' : ' (no EVENT_IDX)'}${a.indirect ? '' : ' (no indirect)'} spin ${blk.device.pollSpinUs} µs, ${blk.queueCount} queue(s), budget ${blk.device.pollBudget}: ${Math.round(done / elapsed)} req/s` +
+    const setting = `uvirtio ${layout} QD${depth} ${mode}${a.into ? " readInto" : ""}${eventIdx ? '' : ' (no EVENT_IDX)'}${a.indirect ? '' : ' (no indirect)'} spin ${blk.device.pollSpinUs} µs, ${blk.queueCount} queue(s), budget ${blk.device.pollBudget}: ${Math.round(done / elapsed)} req/s` +
       (a.count ? `; per request: ${per(mmio.writes16)} 16-bit MMIO writes (notifications), ${per(mmio.writes)} other writes, ${per(mmio.reads)} MMIO reads, ${per(mmio.wakeups)} interrupt wake-ups carrying ${per(mmio.signals)} signals, ${per(faultsAfter.minorPageFault - faultsBefore.minorPageFault)} minor page faults, ${per(faultsAfter.voluntaryContextSwitches - faultsBefore.voluntaryContextSwitches)} voluntary context switches` : '');
     if (!profiling) {
       console.log(`${setting}; missed interrupts ${blk.missedInterrupts}, watchdog nudges ${blk.nudges}`);

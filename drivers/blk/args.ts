@@ -51,3 +51,25 @@ export function blkWrites(writes: unknown): { sector: number; data: Uint8Array }
   }
   return out;
 }
+
+/** The TypedArray getters themselves: a subclass or a Proxy cannot answer for them (they throw for a Proxy). */
+const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = <R>(name: string) => Object.getOwnPropertyDescriptor(typedProto, name)!.get! as (this: unknown) => R;
+const typedBuffer = intrinsic<ArrayBufferLike>('buffer');
+const typedOffset = intrinsic<number>('byteOffset');
+const typedLength = intrinsic<number>('length');
+
+/**
+ * A plain Uint8Array over the same memory as `given` when it is a Uint8Array (a Buffer is one),
+ * read through the TypedArray getters themselves, so an own `length`, a subclass's `subarray()` or
+ * a Proxy cannot decide where the driver reads or writes; undefined for anything else (a Proxy, a
+ * detached buffer, another kind).
+ */
+export function plainBytes(given: unknown): Uint8Array | undefined {
+  if (!isInstance(given, Uint8Array)) return undefined;
+  try {
+    return new Uint8Array(typedBuffer.call(given), typedOffset.call(given), typedLength.call(given));
+  } catch {
+    return undefined;
+  }
+}

@@ -6,13 +6,7 @@
 import { UsageError } from '../../lib/errors.js';
 import { shown } from '../../lib/util/shown.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
-
-/** The TypedArray getters themselves: a subclass or a Proxy cannot answer for them (they throw for a Proxy). */
-const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const intrinsic = <R>(name: string) => Object.getOwnPropertyDescriptor(typedProto, name)!.get! as (this: unknown) => R;
-const typedBuffer = intrinsic<ArrayBuffer>('buffer');
-const typedOffset = intrinsic<number>('byteOffset');
-const typedLength = intrinsic<number>('length');
+import { plainBytes } from './args.js';
 
 /** The readDma targets of one driver, each checked against its allocator once per region object. */
 export class DmaTargets {
@@ -33,12 +27,7 @@ export class DmaTargets {
   check(target: DmaRegion, offset: number, bytes: number): { iova: bigint; view: Uint8Array } {
     const iova: unknown = target?.iova;
     const given: unknown = target?.bytes;
-    let view: Uint8Array | undefined;
-    try {
-      if (given instanceof Uint8Array) view = new Uint8Array(typedBuffer.call(given), typedOffset.call(given), typedLength.call(given));
-    } catch {
-      view = undefined; // a Proxy of a typed array, or a detached buffer
-    }
+    const view = plainBytes(given); // undefined for a Proxy of a typed array, or a detached buffer
     if (typeof iova !== 'bigint' || !view || !Number.isInteger(offset) || offset < 0 || offset + bytes > view.length) {
       throw new UsageError('E_INVALID_ARGUMENT', `readDma: ${bytes} bytes at offset ${shown(offset)} do not fit the target region`,
         'pass a region from the driver\'s device.dma.alloc() and an offset that leaves room for the sectors');

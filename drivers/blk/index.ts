@@ -23,7 +23,7 @@ import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
 import { shown } from '../../lib/util/shown.js';
 import { optionsObject } from '../../lib/util/options.js';
-import { blkWrites, sectorRanges, writeData } from './args.js';
+import { blkWrites, plainBytes, sectorRanges, writeData } from './args.js';
 
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
@@ -213,8 +213,44 @@ export class BlkDriver extends StatefulDriver {
       }
       this.checkWholeBlocks(sector, sectors);
       // Planned objects keep one shape (all fields, in this order) so the runner's code stays monomorphic.
-      const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova: iova + BigInt(offset), bytes: view.subarray(offset, offset + bytes) } };
+      const p: Planned = { type: BlkReq.IN, sector, out: undefined, inBytes: bytes, into: { iova: iova + BigInt(offset), bytes: view.subarray(offset, offset + bytes) }, copyTo: undefined };
       return (this.runner.runOne(p) ?? this.runner.run([p]).then((r) => r[0])) as Promise<Uint8Array>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Reads `sectors` sectors from `sector` into the caller's own memory, `target` (a Uint8Array; a
+   * Buffer is one) at `offset`: the bytes are copied there from the driver's DMA memory, so nothing
+   * is allocated per read (read() makes a new ArrayBuffer for each result, readDma() needs memory
+   * from the driver's allocator). Resolves with the view of `target` that was written,
+   * [offset, offset + sectors × 512). Do not read those bytes until the promise settles; a read
+   * longer than maxTransfer goes as several requests, and when one of them fails (the promise
+   * rejects) the range may hold part of the data. Rejects E_INVALID_ARGUMENT when `target` is not a
+   * Uint8Array or the range does not fit at `offset` (a non-negative integer), or the sectors are not
+   * whole blocks; otherwise as read().
+   */
+  readInto(sector: number, sectors: number, target: Uint8Array, offset = 0): Promise<Uint8Array> {
+    try {
+      this.runner.checkOpen();
+      const view = plainBytes(target);
+      if (!view) {
+        throw new UsageError('E_INVALID_ARGUMENT', `readInto: target must be a Uint8Array, got ${shown(target)}`, 'pass the memory to read into as a Uint8Array (a Buffer is one)');
+      }
+      const planned = this.planTransfer(BlkReq.IN, sector, sectors, undefined); // checks sector and sectors
+      const bytes = sectors * BLK_SECTOR_SIZE;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes > view.length) {
+        throw new UsageError('E_INVALID_ARGUMENT', `readInto: ${bytes} bytes at offset ${shown(offset)} do not fit the target's ${view.length} bytes`,
+          'pass an offset (a non-negative integer) that leaves sectors × 512 bytes in the target');
+      }
+      for (const p of planned) {
+        const at = offset + (p.sector - sector) * BLK_SECTOR_SIZE;
+        p.copyTo = view.subarray(at, at + p.inBytes);
+      }
+      const result = view.subarray(offset, offset + bytes);
+      const one = planned.length === 1 ? this.runner.runOne(planned[0]!) : null;
+      return (one ?? this.runner.run(planned)).then(() => result);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -280,12 +316,12 @@ export class BlkDriver extends StatefulDriver {
   /** Makes completed writes durable (VIRTIO_BLK_T_FLUSH); a no-op on a device without FLUSH. */
   async flush(): Promise<void> {
     if (!this.device.has(BlkFeature.FLUSH)) return;
-    await this.runner.run([{ type: BlkReq.FLUSH, sector: 0, out: undefined, inBytes: 0, into: undefined }]);
+    await this.runner.run([{ type: BlkReq.FLUSH, sector: 0, out: undefined, inBytes: 0, into: undefined, copyTo: undefined }]);
   }
 
   /** The device's id string (VIRTIO_BLK_T_GET_ID, up to 20 bytes, NUL-padded). */
   async getId(): Promise<string> {
-    const [raw] = await this.runner.run([{ type: BlkReq.GET_ID, sector: 0, out: undefined, inBytes: BLK_ID_BYTES, into: undefined }]);
+    const [raw] = await this.runner.run([{ type: BlkReq.GET_ID, sector: 0, out: undefined, inBytes: BLK_ID_BYTES, into: undefined, copyTo: undefined }]);
     const end = raw!.indexOf(0);
     return new TextDecoder().decode(raw!.subarray(0, end < 0 ? BLK_ID_BYTES : end));
   }
@@ -294,12 +330,13 @@ export class BlkDriver extends StatefulDriver {
   private planTransfer(type: number, sector: number, sectors: number, data: Uint8Array | undefined): Planned[] {
     this.checkRange(sector, sectors);
     this.checkWholeBlocks(sector, sectors);
-    if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE, into: undefined }];
+    if (sectors * BLK_SECTOR_SIZE <= this.limits.maxTransfer) return [{ type, sector, out: data, inBytes: data ? 0 : sectors * BLK_SECTOR_SIZE, into: undefined, copyTo: undefined }];
     return splitTransfer(sector, sectors, this.limits.maxTransfer / BLK_SECTOR_SIZE).map((p) => ({
       type, sector: p.sector,
       out: data?.subarray(p.offset, p.offset + p.sectors * BLK_SECTOR_SIZE),
       inBytes: data ? 0 : p.sectors * BLK_SECTOR_SIZE,
       into: undefined,
+      copyTo: undefined,
     }));
   }
 
@@ -315,7 +352,7 @@ export class BlkDriver extends StatefulDriver {
         throw new UsageError('E_INVALID_ARGUMENT', `${what} of sectors ${r.sector}+${r.sectors} is not aligned to ${limits.alignment} sectors (discard_sector_alignment)`);
       }
     }
-    return planRanges(list, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined }));
+    return planRanges(list, limits).map((segments) => ({ type, sector: 0, out: encodeRanges(segments, unmap), inBytes: 0, into: undefined, copyTo: undefined }));
   }
 
   /** Throws E_INVALID_ARGUMENT unless [sector, sector + sectors) is whole logical blocks (blk_size, virtio 1.2 §5.2.4). */

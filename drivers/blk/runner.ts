@@ -19,6 +19,8 @@ export interface Planned {
   inBytes: number;
   /** Where the device writes the data instead of the slot (BlkDriver.readDma): the caller's DMA memory. */
   into: { iova: bigint; bytes: Uint8Array } | undefined;
+  /** Where the data is copied from the slot instead of into a new buffer (BlkDriver.readInto): exactly inBytes long. */
+  copyTo: Uint8Array | undefined;
 }
 
 /** Where a slot's status byte sits (right after the 16-byte header). */
@@ -144,7 +146,17 @@ export class RequestRunner {
     const code = slot.view.getUint8(STATUS_OFFSET);
     if (code === BlkStatus.OK) {
       if (p.inBytes === 0) return undefined;
-      return p.into ? p.into.bytes : copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes);
+      if (p.into) return p.into.bytes;
+      if (p.copyTo) {
+        // A target whose buffer was transferred or shrunk meanwhile has no room left (length 0).
+        if (p.copyTo.length !== p.inBytes) {
+          throw new UsageError('E_INVALID_ARGUMENT', `readInto: the target's memory was detached or shrunk while the read at sector ${p.sector} was in flight`,
+            'keep the target\'s ArrayBuffer (do not transfer or resize it) until the read settles');
+        }
+        p.copyTo.set(slot.region.bytes.subarray(DATA_OFFSET, DATA_OFFSET + p.inBytes));
+        return p.copyTo;
+      }
+      return copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes);
     }
     if (code === BlkStatus.UNSUPP) {
       throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);

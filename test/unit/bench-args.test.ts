@@ -42,7 +42,7 @@ t.test('defaults are the documented ones (bench/README.md, the scripts\' headers
   t.same(pause([]), { cycles: 200, json: false });
   t.same(vmNetProfile([]), { from: 'split', size: 64, mode: 'poll', seconds: 3, eventIdx: true });
   t.same(vmProfile([]), {
-    layout: 'packed', depth: 1, mode: 'poll', seconds: 3, eventIdx: true, indirect: true, profile: true, count: false, threads: false,
+    layout: 'packed', depth: 1, mode: 'poll', seconds: 3, eventIdx: true, indirect: true, profile: true, count: false, threads: false, into: false,
     bdf: '0000:02:00.0', queues: undefined, budget: undefined, spinUs: undefined, warmupMs: 3000,
   });
 });
@@ -72,8 +72,8 @@ t.test('vm-profile keeps its words: positions, bare words, key=value', async (t)
   t.match(vmProfile(['split', '1', 'poll']), { layout: 'split', depth: 1, mode: 'poll', seconds: 3, bdf: '0000:01:00.0', profile: true });
   t.match(vmProfile(['packed', '32', 'msix', '3', 'noprofile']), { layout: 'packed', depth: 32, mode: 'msix', seconds: 3, profile: false });
   t.match(vmProfile(['split', '1', 'msix', '3', 'count']), { count: true, profile: true });
-  t.same(vmProfile(['packed', '1', 'hybrid', '2', 'noevent', 'noindirect', 'threads', 'spin=0', 'warmup=500', 'bdf=01:00.0', 'queues=1', 'budget=half']), {
-    layout: 'packed', depth: 1, mode: 'hybrid', seconds: 2, eventIdx: false, indirect: false, profile: true, count: false, threads: true,
+  t.same(vmProfile(['packed', '1', 'hybrid', '2', 'noevent', 'noindirect', 'threads', 'into', 'spin=0', 'warmup=500', 'bdf=01:00.0', 'queues=1', 'budget=half']), {
+    layout: 'packed', depth: 1, mode: 'hybrid', seconds: 2, eventIdx: false, indirect: false, profile: true, count: false, threads: true, into: true,
     bdf: '0000:01:00.0', queues: 1, budget: 'half', spinUs: 0, warmupMs: 500,
   });
   // The words may come before SECONDS too (before, `split 1 poll noprofile` took "noprofile" for SECONDS).
@@ -126,7 +126,7 @@ t.test('unknown flags and words are refused (exit 2), not ignored', async (t) =>
     ['vm-net-profile', vmNetProfile, ['split', '64', 'poll', '3', 'extra'], /too many arguments/],
     ['vm-profile unknown bare word', vmProfile, ['split', '1', 'poll', '3', 'noprofle'], /unknown word "noprofle"/],
     ['vm-profile unknown word for SECONDS', vmProfile, ['split', '1', 'poll', 'noprofle'], /unknown word "noprofle"/],
-    ['vm-profile unknown key', vmProfile, ['split', '1', 'poll', 'depth=3'], /unknown word "depth=3" \(words: count, noevent, noindirect, noprofile, threads; key=value: bdf, queues, budget, spin, warmup\)/],
+    ['vm-profile unknown key', vmProfile, ['split', '1', 'poll', 'depth=3'], /unknown word "depth=3" \(words: count, noevent, noindirect, noprofile, into, threads; key=value: bdf, queues, budget, spin, warmup\)/],
     ['vm-profile unknown mode', vmProfile, ['split', '1', 'pol'], /unknown word "pol" \(the mode \(3rd word\) must be poll, msix or hybrid/],
     ['vm-profile flag', vmProfile, ['split', '1', 'poll', '--noprofile'], /unknown option '--noprofile'/],
   ];
