@@ -4,7 +4,8 @@
 // message. Each entry's fields are read once; the plan uses the copies.
 
 import { UsageError } from '../../lib/errors.js';
-import { isInstance, safeIsArray, shown } from '../../lib/util/shown.js';
+import { safeIsArray, shown } from '../../lib/util/shown.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 import type { SectorRange } from './plan.js';
 
 /** An entry of `list` (index `i`) as an object, or E_INVALID_ARGUMENT naming `what`. */
@@ -35,10 +36,11 @@ export function sectorRanges(ranges: unknown, what: string): SectorRange[] {
 
 /** write / writeMany data: a Uint8Array, else E_INVALID_ARGUMENT naming `what`. */
 export function writeData(data: unknown, what: string): Uint8Array {
-  if (!isInstance(data, Uint8Array)) {
+  const view = plainBytes(data); // what the driver copies is the array's own memory, whatever its own properties say
+  if (!view) {
     throw new UsageError('E_INVALID_ARGUMENT', `${what}: data must be a Uint8Array, got ${shown(data)}`, 'pass the bytes to write as a Uint8Array (a Buffer is one)');
   }
-  return data;
+  return view;
 }
 
 /** writeMany writes: copies of { sector, data } with data a Uint8Array. */
@@ -50,26 +52,4 @@ export function blkWrites(writes: unknown): { sector: number; data: Uint8Array }
     out.push({ sector: sector as number, data: writeData(data, `writeMany entry ${i}`) });
   }
   return out;
-}
-
-/** The TypedArray getters themselves: a subclass or a Proxy cannot answer for them (they throw for a Proxy). */
-const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const intrinsic = <R>(name: string) => Object.getOwnPropertyDescriptor(typedProto, name)!.get! as (this: unknown) => R;
-const typedBuffer = intrinsic<ArrayBufferLike>('buffer');
-const typedOffset = intrinsic<number>('byteOffset');
-const typedLength = intrinsic<number>('length');
-
-/**
- * A plain Uint8Array over the same memory as `given` when it is a Uint8Array (a Buffer is one),
- * read through the TypedArray getters themselves, so an own `length`, a subclass's `subarray()` or
- * a Proxy cannot decide where the driver reads or writes; undefined for anything else (a Proxy, a
- * detached buffer, another kind).
- */
-export function plainBytes(given: unknown): Uint8Array | undefined {
-  if (!isInstance(given, Uint8Array)) return undefined;
-  try {
-    return new Uint8Array(typedBuffer.call(given), typedOffset.call(given), typedLength.call(given));
-  } catch {
-    return undefined;
-  }
 }

@@ -6,7 +6,7 @@
 import { UsageError } from '../../lib/errors.js';
 import { shown } from '../../lib/util/shown.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
-import { plainBytes } from './args.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 
 /** The readDma targets of one driver, each checked against its allocator once per region object. */
 export class DmaTargets {

@@ -23,7 +23,8 @@ import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
 import { shown } from '../../lib/util/shown.js';
 import { optionsObject } from '../../lib/util/options.js';
-import { blkWrites, plainBytes, sectorRanges, writeData } from './args.js';
+import { blkWrites, sectorRanges, writeData } from './args.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 
 export type { SectorRange } from './plan.js';
 export type { BlkLimits, RangeLimits } from './limits.js';
@@ -259,7 +260,7 @@ export class BlkDriver extends StatefulDriver {
   /** Writes `data` (whole logical blocks) at `sector`. */
   write(sector: number, data: Uint8Array): Promise<void> {
     try {
-      writeData(data, 'write');
+      data = writeData(data, 'write');
       if (data.length === 0 || data.length % BLK_SECTOR_SIZE !== 0) return this.writeMany([{ sector, data }]);
       this.refuseIfReadOnly('write');
       const planned = this.planTransfer(BlkReq.OUT, sector, data.length / BLK_SECTOR_SIZE, data);

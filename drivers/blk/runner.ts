@@ -46,21 +46,29 @@ export class RequestRunner {
    */
   async run(planned: readonly Planned[]): Promise<(Uint8Array | undefined)[]> {
     this.checkOpen();
-    const done: Promise<Uint8Array | undefined>[] = new Array(planned.length);
-    for (let next = 0; next < planned.length;) {
-      const slots = await this.pool.takeSome(planned.length - next);
-      const byQueue = new Map<number, { slot: Slot; index: number }[]>();
-      for (const slot of slots) {
-        const list = byQueue.get(slot.queue) ?? [];
-        list.push({ slot, index: next++ });
-        byQueue.set(slot.queue, list);
+    const done: Promise<Uint8Array | undefined>[] = [];
+    try {
+      for (let next = 0; next < planned.length;) {
+        const slots = await this.pool.takeSome(planned.length - next);
+        const byQueue = new Map<number, { slot: Slot; index: number }[]>();
+        for (const slot of slots) {
+          const list = byQueue.get(slot.queue) ?? [];
+          list.push({ slot, index: next++ });
+          byQueue.set(slot.queue, list);
+        }
+        for (const [q, items] of byQueue) {
+          const completions = this.rqs[q]!.submitMany(items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
+          items.forEach(({ slot, index }, k) => {
+            done[index] = this.finish(slot, planned[index]!, completions[k]!);
+          });
+        }
       }
-      for (const [q, items] of byQueue) {
-        const completions = this.rqs[q]!.submitMany(items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
-        items.forEach(({ slot, index }, k) => {
-          done[index] = this.finish(slot, planned[index]!, completions[k]!);
-        });
-      }
+    } catch (e) {
+      // The rest never started (a close() while they waited for slots, a queue that refused them):
+      // the requests already on the device are still waited for, so none settles unheard (an
+      // unhandled rejection ends the process), and this call rejects with why the rest did not start.
+      await Promise.allSettled(done.filter(Boolean));
+      throw e;
     }
     const settled = await Promise.allSettled(done);
     const failed = settled.find((s) => s.status === 'rejected');

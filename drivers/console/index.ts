@@ -22,7 +22,8 @@ import { handleControl } from './events.js';
 import { ConsolePort, PortRx, type ConsoleSize } from './port.js';
 import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
-import { isInstance, shown } from '../../lib/util/shown.js';
+import { shown } from '../../lib/util/shown.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 import { checkValue, int, optionsObject } from '../../lib/util/options.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
@@ -215,10 +216,9 @@ export class ConsoleDriver extends StatefulDriver {
     if (!this.device.has(ConsoleFeature.EMERG_WRITE)) {
       throw new DeviceError('E_FEATURE_MISSING', `${this.device.address} does not offer VIRTIO_CONSOLE_F_EMERG_WRITE`, 'write to port 0 instead');
     }
-    if (typeof bytes !== 'string' && !isInstance(bytes, Uint8Array)) {
-      throw new UsageError('E_INVALID_ARGUMENT', `emergencyWrite takes a string or a Uint8Array, got ${shown(bytes)}`);
-    }
-    const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+    // The array's own memory, not its own iterator or length (which could run for ever).
+    const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : plainBytes(bytes);
+    if (!b) throw new UsageError('E_INVALID_ARGUMENT', `emergencyWrite takes a string or a Uint8Array, got ${shown(bytes)}`);
     for (const c of b) this.device.config.write32(ConsoleConfig.EMERG_WR, c);
   }
 

@@ -4,7 +4,8 @@
 
 import { NET_HDR_LEN, NetHdr } from '../../lib/spec/index.js';
 import { UsageError } from '../../lib/errors.js';
-import { isInstance, shown } from '../../lib/util/shown.js';
+import { shown } from '../../lib/util/shown.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 
 /**
  * struct virtio_net_hdr (virtio 1.2 §5.1.6), decoded: the 12 bytes in front of every frame. All
@@ -34,10 +35,11 @@ export interface NetHeader {
  */
 export function encodeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
   if (typeof h !== 'object' || h === null) throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: the header must be an object of NetHeader fields, got ${shown(h)}`);
-  if (!isInstance(into, Uint8Array) || into.length < NET_HDR_LEN) {
-    throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: a virtio_net_hdr needs a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(into, Uint8Array) ? `${into.length} bytes` : shown(into)}`);
+  const view = plainBytes(into); // written through the array's own memory, whatever its own properties say
+  if (!view || view.length < NET_HDR_LEN) {
+    throw new UsageError('E_INVALID_ARGUMENT', `encodeNetHeader: a virtio_net_hdr needs a Uint8Array of ${NET_HDR_LEN} bytes, got ${view ? `${view.length} bytes` : shown(into)}`);
   }
-  writeNetHeader(h, into);
+  writeNetHeader(h, view);
 }
 
 /** encodeNetHeader without the argument checks: for the driver's own transmit buffers (NetDriver.send checked `h`). */
@@ -58,10 +60,11 @@ export function writeNetHeader(h: Partial<NetHeader>, into: Uint8Array): void {
  * least 12 bytes; values are not checked (the receive path validates what it depends on).
  */
 export function decodeNetHeader(bytes: Uint8Array): NetHeader {
-  if (!isInstance(bytes, Uint8Array) || bytes.length < NET_HDR_LEN) {
-    throw new UsageError('E_INVALID_ARGUMENT', `decodeNetHeader: a virtio_net_hdr is a Uint8Array of ${NET_HDR_LEN} bytes, got ${isInstance(bytes, Uint8Array) ? `${bytes.length} bytes` : shown(bytes)}`);
+  const view = plainBytes(bytes);
+  if (!view || view.length < NET_HDR_LEN) {
+    throw new UsageError('E_INVALID_ARGUMENT', `decodeNetHeader: a virtio_net_hdr is a Uint8Array of ${NET_HDR_LEN} bytes, got ${view ? `${view.length} bytes` : shown(bytes)}`);
   }
-  return readNetHeader(bytes);
+  return readNetHeader(view);
 }
 
 /** decodeNetHeader without the argument check: for the receive path's own copies, at least 12 bytes long. */

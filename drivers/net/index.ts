@@ -17,7 +17,8 @@ import { ControlQueue } from './ctrl.js';
 import { writeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
-import { isInstance, shown } from '../../lib/util/shown.js';
+import { shown } from '../../lib/util/shown.js';
+import { plainBytes } from '../../lib/util/plain-bytes.js';
 import { checkValue, int, optionsObject } from '../../lib/util/options.js';
 import { TxPool } from '../dma-buffers.js';
 
@@ -220,8 +221,10 @@ export class NetDriver extends StatefulDriver {
    */
   async send(frame: Uint8Array, header: Partial<NetHeader> = {}, pair?: number): Promise<void> {
     if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
-    if (!isInstance(frame, Uint8Array)) {
-      throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(frame)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
+    const given = frame;
+    frame = plainBytes(given)!; // the array's own memory, whatever its own properties say
+    if (!frame) {
+      throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(given)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
     }
     if (typeof header !== 'object' || header === null) {
       throw new UsageError('E_INVALID_ARGUMENT', `send: the header must be an object of NetHeader fields, got ${shown(header)}`, 'pass {} (no offloads) or leave it out');

@@ -1,17 +1,15 @@
-// @ts-nocheck -- resizable/growable buffers (es2024) and hostile values are used on purpose
 // Breaker 27 (FAILS at 335d497): readInto decides "is a Uint8Array" by `instanceof`, so a real
 // Uint8Array with another prototype (null, another realm) is refused, while an Int8Array /
 // Uint16Array / Float64Array given Uint8Array.prototype is accepted (README: other typed arrays are refused).
 import t from 'tap';
 import vm from 'node:vm';
-import fc from 'fast-check';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
-import { codeOfAsync, settledCode } from '../support/codes.js';
+import { codeOfAsync } from '../support/codes.js';
 
 async function bringUp(t: { teardown(fn: () => unknown): void }, opts: { latencyMs?: number; depth?: number; ringState?: boolean; requestTimeoutMs?: number } = {}) {
-  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate', ...(opts.ringState ? { ringState: true } : {}) } as never);
+  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate', state: { ringState: opts.ringState ?? false } });
   const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { maxTransfer: 16 * 1024, depth: opts.depth ?? 8, layout: 'split', ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
   t.teardown(() => blk.close());
   return { sim, blk };
@@ -22,9 +20,10 @@ t.test('a Uint8Array whose prototype was set to null is still a Uint8Array: acce
   const { blk } = await bringUp(t);
   await blk.write(0, pattern(4096, 1));
   const target = new Uint8Array(4096);
+  const memory = new Uint8Array(target.buffer); // its memory, seen before the prototype goes
   Object.setPrototypeOf(target, null);
   t.equal(await codeOfAsync(() => blk.readInto(0, 8, target)), 'no error', 'a null-prototype Uint8Array is a Uint8Array');
-  t.same(Uint8Array.from(target), pattern(4096, 1));
+  t.same(memory, pattern(4096, 1), 'and the bytes are in its memory');
 });
 
 t.test('a Uint8Array from another realm (vm context) is a Uint8Array: accepted', async (t) => {
