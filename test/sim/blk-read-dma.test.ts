@@ -7,23 +7,13 @@
 
 import t from 'tap';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
-import { createSimDevice } from '../../lib/sim/index.js';
-import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { BlkDriver } from '../../drivers/blk/index.js';
 import { codeOfAsync } from '../support/codes.js';
+import { openBlkSim, blkPattern } from '../support/blk-sim.js';
 
-async function bringUp(t: { teardown(fn: () => unknown): void }, opts: { ringState?: boolean; latencyMs?: number; depth?: number } = {}) {
-  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, state: { ringState: opts.ringState ?? false }, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate' });
-  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { maxTransfer: 16 * 1024, depth: opts.depth ?? 8 });
-  t.teardown(() => blk.close());
-  return { sim, blk };
-}
-
-const pattern = (n: number, seed: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 31 + seed * 7) & 0xff);
 
 t.test('the bytes land in the region at the offset, and the result is that memory', async (t) => {
-  const { blk } = await bringUp(t);
-  const data = pattern(8192, 3);
+  const { blk } = await openBlkSim(t);
+  const data = blkPattern(8192, 3);
   await blk.write(64, data);
   const region = blk.device.dma.alloc(3 * 4096);
   region.bytes.fill(0xaa);
@@ -37,10 +27,10 @@ t.test('the bytes land in the region at the offset, and the result is that memor
 });
 
 t.test('refused before the device sees anything', async (t) => {
-  const { sim, blk } = await bringUp(t);
+  const { sim, blk } = await openBlkSim(t);
   const region = blk.device.dma.alloc(8192);
   const other = new HeapDmaAllocator().alloc(8192);
-  const { blk: second } = await bringUp(t);
+  const { blk: second } = await openBlkSim(t);
   const theirs = second.device.dma.alloc(8192);
   const forged = { iova: region.iova, bytes: new Uint8Array(8192), size: 8192 };
   const before = sim.stats.notifications[0]!;
@@ -69,8 +59,8 @@ t.test('refused before the device sees anything', async (t) => {
 });
 
 t.test('more reads than slots wait their turn; each lands in its own place', async (t) => {
-  const { blk } = await bringUp(t, { depth: 4, latencyMs: 1 });
-  const data = pattern(32 * 4096, 9);
+  const { blk } = await openBlkSim(t, { depth: 4, latencyMs: 1 });
+  const data = blkPattern(32 * 4096, 9);
   await blk.write(0, data.subarray(0, 16384));
   await blk.write(32, data.subarray(16384, 32768));
   await blk.write(64, data.subarray(32768, 49152));
@@ -82,8 +72,8 @@ t.test('more reads than slots wait their turn; each lands in its own place', asy
 });
 
 t.test('stop → snapshot → reinit with reads in flight: every byte lands', async (t) => {
-  const { blk } = await bringUp(t, { ringState: true, latencyMs: 3 });
-  const data = pattern(8 * 4096, 5);
+  const { blk } = await openBlkSim(t, { ringState: true, latencyMs: 3 });
+  const data = blkPattern(8 * 4096, 5);
   for (let i = 0; i < 8; i++) await blk.write(i * 8, data.subarray(i * 4096, (i + 1) * 4096));
   const region = blk.device.dma.alloc(8 * 4096);
   const reads = Array.from({ length: 8 }, (_, i) => blk.readDma(i * 8, 8, region, i * 4096));
@@ -94,8 +84,8 @@ t.test('stop → snapshot → reinit with reads in flight: every byte lands', as
 });
 
 t.test('a region whose fields change between reads: the device writes only where was checked', async (t) => {
-  const { blk } = await bringUp(t);
-  const data = pattern(4096, 11);
+  const { blk } = await openBlkSim(t);
+  const data = blkPattern(4096, 11);
   await blk.write(0, data);
   const region = blk.device.dma.alloc(4096);
   const victim = blk.device.dma.alloc(4096);
@@ -116,7 +106,7 @@ t.test('a region whose fields change between reads: the device writes only where
 });
 
 t.test('bytes that are not a plain typed array view are refused with a typed error', async (t) => {
-  const { blk } = await bringUp(t);
+  const { blk } = await openBlkSim(t);
   const region = blk.device.dma.alloc(4096);
   const proxied = { iova: region.iova, bytes: new Proxy(region.bytes, {}), size: 4096 };
   t.equal(await codeOfAsync(blk.readDma(0, 8, proxied)), 'E_INVALID_ARGUMENT', 'a Proxy of the region\'s bytes');
@@ -126,14 +116,14 @@ t.test('bytes that are not a plain typed array view are refused with a typed err
     override subarray(): Uint8Array<ArrayBuffer> { return new Uint8Array(4096); }
   }
   const liar = { iova: region.iova, bytes: new Liar(region.bytes.buffer as ArrayBuffer, region.bytes.byteOffset, 4096), size: 4096 };
-  await blk.write(0, pattern(4096, 2));
+  await blk.write(0, blkPattern(4096, 2));
   const got = await blk.readDma(0, 8, liar);
   t.equal(got.buffer, region.bytes.buffer, 'the result is the memory the device wrote, whatever subarray() says');
-  t.same(got, pattern(4096, 2));
+  t.same(got, blkPattern(4096, 2));
 });
 
 t.test('a region freed after it was used is refused, and the device stays healthy', async (t) => {
-  const { blk } = await bringUp(t);
+  const { blk } = await openBlkSim(t);
   const region = blk.device.dma.alloc(4096);
   await blk.readDma(0, 8, region); // checked and accepted once …
   blk.device.dma.free(region); // … then freed

@@ -1,10 +1,8 @@
 // Breaker 27: what held when probing BlkDriver.readInto (commit 335d497).
 import t from 'tap';
 import fc from 'fast-check';
-import { createSimDevice } from '../../lib/sim/index.js';
-import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { BlkDriver } from '../../drivers/blk/index.js';
 import { codeOfAsync, settledCode } from '../support/codes.js';
+import { openBlkSim, blkPattern, type BlkSimOptions } from '../support/blk-sim.js';
 
 /** ES2024 resizable and growable buffers (the project's lib is older; Node 20 has them). */
 type Resizable = ArrayBuffer & { resize(n: number): void };
@@ -12,17 +10,11 @@ type Growable = SharedArrayBuffer & { grow(n: number): void };
 const resizable = (n: number, max: number): Resizable => new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable)(n, { maxByteLength: max });
 const growable = (n: number, max: number): Growable => new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Growable)(n, { maxByteLength: max });
 
-async function bringUp(t: { teardown(fn: () => unknown): void }, opts: { latencyMs?: number; depth?: number; ringState?: boolean; requestTimeoutMs?: number } = {}) {
-  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate', state: { ringState: opts.ringState ?? false } });
-  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { maxTransfer: 16 * 1024, depth: opts.depth ?? 8, layout: 'split', ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
-  t.teardown(() => blk.close());
-  return { sim, blk };
-}
-const pattern = (n: number, seed: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 31 + seed * 7) & 0xff);
+const bringUp = (t: { teardown(fn: () => unknown): void }, opts: BlkSimOptions = {}) => openBlkSim(t, { layout: 'split', ...opts });
 
 t.test('a species getter on the target (own constructor, subclass) cannot steer where the bytes go', async (t) => {
   const { blk } = await bringUp(t);
-  await blk.write(0, pattern(4096, 4));
+  await blk.write(0, blkPattern(4096, 4));
   const elsewhere = new Uint8Array(4096);
   let calls = 0;
   const own = new Uint8Array(4096);
@@ -31,7 +23,7 @@ t.test('a species getter on the target (own constructor, subclass) cannot steer 
   const sub = new Sub(4096);
   for (const target of [own, sub]) {
     const got = await blk.readInto(0, 8, target);
-    t.same(Uint8Array.from(target), pattern(4096, 4), 'the bytes are in the target');
+    t.same(Uint8Array.from(target), blkPattern(4096, 4), 'the bytes are in the target');
     t.equal(got.buffer, target.buffer, 'the result is a view of the target');
   }
   t.ok(elsewhere.every((b) => b === 0), 'nothing went elsewhere');
@@ -40,7 +32,7 @@ t.test('a species getter on the target (own constructor, subclass) cannot steer 
 
 t.test('resizable ArrayBuffer, length-tracking view: grow and shrink in flight', async (t) => {
   const { blk } = await bringUp(t, { latencyMs: 5 });
-  const data = pattern(32 * 1024, 5);
+  const data = blkPattern(32 * 1024, 5);
   await blk.write(0, data);
   // grow in flight: lands
   let rab = resizable(32 * 1024, 128 * 1024);
@@ -81,7 +73,7 @@ t.test('resizable ArrayBuffer, length-tracking view: grow and shrink in flight',
 
 t.test('SharedArrayBuffer and growable SAB targets', async (t) => {
   const { blk } = await bringUp(t, { latencyMs: 2 });
-  const data = pattern(32 * 1024, 6);
+  const data = blkPattern(32 * 1024, 6);
   await blk.write(0, data);
   const sab = new SharedArrayBuffer(33 * 1024);
   const got = await blk.readInto(0, 64, new Uint8Array(sab), 512);
@@ -96,7 +88,7 @@ t.test('SharedArrayBuffer and growable SAB targets', async (t) => {
 
 t.test('targets in DMA memory and overlapping concurrent reads', async (t) => {
   const { blk } = await bringUp(t, { latencyMs: 2 });
-  const data = pattern(64 * 1024, 7);
+  const data = blkPattern(64 * 1024, 7);
   await blk.write(0, data);
   const region = blk.device.dma.alloc(64 * 1024);
   t.same(await blk.readInto(0, 128, region.bytes), data, 'DMA memory as the target');
@@ -136,7 +128,7 @@ t.test('sector/offset argument edge cases: typed refusals', async (t) => {
 
 t.test('a Buffer from the pool: its neighbours are never written', async (t) => {
   const { blk } = await bringUp(t);
-  await blk.write(0, pattern(4096, 8));
+  await blk.write(0, blkPattern(4096, 8));
   const before = Buffer.from('before-neighbour');
   const buf = Buffer.allocUnsafe(1024).fill(0);
   const after = Buffer.from('after-neighbour');
@@ -144,7 +136,7 @@ t.test('a Buffer from the pool: its neighbours are never written', async (t) => 
   const pool = new Uint8Array(buf.buffer as ArrayBuffer);
   const snapshot = Uint8Array.from(pool);
   await blk.readInto(0, 1, buf, 512);
-  t.same(Uint8Array.from(buf.subarray(512)), pattern(512, 8));
+  t.same(Uint8Array.from(buf.subarray(512)), blkPattern(512, 8));
   // Only the window from `before` to the end of `after`: other code may take later pool bytes meanwhile.
   for (let i = before.byteOffset; i < after.byteOffset + after.length; i++) {
     if (i >= buf.byteOffset + 512 && i < buf.byteOffset + 1024) continue;
@@ -157,7 +149,7 @@ t.test('a Buffer from the pool: its neighbours are never written', async (t) => 
 
 t.test('readInto matches read() for random ranges', async (t) => {
   const { blk } = await bringUp(t);
-  const disk = pattern(4096 * 512, 9);
+  const disk = blkPattern(4096 * 512, 9);
   await blk.write(0, disk.subarray(0, 2 * 1024 * 1024));
   await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 4000 }), fc.integer({ min: 1, max: 96 }), fc.integer({ min: 0, max: 1000 }), async (sector, sectors, extra) => {
     sectors = Math.min(sectors, 4096 - sector);
@@ -172,7 +164,7 @@ t.test('readInto matches read() for random ranges', async (t) => {
 
 t.test('stop → snapshot → reinit with readInto in flight: every byte lands', async (t) => {
   const { blk } = await bringUp(t, { ringState: true, latencyMs: 3, depth: 2 });
-  const data = pattern(16 * 4096, 10);
+  const data = blkPattern(16 * 4096, 10);
   await blk.write(0, data);
   const target = new Uint8Array(16 * 4096 + 1024).fill(0xee);
   const reads = [blk.readInto(0, 64, target, 512), blk.readInto(64, 32, target, 512 + 32 * 1024), blk.readInto(96, 32, target, 512 + 48 * 1024)];
@@ -191,7 +183,7 @@ for (const kind of ['bad-blk-status', 'used-len-short', 'bad-used-id', 'completi
     process.on('unhandledRejection', onUnhandled);
     t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
     const { sim, blk } = await bringUp(t, { depth: 2, latencyMs: 2, requestTimeoutMs: 300 });
-    const data = pattern(64 * 1024, 11);
+    const data = blkPattern(64 * 1024, 11);
     await blk.write(0, data);
     const target = new Uint8Array(64 * 1024 + 1024).fill(0xee);
     sim.injectFault({ kind, count: 1 } as Parameters<typeof sim.injectFault>[0]);

@@ -7,13 +7,9 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { codeOfAsync, settledCode } from '../support/codes.js';
+import { openBlkSim, type BlkSimOptions } from '../support/blk-sim.js';
 
-async function bringUp(t: { teardown(fn: () => unknown): void }, opts: { latencyMs?: number; depth?: number; ringState?: boolean; requestTimeoutMs?: number } = {}) {
-  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate', state: { ringState: opts.ringState ?? false } });
-  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { maxTransfer: 16 * 1024, depth: opts.depth ?? 8, layout: 'split', ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
-  t.teardown(() => blk.close());
-  return { sim, blk };
-}
+const bringUp = (t: { teardown(fn: () => unknown): void }, opts: BlkSimOptions = {}) => openBlkSim(t, { layout: 'split', ...opts });
 
 t.test('close() with a split readInto in flight (depth 1): settles typed, no unhandled rejection', async (t) => {
   const unhandled: unknown[] = [];

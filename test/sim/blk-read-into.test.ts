@@ -7,23 +7,13 @@
 // typed error, the driver serving on.
 
 import t from 'tap';
-import { createSimDevice } from '../../lib/sim/index.js';
-import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { BlkDriver } from '../../drivers/blk/index.js';
 import { codeOfAsync } from '../support/codes.js';
+import { openBlkSim, blkPattern } from '../support/blk-sim.js';
 
-async function bringUp(t: { teardown(fn: () => unknown): void }, opts: { latencyMs?: number } = {}) {
-  const sim = createSimDevice({ type: 'blk', capacitySectors: 4096, completion: opts.latencyMs ? { latencyMs: opts.latencyMs } : 'immediate' });
-  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn), { maxTransfer: 16 * 1024, depth: 8 });
-  t.teardown(() => blk.close());
-  return { sim, blk };
-}
-
-const pattern = (n: number, seed: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 31 + seed * 7) & 0xff);
 
 t.test('the bytes land in the target at the offset, nowhere else, and the result is that memory', async (t) => {
-  const { blk } = await bringUp(t);
-  const data = pattern(8192, 5);
+  const { blk } = await openBlkSim(t);
+  const data = blkPattern(8192, 5);
   await blk.write(64, data);
   const target = new Uint8Array(3 * 4096).fill(0xee);
   const got = await blk.readInto(64, 16, target, 4096);
@@ -38,8 +28,8 @@ t.test('the bytes land in the target at the offset, nowhere else, and the result
 });
 
 t.test('longer than one request (maxTransfer 16 KiB): split, every piece at its place', async (t) => {
-  const { sim, blk } = await bringUp(t);
-  const data = pattern(64 * 1024, 9);
+  const { sim, blk } = await openBlkSim(t);
+  const data = blkPattern(64 * 1024, 9);
   await blk.write(0, data);
   const before = sim.stats.notifications[0]!;
   const target = new Uint8Array(64 * 1024 + 512).fill(0xee);
@@ -51,8 +41,8 @@ t.test('longer than one request (maxTransfer 16 KiB): split, every piece at its 
 });
 
 t.test('a target that lies about itself cannot steer where the bytes go', async (t) => {
-  const { blk } = await bringUp(t);
-  await blk.write(0, pattern(4096, 1));
+  const { blk } = await openBlkSim(t);
+  await blk.write(0, blkPattern(4096, 1));
   const proxied = new Proxy(new Uint8Array(4096), {});
   t.equal(await codeOfAsync(() => blk.readInto(0, 8, proxied)), 'E_INVALID_ARGUMENT', 'a Proxy of a Uint8Array is refused');
   t.equal(await codeOfAsync(() => blk.readInto(0, 8, new DataView(new ArrayBuffer(4096)) as never)), 'E_INVALID_ARGUMENT', 'a DataView is refused');
@@ -63,12 +53,12 @@ t.test('a target that lies about itself cannot steer where the bytes go', async 
   const sub = new Uint8Array(4096);
   Object.defineProperty(sub, 'subarray', { value: () => new Uint8Array(1 << 16) }); // points elsewhere
   const got = await blk.readInto(0, 8, sub);
-  t.same(sub, pattern(4096, 1), "a subclass's own subarray() is not what the driver writes through: the bytes are in the target");
+  t.same(sub, blkPattern(4096, 1), "a subclass's own subarray() is not what the driver writes through: the bytes are in the target");
   t.equal(got.buffer, sub.buffer, 'and the result is a view of its memory');
 });
 
 t.test('refused before the device sees anything', async (t) => {
-  const { sim, blk } = await bringUp(t);
+  const { sim, blk } = await openBlkSim(t);
   const notified = (): number => sim.stats.notifications[0]!;
   const target = new Uint8Array(4096);
   const n0 = notified();
@@ -83,11 +73,11 @@ t.test('refused before the device sees anything', async (t) => {
 });
 
 t.test('the target transferred while the read is in flight: a typed error, and the driver serves on', async (t) => {
-  const { blk } = await bringUp(t, { latencyMs: 30 });
-  await blk.write(0, pattern(4096, 2));
+  const { blk } = await openBlkSim(t, { latencyMs: 30 });
+  await blk.write(0, blkPattern(4096, 2));
   const target = new Uint8Array(4096);
   const pending = blk.readInto(0, 8, target);
   structuredClone(target.buffer, { transfer: [target.buffer] }); // detaches target
   t.equal(await codeOfAsync(() => pending), 'E_INVALID_ARGUMENT', 'the read rejects with E_INVALID_ARGUMENT, not a TypeError');
-  t.same(await blk.read(0, 8), pattern(4096, 2), 'the next read works (the slot was given back)');
+  t.same(await blk.read(0, 8), blkPattern(4096, 2), 'the next read works (the slot was given back)');
 });

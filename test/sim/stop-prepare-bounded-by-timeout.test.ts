@@ -8,18 +8,8 @@ import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { UvirtioError } from '../../lib/errors.js';
 import type { QueueSet } from '../../lib/virtio/queue-set.js';
+import { settledCode } from '../support/codes.js';
 
-/** Settles p within ms as 'ok' or its code; 'HANG' when it does not. */
-async function outcome(p: Promise<unknown>, ms: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), ms)));
-  const done = p.then(() => 'ok', (e: unknown) => (e instanceof UvirtioError ? e.code : `foreign ${String(e)}`));
-  try {
-    return await Promise.race([done, hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const queuesOf = (d: BlkDriver): QueueSet => (d as unknown as { queues: QueueSet }).queues;
 
@@ -27,11 +17,11 @@ t.test('a preparation that never resolves: the stop settles with a typed error w
   const opened = await openTransport('sim:blk?latency=5');
   const blk = await BlkDriver.open(opened.transport, { requestTimeoutMs: 5000 });
   t.teardown(() => blk.close());
-  const got = await outcome(queuesOf(blk).stop({ timeoutMs: 300 }, () => new Promise<void>(() => undefined)), 5000);
+  const got = await settledCode(queuesOf(blk).stop({ timeoutMs: 300 }, () => new Promise<void>(() => undefined)), 5000);
   t.not(got, 'HANG', 'the stop is bounded by its timeoutMs (300 ms), not left pending for ever');
   t.not(got, 'ok', 'and it does not claim to have stopped');
   t.match(got, /^E_/, 'it rejects with a UvirtioError code');
-  t.equal(await outcome(blk.read(0, 1), 5000), 'ok', 'the device still serves requests afterwards (the lock and queues were released)');
+  t.equal(await settledCode(blk.read(0, 1), 5000), 'ok', 'the device still serves requests afterwards (the lock and queues were released)');
 });
 
 t.test('a preparation that never resolves, then close(): the stop rejects with E_CLOSED', async (t) => {
@@ -39,8 +29,8 @@ t.test('a preparation that never resolves, then close(): the stop rejects with E
   const blk = await BlkDriver.open(opened.transport, { requestTimeoutMs: 5000 });
   const stopping = queuesOf(blk).stop({ timeoutMs: 60000 }, () => new Promise<void>(() => undefined));
   await new Promise((r) => setTimeout(r, 20));
-  t.equal(await outcome(blk.close(), 5000), 'ok', 'close() completes');
-  t.equal(await outcome(stopping, 5000), 'E_CLOSED', 'the stop under way ends with E_CLOSED, as README says a close() ends every operation');
+  t.equal(await settledCode(blk.close(), 5000), 'ok', 'close() completes');
+  t.equal(await settledCode(stopping, 5000), 'E_CLOSED', 'the stop under way ends with E_CLOSED, as README says a close() ends every operation');
 });
 
 t.test("the preparation's signal: aborted with the stop's own error when the stop gives up on it, never for a stop that went on", async (t) => {
@@ -53,7 +43,7 @@ t.test("the preparation's signal: aborted with the stop's own error when the sto
   t.teardown(() => blk.close());
   let seen: AbortSignal | null = null;
   let endedAfterAbort = false;
-  const got = await outcome(queuesOf(blk).stop({ timeoutMs: 200 }, async (_deadline, signal) => {
+  const got = await settledCode(queuesOf(blk).stop({ timeoutMs: 200 }, async (_deadline, signal) => {
     seen = signal;
     await untilAborted(signal);
     endedAfterAbort = true;
@@ -62,7 +52,7 @@ t.test("the preparation's signal: aborted with the stop's own error when the sto
   t.equal(codeOf(seen), 'E_STOP_TIMEOUT', "the signal was aborted with the stop's error");
   await new Promise((r) => setImmediate(r));
   t.ok(endedAfterAbort, 'a preparation waiting on the signal ends there, not at some later bound of its own');
-  t.equal(await outcome(blk.read(0, 1), 5000), 'ok', 'the preparation ended after the stop gave up, and paused nothing: reads go on');
+  t.equal(await settledCode(blk.read(0, 1), 5000), 'ok', 'the preparation ended after the stop gave up, and paused nothing: reads go on');
 
   // A close() meanwhile: E_CLOSED, the signal's reason too.
   const b = await openTransport('sim:blk?latency=5');
@@ -74,7 +64,7 @@ t.test("the preparation's signal: aborted with the stop's own error when the sto
   });
   await new Promise((r) => setTimeout(r, 20));
   await blk2.close();
-  t.equal(await outcome(stopping, 5000), 'E_CLOSED', 'the stop ends with E_CLOSED');
+  t.equal(await settledCode(stopping, 5000), 'E_CLOSED', 'the stop ends with E_CLOSED');
   t.equal(codeOf(seen2), 'E_CLOSED', 'so does the signal');
 
   // A preparation that finishes in time: the signal stays clear, the device stops.
@@ -82,6 +72,6 @@ t.test("the preparation's signal: aborted with the stop's own error when the sto
   const blk3 = await BlkDriver.open(c.transport, { requestTimeoutMs: 5000 });
   t.teardown(() => blk3.close());
   let seen3: AbortSignal | null = null;
-  t.equal(await outcome(queuesOf(blk3).stop({ timeoutMs: 2000 }, async (_deadline, signal) => { seen3 = signal; }), 5000), 'ok', 'the stop goes on');
+  t.equal(await settledCode(queuesOf(blk3).stop({ timeoutMs: 2000 }, async (_deadline, signal) => { seen3 = signal; }), 5000), 'ok', 'the stop goes on');
   t.equal(codeOf(seen3), null, 'and the signal was never aborted');
 });

@@ -9,19 +9,9 @@
 import t from 'tap';
 import { openTransport } from '../../lib/open.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
-import { UvirtioError } from '../../lib/errors.js';
 import type { StopPreparation } from '../../lib/virtio/device.js';
+import { settledCode } from '../support/codes.js';
 
-async function outcome(p: Promise<unknown>, ms: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<string>((r) => (timer = setTimeout(() => r('HANG'), ms)));
-  const done = p.then(() => 'ok', (e: unknown) => (e instanceof UvirtioError ? e.code : `foreign ${String(e)}`));
-  try {
-    return await Promise.race([done, hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function device(): Promise<VirtioDevice> {
   const opened = await openTransport('sim:blk?latency=5');
@@ -44,11 +34,11 @@ for (const [name, prepare] of Object.entries(preparations)) {
   t.test(`a preparation that ${name}: the stop still rejects with its own typed error`, async (t) => {
     const a = await device();
     t.teardown(() => a.close());
-    t.equal(await outcome(a.stop({ timeoutMs: 150 }, prepare), 5000), 'E_STOP_TIMEOUT', 'at the deadline: E_STOP_TIMEOUT');
+    t.equal(await settledCode(a.stop({ timeoutMs: 150 }, prepare), 5000), 'E_STOP_TIMEOUT', 'at the deadline: E_STOP_TIMEOUT');
     t.equal(a.phase, 'live', 'the device runs on');
 
     const b = await device();
-    const stopping = outcome(b.stop({ timeoutMs: 60_000 }, prepare), 5000);
+    const stopping = settledCode(b.stop({ timeoutMs: 60_000 }, prepare), 5000);
     await new Promise((r) => setTimeout(r, 20));
     await b.close();
     t.equal(await stopping, 'E_CLOSED', 'a close() meanwhile: E_CLOSED');
