@@ -37,3 +37,15 @@ t.test('writeMany split over slots, buffer detached mid-call: typed rejection, d
   t.match(code, /^E_/, `the writeMany settles typed (got ${code})`);
   t.equal(await settledCode(blk.read(0, 8), 2000), 'ok', 'the next read is served');
 });
+
+t.test('write() from a resizable ArrayBuffer shrunk while the split write waits for a slot: typed, no leaked slot', async (t) => {
+  const { blk } = await openBlkSim(t, { latencyMs: 10, depth: 1 });
+  const rab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(64 * 1024, { maxByteLength: 64 * 1024 });
+  const w = blk.write(0, new Uint8Array(rab));
+  w.catch(() => {});
+  await new Promise((r) => setTimeout(r, 3));
+  rab.resize(100); // the later pieces' views are now out of bounds
+  const code = await settledCode(w, 2000);
+  t.match(code, /^E_/, `the write settles typed (got ${code})`);
+  t.equal(await settledCode(blk.write(0, new Uint8Array(512)), 2000), 'ok', 'the next write is served');
+});
