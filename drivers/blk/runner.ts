@@ -56,10 +56,23 @@ export class RequestRunner {
           list.push({ slot, index: next++ });
           byQueue.set(slot.queue, list);
         }
+        // Every slot of the group is filled before any is submitted: one that cannot be (the
+        // caller's data detached meanwhile) gives the whole group's slots back, none on the device.
+        const chains = new Map<number, RequestSpec<undefined>[]>();
+        try {
+          for (const [q, items] of byQueue) chains.set(q, items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
+        } catch (e) {
+          for (const slot of slots) this.pool.give(slot);
+          throw e;
+        }
         for (const [q, items] of byQueue) {
-          const completions = this.rqs[q]!.submitMany(items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
+          const completions = this.rqs[q]!.submitMany(chains.get(q)!);
           items.forEach(({ slot, index }, k) => {
-            done[index] = this.finish(slot, planned[index]!, completions[k]!);
+            const d = this.finish(slot, planned[index]!, completions[k]!);
+            // Heard at once: one that fails while this call still waits for slots for the rest
+            // would otherwise be an unhandled rejection (it is reported below, in order).
+            d.catch(() => undefined);
+            done[index] = d;
           });
         }
       }
@@ -93,8 +106,15 @@ export class RequestRunner {
     if (this.closed) return Promise.reject(new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`));
     const slot = this.pool.tryTake();
     if (!slot) return null;
+    let chain: RequestSpec<undefined>;
+    try {
+      chain = this.fill(slot, p);
+    } catch (e) {
+      this.pool.give(slot);
+      return Promise.reject(e);
+    }
+    const { readable, writable } = chain;
     return new Promise((resolve, reject) => {
-      const { readable, writable } = this.fill(slot, p);
       this.rqs[slot.queue]!.submitCb(readable, writable, undefined, (error, len) => {
         try {
           if (error) reject(error);
@@ -110,6 +130,12 @@ export class RequestRunner {
 
   /** Writes the header (and outgoing data) into the slot; returns the chain (virtio 1.2 §5.2.6). */
   private fill(slot: Slot, p: Planned): RequestSpec<undefined> {
+    // The caller's data is copied only now (the request may have waited for a slot): a buffer
+    // transferred or shrunk meanwhile has no bytes left (a write's data is never empty).
+    if (p.out && p.out.length === 0) {
+      throw new UsageError('E_INVALID_ARGUMENT', `request type ${p.type} at sector ${p.sector}: the data's memory was detached or shrunk before the request could start`,
+        'keep the data\'s ArrayBuffer (do not transfer or resize it) until the write settles');
+    }
     slot.view.setUint32(0, p.type, true);
     slot.view.setUint32(4, 0, true);
     slot.view.setBigUint64(8, BigInt(p.sector), true);

@@ -219,7 +219,8 @@ export class ConsoleDriver extends StatefulDriver {
     // The array's own memory, not its own iterator or length (which could run for ever).
     const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : plainBytes(bytes);
     if (!b) throw new UsageError('E_INVALID_ARGUMENT', `emergencyWrite takes a string or a Uint8Array, got ${shown(bytes)}`);
-    for (const c of b) this.device.config.write32(ConsoleConfig.EMERG_WR, c);
+    // By index over the length taken now: no iterator (the array's own or a replaced one) decides what goes.
+    for (let i = 0, n = b.length; i < n; i++) this.device.config.write32(ConsoleConfig.EMERG_WR, b[i]!);
   }
 
   /**
