@@ -3,6 +3,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { codeOfAsync, settledCode } from '../support/codes.js';
 import { openBlkSim, blkPattern, type BlkSimOptions } from '../support/blk-sim.js';
+import { unhandledRejections } from '../support/unhandled.js';
 
 /** ES2024 resizable and growable buffers (the project's lib is older; Node 20 has them). */
 type Resizable = ArrayBuffer & { resize(n: number): void };
@@ -178,10 +179,7 @@ t.test('stop → snapshot → reinit with readInto in flight: every byte lands',
 
 for (const kind of ['bad-blk-status', 'used-len-short', 'bad-used-id', 'completion-silence'] as const) {
   t.test(`${kind} mid-split: settles typed, slots back, serves after recover`, async (t) => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-    process.on('unhandledRejection', onUnhandled);
-    t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+    const unhandled = unhandledRejections(t);
     const { sim, blk } = await bringUp(t, { depth: 2, latencyMs: 2, requestTimeoutMs: 300 });
     const data = blkPattern(64 * 1024, 11);
     await blk.write(0, data);

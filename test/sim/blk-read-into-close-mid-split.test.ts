@@ -8,14 +8,12 @@ import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { codeOfAsync, settledCode } from '../support/codes.js';
 import { openBlkSim, type BlkSimOptions } from '../support/blk-sim.js';
+import { unhandledRejections } from '../support/unhandled.js';
 
 const bringUp = (t: { teardown(fn: () => unknown): void }, opts: BlkSimOptions = {}) => openBlkSim(t, { layout: 'split', ...opts });
 
 t.test('close() with a split readInto in flight (depth 1): settles typed, no unhandled rejection', async (t) => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+  const unhandled = unhandledRejections(t);
   const { blk } = await bringUp(t, { latencyMs: 20, depth: 1 });
   const target = new Uint8Array(64 * 1024);
   const p = blk.readInto(0, 128, target);
@@ -30,10 +28,7 @@ t.test('close() with a split readInto in flight (depth 1): settles typed, no unh
 });
 
 t.test('stop(), then close() with a split readInto in flight (depth 1): no unhandled rejection', async (t) => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+  const unhandled = unhandledRejections(t);
   const { blk } = await bringUp(t, { ringState: true, latencyMs: 3, depth: 1 });
   const target = new Uint8Array(64 * 1024);
   const p = blk.readInto(0, 128, target);
@@ -46,10 +41,7 @@ t.test('stop(), then close() with a split readInto in flight (depth 1): no unhan
 });
 
 t.test('default options (depth 32, maxTransfer 64 KiB): close() during a 4 MiB readInto: no unhandled rejection', async (t) => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+  const unhandled = unhandledRejections(t);
   const sim = createSimDevice({ type: 'blk', capacitySectors: 16384, completion: { latencyMs: 20 } });
   const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn));
   const p = blk.readInto(0, 8192, new Uint8Array(4 << 20)); // 64 requests: 32 in flight, 32 waiting for a slot

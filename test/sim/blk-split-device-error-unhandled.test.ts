@@ -10,6 +10,7 @@
 import t from 'tap';
 import { settledCode } from '../support/codes.js';
 import { openBlkSim } from '../support/blk-sim.js';
+import { unhandledRejections } from '../support/unhandled.js';
 
 const calls = {
   readInto: (blk: Awaited<ReturnType<typeof openBlkSim>>['blk']) => blk.readInto(0, 128, new Uint8Array(64 * 1024)),
@@ -22,10 +23,7 @@ const calls = {
 for (const kind of ['bad-blk-status', 'used-len-short'] as const) {
   for (const [name, call] of Object.entries(calls)) {
     t.test(`${name} split over 4 requests at depth 1, the first gets ${kind}: rejects typed, nothing unhandled`, async (t) => {
-      const unhandled: unknown[] = [];
-      const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-      process.on('unhandledRejection', onUnhandled);
-      t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+      const unhandled = unhandledRejections(t);
       const { sim, blk } = await openBlkSim(t, { latencyMs: 5, depth: 1 });
       sim.injectFault({ kind });
       const code = await settledCode(call(blk), 3000);

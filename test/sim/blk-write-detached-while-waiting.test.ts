@@ -7,12 +7,10 @@
 import t from 'tap';
 import { settledCode } from '../support/codes.js';
 import { openBlkSim } from '../support/blk-sim.js';
+import { unhandledRejections } from '../support/unhandled.js';
 
 t.test('write() detached while waiting for a slot: typed rejection, no leaked slot', async (t) => {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => { unhandled.push(e); };
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => { process.off('unhandledRejection', onUnhandled); });
+  const unhandled = unhandledRejections(t);
   const { blk } = await openBlkSim(t, { latencyMs: 20, depth: 1 });
   const busy = blk.read(0, 8); // holds the only slot
   const data = new Uint8Array(4096).fill(7);
