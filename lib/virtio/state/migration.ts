@@ -49,27 +49,18 @@ function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
     'the device was not asked to stop and runs on; retry with a larger timeoutMs');
 }
 
-/**
- * Runs a stop's preparation and waits for it until `deadline`; a close() of the device ends the
- * wait with E_CLOSED. `controller` is the preparation's: whatever ends the wait early aborts it
- * with that error, after the wait has settled with it (so a preparation that rejects from its
- * abort listener cannot put its own error in the stop's place).
- */
-async function awaitPreparation(d: DeviceCore, prepare: StopPreparation, controller: AbortController, deadline: number, timeoutMs: number): Promise<void> {
+/** Waits for a stop's preparation until `deadline`; a close() of the device ends the wait with E_CLOSED. */
+async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline: number, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
-  const giveUp = (reject: (e: Error) => void, e: Error): void => {
-    reject(e);
-    controller.abort(e);
-  };
   try {
     await Promise.race([
-      prepare(deadline, controller.signal),
+      prepared,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => giveUp(reject, preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
+        timer = setTimeout(() => reject(preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
       }),
       new Promise<never>((_, reject) => {
-        unsubscribe = d.closeListeners.add(() => giveUp(reject, new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
+        unsubscribe = d.closeListeners.add(() => reject(new UsageError('E_CLOSED', `${d.address}: the device was closed during the stop`)));
       }),
     ]);
   } finally {
@@ -154,13 +145,15 @@ export class Migration {
       const deadline = Date.now() + timeoutMs;
       const controller = new AbortController();
       try {
-        await awaitPreparation(d, prepare, controller, deadline, timeoutMs);
+        await awaitPreparation(d, prepare(deadline, controller.signal), deadline, timeoutMs);
         d.ensureOpen();
         if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
         if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
       } catch (e) {
-        // The stop ends here, the device not asked: the preparation's signal says so, whatever the cause.
-        if (!controller.signal.aborted) controller.abort(e);
+        // The stop ends here, the device not asked: the preparation's signal says so, whatever the
+        // cause. Aborted only now, once the stop has settled on its error, so a preparation that
+        // rejects from its abort listener cannot put its own error in the stop's place.
+        controller.abort(e);
         throw e;
       }
       timeoutMs = deadline - Date.now();
