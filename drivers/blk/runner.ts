@@ -28,6 +28,12 @@ export const STATUS_OFFSET = BLK_REQ_HEADER_LEN;
 /** Where a slot's data starts (after the header and the status byte, cache-line aligned). */
 export const DATA_OFFSET = 64;
 
+/** E_INVALID_ARGUMENT for a request whose caller memory (a write's data, a readInto target) was transferred or shrunk under it. */
+function memoryGone(p: Planned, which: 'data' | 'target'): UsageError {
+  return new UsageError('E_INVALID_ARGUMENT', `request type ${p.type} at sector ${p.sector}: the ${which}'s memory was detached or shrunk while the request waited or was in flight`,
+    `keep the ${which}'s ArrayBuffer (do not transfer or resize it) until the call settles`);
+}
+
 export class RequestRunner {
   /** Set by the driver's close(): later requests are refused. */
   closed = false;
@@ -48,38 +54,11 @@ export class RequestRunner {
     this.checkOpen();
     const done: Promise<Uint8Array | undefined>[] = [];
     try {
-      for (let next = 0; next < planned.length;) {
-        const slots = await this.pool.takeSome(planned.length - next);
-        const byQueue = new Map<number, { slot: Slot; index: number }[]>();
-        for (const slot of slots) {
-          const list = byQueue.get(slot.queue) ?? [];
-          list.push({ slot, index: next++ });
-          byQueue.set(slot.queue, list);
-        }
-        // Every slot of the group is filled before any is submitted: one that cannot be (the
-        // caller's data detached meanwhile) gives the whole group's slots back, none on the device.
-        const chains = new Map<number, RequestSpec<undefined>[]>();
-        try {
-          for (const [q, items] of byQueue) chains.set(q, items.map(({ slot, index }) => this.fill(slot, planned[index]!)));
-        } catch (e) {
-          for (const slot of slots) this.pool.give(slot);
-          throw e;
-        }
-        for (const [q, items] of byQueue) {
-          const completions = this.rqs[q]!.submitMany(chains.get(q)!);
-          items.forEach(({ slot, index }, k) => {
-            const d = this.finish(slot, planned[index]!, completions[k]!);
-            // Heard at once: one that fails while this call still waits for slots for the rest
-            // would otherwise be an unhandled rejection (it is reported below, in order).
-            d.catch(() => undefined);
-            done[index] = d;
-          });
-        }
-      }
+      for (let next = 0; next < planned.length;) next = this.startGroup(planned, next, await this.pool.takeSome(planned.length - next), done);
     } catch (e) {
-      // The rest never started (a close() while they waited for slots, a queue that refused them):
-      // the requests already on the device are still waited for, so none settles unheard (an
-      // unhandled rejection ends the process), and this call rejects with why the rest did not start.
+      // The rest never started (a close() while they waited for slots, data detached meanwhile):
+      // the requests already on the device are still waited for, and this call rejects with why
+      // the rest did not start.
       await Promise.allSettled(done.filter(Boolean));
       throw e;
     }
@@ -87,6 +66,37 @@ export class RequestRunner {
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     return settled.map((s) => (s as PromiseFulfilledResult<Uint8Array | undefined>).value);
+  }
+
+  /**
+   * Starts planned[next …] on `slots` (one kick per queue), their completions in `done` at their
+   * indexes; returns the next index to start. Every slot is filled before any is submitted: when
+   * one cannot be (the caller's data detached meanwhile) all the slots go back, none on the device.
+   */
+  private startGroup(planned: readonly Planned[], next: number, slots: Slot[], done: Promise<Uint8Array | undefined>[]): number {
+    const byQueue = new Map<number, { slot: Slot; index: number; chain: RequestSpec<undefined> }[]>();
+    try {
+      for (const slot of slots) {
+        const index = next++;
+        const list = byQueue.get(slot.queue) ?? [];
+        list.push({ slot, index, chain: this.fill(slot, planned[index]!) });
+        byQueue.set(slot.queue, list);
+      }
+    } catch (e) {
+      for (const slot of slots) this.pool.give(slot);
+      throw e;
+    }
+    for (const [q, items] of byQueue) {
+      const completions = this.rqs[q]!.submitMany(items.map((i) => i.chain));
+      items.forEach(({ slot, index }, k) => {
+        const d = this.finish(slot, planned[index]!, completions[k]!);
+        // Heard at once: one that fails while the call still waits for slots for the rest would
+        // otherwise be an unhandled rejection, which ends the process (run() reports it, in order).
+        d.catch(() => undefined);
+        done[index] = d;
+      });
+    }
+    return next;
   }
 
   /** Throws UsageError E_CLOSED once the driver's close() has begun. */
@@ -132,10 +142,7 @@ export class RequestRunner {
   private fill(slot: Slot, p: Planned): RequestSpec<undefined> {
     // The caller's data is copied only now (the request may have waited for a slot): a buffer
     // transferred or shrunk meanwhile has no bytes left (a write's data is never empty).
-    if (p.out && p.out.length === 0) {
-      throw new UsageError('E_INVALID_ARGUMENT', `request type ${p.type} at sector ${p.sector}: the data's memory was detached or shrunk before the request could start`,
-        'keep the data\'s ArrayBuffer (do not transfer or resize it) until the write settles');
-    }
+    if (p.out && p.out.length === 0) throw memoryGone(p, 'data');
     slot.view.setUint32(0, p.type, true);
     slot.view.setUint32(4, 0, true);
     slot.view.setBigUint64(8, BigInt(p.sector), true);
@@ -183,10 +190,7 @@ export class RequestRunner {
       if (p.into) return p.into.bytes;
       if (p.copyTo) {
         // A target whose buffer was transferred or shrunk meanwhile has no room left (length 0).
-        if (p.copyTo.length !== p.inBytes) {
-          throw new UsageError('E_INVALID_ARGUMENT', `readInto: the target's memory was detached or shrunk while the read at sector ${p.sector} was in flight`,
-            'keep the target\'s ArrayBuffer (do not transfer or resize it) until the read settles');
-        }
+        if (p.copyTo.length !== p.inBytes) throw memoryGone(p, 'target');
         p.copyTo.set(slot.region.bytes.subarray(DATA_OFFSET, DATA_OFFSET + p.inBytes));
         return p.copyTo;
       }

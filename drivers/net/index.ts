@@ -221,16 +221,15 @@ export class NetDriver extends StatefulDriver {
    */
   async send(frame: Uint8Array, header: Partial<NetHeader> = {}, pair?: number): Promise<void> {
     if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
-    const given = frame;
-    frame = plainBytes(given)!; // the array's own memory, whatever its own properties say
-    if (!frame) {
-      throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(given)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
+    const bytes = plainBytes(frame); // the array's own memory, whatever its own properties say
+    if (!bytes) {
+      throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(frame)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
     }
     if (typeof header !== 'object' || header === null) {
       throw new UsageError('E_INVALID_ARGUMENT', `send: the header must be an object of NetHeader fields, got ${shown(header)}`, 'pass {} (no offloads) or leave it out');
     }
-    if (frame.length === 0 || frame.length > this.maxFrame) {
-      throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${frame.length} bytes does not fit (1 to ${this.maxFrame})`,
+    if (bytes.length === 0 || bytes.length > this.maxFrame) {
+      throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${bytes.length} bytes does not fit (1 to ${this.maxFrame})`,
         'split the payload, or open the driver with a larger mtu');
     }
     const p = pair ?? this.nextPair++ % this.pairsInUse;
@@ -240,8 +239,8 @@ export class NetDriver extends StatefulDriver {
     const buf = this.txPool.take()!; // unbounded: always a buffer
     try {
       writeNetHeader(header, buf.bytes); // header checked above; the buffer is the pool's own
-      buf.bytes.set(frame, NET_HDR_LEN);
-      await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + frame.length }], [], buf);
+      buf.bytes.set(bytes, NET_HDR_LEN);
+      await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + bytes.length }], [], buf);
     } finally {
       // One in flight at close() comes back here, rejected: freed at once if close() released the pool.
       this.txPool.give(buf);
