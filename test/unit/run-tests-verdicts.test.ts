@@ -1,5 +1,6 @@
 // scripts/run-tests.mjs (`npm test`, f93685d/b533112) reads each file's counts from tap's root
-// summary and bounds each file at the tier's timeout + 30 s. Two ways it is wrong (breaker 26):
+// summary and bounds each file at the tier's timeout + 30 s. Two ways it was wrong (found by breaker 26,
+// fixed), and a third case: a tier with no test files built counted as nothing, not as a failure:
 //
 // 1. tap prints the summary as Counts.toJSON(): total, pass, fail, todo, skip — todo BEFORE skip.
 //    The runner's regex expects skip before todo, so a file with a todo and a skipped test is
@@ -94,4 +95,13 @@ t.test("a process the file started holds its stdout after the file exited: the r
   const { out, hung } = await runner(dir, 50_000);
   t.notOk(hung, `the runner ended (after ${((Date.now() - started) / 1000).toFixed(1)} s; the file's bound is 31 s, the left-behind process lives 75 s)`);
   t.match(out, /^\d+ passed, \d+ failed, \d+ skipped$/m, 'and printed the summary CI reads');
+});
+
+t.test('a tier with no test files built fails, it does not pass silently', async (t) => {
+  const dir = project(t, "import t from 'tap';\nt.pass('never run');\n");
+  rmSync(join(dir, 'dist', 'test', 'unit', 'x.test.js'));
+  const { out, hung } = await runner(dir, 60_000);
+  t.notOk(hung, 'the runner ends');
+  t.match(out, /^tier unit: FAILED — no test files in dist\/test\/unit/m, 'the tier says why');
+  t.match(out, /^0 passed, 1 failed, 0 skipped$/m, 'and the summary CI reads counts it as a failure');
 });
