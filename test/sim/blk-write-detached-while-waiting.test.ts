@@ -19,7 +19,7 @@ t.test('write() detached while waiting for a slot: typed rejection, no leaked sl
   structuredClone(data.buffer, { transfer: [data.buffer] }); // the caller detaches its buffer meanwhile
   await busy;
   const code = await settledCode(w, 2000);
-  t.match(code, /^E_/, `the write settles typed (got ${code})`);
+  t.equal(code, 'E_INVALID_ARGUMENT', 'the write is refused: its data went before its slot came');
   t.equal(await settledCode(blk.read(0, 8), 2000), 'ok', 'the driver still serves the next read (the slot was given back)');
   t.same(unhandled.map(String), [], 'no unhandled rejection');
 });
@@ -32,7 +32,7 @@ t.test('writeMany split over slots, buffer detached mid-call: typed rejection, d
   await new Promise((r) => setTimeout(r, 5));
   structuredClone(data.buffer, { transfer: [data.buffer] });
   const code = await settledCode(w, 2000);
-  t.match(code, /^E_/, `the writeMany settles typed (got ${code})`);
+  t.equal(code, 'E_INVALID_ARGUMENT', 'the writeMany is refused: its data went before its slot came');
   t.equal(await settledCode(blk.read(0, 8), 2000), 'ok', 'the next read is served');
 });
 
@@ -44,6 +44,6 @@ t.test('write() from a resizable ArrayBuffer shrunk while the split write waits 
   await new Promise((r) => setTimeout(r, 3));
   rab.resize(100); // the later pieces' views are now out of bounds
   const code = await settledCode(w, 2000);
-  t.match(code, /^E_/, `the write settles typed (got ${code})`);
+  t.equal(code, 'E_INVALID_ARGUMENT', 'the write is refused: its data went before its slot came');
   t.equal(await settledCode(blk.write(0, new Uint8Array(512)), 2000), 'ok', 'the next write is served');
 });
