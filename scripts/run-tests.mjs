@@ -70,14 +70,37 @@ function tapSummary(output) {
   return { pass: counts.pass ?? 0, fail: counts.fail ?? 0, skip: counts.skip ?? 0 };
 }
 
+/** The file running now (its process group), so a Ctrl-C or kill of the runner ends it too. */
+let current = null;
+
+/** Sends `signal` to the file's whole process group (it and every process it started); quiet when gone. */
+function signalGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (current) signalGroup(current, 'SIGKILL');
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  });
+}
+
 function runFile(file, timeoutSec) {
   return new Promise((resolve) => {
     const started = Date.now();
+    // Its own process group: a file that signals its group (process.kill(0, …)) cannot take the
+    // runner with it, and the bounds below end every process the file started.
     const child = spawn(process.execPath, ['--enable-source-maps', file], {
       cwd: root,
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FORCE_COLOR: '0', TAP_TIMEOUT: String(timeoutSec) },
     });
+    current = child;
     let tail = '';
     let killedBy = null;
     let exited = null; // { code, signal } once the file's process has exited
@@ -89,8 +112,8 @@ function runFile(file, timeoutSec) {
     child.stderr.on('data', (chunk) => process.stderr.write(chunk));
     const term = setTimeout(() => {
       killedBy = `still running ${KILL_GRACE_MS / 1000} s after its ${timeoutSec} s timeout`;
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      signalGroup(child, 'SIGTERM');
+      setTimeout(() => signalGroup(child, 'SIGKILL'), 5_000).unref();
     }, timeoutSec * 1000 + KILL_GRACE_MS);
     let pipeTimer;
     child.on('exit', (code, signal) => {
@@ -109,6 +132,8 @@ function runFile(file, timeoutSec) {
       if (settled || exited === null) return;
       settled = true;
       clearTimeout(pipeTimer);
+      current = null;
+      signalGroup(child, 'SIGKILL'); // what the file started and left in its group ends with it
       const { code, signal } = exited;
       const seconds = (Date.now() - started) / 1000;
       const summary = tapSummary(tail);

@@ -238,9 +238,15 @@ export class NetDriver extends StatefulDriver {
     }
     const buf = this.txPool.take()!; // unbounded: always a buffer
     try {
+      const len = bytes.length;
       writeNetHeader(header, buf.bytes); // header checked above; the buffer is the pool's own
+      // The header's fields are the caller's getters: one may have transferred or shrunk the frame's buffer.
+      if (bytes.length !== len) {
+        throw new UsageError('E_INVALID_ARGUMENT', 'send: the frame\'s memory was detached or shrunk while the header was read',
+          'keep the frame\'s ArrayBuffer (do not transfer or resize it) until send() settles');
+      }
       buf.bytes.set(bytes, NET_HDR_LEN);
-      await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + bytes.length }], [], buf);
+      await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + len }], [], buf);
     } finally {
       // One in flight at close() comes back here, rejected: freed at once if close() released the pool.
       this.txPool.give(buf);
