@@ -46,7 +46,7 @@ export type ErrorCode =
   // requests
   | 'E_REQUEST_TIMEOUT'
   | 'E_REQUEST_CANCELLED'
-  /** A completion callback (RequestQueue.submitCb) threw; the queue went on (reported as a process warning unless RequestQueue.onCallbackError is set). Also the warning of an eventfd handler that threw (lib/sys/eventfd-watch.ts; delivery went on). */
+  /** A completion callback (RequestQueue.submitCb) threw; the queue went on (reported as a process warning unless RequestQueue.onCallbackError is set). Also the warning of an eventfd handler that threw (lib/sys/eventfd-watch.ts; delivery went on), and the error of a stop whose preparation (StopPreparation) threw or rejected with something other than a UvirtioError (the device was not asked to stop). */
   | 'E_CALLBACK_THREW'
   /** The operation was interrupted (SIGINT/SIGTERM, an AbortSignal). */
   | 'E_INTERRUPTED'

@@ -428,7 +428,8 @@ export class VirtioDevice {
    * is paused; anything added to a ring meanwhile is simply picked up after reinit or resume).
    * Stopping a stopped device does nothing. Rejects E_STATE_UNSUPPORTED (a mechanism it lacks),
    * E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT (the device is then failed, except for quiesce),
-   * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED.
+   * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED; E_CALLBACK_THREW when `prepare` throws or rejects
+   * with something other than a UvirtioError (one it rejects with is the stop's error as it is).
    *
    * `prepare` (a driver's; see {@link StopPreparation}) runs inside the one-operation lock once the
    * stop is accepted — never for a refusal (a second operation, a bad bound, a mechanism the device

@@ -11,7 +11,8 @@
 //   resume    leave the stop without a reset, where the facility allows it
 
 import { VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames } from '../../spec/index.js';
-import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../errors.js';
+import { DeviceError, TimeoutError, UsageError, UvirtioError } from '../../errors.js';
+import { isInstance, thrownMessage } from '../../util/shown.js';
 import type { DmaAllocator } from '../../mem/dma.js';
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot } from '../snapshot/index.js';
 import type { Mechanism, StateContext, StateFacility, VirtioTransport, VqState } from '../../transport/types.js';
@@ -34,7 +35,8 @@ export interface StopOptions {
  * buffers, then closes its ports), run by VirtioDevice.stop inside its one-operation lock once the
  * stop was accepted. `deadline` is the stop's bound (ms since the epoch: start + timeoutMs); the
  * device's own wait gets what the preparation leaves. It may reject with a UvirtioError to refuse
- * the stop (the device is then not asked to stop). One still running at the deadline, or one that
+ * the stop (the device is then not asked to stop); anything else it throws or rejects with fails
+ * the stop with E_CALLBACK_THREW, what it threw as the cause (the device not asked either). One still running at the deadline, or one that
  * leaves no time, fails the stop (E_STOP_TIMEOUT; the device was not asked to stop), and a close()
  * meanwhile ends it (E_CLOSED). Whenever the stop ends without asking the device — those two, a
  * device that failed meanwhile, or the preparation's own rejection — `signal` is aborted with the
@@ -49,13 +51,23 @@ function preparationTimedOut(d: DeviceCore, timeoutMs: number): TimeoutError {
     'the device was not asked to stop and runs on; retry with a larger timeoutMs');
 }
 
+/**
+ * What a preparation threw or rejected with, as the stop's error: a UvirtioError as it is (a driver
+ * refusing the stop), anything else E_CALLBACK_THREW with it as the cause (a driver's own fault).
+ */
+function preparationFailed(d: DeviceCore, thrown: unknown): UvirtioError {
+  if (isInstance(thrown, UvirtioError)) return thrown;
+  return new UvirtioError('E_CALLBACK_THREW', `${d.address}: the driver's preparation for the stop failed: ${thrownMessage(thrown)}`,
+    'the device was not asked to stop and runs on; fix the preparation, or reject with a UvirtioError to refuse a stop', { cause: thrown });
+}
+
 /** Waits for a stop's preparation until `deadline`; a close() of the device ends the wait with E_CLOSED. */
 async function awaitPreparation(d: DeviceCore, prepared: Promise<void>, deadline: number, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   try {
     await Promise.race([
-      prepared,
+      prepared.catch((e: unknown) => { throw preparationFailed(d, e); }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(preparationTimedOut(d, timeoutMs)), Math.max(0, deadline - Date.now()));
       }),
@@ -145,7 +157,13 @@ export class Migration {
       const deadline = Date.now() + timeoutMs;
       const controller = new AbortController();
       try {
-        await awaitPreparation(d, prepare(deadline, controller.signal), deadline, timeoutMs);
+        let prepared: Promise<void>;
+        try {
+          prepared = Promise.resolve(prepare(deadline, controller.signal));
+        } catch (thrown) {
+          throw preparationFailed(d, thrown);
+        }
+        await awaitPreparation(d, prepared, deadline, timeoutMs);
         d.ensureOpen();
         if (d.phase !== 'live') throw d.failure ?? new UsageError('E_BAD_STATE', `${d.address}: the device is ${d.phase}`);
         if (Date.now() >= deadline) throw preparationTimedOut(d, timeoutMs);
