@@ -43,9 +43,40 @@ export function setDebug(on: boolean): void {
   debug = on;
 }
 
-/** Exits with `code` — or with 130/143 if a signal came meanwhile: the output may be incomplete. */
-export function finish(code: number): never {
-  process.exit(signalStatus() ?? code);
+/**
+ * How long the end of a command waits for its output still queued for stdout or stderr before it
+ * exits anyway (ms): Node writes to a pipe asynchronously, and what the pipe (64 KiB) could not take
+ * yet — a `--json` verdict read by a reader that is behind — would be lost at exit.
+ */
+export const OUTPUT_DRAIN_MS = 30_000;
+
+let exiting = false;
+
+/**
+ * Ends the process with `code` — or with 130/143 if a signal came meanwhile (the output may then
+ * be incomplete). Output still queued for stdout or stderr is written first, for at most
+ * OUTPUT_DRAIN_MS (a reader that went away ends the wait at once); until then this returns, the
+ * process ending from a later turn of the loop, so a caller does nothing after it. A second
+ * call while the first waits does nothing.
+ */
+export function finish(code: number): void {
+  if (exiting) return;
+  exiting = true;
+  const queued = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  if (queued.length === 0) process.exit(signalStatus() ?? code);
+  process.exitCode = code;
+  const exit = (): never => process.exit(signalStatus() ?? code);
+  // Not unref()'d: the bound must hold whatever else is on the loop.
+  const bound = setTimeout(exit, OUTPUT_DRAIN_MS);
+  let left = queued.length;
+  for (const stream of queued) {
+    stream.on('error', () => undefined); // EPIPE: the reader went away; its write callback ends the wait
+    stream.write('', () => {
+      if (--left > 0) return;
+      clearTimeout(bound);
+      exit();
+    });
+  }
 }
 
 /** A hint for an error that came without one (every line the CLI prints has a hint). */
@@ -66,9 +97,11 @@ function oneLine(text: string): string {
 
 /**
  * Reports the error (one line, code and hint; the stack only with --debug) and exits with its
- * status. Once a signal came, the error reported is the interruption (naming the other error).
+ * status (through finish(): it may return while queued output is written; do nothing after it).
+ * Once a signal came, the error reported is the interruption (naming the other error).
  */
-export function fail(e: unknown, json: boolean): never {
+export function fail(e: unknown, json: boolean): void {
+  if (exiting) return;
   const signal = interruption().reason as InterruptedError | undefined;
   if (signal && !(e instanceof InterruptedError)) e = new InterruptedError(signal.signal, e);
   if (isUvirtioError(e)) {
