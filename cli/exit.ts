@@ -12,7 +12,8 @@ export const EXIT_HELP = `
 Exit status:
   0    success (rehearse, detach --verify: every request completed exactly once, data intact)
   1    the verdict failed (lost, duplicated or corrupted requests)
-  2    bad usage or input (command, option, address, session name, snapshot file);
+  2    bad usage or input (command, option, address, session name, snapshot file,
+       session runtime directory);
        nothing was changed
   3    the device or the platform failed (missing feature, timeout, device fault, VFIO)
   130  interrupted by SIGINT (Ctrl-C)

@@ -64,6 +64,24 @@ export function bounded<T>(p: Promise<T>, bound: Bound, signal: AbortSignal | nu
   });
 }
 
+/**
+ * `bounded(p, bound, signal)` for a wait that acquires something (an open, a driver set-up): when
+ * the wait ends first (its bound, a signal), nobody holds what `p` brings once it completes, so it
+ * is released then with `release` (its failure ignored). An open abandoned at its bound is closed
+ * when (if) it completes, instead of holding the device (a vhost-user back-end serves one front-end).
+ */
+export function boundedAcquire<T>(p: Promise<T>, bound: Bound, release: (v: T) => unknown, signal: AbortSignal | null = interruption()): Promise<T> {
+  return bounded(p, bound, signal).catch((e: unknown) => {
+    releaseWhenDone(p, release);
+    throw e;
+  });
+}
+
+/** Releases what `p` brings once it completes (nothing if it rejects): for an acquisition nobody waits for any more. */
+export function releaseWhenDone<T>(p: Promise<T>, release: (v: T) => unknown): void {
+  p.then((v) => Promise.resolve().then(() => release(v)), () => undefined).catch(() => undefined);
+}
+
 /** Resolves after `ms`; rejects at once when `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal | null = interruption()): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason as Error);

@@ -12,11 +12,11 @@ import { DeviceConfig } from '../../lib/virtio/config.js';
 import type { Mechanism } from '../../lib/virtio/snapshot/index.js';
 import { action } from '../exit.js';
 import { timeoutOf } from '../options.js';
-import { BOUNDS, bounded } from '../wait.js';
+import { BOUNDS, bounded, boundedAcquire } from '../wait.js';
 
 /** Negotiates features (reset … FEATURES_OK), asks the device, and closes it again (a reset). */
 async function mechanismsOf(t: VirtioTransport, timeoutMs: number): Promise<Mechanism[]> {
-  const device = await bounded(VirtioDevice.open(t), { what: `feature negotiation with ${t.address}`, ms: timeoutMs });
+  const device = await boundedAcquire(VirtioDevice.open(t), { what: `feature negotiation with ${t.address}`, ms: timeoutMs }, (late) => late.close());
   try {
     return device.mechanisms();
   } finally {
@@ -37,7 +37,7 @@ function consoleConfig(cfg: DeviceConfig, offered: bigint): Record<string, unkno
 }
 
 async function info(address: string, o: { json?: boolean }, timeoutMs: number): Promise<void> {
-  const dev = await bounded(openTransport(address), { what: `opening ${address}`, ms: timeoutMs });
+  const dev = await boundedAcquire(openTransport(address), { what: `opening ${address}`, ms: timeoutMs }, (late) => late.transport.close());
   try {
     const t = dev.transport;
     const offered = t.deviceFeatures();

@@ -19,7 +19,7 @@ import { NetWorkload } from './net.js';
 import { randomInt, seededRandom } from './random.js';
 import { Traffic } from './traffic.js';
 import { workloadKindFor, type Verdict, type Workload, type WorkloadKind } from './workload.js';
-import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
+import { BOUNDS, bounded, closeWhenSettled, releaseWhenDone } from '../wait.js';
 import { pidAlive } from '../session/paths.js';
 
 export interface RehearsalOptions {
@@ -146,15 +146,15 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const steps = new DeviceSteps(timeoutMs, signal);
   let failure: unknown;
   try {
-    const source = await steps.run(openTransport(o.device), `opening ${o.device}`);
+    const source = await steps.run(openTransport(o.device), `opening ${o.device}`, (late) => late.transport.close());
     devices.push(source);
-    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source }), `opening ${o.to}`) : undefined;
+    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source }), `opening ${o.to}`, (late) => late.transport.close()) : undefined;
     if (target) devices.push(target);
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);
     dir = o.snapshotDir ?? temporaryDir();
     removeKilledWrites(dir);
-    work = await steps.run(openWorkload(kind, source, o.layout, rng), `setting up the ${kind} driver on ${source.address}`);
+    work = await steps.run(openWorkload(kind, source, o.layout, rng), `setting up the ${kind} driver on ${source.address}`, (late) => late.close());
     o.onStart?.({ device: source.address, target: target?.address ?? source.address, workload: kind, layout: work.driving().layout });
     const run = await runCycles(o, work, source, target, dir, { timeoutMs, signal, rng, steps });
     // The reference device counts what it carried out; more than the driver completed is a duplicate.
@@ -221,13 +221,22 @@ class DeviceSteps {
   running: Promise<unknown> | null = null;
   constructor(private readonly timeoutMs: number, private readonly signal: AbortSignal | null) {}
 
-  run<T>(p: Promise<T>, what: string): Promise<T> {
+  /**
+   * `p`, bounded. `release`, for a step that acquires something (an open, a driver set-up): what
+   * `p` brings when it completes after the wait ended (its bound, a signal) is released then —
+   * nobody else holds it.
+   */
+  run<T>(p: Promise<T>, what: string, release?: (v: T) => unknown): Promise<T> {
     this.running = p;
     const done = (): void => {
       if (this.running === p) this.running = null;
     };
     p.then(done, done);
-    return bounded(p, { what, ms: this.timeoutMs + BOUNDS.MARGIN_MS }, this.signal);
+    const waited = bounded(p, { what, ms: this.timeoutMs + BOUNDS.MARGIN_MS }, this.signal);
+    return release ? waited.catch((e: unknown) => {
+      releaseWhenDone(p, release);
+      throw e;
+    }) : waited;
   }
 }
 

@@ -43,6 +43,8 @@ export interface Workload {
   /** Leaves a SUSPEND (or quiesce) stop without a reset; held requests go on. */
   resume(): Promise<void>;
   driving(): Driving;
+  /** Why the device driven now failed (its phase needs-reset or failed), or null. */
+  failure(): UvirtioError | null;
   /** After all traffic completed: checks everything left to check. */
   verify(): Promise<Verdict>;
   /** Problems counted so far (during traffic). */
@@ -79,6 +81,9 @@ export abstract class DriverWorkload {
   driving(): Driving {
     const d = this.driver.device;
     return { address: d.address, phase: d.phase, layout: d.layout, mechanism: d.phase === 'stopped' ? d.mechanism : null };
+  }
+  failure(): UvirtioError | null {
+    return this.driver.device.failure;
   }
   close(reason?: UvirtioError): Promise<void> {
     return this.driver.close(reason);

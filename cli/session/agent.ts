@@ -24,11 +24,11 @@ import { openWorkload } from '../rehearsal/engine.js';
 import { seededRandom } from '../rehearsal/random.js';
 import { Traffic } from '../rehearsal/traffic.js';
 import { workloadKindFor, type Workload } from '../rehearsal/workload.js';
-import { exitCodeFor } from '../exit.js';
+import { EXIT, exitCodeFor, exitCodeForCode } from '../exit.js';
 import { intArg } from '../options.js';
 import { installSignalHandlers, onInterrupt, signalStatus, throwIfInterrupted } from '../signals.js';
-import { BOUNDS, bounded, closeWhenSettled } from '../wait.js';
-import { checkName, lockDevice, runtimeDir, socketPath, unlockDevice } from './paths.js';
+import { BOUNDS, bounded, boundedAcquire, closeWhenSettled, releaseWhenDone } from '../wait.js';
+import { checkName, checkSocketPath, lockDevice, lockName, releaseName, runtimeDir, socketPath, unlockDevice } from './paths.js';
 import { MAX_LINE_BYTES, type Request, type Response } from './protocol.js';
 import { thrownMessage } from '../../lib/util/shown.js';
 
@@ -74,6 +74,7 @@ class Agent {
     this.devices = [source];
   }
 
+  /** Whatever sits at the socket path is stale: this agent holds the session name's lock. */
   listen(): Promise<void> {
     const path = socketPath(this.dir, this.args.name);
     rmSync(path, { force: true });
@@ -145,7 +146,8 @@ class Agent {
     try {
       return { ok: true, result: await this.handle(req) };
     } catch (e) {
-      const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: thrownMessage(e) };
+      const shown = isUvirtioError(e) && e.code === 'E_BAD_STATE' ? this.failedDevice(`cannot ${req.cmd}`) ?? e : e;
+      const error = isUvirtioError(shown) ? shown.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: thrownMessage(shown) };
       return { ok: false, error };
     }
   }
@@ -195,7 +197,11 @@ class Agent {
     throw new UsageError('E_INVALID_ARGUMENT', `unknown session command "${String(req.cmd)}"`);
   }
 
-  /** The snapshot is validated in full by the SDK before it touches a device; a target opened for a failed reinit is closed again. */
+  /**
+   * The snapshot is validated in full by the SDK before it touches a device. A target opened for a
+   * reinit that failed is closed again — once the reinit has settled (never under it), and an open
+   * abandoned at its bound once it completes: a refused reinit leaves nothing open on its target.
+   */
   private async reinit(snap: DeviceSnapshot, to: string | undefined, timeoutMs: number): Promise<unknown> {
     let target: OpenedDevice | undefined;
     let opened = false;
@@ -203,24 +209,51 @@ class Agent {
       const address = formatAddress(parseAddress(to));
       target = this.devices.find((d) => d.address === address);
       if (!target) {
-        target = await bounded(openTransport(to, { shareWith: this.devices[0]! }), { what: `opening ${to}`, ms: timeoutMs });
+        target = await boundedAcquire(openTransport(to, { shareWith: this.devices[0]! }), { what: `opening ${to}`, ms: timeoutMs },
+          (late) => late.transport.close());
         opened = true;
       }
     }
+    const attempt = this.work.reinit(snap, target ? { target: target.transport } : {});
     try {
-      await this.step(this.work.reinit(snap, target ? { target: target.transport } : {}), `the reinit of ${target?.address ?? this.work.driving().address}`, timeoutMs);
+      await this.step(attempt, `the reinit of ${target?.address ?? this.work.driving().address}`, timeoutMs);
     } catch (e) {
-      if (opened && this.work.driving().address !== target!.address) target!.transport.close();
-      else if (opened) this.devices.push(target!);
+      // Kept if the driver ended up on it (a reinit that completed past its bound), else closed.
+      if (opened) releaseWhenDone(attempt.then(() => target!, () => target!), (t) => this.keepOrClose(t));
       throw e;
     }
     if (opened) this.devices.push(target!);
     return this.status();
   }
 
+  private keepOrClose(target: OpenedDevice): void {
+    if (this.work.driving().address === target.address) this.devices.push(target);
+    else target.transport.close();
+  }
+
+  /**
+   * A device that failed (needs-reset, failed) refuses stop, resume, reinit (E_BAD_STATE): that is
+   * the device's failure, not the caller's mistake — reported as it (exit 3), with what to do.
+   */
+  private failedDevice(what: string): UvirtioError | null {
+    const d = this.work.driving();
+    if (d.phase !== 'needs-reset' && d.phase !== 'failed') return null;
+    const failure = this.work.failure();
+    const code = failure && exitCodeForCode(failure.code) === EXIT.DEVICE ? failure.code : 'E_DEVICE_NEEDS_RESET';
+    return new UvirtioError(code, `${what}: ${d.address} failed${failure ? ` (${failure.code}: ${failure.message})` : ''} and needs a reset`,
+      '`uvirtio detach` resets and releases it; check the device (or its back-end), then attach it again');
+  }
+
   /** With verify: the device must be live; the traffic drains (bounded by progress) and is checked. Then the session ends. */
   private async detach(verify: boolean, timeoutMs: number): Promise<unknown> {
     const d = this.work.driving();
+    const failed = verify ? this.failedDevice('cannot verify') : null;
+    if (failed) {
+      // The requests in flight were rejected with the failure: no verdict. The session ends (the device reset).
+      this.traffic?.stop();
+      throw new UvirtioError(failed.code, `${failed.message}; its requests in flight were rejected, so there is no verdict; the session was ended (the device reset)`,
+        'check the device (or its back-end), then attach it again');
+    }
     if (verify && d.phase !== 'live') {
       throw new UsageError('E_BAD_STATE', `cannot verify: ${d.address} is ${d.phase}, so the requests in flight cannot complete; the session stays`,
         'resume it (uvirtio resume) or reinit it (uvirtio reinit --from FILE) first, or detach without --verify');
@@ -243,7 +276,7 @@ class Agent {
     this.closing = true;
     this.traffic?.stop();
     this.server?.close();
-    rmSync(socketPath(this.dir, this.args.name), { force: true });
+    releaseName(this.dir, this.args.name, process.pid);
     unlockDevice(this.dir, this.args.device, process.pid);
     const closed = await closeWhenSettled(this.running, async () => {
       await this.work.close().catch(() => undefined);
@@ -268,13 +301,17 @@ async function main(): Promise<void> {
   installSignalHandlers();
   let args: AgentArgs | undefined;
   let source: OpenedDevice | undefined;
-  const dir = runtimeDir();
+  let dir: string | undefined;
   try {
     args = parseArgs(process.argv.slice(2));
+    dir = runtimeDir();
+    checkSocketPath(dir, args.name);
+    lockName(dir, args.name);
     lockDevice(dir, args.device, args.name);
-    source = await bounded(openTransport(args.device), { what: `opening ${args.device}`, ms: args.timeout });
+    source = await boundedAcquire(openTransport(args.device), { what: `opening ${args.device}`, ms: args.timeout }, (late) => late.transport.close());
     const kind = workloadKindFor(source.transport.deviceType, source.address);
-    const work = await bounded(openWorkload(kind, source, 'auto', seededRandom(1)), { what: `setting up the ${kind} driver on ${source.address}`, ms: args.timeout });
+    const work = await boundedAcquire(openWorkload(kind, source, 'auto', seededRandom(1)), { what: `setting up the ${kind} driver on ${source.address}`, ms: args.timeout },
+      (late) => late.close());
     const agent = new Agent(args, dir, source, work);
     onInterrupt(() => agent.shutdown(signalStatus()!));
     throwIfInterrupted();
@@ -283,7 +320,10 @@ async function main(): Promise<void> {
     tellParent({ ready: true, pid: process.pid });
     log(`session ${args.name}: holding ${args.device}`);
   } catch (e) {
-    if (args) unlockDevice(dir, args.device, process.pid);
+    if (args && dir) {
+      unlockDevice(dir, args.device, process.pid);
+      releaseName(dir, args.name, process.pid);
+    }
     source?.transport.close();
     const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT', message: thrownMessage(e) };
     log(`session start failed: ${error.code}: ${error.message}`);

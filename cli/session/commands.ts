@@ -17,7 +17,7 @@ import { readSnapshotFile, writeSnapshotFile, type DeviceSnapshot } from '../../
 import { EXIT, action } from '../exit.js';
 import { MECHANISM_CHOICES, intArg, timeoutOf } from '../options.js';
 import { BOUNDS, bounded } from '../wait.js';
-import { checkName, listSessions, nameFor, runtimeDir, unlockDevice } from './paths.js';
+import { checkName, checkSocketPath, listSessions, nameFor, otherNameHolder, releaseName, runtimeDir, unlockDevice } from './paths.js';
 import { call, resolveSession, type Request } from './protocol.js';
 
 const AGENT = fileURLToPath(new URL('./agent.js', import.meta.url));
@@ -55,10 +55,13 @@ async function stopAgent(child: ChildProcess, device: string, name: string): Pro
     child.kill('SIGKILL');
     await bounded(exited, { what: 'the killed agent\'s exit', ms: 300 }, null).catch(() => undefined);
   }
-  // An agent that had no time to clean up leaves its lock (and maybe its socket): only its own.
+  // An agent that had no time to clean up leaves its locks (and maybe its socket): only its own —
+  // never those of another agent serving the same name or device.
   const dir = runtimeDir();
-  if (child.pid !== undefined) unlockDevice(dir, device, child.pid);
-  await call(name, { cmd: 'status' }, 300, null).catch(() => undefined); // removes the socket if nobody listens
+  if (child.pid !== undefined) {
+    unlockDevice(dir, device, child.pid);
+    releaseName(dir, name, child.pid);
+  }
 }
 
 /** Starts the agent detached (its own process group: a terminal's Ctrl-C is not for it) and waits, bounded, until it is ready. */
@@ -66,6 +69,7 @@ async function attach(device: string, o: { name?: string; traffic: number }, tim
   parseAddress(device);
   const name = checkName(o.name ?? nameFor(device));
   const dir = runtimeDir();
+  checkSocketPath(dir, name); // before anything is created: the kernel would bind a truncated path
   if (listSessions(dir).includes(name)) {
     try {
       await call(name, { cmd: 'status' }, BOUNDS.STATUS_MS);
@@ -94,7 +98,8 @@ async function attach(device: string, o: { name?: string; traffic: number }, tim
   if (!ready.ready) {
     // The agent refused cleanly and its error says it all: a refused attach leaves nothing behind.
     await stopAgent(child, device, name);
-    if (newLog) rmSync(log, { force: true });
+    // The log is this attach's own unless another agent serves the name (and writes to it).
+    if (newLog && !otherNameHolder(dir, name, child.pid)) rmSync(log, { force: true });
     throw new UvirtioError(ready.error.code, ready.error.message, ready.error.hint);
   }
   return { session: name, pid: ready.pid, device };

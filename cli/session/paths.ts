@@ -1,22 +1,59 @@
-// Where sessions live: a private runtime directory (0700) with, per session, a UNIX socket, and
-// per device, a lock file naming the agent's pid (one agent per device).
+// Where sessions live: a private runtime directory (0700) with, per session, a UNIX socket and a
+// name lock, and per device, a lock (one agent per device, one agent per session name).
 //   $UVIRTIO_RUNTIME_DIR, else $XDG_RUNTIME_DIR/uvirtio, else /run/uvirtio (root), else /tmp/uvirtio-UID
+//
+// A lock is a file created with O_EXCL naming its agent: { pid, start, session } — `start` is the
+// process's start time (/proc/PID/stat field 22), so a lock whose pid was reused by another process
+// is known to be stale. A lock whose agent is gone is stale and taken over.
 
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors.js';
 
-export function runtimeDir(): string {
-  const base = process.env.UVIRTIO_RUNTIME_DIR
-    ?? (process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'uvirtio') : undefined)
-    ?? (process.getuid?.() === 0 ? '/run/uvirtio' : `/tmp/uvirtio-${process.getuid?.() ?? 'user'}`);
-  mkdirSync(base, { recursive: true, mode: 0o700 });
-  const st = statSync(base);
-  if (process.getuid && st.uid !== process.getuid()) {
-    throw new UsageError('E_INVALID_ARGUMENT', `${base} belongs to another user`, 'set UVIRTIO_RUNTIME_DIR to a private directory');
+/** Where the runtime directory came from, for the error that names it. */
+function runtimeSource(): { dir: string; from: string } {
+  const own = process.env.UVIRTIO_RUNTIME_DIR;
+  if (own !== undefined) {
+    if (own === '') {
+      throw new UsageError('E_INVALID_ARGUMENT', 'UVIRTIO_RUNTIME_DIR is set but empty: the session runtime directory is not named',
+        'set UVIRTIO_RUNTIME_DIR to a private directory (it is created 0700), or unset it for the default');
+    }
+    return { dir: own, from: 'UVIRTIO_RUNTIME_DIR' };
   }
-  chmodSync(base, 0o700);
-  return base;
+  if (process.env.XDG_RUNTIME_DIR) return { dir: join(process.env.XDG_RUNTIME_DIR, 'uvirtio'), from: 'XDG_RUNTIME_DIR' };
+  return { dir: process.getuid?.() === 0 ? '/run/uvirtio' : `/tmp/uvirtio-${process.getuid?.() ?? 'user'}`, from: 'the default' };
+}
+
+/**
+ * The session runtime directory, created (0700, owned by this user) if missing. Throws UsageError
+ * E_INVALID_ARGUMENT (CLI exit 2: the user's setting) naming the directory and the variable it came
+ * from when it is set but empty, is not a directory (a file, a path under a file), cannot be
+ * created or belongs to another user.
+ */
+export function runtimeDir(): string {
+  const { dir, from } = runtimeSource();
+  const hint = 'set UVIRTIO_RUNTIME_DIR to a private directory of yours (it is created 0700)';
+  const source = from === 'the default' ? 'the default session runtime directory' : `the session runtime directory (from ${from})`;
+  let st: Stats;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    st = statSync(dir);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EEXIST' || err.code === 'ENOTDIR' ? 'is not a directory (or lies under a file)' : `cannot be created: ${err.code ?? err.message}`;
+    throw new UsageError('E_INVALID_ARGUMENT', `${source} ${dir} ${why}`, hint, { cause: e });
+  }
+  if (!st.isDirectory()) throw new UsageError('E_INVALID_ARGUMENT', `${source} ${dir} is not a directory`, hint);
+  if (process.getuid && st.uid !== process.getuid()) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${source} ${dir} belongs to another user`, hint);
+  }
+  try {
+    chmodSync(dir, 0o700);
+  } catch (e) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${source} ${dir} cannot be made private: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, hint, { cause: e });
+  }
+  return dir;
 }
 
 /** A session name: letters, digits, dot, dash, underscore; at most 64; no "/" and no leading dot (no ".."). */
@@ -32,8 +69,36 @@ export function nameFor(address: string): string {
   return address.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64) || 'device';
 }
 
+/** The longest path a UNIX socket binds (Linux sun_path: 108 bytes with its NUL); a longer one is cut by the kernel. */
+export const SOCKET_PATH_MAX = 107;
+
 export const socketPath = (dir: string, name: string): string => join(dir, `${name}.sock`);
-const lockPath = (dir: string, device: string): string => join(dir, `device-${nameFor(device)}.lock`);
+
+/**
+ * The session's socket path, refused (UsageError E_INVALID_ARGUMENT, nothing created) when it is
+ * longer than {@link SOCKET_PATH_MAX} bytes: the kernel would bind a truncated path nobody finds.
+ */
+export function checkSocketPath(dir: string, name: string): string {
+  const path = socketPath(dir, name);
+  const bytes = Buffer.byteLength(path);
+  if (bytes > SOCKET_PATH_MAX) {
+    throw new UsageError('E_INVALID_ARGUMENT', `session "${name}" would have the socket ${path}, ${bytes} bytes; a UNIX socket path holds at most ${SOCKET_PATH_MAX}`,
+      `use a shorter --name (at most ${Math.max(1, name.length - (bytes - SOCKET_PATH_MAX))} characters here), or a shorter UVIRTIO_RUNTIME_DIR`);
+  }
+  return path;
+}
+
+/**
+ * The device's lock file: a readable prefix of the address and a hash of all of it, so that two
+ * different addresses never share a lock, however long (device-sim-blk-mode-hold-1a2b3c4d5e6f7a8b.lock).
+ */
+export function lockPath(dir: string, device: string): string {
+  const hash = createHash('sha256').update(device).digest('hex').slice(0, 16);
+  return join(dir, `device-${nameFor(device).slice(0, 40)}-${hash}.lock`);
+}
+
+/** The session name's lock (NAME.agent, beside NAME.sock and NAME.log): taken (O_EXCL) by the agent that serves the name, so two agents never share one. */
+export const nameLockPath = (dir: string, name: string): string => join(dir, `${name}.agent`);
 
 export function pidAlive(pid: number): boolean {
   try {
@@ -44,38 +109,118 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** The fields of /proc/PID/stat after the command (field 3, the state, first), or null without /proc. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** A process's start time (clock ticks after boot, /proc/PID/stat field 22), or null where /proc does not tell. */
+export function processStart(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+/** What a lock file says: the agent holding it. */
+export interface LockHolder {
+  pid: number;
+  /** The agent's start time ({@link processStart}); absent in a lock written by an older uvirtio. */
+  start?: string | null;
+  session: string;
+}
+
+function readHolder(path: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
+    return typeof h === 'object' && h !== null && Number.isInteger(h.pid) && h.pid > 0 ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the agent a lock names still runs: its pid is alive, not a zombie, and is the same
+ * process — the start time the lock recorded; for a lock without one, a session agent for the
+ * lock's session (its command line). Where /proc tells nothing, a live pid counts as the agent.
+ */
+export function holderAlive(h: LockHolder): boolean {
+  if (!pidAlive(h.pid)) return false;
+  const stat = procStat(h.pid);
+  if (stat === null) return true;
+  if (stat[0] === 'Z' || stat[0] === 'X') return false;
+  if (h.start) return stat[19] === h.start;
+  try {
+    const argv = readFileSync(`/proc/${h.pid}/cmdline`, 'utf8').split('\0');
+    return argv.some((a) => a.endsWith('agent.js')) && argv.includes('--name') && argv[argv.indexOf('--name') + 1] === h.session;
+  } catch {
+    return true;
+  }
+}
+
+/** Creates `path` (O_EXCL) for this process; a lock whose agent is gone is taken over. The live holder otherwise. */
+function takeLock(path: string, session: string): LockHolder | null {
+  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid), session } satisfies LockHolder);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(path, mine, { flag: 'wx', mode: 0o600 });
+      return null;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = readHolder(path);
+    if (holder && holderAlive(holder)) return holder;
+    if (!holder && attempt === 0) continue; // being written right now: look again
+    rmSync(path, { force: true });
+  }
+  return readHolder(path) ?? { pid: 0, session: '?' };
+}
+
+/**
+ * Takes the session name for this process (the agent): refused with E_SESSION_EXISTS when another
+ * live agent serves it — two attaches with one --name at once: exactly one gets it.
+ */
+export function lockName(dir: string, name: string): void {
+  const holder = takeLock(nameLockPath(dir, name), name);
+  if (holder) {
+    throw new UsageError('E_SESSION_EXISTS', `session "${name}" is already attached (agent pid ${holder.pid})`,
+      `use it (--session ${name}), detach it first (uvirtio detach --session ${name}), or pick another --name`);
+  }
+}
+
 /** Takes the device's lock for this process; a lock whose agent is gone is stale and taken over. */
 export function lockDevice(dir: string, device: string, session: string): void {
-  const path = lockPath(dir, device);
-  try {
-    writeFileSync(path, JSON.stringify({ pid: process.pid, session }), { flag: 'wx', mode: 0o600 });
-    return;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-  let holder: { pid: number; session: string } | undefined;
-  try {
-    holder = JSON.parse(readFileSync(path, 'utf8')) as { pid: number; session: string };
-  } catch {
-    holder = undefined;
-  }
-  if (holder && pidAlive(holder.pid)) {
+  const holder = takeLock(lockPath(dir, device), session);
+  if (holder) {
     throw new UsageError('E_SESSION_EXISTS', `${device} is already attached (session "${holder.session}", agent pid ${holder.pid})`,
       `use that session (--session ${holder.session}), or \`uvirtio detach --session ${holder.session}\` first`);
   }
+}
+
+function unlockIfMine(path: string, pid: number): boolean {
+  if (readHolder(path)?.pid !== pid) return false; // no lock, or not one of ours to judge
   rmSync(path, { force: true });
-  writeFileSync(path, JSON.stringify({ pid: process.pid, session }), { flag: 'wx', mode: 0o600 });
+  return true;
 }
 
 /** Removes the device's lock if `pid` holds it (never another agent's lock). */
 export function unlockDevice(dir: string, device: string, pid: number): void {
-  const path = lockPath(dir, device);
-  try {
-    if ((JSON.parse(readFileSync(path, 'utf8')) as { pid: number }).pid !== pid) return;
-  } catch {
-    return; // no lock, or not one of ours to judge
-  }
-  rmSync(path, { force: true });
+  unlockIfMine(lockPath(dir, device), pid);
+}
+
+/** The live agent other than `pid` that holds the session name, or null. */
+export function otherNameHolder(dir: string, name: string, pid: number | undefined): LockHolder | null {
+  const h = readHolder(nameLockPath(dir, name));
+  return h && h.pid !== pid && holderAlive(h) ? h : null;
+}
+
+/** Removes the session's socket and name lock if `pid` holds the name (never another agent's). */
+export function releaseName(dir: string, name: string, pid: number): void {
+  if (readHolder(nameLockPath(dir, name))?.pid !== pid) return;
+  rmSync(socketPath(dir, name), { force: true });
+  unlockIfMine(nameLockPath(dir, name), pid);
 }
 
 /** Names of sessions whose socket exists. */
