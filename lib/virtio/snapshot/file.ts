@@ -8,7 +8,7 @@ import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
-import { fault, parseSnapshot, validateSnapshot, withoutBom } from './validate.js';
+import { MAX_JSON_DEPTH, fault, parseSnapshot, scanJson, validateSnapshot, withoutBom } from './validate.js';
 import { UsageError } from '../../errors.js';
 import { shown } from '../../util/shown.js';
 
@@ -116,16 +116,22 @@ function checkWriteTarget(path: string): void {
 
 /**
  * Why `text` is not a uvirtio snapshot by its header, or null when it is one: JSON (a leading BOM
- * allowed) whose top level is an object with `format` exactly {@link SNAPSHOT_FORMAT} and `version`
- * a positive integer (any version: a snapshot another uvirtio wrote is still a snapshot).
+ * allowed, nested no deeper than JSON a snapshot is read from, no key twice in its outer objects)
+ * whose top level is an object with `format` exactly {@link SNAPSHOT_FORMAT} and `version` a
+ * positive integer (any version: a snapshot another uvirtio wrote is still a snapshot).
  */
 function snapshotHeaderFault(text: string): string | null {
+  text = withoutBom(text);
+  if (!/^\s*\{/.test(text)) return 'not a JSON object';
+  const scan = scanJson(text);
+  if (scan.tooDeep !== undefined) return `it nests more than ${MAX_JSON_DEPTH} levels deep`;
   let data: unknown;
   try {
-    data = JSON.parse(withoutBom(text));
+    data = JSON.parse(text);
   } catch {
     return 'not JSON';
   }
+  if (scan.duplicate !== undefined) return 'a key appears twice in it';
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return 'its JSON is not an object';
   const { format, version } = data as Record<string, unknown>;
   if (format !== SNAPSHOT_FORMAT) return `it has no "format": "${SNAPSHOT_FORMAT}" at the top level`;

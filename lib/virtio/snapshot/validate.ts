@@ -45,6 +45,10 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
     throw fault('E_SNAPSHOT_SCHEMA', `${where}: a snapshot is JSON text, got ${shown(text)}`, 'pass the file\'s contents as a string (readFileSync(path, \'utf8\')), or use readSnapshotFile');
   }
   text = withoutBom(text);
+  const scan = scanJson(text);
+  if (scan.tooDeep !== undefined) {
+    throw fault('E_SNAPSHOT_SCHEMA', `${where} nests more than ${MAX_JSON_DEPTH} levels deep (at character ${scan.tooDeep}); a snapshot nests ${SNAPSHOT_DEPTH}`);
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -57,7 +61,70 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
     if (truncated) throw fault('E_SNAPSHOT_TRUNCATED', `${where} ends early (${msg})`, 'the file was cut short; take the snapshot again');
     throw fault('E_SNAPSHOT_NOT_JSON', `${where} is not JSON (${msg})`, 'pass a file written by `uvirtio snapshot` or VirtioDevice.snapshot()');
   }
+  if (scan.duplicate !== undefined) {
+    throw fault('E_SNAPSHOT_SCHEMA', `${where}: the key ${rendered(scan.duplicate.key)} appears twice in ${scan.duplicate.at} (JSON readers disagree on which one counts)`);
+  }
   return validateSnapshot(data);
+}
+
+/** How deep a snapshot's JSON nests: the top-level object, queues, a queue. */
+const SNAPSHOT_DEPTH = 3;
+/** JSON nested deeper than this is refused before it is parsed (a 32 MiB file of "[" would take seconds and gigabytes). */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * One linear pass over JSON text, before it is parsed: where it first nests deeper than
+ * {@link MAX_JSON_DEPTH} (a character offset), and the first key that appears twice in one object
+ * of the {@link SNAPSHOT_DEPTH} outer levels (JSON.parse keeps the last silently; another reader
+ * may keep the first). Never throws; on text that is not JSON it stops early (the parse says why).
+ */
+export function scanJson(text: string): { tooDeep?: number; duplicate?: { key: string; at: string } } {
+  const keys: (Set<string> | null)[] = []; // per open container of the outer levels: its keys, null for an array
+  const names: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  let duplicate: { key: string; at: string } | undefined;
+  for (let i = 0, n = text.length; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: find its closing quote (one not escaped by an odd run of backslashes)
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end < 0) return duplicate ? { duplicate } : {};
+        let b = end - 1;
+        while (text.charCodeAt(b) === 0x5c) b--;
+        if ((end - 1 - b) % 2 === 0) break;
+      }
+      if (expectKey && depth <= SNAPSHOT_DEPTH && duplicate === undefined) {
+        let key: string;
+        try {
+          key = JSON.parse(text.slice(i, end + 1)) as string;
+        } catch {
+          return {};
+        }
+        const set = keys[depth - 1]!;
+        if (set.has(key)) duplicate = { key, at: names[depth - 1]! };
+        set.add(key);
+        if (depth < SNAPSHOT_DEPTH) names[depth] = key; // names the object or array this key opens
+      }
+      expectKey = false;
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) { // { [
+      depth++;
+      if (depth > MAX_JSON_DEPTH) return { tooDeep: i, ...(duplicate ? { duplicate } : {}) };
+      expectKey = c === 0x7b;
+      if (depth <= SNAPSHOT_DEPTH) {
+        keys[depth - 1] = expectKey ? new Set() : null;
+        names[depth - 1] = depth === 1 ? 'the top level' : keys[depth - 2] === null ? `${names[depth - 2]}[]` : names[depth - 1] ?? '';
+      }
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      depth--;
+      expectKey = false;
+    } else if (c === 0x2c) { // ,
+      expectKey = depth >= 1 && depth <= SNAPSHOT_DEPTH && keys[depth - 1] !== null;
+    }
+  }
+  return duplicate ? { duplicate } : {};
 }
 
 // ---- validation on its own ----
@@ -190,7 +257,7 @@ function validateDeviceState(v: unknown): { bytes: string } {
   onlyKnownKeys(v, new Set(['bytes']), 'deviceState.');
   const raw = read(v, 'bytes', 'deviceState.');
   if (typeof raw === 'string' && raw.length / 2 > MAX_DEVICE_STATE_BYTES) {
-    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${raw.length / 2} bytes, more than ${MAX_DEVICE_STATE_BYTES}`,
+    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${Math.ceil(raw.length / 2)} bytes (${raw.length} hex digits), more than ${MAX_DEVICE_STATE_BYTES}`,
       'a device with more extra state than this cannot be carried in a snapshot file');
   }
   const bytes = field(v, 'bytes', isHexBytes, 'hex bytes', 'deviceState.');
