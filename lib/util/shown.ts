@@ -86,8 +86,15 @@ export function rendered(value: unknown): string {
   return text.length > RENDER_TOTAL ? `${text.slice(0, RENDER_TOTAL - 1)}…` : text;
 }
 
+/** A string quoted and escaped as JSON, cut (by whole characters and escapes) at 40 characters inside the quotes. */
 function quoted(s: string): string {
-  return s.length > RENDER_STRING ? `${JSON.stringify(s.slice(0, RENDER_STRING)).slice(0, -1)}…"` : JSON.stringify(s);
+  let out = '';
+  for (const ch of s) {
+    const escaped = JSON.stringify(ch).slice(1, -1);
+    if (out.length + escaped.length > RENDER_STRING) return `"${out}…"`;
+    out += escaped;
+  }
+  return `"${out}"`;
 }
 
 function render(value: unknown, depth: number): string {

@@ -45,7 +45,8 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
     throw fault('E_SNAPSHOT_SCHEMA', `${where}: a snapshot is JSON text, got ${shown(text)}`, 'pass the file\'s contents as a string (readFileSync(path, \'utf8\')), or use readSnapshotFile');
   }
   text = withoutBom(text);
-  const scan = scanJson(text);
+  // Only text that opens with a container can nest (anything else is refused below without a scan).
+  const scan = /^\s*[{[]/.test(text) ? scanJson(text) : {};
   if (scan.tooDeep !== undefined) {
     throw fault('E_SNAPSHOT_SCHEMA', `${where} nests more than ${MAX_JSON_DEPTH} levels deep (at character ${scan.tooDeep}); a snapshot nests ${SNAPSHOT_DEPTH}`);
   }
@@ -96,9 +97,9 @@ export function scanJson(text: string): { tooDeep?: number; duplicate?: { key: s
         if ((end - 1 - b) % 2 === 0) break;
       }
       if (expectKey && depth <= SNAPSHOT_DEPTH && duplicate === undefined) {
-        let key: string;
+        let key = text.slice(i + 1, end);
         try {
-          key = JSON.parse(text.slice(i, end + 1)) as string;
+          if (key.includes('\\')) key = JSON.parse(text.slice(i, end + 1)) as string;
         } catch {
           return {};
         }
