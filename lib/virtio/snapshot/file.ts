@@ -75,7 +75,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** An existing target is replaced only when it is a regular file that is empty or a snapshot. */
+/**
+ * An existing target is replaced only when it is a regular file that is empty or a snapshot by its
+ * own header (see snapshotHeaderFault); throws E_SNAPSHOT_IO otherwise, having changed nothing.
+ */
 function checkWriteTarget(path: string): void {
   let st: Stats;
   try {
@@ -180,7 +183,9 @@ export function removeStaleSnapshotTemps(dir: string, target?: string): void {
  * Writes the snapshot atomically: a temp file beside the target (created exclusively, never
  * through a symlink), fsync, rename over the target, fsync of the directory. The target is
  * complete (the old one or the new one) at every moment; a failed write leaves it as it was. An
- * existing target is replaced only when it is a regular file that is empty or a snapshot.
+ * existing target is replaced only when it is a regular file that is empty or a snapshot: parsed
+ * whole (at most {@link MAX_SNAPSHOT_FILE_BYTES}), its top level has `format` exactly
+ * {@link SNAPSHOT_FORMAT} and a positive integer `version`; text that only mentions them is refused.
  * @throws SnapshotError E_SNAPSHOT_IO (with the errno in words and a hint) when the target may not
  *   be replaced or any step fails.
  */

@@ -37,8 +37,9 @@ export function withoutBom(text: string): string {
  * Parses JSON text and validates it as a snapshot on its own (no device needed).
  * @param text the file's contents (a leading byte order mark is ignored).
  * @param where names the input in messages (a path, or "input").
- * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON, and every
- *   code {@link validateSnapshot} throws.
+ * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON,
+ *   E_SNAPSHOT_SCHEMA (nested more than {@link MAX_JSON_DEPTH} levels, found before parsing; a key
+ *   twice in one object), and every code {@link validateSnapshot} throws.
  */
 export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
   if (typeof text !== 'string') {
@@ -183,8 +184,10 @@ function onlyKnownKeys(o: Obj, known: ReadonlySet<string>, at: string): void {
 /**
  * Checks every field of an untrusted object (parsed JSON) and returns it typed, with
  * deviceTypeName and featureNames recomputed (docs/snapshot.md#validation).
+ * @param data any value: parsed JSON, or what a program built (a field whose getter or Proxy trap
+ *   throws is E_SNAPSHOT_SCHEMA; messages show values bounded, see rendered()).
  * @throws SnapshotError E_SNAPSHOT_SCHEMA (structure: a missing, mistyped or unknown field, a
- *   duplicate queue, empty or oversized deviceState), E_SNAPSHOT_VERSION (not version 1),
+ *   duplicate queue, empty or oversized deviceState, a field that cannot be read), E_SNAPSHOT_VERSION (not version 1),
  *   E_SNAPSHOT_QUEUE_SIZE (a size not legal for the layout, virtio 1.2 §2.7 / §2.8),
  *   E_SNAPSHOT_INDEX (a packed index beyond the ring), E_SNAPSHOT_USED_AHEAD (used state ahead of
  *   available state, or further behind than the ring holds).
