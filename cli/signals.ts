@@ -15,6 +15,7 @@
 // returns.
 
 import { UvirtioError } from '../lib/errors.js';
+import { thrownMessage } from '../lib/util/shown.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 
@@ -28,7 +29,7 @@ export const TEARDOWN_DEADLINE_MS = 1500;
 export class InterruptedError extends UvirtioError {
   /** `meanwhile`: an error the command ended with after the signal came, before it was handled. */
   constructor(readonly signal: StopSignal, meanwhile?: unknown) {
-    const also = meanwhile instanceof UvirtioError ? `; meanwhile ${meanwhile.code}: ${meanwhile.message}` : meanwhile ? `; meanwhile: ${String(meanwhile)}` : '';
+    const also = meanwhile instanceof UvirtioError ? `; meanwhile ${meanwhile.code}: ${meanwhile.message}` : meanwhile ? `; meanwhile: ${thrownMessage(meanwhile)}` : '';
     super('E_INTERRUPTED', `interrupted by ${signal}${also}`,
       'what was running was abandoned and its devices closed (a close resets the device); a snapshot file is complete or absent');
   }

@@ -1,6 +1,11 @@
 // How an argument a caller passed is named in an error message without trusting it: String() of an
 // object without a prototype throws, and an object's own toString or Symbol.toPrimitive may throw
-// or lie, so only primitives are shown by value and everything else by its kind.
+// or lie, so only primitives are shown by value and everything else by its kind; rendered() shows
+// structure too, bounded.
+
+import { types } from 'node:util';
+
+const isProxy = (v: object): boolean => types.isProxy(v);
 
 /** `value` for an error message: numbers, strings (as they are, cut at 40 characters), booleans, bigints by value; anything else by kind. */
 export function shown(value: unknown): string {
@@ -56,4 +61,57 @@ export function isInstance<C>(value: unknown, cls: abstract new (...args: never[
   } catch {
     return false;
   }
+}
+
+const RENDER_DEPTH = 2;
+const RENDER_ENTRIES = 4;
+const RENDER_STRING = 40;
+const RENDER_TOTAL = 120;
+
+/**
+ * `value` for an error message, JSON-like but bounded and never throwing: for a value read from an
+ * untrusted file (or handed over by a caller) that JSON.stringify would render without limit or
+ * throw on (a cycle, a bigint, an array nested thousands deep). Strings are quoted, escaped and cut
+ * at 40 characters; numbers as they are (Infinity, NaN: what 1e400 parses to); bigints as `5n`;
+ * arrays and objects to depth 2 with at most 4 entries each ("[[…]]", `{"a": 1, …}`); a Proxy, a
+ * getter and a function by kind (never run); the whole cut at 120 characters.
+ */
+export function rendered(value: unknown): string {
+  let text: string;
+  try {
+    text = render(value, 0);
+  } catch {
+    text = shown(value);
+  }
+  return text.length > RENDER_TOTAL ? `${text.slice(0, RENDER_TOTAL - 1)}…` : text;
+}
+
+/** A string quoted and escaped as JSON, cut (by whole characters and escapes) at 40 characters inside the quotes. */
+function quoted(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const escaped = JSON.stringify(ch).slice(1, -1);
+    if (out.length + escaped.length > RENDER_STRING) return `"${out}…"`;
+    out += escaped;
+  }
+  return `"${out}"`;
+}
+
+function render(value: unknown, depth: number): string {
+  if (typeof value === 'string') return quoted(value);
+  if (typeof value !== 'object' || value === null) return shown(value);
+  if (isProxy(value)) return 'a Proxy';
+  const array = safeIsArray(value);
+  if (depth >= RENDER_DEPTH) return array ? '[…]' : '{…}';
+  // An array's own length (never Object.keys: a caller's array may hold millions of entries).
+  const keys = array ? [...Array(Math.min((value as unknown[]).length, RENDER_ENTRIES)).keys()].map(String) : Object.keys(value);
+  const count = array ? (value as unknown[]).length : keys.length;
+  const parts: string[] = [];
+  for (const key of keys.slice(0, RENDER_ENTRIES)) {
+    const d = Object.getOwnPropertyDescriptor(value, key);
+    const v = d === undefined ? (array ? 'a hole' : 'undefined') : 'value' in d ? render(d.value, depth + 1) : 'a getter';
+    parts.push(array ? v : `${quoted(key)}: ${v}`);
+  }
+  if (count > RENDER_ENTRIES) parts.push(`… ${count} in all`);
+  return array ? `[${parts.join(', ')}]` : `{${parts.join(', ')}}`;
 }

@@ -12,6 +12,7 @@ import {
   PCI_DEVICE_TRANSITIONAL_LAST, PCI_VENDOR_VIRTIO,
 } from '../spec/index.js';
 import { UsageError } from '../errors.js';
+import { rendered } from '../util/shown.js';
 import { bindHint, MODPROBE_HINT, VfioError } from './errors.js';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
@@ -55,7 +56,7 @@ export interface VirtioPciInfo {
 export function parseBdf(text: string): string {
   const bdf = typeof text === 'string' ? normaliseBdf(text) : undefined;
   if (!bdf) {
-    throw new UsageError('E_BAD_ADDRESS', `"${String(text)}" is not a PCI address`,
+    throw new UsageError('E_BAD_ADDRESS', `${rendered(text)} is not a PCI address`,
       'write it as domain:bus:device.function, e.g. 0000:00:02.0 (`uvirtio list` shows the devices)');
   }
   return bdf;

@@ -23,7 +23,7 @@ import { DeviceConfig } from './config.js';
 import { DeviceCore, checkTransportOpen, initialise, markFailedStatus, type DevicePhase, type QueueOptions } from './device-core.js';
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
-import { shown } from '../util/shown.js';
+import { rendered, shown } from '../util/shown.js';
 import { checkValue, int, optionsObject } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
@@ -440,7 +440,7 @@ export class VirtioDevice {
     options = optionsObject(options, 'stop options');
     const { mechanism } = options;
     if (mechanism !== undefined && mechanism !== 'auto' && !MECHANISMS.includes(mechanism)) {
-      throw new UsageError('E_INVALID_ARGUMENT', `stop mechanism must be 'auto' or one of ${MECHANISMS.join(', ')}, got ${typeof mechanism === 'string' ? JSON.stringify(mechanism) : shown(mechanism)}`,
+      throw new UsageError('E_INVALID_ARGUMENT', `stop mechanism must be 'auto' or one of ${MECHANISMS.join(', ')}, got ${rendered(mechanism)}`,
         'leave it out (auto) or name one of mechanisms()');
     }
     if (prepare !== undefined && typeof prepare !== 'function') {

@@ -13,6 +13,7 @@ import {
   ConsoleConfig, ConsoleControlMsg, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, bit, consoleQueueCount, consoleReceiveq,
   encodeConsoleControl, hasFeature,
 } from '../../spec/index.js';
+import { shown } from '../../util/shown.js';
 import { gather, scatter } from '../virtio/ring/chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from '../virtio/device-config.js';
 import type { DeviceModel, Filled, ModelHost, ReceiveBuffers } from '../virtio/model.js';
@@ -92,7 +93,7 @@ export class ConsoleModel implements DeviceModel {
   addPort(spec: ConsolePortSpec): ConsolePort {
     const id = spec.id ?? [...Array(this.maxNrPorts).keys()].find((i) => !this.ports.has(i));
     if (id === undefined || !Number.isInteger(id) || id < 0 || id >= this.maxNrPorts || this.ports.has(id)) {
-      throw new RangeError(`port ${String(id)} is taken or outside 0..${this.maxNrPorts - 1} (max_nr_ports ${this.maxNrPorts})`);
+      throw new RangeError(`port ${shown(id)} is taken or outside 0..${this.maxNrPorts - 1} (max_nr_ports ${this.maxNrPorts})`);
     }
     const port = new ConsolePort(id, spec.name, spec.console ?? id === 0, spec.hostOpen ?? true, spec.loopback ?? this.defaultLoopback, {
       wake: (p) => {

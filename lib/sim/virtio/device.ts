@@ -12,6 +12,7 @@
 
 import type { GuestMemory } from '../../mem/dma.js';
 import { Feature, Isr, Status, VIRTIO_MSI_NO_VECTOR, bit, hasFeature } from '../../spec/index.js';
+import { thrownMessage } from '../../util/shown.js';
 import { CommonConfig, type CommonConfigHost, type QuietPhase } from './common-cfg.js';
 import { QueueEngine, type EngineHost } from './engine.js';
 import { FaultSet, type StickyFault } from './faults.js';
@@ -351,7 +352,7 @@ export class SimVirtioDevice implements CommonConfigHost, ModelHost, HeldHost, E
       work();
     } catch (e) {
       if (e instanceof RuleViolation) this.violations.record(e.rule, e.message, e.queue);
-      this.fail(e instanceof Error ? e : new Error(String(e)));
+      this.fail(e instanceof Error ? e : new Error(thrownMessage(e), { cause: e }));
     }
   }
 }

@@ -15,6 +15,7 @@
 
 import type { GuestMemory } from '../../mem/dma.js';
 import { DeviceStateRefusal } from '../../spec/index.js';
+import { thrownMessage } from '../../util/shown.js';
 import { DeviceStateFormatError, decodeDeviceState, encodeDeviceState, heldRequest, type HeldRequest } from './device-state.js';
 import type { SimQueue } from './queue.js';
 import { outstanding, stateProblem } from './queue-state.js';
@@ -81,7 +82,7 @@ export class HeldRequests {
       try {
         this.toChain(r);
       } catch (e) {
-        mismatch(`held request ${r.id} of queue ${r.queue}: ${e instanceof Error ? e.message : String(e)}`);
+        mismatch(`held request ${r.id} of queue ${r.queue}: ${thrownMessage(e)}`);
       }
     }
     this.loaded = held;

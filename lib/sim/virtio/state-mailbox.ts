@@ -16,6 +16,7 @@
 
 import type { GuestMemory } from '../../mem/dma.js';
 import { CommonCfg, DeviceStateCmd, DeviceStateRefusal, Status } from '../../spec/index.js';
+import { thrownMessage } from '../../util/shown.js';
 import type { FaultSet } from './faults.js';
 import type { RuleId } from './rules.js';
 
@@ -146,7 +147,7 @@ export class StateMailbox {
       else throw new Refusal(DeviceStateRefusal.UNKNOWN_COMMAND, `unknown command ${cmd}`);
       this.result = 0;
     } catch (e) {
-      const refusal = e instanceof Refusal ? e : new Refusal(DeviceStateCmd.REFUSED, e instanceof Error ? e.message : String(e));
+      const refusal = e instanceof Refusal ? e : new Refusal(DeviceStateCmd.REFUSED, thrownMessage(e));
       this.refusal = refusal.message;
       this.result = refusal.code;
       const rule = DRIVER_ERRORS[refusal.code];
@@ -179,7 +180,7 @@ export class StateMailbox {
       return access();
     } catch (e) {
       throw new Refusal(DeviceStateRefusal.BAD_ADDRESS,
-        `the buffer at 0x${this.addr.toString(16)}+${len} is not reachable (${e instanceof Error ? e.message : String(e)})`);
+        `the buffer at 0x${this.addr.toString(16)}+${len} is not reachable (${thrownMessage(e)})`);
     }
   }
 }

@@ -8,7 +8,7 @@ import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
-import { fault, parseSnapshot, validateSnapshot } from './validate.js';
+import { MAX_JSON_DEPTH, fault, parseSnapshot, scanJson, validateSnapshot, withoutBom } from './validate.js';
 import { UsageError } from '../../errors.js';
 import { shown } from '../../util/shown.js';
 
@@ -75,7 +75,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** An existing target is replaced only when it is a regular file that is empty or a snapshot. */
+/**
+ * An existing target is replaced only when it is a regular file that is empty or a snapshot by its
+ * own header (see snapshotHeaderFault); throws E_SNAPSHOT_IO otherwise, having changed nothing.
+ */
 function checkWriteTarget(path: string): void {
   let st: Stats;
   try {
@@ -88,23 +91,70 @@ function checkWriteTarget(path: string): void {
   if (st.isDirectory()) throw ioFault('write', path, 'it is a directory', `name a file in it, e.g. ${join(path, 'snapshot.json')}`);
   if (!st.isFile()) throw ioFault('write', path, `it is ${kindOf(st)}, not a regular file; it is left as it was`, 'name a new file, or an earlier snapshot to replace');
   if (st.size === 0) return;
-  const head = Buffer.alloc(4096);
-  let n = 0;
+  const notSnapshot = (why: string): SnapshotError =>
+    ioFault('write', path, `it exists and is not a uvirtio snapshot (${why}); it is left as it was`, 'choose another name, or remove the file first');
+  if (st.size > MAX_SNAPSHOT_FILE_BYTES) throw notSnapshot(`${st.size} bytes, larger than any snapshot`);
+  // Decided by parsing the whole file (bounded as a read is) and checking the snapshot's own header
+  // fields exactly: text that merely mentions the format (its JSON Schema, notes) is not a snapshot.
+  let text: string;
   try {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
     try {
-      n = readSync(fd, head, 0, head.length, 0);
+      const now = fstatSync(fd);
+      if (!now.isFile()) throw notSnapshot(`it is ${kindOf(now)}`);
+      const got = readBounded(fd, now.size, MAX_SNAPSHOT_FILE_BYTES);
+      if (got === null) throw notSnapshot('larger than any snapshot');
+      text = got;
     } finally {
       closeSync(fd);
     }
   } catch (e) {
+    if (e instanceof SnapshotError) throw e;
     const { why, hint } = explain(e, path);
     throw ioFault('write', path, `it exists and cannot be checked (${why})`, hint);
   }
-  const text = head.toString('utf8', 0, n);
-  if (!text.includes('"format"') || !text.includes(`"${SNAPSHOT_FORMAT}"`)) {
-    throw ioFault('write', path, 'it exists and is not a uvirtio snapshot; it is left as it was', 'choose another name, or remove the file first');
+  const why = snapshotHeaderFault(text);
+  if (why !== null) throw notSnapshot(why);
+}
+
+/**
+ * Why `text` is not a uvirtio snapshot by its header, or null when it is one: JSON (a leading BOM
+ * allowed, nested no deeper than JSON a snapshot is read from, no key twice in its outer objects)
+ * whose top level is an object with `format` exactly {@link SNAPSHOT_FORMAT} and `version` a
+ * positive integer (any version: a snapshot another uvirtio wrote is still a snapshot).
+ */
+function snapshotHeaderFault(text: string): string | null {
+  text = withoutBom(text);
+  if (!/^\s*\{/.test(text)) return 'not a JSON object';
+  const scan = scanJson(text);
+  if (scan.tooDeep !== undefined) return `it nests more than ${MAX_JSON_DEPTH} levels deep`;
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return 'not JSON';
   }
+  if (scan.duplicate !== undefined) return 'a key appears twice in it';
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return 'its JSON is not an object';
+  const { format, version } = data as Record<string, unknown>;
+  if (format !== SNAPSHOT_FORMAT) return `it has no "format": "${SNAPSHOT_FORMAT}" at the top level`;
+  if (!Number.isSafeInteger(version) || (version as number) < 1) return 'its "version" is not a snapshot version';
+  return null;
+}
+
+/**
+ * Reads an open regular file whole, at most `maxBytes` (at most maxBytes + 1 are read: a file that
+ * grows while it is read is still bounded), as UTF-8; null when it holds more than `maxBytes`.
+ * @param size the size fstat reported, bytes (the buffer is sized by it, never beyond maxBytes + 1).
+ */
+function readBounded(fd: number, size: number, maxBytes: number): string | null {
+  const buf = Buffer.alloc(Math.min(maxBytes + 1, size + 1));
+  let n = 0;
+  for (let got = 1; got > 0 && n < buf.length;) {
+    got = readSync(fd, buf, n, buf.length - n, null);
+    n += got;
+  }
+  return n > maxBytes ? null : buf.toString('utf8', 0, n);
 }
 
 /**
@@ -133,7 +183,9 @@ export function removeStaleSnapshotTemps(dir: string, target?: string): void {
  * Writes the snapshot atomically: a temp file beside the target (created exclusively, never
  * through a symlink), fsync, rename over the target, fsync of the directory. The target is
  * complete (the old one or the new one) at every moment; a failed write leaves it as it was. An
- * existing target is replaced only when it is a regular file that is empty or a snapshot.
+ * existing target is replaced only when it is a regular file that is empty or a snapshot: parsed
+ * whole (at most {@link MAX_SNAPSHOT_FILE_BYTES}), its top level has `format` exactly
+ * {@link SNAPSHOT_FORMAT} and a positive integer `version`; text that only mentions them is refused.
  * @throws SnapshotError E_SNAPSHOT_IO (with the errno in words and a hint) when the target may not
  *   be replaced or any step fails.
  */
@@ -189,15 +241,9 @@ export function readSnapshotFile(path: string, maxBytes = MAX_SNAPSHOT_FILE_BYTE
       'this is not a snapshot file; pass one written by `uvirtio snapshot`');
     if (st.size > maxBytes) throw tooLarge(String(st.size));
     if (st.size === 0) throw fault('E_SNAPSHOT_TRUNCATED', `${path} is empty`, 'the file was cut short or never written; take the snapshot again');
-    // Read at most maxBytes + 1: a file that grows while it is read is still bounded.
-    const buf = Buffer.alloc(Math.min(maxBytes + 1, st.size + 1));
-    let n = 0;
-    for (let got = 1; got > 0 && n < buf.length;) {
-      got = readSync(fd, buf, n, buf.length - n, null);
-      n += got;
-    }
-    if (n > maxBytes) throw tooLarge(`more than ${maxBytes}`);
-    text = buf.toString('utf8', 0, n);
+    const got = readBounded(fd, st.size, maxBytes);
+    if (got === null) throw tooLarge(`more than ${maxBytes}`);
+    text = got;
   } catch (e) {
     if (e instanceof SnapshotError) throw e;
     const { why, hint } = explain(e, path);

@@ -7,7 +7,7 @@
 import { PACKED_MAX_SIZE, SPLIT_MAX_SIZE, deviceTypeName, featureNames, unpackPackedState } from '../../spec/index.js';
 import type { Layout } from '../../spec/ring.js';
 import { SnapshotError, type ErrorCode } from '../../errors.js';
-import { shown } from '../../util/shown.js';
+import { rendered, safeIsArray, shown, thrownMessage } from '../../util/shown.js';
 import {
   MAX_DEVICE_STATE_BYTES, MECHANISMS, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type DeviceSnapshot, type Mechanism, type SnapshotQueue,
 } from './format.js';
@@ -28,16 +28,28 @@ export function fault(code: ErrorCode, message: string, hint?: string): Snapshot
   return new SnapshotError(code, `snapshot: ${message}`, hint ?? SNAPSHOT_HINTS[code]);
 }
 
+/** `text` without a leading UTF-8 byte order mark (an editor may add one; JSON.parse refuses it). */
+export function withoutBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 /**
  * Parses JSON text and validates it as a snapshot on its own (no device needed).
- * @param text the file's contents.
+ * @param text the file's contents (a leading byte order mark is ignored).
  * @param where names the input in messages (a path, or "input").
- * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON, and every
- *   code {@link validateSnapshot} throws.
+ * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON,
+ *   E_SNAPSHOT_SCHEMA (nested more than {@link MAX_JSON_DEPTH} levels, found before parsing; a key
+ *   twice in one object), and every code {@link validateSnapshot} throws.
  */
 export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
   if (typeof text !== 'string') {
     throw fault('E_SNAPSHOT_SCHEMA', `${where}: a snapshot is JSON text, got ${shown(text)}`, 'pass the file\'s contents as a string (readFileSync(path, \'utf8\')), or use readSnapshotFile');
+  }
+  text = withoutBom(text);
+  // Only text that opens with a container can nest (anything else is refused below without a scan).
+  const scan = /^\s*[{[]/.test(text) ? scanJson(text) : {};
+  if (scan.tooDeep !== undefined) {
+    throw fault('E_SNAPSHOT_SCHEMA', `${where} nests more than ${MAX_JSON_DEPTH} levels deep (at character ${scan.tooDeep}); a snapshot nests ${SNAPSHOT_DEPTH}`);
   }
   let data: unknown;
   try {
@@ -51,18 +63,105 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
     if (truncated) throw fault('E_SNAPSHOT_TRUNCATED', `${where} ends early (${msg})`, 'the file was cut short; take the snapshot again');
     throw fault('E_SNAPSHOT_NOT_JSON', `${where} is not JSON (${msg})`, 'pass a file written by `uvirtio snapshot` or VirtioDevice.snapshot()');
   }
+  if (scan.duplicate !== undefined) {
+    throw fault('E_SNAPSHOT_SCHEMA', `${where}: the key ${rendered(scan.duplicate.key)} appears twice in ${scan.duplicate.at} (JSON readers disagree on which one counts)`);
+  }
   return validateSnapshot(data);
+}
+
+/** How deep a snapshot's JSON nests: the top-level object, queues, a queue. */
+const SNAPSHOT_DEPTH = 3;
+/** JSON nested deeper than this is refused before it is parsed (a 32 MiB file of "[" would take seconds and gigabytes). */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * One linear pass over JSON text, before it is parsed: where it first nests deeper than
+ * {@link MAX_JSON_DEPTH} (a character offset), and the first key that appears twice in one object
+ * of the {@link SNAPSHOT_DEPTH} outer levels (JSON.parse keeps the last silently; another reader
+ * may keep the first). Never throws; on text that is not JSON it stops early (the parse says why).
+ */
+export function scanJson(text: string): { tooDeep?: number; duplicate?: { key: string; at: string } } {
+  const keys: (Set<string> | null)[] = []; // per open container of the outer levels: its keys, null for an array
+  const names: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  let duplicate: { key: string; at: string } | undefined;
+  for (let i = 0, n = text.length; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: find its closing quote (one not escaped by an odd run of backslashes)
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end < 0) return duplicate ? { duplicate } : {};
+        let b = end - 1;
+        while (text.charCodeAt(b) === 0x5c) b--;
+        if ((end - 1 - b) % 2 === 0) break;
+      }
+      if (expectKey && depth <= SNAPSHOT_DEPTH && duplicate === undefined) {
+        let key = text.slice(i + 1, end);
+        try {
+          if (key.includes('\\')) key = JSON.parse(text.slice(i, end + 1)) as string;
+        } catch {
+          return {};
+        }
+        const set = keys[depth - 1]!;
+        if (set.has(key)) duplicate = { key, at: names[depth - 1]! };
+        set.add(key);
+        if (depth < SNAPSHOT_DEPTH) names[depth] = key; // names the object or array this key opens
+      }
+      expectKey = false;
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) { // { [
+      depth++;
+      if (depth > MAX_JSON_DEPTH) return { tooDeep: i, ...(duplicate ? { duplicate } : {}) };
+      expectKey = c === 0x7b;
+      if (depth <= SNAPSHOT_DEPTH) {
+        keys[depth - 1] = expectKey ? new Set() : null;
+        names[depth - 1] = depth === 1 ? 'the top level' : keys[depth - 2] === null ? `${names[depth - 2]}[]` : names[depth - 1] ?? '';
+      }
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      depth--;
+      expectKey = false;
+    } else if (c === 0x2c) { // ,
+      expectKey = depth >= 1 && depth <= SNAPSHOT_DEPTH && keys[depth - 1] !== null;
+    }
+  }
+  return duplicate ? { duplicate } : {};
 }
 
 // ---- validation on its own ----
 
+// Every value is untrusted: parsed from a file, or handed over by a library caller (a getter or a
+// Proxy trap may throw, an object may hold a cycle or a bigint). It is read through read() and
+// keysOf(), which turn a throw into E_SNAPSHOT_SCHEMA, and shown with rendered() (bounded, never
+// throws), never with JSON.stringify or String().
+
 type Obj = Record<string, unknown>;
 function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return typeof v === 'object' && v !== null && !safeIsArray(v);
 }
+const UNREADABLE_HINT = 'pass a snapshot as VirtioDevice.snapshot() or readSnapshotFile() returns it (plain data: no getters, no Proxies)';
+/** o[key], E_SNAPSHOT_SCHEMA when reading it throws (a getter, a Proxy trap); `name` names it in the message. */
+function read(o: object, key: string | number, at: string, name = `${at}${key}`): unknown {
+  try {
+    return (o as Obj)[key];
+  } catch (e) {
+    throw new SnapshotError('E_SNAPSHOT_SCHEMA', `snapshot: ${name} cannot be read (${thrownMessage(e)})`, UNREADABLE_HINT, { cause: e });
+  }
+}
+/** Object.keys(o), E_SNAPSHOT_SCHEMA when it throws (a Proxy trap). */
+function keysOf(o: object, at: string): string[] {
+  try {
+    return Object.keys(o);
+  } catch (e) {
+    throw new SnapshotError('E_SNAPSHOT_SCHEMA', `snapshot: the fields of ${at || 'the snapshot'} cannot be listed (${thrownMessage(e)})`, UNREADABLE_HINT, { cause: e });
+  }
+}
+/** A key as a message shows it: quoted, escaped, cut (a key may be megabytes long or hold control characters). */
+const keyShown = (k: string): string => rendered(k);
 function field<T>(o: Obj, key: string, check: (v: unknown) => v is T, what: string, at = ''): T {
-  const v = o[key];
-  if (!check(v)) throw fault('E_SNAPSHOT_SCHEMA', `${at}${key} must be ${what}, found ${JSON.stringify(v) ?? 'nothing'}`);
+  const v = read(o, key, at);
+  if (!check(v)) throw fault('E_SNAPSHOT_SCHEMA', `${at}${key} must be ${what}, found ${v === undefined ? 'nothing' : rendered(v)}`);
   return v;
 }
 const isU16 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
@@ -77,27 +176,31 @@ const QUEUE_KEYS = new Set(['index', 'size', 'desc', 'driver', 'device', 'vector
 
 /** A key this version does not write is refused: a file that carries one was not written by it, or was edited. */
 function onlyKnownKeys(o: Obj, known: ReadonlySet<string>, at: string): void {
-  for (const k of Object.keys(o)) {
-    if (!known.has(k)) throw fault('E_SNAPSHOT_SCHEMA', `${at}"${k}" is not a field of a version ${SNAPSHOT_VERSION} snapshot`);
+  for (const k of keysOf(o, at.slice(0, -1))) {
+    if (!known.has(k)) throw fault('E_SNAPSHOT_SCHEMA', `${at}${keyShown(k)} is not a field of a version ${SNAPSHOT_VERSION} snapshot`);
   }
 }
 
 /**
  * Checks every field of an untrusted object (parsed JSON) and returns it typed, with
  * deviceTypeName and featureNames recomputed (docs/snapshot.md#validation).
+ * @param data any value: parsed JSON, or what a program built (a field whose getter or Proxy trap
+ *   throws is E_SNAPSHOT_SCHEMA; messages show values bounded, see rendered()).
  * @throws SnapshotError E_SNAPSHOT_SCHEMA (structure: a missing, mistyped or unknown field, a
- *   duplicate queue, empty or oversized deviceState), E_SNAPSHOT_VERSION (not version 1),
+ *   duplicate queue, empty or oversized deviceState, a field that cannot be read), E_SNAPSHOT_VERSION (not version 1),
  *   E_SNAPSHOT_QUEUE_SIZE (a size not legal for the layout, virtio 1.2 §2.7 / §2.8),
  *   E_SNAPSHOT_INDEX (a packed index beyond the ring), E_SNAPSHOT_USED_AHEAD (used state ahead of
  *   available state, or further behind than the ring holds).
  */
 export function validateSnapshot(data: unknown): DeviceSnapshot {
-  if (!isObj(data)) throw fault('E_SNAPSHOT_SCHEMA', 'the top level must be an object');
-  if (data.format !== SNAPSHOT_FORMAT) {
-    throw fault('E_SNAPSHOT_SCHEMA', `format must be "${SNAPSHOT_FORMAT}", found ${JSON.stringify(data.format)}`, 'this is not a uvirtio snapshot');
+  if (!isObj(data)) throw fault('E_SNAPSHOT_SCHEMA', `the top level must be an object, found ${rendered(data)}`);
+  const format = read(data, 'format', '');
+  if (format !== SNAPSHOT_FORMAT) {
+    throw fault('E_SNAPSHOT_SCHEMA', `format must be "${SNAPSHOT_FORMAT}", found ${format === undefined ? 'nothing' : rendered(format)}`, 'this is not a uvirtio snapshot');
   }
-  if (data.version !== SNAPSHOT_VERSION) {
-    throw fault('E_SNAPSHOT_VERSION', `version ${JSON.stringify(data.version)} is not supported (this uvirtio reads version ${SNAPSHOT_VERSION})`,
+  const version = read(data, 'version', '');
+  if (version !== SNAPSHOT_VERSION) {
+    throw fault('E_SNAPSHOT_VERSION', `version ${version === undefined ? '(none)' : rendered(version)} is not supported (this uvirtio reads version ${SNAPSHOT_VERSION})`,
       'take the snapshot again with this version of uvirtio');
   }
   onlyKnownKeys(data, TOP_KEYS, '');
@@ -105,11 +208,16 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
   const mechanism = field(data, 'mechanism', (v): v is Mechanism => MECHANISMS.includes(v as Mechanism), MECHANISMS.join(' | '));
   const deviceType = field(data, 'deviceType', (v): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) < 256, 'a virtio device id');
   const features = field(data, 'features', isHex, 'a hex string "0x…"');
-  const rawQueues = field(data, 'queues', (v): v is unknown[] => Array.isArray(v) && v.length > 0 && v.length <= 65535, 'a non-empty array');
+  const rawQueues = field(data, 'queues', safeIsArray, 'a non-empty array');
+  const n = read(rawQueues, 'length', 'queues.');
+  if (typeof n !== 'number' || n < 1 || n > 65535) throw fault('E_SNAPSHOT_SCHEMA', `queues must hold 1–65535 queues, found ${rendered(n)}`);
   const seen = new Set<number>();
-  const queues = rawQueues.map((q, i) => {
+  const queues: SnapshotQueue[] = [];
+  // Index by index (never rawQueues.map: a caller's array may override its species or be a Proxy).
+  for (let i = 0; i < n; i++) {
+    const q = read(rawQueues, i, '', `queues[${i}]`);
     const at = `queues[${i}].`;
-    if (!isObj(q)) throw fault('E_SNAPSHOT_SCHEMA', `queues[${i}] must be an object`);
+    if (!isObj(q)) throw fault('E_SNAPSHOT_SCHEMA', `queues[${i}] must be an object, found ${rendered(q)}`);
     onlyKnownKeys(q, QUEUE_KEYS, at);
     const sq: SnapshotQueue = {
       index: field(q, 'index', isU16, 'a queue index', at),
@@ -125,14 +233,17 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
     if (seen.has(sq.index)) throw fault('E_SNAPSHOT_SCHEMA', `queue ${sq.index} appears twice`);
     seen.add(sq.index);
     checkQueueState(layout, sq);
-    return sq;
-  });
-  const deviceState = data.deviceState === null || data.deviceState === undefined ? null : validateDeviceState(data.deviceState);
+    queues.push(sq);
+  }
+  const rawState = read(data, 'deviceState', '');
+  const deviceState = rawState === null || rawState === undefined ? null : validateDeviceState(rawState);
+  const createdAt = read(data, 'createdAt', '');
+  const source = read(data, 'source', '');
   return {
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
-    createdAt: typeof data.createdAt === 'string' ? data.createdAt : '',
-    source: typeof data.source === 'string' ? data.source : '',
+    createdAt: typeof createdAt === 'string' ? createdAt : '',
+    source: typeof source === 'string' ? source : '',
     deviceType,
     deviceTypeName: deviceTypeName(deviceType),
     mechanism,
@@ -146,11 +257,11 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
 }
 
 function validateDeviceState(v: unknown): { bytes: string } {
-  if (!isObj(v)) throw fault('E_SNAPSHOT_SCHEMA', 'deviceState must be null or { bytes: "hex" }');
+  if (!isObj(v)) throw fault('E_SNAPSHOT_SCHEMA', `deviceState must be null or { bytes: "hex" }, found ${rendered(v)}`);
   onlyKnownKeys(v, new Set(['bytes']), 'deviceState.');
-  const raw = v.bytes;
+  const raw = read(v, 'bytes', 'deviceState.');
   if (typeof raw === 'string' && raw.length / 2 > MAX_DEVICE_STATE_BYTES) {
-    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${raw.length / 2} bytes, more than ${MAX_DEVICE_STATE_BYTES}`,
+    throw fault('E_SNAPSHOT_SCHEMA', `deviceState is ${Math.ceil(raw.length / 2)} bytes (${raw.length} hex digits), more than ${MAX_DEVICE_STATE_BYTES}`,
       'a device with more extra state than this cannot be carried in a snapshot file');
   }
   const bytes = field(v, 'bytes', isHexBytes, 'hex bytes', 'deviceState.');
