@@ -29,8 +29,8 @@ import { intArg } from '../options.js';
 import { installSignalHandlers, onInterrupt, signalStatus, throwIfInterrupted } from '../signals.js';
 import { BOUNDS, bounded, boundedAcquire, closeWhenSettled, releaseWhenDone } from '../wait.js';
 import { checkName, checkSocketPath, lockDevice, lockName, releaseName, runtimeDir, socketPath, unlockDevice } from './paths.js';
-import { MAX_LINE_BYTES, type Request, type Response } from './protocol.js';
-import { thrownMessage } from '../../lib/util/shown.js';
+import { FirstLine, type Request, type Response } from './protocol.js';
+import { rendered, thrownMessage } from '../../lib/util/shown.js';
 
 interface AgentArgs {
   device: string;
@@ -93,22 +93,20 @@ class Agent {
   }
 
   private serve(sock: Socket): void {
-    let buf: string | null = '';
+    let first: FirstLine | null = new FirstLine(); // null once the request came: one per connection
     let gone = false;
     sock.on('end', () => (gone = true));
     sock.on('close', () => (gone = true));
     sock.on('error', () => undefined);
     sock.on('data', (d) => {
-      if (buf === null) return; // one request per connection
-      buf += d.toString();
-      if (buf.length > MAX_LINE_BYTES) {
+      if (first === null) return;
+      const line = first.push(d);
+      if (line === 'too-long') {
         sock.destroy();
         return;
       }
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      const line = buf.slice(0, nl);
-      buf = null;
+      if (line === null) return;
+      first = null;
       const reply = (res: Response): Promise<void> => new Promise((done) => {
         if (sock.destroyed) done();
         else sock.end(JSON.stringify(res) + '\n', () => done());
@@ -194,7 +192,7 @@ class Agent {
       case 'detach':
         return this.detach(Boolean(a.verify), timeoutMs);
     }
-    throw new UsageError('E_INVALID_ARGUMENT', `unknown session command "${String(req.cmd)}"`);
+    throw new UsageError('E_INVALID_ARGUMENT', `unknown session command ${rendered(req.cmd)}`);
   }
 
   /**

@@ -19,6 +19,32 @@ export type Response = { ok: true; result: unknown } | { ok: false; error: { cod
 /** The longest line either side sends: a reinit carries a whole snapshot (at most 32 MiB as a file). */
 export const MAX_LINE_BYTES = 64 << 20;
 
+/**
+ * The first line a peer sends (a request or an answer: one JSON document, then '\n'), collected in
+ * time linear in the bytes received — each chunk is searched once, and the line decoded as UTF-8
+ * once, so a character split between chunks stays whole (a 32 MB snapshot searched anew at every
+ * chunk took seconds). push() returns the line without its newline, null while it is incomplete,
+ * or 'too-long' once more than `max` bytes came before a newline.
+ */
+export class FirstLine {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly max: number = MAX_LINE_BYTES) {}
+
+  push(chunk: Buffer): string | null | 'too-long' {
+    const nl = chunk.indexOf(0x0a);
+    const taken = nl < 0 ? chunk : chunk.subarray(0, nl);
+    this.bytes += taken.length;
+    if (this.bytes > this.max) return 'too-long';
+    this.chunks.push(taken);
+    if (nl < 0) return null;
+    const line = Buffer.concat(this.chunks, this.bytes).toString('utf8');
+    this.chunks = [];
+    return line;
+  }
+}
+
 /** Which session a command talks to: the named one, or the only one. */
 export function resolveSession(name: string | undefined): string {
   const dir = runtimeDir();
@@ -32,7 +58,7 @@ export function resolveSession(name: string | undefined): string {
 /** The one answer line on the socket, as a result or a rebuilt error. */
 function answer(name: string, request: Request, path: string, sock: ReturnType<typeof connect>): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    let buf = '';
+    const first = new FirstLine();
     let settled = false;
     const settle = (f: () => void): void => {
       if (!settled) {
@@ -42,16 +68,16 @@ function answer(name: string, request: Request, path: string, sock: ReturnType<t
     };
     sock.on('connect', () => sock.write(JSON.stringify(request) + '\n'));
     sock.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.length > MAX_LINE_BYTES) {
+      if (settled) return;
+      const line = first.push(d);
+      if (line === 'too-long') {
         settle(() => reject(new UvirtioError('E_NO_SESSION', `session "${name}" answered more than ${MAX_LINE_BYTES} bytes to "${request.cmd}"`, 'that socket is not a uvirtio session agent')));
         return;
       }
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
+      if (line === null) return;
       let res: Response;
       try {
-        res = JSON.parse(buf.slice(0, nl)) as Response;
+        res = JSON.parse(line) as Response;
       } catch {
         settle(() => reject(new UvirtioError('E_NO_SESSION', `session "${name}" answered "${request.cmd}" with something that is not JSON`, 'that socket is not a uvirtio session agent')));
         return;
