@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'E_REQUEST_CANCELLED'
   /** A completion callback (RequestQueue.submitCb) threw; the queue went on (reported as a process warning unless RequestQueue.onCallbackError is set). Also the warning of an eventfd handler that threw (lib/sys/eventfd-watch.ts; delivery went on), and the error of a stop whose preparation (StopPreparation) threw or rejected with something other than a UvirtioError (the device was not asked to stop). */
   | 'E_CALLBACK_THREW'
+  /** A bug in uvirtio: something threw that is not a UvirtioError, reported across a process boundary (a session agent's answer). */
+  | 'E_INTERNAL'
   /** The operation was interrupted (SIGINT/SIGTERM, an AbortSignal). */
   | 'E_INTERRUPTED'
   | 'E_IO_ERROR'

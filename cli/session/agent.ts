@@ -145,7 +145,7 @@ class Agent {
       return { ok: true, result: await this.handle(req) };
     } catch (e) {
       const shown = isUvirtioError(e) && e.code === 'E_BAD_STATE' ? this.failedDevice(`cannot ${req.cmd}`) ?? e : e;
-      const error = isUvirtioError(shown) ? shown.toJSON() : { code: 'E_INVALID_ARGUMENT' as const, message: thrownMessage(shown) };
+      const error = isUvirtioError(shown) ? shown.toJSON() : internalError(shown);
       return { ok: false, error };
     }
   }
@@ -285,6 +285,14 @@ class Agent {
   }
 }
 
+/**
+ * What the agent answers for something thrown that is not a UvirtioError: a bug of ours, never the
+ * caller's input (it was E_INVALID_ARGUMENT, exit 2, blaming the user).
+ */
+function internalError(thrown: unknown): { code: 'E_INTERNAL'; message: string; hint: string } {
+  return { code: 'E_INTERNAL', message: `session agent: ${thrownMessage(thrown)}`, hint: "this is a bug in uvirtio: the session's log beside its socket has the details; please report it" };
+}
+
 /** The one line `uvirtio attach` waits for, on fd 3. */
 function tellParent(message: unknown): void {
   try {
@@ -323,7 +331,7 @@ async function main(): Promise<void> {
       releaseName(dir, args.name, process.pid);
     }
     source?.transport.close();
-    const error = isUvirtioError(e) ? e.toJSON() : { code: 'E_INVALID_ARGUMENT', message: thrownMessage(e) };
+    const error = isUvirtioError(e) ? e.toJSON() : internalError(e);
     log(`session start failed: ${error.code}: ${error.message}`);
     tellParent({ ready: false, error });
     process.exit(exitCodeFor(e));
