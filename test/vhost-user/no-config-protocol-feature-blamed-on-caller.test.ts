@@ -36,6 +36,6 @@ t.test('uvirtio info on that back-end: exit 3 (device error), not 2 (bad usage)'
   // In the background: the fake serves from this process's event loop.
   const r = await new Background({}, process.cwd(), ['info', `${f.address}?type=blk&timeout=2000`]).exited;
   t.comment(`exit ${r.status}; stderr ${r.stderr.trim()}`);
-  t.not(r.stderr, /E_INVALID_ARGUMENT/, 'not reported as an invalid argument');
+  t.notMatch(r.stderr, /E_INVALID_ARGUMENT/, 'not reported as an invalid argument');
   t.equal(r.status, 3, 'exit 3: the device could not be driven');
 });
