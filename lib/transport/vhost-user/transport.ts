@@ -25,7 +25,7 @@ import * as libc from '../../sys/libc.js';
 import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
 import { Link } from './link.js';
-import { F_PROTOCOL_FEATURES, Payload, Req, deviceFeatureBits } from './protocol.js';
+import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req, deviceFeatureBits } from './protocol.js';
 import { BackendFacility, type StopObservation } from './state.js';
 import { initialBase, startMessages, type RingConf } from './rings.js';
 import { openSession, type Session } from './session.js';
@@ -326,12 +326,20 @@ export class VhostUserTransport implements VirtioTransport {
 
   // ---- device configuration: GET_CONFIG at each handshake (changes would come on SLAVE_REQ, not negotiated) ----
 
+  /** Why the configuration is shorter than the device type's layout: without VHOST_USER_PROTOCOL_F_CONFIG there is none. */
+  get configMissingHint(): string {
+    const offered = ((this.link.info.offeredProtocolFeatures >> BigInt(ProtocolFeature.CONFIG)) & 1n) === 1n;
+    return offered
+      ? 'the back-end answered VHOST_USER_GET_CONFIG with fewer bytes than the device type defines; check the device type (vhost-user:PATH?type=blk|net)'
+      : 'the back-end does not offer VHOST_USER_PROTOCOL_F_CONFIG, so it gives the front-end no device configuration; use a back-end that offers it (qemu-storage-daemon\'s vhost-user-blk export does)';
+  }
+
   /** One raw read of the configuration GET_CONFIG returned. Throws E_CAP_MISSING beyond it (no VHOST_USER_PROTOCOL_F_CONFIG). */
   readConfig(offset: number, width: ConfigWidth): number {
     const config = this.link.info.config;
     if (offset < 0 || offset + width > config.length) {
       throw new DeviceError('E_CAP_MISSING', `${this.address}: device configuration bytes ${offset}..${offset + width - 1} are not available (the back-end gave ${config.length})`,
-        'the back-end must offer VHOST_USER_PROTOCOL_F_CONFIG');
+        this.configMissingHint);
     }
     const v = new DataView(config.buffer, config.byteOffset + offset, width);
     return width === 1 ? v.getUint8(0) : width === 2 ? v.getUint16(0, true) : v.getUint32(0, true);
