@@ -124,9 +124,11 @@ export class BlkDriver extends StatefulDriver {
       },
     });
     try {
-      // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ.
+      // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ — but no more than the
+      // transport has (virtio-pci's num_queues, vhost-user's GET_QUEUE_NUM): a driver may use
+      // fewer queues than the device announces, and one the transport lacks cannot be set up.
       const offered = device.has(BlkFeature.MQ) ? Math.max(1, device.config.read16(BlkConfig.NUM_QUEUES)) : 1;
-      const count = Math.min(offered, wantedQueues);
+      const count = Math.max(1, Math.min(offered, wantedQueues, transport.numQueues));
       const queues = new QueueSet(device);
       const rqs: RequestQueue<undefined>[] = [];
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));

@@ -269,8 +269,9 @@ export class VirtioDevice {
 
   /**
    * Sets up queue `index` with its policy (after FEATURES_OK, before DRIVER_OK: virtio 1.2 §3.1.1
-   * step 7). Throws E_BAD_STATE (wrong phase, already set up), E_QUEUE_UNAVAILABLE (queue_size
-   * reads 0), E_INVALID_ARGUMENT (a size beyond the device's maximum).
+   * step 7). Throws E_BAD_STATE (wrong phase, already set up), E_QUEUE_UNAVAILABLE (DeviceError:
+   * a queue the transport does not have, queue_size reads 0 — checked before the size),
+   * E_INVALID_ARGUMENT (a size that is no size, or beyond the device's maximum).
    */
   setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Virtqueue<T> {
     return this.d.addQueue(index, options).vq as Virtqueue<T>;
