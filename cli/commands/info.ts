@@ -37,7 +37,8 @@ function consoleConfig(cfg: DeviceConfig, offered: bigint): Record<string, unkno
 }
 
 async function info(address: string, o: { json?: boolean }, timeoutMs: number): Promise<void> {
-  const dev = await bounded(openTransport(address), { what: `opening ${address}`, ms: timeoutMs });
+  // The open's own waits end within --timeout with the device's error; this bound is the backstop.
+  const dev = await bounded(openTransport(address, { timeoutMs }), { what: `opening ${address}`, ms: timeoutMs + BOUNDS.MARGIN_MS });
   try {
     const t = dev.transport;
     const offered = t.deviceFeatures();

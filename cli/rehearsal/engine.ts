@@ -146,9 +146,10 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const steps = new DeviceSteps(timeoutMs, signal);
   let failure: unknown;
   try {
-    const source = await steps.run(openTransport(o.device), `opening ${o.device}`);
+    // The open's own waits (vhost-user's handshake) end within --timeout, with the device's error.
+    const source = await steps.run(openTransport(o.device, { timeoutMs }), `opening ${o.device}`);
     devices.push(source);
-    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source }), `opening ${o.to}`) : undefined;
+    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source, timeoutMs }), `opening ${o.to}`) : undefined;
     if (target) devices.push(target);
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);

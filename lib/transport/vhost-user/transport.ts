@@ -46,6 +46,8 @@ export interface VhostUserOptions {
   arenaBytes?: number;
   /** Bound on the connect and on each reply from the back-end (default 5000 ms). */
   replyTimeoutMs?: number;
+  /** The caller's bound on this open (connect and handshake), in ms; the smaller of it and replyTimeoutMs applies (default: replyTimeoutMs). */
+  openTimeoutMs?: number;
   /** Bound on the wait for a stopped ring's fetched requests to complete (default 5000 ms). */
   drainTimeoutMs?: number;
   /** The ring size offered as queueMaxSize (default 1024, libvhost-user's VIRTQUEUE_MAX_SIZE). */
@@ -119,12 +121,14 @@ export class VhostUserTransport implements VirtioTransport {
   }
 
   /**
-   * Connects and learns what the back-end offers, bounded by the reply timeout. Rejects with
-   * E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY (it serves another front-end),
-   * E_VHOST_TIMEOUT, E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
+   * Connects and learns what the back-end offers, bounded by the reply timeout (and by
+   * openTimeoutMs when smaller). Rejects with E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY
+   * (it serves another front-end), E_VHOST_TIMEOUT (no answer in time; its message says when the
+   * back-end's process is stopped), E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
    */
   static async open(address: string, path: string, options: VhostUserOptions = {}): Promise<VhostUserTransport> {
-    const session = await openSession(path, address, options.deviceType ?? 2, options.replyTimeoutMs ?? 5000);
+    const replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+    const session = await openSession(path, address, options.deviceType ?? 2, replyTimeoutMs, options.openTimeoutMs ?? replyTimeoutMs);
     try {
       return new VhostUserTransport(address, path, options, session);
     } catch (e) {
