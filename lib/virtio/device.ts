@@ -429,6 +429,7 @@ export class VirtioDevice {
    * is paused; anything added to a ring meanwhile is simply picked up after reinit or resume).
    * Stopping a stopped device does nothing. Rejects E_STATE_UNSUPPORTED (a mechanism it lacks),
    * E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT (the device is then failed, except for quiesce),
+   * E_DEVICE_BAD_STATE (the device stopped with state its rings rule out: failed, at once),
    * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED; E_CALLBACK_THREW when `prepare` throws or rejects
    * with something other than a UvirtioError (one it rejects with is the stop's error as it is).
    *
