@@ -42,7 +42,7 @@ export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   eventIdx?: boolean;
   /** Ring size (default: the device's maximum, at most 256). */
   queueSize?: number;
-  /** Request queues to use with MQ (default: all num_queues the device has, at most 16). */
+  /** Request queues to use with MQ (default: all num_queues the device has, at most 16, and never more than its transport has). */
   queues?: number;
   /** Requests in flight per queue at most (default 32); more wait their turn. */
   depth?: number;

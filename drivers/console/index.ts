@@ -38,7 +38,10 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
   rxBuffers?: number;
   /** Bytes per receive and transmit buffer (default 4096). */
   bufferBytes?: number;
-  /** Accept MULTIPORT when offered (default true); false uses port 0 only. */
+  /**
+   * Accept MULTIPORT when offered and the transport has its control queues (default true); false
+   * uses port 0 only. Ports: max_nr_ports, at most as many as the transport has queues for.
+   */
   multiport?: boolean;
   /**
    * How long, in ms, stop() waits with no receive buffer coming back before it takes the host to be

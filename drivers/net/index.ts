@@ -38,7 +38,11 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   rxBuffers?: number;
   /** Largest frame without the header, 1 to 65535 bytes (default 1514: Ethernet without FCS). */
   mtu?: number;
-  /** Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). */
+  /**
+   * Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). Never
+   * more than the device and its transport have: without a control queue the transport has (vhost-user
+   * never has one) the driver runs one pair.
+   */
   queuePairs?: number;
   /** Accept MRG_RXBUF when offered (default true). */
   mergeable?: boolean;
