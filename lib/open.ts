@@ -10,7 +10,7 @@
 import { parseAddress, formatAddress } from './address.js';
 import { SCHEMES, type OpenedTransport } from './schemes.js';
 import { VirtioPciTransport } from './transport/pci/transport.js';
-import { optionsObject } from './util/options.js';
+import { checkValue, int, optionsObject } from './util/options.js';
 
 export type { OpenedTransport };
 
@@ -25,18 +25,26 @@ export interface OpenTransportOptions {
    * memfd arena. Another is refused with E_BAD_ADDRESS.
    */
   shareWith?: OpenedTransport;
+  /**
+   * Bound on the open's waits for the device, in ms (an integer from 1 to 600000): vhost-user's
+   * connect and handshake end within it (E_VHOST_TIMEOUT naming it) when it is smaller than the
+   * address's own ?timeout=. Default: the address's bounds.
+   */
+  timeoutMs?: number;
 }
 
 /**
  * Opens the device at `address`. Throws E_BAD_ADDRESS (UsageError) for a malformed address, an
  * option its transport does not take or a value that does not fit, and a `shareWith` of another
- * kind; the transport's own errors otherwise (E_NOT_VIRTIO, E_NO_DEVICE, E_PERMISSION, …).
+ * kind; E_INVALID_ARGUMENT for a timeoutMs that is not an integer from 1 to 600000; the transport's own errors otherwise (E_NOT_VIRTIO, E_NO_DEVICE, E_PERMISSION, …).
  */
 export async function openTransport(address: string, options: OpenTransportOptions = {}): Promise<OpenedTransport> {
   options = optionsObject(options, 'openTransport options');
+  const timeoutMs = options.timeoutMs === undefined ? undefined
+    : checkValue(int(1, 600_000), options.timeoutMs, 'openTransport timeoutMs (ms)', 'leave it out for the address\'s own bounds');
   const a = parseAddress(address);
   const opener = await SCHEMES[a.scheme].load();
-  const opened = await opener.open({ address: formatAddress(a), target: a.target, options: a.options }, options.shareWith);
+  const opened = await opener.open({ address: formatAddress(a), target: a.target, options: a.options, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, options.shareWith);
   if ('transport' in opened) return opened;
   try {
     return { ...opened, transport: new VirtioPciTransport(opened.fn) };

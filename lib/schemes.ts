@@ -32,6 +32,8 @@ export interface OpenRequest {
   target: string;
   /** The options after `?`, as text; the opener checks them (lib/util/options.ts). */
   options: Readonly<Record<string, string>>;
+  /** The caller's bound on the open, in ms (openTransport's timeoutMs): an opener that waits (vhost-user's handshake) ends within it. */
+  timeoutMs?: number;
 }
 
 /** What an opener gives back: a transport, or a PCI function to put virtio-pci on (lib/open.ts does). */

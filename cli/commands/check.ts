@@ -12,7 +12,7 @@ import { junit, table } from '../check/report.js';
 import { runChecks } from '../check/runner.js';
 import { EXIT, action } from '../exit.js';
 import { intArg, timeoutOf } from '../options.js';
-import { boundedAcquire } from '../wait.js';
+import { BOUNDS, boundedAcquire } from '../wait.js';
 
 /** `uvirtio check`'s options. */
 interface CheckOptions {
@@ -27,7 +27,8 @@ async function check(address: string, o: CheckOptions, timeoutMs: number): Promi
   const unknown = (o.only ?? []).filter((p) => !CHECKS.some((c) => c.id === p || c.id.startsWith(`${p}.`)));
   if (unknown.length) throw new UsageError('E_INVALID_ARGUMENT', `--only ${unknown.join(', ')} names no check`, '`uvirtio check --list` lists the checks');
   if (o.junit) checkOutputTarget(o.junit, '--junit'); // before anything runs: a bad path wastes no run
-  const dev = await boundedAcquire(openTransport(address), { what: `opening ${address}`, ms: timeoutMs }, (late) => late.transport.close());
+  // The open's own waits end within --timeout with the device's error; this bound is the backstop.
+  const dev = await boundedAcquire(openTransport(address, { timeoutMs }), { what: `opening ${address}`, ms: timeoutMs + BOUNDS.MARGIN_MS }, (late) => late.transport.close());
   try {
     const report = await runChecks(dev, CHECKS, { timeoutMs: o.checkTimeout, scratchSector: o.scratchSector ?? null, ...(o.only ? { only: o.only } : {}) });
     if (o.junit) writeOutputFile(o.junit, junit(report));

@@ -37,7 +37,9 @@ function consoleConfig(cfg: DeviceConfig, offered: bigint): Record<string, unkno
 }
 
 async function info(address: string, o: { json?: boolean }, timeoutMs: number): Promise<void> {
-  const dev = await boundedAcquire(openTransport(address), { what: `opening ${address}`, ms: timeoutMs }, (late) => late.transport.close());
+  // The open's own waits end within --timeout with the device's error; this bound is the backstop,
+  // and an open it abandons is closed when it completes.
+  const dev = await boundedAcquire(openTransport(address, { timeoutMs }), { what: `opening ${address}`, ms: timeoutMs + BOUNDS.MARGIN_MS }, (late) => late.transport.close());
   try {
     const t = dev.transport;
     const offered = t.deviceFeatures();

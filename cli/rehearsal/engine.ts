@@ -146,9 +146,11 @@ export async function rehearse(o: RehearsalOptions): Promise<RehearsalReport> {
   const steps = new DeviceSteps(timeoutMs, signal);
   let failure: unknown;
   try {
-    const source = await steps.run(openTransport(o.device), `opening ${o.device}`, (late) => late.transport.close());
+    // The open's own waits (vhost-user's handshake) end within --timeout, with the device's error;
+    // an open the step abandons is closed when it completes.
+    const source = await steps.run(openTransport(o.device, { timeoutMs }), `opening ${o.device}`, (late) => late.transport.close());
     devices.push(source);
-    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source }), `opening ${o.to}`, (late) => late.transport.close()) : undefined;
+    const target = o.to ? await steps.run(openTransport(o.to, { shareWith: source, timeoutMs }), `opening ${o.to}`, (late) => late.transport.close()) : undefined;
     if (target) devices.push(target);
     const kind = kindFor(o, source, target);
     throwIfAborted(signal);

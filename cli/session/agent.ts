@@ -207,7 +207,7 @@ class Agent {
       const address = formatAddress(parseAddress(to));
       target = this.devices.find((d) => d.address === address);
       if (!target) {
-        target = await boundedAcquire(openTransport(to, { shareWith: this.devices[0]! }), { what: `opening ${to}`, ms: timeoutMs },
+        target = await boundedAcquire(openTransport(to, { shareWith: this.devices[0]!, timeoutMs }), { what: `opening ${to}`, ms: timeoutMs + BOUNDS.MARGIN_MS },
           (late) => late.transport.close());
         opened = true;
       }
@@ -314,7 +314,9 @@ async function main(): Promise<void> {
     checkSocketPath(dir, args.name);
     lockName(dir, args.name);
     lockDevice(dir, args.device, args.name);
-    source = await boundedAcquire(openTransport(args.device), { what: `opening ${args.device}`, ms: args.timeout }, (late) => late.transport.close());
+    // The open's own waits end within --timeout with the device's error; this bound is the backstop.
+    source = await boundedAcquire(openTransport(args.device, { timeoutMs: args.timeout }), { what: `opening ${args.device}`, ms: args.timeout + BOUNDS.MARGIN_MS },
+      (late) => late.transport.close());
     const kind = workloadKindFor(source.transport.deviceType, source.address);
     const work = await boundedAcquire(openWorkload(kind, source, 'auto', seededRandom(1)), { what: `setting up the ${kind} driver on ${source.address}`, ms: args.timeout },
       (late) => late.close());

@@ -42,7 +42,7 @@ export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   eventIdx?: boolean;
   /** Ring size (default: the device's maximum, at most 256). */
   queueSize?: number;
-  /** Request queues to use with MQ (default: all num_queues the device has, at most 16). */
+  /** Request queues to use with MQ (default: all num_queues the device has, at most 16, and never more than its transport has). */
   queues?: number;
   /** Requests in flight per queue at most (default 32); more wait their turn. */
   depth?: number;
@@ -124,9 +124,11 @@ export class BlkDriver extends StatefulDriver {
       },
     });
     try {
-      // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ.
+      // virtio 1.2 §5.2.2: one request queue, or num_queues with MQ — but no more than the
+      // transport has (virtio-pci's num_queues, vhost-user's GET_QUEUE_NUM): a driver may use
+      // fewer queues than the device announces, and one the transport lacks cannot be set up.
       const offered = device.has(BlkFeature.MQ) ? Math.max(1, device.config.read16(BlkConfig.NUM_QUEUES)) : 1;
-      const count = Math.min(offered, wantedQueues);
+      const count = Math.max(1, Math.min(offered, wantedQueues, transport.numQueues));
       const queues = new QueueSet(device);
       const rqs: RequestQueue<undefined>[] = [];
       for (let q = 0; q < count; q++) rqs.push(queues.add<undefined>(q, { size: options.queueSize ?? Math.min(transport.queueMaxSize(q), 256) }));

@@ -38,7 +38,10 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
   rxBuffers?: number;
   /** Bytes per receive and transmit buffer (default 4096). */
   bufferBytes?: number;
-  /** Accept MULTIPORT when offered (default true); false uses port 0 only. */
+  /**
+   * Accept MULTIPORT when offered and the transport has its control queues (default true); false
+   * uses port 0 only. Ports: max_nr_ports, at most as many as the transport has queues for.
+   */
   multiport?: boolean;
   /**
    * How long, in ms, stop() waits with no receive buffer coming back before it takes the host to be
@@ -121,14 +124,18 @@ export class ConsoleDriver extends StatefulDriver {
     }
     const receiveQuietMs = checkValue(int(1, 60_000), options.receiveQuietMs ?? CONSOLE_RECEIVE_QUIET_MS, 'receiveQuietMs');
     const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
-    if (options.multiport ?? true) optional.push(ConsoleFeature.MULTIPORT);
+    // MULTIPORT's control queues are queues 2 and 3 (§5.3.2): a transport without them cannot have it.
+    if ((options.multiport ?? true) && transport.numQueues >= 4) optional.push(ConsoleFeature.MULTIPORT);
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
     let driver: ConsoleDriver | undefined;
     try {
       const multiport = device.has(ConsoleFeature.MULTIPORT);
-      const maxPorts = multiport ? device.config.read32(ConsoleConfig.MAX_NR_PORTS) : 1;
+      const maxNrPorts = multiport ? device.config.read32(ConsoleConfig.MAX_NR_PORTS) : 1;
       // §5.3.2: 2 + 2·max_nr_ports queues; a device announcing more than a 16-bit queue index can reach is lying.
-      if (maxPorts < 1 || maxPorts > 0x7fff) throw new RequestError('E_DEVICE_BAD_REPLY', `${transport.address}: max_nr_ports is ${maxPorts}`, 'the device is misconfigured');
+      if (maxNrPorts < 1 || maxNrPorts > 0x7fff) throw new RequestError('E_DEVICE_BAD_REPLY', `${transport.address}: max_nr_ports is ${maxNrPorts}`, 'the device is misconfigured');
+      // No more ports than the transport has queues for (port p > 0: queues 2p + 2 and 2p + 3); a
+      // port the device announces beyond them is refused as beyond max_nr_ports.
+      const maxPorts = multiport ? Math.max(1, Math.min(maxNrPorts, Math.floor((transport.numQueues - 2) / 2))) : 1;
       const queues = new QueueSet(device);
       const sizeOf = (q: number): number => options.queueSize ?? Math.min(transport.queueMaxSize(q), 64);
       for (let p = 0; p < maxPorts; p++) {

@@ -38,7 +38,11 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   rxBuffers?: number;
   /** Largest frame without the header, 1 to 65535 bytes (default 1514: Ethernet without FCS). */
   mtu?: number;
-  /** Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). */
+  /**
+   * Queue pairs to use (default: all the device offers with MQ; 1 declines the control queue). Never
+   * more than the device and its transport have: without a control queue the transport has (vhost-user
+   * never has one) the driver runs one pair.
+   */
   queuePairs?: number;
   /** Accept MRG_RXBUF when offered (default true). */
   mergeable?: boolean;
@@ -143,14 +147,20 @@ export class NetDriver extends StatefulDriver {
     if (wanted !== undefined && (!Number.isInteger(wanted) || wanted < 1)) throw new UsageError('E_INVALID_ARGUMENT', `queuePairs must be a positive integer, got ${shown(wanted)}`);
     const optional: number[] = [NetFeature.MAC, NetFeature.STATUS];
     if (options.mergeable ?? true) optional.push(NetFeature.MRG_RXBUF);
-    if (wanted !== 1) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);
+    // The control queue follows the receive/transmit pairs (§5.1.2): a transport without a queue
+    // beyond the first pair (vhost-user: the control queue is never one of the back-end's rings)
+    // cannot have one, so neither CTRL_VQ nor MQ (which needs it) is accepted there.
+    if (wanted !== 1 && transport.numQueues > 2) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);
     const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
     let net: NetDriver | undefined;
     try {
       // §5.1.5: max_virtqueue_pairs with MQ; the control queue follows the last pair the device has.
+      // A control queue the transport does not have (a device announcing more pairs than its
+      // transport has queues) is not used: the device then runs one pair (§5.1.6.5.5), as without MQ.
       const maxPairs = device.has(NetFeature.MQ) ? Math.max(1, device.config.read16(NetConfig.MAX_VIRTQUEUE_PAIRS)) : 1;
-      const pairs = Math.min(maxPairs, wanted ?? maxPairs);
-      const ctrlIndex = device.has(NetFeature.CTRL_VQ) ? (device.has(NetFeature.MQ) ? 2 * maxPairs : 2) : undefined;
+      const ctrlAt = device.has(NetFeature.CTRL_VQ) ? (device.has(NetFeature.MQ) ? 2 * maxPairs : 2) : undefined;
+      const ctrlIndex = ctrlAt !== undefined && ctrlAt < transport.numQueues ? ctrlAt : undefined;
+      const pairs = ctrlIndex === undefined ? 1 : Math.min(maxPairs, wanted ?? maxPairs);
       const sizeOf = (q: number): number => options.queueSize ?? Math.min(transport.queueMaxSize(q), 256);
       const bufferSize = device.has(NetFeature.MRG_RXBUF) ? options.rxBufferSize ?? NET_HDR_LEN + maxFrame : NET_HDR_LEN + maxFrame;
       checkReceiveSetup(device.has(NetFeature.MRG_RXBUF), bufferSize, maxFrame, rxBuffers, Array.from({ length: pairs }, (_, p) => sizeOf(2 * p)));

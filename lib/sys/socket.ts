@@ -75,6 +75,7 @@ const c = lazily(() => {
     sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
     shutdown: lib.func('int shutdown(int fd, int how)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long request, int *out)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int optname, int *optval, uint32_t *optlen)'),
     close: lib.func('int close(int fd)'),
   };
 });
@@ -118,6 +119,20 @@ const SIOCOUTQ = 0x5411;
 export function unreadByPeer(fd: number): number {
   const out = new Int32Array(1);
   return (c().ioctl(fd, SIOCOUTQ, out) as number) < 0 ? -1 : out[0]!;
+}
+
+/** SO_PEERCRED (<asm-generic/socket.h>): the peer's struct ucred { pid_t pid; uid_t uid; gid_t gid; }. */
+const SO_PEERCRED = 17;
+
+/**
+ * The pid of the process at the other end (getsockopt SO_PEERCRED; for a connection still in a
+ * listener's backlog, the process that called listen(2)), or null if the socket cannot tell.
+ */
+export function peerPid(fd: number): number | null {
+  const cred = new Int32Array(3);
+  const len = new Uint32Array([12]);
+  if ((c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number) < 0) return null;
+  return cred[0]! > 0 ? cred[0]! : null;
 }
 
 /** shutdown(fd, SHUT_RDWR): the peer sees end-of-file at once, even while other copies of fd live. */

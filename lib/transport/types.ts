@@ -97,8 +97,15 @@ export interface VirtioTransport {
   /** Bytes of device configuration the device exposes. */
   readonly configLength: number;
   /**
+   * Why the device may expose less configuration than its type's layout, as a hint a person can
+   * act on (vhost-user: the back-end did not offer VHOST_USER_PROTOCOL_F_CONFIG); absent where
+   * the transport has nothing to say. DeviceConfig puts it on its E_CAP_MISSING.
+   */
+  readonly configMissingHint?: string;
+  /**
    * One raw little-endian access of `width` bytes at `offset` in the device configuration, without
-   * the generation retry (lib/virtio/config.ts adds it). Throws E_INVALID_ARGUMENT outside it.
+   * the generation retry (lib/virtio/config.ts adds it). Throws outside it (E_INVALID_ARGUMENT, or
+   * E_CAP_MISSING where the transport knows the device lacks it).
    */
   readConfig(offset: number, width: ConfigWidth): number;
   /** One raw store; absent where the transport cannot write device configuration (vhost-user). */

@@ -8,6 +8,7 @@
 // virtio-pci requires (§4.1.3.1) and every transport allows.
 
 import { DeviceError, UsageError } from '../errors.js';
+import { BlkConfigExt, ConsoleConfig, DeviceType, NetConfig } from '../spec/index.js';
 import type { ConfigWidth, VirtioTransport } from '../transport/types.js';
 import { shown } from '../util/shown.js';
 import { checkTransportOpen } from './device-core.js';
@@ -16,13 +17,24 @@ import { checkTransportOpen } from './device-core.js';
 const CONFIG_READ_ATTEMPTS = 64;
 
 /**
+ * Bytes of each device type's configuration layout the SDK knows (virtio 1.2 §5.1.4, §5.2.4,
+ * §5.3.4), by device type. An access inside it that the device does not expose is the device's
+ * lack (E_CAP_MISSING), not the caller's mistake.
+ */
+const LAYOUT_LENGTH: Readonly<Record<number, number>> = {
+  [DeviceType.NET]: NetConfig.LEN, [DeviceType.BLK]: BlkConfigExt.LEN, [DeviceType.CONSOLE]: ConsoleConfig.LEN,
+};
+
+/**
  * Device configuration of whichever transport the device is driven through now (after a reinit
  * onto another device, the target's). Offsets are bytes from the start of the device-specific
  * configuration (virtio 1.2 §5.x.4 layouts, e.g. BlkConfig, NetConfig). Values are little-endian
  * as the spec defines them.
  *
- * Errors: E_INVALID_ARGUMENT (an offset or length outside the configLength bytes the device
- * exposes), E_CONFIG_UNSTABLE (config_generation changed on each of CONFIG_READ_ATTEMPTS reads),
+ * Errors: E_INVALID_ARGUMENT (an offset or length that is not a whole number of bytes, or an
+ * access beyond the device type's configuration layout and the bytes the device exposes),
+ * E_CAP_MISSING (DeviceError: a field of the type's layout the device does not expose — e.g. a
+ * vhost-user back-end without VHOST_USER_PROTOCOL_F_CONFIG exposes none), E_CONFIG_UNSTABLE (config_generation changed on each of CONFIG_READ_ATTEMPTS reads),
  * E_UNSUPPORTED (a write where the transport has no configuration writes: vhost-user), and the
  * transport's own codes.
  */
@@ -102,7 +114,14 @@ export class DeviceConfig {
     const t = this.transport();
     // A closed transport reads as zeros and drops writes: say so rather than answer with them.
     checkTransportOpen(t, 'a device configuration access');
-    if (!Number.isInteger(offset) || !Number.isInteger(width) || offset < 0 || width < 1 || offset + width > t.configLength) {
+    const wellFormed = Number.isInteger(offset) && Number.isInteger(width) && offset >= 0 && width >= 1;
+    if (wellFormed && offset + width > t.configLength && offset + width <= (LAYOUT_LENGTH[t.deviceType] ?? 0)) {
+      // A field the device type defines, which this device does not expose: the device's lack.
+      throw new DeviceError('E_CAP_MISSING',
+        `${t.address}: the device exposes ${t.configLength} bytes of configuration; bytes ${offset}..${offset + width - 1} of its type's layout are not among them`,
+        t.configMissingHint ?? 'the device does not expose its type\'s configuration layout; `uvirtio info` shows what it offers');
+    }
+    if (!wellFormed || offset + width > t.configLength) {
       throw new UsageError('E_INVALID_ARGUMENT',
         `${t.address}: device configuration access at ${shown(offset)}+${shown(width)} is outside its ${t.configLength} bytes`,
         'offsets and lengths are whole numbers of bytes within the device type\'s configuration layout');

@@ -224,11 +224,16 @@ export class DeviceCore {
   addQueue(index: number, options: QueueOptions): QueueRecord {
     options = optionsObject(options, 'queue options');
     checkValue(int(0, 65_535), index, 'queue index', 'queues are numbered from 0 (virtio 1.2 §2.6)');
-    if (options.size !== undefined) checkValue(int(1, 32_768), options.size, 'queue size', 'leave it out for the device\'s maximum');
     this.expectPhase('features-ok', 'set up a queue');
     if (this.queues.has(index)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${index} is already set up`);
+    // A queue the transport does not have is told as such before any size is looked at: a size
+    // computed from its maximum (0) is no mistake of the caller's.
     const max = this.t.queueMaxSize(index);
-    if (max === 0) throw new DeviceError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${index} is not available (queue_size reads 0)`);
+    if (max === 0) {
+      throw new DeviceError('E_QUEUE_UNAVAILABLE', `${this.address}: queue ${index} is not available (the transport has ${this.t.numQueues} queue(s); queue_size reads 0)`,
+        'set up only queues below the transport\'s numQueues (`uvirtio info` lists the queues the device has); a device that announces more in its configuration is inconsistent');
+    }
+    if (options.size !== undefined) checkValue(int(1, 32_768), options.size, 'queue size', 'leave it out for the device\'s maximum');
     const size = options.size ?? max;
     if (size > max) throw new UsageError('E_INVALID_ARGUMENT', `${this.address}: queue ${index} size ${size} exceeds the device's maximum ${max}`);
     const rec: QueueRecord = {

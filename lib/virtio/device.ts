@@ -269,8 +269,9 @@ export class VirtioDevice {
 
   /**
    * Sets up queue `index` with its policy (after FEATURES_OK, before DRIVER_OK: virtio 1.2 §3.1.1
-   * step 7). Throws E_BAD_STATE (wrong phase, already set up), E_QUEUE_UNAVAILABLE (queue_size
-   * reads 0), E_INVALID_ARGUMENT (a size beyond the device's maximum).
+   * step 7). Throws E_BAD_STATE (wrong phase, already set up), E_QUEUE_UNAVAILABLE (DeviceError:
+   * a queue the transport does not have, queue_size reads 0 — checked before the size),
+   * E_INVALID_ARGUMENT (a size that is no size, or beyond the device's maximum).
    */
   setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Virtqueue<T> {
     return this.d.addQueue(index, options).vq as Virtqueue<T>;
@@ -428,6 +429,7 @@ export class VirtioDevice {
    * is paused; anything added to a ring meanwhile is simply picked up after reinit or resume).
    * Stopping a stopped device does nothing. Rejects E_STATE_UNSUPPORTED (a mechanism it lacks),
    * E_STOP_TIMEOUT / E_SUSPEND_TIMEOUT (the device is then failed, except for quiesce),
+   * E_DEVICE_BAD_STATE (the device stopped with state its rings rule out: failed, at once),
    * E_DEVICE_NEEDS_RESET, E_BAD_STATE, E_CLOSED; E_CALLBACK_THREW when `prepare` throws or rejects
    * with something other than a UvirtioError (one it rejects with is the stop's error as it is).
    *

@@ -26,6 +26,12 @@ export class VirtioPciTransport implements VirtioTransport {
   readonly deviceType: number;
   readonly numQueues: number;
   readonly configLength: number;
+  /** See VirtioTransport.configMissingHint. */
+  get configMissingHint(): string {
+    return this.configLength === 0
+      ? 'the device has no device-specific configuration structure (VIRTIO_PCI_CAP_DEVICE_CFG); it cannot be driven as its type defines'
+      : `the device's configuration structure (VIRTIO_PCI_CAP_DEVICE_CFG) ends at ${this.configLength} bytes: a field is there only when the device offers the feature that announces it (\`uvirtio info\` lists them), else the device is incomplete`;
+  }
   private readonly layout: VirtioPciLayout;
   private readonly c: RegisterWindow;
   private readonly cb: number;

@@ -19,9 +19,10 @@
 // ends the connection for good (it can no longer be trusted to be in step): every answer still
 // awaited is rejected with that error, and the owner hears of it through onFailure.
 
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { SysError } from '../../sys/errno.js';
-import { MessageBuffer, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
+import { MessageBuffer, peerPid, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
 import type { UvirtioError } from '../../errors.js';
 import * as err from './errors.js';
 import { Flag, HEADER_SIZE, MAX_PAYLOAD } from './protocol.js';
@@ -209,12 +210,23 @@ export class Channel {
   }
 
   /**
-   * Why the back-end did not answer `what` within `ms`. A back-end that never sent a byte and left
-   * our bytes unread (SIOCOUTQ) has not taken the connection up: it serves another front-end.
+   * Why the back-end did not answer `what` within `ms`. Its process stopped (SIGSTOP, a debugger:
+   * /proc/PID/stat state T or t, the pid from SO_PEERCRED) cannot answer anything: E_VHOST_TIMEOUT
+   * saying so. A running back-end that never sent a byte and left our bytes unread (SIOCOUTQ) has
+   * not taken the connection up: it serves another front-end (E_VHOST_BUSY).
    */
   private silence(what: string, ms: number): UvirtioError {
+    const pid = this.stoppedPeer();
+    if (pid !== null) return err.stalled(this.address, what, ms, pid);
     if (!this.heard && unreadByPeer(this.fd) > 0) return err.busy(this.address, what, ms);
     return err.timeout(this.address, what, ms);
+  }
+
+  /** The pid of the back-end's process when it is stopped (SIGSTOP, a debugger), else null. */
+  stoppedPeer(): number | null {
+    if (this.ended) return null;
+    const pid = peerPid(this.fd);
+    return pid !== null && processStopped(pid) ? pid : null;
   }
 
   /** An overall bound the owner set ran out (e.g. the whole handshake): fails the connection as a reply timeout would. */
@@ -268,5 +280,16 @@ export class Channel {
     shutdownBoth(this.fd);
     this.socket.destroy();
     this.out.free();
+  }
+}
+
+/** Whether process `pid` is stopped (proc(5): the state after the command name is T, or t while traced). */
+function processStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'T' || state === 't';
+  } catch {
+    return false;
   }
 }

@@ -30,7 +30,13 @@ export function lost(address: string, why: string): DeviceError {
 /** The back-end read what we sent but did not answer in time. */
 export function timeout(address: string, what: string, ms: number): TimeoutError {
   return new TimeoutError('E_VHOST_TIMEOUT', `${address}: no answer to ${what} within ${ms} ms`,
-    'the back-end is stuck or too busy; check it is alive, or raise the reply timeout (vhost-user:PATH?timeout=MS)');
+    'the back-end is stuck or too busy; check it is alive, or raise the bound (vhost-user:PATH?timeout=MS, or the caller\'s timeout: --timeout)');
+}
+
+/** The back-end's process is stopped (SIGSTOP, a debugger): nothing it owns can answer. */
+export function stalled(address: string, what: string, ms: number, pid: number): TimeoutError {
+  return new TimeoutError('E_VHOST_TIMEOUT', `${address}: no answer to ${what} within ${ms} ms: the back-end process (pid ${pid}) is stopped`,
+    `it was stopped (SIGSTOP, Ctrl-Z, or a debugger holds it): let it run again (kill -CONT ${pid}) and retry`);
 }
 
 /**

@@ -130,11 +130,12 @@ export class Link {
   }
 
   /**
-   * A reset: ends a session that set anything — its started `rings` drained and stopped first
-   * (bounded by timeoutMs) — and opens a fresh one. A failed reconnect does not reject; it is
+   * A reset: ends a session that set anything — its started `rings` drained and stopped first —
+   * and opens a fresh one, the whole bounded by timeoutMs (and the handshake by the reply timeout). A failed reconnect does not reject; it is
    * kept and surfaces where the back-end is needed next (the flush after FEATURES_OK).
    */
   async renew(rings: readonly (readonly [number, RingConf])[], packed: boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     this.forget();
     const old = this.session;
     if (old && (this.dirty || old.channel.failed)) {
@@ -143,7 +144,8 @@ export class Link {
     }
     if (!this.session && !this.closed) {
       try {
-        const s = await openSession(this.path, this.address, this.deviceType, this.replyTimeoutMs);
+        // The fresh session's connect and handshake get what the reset's bound left.
+        const s = await openSession(this.path, this.address, this.deviceType, this.replyTimeoutMs, Math.max(0, deadline - Date.now()));
         if (this.closed) s.channel.close();
         else this.adopt(s);
       } catch (e) {

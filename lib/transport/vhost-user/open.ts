@@ -6,7 +6,8 @@
 //   arena=MiB      DMA memory shared with the back-end (default 64)
 //   queuesize=N    the largest ring offered to the driver (default 1024)
 // With shareWith (a migration target), the new connection shares the source's memfd arena, so the
-// rings stay in the same memory.
+// rings stay in the same memory. The caller's bound on the open (openTransport's timeoutMs) bounds
+// the connect and the handshake when it is the smaller.
 
 import { DeviceType } from '../../spec/index.js';
 import { badAddress, choice, int, parseOptions } from '../../util/options.js';
@@ -24,7 +25,7 @@ const HINT = 'vhost-user:/path/to.sock[?type=blk|net&timeout=MS&drain=MS&arena=M
  * VhostUserTransport.open's errors otherwise.
  */
 export async function open(
-  a: { address: string; target: string; options: Readonly<Record<string, string>> }, shareWith?: { address: string; transport: unknown },
+  a: { address: string; target: string; options: Readonly<Record<string, string>>; timeoutMs?: number }, shareWith?: { address: string; transport: unknown },
 ): Promise<{ address: string; transport: VhostUserTransport }> {
   const o = parseOptions(a.options, OPTIONS, { address: a.address, hint: HINT });
   let arena: MemfdArena | undefined;
@@ -40,6 +41,7 @@ export async function open(
     ...(arena ? { arena } : {}),
     ...(o.arena !== undefined ? { arenaBytes: o.arena * 2 ** 20 } : {}),
     ...(o.timeout !== undefined ? { replyTimeoutMs: o.timeout } : {}),
+    ...(a.timeoutMs !== undefined ? { openTimeoutMs: a.timeoutMs } : {}),
     ...(o.drain !== undefined ? { drainTimeoutMs: o.drain } : {}),
     ...(o.queuesize !== undefined ? { queueMaxSize: o.queuesize } : {}),
   });

@@ -38,8 +38,11 @@ export function hasProtocol(info: BackendInfo, n: number): boolean {
   return ((info.protocolFeatures >> BigInt(n)) & 1n) === 1n;
 }
 
-/** Connects (bounded by timeoutMs) and hands the socket to a Channel; the failures become typed errors with hints. */
-export async function connectBackend(path: string, address: string, timeoutMs: number): Promise<Channel> {
+/**
+ * Connects (bounded by timeoutMs) and hands the socket to a Channel whose answers are each bounded
+ * by replyTimeoutMs (default timeoutMs); the failures become typed errors with hints.
+ */
+export async function connectBackend(path: string, address: string, timeoutMs: number, replyTimeoutMs = timeoutMs): Promise<Channel> {
   let fd: number;
   try {
     fd = await connectUnix(path, timeoutMs);
@@ -61,7 +64,7 @@ export async function connectBackend(path: string, address: string, timeoutMs: n
     throw e;
   }
   try {
-    return new Channel(fd, address, timeoutMs);
+    return new Channel(fd, address, replyTimeoutMs);
   } catch (e) {
     closeFd(fd);
     throw e;
@@ -101,12 +104,14 @@ export async function handshake(ch: Channel, deviceType: number): Promise<Backen
 }
 
 /**
- * connectBackend + handshake, bounded by timeoutMs as a whole (the connect, and every answer,
- * also by the channel's reply timeout): a back-end that dawdles through each step cannot add them up.
+ * connectBackend + handshake, bounded as a whole by the smaller of replyTimeoutMs and boundMs (a
+ * caller's bound on the operation that opens the session: an open, a reset); every answer of the
+ * session is bounded by replyTimeoutMs. A back-end that dawdles through each step cannot add them up.
  */
-export async function openSession(path: string, address: string, deviceType: number, timeoutMs: number): Promise<Session> {
+export async function openSession(path: string, address: string, deviceType: number, replyTimeoutMs: number, boundMs = replyTimeoutMs): Promise<Session> {
+  const timeoutMs = Math.max(0, Math.min(replyTimeoutMs, boundMs));
   const deadline = Date.now() + timeoutMs;
-  const channel = await connectBackend(path, address, timeoutMs);
+  const channel = await connectBackend(path, address, timeoutMs, replyTimeoutMs);
   let timer: NodeJS.Timeout | undefined;
   try {
     const expired = new Promise<never>((_, reject) => {

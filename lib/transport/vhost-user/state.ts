@@ -12,9 +12,13 @@
 // Their completions would be lost in a migration. So stopQueue (split) first lets the back-end
 // finish what the driver made available (the driver's queues are paused: settle()), then sends
 // GET_VRING_BASE, then checks (bounded) that used->idx reaches the answer; a back-end that keeps
-// fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them.
+// fetched requests unfinished fails the stop with E_STOP_TIMEOUT instead of losing them. The answer
+// is checked against the rings first: an index beyond what the driver made available (or behind
+// what the back-end completed) is E_DEVICE_BAD_STATE at once. The whole stop ends within the
+// caller's timeoutMs + STOP_REPLY_MARGIN_MS; a back-end silent past it (stalled, SIGSTOPped) ends
+// the session with E_STOP_TIMEOUT — the device fails, never left stopped behind the caller's back.
 
-import { DeviceError, TimeoutError, UsageError } from '../../errors.js';
+import { DeviceError, TimeoutError, UsageError, type UvirtioError } from '../../errors.js';
 import type { StateContext, StateFacility, VqState } from '../state.js';
 import type { Channel } from './channel.js';
 import * as err from './errors.js';
@@ -44,7 +48,7 @@ export interface StopObservation {
 /** What the mechanism needs from the transport that owns the rings. */
 export interface RingOwner {
   readonly address: string;
-  /** Bound on the settle before GET_VRING_BASE and on the drain after it. */
+  /** Bound (ms) on the settle before GET_VRING_BASE and on the drain after it, within the stop's own bound. */
   readonly drainTimeoutMs: number;
   ring(q: number): RingConf | undefined;
   running(q: number): boolean;
@@ -69,10 +73,18 @@ export class BackendFacility implements StateFacility {
 
   constructor(private readonly t: RingOwner) {}
 
-  /** GET_VRING_BASE on every queue the driver has, in queue order (each bounded by the drain timeout). */
-  async stop(ctx: StateContext): Promise<void> {
+  /**
+   * GET_VRING_BASE on every queue the driver has, in queue order, the whole stop bounded by
+   * timeoutMs (+ STOP_REPLY_MARGIN_MS for the last answer and drain): each ring's settle ends by
+   * the stop's deadline (and the drain= bound), its GET_VRING_BASE answer and its drain by the
+   * deadline plus the margin. Rejects E_STOP_TIMEOUT when the bound runs out (the session is then
+   * ended: the device fails and its requests settle with that error), E_DEVICE_BAD_STATE for an
+   * answer the rings rule out, and the channel's errors (E_VHOST_LOST, …).
+   */
+  async stop(ctx: StateContext, timeoutMs: number): Promise<void> {
     this.last.clear();
-    for (const q of ctx.queues) this.last.set(q, await this.stopQueue(q));
+    const bound: StopBound = { timeoutMs, deadline: Date.now() + timeoutMs };
+    for (const q of ctx.queues) this.last.set(q, await this.stopQueue(q, bound));
   }
 
   /** The state GET_VRING_BASE reported for queue q at the last stop. Throws E_STATE_NOT_STOPPED before one. */
@@ -95,8 +107,8 @@ export class BackendFacility implements StateFacility {
     }
   }
 
-  private async stopQueue(q: number): Promise<VqState> {
-    const { address, drainTimeoutMs: limit } = this.t;
+  private async stopQueue(q: number, bound: StopBound): Promise<VqState> {
+    const { address, drainTimeoutMs } = this.t;
     const conf = this.t.ring(q);
     if (!conf || !this.t.running(q)) throw new UsageError('E_BAD_STATE', `${address}: queue ${q} is not running`);
     const ring = this.t.packed() ? null : conf.ring ?? null;
@@ -104,11 +116,18 @@ export class BackendFacility implements StateFacility {
     const usedBefore = ring?.usedIdx() ?? -1;
     const ch = this.t.channel();
     const gone = (): boolean => ch.failed !== null;
+    /** What is left of the stop's bound (ms); `margin` adds STOP_REPLY_MARGIN_MS. */
+    const left = (margin = false): number => Math.max(0, bound.deadline + (margin ? STOP_REPLY_MARGIN_MS : 0) - Date.now());
     const settleStart = Date.now();
-    if (ring) await settle(ring, limit, gone);
+    if (ring) await settle(ring, Math.min(drainTimeoutMs, left()), gone);
     const settleMs = Date.now() - settleStart;
     if (ch.failed) throw ch.failed;
-    const answer = await ch.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]);
+    const answer = await withinStop(ch, ch.ask(Req.GET_VRING_BASE, Payload.state(q, 0), [8]), left(true), () => {
+      const pid = ch.stoppedPeer();
+      return new TimeoutError('E_STOP_TIMEOUT',
+        `${address}: ring ${q}: no answer to VHOST_USER_GET_VRING_BASE within the stop's ${bound.timeoutMs} ms (+ ${STOP_REPLY_MARGIN_MS} ms)${pid !== null ? `: the back-end process (pid ${pid}) is stopped` : ''}`,
+        `the back-end is stalled (${pid !== null ? `let it run again: kill -CONT ${pid}` : 'stuck on I/O, or too busy'}); the session was ended and the device failed: recover() (or reopen) it, and stop again — with a larger timeoutMs (--timeout) if the back-end is only slow`);
+    });
     const v = new DataView(answer.buffer, answer.byteOffset, 8);
     const index = v.getUint32(0, true);
     const num = v.getUint32(4, true);
@@ -120,17 +139,28 @@ export class BackendFacility implements StateFacility {
     } else {
       const avail = num & 0xffff;
       const usedAtReply = ring.usedIdx();
+      const published = ring.availIdx();
+      // The back-end's next available index lies between what it completed and what the driver
+      // published (virtio 1.2 §2.7.6, §2.7.8): anything else is state the rings rule out, and no
+      // wait can make it true.
+      if (((avail - usedAtReply) & 0xffff) > ((published - usedAtReply) & 0xffff)) {
+        throw ch.abort(new DeviceError('E_DEVICE_BAD_STATE',
+          `${address}: ring ${q}: GET_VRING_BASE answered available index ${avail}, but the driver made available up to ${published} and the back-end completed up to ${usedAtReply} (used->idx)`,
+          'the back-end reports ring state that cannot be true; its session was ended and the device failed — no snapshot can be taken from it: check the back-end, then recover() (or reopen)'));
+      }
       const t0 = Date.now();
-      if (!(await drained(ring, avail, limit, gone))) {
+      const drainMs = Math.min(drainTimeoutMs, left(true));
+      if (!(await drained(ring, avail, drainMs, gone))) {
         if (ch.failed) throw ch.failed;
         const used = ring.usedIdx();
+        const byStop = drainMs < drainTimeoutMs;
         // The ring is stopped with requests the back-end fetched and will not complete where we
         // can see it (libvhost-user drops completions once GET_VRING_BASE closed the call fd): the
         // session cannot go on, and those requests must not wait for ever. Ending it tells the
         // onLost listeners, which reject every pending request with this error.
         throw ch.abort(new TimeoutError('E_STOP_TIMEOUT',
-          `${address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete within ${limit} ms (used->idx ${used})`,
-          'the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer drain timeout (vhost-user:PATH?drain=MS)'));
+          `${address}: ring ${q} stopped at available index ${avail}, but ${(avail - used) & 0xffff} fetched request(s) did not complete ${byStop ? `within the stop's ${bound.timeoutMs} ms (+ ${STOP_REPLY_MARGIN_MS} ms)` : `within ${drainTimeoutMs} ms`} (used->idx ${used})`,
+          `the back-end is stuck on I/O; its requests would be lost in a migration — retry later or with a longer ${byStop ? 'stop timeout (timeoutMs, --timeout)' : 'drain timeout (vhost-user:PATH?drain=MS)'}`));
       }
       state = { avail, used: ring.usedIdx() };
       this.stops.push({
@@ -140,5 +170,34 @@ export class BackendFacility implements StateFacility {
     }
     this.last.set(q, state);
     return state;
+  }
+}
+
+/** A stop's bound: its timeoutMs and the deadline (ms since the epoch) it sets. */
+interface StopBound {
+  timeoutMs: number;
+  deadline: number;
+}
+
+/**
+ * How far past the stop's timeoutMs a GET_VRING_BASE answer, and the drain after it, may come
+ * (ms): a settle that took the whole bound still leaves a responsive back-end time to answer.
+ * A stop ends within timeoutMs + this.
+ */
+export const STOP_REPLY_MARGIN_MS = 500;
+
+/**
+ * `answer`, or — when it has not come within `ms` — the session ended with `expired()` (the
+ * channel fails with it, so `answer` and every other wait reject with it). A back-end that never
+ * answers cannot be left mid-stop: nobody knows whether its ring stopped.
+ */
+async function withinStop<T>(ch: Channel, answer: Promise<T>, ms: number, expired: () => UvirtioError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([answer, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(ch.abort(expired())), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
   }
 }

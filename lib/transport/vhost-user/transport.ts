@@ -25,7 +25,7 @@ import * as libc from '../../sys/libc.js';
 import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
 import { Link } from './link.js';
-import { F_PROTOCOL_FEATURES, Payload, Req, deviceFeatureBits } from './protocol.js';
+import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req, deviceFeatureBits } from './protocol.js';
 import { BackendFacility, type StopObservation } from './state.js';
 import { initialBase, startMessages, type RingConf } from './rings.js';
 import { openSession, type Session } from './session.js';
@@ -46,6 +46,8 @@ export interface VhostUserOptions {
   arenaBytes?: number;
   /** Bound on the connect and on each reply from the back-end (default 5000 ms). */
   replyTimeoutMs?: number;
+  /** The caller's bound on this open (connect and handshake), in ms; the smaller of it and replyTimeoutMs applies (default: replyTimeoutMs). */
+  openTimeoutMs?: number;
   /** Bound on the wait for a stopped ring's fetched requests to complete (default 5000 ms). */
   drainTimeoutMs?: number;
   /** The ring size offered as queueMaxSize (default 1024, libvhost-user's VIRTQUEUE_MAX_SIZE). */
@@ -119,12 +121,14 @@ export class VhostUserTransport implements VirtioTransport {
   }
 
   /**
-   * Connects and learns what the back-end offers, bounded by the reply timeout. Rejects with
-   * E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY (it serves another front-end),
-   * E_VHOST_TIMEOUT, E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
+   * Connects and learns what the back-end offers, bounded by the reply timeout (and by
+   * openTimeoutMs when smaller). Rejects with E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY
+   * (it serves another front-end), E_VHOST_TIMEOUT (no answer in time; its message says when the
+   * back-end's process is stopped), E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
    */
   static async open(address: string, path: string, options: VhostUserOptions = {}): Promise<VhostUserTransport> {
-    const session = await openSession(path, address, options.deviceType ?? 2, options.replyTimeoutMs ?? 5000);
+    const replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+    const session = await openSession(path, address, options.deviceType ?? 2, replyTimeoutMs, options.openTimeoutMs ?? replyTimeoutMs);
     try {
       return new VhostUserTransport(address, path, options, session);
     } catch (e) {
@@ -326,12 +330,20 @@ export class VhostUserTransport implements VirtioTransport {
 
   // ---- device configuration: GET_CONFIG at each handshake (changes would come on SLAVE_REQ, not negotiated) ----
 
+  /** Why the configuration is shorter than the device type's layout: without VHOST_USER_PROTOCOL_F_CONFIG there is none. */
+  get configMissingHint(): string {
+    const offered = ((this.link.info.offeredProtocolFeatures >> BigInt(ProtocolFeature.CONFIG)) & 1n) === 1n;
+    return offered
+      ? 'the back-end answered VHOST_USER_GET_CONFIG with fewer bytes than the device type defines; check the device type (vhost-user:PATH?type=blk|net)'
+      : 'the back-end does not offer VHOST_USER_PROTOCOL_F_CONFIG, so it gives the front-end no device configuration; use a back-end that offers it (qemu-storage-daemon\'s vhost-user-blk export does)';
+  }
+
   /** One raw read of the configuration GET_CONFIG returned. Throws E_CAP_MISSING beyond it (no VHOST_USER_PROTOCOL_F_CONFIG). */
   readConfig(offset: number, width: ConfigWidth): number {
     const config = this.link.info.config;
     if (offset < 0 || offset + width > config.length) {
       throw new DeviceError('E_CAP_MISSING', `${this.address}: device configuration bytes ${offset}..${offset + width - 1} are not available (the back-end gave ${config.length})`,
-        'the back-end must offer VHOST_USER_PROTOCOL_F_CONFIG');
+        this.configMissingHint);
     }
     const v = new DataView(config.buffer, config.byteOffset + offset, width);
     return width === 1 ? v.getUint8(0) : width === 2 ? v.getUint16(0, true) : v.getUint32(0, true);

@@ -88,7 +88,8 @@ export class VdpaSuspendFacility implements StateFacility {
   /**
    * SUSPEND, then each queue's GET_VRING_BASE; for a split ring, waits (bounded by timeoutMs) until
    * used->idx reaches the reported index. Rejects E_STATE_UNSUPPORTED (no SUSPEND), E_STOP_TIMEOUT
-   * (fetched requests did not complete), or the failure ctx reports.
+   * (fetched requests did not complete), E_DEVICE_BAD_STATE (an index beyond what the driver made
+   * available, or behind what the device completed: at once), or the failure ctx reports.
    */
   async stop(ctx: StateContext, timeoutMs: number): Promise<void> {
     const t = this.t;
@@ -107,6 +108,15 @@ export class VdpaSuspendFacility implements StateFacility {
       }
       const ring = t.ring(q);
       const usedIdx = (): number => ring ? ring.usedIdx() : ctx.ringDerived(q).used;
+      // The device's next available index lies between what it completed and what the driver
+      // published (virtio 1.2 §2.7.6, §2.7.8): anything else no wait can make true.
+      const published = ring ? ring.availIdx() : ctx.ringDerived(q).avail;
+      const used = usedIdx();
+      if (((base.avail - used) & 0xffff) > ((published - used) & 0xffff)) {
+        throw new DeviceError('E_DEVICE_BAD_STATE',
+          `${t.address}: queue ${q}: VHOST_GET_VRING_BASE answered available index ${base.avail}, but the driver made available up to ${published} and the device completed up to ${used} (used->idx)`,
+          'the device reports ring state that cannot be true; the device was failed — no snapshot can be taken from it: recover() (or reopen) it');
+      }
       for (let spins = 0; ((base.avail - usedIdx()) & 0xffff) !== 0; spins++) {
         const failed = ctx.failure();
         if (failed) throw failed;

@@ -26,7 +26,11 @@ import { loadExtraState, saveExtraState } from './device-state.js';
 export interface StopOptions {
   /** 'auto' (default) picks the best the device offers: ring-state, backend, suspend, then quiesce. */
   mechanism?: Mechanism | 'auto';
-  /** Bound on the wait for STOP / SUSPEND to show, or for in-flight requests to drain, in ms (default 5000). */
+  /**
+   * Bound on the whole stop, in ms (default 5000): the driver's preparation, then the wait for STOP /
+   * SUSPEND to show or for in-flight requests to drain. The vhost-user 'backend' mechanism ends
+   * within it plus STOP_REPLY_MARGIN_MS (500 ms) for the last GET_VRING_BASE answer and drain.
+   */
   timeoutMs?: number;
 }
 
@@ -180,10 +184,11 @@ export class Migration {
       await facility.stop(this.context(), timeoutMs);
     } catch (e) {
       d.ensureOpen();
-      // STOP (one-way) or SUSPEND was asked for and never showed: the device may be stopping for
-      // ever and complete nothing more. It is failed (reset, its requests rejected; recover()).
+      // STOP (one-way) or SUSPEND was asked for and never showed, or the device stopped with state
+      // its rings rule out: it may be stopping for ever and complete nothing more. It is failed
+      // (reset, its requests rejected; recover()).
       const code = (e as UvirtioError).code;
-      if ((code === 'E_STOP_TIMEOUT' || code === 'E_SUSPEND_TIMEOUT') && facility.mechanism !== 'quiesce') d.markFailed(e as UvirtioError);
+      if ((code === 'E_STOP_TIMEOUT' || code === 'E_SUSPEND_TIMEOUT' || code === 'E_DEVICE_BAD_STATE') && facility.mechanism !== 'quiesce') d.markFailed(e as UvirtioError);
       throw e;
     }
     d.ensureOpen();
