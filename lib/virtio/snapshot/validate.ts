@@ -38,7 +38,7 @@ export function withoutBom(text: string): string {
  * @param text the file's contents (a leading byte order mark is ignored).
  * @param where names the input in messages (a path, or "input").
  * @throws SnapshotError E_SNAPSHOT_TRUNCATED (text cut short), E_SNAPSHOT_NOT_JSON,
- *   E_SNAPSHOT_SCHEMA (nested more than {@link MAX_JSON_DEPTH} levels, found before parsing; a key
+ *   E_SNAPSHOT_SCHEMA (nested more than 32 levels, found before parsing; a key
  *   twice in one object), and every code {@link validateSnapshot} throws.
  */
 export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
