@@ -2,12 +2,13 @@
 // name lock, and per device, a lock (one agent per device, one agent per session name).
 //   $UVIRTIO_RUNTIME_DIR, else $XDG_RUNTIME_DIR/uvirtio, else /run/uvirtio (root), else /tmp/uvirtio-UID
 //
-// A lock is a file created with O_EXCL naming its agent: { pid, start, session } — `start` is the
-// process's start time (/proc/PID/stat field 22), so a lock whose pid was reused by another process
-// is known to be stale. A lock whose agent is gone is stale and taken over.
+// A lock is flock(2) on a file that names its agent: { pid, start, session, flock } — `start` is the
+// process's start time (/proc/PID/stat field 22). The kernel drops a flock when its holder dies,
+// so a killed agent's lock is free and is taken without removing anything (takeLock).
 
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { tryLockExclusive } from '../../lib/sys/libc.js';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors.js';
 
@@ -130,6 +131,8 @@ export interface LockHolder {
   /** The agent's start time ({@link processStart}); absent in a lock written by an older uvirtio. */
   start?: string | null;
   session: string;
+  /** Whether the holder keeps the lock with flock(2) (this uvirtio): then a lock nobody flocks is free. */
+  flock?: boolean;
 }
 
 function readHolder(path: string): LockHolder | undefined {
@@ -160,20 +163,57 @@ export function holderAlive(h: LockHolder): boolean {
   }
 }
 
-/** Creates `path` (O_EXCL) for this process; a lock whose agent is gone is taken over. The live holder otherwise. */
+/** The lock files this process holds: path → the descriptor whose flock(2) is the lock. */
+const held = new Map<string, number>();
+
+/** A lock path that cannot be a lock file (a directory, a symlink, a FIFO…): the user's to remove. */
+function notALockFile(path: string, what: string, cause?: unknown): UsageError {
+  return new UsageError('E_INVALID_ARGUMENT', `the session lock ${path} ${what}`,
+    'remove it (uvirtio keeps only its own lock files in the session runtime directory), or set UVIRTIO_RUNTIME_DIR to another directory', cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Takes the lock at `path` for this process, or returns its live holder. The lock is flock(2) on
+ * the file, which the kernel drops when its holder dies, so a killed agent leaves no lock to judge
+ * and nothing is ever removed to take one over (removing a stale lock raced: a second taker removed
+ * the first one's fresh lock). The file says who holds it ({@link LockHolder}). A holder that
+ * unlinked the path (its release) while this process opened it leaves an inode nobody finds: the
+ * path is opened again. A lock written without flock (an older uvirtio) counts while its agent runs.
+ */
 function takeLock(path: string, session: string): LockHolder | null {
-  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid), session } satisfies LockHolder);
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let fd: number;
     try {
-      writeFileSync(path, mine, { flag: 'wx', mode: 0o600 });
-      return null;
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR') throw notALockFile(path, 'is a directory', e);
+      if (code === 'ELOOP') throw notALockFile(path, 'is a symbolic link', e);
+      throw e;
     }
-    const holder = readHolder(path);
-    if (holder && holderAlive(holder)) return holder;
-    if (!holder && attempt === 0) continue; // being written right now: look again
-    rmSync(path, { force: true });
+    let kept = false;
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw notALockFile(path, 'is not a regular file');
+      if (!tryLockExclusive(fd, path)) return readHolder(path) ?? { pid: 0, session: '?' };
+      let now: Stats | undefined;
+      try {
+        now = lstatSync(path);
+      } catch {
+        now = undefined;
+      }
+      if (!now || now.ino !== st.ino || now.dev !== st.dev) continue; // released (unlinked) under us: open the path again
+      const before = readHolder(path);
+      if (before && !before.flock && before.pid !== process.pid && holderAlive(before)) return before;
+      const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid), session, flock: true } satisfies LockHolder);
+      ftruncateSync(fd, 0);
+      writeSync(fd, mine, 0);
+      held.set(path, fd);
+      kept = true;
+      return null;
+    } finally {
+      if (!kept) closeSync(fd);
+    }
   }
   return readHolder(path) ?? { pid: 0, session: '?' };
 }
@@ -199,10 +239,34 @@ export function lockDevice(dir: string, device: string, session: string): void {
   }
 }
 
+/**
+ * Removes the lock at `path` if `pid` holds it. This process's own lock: the path is unlinked while
+ * the flock is still held, then the descriptor closed. Another process's (an agent that failed to
+ * start, dead or ending): only once its flock is gone — taken here for the removal — and the file
+ * still names `pid`; a live holder's lock is never touched.
+ */
 function unlockIfMine(path: string, pid: number): boolean {
+  const own = pid === process.pid ? held.get(path) : undefined;
+  if (own !== undefined) {
+    held.delete(path);
+    rmSync(path, { force: true });
+    closeSync(own);
+    return true;
+  }
   if (readHolder(path)?.pid !== pid) return false; // no lock, or not one of ours to judge
-  rmSync(path, { force: true });
-  return true;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    if (!tryLockExclusive(fd, path) || readHolder(path)?.pid !== pid) return false;
+    rmSync(path, { force: true });
+    return true;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Removes the device's lock if `pid` holds it (never another agent's lock). */

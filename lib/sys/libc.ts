@@ -32,6 +32,7 @@ const c = lazily(() => {
     sysconf: lib.func('long sysconf(int name)'),
     memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
     ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
+    flock: lib.func('int flock(int fd, int operation)'),
   };
 });
 
@@ -122,6 +123,24 @@ export function memfdCreate(name: string): number {
 
 export function ftruncate(fd: number, length: number): void {
   check(c().ftruncate(fd, BigInt(length)) as number, 'ftruncate', `${fd}, ${length}`);
+}
+
+/** flock(2) operations (include/uapi/asm-generic/fcntl.h: LOCK_EX 2, LOCK_NB 4). */
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/**
+ * Takes an exclusive advisory lock on the open file behind `fd` without waiting (flock(2)
+ * LOCK_EX|LOCK_NB): true when taken, false when another open file description holds it
+ * (EWOULDBLOCK). The kernel drops it when the last descriptor of that description closes — also
+ * when the process dies, so a lock is never left behind by a killed holder. Throws SysError otherwise.
+ */
+export function tryLockExclusive(fd: number, what: string): boolean {
+  const ret = c().flock(fd, LOCK_EX | LOCK_NB) as number;
+  if (ret === 0) return true;
+  const errno = lastErrno();
+  if (errno === Errno.EAGAIN) return false;
+  throw new SysError('flock', errno, what);
 }
 
 /** A non-blocking, close-on-exec eventfd (eventfd(2)). */
