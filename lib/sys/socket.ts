@@ -7,6 +7,8 @@
 // struct msghdr points at other memory (the iovec, the control buffer), so messages are built in
 // native memory from koffi.alloc whose addresses are known, never in JavaScript buffers.
 
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { check, Errno, lastErrno, SysError } from './errno.js';
 import { koffi, lazily, libcLibrary } from './koffi.js';
 import { defineLayout, Struct } from './layout.js';
@@ -208,5 +210,71 @@ export class MessageBuffer {
   /** Frees the native memory; the buffer is unusable afterwards. */
   free(): void {
     koffi().free(this.ptr);
+  }
+}
+
+/** __SO_ACCEPTCON in /proc/net/unix's Flags column: the socket is listening. */
+const SO_ACCEPTCON = 0x10000;
+
+/**
+ * The pids of the processes that hold the listening UNIX socket bound at `path`: its socket inode
+ * from /proc/net/unix (proc(5)), then each process's descriptors that link to "socket:[inode]".
+ * For a diagnosis when a connect(2) got nowhere (a listener whose backlog stays full has no peer to
+ * ask with SO_PEERCRED); it reads every process's descriptor table, so it is not for a hot path.
+ * Empty where /proc does not tell (no /proc, another user's processes, an abstract socket).
+ */
+export function listenerPids(path: string): number[] {
+  const wanted = resolve(path);
+  const inodes = new Set<string>();
+  try {
+    for (const line of readFileSync('/proc/net/unix', 'latin1').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 8 || (parseInt(f[3]!, 16) & SO_ACCEPTCON) === 0) continue;
+      const bound = f.slice(7).join(' ');
+      if (bound === path || resolve(bound) === wanted) inodes.add(f[6]!);
+    }
+  } catch {
+    return [];
+  }
+  if (inodes.size === 0) return [];
+  const pids: number[] = [];
+  let procs: string[];
+  try {
+    procs = readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d));
+  } catch {
+    return [];
+  }
+  for (const pid of procs) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[([0-9]+)\]$/.exec(link);
+      if (m && inodes.has(m[1]!)) {
+        pids.push(Number(pid));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+/** Whether process `pid` is stopped (proc(5): the state after the command name is T, or t while traced). */
+export function processStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'T' || state === 't';
+  } catch {
+    return false;
   }
 }

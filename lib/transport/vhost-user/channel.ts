@@ -19,10 +19,9 @@
 // ends the connection for good (it can no longer be trusted to be in step): every answer still
 // awaited is rejected with that error, and the owner hears of it through onFailure.
 
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { SysError } from '../../sys/errno.js';
-import { MessageBuffer, peerPid, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
+import { MessageBuffer, peerPid, processStopped, shutdownBoth, unreadByPeer } from '../../sys/socket.js';
 import type { UvirtioError } from '../../errors.js';
 import * as err from './errors.js';
 import { Flag, HEADER_SIZE, MAX_PAYLOAD } from './protocol.js';
@@ -280,16 +279,5 @@ export class Channel {
     shutdownBoth(this.fd);
     this.socket.destroy();
     this.out.free();
-  }
-}
-
-/** Whether process `pid` is stopped (proc(5): the state after the command name is T, or t while traced). */
-function processStopped(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'T' || state === 't';
-  } catch {
-    return false;
   }
 }

@@ -10,7 +10,7 @@
 import { lstatSync } from 'node:fs';
 import { Errno, SysError } from '../../sys/errno.js';
 import { close as closeFd } from '../../sys/libc.js';
-import { connectUnix } from '../../sys/socket.js';
+import { connectUnix, listenerPids, processStopped } from '../../sys/socket.js';
 import { Channel } from './channel.js';
 import * as err from './errors.js';
 import { F_PROTOCOL_FEATURES, Payload, ProtocolFeature, Req, WANTED_PROTOCOL_FEATURES } from './protocol.js';
@@ -57,7 +57,11 @@ export async function connectBackend(path: string, address: string, timeoutMs: n
     if (e.errno === Errno.ENOENT || (e.errno === Errno.ECONNREFUSED && isSocket !== false)) throw err.unreachable(address, path, e.errnoName, e);
     // A listener whose backlog stays full: qemu-storage-daemon listens with a backlog of 1 and
     // stops accepting while it serves a front-end, so a second waiting connection fills it.
-    if (e.errno === Errno.EAGAIN) throw err.busy(address, 'a connection', timeoutMs, true);
+    // A stopped listener (SIGSTOP) fills it too: the front-ends that gave up on it stay queued.
+    if (e.errno === Errno.EAGAIN) {
+      const stopped = listenerPids(path).find(processStopped);
+      throw stopped !== undefined ? err.stalled(address, 'a connection', timeoutMs, stopped) : err.busy(address, 'a connection', timeoutMs, true);
+    }
     if (isSocket === false || e.errno === Errno.ENOTSOCK || e.errno === Errno.EPROTOTYPE) {
       throw err.notSocket(address, path, isSocket === false ? 'not a socket' : e.errnoName, e);
     }
