@@ -69,9 +69,12 @@ class Agent {
   /** The device step running now, if any: the device is not closed under it. */
   private running: Promise<unknown> | null = null;
   private closing = false;
+  /** The devices whose locks this agent holds: the attached one, and targets of reinit --to. */
+  private locked: string[];
 
   constructor(private readonly args: AgentArgs, private readonly dir: string, source: OpenedDevice, private readonly work: Workload) {
     this.devices = [source];
+    this.locked = [args.device];
   }
 
   /** Whatever sits at the socket path is stale: this agent holds the session name's lock. */
@@ -207,8 +210,20 @@ class Agent {
       const address = formatAddress(parseAddress(to));
       target = this.devices.find((d) => d.address === address);
       if (!target) {
-        target = await boundedAcquire(openTransport(to, { shareWith: this.devices[0]!, timeoutMs }), { what: `opening ${to}`, ms: timeoutMs + BOUNDS.MARGIN_MS },
-          (late) => late.transport.close());
+        // The target is this session's device from now on: its lock first (another session's
+        // device is refused E_SESSION_EXISTS before anything is opened), released with the session
+        // or when the target is closed again.
+        if (!this.locked.includes(to)) {
+          lockDevice(this.dir, to, this.args.name);
+          this.locked.push(to);
+        }
+        try {
+          target = await boundedAcquire(openTransport(to, { shareWith: this.devices[0]!, timeoutMs }), { what: `opening ${to}`, ms: timeoutMs + BOUNDS.MARGIN_MS },
+            (late) => late.transport.close());
+        } catch (e) {
+          this.unlock(to);
+          throw e;
+        }
         opened = true;
       }
     }
@@ -225,8 +240,19 @@ class Agent {
   }
 
   private keepOrClose(target: OpenedDevice): void {
-    if (this.work.driving().address === target.address) this.devices.push(target);
-    else target.transport.close();
+    if (this.work.driving().address === target.address) {
+      this.devices.push(target);
+      return;
+    }
+    target.transport.close();
+    this.unlock(this.locked.find((a) => a !== this.args.device && formatAddress(parseAddress(a)) === target.address));
+  }
+
+  /** Releases the lock of a device this session took with reinit --to (never the attached one's before the end). */
+  private unlock(device: string | undefined): void {
+    if (device === undefined || device === this.args.device) return;
+    unlockDevice(this.dir, device, process.pid);
+    this.locked = this.locked.filter((a) => a !== device);
   }
 
   /**
@@ -275,7 +301,7 @@ class Agent {
     this.traffic?.stop();
     this.server?.close();
     releaseName(this.dir, this.args.name, process.pid);
-    unlockDevice(this.dir, this.args.device, process.pid);
+    for (const device of this.locked) unlockDevice(this.dir, device, process.pid);
     const closed = await closeWhenSettled(this.running, async () => {
       await this.work.close().catch(() => undefined);
       for (const d of this.devices) d.transport.close();

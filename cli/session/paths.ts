@@ -11,6 +11,7 @@ import { chmodSync, closeSync, constants, fstatSync, ftruncateSync, lstatSync, m
 import { tryLockExclusive } from '../../lib/sys/libc.js';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors.js';
+import { formatAddress, parseAddress } from '../../lib/address.js';
 
 /** Where the runtime directory came from, for the error that names it. */
 function runtimeSource(): { dir: string; from: string } {
@@ -94,6 +95,12 @@ export function checkSocketPath(dir: string, name: string): string {
  * different addresses never share a lock, however long (device-sim-blk-mode-hold-1a2b3c4d5e6f7a8b.lock).
  */
 export function lockPath(dir: string, device: string): string {
+  // One spelling per device: the address as uvirtio writes it (an unparsable one as given).
+  try {
+    device = formatAddress(parseAddress(device));
+  } catch {
+    // as given
+  }
   const hash = createHash('sha256').update(device).digest('hex').slice(0, 16);
   return join(dir, `device-${nameFor(device).slice(0, 40)}-${hash}.lock`);
 }
