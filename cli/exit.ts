@@ -3,7 +3,7 @@
 
 import { CommanderError, type Command } from 'commander';
 import { UsageError, isUvirtioError, type ErrorCode } from '../lib/errors.js';
-import { InterruptedError, SIGNAL_STATUS, interruption, signalStatus, throwIfInterrupted } from './signals.js';
+import { InterruptedError, SIGNAL_STATUS, interruption, onInterrupt, signalStatus, throwIfInterrupted } from './signals.js';
 import { thrownMessage } from '../lib/util/shown.js';
 
 export const EXIT = { OK: 0, VERDICT: 1, USAGE: 2, DEVICE: 3, SIGINT: SIGNAL_STATUS.SIGINT, SIGTERM: SIGNAL_STATUS.SIGTERM } as const;
@@ -56,7 +56,7 @@ let exiting = false;
 /**
  * Ends the process with `code` — or with 130/143 if a signal came meanwhile (the output may then
  * be incomplete). Output still queued for stdout or stderr is written first, for at most
- * OUTPUT_DRAIN_MS (a reader that went away ends the wait at once); until then this returns, the
+ * OUTPUT_DRAIN_MS (a reader that went away, or a SIGINT/SIGTERM, ends the wait at once); until then this returns, the
  * process ending from a later turn of the loop, so a caller does nothing after it. A second
  * call while the first waits does nothing.
  */
@@ -69,6 +69,7 @@ export function finish(code: number): void {
   const exit = (): never => process.exit(signalStatus() ?? code);
   // Not unref()'d: the bound must hold whatever else is on the loop.
   const bound = setTimeout(exit, OUTPUT_DRAIN_MS);
+  onInterrupt(exit); // SIGINT/SIGTERM while the output waits: the command is over, exit 130/143 at once
   let left = queued.length;
   for (const stream of queued) {
     stream.on('error', () => undefined); // EPIPE: the reader went away; its write callback ends the wait
