@@ -6,20 +6,15 @@
 // (vhost-user:/var/lib/…/exports/scratch-disk-01.sock and …-02.sock). Shown here with two
 // reference devices that differ only past the 64th character.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { uvInRuntime } from '../support/cli.js';
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-lockname-rt-');
 const work = tempDir('uvirtio-lockname-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, cwd: work, env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime, work);
 
 const common = 'sim:blk?mode=hold&latency=1&blksize=4096&segmax=8&sizemax=65536&layout=split';
 const first = `${common}&queues=1`;

@@ -8,22 +8,18 @@
 // truncated socket file behind. An attach must refuse a name whose socket path does not fit
 // (exit 2, nothing left), or the session must work.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { uvInRuntime } from '../support/cli.js';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const base = tempDir('uvirtio-longrt-');
 const runtime = join(base, 'r'.repeat(Math.max(1, 64 - base.length - 1)));
 mkdirSync(runtime, { recursive: true });
 const NAME = 's'.repeat(60);
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime);
 
 let agent: number | undefined;
 t.teardown(() => {

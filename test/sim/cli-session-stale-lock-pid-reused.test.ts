@@ -7,20 +7,16 @@
 // by a lock naming a live process that is not an agent, as a reused pid would.)
 // Fixer: the lock's path comes from lockPath (locks are now named prefix + hash of the address).
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { uvInRuntime } from '../support/cli.js';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 import { lockPath, processStart } from '../../cli/session/paths.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-stalelock-rt-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime);
 
 // The lock is where uvirtio keeps the device's lock (its file name is uvirtio's own: lockPath);
 // it records its agent's start time (a reused pid's process started later), or — written by an

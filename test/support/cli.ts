@@ -71,3 +71,15 @@ export function summary(ms: number[]): { n: number; min: number; median: number;
   const r = (x: number): number => Math.round(x);
   return { n: s.length, min: r(s[0] ?? 0), median: r(s[Math.floor((s.length - 1) / 2)] ?? 0), max: r(s.at(-1) ?? 0) };
 }
+
+/**
+ * A runner of `uvirtio ARGS` to its end, with UVIRTIO_RUNTIME_DIR set to `runtime` (a session test's
+ * private directory), in `cwd` (default: this process's). `status` is the exit code, null when a
+ * signal or the `timeoutMs` bound (SIGKILL) ended it.
+ */
+export function uvInRuntime(runtime: string, cwd?: string, timeoutMs = 30_000): (...args: string[]) => { status: number | null; stdout: string; stderr: string } {
+  return (...args) => {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', ...(cwd === undefined ? {} : { cwd }), env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+}

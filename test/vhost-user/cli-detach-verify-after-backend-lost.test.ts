@@ -7,19 +7,14 @@
 // README: exit 1 the verdict failed, 3 device or platform error; detach --verify is refused with
 // E_BAD_STATE only "while the device is stopped".
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { uvInRuntime } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { Daemon, makeImage } from './daemon.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-vu-lostverify-rt-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime);
 
 t.test('detach --verify after the back-end died mid-traffic: a verdict (exit 1) or a device error (exit 3), not "bad usage"', async (t) => {
   const img = makeImage(16);

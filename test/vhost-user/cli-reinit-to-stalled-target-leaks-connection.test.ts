@@ -6,20 +6,15 @@
 // another front-end" with a longer --timeout) — the other front-end is the session itself — until
 // the session is detached. A refused reinit must leave nothing open on its target.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { uvInRuntime } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { Daemon, makeImage } from './daemon.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-vu-stalledto-rt-');
 const work = tempDir('uvirtio-vu-stalledto-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', cwd: work, env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime, work);
 
 t.test('a reinit --to a stalled back-end that timed out leaves the back-end free once it runs again', async (t) => {
   const img = makeImage(16);

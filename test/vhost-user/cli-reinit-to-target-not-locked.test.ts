@@ -8,20 +8,15 @@
 // back-end's own one-front-end rule stops either). Expected: the session takes B's lock when it opens B (a reinit --to that
 // finds it held is refused E_SESSION_EXISTS before opening), and releases it with the session.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { uvInRuntime } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { Daemon, makeImage } from './daemon.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-vu-tolock-rt-');
 const work = tempDir('uvirtio-vu-tolock-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', cwd: work, env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime, work);
 
 t.test('a device a session moved to with reinit --to is locked like an attached one', async (t) => {
   const imgA = makeImage(16);

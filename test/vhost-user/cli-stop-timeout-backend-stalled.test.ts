@@ -7,19 +7,14 @@
 // command said the stop failed. README: --timeout is "the bound on each wait for the device — a
 // stop"; a stop that failed leaves the device failed/reset, never stopped behind the caller's back.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { uvInRuntime } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { Daemon, makeImage } from './daemon.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-vu-stopbound-rt-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime);
 
 t.test('stop --timeout 1000 with the back-end stalled: ends within the bound (+2 s), and a failed stop does not leave the session stopped', async (t) => {
   const img = makeImage(16);

@@ -7,19 +7,14 @@
 // front-end that does not exist, though the process is as stopped as before. Expected: the same
 // E_VHOST_TIMEOUT naming the stopped pid (and kill -CONT) whichever step the open waited at.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { uvInRuntime } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { Daemon, makeImage } from './daemon.js';
 
 t.setTimeout(60_000);
-const bin = join(process.cwd(), 'bin', 'uvirtio.js');
 const runtime = tempDir('uvirtio-vu-backlog-rt-');
 
-function uv(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL', env: { ...process.env, UVIRTIO_RUNTIME_DIR: runtime } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const uv = uvInRuntime(runtime);
 
 t.test('every open of a SIGSTOPped back-end says it is stopped, also once its listen queue is full', async (t) => {
   const img = makeImage(16);
