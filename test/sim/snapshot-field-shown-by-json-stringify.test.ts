@@ -10,11 +10,10 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BlkDriver } from '../../drivers/blk/index.js';
-import { openTransport } from '../../lib/open.js';
-import { parseSnapshot, readSnapshotFile, validateSnapshot, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
+import { parseSnapshot, readSnapshotFile, validateSnapshot } from '../../lib/virtio/snapshot/index.js';
 import { UvirtioError } from '../../lib/errors.js';
 import { tempDir } from '../support/tmp.js';
+import { stoppedBlkSnapshot } from '../support/blk-sim.js';
 
 t.setTimeout(60_000);
 const bin = join(process.cwd(), 'bin', 'uvirtio.js');
@@ -30,15 +29,8 @@ function code(f: () => unknown): string {
   }
 }
 
-async function takeSnapshot(): Promise<DeviceSnapshot> {
-  const blk = await BlkDriver.open((await openTransport('sim:blk')).transport);
-  await blk.stop();
-  const snap = blk.snapshot();
-  await blk.close();
-  return snap;
-}
 
-const snap = await takeSnapshot();
+const snap = await stoppedBlkSnapshot();
 const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
 const text = JSON.stringify({ ...snap, config: '@@' }).replace('"@@"', deep(5000));
 

@@ -7,21 +7,13 @@
 import t from 'tap';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BlkDriver } from '../../drivers/blk/index.js';
-import { openTransport } from '../../lib/open.js';
-import { writeSnapshotFile, type DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
+import { writeSnapshotFile } from '../../lib/virtio/snapshot/index.js';
 import { UvirtioError } from '../../lib/errors.js';
 import { tempDir } from '../support/tmp.js';
+import { stoppedBlkSnapshot } from '../support/blk-sim.js';
 
 const dir = tempDir('uvirtio-snapout-');
 
-async function takeSnapshot(): Promise<DeviceSnapshot> {
-  const blk = await BlkDriver.open((await openTransport('sim:blk')).transport);
-  await blk.stop();
-  const snap = blk.snapshot();
-  await blk.close();
-  return snap;
-}
 
 function refusal(f: () => unknown): string {
   try {
@@ -32,7 +24,7 @@ function refusal(f: () => unknown): string {
   }
 }
 
-const snap = await takeSnapshot();
+const snap = await stoppedBlkSnapshot();
 
 t.test('the snapshot JSON Schema is not a snapshot: not replaced', async (t) => {
   const target = join(dir, 'snapshot.schema.json');

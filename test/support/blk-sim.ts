@@ -5,6 +5,8 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
+import { openTransport } from '../../lib/open.js';
+import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
 
 export interface BlkSimOptions {
   /** Each request completes this many ms after the notification (default: at once). */
@@ -28,3 +30,12 @@ export async function openBlkSim(t: { teardown(fn: () => unknown): void }, opts:
 
 /** `n` bytes that differ with `seed` and along the buffer (so a misplaced block shows). */
 export const blkPattern = (n: number, seed: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 31 + seed * 7) & 0xff);
+
+/** A snapshot of a fresh, stopped sim:blk (its driver closed again): a valid file's contents to change. */
+export async function stoppedBlkSnapshot(): Promise<DeviceSnapshot> {
+  const blk = await BlkDriver.open((await openTransport('sim:blk')).transport);
+  await blk.stop();
+  const snap = blk.snapshot();
+  await blk.close();
+  return snap;
+}
