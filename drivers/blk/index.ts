@@ -95,8 +95,11 @@ export class BlkDriver extends StatefulDriver {
    * Initialises the virtio-blk device behind `transport` (virtio 1.2 §3.1.1, §5.2.5), sets up its
    * request queues and reaches DRIVER_OK. Rejects with DeviceError E_NOT_VIRTIO when it is not a
    * block device (type 2), UsageError E_INVALID_ARGUMENT for bad options (maxTransfer not a
-   * positive multiple of 512 bytes, depth outside 1–4096, queues < 1), and VirtioDevice.open's
-   * errors (E_FEATURES_NOT_OK, E_RESET_TIMEOUT, …); the device is closed again on failure.
+   * positive multiple of 512 bytes, depth outside 1–4096, queues < 1; a maxTransfer or queueSize
+   * too small for one block), DeviceError E_CAP_INVALID when the device's own limits rule out a
+   * request of one block (blk_size not a power-of-two multiple of 512, seg_max × size_max below it),
+   * and VirtioDevice.open's errors (E_FEATURES_NOT_OK, E_RESET_TIMEOUT, …); the device is closed
+   * again on failure.
    */
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
     options = optionsObject(options, 'BlkDriver.open options');

@@ -53,12 +53,20 @@ export function readLimits(device: VirtioDevice, queueSize: number, maxTransfer:
   }
   // Header and status take two descriptors of a direct chain (virtio 1.2 §2.7.5.3.1: no chain longer than the queue).
   const ringSegments = queueSize - 2;
-  const segMax = Math.min(ringSegments, device.has(BlkFeature.SEG_MAX) ? orElse(t.read32(BlkConfig.SEG_MAX), ringSegments) : ringSegments);
+  const deviceSegMax = device.has(BlkFeature.SEG_MAX) ? orElse(t.read32(BlkConfig.SEG_MAX), Infinity) : Infinity;
+  const segMax = Math.min(ringSegments, deviceSegMax);
   const sizeMax = device.has(BlkFeature.SIZE_MAX) ? orElse(t.read32(BlkConfig.SIZE_MAX), maxTransfer) : maxTransfer;
   const perRequest = Math.min(maxTransfer, segMax * sizeMax);
   const transfer = perRequest - (perRequest % blockSize);
   if (transfer < blockSize || segMax < 1) {
-    throw new UsageError('E_INVALID_ARGUMENT', `${device.address}: no request can carry one ${blockSize}-byte block (seg_max ${segMax}, size_max ${sizeMax}, maxTransfer ${maxTransfer})`);
+    const what = `${device.address}: no request can carry one ${blockSize}-byte block (seg_max ${segMax}, size_max ${sizeMax}, maxTransfer ${maxTransfer}, queue size ${queueSize})`;
+    // Whose limit it is: the device's own seg_max × size_max (§5.2.4), which no option can change,
+    // or the caller's maxTransfer / queue size, which a larger value fixes.
+    if (deviceSegMax * sizeMax < blockSize) {
+      throw new DeviceError('E_CAP_INVALID', what, "the device's seg_max × size_max is below its own block size: no driver can use it; fix the device (or its back-end's configuration)");
+    }
+    throw new UsageError('E_INVALID_ARGUMENT', what,
+      `raise maxTransfer to at least ${blockSize}, and the queue size to at least ${Math.ceil(blockSize / sizeMax) + 2} (a header, the block's segments of at most size_max, a status)`);
   }
   // Range segments are 16 bytes of request data; a request's data must fit a slot.
   const slotSegments = Math.floor(transfer / BlkDiscardSegment.LEN);
