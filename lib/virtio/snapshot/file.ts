@@ -8,7 +8,7 @@ import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
-import { MAX_JSON_DEPTH, fault, parseSnapshot, scanJson, validateSnapshot, withoutBom } from './validate.js';
+import { fault, parseSnapshot, parseSnapshotJson, validateSnapshot, withoutBom } from './validate.js';
 import { UsageError } from '../../errors.js';
 import { shown } from '../../util/shown.js';
 
@@ -124,17 +124,14 @@ function checkWriteTarget(path: string): void {
  * positive integer (any version: a snapshot another uvirtio wrote is still a snapshot).
  */
 function snapshotHeaderFault(text: string): string | null {
-  text = withoutBom(text);
-  if (!/^\s*\{/.test(text)) return 'not a JSON object';
-  const scan = scanJson(text);
-  if (scan.tooDeep !== undefined) return `it nests more than ${MAX_JSON_DEPTH} levels deep`;
+  if (!/^\s*\{/.test(withoutBom(text))) return 'not a JSON object';
   let data: unknown;
   try {
-    data = JSON.parse(text);
-  } catch {
-    return 'not JSON';
+    data = parseSnapshotJson(text, 'its text');
+  } catch (e) {
+    if (e instanceof SnapshotError) return e.message;
+    throw e;
   }
-  if (scan.duplicate !== undefined) return 'a key appears twice in it';
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return 'its JSON is not an object';
   const { format, version } = data as Record<string, unknown>;
   if (format !== SNAPSHOT_FORMAT) return `it has no "format": "${SNAPSHOT_FORMAT}" at the top level`;

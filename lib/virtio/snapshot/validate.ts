@@ -45,6 +45,16 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
   if (typeof text !== 'string') {
     throw fault('E_SNAPSHOT_SCHEMA', `${where}: a snapshot is JSON text, got ${shown(text)}`, 'pass the file\'s contents as a string (readFileSync(path, \'utf8\')), or use readSnapshotFile');
   }
+  return validateSnapshot(parseSnapshotJson(text, where));
+}
+
+/**
+ * The JSON step of {@link parseSnapshot}, alone: `text` (a leading byte order mark ignored) checked
+ * for nesting before it is parsed, parsed, and checked for a key given twice; the value, not yet
+ * validated as a snapshot. Throws what parseSnapshot throws for those (E_SNAPSHOT_TRUNCATED,
+ * E_SNAPSHOT_NOT_JSON, E_SNAPSHOT_SCHEMA), naming the input `where`.
+ */
+export function parseSnapshotJson(text: string, where: string): unknown {
   text = withoutBom(text);
   // Only text that opens with a container can nest (anything else is refused below without a scan).
   const scan = /^\s*[{[]/.test(text) ? scanJson(text) : {};
@@ -66,7 +76,7 @@ export function parseSnapshot(text: string, where = 'input'): DeviceSnapshot {
   if (scan.duplicate !== undefined) {
     throw fault('E_SNAPSHOT_SCHEMA', `${where}: the key ${rendered(scan.duplicate.key)} appears twice in ${scan.duplicate.at} (JSON readers disagree on which one counts)`);
   }
-  return validateSnapshot(data);
+  return data;
 }
 
 /** How deep a snapshot's JSON nests: the top-level object, queues, a queue. */
