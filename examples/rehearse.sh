@@ -20,12 +20,13 @@ cycles=${3:-3}
 dir=$(mktemp -d)
 session="rehearsal-$$"
 
-uv attach "$src" --name "$session" --traffic 16
 # However the script ends, the session goes (its device reset) and so do the files. Ctrl-C and
-# kill end it with the statuses uvirtio itself uses: 130 and 143.
+# kill end it with the statuses uvirtio itself uses: 130 and 143. Set before the attach: a Ctrl-C
+# that lands as the attach ends must still detach what it attached.
 trap 'uv detach --session "$session" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+uv attach "$src" --name "$session" --traffic 16
 
 here=$src there=$dst
 for cycle in $(seq 1 "$cycles"); do

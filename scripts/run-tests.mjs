@@ -70,6 +70,59 @@ function tapSummary(output) {
   return { pass: counts.pass ?? 0, fail: counts.fail ?? 0, skip: counts.skip ?? 0 };
 }
 
+/** At most this many lines of failed assertions (with their diagnostics) are repeated per failed file in the summary. */
+const FAILURE_LINES = 40;
+
+/** Keys of a failure's YAML block left out of the summary: long, and in the full log above. */
+const FAILURE_KEYS_LEFT_OUT = new Set(['at', 'source', 'compare']);
+
+/**
+ * Keeps the failed assertions of a file's TAP output, each `not ok` line with the YAML block that
+ * follows it (diff, found / wanted, message, the first line of the stack; not the source excerpt),
+ * so the summary at the end of a long log says what failed, not only where. Indentation inside a
+ * block is kept relative to its `not ok` line; at most FAILURE_LINES lines per file.
+ */
+function failureCollector() {
+  const kept = [];
+  let partial = '';
+  let block = null; // { indent, skipping, stackLines } while inside the YAML block of a kept `not ok`
+  let more = 0;
+  const keep = (line) => (kept.length < FAILURE_LINES ? kept.push(line) : more++);
+  return {
+    push(text) {
+      const all = (partial + text).split('\n');
+      partial = all.pop() ?? '';
+      for (const line of all) {
+        const indent = line.length - line.trimStart().length;
+        const trimmed = line.trim();
+        if (/^not ok \d+/.test(trimmed)) {
+          block = { indent, open: false, skipping: false, stackLines: 0 };
+          keep(trimmed);
+        } else if (block && !block.open) {
+          block = trimmed === '---' ? { ...block, open: true } : null;
+        } else if (block) {
+          if (trimmed === '...') {
+            block = null;
+            continue;
+          }
+          const rel = line.slice(Math.min(indent, block.indent + 2));
+          const key = indent === block.indent + 2 ? /^([\w-]+):/.exec(trimmed)?.[1] : undefined;
+          if (key !== undefined) {
+            block.skipping = FAILURE_KEYS_LEFT_OUT.has(key);
+            block.stackLines = key === 'stack' ? 1 : 0;
+            if (!block.skipping) keep(`  ${rel}`);
+          } else if (!block.skipping && (block.stackLines === 0 || block.stackLines++ < 2)) {
+            keep(`  ${rel}`);
+          }
+        }
+      }
+    },
+    lines() {
+      return more > 0 ? [...kept, `(${more} more lines of failures in the log above)`] : kept;
+    },
+  };
+}
+
 /** The file running now (its process group), so a Ctrl-C or kill of the runner ends it too. */
 let current = null;
 
@@ -102,12 +155,14 @@ function runFile(file, timeoutSec) {
     });
     current = child;
     let tail = '';
+    const failures = failureCollector();
     let killedBy = null;
     let exited = null; // { code, signal } once the file's process has exited
     let pipesHeld = false;
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '    '));
       tail = (tail + chunk.toString()).slice(-4000);
+      failures.push(chunk.toString());
     });
     child.stderr.on('data', (chunk) => process.stderr.write(chunk));
     const term = setTimeout(() => {
@@ -145,7 +200,7 @@ function runFile(file, timeoutSec) {
       if (why !== null && r.fail === 0) r.fail = 1;
       const notes = [why, pipesHeld ? `a process it started still held its output ${PIPE_GRACE_MS / 1000} s after it exited; not waited for` : null].filter(Boolean);
       console.log(`${r.fail > 0 ? 'not ok' : 'ok'} - ${file} # time=${seconds.toFixed(1)}s${notes.length ? ` (${notes.join('; ')})` : ''}`);
-      resolve({ ...r, file, seconds });
+      resolve({ ...r, file, seconds, failures: r.fail > 0 ? failures.lines() : [] });
     }
   });
 }
@@ -158,7 +213,7 @@ async function runFiles(files, timeoutSec) {
     sum.pass += r.pass;
     sum.fail += r.fail;
     sum.skip += r.skip;
-    if (r.fail > 0) sum.failedFiles.push(file);
+    if (r.fail > 0) sum.failedFiles.push({ file, failures: r.failures });
   }
   return sum;
 }
@@ -196,7 +251,10 @@ async function main() {
     totals.failed += r.fail;
     totals.skipped += r.skip;
     lines.push(`tier ${tier.name}: ${r.pass} passed, ${r.fail} failed, ${r.skip} skipped (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    for (const f of r.failedFiles) lines.push(`  failed: ${f}`);
+    for (const f of r.failedFiles) {
+      lines.push(`  failed: ${f.file}`);
+      for (const l of f.failures) lines.push(`    ${l}`);
+    }
   }
   console.log('\n' + lines.join('\n'));
   console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);

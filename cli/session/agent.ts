@@ -137,8 +137,13 @@ class Agent {
         const res = await answer;
         this.running = null;
         log(`${req.cmd}: ${res.ok ? 'ok' : `${res.error.code}: ${res.error.message}`}`);
+        // A detach that ends the session answers only once the session is gone — socket, locks,
+        // device closed (reset) — so that a script's next command (attach the same device, or
+        // look at the runtime directory) never finds it half there.
+        const ends = req.cmd === 'detach' && (res.ok || res.error.code !== 'E_BAD_STATE');
+        if (ends) await this.release(0);
         await bounded(reply(res), { what: 'sending the answer', ms: 1000 }, null).catch(() => undefined);
-        if (req.cmd === 'detach' && (res.ok || res.error.code !== 'E_BAD_STATE')) await this.shutdown(0);
+        if (ends) process.exit(0);
       });
     });
   }
@@ -294,9 +299,19 @@ class Agent {
     }
   }
 
-  /** Socket and lock first (so that nothing stale is left even if the close hangs), then the device. */
+  /** Ends the session (see {@link Agent.release}) and exits with `status`. */
   async shutdown(status: number): Promise<void> {
     if (this.closing) return;
+    await this.release(status);
+    process.exit(status);
+  }
+
+  /**
+   * Ends the session without exiting: socket and locks first (so that nothing stale is left even if
+   * the close hangs), then the devices, closed once the step running settles (bounded by SETTLE_MS).
+   * Connections already open stay open: a detach still answers on its own.
+   */
+  private async release(status: number): Promise<void> {
     this.closing = true;
     this.traffic?.stop();
     this.server?.close();
@@ -307,7 +322,6 @@ class Agent {
       for (const d of this.devices) d.transport.close();
     }, BOUNDS.SETTLE_MS);
     log(`session ${this.args.name}: ended (status ${status})${closed ? '' : '; a step was still running: the device is released by the exit'}`);
-    process.exit(status);
   }
 }
 

@@ -160,10 +160,19 @@ t.test('examples/rehearse.sh: Ctrl-C (SIGINT to its process group, as a terminal
       detached: true, env: { ...process.env, UVIRTIO_RUNTIME_DIR: rt }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.resume();
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    t.ok(await until(() => out.includes('attached'), 20_000), `round ${round}: the script attached its session`);
+    await until(() => out.includes('attached') || child.exitCode !== null || child.signalCode !== null, 20_000);
+    if (!t.ok(out.includes('attached') && child.exitCode === null, `round ${round}: the script attached its session`, { stdout: out, stderr: err, exit: child.exitCode ?? child.signalCode })) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the script is gone already
+      }
+      break;
+    }
     const at = randomInt(rng, 0, 1500);
     await sleep(at);
     const sent = performance.now();

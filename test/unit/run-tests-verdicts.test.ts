@@ -105,3 +105,27 @@ t.test('a tier with no test files built fails, it does not pass silently', async
   t.match(out, /^tier unit: FAILED — no test files in dist\/test\/unit/m, 'the tier says why');
   t.match(out, /^0 passed, 1 failed, 0 skipped$/m, 'and the summary CI reads counts it as a failure');
 });
+
+// A failed file used to be named in the summary with nothing else: CI keeps the end of a long log,
+// so what failed (which assertion, found / wanted) was lost when only the tail was kept.
+t.test("a failed file: the summary at the end repeats its failed assertions with their diagnostics", async (t) => {
+  const dir = project(t, [
+    "import t from 'tap';",
+    "t.test('group', async (t) => {",
+    "  t.pass('fine');",
+    "  t.equal(3, 4, 'three is four');",
+    '});',
+    "t.ok(true, 'outer');",
+  ].join('\n'));
+  const { out, hung } = await runner(dir, 60_000);
+  t.notOk(hung, 'the runner ends');
+  const summary = out.slice(out.lastIndexOf('tier unit:'));
+  t.match(summary, /^ {2}failed: dist\/test\/unit\/x\.test\.js$/m, 'the file is named');
+  t.match(summary, /^ {4}not ok 2 - three is four$/m, 'its failed assertion is repeated under it');
+  // tap prints found / wanted as a diff; its lines are kept, indented under the assertion.
+  t.match(summary, /^ {6}diff: \|\n {8}--- expected\n {8}\+\+\+ actual\n {8}@@ -1,1 \+1,1 @@\n {8}-4\n {8}\+3$/m, 'with its diff: wanted 4, found 3');
+  t.match(summary, /^ {6}stack: \|\n {8}.*x\.test\.js:4:5\)?$/m, 'and where, the first line of its stack');
+  t.notMatch(summary, /source:/, "the source excerpt is left to the full log");
+  t.notMatch(summary, /fine|outer/, 'passed assertions are not repeated');
+  t.match(out, /^1 passed, 1 failed, 0 skipped$|^2 passed, 1 failed, 0 skipped$/m, 'the counts line is still last');
+});
