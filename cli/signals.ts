@@ -27,11 +27,13 @@ export const TEARDOWN_DEADLINE_MS = 1500;
 
 /** What a wait rejects with once a signal came. */
 export class InterruptedError extends UvirtioError {
-  /** `meanwhile`: an error the command ended with after the signal came, before it was handled. */
-  constructor(readonly signal: StopSignal, meanwhile?: unknown) {
+  /**
+   * `meanwhile`: an error the command ended with after the signal came, before it was handled.
+   * `hint`: what became of the work, where it is not this process's own (a session agent's).
+   */
+  constructor(readonly signal: StopSignal, meanwhile?: unknown, hint = 'what was running was abandoned and its devices closed (a close resets the device); a snapshot file is complete or absent') {
     const also = meanwhile instanceof UvirtioError ? `; meanwhile ${meanwhile.code}: ${meanwhile.message}` : meanwhile ? `; meanwhile: ${thrownMessage(meanwhile)}` : '';
-    super('E_INTERRUPTED', `interrupted by ${signal}${also}`,
-      'what was running was abandoned and its devices closed (a close resets the device); a snapshot file is complete or absent');
+    super('E_INTERRUPTED', `interrupted by ${signal}${also}`, hint);
   }
   get status(): number {
     return SIGNAL_STATUS[this.signal];

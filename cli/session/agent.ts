@@ -8,10 +8,12 @@
 // and closes it; `uvirtio attach` waits for that line. Its stdout and stderr go to NAME.log beside
 // the socket.
 //
-// Requests run one at a time, in order (`status` is answered at once): a stop and a reinit never
-// interleave. A request whose client went away before its turn (the command was interrupted) is
-// skipped. At SIGINT/SIGTERM, and after `detach`, the agent shuts down within the teardown
-// deadline: socket and lock removed first, then the device closed (reset).
+// Requests run one at a time, in order (`status` is answered at once, and names the request
+// running): a stop and a reinit never interleave. A request whose client went away before its turn
+// (the command was interrupted) is skipped; one already begun runs to its own end. At
+// SIGINT/SIGTERM, and at `detach`, the agent ends the session within the teardown deadline: no new
+// connection, the requests still waiting answered, the device closed (reset), then its socket and
+// locks removed — a detach answers after all of that.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { closeSync, rmSync, writeSync } from 'node:fs';
@@ -68,6 +70,12 @@ class Agent {
   private queue: Promise<void> = Promise.resolve();
   /** The device step running now, if any: the device is not closed under it. */
   private running: Promise<unknown> | null = null;
+  /** The request running now (what `status` shows while it runs), and since when (performance.now()). */
+  private current: { cmd: string; since: number } | null = null;
+  /** Requests waiting for their turn, answered at once if the session ends first. */
+  private readonly waiting = new Set<{ req: Request; reply: (res: Response) => Promise<void> }>();
+  /** A detach --verify's answer that ended the session: the detaches waiting behind it get it too. */
+  private ended: Response | null = null;
   private closing = false;
   /** The devices whose locks this agent holds: the attached one, and targets of reinit --to. */
   private locked: string[];
@@ -123,25 +131,33 @@ class Agent {
         return;
       }
       if (req.cmd === 'status') {
-        void reply({ ok: true, result: this.status() });
+        void reply({ ok: true, result: this.status(true) });
         return;
       }
       log(`${req.cmd}: received`);
+      const waiter = { req, reply };
+      this.waiting.add(waiter);
       this.queue = this.queue.then(async () => {
-        if (gone || this.closing) {
-          log(`${req.cmd}: skipped (${this.closing ? 'shutting down' : 'its client went away before its turn'})`);
+        if (!this.waiting.delete(waiter)) return; // answered already: the session ended first
+        if (gone) {
+          log(`${req.cmd}: skipped (its client went away before its turn)`);
           return;
         }
         const answer = this.answer(req);
         this.running = answer;
+        this.current = { cmd: req.cmd, since: performance.now() };
         const res = await answer;
         this.running = null;
+        this.current = null;
         log(`${req.cmd}: ${res.ok ? 'ok' : `${res.error.code}: ${res.error.message}`}`);
         // A detach that ends the session answers only once the session is gone — socket, locks,
         // device closed (reset) — so that a script's next command (attach the same device, or
         // look at the runtime directory) never finds it half there.
         const ends = req.cmd === 'detach' && (res.ok || res.error.code !== 'E_BAD_STATE');
-        if (ends) await this.release(0);
+        if (ends) {
+          this.ended = res;
+          await this.release(0);
+        }
         await bounded(reply(res), { what: 'sending the answer', ms: 1000 }, null).catch(() => undefined);
         if (ends) process.exit(0);
       });
@@ -158,12 +174,19 @@ class Agent {
     }
   }
 
-  private status(): Record<string, unknown> {
+  /**
+   * The session as `status` shows it. While a request runs (`withRunning`: the status command, not
+   * a request's own answer), `running` names it and `phase` is its progressive form: a stop the
+   * agent is still carrying out — its client interrupted or not — is "stopping", never "live".
+   */
+  private status(withRunning = false): Record<string, unknown> {
     const d = this.work.driving();
     const errors = this.traffic?.errors ?? [];
+    const running = withRunning ? this.current : null;
     return {
       session: this.args.name, pid: process.pid, device: this.devices[0]!.address, driving: d.address,
-      type: this.work.kind, phase: d.phase, mechanism: d.mechanism, layout: d.layout,
+      type: this.work.kind, phase: running ? RUNNING_PHASE[running.cmd] ?? d.phase : d.phase, mechanism: d.mechanism, layout: d.layout,
+      ...(running ? { running: { cmd: running.cmd, forMs: Math.round(performance.now() - running.since) } } : {}),
       requests: { submitted: this.work.submitted, completed: this.work.completed, inFlight: this.traffic?.outstanding ?? 0 },
       ...(errors.length > 0 ? { trafficError: isUvirtioError(errors[0]) ? errors[0].toJSON() : String(errors[0]) } : {}),
     };
@@ -314,14 +337,41 @@ class Agent {
   private async release(status: number): Promise<void> {
     this.closing = true;
     this.traffic?.stop();
-    this.server?.close();
-    releaseName(this.dir, this.args.name, process.pid);
-    for (const device of this.locked) unlockDevice(this.dir, device, process.pid);
+    this.server?.close(); // no new connection (the socket path goes with it); those open stay
+    this.answerWaiting(status);
     const closed = await closeWhenSettled(this.running, async () => {
       await this.work.close().catch(() => undefined);
       for (const d of this.devices) d.transport.close();
     }, BOUNDS.SETTLE_MS);
-    log(`session ${this.args.name}: ended (status ${status})${closed ? '' : '; a step was still running: the device is released by the exit'}`);
+    if (!closed) {
+      // The device is still held (by the step running): its lock stays held too, until the exit
+      // drops it (a flock ends with its holder; the file left is taken over by the next attach).
+      log(`session ${this.args.name}: ended (status ${status}); a step was still running: the device and its lock are released by the exit`);
+      return;
+    }
+    log(`session ${this.args.name}: ended (status ${status})`);
+    releaseName(this.dir, this.args.name, process.pid);
+    for (const device of this.locked) unlockDevice(this.dir, device, process.pid);
+  }
+
+  /**
+   * The requests still waiting for their turn when the session ends get an answer now, not a closed
+   * connection: a detach is answered detached (the session is gone, as it asked: the verdict of the
+   * detach --verify that ended it, if one did; a waiting --verify without one is not), anything
+   * else E_NO_SESSION.
+   */
+  private answerWaiting(status: number): void {
+    const how = status === 0 ? 'was detached' : `was ended by ${status === EXIT.SIGTERM ? 'SIGTERM' : 'SIGINT'}`;
+    for (const { req, reply } of this.waiting) {
+      const verified = this.ended?.ok === true && (this.ended.result as { verdict?: unknown }).verdict != null;
+      const detached = req.cmd === 'detach' && (verified || !req.args?.verify);
+      log(`${req.cmd}: ${detached ? `answered: the session ${how} (what it asked)` : 'not run: the session ended first'}`);
+      void reply(detached ? this.ended ?? { ok: true, result: { session: this.args.name, pid: process.pid, verdict: null, endedBy: how } } : {
+        ok: false,
+        error: { code: 'E_NO_SESSION', message: `session "${this.args.name}" ${how} before "${req.cmd}" had its turn; it was not run`, hint: 'attach the device again (uvirtio attach DEV)' },
+      });
+    }
+    this.waiting.clear();
   }
 }
 
@@ -332,6 +382,9 @@ class Agent {
 function internalError(thrown: unknown): { code: 'E_INTERNAL'; message: string; hint: string } {
   return { code: 'E_INTERNAL', message: `session agent: ${thrownMessage(thrown)}`, hint: "this is a bug in uvirtio: the session's log beside its socket has the details; please report it" };
 }
+
+/** `phase` in `status` while a request runs: what the device is going through. */
+const RUNNING_PHASE: Record<string, string> = { stop: 'stopping', reinit: 'reinitialising', resume: 'resuming', detach: 'detaching' };
 
 /** The one line `uvirtio attach` waits for, on fd 3. */
 function tellParent(message: unknown): void {

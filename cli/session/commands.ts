@@ -109,7 +109,11 @@ function print(human: string, data: unknown, json: boolean): void {
   console.log(json ? JSON.stringify(data) : human);
 }
 
-const phase = (r: Result): string => `${String(r.session)}: ${String(r.driving)} ${String(r.phase)}${r.mechanism ? ` (${String(r.mechanism)})` : ''}`;
+const phase = (r: Result): string => {
+  const running = r.running as { cmd: string; forMs: number } | undefined;
+  return `${String(r.session)}: ${String(r.driving)} ${String(r.phase)}${r.mechanism ? ` (${String(r.mechanism)})` : ''}` +
+    (running ? `; "${running.cmd}" running for ${(running.forMs / 1000).toFixed(1)} s` : '');
+};
 
 export function registerSessionCommands(program: Command): void {
   const session = (cmd: Command): Command => cmd.option('--session <name>', 'the session (default: the only one)').option('--json', 'one JSON object on stdout');

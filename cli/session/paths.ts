@@ -294,7 +294,36 @@ export function releaseName(dir: string, name: string, pid: number): void {
   unlockIfMine(nameLockPath(dir, name), pid);
 }
 
-/** Names of sessions whose socket exists. */
+/** The inode of `path` (not followed), or null when there is nothing there. */
+function inode(path: string): number | null {
+  try {
+    return lstatSync(path).ino;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Names of the sessions attached: those whose socket exists, less the stale ones. A socket whose
+ * name lock names an agent that is gone (killed: it had no time to remove it) is removed here, so a
+ * dead session never makes the default session ambiguous nor shows in `status`. A socket without a
+ * readable name lock is listed (it is judged when it is called: a refused connection removes it).
+ */
 export function listSessions(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)).sort();
+  const names: string[] = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.sock')) continue;
+    const name = f.slice(0, -5);
+    const path = join(dir, f);
+    const before = inode(path);
+    const holder = readHolder(nameLockPath(dir, name));
+    // Removed only if it is still the socket judged: an agent starting under the name meanwhile
+    // wrote itself into the lock and bound a new socket.
+    if (holder && !holderAlive(holder) && before !== null && inode(path) === before) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    names.push(name);
+  }
+  return names.sort();
 }

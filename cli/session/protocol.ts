@@ -8,6 +8,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { UvirtioError, UsageError, type ErrorCode } from '../../lib/errors.js';
 import { bounded } from '../wait.js';
 import { checkName, listSessions, runtimeDir, socketPath } from './paths.js';
+import { InterruptedError } from '../signals.js';
 
 export type Command = 'status' | 'stop' | 'vq-state' | 'snapshot' | 'reinit' | 'resume' | 'detach';
 export interface Request {
@@ -106,6 +107,12 @@ export async function call(name: string, request: Request, ms: number, signal?: 
     return await bounded(answer(name, request, path, sock), {
       what: `session "${name}" answering "${request.cmd}"`, ms, hint: 'the agent is busy or stuck; `uvirtio status` shows it, `uvirtio detach` ends it',
     }, signal);
+  } catch (e) {
+    // Only this command stopped waiting: the agent runs a request it has begun to its own end.
+    if (e instanceof InterruptedError && request.cmd !== 'status') {
+      throw new InterruptedError(e.signal, undefined, `the session agent carries "${request.cmd}" on to its end (bounded by --timeout) if it had begun it, and drops it if it had not; \`uvirtio status --session ${name}\` shows what it is doing`);
+    }
+    throw e;
   } finally {
     sock.destroy();
   }
