@@ -5,7 +5,7 @@
 // one, the new one complete, or absent; a failed write leaves no temp file behind.
 
 import { accessSync, constants, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { UsageError, UvirtioError } from '../../lib/errors.js';
 import { writeFileAtomically } from '../../lib/util/atomic-write.js';
 import { thrownMessage } from '../../lib/util/shown.js';
@@ -38,12 +38,13 @@ export function checkOutputTarget(path: string, option: string): void {
 }
 
 /**
- * Writes `text` to `path` atomically (temp file beside it, then rename). Throws UvirtioError
+ * Writes `text` to `path` atomically and durably (temp file beside it, fsync, rename, fsync of the
+ * folder; temps a killed writer left are removed). Throws UvirtioError
  * E_IO_ERROR (exit 3) with the errno when a step fails; `path` is then as it was.
  */
 export function writeOutputFile(path: string, text: string): void {
   try {
-    writeFileAtomically(path, text, { tmp: join(dirname(path), `.${basename(path)}.${process.pid}.tmp`), mode: 0o644 });
+    writeFileAtomically(path, text, { mode: 0o644, fsync: true });
   } catch (e) {
     throw new UvirtioError('E_IO_ERROR', `writing ${path}: ${errno(e)}`, `${path} is as it was; free space or choose another file`);
   }

@@ -5,6 +5,7 @@
 import t from 'tap';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { CHECKS } from '../../cli/check/all.js';
 import { escapeXml } from '../../cli/check/report.js';
 import { Background, sleep, uvSync } from '../support/cli.js';
@@ -115,9 +116,12 @@ t.test('--junit into a path that cannot take it: exit 2 before anything runs; a 
     t.match(r.stderr, why);
     t.notMatch(r.stderr, /bug in uvirtio/);
   }
-  // An existing file is replaced whole, and no temp file stays beside it.
+  // An existing file is replaced whole, and no temp file stays beside it — nor one a killed writer
+  // left (breaker 31b: the JUnit write never removed those; the snapshot write did).
   const file = join(dir, 'again.xml');
   writeFileSync(file, 'old');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a pid that has exited
+  writeFileSync(join(dir, `.again.xml.${dead}.tmp`), '<?xml half');
   t.equal(run('sim:blk', '--only', 'status', '--junit', file).status, 0);
   t.match(readFileSync(file, 'utf8'), /^<\?xml/);
   t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');

@@ -2,11 +2,11 @@
 // rename, fsync of the directory) and bounded reads.
 
 import {
-  closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, readdirSync, rmSync, type Stats,
+  closeSync, constants, fstatSync, lstatSync, openSync, readSync, rmSync, type Stats,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { SnapshotError } from '../../errors.js';
-import { writeFileAtomically } from '../../util/atomic-write.js';
+import { TEMP_NAME, atomicTempPath, removeStaleTemps, writeFileAtomically } from '../../util/atomic-write.js';
 import { MAX_SNAPSHOT_FILE_BYTES, SNAPSHOT_FORMAT, type DeviceSnapshot } from './format.js';
 import { fault, parseSnapshot, parseSnapshotJson, validateSnapshot, withoutBom } from './validate.js';
 import { UsageError } from '../../errors.js';
@@ -32,9 +32,8 @@ function checkPath(path: unknown, doing: 'read' | 'write'): void {
  * @param pid the writer's process id (default: this process).
  */
 export function snapshotTempPath(path: string, pid = process.pid): string {
-  return join(dirname(path), `.${basename(path)}.${pid}.tmp`);
+  return atomicTempPath(path, pid);
 }
-const TEMP_NAME = /^\..+\.(\d+)\.tmp$/;
 
 function ioFault(verb: 'read' | 'write', path: string, why: string, hint: string): SnapshotError {
   return fault('E_SNAPSHOT_IO', `cannot ${verb} ${path}: ${why}`, hint);
@@ -64,15 +63,6 @@ function kindOf(st: Stats): string {
   if (st.isSocket()) return 'a socket';
   if (st.isSymbolicLink()) return 'a symbolic link';
   return 'not a regular file';
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -161,19 +151,7 @@ function readBounded(fd: number, size: number, maxBytes: number): string | null 
  * Never throws: an unreadable directory is left alone.
  */
 export function removeStaleSnapshotTemps(dir: string, target?: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const m = TEMP_NAME.exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (target !== undefined && name !== basename(snapshotTempPath(join(dir, target), pid))) continue;
-    if (pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { force: true });
-  }
+  removeStaleTemps(dir, target);
 }
 
 /**
@@ -191,21 +169,12 @@ export function writeSnapshotFile(path: string, snap: DeviceSnapshot): void {
   // Only a snapshot replaces what the file holds (it may be the last good state).
   validateSnapshot(snap);
   checkWriteTarget(path);
-  removeStaleSnapshotTemps(dirname(path), basename(path));
-  const tmp = snapshotTempPath(path);
   try {
-    rmSync(tmp, { force: true }); // an earlier process with this pid may have left it
-    writeFileAtomically(path, JSON.stringify(snap, null, 2) + '\n', { tmp, mode: 0o600, fsync: true });
+    rmSync(snapshotTempPath(path), { force: true }); // an earlier process with this pid may have left it
+    writeFileAtomically(path, JSON.stringify(snap, null, 2) + '\n', { mode: 0o600, fsync: true });
   } catch (e) {
     const { why, hint } = explain(e, path);
     throw ioFault('write', path, why, hint);
-  }
-  // The rename is durable once the directory is: best effort (some file systems refuse a directory fsync).
-  try {
-    const dirFd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
-    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
-  } catch {
-    // the file is complete either way
   }
 }
 
