@@ -41,8 +41,9 @@ const cases: [string, (b: DmaRegion, dev: VirtioDevice) => [Segment[], Segment[]
 for (const layout of ['split', 'packed'] as const) {
   for (const [name, chain] of cases) {
     t.test(`${layout}: ${name} is the caller's mistake, refused at submit; the device goes on`, async (t) => {
-      const sim = createSimDevice({ type: 'blk', capacitySectors: 2048, layout });
-      const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), {});
+      const sim = createSimDevice({ type: 'blk', capacitySectors: 2048 });
+      const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), { features: { layout } });
+      t.equal(dev.layout, layout);
       const queues = new QueueSet(dev);
       t.teardown(() => queues.close());
       const rq = queues.add(0, { size: 16 });
