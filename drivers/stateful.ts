@@ -7,7 +7,7 @@ import type { QueueSet } from '../lib/virtio/queue-set.js';
 import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot/index.js';
 
 /**
- * The base of the device drivers (BlkDriver, NetDriver): one {@link VirtioDevice} and the
+ * The base of the device drivers (BlkDriver, NetDriver, ConsoleDriver, RngDriver): one {@link VirtioDevice} and the
  * {@link QueueSet} of its queues, with stop / snapshot / reinit / resume (provisional:
  * docs/provisional-registers.md#stopping-a-device), recover() after a device failure, and close().
  * Errors are the device's and QueueSet's (UvirtioError subclasses with stable codes).

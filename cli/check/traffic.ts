@@ -190,7 +190,8 @@ export async function oneRequest(ctx: CheckContext, build: (buf: DmaRegion) => {
     const used = vq.popUsed();
     if (used) return { len: used.len, buf };
     if (performance.now() > deadline) {
-      throw new TimeoutError('E_REQUEST_TIMEOUT', `the request was not used within ${Math.round(ctx.timeoutMs / 2)} ms`);
+      throw new TimeoutError('E_REQUEST_TIMEOUT', `the request was not used within ${Math.round(ctx.timeoutMs / 2)} ms`,
+        'the device did not answer within half the check\'s bound: raise --check-timeout for a slow device');
     }
     await tick();
   }

@@ -39,7 +39,8 @@ function readyLine(child: ChildProcess, log: string): Promise<Ready> {
       try {
         done(JSON.parse(buf.slice(0, nl)) as Ready);
       } catch {
-        fail(new UvirtioError('E_NO_SESSION', `the session agent said something that is not JSON (see ${log})`));
+        fail(new UvirtioError('E_NO_SESSION', `the session agent said something that is not JSON (see ${log})`,
+          `see ${log} for what the agent wrote; then attach again`));
       }
     });
     child.once('exit', (code, signal) => fail(new UvirtioError('E_NO_SESSION', `the session agent exited (${signal ?? `status ${code}`}) before it was ready`, `see ${log}`)));

@@ -104,7 +104,8 @@ export class BlkDriver extends StatefulDriver {
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
     options = optionsObject(options, 'BlkDriver.open options');
     if (transport.deviceType !== DeviceType.BLK) {
-      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`);
+      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`,
+        'open it with the driver for its type (NetDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-blk device (`uvirtio list` names each device\'s type)');
     }
     const maxTransfer = options.maxTransfer ?? 64 * 1024;
     if (!Number.isInteger(maxTransfer) || maxTransfer < BLK_SECTOR_SIZE || maxTransfer % BLK_SECTOR_SIZE !== 0) {
@@ -348,7 +349,10 @@ export class BlkDriver extends StatefulDriver {
 
   private planRangeCommand(type: number, what: string, limits: RangeLimits | undefined, ranges: readonly SectorRange[], unmap: boolean): Planned[] {
     if (!limits) {
-      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not offer ${what} (VIRTIO_BLK_F_${type === BlkReq.DISCARD ? 'DISCARD' : 'WRITE_ZEROES'})`);
+      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not offer ${what} (VIRTIO_BLK_F_${type === BlkReq.DISCARD ? 'DISCARD' : 'WRITE_ZEROES'})`,
+        type === BlkReq.DISCARD
+          ? 'check blk.limits.discard before discarding (undefined: the device does not offer it; `uvirtio info` lists its features), or leave the sectors as they are'
+          : 'write the zeroes with write() instead, or check blk.limits.writeZeroes first (undefined: the device does not offer it; `uvirtio info` lists its features)');
     }
     this.refuseIfReadOnly(what);
     const list = sectorRanges(ranges, what); // read once: the plan below uses these copies
@@ -382,7 +386,10 @@ export class BlkDriver extends StatefulDriver {
   }
 
   private refuseIfReadOnly(what: string): void {
-    if (this.limits.readOnly) throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO): ${what} refused`);
+    if (this.limits.readOnly) {
+      throw new RequestError('E_READ_ONLY', `${this.device.address} is read-only (VIRTIO_BLK_F_RO): ${what} refused`,
+        'check blk.readOnly before writing; to write, give the device a writable disk on its host side (QEMU: without readonly=on) and open it again');
+    }
   }
 
   protected async shutDown(reason?: UvirtioError): Promise<void> {

@@ -49,7 +49,8 @@ export function readLimits(device: VirtioDevice, queueSize: number, maxTransfer:
   const t = device.config;
   const blockSize = device.has(BlkFeature.BLK_SIZE) ? t.read32(BlkConfig.BLK_SIZE) : BLK_SECTOR_SIZE;
   if (blockSize < BLK_SECTOR_SIZE || blockSize % BLK_SECTOR_SIZE !== 0 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new DeviceError('E_CAP_INVALID', `${device.address}: blk_size ${blockSize} is not a power-of-two multiple of ${BLK_SECTOR_SIZE}`);
+    throw new DeviceError('E_CAP_INVALID', `${device.address}: blk_size ${blockSize} is not a power-of-two multiple of ${BLK_SECTOR_SIZE}`,
+      'the device\'s configuration breaks virtio 1.2 §5.2.4: set a logical block size of 512 × 2^n on the device (QEMU: logical_block_size)');
   }
   // Header and status take two descriptors of a direct chain (virtio 1.2 §2.7.5.3.1: no chain longer than the queue).
   const ringSegments = queueSize - 2;

@@ -197,7 +197,8 @@ export class RequestRunner {
       return copyBytes(slot.region.bytes, DATA_OFFSET, DATA_OFFSET + p.inBytes);
     }
     if (code === BlkStatus.UNSUPP) {
-      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`);
+      throw new RequestError('E_UNSUPPORTED', `${this.device.address} does not support request type ${p.type} (VIRTIO_BLK_S_UNSUPP)`,
+        'the device refused this kind of request: do not send it to this device (`uvirtio info` lists the features it offers)');
     }
     if (code === BlkStatus.IOERR) {
       throw new RequestError('E_IO_ERROR', `${this.device.address}: request type ${p.type} at sector ${p.sector} failed (VIRTIO_BLK_S_IOERR)`,

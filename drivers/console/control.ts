@@ -99,7 +99,8 @@ export class ControlChannel {
     const bytes = buf.bytes.slice(0, Math.min(len, buf.size));
     this.buffers.post(buf);
     this.handle(bytes.length < ConsoleControlMsg.LEN
-      ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`)
+      ? new RequestError('E_DEVICE_SHORT_USED_LEN', `control receiveq: a message of ${bytes.length} byte(s), less than the ${ConsoleControlMsg.LEN}-byte virtio_console_control`,
+        'the device broke virtio 1.2 §5.3.6.2; the message was ignored (counted) and the ports go on')
       : decode(bytes));
   };
 

@@ -36,9 +36,13 @@ export class ControlQueue {
           'the command may or may not have taken effect; the device broke virtio 1.2 §2.7.8');
       }
       const ack = b[ACK_OFFSET];
-      if (ack === NetCtrl.ACK_ERR) throw new RequestError('E_IO_ERROR', `${this.address}: the device answered VIRTIO_NET_ERR to ${what}`);
+      if (ack === NetCtrl.ACK_ERR) {
+        throw new RequestError('E_IO_ERROR', `${this.address}: the device answered VIRTIO_NET_ERR to ${what}`,
+          'the device refused the command and kept its previous setting; ask for a value it accepts (setQueuePairs: 1 to queuePairs)');
+      }
       if (ack !== NetCtrl.ACK_OK) {
-        throw new RequestError('E_DEVICE_BAD_REPLY', `${this.address}: the device answered ack ${ack} to ${what} (neither VIRTIO_NET_OK nor VIRTIO_NET_ERR)`);
+        throw new RequestError('E_DEVICE_BAD_REPLY', `${this.address}: the device answered ack ${ack} to ${what} (neither VIRTIO_NET_OK nor VIRTIO_NET_ERR)`,
+          'the device broke virtio 1.2 §5.1.6.5: the command may or may not have taken effect; send it again');
       }
     };
     const next = this.last.then(run, run);

@@ -135,7 +135,8 @@ export class NetDriver extends StatefulDriver {
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
     options = optionsObject(options, 'NetDriver.open options');
     if (transport.deviceType !== DeviceType.NET) {
-      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`);
+      throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`,
+        'open it with the driver for its type (BlkDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-net device (`uvirtio list` names each device\'s type)');
     }
     // A frame above 65535 bytes has no place in virtio-net without GSO (its mtu field is 16 bits,
     // §5.1.4); a ring holds at most 32768 buffers (§2.7, §2.8): beyond that an option is a mistake,

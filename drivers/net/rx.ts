@@ -146,19 +146,22 @@ export class RxQueue {
     }
     // §5.1.6.4: every frame's first buffer starts with the header the device wrote.
     if (bytes.length < NET_HDR_LEN) {
-      this.drop(new RequestError('E_DEVICE_SHORT_USED_LEN', `receive queue ${this.rq.vq.index}: the device returned a buffer with ${bytes.length} byte(s), less than the ${NET_HDR_LEN}-byte virtio_net_hdr`));
+      this.drop(new RequestError('E_DEVICE_SHORT_USED_LEN', `receive queue ${this.rq.vq.index}: the device returned a buffer with ${bytes.length} byte(s), less than the ${NET_HDR_LEN}-byte virtio_net_hdr`,
+        'the device broke virtio 1.2 §5.1.6.4; the frame was dropped and counted (NetDriver.malformedFrames); with MRG_RXBUF the device is failed (the buffers after it cannot be told apart): recover()'));
       return;
     }
     // A view, not a copy: `bytes` is this frame's own copy out of DMA memory already.
     const header = bytes.subarray(0, NET_HDR_LEN);
     if (header[NetHdr.GSO_TYPE] === UNWRITTEN_GSO) {
-      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: the device returned a buffer whose header it never wrote`));
+      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: the device returned a buffer whose header it never wrote`,
+        'the device broke virtio 1.2 §5.1.6.4; the frame was dropped and counted (NetDriver.malformedFrames); with MRG_RXBUF the device is failed (the buffers after it cannot be told apart): recover()'));
       return;
     }
     const hdr = readNetHeader(header);
     const buffers = this.mergeable ? hdr.numBuffers : 1;
     if (buffers < 1 || buffers > this.rq.vq.size) {
-      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`));
+      this.drop(new RequestError('E_DEVICE_BAD_REPLY', `receive queue ${this.rq.vq.index}: num_buffers ${buffers} is outside 1..${this.rq.vq.size}`,
+        'the device broke virtio 1.2 §5.1.6.4; the frame was dropped and counted (NetDriver.malformedFrames); with MRG_RXBUF the device is failed (the buffers after it cannot be told apart): recover()'));
       return;
     }
     this.partial = { header, hdr, parts: [bytes.subarray(NET_HDR_LEN)], left: buffers - 1 };

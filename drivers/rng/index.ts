@@ -3,41 +3,65 @@
 // device features (§5.4.3) or configuration (§5.4.4); the driver offers device-writable buffers
 // and the device fills them with entropy (§5.4.6). Its reference-device model is
 // lib/sim/models/rng.ts (sim:rng).
+//
+// Each request in flight has a buffer of its own (a TxPool of at most the queue's size): reads made
+// at once never share memory the device writes into, so no two callers get the same bytes.
 
 import { DeviceType } from '../../lib/spec/index.js';
-import { DeviceError, RequestError, UsageError } from '../../lib/errors.js';
+import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
 import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
+import { StatefulDriver } from '../stateful.js';
+import { TxPool } from '../dma-buffers.js';
 import { shown } from '../../lib/util/shown.js';
 import { optionsObject } from '../../lib/util/options.js';
 
 /** The transport a driver opens on (openTransport(address).transport). */
 type Transport = Parameters<typeof VirtioDevice.open>[0];
 
-/** RngDriver.open's options: how interrupts are delivered (VirtioDevice.open's `interrupts`). */
-export type RngOpenOptions = Pick<OpenOptions, 'interrupts'>;
+/**
+ * RngDriver.open's options: VirtioDevice.open's (see {@link OpenOptions}) — `interrupts` ('auto',
+ * 'msix', 'poll'), `requestTimeoutMs` (ms requests in flight may see no progress before the device
+ * is declared unresponsive and reset, E_DEVICE_UNRESPONSIVE; default 30 000, 1 to 3 600 000),
+ * `resetTimeoutMs`, the polling knobs (`hybridPollUs`, `pollSpinUs`, `pollBudget`) and `features`
+ * (virtio-rng has no feature bits of its own: only the ring policy, such as `layout`, matters).
+ * The stop/state features are never accepted: stop() uses quiesce.
+ */
+export type RngOpenOptions = Omit<OpenOptions, 'stateFeatures'>;
 
 /** Bytes asked of the device per request at most: one page, the buffer the driver offers. */
 const BUFFER_BYTES = 4096;
 /** Bytes one read() returns at most (16 MiB): the result is allocated up front, so the count is bounded. */
 export const RNG_MAX_READ_BYTES = 16 * 1024 * 1024;
 
-/** A virtio-rng device, read as a source of random bytes. */
-export class RngDriver {
+/**
+ * A virtio-rng device, read as a source of random bytes. Reads may be made at once: each request
+ * has its own buffer, so every byte the device hands out goes to exactly one caller. Being a
+ * {@link StatefulDriver}, it also has stop / snapshot / reinit / resume, recover() after a device
+ * failure, and close(reason).
+ */
+export class RngDriver extends StatefulDriver {
+  /** A buffer per request in flight, at most one per ring entry. */
+  private readonly buffers: TxPool;
+  private closed = false;
+
   private constructor(
-    private readonly device: VirtioDevice,
-    private readonly queues: QueueSet,
+    device: VirtioDevice,
+    queues: QueueSet,
     private readonly rq: RequestQueue<undefined>,
-    private readonly buf: DmaRegion,
-    private readonly dma: DmaAllocator,
-  ) {}
+    /** device.dma: the allocator that stays valid across a reinit onto another device. */
+    dma: DmaAllocator,
+  ) {
+    super(device, queues);
+    this.buffers = new TxPool(dma, BUFFER_BYTES, rq.vq.size);
+  }
 
   /**
    * Negotiates (no device features: §5.4.3), sets up requestq (queue 0, at most 64 entries) and
-   * goes live (§3.1.1). Throws E_NOT_VIRTIO for a device that is not virtio-rng (device id 4), and
-   * VirtioDevice.open's errors (E_FEATURES_NOT_OK, …).
+   * goes live (§3.1.1). Throws E_NOT_VIRTIO for a device that is not virtio-rng (device id 4),
+   * E_INVALID_ARGUMENT for bad options, and VirtioDevice.open's errors (E_FEATURES_NOT_OK, …).
    */
   static async open(transport: Transport, options: RngOpenOptions = {}): Promise<RngDriver> {
     options = optionsObject(options, 'RngDriver.open options');
@@ -50,8 +74,7 @@ export class RngDriver {
       const queues = new QueueSet(device);
       const rq = queues.add<undefined>(0, { size: Math.min(transport.queueMaxSize(0), 64) });
       await device.driverOk();
-      // device.dma: the allocator that stays valid across a reinit onto another device.
-      return new RngDriver(device, queues, rq, device.dma.alloc(BUFFER_BYTES, 64), device.dma);
+      return new RngDriver(device, queues, rq, device.dma);
     } catch (e) {
       await device.close();
       throw e;
@@ -59,10 +82,13 @@ export class RngDriver {
   }
 
   /**
-   * `n` bytes of entropy (n a positive integer). The device may fill less than offered (its used
-   * length, §5.4.6.1), so this asks until it has `n`, one request of at most 4096 bytes at a time.
-   * Throws E_INVALID_ARGUMENT for a bad `n`, E_IO_ERROR when the device returns an empty buffer,
-   * and the request's errors (E_CLOSED after close, E_DEVICE_NEEDS_RESET, …).
+   * `n` bytes of entropy (n a positive integer, at most RNG_MAX_READ_BYTES). The device may fill
+   * less than offered (its used length, §5.4.6.1), so this asks until it has `n`, one request of at
+   * most 4096 bytes at a time, each in a buffer of its own: reads made at once get different bytes
+   * (each waits for a buffer while every ring entry has a request). Throws E_INVALID_ARGUMENT for a
+   * bad `n`, E_IO_ERROR when the device returns an empty buffer, E_CLOSED after close(), and the
+   * request's errors (E_DEVICE_NEEDS_RESET, a ring fault, E_DEVICE_UNRESPONSIVE …: recover(), then
+   * read again).
    */
   async read(n: number): Promise<Uint8Array> {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > RNG_MAX_READ_BYTES) {
@@ -71,19 +97,40 @@ export class RngDriver {
     }
     const out = new Uint8Array(n);
     for (let got = 0; got < n;) {
-      const want = Math.min(n - got, this.buf.size);
-      const { len } = await this.rq.submit([], [{ addr: this.buf.iova, len: want }]);
-      // The used length comes from the device: RequestQueue has checked it is within what was offered.
-      if (len === 0) throw new RequestError('E_IO_ERROR', `${this.device.address} returned an empty buffer`, 'the device has no entropy to give');
-      out.set(this.buf.bytes.subarray(0, len), got);
+      const buf = await this.buffer();
+      let len: number;
+      try {
+        const want = Math.min(n - got, buf.size);
+        // A fresh segment array per request: the queue may read it again after a reinit.
+        ({ len } = await this.rq.submit([], [{ addr: buf.iova, len: want }]));
+        // The used length comes from the device: RequestQueue has checked it is within what was offered.
+        if (len === 0) throw new RequestError('E_IO_ERROR', `${this.device.address} returned an empty buffer`, 'the device has no entropy to give now; read again later');
+        out.set(buf.bytes.subarray(0, len), got);
+      } finally {
+        // Settled: returned by the device, or rejected once the device that could write into it was reset.
+        this.buffers.give(buf);
+      }
       got += len;
     }
     return out;
   }
 
-  /** Resets the device (a pending read is rejected with E_CLOSED), then frees the buffer nothing can write into any more. */
-  async close(): Promise<void> {
-    await this.queues.close();
-    this.dma.free(this.buf);
+  /** A buffer of the pool, or the next one a settled request gives back; E_CLOSED once close() began. */
+  private async buffer(): Promise<DmaRegion> {
+    for (;;) {
+      if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
+      const b = this.buffers.take();
+      if (b) return b;
+      // Every ring entry has a request: each settles (the watchdog bounds it) and gives its buffer back.
+      await this.buffers.wait();
+    }
+  }
+
+  /** Resets the device (a pending read is rejected with E_CLOSED, or `reason`), then frees the buffers nothing can write into any more. */
+  protected async shutDown(reason?: UvirtioError): Promise<void> {
+    this.closed = true;
+    this.buffers.wake(); // reads waiting for a buffer see the close
+    await this.queues.close(reason);
+    this.buffers.release();
   }
 }

@@ -239,7 +239,8 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
         return r.bytes.subarray(off, off + len);
       }
     }
-    throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`);
+    throw new DmaError('E_DMA_RANGE', `device access to 0x${iova.toString(16)}+${len} is outside the driver's memory`,
+      'every address given to the device must lie in a region this allocator handed out (alloc) and not yet freed');
   }
 
   close(): void {

@@ -127,7 +127,8 @@ export class NoIommuBackend implements DmaBackend {
     fs.readSync(this.pagemap, entry, 0, 8, Number((vaddr / page) * 8n));
     const v = entry.readBigUInt64LE(0);
     const pfn = v & PFN_MASK;
-    if (!(v & PRESENT)) throw new DmaError('E_DMA_RANGE', `page at 0x${vaddr.toString(16)} is not present after mlock`);
+    if (!(v & PRESENT)) throw new DmaError('E_DMA_RANGE', `page at 0x${vaddr.toString(16)} is not present after mlock`,
+      'the kernel did not keep the page in memory: raise the locked-memory limit (ulimit -l) and check the host is not short of memory');
     if (pfn === 0n) {
       throw new DmaError('E_PERMISSION', '/proc/self/pagemap shows no physical addresses to this process',
         'no-IOMMU DMA needs root (CAP_SYS_ADMIN) to read physical addresses');
@@ -249,7 +250,8 @@ export class VfioDmaAllocator implements DmaAllocator {
     if (b.region.iova % BigInt(align) !== 0n) {
       this.backend.revoke(b);
       this.backend.unmapHost(b);
-      throw new DmaError('E_DMA_RANGE', `DMA region at 0x${b.region.iova.toString(16)} is not aligned to ${align}`);
+      throw new DmaError('E_DMA_RANGE', `DMA region at 0x${b.region.iova.toString(16)} is not aligned to ${align}`,
+        `the memory the kernel gave is not aligned so (no-IOMMU: physical pages); ask for an alignment of at most the page size (${libc.pageSize()} bytes), or try again`);
     }
     this.live.set(b.region.iova, b);
     return b.region;

@@ -350,7 +350,8 @@ export class RequestQueue<T = undefined> {
       this.addedSinceKick = true;
     } catch (e) {
       if (isInstance(e, VirtqueueError) && e.code === 'E_QUEUE_FULL') return false;
-      settleLater(request, isInstance(e, Error) ? e : new VirtqueueError('E_BAD_CHAIN', this.vq.index, `the chain could not be added: ${thrownMessage(e)}`));
+      settleLater(request, isInstance(e, Error) ? e : new VirtqueueError('E_BAD_CHAIN', this.vq.index, `the chain could not be added: ${thrownMessage(e)}`,
+        'pass segments as arrays of { addr: bigint, len: number } inside memory of device.dma'));
     }
     return true;
   }
@@ -407,7 +408,8 @@ export class RequestQueue<T = undefined> {
       queueMicrotask(() => this.fail(broken));
       return;
     }
-    const error = e instanceof UvirtioError ? e : new DeviceError('E_SYSCALL', `queue ${this.vq.index}: the notification could not be sent: ${reason}`);
+    const error = e instanceof UvirtioError ? e : new DeviceError('E_SYSCALL', `queue ${this.vq.index}: the notification could not be sent: ${reason}`,
+      'the transport lost the device: the device is reset and its requests rejected; recover() once it is reachable again', { cause: e });
     if (this.halted) return;
     this.halt(error);
     this.onFault(error);

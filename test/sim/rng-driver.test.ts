@@ -61,3 +61,37 @@ t.test('polling delivery works the same', async (t) => {
   t.teardown(() => rng.close());
   t.same([...await rng.read(300)], [...seededStream(99, 300)]);
 });
+
+t.test('more reads at once than ring entries: each waits for a buffer of its own; every byte goes to one caller', async (t) => {
+  const opened = await openTransport('sim:rng?seed=3');
+  const rng = await RngDriver.open(opened.transport);
+  t.teardown(() => rng.close());
+  const results = await Promise.all(Array.from({ length: 150 }, () => rng.read(16)));
+  const all = results.map((r) => Buffer.from(r).toString('hex'));
+  t.equal(new Set(all).size, 150, 'no two callers got the same bytes');
+  t.equal(opened.sim?.type === 'rng' ? opened.sim.delivered : -1, 150 * 16, 'the device handed out exactly what was read');
+  t.same([...Buffer.from(all.join(''), 'hex')].sort(), [...seededStream(3, 150 * 16)].sort(), 'together, the seeded stream');
+});
+
+t.test('close() with reads waiting for a buffer: every read settles, E_CLOSED; a second close() is the same close', async (t) => {
+  const rng = await RngDriver.open(new VirtioPciTransport(createSimDevice({ type: 'rng', completion: 'manual' }).fn));
+  const reads = Array.from({ length: 100 }, () => codeOfAsync(rng.read(16)));
+  await new Promise((r) => setTimeout(r, 10));
+  await Promise.all([rng.close(), rng.close()]);
+  const codes = await Promise.all(reads);
+  t.same([...new Set(codes)], ['E_CLOSED'], 'in flight and waiting: E_CLOSED');
+});
+
+t.test('stop (quiesce) → resume, and stop → snapshot → reinit: reads go on', async (t) => {
+  const opened = await openTransport('sim:rng?seed=5');
+  const rng = await RngDriver.open(opened.transport);
+  t.teardown(() => rng.close());
+  const first = await rng.read(8);
+  t.equal(await rng.stop(), 'quiesce');
+  await rng.resume();
+  const second = await rng.read(8);
+  t.equal(await rng.stop(), 'quiesce');
+  await rng.reinit(rng.snapshot());
+  const third = await rng.read(8);
+  t.same([...first, ...second, ...third], [...seededStream(5, 24)]);
+});

@@ -46,7 +46,8 @@ async function bringUp(ctx: CheckContext): Promise<Live> {
     for (;;) {
       while (vq.popUsed());
       if (vq.inFlight === 0) return;
-      if (performance.now() > deadline) throw new DeviceError('E_DEVICE_UNRESPONSIVE', `${vq.inFlight} request(s) not used within ${Math.round(ctx.timeoutMs / 4)} ms`);
+      if (performance.now() > deadline) throw new DeviceError('E_DEVICE_UNRESPONSIVE', `${vq.inFlight} request(s) not used within ${Math.round(ctx.timeoutMs / 4)} ms`,
+        'the device did not answer within a quarter of the check\'s bound: raise --check-timeout for a slow device');
       await new Promise((r) => setImmediate(r));
     }
   };

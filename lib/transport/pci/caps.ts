@@ -97,11 +97,13 @@ export function discoverVirtioPci(fn: PciFunction): VirtioPciLayout {
   };
   const common = region(fn, need(PciCapType.COMMON, 'common configuration'), 'common configuration');
   if (common.length < COMMON_CFG_MIN_LEN) {
-    throw new DeviceError('E_CAP_INVALID', `${fn.address}: common configuration is ${common.length} bytes, less than ${COMMON_CFG_MIN_LEN}`);
+    throw new DeviceError('E_CAP_INVALID', `${fn.address}: common configuration is ${common.length} bytes, less than ${COMMON_CFG_MIN_LEN}`,
+      'the device\'s capability breaks virtio 1.2 §4.1.4.3 (a device bug, or not a virtio 1.0+ device): use another device');
   }
   const notifyCap = need(PciCapType.NOTIFY, 'notification');
   if (fn.configRead8(notifyCap.at + PciCapField.LEN) < PCI_NOTIFY_CAP_LEN) {
-    throw new DeviceError('E_CAP_INVALID', `${fn.address}: notification capability is too short to hold notify_off_multiplier`);
+    throw new DeviceError('E_CAP_INVALID', `${fn.address}: notification capability is too short to hold notify_off_multiplier`,
+      'the device\'s capability breaks virtio 1.2 §4.1.4.4 (a device bug, or not a virtio 1.0+ device): use another device');
   }
   const multiplier = fn.configRead32(notifyCap.at + PciCapField.NOTIFY_OFF_MULTIPLIER) >>> 0;
   const notify = { ...region(fn, notifyCap, 'notification'), multiplier };

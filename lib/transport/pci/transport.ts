@@ -262,7 +262,8 @@ export class VirtioPciTransport implements VirtioTransport {
       save: (iova: bigint, capacity: number): number => {
         const length = c.read32(base + CommonCfg.DEVICE_STATE_LEN) >>> 0;
         if (length > capacity) {
-          throw new DeviceError('E_STATE_REFUSED', `${this.address} has ${length} bytes of device state, more than the ${capacity}-byte buffer`);
+          throw new DeviceError('E_STATE_REFUSED', `${this.address} has ${length} bytes of device state, more than the ${capacity}-byte buffer`,
+            `a snapshot carries at most ${capacity} bytes of device state: stop with another mechanism (\`--mechanism suspend\` or \`quiesce\`, which take no device state)`);
         }
         if (length > 0) command(DeviceStateCmd.SAVE, iova, length);
         return length;

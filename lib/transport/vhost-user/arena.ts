@@ -74,7 +74,8 @@ export class MemfdArena implements DmaAllocator {
   view(iova: bigint, len: number): Uint8Array {
     if (!isIovaRange(iova, len)) throw badIovaRange(iova, len);
     const off = Number(iova - this.guestBase);
-    if (!Number.isSafeInteger(len) || len < 0 || off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`);
+    if (!Number.isSafeInteger(len) || len < 0 || off < 0 || off + len > this.size) throw new DmaError('E_DMA_RANGE', `0x${iova.toString(16)}+${len} is outside the vhost-user arena`,
+      'every address given to the back-end must lie in memory of the transport\'s dma (alloc), which is the arena it shares');
     return this.bytes.subarray(off, off + len);
   }
 

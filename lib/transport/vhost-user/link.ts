@@ -149,7 +149,8 @@ export class Link {
         if (this.closed) s.channel.close();
         else this.adopt(s);
       } catch (e) {
-        this.connectError = isUvirtioError(e) ? e : new DeviceError('E_VHOST_LOST', `${this.address}: ${String(e)}`);
+        this.connectError = isUvirtioError(e) ? e : new DeviceError('E_VHOST_LOST', `${this.address}: ${String(e)}`,
+          'the back-end could not be reached again after the reset; check it is running, then recover()', { cause: e });
       }
     }
   }

@@ -338,7 +338,8 @@ export class VdpaFd {
         'the range must lie in VHOST_VDPA_GET_IOVA_RANGE (VhostVdpaTransport.iovaRange), not overlap a mapping, and be memory this process shares (a memfd mapping); where the kernel pins the pages (vdpa use_va off, or a hardware parent), the locked-memory limit counts too: raise `ulimit -l` or open with a smaller ?arena=MiB',
         { cause: e });
     }
-    if (n !== msg.length) throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device took ${n} of ${msg.length} bytes of IOTLB ${what}`);
+    if (n !== msg.length) throw new DmaError('E_VDPA_IOTLB', `${this.address}: the device took ${n} of ${msg.length} bytes of IOTLB ${what}`,
+      'the vhost-vdpa device took part of an IOTLB message (a kernel or parent-driver fault); close it and open it again');
   }
 
   /** Closes the fd (the kernel resets the device and drops its IOTLB); idempotent. */

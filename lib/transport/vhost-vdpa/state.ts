@@ -135,7 +135,8 @@ export class VdpaSuspendFacility implements StateFacility {
   /** The state GET_VRING_BASE reported for queue q at the last stop. Throws E_STATE_NOT_STOPPED before one. */
   read(_ctx: StateContext, q: number): VqState {
     const s = this.last.get(q);
-    if (!s) throw new DeviceError('E_STATE_NOT_STOPPED', `${this.t.address}: queue ${q} has not been stopped (VHOST_VDPA_SUSPEND + GET_VRING_BASE)`);
+    if (!s) throw new DeviceError('E_STATE_NOT_STOPPED', `${this.t.address}: queue ${q} has not been stopped (VHOST_VDPA_SUSPEND + GET_VRING_BASE)`,
+      'stop() the device first (mechanism backend); its state is read only while it is stopped');
     return s;
   }
 

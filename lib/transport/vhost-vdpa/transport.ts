@@ -197,7 +197,8 @@ export class VhostVdpaTransport implements VirtioTransport {
     this.forget();
     const deadline = Date.now() + timeoutMs;
     for (let spins = 0; this.dev.status() !== 0; spins++) {
-      if (Date.now() > deadline) throw new TimeoutError('E_RESET_TIMEOUT', `${this.address}: device_status did not read 0 within ${timeoutMs} ms of the reset`);
+      if (Date.now() > deadline) throw new TimeoutError('E_RESET_TIMEOUT', `${this.address}: device_status did not read 0 within ${timeoutMs} ms of the reset`,
+        'the device did not finish its reset in time: raise resetTimeoutMs, or check the vDPA parent device (dmesg)');
       await backoff(spins);
     }
     if (!this.has(BackendFeature.IOTLB_PERSIST)) {
