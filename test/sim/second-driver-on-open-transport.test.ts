@@ -8,12 +8,17 @@
 // records notify-before-driver-ok). What should happen: an open on a transport another open
 // VirtioDevice still drives is refused at once with a caller's code (E_BAD_STATE, or
 // E_DEVICE_IN_USE as for a device another process holds), and the first driver and its request
-// are left alone.
+// are left alone. The same one level down: a second QueueSet on a VirtioDevice that has one is
+// accepted; when the device fails, only the first QueueSet handles it — the second one's request
+// is stranded and, after the first one's recover(), the second refuses every request with
+// E_DEVICE_NEEDS_RESET for ever. Either refuse the second QueueSet, or make both settle and revive.
 
 import t from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
+import { QueueSet } from '../../lib/virtio/queue-set.js';
+import { codeOf } from '../support/codes.js';
 import { codeOfAsync, settledCode } from '../support/codes.js';
 
 const REFUSED = ['E_BAD_STATE', 'E_DEVICE_IN_USE', 'E_INVALID_ARGUMENT'];
@@ -48,4 +53,35 @@ t.test('two BlkDriver.open at once on one transport: one of them is refused', as
   const results = await Promise.allSettled([BlkDriver.open(opened.transport), BlkDriver.open(opened.transport)]);
   t.teardown(async () => { for (const r of results) if (r.status === 'fulfilled') await r.value.close(); });
   t.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one driver owns the device');
+});
+
+t.test('a second QueueSet on one VirtioDevice: refused, or both settle through a failure and recover', async (t) => {
+  const opened = await openTransport('sim:blk?queues=2&mode=hold&latency=5');
+  const dev = await VirtioDevice.open(opened.transport, { requestTimeoutMs: 10_000 });
+  const a = new QueueSet(dev);
+  t.teardown(() => a.close());
+  let b: QueueSet | undefined;
+  const code = codeOf(() => { b = new QueueSet(dev); });
+  if (code !== 'no error') {
+    t.ok(REFUSED.includes(code), `the second QueueSet is refused with a caller's code (got ${code})`);
+    return;
+  }
+  t.teardown(() => b!.close());
+  const qa = a.add<undefined>(0);
+  const qb = b!.add<undefined>(1);
+  await dev.driverOk();
+  const read = (rq: typeof qa): Promise<string> => {
+    const x = dev.dma.alloc(1024);
+    new DataView(x.bytes.buffer, x.bytes.byteOffset).setUint32(0, 0 /* IN */, true);
+    return settledCode(rq.submit([{ addr: x.iova, len: 16 }], [{ addr: x.iova + 16n, len: 512 }, { addr: x.iova + 528n, len: 1 }]), 3000);
+  };
+  const pa = read(qa);
+  const pb = read(qb);
+  opened.sim!.injectFault({ kind: 'needs-reset' });
+  t.equal(await pa, 'E_DEVICE_NEEDS_RESET', 'the first QueueSet\'s request is rejected with the failure');
+  t.equal(await pb, 'E_DEVICE_NEEDS_RESET', 'so is the second\'s, not stranded');
+  opened.sim!.clearFaults();
+  await a.recover();
+  t.equal(await read(qa), 'ok', 'the first QueueSet works after recover()');
+  t.equal(await read(qb), 'ok', 'and so does the second');
 });
