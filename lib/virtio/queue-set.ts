@@ -42,6 +42,8 @@ export class QueueSet {
   private closed = false;
   /** The close() under way or done. */
   private closing: Promise<void> | undefined;
+  /** Its queues are paused for a stop (from the pause until the device is live again): RequestQueue.resume() is refused meanwhile. */
+  private stopping = false;
 
   /** @param device the device whose queues this set owns; its failures are handled here from now on. */
   constructor(
@@ -73,6 +75,7 @@ export class QueueSet {
     this.queues.set(index, rq as RequestQueue<unknown>);
     rq.onBusy = () => this.watchdog.arm(this.device.drains(index));
     rq.onFault = (e) => this.device.markFailed(e);
+    rq.onResume = () => this.checkQueueResume(index);
     this.chooseDelivery(index, rq as RequestQueue<unknown>);
     return rq;
   }
@@ -85,6 +88,19 @@ export class QueueSet {
   /** Missed interrupts the watchdog made up for. */
   get stats(): WatchdogStats {
     return this.watchdog.stats;
+  }
+
+  /**
+   * RequestQueue.resume() of one of its queues: refused (E_BAD_STATE) while the queues are paused
+   * for a stop or the device is stopped — requests let in then would reach a stopped device (a
+   * notification a suspended device must not get, state that no longer matches the snapshot). The
+   * device's own ways back are resume() and reinit(), which unpause the queues themselves.
+   */
+  private checkQueueResume(index: number): void {
+    if (this.stopping || this.device.phase === 'stopped') {
+      throw new UsageError('E_BAD_STATE', `${this.device.address}: queue ${index} cannot resume while the device is ${this.device.phase === 'stopped' ? 'stopped' : 'stopping'}`,
+        'leave the stop through the device: QueueSet.resume() (the same device, where its mechanism allows) or QueueSet.reinit(snapshot); they let the waiting requests in');
+    }
   }
 
   /** Interrupts where the queue has a vector (with poll-then-sleep when OpenOptions.hybridPollUs is set), else polling on every turn of the event loop. */
@@ -116,6 +132,7 @@ export class QueueSet {
         accepted = true;
         if (prepare) await prepare(deadline, signal);
         if (signal.aborted) return; // the stop gave up on this preparation (a timeout, a close): pause nothing
+        this.stopping = true;
         for (const rq of this.queues.values()) rq.pause();
       });
       for (const rq of this.queues.values()) rq.processUsed();
@@ -183,6 +200,7 @@ export class QueueSet {
     // Its stall clock goes on: a stop retried (and refused) again and again must not keep a hung
     // device from its request timeout.
     this.watchdog.forgetUnannounced();
+    this.stopping = false;
     for (const [index, rq] of this.queues) {
       this.chooseDelivery(index, rq);
       if (notify) this.device.notifyQueue(index);
