@@ -26,10 +26,12 @@ import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { rendered, shown } from '../util/shown.js';
 import { checkValue, int, optionsObject } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
+import { checkTransportArgument } from './transport-owner.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
 export type { DevicePhase, QueueOptions } from './device-core.js';
+export { checkTransportArgument } from './transport-owner.js';
 export type { StopOptions, StopPreparation, ReinitOptions } from './state/migration.js';
 /** Re-exported so drivers name a transport through lib/virtio (they never import lib/transport). */
 export type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
@@ -154,10 +156,15 @@ export class VirtioDevice {
   /**
    * Resets the device and runs §3.1.1 up to FEATURES_OK: ACKNOWLEDGE, DRIVER, negotiation,
    * FEATURES_OK and its read-back. On failure after ACKNOWLEDGE the device is left with FAILED set.
-   * Rejects E_INVALID_ARGUMENT, E_FEATURE_MISSING, E_FEATURES_NOT_OK, E_RESET_TIMEOUT,
+   * The device holds the transport until close() (or reset()): one driver per transport.
+   * Rejects E_INVALID_ARGUMENT (`transport` is not one — pass openTransport(address).transport —
+   * or a bad option), E_DEVICE_IN_USE (another VirtioDevice, e.g. a driver's, drives the
+   * transport: checked before anything is touched, so of two opens at once one is refused),
+   * E_CLOSED (a closed transport), E_FEATURE_MISSING, E_FEATURES_NOT_OK, E_RESET_TIMEOUT,
    * E_CAP_MISSING (MSI-X required but none), and the transport's codes.
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
+    checkTransportArgument(transport, 'VirtioDevice.open');
     options = optionsObject(options, 'VirtioDevice.open options');
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
@@ -481,9 +488,7 @@ export class VirtioDevice {
     return this.d.exclusive('reinit', () => {
       options = optionsObject(options, 'reinit options');
       const { target } = options;
-      if (target !== undefined && (typeof target !== 'object' || target === null || typeof (target as Partial<VirtioTransport>).deviceFeatures !== 'function')) {
-        throw new UsageError('E_INVALID_ARGUMENT', `reinit target must be a transport (openTransport(address).transport), got ${shown(target)}`);
-      }
+      if (target !== undefined) checkTransportArgument(target, 'reinit target');
       if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'reinit timeoutMs');
       return this.m.reinit(snapshot, options);
     });
