@@ -26,7 +26,7 @@ import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { rendered, shown } from '../util/shown.js';
 import { checkValue, int, optionsObject } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
-import { checkTransportArgument } from './transport-owner.js';
+import { TransportOwner, checkTransportArgument } from './transport-owner.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
@@ -175,6 +175,9 @@ export class VirtioDevice {
       '0 turns the spin off; it should be about the time the device takes to answer a request');
     const pollBudget = checkPollBudget(options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half'), 'pollBudget');
     checkTransportOpen(transport, 'opening the device');
+    // Claimed before the first wait: a second open on the transport, now or while this one runs, is refused.
+    const owner = new TransportOwner();
+    owner.claim(transport, 'opening a device');
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {
@@ -184,11 +187,15 @@ export class VirtioDevice {
         return negotiated.features;
       });
       const { offered, features, layout } = negotiated!;
-      const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto');
+      const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto', owner);
       core.interrupts.route(transport);
       return new VirtioDevice(core, { hybridPollUs, pollSpinUs, pollBudget });
     } catch (e) {
-      if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
+      try {
+        if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
+      } finally {
+        owner.releaseAll();
+      }
       throw e;
     }
   }
@@ -348,7 +355,8 @@ export class VirtioDevice {
 
   /**
    * Resets the device (bounded wait) and forgets every queue: tokens of chains still in flight
-   * are returned so their owners can reject them. The device must be opened again to be used.
+   * are returned so their owners can reject them. The device must be opened again to be used
+   * (VirtioDevice.open on the same transport: this one lets go of it).
    */
   async reset(): Promise<unknown[]> {
     await this.d.t.reset(this.d.resetTimeoutMs);
@@ -359,6 +367,7 @@ export class VirtioDevice {
     }
     this.d.queues.clear();
     this.d.phase = 'reset';
+    this.d.owner.releaseAll();
     return orphans;
   }
 
@@ -404,18 +413,24 @@ export class VirtioDevice {
     const orphans = d.takeCarried();
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
     d.phase = 'closed';
+    // After reset() another VirtioDevice may have opened the transport: it is that one's now.
+    const ours = !d.owner.otherHolds(d.t);
     try {
-      await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
+      if (ours) await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
     } finally {
       for (const [q, { vq }] of d.queues) {
         if (!vq.broken || vq.broken.code !== 'E_CLOSED') orphans.set(q, [...(orphans.get(q) ?? []), ...vq.inFlightTokens()]);
         vq.close();
       }
       d.queues.clear();
-      d.t.disableInterrupts();
-      d.unwatch();
-      d.closeListeners.emit(orphans);
-      d.t.close();
+      try {
+        if (ours) d.t.disableInterrupts();
+        d.unwatch();
+        d.closeListeners.emit(orphans);
+        if (ours) d.t.close();
+      } finally {
+        d.owner.releaseAll();
+      }
     }
     return orphans;
   }

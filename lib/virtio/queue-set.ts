@@ -14,16 +14,20 @@
 // Every request a RequestQueue accepted settles exactly once, within a bounded time of the device
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
-import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions, StopPreparation } from './device.js';
+import { VirtioDevice, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
 import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
+import { isInstance, shown } from '../util/shown.js';
 
 /** A queue's set-up in a QueueSet: its size and policy (QueueOptions; `onUsed` is the QueueSet's). */
 export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
 
 type Tokens = RequestToken<unknown>[];
+
+/** Devices that have their QueueSet: one per device, since only it hears of the device's failures and closes it. */
+const withQueueSet = new WeakSet<VirtioDevice>();
 
 /**
  * A driver's queues on one {@link VirtioDevice}, each a {@link RequestQueue} driven by its interrupt
@@ -45,11 +49,25 @@ export class QueueSet {
   /** Its queues are paused for a stop (from the pause until the device is live again): RequestQueue.resume() is refused meanwhile. */
   private stopping = false;
 
-  /** @param device the device whose queues this set owns; its failures are handled here from now on. */
+  /**
+   * @param device the device whose queues this set owns; its failures are handled here from now on.
+   * Throws E_INVALID_ARGUMENT when `device` is not a VirtioDevice (open one with
+   * VirtioDevice.open(transport) first), E_BAD_STATE when the device has a QueueSet already (one
+   * per device: add every queue to that one).
+   */
   constructor(
     /** The device the queues live on. */
     readonly device: VirtioDevice,
   ) {
+    if (!isInstance(device, VirtioDevice as unknown as abstract new () => VirtioDevice)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `a QueueSet needs a VirtioDevice, got ${shown(device)}`,
+        'open the device first: new QueueSet(await VirtioDevice.open((await openTransport(address)).transport))');
+    }
+    if (withQueueSet.has(device)) {
+      throw new UsageError('E_BAD_STATE', `${device.address}: the device has a QueueSet already`,
+        'a device has one QueueSet, which handles its failures, stop and close: add every queue to that one (queueSet.add(index))');
+    }
+    withQueueSet.add(device);
     this.watchdog = new Watchdog(device, this.queues);
     device.onFailure((e) => {
       // If settling throws part-way (a transport gone under the reset), nothing may stay pending and
