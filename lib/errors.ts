@@ -101,6 +101,11 @@ export type ErrorCode =
   /** The snapshot disagrees with what the driver knows about its own rings (indices, requests in flight). */
   | 'E_SNAPSHOT_INCONSISTENT'
   | 'E_SNAPSHOT_IO'
+  /**
+   * The device is held by another: another process (a vhost-vdpa device open elsewhere, a host
+   * driver), or, in this process, another open VirtioDevice (a driver's) on the same transport —
+   * a transport has one driver until that one is closed. The caller's to resolve (CLI exit 2).
+   */
   | 'E_DEVICE_IN_USE'
   // CLI sessions
   | 'E_NO_SESSION'

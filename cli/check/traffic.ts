@@ -173,11 +173,22 @@ export function trafficOf(ctx: CheckContext, layout: Layout): Promise<TrafficRun
 
 /**
  * One request on queue 0 of a fresh polled device (split, no indirect): `build` lays the chain out
- * in a 4 KiB buffer; resolves with the used len and the buffer, or rejects with the queue's error
- * or E_REQUEST_TIMEOUT after the check's bound.
+ * in a 4 KiB buffer; resolves with the used len and the buffer (the check's, still valid), or
+ * rejects with the queue's error or E_REQUEST_TIMEOUT after the check's bound. The device is
+ * closed (reset) before it settles: a transport has one VirtioDevice at a time, so a check may
+ * send another request after this one.
  */
 export async function oneRequest(ctx: CheckContext, build: (buf: DmaRegion) => { readable: Segment[]; writable: Segment[] }): Promise<{ len: number; buf: DmaRegion }> {
   const d = await ctx.open({ interrupts: 'poll', stateFeatures: false, features: { layout: 'split', indirect: false } });
+  try {
+    return await requestOn(ctx, d, build);
+  } finally {
+    // A close that fails (the check ended under it) still lets go of the transport; the request's outcome is what counts.
+    await d.close().catch(() => undefined);
+  }
+}
+
+async function requestOn(ctx: CheckContext, d: VirtioDevice, build: (buf: DmaRegion) => { readable: Segment[]; writable: Segment[] }): Promise<{ len: number; buf: DmaRegion }> {
   const vq = d.setupQueue<number>(0, { size: Math.min(8, ctx.t.queueMaxSize(0)) });
   await d.driverOk();
   await ctx.live();

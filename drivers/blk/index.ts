@@ -10,7 +10,7 @@
 
 import { BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
@@ -102,6 +102,7 @@ export class BlkDriver extends StatefulDriver {
    * again on failure.
    */
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
+    checkTransportArgument(transport, 'BlkDriver.open');
     options = optionsObject(options, 'BlkDriver.open options');
     if (transport.deviceType !== DeviceType.BLK) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`,

@@ -10,7 +10,7 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -112,6 +112,7 @@ export class ConsoleDriver extends StatefulDriver {
    * and the errors of VirtioDevice.open; the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: ConsoleOpenOptions = {}): Promise<ConsoleDriver> {
+    checkTransportArgument(transport, 'ConsoleDriver.open');
     options = optionsObject(options, 'ConsoleDriver.open options');
     if (transport.deviceType !== DeviceType.CONSOLE) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not console (${DeviceType.CONSOLE})`,

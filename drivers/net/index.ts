@@ -6,7 +6,7 @@
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type VirtioTransport } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, type ReinitOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
@@ -133,6 +133,7 @@ export class NetDriver extends StatefulDriver {
    * and of the VQ_PAIRS_SET command; the device is closed again on failure.
    */
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
+    checkTransportArgument(transport, 'NetDriver.open');
     options = optionsObject(options, 'NetDriver.open options');
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`,

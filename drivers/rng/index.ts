@@ -9,7 +9,7 @@
 
 import { DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions } from '../../lib/virtio/device.js';
+import { VirtioDevice, type OpenOptions, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
@@ -64,6 +64,7 @@ export class RngDriver extends StatefulDriver {
    * E_INVALID_ARGUMENT for bad options, and VirtioDevice.open's errors (E_FEATURES_NOT_OK, …).
    */
   static async open(transport: Transport, options: RngOpenOptions = {}): Promise<RngDriver> {
+    checkTransportArgument(transport, 'RngDriver.open');
     options = optionsObject(options, 'RngDriver.open options');
     if (transport.deviceType !== DeviceType.RNG) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not rng (${DeviceType.RNG})`,

@@ -11,6 +11,7 @@ import { InterruptRouter, type InterruptPreference } from './interrupts.js';
 import { initialVqState, quiesceFacility } from './state/quiesce.js';
 import { createVirtqueue } from './queue/index.js';
 import { Listeners } from '../util/listeners.js';
+import type { TransportOwner } from './transport-owner.js';
 import { checkValue, int, optionsObject } from '../util/options.js';
 
 /**
@@ -82,6 +83,8 @@ export class DeviceCore {
     readonly resetTimeoutMs: number,
     readonly requestTimeoutMs: number,
     preference: InterruptPreference,
+    /** The transports this device holds (one driver per transport: transport-owner.ts); released by close(), reset(), a reinit onto a target. */
+    readonly owner: TransportOwner,
   ) {
     this.interrupts = new InterruptRouter(preference, (v) => this.onInterrupt(v));
     this.watchLost();

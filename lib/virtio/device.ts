@@ -26,10 +26,12 @@ import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { rendered, shown } from '../util/shown.js';
 import { checkValue, int, optionsObject } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
+import { TransportOwner, checkTransportArgument } from './transport-owner.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
 export type { DevicePhase, QueueOptions } from './device-core.js';
+export { checkTransportArgument } from './transport-owner.js';
 export type { StopOptions, StopPreparation, ReinitOptions } from './state/migration.js';
 /** Re-exported so drivers name a transport through lib/virtio (they never import lib/transport). */
 export type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
@@ -154,10 +156,15 @@ export class VirtioDevice {
   /**
    * Resets the device and runs §3.1.1 up to FEATURES_OK: ACKNOWLEDGE, DRIVER, negotiation,
    * FEATURES_OK and its read-back. On failure after ACKNOWLEDGE the device is left with FAILED set.
-   * Rejects E_INVALID_ARGUMENT, E_FEATURE_MISSING, E_FEATURES_NOT_OK, E_RESET_TIMEOUT,
+   * The device holds the transport until close() (or reset()): one driver per transport.
+   * Rejects E_INVALID_ARGUMENT (`transport` is not one — pass openTransport(address).transport —
+   * or a bad option), E_DEVICE_IN_USE (another VirtioDevice, e.g. a driver's, drives the
+   * transport: checked before anything is touched, so of two opens at once one is refused),
+   * E_CLOSED (a closed transport), E_FEATURE_MISSING, E_FEATURES_NOT_OK, E_RESET_TIMEOUT,
    * E_CAP_MISSING (MSI-X required but none), and the transport's codes.
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
+    checkTransportArgument(transport, 'VirtioDevice.open');
     options = optionsObject(options, 'VirtioDevice.open options');
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
@@ -168,6 +175,9 @@ export class VirtioDevice {
       '0 turns the spin off; it should be about the time the device takes to answer a request');
     const pollBudget = checkPollBudget(options.pollBudget ?? (transport.deviceOnDriverThread === true ? 0 : 'half'), 'pollBudget');
     checkTransportOpen(transport, 'opening the device');
+    // Claimed before the first wait: a second open on the transport, now or while this one runs, is refused.
+    const owner = new TransportOwner();
+    owner.claim(transport, 'opening a device');
     let negotiated: { features: bigint; layout: Layout; offered: bigint } | undefined;
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {
@@ -177,11 +187,15 @@ export class VirtioDevice {
         return negotiated.features;
       });
       const { offered, features, layout } = negotiated!;
-      const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto');
+      const core = new DeviceCore(transport, offered, features, layout, resetTimeoutMs, requestTimeoutMs, options.interrupts ?? 'auto', owner);
       core.interrupts.route(transport);
       return new VirtioDevice(core, { hybridPollUs, pollSpinUs, pollBudget });
     } catch (e) {
-      if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
+      try {
+        if (transport.readStatus() !== 0) transport.writeStatus(transport.readStatus() | Status.FAILED);
+      } finally {
+        owner.releaseAll();
+      }
       throw e;
     }
   }
@@ -341,7 +355,8 @@ export class VirtioDevice {
 
   /**
    * Resets the device (bounded wait) and forgets every queue: tokens of chains still in flight
-   * are returned so their owners can reject them. The device must be opened again to be used.
+   * are returned so their owners can reject them. The device must be opened again to be used
+   * (VirtioDevice.open on the same transport: this one lets go of it).
    */
   async reset(): Promise<unknown[]> {
     await this.d.t.reset(this.d.resetTimeoutMs);
@@ -352,6 +367,7 @@ export class VirtioDevice {
     }
     this.d.queues.clear();
     this.d.phase = 'reset';
+    this.d.owner.releaseAll();
     return orphans;
   }
 
@@ -397,18 +413,24 @@ export class VirtioDevice {
     const orphans = d.takeCarried();
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
     d.phase = 'closed';
+    // After reset() another VirtioDevice may have opened the transport: it is that one's now.
+    const ours = !d.owner.otherHolds(d.t);
     try {
-      await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
+      if (ours) await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
     } finally {
       for (const [q, { vq }] of d.queues) {
         if (!vq.broken || vq.broken.code !== 'E_CLOSED') orphans.set(q, [...(orphans.get(q) ?? []), ...vq.inFlightTokens()]);
         vq.close();
       }
       d.queues.clear();
-      d.t.disableInterrupts();
-      d.unwatch();
-      d.closeListeners.emit(orphans);
-      d.t.close();
+      try {
+        if (ours) d.t.disableInterrupts();
+        d.unwatch();
+        d.closeListeners.emit(orphans);
+        if (ours) d.t.close();
+      } finally {
+        d.owner.releaseAll();
+      }
     }
     return orphans;
   }
@@ -481,9 +503,7 @@ export class VirtioDevice {
     return this.d.exclusive('reinit', () => {
       options = optionsObject(options, 'reinit options');
       const { target } = options;
-      if (target !== undefined && (typeof target !== 'object' || target === null || typeof (target as Partial<VirtioTransport>).deviceFeatures !== 'function')) {
-        throw new UsageError('E_INVALID_ARGUMENT', `reinit target must be a transport (openTransport(address).transport), got ${shown(target)}`);
-      }
+      if (target !== undefined) checkTransportArgument(target, 'reinit target');
       if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'reinit timeoutMs');
       return this.m.reinit(snapshot, options);
     });

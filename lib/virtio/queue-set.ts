@@ -14,16 +14,20 @@
 // Every request a RequestQueue accepted settles exactly once, within a bounded time of the device
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
-import type { VirtioDevice, QueueOptions, ReinitOptions, StopOptions, StopPreparation } from './device.js';
+import { VirtioDevice, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
 import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
+import { isInstance, shown } from '../util/shown.js';
 
 /** A queue's set-up in a QueueSet: its size and policy (QueueOptions; `onUsed` is the QueueSet's). */
 export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
 
 type Tokens = RequestToken<unknown>[];
+
+/** Devices that have their QueueSet: one per device, since only it hears of the device's failures and closes it. */
+const withQueueSet = new WeakSet<VirtioDevice>();
 
 /**
  * A driver's queues on one {@link VirtioDevice}, each a {@link RequestQueue} driven by its interrupt
@@ -42,12 +46,28 @@ export class QueueSet {
   private closed = false;
   /** The close() under way or done. */
   private closing: Promise<void> | undefined;
+  /** Its queues are paused for a stop (from the pause until the device is live again): RequestQueue.resume() is refused meanwhile. */
+  private stopping = false;
 
-  /** @param device the device whose queues this set owns; its failures are handled here from now on. */
+  /**
+   * @param device the device whose queues this set owns; its failures are handled here from now on.
+   * Throws E_INVALID_ARGUMENT when `device` is not a VirtioDevice (open one with
+   * VirtioDevice.open(transport) first), E_BAD_STATE when the device has a QueueSet already (one
+   * per device: add every queue to that one).
+   */
   constructor(
     /** The device the queues live on. */
     readonly device: VirtioDevice,
   ) {
+    if (!isInstance(device, VirtioDevice as unknown as abstract new () => VirtioDevice)) {
+      throw new UsageError('E_INVALID_ARGUMENT', `a QueueSet needs a VirtioDevice, got ${shown(device)}`,
+        'open the device first: new QueueSet(await VirtioDevice.open((await openTransport(address)).transport))');
+    }
+    if (withQueueSet.has(device)) {
+      throw new UsageError('E_BAD_STATE', `${device.address}: the device has a QueueSet already`,
+        'a device has one QueueSet, which handles its failures, stop and close: add every queue to that one (queueSet.add(index))');
+    }
+    withQueueSet.add(device);
     this.watchdog = new Watchdog(device, this.queues);
     device.onFailure((e) => {
       // If settling throws part-way (a transport gone under the reset), nothing may stay pending and
@@ -73,6 +93,7 @@ export class QueueSet {
     this.queues.set(index, rq as RequestQueue<unknown>);
     rq.onBusy = () => this.watchdog.arm(this.device.drains(index));
     rq.onFault = (e) => this.device.markFailed(e);
+    rq.onResume = () => this.checkQueueResume(index);
     this.chooseDelivery(index, rq as RequestQueue<unknown>);
     return rq;
   }
@@ -85,6 +106,19 @@ export class QueueSet {
   /** Missed interrupts the watchdog made up for. */
   get stats(): WatchdogStats {
     return this.watchdog.stats;
+  }
+
+  /**
+   * RequestQueue.resume() of one of its queues: refused (E_BAD_STATE) while the queues are paused
+   * for a stop or the device is stopped — requests let in then would reach a stopped device (a
+   * notification a suspended device must not get, state that no longer matches the snapshot). The
+   * device's own ways back are resume() and reinit(), which unpause the queues themselves.
+   */
+  private checkQueueResume(index: number): void {
+    if (this.stopping || this.device.phase === 'stopped') {
+      throw new UsageError('E_BAD_STATE', `${this.device.address}: queue ${index} cannot resume while the device is ${this.device.phase === 'stopped' ? 'stopped' : 'stopping'}`,
+        'leave the stop through the device: QueueSet.resume() (the same device, where its mechanism allows) or QueueSet.reinit(snapshot); they let the waiting requests in');
+    }
   }
 
   /** Interrupts where the queue has a vector (with poll-then-sleep when OpenOptions.hybridPollUs is set), else polling on every turn of the event loop. */
@@ -116,6 +150,7 @@ export class QueueSet {
         accepted = true;
         if (prepare) await prepare(deadline, signal);
         if (signal.aborted) return; // the stop gave up on this preparation (a timeout, a close): pause nothing
+        this.stopping = true;
         for (const rq of this.queues.values()) rq.pause();
       });
       for (const rq of this.queues.values()) rq.processUsed();
@@ -183,6 +218,7 @@ export class QueueSet {
     // Its stall clock goes on: a stop retried (and refused) again and again must not keep a hung
     // device from its request timeout.
     this.watchdog.forgetUnannounced();
+    this.stopping = false;
     for (const [index, rq] of this.queues) {
       this.chooseDelivery(index, rq);
       if (notify) this.device.notifyQueue(index);

@@ -50,6 +50,11 @@ export class RequestQueue<T = undefined> {
    */
   onFault: ((e: UvirtioError) => void) | undefined;
   /**
+   * Called by resume() before it lets anything in; what it throws refuses the resume, and the queue
+   * stays paused. QueueSet sets it: E_BAD_STATE while its device is stopping or stopped.
+   */
+  onResume: (() => void) | undefined;
+  /**
    * Gets what a completion callback (submitCb) threw, with the request's token. The queue goes on
    * either way: the request counts as settled and the other requests are settled as usual. Unset,
    * the exception is reported as a process warning (a {@link RequestError} E_CALLBACK_THREW with
@@ -228,8 +233,12 @@ export class RequestQueue<T = undefined> {
     this.paused = true;
   }
 
-  /** Lets waiting requests in again. */
+  /**
+   * Lets waiting requests in again. In a QueueSet, throws E_BAD_STATE (UsageError) while its device
+   * is stopping or stopped (see onResume): QueueSet.resume() or reinit() end a stop, not this.
+   */
   resume(): void {
+    this.onResume?.();
     this.paused = false;
     this.admitWaiting();
     this.poll.schedule();

@@ -12,6 +12,7 @@ import { ringStateFacility, suspendFacility, type StateRegisters } from './state
 import { backoff } from '../../util/backoff.js';
 import { discoverVirtioPci, type VirtioPciLayout, type VirtioRegion } from './caps.js';
 import { Listeners } from '../../util/listeners.js';
+import { shown } from '../../util/shown.js';
 
 /**
  * The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction (VFIO, the simulator): it
@@ -39,11 +40,16 @@ export class VirtioPciTransport implements VirtioTransport {
   private isClosed = false;
   private readonly lostListeners = new Listeners<[UvirtioError]>('transport lost');
 
-  /** @param fn the PCI function to drive; its DMA allocator becomes this transport's. */
+  /**
+   * @param fn the PCI function to drive; its DMA allocator becomes this transport's. Throws
+   * UsageError E_INVALID_ARGUMENT when it is not a PciFunction (an address string, null, {}: use
+   * openTransport(address), which finds and opens the function), before anything reads it.
+   */
   constructor(
     /** The PCI function the device is on (its config space, BARs, MSI-X and DMA). */
     readonly fn: PciFunction,
   ) {
+    checkPciFunction(fn);
     this.address = fn.address;
     this.layout = discoverVirtioPci(fn);
     this.deviceType = this.layout.deviceType;
@@ -297,4 +303,24 @@ export class VirtioPciTransport implements VirtioTransport {
 function write64(w: RegisterWindow, offset: number, value: bigint): void {
   w.write32(offset, Number(value & 0xffffffffn));
   w.write32(offset + 4, Number((value >> 32n) & 0xffffffffn));
+}
+
+/** The methods of a PciFunction the transport relies on, looked for to tell one from a careless argument. */
+const PCI_FUNCTION_METHODS = ['configRead8', 'configRead16', 'configRead32', 'configWrite8', 'configWrite16', 'configWrite32', 'bar', 'close'] as const;
+
+/** Throws UsageError E_INVALID_ARGUMENT unless `fn` is an object with a PciFunction's methods (a getter that throws counts as missing). */
+function checkPciFunction(fn: unknown): asserts fn is PciFunction {
+  const has = (o: object, m: string): boolean => {
+    try {
+      return typeof (o as Record<string, unknown>)[m] === 'function';
+    } catch {
+      return false;
+    }
+  };
+  const missing = typeof fn === 'object' && fn !== null ? PCI_FUNCTION_METHODS.filter((m) => !has(fn, m)) : PCI_FUNCTION_METHODS;
+  if (missing.length === 0) return;
+  const what = typeof fn === 'string' ? `the string ${shown(fn)} (an address, not a PCI function)`
+    : typeof fn === 'object' && fn !== null ? `an object without a PCI function's methods (${missing.join(', ')})` : shown(fn);
+  throw new UsageError('E_INVALID_ARGUMENT', `new VirtioPciTransport needs a PciFunction, got ${what}`,
+    'open a transport with openTransport(address) (it finds and opens the PCI function), or pass a PciFunction (VfioPciFunction, a simulated device\'s fn)');
 }

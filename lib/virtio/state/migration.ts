@@ -314,9 +314,23 @@ export class Migration {
     const restorer = d.facilities(target).find((f) => f.mechanism === snap.mechanism);
     const queues = new Map([...d.queues].map(([q, rec]) => [q, rec.vq]));
     checkReinit(snap, { deviceType: d.t.deviceType, features: d.features, layout: d.layout, queues, views: this.stopViews(), dma: this.dma }, target, offered, restorer);
-    const restores = restorer?.restoresIndices ?? false;
     const timeoutMs = options.timeoutMs ?? d.resetTimeoutMs;
     const source = d.t;
+    // A target another VirtioDevice drives is refused before anything is touched (it would be
+    // reset under its driver); the claim is let go again if this attempt is rolled back.
+    if (target !== source) d.owner.claim(target, 'a reinit onto it');
+    try {
+      return await this.reinitOnto(snap, target, source, offered, restorer, timeoutMs);
+    } catch (e) {
+      if (target !== d.t) d.owner.release(target);
+      throw e;
+    }
+  }
+
+  private async reinitOnto(snap: DeviceSnapshot, target: VirtioTransport, source: VirtioTransport, offered: bigint,
+    restorer: StateFacility | undefined, timeoutMs: number): Promise<Map<number, unknown[]>> {
+    const d = this.d;
+    const restores = restorer?.restoresIndices ?? false;
     if (target !== source && !this.sourceReleased) {
       // The source must let go of the rings before the target takes them: a stopped, suspended or
       // quiesced source still has DRIVER_OK (or could resume) and the ring addresses. A source that
@@ -351,6 +365,7 @@ export class Migration {
     if (target !== source) {
       d.offered = offered;
       d.watchLost();
+      d.owner.release(source); // reset for the reinit: another VirtioDevice may open it now
     }
     this.facility = null;
     this.viewsAtStop = null;
