@@ -70,13 +70,20 @@ class Agent {
   private queue: Promise<void> = Promise.resolve();
   /** The device step running now, if any: the device is not closed under it. */
   private running: Promise<unknown> | null = null;
-  /** The request running now (what `status` shows while it runs), and since when (performance.now()). */
-  private current: { cmd: string; since: number } | null = null;
+  /** The request running now (what `status` shows while it runs), since when (performance.now()), and its client's answer. */
+  private current: { cmd: string; since: number; reply: (res: Response) => Promise<void>; cut: boolean } | null = null;
+  /** The end of the session once it began (detach or signal): run once, whoever asks again waits for it. */
+  private releasing: Promise<void> | null = null;
+  /** Why the session ended (for the answers), and whether its device was closed before the exit. */
+  private endedBy: { status: number; closed: boolean } | null = null;
+  /** Set once the requests waiting at the end were answered: any later one is answered at once. */
+  private answered = false;
+  /** The connections open now (each carries one request, then its answer). */
+  private readonly connections = new Set<Socket>();
   /** Requests waiting for their turn, answered at once if the session ends first. */
   private readonly waiting = new Set<{ req: Request; reply: (res: Response) => Promise<void> }>();
   /** A detach --verify's answer that ended the session: the detaches waiting behind it get it too. */
   private ended: Response | null = null;
-  private closing = false;
   /** The devices whose locks this agent holds: the attached one, and targets of reinit --to. */
   private locked: string[];
 
@@ -106,8 +113,12 @@ class Agent {
   private serve(sock: Socket): void {
     let first: FirstLine | null = new FirstLine(); // null once the request came: one per connection
     let gone = false;
+    this.connections.add(sock);
     sock.on('end', () => (gone = true));
-    sock.on('close', () => (gone = true));
+    sock.on('close', () => {
+      gone = true;
+      this.connections.delete(sock);
+    });
     sock.on('error', () => undefined);
     sock.on('data', (d) => {
       if (first === null) return;
@@ -137,18 +148,28 @@ class Agent {
       log(`${req.cmd}: received`);
       const waiter = { req, reply };
       this.waiting.add(waiter);
+      if (this.answered) {
+        // The session has ended and the waiting were answered: this one too, at once.
+        this.answerWaiting();
+        return;
+      }
+      if (this.releasing) return; // the session is ending: answered when it has ended
       this.queue = this.queue.then(async () => {
-        if (!this.waiting.delete(waiter)) return; // answered already: the session ended first
+        // Left waiting while the session ends (answered at its end); gone if answered already.
+        if (this.releasing || !this.waiting.has(waiter)) return;
+        this.waiting.delete(waiter);
         if (gone) {
           log(`${req.cmd}: skipped (its client went away before its turn)`);
           return;
         }
         const answer = this.answer(req);
         this.running = answer;
-        this.current = { cmd: req.cmd, since: performance.now() };
+        const current = { cmd: req.cmd, since: performance.now(), reply, cut: false };
+        this.current = current;
         const res = await answer;
         this.running = null;
         this.current = null;
+        if (current.cut) return; // the session ended under it (a signal) and answered its client
         log(`${req.cmd}: ${res.ok ? 'ok' : `${res.error.code}: ${res.error.message}`}`);
         // A detach that ends the session answers only once the session is gone — socket, locks,
         // device closed (reset) — so that a script's next command (attach the same device, or
@@ -159,7 +180,10 @@ class Agent {
           await this.release(0);
         }
         await bounded(reply(res), { what: 'sending the answer', ms: 1000 }, null).catch(() => undefined);
-        if (ends) process.exit(0);
+        if (ends) {
+          await this.connectionsAnswered();
+          process.exit(0);
+        }
       });
     });
   }
@@ -183,9 +207,10 @@ class Agent {
     const d = this.work.driving();
     const errors = this.traffic?.errors ?? [];
     const running = withRunning ? this.current : null;
+    const shown = withRunning && this.releasing ? 'ending' : running ? RUNNING_PHASE[running.cmd] ?? d.phase : d.phase;
     return {
       session: this.args.name, pid: process.pid, device: this.devices[0]!.address, driving: d.address,
-      type: this.work.kind, phase: running ? RUNNING_PHASE[running.cmd] ?? d.phase : d.phase, mechanism: d.mechanism, layout: d.layout,
+      type: this.work.kind, phase: shown, mechanism: d.mechanism, layout: d.layout,
       ...(running ? { running: { cmd: running.cmd, forMs: Math.round(performance.now() - running.since) } } : {}),
       requests: { submitted: this.work.submitted, completed: this.work.completed, inFlight: this.traffic?.outstanding ?? 0 },
       ...(errors.length > 0 ? { trafficError: isUvirtioError(errors[0]) ? errors[0].toJSON() : String(errors[0]) } : {}),
@@ -322,54 +347,90 @@ class Agent {
     }
   }
 
-  /** Ends the session (see {@link Agent.release}) and exits with `status`. */
+  /**
+   * Ends the session (see {@link Agent.release}) and exits with `status`. A session already ending
+   * (a detach) is left to finish: the detach answers and exits (the signal's deadline bounds it).
+   */
   async shutdown(status: number): Promise<void> {
-    if (this.closing) return;
+    if (this.releasing) return;
     await this.release(status);
+    await this.connectionsAnswered();
     process.exit(status);
   }
 
   /**
-   * Ends the session without exiting: socket and locks first (so that nothing stale is left even if
-   * the close hangs), then the devices, closed once the step running settles (bounded by SETTLE_MS).
-   * Connections already open stay open: a detach still answers on its own.
+   * Before the exit: every connection the agent took is answered and closed (a request read after
+   * the end is answered at once), so no client gets a reset — bounded by ANSWERS_MS.
    */
-  private async release(status: number): Promise<void> {
-    this.closing = true;
+  private async connectionsAnswered(): Promise<void> {
+    const end = performance.now() + ANSWERS_MS;
+    do await new Promise((r) => setTimeout(r, 5));
+    while (this.connections.size > 0 && performance.now() < end);
+  }
+
+  /**
+   * Ends the session without exiting, once (a second call waits for the first): the traffic stops;
+   * the devices are closed (reset) once the step running settles (bounded by SETTLE_MS, then
+   * CLOSE_MS); only then do the socket, the name lock and the device locks go — until then `status`
+   * answers, with phase "ending", and the lock keeps the device from a second session. A step still
+   * running keeps the device, and so its locks and socket, until the exit (a flock ends with its
+   * holder; what is left is stale and taken over). Then every request still waiting is answered.
+   */
+  private release(status: number): Promise<void> {
+    this.releasing ??= this.endSession(status);
+    return this.releasing;
+  }
+
+  private async endSession(status: number): Promise<void> {
     this.traffic?.stop();
-    this.server?.close(); // no new connection (the socket path goes with it); those open stay
-    this.answerWaiting(status);
     const closed = await closeWhenSettled(this.running, async () => {
       await this.work.close().catch(() => undefined);
       for (const d of this.devices) d.transport.close();
     }, BOUNDS.SETTLE_MS);
-    if (!closed) {
-      // The device is still held (by the step running): its lock stays held too, until the exit
-      // drops it (a flock ends with its holder; the file left is taken over by the next attach).
-      log(`session ${this.args.name}: ended (status ${status}); a step was still running: the device and its lock are released by the exit`);
-      return;
+    this.endedBy = { status, closed };
+    if (closed) {
+      // The socket path goes (no new client finds it), but the listening socket stays open until
+      // the exit: clients that connected just before are still accepted and answered, not reset.
+      // (Never server.close(): libuv would unlink the path then, maybe a new agent's by that time.)
+      releaseName(this.dir, this.args.name, process.pid);
+      for (const device of this.locked) unlockDevice(this.dir, device, process.pid);
+      log(`session ${this.args.name}: ended (status ${status})`);
+    } else {
+      log(`session ${this.args.name}: ended (status ${status}); a step was still running: the device, its lock and the socket are released by the exit`);
+      const current = this.current;
+      if (current) {
+        // Its client gets an answer, not a closed connection: the outcome is not known.
+        current.cut = true;
+        log(`${current.cmd}: cut short by the end of the session`);
+        void current.reply({ ok: false, error: { code: 'E_NO_SESSION', message: `session "${this.args.name}" ${endedHow(status)} while "${current.cmd}" was still running; its outcome is unknown and the device is reset as the agent exits`, hint: 'check the device, then attach it again (uvirtio attach DEV)' } });
+      }
     }
-    log(`session ${this.args.name}: ended (status ${status})`);
-    releaseName(this.dir, this.args.name, process.pid);
-    for (const device of this.locked) unlockDevice(this.dir, device, process.pid);
+    this.answered = true;
+    this.answerWaiting();
   }
 
   /**
-   * The requests still waiting for their turn when the session ends get an answer now, not a closed
-   * connection: a detach is answered detached (the session is gone, as it asked: the verdict of the
-   * detach --verify that ended it, if one did; a waiting --verify without one is not), anything
-   * else E_NO_SESSION.
+   * Answers the requests still waiting now that the session has ended: a detach as detached — the
+   * session is gone, as it asked, with the verdict of the detach --verify that ended it if one did
+   * (a waiting --verify without one is not answered detached) —, anything else E_NO_SESSION.
    */
-  private answerWaiting(status: number): void {
-    const how = status === 0 ? 'was detached' : `was ended by ${status === EXIT.SIGTERM ? 'SIGTERM' : 'SIGINT'}`;
+  private answerWaiting(): void {
+    const { status, closed } = this.endedBy!;
+    const how = endedHow(status);
+    const verified = this.ended?.ok === true && (this.ended.result as { verdict?: unknown }).verdict != null;
     for (const { req, reply } of this.waiting) {
-      const verified = this.ended?.ok === true && (this.ended.result as { verdict?: unknown }).verdict != null;
-      const detached = req.cmd === 'detach' && (verified || !req.args?.verify);
+      const detached = closed && req.cmd === 'detach' && (verified || !req.args?.verify);
       log(`${req.cmd}: ${detached ? `answered: the session ${how} (what it asked)` : 'not run: the session ended first'}`);
-      void reply(detached ? this.ended ?? { ok: true, result: { session: this.args.name, pid: process.pid, verdict: null, endedBy: how } } : {
-        ok: false,
-        error: { code: 'E_NO_SESSION', message: `session "${this.args.name}" ${how} before "${req.cmd}" had its turn; it was not run`, hint: 'attach the device again (uvirtio attach DEV)' },
-      });
+      void reply(detached
+        ? this.ended?.ok ? this.ended : { ok: true, result: { session: this.args.name, pid: process.pid, verdict: null, endedBy: how } }
+        : {
+          ok: false,
+          error: {
+            code: 'E_NO_SESSION',
+            message: `session "${this.args.name}" ${how} before "${req.cmd}" had its turn; it was not run${closed ? '' : ' (its device is released as the agent exits)'}`,
+            hint: 'attach the device again (uvirtio attach DEV)',
+          },
+        });
     }
     this.waiting.clear();
   }
@@ -381,6 +442,14 @@ class Agent {
  */
 function internalError(thrown: unknown): { code: 'E_INTERNAL'; message: string; hint: string } {
   return { code: 'E_INTERNAL', message: `session agent: ${thrownMessage(thrown)}`, hint: "this is a bug in uvirtio: the session's log beside its socket has the details; please report it" };
+}
+
+/** How long an ending agent waits for its open connections to be answered and closed, ms (within the signal's 1500 ms deadline). */
+const ANSWERS_MS = 500;
+
+/** How the session ended, for an answer: "was detached", "was ended by SIGTERM". */
+function endedHow(status: number): string {
+  return status === 0 ? 'was detached' : `was ended by ${status === EXIT.SIGTERM ? 'SIGTERM' : 'SIGINT'}`;
 }
 
 /** `phase` in `status` while a request runs: what the device is going through. */

@@ -304,26 +304,28 @@ function inode(path: string): number | null {
 }
 
 /**
- * Names of the sessions attached: those whose socket exists, less the stale ones. A socket whose
- * name lock names an agent that is gone (killed: it had no time to remove it) is removed here, so a
- * dead session never makes the default session ambiguous nor shows in `status`. A socket without a
- * readable name lock is listed (it is judged when it is called: a refused connection removes it).
+ * Removes session `name`'s socket if it is stale: its name lock names an agent that is gone (killed:
+ * it had no time to remove it). Only that socket: if an agent starting under the name meanwhile
+ * bound a new one (another inode), or the lock names a live agent, nothing is removed. A socket
+ * without a readable name lock is left, unless `refused` (a connection to it was just refused: no
+ * agent listens, and one starting writes its lock before it binds). Returns whether it removed it.
+ */
+export function removeStaleSocket(dir: string, name: string, refused = false): boolean {
+  const path = socketPath(dir, name);
+  const before = inode(path);
+  if (before === null) return false;
+  const holder = readHolder(nameLockPath(dir, name));
+  if (holder ? holderAlive(holder) : !refused) return false;
+  if (inode(path) !== before) return false;
+  rmSync(path, { force: true });
+  return true;
+}
+
+/**
+ * Names of the sessions attached: those whose socket exists, less the stale ones, removed here
+ * ({@link removeStaleSocket}), so a dead session never makes the default session ambiguous nor
+ * shows in `status`.
  */
 export function listSessions(dir: string): string[] {
-  const names: string[] = [];
-  for (const f of readdirSync(dir)) {
-    if (!f.endsWith('.sock')) continue;
-    const name = f.slice(0, -5);
-    const path = join(dir, f);
-    const before = inode(path);
-    const holder = readHolder(nameLockPath(dir, name));
-    // Removed only if it is still the socket judged: an agent starting under the name meanwhile
-    // wrote itself into the lock and bound a new socket.
-    if (holder && !holderAlive(holder) && before !== null && inode(path) === before) {
-      rmSync(path, { force: true });
-      continue;
-    }
-    names.push(name);
-  }
-  return names.sort();
+  return readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)).filter((name) => !removeStaleSocket(dir, name)).sort();
 }

@@ -4,10 +4,10 @@
 // at SIGINT/SIGTERM; the agent then finishes or skips the request on its own (agent.ts).
 
 import { connect } from 'node:net';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { UvirtioError, UsageError, type ErrorCode } from '../../lib/errors.js';
 import { bounded } from '../wait.js';
-import { checkName, listSessions, runtimeDir, socketPath } from './paths.js';
+import { checkName, listSessions, removeStaleSocket, runtimeDir, socketPath } from './paths.js';
 import { InterruptedError } from '../signals.js';
 
 export type Command = 'status' | 'stop' | 'vq-state' | 'snapshot' | 'reinit' | 'resume' | 'detach';
@@ -57,7 +57,7 @@ export function resolveSession(name: string | undefined): string {
 }
 
 /** The one answer line on the socket, as a result or a rebuilt error. */
-function answer(name: string, request: Request, path: string, sock: ReturnType<typeof connect>): Promise<unknown> {
+function answer(name: string, request: Request, sock: ReturnType<typeof connect>): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const first = new FirstLine();
     let settled = false;
@@ -87,8 +87,10 @@ function answer(name: string, request: Request, path: string, sock: ReturnType<t
     });
     sock.on('error', (e: NodeJS.ErrnoException) => settle(() => {
       if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {
-        rmSync(path, { force: true }); // the agent is gone: a stale socket
-        reject(new UsageError('E_NO_SESSION', `session "${name}" is gone (its agent exited); the stale socket was removed`, 'attach again'));
+        // The agent is gone; its socket is removed only if it is still the stale one (never a new
+        // agent's that bound the name meanwhile).
+        const removed = removeStaleSocket(runtimeDir(), name, true);
+        reject(new UsageError('E_NO_SESSION', `session "${name}" is gone (its agent exited)${removed ? '; the stale socket was removed' : ''}`, 'attach again'));
       } else {
         reject(new UvirtioError('E_NO_SESSION', `cannot reach session "${name}": ${e.message}`, 'check `uvirtio status`'));
       }
@@ -104,7 +106,7 @@ export async function call(name: string, request: Request, ms: number, signal?: 
   if (!existsSync(path)) throw new UsageError('E_NO_SESSION', `no session "${name}"`, 'list them with `uvirtio status`, or `uvirtio attach DEV`');
   const sock = connect(path);
   try {
-    return await bounded(answer(name, request, path, sock), {
+    return await bounded(answer(name, request, sock), {
       what: `session "${name}" answering "${request.cmd}"`, ms, hint: 'the agent is busy or stuck; `uvirtio status` shows it, `uvirtio detach` ends it',
     }, signal);
   } catch (e) {

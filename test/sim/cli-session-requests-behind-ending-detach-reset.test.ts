@@ -11,6 +11,7 @@
 // the agent's socket took before the session ended is answered — the second detach "detached"
 // (ok), the stop E_NO_SESSION ("… before "stop" had its turn") — never a reset.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { sleep, uvInRuntime } from '../support/cli.js';
@@ -60,6 +61,7 @@ for (let round = 1; round <= 3; round++) {
     t.comment(`first detach: ${r1.slice(0, 100)}`);
     t.comment(`second detach: ${r2.slice(0, 160)}`);
     t.comment(`stop: ${r3.slice(0, 200)}`);
+    t.comment(`agent log:\n${readFileSync(join(runtime, `${name}.log`), 'utf8').trim()}`);
     t.match(r1, /^\{"ok":true/, 'the first detach is answered: detached');
     t.match(r2, /^\{"ok":true/, 'the second detach, sent before the session ended, is answered detached (not a reset)');
     t.match(r3, /^\{"ok":false,"error":\{"code":"E_NO_SESSION"/, 'the stop sent with them is answered E_NO_SESSION (not a reset)');
