@@ -84,6 +84,11 @@ export class RngDriver {
   /** Resets the device (a pending read is rejected with E_CLOSED), then frees the buffer nothing can write into any more. */
   async close(): Promise<void> {
     await this.queues.close();
+    // Once: a second close() must not free the buffer again (free() refuses a double free).
+    if (this.freed) return;
+    this.freed = true;
     this.dma.free(this.buf);
   }
+  /** close() has freed the buffer. */
+  private freed = false;
 }

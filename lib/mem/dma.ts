@@ -35,7 +35,15 @@ export interface DmaAllocator {
    *   E_DMA_EXHAUSTED (no room), E_CLOSED (the allocator is closed).
    */
   alloc(size: number, align?: number): DmaRegion;
-  /** Returns memory to the allocator. Using the region afterwards is a bug. */
+  /**
+   * Returns memory to the allocator. Using the region afterwards is a bug. Takes only a region
+   * this allocator handed out and still holds: the object alloc() returned, or one with exactly
+   * its `iova` and `size` (the accounting always goes by the region the allocator holds). Once the
+   * allocator is closed, free() of a region it no longer holds does nothing (close released it).
+   * @throws DmaError E_INVALID_ARGUMENT when `region` is not a region ({ iova: bigint, size: number }),
+   *   is not one this allocator handed out (another allocator's, made up, or a look-alike of another
+   *   size), or was already freed.
+   */
   free(region: DmaRegion): void;
   /** The region containing [iova, iova+len), or undefined when the driver does not own it. */
   lookup(iova: bigint, len: number): DmaRegion | undefined;
@@ -115,6 +123,34 @@ export function badIovaRange(iova: unknown, len: unknown): DmaError {
     'pass region.iova (a bigint) and a whole number of bytes');
 }
 
+/**
+ * Checks that free()'s argument is region-shaped: an object with a bigint `iova` and an integer
+ * `size` (it need not be the allocator's own: {@link heldRegion} decides that).
+ * @throws DmaError E_INVALID_ARGUMENT otherwise (null, undefined, a number or bigint, …).
+ */
+export function checkFreeArgument(region: unknown): asserts region is DmaRegion {
+  if (typeof region !== 'object' || region === null
+    || typeof (region as DmaRegion).iova !== 'bigint' || !Number.isSafeInteger((region as DmaRegion).size)) {
+    throw new DmaError('E_INVALID_ARGUMENT', `free() takes a DMA region ({ bytes, iova, size }) that alloc() returned, got ${shown(region)}`,
+      'pass the region object alloc() returned (not its iova), once');
+  }
+}
+
+/**
+ * The region an allocator holds that `region` names — the same object, or one with exactly its
+ * iova and size — given what the allocator holds at `region.iova` (`held`).
+ * @throws DmaError E_INVALID_ARGUMENT when there is none (never handed out, already freed, or a
+ *   look-alike of another size). `owner` names the allocator in the message.
+ */
+export function heldRegion(region: DmaRegion, held: DmaRegion | undefined, owner: string): DmaRegion {
+  if (held !== undefined && (held === region || held.size === region.size)) return held;
+  const at = `0x${region.iova.toString(16)}+${region.size}`;
+  throw new DmaError('E_INVALID_ARGUMENT', held === undefined
+    ? `free() of ${at}: ${owner} holds no region there (never allocated from it, or already freed)`
+    : `free() of ${at}: ${owner}'s region there is ${held.size} bytes, not ${region.size}`,
+  'free each region once, passing the object alloc() returned; a region of another allocator goes back to that one');
+}
+
 /** Options of {@link HeapDmaAllocator}. */
 export interface HeapDmaOptions {
   /** The first IOVA handed out; default 0x1_0000_0000 so IOVAs never look like small numbers. */
@@ -187,11 +223,14 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     return region;
   }
 
+  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    const mine = this.regions.get(region.iova);
-    if (!mine || !this.regions.delete(region.iova)) return;
-    this.used -= region.size;
-    // By IOVA, as the map goes: the object passed may be another with the same address.
+    checkFreeArgument(region);
+    if (this.closed) return; // close() released every region
+    const mine = heldRegion(region, this.regions.get(region.iova), 'the heap DMA allocator');
+    this.regions.delete(mine.iova);
+    this.used -= mine.size;
+    // The region held, not the object passed (an exact copy is accepted).
     const at = this.sorted.indexOf(mine);
     if (at >= 0) {
       this.sorted.splice(at, 1);

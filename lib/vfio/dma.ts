@@ -11,7 +11,7 @@
 //            hugepage, not 32.
 
 import fs from 'node:fs';
-import { alignUp, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
+import { alignUp, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
 import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
@@ -255,9 +255,17 @@ export class VfioDmaAllocator implements DmaAllocator {
     return b.region;
   }
 
+  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
+    checkFreeArgument(region);
     const b = this.live.get(region.iova);
-    if (!b || b.region !== region) return;
+    const owner = `the VFIO DMA allocator (${this.kind})`;
+    if (!b) {
+      if (this.closed) return; // close() took the device's access to it; nothing left to do
+      heldRegion(region, undefined, owner); // throws: not one of ours, or already freed
+      return;
+    }
+    heldRegion(region, b.region, owner);
     this.live.delete(region.iova);
     if (!this.closed) this.backend.revoke(b);
     this.backend.unmapHost(b);

@@ -9,7 +9,7 @@
 // last region allocated from it is freed.
 
 import * as libc from '../../sys/libc.js';
-import { alignUp, badIovaRange, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
+import { alignUp, badIovaRange, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
 import { DmaError } from '../../errors.js';
 
 /** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
@@ -108,9 +108,13 @@ export class MemfdArena implements DmaAllocator {
       'free regions you no longer need, or open the device with a larger arena (vhost-user:/path?arena=MiB)');
   }
 
+  /** See {@link DmaAllocator.free}: the arena's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
+    checkFreeArgument(region);
     const offset = Number(region.iova - this.guestBase);
-    if (this.live.get(offset) !== region) return;
+    const held = this.live.get(offset);
+    if (!held && this.closed) return;
+    region = heldRegion(region, held, 'the vhost-user memfd arena');
     this.live.delete(offset);
     if (this.closed) {
       if (this.live.size === 0) this.unmap();

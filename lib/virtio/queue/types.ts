@@ -44,6 +44,14 @@ export interface VirtqueueOptions {
    * (default 2). Set to Infinity to never use indirect descriptors.
    */
   indirectThreshold?: number;
+  /**
+   * Whether add() refuses (E_BAD_CHAIN, nothing added) a segment that is not wholly inside one
+   * region `dma` holds ({@link DmaAllocator.lookup}): an IOVA never allocated, a freed region, a
+   * length running past its region's end — the caller's mistake, caught before the device sees
+   * it. One lookup per segment. VirtioDevice.setupQueue turns it on; default false for a queue
+   * built by hand (createVirtqueue) over a device model that owns its own address space.
+   */
+  checkSegments?: boolean;
 }
 
 /**
