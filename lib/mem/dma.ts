@@ -151,6 +151,58 @@ export function heldRegion(region: DmaRegion, held: DmaRegion | undefined, owner
   'free each region once, passing the object alloc() returned; a region of another allocator goes back to that one');
 }
 
+/**
+ * Regions sorted by IOVA for {@link DmaAllocator.lookup}: the region hit last tried first, then a
+ * binary search — every segment a queue set up by VirtioDevice adds is looked up once
+ * (VirtqueueOptions.checkSegments), so this is on the hot path. Regions must not overlap.
+ */
+export class RegionIndex {
+  private sorted: DmaRegion[] = [];
+  private last: DmaRegion | undefined;
+
+  /** Adds a region (alloc: not on the hot path). */
+  add(region: DmaRegion): void {
+    const at = this.firstAbove(region.iova);
+    this.sorted.splice(at, 0, region);
+  }
+
+  /** Removes a region added before (by identity); a region not present is ignored. */
+  remove(region: DmaRegion): void {
+    const at = this.firstAbove(region.iova) - 1;
+    if (at >= 0 && this.sorted[at] === region) this.sorted.splice(at, 1);
+    if (this.last === region) this.last = undefined;
+  }
+
+  /** The region holding [iova, iova+len), or undefined. `len` a non-negative safe integer. */
+  find(iova: bigint, len: number): DmaRegion | undefined {
+    const l = this.last;
+    if (l !== undefined && iova >= l.iova && iova + BigInt(len) <= l.iova + BigInt(l.size)) return l;
+    const at = this.firstAbove(iova) - 1; // the last region starting at or below iova: the only candidate
+    const r = this.sorted[at];
+    if (r === undefined || iova + BigInt(len) > r.iova + BigInt(r.size)) return undefined;
+    this.last = r;
+    return r;
+  }
+
+  /** Forgets every region. */
+  clear(): void {
+    this.sorted = [];
+    this.last = undefined;
+  }
+
+  /** Index of the first region starting above `iova`. */
+  private firstAbove(iova: bigint): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.sorted[mid]!.iova <= iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
 /** Options of {@link HeapDmaAllocator}. */
 export interface HeapDmaOptions {
   /** The first IOVA handed out; default 0x1_0000_0000 so IOVAs never look like small numbers. */

@@ -11,7 +11,7 @@
 //            hugepage, not 32.
 
 import fs from 'node:fs';
-import { alignUp, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
+import { alignUp, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
 import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
@@ -230,6 +230,8 @@ export class NoIommuBackend implements DmaBackend {
 /** DmaAllocator over VFIO memory; `backend.kind` says how the device reaches it. */
 export class VfioDmaAllocator implements DmaAllocator {
   private readonly live = new Map<bigint, Backing>();
+  /** The live regions by IOVA, for lookup(). */
+  private readonly index = new RegionIndex();
   private closed = false;
 
   constructor(
@@ -252,6 +254,7 @@ export class VfioDmaAllocator implements DmaAllocator {
       throw new DmaError('E_DMA_RANGE', `DMA region at 0x${b.region.iova.toString(16)} is not aligned to ${align}`);
     }
     this.live.set(b.region.iova, b);
+    this.index.add(b.region);
     return b.region;
   }
 
@@ -267,19 +270,15 @@ export class VfioDmaAllocator implements DmaAllocator {
     }
     heldRegion(region, b.region, owner);
     this.live.delete(region.iova);
+    this.index.remove(b.region);
     if (!this.closed) this.backend.revoke(b);
     this.backend.unmapHost(b);
     if (this.closed && this.live.size === 0) this.closeBackend();
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len) || len < 0) return undefined;
-    const exact = this.live.get(iova)?.region; // a region by its own start: no scan
-    if (exact && len <= exact.size) return exact;
-    for (const { region: r } of this.live.values()) {
-      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
-    }
-    return undefined;
+    if (!isIovaRange(iova, len) || !Number.isSafeInteger(len) || len < 0) return undefined;
+    return this.index.find(iova, len);
   }
 
   /** Regions currently allocated. */
