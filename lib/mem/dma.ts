@@ -230,6 +230,10 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private ends: number[] = [];
   /** Index into `sorted` of the region the last lookup found. */
   private last = 0;
+  /** The region lookup() found last, and its bounds [hitStart, hitEnd) as BigInts; undefined once freed. */
+  private hitRegion: DmaRegion | undefined = undefined;
+  private hitStart = 0n;
+  private hitEnd = 0n;
   /** Every region ends below NUMERIC_LIMIT, so bounds compare exactly as numbers. */
   private numeric = true;
   private next: bigint;
@@ -282,6 +286,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     const mine = heldRegion(region, this.regions.get(region.iova), 'the heap DMA allocator');
     this.regions.delete(mine.iova);
     this.used -= mine.size;
+    if (this.hitRegion === mine) this.hitRegion = undefined;
     // The region held, not the object passed (an exact copy is accepted).
     const at = this.sorted.indexOf(mine);
     if (at >= 0) {
@@ -295,11 +300,26 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (!isIovaRange(iova, len) || len < 0) return undefined;
+    // The region found last, compared in BigInt (Number(iova) costs more than the whole check):
+    // every segment a queue adds is looked up (VirtqueueOptions.checkSegments), mostly in the
+    // same buffer as the one before.
+    const hit = this.hitRegion;
+    if (hit !== undefined && Number.isSafeInteger(len) && iova >= this.hitStart && iova + BigInt(len) <= this.hitEnd) return hit;
     // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
     const a = Number(iova);
-    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
-    const at = this.find(a, len);
-    return at < 0 ? undefined : this.sorted[at];
+    let found: DmaRegion | undefined;
+    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) {
+      found = this.slowLookup(iova, len);
+    } else {
+      const at = this.find(a, len);
+      found = at < 0 ? undefined : this.sorted[at];
+    }
+    if (found !== undefined) {
+      this.hitRegion = found;
+      this.hitStart = found.iova;
+      this.hitEnd = found.iova + BigInt(found.size);
+    }
+    return found;
   }
 
   contains(iova: bigint, len: number): boolean {
@@ -340,6 +360,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     this.starts = [];
     this.ends = [];
     this.last = 0;
+    this.hitRegion = undefined;
     this.used = 0;
     this.closed = true;
   }
