@@ -123,31 +123,44 @@ export function badIovaRange(iova: unknown, len: unknown): DmaError {
     'pass region.iova (a bigint) and a whole number of bytes');
 }
 
-/**
- * Checks that free()'s argument is region-shaped: an object with a bigint `iova` and an integer
- * `size` (it need not be the allocator's own: {@link heldRegion} decides that).
- * @throws DmaError E_INVALID_ARGUMENT otherwise (null, undefined, a number or bigint, …).
- */
-export function checkFreeArgument(region: unknown): asserts region is DmaRegion {
-  if (typeof region !== 'object' || region === null
-    || typeof (region as DmaRegion).iova !== 'bigint' || !Number.isSafeInteger((region as DmaRegion).size)) {
-    throw new DmaError('E_INVALID_ARGUMENT', `free() takes a DMA region ({ bytes, iova, size }) that alloc() returned, got ${shown(region)}`,
-      'pass the region object alloc() returned (not its iova), once');
-  }
+/** What free() read from its argument, once: the object, and its iova and size. */
+export interface FreeRequest {
+  /** The object passed (an allocator's own region is matched by identity first). */
+  readonly region: object;
+  /** Its `iova`, read once. */
+  readonly iova: bigint;
+  /** Its `size`, read once. */
+  readonly size: number;
 }
 
 /**
- * The region an allocator holds that `region` names — the same object, or one with exactly its
- * iova and size — given what the allocator holds at `region.iova` (`held`).
+ * Reads free()'s argument once: an object with a bigint `iova` and an integer `size` (it need not
+ * be the allocator's own: {@link heldRegion} decides that). A getter of the caller's that throws
+ * surfaces the caller's error.
+ * @throws DmaError E_INVALID_ARGUMENT otherwise (null, undefined, a number or bigint, …).
+ */
+export function checkFreeArgument(region: unknown): FreeRequest {
+  if (typeof region === 'object' && region !== null) {
+    const { iova, size } = region as Partial<DmaRegion>;
+    if (typeof iova === 'bigint' && Number.isSafeInteger(size)) return { region, iova, size: size as number };
+  }
+  throw new DmaError('E_INVALID_ARGUMENT', `free() takes a DMA region ({ bytes, iova, size }) that alloc() returned, got ${shown(region)}`,
+    'pass the region object alloc() returned (not its iova), once');
+}
+
+/**
+ * The region an allocator holds that `req` names — the same object, or one with exactly its
+ * iova and size — given what the allocator holds at `req.iova` (`held`).
  * @throws DmaError E_INVALID_ARGUMENT when there is none (never handed out, already freed, or a
  *   look-alike of another size). `owner` names the allocator in the message.
  */
-export function heldRegion(region: DmaRegion, held: DmaRegion | undefined, owner: string): DmaRegion {
-  if (held !== undefined && (held === region || held.size === region.size)) return held;
-  const at = `0x${region.iova.toString(16)}+${region.size}`;
+export function heldRegion(req: FreeRequest, candidate: DmaRegion | undefined, owner: string): DmaRegion {
+  const held = candidate !== undefined && candidate.iova === req.iova ? candidate : undefined;
+  if (held !== undefined && (held === req.region || held.size === req.size)) return held;
+  const at = `0x${req.iova.toString(16)}+${req.size}`;
   throw new DmaError('E_INVALID_ARGUMENT', held === undefined
     ? `free() of ${at}: ${owner} holds no region there (never allocated from it, or already freed)`
-    : `free() of ${at}: ${owner}'s region there is ${held.size} bytes, not ${region.size}`,
+    : `free() of ${at}: ${owner}'s region there is ${held.size} bytes, not ${req.size}`,
   'free each region once, passing the object alloc() returned; a region of another allocator goes back to that one');
 }
 
@@ -281,9 +294,9 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
 
   /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    checkFreeArgument(region);
+    const req = checkFreeArgument(region);
     if (this.closed) return; // close() released every region
-    const mine = heldRegion(region, this.regions.get(region.iova), 'the heap DMA allocator');
+    const mine = heldRegion(req, this.regions.get(req.iova), 'the heap DMA allocator');
     this.regions.delete(mine.iova);
     this.used -= mine.size;
     if (this.hitRegion === mine) this.hitRegion = undefined;

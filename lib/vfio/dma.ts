@@ -260,16 +260,16 @@ export class VfioDmaAllocator implements DmaAllocator {
 
   /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    checkFreeArgument(region);
-    const b = this.live.get(region.iova);
+    const req = checkFreeArgument(region);
+    const b = this.live.get(req.iova);
     const owner = `the VFIO DMA allocator (${this.kind})`;
     if (!b) {
       if (this.closed) return; // close() took the device's access to it; nothing left to do
-      heldRegion(region, undefined, owner); // throws: not one of ours, or already freed
+      heldRegion(req, undefined, owner); // throws: not one of ours, or already freed
       return;
     }
-    heldRegion(region, b.region, owner);
-    this.live.delete(region.iova);
+    heldRegion(req, b.region, owner);
+    this.live.delete(req.iova);
     this.index.remove(b.region);
     if (!this.closed) this.backend.revoke(b);
     this.backend.unmapHost(b);

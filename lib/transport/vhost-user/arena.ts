@@ -113,11 +113,11 @@ export class MemfdArena implements DmaAllocator {
 
   /** See {@link DmaAllocator.free}: the arena's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    checkFreeArgument(region);
-    const offset = Number(region.iova - this.guestBase);
+    const req = checkFreeArgument(region);
+    const offset = Number(req.iova - this.guestBase);
     const held = this.live.get(offset);
     if (!held && this.closed) return;
-    region = heldRegion(region, held, 'the vhost-user memfd arena');
+    region = heldRegion(req, held, 'the vhost-user memfd arena');
     this.live.delete(offset);
     this.index.remove(region);
     if (this.closed) {
