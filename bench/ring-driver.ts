@@ -168,6 +168,7 @@ function rig<T>(layout: Layout, batch: number): { rig: Rig; vq: Virtqueue<T> } {
     index: 0,
     size: QUEUE_SIZE,
     dma,
+    checkSegments: true, // as a queue VirtioDevice sets up: every segment looked up in dma
     features: { indirect: false, eventIdx: true },
     notify: () => {
       notifies.n++;

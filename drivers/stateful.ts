@@ -3,7 +3,7 @@
 
 import type { VirtioDevice, ReinitOptions, StopOptions } from '../lib/virtio/device.js';
 import type { UvirtioError } from '../lib/errors.js';
-import type { QueueSet } from '../lib/virtio/queue-set.js';
+import { closeReason, type QueueSet } from '../lib/virtio/queue-set.js';
 import type { DeviceSnapshot, Mechanism } from '../lib/virtio/snapshot/index.js';
 
 /**
@@ -57,11 +57,13 @@ export abstract class StatefulDriver {
   }
   /**
    * Resets the device and releases everything; requests still pending are rejected with `reason`
-   * (default E_CLOSED). Idempotent: a call while one is under way resolves when that one is done
-   * (the device reset, the buffers freed), not before.
+   * (default E_CLOSED). A `reason` that is not a UvirtioError (an Error, a string, …) is wrapped:
+   * the requests get E_CLOSED with it as the `cause`, never the bare value. Idempotent: a call
+   * while one is under way resolves when that one is done (the device reset, the buffers freed),
+   * not before.
    */
   close(reason?: UvirtioError): Promise<void> {
-    return (this.closing ??= this.shutDown(reason));
+    return (this.closing ??= this.shutDown(closeReason(reason, this.device.address)));
   }
 
   /** close(), run once: reset the device (queues.close()), then free what the driver owns. */

@@ -35,7 +35,15 @@ export interface DmaAllocator {
    *   E_DMA_EXHAUSTED (no room), E_CLOSED (the allocator is closed).
    */
   alloc(size: number, align?: number): DmaRegion;
-  /** Returns memory to the allocator. Using the region afterwards is a bug. */
+  /**
+   * Returns memory to the allocator. Using the region afterwards is a bug. Takes only a region
+   * this allocator handed out and still holds: the object alloc() returned, or one with exactly
+   * its `iova` and `size` (the accounting always goes by the region the allocator holds). Once the
+   * allocator is closed, free() of a region it no longer holds does nothing (close released it).
+   * @throws DmaError E_INVALID_ARGUMENT when `region` is not a region ({ iova: bigint, size: number }),
+   *   is not one this allocator handed out (another allocator's, made up, or a look-alike of another
+   *   size), or was already freed.
+   */
   free(region: DmaRegion): void;
   /** The region containing [iova, iova+len), or undefined when the driver does not own it. */
   lookup(iova: bigint, len: number): DmaRegion | undefined;
@@ -115,6 +123,99 @@ export function badIovaRange(iova: unknown, len: unknown): DmaError {
     'pass region.iova (a bigint) and a whole number of bytes');
 }
 
+/** What free() read from its argument, once: the object, and its iova and size. */
+export interface FreeRequest {
+  /** The object passed (an allocator's own region is matched by identity first). */
+  readonly region: object;
+  /** Its `iova`, read once. */
+  readonly iova: bigint;
+  /** Its `size`, read once. */
+  readonly size: number;
+}
+
+/**
+ * Reads free()'s argument once: an object with a bigint `iova` and an integer `size` (it need not
+ * be the allocator's own: {@link heldRegion} decides that). A getter of the caller's that throws
+ * surfaces the caller's error.
+ * @throws DmaError E_INVALID_ARGUMENT otherwise (null, undefined, a number or bigint, …).
+ */
+export function checkFreeArgument(region: unknown): FreeRequest {
+  if (typeof region === 'object' && region !== null) {
+    const { iova, size } = region as Partial<DmaRegion>;
+    if (typeof iova === 'bigint' && Number.isSafeInteger(size)) return { region, iova, size: size as number };
+  }
+  throw new DmaError('E_INVALID_ARGUMENT', `free() takes a DMA region ({ bytes, iova, size }) that alloc() returned, got ${shown(region)}`,
+    'pass the region object alloc() returned (not its iova), once');
+}
+
+/**
+ * The region an allocator holds that `req` names — the same object, or one with exactly its
+ * iova and size — given what the allocator holds at `req.iova` (`held`).
+ * @throws DmaError E_INVALID_ARGUMENT when there is none (never handed out, already freed, or a
+ *   look-alike of another size). `owner` names the allocator in the message.
+ */
+export function heldRegion(req: FreeRequest, candidate: DmaRegion | undefined, owner: string): DmaRegion {
+  const held = candidate !== undefined && candidate.iova === req.iova ? candidate : undefined;
+  if (held !== undefined && (held === req.region || held.size === req.size)) return held;
+  const at = `0x${req.iova.toString(16)}+${req.size}`;
+  throw new DmaError('E_INVALID_ARGUMENT', held === undefined
+    ? `free() of ${at}: ${owner} holds no region there (never allocated from it, or already freed)`
+    : `free() of ${at}: ${owner}'s region there is ${held.size} bytes, not ${req.size}`,
+  'free each region once, passing the object alloc() returned; a region of another allocator goes back to that one');
+}
+
+/**
+ * Regions sorted by IOVA for {@link DmaAllocator.lookup}: the region hit last tried first, then a
+ * binary search — every segment a queue set up by VirtioDevice adds is looked up once
+ * (VirtqueueOptions.checkSegments), so this is on the hot path. Regions must not overlap.
+ */
+export class RegionIndex {
+  private sorted: DmaRegion[] = [];
+  private last: DmaRegion | undefined;
+
+  /** Adds a region (alloc: not on the hot path). */
+  add(region: DmaRegion): void {
+    const at = this.firstAbove(region.iova);
+    this.sorted.splice(at, 0, region);
+  }
+
+  /** Removes a region added before (by identity); a region not present is ignored. */
+  remove(region: DmaRegion): void {
+    const at = this.firstAbove(region.iova) - 1;
+    if (at >= 0 && this.sorted[at] === region) this.sorted.splice(at, 1);
+    if (this.last === region) this.last = undefined;
+  }
+
+  /** The region holding [iova, iova+len), or undefined. `len` a non-negative safe integer. */
+  find(iova: bigint, len: number): DmaRegion | undefined {
+    const l = this.last;
+    if (l !== undefined && iova >= l.iova && iova + BigInt(len) <= l.iova + BigInt(l.size)) return l;
+    const at = this.firstAbove(iova) - 1; // the last region starting at or below iova: the only candidate
+    const r = this.sorted[at];
+    if (r === undefined || iova + BigInt(len) > r.iova + BigInt(r.size)) return undefined;
+    this.last = r;
+    return r;
+  }
+
+  /** Forgets every region. */
+  clear(): void {
+    this.sorted = [];
+    this.last = undefined;
+  }
+
+  /** Index of the first region starting above `iova`. */
+  private firstAbove(iova: bigint): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.sorted[mid]!.iova <= iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
 /** Options of {@link HeapDmaAllocator}. */
 export interface HeapDmaOptions {
   /** The first IOVA handed out; default 0x1_0000_0000 so IOVAs never look like small numbers. */
@@ -142,6 +243,10 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private ends: number[] = [];
   /** Index into `sorted` of the region the last lookup found. */
   private last = 0;
+  /** The region lookup() found last, and its bounds [hitStart, hitEnd) as BigInts; undefined once freed. */
+  private hitRegion: DmaRegion | undefined = undefined;
+  private hitStart = 0n;
+  private hitEnd = 0n;
   /** Every region ends below NUMERIC_LIMIT, so bounds compare exactly as numbers. */
   private numeric = true;
   private next: bigint;
@@ -187,11 +292,15 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     return region;
   }
 
+  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    const mine = this.regions.get(region.iova);
-    if (!mine || !this.regions.delete(region.iova)) return;
-    this.used -= region.size;
-    // By IOVA, as the map goes: the object passed may be another with the same address.
+    const req = checkFreeArgument(region);
+    if (this.closed) return; // close() released every region
+    const mine = heldRegion(req, this.regions.get(req.iova), 'the heap DMA allocator');
+    this.regions.delete(mine.iova);
+    this.used -= mine.size;
+    if (this.hitRegion === mine) this.hitRegion = undefined;
+    // The region held, not the object passed (an exact copy is accepted).
     const at = this.sorted.indexOf(mine);
     if (at >= 0) {
       this.sorted.splice(at, 1);
@@ -204,11 +313,26 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
     if (!isIovaRange(iova, len) || len < 0) return undefined;
+    // The region found last, compared in BigInt (Number(iova) costs more than the whole check):
+    // every segment a queue adds is looked up (VirtqueueOptions.checkSegments), mostly in the
+    // same buffer as the one before.
+    const hit = this.hitRegion;
+    if (hit !== undefined && Number.isSafeInteger(len) && iova >= this.hitStart && iova + BigInt(len) <= this.hitEnd) return hit;
     // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
     const a = Number(iova);
-    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return this.slowLookup(iova, len);
-    const at = this.find(a, len);
-    return at < 0 ? undefined : this.sorted[at];
+    let found: DmaRegion | undefined;
+    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) {
+      found = this.slowLookup(iova, len);
+    } else {
+      const at = this.find(a, len);
+      found = at < 0 ? undefined : this.sorted[at];
+    }
+    if (found !== undefined) {
+      this.hitRegion = found;
+      this.hitStart = found.iova;
+      this.hitEnd = found.iova + BigInt(found.size);
+    }
+    return found;
   }
 
   contains(iova: bigint, len: number): boolean {
@@ -250,6 +374,7 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     this.starts = [];
     this.ends = [];
     this.last = 0;
+    this.hitRegion = undefined;
     this.used = 0;
     this.closed = true;
   }

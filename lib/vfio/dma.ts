@@ -11,7 +11,7 @@
 //            hugepage, not 32.
 
 import fs from 'node:fs';
-import { alignUp, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
+import { alignUp, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
 import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
@@ -231,6 +231,8 @@ export class NoIommuBackend implements DmaBackend {
 /** DmaAllocator over VFIO memory; `backend.kind` says how the device reaches it. */
 export class VfioDmaAllocator implements DmaAllocator {
   private readonly live = new Map<bigint, Backing>();
+  /** The live regions by IOVA, for lookup(). */
+  private readonly index = new RegionIndex();
   private closed = false;
 
   constructor(
@@ -254,26 +256,31 @@ export class VfioDmaAllocator implements DmaAllocator {
         `the memory the kernel gave is not aligned so (no-IOMMU: physical pages); ask for an alignment of at most the page size (${libc.pageSize()} bytes), or try again`);
     }
     this.live.set(b.region.iova, b);
+    this.index.add(b.region);
     return b.region;
   }
 
+  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    const b = this.live.get(region.iova);
-    if (!b || b.region !== region) return;
-    this.live.delete(region.iova);
+    const req = checkFreeArgument(region);
+    const b = this.live.get(req.iova);
+    const owner = `the VFIO DMA allocator (${this.kind})`;
+    if (!b) {
+      if (this.closed) return; // close() took the device's access to it; nothing left to do
+      heldRegion(req, undefined, owner); // throws: not one of ours, or already freed
+      return;
+    }
+    heldRegion(req, b.region, owner);
+    this.live.delete(req.iova);
+    this.index.remove(b.region);
     if (!this.closed) this.backend.revoke(b);
     this.backend.unmapHost(b);
     if (this.closed && this.live.size === 0) this.closeBackend();
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len) || len < 0) return undefined;
-    const exact = this.live.get(iova)?.region; // a region by its own start: no scan
-    if (exact && len <= exact.size) return exact;
-    for (const { region: r } of this.live.values()) {
-      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
-    }
-    return undefined;
+    if (!isIovaRange(iova, len) || !Number.isSafeInteger(len) || len < 0) return undefined;
+    return this.index.find(iova, len);
   }
 
   /** Regions currently allocated. */

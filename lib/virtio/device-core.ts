@@ -242,7 +242,7 @@ export class DeviceCore {
     const rec: QueueRecord = {
       index, vector: VIRTIO_MSI_NO_VECTOR, notify: () => undefined, drains: options.drains ?? true, onUsed: options.onUsed,
       vq: createVirtqueue<unknown>(this.layout, {
-        index, size, dma: this.t.dma,
+        index, size, dma: this.t.dma, checkSegments: true,
         features: { indirect: this.has(Feature.INDIRECT_DESC), eventIdx: this.has(Feature.EVENT_IDX) },
         notify: () => rec.notify(),
         ...(options.indirectThreshold !== undefined ? { indirectThreshold: options.indirectThreshold } : {}),

@@ -15,7 +15,8 @@
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
 import { VirtioDevice, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
-import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
+import { DeviceError, UsageError, UvirtioError } from '../errors.js';
+import { isInstance, thrownMessage } from '../util/shown.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
@@ -274,11 +275,13 @@ export class QueueSet {
   /**
    * Settles what the device already returned, resets and closes the device, then rejects every
    * request still pending — in flight, waiting for room, or kept for recover() — with `reason`
-   * (default E_CLOSED). Idempotent.
+   * (default E_CLOSED). A `reason` that is not a UvirtioError (an Error, a string, …) is never
+   * handed to a request as it is: the requests get E_CLOSED with the reason as its `cause`
+   * ({@link closeReason}). Idempotent.
    */
   close(reason?: UvirtioError): Promise<void> {
     // A second call while the first waits for the device's reset resolves with it, not before.
-    return (this.closing ??= this.closeOnce(reason));
+    return (this.closing ??= this.closeOnce(closeReason(reason, this.device.address)));
   }
 
   private async closeOnce(reason?: UvirtioError): Promise<void> {
@@ -306,6 +309,18 @@ export class QueueSet {
       'the request was not submitted; open the device again to use it');
     for (const rq of this.queues.values()) rq.halt(refused, true);
   }
+}
+
+/**
+ * The error a close(reason) rejects pending requests with: `reason` itself when it is a
+ * UvirtioError, undefined when none was given (the closer's default E_CLOSED), and otherwise —
+ * an Error, a string, a number, a look-alike object, from JavaScript or `as never` — a DeviceError
+ * E_CLOSED whose `cause` is the value, so that every request settles with a UvirtioError.
+ */
+export function closeReason(reason: unknown, address: string): UvirtioError | undefined {
+  if (reason === undefined || isInstance(reason, UvirtioError)) return reason;
+  return new DeviceError('E_CLOSED', `${address}: the driver was closed with this request pending (close reason: ${thrownMessage(reason)})`,
+    'the request may or may not have been carried out; the close reason is this error\'s cause', { cause: reason });
 }
 
 /** E_CLOSED for a request still pending when its device was closed. */

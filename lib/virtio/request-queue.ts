@@ -111,7 +111,9 @@ export class RequestQueue<T = undefined> {
    * Adds one chain (device-readable segments, then device-writable ones) and kicks the device.
    * Resolves with the bytes the device wrote and `token` when the chain comes back. When the ring
    * is full the request waits, in order, for room. Rejects with the queue's {@link VirtqueueError}
-   * when the queue is broken (or E_BAD_CHAIN when the chain can never fit), and with the device's
+   * when the queue is broken (or E_BAD_CHAIN when the chain can never fit, or a segment is not
+   * inside the device's DMA memory: never allocated, freed, or past its region's end — nothing
+   * reaches the ring), and with the device's
    * error while the device is halted.
    *
    * The segment arrays and their objects stay the caller's promise until the request settles: the
@@ -152,8 +154,8 @@ export class RequestQueue<T = undefined> {
    * that cannot be sent then goes to onFault or, without it, breaks the queue (E_QUEUE_BROKEN).
    *
    * Throws E_INVALID_ARGUMENT (UsageError), adding nothing, when `callback` is not a function; a
-   * chain that is not one (segments not arrays of { addr, len }) is refused with E_BAD_CHAIN through
-   * the callback.
+   * chain that is not one (segments not arrays of { addr, len }, or a segment outside the device's
+   * DMA memory) is refused with E_BAD_CHAIN through the callback.
    */
   submitCb(readable: readonly Segment[], writable: readonly Segment[], token: T, callback: CompletionCallback<T>, kickNow = true): void {
     checkCallback(callback, this.vq.index, 'submitCb');

@@ -55,3 +55,17 @@ t.test('QueueSet.close(\'str\') (your own driver): the pending request rejects w
   const code = await codeOfAsync(p);
   t.notOk(code.startsWith('foreign'), `the request rejects with a UvirtioError (got ${code})`);
 });
+
+t.test('the E_CLOSED a non-UvirtioError close reason becomes carries the reason as its cause', async (t) => {
+  const sim = createSimDevice({ type: 'blk', completion: 'manual' });
+  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn));
+  const p = blk.read(0, 1);
+  for (let i = 0; i < 50 && sim.held < 1; i++) await new Promise((r) => setImmediate(r));
+  const reason = new Error('boom');
+  await blk.close(reason as never);
+  const e = await p.then(() => undefined, (x: unknown) => x as { code?: string; cause?: unknown; hint?: string });
+  t.equal(e?.code, 'E_CLOSED');
+  t.equal(e?.cause, reason, 'the caller\'s reason is the cause');
+  t.ok(e?.hint, 'with a hint');
+});
+

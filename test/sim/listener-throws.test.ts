@@ -37,8 +37,11 @@ t.test('a failure listener and a configuration listener that throw: requests sti
   dev.onFailure((e) => heard.push(`failure ${e.code}`));
   dev.onConfigChange(() => { throw Object.create(null); }); // not even an Error: no message, no toString
   dev.onConfigChange(() => heard.push('config'));
-  // A good read waits behind a chain with a bad address, which makes the device set NEEDS_RESET.
-  const bad = rq.submit([{ addr: 0xdead_0000n, len: 16 }], [{ addr: 0xdead_1000n, len: 1 }]);
+  // A malformed chain (a 4-byte blk header) makes the device set NEEDS_RESET.
+  // A blk request whose header is 4 bytes, not 16 (in the driver's own memory: an address outside
+  // it is refused at submit, E_BAD_CHAIN, and never reaches the device).
+  const mem = dev.dma.alloc(4096);
+  const bad = rq.submit([{ addr: mem.iova, len: 4 }], [{ addr: mem.iova + 16n, len: 1 }]);
   t.equal(await codeOfAsync(bad), 'E_DEVICE_NEEDS_RESET', 'the request settles with the device\'s failure');
   await until(() => heard.includes('config') && warnings.length >= 2);
   t.equal(dev.phase, 'needs-reset');
@@ -48,7 +51,7 @@ t.test('a failure listener and a configuration listener that throw: requests sti
   t.same(codes.filter((c) => c === 'E_CALLBACK_THREW').length, warnings.length, 'every warning is E_CALLBACK_THREW');
   t.ok(warnings.some((w) => /device failure listener threw: failure listener bug/.test(w.message)), 'the failure listener\'s throw is named');
   t.ok(warnings.some((w) => /configuration change listener threw: an object/.test(w.message)), 'a prototype-less throw is named by kind');
-  t.equal(await codeOfAsync(rq.submit([{ addr: 0xdead_0000n, len: 16 }], [])), 'E_DEVICE_NEEDS_RESET', 'new requests are refused until recover()');
+  t.equal(await codeOfAsync(rq.submit([{ addr: mem.iova, len: 16 }], [])), 'E_DEVICE_NEEDS_RESET', 'new requests are refused until recover()');
 });
 
 t.test('a console port listener that throws: the other listeners still hear of the port', async (t) => {

@@ -3,6 +3,7 @@
 
 import t, { type Test } from 'tap';
 import { HeapDmaAllocator, type DmaRegion } from '../../lib/mem/dma.js';
+import { codeOf } from '../support/codes.js';
 
 /** The reference answer: the region wholly containing [iova, iova+len), by BigInt arithmetic. */
 function reference(regions: DmaRegion[], iova: bigint, len: number): DmaRegion | undefined {
@@ -55,8 +56,13 @@ t.test('lookups agree with a BigInt scan: fresh, after frees, after more allocat
   live.push(dma.alloc(500), dma.alloc(4096 * 3));
   agree(t, dma, live, 'after more allocations');
   dma.free(live[0]!);
-  dma.free(live[0]!); // freeing twice is harmless
+  // A double free is the caller's mistake: refused, and nothing changes.
+  t.equal(codeOf(() => dma.free(live[0]!)), 'E_INVALID_ARGUMENT', 'freeing twice is refused');
   agree(t, dma, live.slice(1), 'after freeing twice');
+  const copy = { ...live[1]! };
+  dma.free(copy); // an exact copy (same iova and size) names the same region
+  t.equal(dma.lookup(live[1]!.iova, 1), undefined, 'an exact copy frees the region');
+  live.splice(1, 1);
   dma.close();
   t.equal(dma.lookup(live[1]!.iova, 1), undefined, 'nothing after close');
 });

@@ -9,7 +9,7 @@
 // last region allocated from it is freed.
 
 import * as libc from '../../sys/libc.js';
-import { alignUp, badIovaRange, checkAllocRequest, isIovaRange, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
+import { alignUp, badIovaRange, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
 import { DmaError } from '../../errors.js';
 
 /** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
@@ -40,6 +40,8 @@ export class MemfdArena implements DmaAllocator {
   private holes: Hole[];
   /** Live regions by offset. */
   private readonly live = new Map<number, DmaRegion>();
+  /** The live regions by IOVA, for lookup(). */
+  private readonly index = new RegionIndex();
   private holders = 1;
   private closed = false;
 
@@ -103,16 +105,22 @@ export class MemfdArena implements DmaAllocator {
       bytes.fill(0);
       const region: DmaRegion = { bytes, iova: this.guestBase + BigInt(start), size };
       this.live.set(start, region);
+      this.index.add(region);
       return region;
     }
     throw new DmaError('E_DMA_EXHAUSTED', `the vhost-user arena (${this.size} bytes) has no room for ${size} bytes aligned to ${a}`,
       'free regions you no longer need, or open the device with a larger arena (vhost-user:/path?arena=MiB)');
   }
 
+  /** See {@link DmaAllocator.free}: the arena's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
   free(region: DmaRegion): void {
-    const offset = Number(region.iova - this.guestBase);
-    if (this.live.get(offset) !== region) return;
+    const req = checkFreeArgument(region);
+    const offset = Number(req.iova - this.guestBase);
+    const held = this.live.get(offset);
+    if (!held && this.closed) return;
+    region = heldRegion(req, held, 'the vhost-user memfd arena');
     this.live.delete(offset);
+    this.index.remove(region);
     if (this.closed) {
       if (this.live.size === 0) this.unmap();
       return;
@@ -130,13 +138,8 @@ export class MemfdArena implements DmaAllocator {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len) || len < 0) return undefined;
-    const exact = this.live.get(Number(iova - this.guestBase)); // a region by its own start: no scan
-    if (exact && exact.iova === iova && len <= exact.size) return exact;
-    for (const r of this.live.values()) {
-      if (iova >= r.iova && iova + BigInt(len) <= r.iova + BigInt(r.size)) return r;
-    }
-    return undefined;
+    if (!isIovaRange(iova, len) || !Number.isSafeInteger(len) || len < 0) return undefined;
+    return this.index.find(iova, len);
   }
 
   /**

@@ -48,6 +48,8 @@ export abstract class QueueCore<T> {
   protected interruptsWanted = true;
 
   private readonly dma: VirtqueueOptions['dma'];
+  /** VirtqueueOptions.checkSegments: every segment must lie in one region of `dma`. */
+  private readonly checkSegments: boolean;
   private readonly indirectThreshold: number;
   private readonly indirectPool: IndirectPool | null;
   private fault: VirtqueueError | null = null;
@@ -86,6 +88,7 @@ export abstract class QueueCore<T> {
     this.features = { ...opts.features };
     this.notifyDevice = opts.notify;
     this.dma = opts.dma;
+    this.checkSegments = opts.checkSegments === true;
     this.indirectThreshold = threshold;
     this.indirectPool = opts.features.indirect ? new IndirectPool(opts.dma) : null;
     this.region = opts.dma.alloc(ringBytes, ringAlign);
@@ -226,8 +229,8 @@ export abstract class QueueCore<T> {
       // virtio 1.2 §2.7.5.3.1 and §2.8.17: no chain longer than the queue size, indirect or not.
       throw this.badChain(`a chain of ${n} segments can never fit a queue of size ${this.size}`);
     }
-    const readableBytes = this.readSegments(readable, r as number, 0);
-    const writableBytes = this.readSegments(writable, w as number, r as number);
+    const readableBytes = this.readSegments(readable, r as number, 0, 'readable');
+    const writableBytes = this.readSegments(writable, w as number, r as number, 'writable');
     if (readableBytes + writableBytes > MAX_CHAIN_BYTES) {
       throw this.badChain('the chain is longer than 2^32 bytes in total (virtio 1.2 §2.7.5.2)');
     }
@@ -305,7 +308,7 @@ export abstract class QueueCore<T> {
   }
 
   /** Checks the first `count` segments, copies them to chainAddr / chainLen from `at`, and returns their total length. */
-  private readSegments(segments: readonly Segment[], count: number, at: number): number {
+  private readSegments(segments: readonly Segment[], count: number, at: number, kind: 'readable' | 'writable'): number {
     let total = 0;
     const addrs = this.chainAddr;
     const lens = this.chainLen;
@@ -320,6 +323,12 @@ export abstract class QueueCore<T> {
       // operation instead of two comparisons, which cost more in V8).
       if (typeof addr !== 'bigint' || BigInt.asUintN(64, addr) !== addr) {
         throw this.badChain(`segment address must be a 64-bit bigint, got ${shown(addr)}`);
+      }
+      // The caller's mistake caught here, not the device's fault later (one lookup: the allocator's
+      // last-hit cache makes consecutive segments of one buffer cheap).
+      if (this.checkSegments && this.dma.lookup(addr, len) === undefined) {
+        throw this.badChain(`${kind} segment ${i} at 0x${addr.toString(16)}+${len} is not inside the device's DMA memory (never allocated, freed, or running past its region's end)`,
+          'give the device only memory from device.dma: a region alloc() returned and not yet freed, each segment within that region; nothing was added');
       }
       addrs[at + i] = addr;
       lens[at + i] = len;

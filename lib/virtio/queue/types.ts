@@ -44,6 +44,14 @@ export interface VirtqueueOptions {
    * (default 2). Set to Infinity to never use indirect descriptors.
    */
   indirectThreshold?: number;
+  /**
+   * Whether add() refuses (E_BAD_CHAIN, nothing added) a segment that is not wholly inside one
+   * region `dma` holds ({@link DmaAllocator.lookup}): an IOVA never allocated, a freed region, a
+   * length running past its region's end — the caller's mistake, caught before the device sees
+   * it. One lookup per segment. VirtioDevice.setupQueue turns it on; default false for a queue
+   * built by hand (createVirtqueue) over a device model that owns its own address space.
+   */
+  checkSegments?: boolean;
 }
 
 /**
@@ -117,7 +125,9 @@ export interface Virtqueue<T = unknown> {
    * Adds a chain (readable segments, then writable ones) with its token and makes it available at
    * once (a polling device may take it before kick). Does not notify.
    * Throws E_QUEUE_FULL when there is no room now (back-pressure: wait for used buffers),
-   * E_BAD_CHAIN when the chain can never fit or is malformed, E_QUEUE_BROKEN when broken.
+   * E_BAD_CHAIN when the chain can never fit or is malformed (or, with
+   * VirtqueueOptions.checkSegments — every queue VirtioDevice sets up — a segment is not inside
+   * one region of the queue's DmaAllocator), E_QUEUE_BROKEN when broken. Nothing is added then.
    */
   add(readable: readonly Segment[], writable: readonly Segment[], token: T): void;
   /** Whether a chain of this shape fits now. */
