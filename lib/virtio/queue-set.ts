@@ -16,11 +16,10 @@
 
 import { VirtioDevice, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
 import { DeviceError, UsageError, UvirtioError } from '../errors.js';
-import { isInstance, thrownMessage } from '../util/shown.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
-import { isInstance, shown } from '../util/shown.js';
+import { isInstance, shown, thrownMessage } from '../util/shown.js';
 
 /** A queue's set-up in a QueueSet: its size and policy (QueueOptions; `onUsed` is the QueueSet's). */
 export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
