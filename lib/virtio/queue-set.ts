@@ -276,7 +276,7 @@ export class QueueSet {
    * request still pending — in flight, waiting for room, or kept for recover() — with `reason`
    * (default E_CLOSED). A `reason` that is not a UvirtioError (an Error, a string, …) is never
    * handed to a request as it is: the requests get E_CLOSED with the reason as its `cause`
-   * ({@link closeReason}). Idempotent.
+   * (see closeReason in queue-set.ts). Idempotent.
    */
   close(reason?: UvirtioError): Promise<void> {
     // A second call while the first waits for the device's reset resolves with it, not before.
