@@ -10,6 +10,7 @@
 import t from 'tap';
 import { RngDriver } from '../../drivers/rng/index.js';
 import { BlkDriver } from '../../drivers/blk/index.js';
+import { NetDriver } from '../../drivers/net/index.js';
 import { openTransport } from '../../lib/open.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { codeOfAsync } from '../support/codes.js';
@@ -35,4 +36,22 @@ for (const [name, options] of bad) {
       t.equal(code, 'E_INVALID_ARGUMENT', `refused (got ${code})`);
     });
   }
+}
+
+// The drivers' own ring options likewise: BlkDriver.open { layout: 'bogus' } and { indirect: 'yes' },
+// NetDriver.open { layout: 'bogus' } and { mergeable: 'x' } open as if unset.
+
+for (const [what, address, open] of [
+  ['BlkDriver.open(t, { layout: \'bogus\' })', 'sim:blk', (tr: never) => BlkDriver.open(tr, { layout: 'bogus' } as never)],
+  ['BlkDriver.open(t, { indirect: \'yes\' })', 'sim:blk', (tr: never) => BlkDriver.open(tr, { indirect: 'yes' } as never)],
+  ['NetDriver.open(t, { layout: \'bogus\' })', 'sim:net', (tr: never) => NetDriver.open(tr, { layout: 'bogus' } as never)],
+  ['NetDriver.open(t, { mergeable: \'x\' })', 'sim:net', (tr: never) => NetDriver.open(tr, { mergeable: 'x' } as never)],
+] as const) {
+  t.test(`${what}: refused E_INVALID_ARGUMENT`, async (t) => {
+    const opened = await openTransport(address);
+    let made: { close(): Promise<unknown> } | undefined;
+    const code = await codeOfAsync(async () => { made = await open(opened.transport as never); });
+    t.teardown(() => made?.close());
+    t.equal(code, 'E_INVALID_ARGUMENT', `refused (got ${code})`);
+  });
 }
