@@ -10,7 +10,7 @@
 
 import { BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
@@ -104,6 +104,8 @@ export class BlkDriver extends StatefulDriver {
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
     checkTransportArgument(transport, 'BlkDriver.open');
     options = optionsObject(options, 'BlkDriver.open options');
+    // Every option is checked before the device is touched: a refusal leaves the transport as it was.
+    checkDriverOpenOptions(options, 'BlkDriver.open', ['indirect', 'eventIdx']);
     if (transport.deviceType !== DeviceType.BLK) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`,
         'open it with the driver for its type (NetDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-blk device (`uvirtio list` names each device\'s type)');
@@ -142,7 +144,9 @@ export class BlkDriver extends StatefulDriver {
       const pool = new SlotPool(device.dma, rqs.map((_, q) => q), depth, DATA_OFFSET + limits.maxTransfer, BLK_REQ_HEADER_LEN, STATUS_OFFSET, DATA_OFFSET);
       return new BlkDriver(device, queues, rqs, pool, limits, device.dma);
     } catch (e) {
-      await device.close();
+      // Reset and released, the caller's transport left open and unowned (as VirtioDevice.open's
+      // own refusals leave it): a corrected open on it works.
+      await device.close({ keepTransport: true });
       throw e;
     }
   }

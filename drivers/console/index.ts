@@ -10,7 +10,7 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -114,6 +114,8 @@ export class ConsoleDriver extends StatefulDriver {
   static async open(transport: VirtioTransport, options: ConsoleOpenOptions = {}): Promise<ConsoleDriver> {
     checkTransportArgument(transport, 'ConsoleDriver.open');
     options = optionsObject(options, 'ConsoleDriver.open options');
+    // Every option is checked before the device is touched: a refusal leaves the transport as it was.
+    checkDriverOpenOptions(options, 'ConsoleDriver.open', ['multiport']);
     if (transport.deviceType !== DeviceType.CONSOLE) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not console (${DeviceType.CONSOLE})`,
         'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-console device');
@@ -157,7 +159,9 @@ export class ConsoleDriver extends StatefulDriver {
       }
       return driver;
     } catch (e) {
-      await device.close();
+      // Reset and released, the caller's transport left open and unowned (as VirtioDevice.open's
+      // own refusals leave it): a corrected open on it works.
+      await device.close({ keepTransport: true });
       // The device was reset: the buffers this open allocated (control, port 0's receive buffers) are freed.
       if (driver) {
         driver.closed = true;

@@ -6,7 +6,7 @@
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, type ReinitOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
@@ -135,6 +135,8 @@ export class NetDriver extends StatefulDriver {
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
     checkTransportArgument(transport, 'NetDriver.open');
     options = optionsObject(options, 'NetDriver.open options');
+    // Every option is checked before the device is touched: a refusal leaves the transport as it was.
+    checkDriverOpenOptions(options, 'NetDriver.open', ['mergeable']);
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`,
         'open it with the driver for its type (BlkDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-net device (`uvirtio list` names each device\'s type)');
@@ -178,7 +180,9 @@ export class NetDriver extends StatefulDriver {
       if (pairs > 1) await net.setQueuePairs(pairs);
       return net;
     } catch (e) {
-      await device.close();
+      // Reset and released, the caller's transport left open and unowned (as VirtioDevice.open's
+      // own refusals leave it): a corrected open on it works.
+      await device.close({ keepTransport: true });
       // The device was reset: what this open allocated (a receive buffer allocation failing leaves
       // the ones before it, the control buffer) is freed.
       if (net) {

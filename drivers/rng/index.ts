@@ -77,7 +77,9 @@ export class RngDriver extends StatefulDriver {
       await device.driverOk();
       return new RngDriver(device, queues, rq, device.dma);
     } catch (e) {
-      await device.close();
+      // Reset and released, the caller's transport left open and unowned (as VirtioDevice.open's
+      // own refusals leave it): a corrected open on it works.
+      await device.close({ keepTransport: true });
       throw e;
     }
   }

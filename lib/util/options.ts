@@ -135,3 +135,26 @@ export function optionsObject<T extends object>(value: T | undefined, what: stri
   }
   return value;
 }
+
+/**
+ * `value` checked against `spec` when it is given (checkValue), or undefined when it is not: for
+ * an optional field of an API options object (OpenOptions.interrupts, BlkOpenOptions.layout …).
+ * Throws E_INVALID_ARGUMENT (UsageError) naming `what`, the value and what fits.
+ */
+export function optionalValue<T>(spec: OptionSpec<T>, value: unknown, what: string, hint?: string): T | undefined {
+  return value === undefined ? undefined : checkValue(spec, value, what, hint);
+}
+
+/** An array of integers from `min` to `max` (feature bit lists). */
+export function intList(min: number, max: number): OptionSpec<number[]> {
+  const one = int(min, max);
+  const fits = (v: unknown): v is number[] => Array.isArray(v) && v.every((n) => one.fits(n));
+  return {
+    expects: `an array of integers from ${min} to ${max}`,
+    parse: (t) => {
+      const items = t.split(',').filter(Boolean).map((s) => one.parse(s));
+      return items.every((n) => n !== undefined) ? (items as number[]) : undefined;
+    },
+    fits,
+  };
+}

@@ -24,7 +24,7 @@ import { DeviceCore, checkTransportOpen, initialise, markFailedStatus, type Devi
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { rendered, shown } from '../util/shown.js';
-import { checkValue, int, optionsObject } from '../util/options.js';
+import { checkValue, choice, flag, int, intList, optionalValue, optionsObject } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
 import { TransportOwner, checkTransportArgument } from './transport-owner.js';
 import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
@@ -98,6 +98,51 @@ export const DEFAULT_POLL_SPIN_US = 50;
 export const MAX_POLL_SPIN_US = 10_000;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** The values OpenOptions.interrupts takes. */
+const INTERRUPTS = choice('auto', 'msix', 'poll');
+/** The values a ring layout option (FeaturePolicy.layout, the drivers' `layout`) takes. */
+export const LAYOUT_OPTION = choice('auto', 'split', 'packed');
+
+/**
+ * For a driver's open (BlkDriver, NetDriver, ConsoleDriver): checks, before anything touches the
+ * device, the OpenOptions it passes on (checkOpenOptions, and that no `features` is given: the
+ * driver picks its feature bits) and its ring options — `layout` ('auto', 'split', 'packed'),
+ * `queueSize` (an integer from 1 to 32 768; a power of two with layout 'split', virtio 1.2 §2.7)
+ * and the booleans named in `flags` (indirect, eventIdx, mergeable, multiport …). Throws
+ * E_INVALID_ARGUMENT (UsageError) naming the option (prefixed with `what`) and the value.
+ */
+export function checkDriverOpenOptions(driverOptions: object, what: string, flags: readonly string[]): void {
+  const options = driverOptions as OpenOptions & Readonly<Record<string, unknown>>;
+  if (options.features !== undefined) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${what} takes no features option (got ${shown(options.features)}): the driver picks its feature bits`,
+      'use its layout, indirect and eventIdx options (where it has them) instead');
+  }
+  checkOpenOptions(options, what);
+  const layout = optionalValue(LAYOUT_OPTION, options.layout, `${what} layout`, "'auto' takes packed when offered; 'split' or 'packed' insists");
+  optionalValue(int(1, 32_768, { powerOfTwo: layout === 'split' }), options.queueSize, `${what} queueSize${layout === 'split' ? ' (split ring)' : ''}`,
+    "leave it out for the device's maximum; a split ring's size is a power of two (virtio 1.2 §2.7)");
+  for (const k of flags) optionalValue(flag(), options[k], `${what} ${k}`, 'true or false, or leave it out');
+}
+
+/**
+ * Checks the kind and value of OpenOptions' non-numeric fields — `interrupts`, `stateFeatures` and
+ * the feature policy (`features` an object; its `layout`, `indirect`, `eventIdx`, and the bit
+ * lists) — before anything touches a device. Throws E_INVALID_ARGUMENT (UsageError) naming the
+ * option (prefixed with `what`), the value and the values allowed; returns `features` as an
+ * object ({} when not given). The numeric fields are checked by VirtioDevice.open itself.
+ */
+export function checkOpenOptions(options: OpenOptions, what: string): FeaturePolicy {
+  optionalValue(INTERRUPTS, options.interrupts, `${what} interrupts`, "'auto' (MSI-X when the platform gives vectors, else polling), 'msix' or 'poll', spelt so");
+  optionalValue(flag(), options.stateFeatures, `${what} stateFeatures`, 'true or false, or leave it out (true)');
+  const features = optionsObject(options.features, `${what} features`);
+  optionalValue(LAYOUT_OPTION, features.layout, `${what} features.layout`, "'auto' takes packed when offered; 'split' or 'packed' insists");
+  for (const k of ['indirect', 'eventIdx'] as const) optionalValue(flag(), features[k], `${what} features.${k}`, 'true or false, or leave it out (true)');
+  for (const k of ['required', 'optional', 'transportExtras'] as const) {
+    optionalValue(intList(0, 127), features[k], `${what} features.${k}`, 'feature bit numbers (virtio 1.2 §6), e.g. [0, 5]');
+  }
+  return features;
+}
 /** The longest bound any wait of a VirtioDevice takes (ms): one hour. */
 const MAX_TIMEOUT_MS = 3_600_000;
 
@@ -166,6 +211,7 @@ export class VirtioDevice {
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
     checkTransportArgument(transport, 'VirtioDevice.open');
     options = optionsObject(options, 'VirtioDevice.open options');
+    const featurePolicy = checkOpenOptions(options, 'VirtioDevice.open');
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
       'how long a request may take before the device counts as hung; every wait is bounded');
@@ -182,7 +228,7 @@ export class VirtioDevice {
     try {
       await initialise(transport, resetTimeoutMs, (offered) => {
         const extras = options.stateFeatures === false ? [] : transport.stateFeatures();
-        const policy = { ...options.features, transportExtras: [...(options.features?.transportExtras ?? []), ...extras] };
+        const policy = { ...featurePolicy, transportExtras: [...(featurePolicy.transportExtras ?? []), ...extras] };
         negotiated = { ...negotiateFeatures(offered, policy, transport.deviceType, transport.address), offered };
         return negotiated.features;
       });
@@ -400,15 +446,19 @@ export class VirtioDevice {
    * while one is under way resolves when it is done, with the same map. Never throws for a device
    * that will not reset (it is marked FAILED). Returns, by queue, the tokens of
    * every chain that was still in flight, for their owners to reject.
+   *
+   * With `keepTransport` the transport itself is left open (and unowned): what a driver's open
+   * does when it is refused after VirtioDevice.open succeeded, so that the caller can open again
+   * on the same transport, as after VirtioDevice.open's own refusals. The first call decides.
    */
-  close(): Promise<Map<number, unknown[]>> {
+  close(options: { keepTransport?: boolean } = {}): Promise<Map<number, unknown[]>> {
     // A second close() while the first resets the device gets the same answer when the reset is
     // done: an owner closing too must neither free memory the device may still write nor miss the
     // chains in flight (they are only known after the reset).
-    return (this.closing ??= this.closeOnce());
+    return (this.closing ??= this.closeOnce(options.keepTransport === true));
   }
 
-  private async closeOnce(): Promise<Map<number, unknown[]>> {
+  private async closeOnce(keepTransport: boolean): Promise<Map<number, unknown[]>> {
     const d = this.d;
     const orphans = d.takeCarried();
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
@@ -427,7 +477,7 @@ export class VirtioDevice {
         if (ours) d.t.disableInterrupts();
         d.unwatch();
         d.closeListeners.emit(orphans);
-        if (ours) d.t.close();
+        if (ours && !keepTransport) d.t.close();
       } finally {
         d.owner.releaseAll();
       }
