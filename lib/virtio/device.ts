@@ -120,7 +120,7 @@ export function checkDriverOpenOptions(driverOptions: object, what: string, flag
   }
   checkOpenOptions(options, what);
   const layout = optionalValue(LAYOUT_OPTION, options.layout, `${what} layout`, "'auto' takes packed when offered; 'split' or 'packed' insists");
-  optionalValue(int(1, 32_768, { powerOfTwo: layout === 'split' }), options.queueSize, `${what} queueSize${layout === 'split' ? ' (split ring)' : ''}`,
+  optionalValue(int(1, 32_768, { powerOfTwo: layout === 'split' }), options.queueSize, `${what} queueSize (the queue size in entries${layout === 'split' ? ', of a split ring' : ''})`,
     "leave it out for the device's maximum; a split ring's size is a power of two (virtio 1.2 §2.7)");
   for (const k of flags) optionalValue(flag(), options[k], `${what} ${k}`, 'true or false, or leave it out');
 }
