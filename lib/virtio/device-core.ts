@@ -12,7 +12,8 @@ import { initialVqState, quiesceFacility } from './state/quiesce.js';
 import { createVirtqueue } from './queue/index.js';
 import { Listeners } from '../util/listeners.js';
 import type { TransportOwner } from './transport-owner.js';
-import { checkValue, int, optionsObject } from '../util/options.js';
+import { checkValue, flag, int, optionalValue, optionsObject } from '../util/options.js';
+import { shown } from '../util/shown.js';
 
 /**
  * A device's lifecycle phase (not a virtqueue's state). features-ok: queues can be set up; live:
@@ -237,6 +238,15 @@ export class DeviceCore {
         'set up only queues below the transport\'s numQueues (`uvirtio info` lists the queues the device has); a device that announces more in its configuration is inconsistent');
     }
     if (options.size !== undefined) checkValue(int(1, 32_768), options.size, 'queue size', 'leave it out for the device\'s maximum');
+    optionalValue(flag(), options.drains, 'queue option drains', 'true (chains complete by themselves), false (they wait on outside events), or leave it out');
+    if (options.onUsed !== undefined && typeof options.onUsed !== 'function') {
+      throw new UsageError('E_INVALID_ARGUMENT', `queue option onUsed must be a function, got ${shown(options.onUsed)}`, 'pass a function, or leave it out');
+    }
+    const threshold: unknown = options.indirectThreshold;
+    if (threshold !== undefined && (typeof threshold !== 'number' || !(threshold >= 1) || (!Number.isInteger(threshold) && threshold !== Infinity))) {
+      throw new UsageError('E_INVALID_ARGUMENT', `queue option indirectThreshold must be an integer from 1 (or Infinity: never indirect), got ${shown(threshold)}`,
+        'the number of segments from which a chain goes through an indirect table; leave it out for 2');
+    }
     const size = options.size ?? max;
     if (size > max) throw new UsageError('E_INVALID_ARGUMENT', `${this.address}: queue ${index} size ${size} exceeds the device's maximum ${max}`);
     const rec: QueueRecord = {
