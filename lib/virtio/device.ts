@@ -526,7 +526,12 @@ export class VirtioDevice {
     });
   }
 
-  /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way (E_STATE_UNSUPPORTED). */
+  /**
+   * Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way
+   * (E_STATE_UNSUPPORTED). A device that set DEVICE_NEEDS_RESET or FAILED while stopped is not
+   * made live: it goes to needs-reset (onFailure listeners told) and this rejects with
+   * E_DEVICE_NEEDS_RESET / E_DEVICE_FAILED; recover() brings it back. `timeoutMs` in ms.
+   */
   resume(timeoutMs = 5000): Promise<void> {
     return this.d.exclusive('resume', () => this.m.resume(checkTimeout(timeoutMs, 'resume timeoutMs')));
   }
