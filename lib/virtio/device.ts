@@ -388,13 +388,19 @@ export class VirtioDevice {
   pollHealth(): void {
     this.d.pollHealth();
   }
-  /** Reads the status register (for diagnostics). */
+  /** Reads the status register (for diagnostics). Throws E_BAD_STATE after reset() (the transport was let go of). */
   status(): number {
+    this.refuseWhenReleased('read the status');
     return this.d.t.readStatus();
   }
-  /** Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1); it is given up. */
+  /**
+   * Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1); it is given up.
+   * Does nothing on a closed device. Throws UsageError E_BAD_STATE after reset(): this device let
+   * go of its transport (another may drive it now) and no longer touches it.
+   */
   fail(): void {
     if (this.d.phase === 'closed') return;
+    this.refuseWhenReleased('mark the device FAILED');
     this.d.t.writeStatus(this.d.t.readStatus() | Status.FAILED);
     this.d.phase = 'failed';
   }
@@ -402,9 +408,12 @@ export class VirtioDevice {
   /**
    * Resets the device (bounded wait) and forgets every queue: tokens of chains still in flight
    * are returned so their owners can reject them. The device must be opened again to be used
-   * (VirtioDevice.open on the same transport: this one lets go of it).
+   * (VirtioDevice.open on the same transport: this one lets go of it). Called again after that (or
+   * after close()) it does nothing and resolves with [] — it never touches a transport it let go
+   * of, which another device may drive now.
    */
   async reset(): Promise<unknown[]> {
+    if (this.d.phase === 'reset' || this.d.phase === 'closed') return [];
     await this.d.t.reset(this.d.resetTimeoutMs);
     const orphans: unknown[] = [];
     for (const { vq } of this.d.queues.values()) {
@@ -417,6 +426,13 @@ export class VirtioDevice {
     return orphans;
   }
 
+  /** Throws UsageError E_BAD_STATE when this device let go of its transport with reset(). */
+  private refuseWhenReleased(what: string): void {
+    if (this.d.phase !== 'reset') return;
+    throw new UsageError('E_BAD_STATE', `${this.address}: cannot ${what}: this VirtioDevice was reset and let go of its transport`,
+      'a reset device is done with; open the transport again (VirtioDevice.open or a driver\'s open) and use that device');
+  }
+
   // ---- failure and recovery (QueueSet drives these) ----
 
   /**
@@ -424,6 +440,7 @@ export class VirtioDevice {
    * a device that will not reset is marked FAILED instead). The rings keep what the device wrote.
    */
   async resetAfterFailure(): Promise<void> {
+    if (this.d.phase === 'reset' || this.d.phase === 'closed') return; // let go of the transport: not touched
     await this.d.t.reset(this.d.resetTimeoutMs).catch(() => markFailedStatus(this.d.t));
   }
   /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
@@ -559,7 +576,12 @@ export class VirtioDevice {
     });
   }
 
-  /** Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way (E_STATE_UNSUPPORTED). */
+  /**
+   * Leaves the stopped state without a reset: SUSPEND clears; quiesce just goes on. STOP is one-way
+   * (E_STATE_UNSUPPORTED). A device that set DEVICE_NEEDS_RESET or FAILED while stopped is not
+   * made live: it goes to needs-reset (onFailure listeners told) and this rejects with
+   * E_DEVICE_NEEDS_RESET / E_DEVICE_FAILED; recover() brings it back. `timeoutMs` in ms.
+   */
   resume(timeoutMs = 5000): Promise<void> {
     return this.d.exclusive('resume', () => this.m.resume(checkTimeout(timeoutMs, 'resume timeoutMs')));
   }

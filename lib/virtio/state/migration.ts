@@ -408,8 +408,33 @@ export class Migration {
       throw new DeviceError('E_STATE_UNSUPPORTED', `${d.address}: ${f.mechanism} cannot be resumed${this.sourceReleased ? ' (the device was reset for a reinit)' : ': STOP is one-way'}`,
         'reinit the device (the same one or another) from its snapshot');
     }
-    await f.resume(this.context(), timeoutMs);
+    try {
+      await f.resume(this.context(), timeoutMs);
+    } catch (e) {
+      d.ensureOpen();
+      // The device set DEVICE_NEEDS_RESET (or FAILED) while stopped (virtio 1.2 §2.1.2): it is
+      // failed now (needs-reset) so that recover() is accepted, as for the quiesce path below.
+      let health: UvirtioError | null = null;
+      try {
+        health = d.healthError();
+      } catch {
+        // a transport that cannot read its status: the facility's own error stands
+      }
+      if (health) {
+        this.failStopped(health);
+        throw health;
+      }
+      throw e;
+    }
     d.ensureOpen();
+    // A device that set DEVICE_NEEDS_RESET or FAILED while it was stopped (a quiesce never told it
+    // anything) is not reported live: virtio 1.2 §2.1.2, the driver must notice. It is failed
+    // (needs-reset: recover() brings it back) and the resume rejects with its error.
+    const health = d.healthError();
+    if (health) {
+      this.failStopped(health);
+      throw health;
+    }
     this.facility = null;
     d.phase = 'live';
     // A fault seen while it was stopped (a ring it broke while draining, a lost back-end) is
@@ -417,6 +442,15 @@ export class Migration {
     const seen = d.failure;
     d.failure = null;
     if (seen) d.markFailed(seen);
+  }
+
+  /** A stopped device found failed on resume: it leaves the stop for needs-reset (its listeners told), failed with `error`. */
+  private failStopped(error: UvirtioError): void {
+    const d = this.d;
+    this.facility = null;
+    d.phase = 'live';
+    d.failure = null;
+    d.markFailed(error);
   }
 }
 
