@@ -61,13 +61,15 @@ const PIPE_GRACE_MS = 5_000;
 /**
  * The counts of tap's root summary, `# { total: N, pass: N, … }`: the last one printed at the
  * start of a line (a test's own output can hold text that looks like one). The fields come in
- * whatever order tap prints them (it prints todo before skip); null when there is none.
+ * whatever order tap prints them (it prints todo before skip); todo is counted as skipped; null when
+ * there is none.
  */
 function tapSummary(output) {
   const line = [...output.matchAll(/^# \{ (total: \d+(?:, \w+: \d+)*) \}/gm)].at(-1);
   if (!line) return null;
   const counts = Object.fromEntries(line[1].split(', ').map((kv) => kv.split(': ')).map(([k, v]) => [k, Number(v)]));
-  return { pass: counts.pass ?? 0, fail: counts.fail ?? 0, skip: counts.skip ?? 0 };
+  // A todo (a known fault, not yet fixed) proves nothing: it counts among the skipped, never the passed.
+  return { pass: counts.pass ?? 0, fail: counts.fail ?? 0, skip: (counts.skip ?? 0) + (counts.todo ?? 0) };
 }
 
 /** At most this many lines of failed assertions (with their diagnostics) are repeated per failed file in the summary. */

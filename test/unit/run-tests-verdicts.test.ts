@@ -56,7 +56,7 @@ function runner(dir: string, ms: number): Promise<{ out: string; hung: boolean }
   });
 }
 
-t.test('a file with a skipped test and a todo: the summary counts the skip', async (t) => {
+t.test('a file with a skipped test and a todo: the summary counts both as skipped', async (t) => {
   const dir = project(t, [
     "import t from 'tap';",
     "t.test('a', async (t) => { t.pass('ok'); });",
@@ -66,7 +66,7 @@ t.test('a file with a skipped test and a todo: the summary counts the skip', asy
   const { out, hung } = await runner(dir, 60_000);
   t.notOk(hung, 'the runner ends');
   t.match(out, /^ {4}# \{ total: 3, pass: 1, todo: 1, skip: 1 \}$/m, "tap's own summary (echoed indented): 1 skipped (todo printed before skip)");
-  t.match(out, /^1 passed, 0 failed, 1 skipped$/m, 'the summary CI reads counts the skip');
+  t.match(out, /^1 passed, 0 failed, 2 skipped$/m, 'the summary CI reads counts the skip and the todo (a known open fault) as skipped, never as passed');
 });
 
 t.test("a process the file started holds its stdout after the file exited: the runner still ends within the file's bound", async (t) => {
