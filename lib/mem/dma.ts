@@ -312,26 +312,28 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {
-    if (!isIovaRange(iova, len) || len < 0) return undefined;
-    // The region found last, compared in BigInt (Number(iova) costs more than the whole check):
-    // every segment a queue adds is looked up (VirtqueueOptions.checkSegments), mostly in the
-    // same buffer as the one before.
+    if (!isIovaRange(iova, len) || len < 0 || !Number.isSafeInteger(len)) return undefined;
+    // The driver's lookups (every segment a queue adds: VirtqueueOptions.checkSegments) compare in
+    // BigInt only — Number(iova) costs more than the whole check — and keep their own last hit, so
+    // they never move the device's (`last`, used by region() / view() for every ring access).
     const hit = this.hitRegion;
-    if (hit !== undefined && Number.isSafeInteger(len) && iova >= this.hitStart && iova + BigInt(len) <= this.hitEnd) return hit;
-    // Number() keeps the order: an IOVA outside [0, 2^52) converts to a number outside it too.
-    const a = Number(iova);
-    let found: DmaRegion | undefined;
-    if (!this.numeric || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) {
-      found = this.slowLookup(iova, len);
-    } else {
-      const at = this.find(a, len);
-      found = at < 0 ? undefined : this.sorted[at];
+    if (hit !== undefined && iova >= this.hitStart && iova + BigInt(len) <= this.hitEnd) return hit;
+    const sorted = this.sorted;
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]!.iova <= iova) lo = mid + 1;
+      else hi = mid;
     }
-    if (found !== undefined) {
-      this.hitRegion = found;
-      this.hitStart = found.iova;
-      this.hitEnd = found.iova + BigInt(found.size);
-    }
+    // The last region starting at or below iova is the only candidate (regions do not overlap).
+    const found = sorted[lo - 1];
+    if (found === undefined) return undefined;
+    const end = found.iova + BigInt(found.size);
+    if (iova + BigInt(len) > end) return undefined;
+    this.hitRegion = found;
+    this.hitStart = found.iova;
+    this.hitEnd = end;
     return found;
   }
 
