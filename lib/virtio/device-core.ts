@@ -128,7 +128,7 @@ export class DeviceCore {
   }
 
   private onInterrupt(vector: number): void {
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.phase === 'reset') return;
     for (const rec of this.queues.values()) if (rec.vector === vector) rec.onUsed?.();
     if (vector === 0) {
       // §4.1.4.5 / §2.1.2: a configuration interrupt also announces DEVICE_NEEDS_RESET.

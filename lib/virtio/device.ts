@@ -422,6 +422,11 @@ export class VirtioDevice {
     }
     this.d.queues.clear();
     this.d.phase = 'reset';
+    // Done with the transport: nothing of it reaches this device any more (its interrupts, its
+    // loss), and it holds nothing on it — another VirtioDevice may open it now.
+    this.d.t.disableInterrupts();
+    this.d.interrupts.forget();
+    this.d.unwatch();
     this.d.owner.releaseAll();
     return orphans;
   }
