@@ -43,8 +43,8 @@ const BLK_CONFIG_FIELDS: readonly ConfigField[] = [
   { offset: BlkConfigExt.WRITE_ZEROES_MAY_UNMAP, size: 1, feature: BlkFeature.WRITE_ZEROES },
 ];
 
-/** The log keeps at least this many of the most recent requests (trimmed in halves, not per request). */
-const LOG_LENGTH = 4096;
+/** How many of the most recent requests the log keeps (BlkModel.log). */
+export const BLK_LOG_LENGTH = 8192;
 
 /** One request as the device saw it. */
 export interface BlkRequestRecord {
@@ -93,8 +93,7 @@ export class BlkModel implements DeviceModel {
   readonly queueCount: number;
   readonly features: bigint;
   readonly config: DeviceConfigSpace;
-  /** The most recent requests, oldest first. */
-  readonly log: BlkRequestRecord[] = [];
+  private readonly requestLog = new BlkRequestLog(BLK_LOG_LENGTH);
   private storage: Uint8Array;
   private readonly serial: Uint8Array;
   private readonly o: BlkModelOptions;
@@ -135,6 +134,11 @@ export class BlkModel implements DeviceModel {
       this.config.setU32(BlkConfigExt.MAX_WRITE_ZEROES_SEG, options.writeZeroes.maxSegments);
       this.config.setU8(BlkConfigExt.WRITE_ZEROES_MAY_UNMAP, options.writeZeroes.mayUnmap ? 1 : 0);
     }
+  }
+
+  /** The most recent requests (at most BLK_LOG_LENGTH), oldest first: a copy made on each call. */
+  get log(): BlkRequestRecord[] {
+    return this.requestLog.records();
   }
 
   /** The backing bytes, sector 0 first. */
@@ -200,7 +204,7 @@ export class BlkModel implements DeviceModel {
     if (status !== BlkStatus.OK && dataIn > 0) scatter(mem, chain.writable, 0, new Uint8Array(dataIn));
     if (fault === 'bad-blk-status') status = BAD_BLK_STATUS;
     putByte(mem, chain.writable, dataIn, status);
-    this.record({ queue: q, type, sector: sectorHi * 2 ** 32 + sectorLo, dataSegments, largestSegment, status });
+    this.requestLog.record(q, type, sectorHi * 2 ** 32 + sectorLo, dataSegments, largestSegment, status);
     if (fault === 'used-len-short') return short ? 1 : 0;
     // Everything up to the status byte has been written (data, or zeros on error): §2.7.8 len.
     return chain.writableLen;
@@ -292,13 +296,59 @@ export class BlkModel implements DeviceModel {
     return false;
   }
 
-  private record(r: BlkRequestRecord): void {
-    this.log.push(r);
-    if (this.log.length >= 2 * LOG_LENGTH) this.log.splice(0, LOG_LENGTH);
-  }
-
   private requireHost(): ModelHost {
     if (!this.host) throw new Error('BlkModel used before attach()');
     return this.host;
+  }
+}
+
+/**
+ * The request log as a ring of typed columns: recording a request stores six numbers and
+ * allocates nothing (an object per request, kept until trimmed, was the reference device's
+ * largest cost after the ring walk: young-generation garbage promoted to the old one, and a
+ * write barrier per store; bench/README.md). Records are made only when someone reads the log.
+ */
+class BlkRequestLog {
+  private readonly queue: Uint16Array;
+  private readonly type: Uint32Array;
+  private readonly sector: Float64Array;
+  private readonly dataSegments: Uint32Array;
+  private readonly largestSegment: Uint32Array;
+  private readonly status: Uint8Array;
+  /** Requests recorded since the device was made (the next one goes to slot total % capacity). */
+  private total = 0;
+
+  constructor(private readonly capacity: number) {
+    this.queue = new Uint16Array(capacity);
+    this.type = new Uint32Array(capacity);
+    this.sector = new Float64Array(capacity);
+    this.dataSegments = new Uint32Array(capacity);
+    this.largestSegment = new Uint32Array(capacity);
+    this.status = new Uint8Array(capacity);
+  }
+
+  record(queue: number, type: number, sector: number, dataSegments: number, largestSegment: number, status: number): void {
+    const i = this.total % this.capacity;
+    this.queue[i] = queue;
+    this.type[i] = type;
+    this.sector[i] = sector;
+    this.dataSegments[i] = dataSegments;
+    this.largestSegment[i] = largestSegment;
+    this.status[i] = status;
+    this.total++;
+  }
+
+  /** The kept requests, oldest first. */
+  records(): BlkRequestRecord[] {
+    const n = Math.min(this.total, this.capacity);
+    const out: BlkRequestRecord[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const i = (this.total - n + k) % this.capacity;
+      out[k] = {
+        queue: this.queue[i]!, type: this.type[i]!, sector: this.sector[i]!,
+        dataSegments: this.dataSegments[i]!, largestSegment: this.largestSegment[i]!, status: this.status[i]!,
+      };
+    }
+    return out;
   }
 }

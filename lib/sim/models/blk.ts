@@ -70,7 +70,7 @@ export interface SimBlkDevice extends SimDevice {
   readonly failSectors: Set<number>;
   /** Request types answered UNSUPP; add and delete to inject and clear faults. */
   readonly unsupportedTypes: Set<number>;
-  /** The most recent requests the device saw (type, sector, data segments, status), oldest first. */
+  /** The most recent requests the device saw (type, sector, data segments, status), at most BLK_LOG_LENGTH (8192), oldest first: a new array on each read (the device keeps them in typed columns). */
   readonly requests: readonly BlkRequestRecord[];
 }
 

@@ -77,4 +77,4 @@ export function isSimDeviceType(name: string): name is SimDeviceType {
   return Object.hasOwn(SIM_MODELS, name);
 }
 
-export type { BlkRequestRecord } from './blk-model.js';
+export { BLK_LOG_LENGTH, type BlkRequestRecord } from './blk-model.js';

@@ -24,9 +24,10 @@ export class IndirectPool {
 
   constructor(private readonly dma: DmaAllocator) {}
 
-  /** A table with room for at least `descs` descriptors. */
+  /** A table with room for at least `descs` descriptors (an integer ≥ 1). */
   take(descs: number): IndirectTable {
-    const sizeClass = Math.ceil(Math.log2(descs));
+    // ceil(log2(descs)) in integer arithmetic (Math.log2 is a libm call on every chain).
+    const sizeClass = 32 - Math.clz32(descs - 1);
     const free = (this.freeByClass[sizeClass] ??= []);
     return free.pop() ?? this.grow(sizeClass, free);
   }
