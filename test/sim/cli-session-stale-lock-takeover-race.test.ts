@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 import { lockPath } from '../../cli/session/paths.js';
 
-t.setTimeout(30_000);
+t.setTimeout(120_000); // 8 rounds of 10 Node processes: ~2 s a round when idle, 4-5 s on a loaded two-core machine
 const paths = join(process.cwd(), 'dist', 'cli', 'session', 'paths.js');
 const racer = `
 const { lockDevice } = await import(${JSON.stringify(paths)});
@@ -25,16 +25,30 @@ while (Date.now() < Number(at)) {}
 let r;
 try { lockDevice(dir, dev, name); r = 'got'; } catch (e) { r = e.code ?? 'raw:' + String(e); }
 process.stdout.write(r + '\\n');
-setTimeout(() => {}, 600); // a holder stays alive while the others judge the lock
+// A holder stays alive (its flock held) until every racer has answered: the parent closes stdin
+// then. (A fixed 600 ms let a racer that started late on a loaded machine take a lock whose holder
+// had already exited — a free lock, not a race lost.)
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));
 `;
 
 function race(dir: string, n: number, at: number): Promise<string[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => new Promise<string>((resolve) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', racer, dir, 'sim:blk', `s${i}`, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const racers = Array.from({ length: n }, (_, i) => spawn(process.execPath, ['--input-type=module', '-e', racer, dir, 'sim:blk', `s${i}`, String(at)],
+    { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const answers = racers.map((p) => new Promise<string>((resolve) => {
     let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
     p.on('exit', () => resolve(out.trim()));
-  })));
+  }));
+  const exited = racers.map((p) => new Promise<void>((resolve) => p.on('exit', () => resolve())));
+  return Promise.all(answers).then(async (outs) => {
+    for (const p of racers) p.stdin.end();
+    await Promise.all(exited);
+    return outs;
+  });
 }
 
 t.test('a stale device lock taken over by ten attaches at once has exactly one new holder', async (t) => {
