@@ -120,6 +120,13 @@ const STRUCTURAL: [string, (s: Record<string, unknown> & DeviceSnapshot) => unkn
   ['deviceState with another field', (s) => { s.deviceState = { bytes: '01', more: 1 } as { bytes: string }; }],
   ['deviceState a string', (s) => { (s as Record<string, unknown>).deviceState = '0102'; }],
   ['deviceState over 1 MiB', (s) => { s.deviceState = { bytes: '00'.repeat((1 << 20) + 1) }; }],
+  // The informational fields are untrusted too (found by a breaker: they were taken as they came, or dropped).
+  ['createdAt a number', (s) => { (s as Record<string, unknown>).createdAt = 1732838400; }],
+  ['createdAt null', (s) => { (s as Record<string, unknown>).createdAt = null; }],
+  ['source an object', (s) => { (s as Record<string, unknown>).source = { path: '/dev/vfio/1' }; }],
+  ['source over 4096 characters', (s) => { s.source = 'x'.repeat(4097); }],
+  ['deviceTypeName a number', (s) => { (s as Record<string, unknown>).deviceTypeName = 2; }],
+  ['featureNames an array', (s) => { (s as Record<string, unknown>).featureNames = ['VERSION_1']; }],
 ];
 
 t.test('the schema refuses what uvirtio refuses as structure', async (t) => {
@@ -137,6 +144,20 @@ t.test('the schema refuses what uvirtio refuses as structure', async (t) => {
     t.ok(code === 'E_SNAPSHOT_SCHEMA' || code === 'E_SNAPSHOT_VERSION', `${name}: uvirtio refuses it (${code})`);
     t.not(schemaErrors(data), 'valid', `${name}: the schema refuses it`);
   }
+});
+
+t.test('a mistyped informational field is refused naming the field', async (t) => {
+  for (const key of ['createdAt', 'source', 'deviceTypeName', 'featureNames']) {
+    const s: Record<string, unknown> = good();
+    s[key] = 42;
+    t.throws(() => parseSnapshot(JSON.stringify(s)), { code: 'E_SNAPSHOT_SCHEMA', message: new RegExp(`^snapshot: ${key} must be a string.*found 42`) }, `${key}: 42`);
+    delete s[key];
+    t.equal(codeOf(() => parseSnapshot(JSON.stringify(s))), 'no error', `${key} left out: taken`);
+  }
+  const longest = good();
+  longest.source = 'x'.repeat(4096);
+  t.equal(parseSnapshot(JSON.stringify(longest)).source.length, 4096, 'a source of 4096 characters is kept');
+  t.equal(schemaErrors(longest), 'valid', 'and the schema takes it');
 });
 
 t.test('what only uvirtio checks: sizes for the layout, indices within the ring, used not ahead', async (t) => {
