@@ -176,18 +176,14 @@ function field<T>(o: Obj, key: string, check: (v: unknown) => v is T, what: stri
 }
 /**
  * An informational field (createdAt, source, deviceTypeName, featureNames): absent reads as '', a
- * string of at most MAX_INFO_CHARS is kept, anything else is E_SNAPSHOT_SCHEMA naming the field.
+ * string is kept, anything else is E_SNAPSHOT_SCHEMA naming the field.
  */
 function optionalString(o: Obj, key: string): string {
   const v = read(o, key, '');
   if (v === undefined) return '';
-  if (typeof v !== 'string' || v.length > MAX_INFO_CHARS) {
-    throw fault('E_SNAPSHOT_SCHEMA', `${key} must be a string of at most ${MAX_INFO_CHARS} characters (it is informational), found ${rendered(v)}${typeof v === 'string' ? ` (${v.length} characters)` : ''}`);
-  }
+  if (typeof v !== 'string') throw fault('E_SNAPSHOT_SCHEMA', `${key} must be a string (it is informational), found ${rendered(v)}`);
   return v;
 }
-/** The longest informational string field (createdAt, source, deviceTypeName, featureNames) a snapshot may carry. */
-export const MAX_INFO_CHARS = 4096;
 const isU16 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
 const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 const isHex = (v: unknown): v is string => typeof v === 'string' && /^0x[0-9a-f]{1,32}$/i.test(v);
