@@ -11,7 +11,7 @@
 export * from './spec/index.js';
 export * from './errors.js';
 export { negotiateFeatures, type FeaturePolicy, type Negotiated } from './virtio/features.js';
-export { VirtioDevice, DEFAULT_POLL_SPIN_US, type OpenOptions, type QueueOptions, type StopOptions, type StopPreparation, type ReinitOptions, type DevicePhase } from './virtio/device.js';
+export { VirtioDevice, DEFAULT_POLL_SPIN_US, type OpenOptions, type CloseOptions, type QueueOptions, type StopOptions, type StopPreparation, type ReinitOptions, type DevicePhase } from './virtio/device.js';
 export { POLL_BUDGET_FLOOR, type PollBudget } from './virtio/busy-poll.js';
 export type { Virtqueue, VirtqueueOptions, Segment, Layout, UsedElement, QueueAddresses, QueueFeatures, VqDriverState } from './virtio/queue/types.js';
 export { RequestQueue, type Completion as RequestCompletion, type CompletionCallback, type RequestSpec, type RequestToken } from './virtio/request-queue.js';

@@ -10,7 +10,7 @@
 import { parseAddress, formatAddress } from './address.js';
 import { SCHEMES, type OpenedTransport } from './schemes.js';
 import { VirtioPciTransport } from './transport/pci/transport.js';
-import { checkValue, int, optionsObject } from './util/options.js';
+import { checkValue, int, optionsObject, type OptionKeys } from './util/options.js';
 
 export type { OpenedTransport };
 
@@ -33,13 +33,17 @@ export interface OpenTransportOptions {
   timeoutMs?: number;
 }
 
+/** OpenTransportOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const OPEN_TRANSPORT_OPTION_KEYS: OptionKeys<OpenTransportOptions> = { shareWith: true, timeoutMs: true };
+
 /**
  * Opens the device at `address`. Throws E_BAD_ADDRESS (UsageError) for a malformed address, an
  * option its transport does not take or a value that does not fit, and a `shareWith` of another
- * kind; E_INVALID_ARGUMENT for a timeoutMs that is not an integer from 1 to 600000; the transport's own errors otherwise (E_NOT_VIRTIO, E_NO_DEVICE, E_PERMISSION, …).
+ * kind; E_INVALID_ARGUMENT for options that are not an object or have a key OpenTransportOptions
+ * does not (a misspelt `timeoutMS`), and a timeoutMs that is not an integer from 1 to 600000; the transport's own errors otherwise (E_NOT_VIRTIO, E_NO_DEVICE, E_PERMISSION, …).
  */
 export async function openTransport(address: string, options: OpenTransportOptions = {}): Promise<OpenedTransport> {
-  options = optionsObject(options, 'openTransport options');
+  options = optionsObject(options, 'openTransport options', OPEN_TRANSPORT_OPTION_KEYS);
   const timeoutMs = options.timeoutMs === undefined ? undefined
     : checkValue(int(1, 600_000), options.timeoutMs, 'openTransport timeoutMs (ms)', 'leave it out for the address\'s own bounds');
   const a = parseAddress(address);

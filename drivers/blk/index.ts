@@ -10,7 +10,7 @@
 
 import { BLK_ID_BYTES, BLK_REQ_HEADER_LEN, BLK_SECTOR_SIZE, BlkConfig, BlkFeature, BlkReq, DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { DRIVER_OPEN_OPTION_KEYS, VirtioDevice, checkDriverOpenOptions, type OpenOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
@@ -22,7 +22,7 @@ import { DATA_OFFSET, RequestRunner, STATUS_OFFSET, type Planned } from './runne
 import { SlotPool } from './slots.js';
 import { DmaTargets } from './dma-target.js';
 import { shown } from '../../lib/util/shown.js';
-import { optionsObject } from '../../lib/util/options.js';
+import { flag, optionalValue, optionsObject, type OptionKeys } from '../../lib/util/options.js';
 import { blkWrites, sectorRanges, writeData } from './args.js';
 import { plainBytes } from '../../lib/util/plain-bytes.js';
 
@@ -49,6 +49,12 @@ export interface BlkOpenOptions extends Omit<OpenOptions, 'features'> {
   /** Largest transfer of one request in bytes (default 64 KiB); larger reads and writes become several requests. */
   maxTransfer?: number;
 }
+/** writeZeroes' option keys. */
+const WRITE_ZEROES_OPTION_KEYS: OptionKeys<{ unmap?: boolean }> = { unmap: true };
+/** BlkOpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const BLK_OPEN_OPTION_KEYS: OptionKeys<BlkOpenOptions> = {
+  ...DRIVER_OPEN_OPTION_KEYS, layout: true, indirect: true, eventIdx: true, queueSize: true, queues: true, depth: true, maxTransfer: true,
+};
 
 /** One write for {@link BlkDriver.writeMany}: bytes to put at a sector. */
 export interface BlkWrite {
@@ -103,9 +109,9 @@ export class BlkDriver extends StatefulDriver {
    */
   static async open(transport: VirtioTransport, options: BlkOpenOptions = {}): Promise<BlkDriver> {
     checkTransportArgument(transport, 'BlkDriver.open');
-    options = optionsObject(options, 'BlkDriver.open options');
     // Every option is checked before the device is touched: a refusal leaves the transport as it was.
-    checkDriverOpenOptions(options, 'BlkDriver.open', ['indirect', 'eventIdx']);
+    const checked = checkDriverOpenOptions(options, 'BlkDriver.open', BLK_OPEN_OPTION_KEYS, ['indirect', 'eventIdx']);
+    options = checked.options;
     if (transport.deviceType !== DeviceType.BLK) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not blk (2)`,
         'open it with the driver for its type (NetDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-blk device (`uvirtio list` names each device\'s type)');
@@ -123,7 +129,7 @@ export class BlkDriver extends StatefulDriver {
       throw new UsageError('E_INVALID_ARGUMENT', `queues must be a positive integer, got ${shown(options.queues)}`);
     }
     const device = await VirtioDevice.open(transport, {
-      ...options,
+      ...checked.open,
       features: {
         optional: [BlkFeature.FLUSH, BlkFeature.RO, BlkFeature.BLK_SIZE, BlkFeature.SEG_MAX, BlkFeature.SIZE_MAX,
           BlkFeature.MQ, BlkFeature.DISCARD, BlkFeature.WRITE_ZEROES],
@@ -320,9 +326,15 @@ export class BlkDriver extends StatefulDriver {
     await this.runner.run(this.planRangeCommand(BlkReq.DISCARD, 'discard', this.limits.discard, ranges, false));
   }
 
-  /** VIRTIO_BLK_T_WRITE_ZEROES over `ranges`; with `unmap` the device may deallocate them (reads still return zeros). */
+  /**
+   * VIRTIO_BLK_T_WRITE_ZEROES over `ranges`; with `unmap` the device may deallocate them (reads
+   * still return zeros). Options that are not an object, have a key other than `unmap`, or an
+   * `unmap` that is not a boolean are refused with E_INVALID_ARGUMENT.
+   */
   async writeZeroes(ranges: readonly SectorRange[], options: { unmap?: boolean } = {}): Promise<void> {
-    await this.runner.run(this.planRangeCommand(BlkReq.WRITE_ZEROES, 'write zeroes', this.limits.writeZeroes, ranges, options.unmap ?? false));
+    options = optionsObject(options, 'writeZeroes options', WRITE_ZEROES_OPTION_KEYS);
+    const unmap = optionalValue(flag(), options.unmap, 'writeZeroes unmap', 'true lets the device deallocate the ranges; false or leave it out') ?? false;
+    await this.runner.run(this.planRangeCommand(BlkReq.WRITE_ZEROES, 'write zeroes', this.limits.writeZeroes, ranges, unmap));
   }
 
   /** Makes completed writes durable (VIRTIO_BLK_T_FLUSH); a no-op on a device without FLUSH. */

@@ -10,7 +10,7 @@ import {
   CONSOLE_BAD_ID, ConsoleConfig, ConsoleEvent, ConsoleFeature, ConsoleQueue, ConsoleResize, DeviceType, consoleReceiveq, consoleTransmitq,
 } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, TimeoutError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { DRIVER_OPEN_OPTION_KEYS, VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type StopOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot, Mechanism } from '../../lib/virtio/snapshot/index.js';
@@ -24,7 +24,7 @@ import { TxPool } from '../dma-buffers.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
 import { plainBytes } from '../../lib/util/plain-bytes.js';
-import { checkValue, int, optionsObject } from '../../lib/util/options.js';
+import { checkValue, int, type OptionKeys } from '../../lib/util/options.js';
 
 export { ConsolePort, type ConsoleSize } from './port.js';
 
@@ -50,6 +50,10 @@ export interface ConsoleOpenOptions extends Omit<OpenOptions, 'features'> {
    */
   receiveQuietMs?: number;
 }
+/** ConsoleOpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const CONSOLE_OPEN_OPTION_KEYS: OptionKeys<ConsoleOpenOptions> = {
+  ...DRIVER_OPEN_OPTION_KEYS, layout: true, queueSize: true, rxBuffers: true, bufferBytes: true, multiport: true, receiveQuietMs: true,
+};
 
 /**
  * The longest {@link ConsoleDriver.waitForPort} waits by default, and the longest a known port's
@@ -113,9 +117,9 @@ export class ConsoleDriver extends StatefulDriver {
    */
   static async open(transport: VirtioTransport, options: ConsoleOpenOptions = {}): Promise<ConsoleDriver> {
     checkTransportArgument(transport, 'ConsoleDriver.open');
-    options = optionsObject(options, 'ConsoleDriver.open options');
     // Every option is checked before the device is touched: a refusal leaves the transport as it was.
-    checkDriverOpenOptions(options, 'ConsoleDriver.open', ['multiport']);
+    const checked = checkDriverOpenOptions(options, 'ConsoleDriver.open', CONSOLE_OPEN_OPTION_KEYS, ['multiport']);
+    options = checked.options;
     if (transport.deviceType !== DeviceType.CONSOLE) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not console (${DeviceType.CONSOLE})`,
         'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-console device');
@@ -129,7 +133,7 @@ export class ConsoleDriver extends StatefulDriver {
     const optional: number[] = [ConsoleFeature.SIZE, ConsoleFeature.EMERG_WRITE];
     // MULTIPORT's control queues are queues 2 and 3 (§5.3.2): a transport without them cannot have it.
     if ((options.multiport ?? true) && transport.numQueues >= 4) optional.push(ConsoleFeature.MULTIPORT);
-    const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
+    const device = await VirtioDevice.open(transport, { ...checked.open, features: { optional, layout: options.layout ?? 'auto' } });
     let driver: ConsoleDriver | undefined;
     try {
       const multiport = device.has(ConsoleFeature.MULTIPORT);

@@ -6,7 +6,7 @@
 
 import { DeviceType, NET_HDR_LEN, NetConfig, NetFeature, NetStatus } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
+import { DRIVER_OPEN_OPTION_KEYS, VirtioDevice, checkDriverOpenOptions, type OpenOptions, type ReinitOptions, type VirtioTransport, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DeviceSnapshot } from '../../lib/virtio/snapshot/index.js';
@@ -19,7 +19,7 @@ import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
 import { plainBytes } from '../../lib/util/plain-bytes.js';
-import { checkValue, int, optionsObject } from '../../lib/util/options.js';
+import { checkValue, int, type OptionKeys } from '../../lib/util/options.js';
 import { TxPool } from '../dma-buffers.js';
 
 export type { ReceivedFrame } from './rx.js';
@@ -49,6 +49,10 @@ export interface NetOpenOptions extends Omit<OpenOptions, 'features'> {
   /** With MRG_RXBUF: bytes per receive buffer, header included, up to 12 + 65535 (default: header + mtu). */
   rxBufferSize?: number;
 }
+/** NetOpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const NET_OPEN_OPTION_KEYS: OptionKeys<NetOpenOptions> = {
+  ...DRIVER_OPEN_OPTION_KEYS, layout: true, queueSize: true, rxBuffers: true, mtu: true, queuePairs: true, mergeable: true, rxBufferSize: true,
+};
 
 /** The largest `mtu` NetDriver takes: virtio-net's mtu field is 16 bits (virtio 1.2 §5.1.4) and there is no GSO here. */
 const NET_MAX_FRAME = 65535;
@@ -134,9 +138,9 @@ export class NetDriver extends StatefulDriver {
    */
   static async open(transport: VirtioTransport, options: NetOpenOptions = {}): Promise<NetDriver> {
     checkTransportArgument(transport, 'NetDriver.open');
-    options = optionsObject(options, 'NetDriver.open options');
     // Every option is checked before the device is touched: a refusal leaves the transport as it was.
-    checkDriverOpenOptions(options, 'NetDriver.open', ['mergeable']);
+    const checked = checkDriverOpenOptions(options, 'NetDriver.open', NET_OPEN_OPTION_KEYS, ['mergeable']);
+    options = checked.options;
     if (transport.deviceType !== DeviceType.NET) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not net (1)`,
         'open it with the driver for its type (BlkDriver, RngDriver, ConsoleDriver, …), or give the address of a virtio-net device (`uvirtio list` names each device\'s type)');
@@ -155,7 +159,7 @@ export class NetDriver extends StatefulDriver {
     // beyond the first pair (vhost-user: the control queue is never one of the back-end's rings)
     // cannot have one, so neither CTRL_VQ nor MQ (which needs it) is accepted there.
     if (wanted !== 1 && transport.numQueues > 2) optional.push(NetFeature.CTRL_VQ, NetFeature.MQ);
-    const device = await VirtioDevice.open(transport, { ...options, features: { optional, layout: options.layout ?? 'auto' } });
+    const device = await VirtioDevice.open(transport, { ...checked.open, features: { optional, layout: options.layout ?? 'auto' } });
     let net: NetDriver | undefined;
     try {
       // §5.1.5: max_virtqueue_pairs with MQ; the control queue follows the last pair the device has.

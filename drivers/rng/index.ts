@@ -9,14 +9,14 @@
 
 import { DeviceType } from '../../lib/spec/index.js';
 import { DeviceError, RequestError, UsageError, type UvirtioError } from '../../lib/errors.js';
-import { VirtioDevice, type OpenOptions, checkTransportArgument } from '../../lib/virtio/device.js';
+import { OPEN_OPTION_KEYS, VirtioDevice, type OpenOptions, checkTransportArgument } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
 import type { RequestQueue } from '../../lib/virtio/request-queue.js';
 import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import { StatefulDriver } from '../stateful.js';
 import { TxPool } from '../dma-buffers.js';
 import { shown } from '../../lib/util/shown.js';
-import { optionsObject } from '../../lib/util/options.js';
+import { optionsObject, type OptionKeys } from '../../lib/util/options.js';
 
 /** The transport a driver opens on (openTransport(address).transport). */
 type Transport = Parameters<typeof VirtioDevice.open>[0];
@@ -30,6 +30,8 @@ type Transport = Parameters<typeof VirtioDevice.open>[0];
  * The stop/state features are never accepted: stop() uses quiesce.
  */
 export type RngOpenOptions = Omit<OpenOptions, 'stateFeatures'>;
+/** RngOpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const RNG_OPEN_OPTION_KEYS: OptionKeys<RngOpenOptions> = (({ stateFeatures: _, ...rest }) => rest)(OPEN_OPTION_KEYS);
 
 /** Bytes asked of the device per request at most: one page, the buffer the driver offers. */
 const BUFFER_BYTES = 4096;
@@ -65,7 +67,7 @@ export class RngDriver extends StatefulDriver {
    */
   static async open(transport: Transport, options: RngOpenOptions = {}): Promise<RngDriver> {
     checkTransportArgument(transport, 'RngDriver.open');
-    options = optionsObject(options, 'RngDriver.open options');
+    options = optionsObject(options, 'RngDriver.open options', RNG_OPEN_OPTION_KEYS);
     if (transport.deviceType !== DeviceType.RNG) {
       throw new DeviceError('E_NOT_VIRTIO', `${transport.address} is a virtio device of type ${transport.deviceType}, not rng (${DeviceType.RNG})`,
         'open it with the driver for its type (BlkDriver, NetDriver, …), or give the address of a virtio-rng device');

@@ -8,6 +8,7 @@
 import { endianness } from 'node:os';
 import { DmaError } from '../errors.js';
 import { shown } from '../util/shown.js';
+import { optionsObject, type OptionKeys } from '../util/options.js';
 
 if (endianness() !== 'LE') {
   // Virtio is little-endian and the rings are accessed through typed arrays in host order.
@@ -224,6 +225,9 @@ export interface HeapDmaOptions {
   limit?: number;
 }
 
+/** HeapDmaOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const HEAP_DMA_OPTION_KEYS: OptionKeys<HeapDmaOptions> = { base: true, limit: true };
+
 /**
  * Plain JavaScript memory with made-up IOVAs, for the in-process reference device. Each region is
  * its own ArrayBuffer; IOVAs are handed out upwards from `base` with a guard gap between regions so
@@ -254,11 +258,13 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private readonly limit: number;
   private closed = false;
 
-  /** Throws DmaError E_INVALID_ARGUMENT when `options` is not an object, `base` not a non-negative bigint or `limit` not a positive integer. */
+  /**
+   * Throws UsageError E_INVALID_ARGUMENT when `options` is not an object (null, an array, a
+   * primitive) or has a key other than `base` and `limit`; DmaError E_INVALID_ARGUMENT when `base`
+   * is not a non-negative bigint or `limit` not a positive integer.
+   */
   constructor(options: HeapDmaOptions = {}) {
-    if (typeof options !== 'object' || options === null) {
-      throw new DmaError('E_INVALID_ARGUMENT', `HeapDmaAllocator options must be an object, got ${shown(options)}`, 'pass { base?, limit? } or nothing');
-    }
+    options = optionsObject(options, 'HeapDmaAllocator options', HEAP_DMA_OPTION_KEYS);
     const { base, limit } = options;
     if (base !== undefined && (typeof base !== 'bigint' || base < 0n)) {
       throw new DmaError('E_INVALID_ARGUMENT', `HeapDmaAllocator base must be a non-negative bigint IOVA, got ${shown(base)}`);

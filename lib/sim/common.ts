@@ -6,7 +6,7 @@
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../spec/index.js';
 import { UsageError } from '../errors.js';
-import { checkValue, choice, int, type OptionSchema } from '../util/options.js';
+import { checkValue, choice, int, optionsObject, type OptionKeys, type OptionSchema } from '../util/options.js';
 import { MAX_MSIX_VECTORS } from './pci/config.js';
 import { SimPciFunction } from './pci/function.js';
 import type { QuietPhase } from './virtio/common-cfg.js';
@@ -60,6 +60,13 @@ export interface SimCommonOptions {
   mode?: StopMode;
 }
 
+/** SimCommonOptions' keys (createSimDevice also takes `type` and the device type's own: SimModelType.optionKeys). */
+export const SIM_COMMON_OPTION_KEYS: OptionKeys<SimCommonOptions> = {
+  queueMaxSize: true, offer: true, completion: true, msixVectors: true, dma: true, state: true, mode: true,
+};
+const SIM_OFFER_KEYS: OptionKeys<SimOffer> = { packed: true, indirect: true, eventIdx: true, accessPlatform: true };
+const SIM_STATE_OFFER_KEYS: OptionKeys<SimStateOffer> = { ringState: true, deviceState: true, suspend: true };
+
 /** Queue sizes the device allows: a power of two up to 32768 (virtio 1.2 §2.7; 2 for packed's sake). */
 export const QUEUE_SIZE = int(2, 32768, { powerOfTwo: true });
 /** What STOP does with fetched requests (docs/provisional-registers.md): 'drain' completes them, 'hold' keeps them for DEVICE_STATE. */
@@ -110,6 +117,8 @@ export interface SimModelType<O extends SimCommonOptions & {
   readonly deviceId: number;
   /** PCI class code (24 bits) the function shows, as QEMU's virtio-*-pci does. */
   readonly classCode: number;
+  /** The keys of its own createSimDevice options, besides `type` and the common ones (any other is refused). */
+  readonly optionKeys: OptionKeys<Omit<O, keyof SimCommonOptions | 'type'>>;
   /** Its own options in a sim:NAME?key=value address, besides the common ones (lib/sim/open.ts). */
   readonly addressOptions: OptionSchema;
   /**
@@ -149,9 +158,10 @@ export function buildFunction(
     // The registry's id and the model's disagree: a programming error in the device type's file.
     throw new Error(`lib/sim/models: "${type.name}" is registered with virtio device id ${type.deviceId} but its model reports ${model.deviceType}`);
   }
-  const offer = options.offer ?? {};
-  const ringState = options.state?.ringState ?? false;
-  const deviceState = options.state?.deviceState ?? ringState;
+  const offer = optionsObject(options.offer, 'createSimDevice offer', SIM_OFFER_KEYS);
+  const state = optionsObject(options.state, 'createSimDevice state', SIM_STATE_OFFER_KEYS);
+  const ringState = state.ringState ?? false;
+  const deviceState = state.deviceState ?? ringState;
   if (deviceState && !ringState) {
     throw new UsageError('E_INVALID_ARGUMENT', 'state.deviceState needs state.ringState', 'the DEVICE_STATE mailbox is saved while STOP shows');
   }
@@ -162,7 +172,7 @@ export function buildFunction(
     | (offer.accessPlatform ?? true ? bit(Feature.ACCESS_PLATFORM) : 0n)
     | (ringState ? bit(Feature.RING_STATE) : 0n)
     | (deviceState ? bit(Feature.DEVICE_STATE) : 0n)
-    | (options.state?.suspend ? bit(Feature.SUSPEND) : 0n);
+    | (state.suspend ? bit(Feature.SUSPEND) : 0n);
   const msixVectors = checkValue(int(1, MAX_MSIX_VECTORS), options.msixVectors ?? model.queueCount + 1, 'msixVectors');
   const completion = options.completion ?? 'immediate';
   if (typeof completion === 'object' && !(completion.latencyMs >= 0)) {

@@ -16,10 +16,10 @@
 
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { UsageError } from '../errors.js';
-import { QUEUE_SIZE, buildFunction, type SimCommonOptions, type SimDevice, type SimModelType } from './common.js';
+import { QUEUE_SIZE, SIM_COMMON_OPTION_KEYS, buildFunction, type SimCommonOptions, type SimDevice, type SimModelType } from './common.js';
 import { SIM_MODELS, isSimDeviceType, type SimDeviceOf, type SimOptions } from './models/index.js';
-import { checkValue } from '../util/options.js';
-import { shown } from '../util/shown.js';
+import { checkValue, onlyKnownKeys } from '../util/options.js';
+import { safeIsArray, shown } from '../util/shown.js';
 
 export type { Completion, SimStats, StopMode } from './virtio/types.js';
 export {
@@ -38,11 +38,13 @@ export * from './models/index.js';
 
 /**
  * A reference device of `options.type` (a name in SIM_MODELS), as a PCI function with its
- * controls. Throws E_INVALID_ARGUMENT (UsageError) for an unknown type or options that do not fit
- * (queueMaxSize not a power of two from 2 to 32768, blkSize, mode, …).
+ * controls. Throws E_INVALID_ARGUMENT (UsageError) for an unknown type, a key the type's options
+ * do not have (at the top level or in `offer`, `state` and the type's own nested options; the
+ * closest spelling is the hint) or options that do not fit (queueMaxSize not a power of two from
+ * 2 to 32768, blkSize, mode, …).
  */
 export function createSimDevice<O extends SimOptions>(options: O): SimDeviceOf<(typeof SIM_MODELS)[O['type']]> {
-  if (typeof options !== 'object' || options === null) {
+  if (typeof options !== 'object' || options === null || safeIsArray(options)) {
     throw new UsageError('E_INVALID_ARGUMENT', `createSimDevice options must be an object { type, … }, got ${shown(options)}`, `use { type: ${Object.keys(SIM_MODELS).map((n) => `'${n}'`).join(' | ')} }`);
   }
   const given: unknown = (options as { type: unknown }).type;
@@ -51,6 +53,7 @@ export function createSimDevice<O extends SimOptions>(options: O): SimDeviceOf<(
     throw new UsageError('E_INVALID_ARGUMENT', `unknown device type ${name}`, `use ${Object.keys(SIM_MODELS).map((n) => `'${n}'`).join(', ')}`);
   }
   const type = SIM_MODELS[name] as unknown as SimModelType<SimCommonOptions & { type: string }, SimDevice>;
+  onlyKnownKeys(options, ['type', ...Object.keys(SIM_COMMON_OPTION_KEYS), ...Object.keys(type.optionKeys)], `createSimDevice options (type '${name}')`);
   const queueMaxSize = checkValue(QUEUE_SIZE, options.queueMaxSize ?? 256, 'queueMaxSize');
   const { model, handle } = type.create(options, queueMaxSize);
   const dma = options.dma ?? new HeapDmaAllocator();

@@ -9,7 +9,7 @@
 // reference device (lib/sim) included, which may import nothing from the driver side.
 
 import { UsageError } from '../errors.js';
-import { shown } from './shown.js';
+import { rendered, safeIsArray, shown } from './shown.js';
 
 /** One option's type: how its text reads as a value, and which values fit. */
 export interface OptionSpec<T> {
@@ -102,7 +102,8 @@ export function parseOptions<S extends OptionSchema>(raw: Readonly<Record<string
   for (const [key, value] of Object.entries(raw)) {
     if (!Object.hasOwn(schema, key)) {
       const known = Object.keys(schema);
-      throw badAddress(source.address, `unknown option "${key}" (${known.length ? `known: ${known.join(', ')}` : 'it takes no options'})`, source.hint);
+      const near = closestKey(key, known);
+      throw badAddress(source.address, `unknown option "${key}" (${known.length ? `known: ${known.join(', ')}` : 'it takes no options'})${near === undefined ? '' : `; did you mean "${near}"?`}`, source.hint);
     }
     const spec = schema[key]!;
     const v = spec.parse(value);
@@ -124,16 +125,84 @@ export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string,
 }
 
 /**
- * `value` as an options object: {} for undefined; throws E_INVALID_ARGUMENT (UsageError) naming
- * `what` for null or any primitive (a symbol, a string, a number…), which would otherwise read as
- * "no options" or throw a TypeError at the first field read.
+ * The keys an API options object of type `T` may have, as key → true: written as an object literal
+ * typed OptionKeys<T>, the compiler holds the list to the interface (a key left out or added is a
+ * type error), so the runtime check and the documented type cannot drift apart.
  */
-export function optionsObject<T extends object>(value: T | undefined, what: string): T {
+export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
+
+/**
+ * `value` as an options object: {} for undefined. Throws E_INVALID_ARGUMENT (UsageError) naming
+ * `what` for null, an array or any primitive (a symbol, a string, a number…), which would otherwise
+ * read as "no options" or throw a TypeError at the first field read; and, for an own enumerable
+ * key that is not in `known` (a misspelt `queueSzie`, an option of another call), one naming the
+ * key and listing the known ones, the closest known spelling as the hint. Symbol keys are not
+ * options and are ignored. A Proxy whose ownKeys trap throws surfaces the caller's own error.
+ */
+export function optionsObject<T extends object>(value: T | undefined, what: string, known: OptionKeys<T>): T {
   if (value === undefined) return {} as T;
-  if (typeof value !== 'object' || value === null) {
-    throw new UsageError('E_INVALID_ARGUMENT', `${what} must be an object, got ${shown(value)}`, 'pass an object of the documented fields, or leave it out');
+  if (typeof value !== 'object' || value === null || safeIsArray(value)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${what} must be an object, got ${shown(value)}`,
+      `pass an object of the documented fields (${knownList(Object.keys(known))}), or leave it out`);
   }
+  onlyKnownKeys(value, Object.keys(known), what);
   return value;
+}
+
+/**
+ * Throws E_INVALID_ARGUMENT (UsageError) for the first own enumerable string key of `value` not in
+ * `known`, naming `what`, the key (bounded: lib/util/shown.ts rendered) and the known keys; the hint
+ * is the closest known spelling when there is one. optionsObject's key check, for an object whose
+ * kind was checked otherwise.
+ */
+export function onlyKnownKeys(value: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const near = closestKey(key, known);
+    throw new UsageError('E_INVALID_ARGUMENT', `${what}: unknown option ${rendered(key)} (${knownList(known)})`,
+      near === undefined ? 'leave it out, or use one of the known options' : `did you mean "${near}"?`);
+  }
+}
+
+function knownList(known: readonly string[]): string {
+  return known.length ? `known: ${known.join(', ')}` : 'it takes no options';
+}
+
+/**
+ * The known key `key` most likely stands for: one spelt the same but for case, else the nearest by
+ * edit distance (insertions, deletions, substitutions and swaps of neighbours) within a third of
+ * the key's length (at least 1, at most 3); undefined when none is that near.
+ */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  if (key.length > 64) return undefined;
+  const lower = key.toLowerCase();
+  const same = known.find((k) => k.toLowerCase() === lower);
+  if (same !== undefined) return same;
+  const limit = Math.min(3, Math.max(1, Math.floor(key.length / 3)));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Optimal string alignment distance (Damerau–Levenshtein with adjacent swaps). */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { PciFunction, RegisterWindow } from '../pci/function.js';
 import * as libc from '../sys/libc.js';
 import { PciRegion, RegionFlag } from '../sys/vfio-uapi.js';
 import { DeviceError, UsageError } from '../errors.js';
+import { optionsObject, type OptionKeys } from '../util/options.js';
 import type { IommuModel } from './container.js';
 import { VfioDevice, type RegionInfo } from './device.js';
 import type { VfioDmaAllocator } from './dma.js';
@@ -29,6 +30,8 @@ export interface VfioOpenOptions {
    */
   shareWith?: VfioPciFunction;
 }
+/** VfioOpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const VFIO_OPEN_OPTION_KEYS: OptionKeys<VfioOpenOptions> = { shareWith: true };
 
 /**
  * A PCI function bound to vfio-pci, as a {@link PciFunction}: configuration space through the VFIO
@@ -67,9 +70,11 @@ export class VfioPciFunction implements PciFunction {
    * Opens a function bound to vfio-pci. Throws E_BAD_ADDRESS, E_NO_DEVICE, E_NOT_VIRTIO,
    * E_DRIVER_BOUND/E_NOT_BOUND, E_VFIO_UNAVAILABLE, E_NO_IOMMU, E_GROUP_NOT_VIABLE or E_PERMISSION;
    * with `shareWith`, E_CLOSED when that function is closed, E_INVALID_ARGUMENT when it is this
-   * same function or uses another IOMMU model.
+   * same function or uses another IOMMU model; E_INVALID_ARGUMENT, before anything is opened, for
+   * options that are not an object or have a key VfioOpenOptions does not.
    */
   static open(bdfText: string, options: VfioOpenOptions = {}): VfioPciFunction {
+    options = optionsObject(options, 'VfioPciFunction.open options', VFIO_OPEN_OPTION_KEYS);
     const info = requireVfioUsable(bdfText);
     const iommu: IommuModel = info.noIommu ? 'noiommu' : 'type1v2';
     const peer = options.shareWith;

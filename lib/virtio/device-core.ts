@@ -12,7 +12,7 @@ import { initialVqState, quiesceFacility } from './state/quiesce.js';
 import { createVirtqueue } from './queue/index.js';
 import { Listeners } from '../util/listeners.js';
 import type { TransportOwner } from './transport-owner.js';
-import { checkValue, flag, int, optionalValue, optionsObject } from '../util/options.js';
+import { checkValue, flag, int, optionalValue, optionsObject, type OptionKeys } from '../util/options.js';
 import { shown } from '../util/shown.js';
 
 /**
@@ -38,6 +38,9 @@ export interface QueueOptions {
   /** Called on each used-buffer interrupt for the queue (none when it is polled). */
   onUsed?: () => void;
 }
+
+/** QueueOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+export const QUEUE_OPTION_KEYS: OptionKeys<QueueOptions> = { size: true, indirectThreshold: true, drains: true, onUsed: true };
 
 /** Everything the device keeps about one queue, given at set-up (VirtioDevice.setupQueue). */
 export interface QueueRecord {
@@ -226,7 +229,7 @@ export class DeviceCore {
 
   /** See VirtioDevice.setupQueue: creates the queue's record with its policy and programs it. */
   addQueue(index: number, options: QueueOptions): QueueRecord {
-    options = optionsObject(options, 'queue options');
+    options = optionsObject(options, 'queue options', QUEUE_OPTION_KEYS);
     checkValue(int(0, 65_535), index, 'queue index', 'queues are numbered from 0 (virtio 1.2 §2.6)');
     this.expectPhase('features-ok', 'set up a queue');
     if (this.queues.has(index)) throw new UsageError('E_BAD_STATE', `${this.address}: queue ${index} is already set up`);

@@ -16,7 +16,7 @@
 import { Status, VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
 import { UsageError, type UvirtioError } from '../errors.js';
 import type { DmaAllocator } from '../mem/dma.js';
-import { negotiateFeatures, type FeaturePolicy } from './features.js';
+import { FEATURE_POLICY_KEYS, negotiateFeatures, type FeaturePolicy } from './features.js';
 import type { Layout, Virtqueue } from './queue/types.js';
 import type { DeviceSnapshot } from './snapshot/index.js';
 import { DeviceConfig } from './config.js';
@@ -24,13 +24,14 @@ import { DeviceCore, checkTransportOpen, initialise, markFailedStatus, type Devi
 import { recover } from './recovery.js';
 import { checkPollBudget, type PollBudget } from './busy-poll.js';
 import { rendered, shown } from '../util/shown.js';
-import { checkValue, choice, flag, int, intList, optionalValue, optionsObject } from '../util/options.js';
+import { checkValue, choice, flag, int, intList, optionalValue, optionsObject, type OptionKeys } from '../util/options.js';
 import { MECHANISMS } from './snapshot/index.js';
 import { TransportOwner, checkTransportArgument } from './transport-owner.js';
-import { Migration, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
+import { Migration, REINIT_OPTION_KEYS, STOP_OPTION_KEYS, type ReinitOptions, type StopOptions, type StopPreparation } from './state/migration.js';
 import type { Mechanism, VirtioTransport, VqState } from '../transport/types.js';
 
 export type { DevicePhase, QueueOptions } from './device-core.js';
+export { QUEUE_OPTION_KEYS } from './device-core.js';
 export { checkTransportArgument } from './transport-owner.js';
 export type { StopOptions, StopPreparation, ReinitOptions } from './state/migration.js';
 /** Re-exported so drivers name a transport through lib/virtio (they never import lib/transport). */
@@ -92,6 +93,22 @@ export interface OpenOptions {
   pollBudget?: PollBudget;
 }
 
+/** OpenOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+export const OPEN_OPTION_KEYS: OptionKeys<OpenOptions> = {
+  features: true, stateFeatures: true, interrupts: true, resetTimeoutMs: true, requestTimeoutMs: true, hybridPollUs: true, pollSpinUs: true, pollBudget: true,
+};
+
+/** The OpenOptions a driver's open takes (all but `features`: the driver picks its feature bits). */
+export const DRIVER_OPEN_OPTION_KEYS: OptionKeys<Omit<OpenOptions, 'features'>> = (({ features: _, ...rest }) => rest)(OPEN_OPTION_KEYS);
+
+/** How {@link VirtioDevice.close} lets go of the device. */
+export interface CloseOptions {
+  /** Leave the transport open (and unowned) for another open on it (default false: it is closed too). */
+  keepTransport?: boolean;
+}
+/** CloseOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const CLOSE_OPTION_KEYS: OptionKeys<CloseOptions> = { keepTransport: true };
+
 /** OpenOptions.pollSpinUs by default (µs); measured in bench/README.md (bench:vm). */
 export const DEFAULT_POLL_SPIN_US = 50;
 /** The largest OpenOptions.pollSpinUs (10 ms). */
@@ -105,15 +122,19 @@ const INTERRUPTS = choice('auto', 'msix', 'poll');
 export const LAYOUT_OPTION = choice('auto', 'split', 'packed');
 
 /**
- * For a driver's open (BlkDriver, NetDriver, ConsoleDriver): checks, before anything touches the
- * device, the OpenOptions it passes on (checkOpenOptions, and that no `features` is given: the
- * driver picks its feature bits) and its ring options — `layout` ('auto', 'split', 'packed'),
- * `queueSize` (an integer from 1 to 32 768; a power of two with layout 'split', virtio 1.2 §2.7)
- * and the booleans named in `flags` (indirect, eventIdx, mergeable, multiport …). Throws
- * E_INVALID_ARGUMENT (UsageError) naming the option (prefixed with `what`) and the value.
+ * For a driver's open (BlkDriver, NetDriver, ConsoleDriver, RngDriver): checks, before anything
+ * touches the device, that `driverOptions` is an object with only the driver's keys (`known`: its
+ * own and the OpenOptions it passes on; a misspelt key is refused with the closest spelling as the
+ * hint), the OpenOptions it passes on (checkOpenOptions, and that no `features` is given: the driver
+ * picks its feature bits) and its ring options — `layout` ('auto', 'split', 'packed'), `queueSize`
+ * (an integer from 1 to 32 768; a power of two with layout 'split', virtio 1.2 §2.7) and the
+ * booleans named in `flags` (indirect, eventIdx, mergeable, multiport …). Throws E_INVALID_ARGUMENT
+ * (UsageError) naming the option (prefixed with `what`) and the value. Returns the options (an
+ * object, {} for undefined) and, apart, the OpenOptions among them for VirtioDevice.open.
  */
-export function checkDriverOpenOptions(driverOptions: object, what: string, flags: readonly string[]): void {
-  const options = driverOptions as OpenOptions & Readonly<Record<string, unknown>>;
+export function checkDriverOpenOptions<T extends object>(driverOptions: T | undefined, what: string, known: OptionKeys<T>, flags: readonly string[]): { options: T; open: OpenOptions } {
+  const given = optionsObject(driverOptions, `${what} options`, known);
+  const options = given as OpenOptions & Readonly<Record<string, unknown>>;
   if (options.features !== undefined) {
     throw new UsageError('E_INVALID_ARGUMENT', `${what} takes no features option (got ${shown(options.features)}): the driver picks its feature bits`,
       'use its layout, indirect and eventIdx options (where it has them) instead');
@@ -123,6 +144,9 @@ export function checkDriverOpenOptions(driverOptions: object, what: string, flag
   optionalValue(int(1, 32_768, { powerOfTwo: layout === 'split' }), options.queueSize, `${what} queueSize (the queue size in entries${layout === 'split' ? ', of a split ring' : ''})`,
     "leave it out for the device's maximum; a split ring's size is a power of two (virtio 1.2 §2.7)");
   for (const k of flags) optionalValue(flag(), options[k], `${what} ${k}`, 'true or false, or leave it out');
+  const open: Record<string, unknown> = {};
+  for (const k of Object.keys(OPEN_OPTION_KEYS)) if (options[k] !== undefined) open[k] = options[k];
+  return { options: given, open: open as OpenOptions };
 }
 
 /**
@@ -135,7 +159,7 @@ export function checkDriverOpenOptions(driverOptions: object, what: string, flag
 export function checkOpenOptions(options: OpenOptions, what: string): FeaturePolicy {
   optionalValue(INTERRUPTS, options.interrupts, `${what} interrupts`, "'auto' (MSI-X when the platform gives vectors, else polling), 'msix' or 'poll', spelt so");
   optionalValue(flag(), options.stateFeatures, `${what} stateFeatures`, 'true or false, or leave it out (true)');
-  const features = optionsObject(options.features, `${what} features`);
+  const features = optionsObject(options.features, `${what} features`, FEATURE_POLICY_KEYS);
   optionalValue(LAYOUT_OPTION, features.layout, `${what} features.layout`, "'auto' takes packed when offered; 'split' or 'packed' insists");
   for (const k of ['indirect', 'eventIdx'] as const) optionalValue(flag(), features[k], `${what} features.${k}`, 'true or false, or leave it out (true)');
   for (const k of ['required', 'optional', 'transportExtras'] as const) {
@@ -210,7 +234,7 @@ export class VirtioDevice {
    */
   static async open(transport: VirtioTransport, options: OpenOptions = {}): Promise<VirtioDevice> {
     checkTransportArgument(transport, 'VirtioDevice.open');
-    options = optionsObject(options, 'VirtioDevice.open options');
+    options = optionsObject(options, 'VirtioDevice.open options', OPEN_OPTION_KEYS);
     const featurePolicy = checkOpenOptions(options, 'VirtioDevice.open');
     const resetTimeoutMs = checkTimeout(options.resetTimeoutMs ?? 1000, 'resetTimeoutMs');
     const requestTimeoutMs = checkValue(int(1, MAX_TIMEOUT_MS), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs (ms)',
@@ -331,7 +355,8 @@ export class VirtioDevice {
    * Sets up queue `index` with its policy (after FEATURES_OK, before DRIVER_OK: virtio 1.2 §3.1.1
    * step 7). Throws E_BAD_STATE (wrong phase, already set up), E_QUEUE_UNAVAILABLE (DeviceError:
    * a queue the transport does not have, queue_size reads 0 — checked before the size),
-   * E_INVALID_ARGUMENT (a size that is no size, or beyond the device's maximum).
+   * E_INVALID_ARGUMENT (options that are not an object or have a key QueueOptions does not, a size
+   * that is no size, or beyond the device's maximum).
    */
   setupQueue<T = unknown>(index: number, options: QueueOptions = {}): Virtqueue<T> {
     return this.d.addQueue(index, options).vq as Virtqueue<T>;
@@ -472,8 +497,16 @@ export class VirtioDevice {
    * With `keepTransport` the transport itself is left open (and unowned): what a driver's open
    * does when it is refused after VirtioDevice.open succeeded, so that the caller can open again
    * on the same transport, as after VirtioDevice.open's own refusals. The first call decides.
+   * Options that are not an object, or have a key CloseOptions does not (`keepTransprot`), reject
+   * with E_INVALID_ARGUMENT and close nothing.
    */
-  close(options: { keepTransport?: boolean } = {}): Promise<Map<number, unknown[]>> {
+  close(options: CloseOptions = {}): Promise<Map<number, unknown[]>> {
+    try {
+      options = optionsObject(options, 'close options', CLOSE_OPTION_KEYS);
+      optionalValue(flag(), options.keepTransport, 'close option keepTransport', 'true or false, or leave it out (false)');
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     // A second close() while the first resets the device gets the same answer when the reset is
     // done: an owner closing too must neither free memory the device may still write nor miss the
     // chains in flight (they are only known after the reset).
@@ -533,7 +566,7 @@ export class VirtioDevice {
    * both together.
    */
   async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
-    options = optionsObject(options, 'stop options');
+    options = optionsObject(options, 'stop options', STOP_OPTION_KEYS);
     const { mechanism } = options;
     if (mechanism !== undefined && mechanism !== 'auto' && !MECHANISMS.includes(mechanism)) {
       throw new UsageError('E_INVALID_ARGUMENT', `stop mechanism must be 'auto' or one of ${MECHANISMS.join(', ')}, got ${rendered(mechanism)}`,
@@ -573,7 +606,7 @@ export class VirtioDevice {
    */
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
     return this.d.exclusive('reinit', () => {
-      options = optionsObject(options, 'reinit options');
+      options = optionsObject(options, 'reinit options', REINIT_OPTION_KEYS);
       const { target } = options;
       if (target !== undefined) checkTransportArgument(target, 'reinit target');
       if (options.timeoutMs !== undefined) checkTimeout(options.timeoutMs, 'reinit timeoutMs');

@@ -4,6 +4,7 @@
 import { Feature, bit, featureNames, hasFeature } from '../spec/index.js';
 import { DeviceError, UsageError } from '../errors.js';
 import type { Layout } from './queue/types.js';
+import { optionsObject, type OptionKeys } from '../util/options.js';
 
 /**
  * What a driver wants from feature negotiation (virtio 1.2 §2.2, §3.1.1 steps 4–6): device-type bits
@@ -26,6 +27,9 @@ export interface FeaturePolicy {
   transportExtras?: readonly number[];
 }
 
+/** FeaturePolicy's keys: any other is refused (lib/util/options.ts optionsObject). */
+export const FEATURE_POLICY_KEYS: OptionKeys<FeaturePolicy> = { required: true, optional: true, layout: true, indirect: true, eventIdx: true, transportExtras: true };
+
 /**
  * The transport bits the SDK implements are accepted one by one in negotiateFeatures (VERSION_1,
  * ACCESS_PLATFORM, RING_PACKED, INDIRECT_DESC, EVENT_IDX), plus these, which a higher layer opts
@@ -46,8 +50,13 @@ export interface Negotiated {
   layout: Layout;
 }
 
-/** Computes the features to write to the device, or throws naming what is missing. */
+/**
+ * Computes the features to write to the device, or throws naming what is missing
+ * (E_FEATURE_MISSING); E_INVALID_ARGUMENT for a policy that is not an object, has a key
+ * FeaturePolicy does not (a misspelt `requried`), or names a bit it may not.
+ */
 export function negotiateFeatures(offered: bigint, policy: FeaturePolicy, deviceType?: number, where = 'device'): Negotiated {
+  policy = optionsObject(policy, 'negotiateFeatures policy', FEATURE_POLICY_KEYS);
   const required = policy.required ?? [];
   const optional = policy.optional ?? [];
   for (const n of [...required, ...optional]) {

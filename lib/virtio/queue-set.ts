@@ -14,15 +14,18 @@
 // Every request a RequestQueue accepted settles exactly once, within a bounded time of the device
 // going quiet: the watchdog (watchdog.ts) turns silence into a failure.
 
-import { VirtioDevice, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
+import { VirtioDevice, QUEUE_OPTION_KEYS, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
 import { DeviceError, UsageError, UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
 import { isInstance, shown, thrownMessage } from '../util/shown.js';
+import { optionsObject, type OptionKeys } from '../util/options.js';
 
 /** A queue's set-up in a QueueSet: its size and policy (QueueOptions; `onUsed` is the QueueSet's). */
 export type QueueSetOptions = Omit<QueueOptions, 'onUsed'>;
+/** QueueSetOptions' keys: QueueOptions' but `onUsed`; any other is refused (lib/util/options.ts optionsObject). */
+const QUEUE_SET_OPTION_KEYS: OptionKeys<QueueSetOptions> = (({ onUsed: _, ...rest }) => rest)(QUEUE_OPTION_KEYS);
 
 type Tokens = RequestToken<unknown>[];
 
@@ -84,8 +87,14 @@ export class QueueSet {
     });
   }
 
-  /** Sets up queue `index` on the device (before DRIVER_OK) and returns its RequestQueue. */
+  /**
+   * Sets up queue `index` on the device (before DRIVER_OK) and returns its RequestQueue. Throws
+   * what VirtioDevice.setupQueue throws; E_INVALID_ARGUMENT as well for options that are not an
+   * object (null, a number, a string, an array) or that have a key QueueSetOptions does not
+   * (`onUsed` is the QueueSet's own).
+   */
   add<T>(index: number, options: QueueSetOptions = {}): RequestQueue<T> {
+    options = optionsObject(options, 'QueueSet.add options', QUEUE_SET_OPTION_KEYS);
     // The queue's policy goes to the device with its set-up; its used interrupts drive this RequestQueue.
     const rqs = this.queues;
     const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.interrupted() });

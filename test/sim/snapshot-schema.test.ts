@@ -120,6 +120,12 @@ const STRUCTURAL: [string, (s: Record<string, unknown> & DeviceSnapshot) => unkn
   ['deviceState with another field', (s) => { s.deviceState = { bytes: '01', more: 1 } as { bytes: string }; }],
   ['deviceState a string', (s) => { (s as Record<string, unknown>).deviceState = '0102'; }],
   ['deviceState over 1 MiB', (s) => { s.deviceState = { bytes: '00'.repeat((1 << 20) + 1) }; }],
+  // The informational fields are untrusted too (found by a breaker: they were taken as they came, or dropped).
+  ['createdAt a number', (s) => { (s as Record<string, unknown>).createdAt = 1732838400; }],
+  ['createdAt null', (s) => { (s as Record<string, unknown>).createdAt = null; }],
+  ['source an object', (s) => { (s as Record<string, unknown>).source = { path: '/dev/vfio/1' }; }],
+  ['deviceTypeName a number', (s) => { (s as Record<string, unknown>).deviceTypeName = 2; }],
+  ['featureNames an array', (s) => { (s as Record<string, unknown>).featureNames = ['VERSION_1']; }],
 ];
 
 t.test('the schema refuses what uvirtio refuses as structure', async (t) => {
@@ -136,6 +142,16 @@ t.test('the schema refuses what uvirtio refuses as structure', async (t) => {
     const code = codeOf(() => parseSnapshot(JSON.stringify(data)));
     t.ok(code === 'E_SNAPSHOT_SCHEMA' || code === 'E_SNAPSHOT_VERSION', `${name}: uvirtio refuses it (${code})`);
     t.not(schemaErrors(data), 'valid', `${name}: the schema refuses it`);
+  }
+});
+
+t.test('a mistyped informational field is refused naming the field', async (t) => {
+  for (const key of ['createdAt', 'source', 'deviceTypeName', 'featureNames']) {
+    const s: Record<string, unknown> = good();
+    s[key] = 42;
+    t.throws(() => parseSnapshot(JSON.stringify(s)), { code: 'E_SNAPSHOT_SCHEMA', message: new RegExp(`^snapshot: ${key} must be a string.*found 42`) }, `${key}: 42`);
+    delete s[key];
+    t.equal(codeOf(() => parseSnapshot(JSON.stringify(s))), 'no error', `${key} left out: taken`);
   }
 });
 

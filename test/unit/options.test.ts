@@ -1,6 +1,6 @@
 // lib/util/options.ts: the one parser of address options (sim:, vfio:, vhost-user:).
 import t from 'tap';
-import { checkValue, choice, flag, int, listOf, parseOptions, text } from '../../lib/util/options.js';
+import { checkValue, choice, closestKey, flag, int, listOf, optionsObject, parseOptions, text } from '../../lib/util/options.js';
 import { UvirtioError } from '../../lib/errors.js';
 
 const SCHEMA = {
@@ -60,4 +60,36 @@ t.test('checkValue: the same limit for a value given through the API, as E_INVAL
   t.throws(() => checkValue(size, 1000, 'queueMaxSize'), { code: 'E_INVALID_ARGUMENT', message: 'queueMaxSize must be a power of two from 2 to 32768, got 1000' });
   t.throws(() => checkValue(size, '1024', 'queueMaxSize'), { code: 'E_INVALID_ARGUMENT' }, 'text is not a number');
   t.throws(() => checkValue(choice('drain', 'hold'), 'fast', 'mode'), { code: 'E_INVALID_ARGUMENT', message: /mode must be one of drain, hold, got fast/ });
+});
+
+t.test('optionsObject: API options refuse non-objects and unknown keys, the closest spelling as the hint', async (t) => {
+  const KNOWN = { queueSize: true, keepTransport: true, eventIdx: true, size: true } as const;
+  const refusedBy = (v: unknown): UvirtioError | undefined => {
+    try {
+      optionsObject(v as object, 'f options', KNOWN);
+      return undefined;
+    } catch (e) {
+      return e as UvirtioError;
+    }
+  };
+  t.same(optionsObject(undefined, 'f options', KNOWN), {}, 'undefined: no options');
+  t.equal(refusedBy({ queueSize: 4, [Symbol('s')]: 1 }), undefined, 'known keys (and symbol keys) pass');
+  for (const v of [null, 5, 'queueSize', [], [1], Symbol('s'), 1n, true, () => 1]) {
+    t.match(refusedBy(v), { code: 'E_INVALID_ARGUMENT', message: /^f options must be an object/ }, `${typeof v} ${Array.isArray(v) ? '(an array)' : ''}: refused`);
+  }
+  const cases: [string, string | undefined][] = [
+    ['queueSzie', 'queueSize'], ['keepTransprot', 'keepTransport'], ['eventidx', 'eventIdx'], ['EVENTIDX', 'eventIdx'],
+    ['sise', 'size'], ['zzz', undefined], ['toString', undefined], ['__proto__', undefined],
+  ];
+  for (const [key, near] of cases) {
+    const e = refusedBy(JSON.parse(`{"${key}": 1}`));
+    t.match(e, { code: 'E_INVALID_ARGUMENT', message: `f options: unknown option "${key}" (known: queueSize, keepTransport, eventIdx, size)` }, `${key}: refused, named, the known ones listed`);
+    t.equal(e?.hint, near === undefined ? 'leave it out, or use one of the known options' : `did you mean "${near}"?`, `${key}: hint`);
+  }
+  t.match(refusedBy({ ['x'.repeat(10_000)]: 1 }), { code: 'E_INVALID_ARGUMENT', message: /unknown option "x{10,60}…"/ }, 'a huge key is shown cut');
+  t.equal(closestKey('queueSzie', []), undefined, 'nothing known: no suggestion');
+});
+
+t.test('address options suggest the closest spelling too', async (t) => {
+  t.match(refusal({ szie: '4' }), { code: 'E_BAD_ADDRESS', message: /unknown option "szie" \(known: .*\); did you mean "size"\?/ });
 });

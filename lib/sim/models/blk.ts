@@ -4,7 +4,7 @@
 
 import { BLK_SECTOR_SIZE, DeviceType } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
-import { checkValue, flag, int, type OptionValues } from '../../util/options.js';
+import { checkValue, flag, int, optionsObject, type OptionValues } from '../../util/options.js';
 import { SimDeviceHandle, positiveInt, type SimCommonOptions, type SimDevice, type SimModelType } from '../common.js';
 import type { SimPciFunction } from '../pci/function.js';
 import { BlkModel, type BlkRequestRecord } from './blk-model.js';
@@ -94,6 +94,10 @@ export const blk: SimModelType<SimBlkOptions, SimBlkDevice> = {
   deviceId: DeviceType.BLK,
   /** Mass storage / SCSI, as QEMU's virtio-blk-pci. */
   classCode: 0x010000,
+  optionKeys: {
+    queues: true, capacitySectors: true, diskFrom: true, sharedDisk: true, serial: true, readOnly: true, blkSize: true, segMax: true, sizeMax: true,
+    discard: true, writeZeroes: true, failSectors: true, unsupportedTypes: true,
+  },
   addressOptions: ADDRESS_OPTIONS,
   fromAddress: (v: OptionValues<typeof ADDRESS_OPTIONS>, source) => ({
     ...(v.queues !== undefined ? { queues: v.queues } : {}),
@@ -125,8 +129,8 @@ function blkModel(options: SimBlkOptions, queueMaxSize: number): BlkModel {
     throw new UsageError('E_INVALID_ARGUMENT', `diskFrom has ${from.length} bytes, more than ${capacitySectors} sectors`);
   }
   const blkSize = checkValue(BLK_SIZE, options.blkSize ?? BLK_SECTOR_SIZE, 'blkSize');
-  const d = options.discard;
-  const wz = options.writeZeroes;
+  const d = options.discard === undefined ? undefined : optionsObject(options.discard, 'createSimDevice discard', { maxSectors: true, maxSegments: true, alignment: true });
+  const wz = options.writeZeroes === undefined ? undefined : optionsObject(options.writeZeroes, 'createSimDevice writeZeroes', { maxSectors: true, maxSegments: true, mayUnmap: true });
   if (shared && capacitySectors * BLK_SECTOR_SIZE !== shared.length) {
     throw new UsageError('E_INVALID_ARGUMENT', `capacitySectors ${capacitySectors} differs from the shared disk's ${shared.length / BLK_SECTOR_SIZE}`);
   }

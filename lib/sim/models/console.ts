@@ -5,7 +5,7 @@
 
 import { DeviceType } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
-import { checkValue, flag, int, type OptionValues } from '../../util/options.js';
+import { checkValue, flag, int, optionsObject, type OptionValues } from '../../util/options.js';
 import { SimDeviceHandle, type SimCommonOptions, type SimDevice, type SimModelType } from '../common.js';
 import type { SimPciFunction } from '../pci/function.js';
 import { ConsoleModel } from './console-model.js';
@@ -85,6 +85,7 @@ export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
   deviceId: DeviceType.CONSOLE,
   /** Communication controller / other, as QEMU's virtio-serial-pci. */
   classCode: 0x078000,
+  optionKeys: { multiport: true, maxPorts: true, ports: true, emergWrite: true, loopback: true, size: true, staleReadMs: true },
   addressOptions: ADDRESS_OPTIONS,
   fromAddress: (v: OptionValues<typeof ADDRESS_OPTIONS>) => ({
     ...(v.multiport !== undefined ? { multiport: v.multiport } : {}),
@@ -97,7 +98,7 @@ export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
     const multiport = options.multiport ?? true;
     const maxPorts = multiport ? checkValue(MAX_PORTS, options.maxPorts ?? 8, 'maxPorts') : 1;
     const ports = portSpecs(options.ports ?? (multiport ? 2 : 1), multiport, maxPorts);
-    const size = options.size ?? { cols: 80, rows: 25 };
+    const size = options.size === undefined ? { cols: 80, rows: 25 } : optionsObject(options.size, 'createSimDevice size', { cols: true, rows: true });
     const model = new ConsoleModel({
       multiport, maxNrPorts: maxPorts, ports: [], emergWrite: options.emergWrite ?? true, loopback: options.loopback ?? true, staleReadMs: checkValue(int(0, 60_000), options.staleReadMs ?? 0, 'staleReadMs'),
       cols: checkValue(int(0, 0xffff), size.cols, 'size.cols'), rows: checkValue(int(0, 0xffff), size.rows, 'size.rows'),

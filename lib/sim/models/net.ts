@@ -54,6 +54,7 @@ export const net: SimModelType<SimNetOptions, SimNetDevice> = {
   deviceId: DeviceType.NET,
   /** Network / Ethernet, as QEMU's virtio-net-pci. */
   classCode: 0x020000,
+  optionKeys: { mac: true, queuePairs: true, mergeable: true, peer: true },
   addressOptions: ADDRESS_OPTIONS,
   fromAddress: (v: OptionValues<typeof ADDRESS_OPTIONS>) => ({
     ...(v.mac !== undefined ? { mac: v.mac } : {}),

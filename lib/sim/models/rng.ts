@@ -39,6 +39,7 @@ export const rng: SimModelType<SimRngOptions, SimRngDevice> = {
   deviceId: DeviceType.RNG,
   /** "Unclassified device", as QEMU's virtio-rng-pci. */
   classCode: 0xff0000,
+  optionKeys: { seed: true },
   addressOptions: ADDRESS_OPTIONS,
   fromAddress: (v: OptionValues<typeof ADDRESS_OPTIONS>) => (v.seed !== undefined ? { seed: v.seed } : {}),
   create: (options) => {

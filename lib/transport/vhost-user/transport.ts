@@ -21,6 +21,7 @@
 
 import { Feature, Status, bit, hasFeature } from '../../spec/index.js';
 import { DeviceError, UsageError, isUvirtioError, type UvirtioError } from '../../errors.js';
+import { optionsObject, type OptionKeys } from '../../util/options.js';
 import * as libc from '../../sys/libc.js';
 import type { ConfigWidth, QueueSetup, StateFacility, VirtioTransport } from '../types.js';
 import { MemfdArena } from './arena.js';
@@ -53,6 +54,10 @@ export interface VhostUserOptions {
   /** The ring size offered as queueMaxSize (default 1024, libvhost-user's VIRTQUEUE_MAX_SIZE). */
   queueMaxSize?: number;
 }
+/** VhostUserOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const VHOST_USER_OPTION_KEYS: OptionKeys<VhostUserOptions> = {
+  deviceType: true, arena: true, arenaBytes: true, replyTimeoutMs: true, openTimeoutMs: true, drainTimeoutMs: true, queueMaxSize: true,
+};
 
 /** Virtio bits never passed on: IOTLB messages are not implemented, so no IOMMU_PLATFORM. */
 const HIDDEN_FEATURES = bit(Feature.ACCESS_PLATFORM);
@@ -124,9 +129,12 @@ export class VhostUserTransport implements VirtioTransport {
    * Connects and learns what the back-end offers, bounded by the reply timeout (and by
    * openTimeoutMs when smaller). Rejects with E_VHOST_UNREACHABLE (nothing listens), E_VHOST_BUSY
    * (it serves another front-end), E_VHOST_TIMEOUT (no answer in time; its message says when the
-   * back-end's process is stopped), E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET.
+   * back-end's process is stopped), E_VHOST_PROTOCOL, E_VHOST_LOST, E_VHOST_NOT_SOCKET; with
+   * E_INVALID_ARGUMENT, before connecting, for options that are not an object or have a key
+   * VhostUserOptions does not.
    */
   static async open(address: string, path: string, options: VhostUserOptions = {}): Promise<VhostUserTransport> {
+    options = optionsObject(options, 'VhostUserTransport.open options', VHOST_USER_OPTION_KEYS);
     const replyTimeoutMs = options.replyTimeoutMs ?? 5000;
     const session = await openSession(path, address, options.deviceType ?? 2, replyTimeoutMs, options.openTimeoutMs ?? replyTimeoutMs);
     try {

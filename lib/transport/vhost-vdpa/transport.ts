@@ -25,6 +25,7 @@ import { DeviceError, DmaError, TimeoutError, UsageError } from '../../errors.js
 import { Errno, SysError } from '../../sys/errno.js';
 import * as libc from '../../sys/libc.js';
 import { backoff } from '../../util/backoff.js';
+import { optionsObject, type OptionKeys } from '../../util/options.js';
 import type { ConfigWidth, QueueSetup, SplitRingIndices, StateFacility, VirtioTransport, VqState } from '../types.js';
 import type { MemfdArena } from '../vhost-user/arena.js';
 import { VdpaArena } from './arena.js';
@@ -42,6 +43,8 @@ export interface VhostVdpaOptions {
   /** Do not ask for VHOST_BACKEND_F_SUSPEND even if offered (to see how a parent without it is refused). */
   noSuspend?: boolean;
 }
+/** VhostVdpaOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const VHOST_VDPA_OPTION_KEYS: OptionKeys<VhostVdpaOptions> = { arena: true, arenaBytes: true, noSuspend: true };
 
 /** One configured ring. */
 interface Ring {
@@ -118,9 +121,11 @@ export class VhostVdpaTransport implements VirtioTransport {
   /**
    * Opens the vhost-vdpa device at `path` (or adopts the open `fd`) and maps its DMA memory.
    * Throws E_NO_DEVICE, E_NOT_VIRTIO (not a vhost-vdpa device), E_DEVICE_IN_USE, E_PERMISSION,
-   * E_INVALID_ARGUMENT (a bad fd), E_CAP_MISSING (no IOTLB_MSG_V2), E_VDPA_IOTLB (the mapping was refused).
+   * E_INVALID_ARGUMENT (a bad fd; options that are not an object or have a key VhostVdpaOptions
+   * does not, refused before the device is opened), E_CAP_MISSING (no IOTLB_MSG_V2), E_VDPA_IOTLB (the mapping was refused).
    */
   static open(address: string, target: string | { fd: number }, options: VhostVdpaOptions = {}): VhostVdpaTransport {
+    options = optionsObject(options, 'VhostVdpaTransport.open options', VHOST_VDPA_OPTION_KEYS);
     const dev = typeof target === 'string' ? VdpaFd.open(address, target) : VdpaFd.adopt(address, target.fd);
     try {
       return new VhostVdpaTransport(address, dev, options);

@@ -174,6 +174,16 @@ function field<T>(o: Obj, key: string, check: (v: unknown) => v is T, what: stri
   if (!check(v)) throw fault('E_SNAPSHOT_SCHEMA', `${at}${key} must be ${what}, found ${v === undefined ? 'nothing' : rendered(v)}`);
   return v;
 }
+/**
+ * An informational field (createdAt, source, deviceTypeName, featureNames): absent reads as '', a
+ * string is kept, anything else is E_SNAPSHOT_SCHEMA naming the field.
+ */
+function optionalString(o: Obj, key: string): string {
+  const v = read(o, key, '');
+  if (v === undefined) return '';
+  if (typeof v !== 'string') throw fault('E_SNAPSHOT_SCHEMA', `${key} must be a string (it is informational), found ${rendered(v)}`);
+  return v;
+}
 const isU16 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
 const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 const isHex = (v: unknown): v is string => typeof v === 'string' && /^0x[0-9a-f]{1,32}$/i.test(v);
@@ -247,13 +257,17 @@ export function validateSnapshot(data: unknown): DeviceSnapshot {
   }
   const rawState = read(data, 'deviceState', '');
   const deviceState = rawState === null || rawState === undefined ? null : validateDeviceState(rawState);
-  const createdAt = read(data, 'createdAt', '');
-  const source = read(data, 'source', '');
+  // The informational fields are typed like the rest (docs/snapshot.schema.json): a file that has
+  // a number for createdAt was not written by uvirtio, and a tool showing it must get a string.
+  const createdAt = optionalString(data, 'createdAt');
+  const source = optionalString(data, 'source');
+  optionalString(data, 'deviceTypeName'); // recomputed below, never trusted; typed all the same
+  optionalString(data, 'featureNames');
   return {
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
-    createdAt: typeof createdAt === 'string' ? createdAt : '',
-    source: typeof source === 'string' ? source : '',
+    createdAt,
+    source,
     deviceType,
     deviceTypeName: deviceTypeName(deviceType),
     mechanism,

@@ -13,6 +13,7 @@
 import { VIRTIO_MSI_NO_VECTOR, deviceTypeName, featureNames } from '../../spec/index.js';
 import { DeviceError, TimeoutError, UsageError, UvirtioError } from '../../errors.js';
 import { isInstance, thrownMessage } from '../../util/shown.js';
+import type { OptionKeys } from '../../util/options.js';
 import type { DmaAllocator } from '../../mem/dma.js';
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, validateSnapshot, type DeviceSnapshot } from '../snapshot/index.js';
 import type { Mechanism, StateContext, StateFacility, VirtioTransport, VqState } from '../../transport/types.js';
@@ -33,6 +34,9 @@ export interface StopOptions {
    */
   timeoutMs?: number;
 }
+
+/** StopOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+export const STOP_OPTION_KEYS: OptionKeys<StopOptions> = { mechanism: true, timeoutMs: true };
 
 /**
  * Work a driver must do before its device stops (a console lets the device fill its posted receive
@@ -92,6 +96,9 @@ export interface ReinitOptions {
   /** Bound on each reset and status change of the re-initialisation, in ms (default: resetTimeoutMs). */
   timeoutMs?: number;
 }
+
+/** ReinitOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+export const REINIT_OPTION_KEYS: OptionKeys<ReinitOptions> = { target: true, timeoutMs: true };
 
 /** The stop-side bookkeeping of one device (internal: VirtioDevice delegates to it). */
 export class Migration {
