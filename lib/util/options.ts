@@ -8,6 +8,7 @@
 // It lives with the ground (lib/util) because every layer that opens something needs it, the
 // reference device (lib/sim) included, which may import nothing from the driver side.
 
+import damerauLevenshtein from 'damerau-levenshtein';
 import { UsageError } from '../errors.js';
 import { rendered, safeIsArray, shown } from './shown.js';
 
@@ -170,8 +171,9 @@ function knownList(known: readonly string[]): string {
 
 /**
  * The known key `key` most likely stands for: one spelt the same but for case, else the nearest by
- * edit distance (insertions, deletions, substitutions and swaps of neighbours) within a third of
- * the key's length (at least 1, at most 3); undefined when none is that near.
+ * Damerau–Levenshtein distance (insertions, deletions, substitutions and swaps of neighbours, from
+ * the damerau-levenshtein package) within a third of the key's length (at least 1, at most 3);
+ * undefined when none is that near.
  */
 export function closestKey(key: string, known: readonly string[]): string | undefined {
   if (key.length > 64) return undefined;
@@ -182,27 +184,13 @@ export function closestKey(key: string, known: readonly string[]): string | unde
   let best: string | undefined;
   let bestDistance = limit + 1;
   for (const k of known) {
-    const d = editDistance(lower, k.toLowerCase());
+    const d = damerauLevenshtein(lower, k.toLowerCase()).steps;
     if (d < bestDistance) {
       best = k;
       bestDistance = d;
     }
   }
   return best;
-}
-
-/** Optimal string alignment distance (Damerau–Levenshtein with adjacent swaps). */
-function editDistance(a: string, b: string): number {
-  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      rows[i]![j] = d;
-    }
-  }
-  return rows[a.length]![b.length]!;
 }
 
 /**
