@@ -73,4 +73,6 @@ t.test('the factory validates its options', async (t) => {
   t.throws(() => createSimDevice({ type: 'blk', capacitySectors: 0 }), { code: 'E_INVALID_ARGUMENT' });
   t.throws(() => createSimDevice({ type: 'blk', msixVectors: 0 }), { code: 'E_INVALID_ARGUMENT' });
   t.throws(() => createSimDevice({ type: 'blk' }).injectFault({ kind: 'nope' as 'bad-used-id' }), { code: 'E_INVALID_ARGUMENT' });
+  t.throws(() => createSimDevice({ type: 'blk', queues: 2 }).injectFault({ kind: 'completion-silence', queu: 1 } as never),
+    { code: 'E_INVALID_ARGUMENT', message: /unknown option "queu"/, hint: /did you mean "queue"/ }, 'a misspelt field is refused, not read as "every queue"');
 });

@@ -84,6 +84,7 @@
 import { DeviceStateCmd } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import { shown } from '../../util/shown.js';
+import { onlyKnownKeys, type OptionKeys } from '../../util/options.js';
 import type { UsedFault } from './ring/chain.js';
 
 /**
@@ -153,11 +154,15 @@ export function isImmediate(kind: FaultKind): kind is ImmediateFault {
   return IMMEDIATE_FAULTS.includes(kind);
 }
 
-/** Checks a fault's fields; the device checks `queue` against its queues. */
+/** A fault's fields, for the check that refuses a misspelt one (a `queu` would fault every queue). */
+const FAULT_KEYS: OptionKeys<SimFault> = { kind: true, queue: true, count: true, reason: true, command: true };
+
+/** Checks a fault's fields (a field it does not have is refused); the device checks `queue` against its queues. */
 export function checkFault(fault: SimFault, queueCount: number): Required<Pick<SimFault, 'kind' | 'count'>> & SimFault {
   if (typeof fault !== 'object' || fault === null) {
     throw new UsageError('E_INVALID_ARGUMENT', `a fault must be an object { kind, … }, got ${shown(fault)}`, `use one of ${FAULT_KINDS.join(', ')} as its kind`);
   }
+  onlyKnownKeys(fault, Object.keys(FAULT_KEYS), 'injectFault()');
   const bad = (why: string): never => {
     throw new UsageError('E_INVALID_ARGUMENT', `fault ${shown(fault.kind)}: ${why}`);
   };
