@@ -14,7 +14,7 @@
 // config.ts (device configuration), state/ (stop, state, reinit).
 
 import { Status, VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
-import { UsageError, type UvirtioError } from '../errors.js';
+import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import type { DmaAllocator } from '../mem/dma.js';
 import { negotiateFeatures, type FeaturePolicy } from './features.js';
 import type { Layout, Virtqueue } from './queue/types.js';
@@ -394,15 +394,26 @@ export class VirtioDevice {
     return this.d.t.readStatus();
   }
   /**
-   * Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1); it is given up.
-   * Does nothing on a closed device. Throws UsageError E_BAD_STATE after reset(): this device let
-   * go of its transport (another may drive it now) and no longer touches it.
+   * Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1: the driver gave
+   * up on it); the device goes to 'failed' (recover() refuses it; close() it). Its pending requests
+   * settle as for a failure the device raised: onFailure listeners hear a DeviceError
+   * E_DEVICE_FAILED, and a QueueSet (every driver's) resets the device — so it no longer writes
+   * into their buffers — leaves it showing FAILED, and rejects each request in flight or waiting
+   * for room with that error; later requests are refused with it. Does nothing on a closed
+   * device. Throws UsageError E_BAD_STATE after reset() (this device let go of its transport;
+   * another may drive it now) and while a reset(), stop, reinit, resume or recover is under way
+   * (each is bounded: wait for it, then call again).
    */
   fail(): void {
     if (this.d.phase === 'closed') return;
     this.refuseWhenReleased('mark the device FAILED');
+    if (this.d.operation) {
+      throw new UsageError('E_BAD_STATE', `${this.address}: cannot mark the device FAILED while a ${this.d.operation} is in progress`,
+        'wait for it to settle (each is bounded), then call fail() again');
+    }
     this.d.t.writeStatus(this.d.t.readStatus() | Status.FAILED);
-    this.d.phase = 'failed';
+    this.d.giveUp(new DeviceError('E_DEVICE_FAILED', `${this.address}: the driver gave up on the device (fail()): it is marked FAILED`,
+      'its pending requests were rejected (the device may or may not have carried them out); close it, and open the transport again to use the device'));
   }
 
   /**
@@ -442,11 +453,14 @@ export class VirtioDevice {
 
   /**
    * After a failure: resets the device so it no longer touches the rings or the buffers (bounded;
-   * a device that will not reset is marked FAILED instead). The rings keep what the device wrote.
+   * a device that will not reset is marked FAILED instead; one given up with fail() shows FAILED
+   * again after it). The rings keep what the device wrote.
    */
   async resetAfterFailure(): Promise<void> {
     if (this.d.phase === 'reset' || this.d.phase === 'closed') return; // let go of the transport: not touched
     await this.d.t.reset(this.d.resetTimeoutMs).catch(() => markFailedStatus(this.d.t));
+    // Given up on with fail(): it shows FAILED again after the reset (a status write a reset device takes, §2.1.1).
+    if (this.d.phase === 'failed') markFailedStatus(this.d.t);
   }
   /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
   restartRings(): Map<number, unknown[]> {
