@@ -176,6 +176,8 @@ export class VirtioDevice {
   private readonly m: Migration;
   /** The close() under way or done: every call gets its answer. */
   private closing: Promise<Map<number, unknown[]>> | undefined;
+  /** The reset() under way: a close() waits for it, another reset() gets its answer. */
+  private resetting: Promise<unknown[]> | undefined;
   /**
    * The device configuration (virtio 1.2 §2.5), width-checked, each read inside one
    * config_generation; it follows a reinit onto another device.
@@ -314,10 +316,10 @@ export class VirtioDevice {
     this.d.markFailed(error);
   }
   /**
-   * Called once when close() has reset the device — whoever called it — with, by queue, the tokens
-   * of every chain that was still in flight (what close() returns). The owner of those chains (a
-   * QueueSet) rejects them: a driver's requests settle even when its device is closed under it.
-   * Returns an unsubscribe.
+   * Called once when close() — or reset() — has reset the device, whoever called it, with, by
+   * queue, the tokens of every chain that was still in flight (what close() returns). The owner of
+   * those chains (a QueueSet) rejects them: a driver's requests settle even when its device is
+   * closed or reset under it. Returns an unsubscribe.
    */
   onClose(listener: (orphans: Map<number, unknown[]>) => void): () => void {
     return this.d.closeListeners.add(listener);
@@ -418,28 +420,50 @@ export class VirtioDevice {
 
   /**
    * Resets the device (bounded wait) and forgets every queue: tokens of chains still in flight
-   * are returned so their owners can reject them. The device must be opened again to be used
-   * (VirtioDevice.open on the same transport: this one lets go of it). Called again after that (or
-   * after close()) it does nothing and resolves with [] — it never touches a transport it let go
-   * of, which another device may drive now.
+   * are returned so their owners can reject them — and, as for close(), onClose listeners get them
+   * by queue first: a QueueSet (every driver's) rejects its pending requests (in flight or waiting
+   * for room) with E_CLOSED and refuses later ones. The device must be opened again to be used
+   * (VirtioDevice.open on the same transport: this one lets go of it, and its close() leaves the
+   * transport open). Called again after that (or after close()) it does nothing and resolves with
+   * [] — it never touches a transport it let go of, which another device may drive now; a call
+   * while one is under way resolves with [] when that one is done (rejects as it does). Rejects
+   * UsageError E_BAD_STATE while a stop, reinit, resume or recover is under way (each is bounded:
+   * wait for it), and with the transport's E_RESET_TIMEOUT (the device then keeps its queues).
    */
-  async reset(): Promise<unknown[]> {
-    if (this.d.phase === 'reset' || this.d.phase === 'closed') return [];
-    await this.d.t.reset(this.d.resetTimeoutMs);
-    const orphans: unknown[] = [];
-    for (const { vq } of this.d.queues.values()) {
-      orphans.push(...vq.reset());
+  reset(): Promise<unknown[]> {
+    if (this.resetting) return this.resetting.then(() => []);
+    if (this.d.phase === 'reset' || this.d.phase === 'closed') return Promise.resolve([]);
+    // One of the device's exclusive operations: a recover() (stop, reinit, resume) under way is not
+    // let go of under it, and one asked for while this runs is refused.
+    const run = this.d.exclusive('reset', () => this.resetOnce());
+    this.resetting = run;
+    const clear = (): void => {
+      if (this.resetting === run) this.resetting = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  private async resetOnce(): Promise<unknown[]> {
+    const d = this.d;
+    await d.t.reset(d.resetTimeoutMs);
+    const orphans = d.takeCarried();
+    for (const [q, { vq }] of d.queues) {
+      orphans.set(q, [...(orphans.get(q) ?? []), ...vq.reset()]);
       vq.close();
     }
-    this.d.queues.clear();
-    this.d.phase = 'reset';
+    d.queues.clear();
+    d.phase = 'reset';
     // Done with the transport: nothing of it reaches this device any more (its interrupts, its
     // loss), and it holds nothing on it — another VirtioDevice may open it now.
-    this.d.t.disableInterrupts();
-    this.d.interrupts.forget();
-    this.d.unwatch();
-    this.d.owner.releaseAll();
-    return orphans;
+    d.t.disableInterrupts();
+    d.interrupts.forget();
+    d.unwatch();
+    d.owner.releaseAll();
+    // The owners of the chains (a QueueSet) settle them, as after close(); told once.
+    d.closeListeners.emit(orphans);
+    d.closeListeners.clear();
+    return [...orphans.values()].flat();
   }
 
   /** Throws UsageError E_BAD_STATE when this device let go of its transport with reset(). */
@@ -458,7 +482,10 @@ export class VirtioDevice {
    */
   async resetAfterFailure(): Promise<void> {
     if (this.d.phase === 'reset' || this.d.phase === 'closed') return; // let go of the transport: not touched
-    await this.d.t.reset(this.d.resetTimeoutMs).catch(() => markFailedStatus(this.d.t));
+    const t = this.d.t;
+    await t.reset(this.d.resetTimeoutMs).catch(() => {
+      if (this.d.phase !== 'reset' && this.d.phase !== 'closed') markFailedStatus(t); // let go of meanwhile: not touched
+    });
     // Given up on with fail(): it shows FAILED again after the reset (a status write a reset device takes, §2.1.1).
     if (this.d.phase === 'failed') markFailedStatus(this.d.t);
   }
@@ -478,7 +505,9 @@ export class VirtioDevice {
   }
 
   /**
-   * Resets the device, frees the rings, releases interrupts and the transport. Idempotent: a call
+   * Resets the device, frees the rings, releases interrupts and the transport (closes it) — except
+   * after reset(), which let go of the transport: it is then neither reset nor closed (it is the
+   * caller's, or the next device's); a close() during a reset() waits for it. Idempotent: a call
    * while one is under way resolves when it is done, with the same map. Never throws for a device
    * that will not reset (it is marked FAILED). Returns, by queue, the tokens of
    * every chain that was still in flight, for their owners to reject.
@@ -496,11 +525,15 @@ export class VirtioDevice {
 
   private async closeOnce(keepTransport: boolean): Promise<Map<number, unknown[]>> {
     const d = this.d;
+    // A reset() under way ends first (bounded): the device lets go of the transport, and then this
+    // close leaves it alone; one that failed left the device as it was, for this close to reset.
+    if (this.resetting) await this.resetting.catch(() => undefined);
     const orphans = d.takeCarried();
+    // After reset() the transport is no longer this device's (another VirtioDevice may have opened
+    // it, or the caller will): neither reset nor closed here.
+    const ours = d.phase !== 'reset' && !d.owner.otherHolds(d.t);
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
     d.phase = 'closed';
-    // After reset() another VirtioDevice may have opened the transport: it is that one's now.
-    const ours = !d.owner.otherHolds(d.t);
     try {
       if (ours) await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
     } finally {
