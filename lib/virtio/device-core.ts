@@ -130,6 +130,21 @@ export class DeviceCore {
     this.failureListeners.emit(error);
   }
 
+  /**
+   * The driver gave up on the device (VirtioDevice.fail(); FAILED is written by the caller): it
+   * goes to 'failed' with `error` as its failure, and — unless a failure was being handled already
+   * (needs-reset) — onFailure listeners hear it, so that its owner (a QueueSet) resets it and
+   * settles every pending request, as for a failure the device raised. Nothing for a device
+   * closed, reset() or given up already.
+   */
+  giveUp(error: UvirtioError): void {
+    if (this.phase === 'closed' || this.phase === 'reset' || this.phase === 'failed') return;
+    const handled = this.phase === 'needs-reset';
+    this.failure = error;
+    this.phase = 'failed';
+    if (!handled) this.failureListeners.emit(error);
+  }
+
   private onInterrupt(vector: number): void {
     if (this.phase === 'closed' || this.phase === 'reset') return;
     for (const rec of this.queues.values()) if (rec.vector === vector) rec.onUsed?.();

@@ -14,7 +14,7 @@
 // config.ts (device configuration), state/ (stop, state, reinit).
 
 import { Status, VIRTIO_MSI_NO_VECTOR } from '../spec/index.js';
-import { UsageError, type UvirtioError } from '../errors.js';
+import { DeviceError, UsageError, type UvirtioError } from '../errors.js';
 import type { DmaAllocator } from '../mem/dma.js';
 import { FEATURE_POLICY_KEYS, negotiateFeatures, type FeaturePolicy } from './features.js';
 import type { Layout, Virtqueue } from './queue/types.js';
@@ -200,6 +200,8 @@ export class VirtioDevice {
   private readonly m: Migration;
   /** The close() under way or done: every call gets its answer. */
   private closing: Promise<Map<number, unknown[]>> | undefined;
+  /** The reset() under way: a close() waits for it, another reset() gets its answer. */
+  private resetting: Promise<unknown[]> | undefined;
   /**
    * The device configuration (virtio 1.2 §2.5), width-checked, each read inside one
    * config_generation; it follows a reinit onto another device.
@@ -338,10 +340,10 @@ export class VirtioDevice {
     this.d.markFailed(error);
   }
   /**
-   * Called once when close() has reset the device — whoever called it — with, by queue, the tokens
-   * of every chain that was still in flight (what close() returns). The owner of those chains (a
-   * QueueSet) rejects them: a driver's requests settle even when its device is closed under it.
-   * Returns an unsubscribe.
+   * Called once when close() — or reset() — has reset the device, whoever called it, with, by
+   * queue, the tokens of every chain that was still in flight (what close() returns). The owner of
+   * those chains (a QueueSet) rejects them: a driver's requests settle even when its device is
+   * closed or reset under it. Returns an unsubscribe.
    */
   onClose(listener: (orphans: Map<number, unknown[]>) => void): () => void {
     return this.d.closeListeners.add(listener);
@@ -419,41 +421,74 @@ export class VirtioDevice {
     return this.d.t.readStatus();
   }
   /**
-   * Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1); it is given up.
-   * Does nothing on a closed device. Throws UsageError E_BAD_STATE after reset(): this device let
-   * go of its transport (another may drive it now) and no longer touches it.
+   * Marks the device FAILED after an irrecoverable driver error (virtio 1.2 §3.1.1: the driver gave
+   * up on it); the device goes to 'failed' (recover() refuses it; close() it). Its pending requests
+   * settle as for a failure the device raised: onFailure listeners hear a DeviceError
+   * E_DEVICE_FAILED, and a QueueSet (every driver's) resets the device — so it no longer writes
+   * into their buffers — leaves it showing FAILED, and rejects each request in flight or waiting
+   * for room with that error; later requests are refused with it. Does nothing on a closed
+   * device. Throws UsageError E_BAD_STATE after reset() (this device let go of its transport;
+   * another may drive it now) and while a reset(), stop, reinit, resume or recover is under way
+   * (each is bounded: wait for it, then call again).
    */
   fail(): void {
     if (this.d.phase === 'closed') return;
     this.refuseWhenReleased('mark the device FAILED');
+    if (this.d.operation) {
+      throw new UsageError('E_BAD_STATE', `${this.address}: cannot mark the device FAILED while a ${this.d.operation} is in progress`,
+        'wait for it to settle (each is bounded), then call fail() again');
+    }
     this.d.t.writeStatus(this.d.t.readStatus() | Status.FAILED);
-    this.d.phase = 'failed';
+    this.d.giveUp(new DeviceError('E_DEVICE_FAILED', `${this.address}: the driver gave up on the device (fail()): it is marked FAILED`,
+      'its pending requests were rejected (the device may or may not have carried them out); close it, and open the transport again to use the device'));
   }
 
   /**
    * Resets the device (bounded wait) and forgets every queue: tokens of chains still in flight
-   * are returned so their owners can reject them. The device must be opened again to be used
-   * (VirtioDevice.open on the same transport: this one lets go of it). Called again after that (or
-   * after close()) it does nothing and resolves with [] — it never touches a transport it let go
-   * of, which another device may drive now.
+   * are returned so their owners can reject them — and, as for close(), onClose listeners get them
+   * by queue first: a QueueSet (every driver's) rejects its pending requests (in flight or waiting
+   * for room) with E_CLOSED and refuses later ones. The device must be opened again to be used
+   * (VirtioDevice.open on the same transport: this one lets go of it, and its close() leaves the
+   * transport open). Called again after that (or after close()) it does nothing and resolves with
+   * [] — it never touches a transport it let go of, which another device may drive now; a call
+   * while one is under way resolves with [] when that one is done (rejects as it does). Rejects
+   * UsageError E_BAD_STATE while a stop, reinit, resume or recover is under way (each is bounded:
+   * wait for it), and with the transport's E_RESET_TIMEOUT (the device then keeps its queues).
    */
-  async reset(): Promise<unknown[]> {
-    if (this.d.phase === 'reset' || this.d.phase === 'closed') return [];
-    await this.d.t.reset(this.d.resetTimeoutMs);
-    const orphans: unknown[] = [];
-    for (const { vq } of this.d.queues.values()) {
-      orphans.push(...vq.reset());
+  reset(): Promise<unknown[]> {
+    if (this.resetting) return this.resetting.then(() => []);
+    if (this.d.phase === 'reset' || this.d.phase === 'closed') return Promise.resolve([]);
+    // One of the device's exclusive operations: a recover() (stop, reinit, resume) under way is not
+    // let go of under it, and one asked for while this runs is refused.
+    const run = this.d.exclusive('reset', () => this.resetOnce());
+    this.resetting = run;
+    const clear = (): void => {
+      if (this.resetting === run) this.resetting = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  private async resetOnce(): Promise<unknown[]> {
+    const d = this.d;
+    await d.t.reset(d.resetTimeoutMs);
+    const orphans = d.takeCarried();
+    for (const [q, { vq }] of d.queues) {
+      orphans.set(q, [...(orphans.get(q) ?? []), ...vq.reset()]);
       vq.close();
     }
-    this.d.queues.clear();
-    this.d.phase = 'reset';
+    d.queues.clear();
+    d.phase = 'reset';
     // Done with the transport: nothing of it reaches this device any more (its interrupts, its
     // loss), and it holds nothing on it — another VirtioDevice may open it now.
-    this.d.t.disableInterrupts();
-    this.d.interrupts.forget();
-    this.d.unwatch();
-    this.d.owner.releaseAll();
-    return orphans;
+    d.t.disableInterrupts();
+    d.interrupts.forget();
+    d.unwatch();
+    d.owner.releaseAll();
+    // The owners of the chains (a QueueSet) settle them, as after close(); told once.
+    d.closeListeners.emit(orphans);
+    d.closeListeners.clear();
+    return [...orphans.values()].flat();
   }
 
   /** Throws UsageError E_BAD_STATE when this device let go of its transport with reset(). */
@@ -467,11 +502,17 @@ export class VirtioDevice {
 
   /**
    * After a failure: resets the device so it no longer touches the rings or the buffers (bounded;
-   * a device that will not reset is marked FAILED instead). The rings keep what the device wrote.
+   * a device that will not reset is marked FAILED instead; one given up with fail() shows FAILED
+   * again after it). The rings keep what the device wrote.
    */
   async resetAfterFailure(): Promise<void> {
     if (this.d.phase === 'reset' || this.d.phase === 'closed') return; // let go of the transport: not touched
-    await this.d.t.reset(this.d.resetTimeoutMs).catch(() => markFailedStatus(this.d.t));
+    const t = this.d.t;
+    await t.reset(this.d.resetTimeoutMs).catch(() => {
+      if (this.d.phase !== 'reset' && this.d.phase !== 'closed') markFailedStatus(t); // let go of meanwhile: not touched
+    });
+    // Given up on with fail(): it shows FAILED again after the reset (a status write a reset device takes, §2.1.1).
+    if (this.d.phase === 'failed') markFailedStatus(this.d.t);
   }
   /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
   restartRings(): Map<number, unknown[]> {
@@ -489,7 +530,9 @@ export class VirtioDevice {
   }
 
   /**
-   * Resets the device, frees the rings, releases interrupts and the transport. Idempotent: a call
+   * Resets the device, frees the rings, releases interrupts and the transport (closes it) — except
+   * after reset(), which let go of the transport: it is then neither reset nor closed (it is the
+   * caller's, or the next device's); a close() during a reset() waits for it. Idempotent: a call
    * while one is under way resolves when it is done, with the same map. Never throws for a device
    * that will not reset (it is marked FAILED). Returns, by queue, the tokens of
    * every chain that was still in flight, for their owners to reject.
@@ -515,11 +558,15 @@ export class VirtioDevice {
 
   private async closeOnce(keepTransport: boolean): Promise<Map<number, unknown[]>> {
     const d = this.d;
+    // A reset() under way ends first (bounded): the device lets go of the transport, and then this
+    // close leaves it alone; one that failed left the device as it was, for this close to reset.
+    if (this.resetting) await this.resetting.catch(() => undefined);
     const orphans = d.takeCarried();
+    // After reset() the transport is no longer this device's (another VirtioDevice may have opened
+    // it, or the caller will): neither reset nor closed here.
+    const ours = d.phase !== 'reset' && !d.owner.otherHolds(d.t);
     // First: a stop, reinit, resume or recover in progress sees it at its next step and ends.
     d.phase = 'closed';
-    // After reset() another VirtioDevice may have opened the transport: it is that one's now.
-    const ours = !d.owner.otherHolds(d.t);
     try {
       if (ours) await d.t.reset(d.resetTimeoutMs).catch(() => markFailedStatus(d.t));
     } finally {

@@ -79,11 +79,12 @@ export class QueueSet {
     });
     // Someone closed the device without this set's close() (a listener calling device.close()):
     // what was in flight comes back here, and everything pending settles as close() would settle it.
+    // The same when the device was let go with reset(): its queues are forgotten, their chains come back here.
     device.onClose((orphans) => {
       if (this.closed) return; // close() itself: it settles them
       this.closed = true;
       this.watchdog.disarm();
-      this.settleClosed(orphans as Map<number, Tokens>, closedWhilePending(this.device.address));
+      this.settleClosed(orphans as Map<number, Tokens>, this.device.phase === 'reset' ? resetWhilePending(this.device.address) : closedWhilePending(this.device.address));
     });
   }
 
@@ -293,7 +294,12 @@ export class QueueSet {
   }
 
   private async closeOnce(reason?: UvirtioError): Promise<void> {
-    if (this.closed) return; // closed under it (onClose): settled there
+    if (this.closed) {
+      // Closed or reset() under it (onClose): settled there. A device let go with reset() is
+      // closed too (it leaves the transport alone); a close() under way is waited for.
+      await this.device.close();
+      return;
+    }
     this.closed = true;
     this.watchdog.disarm();
     const error = reason ?? closedWhilePending(this.device.address);
@@ -329,6 +335,12 @@ export function closeReason(reason: unknown, address: string): UvirtioError | un
   if (reason === undefined || isInstance(reason, UvirtioError)) return reason;
   return new DeviceError('E_CLOSED', `${address}: the driver was closed with this request pending (close reason: ${thrownMessage(reason)})`,
     'the request may or may not have been carried out; the close reason is this error\'s cause', { cause: reason });
+}
+
+/** E_CLOSED for a request still pending when its device was let go with VirtioDevice.reset(). */
+function resetWhilePending(address: string): DeviceError {
+  return new DeviceError('E_CLOSED', `${address}: the device was reset (VirtioDevice.reset()) with this request pending: it let go of its queues`,
+    'the request may or may not have been carried out; open the transport again to use the device, and reset it only once its requests have settled');
 }
 
 /** E_CLOSED for a request still pending when its device was closed. */

@@ -63,8 +63,11 @@ for (const [layout, interrupts] of MODES) {
 
 t.test('requestTimeoutMs is checked', async (t) => {
   const sim = createSimDevice({ type: 'blk' });
+  // One transport: a refused open leaves it open for the next (a second transport over the function is refused).
+  const transport = new VirtioPciTransport(sim.fn);
+  t.teardown(() => transport.close());
   for (const bad of [0, -1, 1.5, 4_000_000]) {
-    t.equal(await codeOfAsync(BlkDriver.open(new VirtioPciTransport(sim.fn), { requestTimeoutMs: bad })), 'E_INVALID_ARGUMENT', `requestTimeoutMs ${bad}`);
+    t.equal(await codeOfAsync(BlkDriver.open(transport, { requestTimeoutMs: bad })), 'E_INVALID_ARGUMENT', `requestTimeoutMs ${bad}`);
   }
 });
 

@@ -15,6 +15,15 @@ import { Listeners } from '../../util/listeners.js';
 import { shown } from '../../util/shown.js';
 
 /**
+ * The transport made over each PciFunction, open or closed: one at a time drives a function's
+ * registers (a second would reset the device under the first one's driver, which the per-transport
+ * claim of lib/virtio/transport-owner.ts cannot see), and a closed one closed the function too.
+ * VFIO refuses a second open of a device in the kernel; the PciFunction interface promises nothing
+ * of the kind, so the transport keeps count itself.
+ */
+const onFunction = new WeakMap<PciFunction, VirtioPciTransport>();
+
+/**
  * The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction (VFIO, the simulator): it
  * finds the virtio capabilities (§4.1.4), enables bus mastering and gives register-level access
  * through the common configuration structure (§4.1.4.3), notifications (§4.1.4.4), MSI-X and the
@@ -43,13 +52,16 @@ export class VirtioPciTransport implements VirtioTransport {
   /**
    * @param fn the PCI function to drive; its DMA allocator becomes this transport's. Throws
    * UsageError E_INVALID_ARGUMENT when it is not a PciFunction (an address string, null, {}: use
-   * openTransport(address), which finds and opens the function), before anything reads it.
+   * openTransport(address), which finds and opens the function), before anything reads it;
+   * E_DEVICE_IN_USE when another VirtioPciTransport is open on it (one transport per function),
+   * and E_CLOSED when one was closed (its close() closed the function), before anything is written.
    */
   constructor(
     /** The PCI function the device is on (its config space, BARs, MSI-X and DMA). */
     readonly fn: PciFunction,
   ) {
     checkPciFunction(fn);
+    checkFunctionFree(fn);
     this.address = fn.address;
     this.layout = discoverVirtioPci(fn);
     this.deviceType = this.layout.deviceType;
@@ -58,6 +70,7 @@ export class VirtioPciTransport implements VirtioTransport {
     this.configLength = this.layout.device?.length ?? 0;
     enableBusMaster(fn);
     this.numQueues = this.c.read16(this.cb + CommonCfg.NUM_QUEUES);
+    onFunction.set(fn, this); // only a transport that was made claims the function
   }
 
   get dma(): DmaAllocator {
@@ -297,6 +310,21 @@ export class VirtioPciTransport implements VirtioTransport {
     this.lostListeners.clear();
     this.fn.close();
   }
+}
+
+/**
+ * Throws UsageError E_DEVICE_IN_USE when an open VirtioPciTransport drives `fn` already, and
+ * E_CLOSED when one was closed (closing the function: it reads as no device any more).
+ */
+function checkFunctionFree(fn: PciFunction): void {
+  const other = onFunction.get(fn);
+  if (!other) return;
+  if (other.closed) {
+    throw new UsageError('E_CLOSED', `${fn.address}: the PCI function was closed (its VirtioPciTransport's close() closes it)`,
+      'open the address again (openTransport(address)) or make a new function (the reference device: createSimDevice)');
+  }
+  throw new UsageError('E_DEVICE_IN_USE', `${fn.address}: a VirtioPciTransport is open on this PCI function already: a second would drive the same registers and reset the device under the first one's driver`,
+    'use the open transport (a driver closed with close({ keepTransport: true }), or a VirtioDevice let go with reset(), leaves it open for the next), or close it first');
 }
 
 /** §4.1.3.1: 64-bit fields are written as two 32-bit halves, low first. */
