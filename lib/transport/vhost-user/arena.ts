@@ -44,6 +44,8 @@ export class MemfdArena implements DmaAllocator {
   private readonly index = new RegionIndex();
   private holders = 1;
   private closed = false;
+  /** The arena as free()'s errors name it. */
+  protected readonly owner: string = 'the vhost-user memfd arena';
   /** free() refuses memory a live virtqueue uses (DmaAllocator.guardFree); shared by every holder. */
   private readonly guards = new FreeGuards();
 
@@ -124,8 +126,8 @@ export class MemfdArena implements DmaAllocator {
     const offset = Number(req.iova - this.guestBase);
     const held = this.live.get(offset);
     if (!held && this.closed) return;
-    region = heldRegion(req, held, 'the vhost-user memfd arena');
-    this.guards.assertUnused(region.iova, region.size, 'the vhost-user memfd arena');
+    region = heldRegion(req, held, this.owner);
+    this.guards.assertUnused(region.iova, region.size, this.owner);
     this.live.delete(offset);
     this.index.remove(region);
     if (this.closed) {
