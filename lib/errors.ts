@@ -26,6 +26,8 @@ export type ErrorCode =
   // memory
   | 'E_DMA_EXHAUSTED'
   | 'E_DMA_RANGE'
+  /** free() of DMA memory a live virtqueue still uses (a chain in flight, its ring, an indirect table); nothing was freed. */
+  | 'E_DMA_IN_USE'
   // virtqueues
   | 'E_QUEUE_FULL'
   | 'E_QUEUE_BROKEN'

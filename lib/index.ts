@@ -22,7 +22,7 @@ export {
   SNAPSHOT_FORMAT, SNAPSHOT_VERSION, MAX_DEVICE_STATE_BYTES, MAX_SNAPSHOT_FILE_BYTES,
   type DeviceSnapshot, type SnapshotQueue, type Mechanism, type SnapshotTarget,
 } from './virtio/snapshot/index.js';
-export { HeapDmaAllocator, type HeapDmaOptions, type DmaAllocator, type DmaRegion, type GuestMemory, type GuestRegion } from './mem/dma.js';
+export { HeapDmaAllocator, type HeapDmaOptions, type DmaAllocator, type DmaRegion, type GuestMemory, type GuestRegion, FreeGuards, type InUseCheck } from './mem/dma.js';
 export type { PciFunction, RegisterWindow, MsixController } from './pci/function.js';
 export { VfioPciFunction, type VfioOpenOptions } from './vfio/pci-function.js';
 export type { VirtioTransport, QueueSetup, ConfigWidth, VqState, StateFacility, StateContext, DeviceStateMailbox, SplitRingIndices } from './transport/types.js';

@@ -9,6 +9,9 @@ import { endianness } from 'node:os';
 import { DmaError } from '../errors.js';
 import { shown } from '../util/shown.js';
 import { optionsObject, type OptionKeys } from '../util/options.js';
+import { FreeGuards, type InUseCheck } from './free-guards.js';
+
+export { FreeGuards, type InUseCheck };
 
 if (endianness() !== 'LE') {
   // Virtio is little-endian and the rings are accessed through typed arrays in host order.
@@ -41,11 +44,25 @@ export interface DmaAllocator {
    * this allocator handed out and still holds: the object alloc() returned, or one with exactly
    * its `iova` and `size` (the accounting always goes by the region the allocator holds). Once the
    * allocator is closed, free() of a region it no longer holds does nothing (close released it).
+   *
+   * Memory a live virtqueue still uses is refused, nothing freed: a buffer (or any byte of it) that
+   * a chain in flight points at — directly or through an indirect table — until the chain is used
+   * (popUsed) or forgotten (the queue reset, failed or closed); the queue's ring memory and its
+   * indirect tables until the queue is closed. The device would otherwise write memory the driver
+   * no longer owns (VFIO: an IOVA unmapped under it, or reallocated to someone else).
    * @throws DmaError E_INVALID_ARGUMENT when `region` is not a region ({ iova: bigint, size: number }),
    *   is not one this allocator handed out (another allocator's, made up, or a look-alike of another
-   *   size), or was already freed.
+   *   size), or was already freed; E_DMA_IN_USE when a live virtqueue still uses it (the message
+   *   names the queue and the chain in flight, the ring itself or an indirect table).
    */
   free(region: DmaRegion): void;
+  /**
+   * Registers a check free() consults before giving a region back (a virtqueue registers one when
+   * it is created, covering its ring, indirect tables and chains in flight); returns the function
+   * that removes it (the queue's close()). Optional: an allocator without it cannot refuse free()
+   * of memory in use (every allocator in this SDK has it).
+   */
+  guardFree?(check: InUseCheck): () => void;
   /** The region containing [iova, iova+len), or undefined when the driver does not own it. */
   lookup(iova: bigint, len: number): DmaRegion | undefined;
   /** Releases every region (unmaps, unlocks); the allocator is unusable afterwards. */
@@ -257,6 +274,8 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
   private used = 0;
   private readonly limit: number;
   private closed = false;
+  /** free() refuses memory a live virtqueue uses (DmaAllocator.guardFree). */
+  private readonly guards = new FreeGuards();
 
   /**
    * Throws UsageError E_INVALID_ARGUMENT when `options` is not an object (null, an array, a
@@ -298,11 +317,12 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
     return region;
   }
 
-  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
+  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only, E_INVALID_ARGUMENT otherwise; E_DMA_IN_USE while a live virtqueue uses it. */
   free(region: DmaRegion): void {
     const req = checkFreeArgument(region);
     if (this.closed) return; // close() released every region
     const mine = heldRegion(req, this.regions.get(req.iova), 'the heap DMA allocator');
+    this.guards.assertUnused(mine.iova, mine.size, 'the heap DMA allocator');
     this.regions.delete(mine.iova);
     this.used -= mine.size;
     if (this.hitRegion === mine) this.hitRegion = undefined;
@@ -315,6 +335,11 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
       this.ends.splice(at, 1);
       this.last = 0;
     }
+  }
+
+  /** See {@link DmaAllocator.guardFree}. */
+  guardFree(check: InUseCheck): () => void {
+    return this.guards.add(check);
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {

@@ -11,7 +11,7 @@
 //            hugepage, not 32.
 
 import fs from 'node:fs';
-import { alignUp, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion } from '../mem/dma.js';
+import { alignUp, checkAllocRequest, checkFreeArgument, FreeGuards, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion, type InUseCheck } from '../mem/dma.js';
 import * as libc from '../sys/libc.js';
 import { DmaError } from '../errors.js';
 import type { VfioContainer } from './container.js';
@@ -234,6 +234,8 @@ export class VfioDmaAllocator implements DmaAllocator {
   /** The live regions by IOVA, for lookup(). */
   private readonly index = new RegionIndex();
   private closed = false;
+  /** free() refuses memory a live virtqueue uses (DmaAllocator.guardFree). */
+  private readonly guards = new FreeGuards();
 
   constructor(
     /** The back-end that maps the memory. */
@@ -260,7 +262,11 @@ export class VfioDmaAllocator implements DmaAllocator {
     return b.region;
   }
 
-  /** See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
+  /**
+   * See {@link DmaAllocator.free}: the allocator's own region (or an exact copy) only,
+   * E_INVALID_ARGUMENT otherwise; E_DMA_IN_USE while a live virtqueue uses it (also once the
+   * allocator is closed: freeing unmaps the memory from this process, under a ring still read).
+   */
   free(region: DmaRegion): void {
     const req = checkFreeArgument(region);
     const b = this.live.get(req.iova);
@@ -271,11 +277,17 @@ export class VfioDmaAllocator implements DmaAllocator {
       return;
     }
     heldRegion(req, b.region, owner);
+    this.guards.assertUnused(b.region.iova, b.region.size, owner);
     this.live.delete(req.iova);
     this.index.remove(b.region);
     if (!this.closed) this.backend.revoke(b);
     this.backend.unmapHost(b);
     if (this.closed && this.live.size === 0) this.closeBackend();
+  }
+
+  /** See {@link DmaAllocator.guardFree}. */
+  guardFree(check: InUseCheck): () => void {
+    return this.guards.add(check);
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {

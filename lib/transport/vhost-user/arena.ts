@@ -9,7 +9,7 @@
 // last region allocated from it is freed.
 
 import * as libc from '../../sys/libc.js';
-import { alignUp, badIovaRange, checkAllocRequest, checkFreeArgument, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion } from '../../mem/dma.js';
+import { alignUp, badIovaRange, checkAllocRequest, checkFreeArgument, FreeGuards, heldRegion, isIovaRange, RegionIndex, type DmaAllocator, type DmaRegion, type InUseCheck } from '../../mem/dma.js';
 import { DmaError } from '../../errors.js';
 
 /** The guest-physical address of the arena's first byte (ours to choose; 4 GiB, never a small number). */
@@ -44,6 +44,10 @@ export class MemfdArena implements DmaAllocator {
   private readonly index = new RegionIndex();
   private holders = 1;
   private closed = false;
+  /** The arena as free()'s errors name it. */
+  protected readonly owner: string = 'the vhost-user memfd arena';
+  /** free() refuses memory a live virtqueue uses (DmaAllocator.guardFree); shared by every holder. */
+  private readonly guards = new FreeGuards();
 
   constructor(size = DEFAULT_ARENA_BYTES) {
     if (!Number.isInteger(size) || size <= 0 || size % libc.pageSize() !== 0) {
@@ -112,13 +116,18 @@ export class MemfdArena implements DmaAllocator {
       'free regions you no longer need, or open the device with a larger arena (vhost-user:/path?arena=MiB)');
   }
 
-  /** See {@link DmaAllocator.free}: the arena's own region (or an exact copy) only; E_INVALID_ARGUMENT otherwise. */
+  /**
+   * See {@link DmaAllocator.free}: the arena's own region (or an exact copy) only,
+   * E_INVALID_ARGUMENT otherwise; E_DMA_IN_USE while a live virtqueue uses it (also once the arena
+   * is closed: the last free unmaps it, under a ring still read).
+   */
   free(region: DmaRegion): void {
     const req = checkFreeArgument(region);
     const offset = Number(req.iova - this.guestBase);
     const held = this.live.get(offset);
     if (!held && this.closed) return;
-    region = heldRegion(req, held, 'the vhost-user memfd arena');
+    region = heldRegion(req, held, this.owner);
+    this.guards.assertUnused(region.iova, region.size, this.owner);
     this.live.delete(offset);
     this.index.remove(region);
     if (this.closed) {
@@ -135,6 +144,11 @@ export class MemfdArena implements DmaAllocator {
       else merged.push({ ...h });
     }
     this.holes = merged;
+  }
+
+  /** See {@link DmaAllocator.guardFree}. */
+  guardFree(check: InUseCheck): () => void {
+    return this.guards.add(check);
   }
 
   lookup(iova: bigint, len: number): DmaRegion | undefined {

@@ -8,6 +8,8 @@ import { MemfdArena } from '../vhost-user/arena.js';
 
 /** A {@link MemfdArena} whose E_DMA_EXHAUSTED names the vhost-vdpa option. */
 export class VdpaArena extends MemfdArena {
+  protected override readonly owner = 'the vhost-vdpa memfd arena';
+
   /** See MemfdArena.alloc; E_DMA_EXHAUSTED says to open the device with a larger `?arena=MiB`. */
   override alloc(size: number, align?: number): DmaRegion {
     try {

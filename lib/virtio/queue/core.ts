@@ -54,6 +54,8 @@ export abstract class QueueCore<T> {
   private readonly indirectPool: IndirectPool | null;
   private fault: VirtqueueError | null = null;
   private closed = false;
+  /** Takes this queue's check off its allocator's free() guard (DmaAllocator.guardFree); null when the allocator has none. */
+  private readonly unguard: (() => void) | null;
 
   // Chains in flight, by id: token, ring descriptors taken, writable bytes, indirect table.
   private liveCount = 0;
@@ -106,6 +108,9 @@ export abstract class QueueCore<T> {
     this.chainAddr = new Array<bigint>(this.size).fill(0n);
     this.chainLen = new Uint32Array(this.size);
     this.tableOf = new Array<IndirectTable | null>(this.size).fill(null);
+    // free() of the ring, an indirect table or a buffer in flight is refused while the queue is
+    // open: the check scans at free() time, so add() and popUsed() pay nothing for it.
+    this.unguard = opts.dma.guardFree?.((iova, size) => this.usedBy(iova, size)) ?? null;
   }
 
   get numFree(): number {
@@ -150,6 +155,7 @@ export abstract class QueueCore<T> {
 
   close(): void {
     if (this.closed) return;
+    this.unguard?.(); // first: the ring and the tables are freed below
     this.forgetAll();
     this.indirectPool?.close();
     this.dma.free(this.region);
@@ -175,6 +181,16 @@ export abstract class QueueCore<T> {
 
   /** Sets the layout's indices and free lists back to their initial values (memory is already zero). */
   protected abstract restartRing(): void;
+  /**
+   * Descriptor entry `e` of a chain in flight as the driver wrote it, for the free() guard (never
+   * on the hot path): its address and length, and the chain's next entry. Entries are the split
+   * ring's descriptor indices (the table in ring memory, which only the driver writes, and the
+   * driver's own links) or the packed ring's shadow entries (its ring slots are overwritten by
+   * used descriptors). A chain's first entry is its id. Must not throw for any `e` below `size`.
+   */
+  protected abstract entryAddr(e: number): bigint;
+  protected abstract entryLen(e: number): number;
+  protected abstract entryNext(e: number): number;
   protected abstract ringIndices(): { nextAvail: number; lastUsed: number };
 
   /**
@@ -339,6 +355,49 @@ export abstract class QueueCore<T> {
 
   private badChain(message: string, hint = 'pass two arrays of plain segments { addr: a 64-bit bigint, len: 1 to 2^32 - 1 }, at least one and at most the queue size in all; nothing was added'): VirtqueueError {
     return new VirtqueueError('E_BAD_CHAIN', this.index, message, hint);
+  }
+
+  /**
+   * The free() guard's check (DmaAllocator.guardFree): what of [iova, iova+size) this open queue
+   * still uses — its ring, an indirect table (a slab of the pool, free or in use), or a buffer a
+   * chain in flight points at, directly or through its indirect table (virtio 1.2 §2.7.5.3,
+   * §2.8.7) — or undefined. Bounded by the chains in flight whatever a device wrote: links and
+   * counts are the driver's own; only split descriptors' and indirect tables' addr/len are read
+   * from shared memory, and a value scribbled there can at worst change the answer.
+   */
+  private usedBy(iova: bigint, size: number): string | undefined {
+    if (this.closed) return undefined;
+    const end = iova + BigInt(size);
+    const overlaps = (addr: bigint, len: number): boolean => addr < end && iova < addr + BigInt(len);
+    const q = `queue ${this.index}`;
+    if (overlaps(this.region.iova, this.region.size)) return `it is the ring itself of ${q}, which is open`;
+    if (this.indirectPool?.overlaps(iova, end)) return `it holds an indirect table of ${q}, which is open`;
+    if (this.liveCount === 0) return undefined;
+    const at = (addr: bigint, len: number): string => `0x${addr.toString(16)}+${len}`;
+    for (let id = 0; id < this.size; id++) {
+      if (this.live[id] !== 1) continue;
+      const table = this.tableOf[id];
+      const descs = this.descsOf[id]!;
+      let e = id;
+      for (let i = 0; i < descs && e < this.size; i++, e = this.entryNext(e)) {
+        const addr = this.entryAddr(e);
+        const len = this.entryLen(e);
+        if (table === null) {
+          if (overlaps(addr, len)) return `chain ${id} in flight on ${q} uses ${at(addr, len)} of it`;
+          continue;
+        }
+        // An indirect chain's one ring descriptor: the table's entries, as many as its length
+        // says (within the table: a scribbled length reads no further). addr at byte 0 and len at
+        // byte 8 of an entry in both layouts (virtio 1.2 §2.7.5, §2.8.13).
+        const count = Math.min(Math.floor(len / 16), table.view.byteLength >> 4);
+        for (let k = 0; k < count; k++) {
+          const a = table.view.getBigUint64(16 * k, true);
+          const l = table.view.getUint32(16 * k + 8, true);
+          if (overlaps(a, l)) return `chain ${id} in flight on ${q} uses ${at(a, l)} of it (through an indirect table)`;
+        }
+      }
+    }
+    return undefined;
   }
 
   private forgetAll(): T[] {

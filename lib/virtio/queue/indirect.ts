@@ -36,6 +36,12 @@ export class IndirectPool {
     this.freeByClass[table.sizeClass]!.push(table);
   }
 
+  /** Whether any byte of [iova, end) lies in one of the pool's slabs (the tables, free or in use). */
+  overlaps(iova: bigint, end: bigint): boolean {
+    for (const slab of this.slabs) if (iova < slab.iova + BigInt(slab.size) && slab.iova < end) return true;
+    return false;
+  }
+
   close(): void {
     for (const slab of this.slabs) this.dma.free(slab);
     this.slabs.length = 0;

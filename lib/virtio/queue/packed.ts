@@ -1,9 +1,10 @@
 // Packed virtqueue (virtio 1.2 §2.8): one descriptor ring shared by driver and device, wrap
 // counters instead of indices, and an event suppression structure for each direction.
 //
-// Buffer ids come from a free-id list; the device returns one used descriptor per buffer, carrying
-// its id, and both sides then skip the number of descriptors the buffer took (§2.8.6), which the
-// driver recorded when it added the buffer. Device-written fields are read once and checked.
+// Buffer ids come from a free list of descriptor entries (a chain's first entry is its id, as in
+// Linux); the device returns one used descriptor per buffer, carrying its id, and both sides then
+// skip the number of descriptors the buffer took (§2.8.6), which the driver recorded when it added
+// the buffer. Device-written fields are read once and checked.
 
 import { PACKED_MAX_SIZE, PackedAlign, PackedDesc, PackedEventFlag, PackedFlag, packPackedState } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
@@ -38,8 +39,19 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
   private readonly deviceOffWrapAt: number;
   private readonly deviceFlagsAt: number;
 
-  private readonly freeIds: Uint16Array;
-  private freeIdCount = 0;
+  /**
+   * Descriptor entries, one per descriptor a chain takes (Linux virtio_ring.c's desc_extra): the
+   * address and length each was written with, kept because a used descriptor overwrites its ring
+   * slot — which may hold a descriptor of another chain still in flight (§2.8.6: out of order) —
+   * so that free() can tell what a chain in flight still points at. Free entries and each chain's
+   * entries are linked through nextFree; a chain's first entry is its buffer id, and lastOf[id]
+   * its last, so that popUsed gives the chain back in one step.
+   */
+  private readonly nextFree: Uint16Array;
+  private freeHead = 0;
+  private readonly lastOf: Uint16Array;
+  private readonly shadowAddr: bigint[];
+  private readonly shadowLen: Uint32Array;
   /** Next slot to fill and the Driver Ring Wrap Counter (§2.8.1). */
   private nextAvail = 0;
   private availWrap = true;
@@ -60,7 +72,10 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     this.driverFlagsAt = this.driverOffWrapAt + 1;
     this.deviceOffWrapAt = this.driverOffWrapAt + 2;
     this.deviceFlagsAt = this.driverOffWrapAt + 3;
-    this.freeIds = new Uint16Array(this.size);
+    this.nextFree = new Uint16Array(this.size);
+    this.lastOf = new Uint16Array(this.size);
+    this.shadowAddr = new Array<bigint>(this.size).fill(0n);
+    this.shadowLen = new Uint32Array(this.size);
     this.restartRing();
   }
 
@@ -73,7 +88,7 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     const table = this.reserve(segments);
     const descs = table ? 1 : segments;
 
-    const id = this.freeIds[--this.freeIdCount]!;
+    const id = this.freeHead;
     const head = this.nextAvail;
     let headFlags: number;
     if (table) {
@@ -83,11 +98,19 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
         writeDesc(table.view, i, this.chainAddr[i]!, this.chainLen[i]!, 0, i < readableCount ? 0 : PackedFlag.WRITE);
       }
       writeBody(this.ring, head, table.iova, PackedDesc.SIZE * segments, id);
+      this.shadowAddr[id] = table.iova;
+      this.shadowLen[id] = PackedDesc.SIZE * segments;
+      this.lastOf[id] = id;
+      this.freeHead = this.nextFree[id]!;
       headFlags = PackedFlag.INDIRECT | availBits(this.availWrap);
       this.advanceAvail();
     } else {
       headFlags = 0;
       const ring64 = this.ring64;
+      const shadowAddr = this.shadowAddr;
+      const shadowLen = this.shadowLen;
+      let e = id;
+      let last = id;
       for (let i = 0; i < segments; i++) {
         const addr = this.chainAddr[i]!;
         const len = this.chainLen[i]!;
@@ -105,9 +128,15 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
         } else {
           writeDesc(this.ring, d, addr, len, id, flags);
         }
+        shadowAddr[e] = addr;
+        shadowLen[e] = len;
+        last = e;
+        e = this.nextFree[e]!;
         if (i === 0) headFlags = flags;
         this.advanceAvail();
       }
+      this.lastOf[id] = last;
+      this.freeHead = e;
     }
     this.track(id, token, descs, writableBytes, table);
     this.addedSinceKick += descs;
@@ -171,7 +200,8 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
     }
     const descs = this.descsIn(id);
     const token = this.release(id);
-    this.freeIds[this.freeIdCount++] = id;
+    this.nextFree[this.lastOf[id]!] = this.freeHead;
+    this.freeHead = id;
     this.lastUsed += descs;
     if (this.lastUsed >= this.size) {
       this.lastUsed -= this.size;
@@ -215,8 +245,8 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
   }
 
   protected restartRing(): void {
-    for (let i = 0; i < this.size; i++) this.freeIds[i] = this.size - 1 - i;
-    this.freeIdCount = this.size;
+    for (let i = 0; i < this.size; i++) this.nextFree[i] = i + 1;
+    this.freeHead = 0;
     this.nextAvail = 0;
     this.availWrap = true;
     this.lastUsed = 0;
@@ -230,6 +260,19 @@ export class PackedVirtqueue<T = unknown> extends QueueCore<T> implements Virtqu
       nextAvail: packPackedState(this.nextAvail, this.availWrap),
       lastUsed: packPackedState(this.lastUsed, this.usedWrap),
     };
+  }
+
+  // The free() guard's view of a chain (QueueCore.usedBy): the shadow entries, never ring memory.
+  protected entryAddr(e: number): bigint {
+    return this.shadowAddr[e]!;
+  }
+
+  protected entryLen(e: number): number {
+    return this.shadowLen[e]!;
+  }
+
+  protected entryNext(e: number): number {
+    return this.nextFree[e]!;
   }
 
   private advanceAvail(): void {

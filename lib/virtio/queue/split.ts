@@ -212,6 +212,21 @@ export class SplitVirtqueue<T = unknown> extends QueueCore<T> implements Virtque
     return { nextAvail: this.availIdx, lastUsed: this.lastUsed };
   }
 
+  // The free() guard's view of a chain (QueueCore.usedBy): descriptor d in the table in ring
+  // memory, which only the driver writes (§2.7.5), linked by the driver's own nextFree.
+  protected entryAddr(d: number): bigint {
+    const ring64 = this.ring64;
+    return ring64 !== null ? ring64[2 * d]! : this.ring.getBigUint64(d * SplitDesc.SIZE + SplitDesc.ADDR, true);
+  }
+
+  protected entryLen(d: number): number {
+    return this.ring.getUint32(d * SplitDesc.SIZE + SplitDesc.LEN, true);
+  }
+
+  protected entryNext(d: number): number {
+    return this.nextFree[d]!;
+  }
+
   /** Writes segment `i` of the chain as descriptor `d` of `table`, linked to `next` unless it is the last. */
   private writeSegment(table: DataView, d: number, next: number, i: number): void {
     const last = i === this.chainSegments - 1;
