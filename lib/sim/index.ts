@@ -31,6 +31,7 @@ export {
   DEVICE_STATE_MAGIC, DEVICE_STATE_VERSION, decodeDeviceState, encodeDeviceState, type HeldRequest, type HeldSegment, type DeviceStateLimits,
 } from './virtio/device-state.js';
 export type { UsedFault } from './virtio/ring/chain.js';
+export type { OptionKeys } from '../util/options.js';
 export { SimPciFunction } from './pci/function.js';
 export type { SimOffer, SimStateOffer, SimCommonOptions, SimDevice, SimModelType } from './common.js';
 // Every device type's SimModelType, option and handle types (models/all.ts), and the registry.
