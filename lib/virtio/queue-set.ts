@@ -47,6 +47,8 @@ export class QueueSet {
   /** The failure being handled (reset, settling); recover() and close() wait for it. */
   private handling: Promise<void> = Promise.resolve();
   private closed = false;
+  /** What this set's close() rejects pending requests with, from the moment it is called. */
+  private closeError: UvirtioError | undefined;
   /** The close() under way or done. */
   private closing: Promise<void> | undefined;
   /** Its queues are paused for a stop (from the pause until the device is live again): RequestQueue.resume() is refused meanwhile. */
@@ -80,11 +82,16 @@ export class QueueSet {
     // Someone closed the device without this set's close() (a listener calling device.close()):
     // what was in flight comes back here, and everything pending settles as close() would settle it.
     // The same when the device was let go with reset(): its queues are forgotten, their chains come back here.
+    // Also while this set's own close() is under way: a reset() that ran under it took the chains
+    // back, and the device's close() after it finds no queue left to return them from — they are
+    // settled here or never (settling a request twice does nothing: the first answer stands).
     device.onClose((orphans) => {
-      if (this.closed) return; // close() itself: it settles them
-      this.closed = true;
-      this.watchdog.disarm();
-      this.settleClosed(orphans as Map<number, Tokens>, this.device.phase === 'reset' ? resetWhilePending(this.device.address) : closedWhilePending(this.device.address));
+      const error = this.closeError ?? (this.device.phase === 'reset' ? resetWhilePending(this.device.address) : closedWhilePending(this.device.address));
+      if (!this.closed) {
+        this.closed = true;
+        this.watchdog.disarm();
+      }
+      this.settleClosed(orphans as Map<number, Tokens>, error);
     });
   }
 
@@ -303,6 +310,7 @@ export class QueueSet {
     this.closed = true;
     this.watchdog.disarm();
     const error = reason ?? closedWhilePending(this.device.address);
+    this.closeError = error;
     for (const rq of this.queues.values()) rq.halt(error, true);
     // What the device already returned is done, not orphaned: a polling turn's budget may have
     // left some of it in the used ring (busy-poll.ts).
