@@ -68,7 +68,7 @@ export class DeviceCore {
   readonly queues = new Map<number, QueueRecord>();
   /** The interrupt routing on the current transport. */
   readonly interrupts: InterruptRouter;
-  /** The stop, reinit, resume or recover in progress (they never overlap), or null. */
+  /** The stop, reinit, resume, recover, reset or driverOk in progress (they never overlap), or null. */
   operation: string | null = null;
   /** Tokens of chains restarted rings forgot (failed reinit attempts, recover), handed back on success. */
   readonly carried = new Map<number, unknown[]>();
@@ -192,7 +192,7 @@ export class DeviceCore {
   }
 
   /**
-   * Runs one of stop, reinit, resume, recover: never two at once (the second is refused with
+   * Runs one of stop, reinit, resume, recover, reset, driverOk: never two at once (the second is refused with
    * E_BAD_STATE), and a close() meanwhile ends it with E_CLOSED at its next step.
    */
   async exclusive<T>(what: string, body: () => Promise<T>): Promise<T> {
@@ -286,11 +286,17 @@ export class DeviceCore {
     return rec;
   }
 
-  /** See VirtioDevice.driverOk. */
+  /**
+   * See VirtioDevice.driverOk: the DRIVER_OK step of open (through VirtioDevice.driverOk's own
+   * exclusive operation), reinit and recover (inside theirs). A close() while it waits for the
+   * transport's flush ends it with E_CLOSED: a closed device is never made live.
+   */
   async driverOk(): Promise<void> {
     this.expectPhase('features-ok', 'set DRIVER_OK');
     this.t.writeStatus(this.t.readStatus() | Status.DRIVER_OK);
     await this.t.flush?.(this.resetTimeoutMs);
+    // Asked again after the wait: closed meanwhile (E_CLOSED), the device stays as close() left it.
+    this.expectPhase('features-ok', 'set DRIVER_OK');
     const e = this.healthError();
     if (e) throw e;
     // Live only once the device took it: a failure before then is the caller's to handle (open,

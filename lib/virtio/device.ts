@@ -202,6 +202,8 @@ export class VirtioDevice {
   private closing: Promise<Map<number, unknown[]>> | undefined;
   /** The reset() under way: a close() waits for it, another reset() gets its answer. */
   private resetting: Promise<unknown[]> | undefined;
+  /** The driverOk() under way: a reset() waits for it (bounded), then resets. */
+  private enabling: Promise<void> | undefined;
   /**
    * The device configuration (virtio 1.2 §2.5), width-checked, each read inside one
    * config_generation; it follows a reinit onto another device.
@@ -395,12 +397,28 @@ export class VirtioDevice {
   }
 
   /**
-   * Sets DRIVER_OK (virtio 1.2 §3.1.1 step 8) and waits (bounded) until the device has taken it:
-   * the device is live. Rejects when the device refuses (E_DEVICE_NEEDS_RESET, E_DEVICE_FAILED,
-   * the transport's own codes).
+   * Sets DRIVER_OK (virtio 1.2 §3.1.1 step 8) and waits (bounded by resetTimeoutMs: the transport's
+   * flush, which vhost-user and vhost-vdpa have) until the device has taken it: the device is live.
+   * One of the device's exclusive operations, like stop, reinit, resume, recover and reset: refused
+   * UsageError E_BAD_STATE while one of them is under way (nothing is written to the device) or
+   * outside phase features-ok; E_CLOSED on a closed device, and when close() is called while it
+   * waits (the device stays closed, never live). A reset() called while it waits is done after it.
+   * Rejects when the device refuses (E_DEVICE_NEEDS_RESET, E_DEVICE_FAILED, the transport's own
+   * codes).
    */
   driverOk(): Promise<void> {
-    return this.d.driverOk();
+    try {
+      this.d.ensureOpen(); // E_CLOSED before E_BAD_STATE: a close() during an operation ends it too
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    const run = this.d.exclusive('driverOk', () => this.d.driverOk());
+    this.enabling = run;
+    const clear = (): void => {
+      if (this.enabling === run) this.enabling = undefined;
+    };
+    run.then(clear, clear);
+    return run;
   }
   /** The device's health from its status: DEVICE_NEEDS_RESET (§2.1.2) or FAILED as an error, else null. */
   healthError(): UvirtioError | null {
@@ -428,7 +446,7 @@ export class VirtioDevice {
    * into their buffers — leaves it showing FAILED, and rejects each request in flight or waiting
    * for room with that error; later requests are refused with it. Does nothing on a closed
    * device. Throws UsageError E_BAD_STATE after reset() (this device let go of its transport;
-   * another may drive it now) and while a reset(), stop, reinit, resume or recover is under way
+   * another may drive it now) and while a reset(), driverOk(), stop, reinit, resume or recover is under way
    * (each is bounded: wait for it, then call again).
    */
   fail(): void {
@@ -453,14 +471,21 @@ export class VirtioDevice {
    * [] — it never touches a transport it let go of, which another device may drive now; a call
    * while one is under way resolves with [] when that one is done (rejects as it does). Rejects
    * UsageError E_BAD_STATE while a stop, reinit, resume or recover is under way (each is bounded:
-   * wait for it), and with the transport's E_RESET_TIMEOUT (the device then keeps its queues).
+   * wait for it), and with the transport's E_RESET_TIMEOUT (the device then keeps its queues). A
+   * driverOk() under way is waited for (bounded by resetTimeoutMs), then the device is reset: it is
+   * never left live on the transport it let go of.
    */
   reset(): Promise<unknown[]> {
     if (this.resetting) return this.resetting.then(() => []);
     if (this.d.phase === 'reset' || this.d.phase === 'closed') return Promise.resolve([]);
     // One of the device's exclusive operations: a recover() (stop, reinit, resume) under way is not
-    // let go of under it, and one asked for while this runs is refused.
-    const run = this.d.exclusive('reset', () => this.resetOnce());
+    // let go of under it, and one asked for while this runs (driverOk() too) is refused. A
+    // driverOk() under way is a single bounded step: waited for, then the device is reset — it is
+    // never left live on the transport this lets go of.
+    const enabling = this.enabling;
+    const run = enabling
+      ? enabling.then(() => undefined, () => undefined).then(() => (this.d.phase === 'reset' || this.d.phase === 'closed' ? [] : this.d.exclusive('reset', () => this.resetOnce())))
+      : this.d.exclusive('reset', () => this.resetOnce());
     this.resetting = run;
     const clear = (): void => {
       if (this.resetting === run) this.resetting = undefined;
