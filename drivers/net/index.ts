@@ -14,7 +14,7 @@ import type { DmaAllocator, DmaRegion } from '../../lib/mem/dma.js';
 import type { Layout } from '../../lib/virtio/queue/types.js';
 import { StatefulDriver } from '../stateful.js';
 import { ControlQueue } from './ctrl.js';
-import { writeNetHeader, type NetHeader } from './header.js';
+import { checkNetHeader, writeNetHeader, type NetHeader } from './header.js';
 import { RxQueue, type ReceivedFrame } from './rx.js';
 import { Listeners } from '../../lib/util/listeners.js';
 import { shown } from '../../lib/util/shown.js';
@@ -237,7 +237,10 @@ export class NetDriver extends StatefulDriver {
 
   /**
    * Sends one frame (without header) behind a virtio_net_hdr built from `header` (default all
-   * zero: no offloads), on `pair` (default: the pairs in use, in turn).
+   * zero: no offloads), on `pair` (default: the pairs in use, in turn). Rejects E_INVALID_ARGUMENT
+   * for a header with a field NetHeader does not have (a misspelt `gsoTyp`) or a value its field
+   * in struct virtio_net_hdr cannot hold (u8 flags / gso_type, le16 others: virtio 1.2 §5.1.6),
+   * E_FRAME_TOO_LARGE for a frame of 0 or more than maxFrame bytes; nothing is sent then.
    */
   async send(frame: Uint8Array, header: Partial<NetHeader> = {}, pair?: number): Promise<void> {
     if (this.closed) throw new UsageError('E_CLOSED', `${this.device.address}: the driver is closed`);
@@ -245,12 +248,16 @@ export class NetDriver extends StatefulDriver {
     if (!bytes) {
       throw new UsageError('E_INVALID_ARGUMENT', `send: the frame must be a Uint8Array, got ${shown(frame)}`, 'pass the Ethernet frame (without the virtio_net_hdr) as a Uint8Array');
     }
-    if (typeof header !== 'object' || header === null) {
-      throw new UsageError('E_INVALID_ARGUMENT', `send: the header must be an object of NetHeader fields, got ${shown(header)}`, 'pass {} (no offloads) or leave it out');
-    }
-    if (bytes.length === 0 || bytes.length > this.maxFrame) {
-      throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${bytes.length} bytes does not fit (1 to ${this.maxFrame})`,
+    const len = bytes.length;
+    if (len === 0 || len > this.maxFrame) {
+      throw new RequestError('E_FRAME_TOO_LARGE', `a frame of ${len} bytes does not fit (1 to ${this.maxFrame})`,
         'split the payload, or open the driver with a larger mtu');
+    }
+    const hdr = checkNetHeader(header, 'send'); // each field read once, checked; E_INVALID_ARGUMENT otherwise
+    // The header's fields are the caller's getters: one may have transferred or shrunk the frame's buffer.
+    if (bytes.length !== len) {
+      throw new UsageError('E_INVALID_ARGUMENT', 'send: the frame\'s memory was detached or shrunk while the header was read',
+        'keep the frame\'s ArrayBuffer (do not transfer or resize it) until send() settles');
     }
     const p = pair ?? this.nextPair++ % this.pairsInUse;
     if (!Number.isInteger(p) || p < 0 || p >= this.pairsInUse) {
@@ -258,13 +265,7 @@ export class NetDriver extends StatefulDriver {
     }
     const buf = this.txPool.take()!; // unbounded: always a buffer
     try {
-      const len = bytes.length;
-      writeNetHeader(header, buf.bytes); // header checked above; the buffer is the pool's own
-      // The header's fields are the caller's getters: one may have transferred or shrunk the frame's buffer.
-      if (bytes.length !== len) {
-        throw new UsageError('E_INVALID_ARGUMENT', 'send: the frame\'s memory was detached or shrunk while the header was read',
-          'keep the frame\'s ArrayBuffer (do not transfer or resize it) until send() settles');
-      }
+      writeNetHeader(hdr, buf.bytes); // the checked copy; the buffer is the pool's own
       buf.bytes.set(bytes, NET_HDR_LEN);
       await this.tx[p]!.submit([{ addr: buf.iova, len: NET_HDR_LEN + len }], [], buf);
     } finally {

@@ -133,12 +133,15 @@ export function checkValue<T>(spec: OptionSpec<T>, value: unknown, what: string,
 export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
 
 /**
- * `value` as an options object: {} for undefined. Throws E_INVALID_ARGUMENT (UsageError) naming
- * `what` for null, an array or any primitive (a symbol, a string, a number…), which would otherwise
- * read as "no options" or throw a TypeError at the first field read; and, for an own enumerable
- * key that is not in `known` (a misspelt `queueSzie`, an option of another call), one naming the
- * key and listing the known ones, the closest known spelling as the hint. Symbol keys are not
- * options and are ignored. A Proxy whose ownKeys trap throws surfaces the caller's own error.
+ * `value` as an options object, read once: a plain object holding each key of `known` that `value`
+ * gives (own or inherited, a getter read exactly once), {} for undefined — so a getter or a Proxy
+ * cannot answer the checks one thing and the call another. Throws E_INVALID_ARGUMENT (UsageError)
+ * naming `what` for null, an array or any primitive (a symbol, a string, a number…), which would
+ * otherwise read as "no options" or throw a TypeError at the first field read; and, for a key not in
+ * `known` anywhere `value`'s own reads can see it (own or inherited short of Object.prototype,
+ * enumerable or not: onlyKnownKeys), one naming the key and listing the known ones, the closest
+ * known spelling as the hint. Symbol keys are not options and are ignored. A Proxy whose traps
+ * throw surfaces the caller's own error.
  */
 export function optionsObject<T extends object>(value: T | undefined, what: string, known: OptionKeys<T>): T {
   if (value === undefined) return {} as T;
@@ -146,22 +149,39 @@ export function optionsObject<T extends object>(value: T | undefined, what: stri
     throw new UsageError('E_INVALID_ARGUMENT', `${what} must be an object, got ${shown(value)}`,
       `pass an object of the documented fields (${knownList(Object.keys(known))}), or leave it out`);
   }
-  onlyKnownKeys(value, Object.keys(known), what);
-  return value;
+  const keys = Object.keys(known);
+  onlyKnownKeys(value, keys, what);
+  const copy: Record<string, unknown> = {};
+  for (const key of keys) {
+    const v: unknown = (value as Record<string, unknown>)[key]; // read once: the call uses this copy
+    if (v !== undefined) copy[key] = v;
+  }
+  return copy as T;
 }
 
+/** How deep a prototype chain onlyKnownKeys follows before refusing the object (a Proxy can make one endless). */
+const MAX_PROTOTYPE_DEPTH = 32;
+
 /**
- * Throws E_INVALID_ARGUMENT (UsageError) for the first own enumerable string key of `value` not in
- * `known`, naming `what`, the key (bounded: lib/util/shown.ts rendered) and the known keys; the hint
- * is the closest known spelling when there is one. optionsObject's key check, for an object whose
+ * Throws E_INVALID_ARGUMENT (UsageError) for the first string key of `value` not in `known` that a
+ * property read on `value` can see — own or inherited from any prototype short of Object.prototype
+ * (a class's `constructor` aside), enumerable or not — naming `what`, the key (bounded:
+ * lib/util/shown.ts rendered) and the known keys; the hint is the closest known spelling when there
+ * is one. Also for a prototype chain deeper than 32. optionsObject's key check, for an object whose
  * kind was checked otherwise.
  */
 export function onlyKnownKeys(value: object, known: readonly string[], what: string): void {
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue;
-    const near = closestKey(key, known);
-    throw new UsageError('E_INVALID_ARGUMENT', `${what}: unknown option ${rendered(key)} (${knownList(known)})`,
-      near === undefined ? 'leave it out, or use one of the known options' : `did you mean "${near}"?`);
+  let o: object | null = value;
+  for (let depth = 0; o !== null && o !== Object.prototype; depth++, o = Reflect.getPrototypeOf(o)) {
+    if (depth > MAX_PROTOTYPE_DEPTH) {
+      throw new UsageError('E_INVALID_ARGUMENT', `${what}: a prototype chain deeper than ${MAX_PROTOTYPE_DEPTH}`, 'pass a plain object of the documented fields');
+    }
+    for (const key of Object.getOwnPropertyNames(o)) {
+      if (known.includes(key) || (depth > 0 && key === 'constructor')) continue;
+      const near = closestKey(key, known);
+      throw new UsageError('E_INVALID_ARGUMENT', `${what}: unknown option ${rendered(key)} (${knownList(known)})`,
+        near === undefined ? 'leave it out, or use one of the known options' : `did you mean "${near}"?`);
+    }
   }
 }
 

@@ -635,7 +635,8 @@ export class VirtioDevice {
    * `prepare` (a driver's; see {@link StopPreparation}) runs inside the one-operation lock once the
    * stop is accepted — never for a refusal (a second operation, a bad bound, a mechanism the device
    * lacks, a device that is not live) — and before the device is asked to stop; `timeoutMs` bounds
-   * both together.
+   * both together. Each option is read once (a getter or Proxy answers once; the stop uses what was
+   * checked).
    */
   async stop(options: StopOptions = {}, prepare?: StopPreparation): Promise<Mechanism> {
     options = optionsObject(options, 'stop options', STOP_OPTION_KEYS);
@@ -674,7 +675,8 @@ export class VirtioDevice {
    * otherwise each ring restarts at 0 and the tokens of chains still in flight are returned by
    * queue, for the caller to make available again (RequestQueue.repost). A transaction: a refusing
    * target is reset and the driver stays stopped for another attempt — unless the target had
-   * completed requests (a retry would repeat them): then the device goes to `failed`.
+   * completed requests (a retry would repeat them): then the device goes to `failed`. Each option
+   * (`target`, `timeoutMs`) is read once; the reinit uses what was checked.
    */
   reinit(snapshot: DeviceSnapshot, options: ReinitOptions = {}): Promise<Map<number, unknown[]>> {
     return this.d.exclusive('reinit', () => {

@@ -19,9 +19,14 @@ import { shown } from '../../util/shown.js';
  * registers (a second would reset the device under the first one's driver, which the per-transport
  * claim of lib/virtio/transport-owner.ts cannot see), and a closed one closed the function too.
  * VFIO refuses a second open of a device in the kernel; the PciFunction interface promises nothing
- * of the kind, so the transport keeps count itself.
+ * of the kind, so the transport keeps count itself. The claim is keyed on the function object and
+ * on the register windows its bar() hands out (each implementation's own objects, the same for
+ * every call): a wrapper of the function — a Proxy, an object whose prototype is the function —
+ * calls the function's own bar() and so reaches the same windows, which are claimed. (A wrapper
+ * that builds new windows of its own around the registers is another way to the device that no
+ * in-process identity can see.)
  */
-const onFunction = new WeakMap<PciFunction, VirtioPciTransport>();
+const onFunction = new WeakMap<object, VirtioPciTransport>();
 
 /**
  * The modern virtio-pci transport (virtio 1.2 §4.1) over any PciFunction (VFIO, the simulator): it
@@ -53,24 +58,30 @@ export class VirtioPciTransport implements VirtioTransport {
    * @param fn the PCI function to drive; its DMA allocator becomes this transport's. Throws
    * UsageError E_INVALID_ARGUMENT when it is not a PciFunction (an address string, null, {}: use
    * openTransport(address), which finds and opens the function), before anything reads it;
-   * E_DEVICE_IN_USE when another VirtioPciTransport is open on it (one transport per function),
-   * and E_CLOSED when one was closed (its close() closed the function), before anything is written.
+   * E_DEVICE_IN_USE when another VirtioPciTransport is open on it (one transport per function; the
+   * same function behind a Proxy or Object.create(fn) is the same function: it reaches the same
+   * register windows), and E_CLOSED when one was closed (its close() closed the function), before
+   * anything is written.
    */
   constructor(
     /** The PCI function the device is on (its config space, BARs, MSI-X and DMA). */
     readonly fn: PciFunction,
   ) {
     checkPciFunction(fn);
-    checkFunctionFree(fn);
+    checkFunctionFree(fn, fn);
     this.address = fn.address;
     this.layout = discoverVirtioPci(fn);
+    // Discovery only reads; the windows it found are claimed before the first write (enableBusMaster).
+    const windows = layoutWindows(this.layout);
+    for (const w of windows) checkFunctionFree(w, fn);
     this.deviceType = this.layout.deviceType;
     this.c = this.layout.common.window;
     this.cb = this.layout.common.offset;
     this.configLength = this.layout.device?.length ?? 0;
     enableBusMaster(fn);
     this.numQueues = this.c.read16(this.cb + CommonCfg.NUM_QUEUES);
-    onFunction.set(fn, this); // only a transport that was made claims the function
+    // Only a transport that was made claims the function (and its windows, reached through any wrapper).
+    for (const key of [fn, ...windows]) onFunction.set(key, this);
   }
 
   get dma(): DmaAllocator {
@@ -312,12 +323,19 @@ export class VirtioPciTransport implements VirtioTransport {
   }
 }
 
+/** The register windows `layout`'s structures lie in (objects a PciFunction's bar() returned), once each. */
+function layoutWindows(layout: VirtioPciLayout): object[] {
+  const regions = [layout.common, layout.notify, layout.isr, layout.device];
+  return [...new Set(regions.flatMap((r) => (r?.window ? [r.window as object] : [])))];
+}
+
 /**
- * Throws UsageError E_DEVICE_IN_USE when an open VirtioPciTransport drives `fn` already, and
- * E_CLOSED when one was closed (closing the function: it reads as no device any more).
+ * Throws UsageError E_DEVICE_IN_USE when an open VirtioPciTransport drives `fn` (or `key`, one of
+ * its register windows) already, and E_CLOSED when one was closed (closing the function: it reads
+ * as no device any more).
  */
-function checkFunctionFree(fn: PciFunction): void {
-  const other = onFunction.get(fn);
+function checkFunctionFree(key: object, fn: PciFunction): void {
+  const other = onFunction.get(key);
   if (!other) return;
   if (other.closed) {
     throw new UsageError('E_CLOSED', `${fn.address}: the PCI function was closed (its VirtioPciTransport's close() closes it)`,
