@@ -5,7 +5,8 @@
 // rejects E_BAD_CHAIN; on the allocators that hand freed memory out again (VFIO's, the vhost-user
 // and vhost-vdpa arenas) the next alloc() gets the same IOVAs and the device writes the read's data
 // into the new owner's region, and the read resolves as if nothing happened. What should happen: a
-// region a pending request uses — in flight or waiting to be — is refused E_DMA_IN_USE, nothing
+// region a pending request uses — in flight or waiting to be (for room, or held back by a stop
+// until reinit) — is refused E_DMA_IN_USE, nothing
 // freed, and the request completes into it as usual.
 
 import t from 'tap';
@@ -60,4 +61,18 @@ t.test('QueueSet: a submit waiting for room holds its segments: free() refused',
     await turns(5);
   }
   t.same(await Promise.all(done), ['ok', 'ok'], 'both requests complete');
+});
+
+t.test('a readDma held back by a stop (it waits for reinit) holds its target: free() refused, the read completes after reinit', async (t) => {
+  const sim = createSimDevice({ type: 'blk', state: { ringState: true } });
+  const blk = await BlkDriver.open(new VirtioPciTransport(sim.fn));
+  t.teardown(() => blk.close());
+  await blk.stop({ mechanism: 'ring-state' });
+  const target = blk.device.dma.alloc(4096);
+  const read = settledCode(blk.readDma(0, 8, target), 5000);
+  await turns(5);
+  t.equal(blk.requests.pending, 1, 'the readDma waits for the device to come back');
+  t.equal(codeOf(() => blk.device.dma.free(target)), 'E_DMA_IN_USE', 'free() of its target is refused');
+  await blk.reinit(blk.snapshot());
+  t.equal(await read, 'ok', 'the readDma completes into its target after reinit');
 });
