@@ -95,6 +95,9 @@ export class BlkDriver extends StatefulDriver {
     this.pool = pool;
     this.limits = limits;
     this.runner = new RequestRunner(rqs, pool, limits, device);
+    // A readDma waiting for a request slot holds its target: free() of it is refused (E_DMA_IN_USE)
+    // while the driver's queues are open (the queue's guard drops the check when it closes).
+    rqs[0]!.vq.guardFree((iova, size) => this.runner.waitingTargetUse(iova, size));
   }
 
   /**
@@ -212,8 +215,9 @@ export class BlkDriver extends StatefulDriver {
    * of this driver's `device.dma` (DmaAllocator.alloc), and the device writes bytes [offset, offset +
    * sectors × 512) of it; nothing is copied (the way a C driver reads). Resolves with that view of
    * `target.bytes`. Keep the region, and do not touch those bytes, until the promise settles: the
-   * device owns them until then (freeing it then lets the device write into whoever gets the
-   * memory next). At most maxTransfer bytes (one request). Rejects E_INVALID_ARGUMENT when the
+   * device owns them until then — from the call on, also while the read waits for a request slot,
+   * for room on the ring or for a stopped device to come back — and `device.dma.free(target)`
+   * meanwhile is refused (DmaError E_DMA_IN_USE, nothing freed). At most maxTransfer bytes (one request). Rejects E_INVALID_ARGUMENT when the
    * range is not whole blocks of the device, longer than maxTransfer, or not inside memory of this
    * driver's allocator still allocated (DmaAllocator.lookup: a region freed is refused, also when
    * its memory was handed out again); E_OUT_OF_RANGE beyond the disk; otherwise as read().

@@ -37,6 +37,8 @@ function memoryGone(p: Planned, which: 'data' | 'target'): UsageError {
 export class RequestRunner {
   /** Set by the driver's close(): later requests are refused. */
   closed = false;
+  /** readDma requests waiting for a slot: the free() guard's view of their targets (waitingTargetUse). */
+  private readonly waitingForSlot = new Set<Planned>();
 
   constructor(
     private readonly rqs: readonly RequestQueue<undefined>[],
@@ -53,9 +55,17 @@ export class RequestRunner {
   async run(planned: readonly Planned[]): Promise<(Uint8Array | undefined)[]> {
     this.checkOpen();
     const done: Promise<Uint8Array | undefined>[] = [];
+    // A readDma waiting for a slot holds its target as much as one on the ring (free() refused).
+    for (const p of planned) if (p.into) this.waitingForSlot.add(p);
     try {
-      for (let next = 0; next < planned.length;) next = this.startGroup(planned, next, await this.pool.takeSome(planned.length - next), done);
+      for (let next = 0; next < planned.length;) {
+        const from = next;
+        next = this.startGroup(planned, next, await this.pool.takeSome(planned.length - next), done);
+        // Started: their RequestQueue (waiting list, ring) holds them now.
+        for (let i = from; i < next; i++) this.waitingForSlot.delete(planned[i]!);
+      }
     } catch (e) {
+      for (const p of planned) this.waitingForSlot.delete(p);
       // The rest never started (a close() while they waited for slots, data detached meanwhile):
       // the requests already on the device are still waited for, and this call rejects with why
       // the rest did not start.
@@ -97,6 +107,20 @@ export class RequestRunner {
       });
     }
     return next;
+  }
+
+  /**
+   * The free() guard's check for readDma targets of requests waiting for a slot: what of
+   * [iova, iova+size) one uses, or undefined (DmaAllocator.guardFree's InUseCheck).
+   */
+  waitingTargetUse(iova: bigint, size: number): string | undefined {
+    if (this.waitingForSlot.size === 0) return undefined;
+    const end = iova + BigInt(size);
+    for (const p of this.waitingForSlot) {
+      const at = p.into!.iova;
+      if (at < end && iova < at + BigInt(p.inBytes)) return `${this.device.address}: a readDma of sector ${p.sector} waiting for a request slot reads into 0x${at.toString(16)}+${p.inBytes} of it`;
+    }
+    return undefined;
   }
 
   /** Throws UsageError E_CLOSED once the driver's close() has begun. */

@@ -539,6 +539,16 @@ export class VirtioDevice {
     // Given up on with fail(): it shows FAILED again after the reset (a status write a reset device takes, §2.1.1).
     if (this.d.phase === 'failed') markFailedStatus(this.d.t);
   }
+  /**
+   * The tokens of queue `index`'s chains a restarted ring forgot (reinit() without restored
+   * indices, recover()) that the reinit or recover under way — or the next attempt after one that
+   * failed — hands back to be made available again; empty when there are none. For the free()
+   * guard of whoever owns the tokens (QueueSet): their buffers are still to be used.
+   */
+  carriedTokens(index: number): readonly unknown[] {
+    return this.d.carried.get(index) ?? [];
+  }
+
   /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
   restartRings(): Map<number, unknown[]> {
     return new Map([...this.d.queues].map(([q, { vq }]) => [q, vq.reset()]));

@@ -17,6 +17,7 @@
 import { VirtioDevice, QUEUE_OPTION_KEYS, type QueueOptions, type ReinitOptions, type StopOptions, type StopPreparation } from './device.js';
 import { DeviceError, UsageError, UvirtioError } from '../errors.js';
 import { RequestQueue, type RequestToken } from './request-queue.js';
+import { requestsUse } from './request.js';
 import type { DeviceSnapshot, Mechanism } from './snapshot/index.js';
 import { Watchdog, type WatchdogStats } from './watchdog.js';
 import { isInstance, shown, thrownMessage } from '../util/shown.js';
@@ -107,6 +108,14 @@ export class QueueSet {
     const rqs = this.queues;
     const vq = this.device.setupQueue<RequestToken<T>>(index, { ...options, onUsed: () => rqs.get(index)?.interrupted() });
     const rq = new RequestQueue<T>(vq);
+    // Chains held back for a repost — receive buffers kept for recover(), chains a restarted ring
+    // forgot that a reinit (or recover) under way or to be retried hands back — still use their
+    // buffers: DmaAllocator.free() of them is refused (E_DMA_IN_USE) while the queue is open.
+    vq.guardFree((iova, size) => {
+      const end = iova + BigInt(size);
+      return requestsUse(this.kept.get(index) ?? [], 0, iova, end, vq.size, `kept for recover() on queue ${index}`)
+        ?? requestsUse(this.device.carriedTokens(index) as Tokens, 0, iova, end, vq.size, `held back on queue ${index} until the device is re-initialised`);
+    });
     this.queues.set(index, rq as RequestQueue<unknown>);
     rq.onBusy = () => this.watchdog.arm(this.device.drains(index));
     rq.onFault = (e) => this.device.markFailed(e);

@@ -22,7 +22,7 @@ import { DeviceError, RequestError, UvirtioError, VirtqueueError } from '../erro
 import type { Segment, Virtqueue } from './queue/types.js';
 import { BusyPoll, type PollBudget } from './busy-poll.js';
 import { HybridPoll } from './hybrid-poll.js';
-import { Request, checkCallback, readRequests, promiseCallback, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
+import { Request, checkCallback, readRequests, promiseCallback, requestsUse, type Completion, type CompletionCallback, type RequestSpec, type RequestToken } from './request.js';
 import { isInstance, thrownMessage } from '../util/shown.js';
 
 export type { Completion, CompletionCallback, RequestSpec, RequestToken } from './request.js';
@@ -85,6 +85,10 @@ export class RequestQueue<T = undefined> {
   ) {
     this.hybrid = new HybridPoll(vq, (max) => this.processUsed(max), () => !this.failure && !this.halted);
     this.poll = new BusyPoll(vq, (max) => this.processUsed(max), () => !this.failure && !this.halted && this.pending > 0);
+    // The requests waiting to be added use their segments' memory as much as those in flight:
+    // DmaAllocator.free() of it is refused (E_DMA_IN_USE) through the virtqueue's guard, which
+    // drops this check when the queue closes. It scans at free() time; submit() pays nothing.
+    vq.guardFree((iova, size) => this.waitingUses(iova, size));
   }
 
   /** Requests added to the ring and not yet returned, plus those waiting for room. */
@@ -305,6 +309,13 @@ export class RequestQueue<T = undefined> {
   revive(): void {
     this.failure = null;
     this.halted = null;
+  }
+
+  /** The free() guard's view of the waiting requests: what of [iova, iova+size) one uses, or undefined. */
+  private waitingUses(iova: bigint, size: number): string | undefined {
+    if (this.waitingCount === 0) return undefined;
+    const where = `waiting to be added to queue ${this.vq.index} (${this.paused ? 'held back while the device is stopped' : 'for room on the ring'})`;
+    return requestsUse(this.waiting, this.waitingHead, iova, iova + BigInt(size), this.vq.size, where);
   }
 
   private rejectWaiting(error: UvirtioError): void {

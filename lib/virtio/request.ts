@@ -166,3 +166,40 @@ export function readRequests<T>(requests: unknown, queue: number, where: string)
   }
 }
 
+
+/**
+ * The first segment of `requests` (from index `from` on) that overlaps the bytes [iova, end), as
+ * `request <seq> <where> uses 0x…+len of it`, or undefined: the free() guard's view of requests
+ * not on a ring (waiting for room, held back by a stop, kept for a repost). Their segment arrays
+ * are the caller's and unchecked until the chain is added, so they are read defensively: never
+ * throws (a getter or Proxy that throws, or a value that is no segment, is passed over), and reads
+ * at most `maxSegments` segments per array (a longer chain is refused E_BAD_CHAIN when added).
+ */
+export function requestsUse<T>(requests: readonly RequestToken<T>[], from: number, iova: bigint, end: bigint, maxSegments: number, where: string): string | undefined {
+  for (let i = from; i < requests.length; i++) {
+    const request = requests[i]!;
+    const hit = segmentsOverlap(request.readable, iova, end, maxSegments) ?? segmentsOverlap(request.writable, iova, end, maxSegments);
+    if (hit !== undefined) return `request ${request.seq} ${where} uses ${hit} of it`;
+  }
+  return undefined;
+}
+
+/** requestsUse's reading of one segment array: `0x…+len` of the first segment overlapping [iova, end), or undefined. */
+function segmentsOverlap(segments: readonly Segment[], iova: bigint, end: bigint, maxSegments: number): string | undefined {
+  try {
+    if (!safeIsArray(segments)) return undefined;
+    const n: unknown = segments.length;
+    if (typeof n !== 'number' || !(n > 0)) return undefined;
+    const count = Math.min(n, maxSegments);
+    for (let k = 0; k < count; k++) {
+      const segment: unknown = segments[k];
+      if (typeof segment !== 'object' || segment === null) continue;
+      const { addr, len } = segment as { addr: unknown; len: unknown };
+      if (typeof addr !== 'bigint' || typeof len !== 'number' || !Number.isInteger(len) || len < 1) continue;
+      if (addr < end && iova < addr + BigInt(len)) return `0x${addr.toString(16)}+${len}`;
+    }
+  } catch {
+    // A segment that cannot be read can never be added either (E_BAD_CHAIN): it uses nothing.
+  }
+  return undefined;
+}

@@ -2,7 +2,7 @@
 // flight (keyed by split head index or packed buffer id), indirect tables, and the broken state.
 // The layouts themselves (split.ts, packed.ts) only deal with their ring memory.
 
-import type { DmaRegion } from '../../mem/dma.js';
+import type { DmaRegion, InUseCheck } from '../../mem/dma.js';
 import { UsageError, VirtqueueError, type ErrorCode } from '../../errors.js';
 import { isInstance, shown, thrownMessage } from '../../util/shown.js';
 import { IndirectPool, type IndirectTable } from './indirect.js';
@@ -10,6 +10,10 @@ import type { Layout, QueueAddresses, QueueFeatures, Segment, VirtqueueOptions, 
 
 const MAX_SEGMENT_LEN = 0xffff_ffff; // le32 len (virtio 1.2 §2.7.5, §2.8.13)
 const MAX_CHAIN_BYTES = 2 ** 32; // virtio 1.2 §2.7.5.2: no chain longer than 2^32 bytes in total
+/** QueueCore.live: a chain in flight. */
+const LIVE = 1;
+/** QueueCore.live: a chain of a broken queue (fail()) the device may still use: its buffers stay held until reset() or close(). */
+const HELD = 2;
 
 export abstract class QueueCore<T> {
   readonly index: number;
@@ -58,8 +62,13 @@ export abstract class QueueCore<T> {
   private readonly unguard: (() => void) | null;
 
   // Chains in flight, by id: token, ring descriptors taken, writable bytes, indirect table.
+  // live[id]: 0 free, LIVE a chain in flight, HELD a chain of a broken queue whose token fail()
+  // returned but whose buffers the device (not reset yet) may still use, until reset() or close().
   private liveCount = 0;
+  private heldCount = 0;
   private readonly live: Uint8Array;
+  /** More users of memory this queue's chains will use (guardFree): consulted by the free() guard while the queue is open. */
+  private readonly moreChecks: InUseCheck[] = [];
   private readonly tokens: (T | undefined)[];
   private readonly descsOf: Uint16Array;
   private readonly writableOf: Float64Array;
@@ -133,13 +142,31 @@ export abstract class QueueCore<T> {
 
   fail(error: VirtqueueError): T[] {
     this.fault ??= error;
-    return this.forgetAll();
+    // The device was not reset: it may still write into the chains' buffers, so they stay held
+    // for the free() guard (usedBy) until reset() or close(); only their tokens go back.
+    const tokens = this.inFlightTokens();
+    for (let id = 0; id < this.size; id++) {
+      if (this.live[id] !== LIVE) continue;
+      this.tokens[id] = undefined;
+      this.live[id] = HELD;
+      this.liveCount--;
+      this.heldCount++;
+    }
+    return tokens;
   }
 
   inFlightTokens(): T[] {
     const tokens: T[] = [];
-    for (let id = 0; id < this.size; id++) if (this.live[id]) tokens.push(this.tokens[id] as T);
+    for (let id = 0; id < this.size; id++) if (this.live[id] === LIVE) tokens.push(this.tokens[id] as T);
     return tokens;
+  }
+
+  guardFree(check: InUseCheck): () => void {
+    this.moreChecks.push(check);
+    return () => {
+      const at = this.moreChecks.indexOf(check);
+      if (at >= 0) this.moreChecks.splice(at, 1);
+    };
   }
 
   reset(): T[] {
@@ -157,6 +184,7 @@ export abstract class QueueCore<T> {
     if (this.closed) return;
     this.unguard?.(); // first: the ring and the tables are freed below
     this.forgetAll();
+    this.moreChecks.length = 0;
     this.indirectPool?.close();
     this.dma.free(this.region);
     this.closed = true;
@@ -166,7 +194,7 @@ export abstract class QueueCore<T> {
   exportState(): VqDriverState {
     const inFlight: VqDriverState['inFlight'] = [];
     for (let id = 0; id < this.size; id++) {
-      if (this.live[id]) inFlight.push({ id, descs: this.descsOf[id]!, writable: this.writableOf[id]! });
+      if (this.live[id] === LIVE) inFlight.push({ id, descs: this.descsOf[id]!, writable: this.writableOf[id]! });
     }
     const hex = (a: bigint): string => `0x${a.toString(16)}`;
     const a = this.addresses;
@@ -287,7 +315,7 @@ export abstract class QueueCore<T> {
   }
 
   protected track(id: number, token: T, descs: number, writable: number, table: IndirectTable | null): void {
-    this.live[id] = 1;
+    this.live[id] = LIVE;
     this.tokens[id] = token;
     this.descsOf[id] = descs;
     this.writableOf[id] = writable;
@@ -297,7 +325,7 @@ export abstract class QueueCore<T> {
   }
 
   protected isLive(id: number): boolean {
-    return id < this.size && this.live[id] === 1;
+    return id < this.size && this.live[id] === LIVE;
   }
 
   protected descsIn(id: number): number {
@@ -317,8 +345,9 @@ export abstract class QueueCore<T> {
       this.tableOf[id] = null;
     }
     this.tokens[id] = undefined;
+    if (this.live[id] === HELD) this.heldCount--;
+    else this.liveCount--;
     this.live[id] = 0;
-    this.liveCount--;
     this.free += this.descsOf[id]!;
     return token;
   }
@@ -359,9 +388,10 @@ export abstract class QueueCore<T> {
 
   /**
    * The free() guard's check (DmaAllocator.guardFree): what of [iova, iova+size) this open queue
-   * still uses — its ring, an indirect table (a slab of the pool, free or in use), or a buffer a
-   * chain in flight points at, directly or through its indirect table (virtio 1.2 §2.7.5.3,
-   * §2.8.7) — or undefined. Bounded by the chains in flight whatever a device wrote: links and
+   * still uses — its ring, an indirect table (a slab of the pool, free or in use), what a check
+   * added with guardFree() names (requests waiting to become chains), or a buffer a chain in
+   * flight (or held by a broken queue, see fail()) points at, directly or through its indirect
+   * table (virtio 1.2 §2.7.5.3, §2.8.7) — or undefined. Bounded by the chains in flight whatever a device wrote: links and
    * counts are the driver's own; only split descriptors' and indirect tables' addr/len are read
    * from shared memory, and a value scribbled there can at worst change the answer.
    */
@@ -372,10 +402,16 @@ export abstract class QueueCore<T> {
     const q = `queue ${this.index}`;
     if (overlaps(this.region.iova, this.region.size)) return `it is the ring itself of ${q}, which is open`;
     if (this.indirectPool?.overlaps(iova, end)) return `it holds an indirect table of ${q}, which is open`;
-    if (this.liveCount === 0) return undefined;
+    // Requests that will become chains (a RequestQueue's waiting ones): their owners' checks.
+    for (const check of this.moreChecks) {
+      const user = check(iova, size);
+      if (user !== undefined) return user;
+    }
+    if (this.liveCount + this.heldCount === 0) return undefined;
     const at = (addr: bigint, len: number): string => `0x${addr.toString(16)}+${len}`;
     for (let id = 0; id < this.size; id++) {
-      if (this.live[id] !== 1) continue;
+      if (this.live[id] === 0) continue;
+      const chain = this.live[id] === HELD ? `chain ${id} of broken ${q} (the device was not reset: it may still use it)` : `chain ${id} in flight on ${q}`;
       const table = this.tableOf[id];
       const descs = this.descsOf[id]!;
       let e = id;
@@ -383,7 +419,7 @@ export abstract class QueueCore<T> {
         const addr = this.entryAddr(e);
         const len = this.entryLen(e);
         if (table === null) {
-          if (overlaps(addr, len)) return `chain ${id} in flight on ${q} uses ${at(addr, len)} of it`;
+          if (overlaps(addr, len)) return `${chain} uses ${at(addr, len)} of it`;
           continue;
         }
         // An indirect chain's one ring descriptor: the table's entries, as many as its length
@@ -393,16 +429,17 @@ export abstract class QueueCore<T> {
         for (let k = 0; k < count; k++) {
           const a = table.view.getBigUint64(16 * k, true);
           const l = table.view.getUint32(16 * k + 8, true);
-          if (overlaps(a, l)) return `chain ${id} in flight on ${q} uses ${at(a, l)} of it (through an indirect table)`;
+          if (overlaps(a, l)) return `${chain} uses ${at(a, l)} of it (through an indirect table)`;
         }
       }
     }
     return undefined;
   }
 
+  /** Forgets every chain, in flight or held by a broken queue; returns the tokens of those in flight. */
   private forgetAll(): T[] {
     const tokens = this.inFlightTokens();
-    for (let id = 0; id < this.size; id++) if (this.live[id]) this.release(id);
+    for (let id = 0; id < this.size; id++) if (this.live[id] !== 0) this.release(id);
     return tokens;
   }
 

@@ -4,7 +4,7 @@
 // each chain carrying a caller token that comes back when the device marks it used. The queue
 // does not own the buffers; it owns the ring memory and, with INDIRECT_DESC, indirect tables.
 
-import type { DmaAllocator } from '../../mem/dma.js';
+import type { DmaAllocator, InUseCheck } from '../../mem/dma.js';
 import type { VirtqueueError } from '../../errors.js';
 import type { SplitRingIndices } from '../../transport/state.js';
 
@@ -153,8 +153,19 @@ export interface Virtqueue<T = unknown> {
    * index; virtio 1.2 §2.7.7 / §2.8.10). Advisory: the device may still notify.
    */
   disableInterrupts(): void;
-  /** Marks the queue broken (e.g. the transport failed) and returns the tokens of every chain in flight. */
+  /**
+   * Marks the queue broken (e.g. the transport failed, the device broke the ring) and returns the
+   * tokens of every chain in flight. The device has not been reset, so their buffers stay held for
+   * DmaAllocator.free() (refused E_DMA_IN_USE) until reset() or close().
+   */
   fail(error: VirtqueueError): T[];
+  /**
+   * Adds a check to this queue's free() guard (DmaAllocator.guardFree) for memory its chains will
+   * use — a RequestQueue's requests waiting to be added — consulted while the queue is open;
+   * returns the function that removes it. The check answers as an {@link InUseCheck}: a clause
+   * naming the user, or undefined; it must not throw and must finish in bounded time.
+   */
+  guardFree(check: InUseCheck): () => void;
   /**
    * Whether the device has marked a chain used that popUsed() has not taken yet. Reads device
    * memory once and changes nothing (a reinit checks that a device it gave up on did no work).
