@@ -13,11 +13,10 @@ import { NetDriver } from '../../drivers/net/index.js';
 import { ConsoleDriver } from '../../drivers/console/index.js';
 import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { VirtioDevice } from '../../lib/virtio/device.js';
-import { QueueSet } from '../../lib/virtio/queue-set.js';
 import { Status } from '../../lib/spec/index.js';
 import { openTransport } from '../../lib/open.js';
 import { settledCode } from '../support/codes.js';
+import { heldRequest } from '../support/held-request.js';
 
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
@@ -91,18 +90,10 @@ t.test('console: end() with a write in flight when the device is failed settles'
 });
 
 t.test('a raw QueueSet request in flight when the device is failed rejects E_DEVICE_FAILED', async (t) => {
-  const sim = createSimDevice({ type: 'blk', completion: 'manual' });
-  const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), {});
-  const queues = new QueueSet(dev);
-  t.teardown(() => queues.close());
-  const rq = queues.add(0, { size: 16 });
-  await dev.driverOk();
-  const b = dev.dma.alloc(4096);
-  new DataView(b.bytes.buffer, b.bytes.byteOffset).setUint32(0, 4 /* FLUSH */, true);
-  const p = settledCode(rq.submit([{ addr: b.iova, len: 16 }], [{ addr: b.iova + 16n, len: 1 }]), 3000);
-  for (let i = 0; i < 50 && sim.held < 1; i++) await turns(1);
+  const { sim, dev, settled } = await heldRequest(t);
+  t.equal(sim.held, 1, 'the device holds the request');
   dev.fail();
-  t.equal(await p, 'E_DEVICE_FAILED', 'the request settles with E_DEVICE_FAILED');
+  t.equal(await settled, 'E_DEVICE_FAILED', 'the request settles with E_DEVICE_FAILED');
 });
 
 t.test('blk: reads held by a stop (in flight, and waiting for the resume) when the device is failed settle', async (t) => {

@@ -5,27 +5,14 @@
 // used it, free() works again.
 
 import t from 'tap';
-import { createSimDevice } from '../../lib/sim/index.js';
-import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
-import { VirtioDevice } from '../../lib/virtio/device.js';
-import { QueueSet } from '../../lib/virtio/queue-set.js';
-import { BlkReq } from '../../lib/spec/index.js';
-import { codeOfAsync, settledCode } from '../support/codes.js';
+import { codeOfAsync } from '../support/codes.js';
+import { heldRequest } from '../support/held-request.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 for (const layout of ['split', 'packed'] as const) {
   t.test(`${layout}: a buffer kept for recover() cannot be freed until the reposted request is used`, async (t) => {
-    const sim = createSimDevice({ type: 'blk', completion: 'manual' });
-    const dev = await VirtioDevice.open(new VirtioPciTransport(sim.fn), { features: { layout } });
-    const queues = new QueueSet(dev);
-    t.teardown(() => queues.close());
-    const rq = queues.add(0, { size: 16, drains: false });
-    await dev.driverOk();
-    const b = dev.dma.alloc(4096);
-    new DataView(b.bytes.buffer, b.bytes.byteOffset).setUint32(0, BlkReq.IN, true);
-    const read = settledCode(rq.submit([{ addr: b.iova, len: 16 }], [{ addr: b.iova + 16n, len: 512 }, { addr: b.iova + 528n, len: 1 }]), 10_000);
-    for (let i = 0; i < 50 && sim.held < 1; i++) await turn();
+    const { sim, dev, queues, buffer: b, settled: read } = await heldRequest(t, { layout, queue: { drains: false }, read: true });
     t.equal(sim.held, 1, 'the device holds the request');
 
     sim.injectFault({ kind: 'needs-reset' });
