@@ -18,10 +18,17 @@ import { setTimeout, clearTimeout } from 'node:timers';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requireAll = process.env.UVIRTIO_REQUIRE_ALL === '1';
 
-/** Each tier: its folder, what it needs from the system, and its per-file timeout (seconds). */
+/**
+ * Each tier: its folder, what it needs from the system, its per-file timeout (seconds), and the
+ * groups of its files that run side by side (every other file runs alone, one after the other).
+ *
+ * Side by side only for files that mostly wait (on timers, on the device's deadlines) and own no
+ * shared resource: the two fault-fuzzer halves each use about half a core (measured on this
+ * 2-core machine: 97 s each one after the other, 103 s for both side by side).
+ */
 const TIERS = [
   { name: 'unit', needs: [], timeout: 120 },
-  { name: 'sim', needs: [], timeout: 600 },
+  { name: 'sim', needs: [], timeout: 600, sideBySide: [['fuzz-a.test.js', 'fuzz-b.test.js']] },
   { name: 'vhost-user', needs: [{ cmd: 'qemu-storage-daemon', pkg: 'qemu-system-common' }], timeout: 300 },
   { name: 'vm', needs: [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }], timeout: 1200 },
 ];
@@ -125,8 +132,8 @@ function failureCollector() {
   };
 }
 
-/** The file running now (its process group), so a Ctrl-C or kill of the runner ends it too. */
-let current = null;
+/** The files running now (their process groups), so a Ctrl-C or kill of the runner ends them too. */
+const running = new Set();
 
 /** Sends `signal` to the file's whole process group (it and every process it started); quiet when gone. */
 function signalGroup(child, signal) {
@@ -139,12 +146,16 @@ function signalGroup(child, signal) {
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
-    if (current) signalGroup(current, 'SIGKILL');
+    for (const child of running) signalGroup(child, 'SIGKILL');
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
 }
 
-function runFile(file, timeoutSec) {
+/**
+ * Runs one test file. Its TAP output is echoed (indented) as it comes, or, with `buffered` (files
+ * running side by side), all at once when it ends so that two files' lines never interleave.
+ */
+function runFile(file, timeoutSec, buffered = false) {
   return new Promise((resolve) => {
     const started = Date.now();
     // Its own process group: a file that signals its group (process.kill(0, …)) cannot take the
@@ -155,14 +166,17 @@ function runFile(file, timeoutSec) {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FORCE_COLOR: '0', TAP_TIMEOUT: String(timeoutSec) },
     });
-    current = child;
+    running.add(child);
     let tail = '';
+    let echo = '';
     const failures = failureCollector();
     let killedBy = null;
     let exited = null; // { code, signal } once the file's process has exited
     let pipesHeld = false;
     child.stdout.on('data', (chunk) => {
-      process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '    '));
+      const indented = chunk.toString().replace(/^(?=.)/gm, '    ');
+      if (buffered) echo += indented;
+      else process.stdout.write(indented);
       tail = (tail + chunk.toString()).slice(-4000);
       failures.push(chunk.toString());
     });
@@ -189,7 +203,8 @@ function runFile(file, timeoutSec) {
       if (settled || exited === null) return;
       settled = true;
       clearTimeout(pipeTimer);
-      current = null;
+      running.delete(child);
+      if (echo !== '') process.stdout.write(echo);
       signalGroup(child, 'SIGKILL'); // what the file started and left in its group ends with it
       const { code, signal } = exited;
       const seconds = (Date.now() - started) / 1000;
@@ -207,15 +222,27 @@ function runFile(file, timeoutSec) {
   });
 }
 
-/** Runs the files in turn; resolves with the summed counts and each failed file's name. */
-async function runFiles(files, timeoutSec) {
+/**
+ * Runs the files in turn, each group of `sideBySide` (base names) together at the place of its
+ * first file; resolves with the summed counts and each failed file's name.
+ */
+async function runFiles(files, timeoutSec, sideBySide = []) {
   const sum = { pass: 0, fail: 0, skip: 0, failedFiles: [] };
-  for (const file of files) {
-    const r = await runFile(file, timeoutSec);
+  const add = (r) => {
     sum.pass += r.pass;
     sum.fail += r.fail;
     sum.skip += r.skip;
-    if (r.fail > 0) sum.failedFiles.push({ file, failures: r.failures });
+    if (r.fail > 0) sum.failedFiles.push({ file: r.file, failures: r.failures });
+  };
+  const done = new Set();
+  for (const file of files) {
+    if (done.has(file)) continue;
+    const group = sideBySide.find((g) => g.some((name) => file.endsWith(`/${name}`)));
+    const together = group ? files.filter((f) => group.some((name) => f.endsWith(`/${name}`))) : [file];
+    for (const f of together) done.add(f);
+    if (together.length > 1) console.log(`# side by side: ${together.join(', ')}`);
+    const results = await Promise.all(together.map((f) => runFile(f, timeoutSec, together.length > 1)));
+    for (const r of results) add(r);
   }
   return sum;
 }
@@ -248,7 +275,7 @@ async function main() {
     }
     console.log(`\n=== tier ${tier.name}: ${files.length} file(s)`);
     const started = Date.now();
-    const r = await runFiles(files, tier.timeout);
+    const r = await runFiles(files, tier.timeout, tier.sideBySide);
     totals.passed += r.pass;
     totals.failed += r.fail;
     totals.skipped += r.skip;

@@ -3,7 +3,8 @@
 // catalogue. Properties: no crash, no hang, every request settles exactly once, data is never stale
 // or corrupt, nothing is done twice, and every error carries the code its fault class names.
 // Two halves (fuzz-a, fuzz-b: 5,000 runs each from their own seeds) keep each file within the
-// tier's per-file timeout. UVIRTIO_FUZZ_RUNS and UVIRTIO_FUZZ_SEED override the count and seed.
+// tier's per-file timeout; `npm test` runs them side by side (each mostly waits on its deadlines,
+// scripts/run-tests.mjs). UVIRTIO_FUZZ_RUNS and UVIRTIO_FUZZ_SEED override the count and seed.
 
 import t from 'tap';
 import { fuzz } from './property.js';

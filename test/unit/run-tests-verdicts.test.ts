@@ -129,3 +129,40 @@ t.test("a failed file: the summary at the end repeats its failed assertions with
   t.notMatch(summary, /fine|outer/, 'passed assertions are not repeated');
   t.match(out, /^1 passed, 1 failed, 0 skipped$|^2 passed, 1 failed, 0 skipped$/m, 'the counts line is still last');
 });
+
+// The sim tier runs the two fault-fuzzer halves side by side (each mostly waits on its deadlines).
+// Two files of one group must really run together, both be counted, and their output must not
+// interleave; a failure in one must still fail the run.
+t.test('files of a side-by-side group run together, are each counted, and their output stays whole', async (t) => {
+  /** A file that says it started, then waits (at most 20 s) until its partner said so too. */
+  const file = (me: string, partner: string, pass: boolean): string => [
+    "import t from 'tap';",
+    "import { writeFileSync, existsSync } from 'node:fs';",
+    "import { join } from 'node:path';",
+    `t.test('${me}', async (t) => {`,
+    `  writeFileSync(join(process.cwd(), '${me}.started'), '');`,
+    '  const until = Date.now() + 20_000;',
+    `  while (!existsSync(join(process.cwd(), '${partner}.started')) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));`,
+    `  for (let i = 0; i < 50; i++) { console.log('# ${me} line ' + i); await new Promise((r) => setImmediate(r)); }`,
+    `  t.ok(existsSync(join(process.cwd(), '${partner}.started')), '${me}: ${partner} ran at the same time');`,
+    `  t.ok(${pass}, '${me} verdict');`,
+    '});',
+  ].join('\n');
+  const dir = project(t, file('x', 'y', true), (s) => s.replace("{ name: 'unit', needs: [], timeout: 120 }", "{ name: 'unit', needs: [], timeout: 120, sideBySide: [['x.test.js', 'y.test.js']] }"));
+  writeFileSync(join(dir, 'dist', 'test', 'unit', 'y.test.js'), file('y', 'x', false));
+  writeFileSync(join(dir, 'dist', 'test', 'unit', 'z.test.js'), "import t from 'tap';\nt.pass('alone');\n");
+  const { out, hung } = await runner(dir, 60_000);
+  t.notOk(hung, 'the runner ends');
+  t.match(out, /^# side by side: dist\/test\/unit\/x\.test\.js, dist\/test\/unit\/y\.test\.js$/m, 'the runner says which files run together');
+  for (const me of ['x', 'y']) {
+    const lines = out.split('\n').filter((l) => / # [xy] line \d+$/.test(l));
+    const mine = lines.map((l, i) => (l.includes(`# ${me} line`) ? i : -1)).filter((i) => i >= 0);
+    t.equal(mine.length, 50, `${me}: all of its output is echoed`);
+    t.equal(mine.at(-1)! - mine[0]!, 49, `${me}: its lines come in one block, not interleaved with its partner's`);
+  }
+  t.match(out, /^ok - dist\/test\/unit\/x\.test\.js/m, 'x passed (its partner started while it waited)');
+  t.match(out, /^not ok - dist\/test\/unit\/y\.test\.js/m, 'y failed by its own assertion');
+  t.match(out, /^ {2}failed: dist\/test\/unit\/y\.test\.js$/m, 'the summary names the failed file of the group');
+  t.match(out, /^ok - dist\/test\/unit\/z\.test\.js/m, 'the file outside the group ran too');
+  t.match(out, /^4 passed, 1 failed, 0 skipped$/m, 'every file is counted once: x 2, y 1 of 2, z 1');
+});
