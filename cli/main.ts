@@ -2,6 +2,7 @@
 // statuses: exit.ts (EXIT, EXIT_HELP — also in --help and the README). Signals: signals.ts. Every
 // wait is bounded and named: wait.ts.
 
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerCheck } from './commands/check.js';
 import { registerHostCommands } from './commands/host.js';
@@ -15,7 +16,11 @@ import { BOUNDS } from './wait.js';
 
 installSignalHandlers(); // bin/uvirtio.js installs them earlier still; this covers other entry points
 
+/** This package's version, from its package.json (dist/cli/main.js → ../../package.json). */
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('uvirtio')
+  .version(version, '-V, --version', 'print the uvirtio version and exit')
   .description('User-space virtio drivers: inspect devices, and rehearse stop / save state / reinit migrations.')
   .option('--debug', 'print stack traces with errors')
   .option('--timeout <ms>', `bound on each wait for the device: a stop, a reinit, traffic making no progress, a drain, a verification (a session agent's answer gets ${BOUNDS.MARGIN_MS} ms more)`,

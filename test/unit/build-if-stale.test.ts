@@ -1,0 +1,70 @@
+// scripts/build-if-stale.mjs (prepare, pretest): skips tsc only when dist/ is up to date. Each case
+// runs a copy of the script in a temporary project of two sources; a wrong "up to date" would run
+// the tests (or `npx uvirtio`) on old or missing JavaScript, so every way of being stale is tried.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = process.cwd();
+t.setTimeout(120_000);
+
+function project(t: { teardown(fn: () => unknown): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'uvirtio-build-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'scripts'));
+  mkdirSync(join(dir, 'src'));
+  copyFileSync(join(root, 'scripts', 'build-if-stale.mjs'), join(dir, 'scripts', 'build-if-stale.mjs'));
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', target: 'ES2022', strict: true, outDir: 'dist', rootDir: '.', types: [] }, include: ['src/**/*.ts'] }));
+  writeFileSync(join(dir, 'src', 'a.ts'), 'export const a: number = 1;\n');
+  writeFileSync(join(dir, 'src', 'b.ts'), "import { a } from './a.js';\nexport const b = a + 1;\n");
+  // Inputs dated well before any build, so that touch() below is a later edit without a sleep.
+  for (const f of ['package.json', 'tsconfig.json', 'src/a.ts', 'src/b.ts']) utimesSync(join(dir, f), Date.now() / 1000 - 1000, Date.now() / 1000 - 1000);
+  return dir;
+}
+
+/** Runs the script; its first line of output and exit status. */
+function build(dir: string, ...args: string[]): { line: string; status: number | null } {
+  const r = spawnSync(process.execPath, [join(dir, 'scripts', 'build-if-stale.mjs'), ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return { line: (r.stdout.split('\n')[0] ?? '').trim(), status: r.status };
+}
+
+/** An edit after the last build (which started at least the build's duration ago). */
+const touch = (file: string): void => utimesSync(file, Date.now() / 1000, Date.now() / 1000);
+
+t.test('first build, then up to date, and --always builds anyway', async (t) => {
+  const dir = project(t);
+  t.match(build(dir), { line: /^build: no successful build recorded .*building/, status: 0 });
+  t.ok(existsSync(join(dir, 'dist', 'src', 'b.js')), 'built');
+  t.match(build(dir), { line: /^build: dist\/ is up to date/, status: 0 });
+  t.match(build(dir, '--always'), { line: /^build: asked to \(--always\); building/, status: 0 });
+});
+
+t.test('an edited source, a changed lock file, a deleted output: each rebuilds', async (t) => {
+  const dir = project(t);
+  build(dir);
+  touch(join(dir, 'src', 'a.ts'));
+  t.match(build(dir), { line: /^build: src\/a\.ts changed since the last build; building/, status: 0 });
+  // tsconfig.json, package.json and package-lock.json go through the same check: one of them here.
+  writeFileSync(join(dir, 'package-lock.json'), '{}\n');
+  t.match(build(dir), { line: /^build: package-lock\.json changed since the last build; building/, status: 0 });
+  rmSync(join(dir, 'dist', 'src', 'b.js'));
+  t.match(build(dir), { line: /^build: dist\/src\/b\.js is missing; building/, status: 0 });
+  t.ok(existsSync(join(dir, 'dist', 'src', 'b.js')), 'the deleted output is back (tsc --incremental would not emit it)');
+  t.match(build(dir), { line: /^build: dist\/ is up to date/ });
+});
+
+t.test('a build that fails (tsc emits anyway) is not taken for up to date', async (t) => {
+  const dir = project(t);
+  build(dir);
+  writeFileSync(join(dir, 'src', 'a.ts'), "export const a: number = 'not a number';\n");
+  touch(join(dir, 'src', 'a.ts'));
+  const failed = build(dir);
+  t.not(failed.status, 0, 'the type error fails the build');
+  t.ok(existsSync(join(dir, 'dist', 'src', 'a.js')), 'tsc still wrote its output');
+  t.match(build(dir), { line: /^build: no successful build recorded .*building/ }, 'the next run builds again (and fails again), it does not skip');
+  t.not(build(dir).status, 0);
+});
