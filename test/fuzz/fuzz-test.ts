@@ -18,7 +18,7 @@ t.test(`fault fuzzer: ${runs} runs from seed ${seed}`, async (t) => {
   const started = Date.now();
   const stats = await fuzz(runs, seed);
   t.equal(stats.runs, runs, `${runs} runs, each within its deadline, every property held`);
-  t.comment(`fuzz: ${stats.requests} requests, ${stats.rejected} rejected, worst settle after a detected failure ${stats.worstSettleMs.toFixed(1)} ms, longest pending ${stats.longestPendingMs.toFixed(0)} ms, missed interrupts made up ${stats.missedInterrupts}, slowest run ${stats.slowestRunMs.toFixed(0)} ms, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(`fuzz: ${stats.requests} requests, ${stats.rejected} rejected, worst settle after a detected failure ${stats.worstSettleMs.toFixed(1)} ms, longest pending ${stats.longestPendingMs.toFixed(0)} ms, missed interrupts made up ${stats.missedInterrupts}, short-bound timeouts of a busy machine ${stats.shortBoundTimeouts}, slowest run ${stats.slowestRunMs.toFixed(0)} ms, ${((Date.now() - started) / 1000).toFixed(1)} s`);
   t.comment(`fuzz: request codes ${JSON.stringify(stats.codes)}`);
   t.comment(`fuzz: operation codes ${JSON.stringify(stats.operations)}`);
   t.comment(`fuzz: faults ${JSON.stringify(stats.faults)}`);

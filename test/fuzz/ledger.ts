@@ -28,6 +28,8 @@ export class Ledger {
   readonly codes = new Map<string, number>();
   /** Operations (stop, snapshot, reinit, resume, recover) that failed, by code. */
   readonly operationCodes = new Map<string, number>();
+  /** Timeouts of the short bounds that no injected fault explains (a busy machine; run.ts expectCode). */
+  shortBoundTimeouts = 0;
   private readonly pending = new Map<number, string>();
   private nextId = 0;
   private failure: unknown = null;

@@ -29,13 +29,15 @@ export interface FuzzStats {
   /** Longest a request stayed pending, issue to settle, over all runs (ms). */
   longestPendingMs: number;
   missedInterrupts: number;
+  /** Stops, resets and watchdogs that reached the 30 ms short bound with no fault to explain it (a busy machine). */
+  shortBoundTimeouts: number;
   slowestRunMs: number;
   /** Net frames that came back intact but with a stale used length (split ring, a skipped used slot: net-run.ts). */
   staleLengthFrames: number;
 }
 
 export function newStats(): FuzzStats {
-  return { runs: 0, requests: 0, rejected: 0, codes: {}, operations: {}, faults: {}, worstSettleMs: 0, longestPendingMs: 0, missedInterrupts: 0, slowestRunMs: 0, staleLengthFrames: 0 };
+  return { runs: 0, requests: 0, rejected: 0, codes: {}, operations: {}, faults: {}, worstSettleMs: 0, longestPendingMs: 0, missedInterrupts: 0, shortBoundTimeouts: 0, slowestRunMs: 0, staleLengthFrames: 0 };
 }
 
 /**
@@ -129,6 +131,7 @@ export async function runOnce(input: { config: Config; steps: Step[]; seed: numb
   stats.worstSettleMs = Math.max(stats.worstSettleMs, run.ledger.worstSettleMs);
   stats.longestPendingMs = Math.max(stats.longestPendingMs, run.ledger.longestPendingMs);
   stats.missedInterrupts += run.missedInterrupts;
+  stats.shortBoundTimeouts += run.ledger.shortBoundTimeouts;
   if (run instanceof NetRun) stats.staleLengthFrames += run.staleLengthFrames;
   stats.slowestRunMs = Math.max(stats.slowestRunMs, performance.now() - started);
 }

@@ -233,6 +233,8 @@ export class QueueEngine {
       this.serving = false;
     }
     if (n > 0) this.interruptIfWanted(queue);
+    // Set.prototype.clear allocates a new table in V8: only when a model woke something (net).
+    if (this.woken.size === 0) return n;
     const woken = [...this.woken];
     this.woken.clear();
     // A model may also wake a request queue (net: pairs enabled by VQ_PAIRS_SET): process it soon.
