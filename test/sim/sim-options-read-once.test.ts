@@ -10,7 +10,7 @@
 import t, { type Test } from 'tap';
 import { BlkDriver } from '../../drivers/blk/index.js';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
-import { createSimDevice, decodeDeviceState, encodeDeviceState } from '../../lib/sim/index.js';
+import { SimPciFunction, createSimDevice, decodeDeviceState, encodeDeviceState } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { codeOf, settledCode } from '../support/codes.js';
 
@@ -158,4 +158,19 @@ t.test('decodeDeviceState reads its limits once', async (t) => {
   t.equal(decodeDeviceState(blob, limits.value).length, 2, 'both held requests decoded');
   readOnce(t, 'limits', given, limits.reads);
   t.equal(codeOf(() => decodeDeviceState(blob, { queueCount: 1, queueMaxsize: 256 } as never)), 'E_INVALID_ARGUMENT', 'a misspelt limit is refused');
+});
+
+t.test('SimPciFunction reads its options once', async (t) => {
+  const sim = createSimDevice({ type: 'rng' });
+  t.teardown(() => sim.fn.close());
+  const dma = new HeapDmaAllocator();
+  t.teardown(() => dma.close());
+  const given = {
+    address: 'sim:rng', model: sim.fn.device.model, dma, ownsDma: false, queueMaxSize: 64, transportFeatures: 0n, completion: 'immediate' as const,
+    stopMode: 'drain' as const, msixVectors: 2, classCode: 0xff0000, commonCfgLength: 0x44,
+  };
+  const o = counted(given);
+  const fn = new SimPciFunction(o.value);
+  t.teardown(() => fn.close());
+  readOnce(t, 'SimPciFunction options', given, o.reads);
 });
