@@ -6,6 +6,7 @@
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../spec/index.js';
 import { UsageError } from '../errors.js';
+import { safeIsArray, shown } from '../util/shown.js';
 import { checkValue, choice, int, optionsObject, type OptionKeys, type OptionSchema } from '../util/options.js';
 import { MAX_MSIX_VECTORS } from './pci/config.js';
 import { SimPciFunction } from './pci/function.js';
@@ -84,7 +85,7 @@ export interface SimDevice {
   readonly held: number;
   /** Counters since the device was made: notifications, interrupts, completions per queue (live, not a copy). */
   readonly stats: SimStats;
-  /** Makes the device misbehave: now, on its next used elements, or until clearFaults() (faults.ts). */
+  /** Makes the device misbehave: now, on its next used elements, or until clearFaults() (faults.ts). Each field of `fault` is read once. */
   injectFault(fault: SimFault): void;
   /** Back to normal: pending faults dropped, a stuck reset completes, a held-back STOP / SUSPEND shows. */
   clearFaults(): void;
@@ -174,10 +175,7 @@ export function buildFunction(
     | (deviceState ? bit(Feature.DEVICE_STATE) : 0n)
     | (state.suspend ? bit(Feature.SUSPEND) : 0n);
   const msixVectors = checkValue(int(1, MAX_MSIX_VECTORS), options.msixVectors ?? model.queueCount + 1, 'msixVectors');
-  const completion = options.completion ?? 'immediate';
-  if (typeof completion === 'object' && !(completion.latencyMs >= 0)) {
-    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be ≥ 0, got ${completion.latencyMs}`);
-  }
+  const completion = simCompletion(options.completion);
   return new SimPciFunction({
     address: `sim:${type.name}`, model, dma, ownsDma: options.dma === undefined, queueMaxSize, transportFeatures, completion,
     stopMode: mode, msixVectors, classCode: type.classCode,
@@ -185,6 +183,25 @@ export function buildFunction(
     // DEVICE_STATE; without it COMMON_CFG_LEN, the state registers included, as the device always had.
     commonCfgLength: deviceState ? COMMON_CFG_EXT_LEN : COMMON_CFG_LEN,
   });
+}
+
+/**
+ * The completion option as the device keeps it: 'immediate' (default), 'manual', or a copy of
+ * { latencyMs } read once (the device reads it on every request: a getter could change it later).
+ * Throws E_INVALID_ARGUMENT (UsageError) for anything else, a latency that is not a finite number
+ * ≥ 0 and a key { latencyMs } does not have.
+ */
+function simCompletion(given: Completion | undefined): Completion {
+  if (given === undefined || given === 'immediate' || given === 'manual') return given ?? 'immediate';
+  if (typeof given !== 'object' || given === null || safeIsArray(given)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `createSimDevice completion must be 'immediate', 'manual' or { latencyMs }, got ${shown(given)}`,
+      'leave it out for immediate completion');
+  }
+  const { latencyMs } = optionsObject(given, 'createSimDevice completion', { latencyMs: true });
+  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
+    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be a finite number ≥ 0, got ${shown(latencyMs)}`);
+  }
+  return { latencyMs };
 }
 
 /** The controls every handle has, over the function's virtio device; a device type extends it. */

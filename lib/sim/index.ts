@@ -18,7 +18,7 @@ import { HeapDmaAllocator } from '../mem/dma.js';
 import { UsageError } from '../errors.js';
 import { QUEUE_SIZE, SIM_COMMON_OPTION_KEYS, buildFunction, type SimCommonOptions, type SimDevice, type SimModelType } from './common.js';
 import { SIM_MODELS, isSimDeviceType, type SimDeviceOf, type SimOptions } from './models/index.js';
-import { checkValue, onlyKnownKeys } from '../util/options.js';
+import { checkValue, optionsObject, type OptionKeys } from '../util/options.js';
 import { safeIsArray, shown } from '../util/shown.js';
 
 export type { Completion, SimStats, StopMode } from './virtio/types.js';
@@ -42,7 +42,8 @@ export * from './models/index.js';
  * controls. Throws E_INVALID_ARGUMENT (UsageError) for an unknown type, a key the type's options
  * do not have (at the top level or in `offer`, `state` and the type's own nested options; the
  * closest spelling is the hint) or options that do not fit (queueMaxSize not a power of two from
- * 2 to 32768, blkSize, mode, …).
+ * 2 to 32768, blkSize, mode, a completion other than 'immediate', 'manual' or { latencyMs ≥ 0 },
+ * …). Each option, nested ones included, is read once: the checks and the device use that value.
  */
 export function createSimDevice<O extends SimOptions>(options: O): SimDeviceOf<(typeof SIM_MODELS)[O['type']]> {
   if (typeof options !== 'object' || options === null || safeIsArray(options)) {
@@ -54,9 +55,12 @@ export function createSimDevice<O extends SimOptions>(options: O): SimDeviceOf<(
     throw new UsageError('E_INVALID_ARGUMENT', `unknown device type ${name}`, `use ${Object.keys(SIM_MODELS).map((n) => `'${n}'`).join(', ')}`);
   }
   const type = SIM_MODELS[name] as unknown as SimModelType<SimCommonOptions & { type: string }, SimDevice>;
-  onlyKnownKeys(options, ['type', ...Object.keys(SIM_COMMON_OPTION_KEYS), ...Object.keys(type.optionKeys)], `createSimDevice options (type '${name}')`);
-  const queueMaxSize = checkValue(QUEUE_SIZE, options.queueMaxSize ?? 256, 'queueMaxSize');
-  const { model, handle } = type.create(options, queueMaxSize);
-  const dma = options.dma ?? new HeapDmaAllocator();
-  return handle(buildFunction(type, options, model, dma, queueMaxSize)) as SimDeviceOf<(typeof SIM_MODELS)[O['type']]>;
+  // Read once, into a plain copy (`type` was read above): every check and the device use the copy,
+  // so a getter or a Proxy cannot answer the check one value and the device another.
+  const known: OptionKeys<SimCommonOptions & { type: string }> = { type: true, ...SIM_COMMON_OPTION_KEYS, ...type.optionKeys };
+  const copy = optionsObject(options as SimCommonOptions & { type: string }, `createSimDevice options (type '${name}')`, known, { type: given });
+  const queueMaxSize = checkValue(QUEUE_SIZE, copy.queueMaxSize ?? 256, 'queueMaxSize');
+  const { model, handle } = type.create(copy, queueMaxSize);
+  const dma = copy.dma ?? new HeapDmaAllocator();
+  return handle(buildFunction(type, copy, model, dma, queueMaxSize)) as SimDeviceOf<(typeof SIM_MODELS)[O['type']]>;
 }

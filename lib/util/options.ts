@@ -141,9 +141,11 @@ export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
  * `known` anywhere `value`'s own reads can see it (own or inherited short of Object.prototype,
  * enumerable or not: onlyKnownKeys), one naming the key and listing the known ones, the closest
  * known spelling as the hint. Symbol keys are not options and are ignored. A Proxy whose traps
- * throw surfaces the caller's own error.
+ * throw surfaces the caller's own error. `read`: keys the caller had to read from `value` before
+ * (a discriminator that says which keys are known, as createSimDevice's `type`), with the values
+ * it read and checked — the copy takes those, and `value` is not read for them again.
  */
-export function optionsObject<T extends object>(value: T | undefined, what: string, known: OptionKeys<T>): T {
+export function optionsObject<T extends object>(value: T | undefined, what: string, known: OptionKeys<T>, read: Partial<T> = {}): T {
   if (value === undefined) return {} as T;
   if (typeof value !== 'object' || value === null || safeIsArray(value)) {
     throw new UsageError('E_INVALID_ARGUMENT', `${what} must be an object, got ${shown(value)}`,
@@ -153,7 +155,8 @@ export function optionsObject<T extends object>(value: T | undefined, what: stri
   onlyKnownKeys(value, keys, what);
   const copy: Record<string, unknown> = {};
   for (const key of keys) {
-    const v: unknown = (value as Record<string, unknown>)[key]; // read once: the call uses this copy
+    // read once: the call uses this copy
+    const v: unknown = Object.hasOwn(read, key) ? (read as Record<string, unknown>)[key] : (value as Record<string, unknown>)[key];
     if (v !== undefined) copy[key] = v;
   }
   return copy as T;

@@ -5,7 +5,8 @@
 
 import { DeviceType } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
-import { checkValue, flag, int, optionsObject, type OptionValues } from '../../util/options.js';
+import { checkValue, flag, int, optionsObject, type OptionKeys, type OptionValues } from '../../util/options.js';
+import { safeIsArray, shown } from '../../util/shown.js';
 import { SimDeviceHandle, type SimCommonOptions, type SimDevice, type SimModelType } from '../common.js';
 import type { SimPciFunction } from '../pci/function.js';
 import { ConsoleModel } from './console-model.js';
@@ -59,7 +60,7 @@ export interface SimConsoleDevice extends SimDevice {
   readonly portIds: readonly number[];
   /** max_nr_ports (1 without MULTIPORT). */
   readonly maxPorts: number;
-  /** Adds a port (DEVICE_ADD to a ready driver). Throws E_INVALID_ARGUMENT for a number taken or not below max_nr_ports. */
+  /** Adds a port (DEVICE_ADD to a ready driver). Throws E_INVALID_ARGUMENT for a number taken or not below max_nr_ports, and for a spec that is not an object or has a key ConsolePortSpec does not have; each field is read once. */
   addPort(spec?: ConsolePortSpec): SimConsolePort;
   /** Removes a port (DEVICE_REMOVE to a ready driver); false when there is none. */
   removePort(id: number): boolean;
@@ -108,10 +109,21 @@ export const console: SimModelType<SimConsoleOptions, SimConsoleDevice> = {
   },
 };
 
+/** ConsolePortSpec's keys: any other is refused (lib/util/options.ts optionsObject). */
+const PORT_SPEC_KEYS: OptionKeys<ConsolePortSpec> = { id: true, name: true, console: true, hostOpen: true, loopback: true };
+
+/**
+ * The ports option as port specs, each a copy read once (the checks here and the model's read the
+ * same values). Throws E_INVALID_ARGUMENT for a count out of range, something neither a count nor
+ * an array, a spec with a key ConsolePortSpec does not have, and a port other than 0 without MULTIPORT.
+ */
 function portSpecs(ports: number | readonly ConsolePortSpec[], multiport: boolean, maxPorts: number): readonly ConsolePortSpec[] {
+  if (typeof ports !== 'number' && !safeIsArray(ports)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `ports must be a number of ports or an array of port specs, got ${shown(ports)}`, 'leave it out for the default ports');
+  }
   const specs = typeof ports === 'number'
     ? Array.from({ length: checkValue(int(1, maxPorts), ports, `ports (max_nr_ports ${maxPorts})`) }, (_, id) => (id === 0 ? { id } : { id, name: `uvirtio.port.${id}` }))
-    : ports;
+    : Array.from(ports as readonly ConsolePortSpec[], (spec, i) => optionsObject(spec, `createSimDevice ports[${i}]`, PORT_SPEC_KEYS));
   if (!multiport && specs.some((s) => (s.id ?? 0) !== 0)) {
     throw new UsageError('E_INVALID_ARGUMENT', 'without MULTIPORT a console has port 0 only (virtio 1.2 §5.3.6)', 'set multiport, or give one port');
   }
@@ -141,7 +153,7 @@ class SimConsoleHandle extends SimDeviceHandle implements SimConsoleDevice {
     return this.model.maxNrPorts;
   }
   addPort(spec: ConsolePortSpec = {}): SimConsolePort {
-    return addPort(this.model, spec);
+    return addPort(this.model, optionsObject(spec, 'addPort spec', PORT_SPEC_KEYS));
   }
   removePort(id: number): boolean {
     return this.model.removePort(id);

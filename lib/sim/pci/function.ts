@@ -7,6 +7,7 @@ import type { HeapDmaAllocator } from '../../mem/dma.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import { PciCommand } from '../../pci/config.js';
 import { DeviceError } from '../../errors.js';
+import { optionsObject, type OptionKeys } from '../../util/options.js';
 import { SimVirtioDevice, type Completion, type StopMode } from '../virtio/device.js';
 import type { DeviceModel } from '../virtio/model.js';
 import { SimMsix } from './msix.js';
@@ -30,6 +31,12 @@ export interface SimPciFunctionOptions {
   commonCfgLength: number;
 }
 
+/** SimPciFunctionOptions' keys: any other is refused (lib/util/options.ts optionsObject). */
+const SIM_PCI_FUNCTION_OPTION_KEYS: OptionKeys<SimPciFunctionOptions> = {
+  address: true, model: true, dma: true, ownsDma: true, queueMaxSize: true, transportFeatures: true, completion: true,
+  stopMode: true, msixVectors: true, classCode: true, commonCfgLength: true,
+};
+
 type Width = 1 | 2 | 4;
 const WIDTH_MASK: Record<Width, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 
@@ -46,7 +53,9 @@ export class SimPciFunction implements PciFunction {
   private readonly ownsDma: boolean;
   private closed = false;
 
-  constructor(o: SimPciFunctionOptions) {
+  /** Built from `options` read once (createSimDevice builds one from its own options; E_INVALID_ARGUMENT for a key it does not have). */
+  constructor(options: SimPciFunctionOptions) {
+    const o = optionsObject(options, 'SimPciFunction options', SIM_PCI_FUNCTION_OPTION_KEYS);
     this.address = o.address;
     this.dma = o.dma;
     this.ownsDma = o.ownsDma;

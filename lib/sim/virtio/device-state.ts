@@ -22,6 +22,7 @@
 // written for other requests (§2.8.6, used descriptors go wherever the device is writing).
 // The bytes are untrusted input: decode() checks every field and the exact length.
 
+import { checkValue, int, optionsObject } from '../../util/options.js';
 import type { Chain, Segment } from './ring/chain.js';
 
 /** The 4 ASCII bytes that open the reference device's state bytes (docs/provisional-registers.md#the-reference-devices-state-bytes). */
@@ -59,6 +60,19 @@ export interface DeviceStateLimits {
   queueCount: number;
   /** Largest queue size: ids and ringDescs are below / at most it. */
   queueMaxSize: number;
+}
+
+/**
+ * `given` read once into a copy (decode compares against it for every request: a getter could
+ * answer differently each time). Throws E_INVALID_ARGUMENT (UsageError) for a key
+ * DeviceStateLimits does not have, and for a limit that is missing or not an integer in range.
+ */
+function deviceStateLimits(given: DeviceStateLimits): DeviceStateLimits {
+  const l = optionsObject(given, 'decodeDeviceState limits', { queueCount: true, queueMaxSize: true });
+  return {
+    queueCount: checkValue(int(0, 0x10000), l.queueCount, 'decodeDeviceState limits.queueCount'),
+    queueMaxSize: checkValue(int(0, 0x8000), l.queueMaxSize, 'decodeDeviceState limits.queueMaxSize'),
+  };
 }
 
 /** The blob is malformed (or, with limits, beyond them); the message names the field. */
@@ -114,7 +128,8 @@ export function encodeDeviceState(held: readonly HeldRequest[]): Uint8Array {
  * and ringDescs against the device's queues. Throws DeviceStateFormatError (a plain Error whose
  * message names the field) for a blob that does not fit.
  */
-export function decodeDeviceState(bytes: Uint8Array, limits?: DeviceStateLimits): HeldRequest[] {
+export function decodeDeviceState(bytes: Uint8Array, given?: DeviceStateLimits): HeldRequest[] {
+  const limits = given === undefined ? undefined : deviceStateLimits(given);
   const fail = (why: string): never => {
     throw new DeviceStateFormatError(`device state: ${why}`);
   };

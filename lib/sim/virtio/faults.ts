@@ -84,7 +84,7 @@
 import { DeviceStateCmd } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import { shown } from '../../util/shown.js';
-import { onlyKnownKeys, type OptionKeys } from '../../util/options.js';
+import { optionsObject, type OptionKeys } from '../../util/options.js';
 import type { UsedFault } from './ring/chain.js';
 
 /**
@@ -158,11 +158,13 @@ export function isImmediate(kind: FaultKind): kind is ImmediateFault {
 const FAULT_KEYS: OptionKeys<SimFault> = { kind: true, queue: true, count: true, reason: true, command: true };
 
 /** Checks a fault's fields (a field it does not have is refused); the device checks `queue` against its queues. */
-export function checkFault(fault: SimFault, queueCount: number): Required<Pick<SimFault, 'kind' | 'count'>> & SimFault {
-  if (typeof fault !== 'object' || fault === null) {
-    throw new UsageError('E_INVALID_ARGUMENT', `a fault must be an object { kind, … }, got ${shown(fault)}`, `use one of ${FAULT_KINDS.join(', ')} as its kind`);
+export function checkFault(given: SimFault, queueCount: number): Required<Pick<SimFault, 'kind' | 'count'>> & SimFault {
+  if (typeof given !== 'object' || given === null) {
+    throw new UsageError('E_INVALID_ARGUMENT', `a fault must be an object { kind, … }, got ${shown(given)}`, `use one of ${FAULT_KINDS.join(', ')} as its kind`);
   }
-  onlyKnownKeys(fault, Object.keys(FAULT_KEYS), 'injectFault()');
+  // Read once, into a plain copy: the checks and the device use the same values (a getter or a
+  // Proxy cannot pass the check with one queue and fault another).
+  const fault = optionsObject(given, 'injectFault()', FAULT_KEYS);
   const bad = (why: string): never => {
     throw new UsageError('E_INVALID_ARGUMENT', `fault ${shown(fault.kind)}: ${why}`);
   };
