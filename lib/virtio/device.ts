@@ -549,9 +549,16 @@ export class VirtioDevice {
     return this.d.carried.get(index) ?? [];
   }
 
-  /** Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they forgot. */
+  /**
+   * Restarts every ring at index 0 (after a reset); returns, by queue, the tokens of the chains they
+   * forgot, and of the chains a reinit or recover that did not finish still carried (see
+   * carriedTokens: a device that failed for good during a reinit would otherwise keep them, and
+   * their requests pending, until close()). Each token is returned once.
+   */
   restartRings(): Map<number, unknown[]> {
-    return new Map([...this.d.queues].map(([q, { vq }]) => [q, vq.reset()]));
+    const out = this.d.takeCarried();
+    for (const [q, { vq }] of this.d.queues) out.set(q, [...(out.get(q) ?? []), ...vq.reset()]);
+    return out;
   }
 
   /**

@@ -10,7 +10,12 @@
 // here a test holds it.
 
 import t, { type Test } from 'tap';
+import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
+import { VirtioDevice } from '../../lib/virtio/device.js';
+import { QueueSet } from '../../lib/virtio/queue-set.js';
+import { BlkReq } from '../../lib/spec/index.js';
+import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { DeviceError } from '../../lib/errors.js';
 import { codeOfAsync, settledCode } from '../support/codes.js';
 import { heldRequest } from '../support/held-request.js';
@@ -162,3 +167,49 @@ for (const layout of ['split', 'packed'] as const) {
     await completesOnceThenFrees(t, h);
   });
 }
+
+// A target that writes a used element into a restarted ring (nothing is available on it yet) and
+// then refuses: a retry could do that work twice, so the device fails for good and the requests are
+// rejected. The chains the attempt carried (queue 0, drains: false, after a quiesce) were left out
+// of that: restartRings returned only what the rings held, so their requests stayed pending, and
+// their buffers unfreeable, until close(). The target completes on queue 1 (drains: true: its
+// used elements count as work done). Split only: the fault (the carried chains) is the same for both
+// layouts; the used ring's layout is what the test writes by hand.
+t.test('split: a target that completes on a restarted ring and fails: the carried request is rejected at once, its buffer freed', async (t) => {
+  const gate = flushGate();
+  const sim = createSimDevice({ type: 'blk', completion: 'manual', queues: 2 });
+  const dev = await VirtioDevice.open(gate.wrap(new VirtioPciTransport(sim.fn)), { features: { layout: 'split' } });
+  const queues = new QueueSet(dev);
+  t.teardown(() => queues.close());
+  const rq = queues.add(0, { size: 16, drains: false });
+  queues.add(1, { size: 16 });
+  await dev.driverOk();
+  const b = dev.dma.alloc(4096);
+  new DataView(b.bytes.buffer, b.bytes.byteOffset).setUint32(0, BlkReq.IN, true);
+  const read = settledCode(rq.submit([{ addr: b.iova, len: 16 }], [{ addr: b.iova + 16n, len: 512 }, { addr: b.iova + 528n, len: 1 }]));
+  for (let i = 0; i < 50 && sim.held < 1; i++) await turn();
+  t.equal(sim.held, 1, 'the device holds the read on queue 0');
+  t.equal(await queues.stop(), 'quiesce', 'stopped with quiesce: the rings restart at 0');
+  const snapshot = dev.snapshot();
+  gate.holding = true;
+  const attempt = settledCode(queues.reinit(snapshot));
+  t.ok(await gate.held(), 'the attempt waits after FEATURES_OK');
+  gate.release();
+  t.ok(await gate.held(), 'and after DRIVER_OK, the rings restarted');
+  t.equal(dev.carriedTokens(0).length, 1, 'the read is carried');
+  // struct virtq_used of queue 1 (virtio 1.2 §2.7.8): flags u16, idx u16, ring[] { id u32, len u32 }.
+  t.ok(dev.dma instanceof HeapDmaAllocator, 'the rings are in heap DMA memory the test can write as the device would');
+  const ring = (dev.dma as HeapDmaAllocator).view(dev.queue(1).addresses.device, 12);
+  const used = new DataView(ring.buffer, ring.byteOffset, 12);
+  used.setUint32(4, 0, true); // ring[0].id: descriptor 0
+  used.setUint32(8, 0, true); // ring[0].len
+  used.setUint16(2, 1, true); // idx: one used element
+  gate.holding = false;
+  gate.refuse();
+  t.equal(await attempt, 'E_FEATURES_NOT_OK', 'the attempt is refused');
+  t.equal(dev.phase, 'failed', 'the target had completed something: the device failed for good, no retry');
+  t.equal(await read, 'E_FEATURES_NOT_OK', 'the carried read is rejected with the error (settledCode bounds the wait: it does not wait for close())');
+  t.equal(dev.carriedTokens(0).length, 0, 'nothing is carried any more');
+  t.equal(rq.pending, 0, 'nothing pending on the queue');
+  t.equal(await codeOfAsync(() => dev.dma.free(b)), 'no error', 'its buffer can be freed');
+});
