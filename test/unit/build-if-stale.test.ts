@@ -18,7 +18,7 @@ function project(t: { teardown(fn: () => unknown): void }): string {
   copyFileSync(join(root, 'scripts', 'build-if-stale.mjs'), join(dir, 'scripts', 'build-if-stale.mjs'));
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', target: 'ES2022', strict: true, outDir: 'dist', rootDir: '.', types: [] }, include: ['src/**/*.ts'] }));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', target: 'ES2022', strict: true, outDir: 'dist', rootDir: '.', types: [], skipLibCheck: true, lib: ['ES5'] }, include: ['src/**/*.ts'] }));
   writeFileSync(join(dir, 'src', 'a.ts'), 'export const a: number = 1;\n');
   writeFileSync(join(dir, 'src', 'b.ts'), "import { a } from './a.js';\nexport const b = a + 1;\n");
   // Inputs dated well before any build, so that touch() below is a later edit without a sleep.
