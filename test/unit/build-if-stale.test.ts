@@ -3,7 +3,7 @@
 // the tests (or `npx uvirtio`) on old or missing JavaScript, so every way of being stale is tried.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,7 +21,7 @@ function project(t: { teardown(fn: () => unknown): void }): string {
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', target: 'ES2022', strict: true, outDir: 'dist', rootDir: '.', types: [], skipLibCheck: true, lib: ['ES5'] }, include: ['src/**/*.ts'] }));
   writeFileSync(join(dir, 'src', 'a.ts'), 'export const a: number = 1;\n');
   writeFileSync(join(dir, 'src', 'b.ts'), "import { a } from './a.js';\nexport const b = a + 1;\n");
-  // Inputs dated well before any build, so that touch() below is a later edit without a sleep.
+  // Inputs dated well before any build: a later date alone (touch() below) is told from an edit.
   for (const f of ['package.json', 'tsconfig.json', 'src/a.ts', 'src/b.ts']) utimesSync(join(dir, f), Date.now() / 1000 - 1000, Date.now() / 1000 - 1000);
   return dir;
 }
@@ -32,7 +32,7 @@ function build(dir: string, ...args: string[]): { line: string; status: number |
   return { line: (r.stdout.split('\n')[0] ?? '').trim(), status: r.status };
 }
 
-/** An edit after the last build (which started at least the build's duration ago). */
+/** A later date on a file; its contents unchanged. */
 const touch = (file: string): void => utimesSync(file, Date.now() / 1000, Date.now() / 1000);
 
 t.test('first build, then up to date, and --always builds anyway', async (t) => {
@@ -47,6 +47,8 @@ t.test('an edited source, a changed lock file, a deleted output: each rebuilds',
   const dir = project(t);
   build(dir);
   touch(join(dir, 'src', 'a.ts'));
+  t.match(build(dir), { line: /^build: dist\/ is up to date/ }, 'touched, same contents: nothing to rebuild');
+  writeFileSync(join(dir, 'src', 'a.ts'), 'export const a: number = 2;\n');
   t.match(build(dir), { line: /^build: src\/a\.ts changed since the last build; building/, status: 0 });
   // tsconfig.json, package.json and package-lock.json go through the same check: one of them here.
   writeFileSync(join(dir, 'package-lock.json'), '{}\n');
@@ -67,4 +69,28 @@ t.test('a build that fails (tsc emits anyway) is not taken for up to date', asyn
   t.ok(existsSync(join(dir, 'dist', 'src', 'a.js')), 'tsc still wrote its output');
   t.match(build(dir), { line: /^build: no successful build recorded .*building/ }, 'the next run builds again (and fails again), it does not skip');
   t.not(build(dir).status, 0);
+});
+
+t.test('a source put back with an older date (a backup moved over it, cp -p, tar x, rsync -t) rebuilds', async (t) => {
+  const dir = project(t);
+  build(dir);
+  // A backup of a.ts with other content, dated before the last build: moved over a.ts it keeps that date.
+  writeFileSync(join(dir, 'src', 'a.ts.orig'), 'export const a: number = 41;\n');
+  utimesSync(join(dir, 'src', 'a.ts.orig'), Date.now() / 1000 - 500, Date.now() / 1000 - 500);
+  renameSync(join(dir, 'src', 'a.ts.orig'), join(dir, 'src', 'a.ts'));
+  t.match(build(dir), { line: /^build: src\/a\.ts changed since the last build; building/, status: 0 });
+  t.match(readFileSync(join(dir, 'dist', 'src', 'a.js'), 'utf8'), /41/, 'dist/ has the source as it is now');
+  t.match(build(dir), { line: /^build: dist\/ is up to date/ });
+});
+
+t.test('a deleted declaration output (declaration: true) rebuilds', async (t) => {
+  const dir = project(t);
+  const config = JSON.parse(readFileSync(join(dir, 'tsconfig.json'), 'utf8'));
+  config.compilerOptions.declaration = true;
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config));
+  build(dir);
+  t.ok(existsSync(join(dir, 'dist', 'src', 'b.d.ts')), 'built with declarations');
+  rmSync(join(dir, 'dist', 'src', 'b.d.ts'));
+  t.match(build(dir), { line: /^build: dist\/src\/b\.d\.ts is missing; building/, status: 0 });
+  t.ok(existsSync(join(dir, 'dist', 'src', 'b.d.ts')), 'the deleted declaration is back');
 });
