@@ -34,6 +34,8 @@ export const QUIET_FAULTS: ReadonlySet<string> = new Set(['completion-silence', 
 const UNFAULTED_STOP_TIMEOUT_MS = 1000;
 /** The codes of a wait that reached its bound (the request watchdog's, a stop's, a reset's). */
 const BOUND_TIMEOUT_CODES: ReadonlySet<ErrorCode> = new Set(['E_STOP_TIMEOUT', 'E_SUSPEND_TIMEOUT', 'E_RESET_TIMEOUT', 'E_DEVICE_UNRESPONSIVE', 'E_REQUEST_TIMEOUT']);
+/** Of those, the request watchdog's: bounded by requestTimeoutMs, not by the operation's bound. */
+const WATCHDOG_CODES: ReadonlySet<ErrorCode> = new Set(['E_DEVICE_UNRESPONSIVE', 'E_REQUEST_TIMEOUT']);
 
 export type Corruption = 'none' | 'index' | 'inflight' | 'version' | 'truncate' | 'type' | 'address';
 
@@ -106,17 +108,21 @@ export abstract class FuzzRun<D extends StatefulDriver> {
   }
 
   /**
-   * An error must be a UvirtioError explained by the faults so far (or one of `extra`). Under the
-   * short bounds (a quiet fault is in the run), a bound's own timeout is explained by the bound:
-   * 30 ms is shorter than a busy machine may need for a stop or reset the injected fault does not
-   * touch (seen in CI: a SUSPEND that took more than 30 ms in a run whose only fault was
-   * reset-stuck). Those are counted apart (ledger.shortBoundTimeouts); every other property still
-   * holds for the run.
+   * An error must be a UvirtioError explained by the faults so far (or one of `extra`). A bound's
+   * own timeout is explained by the bound when that bound was a short one (under 1000 ms): 30 ms
+   * is shorter than a busy machine may need for a stop or reset the injected fault does not touch
+   * (seen in CI: a SUSPEND that took more than 30 ms in a run whose only fault was reset-stuck).
+   * Those are counted apart (ledger.shortBoundTimeouts); every other property still holds for the
+   * run. `boundMs` is the bound the failed operation ran under (a stop's or reinit's timeoutMs:
+   * the long one until a quiet fault is in, see stopTimeoutMs); the driver's resets run under
+   * config.stopTimeoutMs, its watchdog under config.requestTimeoutMs. A timeout of a long bound
+   * stays a finding, also in a run that injects a quiet fault later.
    */
-  protected expectCode(what: string, e: unknown, extra: readonly ErrorCode[] = [], operation = true): ErrorCode {
+  protected expectCode(what: string, e: unknown, extra: readonly ErrorCode[] = [], operation = true, boundMs = this.config.stopTimeoutMs): ErrorCode {
     if (!(e instanceof UvirtioError)) throw new FuzzFailure(`${what} threw a foreign error: ${String((e as Error)?.stack ?? e)}`);
     const explained = allowedCodes(this.faults).has(e.code) || extra.includes(e.code);
-    if (!explained && this.config.stopTimeoutMs < UNFAULTED_STOP_TIMEOUT_MS && BOUND_TIMEOUT_CODES.has(e.code)) {
+    const bound = WATCHDOG_CODES.has(e.code) ? this.config.requestTimeoutMs : boundMs;
+    if (!explained && bound < UNFAULTED_STOP_TIMEOUT_MS && BOUND_TIMEOUT_CODES.has(e.code)) {
       this.ledger.shortBoundTimeouts++;
     } else if (!explained) {
       throw new FuzzFailure(`${what} failed with ${e.code} (${e.message}), which no injected fault explains (faults: ${this.faults.map((f) => f.kind).join(', ') || 'none'})`);
@@ -192,10 +198,11 @@ export abstract class FuzzRun<D extends StatefulDriver> {
   }
 
   private async stop(mechanism: 'auto' | 'quiesce' = 'auto'): Promise<string | null> {
+    const bound = this.stopTimeoutMs;
     try {
-      return await this.driver.stop({ mechanism, timeoutMs: this.stopTimeoutMs });
+      return await this.driver.stop({ mechanism, timeoutMs: bound });
     } catch (e) {
-      this.expectCode('stop', e);
+      this.expectCode('stop', e, [], true, bound);
       return null;
     }
   }
@@ -234,12 +241,13 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     if (this.closed) return;
     const from = this.current;
     for (const target of next === from ? [from] : [next, from]) {
+      const bound = this.stopTimeoutMs;
       try {
-        await this.driver.reinit(snap, { target, timeoutMs: this.stopTimeoutMs });
+        await this.driver.reinit(snap, { target, timeoutMs: bound });
         this.current = target;
         return;
       } catch (e) {
-        this.expectCode(`reinit onto ${target === this.sourceT ? 'the source' : 'the second device'}`, e);
+        this.expectCode(`reinit onto ${target === this.sourceT ? 'the source' : 'the second device'}`, e, [], true, bound);
         if (this.driver.device.phase !== 'stopped' || target === from) return this.giveUp(e as UvirtioError);
       }
     }
@@ -258,12 +266,13 @@ export abstract class FuzzRun<D extends StatefulDriver> {
     }
     let text = JSON.stringify(bad);
     if (corrupt === 'truncate') text = text.slice(0, text.length >> 1);
+    const bound = this.stopTimeoutMs;
     try {
-      await this.driver.reinit(parseSnapshot(text), { target: next, timeoutMs: this.stopTimeoutMs });
+      await this.driver.reinit(parseSnapshot(text), { target: next, timeoutMs: bound });
     } catch (e) {
       // A bad file is refused before any device is touched; an edited state the SDK cannot rule
       // out is refused by the device (DEVICE_STATE LOAD or its DRIVER_OK check).
-      const code = this.expectCode(`reinit from a snapshot with a bad ${corrupt}`, e, REFUSED_SNAPSHOT);
+      const code = this.expectCode(`reinit from a snapshot with a bad ${corrupt}`, e, REFUSED_SNAPSHOT, true, bound);
       const phase = this.driver.device.phase;
       if (phase === 'failed') return this.giveUp(e as UvirtioError);
       if (phase !== 'stopped') throw new FuzzFailure(`a refused snapshot (${corrupt}: ${code}) left the device ${phase}`);
