@@ -37,10 +37,26 @@ function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * The tier's compiled test files. tsc never deletes an output: a test renamed, deleted, or absent
+ * from the branch checked out leaves its .js in dist/test, so where the sources are present
+ * (test/<tier>/), a compiled test without its .ts is left out (and said so), not run as the old
+ * test against today's code.
+ */
 function testFiles(tier) {
   const dir = join(root, 'dist', 'test', tier);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join('dist', 'test', tier, f));
+  const sources = join(root, 'test', tier);
+  const checked = existsSync(sources);
+  const files = [];
+  for (const f of readdirSync(dir).filter((name) => name.endsWith('.test.js')).sort()) {
+    if (checked && !existsSync(join(sources, f.replace(/\.js$/, '.ts')))) {
+      console.log(`# left out: dist/test/${tier}/${f} has no source (test/${tier}/${f.replace(/\.js$/, '.ts')} is gone): not run; delete it`);
+      continue;
+    }
+    files.push(join('dist', 'test', tier, f));
+  }
+  return files;
 }
 
 /**

@@ -166,3 +166,18 @@ t.test('files of a side-by-side group run together, are each counted, and their 
   t.match(out, /^ok - dist\/test\/unit\/z\.test\.js/m, 'the file outside the group ran too');
   t.match(out, /^4 passed, 1 failed, 0 skipped$/m, 'every file is counted once: x 2, y 1 of 2, z 1');
 });
+
+// tsc never deletes an output: a test renamed, deleted, or absent on the branch checked out leaves
+// its compiled file in dist/test, and the runner ran it (the old test, against today's code) as if
+// it were one of the tier's tests.
+t.test('a compiled test whose source is gone (renamed, deleted, another branch) is not run', async (t) => {
+  const dir = project(t, "import t from 'tap';\nt.pass('x runs');\n");
+  writeFileSync(join(dir, 'dist', 'test', 'unit', 'gone.test.js'), "import t from 'tap';\nt.fail('a test deleted from the sources ran');\n");
+  mkdirSync(join(dir, 'test', 'unit'), { recursive: true });
+  writeFileSync(join(dir, 'test', 'unit', 'x.test.ts'), '// the source of x.test.js\n');
+  const { out, hung } = await runner(dir, 60_000);
+  t.notOk(hung, 'the runner ends');
+  t.notMatch(out, /gone\.test\.js.*# time/, 'the orphan was not run');
+  t.match(out, /dist\/test\/unit\/gone\.test\.js.*no source/, 'the runner says it left it out, and why');
+  t.match(out, /^1 passed, 0 failed, 0 skipped$/m, 'only the test with a source counts');
+});
