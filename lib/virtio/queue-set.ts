@@ -257,7 +257,8 @@ export class QueueSet {
   /**
    * The device failed: no new requests; once it is reset, what it finished is settled, the chains
    * its rings still held are rejected with `error` (it may or may not have carried them out), and
-   * receive buffers are kept for recover().
+   * receive buffers are kept for recover() — unless the device was given up on for good (fail()),
+   * which recover() refuses: then they are rejected too.
    */
   private async settleFailure(error: UvirtioError): Promise<void> {
     if (this.closed) return;
@@ -267,9 +268,12 @@ export class QueueSet {
     if (this.closed) return;
     for (const rq of this.queues.values()) rq.processUsed();
     const forgotten = this.device.restartRings();
+    // Given up on for good (fail()): recover() refuses it, so nothing is kept for one — receive
+    // buffers are rejected with the rest, and their memory is the caller's again.
+    const final = this.device.phase === 'failed';
     for (const [q, rq] of this.queues) {
       const tokens = (forgotten.get(q) ?? []) as Tokens;
-      if (this.device.drains(q)) {
+      if (this.device.drains(q) || final) {
         rq.settle(tokens, error);
       } else {
         this.kept.set(q, [...(this.kept.get(q) ?? []), ...tokens]);
