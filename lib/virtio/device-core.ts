@@ -75,6 +75,8 @@ export class DeviceCore {
   private readonly failureListeners = new Listeners<[UvirtioError]>('device failure');
   /** Told when close() reset the device, with the tokens of the chains it took back (VirtioDevice.onClose). */
   readonly closeListeners = new Listeners<[Map<number, unknown[]>]>('device close');
+  /** Told when fail() gives up on a device whose failure was being handled already (VirtioDevice.onGivenUp). */
+  readonly givenUpListeners = new Listeners<[UvirtioError]>('device given up');
   private unwatchLost: (() => void) | undefined;
 
   constructor(
@@ -143,6 +145,7 @@ export class DeviceCore {
     this.failure = error;
     this.phase = 'failed';
     if (!handled) this.failureListeners.emit(error);
+    else this.givenUpListeners.emit(error);
   }
 
   private onInterrupt(vector: number): void {

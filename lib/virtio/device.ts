@@ -334,6 +334,15 @@ export class VirtioDevice {
     return this.d.onFailure(listener);
   }
   /**
+   * Called when fail() gives up for good on a device whose failure was being handled already
+   * (needs-reset: onFailure listeners were told then, and are not told again), with fail()'s
+   * E_DEVICE_FAILED. recover() refuses the device from then on: what its owner (a QueueSet) kept
+   * for one — receive buffers — is to be rejected with the error. Returns an unsubscribe.
+   */
+  onGivenUp(listener: (e: UvirtioError) => void): () => void {
+    return this.d.givenUpListeners.add(listener);
+  }
+  /**
    * Treats the device as failed with `error` (it is then in needs-reset). Only a live device
    * fails this way; for a stopped one the error is remembered (a reinit onto it will fail on its
    * own) and nothing pending is touched: its requests wait for a reinit onto another device.

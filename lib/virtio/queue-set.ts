@@ -80,6 +80,15 @@ export class QueueSet {
       // the chain must stay usable for the next failure, close() and recover(): reject what is left.
       this.handling = this.handling.then(() => this.settleFailure(e)).catch(() => this.rejectAll(e));
     });
+    // fail() after a failure this set handled: recover() refuses the device now, so the receive
+    // buffers kept for it are rejected (after the failure's settling, which fills `kept`).
+    device.onGivenUp((e) => {
+      this.handling = this.handling.then(() => {
+        if (this.closed) return;
+        for (const [q, rq] of this.queues) rq.settle(this.kept.get(q) ?? [], e);
+        this.kept.clear();
+      }).catch(() => this.rejectAll(e));
+    });
     // Someone closed the device without this set's close() (a listener calling device.close()):
     // what was in flight comes back here, and everything pending settles as close() would settle it.
     // The same when the device was let go with reset(): its queues are forgotten, their chains come back here.

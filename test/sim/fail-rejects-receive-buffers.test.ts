@@ -22,3 +22,23 @@ for (const layout of ['split', 'packed'] as const) {
     t.equal(await codeOfAsync(() => h.queues.recover()), 'E_BAD_STATE', 'recover() refuses a device given up on');
   });
 }
+
+// The same after a failure the device raised: the receive buffer was kept for recover(); a fail()
+// then (onFailure is not told again: the failure was being handled) left it kept, pending and
+// unfreeable, though recover() now refuses the device.
+for (const layout of ['split', 'packed'] as const) {
+  t.test(`${layout}: DEVICE_NEEDS_RESET keeps the receive buffer for recover(); fail() then rejects it, and it can be freed`, async (t) => {
+    const h = await heldRequest(t, { layout, queue: { drains: false }, read: true });
+    h.sim.injectFault({ kind: 'needs-reset' });
+    for (let i = 0; i < 200 && h.dev.phase === 'live'; i++) await turn();
+    t.equal(h.dev.phase, 'needs-reset', 'the device failed');
+    for (let i = 0; i < 50 && h.sim.held > 0; i++) await turn();
+    t.equal(h.sim.held, 0, 'the reset dropped the buffer: the driver keeps it for recover()');
+    t.equal(await codeOfAsync(() => h.dev.dma.free(h.buffer)), 'E_DMA_IN_USE', 'kept: free() refused');
+    h.dev.fail();
+    t.equal(h.dev.phase, 'failed');
+    t.equal(await h.settled, 'E_DEVICE_FAILED', 'the kept request is rejected with fail()\'s error, without a close()');
+    t.equal(await codeOfAsync(() => h.dev.dma.free(h.buffer)), 'no error', 'its buffer is the caller\'s again');
+    t.equal(await codeOfAsync(() => h.queues.recover()), 'E_BAD_STATE', 'recover() refuses a device given up on');
+  });
+}
