@@ -14,6 +14,7 @@ import { createSimDevice } from '../../lib/sim/index.js';
 import { VirtioPciTransport } from '../../lib/transport/pci/transport.js';
 import { VirtioDevice } from '../../lib/virtio/device.js';
 import { QueueSet } from '../../lib/virtio/queue-set.js';
+import type { DeviceSnapshot } from '../../lib/virtio/snapshot/format.js';
 import { BlkReq } from '../../lib/spec/index.js';
 import { HeapDmaAllocator } from '../../lib/mem/dma.js';
 import { DeviceError } from '../../lib/errors.js';
@@ -59,6 +60,21 @@ function flushGate() {
     },
   };
   return gate;
+}
+
+/**
+ * Starts a reinit() from `snapshot` with the transport's flush() held, and waits through its first
+ * flush (after FEATURES_OK) into its second (after DRIVER_OK, the rings restarted at 0), asserting
+ * both; the reinit is then waiting there. Resolves with `attempt`, the reinit's settled code
+ * (settledCode's bound), in an object so that awaiting this does not wait for the reinit itself.
+ */
+async function reinitHeldAfterDriverOk(t: Test, gate: ReturnType<typeof flushGate>, queues: QueueSet, snapshot: DeviceSnapshot): Promise<{ attempt: Promise<string> }> {
+  gate.holding = true;
+  const attempt = settledCode(queues.reinit(snapshot));
+  t.ok(await gate.held(), 'the attempt waits after FEATURES_OK');
+  gate.release();
+  t.ok(await gate.held(), 'and after DRIVER_OK, the rings restarted');
+  return { attempt };
 }
 
 /** A held 512-byte read of sector 0 on a drains: false queue, with a pattern on the disk to read. */
@@ -128,11 +144,7 @@ for (const layout of ['split', 'packed'] as const) {
     await queues.stop();
     const snapshot = dev.snapshot();
 
-    gate.holding = true;
-    const first = settledCode(queues.reinit(snapshot));
-    t.ok(await gate.held(), 'the first attempt waits after FEATURES_OK');
-    gate.release();
-    t.ok(await gate.held(), 'and after DRIVER_OK, the rings restarted');
+    const { attempt: first } = await reinitHeldAfterDriverOk(t, gate, queues, snapshot);
     gate.refuse();
     t.equal(await first, 'E_FEATURES_NOT_OK', 'the attempt is refused');
     t.equal(dev.phase, 'stopped', 'the device is stopped again, for another attempt');
@@ -191,11 +203,7 @@ t.test('split: a target that completes on a restarted ring and fails: the carrie
   t.equal(sim.held, 1, 'the device holds the read on queue 0');
   t.equal(await queues.stop(), 'quiesce', 'stopped with quiesce: the rings restart at 0');
   const snapshot = dev.snapshot();
-  gate.holding = true;
-  const attempt = settledCode(queues.reinit(snapshot));
-  t.ok(await gate.held(), 'the attempt waits after FEATURES_OK');
-  gate.release();
-  t.ok(await gate.held(), 'and after DRIVER_OK, the rings restarted');
+  const { attempt } = await reinitHeldAfterDriverOk(t, gate, queues, snapshot);
   t.equal(dev.carriedTokens(0).length, 1, 'the read is carried');
   // struct virtq_used of queue 1 (virtio 1.2 §2.7.8): flags u16, idx u16, ring[] { id u32, len u32 }.
   t.ok(dev.dma instanceof HeapDmaAllocator, 'the rings are in heap DMA memory the test can write as the device would');
