@@ -6,10 +6,9 @@
 import { HeapDmaAllocator } from '../mem/dma.js';
 import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, Feature, bit } from '../spec/index.js';
 import { UsageError } from '../errors.js';
-import { safeIsArray, shown } from '../util/shown.js';
-import { checkValue, choice, int, optionsObject, type OptionKeys, type OptionSchema } from '../util/options.js';
+import { checkValue, int, optionsObject, type OptionKeys, type OptionSchema } from '../util/options.js';
 import { MAX_MSIX_VECTORS } from './pci/config.js';
-import { SimPciFunction } from './pci/function.js';
+import { QUEUE_SIZE, STOP_MODE, SimPciFunction, checkCompletion } from './pci/function.js';
 import type { QuietPhase } from './virtio/common-cfg.js';
 import { clearFaults, injectFault, suppressNotifications } from './virtio/controls.js';
 import type { SimFault } from './virtio/faults.js';
@@ -68,10 +67,7 @@ export const SIM_COMMON_OPTION_KEYS: OptionKeys<SimCommonOptions> = {
 const SIM_OFFER_KEYS: OptionKeys<SimOffer> = { packed: true, indirect: true, eventIdx: true, accessPlatform: true };
 const SIM_STATE_OFFER_KEYS: OptionKeys<SimStateOffer> = { ringState: true, deviceState: true, suspend: true };
 
-/** Queue sizes the device allows: a power of two up to 32768 (virtio 1.2 §2.7; 2 for packed's sake). */
-export const QUEUE_SIZE = int(2, 32768, { powerOfTwo: true });
-/** What STOP does with fetched requests (docs/provisional-registers.md): 'drain' completes them, 'hold' keeps them for DEVICE_STATE. */
-export const STOP_MODE = choice('drain', 'hold');
+export { QUEUE_SIZE, STOP_MODE };
 
 /** The handle createSimDevice returns: the function, its memory, and the controls a test needs. */
 export interface SimDevice {
@@ -175,7 +171,7 @@ export function buildFunction(
     | (deviceState ? bit(Feature.DEVICE_STATE) : 0n)
     | (state.suspend ? bit(Feature.SUSPEND) : 0n);
   const msixVectors = checkValue(int(1, MAX_MSIX_VECTORS), options.msixVectors ?? model.queueCount + 1, 'msixVectors');
-  const completion = simCompletion(options.completion);
+  const completion = checkCompletion(options.completion ?? 'immediate', 'createSimDevice completion');
   return new SimPciFunction({
     address: `sim:${type.name}`, model, dma, ownsDma: options.dma === undefined, queueMaxSize, transportFeatures, completion,
     stopMode: mode, msixVectors, classCode: type.classCode,
@@ -183,25 +179,6 @@ export function buildFunction(
     // DEVICE_STATE; without it COMMON_CFG_LEN, the state registers included, as the device always had.
     commonCfgLength: deviceState ? COMMON_CFG_EXT_LEN : COMMON_CFG_LEN,
   });
-}
-
-/**
- * The completion option as the device keeps it: 'immediate' (default), 'manual', or a copy of
- * { latencyMs } read once (the device reads it on every request: a getter could change it later).
- * Throws E_INVALID_ARGUMENT (UsageError) for anything else, a latency that is not a finite number
- * ≥ 0 and a key { latencyMs } does not have.
- */
-function simCompletion(given: Completion | undefined): Completion {
-  if (given === undefined || given === 'immediate' || given === 'manual') return given ?? 'immediate';
-  if (typeof given !== 'object' || given === null || safeIsArray(given)) {
-    throw new UsageError('E_INVALID_ARGUMENT', `createSimDevice completion must be 'immediate', 'manual' or { latencyMs }, got ${shown(given)}`,
-      'leave it out for immediate completion');
-  }
-  const { latencyMs } = optionsObject(given, 'createSimDevice completion', { latencyMs: true });
-  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
-    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be a finite number ≥ 0, got ${shown(latencyMs)}`);
-  }
-  return { latencyMs };
 }
 
 /** The controls every handle has, over the function's virtio device; a device type extends it. */

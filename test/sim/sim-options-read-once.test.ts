@@ -87,6 +87,17 @@ t.test('createSimDevice reads each option once, nested ones too', async (t) => {
   t.equal(con.port(2)?.name, 'two');
   t.equal(codeOf(() => con.addPort({ id: 1, hostopen: false } as never)), 'E_INVALID_ARGUMENT', 'a misspelt port spec key is refused');
   t.equal(codeOf(() => createSimDevice({ type: 'console', ports: 'two' as never })), 'E_INVALID_ARGUMENT', 'ports neither a count nor an array is refused');
+  // The values of a port spec were not checked: a name of 7 went to the driver as "7", 'no' as
+  // hostOpen opened the port, resize(-1, …) wrote 65535. The kind is "a nested spec checked for its
+  // keys, not its values".
+  for (const [field, value] of [['name', 7], ['name', 'x'.repeat(5000)], ['console', 'yes'], ['hostOpen', 'no'], ['loopback', 1]] as const) {
+    t.equal(codeOf(() => con.addPort({ id: 1, [field]: value } as never)), 'E_INVALID_ARGUMENT', `addPort refuses ${field} ${String(value).slice(0, 12)}`);
+    t.equal(codeOf(() => createSimDevice({ type: 'console', ports: [{ id: 0, [field]: value }] as never })), 'E_INVALID_ARGUMENT', `createSimDevice refuses ports[0].${field} ${String(value).slice(0, 12)}`);
+  }
+  t.same(con.portIds, [0, 2, 3], 'no refused spec added a port');
+  for (const [cols, rows] of [[-1, 25], [80, 65536], [80.5, 25], [Number.NaN, 25]]) {
+    t.equal(codeOf(() => con.resize(cols!, rows!)), 'E_INVALID_ARGUMENT', `resize(${cols}, ${rows}) is refused`);
+  }
 
   const rGiven = { type: 'rng' as const, seed: 7 };
   const r = counted(rGiven);
@@ -173,4 +184,42 @@ t.test('SimPciFunction reads its options once', async (t) => {
   const fn = new SimPciFunction(o.value);
   t.teardown(() => fn.close());
   readOnce(t, 'SimPciFunction options', given, o.reads);
+});
+
+// SimPciFunction is exported (uvirtio/sim) but checked only its keys, so a
+// caller building one directly with queueMaxSize 3, completion 'soon' or msixVectors 0 got a
+// device that misbehaved later (a ring size no driver can use, a completion read as a latency of
+// undefined). The kind is "an exported constructor trusts values its factory checked": every value
+// is checked where the function is built, createSimDevice or not.
+t.test('SimPciFunction refuses values it cannot be built with, naming the option', async (t) => {
+  const sim = createSimDevice({ type: 'rng' });
+  t.teardown(() => sim.fn.close());
+  const dma = new HeapDmaAllocator();
+  t.teardown(() => dma.close());
+  const good = {
+    address: 'sim:rng', model: sim.fn.device.model, dma, ownsDma: false, queueMaxSize: 64, transportFeatures: 0n, completion: 'immediate' as const,
+    stopMode: 'drain' as const, msixVectors: 2, classCode: 0xff0000, commonCfgLength: 0x44,
+  };
+  const fn = new SimPciFunction(good);
+  fn.close();
+  t.pass('the good options build a function');
+  const cases: [string, Record<string, unknown>][] = [
+    ['queueMaxSize', { queueMaxSize: 3 }], ['queueMaxSize', { queueMaxSize: 65536 }],
+    ['completion', { completion: 'soon' }], ['completion', { completion: { latencyMs: -1 } }], ['completion', { completion: null }],
+    ['stopMode', { stopMode: 'keep' }], ['msixVectors', { msixVectors: 0 }], ['msixVectors', { msixVectors: 1.5 }],
+    ['classCode', { classCode: 0x1_000_000 }], ['commonCfgLength', { commonCfgLength: 0x40 }],
+    ['transportFeatures', { transportFeatures: 1n }], ['transportFeatures', { transportFeatures: 5 }],
+    ['address', { address: '' }], ['model', { model: {} }], ['dma', { dma: {} }], ['ownsDma', { ownsDma: 'yes' }],
+  ];
+  for (const [option, change] of cases) {
+    let error: unknown;
+    try {
+      new SimPciFunction({ ...good, ...change } as never).close();
+    } catch (e) {
+      error = e;
+    }
+    const shownValue = JSON.stringify(Object.values(change)[0], (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+    t.equal((error as { code?: string } | undefined)?.code, 'E_INVALID_ARGUMENT', `${option} ${shownValue} is refused`);
+    t.match((error as Error | undefined)?.message ?? '', option === 'completion' ? /completion/ : option, `the message names ${option}`);
+  }
 });

@@ -3,7 +3,7 @@
 // how it builds its model (console-model.ts). Registered with one line in lib/sim/models/all.ts;
 // its driver is drivers/console/.
 
-import { DeviceType } from '../../spec/index.js';
+import { ConsoleControlMsg, DeviceType } from '../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import { checkValue, flag, int, optionsObject, type OptionKeys, type OptionValues } from '../../util/options.js';
 import { safeIsArray, shown } from '../../util/shown.js';
@@ -60,11 +60,11 @@ export interface SimConsoleDevice extends SimDevice {
   readonly portIds: readonly number[];
   /** max_nr_ports (1 without MULTIPORT). */
   readonly maxPorts: number;
-  /** Adds a port (DEVICE_ADD to a ready driver). Throws E_INVALID_ARGUMENT for a number taken or not below max_nr_ports, and for a spec that is not an object or has a key ConsolePortSpec does not have; each field is read once. */
+  /** Adds a port (DEVICE_ADD to a ready driver). Throws E_INVALID_ARGUMENT for a number taken or not below max_nr_ports, for a spec that is not an object or has a key ConsolePortSpec does not have, a name that is not a string (or longer than a page's control message) and flags that are not booleans; each field is read once. */
   addPort(spec?: ConsolePortSpec): SimConsolePort;
   /** Removes a port (DEVICE_REMOVE to a ready driver); false when there is none. */
   removePort(id: number): boolean;
-  /** New console size: the configuration changes and, with MULTIPORT, console ports get RESIZE. */
+  /** New console size in character cells: the configuration changes and, with MULTIPORT, console ports get RESIZE. Throws E_INVALID_ARGUMENT for a value that is not an integer 0–65535 (le16, §5.3.4). */
   resize(cols: number, rows: number): void;
   /** Puts raw bytes on the control receiveq as a control message: a hostile or buggy device, for tests. */
   injectControl(message: Uint8Array): void;
@@ -123,11 +123,35 @@ function portSpecs(ports: number | readonly ConsolePortSpec[], multiport: boolea
   }
   const specs = typeof ports === 'number'
     ? Array.from({ length: checkValue(int(1, maxPorts), ports, `ports (max_nr_ports ${maxPorts})`) }, (_, id) => (id === 0 ? { id } : { id, name: `uvirtio.port.${id}` }))
-    : Array.from(ports as readonly ConsolePortSpec[], (spec, i) => optionsObject(spec, `createSimDevice ports[${i}]`, PORT_SPEC_KEYS));
+    : Array.from(ports as readonly ConsolePortSpec[], (spec, i) => portSpec(spec, `createSimDevice ports[${i}]`));
   if (!multiport && specs.some((s) => (s.id ?? 0) !== 0)) {
     throw new UsageError('E_INVALID_ARGUMENT', 'without MULTIPORT a console has port 0 only (virtio 1.2 §5.3.6)', 'set multiport, or give one port');
   }
   return specs;
+}
+
+/** The longest PORT_NAME the device sends: its control message fits a page, as Linux's control buffers (bytes, UTF-8). */
+const MAX_PORT_NAME_BYTES = 4096 - ConsoleControlMsg.LEN;
+
+/**
+ * A port spec read once into a copy and its values checked: E_INVALID_ARGUMENT naming the field
+ * for a key ConsolePortSpec does not have, a name that is not a string or longer than
+ * MAX_PORT_NAME_BYTES, and console / hostOpen / loopback that are not booleans (the id is checked
+ * against max_nr_ports when the port is added).
+ */
+function portSpec(given: ConsolePortSpec, what: string): ConsolePortSpec {
+  const spec = optionsObject(given, what, PORT_SPEC_KEYS);
+  const { name } = spec;
+  if (name !== undefined && (typeof name !== 'string' || new TextEncoder().encode(name).length > MAX_PORT_NAME_BYTES)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${what}.name must be a string of at most ${MAX_PORT_NAME_BYTES} UTF-8 bytes, got ${shown(name)}`,
+      'leave it out for a port without PORT_NAME');
+  }
+  for (const key of ['console', 'hostOpen', 'loopback'] as const) {
+    if (spec[key] !== undefined && typeof spec[key] !== 'boolean') {
+      throw new UsageError('E_INVALID_ARGUMENT', `${what}.${key} must be true or false, got ${shown(spec[key])}`, 'leave it out for the default');
+    }
+  }
+  return spec;
 }
 
 function addPort(model: ConsoleModel, spec: ConsolePortSpec): SimConsolePort {
@@ -153,13 +177,14 @@ class SimConsoleHandle extends SimDeviceHandle implements SimConsoleDevice {
     return this.model.maxNrPorts;
   }
   addPort(spec: ConsolePortSpec = {}): SimConsolePort {
-    return addPort(this.model, optionsObject(spec, 'addPort spec', PORT_SPEC_KEYS));
+    return addPort(this.model, portSpec(spec, 'addPort spec'));
   }
   removePort(id: number): boolean {
     return this.model.removePort(id);
   }
   resize(cols: number, rows: number): void {
-    this.model.resize(cols, rows);
+    // le16 fields (§5.3.4): checked as createSimDevice's size is.
+    this.model.resize(checkValue(int(0, 0xffff), cols, 'resize cols'), checkValue(int(0, 0xffff), rows, 'resize rows'));
   }
   injectControl(message: Uint8Array): void {
     this.model.injectControl(message);

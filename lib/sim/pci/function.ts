@@ -3,15 +3,17 @@
 // structures (virtio 1.2 §4.1.4): common configuration, notifications, ISR, device configuration,
 // and the MSI-X table and pending bits.
 
-import type { HeapDmaAllocator } from '../../mem/dma.js';
+import { HeapDmaAllocator } from '../../mem/dma.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import { PciCommand } from '../../pci/config.js';
-import { DeviceError } from '../../errors.js';
-import { optionsObject, type OptionKeys } from '../../util/options.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN } from '../../spec/index.js';
+import { DeviceError, UsageError } from '../../errors.js';
+import { checkValue, choice, int, optionsObject, type OptionKeys } from '../../util/options.js';
+import { safeIsArray, shown } from '../../util/shown.js';
 import { SimVirtioDevice, type Completion, type StopMode } from '../virtio/device.js';
 import type { DeviceModel } from '../virtio/model.js';
 import { SimMsix } from './msix.js';
-import { Bar4, NOTIFY_OFF_MULTIPLIER, SIM_BAR, SimConfigSpace, type BarAccess } from './config.js';
+import { Bar4, MAX_MSIX_VECTORS, NOTIFY_OFF_MULTIPLIER, SIM_BAR, SimConfigSpace, type BarAccess } from './config.js';
 
 export interface SimPciFunctionOptions {
   address: string;
@@ -37,6 +39,67 @@ const SIM_PCI_FUNCTION_OPTION_KEYS: OptionKeys<SimPciFunctionOptions> = {
   stopMode: true, msixVectors: true, classCode: true, commonCfgLength: true,
 };
 
+/** Queue sizes the device allows: a power of two up to 32768 (virtio 1.2 §2.7; 2 for packed's sake). */
+export const QUEUE_SIZE = int(2, 32768, { powerOfTwo: true });
+/** What STOP does with fetched requests (docs/provisional-registers.md): 'drain' completes them, 'hold' keeps them for DEVICE_STATE. */
+export const STOP_MODE = choice('drain', 'hold');
+/** PCI class codes are 24 bits (base class, sub-class, programming interface: PCI Local Bus 3.0 §6.2.1). */
+const CLASS_CODE = int(0, 0xff_ffff);
+/** Transport features are bits 24 to 63 of the 64-bit feature space (virtio 1.2 §6). */
+const TRANSPORT_FEATURES = (1n << 64n) - (1n << 24n);
+
+/**
+ * The completion option as the device keeps it: 'immediate', 'manual', or a copy of { latencyMs }
+ * read once (the device reads it on every request: a getter could change it later). `what` names
+ * the option in the message. Throws E_INVALID_ARGUMENT (UsageError) for anything else, a latency
+ * that is not a finite number ≥ 0 (milliseconds) and a key { latencyMs } does not have.
+ */
+export function checkCompletion(given: unknown, what: string): Completion {
+  if (given === 'immediate' || given === 'manual') return given;
+  if (typeof given !== 'object' || given === null || safeIsArray(given)) {
+    throw new UsageError('E_INVALID_ARGUMENT', `${what} must be 'immediate', 'manual' or { latencyMs }, got ${shown(given)}`,
+      'leave it out for immediate completion');
+  }
+  const { latencyMs } = optionsObject(given as { latencyMs: number }, what, { latencyMs: true });
+  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
+    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be a finite number ≥ 0, got ${shown(latencyMs)}`);
+  }
+  return { latencyMs };
+}
+
+/**
+ * The values of SimPciFunctionOptions (read once by the caller) checked: E_INVALID_ARGUMENT
+ * (UsageError) naming the option for a value the function cannot be built with.
+ */
+function checkFunctionOptions(o: SimPciFunctionOptions): SimPciFunctionOptions {
+  const bad = (what: string, expects: string, got: unknown): UsageError =>
+    new UsageError('E_INVALID_ARGUMENT', `SimPciFunction ${what} must be ${expects}, got ${shown(got)}`,
+      'createSimDevice({ type, … }) builds the function from checked options');
+  if (typeof o.address !== 'string' || o.address.length === 0) throw bad('address', 'a non-empty string', o.address);
+  const model: unknown = o.model;
+  const m = model as Partial<DeviceModel> | null;
+  if (typeof m !== 'object' || m === null || !Number.isSafeInteger(m.deviceType) || !Number.isSafeInteger(m.queueCount)
+    || m.queueCount! < 1 || typeof m.serve !== 'function' || !(m.config?.bytes instanceof Uint8Array)) {
+    throw bad('model', 'a DeviceModel (lib/sim/virtio/model.ts: deviceType, queueCount ≥ 1, config, serve, …)', model);
+  }
+  if (!(o.dma instanceof HeapDmaAllocator)) throw bad('dma', 'a HeapDmaAllocator', o.dma);
+  if (typeof o.ownsDma !== 'boolean') throw bad('ownsDma', 'a boolean', o.ownsDma);
+  if (typeof o.transportFeatures !== 'bigint' || (o.transportFeatures & ~TRANSPORT_FEATURES) !== 0n) {
+    throw bad('transportFeatures', 'a bigint with bits 24–63 only (virtio 1.2 §6)', o.transportFeatures);
+  }
+  if (o.commonCfgLength !== COMMON_CFG_LEN && o.commonCfgLength !== COMMON_CFG_EXT_LEN) {
+    throw bad('commonCfgLength', `COMMON_CFG_LEN (${COMMON_CFG_LEN}) or COMMON_CFG_EXT_LEN (${COMMON_CFG_EXT_LEN})`, o.commonCfgLength);
+  }
+  return {
+    ...o,
+    queueMaxSize: checkValue(QUEUE_SIZE, o.queueMaxSize, 'SimPciFunction queueMaxSize'),
+    completion: checkCompletion(o.completion, 'SimPciFunction completion'),
+    stopMode: checkValue(STOP_MODE, o.stopMode, 'SimPciFunction stopMode'),
+    msixVectors: checkValue(int(1, MAX_MSIX_VECTORS), o.msixVectors, 'SimPciFunction msixVectors'),
+    classCode: checkValue(CLASS_CODE, o.classCode, 'SimPciFunction classCode'),
+  };
+}
+
 type Width = 1 | 2 | 4;
 const WIDTH_MASK: Record<Width, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 
@@ -53,9 +116,14 @@ export class SimPciFunction implements PciFunction {
   private readonly ownsDma: boolean;
   private closed = false;
 
-  /** Built from `options` read once (createSimDevice builds one from its own options; E_INVALID_ARGUMENT for a key it does not have). */
+  /**
+   * Built from `options` read once (createSimDevice builds one from its own options).
+   * @throws UsageError E_INVALID_ARGUMENT for a key it does not have, or a value it cannot be built
+   *   with (queueMaxSize not a power of two from 2 to 32768, msixVectors outside 1–MAX_MSIX_VECTORS,
+   *   a completion other than 'immediate', 'manual' or { latencyMs ≥ 0 }, …), naming the option.
+   */
   constructor(options: SimPciFunctionOptions) {
-    const o = optionsObject(options, 'SimPciFunction options', SIM_PCI_FUNCTION_OPTION_KEYS);
+    const o = checkFunctionOptions(optionsObject(options, 'SimPciFunction options', SIM_PCI_FUNCTION_OPTION_KEYS));
     this.address = o.address;
     this.dma = o.dma;
     this.ownsDma = o.ownsDma;
