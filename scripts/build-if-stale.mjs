@@ -5,7 +5,8 @@
 //
 // Up to date means: the last build succeeded (tsc exited 0: it left dist/.build-ok, removed before
 // every build), the sources tsconfig.json names (TypeScript's own reading of its include list) and
-// tsconfig.json, package.json and package-lock.json have the contents they had when that build
+// tsconfig.json (and every configuration it extends), package.json and package-lock.json have the
+// contents they had when that build
 // started (the stamp holds a SHA-256 of each, so a file put back with an older date — a backup
 // moved over it, cp -p, tar x — counts as changed, and a touched but unchanged one does not), and
 // every source has its compiled .js (and .d.ts with `declaration`) under dist/ at the same relative
@@ -40,19 +41,20 @@ function digest(file) {
 
 /**
  * What a build reads: tsconfig.json's reading (or why it cannot be read) and the digest of each
- * input by path relative to the root — tsconfig.json, package.json, package-lock.json and every
- * source it names.
+ * input by path relative to the root — tsconfig.json, every configuration it extends (TypeScript
+ * records the chain it followed), package.json, package-lock.json and every source it names.
  */
 function inputs() {
   const configPath = join(root, 'tsconfig.json');
-  const read = ts.readConfigFile(configPath, ts.sys.readFile);
-  if (read.error) return { error: 'tsconfig.json does not parse' };
-  const config = ts.parseJsonConfigFileContent(read.config, ts.sys, root);
+  const source = ts.readJsonConfigFile(configPath, ts.sys.readFile);
+  if (source.parseDiagnostics?.length > 0) return { error: 'tsconfig.json does not parse' };
+  const config = ts.parseJsonSourceFileConfigFileContent(source, ts.sys, root, undefined, configPath);
   if (config.errors.length > 0) return { error: 'tsconfig.json has errors' };
   const sources = config.fileNames.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
   if (sources.length === 0) return { error: 'tsconfig.json names no sources' };
   const files = {};
-  for (const file of ['tsconfig.json', 'package.json', 'package-lock.json']) files[file] = digest(join(root, file));
+  const configs = [configPath, ...(source.extendedSourceFiles ?? [])];
+  for (const file of [...configs, join(root, 'package.json'), join(root, 'package-lock.json')]) files[relative(root, file)] = digest(file);
   for (const source of sources) files[relative(root, source)] = digest(source);
   return { config, sources, files };
 }

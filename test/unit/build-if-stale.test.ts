@@ -94,3 +94,20 @@ t.test('a deleted declaration output (declaration: true) rebuilds', async (t) =>
   t.match(build(dir), { line: /^build: dist\/src\/b\.d\.ts is missing; building/, status: 0 });
   t.ok(existsSync(join(dir, 'dist', 'src', 'b.d.ts')), 'the deleted declaration is back');
 });
+
+// The stamp held tsconfig.json's digest only: a setting moved into a base configuration it extends
+// (a shared tsconfig.base.json, as monorepos and forks do) changed the build without a rebuild.
+t.test('a change in a configuration tsconfig.json extends rebuilds; a broken tsconfig.json is said so', async (t) => {
+  const dir = project(t);
+  const config = JSON.parse(readFileSync(join(dir, 'tsconfig.json'), 'utf8'));
+  writeFileSync(join(dir, 'tsconfig.base.json'), JSON.stringify({ compilerOptions: { declaration: false } }));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: './tsconfig.base.json', ...config }));
+  t.match(build(dir), { line: /building/, status: 0 });
+  t.match(build(dir), { line: /^build: dist\/ is up to date/ });
+  writeFileSync(join(dir, 'tsconfig.base.json'), JSON.stringify({ compilerOptions: { declaration: true } }));
+  t.match(build(dir), { line: /^build: tsconfig\.base\.json changed since the last build; building/, status: 0 });
+  t.ok(existsSync(join(dir, 'dist', 'src', 'b.d.ts')), 'the base\'s new setting took effect');
+  t.match(build(dir), { line: /^build: dist\/ is up to date/ });
+  writeFileSync(join(dir, 'tsconfig.json'), '{ "compilerOptions": ');
+  t.match(build(dir), { line: /^build: tsconfig\.json does not parse; building/ });
+});
