@@ -6,8 +6,9 @@
 // Up to date means: the last build succeeded (tsc exited 0: it left dist/.build-ok, removed before
 // every build), the sources tsconfig.json names (TypeScript's own reading of its include list) and
 // tsconfig.json (and every configuration it extends), package.json and package-lock.json have the
-// contents they had when that build started (the stamp holds a SHA-256 of each, so a file put back with an older date — a backup
-// moved over it, cp -p, tar x — counts as changed, and a touched but unchanged one does not), and
+// contents they had when that build started (the stamp holds a SHA-256 of each, so a file put back
+// with an older date — a backup moved over it, cp -p, tar x — counts as changed, and a touched but
+// unchanged one does not), and
 // every source has its compiled .js (and .d.ts with `declaration`) under dist/ at the same relative
 // path. Anything else — a failed build (tsc emits even with type errors), an edited, added or
 // removed source, a changed config, a deleted output — runs the full build. tsc's --incremental
