@@ -169,7 +169,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 /**
  * Runs one test file. Its TAP output is echoed (indented) as it comes, or, with `buffered` (files
- * running side by side), all at once when it ends so that two files' lines never interleave.
+ * running side by side), all at once when it ends so that two files' lines never interleave; its
+ * stderr likewise, after its TAP output.
  */
 function runFile(file, timeoutSec, buffered = false) {
   return new Promise((resolve) => {
@@ -185,6 +186,7 @@ function runFile(file, timeoutSec, buffered = false) {
     running.add(child);
     let tail = '';
     let echo = '';
+    let echoErr = '';
     const failures = failureCollector();
     let killedBy = null;
     let exited = null; // { code, signal } once the file's process has exited
@@ -196,7 +198,10 @@ function runFile(file, timeoutSec, buffered = false) {
       tail = (tail + chunk.toString()).slice(-4000);
       failures.push(chunk.toString());
     });
-    child.stderr.on('data', (chunk) => process.stderr.write(chunk));
+    child.stderr.on('data', (chunk) => {
+      if (buffered) echoErr += chunk.toString();
+      else process.stderr.write(chunk);
+    });
     const term = setTimeout(() => {
       killedBy = `still running ${KILL_GRACE_MS / 1000} s after its ${timeoutSec} s timeout`;
       signalGroup(child, 'SIGTERM');
@@ -221,6 +226,7 @@ function runFile(file, timeoutSec, buffered = false) {
       clearTimeout(pipeTimer);
       running.delete(child);
       if (echo !== '') process.stdout.write(echo);
+      if (echoErr !== '') process.stderr.write(echoErr);
       signalGroup(child, 'SIGKILL'); // what the file started and left in its group ends with it
       const { code, signal } = exited;
       const seconds = (Date.now() - started) / 1000;

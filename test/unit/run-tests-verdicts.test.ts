@@ -143,7 +143,7 @@ t.test('files of a side-by-side group run together, are each counted, and their 
     `  writeFileSync(join(process.cwd(), '${me}.started'), '');`,
     '  const until = Date.now() + 20_000;',
     `  while (!existsSync(join(process.cwd(), '${partner}.started')) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));`,
-    `  for (let i = 0; i < 50; i++) { console.log('# ${me} line ' + i); await new Promise((r) => setImmediate(r)); }`,
+    `  for (let i = 0; i < 50; i++) { console.log('# ${me} line ' + i); console.error('${me} err ' + i); await new Promise((r) => setImmediate(r)); }`,
     `  t.ok(existsSync(join(process.cwd(), '${partner}.started')), '${me}: ${partner} ran at the same time');`,
     `  t.ok(${pass}, '${me} verdict');`,
     '});',
@@ -159,6 +159,12 @@ t.test('files of a side-by-side group run together, are each counted, and their 
     const mine = lines.map((l, i) => (l.includes(`# ${me} line`) ? i : -1)).filter((i) => i >= 0);
     t.equal(mine.length, 50, `${me}: all of its output is echoed`);
     t.equal(mine.at(-1)! - mine[0]!, 49, `${me}: its lines come in one block, not interleaved with its partner's`);
+    // Its stderr too (a stack trace, a warning): before, stderr was echoed as it came, so the two
+    // files' traces mixed line by line.
+    const errLines = out.split('\n').filter((l) => /^[xy] err \d+$/.test(l));
+    const myErr = errLines.map((l, i) => (l.startsWith(`${me} err`) ? i : -1)).filter((i) => i >= 0);
+    t.equal(myErr.length, 50, `${me}: all of its stderr is echoed`);
+    t.equal(myErr.at(-1)! - myErr[0]!, 49, `${me}: its stderr comes in one block`);
   }
   t.match(out, /^ok - dist\/test\/unit\/x\.test\.js/m, 'x passed (its partner started while it waited)');
   t.match(out, /^not ok - dist\/test\/unit\/y\.test\.js/m, 'y failed by its own assertion');
