@@ -23,18 +23,35 @@ export function kernelVersion() {
   throw new Error('cannot tell which kernel to boot: run scripts/vm/install-deps.sh (apt-get update) first');
 }
 
-/** Downloads a Debian package's .deb into .cache/vm/debs (kept across runs); returns its path. */
-export function downloadDeb(pkg) {
+/**
+ * Downloads a Debian package's .deb into .cache/vm/debs (kept across runs); returns its path. With
+ * `version` (a Debian version as apt-cache madison prints it) that version exactly, else the candidate.
+ */
+export function downloadDeb(pkg, version) {
   const dir = path.join(CACHE, 'debs');
   fs.mkdirSync(dir, { recursive: true });
-  const find = () => fs.readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  // apt-get download names the file pkg_version_arch.deb, with an epoch's ':' written %3a.
+  const prefix = version === undefined ? `${pkg}_` : `${pkg}_${version.replace(/:/g, '%3a')}_`;
+  const find = () => fs.readdirSync(dir).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
+  const spec = version === undefined ? pkg : `${pkg}=${version}`;
   if (!find()) {
-    log(`apt-get download ${pkg}`);
-    run('apt-get', ['download', '-q', pkg], { cwd: dir });
+    log(`apt-get download ${spec}`);
+    run('apt-get', ['download', '-q', spec], { cwd: dir });
   }
   const f = find();
-  if (!f) throw new Error(`apt-get download ${pkg} left no .deb in ${dir}`);
+  if (!f) throw new Error(`apt-get download ${spec} left no .deb in ${dir}`);
   return path.join(dir, f);
+}
+
+/** The versions of `pkg` the apt lists hold, newest first (apt-cache madison), or [] without lists. */
+export function aptVersions(pkg) {
+  let out = '';
+  try {
+    out = run('apt-cache', ['madison', pkg]);
+  } catch {
+    return [];
+  }
+  return out.split('\n').map((line) => line.split('|').map((f) => f.trim())).filter((f) => f[0] === pkg && f[1]).map((f) => f[1]);
 }
 
 /**

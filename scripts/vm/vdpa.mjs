@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CpioWriter } from './cpio.mjs';
 import { CACHE, hashOf, log, PROJECT, pruneCache, run } from './common.mjs';
-import { downloadDeb, ensureKernel, moduleLoadOrder } from './kernel.mjs';
+import { aptVersions, downloadDeb, ensureKernel, moduleLoadOrder } from './kernel.mjs';
 
 const HERE = path.join(PROJECT, 'scripts', 'vm');
 const SETUP = path.join(HERE, 'vdpa-setup.sh');
@@ -75,19 +75,24 @@ function packagesOf(version) {
 
 /**
  * linux-source-6.12's .deb for exactly this kernel's upstream version (6.12.117 for
- * 6.12.117+deb12-amd64): its name carries no ABI, so a cached older one is replaced.
+ * 6.12.117+deb12-amd64). Its name carries no ABI, and bookworm-security keeps several versions
+ * whose newest may be ahead of the image linux-image-6.12-amd64 depends on (12-02: source
+ * 6.12.118, image 6.12.117), so the version is chosen from apt-cache madison, not the candidate.
  */
 function sourceDeb(version, pkg) {
   const upstream = version.split('+')[0];
-  let deb = downloadDeb(pkg);
-  if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
-    fs.rmSync(deb);
-    deb = downloadDeb(pkg);
-    if (!path.basename(deb).startsWith(`${pkg}_${upstream}-`)) {
-      throw new Error(`apt offers ${path.basename(deb)}, not the source of ${version}: run apt-get update (scripts/vm/install-deps.sh) or set UVIRTIO_VM_VDPA_KERNEL`);
-    }
+  const match = aptVersions(pkg).find((v) => v.startsWith(`${upstream}-`));
+  if (match !== undefined) {
+    const deb = downloadDeb(pkg, match);
+    pruneCache(path.dirname(deb), `${pkg}_`, deb); // 150 MB each: only the one in use is kept
+    return deb;
   }
-  return deb;
+  // No apt lists (or none of that version): a .deb already in the cache may still be the right one.
+  const cached = downloadDeb(pkg);
+  if (!path.basename(cached).startsWith(`${pkg}_${upstream}-`)) {
+    throw new Error(`apt offers no ${pkg} for ${upstream} (the newest it has: ${path.basename(cached)}), the source of ${version}: run apt-get update (scripts/vm/install-deps.sh) or set UVIRTIO_VM_VDPA_KERNEL to a version it has`);
+  }
+  return cached;
 }
 
 /** Unpacks the headers, kbuild and the needed source files, builds the BUILT modules; returns their dir. */
