@@ -88,6 +88,12 @@ export interface GuestMemory {
    * then use `view`, which decides.
    */
   region?(iova: bigint, len: number): GuestRegion | undefined;
+  /**
+   * {@link region} for an address already held as a number (`at`: an integer below 2^52, e.g. a
+   * descriptor's address read as two 32-bit halves), without converting a bigint on every access.
+   * Optional, and allowed to answer undefined for any range, as region() is.
+   */
+  regionAt?(at: number, len: number): GuestRegion | undefined;
 }
 
 /** A region of driver memory as {@link GuestMemory.region} gives it: its bytes, a DataView on them, and its first address. */
@@ -374,10 +380,13 @@ export class HeapDmaAllocator implements DmaAllocator, GuestMemory {
 
   region(iova: bigint, len: number): GuestRegion | undefined {
     if (typeof iova !== 'bigint') return undefined;
-    const a = Number(iova);
-    if (!this.numeric || !(len >= 0) || !Number.isSafeInteger(len) || !(a >= 0 && a < NUMERIC_BOUND)) return undefined;
-    const at = this.find(a, len);
-    return at < 0 ? undefined : this.spans[at];
+    return this.regionAt(Number(iova), len);
+  }
+
+  regionAt(at: number, len: number): GuestRegion | undefined {
+    if (!this.numeric || !(len >= 0) || !Number.isSafeInteger(len) || !(at >= 0 && at < NUMERIC_BOUND) || !Number.isInteger(at)) return undefined;
+    const i = this.find(at, len);
+    return i < 0 ? undefined : this.spans[i];
   }
 
   view(iova: bigint, len: number): Uint8Array {

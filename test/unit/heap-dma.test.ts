@@ -1,4 +1,4 @@
-// HeapDmaAllocator's device-side lookups (lookup, view, contains, region) agree with a plain
+// HeapDmaAllocator's device-side lookups (lookup, view, contains, region, regionAt) agree with a plain
 // BigInt scan over the regions, on the numeric fast path (last hit, binary search) and off it.
 
 import t, { type Test } from 'tap';
@@ -32,6 +32,8 @@ function agree(t: Test, dma: HeapDmaAllocator, regions: DmaRegion[], what: strin
       if (dma.contains(iova, len) !== (want !== undefined)) t.fail(`${what}: contains(0x${iova.toString(16)}, ${len})`);
       const span = dma.region(iova, len);
       if (span !== undefined && span.bytes !== want?.bytes) t.fail(`${what}: region(0x${iova.toString(16)}, ${len})`);
+      // regionAt: the same answer for the address as a number (the device's descriptors carry both).
+      if (dma.regionAt(Number(iova), len) !== span) t.fail(`${what}: regionAt(0x${iova.toString(16)}, ${len}) differs from region()`);
       if (want) {
         const v = dma.view(iova, len);
         const off = Number(iova - want.iova);
@@ -85,4 +87,10 @@ t.test('odd lengths: fractional or huge lengths are never contained', async (t) 
   t.equal(dma.region(r.iova, 1.5), undefined, 'fractional length: no region');
   t.equal(dma.contains(r.iova, 2 ** 60), false, 'huge length');
   t.equal(dma.lookup(r.iova, Number.MAX_SAFE_INTEGER), undefined, 'huge length: no region');
+  const at = Number(r.iova);
+  t.equal(dma.regionAt(at, 64)?.bytes, r.bytes, 'regionAt: the region by its numeric address');
+  for (const [bad, what] of [[at + 0.5, 'a fractional address'], [Number.NaN, 'NaN'], [Number.POSITIVE_INFINITY, 'Infinity'], [-at, 'a negative address']] as const) {
+    t.equal(dma.regionAt(bad, 1), undefined, `regionAt: ${what}, no region`);
+  }
+  t.equal(dma.regionAt(at, 1.5), undefined, 'regionAt: fractional length, no region');
 });

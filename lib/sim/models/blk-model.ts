@@ -183,9 +183,9 @@ export class BlkModel implements DeviceModel {
     }
     // The header: read in place when its first segment holds it all (the usual case), else gathered.
     const first = chain.readable[0]!;
-    const r = first.len >= BLK_REQ_HEADER_LEN ? mem.region?.(first.addr, BLK_REQ_HEADER_LEN) : undefined;
+    const r = first.len >= BLK_REQ_HEADER_LEN && first.at >= 0 ? mem.regionAt?.(first.at, BLK_REQ_HEADER_LEN) : undefined;
     const header = r ? r.data : dataView(first.len >= BLK_REQ_HEADER_LEN ? mem.view(first.addr, BLK_REQ_HEADER_LEN) : gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN));
-    const at = r ? Number(first.addr) - r.start : 0;
+    const at = r ? first.at - r.start : 0;
     const type = header.getUint32(at, true);
     const sectorLo = header.getUint32(at + 8, true);
     const sectorHi = header.getUint32(at + 12, true);

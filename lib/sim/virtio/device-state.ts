@@ -84,8 +84,8 @@ export function heldRequest(queue: number, chain: Chain): HeldRequest {
     id: chain.id,
     ringDescs: chain.ringDescs,
     segments: [
-      ...chain.readable.map((s) => ({ ...s, writable: false })),
-      ...chain.writable.map((s) => ({ ...s, writable: true })),
+      ...chain.readable.map((s) => ({ addr: s.addr, len: s.len, writable: false })),
+      ...chain.writable.map((s) => ({ addr: s.addr, len: s.len, writable: true })),
     ],
   };
 }

@@ -19,7 +19,7 @@ import { thrownMessage } from '../../util/shown.js';
 import { DeviceStateFormatError, decodeDeviceState, encodeDeviceState, heldRequest, type HeldRequest } from './device-state.js';
 import type { SimQueue } from './queue.js';
 import { outstanding, stateProblem } from './queue-state.js';
-import { addSegment, emptyChain, type Chain } from './ring/chain.js';
+import { addSegment, emptyChain, numericAddress, type Chain } from './ring/chain.js';
 import { RuleViolation } from './rules.js';
 import { Refusal } from './state-mailbox.js';
 
@@ -128,7 +128,7 @@ export class HeldRequests {
   private toChain(r: HeldRequest): Chain {
     const chain = emptyChain(r.id);
     chain.ringDescs = r.ringDescs;
-    for (const s of r.segments) addSegment(chain, r.queue, this.host.mem, s.addr, s.len, s.writable);
+    for (const s of r.segments) addSegment(chain, r.queue, this.host.mem, s.addr, numericAddress(s.addr), s.len, s.writable);
     return chain;
   }
 }

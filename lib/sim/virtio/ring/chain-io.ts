@@ -4,13 +4,21 @@
 //
 // Every request goes through here, so the loops take a view of each whole segment (its range was
 // checked when the chain was fetched, and is checked again by the view) and index into it: no
-// closure, no BigInt arithmetic, one copy.
+// closure, no BigInt arithmetic (the segment's numeric address, GuestMemory.regionAt), one copy.
 
 import type { GuestMemory } from '../../../mem/dma.js';
-import type { Segment } from './chain.js';
+import type { ChainSegment } from './chain.js';
+
+/** The bytes of `seg`, in place: by its numeric address when the memory has that fast path, else a view (which checks). */
+function segmentBytes(mem: GuestMemory, seg: ChainSegment): Uint8Array {
+  const r = seg.at < 0 ? undefined : mem.regionAt?.(seg.at, seg.len);
+  if (r === undefined) return mem.view(seg.addr, seg.len);
+  const from = seg.at - r.start;
+  return r.bytes.subarray(from, from + seg.len);
+}
 
 /** Copies `len` bytes starting at stream offset `offset` of `segments` out of driver memory. */
-export function gather(mem: GuestMemory, segments: Segment[], offset: number, len: number): Uint8Array {
+export function gather(mem: GuestMemory, segments: ChainSegment[], offset: number, len: number): Uint8Array {
   const out = new Uint8Array(len);
   let skip = offset;
   let done = 0;
@@ -21,7 +29,7 @@ export function gather(mem: GuestMemory, segments: Segment[], offset: number, le
       continue;
     }
     const n = Math.min(seg.len - skip, len - done);
-    out.set(mem.view(seg.addr, seg.len).subarray(skip, skip + n), done);
+    out.set(segmentBytes(mem, seg).subarray(skip, skip + n), done);
     skip = 0;
     done += n;
   }
@@ -30,7 +38,7 @@ export function gather(mem: GuestMemory, segments: Segment[], offset: number, le
 }
 
 /** Copies `data` into `segments` starting at stream offset `offset`. */
-export function scatter(mem: GuestMemory, segments: Segment[], offset: number, data: Uint8Array): void {
+export function scatter(mem: GuestMemory, segments: ChainSegment[], offset: number, data: Uint8Array): void {
   const len = data.length;
   let skip = offset;
   let done = 0;
@@ -41,7 +49,7 @@ export function scatter(mem: GuestMemory, segments: Segment[], offset: number, d
       continue;
     }
     const n = Math.min(seg.len - skip, len - done);
-    mem.view(seg.addr, seg.len).set(n === len ? data : data.subarray(done, done + n), skip);
+    segmentBytes(mem, seg).set(n === len ? data : data.subarray(done, done + n), skip);
     skip = 0;
     done += n;
   }
@@ -49,13 +57,13 @@ export function scatter(mem: GuestMemory, segments: Segment[], offset: number, d
 }
 
 /** Writes one byte at stream offset `offset` of `segments` (a blk status byte, a net header flag). */
-export function putByte(mem: GuestMemory, segments: Segment[], offset: number, value: number): void {
+export function putByte(mem: GuestMemory, segments: ChainSegment[], offset: number, value: number): void {
   let skip = offset;
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     if (skip < seg.len) {
-      const r = mem.region?.(seg.addr, seg.len);
-      if (r) r.bytes[Number(seg.addr) - r.start + skip] = value;
+      const r = seg.at < 0 ? undefined : mem.regionAt?.(seg.at, seg.len);
+      if (r) r.bytes[seg.at - r.start + skip] = value;
       else mem.view(seg.addr, seg.len)[skip] = value;
       return;
     }

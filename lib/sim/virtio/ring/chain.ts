@@ -14,6 +14,29 @@ export interface Segment {
   len: number;
 }
 
+/**
+ * A segment of a fetched chain: a {@link Segment} with its address also as a number, so the
+ * device's every access to it (GuestMemory.regionAt) converts no bigint.
+ */
+export interface ChainSegment extends Segment {
+  /** `addr` as a number when it is below 2^52 (exact), else -1 (accesses then go by `addr`). */
+  at: number;
+}
+
+/** 2^52: descriptor addresses below it are exact as numbers (GuestRegion.start's bound). */
+const NUMERIC_ADDRESS_BOUND = 2 ** 52;
+
+/** A descriptor address read as two little-endian 32-bit halves, as ChainSegment.at has it. */
+export function numericAddressOf(lo: number, hi: number): number {
+  const a = hi * 0x1_0000_0000 + lo;
+  return a < NUMERIC_ADDRESS_BOUND ? a : -1;
+}
+
+/** A bigint address as ChainSegment.at has it. */
+export function numericAddress(addr: bigint): number {
+  return addr >= 0n && addr < BigInt(NUMERIC_ADDRESS_BOUND) ? Number(addr) : -1;
+}
+
 /** One available buffer as the device fetched it (virtio 1.2 §2.7.5, §2.8.5). */
 export interface Chain {
   /** Split: the head descriptor index. Packed: the buffer id of the last descriptor. */
@@ -21,9 +44,9 @@ export interface Chain {
   /** Ring slots the chain occupies (an indirect table counts as one); packed uses it to skip. */
   ringDescs: number;
   /** Device-readable segments, in order; they all come before the writable ones. */
-  readable: Segment[];
+  readable: ChainSegment[];
   /** Device-writable segments, in order. */
-  writable: Segment[];
+  writable: ChainSegment[];
   readableLen: number;
   writableLen: number;
 }
@@ -107,19 +130,20 @@ const MAX_CHAIN_BYTES = 2 ** 32;
 /**
  * Adds a segment to a chain under construction, enforcing readable-before-writable (virtio 1.2
  * §2.7.4.2 / §2.8.17) and the 2^32-byte total (§2.7.5.2); zero-length buffers are refused, as
- * QEMU's virtqueue_map_desc refuses them.
+ * QEMU's virtqueue_map_desc refuses them. `at` is `addr` as numericAddress() gives it.
  */
-export function addSegment(chain: Chain, queue: number, mem: GuestMemory, addr: bigint, len: number, writable: boolean): void {
+export function addSegment(chain: Chain, queue: number, mem: GuestMemory, addr: bigint, at: number, len: number, writable: boolean): void {
   if (len === 0) throw badChain(queue, 'zero-length-descriptor', `descriptor of chain ${chain.id} has length 0`);
-  checkGuest(mem, queue, addr, len, 'buffer');
+  // The numeric fast path when the memory has one; anything it does not answer goes by the bigint.
+  if (at < 0 || mem.regionAt?.(at, len) === undefined) checkGuest(mem, queue, addr, len, 'buffer');
   if (writable) {
-    chain.writable.push({ addr, len });
+    chain.writable.push({ addr, len, at });
     chain.writableLen += len;
   } else {
     if (chain.writable.length > 0) {
       throw badChain(queue, 'readable-after-writable', `chain ${chain.id} has a device-readable descriptor after a device-writable one`);
     }
-    chain.readable.push({ addr, len });
+    chain.readable.push({ addr, len, at });
     chain.readableLen += len;
   }
   if (chain.readableLen + chain.writableLen > MAX_CHAIN_BYTES) {

@@ -7,7 +7,7 @@ import type { GuestMemory } from '../../../mem/dma.js';
 import { PackedAlign, PackedDesc, PackedEventFlag, PackedFlag } from '../../../spec/index.js';
 import type { SimQueue } from '../queue.js';
 import {
-  addSegment, badChain, dataView, emptyChain, guestBytes,
+  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf,
   type Chain, type DeviceRing, type RingContext, type UsedFault,
 } from './chain.js';
 
@@ -62,6 +62,7 @@ export class PackedDeviceRing implements DeviceRing {
       if (chain.ringDescs === size) throw badChain(index, 'chain-loop', `list at slot ${state.availIdx} is longer than the ring of ${size}`);
       const at = slot * PackedDesc.SIZE;
       const addr = this.desc.getBigUint64(at + PackedDesc.ADDR, true);
+      const addrAt = numericAddressOf(this.desc.getUint32(at + PackedDesc.ADDR, true), this.desc.getUint32(at + PackedDesc.ADDR + 4, true));
       const len = this.desc.getUint32(at + PackedDesc.LEN, true);
       const flags = this.desc.getUint16(at + PackedDesc.FLAGS, true);
       // §2.8.6: every descriptor of a list carries correct AVAIL/USED bits, not only the first.
@@ -76,9 +77,9 @@ export class PackedDeviceRing implements DeviceRing {
         // §2.8.19: only with INDIRECT_DESC, and never in a list linked by NEXT.
         if (!this.ctx.indirect) throw badChain(index, 'indirect-not-negotiated', `slot ${slot} uses INDIRECT, which was not negotiated`);
         if ((flags & PackedFlag.NEXT) || chain.ringDescs > 1) throw badChain(index, 'indirect-with-next', `slot ${slot}: INDIRECT inside a list linked by NEXT`);
-        this.readIndirect(chain, addr, len);
+        this.readIndirect(chain, addr, addrAt, len);
       } else {
-        addSegment(chain, index, this.mem, addr, len, (flags & PackedFlag.WRITE) !== 0);
+        addSegment(chain, index, this.mem, addr, addrAt, len, (flags & PackedFlag.WRITE) !== 0);
       }
       slot++;
       if (slot === size) {
@@ -97,15 +98,15 @@ export class PackedDeviceRing implements DeviceRing {
    * §2.8.19: the driver sets no other flag there (the device ignores them, recorded); §2.8.17: no
    * longer than the queue size.
    */
-  private readIndirect(chain: Chain, addr: bigint, len: number): void {
+  private readIndirect(chain: Chain, addr: bigint, addrAt: number, len: number): void {
     const { index, size } = this.queue;
     if (len === 0 || len % PackedDesc.SIZE !== 0) {
       throw badChain(index, 'indirect-table-invalid', `indirect table length ${len} is not a non-zero multiple of ${PackedDesc.SIZE}`);
     }
     // Read in place in its region when the memory offers that, else through a view of the table.
-    const r = this.mem.region?.(addr, len);
+    const r = addrAt < 0 ? undefined : this.mem.regionAt?.(addrAt, len);
     const table = r ? r.data : dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
-    const base = r ? Number(addr) - r.start : 0;
+    const base = r ? addrAt - r.start : 0;
     if (len / PackedDesc.SIZE > size) {
       this.ctx.report('chain-longer-than-queue', `an indirect table of ${len / PackedDesc.SIZE} descriptors, more than the queue size ${size}`);
     }
@@ -114,7 +115,8 @@ export class PackedDeviceRing implements DeviceRing {
       if (flags & ~PackedFlag.WRITE) {
         this.ctx.report('indirect-entry-flags', `indirect table entry ${at / PackedDesc.SIZE} has flags 0x${flags.toString(16)}`);
       }
-      addSegment(chain, index, this.mem, table.getBigUint64(base + at + PackedDesc.ADDR, true),
+      const entry = base + at + PackedDesc.ADDR;
+      addSegment(chain, index, this.mem, table.getBigUint64(entry, true), numericAddressOf(table.getUint32(entry, true), table.getUint32(entry + 4, true)),
         table.getUint32(base + at + PackedDesc.LEN, true), (flags & PackedFlag.WRITE) !== 0);
     }
   }

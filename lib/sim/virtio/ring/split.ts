@@ -6,7 +6,7 @@ import type { GuestMemory } from '../../../mem/dma.js';
 import { AvailFlag, DescFlag, SplitAlign, SplitAvail, SplitDesc, SplitUsed, UsedFlag } from '../../../spec/index.js';
 import type { SimQueue } from '../queue.js';
 import {
-  addSegment, badChain, dataView, emptyChain, guestBytes,
+  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf,
   type Chain, type DeviceRing, type RingContext, type UsedFault,
 } from './chain.js';
 
@@ -81,6 +81,7 @@ export class SplitDeviceRing implements DeviceRing {
       if (seen > tableLen) throw badChain(index, 'chain-loop', `chain ${head} is longer than its table of ${tableLen} descriptors (a loop?)`);
       const at = base + i * SplitDesc.SIZE;
       const addr = table.getBigUint64(at + SplitDesc.ADDR, true);
+      const addrAt = numericAddressOf(table.getUint32(at + SplitDesc.ADDR, true), table.getUint32(at + SplitDesc.ADDR + 4, true));
       const len = table.getUint32(at + SplitDesc.LEN, true);
       const flags = table.getUint16(at + SplitDesc.FLAGS, true);
       const next = table.getUint16(at + SplitDesc.NEXT, true);
@@ -93,10 +94,10 @@ export class SplitDeviceRing implements DeviceRing {
         if (len === 0 || len % SplitDesc.SIZE !== 0) {
           throw badChain(index, 'indirect-table-invalid', `chain ${head}: indirect table length ${len} is not a non-zero multiple of ${SplitDesc.SIZE}`);
         }
-        const r = this.mem.region?.(addr, len);
+        const r = addrAt < 0 ? undefined : this.mem.regionAt?.(addrAt, len);
         if (r) {
           table = r.data;
-          base = Number(addr) - r.start;
+          base = addrAt - r.start;
         } else {
           table = dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
           base = 0;
@@ -108,7 +109,7 @@ export class SplitDeviceRing implements DeviceRing {
         seen = 0;
         continue;
       }
-      addSegment(chain, index, this.mem, addr, len, (flags & DescFlag.WRITE) !== 0);
+      addSegment(chain, index, this.mem, addr, addrAt, len, (flags & DescFlag.WRITE) !== 0);
       if (!(flags & DescFlag.NEXT)) {
         // §2.7.5.3.1: no chain longer than the queue size — an indirect table is no way around it.
         if (inIndirect && direct + seen > size) {
