@@ -6,7 +6,7 @@
 import { HeapDmaAllocator } from '../../mem/dma.js';
 import type { PciFunction, RegisterWindow } from '../../pci/function.js';
 import { PciCommand } from '../../pci/config.js';
-import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN } from '../../spec/index.js';
+import { COMMON_CFG_EXT_LEN, COMMON_CFG_LEN, PCI_DEVICE_MODERN_BASE } from '../../spec/index.js';
 import { DeviceError, UsageError } from '../../errors.js';
 import { checkValue, choice, int, optionsObject, type OptionKeys } from '../../util/options.js';
 import { safeIsArray, shown } from '../../util/shown.js';
@@ -45,6 +45,12 @@ export const QUEUE_SIZE = int(2, 32768, { powerOfTwo: true });
 export const STOP_MODE = choice('drain', 'hold');
 /** PCI class codes are 24 bits (base class, sub-class, programming interface: PCI Local Bus 3.0 §6.2.1). */
 const CLASS_CODE = int(0, 0xff_ffff);
+/** A virtio device id the 16-bit PCI device id 0x1040 + id holds (virtio 1.2 §4.1.2). */
+const DEVICE_TYPE = int(1, 0xffff - PCI_DEVICE_MODERN_BASE);
+/** num_queues is le16 (virtio 1.2 §4.1.4.3). */
+const QUEUE_COUNT = int(1, 0xffff);
+/** The DeviceModel members the device calls without asking whether they are there. */
+const MODEL_METHODS = ['attach', 'fetchesRequests', 'serve', 'receive', 'reset'] as const;
 /** Transport features are bits 24 to 63 of the 64-bit feature space (virtio 1.2 §6). */
 const TRANSPORT_FEATURES = (1n << 64n) - (1n << 24n);
 
@@ -78,9 +84,10 @@ function checkFunctionOptions(o: SimPciFunctionOptions): SimPciFunctionOptions {
   if (typeof o.address !== 'string' || o.address.length === 0) throw bad('address', 'a non-empty string', o.address);
   const model: unknown = o.model;
   const m = model as Partial<DeviceModel> | null;
-  if (typeof m !== 'object' || m === null || !Number.isSafeInteger(m.deviceType) || !Number.isSafeInteger(m.queueCount)
-    || m.queueCount! < 1 || typeof m.serve !== 'function' || !(m.config?.bytes instanceof Uint8Array)) {
-    throw bad('model', 'a DeviceModel (lib/sim/virtio/model.ts: deviceType, queueCount ≥ 1, config, serve, …)', model);
+  if (typeof m !== 'object' || m === null || !DEVICE_TYPE.fits(m.deviceType) || !QUEUE_COUNT.fits(m.queueCount)
+    || typeof m.features !== 'bigint' || m.features < 0n || m.features >= 1n << 64n || !(m.config?.bytes instanceof Uint8Array)
+    || MODEL_METHODS.some((name) => typeof m[name] !== 'function')) {
+    throw bad('model', 'a DeviceModel (lib/sim/virtio/model.ts: deviceType 1–0xefbf, queueCount 1–65535, features a 64-bit bigint, config, attach, fetchesRequests, serve, receive, reset)', model);
   }
   if (!(o.dma instanceof HeapDmaAllocator)) throw bad('dma', 'a HeapDmaAllocator', o.dma);
   if (typeof o.ownsDma !== 'boolean') throw bad('ownsDma', 'a boolean', o.ownsDma);

@@ -213,21 +213,15 @@ export class QueueEngine {
     if (!this.host.ringAccess() || !queue.ring) return 0;
     this.requireBusMaster(queue.index);
     let n = 0;
-    const inFlight = queue.state.inFlight;
-    // Usually completed in the order fetched: the oldest in flight, from the front. Those are
-    // taken off in one splice at the end (a shift() per chain moves every later element, each
-    // move a write-barriered store: quadratic in the batch); until then inFlight[0, front) are served.
-    let front = 0;
     this.serving = true;
     try {
       for (const chain of chains) {
-        if (inFlight[front] === chain) {
-          front++;
-        } else {
-          const at = inFlight.indexOf(chain, front);
-          if (at < 0) continue;
-          inFlight.splice(at, 1);
-        }
+        const inFlight = queue.state.inFlight;
+        // Usually completed in the order fetched: the oldest in flight, taken off the front.
+        const at = inFlight[0] === chain ? 0 : inFlight.indexOf(chain);
+        if (at < 0) continue;
+        if (at === 0) inFlight.shift();
+        else inFlight.splice(at, 1);
         const fault = this.host.faults.any
           ? this.host.faults.takeReply(queue.index, (f) => this.host.model.supportsReplyFault?.(queue.index, f) ?? false)
           : undefined;
@@ -236,8 +230,6 @@ export class QueueEngine {
         n++;
       }
     } finally {
-      // A reset inside serve() replaced the state (and forgot every chain): nothing to take off.
-      if (front > 0 && queue.state.inFlight === inFlight) inFlight.splice(0, front);
       this.serving = false;
     }
     if (n > 0) this.interruptIfWanted(queue);
