@@ -188,7 +188,8 @@ t.test('SimPciFunction reads its options once', async (t) => {
 
 // SimPciFunction is exported (uvirtio/sim) but checked only its keys, so a
 // caller building one directly with queueMaxSize 3, completion 'soon' or msixVectors 0 got a
-// device that misbehaved later (a ring size no driver can use, a completion read as a latency of
+// device that misbehaved later (and a latency beyond setTimeout's 2^31 - 1 ms, through
+// createSimDevice too, completed after 1 ms) (a ring size no driver can use, a completion read as a latency of
 // undefined). The kind is "an exported constructor trusts values its factory checked": every value
 // is checked where the function is built, createSimDevice or not.
 t.test('SimPciFunction refuses values it cannot be built with, naming the option', async (t) => {
@@ -205,7 +206,7 @@ t.test('SimPciFunction refuses values it cannot be built with, naming the option
   t.pass('the good options build a function');
   const cases: [string, Record<string, unknown>][] = [
     ['queueMaxSize', { queueMaxSize: 3 }], ['queueMaxSize', { queueMaxSize: 65536 }],
-    ['completion', { completion: 'soon' }], ['completion', { completion: { latencyMs: -1 } }], ['completion', { completion: null }],
+    ['completion', { completion: 'soon' }], ['completion', { completion: { latencyMs: -1 } }], ['completion', { completion: { latencyMs: 2 ** 31 } }], ['completion', { completion: null }],
     ['stopMode', { stopMode: 'keep' }], ['msixVectors', { msixVectors: 0 }], ['msixVectors', { msixVectors: 1.5 }],
     ['classCode', { classCode: 0x1_000_000 }], ['commonCfgLength', { commonCfgLength: 0x40 }],
     ['transportFeatures', { transportFeatures: 1n }], ['transportFeatures', { transportFeatures: 5 }],
@@ -222,4 +223,8 @@ t.test('SimPciFunction refuses values it cannot be built with, naming the option
     t.equal((error as { code?: string } | undefined)?.code, 'E_INVALID_ARGUMENT', `${option} ${shownValue} is refused`);
     t.match((error as Error | undefined)?.message ?? '', option === 'completion' ? /completion/ : option, `the message names ${option}`);
   }
+  t.equal(codeOf(() => createSimDevice({ type: 'blk', completion: { latencyMs: 2 ** 31 } })), 'E_INVALID_ARGUMENT', 'createSimDevice refuses a latency setTimeout would shorten to 1 ms');
+  const longest = createSimDevice({ type: 'blk', completion: { latencyMs: 2 ** 31 - 1 } });
+  longest.fn.close();
+  t.pass('the longest latency setTimeout keeps (2^31 - 1 ms) is taken');
 });

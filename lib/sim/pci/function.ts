@@ -54,11 +54,14 @@ const MODEL_METHODS = ['attach', 'fetchesRequests', 'serve', 'receive', 'reset']
 /** Transport features are bits 24 to 63 of the 64-bit feature space (virtio 1.2 §6). */
 const TRANSPORT_FEATURES = (1n << 64n) - (1n << 24n);
 
+/** The longest completion latency: the largest delay Node's setTimeout keeps (2^31 - 1 ms, about 24.8 days). */
+const MAX_LATENCY_MS = 2 ** 31 - 1;
+
 /**
  * The completion option as the device keeps it: 'immediate', 'manual', or a copy of { latencyMs }
  * read once (the device reads it on every request: a getter could change it later). `what` names
  * the option in the message. Throws E_INVALID_ARGUMENT (UsageError) for anything else, a latency
- * that is not a finite number ≥ 0 (milliseconds) and a key { latencyMs } does not have.
+ * that is not a number of milliseconds from 0 to 2^31 - 1 (setTimeout's limit) and a key { latencyMs } does not have.
  */
 export function checkCompletion(given: unknown, what: string): Completion {
   if (given === 'immediate' || given === 'manual') return given;
@@ -67,8 +70,10 @@ export function checkCompletion(given: unknown, what: string): Completion {
       'leave it out for immediate completion');
   }
   const { latencyMs } = optionsObject(given as { latencyMs: number }, what, { latencyMs: true });
-  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
-    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be a finite number ≥ 0, got ${shown(latencyMs)}`);
+  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > MAX_LATENCY_MS) {
+    // Node's setTimeout runs a delay beyond 2^31 - 1 ms after 1 ms (with a warning): refused, not shortened.
+    throw new UsageError('E_INVALID_ARGUMENT', `completion latencyMs must be a number of milliseconds from 0 to ${MAX_LATENCY_MS}, got ${shown(latencyMs)}`,
+      "for requests that never complete on their own use completion 'manual' (completeNow() completes them)");
   }
   return { latencyMs };
 }
