@@ -7,7 +7,11 @@ import { types } from 'node:util';
 
 const isProxy = (v: object): boolean => types.isProxy(v);
 
-/** `value` for an error message: numbers, strings (as they are, cut at 40 characters), booleans, bigints by value; anything else by kind. */
+/**
+ * `value` for an error message: numbers, booleans, bigints (`8n`) by value; strings quoted and
+ * escaped as JSON writes them, cut at 40 characters (so "80" is told from 80, and a newline or a
+ * terminal escape in a caller's string cannot forge a line of the message); anything else by kind.
+ */
 export function shown(value: unknown): string {
   switch (typeof value) {
     case 'number':
@@ -16,7 +20,7 @@ export function shown(value: unknown): string {
     case 'bigint':
       return `${value}n`;
     case 'string':
-      return value.length > 40 ? `${value.slice(0, 40)}…` : value;
+      return value.length > 40 ? `${JSON.stringify(value.slice(0, 40))}…` : JSON.stringify(value);
     case 'undefined':
       return 'undefined';
     case 'symbol':

@@ -59,7 +59,7 @@ t.test('checkValue: the same limit for a value given through the API, as E_INVAL
   t.equal(checkValue(size, 1024, 'queueMaxSize'), 1024);
   t.throws(() => checkValue(size, 1000, 'queueMaxSize'), { code: 'E_INVALID_ARGUMENT', message: 'queueMaxSize must be a power of two from 2 to 32768, got 1000' });
   t.throws(() => checkValue(size, '1024', 'queueMaxSize'), { code: 'E_INVALID_ARGUMENT' }, 'text is not a number');
-  t.throws(() => checkValue(choice('drain', 'hold'), 'fast', 'mode'), { code: 'E_INVALID_ARGUMENT', message: /mode must be one of drain, hold, got fast/ });
+  t.throws(() => checkValue(choice('drain', 'hold'), 'fast', 'mode'), { code: 'E_INVALID_ARGUMENT', message: /mode must be one of drain, hold, got "fast"/ });
 });
 
 t.test('optionsObject: API options refuse non-objects and unknown keys, the closest spelling as the hint', async (t) => {

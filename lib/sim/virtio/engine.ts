@@ -71,7 +71,7 @@ export class QueueEngine {
     let n = 0;
     for (const q of this.host.queues) {
       if (this.host.silenced(q.index)) continue;
-      this.host.guarded(() => { n += this.complete(q, [...q.state.inFlight]); });
+      this.host.guarded(() => { n += this.complete(q, q.state.inFlight.toArray()); });
     }
     return n;
   }
@@ -216,12 +216,8 @@ export class QueueEngine {
     this.serving = true;
     try {
       for (const chain of chains) {
-        const inFlight = queue.state.inFlight;
-        // Usually completed in the order fetched: the oldest in flight, taken off the front.
-        const at = inFlight[0] === chain ? 0 : inFlight.indexOf(chain);
-        if (at < 0) continue;
-        if (at === 0) inFlight.shift();
-        else inFlight.splice(at, 1);
+        // Off the list before it is served (serve() may re-enter the device); a reset meanwhile forgot it.
+        if (!queue.state.inFlight.remove(chain)) continue;
         const fault = this.host.faults.any
           ? this.host.faults.takeReply(queue.index, (f) => this.host.model.supportsReplyFault?.(queue.index, f) ?? false)
           : undefined;

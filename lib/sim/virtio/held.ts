@@ -50,7 +50,7 @@ export class HeldRequests {
 
   /** SAVE: every fetched, unfinished chain; empty when there are none. */
   save(): Uint8Array {
-    const held = this.host.queues.flatMap((q) => q.state.inFlight.map((chain) => heldRequest(q.index, chain)));
+    const held = this.host.queues.flatMap((q) => q.state.inFlight.toArray().map((chain) => heldRequest(q.index, chain)));
     // Nothing held, no extra state: DEVICE_STATE_LEN reads 0 and the driver has nothing to carry.
     return held.length === 0 ? new Uint8Array(0) : encodeDeviceState(held);
   }
@@ -112,7 +112,7 @@ export class HeldRequests {
       }
       const chains = mine.map((r) => this.toChain(r));
       for (const chain of chains) queue.claim(chain.id);
-      queue.state.inFlight.push(...chains);
+      for (const chain of chains) queue.state.inFlight.push(chain);
       if (chains.length > 0) this.restored.set(queue.index, chains);
     }
   }

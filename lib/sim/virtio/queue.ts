@@ -5,6 +5,7 @@
 
 import { VIRTIO_MSI_NO_VECTOR } from '../../spec/index.js';
 import type { Chain, DeviceRing } from './ring/chain.js';
+import { InFlight } from './in-flight.js';
 
 export interface QueueDeviceState {
   /** Split: last_avail_idx (free-running u16). Packed: the next descriptor slot to read. */
@@ -17,12 +18,12 @@ export interface QueueDeviceState {
   usedWrap: boolean;
   /** usedIdx / usedWrap when the device last decided about a used-buffer notification (EVENT_IDX). */
   signalled: { idx: number; wrap: boolean } | undefined;
-  /** Chains fetched from the ring and not yet returned as used, oldest first. */
-  inFlight: Chain[];
+  /** Chains fetched from the ring and not yet returned as used, oldest first (in-flight.ts). */
+  inFlight: InFlight<Chain>;
 }
 
 export function initialQueueState(): QueueDeviceState {
-  return { availIdx: 0, availWrap: true, usedIdx: 0, usedWrap: true, signalled: undefined, inFlight: [] };
+  return { availIdx: 0, availWrap: true, usedIdx: 0, usedWrap: true, signalled: undefined, inFlight: new InFlight<Chain>() };
 }
 
 export class SimQueue {
