@@ -12,7 +12,7 @@ t.test('shown() tells a string from a number and escapes what a message must not
   t.equal(shown(80n), '80n', 'a bigint carries its n');
   t.equal(shown(''), '""', 'the empty string is visible');
   t.equal(shown('a\nok - forged'), '"a\\nok - forged"', 'a newline is escaped: the message stays one line');
-  t.notOk(/[\u0000-\u001f]/.test(shown('\u001b[2Jcleared')), 'no control character reaches the message');
+  t.notOk([...shown('\u001b[2Jcleared')].some((c) => c.charCodeAt(0) < 0x20), 'no control character reaches the message');
   t.equal(shown('\ud800'), '"\\ud800"', 'a lone surrogate is escaped');
   t.equal(shown('x'.repeat(100)), `"${'x'.repeat(40)}"…`, 'a long string is cut at 40 characters');
   t.equal(shown({ toString: () => 'lie' }), 'an object', 'an object is named by kind');
