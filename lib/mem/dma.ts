@@ -113,7 +113,8 @@ export function alignUp(n: number, align: number): number {
 
 /** Region bounds below this compare exactly as numbers (2^52: far from 2^53 even with a 2^32 length added). */
 const NUMERIC_LIMIT = 2n ** 52n;
-const NUMERIC_BOUND = 2 ** 52;
+/** 2^52: addresses below it are exact as numbers (GuestRegion.start, GuestMemory.regionAt). */
+export const NUMERIC_BOUND = 2 ** 52;
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;

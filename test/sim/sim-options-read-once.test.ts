@@ -171,36 +171,34 @@ t.test('decodeDeviceState reads its limits once', async (t) => {
   t.equal(codeOf(() => decodeDeviceState(blob, { queueCount: 1, queueMaxsize: 256 } as never)), 'E_INVALID_ARGUMENT', 'a misspelt limit is refused');
 });
 
-t.test('SimPciFunction reads its options once', async (t) => {
+/** Options a SimPciFunction can be built with: an rng model and memory of its own, closed at teardown. */
+function functionOptions(t: Test) {
   const sim = createSimDevice({ type: 'rng' });
   t.teardown(() => sim.fn.close());
   const dma = new HeapDmaAllocator();
   t.teardown(() => dma.close());
-  const given = {
+  return {
     address: 'sim:rng', model: sim.fn.device.model, dma, ownsDma: false, queueMaxSize: 64, transportFeatures: 0n, completion: 'immediate' as const,
     stopMode: 'drain' as const, msixVectors: 2, classCode: 0xff0000, commonCfgLength: 0x44,
   };
+}
+
+t.test('SimPciFunction reads its options once', async (t) => {
+  const given = functionOptions(t);
   const o = counted(given);
   const fn = new SimPciFunction(o.value);
   t.teardown(() => fn.close());
   readOnce(t, 'SimPciFunction options', given, o.reads);
 });
 
-// SimPciFunction is exported (uvirtio/sim) but checked only its keys, so a
-// caller building one directly with queueMaxSize 3, completion 'soon' or msixVectors 0 got a
-// device that misbehaved later (and a latency beyond setTimeout's 2^31 - 1 ms, through
-// createSimDevice too, completed after 1 ms) (a ring size no driver can use, a completion read as a latency of
-// undefined). The kind is "an exported constructor trusts values its factory checked": every value
-// is checked where the function is built, createSimDevice or not.
+// SimPciFunction is exported (uvirtio/sim) but checked only its keys, so a caller building one
+// directly with queueMaxSize 3, completion 'soon' or msixVectors 0 got a device that misbehaved
+// later (a ring size no driver can use, a completion read as a latency of undefined); a latency
+// beyond setTimeout's 2^31 - 1 ms, through createSimDevice too, completed after 1 ms. The kind is
+// "an exported constructor trusts values its factory checked": every value is checked where the
+// function is built, createSimDevice or not.
 t.test('SimPciFunction refuses values it cannot be built with, naming the option', async (t) => {
-  const sim = createSimDevice({ type: 'rng' });
-  t.teardown(() => sim.fn.close());
-  const dma = new HeapDmaAllocator();
-  t.teardown(() => dma.close());
-  const good = {
-    address: 'sim:rng', model: sim.fn.device.model, dma, ownsDma: false, queueMaxSize: 64, transportFeatures: 0n, completion: 'immediate' as const,
-    stopMode: 'drain' as const, msixVectors: 2, classCode: 0xff0000, commonCfgLength: 0x44,
-  };
+  const good = functionOptions(t);
   const fn = new SimPciFunction(good);
   fn.close();
   t.pass('the good options build a function');

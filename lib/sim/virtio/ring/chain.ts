@@ -2,7 +2,7 @@
 // driver's available buffers, used elements written back, and the two event-suppression decisions
 // (virtio 1.2 §2.6–§2.8). The two layouts live in split.ts and packed.ts.
 
-import type { GuestMemory } from '../../../mem/dma.js';
+import { NUMERIC_BOUND, type GuestMemory } from '../../../mem/dma.js';
 import { RuleViolation, type RuleId } from '../rules.js';
 
 /** A piece of driver memory named by a descriptor: device address and length in bytes. */
@@ -23,18 +23,15 @@ export interface ChainSegment extends Segment {
   at: number;
 }
 
-/** 2^52: descriptor addresses below it are exact as numbers (GuestRegion.start's bound). */
-const NUMERIC_ADDRESS_BOUND = 2 ** 52;
-
 /** A descriptor address read as two little-endian 32-bit halves, as ChainSegment.at has it. */
 export function numericAddressOf(lo: number, hi: number): number {
   const a = hi * 0x1_0000_0000 + lo;
-  return a < NUMERIC_ADDRESS_BOUND ? a : -1;
+  return a < NUMERIC_BOUND ? a : -1;
 }
 
 /** A bigint address as ChainSegment.at has it. */
 export function numericAddress(addr: bigint): number {
-  return addr >= 0n && addr < BigInt(NUMERIC_ADDRESS_BOUND) ? Number(addr) : -1;
+  return addr >= 0n && addr < BigInt(NUMERIC_BOUND) ? Number(addr) : -1;
 }
 
 /** One available buffer as the device fetched it (virtio 1.2 §2.7.5, §2.8.5). */
