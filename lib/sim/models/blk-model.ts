@@ -15,7 +15,7 @@ import { gather, putByte, scatter } from '../virtio/ring/chain-io.js';
 import { DeviceConfigSpace, type ConfigField } from '../virtio/device-config.js';
 import { BAD_BLK_STATUS, type ReplyFault } from '../virtio/faults.js';
 import type { DeviceModel, Filled, ModelHost } from '../virtio/model.js';
-import { badChain, dataView, type Chain } from '../virtio/ring/chain.js';
+import { badChain, dataView, regionByNumber, type Chain } from '../virtio/ring/chain.js';
 import type { RuleId } from '../virtio/rules.js';
 
 // struct virtio_blk_config (virtio 1.2 §5.2.4), field by field.
@@ -183,7 +183,7 @@ export class BlkModel implements DeviceModel {
     }
     // The header: read in place when its first segment holds it all (the usual case), else gathered.
     const first = chain.readable[0]!;
-    const r = first.len >= BLK_REQ_HEADER_LEN && first.at >= 0 ? mem.regionAt?.(first.at, BLK_REQ_HEADER_LEN) : undefined;
+    const r = first.len >= BLK_REQ_HEADER_LEN ? regionByNumber(mem, first.at, BLK_REQ_HEADER_LEN) : undefined;
     const header = r ? r.data : dataView(first.len >= BLK_REQ_HEADER_LEN ? mem.view(first.addr, BLK_REQ_HEADER_LEN) : gather(mem, chain.readable, 0, BLK_REQ_HEADER_LEN));
     const at = r ? first.at - r.start : 0;
     const type = header.getUint32(at, true);

@@ -7,11 +7,11 @@
 // closure, no BigInt arithmetic (the segment's numeric address, GuestMemory.regionAt), one copy.
 
 import type { GuestMemory } from '../../../mem/dma.js';
-import type { ChainSegment } from './chain.js';
+import { regionByNumber, type ChainSegment } from './chain.js';
 
 /** The bytes of `seg`, in place: by its numeric address when the memory has that fast path, else a view (which checks). */
 function segmentBytes(mem: GuestMemory, seg: ChainSegment): Uint8Array {
-  const r = seg.at < 0 ? undefined : mem.regionAt?.(seg.at, seg.len);
+  const r = regionByNumber(mem, seg.at, seg.len);
   if (r === undefined) return mem.view(seg.addr, seg.len);
   const from = seg.at - r.start;
   return r.bytes.subarray(from, from + seg.len);
@@ -62,7 +62,7 @@ export function putByte(mem: GuestMemory, segments: ChainSegment[], offset: numb
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     if (skip < seg.len) {
-      const r = seg.at < 0 ? undefined : mem.regionAt?.(seg.at, seg.len);
+      const r = regionByNumber(mem, seg.at, seg.len);
       if (r) r.bytes[seg.at - r.start + skip] = value;
       else mem.view(seg.addr, seg.len)[skip] = value;
       return;

@@ -2,7 +2,7 @@
 // driver's available buffers, used elements written back, and the two event-suppression decisions
 // (virtio 1.2 §2.6–§2.8). The two layouts live in split.ts and packed.ts.
 
-import { NUMERIC_BOUND, type GuestMemory } from '../../../mem/dma.js';
+import { NUMERIC_BOUND, type GuestMemory, type GuestRegion } from '../../../mem/dma.js';
 import { RuleViolation, type RuleId } from '../rules.js';
 
 /** A piece of driver memory named by a descriptor: device address and length in bytes. */
@@ -27,6 +27,11 @@ export interface ChainSegment extends Segment {
 export function numericAddressOf(lo: number, hi: number): number {
   const a = hi * 0x1_0000_0000 + lo;
   return a < NUMERIC_BOUND ? a : -1;
+}
+
+/** The region holding [at, at+len) by numeric address (ChainSegment.at), or undefined: -1, no fast path, or not owned (callers then go by the bigint). */
+export function regionByNumber(mem: GuestMemory, at: number, len: number): GuestRegion | undefined {
+  return at < 0 ? undefined : mem.regionAt?.(at, len);
 }
 
 /** A bigint address as ChainSegment.at has it. */
@@ -132,7 +137,7 @@ const MAX_CHAIN_BYTES = 2 ** 32;
 export function addSegment(chain: Chain, queue: number, mem: GuestMemory, addr: bigint, at: number, len: number, writable: boolean): void {
   if (len === 0) throw badChain(queue, 'zero-length-descriptor', `descriptor of chain ${chain.id} has length 0`);
   // The numeric fast path when the memory has one; anything it does not answer goes by the bigint.
-  if (at < 0 || mem.regionAt?.(at, len) === undefined) checkGuest(mem, queue, addr, len, 'buffer');
+  if (regionByNumber(mem, at, len) === undefined) checkGuest(mem, queue, addr, len, 'buffer');
   if (writable) {
     chain.writable.push({ addr, len, at });
     chain.writableLen += len;

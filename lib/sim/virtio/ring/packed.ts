@@ -7,7 +7,7 @@ import type { GuestMemory } from '../../../mem/dma.js';
 import { PackedAlign, PackedDesc, PackedEventFlag, PackedFlag } from '../../../spec/index.js';
 import type { SimQueue } from '../queue.js';
 import {
-  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf,
+  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf, regionByNumber,
   type Chain, type DeviceRing, type RingContext, type UsedFault,
 } from './chain.js';
 
@@ -104,7 +104,7 @@ export class PackedDeviceRing implements DeviceRing {
       throw badChain(index, 'indirect-table-invalid', `indirect table length ${len} is not a non-zero multiple of ${PackedDesc.SIZE}`);
     }
     // Read in place in its region when the memory offers that, else through a view of the table.
-    const r = addrAt < 0 ? undefined : this.mem.regionAt?.(addrAt, len);
+    const r = regionByNumber(this.mem, addrAt, len);
     const table = r ? r.data : dataView(guestBytes(this.mem, index, addr, len, 'indirect table'));
     const base = r ? addrAt - r.start : 0;
     if (len / PackedDesc.SIZE > size) {

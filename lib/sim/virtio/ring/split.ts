@@ -6,7 +6,7 @@ import type { GuestMemory } from '../../../mem/dma.js';
 import { AvailFlag, DescFlag, SplitAlign, SplitAvail, SplitDesc, SplitUsed, UsedFlag } from '../../../spec/index.js';
 import type { SimQueue } from '../queue.js';
 import {
-  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf,
+  addSegment, badChain, dataView, emptyChain, guestBytes, numericAddressOf, regionByNumber,
   type Chain, type DeviceRing, type RingContext, type UsedFault,
 } from './chain.js';
 
@@ -94,7 +94,7 @@ export class SplitDeviceRing implements DeviceRing {
         if (len === 0 || len % SplitDesc.SIZE !== 0) {
           throw badChain(index, 'indirect-table-invalid', `chain ${head}: indirect table length ${len} is not a non-zero multiple of ${SplitDesc.SIZE}`);
         }
-        const r = addrAt < 0 ? undefined : this.mem.regionAt?.(addrAt, len);
+        const r = regionByNumber(this.mem, addrAt, len);
         if (r) {
           table = r.data;
           base = addrAt - r.start;
